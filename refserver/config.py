@@ -1,0 +1,62 @@
+"""Server configuration: the single source of defaults for the CLI and the API."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+LifespanMode = Literal["auto", "on", "off"]
+Backend = Literal["asyncio", "trio"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every option of the server. Field names carry their unit."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    root_path: str = ""
+    lifespan: LifespanMode = "auto"
+    backend: Backend = "asyncio"
+    factory: bool = False
+    app_dir: str = "."
+    log_level: str = "info"
+    shutdown_timeout_s: float = 10.0
+    h11_max_incomplete_event_size_bytes: int = 16 * 1024
+    timeout_keep_alive_s: float = 5.0
+    ws_max_size_bytes: int = 16 * MiB
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    ws_close_timeout_s: float = 10.0
+    ws_per_message_deflate: bool = True
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if self.lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be auto, on or off, not {self.lifespan!r}")
+        if self.backend not in ("asyncio", "trio"):
+            raise ValueError(f"backend must be asyncio or trio, not {self.backend!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, not {self.port}")
+        for name in ("shutdown_timeout_s", "timeout_keep_alive_s", "ws_close_timeout_s",
+                     "ws_ping_interval_s", "ws_ping_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.ws_max_size_bytes < 1:
+            raise ValueError("ws_max_size_bytes must be positive")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Config:
+        """Build a Config from keyword options, naming any unknown option."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**options)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)

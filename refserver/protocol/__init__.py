@@ -1,0 +1,6 @@
+"""Sans-IO protocol machines over h11 and wsproto.
+
+Plain inputs (bytes from the peer, a message from the app, "peer gone", "app ended")
+become plain outputs (bytes to write, events for the app, state changes). Nothing here
+awaits, touches a socket, reads the clock or logs: that is :mod:`refserver.runtime`.
+"""

@@ -1,0 +1,200 @@
+"""The WebSocket opening handshake, server side (RFC 6455 §4.2, RFC 7692 §7).
+
+Pure functions: decide whether a request asks for a WebSocket, validate it, negotiate
+permessage-deflate, and build the 101 headers. No I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+Headers = list[tuple[bytes, bytes]]
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+SUPPORTED_VERSION = b"13"
+
+
+def _tokens(headers: Headers, name: bytes) -> list[bytes]:
+    """Comma-separated tokens of every header called ``name``, lower-cased (RFC 9110 §5.6.1)."""
+    out = []
+    for key, value in headers:
+        if key == name:
+            out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
+    return out
+
+
+def _values(headers: Headers, name: bytes) -> list[bytes]:
+    return [v for k, v in headers if k == name]
+
+
+def asks_for_websocket(headers: Headers) -> bool:
+    """A request asks for a WebSocket when its Upgrade header names ``websocket``.
+
+    Every other request, including other upgrades such as h2c, is served as plain HTTP.
+    """
+    return b"websocket" in _tokens(headers, b"upgrade")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An HTTP error answer to a bad handshake; no app instance is started."""
+
+    status: int
+    reason: str
+    headers: Headers
+
+
+def accept_key(key: bytes) -> bytes:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2 item 5.4)."""
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Rejection | bytes:
+    """RFC 6455 §4.2.1: return the client's key, or the rejection to send."""
+
+    def bad(reason: str) -> Rejection:
+        return Rejection(400, reason, [(b"sec-websocket-version", SUPPORTED_VERSION)])
+
+    if method != b"GET":
+        return bad(f"a WebSocket handshake must use GET, not {method.decode('latin-1')}")
+    if http_version != b"1.1":
+        return bad("a WebSocket handshake needs HTTP/1.1")
+    if len(_values(headers, b"host")) != 1:
+        return bad("a WebSocket handshake needs exactly one Host header")
+    if b"upgrade" not in _tokens(headers, b"connection"):
+        return bad("the Connection header must contain the token 'upgrade'")
+    keys = _values(headers, b"sec-websocket-key")
+    if len(keys) != 1:
+        return bad("a WebSocket handshake needs exactly one Sec-WebSocket-Key")
+    key = keys[0].strip()
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if len(decoded) != 16:
+        return bad("Sec-WebSocket-Key must be base64 of exactly 16 bytes")
+    versions = _values(headers, b"sec-websocket-version")
+    if not versions:
+        return bad("the Sec-WebSocket-Version header is missing")
+    if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
+        # RFC 6455 §4.2.2 item 4: answer "426 Upgrade Required" naming the versions we speak.
+        return Rejection(426, "unsupported WebSocket version; this server speaks 13",
+                         [(b"sec-websocket-version", SUPPORTED_VERSION)])
+    return key
+
+
+# ---------------------------------------------------------------- permessage-deflate
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """The agreed permessage-deflate parameters (RFC 7692 §7.1)."""
+
+    server_no_context_takeover: bool
+    client_no_context_takeover: bool
+    server_max_window_bits: int
+    response: bytes  # the Sec-WebSocket-Extensions value to send
+
+
+# Our compressor's window when the client does not ask for a smaller one: 2**12 bytes
+# keeps per-connection memory small at a modest cost in ratio (RFC 7692 §7.1.2.1 lets the
+# server add server_max_window_bits on its own).
+DEFAULT_SERVER_WINDOW_BITS = 12
+
+
+def _parse_extension_list(headers: Headers) -> list[tuple[str, list[tuple[str, str | None]]]] | None:
+    """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); None when malformed."""
+    offers: list[tuple[str, list[tuple[str, str | None]]]] = []
+    for value in _values(headers, b"sec-websocket-extensions"):
+        try:
+            text = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            name, *raw_params = (p.strip() for p in item.split(";"))
+            if not name or not _is_token(name):
+                return None
+            params: list[tuple[str, str | None]] = []
+            for raw in raw_params:
+                key, eq, val = raw.partition("=")
+                key = key.strip()
+                if not _is_token(key):
+                    return None
+                if eq:
+                    val = val.strip()
+                    if len(val) >= 2 and val[0] == val[-1] == '"':
+                        val = val[1:-1]
+                    if not _is_token(val):
+                        return None
+                    params.append((key, val))
+                else:
+                    params.append((key, None))
+            offers.append((name.lower(), params))
+    return offers
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in text)
+
+
+def _window_bits(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+def negotiate_deflate(headers: Headers) -> DeflateParams | None:
+    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1).
+
+    An offer with an unknown, duplicated or out-of-range parameter is declined, as is
+    ``server_max_window_bits=8``: zlib cannot build an 8-bit raw-deflate compressor.
+    Declining is not a failure: the connection simply goes uncompressed.
+    """
+    offers = _parse_extension_list(headers)
+    for name, params in offers or ():
+        if name != "permessage-deflate":
+            continue
+        seen: set[str] = set()
+        server_nct = client_nct = False
+        server_bits: int | None = None
+        client_bits_offered = False
+        ok = True
+        for key, value in params:
+            if key in seen:
+                ok = False
+                break
+            seen.add(key)
+            if key == "server_no_context_takeover" and value is None:
+                server_nct = True
+            elif key == "client_no_context_takeover" and value is None:
+                client_nct = True
+            elif key == "server_max_window_bits":
+                server_bits = _window_bits(value)
+                ok = server_bits is not None and server_bits >= 9
+            elif key == "client_max_window_bits":
+                # No value: the client merely supports the parameter. A value limits the
+                # client's window; we inflate with the largest window, so any is fine.
+                client_bits_offered = True
+                ok = value is None or _window_bits(value) is not None
+            else:
+                ok = False
+            if not ok:
+                break
+        if not ok:
+            continue
+        window = min(server_bits or DEFAULT_SERVER_WINDOW_BITS, DEFAULT_SERVER_WINDOW_BITS)
+        parts = ["permessage-deflate"]
+        if server_nct:
+            parts.append("server_no_context_takeover")
+        if client_nct:
+            parts.append("client_no_context_takeover")
+        parts.append(f"server_max_window_bits={window}")
+        del client_bits_offered  # never echoed: we do not limit the client's window
+        return DeflateParams(server_nct, client_nct, window, "; ".join(parts).encode())
+    return None

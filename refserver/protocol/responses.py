@@ -1,0 +1,36 @@
+"""Building HTTP responses with h11: status lines with their reason phrase, and the
+small complete responses the server itself sends (400, 403, 426, 431, 500, 503)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import h11
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def reason_phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def response_head(status: int, headers: Headers) -> h11.Response:
+    return h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
+
+
+def complete_response(conn: h11.Connection, status: int, body: bytes, *,
+                      headers: Headers | None = None, date: bytes | None = None,
+                      head_only: bool = False) -> bytes:
+    """A whole response that closes the connection. Raises h11.LocalProtocolError if h11
+    cannot send a response now."""
+    all_headers = [*(headers or ()), (b"content-type", b"text/plain; charset=utf-8"),
+                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    if date is not None:
+        all_headers.append((b"date", date))
+    out = conn.send(response_head(status, all_headers)) or b""
+    if body and not head_only:
+        out += conn.send(h11.Data(data=body)) or b""
+    return out + (conn.send(h11.EndOfMessage()) or b"")

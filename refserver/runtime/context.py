@@ -1,0 +1,46 @@
+"""What every connection handler shares: the app, the config, the lifespan state."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from typing import Any, Protocol
+
+import anyio
+
+from refserver.config import Config
+from refserver.types import ASGIApp, Scope
+
+__all__ = ["ASGIApp", "Handler", "Scope", "ServerContext"]
+
+
+class Handler(Protocol):
+    async def shutdown(self) -> None: ...
+
+
+class ServerContext:
+    def __init__(self, app: ASGIApp, config: Config) -> None:
+        self.app = app
+        self.config = config
+        self.state: dict[str, Any] = {}  # the lifespan state (lifespan spec 2.0, "state")
+        self.handlers: set[Handler] = set()
+        self.shutting_down = False
+        self.all_closed = anyio.Event()
+        self._date_second = -1
+        self._date = b""
+
+    def date(self) -> bytes:
+        """The Date header value (RFC 9110 §6.6.1), formatted once per second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = formatdate(now, usegmt=True).encode()
+        return self._date
+
+    def add(self, handler: Handler) -> None:
+        self.handlers.add(handler)
+
+    def remove(self, handler: Handler) -> None:
+        self.handlers.discard(handler)
+        if self.shutting_down and not self.handlers:
+            self.all_closed.set()

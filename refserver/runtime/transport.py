@@ -1,0 +1,98 @@
+"""The one place where I/O errors become "peer gone".
+
+Every read and write of a client connection goes through :class:`Transport`. A read that
+fails or hits EOF returns ``b""``; a write that fails raises :class:`PeerGone`. Callers
+never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import anyio
+import anyio.abc
+
+READ_SIZE_BYTES = 64 * 1024
+
+
+class PeerGone(Exception):
+    """The peer can no longer be written to; ``str()`` says why."""
+
+
+def describe(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    if isinstance(cause, ConnectionResetError) or getattr(cause, "errno", None) == errno.ECONNRESET:
+        return "connection reset by peer"
+    if isinstance(cause, BrokenPipeError):
+        return "connection closed by peer (broken pipe)"
+    if isinstance(exc, anyio.ClosedResourceError):
+        return "connection closed"
+    text = str(cause) or type(cause).__name__
+    return f"connection lost ({text})"
+
+
+class Transport:
+    __slots__ = ("_send_scope", "_stream", "gone", "interrupted_write")
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self.gone: str | None = None  # why the peer is gone, once it is
+        self._send_scope: anyio.CancelScope | None = None
+        self.interrupted_write = False  # a write was cut short: the byte stream is torn
+
+    async def receive(self) -> bytes:
+        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
+        if self.gone is not None:
+            return b""
+        try:
+            return await self._stream.receive(READ_SIZE_BYTES)
+        except anyio.EndOfStream:
+            self.gone = "peer closed the connection"
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = describe(exc)
+        return b""
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; returns once it is in the socket's send buffer."""
+        if self.gone is not None:
+            raise PeerGone(self.gone)
+        scope = anyio.CancelScope()
+        self._send_scope = scope
+        try:
+            with scope:
+                await self._stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            raise PeerGone(self.gone) from None
+        finally:
+            self._send_scope = None
+        if scope.cancelled_caught:
+            self.interrupted_write = True
+            raise PeerGone(self.gone or "connection aborted")
+
+    def abort(self, reason: str) -> None:
+        """Mark the peer gone and cut short a write that is waiting for buffer space."""
+        self.gone = self.gone or reason
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
+    @property
+    def writing(self) -> bool:
+        return self._send_scope is not None
+
+    async def send_eof(self) -> None:
+        """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""
+        if self.gone is not None or not isinstance(self._stream, anyio.abc.SocketStream):
+            return
+        try:
+            await self._stream.send_eof()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = describe(exc)
+
+    async def aclose(self) -> None:
+        self.abort("connection closed by the server")
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._stream.aclose()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass

@@ -1,0 +1,119 @@
+"""Scope builders for the http and websocket connection scopes (www spec 2.5).
+
+Every key of the spec's scope tables is filled, exactly typed. Builders take plain
+values so that they can be tested without a socket or an h11 connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from refserver.spec.versions import HTTP_ASGI, WEBSOCKET_ASGI
+
+Headers = list[tuple[bytes, bytes]]
+Address = tuple[str, int] | tuple[str, None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A request target split the way the www spec wants it."""
+
+    path: str  # percent-decoded, UTF-8-decoded ("path")
+    raw_path: bytes  # as received, without the query string ("raw_path", cleared by asgiref #402)
+    query_string: bytes  # after "?", still percent-encoded ("query_string")
+
+
+def split_target(target: bytes) -> Target:
+    """Split a request target (origin-form, absolute-form or ``*``) into path and query."""
+    if not target.startswith(b"/") and target != b"*" and b"://" in target:
+        # absolute-form (RFC 9112 §3.2.2): keep only the path and query of the URL.
+        parts = urlsplit(target)
+        raw_path = parts.path or b"/"
+        query = parts.query
+    else:
+        raw_path, _, query = target.partition(b"?")
+    # www spec: "path ... with percent-encoded sequences and UTF-8 byte sequences decoded
+    # into characters". Invalid UTF-8 is replaced, as every mainstream server does
+    # (docs/decisions.md, "Undecodable paths").
+    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return Target(path=path, raw_path=raw_path, query_string=query)
+
+
+def http_scope(
+    *,
+    method: str,
+    http_version: str,
+    target: Target,
+    headers: Headers,
+    client: Address,
+    server: Address,
+    root_path: str,
+    state: dict[str, Any],
+    scheme: str = "http",
+) -> dict[str, Any]:
+    """www spec 2.5, "HTTP Connection Scope"."""
+    return {
+        "type": "http",
+        "asgi": dict(HTTP_ASGI),
+        "http_version": http_version,
+        "method": method,
+        "scheme": scheme,
+        "path": target.path,
+        "raw_path": target.raw_path,
+        "query_string": target.query_string,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        # www spec: a *shallow copy* of the lifespan state for every connection scope.
+        "state": state.copy(),
+        # asgi spec "Extensions": list only what is implemented; no http extension is.
+        "extensions": {},
+    }
+
+
+def parse_subprotocols(headers: Headers) -> list[str]:
+    """www spec 2.5 WebSocket scope ``subprotocols``: every Sec-WebSocket-Protocol header,
+    in order, split on commas and trimmed (RFC 6455 §4.2.1 item 8, §11.3.4)."""
+    protocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            for item in value.decode("latin-1").split(","):
+                item = item.strip()
+                if item:
+                    protocols.append(item)
+    return protocols
+
+
+def websocket_scope(
+    *,
+    http_version: str,
+    target: Target,
+    headers: Headers,
+    client: Address,
+    server: Address,
+    root_path: str,
+    state: dict[str, Any],
+    subprotocols: list[str],
+    scheme: str = "ws",
+) -> dict[str, Any]:
+    """www spec 2.5, "WebSocket Connection Scope"."""
+    return {
+        "type": "websocket",
+        "asgi": dict(WEBSOCKET_ASGI),
+        "http_version": http_version,
+        "scheme": scheme,
+        "path": target.path,
+        "raw_path": target.raw_path,
+        "query_string": target.query_string,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "subprotocols": subprotocols,
+        "state": state.copy(),
+        # asgi extensions, "WebSocket Denial Response": advertised because implemented.
+        "extensions": {"websocket.http.response": {}},
+    }
