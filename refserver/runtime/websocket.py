@@ -40,14 +40,14 @@ class WebSocketConnection:
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._close_deadline = math.inf
         self._eof_sent = False
+        self._keepalive_scope = anyio.CancelScope()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_app)
-            with anyio.CancelScope() as keepalive_scope:
-                tg.start_soon(self._keepalive, keepalive_scope)
-                await self._read_until_closed()
-                keepalive_scope.cancel()
+            tg.start_soon(self._keepalive)
+            await self._read_until_closed()
+            self._keepalive_scope.cancel()
 
     # ------------------------------------------------------------------ shared
 
@@ -156,10 +156,10 @@ class WebSocketConnection:
 
     # ------------------------------------------------------------------ keepalive
 
-    async def _keepalive(self, scope: anyio.CancelScope) -> None:
+    async def _keepalive(self) -> None:
         """www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
-        Runs until ``scope`` is cancelled (when the TCP connection is closed)."""
-        with scope:
+        Runs until the TCP connection is closed."""
+        with self._keepalive_scope:
             await self._ping_until_dead()
 
     async def _ping_until_dead(self) -> None:
