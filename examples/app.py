@@ -48,8 +48,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             body, status, kind = PAGE, 200, b"text/html; charset=utf-8"
         else:
             body, status, kind = b"Not Found\n", 404, b"text/plain; charset=utf-8"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", kind)]})
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]})
         await send({"type": "http.response.body", "body": body})
     elif scope["type"] == "websocket":
         if scope["path"] != "/ws":
@@ -61,5 +60,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            await send({"type": "websocket.send", "text": message.get("text"),
-                        "bytes": message.get("bytes")})
+            await send(
+                {
+                    "type": "websocket.send",
+                    "text": message.get("text"),
+                    "bytes": message.get("bytes"),
+                }
+            )

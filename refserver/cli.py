@@ -32,52 +32,118 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="refserver",
         description="A reference ASGI 3 server (HTTP/1.1, WebSocket, lifespan) that does "
-                    "exactly what the ASGI specification says.")
+        "exactly what the ASGI specification says.",
+    )
     p.add_argument("app", metavar="MODULE:ATTR", help="the ASGI app, e.g. examples.app:app")
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host})")
-    p.add_argument("--port", type=int, default=d.port, help=f"port to bind; 0 picks a free one (default {d.port})")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=d.port,
+        help=f"port to bind; 0 picks a free one (default {d.port})",
+    )
     p.add_argument("--uds", default=d.uds, metavar="PATH", help="bind a unix domain socket instead of TCP")
     p.add_argument("--root-path", default=d.root_path, help="the scope's root_path (mount point)")
-    p.add_argument("--lifespan", choices=("auto", "on", "off"), default=d.lifespan,
-                   help=f"lifespan protocol: auto, on or off (default {d.lifespan})")
-    p.add_argument("--backend", choices=("asyncio", "trio"), default=d.backend,
-                   help=f"event loop (default {d.backend})")
+    p.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default=d.lifespan,
+        help=f"lifespan protocol: auto, on or off (default {d.lifespan})",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default=d.backend,
+        help=f"event loop (default {d.backend})",
+    )
     p.add_argument("--factory", action="store_true", help="MODULE:ATTR is a factory returning the app")
     p.add_argument("--app-dir", default=d.app_dir, help="directory added to sys.path first (default .)")
-    p.add_argument("--log-level", default=d.log_level,
-                   choices=("critical", "error", "warning", "info", "debug", "trace"),
-                   help=f"log level (default {d.log_level})")
+    p.add_argument(
+        "--log-level",
+        default=d.log_level,
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help=f"log level (default {d.log_level})",
+    )
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="disable the access log")
-    p.add_argument("--shutdown-timeout", type=float, default=d.shutdown_timeout_s, metavar="SECONDS",
-                   help=f"how long in-flight work may finish on shutdown (default {d.shutdown_timeout_s})")
-    p.add_argument("--h11-max-incomplete-event-size", type=int,
-                   default=d.h11_max_incomplete_event_size_bytes, metavar="BYTES",
-                   help=f"limit for a request head; larger gets 431 (default {d.h11_max_incomplete_event_size_bytes})")
-    p.add_argument("--timeout-keep-alive", type=float, default=d.timeout_keep_alive_s, metavar="SECONDS",
-                   help=f"close idle keep-alive connections and unfinished request heads after this (default {d.timeout_keep_alive_s})")
-    p.add_argument("--ws-max-size", type=int, default=d.ws_max_size_bytes, metavar="BYTES",
-                   help=f"largest incoming WebSocket message; larger closes with 1009 (default {d.ws_max_size_bytes})")
-    p.add_argument("--ws-ping-interval", type=float, default=d.ws_ping_interval_s, metavar="SECONDS",
-                   help=f"keepalive ping interval, 0 disables (default {d.ws_ping_interval_s})")
-    p.add_argument("--ws-ping-timeout", type=float, default=d.ws_ping_timeout_s, metavar="SECONDS",
-                   help=f"close when a ping is not answered in time, 0 disables (default {d.ws_ping_timeout_s})")
-    p.add_argument("--ws-close-timeout", type=float, default=d.ws_close_timeout_s, metavar="SECONDS",
-                   help=f"how long to wait for the peer's close frame (default {d.ws_close_timeout_s})")
-    p.add_argument("--ws-per-message-deflate", type=_bool, default=d.ws_per_message_deflate,
-                   metavar="BOOL", help="negotiate permessage-deflate (default true)")
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=d.shutdown_timeout_s,
+        metavar="SECONDS",
+        help=f"how long in-flight work may finish on shutdown (default {d.shutdown_timeout_s})",
+    )
+    p.add_argument(
+        "--h11-max-incomplete-event-size",
+        type=int,
+        default=d.h11_max_incomplete_event_size_bytes,
+        metavar="BYTES",
+        help=f"limit for a request head; larger gets 431 (default {d.h11_max_incomplete_event_size_bytes})",
+    )
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        default=d.timeout_keep_alive_s,
+        metavar="SECONDS",
+        help=f"close idle keep-alive connections and unfinished heads after this (default {d.timeout_keep_alive_s})",
+    )
+    p.add_argument(
+        "--ws-max-size",
+        type=int,
+        default=d.ws_max_size_bytes,
+        metavar="BYTES",
+        help=f"largest incoming WebSocket message; larger closes with 1009 (default {d.ws_max_size_bytes})",
+    )
+    p.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=d.ws_ping_interval_s,
+        metavar="SECONDS",
+        help=f"keepalive ping interval, 0 disables (default {d.ws_ping_interval_s})",
+    )
+    p.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=d.ws_ping_timeout_s,
+        metavar="SECONDS",
+        help=f"close when a ping is not answered in time, 0 disables (default {d.ws_ping_timeout_s})",
+    )
+    p.add_argument(
+        "--ws-close-timeout",
+        type=float,
+        default=d.ws_close_timeout_s,
+        metavar="SECONDS",
+        help=f"how long to wait for the peer's close frame (default {d.ws_close_timeout_s})",
+    )
+    p.add_argument(
+        "--ws-per-message-deflate",
+        type=_bool,
+        default=d.ws_per_message_deflate,
+        metavar="BOOL",
+        help="negotiate permessage-deflate (default true)",
+    )
     p.add_argument("--version", action="version", version=f"refserver {__version__}")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     return Config(
-        host=args.host, port=args.port, uds=args.uds, root_path=args.root_path,
-        lifespan=args.lifespan, backend=args.backend, factory=args.factory, app_dir=args.app_dir,
-        log_level=args.log_level, shutdown_timeout_s=args.shutdown_timeout,
+        host=args.host,
+        port=args.port,
+        uds=args.uds,
+        root_path=args.root_path,
+        lifespan=args.lifespan,
+        backend=args.backend,
+        factory=args.factory,
+        app_dir=args.app_dir,
+        log_level=args.log_level,
+        shutdown_timeout_s=args.shutdown_timeout,
         h11_max_incomplete_event_size_bytes=args.h11_max_incomplete_event_size,
-        timeout_keep_alive_s=args.timeout_keep_alive, ws_max_size_bytes=args.ws_max_size,
-        ws_ping_interval_s=args.ws_ping_interval, ws_ping_timeout_s=args.ws_ping_timeout,
-        ws_close_timeout_s=args.ws_close_timeout, ws_per_message_deflate=args.ws_per_message_deflate,
+        timeout_keep_alive_s=args.timeout_keep_alive,
+        ws_max_size_bytes=args.ws_max_size,
+        ws_ping_interval_s=args.ws_ping_interval,
+        ws_ping_timeout_s=args.ws_ping_timeout,
+        ws_close_timeout_s=args.ws_close_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate,
         access_log=args.access_log,
     )
 
@@ -101,8 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     configure_logging(config.log_level)
     if config.backend == "trio" and importlib.util.find_spec("trio") is None:
-        print("refserver: error: --backend trio needs trio, which is not installed; "
-              "install it with: pip install 'refserver[trio]'", file=sys.stderr)
+        print(
+            "refserver: error: --backend trio needs trio, which is not installed; "
+            "install it with: pip install 'refserver[trio]'",
+            file=sys.stderr,
+        )
         return 2
     from refserver.loading import load_app
     from refserver.runtime.main import run_until_signalled

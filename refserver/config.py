@@ -42,8 +42,13 @@ class Config:
             raise ValueError(f"backend must be asyncio or trio, not {self.backend!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, not {self.port}")
-        for name in ("shutdown_timeout_s", "timeout_keep_alive_s", "ws_close_timeout_s",
-                     "ws_ping_interval_s", "ws_ping_timeout_s"):
+        for name in (
+            "shutdown_timeout_s",
+            "timeout_keep_alive_s",
+            "ws_close_timeout_s",
+            "ws_ping_interval_s",
+            "ws_ping_timeout_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.ws_max_size_bytes < 1:

@@ -20,7 +20,7 @@ def is_asgi3(app: Any) -> bool:
         return hasattr(app, "__await__")
     if inspect.iscoroutinefunction(app):
         return True
-    return inspect.iscoroutinefunction(getattr(app, "__call__", None))
+    return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
 
 
 def as_asgi3(app: Any) -> ASGIApp:
@@ -48,8 +48,9 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
-            raise AppLoadError(f"cannot import module {module_name!r}: no module named {missing!r} "
-                               f"(searched {directory} and sys.path)") from None
+            raise AppLoadError(
+                f"cannot import module {module_name!r}: no module named {missing!r} (searched {directory} and sys.path)"
+            ) from None
         raise
     obj: Any = module
     for attr in attrs.split("."):

@@ -35,7 +35,10 @@ class MessageSizeLimit(Extension):
         return False
 
     def frame_inbound_header(
-        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits,
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
         payload_length: int,
     ) -> CloseReason | RsvBits:
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -71,7 +74,10 @@ class PerMessageDeflate(Extension):
 
     # RFC 7692 §6: RSV1 marks the first frame of a compressed message.
     def frame_inbound_header(
-        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits,
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
         payload_length: int,
     ) -> CloseReason | RsvBits:
         if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
@@ -97,14 +103,18 @@ class PerMessageDeflate(Extension):
         return out
 
     def frame_inbound_payload_data(
-        self, proto: FrameDecoder | FrameProtocol, data: bytes,
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        data: bytes,
     ) -> bytes | CloseReason:
         if not self._inbound_compressed:
             return data
         return self._inflate(data)
 
     def frame_inbound_complete(
-        self, proto: FrameDecoder | FrameProtocol, fin: bool,
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        fin: bool,
     ) -> bytes | CloseReason | None:
         if not fin or not self._inbound_compressed:
             return None
@@ -115,8 +125,12 @@ class PerMessageDeflate(Extension):
         return out
 
     def frame_outbound(
-        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits,
-        data: bytes, fin: bool,
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        data: bytes,
+        fin: bool,
     ) -> tuple[RsvBits, bytes]:
         if opcode.iscontrol():
             return rsv, data
@@ -124,7 +138,8 @@ class PerMessageDeflate(Extension):
             rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
         if self._deflater is None:
             self._deflater = zlib.compressobj(
-                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5)
+                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5
+            )
         out = self._deflater.compress(data)
         if fin:
             out += self._deflater.flush(zlib.Z_SYNC_FLUSH)

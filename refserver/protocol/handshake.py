@@ -19,7 +19,7 @@ SUPPORTED_VERSION = b"13"
 
 def _tokens(headers: Headers, name: bytes) -> list[bytes]:
     """Comma-separated tokens of every header called ``name``, lower-cased (RFC 9110 §5.6.1)."""
-    out = []
+    out: list[bytes] = []
     for key, value in headers:
         if key == name:
             out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
@@ -81,8 +81,11 @@ def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Re
         return bad("the Sec-WebSocket-Version header is missing")
     if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
         # RFC 6455 §4.2.2 item 4: answer "426 Upgrade Required" naming the versions we speak.
-        return Rejection(426, "unsupported WebSocket version; this server speaks 13",
-                         [(b"sec-websocket-version", SUPPORTED_VERSION)])
+        return Rejection(
+            426,
+            "unsupported WebSocket version; this server speaks 13",
+            [(b"sec-websocket-version", SUPPORTED_VERSION)],
+        )
     return key
 
 
@@ -105,7 +108,9 @@ class DeflateParams:
 DEFAULT_SERVER_WINDOW_BITS = 12
 
 
-def _parse_extension_list(headers: Headers) -> list[tuple[str, list[tuple[str, str | None]]]] | None:
+def _parse_extension_list(
+    headers: Headers,
+) -> list[tuple[str, list[tuple[str, str | None]]]] | None:
     """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); None when malformed."""
     offers: list[tuple[str, list[tuple[str, str | None]]]] = []
     for value in _values(headers, b"sec-websocket-extensions"):

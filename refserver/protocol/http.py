@@ -120,8 +120,10 @@ class HTTPCycle:
     def _hold_start(self, message: Message) -> bytes:
         if message.get("trailers", False):
             raise ASGIProtocolError(
-                "http.response.start", "asks for trailers, but the http.response.trailers "
-                "extension is not advertised", sections.HTTP_TRAILERS)
+                "http.response.start",
+                "asks for trailers, but the http.response.trailers extension is not advertised",
+                sections.HTTP_TRAILERS,
+            )
         self.status = message["status"]
         headers = [(n, v) for n, v in message.get("headers", ()) if n not in _SERVER_OWNED_HEADERS]
         if not any(n == b"date" for n, _ in headers):
@@ -134,8 +136,7 @@ class HTTPCycle:
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
         headers = self._held_headers
-        if (not more and self.status not in _NO_BODY_STATUSES
-                and not any(n == b"content-length" for n, _ in headers)):
+        if not more and self.status not in _NO_BODY_STATUSES and not any(n == b"content-length" for n, _ in headers):
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             headers = [*headers, (b"content-length", str(len(body)).encode())]
@@ -163,8 +164,7 @@ class HTTPCycle:
             return self.conn.send(event) or b""
         except h11.LocalProtocolError as exc:
             self.must_close = True
-            section = (sections.HTTP_RESPONSE_BODY if kind == "http.response.body"
-                       else sections.HTTP_RESPONSE_START)
+            section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
     # ------------------------------------------------------------------ app ended
@@ -182,14 +182,18 @@ class HTTPCycle:
             return b""
         self.status = 500
         self.state = ResponseState.COMPLETE
-        return complete_response(self.conn, 500, b"Internal Server Error\n", date=self.date,
-                                 head_only=self.method == b"HEAD")
+        return complete_response(
+            self.conn,
+            500,
+            b"Internal Server Error\n",
+            date=self.date,
+            head_only=self.method == b"HEAD",
+        )
 
     @property
     def keep_alive(self) -> bool:
         """Whether the connection can carry the next request (h11 decides the wire side)."""
-        return (not self.must_close and self.conn.our_state is h11.DONE
-                and self.conn.their_state is h11.DONE)
+        return not self.must_close and self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
 
 
 Action = Callable[[HTTPCycle, Message], bytes]
@@ -207,7 +211,5 @@ def _misuse(kind: str) -> ASGIProtocolError:
     if kind == "http.response.body":
         return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_RESPONSE_BODY)
     if kind == "http.response.start":
-        return ASGIProtocolError(kind, "sent twice: the response has already started",
-                                 sections.HTTP_RESPONSE_START)
-    return ASGIProtocolError(kind, "is not a message an http connection accepts",
-                             sections.CORE_ERRORS)
+        return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
+    return ASGIProtocolError(kind, "is not a message an http connection accepts", sections.CORE_ERRORS)

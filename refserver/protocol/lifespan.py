@@ -43,8 +43,7 @@ class LifespanMachine:
     def app_send(self, message: Mapping[str, Any]) -> LifespanState:
         kind = messages.message_type(message)
         next_state = _TABLE.get((self.state, kind))
-        section = (sections.LIFESPAN_STARTUP if kind.startswith("lifespan.startup")
-                   else sections.LIFESPAN_SHUTDOWN)
+        section = sections.LIFESPAN_STARTUP if kind.startswith("lifespan.startup") else sections.LIFESPAN_SHUTDOWN
         if next_state is None:
             if not kind.startswith("lifespan."):
                 section = sections.CORE_ERRORS

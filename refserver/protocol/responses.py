@@ -21,13 +21,23 @@ def response_head(status: int, headers: Headers) -> h11.Response:
     return h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
 
 
-def complete_response(conn: h11.Connection, status: int, body: bytes, *,
-                      headers: Headers | None = None, date: bytes | None = None,
-                      head_only: bool = False) -> bytes:
+def complete_response(
+    conn: h11.Connection,
+    status: int,
+    body: bytes,
+    *,
+    headers: Headers | None = None,
+    date: bytes | None = None,
+    head_only: bool = False,
+) -> bytes:
     """A whole response that closes the connection. Raises h11.LocalProtocolError if h11
     cannot send a response now."""
-    all_headers = [*(headers or ()), (b"content-type", b"text/plain; charset=utf-8"),
-                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    all_headers = [
+        *(headers or ()),
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     if date is not None:
         all_headers.append((b"date", date))
     out = conn.send(response_head(status, all_headers)) or b""

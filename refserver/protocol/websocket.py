@@ -26,16 +26,18 @@ from enum import Enum
 from typing import Any
 
 import h11
-from wsproto import Connection as WireConnection
-from wsproto import ConnectionType
+from wsproto.connection import Connection as WireConnection
 from wsproto.connection import ConnectionState as WireState
+from wsproto.connection import ConnectionType
 from wsproto.events import (
     BytesMessage,
     CloseConnection,
-    Message as WireMessage,
     Ping,
     Pong,
     TextMessage,
+)
+from wsproto.events import (
+    Message as WireMessage,
 )
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
@@ -52,10 +54,15 @@ CONNECT_EVENT: dict[str, Any] = {"type": "websocket.connect"}
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 for the code
 # Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md A14).
 _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
-_WS_MESSAGES = frozenset({
-    "websocket.accept", "websocket.send", "websocket.close",
-    "websocket.http.response.start", "websocket.http.response.body",
-})
+_WS_MESSAGES = frozenset(
+    {
+        "websocket.accept",
+        "websocket.send",
+        "websocket.close",
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    }
+)
 
 
 class WSState(Enum):
@@ -202,18 +209,27 @@ class WebSocketSession:
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
             self._answer_500()
             raise ASGIProtocolError(
-                "websocket.accept", f"chose subprotocol {subprotocol!r}, which the client did "
+                "websocket.accept",
+                f"chose subprotocol {subprotocol!r}, which the client did "
                 f"not offer (offered: {self.offered_subprotocols}; RFC 6455 §4.2.2); the "
-                "handshake was answered with HTTP 500", sections.WS_ACCEPT)
+                "handshake was answered with HTTP 500",
+                sections.WS_ACCEPT,
+            )
         app_headers = list(message.get("headers", ()))
         for name, _ in app_headers:
             if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
                 self._answer_500()
                 raise ASGIProtocolError(
-                    "websocket.accept", f"sets header {name.decode('latin-1')!r}, which only the "
-                    "server may set; the handshake was answered with HTTP 500", sections.WS_ACCEPT)
-        headers = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
-                   (b"sec-websocket-accept", accept_key(self.key))]
+                    "websocket.accept",
+                    f"sets header {name.decode('latin-1')!r}, which only the "
+                    "server may set; the handshake was answered with HTTP 500",
+                    sections.WS_ACCEPT,
+                )
+        headers = [
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-accept", accept_key(self.key)),
+        ]
         if subprotocol is not None:
             headers.append((b"sec-websocket-protocol", subprotocol.encode()))
         extensions: list[Extension] = [MessageSizeLimit(self.max_size_bytes)]
@@ -225,8 +241,9 @@ class WebSocketSession:
             data = self.handshake.send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as exc:
             self._answer_500()
-            raise ASGIProtocolError("websocket.accept", f"has headers h11 cannot send: {exc}",
-                                    sections.WS_ACCEPT) from None
+            raise ASGIProtocolError(
+                "websocket.accept", f"has headers h11 cannot send: {exc}", sections.WS_ACCEPT
+            ) from None
         self._write(data or b"")
         trailing, _closed = self.handshake.trailing_data
         self.wire = WireConnection(ConnectionType.SERVER, extensions)
@@ -262,11 +279,14 @@ class WebSocketSession:
             self._denial_done()
 
     def _denial_done(self) -> None:
-        self._close(1006, "", f"the handshake was answered with the app's HTTP "
-                    f"{self._denial_status} response", Plan.DRAIN)
+        self._close(
+            1006,
+            "",
+            f"the handshake was answered with the app's HTTP {self._denial_status} response",
+            Plan.DRAIN,
+        )
 
-    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                       more: bool) -> None:
+    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, more: bool) -> None:
         headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
         if not more and not any(n == b"content-length" for n, _ in headers):
             headers.append((b"content-length", str(len(body)).encode()))
@@ -280,8 +300,9 @@ class WebSocketSession:
                 self._write(self.handshake.send(h11.EndOfMessage()) or b"")
         except h11.LocalProtocolError as exc:
             self._close(1006, "", "the handshake response could not be sent", Plan.CLOSE)
-            raise ASGIProtocolError("websocket.http.response.start",
-                                    f"cannot be sent: {exc}", sections.WS_DENIAL) from None
+            raise ASGIProtocolError(
+                "websocket.http.response.start", f"cannot be sent: {exc}", sections.WS_DENIAL
+            ) from None
 
     def _answer_500(self) -> None:
         body = b"Internal Server Error"
@@ -301,8 +322,11 @@ class WebSocketSession:
             else:
                 self._write(wire.send(BytesMessage(data=bytes(message["bytes"]))))
         except UnicodeEncodeError as exc:
-            raise ASGIProtocolError("websocket.send", f"has text that is not encodable as "
-                                    f"UTF-8 ({exc.reason})", sections.WS_SEND) from None
+            raise ASGIProtocolError(
+                "websocket.send",
+                f"has text that is not encodable as UTF-8 ({exc.reason})",
+                sections.WS_SEND,
+            ) from None
 
     def _send_close(self, message: Message) -> None:
         code = message.get("code")
@@ -311,7 +335,8 @@ class WebSocketSession:
         if cut:
             self.notices.append(
                 f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
-                "it was cut to fit the close frame (RFC 6455 §5.5)")
+                "it was cut to fit the close frame (RFC 6455 §5.5)"
+            )
         self._write_close(code, reason)
         self.closed_reason = f"the app already sent websocket.close (code {code})"
         self.close_code = code
@@ -389,7 +414,7 @@ class WebSocketSession:
             # wsproto reports a parse failure as a close event without changing state:
             # fail the connection (RFC 6455 §7.1.7) with its code; wsproto's parser is
             # finished, so the rest of the input is discarded.
-            text = _FAILURE_REASONS.get(event.code, "protocol error")
+            text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
             if event.code == CloseReason.MESSAGE_TOO_BIG:
                 text = f"message exceeds {self.max_size_bytes} bytes"
             self._write_close(code, text)
@@ -404,8 +429,7 @@ class WebSocketSession:
 
     def close_timeout_expired(self) -> None:
         """Our close frame was not answered within the close timeout."""
-        self._close(1006, "", "the peer did not answer the close frame in time (code 1006)",
-                    Plan.CLOSE)
+        self._close(1006, "", "the peer did not answer the close frame in time (code 1006)", Plan.CLOSE)
 
     def keepalive_timed_out(self) -> None:
         """No pong within the ping timeout: tell the peer (1011) and give up (1006)."""
@@ -426,11 +450,14 @@ class WebSocketSession:
         reason = "server shutting down"
         if self.state is WSState.OPEN:
             self._write_close(1001, reason)
-            self._close(1001, reason, "the server is shutting down (close code 1001)",
-                        Plan.AWAIT_CLOSE)
+            self._close(1001, reason, "the server is shutting down (close code 1001)", Plan.AWAIT_CLOSE)
         elif self.state is WSState.CONNECTING:
-            self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")],
-                                b"Server shutting down", False)
+            self._http_response(
+                503,
+                [(b"content-type", b"text/plain; charset=utf-8")],
+                b"Server shutting down",
+                False,
+            )
             self._close(1001, reason, "the server is shutting down (HTTP 503)", Plan.DRAIN)
 
     def app_ended(self, *, raised: bool) -> None:
@@ -465,21 +492,23 @@ _TABLE: dict[tuple[WSState, str], Action] = {
 
 def _misuse(state: WSState, kind: str) -> ASGIProtocolError:
     if kind not in _WS_MESSAGES:
-        return ASGIProtocolError(kind, "is not a message a websocket connection accepts",
-                                 sections.CORE_ERRORS)
+        return ASGIProtocolError(kind, "is not a message a websocket connection accepts", sections.CORE_ERRORS)
     if state is WSState.CONNECTING:
         if kind == "websocket.send":
             return ASGIProtocolError(kind, "sent before websocket.accept", sections.WS_SEND)
-        return ASGIProtocolError(kind, "sent before websocket.http.response.start",
-                                 sections.WS_DENIAL)
+        return ASGIProtocolError(kind, "sent before websocket.http.response.start", sections.WS_DENIAL)
     if state is WSState.OPEN:
         if kind == "websocket.accept":
-            return ASGIProtocolError(kind, "sent twice: the connection is already accepted",
-                                     sections.WS_ACCEPT)
-        return ASGIProtocolError(kind, "sent after websocket.accept: a denial response is only "
-                                 "possible before accepting", sections.WS_DENIAL)
+            return ASGIProtocolError(kind, "sent twice: the connection is already accepted", sections.WS_ACCEPT)
+        return ASGIProtocolError(
+            kind,
+            "sent after websocket.accept: a denial response is only possible before accepting",
+            sections.WS_DENIAL,
+        )
     if kind == "websocket.http.response.start":
-        return ASGIProtocolError(kind, "sent twice: the denial response has already started",
-                                 sections.WS_DENIAL)
-    return ASGIProtocolError(kind, "sent during a denial response; only "
-                             "websocket.http.response.body may follow", sections.WS_DENIAL)
+        return ASGIProtocolError(kind, "sent twice: the denial response has already started", sections.WS_DENIAL)
+    return ASGIProtocolError(
+        kind,
+        "sent during a denial response; only websocket.http.response.body may follow",
+        sections.WS_DENIAL,
+    )

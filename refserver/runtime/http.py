@@ -53,8 +53,7 @@ class HTTPConnection:
     def __init__(self, stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:
         self.transport = Transport(stream)
         self.ctx = ctx
-        self.conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=ctx.config.h11_max_incomplete_event_size_bytes)
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.h11_max_incomplete_event_size_bytes)
         self.client, self.server = _addresses(stream)
         self._idle_scope: anyio.CancelScope | None = None
         self._websocket: WebSocketConnection | None = None
@@ -68,7 +67,7 @@ class HTTPConnection:
                 request = await self._next_request()
                 if request is None:
                     return
-                if handshake.asks_for_websocket(request.headers):
+                if handshake.asks_for_websocket(list(request.headers)):
                     await self._upgrade(request)
                     return
                 if not await self._serve_request(request) or self._closing:
@@ -146,8 +145,14 @@ class HTTPConnection:
             await self._run_app(cycle, scope)
             tg.cancel_scope.cancel()
         if self.ctx.config.access_log and access_log.isEnabledFor(20):
-            access_log.info('%s - "%s %s HTTP/%s" %d', _peer(self.client), scope["method"],
-                            request.target.decode("latin-1"), scope["http_version"], cycle.status)
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %d',
+                _peer(self.client),
+                scope["method"],
+                request.target.decode("latin-1"),
+                scope["http_version"],
+                cycle.status,
+            )
         return cycle.keep_alive and self.transport.gone is None
 
     async def _run_app(self, cycle: HTTPCycle, scope: dict[str, Any]) -> None:
@@ -177,8 +182,12 @@ class HTTPConnection:
             error_log.exception("Exception in ASGI application (%s %s)", scope["method"], scope["path"])
         else:
             if cycle.state is not ResponseState.COMPLETE and cycle.client_gone_reason is None:
-                error_log.error("ASGI application returned without completing the response "
-                                "(%s %s, state %s)", scope["method"], scope["path"], cycle.state.name)
+                error_log.error(
+                    "ASGI application returned without completing the response (%s %s, state %s)",
+                    scope["method"],
+                    scope["path"],
+                    cycle.state.name,
+                )
         data = cycle.app_ended()
         if data:
             await self._write(cycle, data)
@@ -219,7 +228,10 @@ class HTTPConnection:
                 pending.clear()
                 self._app_wakeup.fire()
                 continue
-            if cycle.request_complete and len(conn.trailing_data[0]) > self.ctx.config.h11_max_incomplete_event_size_bytes:
+            if (
+                cycle.request_complete
+                and len(conn.trailing_data[0]) > self.ctx.config.h11_max_incomplete_event_size_bytes
+            ):
                 await anyio.sleep_forever()  # enough pipelined bytes buffered: stop reading
             data = await transport.receive()
             if not data:
@@ -270,11 +282,20 @@ class HTTPConnection:
         await self._websocket.run()
 
     async def _reject_handshake(self, rejection: handshake.Rejection) -> None:
-        error_log.info("Bad WebSocket handshake from %s: %s (answered %d)",
-                       _peer(self.client), rejection.reason, rejection.status)
+        error_log.info(
+            "Bad WebSocket handshake from %s: %s (answered %d)",
+            _peer(self.client),
+            rejection.reason,
+            rejection.status,
+        )
         try:
-            data = complete_response(self.conn, rejection.status, rejection.reason.encode() + b"\n",
-                                     headers=rejection.headers, date=self.ctx.date())
+            data = complete_response(
+                self.conn,
+                rejection.status,
+                rejection.reason.encode() + b"\n",
+                headers=rejection.headers,
+                date=self.ctx.date(),
+            )
             await self.transport.send(data)
         except (h11.LocalProtocolError, PeerGone):
             return

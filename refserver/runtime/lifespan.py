@@ -46,15 +46,20 @@ class Lifespan:
             self._scope.cancel()
             raise LifespanFailure(f"lifespan startup failed: {text}")
         # The app raised or returned before completing startup.
-        why = (f"it raised {type(self._app_error).__name__}: {self._app_error}"
-               if self._app_error is not None else "it returned without answering lifespan.startup")
+        why = (
+            f"it raised {type(self._app_error).__name__}: {self._app_error}"
+            if self._app_error is not None
+            else "it returned without answering lifespan.startup"
+        )
         if self.mode == "on":
             error_log.error("Lifespan startup failed (--lifespan on): %s", why)
             raise LifespanFailure(f"lifespan startup failed: {why}")
         # lifespan spec 2.0, "Scope": an app that raises does not support lifespan; the
         # server carries on without it.
-        error_log.info("ASGI 'lifespan' protocol appears unsupported by the app (%s); "
-                       "continuing without it", why)
+        error_log.info(
+            "ASGI 'lifespan' protocol appears unsupported by the app (%s); continuing without it",
+            why,
+        )
 
     async def shutdown(self, timeout_s: float) -> None:
         """Send lifespan.shutdown and wait for the answer, at most ``timeout_s``."""

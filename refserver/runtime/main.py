@@ -20,8 +20,7 @@ async def _watch_signals(stop: anyio.Event, force: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             if not stop.is_set():
-                error_log.info("Received %s; shutting down (again to force)",
-                               signal.Signals(signum).name)
+                error_log.info("Received %s; shutting down (again to force)", signal.Signals(signum).name)
                 stop.set()
             else:
                 error_log.warning("Received %s again; forcing shutdown", signal.Signals(signum).name)

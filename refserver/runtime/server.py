@@ -58,8 +58,7 @@ async def _open_listeners(config: Config) -> tuple[list[anyio.abc.Listener[Any]]
                 os.unlink(path)  # a stale socket file from an earlier run
         listener = await anyio.create_unix_listener(path)
         return [listener], Listening((path,))
-    multi = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port,
-                                           reuse_port=False)
+    multi = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port, reuse_port=False)
     addresses: list[tuple[str, int] | str] = []
     for sub in multi.listeners:
         sock: socket.socket = sub.extra(anyio.abc.SocketAttribute.raw_socket)

@@ -28,8 +28,7 @@ MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
 
 
 class WebSocketConnection:
-    def __init__(self, transport: Transport, session: WebSocketSession, scope: Scope,
-                 ctx: ServerContext) -> None:
+    def __init__(self, transport: Transport, session: WebSocketSession, scope: Scope, ctx: ServerContext) -> None:
         self.transport = transport
         self.session = session
         self.scope = scope
@@ -109,8 +108,7 @@ class WebSocketConnection:
             pass  # www spec 2.4: our own exception escaping the app is not an error
         except Exception:
             raised = True
-            error_log.exception("Exception in ASGI application (websocket %s)",
-                                self.scope.get("path"))
+            error_log.exception("Exception in ASGI application (websocket %s)", self.scope.get("path"))
         self.session.app_ended(raised=raised)
         self._changed()
         await self._flush()

@@ -38,16 +38,18 @@ def check_headers(message: Message, section: str, key: str = "headers") -> None:
     """Headers: an iterable of [name, value] byte pairs, names lower-case, no pseudo-headers."""
     headers = message.get(key, ())
     if isinstance(headers, str | bytes | bytearray | Mapping) or not hasattr(headers, "__iter__"):
-        _fail(message, f"has {key} of type {type(headers).__name__}; "
-              "it must be an iterable of [name, value] byte pairs", section)
+        _fail(
+            message,
+            f"has {key} of type {type(headers).__name__}; it must be an iterable of [name, value] byte pairs",
+            section,
+        )
     for item in headers:
         try:
             name, value = item
         except (TypeError, ValueError):
             _fail(message, f"has a header {item!r} that is not a [name, value] pair", section)
         if not isinstance(name, bytes) or not isinstance(value, bytes):
-            _fail(message, f"has a header {item!r} whose name and value are not both bytes",
-                  section)
+            _fail(message, f"has a header {item!r} whose name and value are not both bytes", section)
         if name != name.lower():
             _fail(message, f"has a header name {name!r} that is not lower-case", section)
         if name.startswith(b":"):
@@ -63,8 +65,11 @@ def _status(message: Message, section: str) -> None:
     if not 100 <= status <= 599:
         _fail(message, f"has status {status}; it must be in 100..599", section)
     if status < 200:
-        _fail(message, f"has status {status}: an informational (1xx) status cannot be the "
-              "final response (RFC 9110 §15.2)", section)
+        _fail(
+            message,
+            f"has status {status}: an informational (1xx) status cannot be the final response (RFC 9110 §15.2)",
+            section,
+        )
 
 
 def validate_http_response_start(message: Message) -> None:
@@ -120,9 +125,12 @@ def validate_websocket_close(message: Message) -> None:
         if not isinstance(code, int) or isinstance(code, bool):
             _fail(message, f"has code {code!r}; it must be an int", section)
         if not close_code_may_be_sent(code):
-            _fail(message, f"has code {code}, which may not be sent in a close frame "
-                  f"(allowed: 1000-1003, 1007-1014, 3000-4999; {sections.WS_RFC_CLOSE_CODES})",
-                  section)
+            _fail(
+                message,
+                f"has code {code}, which may not be sent in a close frame "
+                f"(allowed: 1000-1003, 1007-1014, 3000-4999; {sections.WS_RFC_CLOSE_CODES})",
+                section,
+            )
     reason = message.get("reason")
     if reason is not None and not isinstance(reason, str):
         _fail(message, f"has reason {reason!r}; it must be a str", section)
@@ -172,12 +180,13 @@ def message_type(message: object) -> str:
     """The ``type`` of an app message, or raise naming what was sent instead."""
     if not isinstance(message, Mapping):
         raise ASGIProtocolError(
-            repr(message)[:60], f"is a {type(message).__name__}, not a dict event",
-            sections.CORE_EVENTS)
+            repr(message)[:60],
+            f"is a {type(message).__name__}, not a dict event",
+            sections.CORE_EVENTS,
+        )
     kind = message.get("type")
     if not isinstance(kind, str):
-        raise ASGIProtocolError(
-            f"event {dict(message)!r}"[:80], "has no str 'type' key", sections.CORE_EVENTS)
+        raise ASGIProtocolError(f"event {dict(message)!r}"[:80], "has no str 'type' key", sections.CORE_EVENTS)
     return kind
 
 
