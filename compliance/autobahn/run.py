@@ -266,6 +266,7 @@ def run_wstest(
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace")
                 log_file.write(line)
+                log_file.flush()
                 if verbose:
                     sys.stdout.write(line)
                     sys.stdout.flush()
