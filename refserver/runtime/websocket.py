@@ -40,6 +40,10 @@ class WebSocketConnection:
         self._close_deadline = math.inf
         self._eof_sent = False
         self._keepalive_scope = anyio.CancelScope()
+        # The reader's current socket read: re-armed with the close deadline, and cancelled
+        # when the plan changes under it (e.g. the app sent a close while it was reading).
+        self._read_scope: anyio.CancelScope | None = None
+        self._read_plan = Plan.READ
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -54,8 +58,11 @@ class WebSocketConnection:
         """The session changed: wake whoever may be waiting on it."""
         self._app_wakeup.fire()
         self._reader_wakeup.fire()
-        if self.session.plan is not Plan.READ and self._close_deadline == math.inf:
+        plan = self.session.plan
+        if plan is not Plan.READ and self._close_deadline == math.inf:
             self._close_deadline = anyio.current_time() + self.ctx.config.ws_close_timeout_s
+        if self._read_scope is not None and plan is not self._read_plan:
+            self._read_scope.cancel()
         for notice in self.session.notices:
             error_log.warning(notice)
         self.session.notices.clear()
@@ -122,29 +129,31 @@ class WebSocketConnection:
                 plan = session.plan
                 if plan is Plan.CLOSE:
                     break
-                if plan is Plan.READ:
-                    if session.backlogged or session.buffered_before_accept() > MAX_BYTES_BEFORE_ACCEPT:
-                        await self._reader_wakeup.wait()
-                        continue
+                if plan is Plan.READ and (
+                    session.backlogged or session.buffered_before_accept() > MAX_BYTES_BEFORE_ACCEPT
+                ):
+                    await self._reader_wakeup.wait()  # backpressure: the app has not caught up
+                    continue
+                if plan is Plan.DRAIN and not self._eof_sent:
+                    self._eof_sent = True
+                    await transport.send_eof()
+                data = b""
+                self._read_plan = plan
+                with anyio.CancelScope(deadline=self._close_deadline) as self._read_scope:
                     data = await transport.receive()
-                else:
-                    if plan is Plan.DRAIN and not self._eof_sent:
-                        self._eof_sent = True
-                        await transport.send_eof()
-                    data = b""
-                    with anyio.move_on_after(self._close_deadline - anyio.current_time()) as timer:
-                        data = await transport.receive()
-                    if timer.cancelled_caught:
-                        session.close_timeout_expired()
-                        self._changed()
-                        break
+                self._read_scope = None
                 if not data:
-                    session.connection_lost()
+                    if session.plan is not plan:
+                        continue  # the plan changed while reading: look again
+                    if anyio.current_time() >= self._close_deadline:
+                        session.close_timeout_expired()
+                    else:
+                        session.connection_lost()
                     self._changed()
                     break
                 session.receive_data(data)
+                self._changed()  # wake the app for new messages before a write can block
                 await self._flush()
-                self._changed()
                 if session.pong_payloads:
                     self._pong_wakeup.fire()
         finally:
