@@ -25,7 +25,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-AB_HOME="${AUTOBAHN_HOME:-$HOME/.cache/refserver-autobahn}"
+AB_HOME="${AUTOBAHN_HOME:-${HOME:-/root}/.cache/refserver-autobahn}"
 PYTHON3="${PYTHON3:-python3}"
 REQS="$HERE/requirements-py27.txt"
 SUITE_VERSION="25.10.1"
@@ -100,6 +100,13 @@ command -v dpkg >/dev/null 2>&1 || die "dpkg not found"
 ensure_tool patchelf patchelf
 ensure_tool cc gcc libc6-dev
 command -v "$PYTHON3" >/dev/null 2>&1 || die "$PYTHON3 not found"
+if ! "$PYTHON3" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  # Debian's own python3 ships venv/ensurepip separately.
+  [[ "$(id -u)" == 0 ]] || die "$PYTHON3 has no working venv (apt-get install python3-venv)"
+  log "installing python3-venv (system apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q python3-venv >&2 || { apt-get update -q >&2 && apt-get install -y -q python3-venv >&2; }
+fi
 
 # --- 1. Debian 11 python2.7 debs via a private apt configuration -------------
 debian_mirror() {
@@ -200,6 +207,10 @@ rm -rf "$AB_HOME/venv27"
 
 # --- 4. the suite and its dependencies ---------------------------------------
 INC="$PY27_ROOT/usr/include"
+# Debian's python2.7 was built with CC=$MULTIARCH-gcc; fall back to plain cc.
+if ! command -v "$MULTIARCH-gcc" >/dev/null 2>&1; then
+  export CC="cc -pthread" LDSHARED="cc -pthread -shared"
+fi
 log "installing dependencies (pip, Python 2.7)"
 CFLAGS="-I$INC -I$INC/python2.7 -I$INC/$MULTIARCH/python2.7 ${CFLAGS:-}" \
   "$AB_HOME/venv27/bin/python" -m pip install -q --no-warn-script-location -r "$REQS" >&2

@@ -106,7 +106,7 @@ def resolve_patterns(patterns: Iterable[str], *, strict: bool) -> list[str]:
         elif pattern in known:
             result.append(pattern)
         elif strict:
-            raise SystemExit(f"run.py: unknown Autobahn case id {pattern!r}")
+            raise ValueError(f"unknown Autobahn case id {pattern!r}")
     return result
 
 
@@ -181,8 +181,9 @@ class Server:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace")
-            self._stdout_log.write(line)
-            self._stdout_log.flush()
+            if not self._stdout_log.closed:
+                self._stdout_log.write(line)
+                self._stdout_log.flush()
             if self._first_url is None:
                 match = REFSERVER_URL_RE.search(line)
                 if match:
@@ -213,7 +214,12 @@ class Server:
         return False
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the process group we created (by PID), then SIGKILL."""
+        """Signal the process group we created (its id is our child's PID).
+
+        SIGINT (graceful shutdown), then SIGTERM, then SIGKILL, waiting
+        ``grace`` seconds after each; afterwards SIGKILL whatever is left of
+        the group (e.g. worker processes of an external server).
+        """
         if self.alive():
             for sig, wait in (
                 (signal.SIGINT, grace),
@@ -229,10 +235,8 @@ class Server:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        else:
-            # The leader is gone; make sure nothing of its group lingers.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._reader.join(2)
         self._stderr.close()
         self._stdout_log.close()
@@ -296,10 +300,7 @@ def run_wstest(
                     log(f"wstest did not finish within {timeout:.0f}s; stopping it")
                     break
                 if now >= next_progress and not verbose:
-                    log(
-                        f"... {now - started:.0f}s, case {state['current']} "
-                        f"({state['count']}/{expected})"
-                    )
+                    log(f"... {now - started:.0f}s, case {state['current']} ({state['count']}/{expected})")
                     next_progress = now + 30
         finally:
             if proc.poll() is None:
@@ -341,6 +342,7 @@ def summarise(report_dir: Path, agent: str, requested: list[str]) -> int:
     counts: Counter[str] = Counter()
     problems: list[tuple[str, str, str]] = []  # (case, outcome, detail)
     close_notes: list[tuple[str, str]] = []
+    missing: list[str] = []
     passed = failed = 0
 
     for case in requested:
@@ -348,7 +350,7 @@ def summarise(report_dir: Path, agent: str, requested: list[str]) -> int:
         if entry is None:
             counts["missing"] += 1
             failed += 1
-            problems.append((case, "missing", "no result in index.json"))
+            missing.append(case)
             continue
         behavior = str(entry.get("behavior", "?"))
         counts[behavior] += 1
@@ -392,15 +394,34 @@ def summarise(report_dir: Path, agent: str, requested: list[str]) -> int:
             if detail:
                 for line in detail.splitlines():
                     print(f"           {line}")
+    if missing:
+        print()
+        print(f"Cases missing from index.json ({len(missing)}): {compress(missing)}")
     if close_notes:
         print()
         print("OK cases whose closing behaviour was not OK (not counted as failures):")
         for case, detail in close_notes:
             print(f"  {case:<8} " + detail.replace("\n", "\n           "))
     print()
-    print(f"report: {report_dir / 'index.html'}")
+    if (report_dir / "index.html").is_file() and index_path.is_file():
+        print(f"report: {report_dir / 'index.html'}")
     print(f"autobahn: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def compress(cases: list[str]) -> str:
+    """'6.1.1,6.1.2,6.1.3,6.2.1' -> '6.1.1-6.1.3, 6.2.1'."""
+    runs: list[list[str]] = []
+    for case in cases:
+        if runs:
+            last = runs[-1][-1]
+            prefix, _, number = last.rpartition(".")
+            c_prefix, _, c_number = case.rpartition(".")
+            if prefix == c_prefix and int(c_number) == int(number) + 1:
+                runs[-1].append(case)
+                continue
+        runs.append([case])
+    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def describe(detail: dict[str, Any], close_beh: Any, remote_code: Any) -> str:
@@ -496,9 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="wstest executable (default: $AUTOBAHN_WSTEST, $AUTOBAHN_HOME/bin/wstest, "
         "~/.cache/refserver-autobahn/bin/wstest, then PATH)",
     )
-    parser.add_argument(
-        "--install", action="store_true", help="run install.sh first if wstest is not found"
-    )
+    parser.add_argument("--install", action="store_true", help="run install.sh first if wstest is not found")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -522,7 +541,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         patterns, mode = QUICK_PATTERNS, "quick"
     excludes = split_list(args.exclude)
-    selected = set(resolve_patterns(patterns, strict=True))
+    try:
+        selected = set(resolve_patterns(patterns, strict=True))
+    except ValueError as exc:
+        log(str(exc))
+        return 2
     selected -= set(resolve_patterns(excludes, strict=False))
     requested = sorted(selected, key=case_key)
     if not requested:
@@ -535,9 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wstest = find_wstest(args.wstest)
     if wstest is None and args.install and not args.wstest:
         log("wstest not found; running install.sh")
-        out = subprocess.run(
-            ["bash", str(HERE / "install.sh")], check=False, stdout=subprocess.PIPE, text=True
-        )
+        out = subprocess.run(["bash", str(HERE / "install.sh")], check=False, stdout=subprocess.PIPE, text=True)
         if out.returncode != 0:
             log("install.sh failed")
             return 2
@@ -561,9 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.target_command:
         port = free_port(HOST)
         try:
-            server_argv = [
-                part.format(host=HOST, port=port) for part in shlex.split(args.target_command)
-            ]
+            server_argv = [part.format(host=HOST, port=port) for part in shlex.split(args.target_command)]
         except (KeyError, IndexError, ValueError) as exc:
             log(f"bad --target-command: {exc}")
             return 2
@@ -588,9 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         agent = args.agent or "refserver"
         cwd = REPO_ROOT
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     agent = re.sub(r"[^A-Za-z0-9_.-]", "_", agent)
 
     log(f"{len(requested)} cases ({mode}); wstest: {wstest}")
@@ -625,10 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_server_logs(server)
             return 2
         ws_url = f"ws://{host}:{port}"
-        log(
-            f"server (pid {server.proc.pid}) listening on {ws_url} after "
-            f"{time.monotonic() - started:.1f}s"
-        )
+        log(f"server (pid {server.proc.pid}) listening on {ws_url} after {time.monotonic() - started:.1f}s")
 
         spec = {
             "outdir": str(report_dir),
@@ -641,17 +655,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         spec_path = report_dir / "fuzzingclient.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-        code, server_died = run_wstest(
-            wstest, spec_path, report_dir, len(requested), timeout, server, args.verbose
-        )
+        code, server_died = run_wstest(wstest, spec_path, report_dir, len(requested), timeout, server, args.verbose)
         if code not in (0, None):
             log(f"wstest exited with status {code}; tail of {report_dir / 'wstest.log'}:")
             print(tail(report_dir / "wstest.log"))
     finally:
         server.stop()
     if server_died or (
-        server.proc.returncode not in (0, None, -signal.SIGINT, -signal.SIGTERM)
-        and not args.target_command
+        server.proc.returncode not in (0, None, -signal.SIGINT, -signal.SIGTERM) and not args.target_command
     ):
         print_server_logs(server)
     return summarise(report_dir, agent, requested)

@@ -18,7 +18,7 @@ from typing import Any
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol.responses import complete_response, response_head
+from refserver.protocol.responses import complete_response, reason_phrase, response_head
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
@@ -26,6 +26,20 @@ Message = Mapping[str, Any]
 DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _SERVER_OWNED_HEADERS = (b"transfer-encoding",)  # www spec 2.5: the server chooses framing
 _NO_BODY_STATUSES = (204, 304)
+
+
+def scope_http_version(version: bytes) -> str | None:
+    """The scope's ``http_version`` for a request line's version (www spec 2.5, "HTTP
+    Connection Scope": "1.0", "1.1" or "2"), or None if refserver cannot serve it.
+
+    RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1; another
+    major version is answered 505 (RFC 9110 §15.6.6).
+    """
+    if version in (b"1.0", b"1.1"):
+        return version.decode("ascii")
+    if version.startswith(b"1."):
+        return "1.1"
+    return None
 
 
 class ResponseState(Enum):
@@ -83,16 +97,22 @@ class HTTPCycle:
             return b""
         if not self.conn.they_are_waiting_for_100_continue:
             return b""
-        return self.conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+        # Same status-line shape as every other response: with its reason phrase.
+        return self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))) or b""
 
     def next_receive_event(self) -> dict[str, Any] | None:
         """What ``receive()`` returns now, or None when it has to wait."""
+        # www spec 2.5, "Disconnect - receive event": "Sent to the application if receive
+        # is called after a response has been sent", on every such call; request body the
+        # app left unread is not delivered after that (docs/decisions.md).
+        if self.state is ResponseState.COMPLETE:
+            return DISCONNECT
         if self._pending_body is not None:
             event, self._pending_body = self._pending_body, None
             return event
-        # www spec 2.5, "Disconnect - receive event": returned once the response has been
-        # sent or the connection closed, and on every call after that.
-        if self.state is ResponseState.COMPLETE or self.client_gone_reason is not None:
+        # ... "or after the HTTP connection has been closed": body that fully arrived
+        # before the connection was lost is still delivered first.
+        if self.client_gone_reason is not None:
             return DISCONNECT
         return None
 
@@ -100,7 +120,10 @@ class HTTPCycle:
 
     def app_send(self, message: Message) -> bytes:
         """Apply one app message; return the bytes to write (maybe none)."""
-        kind = messages.message_type(message)
+        try:
+            kind = messages.message_type(message)
+        except ASGIProtocolError as exc:
+            raise exc.with_state(self.state.name) from None
         if self.state is ResponseState.COMPLETE:
             # www spec 2.5, "Response Body": after completion "any further messages on
             # the channel will be ignored" (docs/decisions.md, "Messages after completion").
@@ -112,6 +135,7 @@ class HTTPCycle:
         try:
             if action is None:
                 raise _misuse(kind)
+            message = messages.with_reiterable_headers(message)
             messages.validate(message, kind)
             return action(self, message)
         except ASGIProtocolError as exc:
@@ -124,8 +148,17 @@ class HTTPCycle:
                 "asks for trailers, but the http.response.trailers extension is not advertised",
                 sections.HTTP_TRAILERS,
             )
-        self.status = message["status"]
         headers = [(n, v) for n, v in message.get("headers", ()) if n not in _SERVER_OWNED_HEADERS]
+        try:
+            # asgi spec, "Error Handling": an event the server cannot send raises from the
+            # send() that carried it. h11 checks header names are tokens and values have
+            # no CR/LF/NUL (RFC 9110 §5.1, §5.5), and that a content-length is a number.
+            response_head(message["status"], headers)
+        except h11.LocalProtocolError as exc:
+            raise ASGIProtocolError(
+                "http.response.start", f"has headers that cannot be sent: {exc}", sections.HTTP_RESPONSE_START
+            ) from None
+        self.status = message["status"]
         if not any(n == b"date" for n, _ in headers):
             headers.append((b"date", self.date))
         self._held_headers = headers

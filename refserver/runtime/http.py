@@ -17,7 +17,7 @@ import h11
 from refserver.errors import ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol import handshake
-from refserver.protocol.http import HTTPCycle, ResponseState
+from refserver.protocol.http import HTTPCycle, ResponseState, scope_http_version
 from refserver.protocol.responses import complete_response
 from refserver.protocol.websocket import WebSocketSession
 from refserver.runtime.context import ServerContext
@@ -89,9 +89,11 @@ class HTTPConnection:
     async def _next_request(self) -> h11.Request | None:
         """The next request's head, within the keep-alive timeout; None to close."""
         conn = self.conn
+        limit = self.ctx.config.h11_max_incomplete_event_size_bytes
         with anyio.move_on_after(self.ctx.config.timeout_keep_alive_s) as scope:
             self._idle_scope = scope
             while True:
+                buffered = len(conn.trailing_data[0])
                 try:
                     event = conn.next_event()
                 except h11.RemoteProtocolError as exc:
@@ -103,6 +105,16 @@ class HTTPConnection:
                     continue
                 if isinstance(event, h11.Request):
                     self._idle_scope = None
+                    # h11 enforces the limit only on a head that is still incomplete; one
+                    # that arrived whole in a single read is held to the same limit here,
+                    # so the answer does not depend on how TCP split the bytes.
+                    if buffered - len(conn.trailing_data[0]) > limit:
+                        await self._reject_bad_request(h11.RemoteProtocolError(_HEAD_TOO_LARGE, 431))
+                        return None
+                    if scope_http_version(event.http_version) is None:
+                        version = event.http_version.decode("ascii", "replace")
+                        await self._reject_bad_request(h11.RemoteProtocolError(f"HTTP/{version} is not supported", 505))
+                        return None
                     return event
                 return None  # ConnectionClosed, or PAUSED after a switch
         self._idle_scope = None
@@ -113,6 +125,8 @@ class HTTPConnection:
     async def _reject_bad_request(self, exc: h11.RemoteProtocolError) -> None:
         """Malformed request line or headers: 400; headers over the limit: 431."""
         status = exc.error_status_hint
+        if status == 431:
+            exc = h11.RemoteProtocolError(_HEAD_TOO_LARGE, 431)  # h11 says "Receive buffer too long"
         error_log.info("Bad request from %s: %s (answered %d)", _peer(self.client), exc, status)
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
@@ -132,7 +146,7 @@ class HTTPConnection:
         target = scopes.split_target(request.target)
         scope = scopes.http_scope(
             method=request.method.decode("ascii"),
-            http_version=request.http_version.decode("ascii"),
+            http_version=scope_http_version(request.http_version) or "1.1",
             target=target,
             headers=list(request.headers),
             client=self.client,
@@ -299,6 +313,9 @@ class HTTPConnection:
             await self.transport.send(data)
         except (h11.LocalProtocolError, PeerGone):
             return
+
+
+_HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
 
 def _peer(client: Address) -> str:

@@ -38,7 +38,7 @@ class Lifespan:
         while self.machine.state is LifespanState.STARTING and not self._app_ended:
             await self._changed.wait()
         if self.machine.state is LifespanState.STARTED:
-            self.running = not self._app_ended
+            self.running = True
             return
         if self.machine.state is LifespanState.STARTUP_FAILED:
             text = self.machine.failure_message or "(no message)"
@@ -65,6 +65,16 @@ class Lifespan:
         """Send lifespan.shutdown and wait for the answer, at most ``timeout_s``."""
         if not self.running:
             return
+        if self._app_ended:
+            # The app ended after startup.complete, before lifespan.shutdown could be sent
+            # (lifespan spec 2.0 is silent; digest A19). A return means it has nothing to
+            # do at shutdown; an exception was logged when it happened, and means the
+            # app's shutdown never ran.
+            if self._app_error is not None:
+                raise LifespanFailure(
+                    f"the lifespan app raised {type(self._app_error).__name__} before lifespan.shutdown"
+                )
+            return
         self.machine.begin_shutdown()
         self._shutdown_requested.fire()
         with anyio.move_on_after(timeout_s) as timer:
@@ -79,7 +89,12 @@ class Lifespan:
             error_log.error("Lifespan shutdown failed: %s", text)
             raise LifespanFailure(f"lifespan shutdown failed: {text}")
         if self.machine.state is not LifespanState.DONE:
-            raise LifespanFailure("the app ended during lifespan shutdown")
+            if self._app_error is not None:  # logged by _run_app
+                raise LifespanFailure(
+                    f"the lifespan app raised {type(self._app_error).__name__} during lifespan shutdown"
+                )
+            error_log.error("The lifespan app returned without answering lifespan.shutdown")
+            raise LifespanFailure("the lifespan app returned without answering lifespan.shutdown")
 
     async def _receive(self) -> MutableMapping[str, Any]:
         if not self._startup_sent:

@@ -37,7 +37,9 @@ async def _main(app: Any, config: Config, out: TextIO) -> int:
             nonlocal exit_code
             try:
                 await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
-            except LifespanFailure:
+            except* LifespanFailure:
+                # lifespan spec 2.0: startup.failed / shutdown.failed make the process exit
+                # non-zero. except*: serve() may raise it inside an ExceptionGroup.
                 exit_code = 1
             finally:
                 tg.cancel_scope.cancel()

@@ -8,7 +8,7 @@ decided by the state tables in :mod:`refserver.protocol`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from refserver.errors import ASGIProtocolError
@@ -188,6 +188,16 @@ def message_type(message: object) -> str:
     if not isinstance(kind, str):
         raise ASGIProtocolError(f"event {dict(message)!r}"[:80], "has no str 'type' key", sections.CORE_EVENTS)
     return kind
+
+
+def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
+    """www spec 2.5: ``headers`` is "an iterable of [name, value] two-item iterables". An
+    iterator (a generator, say) can be read only once, so a message carrying one is
+    copied with the headers in a list before it is validated and used."""
+    headers = message.get(key)
+    if isinstance(headers, Iterator):
+        return {**message, key: list(headers)}
+    return message
 
 
 def validate(message: Mapping[str, Any], kind: str) -> None:

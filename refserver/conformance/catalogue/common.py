@@ -1,0 +1,81 @@
+"""Shorthands shared by the catalogue modules (standard library only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refserver.conformance.model import Check, Level, Scenario, ServerNeeds, Step, a_accept, a_receive
+
+MUST, SHOULD, UNSPEC = Level.MUST, Level.SHOULD, Level.UNSPECIFIED
+
+# Spec references, as the reports cite them.
+WWW = "www 2.5"
+CORE_ERR = 'asgi "Error Handling"'
+WS_SCOPE = 'www "WebSocket Connection Scope"'
+WS_CONNECT = 'www "Connect - receive event"'
+WS_ACCEPT = 'www "Accept - send event"'
+WS_RECEIVE = 'www "Receive - receive event"'
+WS_SEND = 'www "Send - send event"'
+WS_DISC = 'www "Disconnect - receive event"'
+WS_CLOSE = 'www "Close - send event"'
+WS_24 = 'www 2.4 "send() on a closed connection"'
+DENIAL = 'extensions "WebSocket Denial Response"'
+HTTP_SCOPE = 'www "HTTP Connection Scope"'
+HTTP_REQ = 'www "Request - receive event"'
+HTTP_START = 'www "Response Start - send event"'
+HTTP_BODY = 'www "Response Body - send event"'
+HTTP_DISC = 'www "Disconnect - receive event (HTTP)"'
+LIFESPAN = "lifespan 2.0"
+
+CONNECT_ACCEPT: tuple[Step, ...] = (a_receive(), a_accept())
+
+# Groups: the report's rows are grouped by spec section, in this order.
+G_HANDSHAKE = "WebSocket: handshake and scope (www WebSocket scope; RFC 6455 §4)"
+G_ACCEPT = "WebSocket: accept, subprotocols, headers (www Accept)"
+G_DENIAL = "WebSocket: denial (www Close before accept; Denial Response extension)"
+G_DATA = "WebSocket: data and framing (www Send/Receive; RFC 6455 §5)"
+G_VALIDATE = "WebSocket: invalid app messages (asgi Error Handling)"
+G_PEER_CLOSE = "WebSocket: the client or network closes (www Disconnect; RFC 6455 §7)"
+G_APP_CLOSE = "WebSocket: the app closes (www Close; RFC 6455 §7.4)"
+G_AFTER = "WebSocket: send/receive after the end (www 2.4)"
+G_APP_END = "WebSocket: the app returns or raises (asgi Error Handling)"
+G_LIMITS = "WebSocket: limits, keepalive, backpressure, shutdown"
+G_HTTP_SCOPE = "HTTP: scope (www HTTP scope)"
+G_HTTP_FLOW = "HTTP: request and response (www Request/Response)"
+G_HTTP_DISC = "HTTP: disconnect and the end of the response (www 2.4)"
+G_LIFESPAN = "Lifespan (lifespan 2.0)"
+G_META = "Spec version claims (asgi Versioning)"
+
+GROUP_ORDER = (G_HANDSHAKE, G_ACCEPT, G_DENIAL, G_DATA, G_VALIDATE, G_PEER_CLOSE, G_APP_CLOSE, G_AFTER, G_APP_END,
+               G_LIMITS, G_HTTP_SCOPE, G_HTTP_FLOW, G_HTTP_DISC, G_LIFESPAN, G_META)
+
+
+def ck(observable: str, *allowed: str, choice: str | None = None, level: Level | None = None,
+       since: str | None = None, label: str = "", show: bool = False,
+       by_version: tuple[tuple[str, tuple[str, ...]], ...] = (), **params: Any) -> Check:
+    """A check; ``choice`` defaults to the single allowed value."""
+    if choice is None and len(allowed) == 1 and not any(ch in allowed[0] for ch in "*?") \
+            and not allowed[0].startswith("re:"):
+        choice = allowed[0]
+    return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
+
+
+def ws(id: str, title: str, lesson: str, group: str, refs: tuple[str, ...], level: Level,
+       client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+    return Scenario(id, title, lesson, group, refs, level, "websocket", client, app, checks, **kw)
+
+
+def http(id: str, title: str, lesson: str, group: str, refs: tuple[str, ...], level: Level,
+         client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+    return Scenario(id, title, lesson, group, refs, level, "http", client, app, checks, **kw)
+
+
+def lifespan(id: str, title: str, lesson: str, refs: tuple[str, ...], level: Level,
+             client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+    kw.setdefault("server", ServerNeeds(lifespan=True))
+    return Scenario(id, title, lesson, G_LIFESPAN, refs, level, "lifespan", client, app, checks, **kw)
+
+
+# send() after the connection is gone: 2.4 and later raise an OSError subclass; before
+# 2.4 the core spec's "should be a no-op" applies.
+AFTER_CLOSE = (("2.4", ("oserror:*",)),)

@@ -1,0 +1,230 @@
+"""``python -m refserver.conformance``: run the catalogue against servers and report.
+
+Exit status: 0 when refserver meets every one of its own expectations (and every
+``--strict`` target has no ``fail``); 1 otherwise; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+
+from refserver.conformance import verdict as V
+from refserver.conformance.catalogue import SCENARIOS
+from refserver.conformance.model import Scenario
+from refserver.conformance.report import (
+    Report,
+    add_meta_cells,
+    render_explain,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from refserver.conformance.runner import Runner, TargetRun
+from refserver.conformance.targets import (
+    BUILTIN_TARGETS,
+    BY_NAME,
+    REFSERVER_TARGETS,
+    TargetInfo,
+    TargetSpec,
+    custom_target,
+    default_python,
+    probe_target,
+)
+
+DOCS_PATH = Path(__file__).resolve().parent.parent.parent / "docs" / "conformance.md"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m refserver.conformance",
+        description="Run one catalogue of ASGI scenarios against refserver and other servers, look at both "
+        "sides (the wire and what the app saw), and report where each server departs from the spec.",
+        epilog="Test your own server: python -m refserver.conformance --target-command "
+        "'mine=myserver {app} --port {port}' (the app is refserver.conformance.probe:app).",
+    )
+    p.add_argument("--target", action="append", default=[], metavar="NAME",
+                   help="a target to run (repeatable). Built-in: " + ", ".join(t.name for t in BUILTIN_TARGETS)
+                   + ". Default: refserver plus every built-in target that is installed")
+    p.add_argument("--target-command", action="append", default=[], metavar="NAME=COMMAND",
+                   help="a server of your own: COMMAND with {app}, {host} and {port} placeholders (repeatable)")
+    p.add_argument("--scenario", action="append", default=[], metavar="PATTERN",
+                   help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="report format")
+    p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--explain", metavar="SCENARIO",
+                   help="run one scenario on --target and on refserver and show both traces side by side")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="run up to N targets at once (default 1)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run every cell N times; cells whose verdicts disagree are 'flaky' (default 1)")
+    p.add_argument("--strict", action="append", default=[], metavar="TARGET",
+                   help="exit non-zero if TARGET fails any scenario (repeatable)")
+    p.add_argument("--python", default=default_python(), metavar="PATH",
+                   help="the interpreter that runs the built-in targets (default: this one, or "
+                   "$REFSERVER_CONFORMANCE_PYTHON)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run refserver targets inside this process (refserver's own backend must match)")
+    p.add_argument("--docs", action="store_true",
+                   help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name}")
+    p.add_argument("--no-traces", action="store_true", help="leave traces out of the JSON report")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def select_scenarios(patterns: Sequence[str]) -> list[Scenario]:
+    if not patterns:
+        return list(SCENARIOS)
+    chosen = []
+    for s in SCENARIOS:
+        if any(fnmatch.fnmatchcase(s.id, p) or p in s.id for p in patterns):
+            chosen.append(s)
+    return chosen
+
+
+def resolve_targets(names: Sequence[str], commands: Sequence[str], python: str,
+                    in_process: bool = False) -> list[TargetRun]:
+    specs: list[TargetSpec] = []
+    for name in names:
+        if name not in BY_NAME:
+            raise ValueError(f"unknown target {name!r}; built-in targets: {', '.join(BY_NAME)} "
+                             "(or use --target-command NAME=COMMAND)")
+        specs.append(BY_NAME[name])
+    customs = [custom_target(c) for c in commands]
+    explicit = bool(names or customs)
+    if not explicit:
+        specs = list(BUILTIN_TARGETS)
+    runs = []
+    for spec in [*specs, *customs]:
+        info = probe_target(spec, python if spec.name not in REFSERVER_TARGETS else sys.executable)
+        if not explicit and not info.installed and spec.name not in REFSERVER_TARGETS:
+            # reported as not installed, not run
+            pass
+        backend = None
+        if in_process and spec.name in REFSERVER_TARGETS:
+            backend = "trio" if spec.name == "refserver-trio" else "asyncio"
+            info = TargetInfo(spec, info.installed, info.version, info.reason, in_process=True)
+        runs.append(TargetRun(info, python if spec.name not in REFSERVER_TARGETS else sys.executable, backend))
+    return runs
+
+
+async def run_report(targets: list[TargetRun], scenarios: list[Scenario], *, jobs: int = 1, repeat: int = 1,
+                     progress: Callable[[str], None] | None = None) -> Report:
+    """Run ``scenarios`` against ``targets`` and build the report (the API the tests use)."""
+    started = time.monotonic()
+    runner = Runner(targets, jobs=jobs, repeat=repeat, progress=progress)
+    cells = await runner.run(scenarios)
+    if any(s.meta for s in scenarios):
+        add_meta_cells(cells, targets)
+    return Report(scenarios, targets, cells, duration_s=time.monotonic() - started)
+
+
+def refserver_misses(report: Report) -> list[str]:
+    missed = []
+    for cell in report.cells:
+        if cell.target in REFSERVER_TARGETS:
+            for item in V.self_expectation_missed(cell):
+                missed.append(f"{cell.target} / {cell.scenario}: {item}")
+    return missed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    scenarios = select_scenarios(args.scenario)
+    if args.list:
+        if args.format == "json":
+            print(json.dumps([s.to_json() for s in scenarios], indent=2, ensure_ascii=False))
+        else:
+            for s in scenarios:
+                case = f" [c{s.peer_case}]" if s.peer_case else ""
+                print(f"{s.id:<46} {s.level.value:<11} {s.title}{case}")
+            print(f"\n{len(scenarios)} scenarios")
+        return 0
+    if not scenarios:
+        parser.error(f"no scenario matches {args.scenario}")
+    if args.explain:
+        return explain(args)
+    if args.docs:
+        args.format = "markdown"
+        args.out = args.out or str(DOCS_PATH)
+        args.target = args.target or [t.name for t in BUILTIN_TARGETS]
+    try:
+        targets = resolve_targets(args.target, args.target_command, args.python, args.in_process)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name in args.strict:
+        if name not in {t.name for t in targets}:
+            parser.error(f"--strict {name}: not among the targets")
+    for t in targets:
+        if not t.info.installed:
+            print(f"conformance: {t.name}: not installed ({t.info.reason})", file=sys.stderr)
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    backend = "trio" if any(t.in_process_backend == "trio" for t in targets) else "asyncio"
+    if args.in_process and {t.in_process_backend for t in targets} >= {"trio", "asyncio"}:
+        parser.error("--in-process runs one backend at a time: pick refserver or refserver-trio")
+    report = anyio.run(lambda: run_report(targets, scenarios, jobs=args.jobs, repeat=args.repeat,
+                                          progress=progress), backend=backend)
+    if args.format == "json":
+        text = json.dumps(render_json(report, traces=not args.no_traces), indent=1, ensure_ascii=False) + "\n"
+    elif args.format == "markdown":
+        text = render_markdown(report)
+    else:
+        text = render_text(report)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"conformance: report written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    status = 0
+    missed = refserver_misses(report)
+    if missed:
+        status = 1
+        print(f"conformance: refserver missed {len(missed)} of its own expectations:", file=sys.stderr)
+        for line in missed[:40]:
+            print(f"  {line}", file=sys.stderr)
+    for name in args.strict:
+        fails = [c.scenario for c in report.cells if c.target == name and c.verdict == V.FAIL]
+        if fails:
+            status = 1
+            print(f"conformance: --strict {name}: {len(fails)} failures: {', '.join(fails)}", file=sys.stderr)
+    return status
+
+
+def explain(args: argparse.Namespace) -> int:
+    from refserver.conformance.catalogue import BY_ID
+
+    scenario = BY_ID.get(args.explain)
+    if scenario is None or scenario.meta:
+        print(f"conformance: no scenario {args.explain!r} (see --list)", file=sys.stderr)
+        return 2
+    names = list(args.target) or ["refserver"]
+    if len(names) + len(args.target_command) != 1:
+        print("conformance: --explain needs exactly one --target (or --target-command)", file=sys.stderr)
+        return 2
+    targets = resolve_targets(names if not args.target_command else [], args.target_command, args.python,
+                              args.in_process)
+    target = targets[0]
+    if not target.info.installed:
+        print(f"conformance: {target.name}: not installed ({target.info.reason})", file=sys.stderr)
+        return 2
+    runs = [target]
+    if target.name != "refserver":
+        runs.append(resolve_targets(["refserver"], [], args.python, args.in_process)[0])
+    report = anyio.run(lambda: run_report(runs, [scenario], jobs=2), backend="asyncio")
+    mine = report.cell(target.name, scenario.id)
+    ref = report.cell("refserver", scenario.id)
+    assert mine is not None
+    text = render_explain(scenario, mine, ref if ref is not mine else None)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,393 @@
+"""The harness's raw client and the trace both sides write into.
+
+The client owns every byte: it writes handshakes, requests and frames built by hand
+(masked or not, fragmented, with RSV bits, chopped into pieces), and it can reset the
+connection (SO_LINGER(1, 0)), half-close it, or stop reading. A reader task parses what
+the server sends (HTTP responses, then WebSocket frames) into the trace as it arrives.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_key(key: str) -> str:
+    """RFC 6455 §4.2.2: base64(SHA-1(key + GUID))."""
+    return base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+
+
+def preview(data: bytes, limit: int = 200) -> dict[str, Any]:
+    return {"bytes": data[:limit].decode("latin-1"), "len": len(data)}
+
+
+class Trace:
+    """Every record of one run, client and app side, in arrival order, with times
+    (``time.monotonic()``, the same clock as the probe's reports)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.start = time.monotonic()
+        self._changed = anyio.Event()
+
+    def add(self, side: str, ev: str, t: float | None = None, **fields: Any) -> dict[str, Any]:
+        record = {"t": round((t if t is not None else time.monotonic()) - self.start, 4), "side": side, "ev": ev,
+                  **fields}
+        self.records.append(record)
+        self._changed.set()
+        self._changed = anyio.Event()
+        return record
+
+    def of(self, side: str, ev: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["side"] == side and (ev is None or r["ev"] == ev)]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+            return True
+        return predicate()
+
+
+def build_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
+    """A frame as RFC 6455 §5.2 draws it."""
+    head = bytearray([(0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)])
+    mask_bit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head.append(mask_bit | n)
+    elif n < 1 << 16:
+        head.append(mask_bit | 126)
+        head += struct.pack("!H", n)
+    else:
+        head.append(mask_bit | 127)
+        head += struct.pack("!Q", n)
+    if not masked:
+        return bytes(head) + payload
+    mask = os.urandom(4)
+    return bytes(head) + mask + _xor(payload, mask)
+
+
+def _xor(payload: bytes, mask: bytes) -> bytes:
+    if not payload:
+        return b""
+    repeated = (mask * (len(payload) // 4 + 1))[: len(payload)]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(len(payload), "big")
+
+
+class Connection:
+    """One TCP connection of the client, with its reader task."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, trace: Trace) -> None:
+        self.stream = stream
+        self.trace = trace
+        self.buffer = bytearray()
+        self.websocket = False
+        self.ended = False  # EOF or reset seen
+        self.closed_locally = False
+        self.methods: list[str] = []  # methods of requests sent, for HEAD bodies
+        self.reading = anyio.Event()
+        self.reading.set()
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+        self.responses = 0
+        self.frames = 0
+
+    @classmethod
+    async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1") -> Connection:
+        stream = await anyio.connect_tcp(host, port)
+        sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        trace.add("client", "connected", local_port=sock.getsockname()[1])
+        return cls(stream, trace)
+
+    # ------------------------------------------------------------------ writing
+
+    async def write(self, data: bytes, what: str, chop: int = 0) -> bool:
+        if self.closed_locally:
+            self.trace.add("client", "write_skipped", what=what)
+            return False
+        try:
+            if chop and len(data) > chop:
+                for i in range(0, len(data), chop):
+                    await self.stream.send(data[i : i + chop])
+                    await anyio.sleep(0.001)  # separate segments: the subject of the scenario
+            else:
+                await self.stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.trace.add("client", "write_failed", what=what, error=type(exc).__name__)
+            return False
+        self.trace.add("client", "sent", what=what, len=len(data))
+        return True
+
+    async def reset(self) -> None:
+        sock: socket.socket = self.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.closed_locally = True
+        await self.stream.aclose()
+        self.trace.add("client", "sent_rst")
+
+    async def half_close(self) -> None:
+        try:
+            await self.stream.send_eof()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.trace.add("client", "write_failed", what="FIN", error=type(exc).__name__)
+            return
+        self.trace.add("client", "sent_fin")
+
+    async def aclose(self) -> None:
+        if not self.closed_locally:
+            self.closed_locally = True
+            await self.stream.aclose()
+
+    # ------------------------------------------------------------------ reading
+
+    async def read_forever(self) -> None:
+        """The reader task: parse everything the server sends until the connection ends."""
+        while True:
+            await self.reading.wait()
+            try:
+                data = await self.stream.receive(1 << 16)
+            except anyio.EndOfStream:
+                self._end("eof")
+                return
+            except (anyio.ClosedResourceError,):
+                return
+            except (anyio.BrokenResourceError, OSError) as exc:
+                cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
+                if isinstance(cause, OSError) and cause.errno == errno.ECONNRESET:
+                    self._end("rst")
+                else:
+                    self._end("rst", error=f"{type(cause).__name__}: {cause}")
+                return
+            self.buffer += data
+            self._parse()
+
+    def _end(self, how: str, **fields: Any) -> None:
+        if self.buffer and not self.websocket:
+            self._finish_close_delimited()
+        self.ended = True
+        self.trace.add("client", how, **fields)
+
+    def _parse(self) -> None:
+        while True:
+            progressed = self._parse_frame() if self.websocket else self._parse_response()
+            if not progressed:
+                return
+
+    def _parse_response(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        try:
+            status = int(parts[1])
+        except (IndexError, ValueError):
+            self.trace.add("client", "garbage", data=preview(bytes(self.buffer)))
+            self.buffer.clear()
+            return False
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append([name.strip().lower(), value.strip()])
+        names = {n for n, _ in headers}
+        if status == 101:
+            del self.buffer[: end + 4]
+            self.websocket = True
+            self.responses += 1
+            self.trace.add("client", "response", status=status, headers=headers, body=preview(b""))
+            return True
+        if 100 <= status < 200:
+            del self.buffer[: end + 4]
+            self.trace.add("client", "informational", status=status, headers=headers)
+            return True
+        method = self.methods[self.responses] if self.responses < len(self.methods) else "GET"
+        body_start = end + 4
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+            consumed = body_start
+        elif "transfer-encoding" in names and any(v.lower().endswith("chunked") for n, v in headers
+                                                  if n == "transfer-encoding"):
+            parsed = _dechunk(bytes(self.buffer[body_start:]))
+            if parsed is None:
+                return False
+            body, used = parsed
+            consumed = body_start + used
+        elif "content-length" in names:
+            length = int(next(v for n, v in headers if n == "content-length") or 0)
+            if len(self.buffer) - body_start < length:
+                return False
+            body = bytes(self.buffer[body_start : body_start + length])
+            consumed = body_start + length
+        else:
+            return False  # close-delimited: finished at EOF
+        del self.buffer[:consumed]
+        self.responses += 1
+        self.trace.add("client", "response", status=status, headers=headers, body=preview(body),
+                       framing=_framing(names))
+        return True
+
+    def _finish_close_delimited(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            self.trace.add("client", "partial", data=preview(bytes(self.buffer)))
+            self.buffer.clear()
+            return
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        lines = head.split("\r\n")
+        try:
+            status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError):
+            self.buffer.clear()
+            return
+        headers = [[n.strip().lower(), v.strip()] for n, _, v in (line.partition(":") for line in lines[1:])]
+        names = {n for n, _ in headers}
+        body = bytes(self.buffer[end + 4 :])
+        if "content-length" in names or "transfer-encoding" in names:
+            self.trace.add("client", "partial_response", status=status, headers=headers, body=preview(body))
+        else:
+            self.responses += 1
+            self.trace.add("client", "response", status=status, headers=headers, body=preview(body),
+                           framing="close-delimited")
+        self.buffer.clear()
+
+    def _parse_frame(self) -> bool:
+        buf = self.buffer
+        if len(buf) < 2:
+            return False
+        b0, b1 = buf[0], buf[1]
+        fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F
+        masked, n = bool(b1 & 0x80), b1 & 0x7F
+        pos = 2
+        if n == 126:
+            if len(buf) < 4:
+                return False
+            n = struct.unpack("!H", buf[2:4])[0]
+            pos = 4
+        elif n == 127:
+            if len(buf) < 10:
+                return False
+            n = struct.unpack("!Q", buf[2:10])[0]
+            pos = 10
+        mask = b""
+        if masked:
+            if len(buf) < pos + 4:
+                return False
+            mask = bytes(buf[pos : pos + 4])
+            pos += 4
+        if len(buf) < pos + n:
+            return False
+        payload = bytes(buf[pos : pos + n])
+        if masked:
+            payload = _xor(payload, mask)
+        del buf[: pos + n]
+        self.frames += 1
+        record: dict[str, Any] = {"opcode": opcode, "fin": fin, "rsv": rsv, "masked": masked, "len": n}
+        if opcode == 8:
+            if len(payload) >= 2:
+                record["code"] = struct.unpack("!H", payload[:2])[0]
+                record["reason"] = payload[2:].decode("utf-8", "replace")
+            else:
+                record["code"] = None
+                record["reason"] = ""
+            self.trace.add("client", "close_frame", **record)
+            return True
+        if opcode in (9, 10):
+            record["payload"] = preview(payload)
+            self.trace.add("client", "ping" if opcode == 9 else "pong", **record)
+            return True
+        self.trace.add("client", "frame", **record)
+        if opcode in (1, 2):
+            self._fragments = [payload]
+            self._fragment_opcode = opcode
+        elif opcode == 0:
+            self._fragments.append(payload)
+        else:
+            return True
+        if fin:
+            data = b"".join(self._fragments)
+            self._fragments = []
+            if self._fragment_opcode == 1:
+                self.trace.add("client", "message", kind="text", text=data.decode("utf-8", "replace")[:400],
+                               len=len(data), rsv=rsv)
+            else:
+                self.trace.add("client", "message", kind="bytes", data=preview(data), len=len(data), rsv=rsv)
+        return True
+
+
+def _framing(names: set[str]) -> str:
+    if "transfer-encoding" in names:
+        return "chunked"
+    if "content-length" in names:
+        return "content-length"
+    return "none"
+
+
+def _dechunk(data: bytes) -> tuple[bytes, int] | None:
+    """Parse a chunked body; None if incomplete. Returns (body, bytes consumed)."""
+    pos = 0
+    body = bytearray()
+    while True:
+        line_end = data.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size_text = data[pos:line_end].split(b";")[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return bytes(body), len(data)
+        pos = line_end + 2
+        if size == 0:
+            trailer_end = data.find(b"\r\n\r\n", pos - 2)
+            if trailer_end < 0:
+                return None
+            return bytes(body), trailer_end + 4
+        if len(data) < pos + size + 2:
+            return None
+        body += data[pos : pos + size]
+        pos += size + 2
+
+
+def handshake_bytes(path: str, headers: tuple[tuple[str, str], ...], key: str | None, version: str | None,
+                    host: str) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade"]
+    if key is not None:
+        lines.append(f"Sec-WebSocket-Key: {key}")
+    if version is not None:
+        lines.append(f"Sec-WebSocket-Version: {version}")
+    lines += [f"{n}: {v}" for n, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+def request_bytes(method: str, path: str, headers: tuple[tuple[str, str], ...], body: bytes | None,
+                  chunked: tuple[bytes, ...] | None, end: bool, host: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    names = {n.lower() for n, _ in headers}
+    lines += [f"{n}: {v}" for n, v in headers]
+    payload = b""
+    if chunked is not None:
+        if "transfer-encoding" not in names:
+            lines.append("Transfer-Encoding: chunked")
+        for part in chunked:
+            payload += f"{len(part):x}\r\n".encode() + part + b"\r\n"
+        if end:
+            payload += b"0\r\n\r\n"
+    elif body is not None:
+        if "content-length" not in names:
+            lines.append(f"Content-Length: {len(body)}")
+        payload = body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + payload

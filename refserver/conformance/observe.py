@@ -1,0 +1,493 @@
+"""Observables: named functions that read one value (a short string) out of a trace.
+
+A check names an observable and its parameters; the value is matched against the check's
+allowed ``fnmatch`` patterns. Values are strings so that reports can show them as they are.
+
+App records carry ``instance``: 0 for the first app instance of the scenario (by the order
+in which they said hello), 1 for the next, and ``"lifespan"`` for the lifespan scope.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Records = list[dict[str, Any]]
+Observable = Callable[[Records, Mapping[str, Any]], str]
+
+OBSERVABLES: dict[str, Observable] = {}
+
+
+def observable(name: str) -> Callable[[Observable], Observable]:
+    def register(fn: Observable) -> Observable:
+        OBSERVABLES[name] = fn
+        return fn
+
+    return register
+
+
+def compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def app_records(records: Records, params: Mapping[str, Any]) -> Records:
+    instance = params.get("instance", 0)
+    return [r for r in records if r["side"] == "app" and r.get("instance") == instance]
+
+
+def client_records(records: Records) -> Records:
+    return [r for r in records if r["side"] == "client"]
+
+
+def hello(records: Records, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    for r in app_records(records, params):
+        if r["ev"] == "hello":
+            scope = r.get("scope")
+            return scope if isinstance(scope, dict) else None
+    return None
+
+
+def _exc(record: dict[str, Any]) -> str:
+    return ("oserror:" if record.get("oserror") else "error:") + str(record.get("exc"))
+
+
+def outcome(record: dict[str, Any] | None) -> str:
+    """One app record as a value: a receive result, or what a send did."""
+    if record is None:
+        return "not-reached"
+    ev = record["ev"]
+    if ev == "received":
+        kind = str(record.get("kind"))
+        if kind == "websocket.disconnect":
+            msg = record.get("msg") or {}
+            code = msg.get("code", "<absent>") if isinstance(msg, dict) else "<absent>"
+            return f"{kind}:{code}"
+        return kind
+    if ev == "receive_timeout":
+        return "timeout"
+    if ev in ("receive_raised", "send_raised"):
+        return _exc(record)
+    if ev == "sent":
+        return "returned"
+    if ev == "send_blocked":
+        return "blocked"
+    return ev
+
+
+_STEP_EVENTS = ("received", "receive_timeout", "receive_raised", "sent", "send_raised", "send_blocked")
+
+
+@observable("app.step")
+def app_step(records: Records, params: Mapping[str, Any]) -> str:
+    """What app step ``step`` did (the last result of that step)."""
+    found = None
+    for r in app_records(records, params):
+        if r.get("step") == params["step"] and r["ev"] in _STEP_EVENTS:
+            found = r
+            if not params.get("last", False):
+                break
+    return outcome(found)
+
+
+@observable("app.steps")
+def app_steps(records: Records, params: Mapping[str, Any]) -> str:
+    return " ".join(app_step(records, {**params, "step": s}) for s in params["steps"])
+
+
+@observable("app.step.duration")
+def app_step_duration(records: Records, params: Mapping[str, Any]) -> str:
+    """"prompt" if step ``step`` took at most ``max_s`` seconds."""
+    for r in app_records(records, params):
+        if r.get("step") == params["step"] and r["ev"] in _STEP_EVENTS:
+            if r["ev"] == "send_blocked":
+                return f"blocked (over {r.get('timeout')} s)"
+            duration = float(r.get("duration") or 0.0)
+            return "prompt" if duration <= params["max_s"] else f"late ({duration:.2f} s)"
+    return "not-reached"
+
+
+@observable("app.step.exc_text")
+def app_step_exc_text(records: Records, params: Mapping[str, Any]) -> str:
+    for r in app_records(records, params):
+        if r.get("step") == params["step"] and r["ev"].endswith("_raised"):
+            return str(r.get("text"))
+    return "<no exception>"
+
+
+def _disconnects(records: Records, params: Mapping[str, Any]) -> Records:
+    return [r for r in app_records(records, params) if r["ev"] == "received" and r.get("kind") == "websocket.disconnect"]
+
+
+@observable("app.disconnect.code")
+def disconnect_code(records: Records, params: Mapping[str, Any]) -> str:
+    found = _disconnects(records, params)
+    if not found:
+        return "no-disconnect"
+    msg = found[0].get("msg") or {}
+    return str(msg.get("code", "<absent>"))
+
+
+@observable("app.disconnect.reason")
+def disconnect_reason(records: Records, params: Mapping[str, Any]) -> str:
+    found = _disconnects(records, params)
+    if not found:
+        return "no-disconnect"
+    msg = found[0].get("msg") or {}
+    return str(msg["reason"]) if "reason" in msg else "<absent>"
+
+
+@observable("app.after_disconnect")
+def after_disconnect(records: Records, params: Mapping[str, Any]) -> str:
+    """What later receive() calls return once a websocket.disconnect was delivered."""
+    mine = app_records(records, params)
+    results = [r for r in mine if r["ev"] in ("received", "receive_timeout", "receive_raised")]
+    first = next((i for i, r in enumerate(results) if r.get("kind") == "websocket.disconnect"), None)
+    if first is None:
+        return "no-disconnect"
+    later = results[first + 1 :]
+    if not later:
+        return "not-called"
+    base = results[first].get("msg")
+    seen: list[str] = []
+    for r in later:
+        if r["ev"] == "receive_timeout":
+            return "hangs" if not seen else "extra-then-hangs"
+        if r["ev"] == "receive_raised":
+            return _exc(r)
+        if r.get("kind") != "websocket.disconnect":
+            return f"other:{r.get('kind')}"
+        seen.append("same" if r.get("msg") == base else f"code {r.get('msg', {}).get('code')}")
+    if all(s == "same" for s in seen):
+        return "repeats-same"
+    return "repeats-changed (" + ", ".join(seen) + ")"
+
+
+@observable("app.received_kinds")
+def received_kinds(records: Records, params: Mapping[str, Any]) -> str:
+    return compact([outcome(r) for r in app_records(records, params) if r["ev"] == "received"])
+
+
+@observable("app.messages")
+def app_messages(records: Records, params: Mapping[str, Any]) -> str:
+    """The websocket.receive messages the app got, as text:... / bytes:N."""
+    out = []
+    for r in app_records(records, params):
+        if r["ev"] == "received" and r.get("kind") == "websocket.receive":
+            msg = r.get("msg") or {}
+            if msg.get("text") is not None:
+                out.append("text:" + str(msg["text"]))
+            elif isinstance(msg.get("bytes"), dict):
+                out.append(f"bytes:{msg['bytes']['len']}")
+            else:
+                out.append("bytes:None")
+    return compact(out)
+
+
+@observable("app.ended")
+def app_ended(records: Records, params: Mapping[str, Any]) -> str:
+    for r in app_records(records, params):
+        if r["ev"] == "ended":
+            return str(r.get("how"))
+    if hello(records, params) is None:
+        return "not-called"
+    return "not-ended"
+
+
+@observable("app.called")
+def app_called(records: Records, params: Mapping[str, Any]) -> str:
+    return "called" if hello(records, params) is not None else "not-called"
+
+
+@observable("app.scope")
+def app_scope(records: Records, params: Mapping[str, Any]) -> str:
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    value: Any = scope
+    for key in str(params["key"]).split("."):
+        if isinstance(value, dict) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return "<absent>"
+    if isinstance(value, dict) and set(value) == {"bytes", "len"}:
+        return "b" + repr(value["bytes"])
+    return compact(value)
+
+
+@observable("app.header_values")
+def app_header_values(records: Records, params: Mapping[str, Any]) -> str:
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    name = params["name"]
+    out = []
+    for pair in scope.get("headers") or []:
+        n = pair[0]["bytes"] if isinstance(pair[0], dict) else str(pair[0])
+        v = pair[1]["bytes"] if isinstance(pair[1], dict) else str(pair[1])
+        if n.lower() == name:
+            out.append(v)
+    return compact(out)
+
+
+@observable("app.header_order")
+def app_header_order(records: Records, params: Mapping[str, Any]) -> str:
+    """The scope's header names restricted to ``names`` (compared lower-case), in order."""
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    wanted = set(params["names"])
+    names = []
+    for pair in scope.get("headers") or []:
+        n = pair[0]["bytes"] if isinstance(pair[0], dict) else str(pair[0])
+        if n.lower() in wanted:
+            names.append(n.lower())
+    return ",".join(names)
+
+
+@observable("app.header_case")
+def app_header_case(records: Records, params: Mapping[str, Any]) -> str:
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    names = [pair[0]["bytes"] if isinstance(pair[0], dict) else str(pair[0]) for pair in scope.get("headers") or []]
+    return "lowercase" if all(n == n.lower() for n in names) else "mixed: " + ",".join(n for n in names if n != n.lower())
+
+
+@observable("app.body")
+def app_body(records: Records, params: Mapping[str, Any]) -> str:
+    for r in app_records(records, params):
+        if r["ev"] == "body":
+            body = r.get("body") or {}
+            return str(body.get("bytes", ""))
+    return "not-reached"
+
+
+@observable("app.backpressure")
+def app_backpressure(records: Records, params: Mapping[str, Any]) -> str:
+    for r in app_records(records, params):
+        if r["ev"] == "send_blocked" and "after_bytes" in r:
+            return f"blocked after {r['after_bytes'] >> 20} MiB"
+        if r["ev"] == "never_blocked":
+            return f"never blocked ({r['after_bytes'] >> 20} MiB sent)"
+        if r["ev"] == "send_raised" and "after_bytes" in r:
+            return _exc(r)
+    return "not-reached"
+
+
+@observable("app.event")
+def app_event(records: Records, params: Mapping[str, Any]) -> str:
+    """Whether the app reported an event ``ev`` (e.g. unsupported, state_set)."""
+    for r in app_records(records, params):
+        if r["ev"] == params["ev"]:
+            return "yes"
+    return "no"
+
+
+# ---------------------------------------------------------------- the client's side
+
+
+def _responses(records: Records) -> Records:
+    return [r for r in client_records(records) if r["ev"] == "response"]
+
+
+def _end(records: Records) -> str:
+    for r in client_records(records):
+        if r["ev"] in ("eof", "rst"):
+            return "none:" + r["ev"]
+    return "none:open"
+
+
+@observable("client.status")
+def client_status(records: Records, params: Mapping[str, Any]) -> str:
+    responses = _responses(records)
+    index = params.get("index", 0)
+    if len(responses) > index:
+        return str(responses[index]["status"])
+    return _end(records)
+
+
+@observable("client.statuses")
+def client_statuses(records: Records, params: Mapping[str, Any]) -> str:
+    return ",".join(str(r["status"]) for r in _responses(records)) or _end(records)
+
+
+@observable("client.informational")
+def client_informational(records: Records, params: Mapping[str, Any]) -> str:
+    found = [str(r["status"]) for r in client_records(records) if r["ev"] == "informational"]
+    return ",".join(found) or "none"
+
+
+@observable("client.header")
+def client_header(records: Records, params: Mapping[str, Any]) -> str:
+    responses = _responses(records)
+    index = params.get("index", 0)
+    if len(responses) <= index:
+        return "no-response"
+    name = params["name"]
+    return compact([v for n, v in responses[index]["headers"] if n == name])
+
+
+@observable("client.has_headers")
+def client_has_headers(records: Records, params: Mapping[str, Any]) -> str:
+    """Which of ``names`` the first response carries."""
+    responses = _responses(records)
+    if not responses:
+        return "no-response"
+    present = {n for n, _ in responses[0]["headers"]}
+    found = [n for n in params["names"] if n in present]
+    return ",".join(found) or "none"
+
+
+@observable("client.body")
+def client_body(records: Records, params: Mapping[str, Any]) -> str:
+    responses = _responses(records)
+    index = params.get("index", 0)
+    if len(responses) <= index:
+        return "no-response"
+    return str(responses[index]["body"]["bytes"])
+
+
+@observable("client.bodies")
+def client_bodies(records: Records, params: Mapping[str, Any]) -> str:
+    return compact([r["body"]["bytes"] for r in _responses(records)])
+
+
+@observable("client.framing")
+def client_framing(records: Records, params: Mapping[str, Any]) -> str:
+    responses = _responses(records)
+    return str(responses[0].get("framing", "none")) if responses else "no-response"
+
+
+@observable("client.close")
+def client_close(records: Records, params: Mapping[str, Any]) -> str:
+    """The server's close frame: its code, ``empty`` for no payload, or how the TCP
+    connection ended without one (``none:eof``, ``none:rst``, ``none:open``)."""
+    for r in client_records(records):
+        if r["ev"] == "close_frame":
+            return "empty" if r["len"] == 0 else str(r.get("code"))
+        if r["ev"] in ("eof", "rst"):
+            return "none:" + r["ev"]
+    return "none:open"
+
+
+@observable("client.close.reason")
+def client_close_reason(records: Records, params: Mapping[str, Any]) -> str:
+    for r in client_records(records):
+        if r["ev"] == "close_frame":
+            return str(r.get("reason"))
+    return "no-close-frame"
+
+
+@observable("client.close.payload_len")
+def client_close_payload_len(records: Records, params: Mapping[str, Any]) -> str:
+    for r in client_records(records):
+        if r["ev"] == "close_frame":
+            return "<=125" if r["len"] <= 125 else f"{r['len']} bytes"
+    return "no-close-frame"
+
+
+@observable("client.end")
+def client_end(records: Records, params: Mapping[str, Any]) -> str:
+    """How the TCP connection ended from the client's view: eof, rst, or open."""
+    return _end(records).removeprefix("none:")
+
+
+@observable("client.closed")
+def client_closed(records: Records, params: Mapping[str, Any]) -> str:
+    """"closed" if the server sent a close frame or ended TCP; "open" otherwise."""
+    for r in client_records(records):
+        if r["ev"] in ("close_frame", "eof", "rst"):
+            return "closed"
+    return "open"
+
+
+@observable("client.messages")
+def client_messages(records: Records, params: Mapping[str, Any]) -> str:
+    out = []
+    for r in client_records(records):
+        if r["ev"] == "message":
+            out.append("text:" + r["text"] if r["kind"] == "text" else f"bytes:{r['len']}")
+    return compact(out)
+
+
+@observable("client.pong")
+def client_pong(records: Records, params: Mapping[str, Any]) -> str:
+    for r in client_records(records):
+        if r["ev"] == "pong":
+            return str(r["payload"]["bytes"])
+    return "none"
+
+
+@observable("client.ping")
+def client_ping(records: Records, params: Mapping[str, Any]) -> str:
+    for r in client_records(records):
+        if r["ev"] == "ping":
+            return "ping"
+    return "none"
+
+
+@observable("client.masked")
+def client_masked(records: Records, params: Mapping[str, Any]) -> str:
+    frames = [r for r in client_records(records) if "masked" in r]
+    return "masked" if any(r["masked"] for r in frames) else "unmasked"
+
+
+def _time_of(records: Records, selector: str) -> float | None:
+    """``side[@instance]:ev[:detail]``, e.g. ``app@lifespan:sent:lifespan.startup.complete``."""
+    side, _, rest = selector.partition(":")
+    ev, _, detail = rest.partition(":")
+    side, _, instance = side.partition("@")
+    for r in records:
+        if r["side"] != side or r["ev"] != ev:
+            continue
+        if instance and str(r.get("instance")) != instance:
+            continue
+        if detail and detail not in (str(r.get("name")), str(r.get("kind")), str(r.get("status"))):
+            continue
+        return float(r["t"])
+    return None
+
+
+@observable("delay")
+def delay(records: Records, params: Mapping[str, Any]) -> str:
+    """"prompt" if the record ``to`` came at most ``max_s`` after ``from``; selectors are
+    ``side:ev[:detail]``, e.g. ``client:mark:closed`` or ``app:received:websocket.disconnect``."""
+    start = _time_of(records, params["from"])
+    end = _time_of(records, params["to"])
+    if start is None:
+        return "no-start"
+    if end is None:
+        return "never"
+    seconds = end - start
+    return "prompt" if seconds <= params["max_s"] else f"late ({seconds:.2f} s)"
+
+
+@observable("order")
+def order(records: Records, params: Mapping[str, Any]) -> str:
+    """"before" if the record ``first`` came no later than ``second``; "after" otherwise."""
+    first = _time_of(records, params["first"])
+    second = _time_of(records, params["second"])
+    if first is None or second is None:
+        return "missing " + ("first" if first is None else "second")
+    return "before" if first <= second else "after"
+
+
+@observable("runner")
+def runner_value(records: Records, params: Mapping[str, Any]) -> str:
+    """The value of the last runner record ``ev`` (``value`` field), or ``params["missing"]``."""
+    found = [r for r in records if r["side"] == "runner" and r["ev"] == params["ev"]]
+    if not found:
+        return str(params.get("missing", "none"))
+    return str(found[-1].get("value"))
+
+
+def observe(name: str, records: Records, params: Mapping[str, Any]) -> str:
+    fn = OBSERVABLES.get(name)
+    if fn is None:
+        raise KeyError(f"unknown observable {name!r}; known: {', '.join(sorted(OBSERVABLES))}")
+    return fn(records, params)

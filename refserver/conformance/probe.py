@@ -1,0 +1,501 @@
+"""The probe app: a plain ASGI 3 app, importable by any server as
+``refserver.conformance.probe:app``.
+
+For each connection it finds the scenario in the request path
+(``/<scenario-id>/<token>/...``), runs that scenario's app script, and reports every
+``receive()`` result, every ``send()`` and what it returned or raised (the exception class,
+its MRO and whether it is an ``OSError``), and how the app ended, as JSON datagrams over
+UDP to the runner on loopback. The runner's address comes from the environment variable
+``REFSERVER_PROBE_REPORT`` (``127.0.0.1:PORT``) or from :func:`make_app`.
+
+The runner can also open *gates*: a datagram ``{"gate": NAME}`` sent back to the socket
+that reported lets the app past ``a_gate(NAME)``. So the client waits on the app and the
+app waits on the client by events, not by sleeping.
+
+Standard library only, and it works under asyncio and trio (and any server that runs
+an asyncio loop), because it runs inside every server under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from refserver.conformance.model import Step
+
+REPORT_ENV = "REFSERVER_PROBE_REPORT"
+LIFESPAN_ENV = "REFSERVER_PROBE_LIFESPAN"  # "<scenario-id>/<token>": run that scenario on the lifespan scope
+HEALTH_PATH = "/__probe__/health"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_MAX_TEXT = 400
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe rendering of an ASGI value; bytes become ``{"bytes": latin-1, "len": n}``."""
+    if depth > 6:
+        return repr(value)[:_MAX_TEXT]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT] + f"...<{len(value)} chars>"
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        return {"bytes": data[:_MAX_TEXT].decode("latin-1"), "len": len(data)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(repr(v) for v in value)
+    return {"repr": repr(value)[:_MAX_TEXT], "pytype": type(value).__name__}
+
+
+def _scope_summary(scope: Mapping[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for key in ("type", "asgi", "http_version", "scheme", "method", "path", "raw_path", "query_string",
+                "root_path", "headers", "client", "server", "subprotocols"):
+        summary[key] = jsonable(scope[key]) if key in scope else "<absent>"
+    extensions = scope.get("extensions")
+    summary["extensions"] = sorted(extensions) if isinstance(extensions, Mapping) else "<absent>"
+    state = scope.get("state", "<absent>")
+    summary["state"] = jsonable(dict(state)) if isinstance(state, Mapping) else jsonable(state)
+    for key in ("client", "server"):
+        value = scope.get(key)
+        if isinstance(value, list | tuple) and len(value) == 2:
+            summary[key + "_types"] = [type(value[0]).__name__, type(value[1]).__name__]
+    return summary
+
+
+def _exception(exc: BaseException) -> dict[str, Any]:
+    return {
+        "exc": type(exc).__name__,
+        "module": type(exc).__module__,
+        "mro": [c.__name__ for c in type(exc).__mro__],
+        "oserror": isinstance(exc, OSError),
+        "text": str(exc)[:_MAX_TEXT],
+    }
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return not isinstance(exc, Exception)
+
+
+# ---------------------------------------------------------------- async-library agnostic helpers
+
+
+def _flavour() -> str:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "asyncio"
+
+
+async def _sleep(seconds: float) -> None:
+    if _flavour() == "asyncio":
+        import asyncio
+
+        await asyncio.sleep(seconds)
+    else:
+        import trio
+
+        await trio.sleep(seconds)
+
+
+_TIMED_OUT = object()
+
+
+async def _within(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+    """Await with a timeout; return ``_TIMED_OUT`` if it expired (the await is cancelled)."""
+    if timeout is None:
+        return await awaitable
+    if _flavour() == "asyncio":
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
+        except asyncio.TimeoutError:
+            return _TIMED_OUT
+    import trio
+
+    with trio.move_on_after(timeout):
+        return await awaitable
+    return _TIMED_OUT
+
+
+# ---------------------------------------------------------------- reporting
+
+
+class Reporter:
+    """Sends the reports of one connection (``token``) to the runner; receives its gates."""
+
+    def __init__(self, address: tuple[str, int] | None, token: str) -> None:
+        self.address = address
+        self.token = token
+        self.seq = 0
+        self.gates: set[str] = set()
+        self.sock: socket.socket | None = None
+        if address is not None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.setblocking(False)
+
+    def report(self, ev: str, **fields: Any) -> None:
+        if self.sock is None or self.address is None:
+            return
+        self.seq += 1
+        record = {"token": self.token, "seq": self.seq, "t": time.monotonic(), "ev": ev, **fields}
+        data = json.dumps(record, default=repr).encode()
+        if len(data) > 60000:
+            record = {"token": self.token, "seq": self.seq, "t": record["t"], "ev": ev, "truncated": True}
+            data = json.dumps(record).encode()
+        try:
+            self.sock.sendto(data, self.address)
+        except OSError:
+            pass
+
+    def _poll(self) -> None:
+        if self.sock is None:
+            return
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, OSError):
+                return
+            try:
+                name = json.loads(data).get("gate")
+            except ValueError:
+                continue
+            if isinstance(name, str):
+                self.gates.add(name)
+
+    async def wait_gate(self, name: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._poll()
+            if name in self.gates:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await _sleep(0.003)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+# ---------------------------------------------------------------- running an app script
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class ScriptRunner:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, rep: Reporter) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.rep = rep
+
+    async def receive(self, timeout: float | None, step: int) -> Any:
+        started = time.monotonic()
+        try:
+            message = await _within(self._receive(), timeout)
+        except BaseException as exc:
+            self.rep.report("receive_raised", step=step, **_exception(exc))
+            if _is_cancellation(exc):
+                raise
+            return None
+        if message is _TIMED_OUT:
+            self.rep.report("receive_timeout", step=step, timeout=timeout)
+            return None
+        kind = message.get("type") if isinstance(message, Mapping) else None
+        self.rep.report("received", step=step, kind=kind, msg=jsonable(message),
+                        duration=round(time.monotonic() - started, 4))
+        return message
+
+    async def send(self, message: MutableMapping[str, Any], timeout: float | None, step: int) -> str:
+        started = time.monotonic()
+        kind = message.get("type")
+        try:
+            result = await _within(self._send(message), timeout)
+        except BaseException as exc:
+            self.rep.report("send_raised", step=step, kind=kind, msg=jsonable(message),
+                            duration=round(time.monotonic() - started, 4), **_exception(exc))
+            if _is_cancellation(exc):
+                raise
+            return "raised"
+        if result is _TIMED_OUT:
+            self.rep.report("send_blocked", step=step, kind=kind, msg=jsonable(message), timeout=timeout)
+            return "blocked"
+        self.rep.report("sent", step=step, kind=kind, msg=jsonable(message),
+                        duration=round(time.monotonic() - started, 4))
+        return "returned"
+
+    async def run(self, steps: tuple[Step, ...]) -> None:
+        for index, step in enumerate(steps):
+            a = step.args
+            op = step.op
+            if op == "receive":
+                await self.receive(a.get("timeout"), index)
+            elif op == "receive_until":
+                deadline = time.monotonic() + a["timeout"]
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.rep.report("receive_timeout", step=index, timeout=a["timeout"])
+                        break
+                    message = await self.receive(remaining, index)
+                    if message is None or message.get("type") == a["kind"]:
+                        break
+            elif op == "send":
+                await self.send(dict(a["message"]), a.get("timeout"), index)
+            elif op == "echo":
+                message = await self.receive(3.0, index)
+                if message is not None and message.get("type") == "websocket.receive":
+                    reply: dict[str, Any] = {"type": "websocket.send"}
+                    if message.get("text") is not None:
+                        reply["text"] = message["text"]
+                    else:
+                        reply["bytes"] = message.get("bytes")
+                    await self.send(reply, 3.0, index)
+            elif op == "respond":
+                await self.send({"type": "http.response.start", "status": a["status"],
+                                 "headers": [list(h) for h in a["headers"]]}, 3.0, index)
+                await self.send({"type": "http.response.body", "body": a["body"]}, 3.0, index)
+            elif op == "drain_body":
+                body = bytearray()
+                chunks = 0
+                deadline = time.monotonic() + a["timeout"]
+                while True:
+                    message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
+                    if message is None or message.get("type") != "http.request":
+                        break
+                    chunks += 1
+                    body += message.get("body", b"")
+                    if not message.get("more_body", False):
+                        break
+                self.rep.report("body", step=index, body=jsonable(bytes(body)), chunks=chunks)
+            elif op == "sleep":
+                await _sleep(a["seconds"])
+            elif op == "gate":
+                opened = await self.rep.wait_gate(a["name"], a["timeout"])
+                self.rep.report("gate", step=index, name=a["name"], opened=opened)
+            elif op == "mark":
+                self.rep.report("mark", step=index, name=a["name"])
+            elif op == "return":
+                return
+            elif op == "raise":
+                raise RuntimeError("the probe app raises here, as its script says")
+            elif op == "require_extension":
+                extensions = self.scope.get("extensions") or {}
+                if a["name"] not in extensions:
+                    self.rep.report("unsupported", step=index, extension=a["name"])
+                    raise _Unsupported(a["name"])
+            elif op == "send_until_blocked":
+                await self._send_until_blocked(a, index)
+            elif op == "set_state":
+                state = self.scope.get("state")
+                if isinstance(state, MutableMapping):
+                    state[a["key"]] = a["value"]
+                    self.rep.report("state_set", step=index, key=a["key"])
+                else:
+                    self.rep.report("state_unsupported", step=index)
+            else:  # pragma: no cover - a catalogue error
+                raise ValueError(f"unknown app step {op!r}")
+
+    async def _send_until_pending(self, a: Mapping[str, Any], index: int) -> None:
+        """Send until one send() is slow; report ``send_pending`` and keep awaiting that
+        same send (up to ``then_wait_s``), then report how it ended."""
+        message = dict(a["message"])
+        size = len(message.get("bytes") or b"")
+        total = 0
+        started = time.monotonic()
+        while True:
+            before = time.monotonic()
+            slow = [False]
+
+            def pending(total: int = total) -> None:
+                slow[0] = True
+                self.rep.report("send_pending", step=index, kind=message.get("type"), after_bytes=total)
+
+            try:
+                result = await _within(_watch(self._send(dict(message)), a["block_s"], pending), a["then_wait_s"])
+            except BaseException as exc:
+                self.rep.report("send_raised", step=index, kind=message.get("type"), after_bytes=total,
+                                duration=round(time.monotonic() - before, 4), **_exception(exc))
+                if _is_cancellation(exc):
+                    raise
+                return
+            if result is _TIMED_OUT:
+                self.rep.report("send_blocked", step=index, kind=message.get("type"), after_bytes=total,
+                                timeout=a["then_wait_s"])
+                return
+            total += size
+            if slow[0]:
+                self.rep.report("sent", step=index, kind=message.get("type"), after_bytes=total,
+                                duration=round(time.monotonic() - before, 4))
+                return
+            if total >= a["max_bytes"] or time.monotonic() - started >= a["max_s"]:
+                self.rep.report("never_blocked", step=index, sends=total // max(size, 1), after_bytes=total)
+                return
+
+    async def _send_until_blocked(self, a: Mapping[str, Any], index: int) -> None:
+        if a.get("then_wait_s"):
+            await self._send_until_pending(a, index)
+            return
+        message = dict(a["message"])
+        size = len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
+        total = 0
+        sends = 0
+        started = time.monotonic()
+        while True:
+            before = time.monotonic()
+            try:
+                result = await _within(self._send(dict(message)), a["block_s"])
+            except BaseException as exc:
+                self.rep.report("send_raised", step=index, kind=message.get("type"), sends=sends,
+                                after_bytes=total, duration=round(time.monotonic() - before, 4), **_exception(exc))
+                if _is_cancellation(exc):
+                    raise
+                return
+            if result is _TIMED_OUT:
+                self.rep.report("send_blocked", step=index, kind=message.get("type"), sends=sends,
+                                after_bytes=total, timeout=a["block_s"])
+                return
+            sends += 1
+            total += size
+            if total >= a["max_bytes"] or time.monotonic() - started >= a["max_s"]:
+                self.rep.report("never_blocked", step=index, sends=sends, after_bytes=total)
+                return
+
+
+async def _watch(awaitable: Awaitable[Any], after_s: float, on_slow: Callable[[], None]) -> Any:
+    """Await ``awaitable`` to the end; call ``on_slow`` if it takes longer than ``after_s``."""
+    async def watcher() -> None:
+        await _sleep(after_s)
+        on_slow()
+
+    if _flavour() == "asyncio":
+        import asyncio
+
+        task = asyncio.ensure_future(watcher())
+        try:
+            return await awaitable
+        finally:
+            task.cancel()
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watcher)
+        try:
+            return await awaitable
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def _report_address(explicit: tuple[str, int] | None) -> tuple[str, int] | None:
+    if explicit is not None:
+        return explicit
+    text = os.environ.get(REPORT_ENV)
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    return (host or "127.0.0.1", int(port))
+
+
+def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = None) -> Callable[..., Awaitable[None]]:
+    """Build a probe app; ``report_to`` and ``lifespan`` default to the environment."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        address = _report_address(report_to)
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await _lifespan(scope, receive, send, address, lifespan if lifespan is not None
+                            else os.environ.get(LIFESPAN_ENV))
+            return
+        path = str(scope.get("path", ""))
+        if kind == "http" and path == HEALTH_PATH:
+            await send({"type": "http.response.start", "status": 200, "headers": [[b"content-type", b"text/plain"]]})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        parts = path.split("/")
+        scenario = _find(parts[1]) if len(parts) > 2 else None
+        if scenario is None:
+            if kind == "http":
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"no such scenario"})
+            elif kind == "websocket":
+                await send({"type": "websocket.close"})
+            return
+        await _run(scenario.app, scope, receive, send, Reporter(address, parts[2]))
+
+    return app
+
+
+def _find(scenario_id: str) -> Any:
+    from refserver.conformance.catalogue import BY_ID
+
+    return BY_ID.get(scenario_id)
+
+
+async def _run(steps: tuple[Step, ...], scope: Scope, receive: Receive, send: Send, rep: Reporter) -> None:
+    rep.report("hello", scope=_scope_summary(scope), python=sys.version.split()[0])
+    how = "returned"
+    try:
+        await ScriptRunner(scope, receive, send, rep).run(steps)
+    except _Unsupported:
+        how = "unsupported"
+        try:
+            if scope.get("type") == "websocket":
+                await _within(send({"type": "websocket.close"}), 1.0)
+        except BaseException as exc:
+            if _is_cancellation(exc):
+                raise
+    except BaseException as exc:
+        how = "raised" if isinstance(exc, Exception) else "cancelled"
+        rep.report("ended", how=how, **_exception(exc))
+        rep.close()
+        raise
+    rep.report("ended", how=how)
+    rep.close()
+
+
+async def _lifespan(scope: Scope, receive: Receive, send: Send, address: tuple[str, int] | None,
+                    selected: str | None) -> None:
+    if selected:
+        scenario_id, _, token = selected.partition("/")
+        scenario = _find(scenario_id)
+        if scenario is not None:
+            await _run(scenario.lifespan_app or scenario.app, scope, receive, send, Reporter(address, token or "lifespan"))
+            return
+    # No lifespan scenario: complete startup and shutdown, like any well-behaved app.
+    rep = Reporter(address, "lifespan")
+    rep.report("hello", scope=_scope_summary(scope))
+    try:
+        while True:
+            message = await receive()
+            kind = message.get("type")
+            rep.report("received", kind=kind, msg=jsonable(message))
+            if kind == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif kind == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    finally:
+        rep.close()
+
+
+app = make_app()

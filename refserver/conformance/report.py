@@ -1,0 +1,329 @@
+"""Reports: the matrix as text or markdown, the stable JSON document, and ``--explain``.
+
+JSON shape (``"format": "refserver-conformance/1"``)::
+
+    {
+      "format": "refserver-conformance/1",
+      "generated": "2026-01-01T00:00:00+00:00",   # UTC, ISO 8601
+      "refserver_version": "0.1.0",
+      "duration_s": 12.3,
+      "legend": {verdict: meaning},
+      "targets": [{"name", "description", "installed", "version", "reason", "in_process",
+                   "advertised": {"http": "2.3", "websocket": "2.4"},
+                   "totals": {verdict: count}}],
+      "scenarios": [Scenario.to_json()],            # id, title, lesson, group, refs, level, scripts, checks
+      "cells": [{"target", "scenario", "verdict", "advertised_spec_version", "error", "duration_s",
+                 "attempts", "checks": [{"label", "observable", "value", "verdict", "level",
+                                         "allowed", "refserver", "note"}],
+                 "trace": [{"t", "side", "ev", ...}]}]
+    }
+
+Keys are only ever added, never renamed or removed, within one format version.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import refserver
+from refserver.conformance import JSON_FORMAT
+from refserver.conformance import verdict as V
+from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
+from refserver.conformance.model import Scenario
+from refserver.conformance.runner import TargetRun
+
+ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.ERROR, V.FLAKY)
+
+
+@dataclass
+class Report:
+    scenarios: list[Scenario]
+    targets: list[TargetRun]
+    cells: list[V.Cell]
+    duration_s: float = 0.0
+    generated: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                           .replace(microsecond=0).isoformat())
+
+    def cell(self, target: str, scenario: str) -> V.Cell | None:
+        for c in self.cells:
+            if c.target == target and c.scenario == scenario:
+                return c
+        return None
+
+    def ran_targets(self) -> list[TargetRun]:
+        return [t for t in self.targets if t.info.installed]
+
+    def totals(self, target: str) -> dict[str, int]:
+        counts = dict.fromkeys(ORDER, 0)
+        for c in self.cells:
+            if c.target == target:
+                counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        return counts
+
+    def groups(self) -> list[tuple[str, list[Scenario]]]:
+        out = []
+        for group in GROUP_ORDER:
+            members = [s for s in self.scenarios if s.group == group]
+            if members:
+                out.append((group, members))
+        others = [s for s in self.scenarios if s.group not in GROUP_ORDER]
+        if others:
+            out.append(("Other", others))
+        return out
+
+
+def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
+    """Scenario 26: a target keeps the spec_version it advertises, judged from every other
+    cell (a failed check whose note says the advertised version makes it a rule)."""
+    for target in targets:
+        if not target.info.installed:
+            continue
+        mine = [c for c in cells if c.target == target.name]
+        if not mine:
+            continue
+        broken = []
+        for c in mine:
+            for check in c.checks:
+                if check.verdict == V.FAIL and (check.note.startswith("advertises") or check.level == "MUST"):
+                    if "advertises" in check.note:
+                        broken.append(c.scenario)
+        advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
+        value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
+        result = V.CheckResult("claims kept", "claims", value, V.PASS if not broken else V.FAIL, "MUST",
+                               ("kept",), "kept", show=bool(broken), note=f"advertises {advertised}")
+        cells.append(V.Cell(target.name, META_CLAIMS.id, result.verdict, [result],
+                            advertised=target.advertised.get("websocket")))
+
+
+# ---------------------------------------------------------------------- text and markdown
+
+
+def _cell_text(report: Report, target: str, scenario: str, width: int = 30) -> str:
+    cell = report.cell(target, scenario)
+    if cell is None:
+        return "-"
+    text = cell.summary
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _target_line(t: TargetRun) -> str:
+    if not t.info.installed:
+        return f"{t.name}: not installed ({t.info.reason})"
+    adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) or "?"
+    where = ", in-process" if t.in_process_backend else ""
+    restarts = f", restarted {t.restarts}x" if t.restarts else ""
+    return f"{t.name}: {t.info.spec.description} {t.info.version}{where}; advertises {adv}{restarts}"
+
+
+def render_text(report: Report) -> str:
+    targets = report.ran_targets()
+    names = [t.name for t in targets]
+    lines = [f"refserver conformance: {len(report.scenarios)} scenarios x {len(names)} targets, "
+             f"{report.generated}, {report.duration_s:.1f} s", ""]
+    lines += ["Targets:"] + [f"  {_target_line(t)}" for t in report.targets] + [""]
+    id_width = max((len(s.id) for s in report.scenarios), default=10)
+    col = 26
+    for group, members in report.groups():
+        lines.append(f"== {group}")
+        lines.append(f"  {'scenario':<{id_width}} {'level':<11} " + " ".join(f"{n[:col]:<{col}}" for n in names))
+        for s in members:
+            cells = " ".join(f"{_cell_text(report, n, s.id, col):<{col}}" for n in names)
+            lines.append(f"  {s.id:<{id_width}} {s.level.value:<11} {cells}")
+        lines.append("")
+    lines.append("Totals:")
+    for n in names:
+        totals = report.totals(n)
+        lines.append(f"  {n:<20} " + "  ".join(f"{k} {totals[k]}" for k in ORDER if totals[k]))
+    lines += ["", "Legend:"] + [f"  {k:<9} {v}" for k, v in V.LEGEND.items()]
+    errors = [c for c in report.cells if c.verdict == V.ERROR]
+    if errors:
+        lines += ["", "Errors:"] + [f"  {c.target} / {c.scenario}: {c.error}" for c in errors]
+    lines.append("")
+    lines.append("Details of one cell: python -m refserver.conformance --explain SCENARIO --target NAME")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report, *, catalogue: bool = True) -> str:
+    targets = report.ran_targets()
+    names = [t.name for t in targets]
+    out = ["# Conformance matrix", "",
+           f"Generated {report.generated} by `python -m refserver.conformance` "
+           f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
+           f"{report.duration_s:.0f} s. Regenerate with `python -m refserver.conformance --docs` "
+           "(see [Regenerating](#regenerating)).", "",
+           "## Targets", "", "| target | server | version | advertises | note |", "|---|---|---|---|---|"]
+    for t in report.targets:
+        adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) if t.info.installed else ""
+        note = "" if t.info.installed else f"not installed: {t.info.reason}"
+        if t.restarts:
+            note = f"restarted {t.restarts} times during the run"
+        out.append(f"| {t.name} | {_md(t.info.spec.description)} | {t.info.version} | {adv} | {_md(note)} |")
+    out += ["", "## Totals", "", "| target | " + " | ".join(ORDER) + " |", "|---|" + "---|" * len(ORDER)]
+    for n in names:
+        totals = report.totals(n)
+        out.append(f"| {n} | " + " | ".join(str(totals[k]) for k in ORDER) + " |")
+    out += ["", "## Legend", ""] + [f"- **{k}**: {v}" for k, v in V.LEGEND.items()]
+    out += ["", "A value in parentheses is what the target did, shown where it matters (the spec allows a choice, "
+            "or the target departs from it).", "", "## Matrix", ""]
+    for group, members in report.groups():
+        out += [f"### {group}", "", "| scenario | level | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names)]
+        for s in members:
+            cells = " | ".join(_md(_cell_text(report, n, s.id, 40)) for n in names)
+            case = f" (c{s.peer_case})" if s.peer_case else ""
+            out.append(f"| [`{s.id}`](#{_anchor(s.id)}){case} | {s.level.value} | {cells} |")
+        out.append("")
+    details = [c for c in report.cells if c.verdict not in (V.PASS, V.NA)]
+    if details:
+        out += ["## Departures", "", "Every cell that is not `pass` or `n/a`, with the values observed.", ""]
+        for s in report.scenarios:
+            mine = [c for c in details if c.scenario == s.id]
+            if not mine:
+                continue
+            out.append(f"- **`{s.id}`**: {_md(s.title)}")
+            for c in mine:
+                if c.verdict == V.ERROR:
+                    out.append(f"  - {c.target}: error: {_md(c.error or '')}")
+                    continue
+                parts = [f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
+                         for k in c.checks if k.verdict not in (V.PASS, V.NA)]
+                out.append(f"  - {c.target}: **{c.verdict}**: " + "; ".join(parts))
+        out.append("")
+    if catalogue:
+        out += ["## Scenarios", "", "Each scenario as data: what the client and the app do, and what is expected. "
+                "`refserver:` marks refserver's own choice where the spec allows several.", ""]
+        for group, members in report.groups():
+            out += [f"### {group}", ""]
+            for s in members:
+                out.append(f"#### {s.id}")
+                out.append("")
+                out.append(f"**{_md(s.title)}.** {_md(s.lesson)}  ")
+                refs = "; ".join(s.refs)
+                case = f"; peer-behaviour (c) {s.peer_case}" if s.peer_case else ""
+                out.append(f"Level: {s.level.value}. Rests on: {_md(refs)}{case}.")
+                out.append("")
+                if s.client:
+                    out.append("- client: " + " → ".join(f"`{_md(x.describe())}`" for x in s.client))
+                if s.lifespan_app:
+                    out.append("- lifespan app: " + " → ".join(f"`{_md(x.describe())}`" for x in s.lifespan_app))
+                if s.app:
+                    out.append("- app: " + " → ".join(f"`{_md(x.describe())}`" for x in s.app))
+                for c in s.checks:
+                    level = (c.level or s.level).value
+                    allowed = ", ".join(f"`{_md(a)}`" for a in c.allowed)
+                    extra = "".join(f"; from {v}: " + ", ".join(f"`{_md(p)}`" for p in ps) for v, ps in c.by_version)
+                    since = f"; since {c.since}" if c.since else ""
+                    choice = f"; refserver: `{_md(c.choice)}`" if c.choice else ""
+                    out.append(f"- expect {_md(c.label or c.observable)} ({level}{since}): {allowed}{extra}{choice}")
+                out.append("")
+    out += ["## Regenerating", "",
+            "```sh", "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
+            "/tmp/peers/bin/python -m refserver.conformance --docs", "```", "",
+            "`--docs` runs every built-in target that is installed and writes this file "
+            "(`--format markdown --out docs/conformance.md`).", ""]
+    return "\n".join(out)
+
+
+def _anchor(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum() or ch in "-_ ").replace(" ", "-")
+
+
+def render_json(report: Report, *, traces: bool = True) -> dict[str, Any]:
+    return {
+        "format": JSON_FORMAT,
+        "generated": report.generated,
+        "refserver_version": refserver.__version__,
+        "duration_s": round(report.duration_s, 2),
+        "legend": V.LEGEND,
+        "targets": [{**t.info.to_json(), "in_process": t.in_process_backend is not None,
+                     "advertised": dict(t.advertised), "restarts": t.restarts,
+                     "totals": report.totals(t.name) if t.info.installed else {}} for t in report.targets],
+        "scenarios": [s.to_json() for s in report.scenarios],
+        "cells": [c.to_json(with_trace=traces) for c in report.cells],
+    }
+
+
+# ---------------------------------------------------------------------- --explain
+
+_KEYS = ("kind", "status", "code", "reason", "opcode", "len", "exc", "how", "name", "value", "what", "step")
+
+
+def signature(record: dict[str, Any]) -> str:
+    parts = [record["side"], record["ev"]]
+    for key in _KEYS:
+        if key in record and key not in ("len",):
+            parts.append(f"{key}={record[key]}")
+    return " ".join(parts)
+
+
+def _line(record: dict[str, Any]) -> str:
+    extra = []
+    for key in _KEYS:
+        if key in record:
+            extra.append(f"{key}={record[key]}")
+    if record["ev"] in ("received", "sent", "send_raised") and "msg" in record:
+        msg = record["msg"]
+        if isinstance(msg, dict):
+            brief = {k: v for k, v in msg.items() if k != "type"}
+            if brief:
+                extra.append(str(brief)[:60])
+    if record["ev"] == "hello":
+        asgi = (record.get("scope") or {}).get("asgi")
+        extra.append(f"asgi={asgi}")
+    if "text" in record and record["ev"].endswith("_raised"):
+        extra.append(repr(record["text"])[:50])
+    return f"{record['t']:7.3f} {record['side']:<6} {record['ev']} " + " ".join(extra)
+
+
+def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | None) -> str:
+    out = [f"{scenario.id}: {scenario.title}", f"  {scenario.lesson}", f"  level {scenario.level.value}; rests on "
+           + "; ".join(scenario.refs), ""]
+    out.append("client script:")
+    out += [f"  {i}. {s.describe()}" for i, s in enumerate(scenario.client)]
+    if scenario.lifespan_app:
+        out.append("lifespan app script:")
+        out += [f"  {i}. {s.describe()}" for i, s in enumerate(scenario.lifespan_app)]
+    out.append("app script:")
+    out += [f"  {i}. {s.describe()}" for i, s in enumerate(scenario.app)]
+    out.append("")
+    for cell in (target_cell, ref_cell):
+        if cell is None:
+            continue
+        out.append(f"{cell.target}: {cell.verdict} (advertises {cell.advertised or '?'})"
+                   + (f" - {cell.error}" if cell.error else ""))
+        for c in cell.checks:
+            choice = f"; refserver: {c.choice}" if c.choice else ""
+            note = f"; {c.note}" if c.note else ""
+            out.append(f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; allowed {list(c.allowed)}{choice}{note}")
+        out.append("")
+    left = target_cell.trace
+    right = ref_cell.trace if ref_cell is not None and ref_cell is not target_cell else []
+    first_diff = None
+    for i in range(max(len(left), len(right))):
+        a = signature(left[i]) if i < len(left) else ""
+        b = signature(right[i]) if i < len(right) else ""
+        if a != b:
+            first_diff = i
+            break
+    width = 64
+    out.append(f"   {target_cell.target:<{width}} | {ref_cell.target if ref_cell and right else ''}")
+    out.append("   " + "-" * width + "-+-" + "-" * width)
+    for i in range(max(len(left), len(right))):
+        a = _line(left[i]) if i < len(left) else ""
+        b = _line(right[i]) if i < len(right) else ""
+        mark = ">> " if i == first_diff else "   "
+        out.append(f"{mark}{a[:width]:<{width}} | {b[:width]}")
+    if first_diff is not None:
+        out.append("")
+        out.append(f">> marks the first difference (record {first_diff}).")
+    elif right:
+        out.append("")
+        out.append("The two traces have the same events.")
+    return "\n".join(out) + "\n"

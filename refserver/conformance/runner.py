@@ -1,0 +1,515 @@
+"""The runner: starts targets, runs each scenario's client script against them while the
+probe app runs the app script, collects both sides into one trace, and judges it.
+
+Timing is decided by events: the client waits on the probe's reports (``c_wait_app``) and
+the app waits on the client's gates (``a_gate``). Every wait is bounded, every scenario has
+an overall deadline, and a server that dies or stops answering is killed (by the PID we
+started) and restarted; the cell then says ``error`` with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from refserver.conformance import verdict as V
+from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, request_bytes
+from refserver.conformance.model import Scenario, Step
+from refserver.conformance.probe import HEALTH_PATH
+from refserver.conformance.targets import (
+    HOST,
+    InProcessServer,
+    ProcessServer,
+    TargetInfo,
+    port_open,
+)
+
+SCENARIO_TIMEOUT_S = 40.0
+HEALTH_TIMEOUT_S = 3.0
+
+
+class ReportHub:
+    """The side channel: one UDP socket that receives every probe report of the run and
+    sends gates back to the probe's sockets."""
+
+    def __init__(self, sock: anyio.abc.UDPSocket) -> None:
+        self.sock = sock
+        self.port: int = sock.extra(anyio.abc.SocketAttribute.local_address)[1]
+        self.traces: dict[str, Trace] = {}
+        self.instances: dict[str, dict[tuple[str, int], Any]] = {}
+        self._count = 0
+
+    def new_token(self, trace: Trace) -> str:
+        self._count += 1
+        token = f"t{self._count}"
+        self.traces[token] = trace
+        self.traces[token + "~lifespan"] = trace
+        self.instances[token] = {}
+        return token
+
+    def release(self, token: str) -> None:
+        self.traces.pop(token, None)
+        self.traces.pop(token + "~lifespan", None)
+        self.instances.pop(token, None)
+
+    async def serve(self) -> None:
+        async for data, address in self.sock:
+            try:
+                record = json.loads(data)
+            except ValueError:
+                continue
+            token = str(record.pop("token", ""))
+            trace = self.traces.get(token)
+            if trace is None:
+                continue
+            base = token.partition("~")[0]
+            instances = self.instances.setdefault(base, {})
+            if token.endswith("~lifespan"):
+                instance: Any = "lifespan"
+                instances.setdefault((address[0], address[1]), "lifespan")
+            else:
+                key = (address[0], address[1])
+                if key not in instances:
+                    instances[key] = sum(1 for v in instances.values() if v != "lifespan")
+                instance = instances[key]
+            record.pop("seq", None)
+            t = record.pop("t", None)
+            ev = record.pop("ev", "?")
+            trace.add("app", ev, t=t, instance=instance, **record)
+
+    async def open_gate(self, token: str, name: str) -> int:
+        data = json.dumps({"gate": name}).encode()
+        sent = 0
+        for address in self.instances.get(token, {}):
+            await self.sock.sendto(data, address[0], address[1])
+            sent += 1
+        return sent
+
+
+def app_count(trace: Trace, event: str) -> int:
+    """How many probe reports match ``event`` (see :func:`refserver.conformance.model.c_wait_app`)."""
+    kind, _, detail = event.partition(":")
+    count = 0
+    for r in trace.records:
+        if r["side"] != "app":
+            continue
+        ev = r["ev"]
+        if kind == "hello" and ev == "hello":
+            count += 1
+        elif kind == "ended" and ev == "ended":
+            count += 1
+        elif kind == "received" and ev == "received" and (not detail or r.get("kind") == detail):
+            count += 1
+        elif kind == "receive_done" and ev in ("received", "receive_timeout", "receive_raised"):
+            count += 1
+        elif kind == "sent" and ev in ("sent", "send_raised", "send_blocked") and (not detail or r.get("kind") == detail):
+            count += 1
+        elif kind == "mark" and ev == "mark" and r.get("name") == detail:
+            count += 1
+        elif kind == ev and not detail:
+            count += 1
+    return count
+
+
+@dataclass
+class TargetRun:
+    """One target during a run: its info, its shared server, what it advertises."""
+
+    info: TargetInfo
+    python: str
+    in_process_backend: str | None = None
+    server: Any = None
+    advertised: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.info.spec.name
+
+
+class Runner:
+    def __init__(self, targets: Sequence[TargetRun], *, jobs: int = 1, repeat: int = 1,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.targets = list(targets)
+        self.jobs = max(1, jobs)
+        self.repeat = max(1, repeat)
+        self.progress = progress or (lambda line: None)
+        self.hub: ReportHub | None = None
+        self.tg: anyio.abc.TaskGroup | None = None
+
+    # ------------------------------------------------------------------ servers
+
+    def _new_server(self, target: TargetRun, lifespan: str | None = None, ping: float | None = None) -> Any:
+        assert self.hub is not None and self.tg is not None
+        if target.in_process_backend is not None:
+            return InProcessServer(target.in_process_backend, self.hub.port, self.tg, lifespan, ping)
+        return ProcessServer(target.info.spec, target.python, self.hub.port, lifespan, ping)
+
+    async def _ensure_server(self, target: TargetRun) -> str | None:
+        """Start (or restart) the shared server; the reason if it cannot be started."""
+        if target.server is not None and target.server.alive():
+            return None
+        if target.server is not None:
+            await target.server.stop()
+            target.server.cleanup()
+            target.restarts += 1
+        target.server = self._new_server(target)
+        await target.server.start()
+        if target.server.exit_reason is not None:
+            reason = f"server {target.server.exit_reason}"
+            tail = target.server.log_tail().strip()
+            return reason + (f"; log: {tail[-400:]}" if tail else "")
+        if not target.advertised:
+            await self._learn_versions(target)
+        return None
+
+    async def _learn_versions(self, target: TargetRun) -> None:
+        """One HTTP request and one WebSocket, to read ``scope["asgi"]["spec_version"]``."""
+        from refserver.conformance.catalogue import HELLO_HTTP, HELLO_WS
+
+        for scenario in (HELLO_HTTP, HELLO_WS):
+            cell = await self._run_once(target, scenario, health=False)
+            scope = next((r.get("scope") for r in cell.trace if r["side"] == "app" and r["ev"] == "hello"), None)
+            if isinstance(scope, dict) and isinstance(scope.get("asgi"), dict):
+                target.advertised[scenario.protocol] = str(scope["asgi"].get("spec_version") or "2.0")
+            else:
+                target.advertised[scenario.protocol] = "2.0"
+
+    async def _healthy(self, server: Any) -> str | None:
+        if not server.alive():
+            reason = f"server {server.exit_reason or 'process exited'}"
+            return reason
+        trace = Trace()
+        with anyio.move_on_after(HEALTH_TIMEOUT_S):
+            try:
+                conn = await Connection.open(server.port, trace)
+            except OSError as exc:
+                return f"server stopped accepting connections ({exc})"
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(conn.read_forever)
+                    conn.methods.append("GET")
+                    await conn.write(request_bytes("GET", HEALTH_PATH, (("Connection", "close"),), None, None, True,
+                                                   HOST), "health")
+                    await trace.wait_for(lambda: conn.responses > 0 or conn.ended, HEALTH_TIMEOUT_S)
+                    tg.cancel_scope.cancel()
+            finally:
+                await conn.aclose()
+            if conn.responses:
+                return None
+        return f"server stopped answering (no response to a health check within {HEALTH_TIMEOUT_S:.0f} s)"
+
+    # ------------------------------------------------------------------ the run
+
+    async def run(self, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+        cells: list[V.Cell] = []
+        async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
+            self.hub = ReportHub(sock)
+            async with anyio.create_task_group() as hub_tg:
+                hub_tg.start_soon(self.hub.serve)
+                async with anyio.create_task_group() as servers:
+                    self.tg = servers
+                    limiter = anyio.CapacityLimiter(self.jobs)
+
+                    async def one_target(target: TargetRun) -> None:
+                        async with limiter:
+                            cells.extend(await self._run_target(target, scenarios))
+
+                    async with anyio.create_task_group() as work:
+                        for target in self.targets:
+                            if target.info.installed:
+                                work.start_soon(one_target, target)
+                    servers.cancel_scope.cancel()
+                hub_tg.cancel_scope.cancel()
+        return cells
+
+    async def _run_target(self, target: TargetRun, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+        cells = []
+        started = time.monotonic()
+        try:
+            for scenario in scenarios:
+                if scenario.meta:
+                    continue
+                cell = await self.run_cell(target, scenario)
+                cells.append(cell)
+                self.progress(f"{target.name:<20} {scenario.id:<46} {cell.summary}")
+        finally:
+            if target.server is not None:
+                await target.server.stop()
+                target.server.cleanup()
+                target.server = None
+        self.progress(f"{target.name}: {len(cells)} scenarios in {time.monotonic() - started:.1f} s")
+        return cells
+
+    async def run_cell(self, target: TargetRun, scenario: Scenario) -> V.Cell:
+        attempts = [await self._run_once(target, scenario) for _ in range(self.repeat)]
+        cell = attempts[-1]
+        signatures = {(a.verdict, tuple(c.value for c in a.checks)) for a in attempts}
+        cell.attempts = [a.verdict for a in attempts]
+        if len({a.verdict for a in attempts}) > 1:
+            cell.verdict = V.FLAKY
+        elif len(signatures) > 1 and cell.verdict != V.ERROR:
+            cell.attempts.append("values differ between runs")
+        return cell
+
+    async def _run_once(self, target: TargetRun, scenario: Scenario, health: bool = True) -> V.Cell:
+        assert self.hub is not None
+        trace = Trace()
+        token = self.hub.new_token(trace)
+        started = time.monotonic()
+        error: str | None = None
+        dedicated = scenario.server is not None
+        server: Any
+        if dedicated:
+            assert scenario.server is not None
+            lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
+            server = self._new_server(target, lifespan, scenario.server.ping_interval_s)
+            await server.start()
+            trace.add("runner", "server_start", value="listening" if server.exit_reason is None
+                      else server.exit_reason)
+            if server.exit_reason is not None and not scenario.server.lifespan:
+                error = f"dedicated server {server.exit_reason}"
+        else:
+            error = await self._ensure_server(target)
+            server = target.server
+        if error is None:
+            with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
+                try:
+                    await ClientScript(self.hub, trace, token, scenario, server).run()
+                except Exception as exc:  # a harness problem: reported in the cell
+                    error = f"harness error: {type(exc).__name__}: {exc}"
+            if timer.cancelled_caught:
+                error = f"the scenario did not finish within {SCENARIO_TIMEOUT_S:.0f} s"
+        if dedicated:
+            if scenario.server is not None and scenario.server.shutdown:
+                status = await server.wait_exit(6.0)
+                trace.add("runner", "server_exit", value="still running" if status is None else f"status {status}")
+            elif server.exit_reason is not None or not server.alive():
+                trace.add("runner", "server_exit", value=server.exit_reason or "exited")
+            else:
+                trace.add("runner", "server_exit", value="still running")
+            await server.stop()
+            server.cleanup()
+        elif health and error is None:
+            problem = await self._healthy(server)
+            if problem is not None:
+                tail = server.log_tail().strip()
+                error = problem + (f"; log: {tail[-300:]}" if tail else "")
+                trace.add("runner", "server_lost", value=problem)
+                await server.stop()  # restarted before the next scenario
+        await anyio.sleep(0)
+        self.hub.release(token)
+        cell = judge(target, scenario, trace, error)
+        cell.duration_s = time.monotonic() - started
+        return cell
+
+
+def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None) -> V.Cell:
+    records = trace.records
+    version = None
+    for r in records:
+        if r["side"] == "app" and r["ev"] == "hello" and r.get("instance") == 0:
+            asgi = (r.get("scope") or {}).get("asgi")
+            if isinstance(asgi, dict):
+                version = str(asgi.get("spec_version") or "2.0")
+            break
+    if version is None:
+        version = target.advertised.get(scenario.protocol)
+    cell = V.Cell(target.name, scenario.id, V.PASS, advertised=version, trace=records)
+    if error is not None:
+        cell.verdict = V.ERROR
+        cell.error = error
+        return cell
+    if scenario.extension == "lifespan" and not any(
+        r["side"] == "app" and r["ev"] == "hello" and r.get("instance") == "lifespan" for r in records
+    ):
+        cell.verdict = V.NA
+        cell.error = "the target never ran the lifespan scope"
+        return cell
+    if scenario.extension and any(r["side"] == "app" and r["ev"] == "unsupported" for r in records):
+        cell.verdict = V.NA
+        cell.error = f"the target does not advertise {scenario.extension}"
+        return cell
+    cell.checks = [V.judge_check(check, scenario, records, version) for check in scenario.checks]
+    cell.verdict = V.combine([c.verdict for c in cell.checks])
+    if cell.verdict == V.ERROR:
+        cell.error = "; ".join(c.value for c in cell.checks if c.verdict == V.ERROR)
+    return cell
+
+
+class ClientScript:
+    """Runs a scenario's client script against one server."""
+
+    def __init__(self, hub: ReportHub, trace: Trace, token: str, scenario: Scenario, server: Any) -> None:
+        self.hub = hub
+        self.trace = trace
+        self.token = token
+        self.scenario = scenario
+        self.server = server
+        self.conn: Connection | None = None
+        self.conns: list[Connection] = []
+
+    def path(self, suffix: str) -> str:
+        return f"/{self.scenario.id}/{self.token}{suffix}"
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            for index, step in enumerate(self.scenario.client):
+                await self.step(index, step)
+            await self._wait_app_end()
+            for conn in self.conns:
+                await conn.aclose()
+            tg.cancel_scope.cancel()
+
+    async def _wait_app_end(self) -> None:
+        trace = self.trace
+
+        # The lifespan instance lives as long as the server: wait for it only when the
+        # scenario shuts the server down.
+        shutdown = self.scenario.server is not None and self.scenario.server.shutdown
+
+        def instances() -> tuple[set[Any], set[Any]]:
+            said_hello = {r.get("instance") for r in trace.records if r["side"] == "app" and r["ev"] == "hello"
+                          and (shutdown or r.get("instance") != "lifespan")}
+            ended = {r.get("instance") for r in trace.records if r["side"] == "app" and r["ev"] == "ended"}
+            return said_hello, ended
+
+        if not instances()[0]:
+            await trace.wait_for(lambda: bool(instances()[0]), 0.2)
+        if not instances()[0]:
+            return
+        ok = await trace.wait_for(lambda: instances()[0] <= instances()[1], self.scenario.app_deadline_s)
+        if not ok:
+            trace.add("runner", "app_not_ended", value=sorted(map(str, instances()[0] - instances()[1])))
+
+    async def _connect(self) -> Connection:
+        if self.conn is not None and not self.conn.ended and not self.conn.closed_locally:
+            return self.conn
+        conn = await Connection.open(self.server.port, self.trace)
+        self.conn = conn
+        self.conns.append(conn)
+        self.tg.start_soon(conn.read_forever)
+        return conn
+
+    async def _wait(self, what: str, predicate: Callable[[], bool], timeout: float, required: bool = True) -> bool:
+        ok = await self.trace.wait_for(predicate, timeout)
+        if not ok and required:
+            self.trace.add("client", "wait_timeout", what=what, timeout=timeout)
+        return ok
+
+    async def step(self, index: int, step: Step) -> None:
+        a = step.args
+        op = step.op
+        trace = self.trace
+        if op == "connect":
+            await self._connect()
+        elif op == "handshake":
+            try:
+                conn = await self._connect()
+            except OSError as exc:
+                trace.add("client", "connect_failed", error=str(exc))
+                return
+            conn.methods.append("GET")
+            data = handshake_bytes(self.path(a["suffix"]), a["headers"], a["key"], a["version"], f"{HOST}:{self.server.port}")
+            await conn.write(data + a["after"], "handshake", chop=a["chop"])
+            await self._wait("handshake response", lambda: conn.responses > 0 or conn.ended, a["timeout"])
+        elif op == "request":
+            try:
+                conn = await self._connect()
+            except OSError as exc:
+                trace.add("client", "connect_failed", error=str(exc))
+                return
+            conn.methods.append(a["method"])
+            host = f"{HOST}:{self.server.port}"
+            if a["raw"] is not None:
+                data = a["raw"].replace(b"{path}", self.path(a["suffix"]).encode()).replace(b"{host}", host.encode())
+            else:
+                data = request_bytes(a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"],
+                                     a["end"], host)
+            await conn.write(data, f"{a['method']} request")
+        elif op == "send_raw":
+            await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
+        elif op == "frame":
+            payload = a["payload"] if "payload" in a else b"\x00" * a["size"]
+            frame = build_frame(a["opcode"], payload, fin=a.get("fin", True), rsv=a.get("rsv", 0),
+                                masked=a.get("masked", True))
+            await (await self._connect()).write(frame, f"frame opcode={a['opcode']} len={len(payload)}")
+        elif op == "close":
+            if a["raw_payload"] is not None:
+                payload = a["raw_payload"]
+            elif a["code"] is None:
+                payload = b""
+            else:
+                payload = int(a["code"]).to_bytes(2, "big") + a["reason"].encode("utf-8")
+            await (await self._connect()).write(build_frame(8, payload), f"close frame code={a['code']}")
+        elif op == "reset":
+            if self.conn is not None:
+                await self.conn.reset()
+        elif op == "half_close":
+            if self.conn is not None:
+                await self.conn.half_close()
+        elif op == "stop_reading":
+            if self.conn is not None:
+                self.conn.reading = anyio.Event()
+                trace.add("client", "stopped_reading")
+        elif op == "resume_reading":
+            if self.conn is not None:
+                self.conn.reading.set()
+                trace.add("client", "resumed_reading")
+        elif op == "wait_app":
+            event, count = a["event"], a["count"]
+            await self._wait(f"app {event} x{count}", lambda: app_count(trace, event) >= count, a["timeout"],
+                             a["required"])
+        elif op == "wait_close":
+            conn = self.conn
+            if conn is not None:
+                await self._wait("close frame or end of connection",
+                                 lambda: conn.ended or bool(trace.of("client", "close_frame")), a["timeout"],
+                                 a["required"])
+        elif op == "wait_eof":
+            conn = self.conn
+            if conn is not None:
+                await self._wait("end of the TCP connection", lambda: conn.ended, a["timeout"], False)
+        elif op == "wait_messages":
+            conn = self.conn
+            if conn is not None:
+                await self._wait(f"{a['count']} messages",
+                                 lambda: conn.ended or len([r for r in trace.records if r["side"] == "client"
+                                                            and r["ev"] in ("message", "close_frame")]) >= a["count"],
+                                 a["timeout"])
+        elif op == "wait_frame":
+            conn = self.conn
+            names = {8: "close_frame", 9: "ping", 10: "pong"}
+            name = names.get(a["opcode"], "frame")
+            if conn is not None:
+                await self._wait(f"frame {a['opcode']}", lambda: conn.ended or bool(trace.of("client", name)),
+                                 a["timeout"], False)
+        elif op == "wait_responses":
+            conn = self.conn
+            if conn is not None:
+                await self._wait(f"{a['count']} responses", lambda: conn.ended or conn.responses >= a["count"],
+                                 a["timeout"])
+        elif op == "wait_client":
+            await self._wait(f"client {a['ev']}", lambda: bool(trace.of("client", a["ev"])), a["timeout"], False)
+        elif op == "gate":
+            sent = await self.hub.open_gate(self.token, a["name"])
+            trace.add("client", "gate", name=a["name"], instances=sent)
+        elif op == "mark":
+            trace.add("client", "mark", name=a["name"])
+        elif op == "pause":
+            await anyio.sleep(a["seconds"])
+        elif op == "shutdown_server":
+            trace.add("client", "mark", name="shutdown")
+            await self.server.shutdown()
+        elif op == "wait_listening":
+            ok = self.server.port and await port_open(self.server.port, a.get("timeout", 2.0))
+            trace.add("runner", "listening", value="yes" if ok else "no")
+        else:  # pragma: no cover - a catalogue error
+            raise ValueError(f"unknown client step {op!r}")

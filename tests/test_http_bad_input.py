@@ -1,0 +1,281 @@
+"""Bad client input: 400, 431, 505, slow or idle clients closed after the timeout; the
+server never crashes and logs such a client at most once, below error level."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.support import HTTPClient, Recorder, connect, http_request, read_until_eof, refserver_errors, serving
+
+pytestmark = pytest.mark.anyio
+
+
+async def ok_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def raw_exchange(port: int, data: bytes, *, eof: bool = False) -> bytes:
+    stream = await connect(port)
+    try:
+        await stream.send(data)
+        if eof:
+            await stream.send_eof()
+        return await read_until_eof(stream)
+    finally:
+        await stream.aclose()
+
+
+def split_head(raw: bytes) -> tuple[list[bytes], bytes]:
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    assert sep, raw
+    return [line for line in head.split(b"\r\n") if not line.startswith(b"date: ")], rest
+
+
+def refserver_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("refserver") and r.name != "refserver.access"]
+
+
+def error_response(status: bytes, text: bytes) -> tuple[list[bytes], bytes]:
+    body = text + b"\n"
+    return (
+        [
+            b"HTTP/1.1 " + status,
+            b"content-type: text/plain; charset=utf-8",
+            b"content-length: " + str(len(body)).encode(),
+            b"connection: close",
+        ],
+        body,
+    )
+
+
+BAD_REQUESTS = [
+    ("garbage request line", b"GARBAGE\r\n\r\n", b"400 Bad Request", b"illegal request line: bytearray(b'GARBAGE')"),
+    ("TLS on a plain port", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", b"400 Bad Request", b"illegal request line"),
+    (
+        "header without colon",
+        b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+        b"400 Bad Request",
+        b"illegal header line: bytearray(b'Host x')",
+    ),
+    ("missing Host", b"GET / HTTP/1.1\r\n\r\n", b"400 Bad Request", b"Missing mandatory Host: header"),
+    (
+        "conflicting Content-Length",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"400 Bad Request",
+        b"conflicting Content-Length headers",
+    ),
+    (
+        "non-ASCII target",
+        b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"400 Bad Request",
+        b"illegal request line: bytearray(b'GET /\\xff HTTP/1.1')",
+    ),
+    (
+        "HTTP/2.0 request line",
+        b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"505 HTTP Version Not Supported",
+        b"HTTP/2.0 is not supported",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "text"), [c[1:] for c in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS]
+)
+async def test_malformed_request_is_answered_and_closed(
+    data: bytes, status: bytes, text: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rec.add("path", scope["path"])
+        await ok_app(scope, receive, send)
+
+    with anyio.fail_after(5):
+        async with serving(app) as server:
+            raw = await raw_exchange(server.port, data)
+            response, body = await http_request(server.port, "GET", "/after")
+    assert split_head(raw) == error_response(status, text)
+    assert (response.status_code, body) == (200, b"ok")
+    assert rec.of("path") == ["/after"]  # the bad request never reached the app
+    [record] = refserver_records(caplog)
+    assert record.levelno < logging.ERROR
+    assert record.name == "refserver.error"
+    assert record.getMessage().endswith(f"{text.decode('ascii', 'backslashreplace')} (answered {status[:3].decode()})")
+    assert record.getMessage().startswith("Bad request from 127.0.0.1:")
+
+
+async def test_higher_http_1_minor_version_is_served_as_1_1() -> None:
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rec.add("version", scope["http_version"])
+        await ok_app(scope, receive, send)
+
+    with anyio.fail_after(5):
+        async with serving(app) as server:
+            raw = await raw_exchange(server.port, b"GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert rec.of("version") == ["1.1"]
+
+
+TOO_LARGE = b"request head larger than the limit (--h11-max-incomplete-event-size)"
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["head in one write", "incomplete head"])
+async def test_headers_over_the_limit_get_431(whole: bool, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2048 + (b"\r\n\r\n" if whole else b"")
+    fits = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Fits: " + b"a" * 900 + b"\r\n\r\n"
+    with anyio.fail_after(5):
+        async with serving(ok_app, h11_max_incomplete_event_size_bytes=1024) as server:
+            raw = await raw_exchange(server.port, big)
+            ok = await raw_exchange(server.port, fits)
+    assert split_head(raw) == error_response(b"431 Request Header Fields Too Large", TOO_LARGE)
+    assert ok.startswith(b"HTTP/1.1 200 OK\r\n") and ok.endswith(b"\r\n\r\nok")
+    [record] = refserver_records(caplog)
+    assert record.levelno < logging.ERROR
+    assert record.getMessage().endswith(f"{TOO_LARGE.decode()} (answered 431)")
+
+
+async def test_never_finished_headers_are_closed_after_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    with anyio.fail_after(3):
+        async with serving(ok_app, timeout_keep_alive_s=0.2) as server:
+            stream = await connect(server.port)
+            try:
+                start = anyio.current_time()
+                await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                raw = await read_until_eof(stream)
+                elapsed = anyio.current_time() - start
+            finally:
+                await stream.aclose()
+            response, _ = await http_request(server.port)
+    assert raw == b""
+    assert elapsed >= 0.15
+    assert response.status_code == 200
+    assert [r for r in refserver_records(caplog) if r.levelno >= logging.ERROR] == []
+    assert len(refserver_records(caplog)) <= 1
+
+
+async def test_idle_keep_alive_connection_is_closed_after_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    with anyio.fail_after(3):
+        async with serving(ok_app, timeout_keep_alive_s=0.2) as server, HTTPClient.open(server.port) as client:
+            for _ in range(2):  # each request restarts the idle timer
+                await client.send_request()
+                response, body = await client.read_response()
+                assert (response.status_code, body) == (200, b"ok")
+            start = anyio.current_time()
+            rest = await read_until_eof(client.stream)
+            elapsed = anyio.current_time() - start
+    assert rest == b""
+    assert elapsed >= 0.15
+    assert refserver_errors(caplog) == []
+    assert len(refserver_records(caplog)) <= 1
+
+
+async def test_keep_alive_timeout_does_not_cut_a_request_in_flight() -> None:
+    gate = anyio.Event()
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            rec.add("waiting")
+            await gate.wait()
+        await ok_app(scope, receive, send)
+
+    with anyio.fail_after(3):
+        async with serving(app, timeout_keep_alive_s=0.2) as server, HTTPClient.open(server.port) as slow:
+            await slow.send_request("GET", "/slow")
+            await rec.wait_kind("waiting")
+            # An idle connection opened now is closed by the timeout; only then is the slow
+            # request answered, so it has been in flight for longer than the timeout.
+            idle = await connect(server.port)
+            try:
+                assert await read_until_eof(idle) == b""
+            finally:
+                await idle.aclose()
+            gate.set()
+            response, body = await slow.read_response()
+    assert (response.status_code, body) == (200, b"ok")
+
+
+async def test_client_gone_mid_headers_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    with anyio.fail_after(3):
+        async with serving(ok_app) as server:
+            raw = await raw_exchange(server.port, b"GET / HTTP/1.1\r\nHo", eof=True)
+            response, _ = await http_request(server.port)
+    assert raw == b""
+    assert response.status_code == 200
+    assert refserver_errors(caplog) == []
+
+
+async def test_malformed_chunked_body_ends_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    """The request cannot complete: the app sees the body so far, then http.disconnect;
+    the connection is closed."""
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] == "GET":
+            await ok_app(scope, receive, send)
+            return
+        while True:
+            event = await receive()
+            rec.add("event", event)
+            if event["type"] == "http.disconnect":
+                break
+        try:
+            await ok_app(scope, receive, send)
+        except OSError as exc:
+            rec.add("raised", exc)
+
+    with anyio.fail_after(3):
+        async with serving(app) as server:
+            stream = await connect(server.port)
+            try:
+                await stream.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+                await rec.wait_kind("event")
+                await stream.send(b"ZZ\r\n")
+                raw = await read_until_eof(stream)
+            finally:
+                await stream.aclose()
+            response, _ = await http_request(server.port)
+    assert rec.of("event") == [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
+    [exc] = rec.of("raised")
+    assert str(exc) == "malformed request body: illegal chunk header: bytearray(b'ZZ\\r\\n')"
+    assert raw == b""
+    assert response.status_code == 200
+    assert refserver_errors(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\r\n\r\n\r\n",
+        b"\x00" * 100,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999999\r\n\r\n",
+        b"GET / FTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["blank lines", "NULs", "negative length", "unknown coding", "huge length", "bad protocol"],
+)
+async def test_arbitrary_bad_bytes_never_crash_the_server(data: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    with anyio.fail_after(3):
+        async with serving(ok_app, timeout_keep_alive_s=0.5) as server:
+            raw = await raw_exchange(server.port, data, eof=True)
+            response, _ = await http_request(server.port)
+    assert raw == b"" or raw.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 501 "))
+    assert response.status_code == 200
+    assert refserver_errors(caplog) == []
+    assert len(refserver_records(caplog)) <= 1

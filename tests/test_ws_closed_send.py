@@ -1,0 +1,351 @@
+"""send() on a closing or closed WebSocket raises refserver.ClientDisconnected (www spec 2.4).
+
+Promptly, with a message that says why, in every situation; an app blocked in send() when the
+peer vanishes gets it too; escaping the app it is logged at no error level and nothing more is
+sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+import wsproto.events as wse
+
+from refserver import ClientDisconnected, Config
+from refserver.runtime.server import Listening, serve
+from tests.support import (
+    Recorder,
+    Rejected,
+    WSClient,
+    close_frame,
+    frame,
+    refserver_errors,
+    serving,
+)
+
+pytestmark = pytest.mark.anyio
+
+WS_SENDS: list[dict[str, Any]] = [
+    {"type": "websocket.send", "text": "x"},
+    {"type": "websocket.send", "bytes": b"x"},
+    {"type": "websocket.close"},
+    {"type": "websocket.close", "code": 4000, "reason": "again"},
+    {"type": "websocket.accept"},
+]
+
+
+@asynccontextmanager
+async def serving_stoppable(app: Any, **options: Any) -> AsyncIterator[tuple[Listening, anyio.Event]]:
+    options.setdefault("port", 0)
+    options.setdefault("lifespan", "off")
+    options.setdefault("shutdown_timeout_s", 2.0)
+    options.setdefault("ws_ping_interval_s", 0.0)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        listening: Listening = await tg.start(partial(serve, app, Config.from_options(**options),
+                                                      shutdown_trigger=stop.wait))
+        try:
+            yield listening, stop
+        finally:
+            stop.set()
+
+
+async def every_send_raises(send: Any, rec: Recorder) -> None:
+    """Each message of WS_SENDS raises ClientDisconnected, promptly."""
+    with anyio.fail_after(1):
+        for message in WS_SENDS:
+            try:
+                await send(message)
+            except ClientDisconnected as exc:
+                rec.add("error", exc)
+            else:
+                rec.add("no error", message)
+
+
+def assert_all_raised(rec: Recorder, text: str, code: int | None) -> None:
+    assert rec.of("no error") == []
+    errors = rec.of("error")
+    assert len(errors) == len(WS_SENDS)
+    for error in errors:
+        assert type(error) is ClientDisconnected
+        assert isinstance(error, OSError)
+        assert str(error) == text
+        assert error.code == code
+
+
+def app_then(rec: Recorder, go: anyio.Event, first: list[dict[str, Any]]) -> Any:
+    """Sends ``first``, waits for ``go``, then tries every send."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        for message in first:
+            await send(message)
+        rec.add("ready")
+        await go.wait()
+        await every_send_raises(send, rec)
+        rec.add("ended")
+
+    return app
+
+
+ACCEPT = [{"type": "websocket.accept"}]
+
+
+async def test_after_the_peers_close_frame_before_receive() -> None:
+    rec, go = Recorder(), anyio.Event()
+    async with serving(app_then(rec, go, ACCEPT)) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.close(1001, "going")
+        await ws.expect_close()  # the server processed it; the app has not called receive()
+        go.set()
+        await rec.wait_kind("ended")
+        await ws.expect_eof()
+    assert_all_raised(rec, "peer closed the connection with code 1001", 1001)
+
+
+async def test_after_the_disconnect_was_received() -> None:
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        await every_send_raises(send, rec)
+        rec.add("ended")
+
+    async with serving(app) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.close()
+        await rec.wait_kind("ended")
+    assert_all_raised(rec, "peer closed the connection with code 1000", 1000)
+
+
+async def test_after_a_fin_before_receive() -> None:
+    rec, go = Recorder(), anyio.Event()
+    async with serving(app_then(rec, go, ACCEPT)) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.stream.send_eof()
+        await ws.expect_eof()  # the server saw the EOF and closed its side
+        go.set()
+        await rec.wait_kind("ended")
+    assert_all_raised(rec, "connection lost without a close frame (code 1006)", 1006)
+
+
+async def test_after_an_rst_before_receive() -> None:
+    """Scenario 8: the app never calls receive(); sends raise soon after the reset."""
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        await rec.wait_for(lambda r: bool(r.of("reset")))
+        with anyio.fail_after(2):
+            while True:
+                try:
+                    await send({"type": "websocket.send", "text": "x"})
+                except ClientDisconnected as exc:
+                    rec.add("first error", exc)
+                    break
+        await every_send_raises(send, rec)
+        rec.add("ended")
+
+    async with serving(app) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.reset()
+        rec.add("reset")
+        await rec.wait_kind("ended")
+    assert str(rec.of("first error")[0]) == "connection lost without a close frame (code 1006)"
+    assert_all_raised(rec, "connection lost without a close frame (code 1006)", 1006)
+
+
+async def test_after_the_apps_own_close() -> None:
+    rec, go = Recorder(), anyio.Event()
+    first = [*ACCEPT, {"type": "websocket.close", "code": 4000}]
+    async with serving(app_then(rec, go, first)) as server:
+        ws = await WSClient.connect(server.port)
+        await rec.wait_kind("ready")
+        go.set()
+        await rec.wait_kind("ended")
+        close = await ws.expect_close()
+        await ws.send_raw(close_frame(4000))
+        # Nothing after the close frame: the next thing is EOF.
+        assert await ws.next_event() is None
+    assert close.code == 4000
+    assert_all_raised(rec, "the app already sent websocket.close (code 4000)", 4000)
+
+
+async def test_after_the_403() -> None:
+    rec, go = Recorder(), anyio.Event()
+    async with serving(app_then(rec, go, [{"type": "websocket.close"}])) as server:
+        with pytest.raises(Rejected):
+            await WSClient.connect(server.port)
+        go.set()
+        await rec.wait_kind("ended")
+    assert_all_raised(rec, "the handshake was refused with HTTP 403", 1006)
+
+
+async def test_after_a_denial_response() -> None:
+    rec, go = Recorder(), anyio.Event()
+    first = [{"type": "websocket.http.response.start", "status": 451},
+             {"type": "websocket.http.response.body", "body": b"gone"}]
+    async with serving(app_then(rec, go, first)) as server:
+        with pytest.raises(Rejected) as rejected:
+            await WSClient.connect(server.port)
+        go.set()
+        await rec.wait_kind("ended")
+    assert rejected.value.response.status_code == 451
+    assert_all_raised(rec, "the handshake was answered with the app's HTTP 451 response", 1006)
+
+
+async def test_after_a_failed_connection() -> None:
+    rec, go = Recorder(), anyio.Event()
+    async with serving(app_then(rec, go, ACCEPT), ws_max_size_bytes=10) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.send_raw(frame(0x2, b"x" * 11))
+        assert (await ws.expect_close()).code == 1009
+        go.set()
+        await rec.wait_kind("ended")
+        await ws.aclose()
+    assert_all_raised(rec, "connection failed with code 1009 (message exceeds 10 bytes)", 1009)
+
+
+async def test_after_shutdown() -> None:
+    rec, go = Recorder(), anyio.Event()
+    async with serving_stoppable(app_then(rec, go, ACCEPT)) as (server, stop):
+        ws = await WSClient.connect(server.port)
+        await rec.wait_kind("ready")
+        stop.set()
+        assert (await ws.expect_close()).code == 1001
+        go.set()
+        await rec.wait_kind("ended")
+        await ws.close(1001)
+        await ws.expect_eof()
+    assert_all_raised(rec, "the server is shutting down (close code 1001)", 1001)
+
+
+async def test_after_the_close_timeout() -> None:
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000})
+        assert (await receive())["type"] == "websocket.connect"
+        rec.add("disconnect", await receive())
+        await every_send_raises(send, rec)
+        rec.add("ended")
+
+    async with serving(app, ws_close_timeout_s=0.2) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.expect_close()  # never answered
+        await rec.wait_kind("ended")
+    assert rec.of("disconnect") == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+    assert_all_raised(rec, "the peer did not answer the close frame in time (code 1006)", 1006)
+
+
+async def test_blocked_send_gets_it_when_the_peer_resets() -> None:
+    """The client never reads, so send() blocks; then it resets the connection."""
+    rec = Recorder()
+    chunk = b"\x00" * (1 << 20)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                rec.add("sending")
+                await send({"type": "websocket.send", "bytes": chunk})
+                rec.add("sent")
+        except ClientDisconnected as exc:
+            rec.add("error", exc)
+        rec.add("ended")
+
+    async with serving(app, ws_per_message_deflate=False) as server:
+        ws = await WSClient.connect(server.port)
+        await rec.wait_kind("sent", 2)
+        await anyio.wait_all_tasks_blocked()  # the app is stuck in send()
+        assert len(rec.of("sending")) == len(rec.of("sent")) + 1
+        await ws.reset()
+        with anyio.fail_after(2):
+            await rec.wait_kind("ended")
+    error = rec.of("error")[0]
+    assert type(error) is ClientDisconnected
+    assert str(error) == "connection lost without a close frame (code 1006)"
+
+
+@pytest.mark.parametrize("how", ["close frame", "rst", "app close"])
+async def test_escaping_client_disconnected_is_not_an_error(how: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="refserver")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rec.add("started")
+        try:
+            await send({"type": "websocket.accept"})
+            if how == "app close":
+                await send({"type": "websocket.close", "code": 4000})
+            else:
+                while (await receive())["type"] != "websocket.disconnect":
+                    pass
+            await send({"type": "websocket.send", "text": "escapes"})
+        finally:
+            rec.add("ended")
+
+    async with serving(app) as server:
+        ws = await WSClient.connect(server.port)
+        if how == "close frame":
+            await ws.close(1000)
+            echo = await ws.expect_close()
+            assert echo.code == 1000
+            assert await ws.next_event() is None  # EOF; nothing was sent after the echo
+        elif how == "rst":
+            await ws.reset()
+        else:
+            close = await ws.expect_close()
+            assert close.code == 4000
+            await ws.send_raw(close_frame(4000))
+            assert await ws.next_event() is None
+        await rec.wait_kind("ended")
+        # The server still works afterwards.
+        ws2 = await WSClient.connect(server.port)
+        if how == "app close":
+            assert isinstance(await ws2.next_event(), wse.CloseConnection)
+        await ws2.aclose()
+    assert refserver_errors(caplog) == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_blocked_send_gets_it_when_the_peer_closes_without_reading() -> None:
+    """The client stops reading, the app's send() blocks, then the client sends a close frame
+    (and still does not read): within the close timeout the blocked send() raises, and the
+    server closes the TCP connection instead of waiting on the full socket forever."""
+    rec = Recorder()
+    chunk = b"\x00" * (1 << 20)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                rec.add("sending")
+                await send({"type": "websocket.send", "bytes": chunk})
+                rec.add("sent")
+        except ClientDisconnected as exc:
+            rec.add("error", exc)
+        rec.add("event", await receive())
+        rec.add("ended")
+
+    async with serving(app, ws_per_message_deflate=False, ws_close_timeout_s=0.3) as server:
+        ws = await WSClient.connect(server.port)
+        await rec.wait_kind("sent", 2)
+        await anyio.wait_all_tasks_blocked()
+        assert len(rec.of("sending")) == len(rec.of("sent")) + 1
+        await ws.send_raw(close_frame(4001, "stop"))
+        await rec.wait_kind("ended", timeout=2)
+        with anyio.fail_after(2):
+            await ws.expect_eof()
+    error = rec.of("error")[0]
+    assert type(error) is ClientDisconnected
+    assert str(error) == "peer closed the connection with code 4001"
+    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 4001, "reason": "stop"}]
