@@ -239,11 +239,6 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refserver.runtime.server.serve raises LifespanFailure wrapped in an ExceptionGroup "
-    "(lifespan.startup runs inside the root task group); its docstring promises LifespanFailure",
-)
 async def test_serve_raises_lifespan_failure_itself() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()

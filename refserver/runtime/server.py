@@ -78,7 +78,30 @@ async def serve(
     gracefully. Reports the bound addresses with ``task_status.started(Listening)``.
     Raises :class:`~refserver.errors.LifespanFailure` if lifespan startup or shutdown fails.
     """
-    config = config or Config()
+    try:
+        await _serve(app, config or Config(), shutdown_trigger, task_status)
+    except BaseExceptionGroup as group:
+        # Task groups wrap errors; a lifespan failure is the one error serve() promises
+        # to raise, so it comes out as itself.
+        failure = _only(group, LifespanFailure)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _only(group: BaseExceptionGroup[BaseException], kind: type[LifespanFailure]) -> LifespanFailure | None:
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+        inner = inner.exceptions[0]
+    return inner if isinstance(inner, kind) else None
+
+
+async def _serve(
+    app: Any,
+    config: Config,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    task_status: anyio.abc.TaskStatus[Listening],
+) -> None:
     ctx = ServerContext(as_asgi3(app), config)
     lifespan = Lifespan(ctx.app, config.lifespan, ctx.state)
     async with anyio.create_task_group() as root:
