@@ -8,6 +8,7 @@ never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -32,12 +33,17 @@ def describe(exc: BaseException) -> str:
 
 
 class Transport:
-    __slots__ = ("_send_scope", "_stream", "gone", "interrupted_write")
+    __slots__ = ("_is_closing", "_send_scope", "_stream", "gone", "interrupted_write")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
         self.gone: str | None = None  # why the peer is gone, once it is
         self._send_scope: anyio.CancelScope | None = None
+        # asyncio accepts a write to a connection the peer has reset and reports the error
+        # later, through connection_lost; its transport knows at once that it is closing.
+        # (trio raises from the write itself.) anyio does not expose it, hence getattr.
+        transport = getattr(stream, "_transport", None)
+        self._is_closing: Callable[[], bool] | None = getattr(transport, "is_closing", None)
         self.interrupted_write = False  # a write was cut short: the byte stream is torn
 
     async def receive(self) -> bytes:
@@ -64,11 +70,19 @@ class Transport:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.gone = self.gone or describe(exc)
             raise PeerGone(self.gone) from None
+        except BaseException:
+            # Cancelled from outside (e.g. a timeout around the write): part of ``data`` may
+            # be on the wire, so the byte stream may be torn as well.
+            self.interrupted_write = True
+            raise
         finally:
             self._send_scope = None
         if scope.cancelled_caught:
             self.interrupted_write = True
             raise PeerGone(self.gone or "connection aborted")
+        if self._is_closing is not None and self._is_closing():
+            self.gone = self.gone or "the peer closed or reset the connection"
+            raise PeerGone(self.gone)
 
     def abort(self, reason: str) -> None:
         """Mark the peer gone and cut short a write that is waiting for buffer space."""
