@@ -4,12 +4,14 @@ every wait is bounded. The server runs on the same backend as the test."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -127,15 +129,15 @@ async def get_json(port: int, target: str = "/") -> dict[str, Any]:
 # ---------------------------------------------------------------- serving and signals
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-async def test_listening_line_serves_and_exits_cleanly_on_signal(anyio_backend: str, signum: int) -> None:
-    async with refserver_cli("tests.apps.basic:app", "--port", "0", backend=anyio_backend) as cli:
+async def test_listening_line_serves_and_exits_cleanly_on_sigint(anyio_backend: str) -> None:
+    args = ("tests.apps.basic:app", "--host", "127.0.0.1", "--port", "0")
+    async with refserver_cli(*args, backend=anyio_backend) as cli:
         assert await cli.stdout_line() == "lifespan: startup"
         line = await cli.wait_listening()
         assert line == f"refserver listening on http://127.0.0.1:{cli.port} (press CTRL+C to quit)"
         assert cli.port != 0
         summary = await get_json(cli.port, "/x%20y")
-        code = await cli.finish(signum)
+        code = await cli.finish(signal.SIGINT)
     assert summary == {
         "app": "asgi3",
         "type": "http",
@@ -147,150 +149,115 @@ async def test_listening_line_serves_and_exits_cleanly_on_signal(anyio_backend: 
         "server": ["127.0.0.1", cli.port],
     }
     assert code == 0
-    assert cli.stdout_lines[-1] == "lifespan: shutdown"
+    assert cli.stdout_lines == ["lifespan: startup", line, "lifespan: shutdown"]
     stderr = "\n".join(cli.stderr_lines)
     assert "Traceback" not in stderr
-    assert f"Received {signal.Signals(signum).name}; shutting down" in stderr
-    assert f'"GET /x%20y HTTP/1.1" 200' in stderr  # the access log, at the default level info
+    assert "Received SIGINT; shutting down" in stderr
+    assert '"GET /x%20y HTTP/1.1" 200' in stderr  # the access log, at the default level info
 
 
-async def test_signal_lets_the_response_in_flight_finish(anyio_backend: str) -> None:
-    async with refserver_cli("tests.apps.basic:app", "--port", "0", backend=anyio_backend) as cli:
+async def test_sigterm_lets_responses_in_flight_finish_then_closes_the_rest(anyio_backend: str) -> None:
+    """Shutdown: stop accepting, let in-flight responses finish up to --shutdown-timeout,
+    close the rest, run lifespan shutdown, exit 0."""
+    args = ("tests.apps.basic:app", "--port", "0", "--shutdown-timeout", "0.5")
+    request = b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"
+    async with refserver_cli(*args, backend=anyio_backend) as cli:
         await cli.wait_listening()
-        async with HTTPClient.open(cli.port) as client:
-            await client.stream.send(b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
-            received = b""
-            with anyio.fail_after(5):
-                while b"started;" not in received:
-                    received += await client.stream.receive()
+        async with HTTPClient.open(cli.port) as finishing, HTTPClient.open(cli.port) as stuck:
+            received: dict[str, bytes] = {}
+            for name, client in (("finishing", finishing), ("stuck", stuck)):
+                await client.stream.send(request)
+                data = b""
+                with anyio.fail_after(5):
+                    while b"started;" not in data:
+                        data += await client.stream.receive()
+                received[name] = data
+            start = anyio.current_time()  # the shutdown timeout starts after the signal
             cli.process.send_signal(signal.SIGTERM)
             await cli.stderr_until("Received SIGTERM")
-            # The server is shutting down; the request in flight still completes.
-            await client.stream.send(b"cd")
+            await finishing.stream.send(b"cd")  # this response can now complete
             with anyio.fail_after(5):
-                received += await read_until_eof(client.stream)
+                received["finishing"] += await read_until_eof(finishing.stream)
+                received["stuck"] += await read_until_eof(stuck.stream)  # never completes: cut
+            elapsed = anyio.current_time() - start
         with anyio.fail_after(5):
             code = await cli.process.wait()
         cli.stdout_lines += (await read_rest(cli.stdout)).decode().splitlines()
+        cli.stderr_lines += (await read_rest(cli.stderr)).decode().splitlines()
     assert code == 0
-    assert received.endswith(b"started;\r\n4\r\ndone\r\n0\r\n\r\n")
-    assert cli.stdout_lines[-1] == "lifespan: shutdown"
-
-
-async def test_shutdown_timeout_closes_what_is_left(anyio_backend: str) -> None:
-    args = ("tests.apps.basic:app", "--port", "0", "--shutdown-timeout", "0.2")
-    async with refserver_cli(*args, backend=anyio_backend) as cli:
-        await cli.wait_listening()
-        async with HTTPClient.open(cli.port) as client:
-            # The body never completes, so the response stays in flight.
-            await client.stream.send(b"POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
-            received = b""
-            with anyio.fail_after(5):
-                while b"started;" not in received:
-                    received += await client.stream.receive()
-            start = anyio.current_time()
-            code = await cli.finish(signal.SIGINT)
-            elapsed = anyio.current_time() - start
-            with anyio.fail_after(5):
-                received += await read_until_eof(client.stream)
-    assert code == 0
-    assert elapsed >= 0.15
-    assert b"done" not in received
+    assert received["finishing"].endswith(b"started;\r\n4\r\ndone\r\n0\r\n\r\n")
+    assert received["stuck"].endswith(b"started;\r\n")
+    assert elapsed >= 0.45
     assert cli.stdout_lines[-1] == "lifespan: shutdown"
     assert not any("Traceback" in line for line in cli.stderr_lines)
 
 
-async def test_unix_socket_server_scope(anyio_backend: str) -> None:
+async def test_unix_socket_and_options(anyio_backend: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "refserver.sock")
-        async with refserver_cli("tests.apps.basic:app", "--uds", path, backend=anyio_backend) as cli:
-            line = await cli.wait_listening()
+        args = (
+            "tests.apps.basic:app",
+            "--uds",
+            path,
+            "--root-path",
+            "/mounted",
+            "--lifespan",
+            "off",
+            "--h11-max-incomplete-event-size",
+            "1024",
+            "--timeout-keep-alive",
+            "0.2",
+            "--log-level",
+            "warning",
+        )
+        async with refserver_cli(*args, backend=anyio_backend) as cli:
+            line = await cli.wait_listening()  # --lifespan off: no startup line first
             assert line == f"refserver listening on unix:{path} (press CTRL+C to quit)"
             with anyio.fail_after(5):
                 async with await anyio.connect_unix(path) as stream:
                     client = HTTPClient(stream)  # type: ignore[arg-type]
-                    await client.send_request("GET", "/u")
+                    await client.send_request("GET", "/mounted/p")
                     response, body = await client.read_response()
+                    # then idle: closed by --timeout-keep-alive
+                    assert await read_until_eof(stream) == b""
+                async with await anyio.connect_unix(path) as stream:
+                    await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+                    too_big = await read_until_eof(stream)
             code = await cli.finish()
         assert not Path(path).exists()
     assert code == 0
-    assert json.loads(body)["server"] == [path, None]
-
-
-async def test_options_reach_the_server(anyio_backend: str) -> None:
-    args = (
-        "tests.apps.basic:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--root-path",
-        "/mounted",
-        "--lifespan",
-        "off",
-        "--h11-max-incomplete-event-size",
-        "1024",
-        "--timeout-keep-alive",
-        "0.2",
-        "--log-level",
-        "warning",
-    )
-    async with refserver_cli(*args, backend=anyio_backend) as cli:
-        first = await cli.wait_listening()  # --lifespan off: no startup line first
-        summary = await get_json(cli.port, "/mounted/p")
-        with anyio.fail_after(5):
-            stream = await anyio.connect_tcp("127.0.0.1", cli.port)
-            try:
-                await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
-                too_big = await read_until_eof(stream)
-            finally:
-                await stream.aclose()
-            idle = await anyio.connect_tcp("127.0.0.1", cli.port)
-            try:
-                assert await read_until_eof(idle) == b""  # closed by --timeout-keep-alive
-            finally:
-                await idle.aclose()
-        code = await cli.finish()
-    assert cli.stdout_lines[0] == first
+    assert response.status_code == 200
+    summary = json.loads(body)
+    assert summary["server"] == [path, None]
     assert (summary["root_path"], summary["path"]) == ("/mounted", "/mounted/p")
     assert too_big.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
-    assert code == 0
-    assert "lifespan: shutdown" not in cli.stdout_lines
+    assert cli.stdout_lines == [line]  # no lifespan lines with --lifespan off
     # --log-level warning hides the access log and info messages.
-    assert not any(" 200" in line or line.startswith("INFO") for line in cli.stderr_lines)
+    assert cli.stderr_lines == []
 
 
-async def test_factory(anyio_backend: str) -> None:
-    async with refserver_cli("tests.apps.basic:create_app", "--factory", "--port", "0", backend=anyio_backend) as cli:
-        await cli.wait_listening()
-        summary = await get_json(cli.port)
-        code = await cli.finish()
-    assert summary["app"] == "factory"
-    assert code == 0
-
-
-@pytest.mark.parametrize("attr", ["Legacy", "legacy_function"])
-async def test_asgi2_app_runs(anyio_backend: str, attr: str) -> None:
-    async with refserver_cli(f"tests.apps.basic:{attr}", "--port", "0", backend=anyio_backend) as cli:
-        await cli.wait_listening()
-        summary = await get_json(cli.port, "/two")
-        code = await cli.finish()
-    assert summary["app"] == {"Legacy": "asgi2-class", "legacy_function": "asgi2-function"}[attr]
-    assert (summary["asgi"], summary["path"]) == ({"version": "3.0", "spec_version": "2.5"}, "/two")
-    assert code == 0
-    # --lifespan auto: the ASGI 2 app raised on the lifespan scope, so it is "unsupported".
-    assert sum("appears unsupported" in line for line in cli.stderr_lines) == 1
-
-
-async def test_app_dir(anyio_backend: str, tmp_path: Path) -> None:
+async def test_factory_from_app_dir(anyio_backend: str, tmp_path: Path) -> None:
     target = REPO / "tests" / "apps" / "appdir_target"
-    async with refserver_cli("elsewhere:app", "--app-dir", str(target), "--port", "0",
-                             cwd=tmp_path, backend=anyio_backend) as cli:
+    args = ("elsewhere:create_app", "--factory", "--app-dir", str(target), "--port", "0")
+    async with refserver_cli(*args, cwd=tmp_path, backend=anyio_backend) as cli:
         await cli.wait_listening()
         with anyio.fail_after(5):
             response, body = await http_request(cli.port)
         code = await cli.finish()
-    assert (response.status_code, body, code) == (200, b"from --app-dir", 0)
+    assert (response.status_code, body, code) == (200, b"from --app-dir, made by a factory", 0)
+
+
+async def test_asgi2_app_runs(anyio_backend: str) -> None:
+    # Both ASGI 2 shapes (class and function) are also served in-process in test_http_scope.
+    async with refserver_cli("tests.apps.basic:Legacy", "--port", "0", backend=anyio_backend) as cli:
+        await cli.wait_listening()
+        summary = await get_json(cli.port, "/two")
+        code = await cli.finish()
+    assert summary["app"] == "asgi2-class"
+    assert (summary["asgi"], summary["path"]) == ({"version": "3.0", "spec_version": "2.5"}, "/two")
+    assert code == 0
+    # --lifespan auto: the ASGI 2 app raised on the lifespan scope, so it is "unsupported".
+    assert sum("appears unsupported" in line for line in cli.stderr_lines) == 1
 
 
 async def test_lifespan_startup_failure_exits_non_zero(anyio_backend: str) -> None:
@@ -300,70 +267,105 @@ async def test_lifespan_startup_failure_exits_non_zero(anyio_backend: str) -> No
     assert err == "ERROR    refserver.error: Lifespan startup failed: database unreachable\n"
 
 
-# ---------------------------------------------------------------- wrong app paths
-
-
-@pytest.mark.parametrize(
-    ("app", "extra", "message"),
-    [
-        ("no_such_module_xyz:app", (), "cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz'"),
-        ("tests.apps.nope:app", (), "cannot import module 'tests.apps.nope': no module named 'tests.apps.nope'"),
-        ("tests.apps.basic:nope", (), "module 'tests.apps.basic' has no attribute 'nope'"),
-        ("tests.apps.basic:not_callable", (), "tests.apps.basic:not_callable is a int, not a callable ASGI app"),
-        (
-            "tests.apps.basic:not_callable",
-            ("--factory",),
-            "tests.apps.basic:not_callable is a int, not a callable app factory",
-        ),
-        (
-            "tests.apps.basic:create_nothing",
-            ("--factory",),
-            "tests.apps.basic:create_nothing is a int, not a callable ASGI app",
-        ),
-        ("tests.apps.basic", (), "the app must be given as MODULE:ATTR (for example main:app), not 'tests.apps.basic'"),
-    ],
-    ids=["no module", "no submodule", "no attribute", "not callable", "factory not callable", "factory result",
-         "no colon"],
-)
-async def test_wrong_app_path_is_a_one_line_error(anyio_backend: str, app: str, extra: tuple[str, ...],
-                                                  message: str) -> None:
-    code, out, err = await run_to_exit(app, *extra, "--port", "0", backend=anyio_backend)
-    assert code == 2
-    assert out == ""
-    [line] = err.splitlines()
-    if message.startswith("cannot import"):
-        assert line.startswith(f"refserver: error: {message} (searched ")
-        assert line.endswith(" and sys.path)")
-    else:
-        assert line == f"refserver: error: {message}"
-
-
-async def test_bad_option_value_is_a_usage_error(anyio_backend: str) -> None:
-    code, out, err = await run_to_exit("tests.apps.basic:app", "--lifespan", "maybe", backend=anyio_backend)
-    assert code == 2
-    assert out == ""
-    assert err.splitlines()[-1] == (
-        "refserver: error: argument --lifespan: invalid choice: 'maybe' (choose from auto, on, off)"
-    ) or err.splitlines()[-1] == (
-        "refserver: error: argument --lifespan: invalid choice: 'maybe' (choose from 'auto', 'on', 'off')"
+async def test_wrong_app_path_exits_2_without_traceback(anyio_backend: str) -> None:
+    code, out, err = await run_to_exit("no_such_module_xyz:app", "--port", "0", backend=anyio_backend)
+    assert (code, out) == (2, "")
+    assert err == (
+        "refserver: error: cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz' "
+        f"(searched {REPO} and sys.path)\n"
     )
-    assert "Traceback" not in err
 
 
-# ---------------------------------------------------------------- in-process
+# ---------------------------------------------------------------- in-process: cli.main()
 
 
 @pytest.fixture
-def restore_refserver_logger() -> Iterator[None]:
-    """cli.main() configures the "refserver" logger; put it back for caplog's sake."""
+def isolated_main(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """cli.main() in-process: it configures the "refserver" logger (put back for caplog's
+    sake) and --app-dir changes sys.path (undone)."""
     logger = logging.getLogger("refserver")
     saved = (logger.handlers[:], logger.level, logger.propagate)
+    monkeypatch.setattr(sys, "path", sys.path[:])
+    monkeypatch.chdir(REPO)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["no_such_module_xyz:app"],
+            "cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz' "
+            f"(searched {REPO} and sys.path)",
+        ),
+        (
+            ["tests.apps.nope:app"],
+            f"cannot import module 'tests.apps.nope': no module named 'tests.apps.nope' (searched {REPO} and sys.path)",
+        ),
+        (["tests.apps.basic:nope"], "module 'tests.apps.basic' has no attribute 'nope'"),
+        (["tests.apps.basic:Legacy.nope"], "module 'tests.apps.basic' has no attribute 'Legacy.nope'"),
+        (["tests.apps.basic:not_callable"], "tests.apps.basic:not_callable is a int, not a callable ASGI app"),
+        (
+            ["tests.apps.basic:not_callable", "--factory"],
+            "tests.apps.basic:not_callable is a int, not a callable app factory",
+        ),
+        (
+            ["tests.apps.basic:create_nothing", "--factory"],
+            "tests.apps.basic:create_nothing is a int, not a callable ASGI app",
+        ),
+        (["tests.apps.basic"], "the app must be given as MODULE:ATTR (for example main:app), not 'tests.apps.basic'"),
+        ([":app"], "the app must be given as MODULE:ATTR (for example main:app), not ':app'"),
+    ],
+    ids=[
+        "no module",
+        "no submodule",
+        "no attribute",
+        "no nested attribute",
+        "not callable",
+        "factory not callable",
+        "factory result",
+        "no colon",
+        "no module name",
+    ],
+)
+def test_wrong_app_path_is_a_one_line_error(
+    args: list[str], message: str, isolated_main: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = refserver.cli.main([*args, "--port", "0"])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", f"refserver: error: {message}\n")
+
+
+def test_bad_option_value_is_a_usage_error(isolated_main: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        refserver.cli.main(["tests.apps.basic:app", "--lifespan", "maybe"])
+    out, err = capsys.readouterr()
+    assert (info.value.code, out) == (2, "")
+    # argparse quotes the choices on some Python versions and not on others.
+    assert err.splitlines()[-1].replace("'", "") == (
+        "refserver: error: argument --lifespan: invalid choice: maybe (choose from auto, on, off)"
+    )
+
+
+def test_out_of_range_port_is_a_usage_error(isolated_main: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        refserver.cli.main(["tests.apps.basic:app", "--port", "70000"])
+    out, err = capsys.readouterr()
+    assert (info.value.code, out) == (2, "")
+    assert err.splitlines()[-1] == "refserver: error: port must be in 0..65535, not 70000"
+
+
+def test_version_flag(isolated_main: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        refserver.cli.main(["--version"])
+    assert (info.value.code, capsys.readouterr().out) == (0, f"refserver {refserver.__version__}\n")
 
 
 def test_backend_trio_without_trio_says_how_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_refserver_logger: None
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], isolated_main: None
 ) -> None:
     real_find_spec = importlib.util.find_spec
 
@@ -392,9 +394,63 @@ def test_console_script_is_the_same_function_as_python_m() -> None:
     assert "sys.exit(main())" in main_source
 
 
-async def test_version_flag_matches_package(anyio_backend: str) -> None:
-    code, out, err = await run_to_exit("--version", backend=anyio_backend)
-    assert (code, out, err) == (0, f"refserver {refserver.__version__}\n", "")
+# ---------------------------------------------------------------- the programmatic API
 
 
-import importlib  # noqa: E402  (used by the console-script test)
+async def test_run_blocks_like_the_cli(anyio_backend: str) -> None:
+    code = (
+        f"import refserver\nfrom tests.apps.basic import app\nrefserver.run(app, port=0, backend={anyio_backend!r})\n"
+    )
+    process = await anyio.open_process([sys.executable, "-c", code], cwd=REPO, env=env())
+    try:
+        cli = CLI(process)
+        assert await cli.stdout_line() == "lifespan: startup"
+        await cli.wait_listening()
+        summary = await get_json(cli.port)
+        status = await cli.finish(signal.SIGTERM)
+    finally:
+        if process.returncode is None:
+            os.kill(process.pid, signal.SIGKILL)
+        with anyio.fail_after(5), anyio.CancelScope(shield=True):
+            await process.aclose()
+    assert summary["app"] == "asgi3"
+    assert status == 0
+    assert cli.stdout_lines[-1] == "lifespan: shutdown"
+
+
+def test_run_exits_non_zero_when_lifespan_fails(anyio_backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.apps.basic import startup_fails
+
+    with pytest.raises(SystemExit) as info:
+        refserver.run(startup_fails, port=0, backend=anyio_backend, lifespan="on")
+    assert info.value.code == 1
+    assert capsys.readouterr().out == ""  # never listening
+
+
+def test_config_is_the_single_frozen_source_of_defaults() -> None:
+    import dataclasses
+
+    parsed = refserver.cli.build_parser().parse_args(["tests.apps.basic:app"])
+    assert refserver.cli.config_from_args(parsed) == refserver.Config()
+    config = refserver.Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.port = 1  # type: ignore[misc]
+    assert (config.host, config.port, config.lifespan, config.backend) == ("127.0.0.1", 8000, "auto", "asyncio")
+    with pytest.raises(TypeError, match=r"^unknown option\(s\): prot; known: "):
+        refserver.Config.from_options(prot=1)
+
+
+def test_installed_console_script_runs_cli_main() -> None:
+    """With the package installed (as CI does), the ``refserver`` command is cli.main."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("refserver")
+    except PackageNotFoundError:
+        pytest.skip("refserver is not installed in this environment (running from the source tree)")
+    [entry] = [e for e in dist.entry_points if e.group == "console_scripts" and e.name == "refserver"]
+    assert entry.value == "refserver.cli:main"
+    script = Path(sys.executable).parent / "refserver"
+    if script.exists():
+        done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30, check=False)
+        assert (done.returncode, done.stdout) == (0, f"refserver {refserver.__version__}\n")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import anyio
@@ -41,9 +40,7 @@ def split_head(raw: bytes) -> tuple[list[bytes], bytes]:
 
 
 def errors_of(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, type[BaseException] | None]]:
-    return [
-        (r.name, r.getMessage(), r.exc_info[0] if r.exc_info else None) for r in refserver_errors(caplog)
-    ]
+    return [(r.name, r.getMessage(), r.exc_info[0] if r.exc_info else None) for r in refserver_errors(caplog)]
 
 
 # ---------------------------------------------------------------- app ends badly
@@ -304,7 +301,8 @@ INVALID: list[tuple[str, list[dict[str, Any]], Any, str]] = [
         "header name not a token",
         [],
         {"type": "http.response.start", "status": 200, "headers": [(b"x a", b"1")]},
-        f"http.response.start has headers that cannot be sent: Illegal header name b'x a' (state: AWAITING_START; {RS})",
+        "http.response.start has headers that cannot be sent: Illegal header name b'x a' "
+        f"(state: AWAITING_START; {RS})",
     ),
     (
         "non-numeric content-length",
@@ -398,8 +396,7 @@ async def test_body_longer_than_declared_content_length() -> None:
     [exc] = rec.of("raised")
     assert type(exc) is refserver.ASGIProtocolError
     assert str(exc) == (
-        "http.response.body cannot be sent: Too much data for declared Content-Length "
-        f"(state: SENDING_BODY; {RB})"
+        f"http.response.body cannot be sent: Too much data for declared Content-Length (state: SENDING_BODY; {RB})"
     )
     assert b"HTTP/1.1 200" not in raw  # never a response that lies about its length
 
@@ -423,8 +420,7 @@ async def test_body_shorter_than_declared_content_length_closes_the_connection()
     [exc] = rec.of("raised")
     assert type(exc) is refserver.ASGIProtocolError
     assert str(exc) == (
-        "http.response.body cannot be sent: Too little data for declared Content-Length "
-        f"(state: SENDING_BODY; {RB})"
+        f"http.response.body cannot be sent: Too little data for declared Content-Length (state: SENDING_BODY; {RB})"
     )
 
 

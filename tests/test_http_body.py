@@ -76,7 +76,9 @@ async def test_content_length_body_streams_with_more_body() -> None:
                 await stream.send(b"def")
                 await rec.wait_kind("event", 2)
                 client = HTTPClient(stream)
-                client.conn.send(h11.Request(method="POST", target="/s", headers=[("host", "x"), ("content-length", "6")]))
+                client.conn.send(
+                    h11.Request(method="POST", target="/s", headers=[("host", "x"), ("content-length", "6")])
+                )
                 client.conn.send(h11.Data(data=b"abcdef"))
                 client.conn.send(h11.EndOfMessage())
                 response, body = await client.read_response()

@@ -202,3 +202,45 @@ async def test_unix_socket_server_is_path_and_none() -> None:
     [scope] = rec.of("scope")
     assert scope["server"] == (path, None)
     assert scope["client"] is None
+
+
+class LegacyApp:
+    """ASGI 2: LegacyApp(scope) is the instance, awaited with (receive, send)."""
+
+    seen: list[dict[str, Any]] = []
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        if scope["type"] != "http":
+            raise ValueError("http only")
+        LegacyApp.seen.append(scope)
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"asgi2 class"})
+
+
+def legacy_function(scope: dict[str, Any]) -> Any:
+    async def instance(receive: Any, send: Any) -> None:
+        event = await receive()
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"asgi2 function:" + event["body"]})
+
+    return instance
+
+
+async def test_asgi2_apps_get_the_same_scope() -> None:
+    LegacyApp.seen.clear()
+    with anyio.fail_after(5):
+        async with serving(LegacyApp, lifespan="auto") as server:
+            response, body = await http_request(server.port, "GET", "/legacy?x=1")
+        async with serving(legacy_function) as server:
+            response2, body2 = await http_request(server.port, "POST", "/f", body=b"data")
+    assert (response.status_code, body) == (200, b"asgi2 class")
+    assert (response2.status_code, body2) == (200, b"asgi2 function:data")
+    [scope] = LegacyApp.seen
+    assert set(scope) == SCOPE_KEYS
+    assert (scope["asgi"], scope["path"], scope["query_string"]) == (
+        {"version": "3.0", "spec_version": "2.5"},
+        "/legacy",
+        b"x=1",
+    )

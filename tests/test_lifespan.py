@@ -198,16 +198,15 @@ async def test_startup_failed_fails_serve_and_is_logged(caplog: pytest.LogCaptur
             return
         rec.add("http")
 
-    with anyio.fail_after(5), pytest.raises(BaseException) as info:
+    with anyio.fail_after(5), pytest.raises(LifespanFailure) as info:
         await refserver.serve(app, Config(port=port, lifespan="auto"))
     assert await refused(port)
     assert rec.of("http") == []
     assert [(r.name, r.levelno, r.getMessage()) for r in refserver_errors(caplog)] == [
         ("refserver.error", logging.ERROR, "Lifespan startup failed: no database")
     ]
-    failure = unwrap(info.value)
-    assert type(failure) is LifespanFailure
-    assert str(failure) == "lifespan startup failed: no database"
+    assert type(info.value) is LifespanFailure
+    assert str(info.value) == "lifespan startup failed: no database"
 
 
 async def test_shutdown_failed_fails_serve_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -233,7 +232,8 @@ async def test_shutdown_failed_fails_serve_and_is_logged(caplog: pytest.LogCaptu
 
 
 def unwrap(exc: BaseException) -> BaseException:
-    """The single exception inside (possibly nested) exception groups."""
+    """The single exception inside (possibly nested) exception groups: serving() runs the
+    server in a task group of its own, which wraps what serve() raised."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
@@ -244,7 +244,7 @@ async def test_serve_raises_lifespan_failure_itself() -> None:
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "x"})
 
-    with anyio.fail_after(5), pytest.raises(LifespanFailure, match="^lifespan startup failed: x$"):
+    with anyio.fail_after(5), pytest.raises(LifespanFailure, match=r"^lifespan startup failed: x$"):
         await refserver.serve(app, Config(port=0, lifespan="on"))
 
 
@@ -299,11 +299,10 @@ async def test_on_app_raising_is_fatal(caplog: pytest.LogCaptureFixture) -> None
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise ValueError("no lifespan here")
 
-    with anyio.fail_after(5), pytest.raises(BaseException) as info:
+    with anyio.fail_after(5), pytest.raises(LifespanFailure) as info:
         await refserver.serve(app, Config(port=port, lifespan="on"))
-    failure = unwrap(info.value)
-    assert type(failure) is LifespanFailure
-    assert str(failure) == "lifespan startup failed: it raised ValueError: no lifespan here"
+    assert type(info.value) is LifespanFailure
+    assert str(info.value) == "lifespan startup failed: it raised ValueError: no lifespan here"
     assert [r.getMessage() for r in refserver_errors(caplog)] == [
         "Lifespan startup failed (--lifespan on): it raised ValueError: no lifespan here"
     ]
@@ -323,6 +322,30 @@ async def test_off_sends_no_lifespan_scope() -> None:
             await http_request(server.port)
     assert rec.of("scope type") == ["http"]
     assert rec.of("state") == [{}]
+
+
+async def test_app_raising_between_startup_and_shutdown_is_logged_once_and_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            raise RuntimeError("background task died")
+        await respond(send)
+
+    with anyio.fail_after(5), pytest.raises(BaseException) as info:
+        async with serving(app, lifespan="on") as server:
+            response, _ = await http_request(server.port)
+            assert response.status_code == 200  # serving goes on
+    [record] = refserver_errors(caplog)
+    assert record.getMessage() == "Exception in ASGI lifespan application"
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    failure = unwrap(info.value)
+    assert (type(failure), str(failure)) == (
+        LifespanFailure,
+        "the lifespan app raised RuntimeError before lifespan.shutdown",
+    )
 
 
 async def test_app_returning_after_startup_complete_shuts_down_cleanly(caplog: pytest.LogCaptureFixture) -> None:

@@ -68,6 +68,12 @@ class HTTPCycle:
         self._continue_owed = conn.they_are_waiting_for_100_continue
         # Set when the connection cannot carry another request after this one.
         self.must_close = False
+        names = [name for name, _ in request.headers]
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
+            # frames it by Transfer-Encoding, and the server "MUST close the connection
+            # after responding to such a request".
+            self.must_close = True
 
     # ------------------------------------------------------------------ peer -> app
 
@@ -161,6 +167,8 @@ class HTTPCycle:
         self.status = message["status"]
         if not any(n == b"date" for n, _ in headers):
             headers.append((b"date", self.date))
+        if self.must_close and not any(n == b"connection" for n, _ in headers):
+            headers.append((b"connection", b"close"))  # tell the client this connection ends
         self._held_headers = headers
         self.state = ResponseState.START_HELD
         return b""

@@ -158,7 +158,12 @@ def validate_lifespan_failed(message: Message) -> None:
     """lifespan spec 2.0: startup.failed / shutdown.failed carry ``message`` (str, default "")."""
     text = message.get("message", "")
     if text is not None and not isinstance(text, str):
-        _fail(message, f"has message {text!r}; it must be a str", sections.LIFESPAN_STARTUP)
+        section = (
+            sections.LIFESPAN_SHUTDOWN
+            if message.get("type") == "lifespan.shutdown.failed"
+            else sections.LIFESPAN_STARTUP
+        )
+        _fail(message, f"has message {text!r}; it must be a str", section)
 
 
 VALIDATORS: dict[str, Validator] = {
