@@ -161,8 +161,18 @@ async def test_app_raises_mid_denial_body_drops_the_connection(caplog: pytest.Lo
     assert len(tracebacks(caplog)) == 1
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_sockets() -> set[str]:
+    """The sockets this process holds, by kernel identity ("socket:[inode]"), so that a socket
+    closed meanwhile by an earlier test or a reused fd number cannot hide a new one."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            out.add(target)
+    return out
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
@@ -195,7 +205,7 @@ async def test_no_socket_is_left_open_after_its_app_ended() -> None:
     paths = ["/403", "/500", "/denial", "/return", "/raise", "/close"]
     async with serving(app, ws_close_timeout_s=CLOSE_TIMEOUT) as server:
         await anyio.wait_all_tasks_blocked()
-        baseline = open_fds()
+        baseline = open_sockets()
         streams = []
         for path in paths:
             stream = await connect(server.port)
@@ -210,4 +220,4 @@ async def test_no_socket_is_left_open_after_its_app_ended() -> None:
         for stream in streams:
             await stream.aclose()
         await anyio.wait_all_tasks_blocked()
-        assert open_fds() == baseline
+        assert open_sockets() - baseline == set()

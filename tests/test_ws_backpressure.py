@@ -162,3 +162,43 @@ async def test_sends_from_two_tasks_are_not_interleaved() -> None:
         assert isinstance(message, bytes)
         assert len(message) == CHUNK // 4 and len(set(message)) == 1
     assert sorted(m[0] for m in messages) == [1] * 5 + [2] * 5 + [3] * 5
+
+
+async def test_a_close_frame_behind_an_unread_message_waits_for_the_app() -> None:
+    """Read-ahead is one socket read: while a message waits for the app, nothing more is read, so
+    a close frame sent after it is seen (and echoed) only once the app has received the message."""
+    import socket
+
+    rec = Recorder()
+    release = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await release.wait()
+        rec.add("event", await receive())
+        rec.add("event", await receive())
+
+    async with serving(app) as server:
+        ws = await WSClient.connect(server.port)
+        await ws.send_text("first")
+        await anyio.wait_all_tasks_blocked()  # the server read it and stopped reading
+        await ws.close(4001)
+        await anyio.wait_all_tasks_blocked()
+        sock = ws.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        if isinstance(sock, socket.socket):  # trio: the kernel buffer is the client's only buffer
+            try:
+                peeked = sock.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                peeked = b""
+            assert peeked == b""  # no echo yet
+        assert rec.of("event") == []
+        release.set()
+        echo = await ws.expect_close()
+        await ws.expect_eof()
+        await rec.wait_kind("event", 2)
+    assert echo.code == 4001
+    assert rec.of("event") == [
+        {"type": "websocket.receive", "text": "first"},
+        {"type": "websocket.disconnect", "code": 4001, "reason": ""},
+    ]

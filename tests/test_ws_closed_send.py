@@ -325,6 +325,7 @@ async def test_blocked_send_gets_it_when_the_peer_closes_without_reading() -> No
     chunk = b"\x00" * (1 << 20)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
         await send({"type": "websocket.accept"})
         try:
             while True:
@@ -349,3 +350,42 @@ async def test_blocked_send_gets_it_when_the_peer_closes_without_reading() -> No
     assert type(error) is ClientDisconnected
     assert str(error) == "peer closed the connection with code 4001"
     assert rec.of("event") == [{"type": "websocket.disconnect", "code": 4001, "reason": "stop"}]
+
+
+@pytest.mark.parametrize("unread_message", [False, True])
+async def test_blocked_send_gets_it_when_the_stalled_peer_misses_the_keepalive(unread_message: bool) -> None:
+    """A peer that stops reading (a dead host: nothing is acknowledged any more) while the app
+    streams: the keepalive ping cannot get through, the ping timeout expires, the blocked send()
+    raises and the connection is closed. Also when the app never reads a message the peer sent
+    (the reader is paused): a ping that could not even be written is a timeout all the same."""
+    rec = Recorder()
+    chunk = b"\x00" * (1 << 20)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                rec.add("sending")
+                await send({"type": "websocket.send", "bytes": chunk})
+                rec.add("sent")
+        except ClientDisconnected as exc:
+            rec.add("error", exc)
+        rec.add("event", await receive())
+        if unread_message:
+            rec.add("event", await receive())
+        rec.add("ended")
+
+    async with serving(app, ws_per_message_deflate=False, ws_ping_interval_s=0.1, ws_ping_timeout_s=0.2) as server:
+        ws = await WSClient.connect(server.port)
+        if unread_message:
+            await ws.send_text("never read by the app")
+        await rec.wait_kind("sent", 2)
+        await rec.wait_kind("ended", timeout=2)
+        with anyio.fail_after(2):
+            await ws.expect_eof()
+    error = rec.of("error")[0]
+    assert type(error) is ClientDisconnected
+    assert str(error) == "keepalive ping timed out (code 1006)"
+    before = [{"type": "websocket.receive", "text": "never read by the app"}] if unread_message else []
+    assert rec.of("event") == [*before, {"type": "websocket.disconnect", "code": 1006, "reason": ""}]

@@ -27,6 +27,7 @@ from tests.support import (
     frame,
     handshake_request,
     http_request,
+    read_until_eof,
     refserver_errors,
     reset,
     serving,
@@ -517,3 +518,51 @@ async def test_page_reload_drops_the_socket_without_a_close_frame(caplog: pytest
     assert isinstance(rec.of("send error 0")[0], ClientDisconnected)
     assert rec.of("event 1") == [{"type": "websocket.receive", "text": "two"}, disconnect(1000)]
     assert refserver_errors(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+)
+async def test_every_valid_close_code_from_the_peer_is_echoed_and_delivered(code: int) -> None:
+    """The codes refserver lets an app send (RFC 6455 §7.4, IANA 1012-1014) are accepted from
+    the peer too; codes it may not send fail the connection with 1002 (FAILURES above). Raw
+    bytes: wsproto, the test client, itself rejects 1014."""
+    rec = Recorder()
+    async with serving(listening_app(rec), ws_per_message_deflate=False) as server:
+        stream = await connect(server.port)
+        await stream.send(handshake_request("/"))
+        await rec.wait_kind("accepted")
+        await stream.send(close_frame(code, "why"))
+        with anyio.fail_after(5):
+            data = await read_until_eof(stream)
+        await stream.aclose()
+        events = await finished(rec)
+    assert data.split(b"\r\n\r\n", 1)[1] == b"\x88\x05" + code.to_bytes(2, "big") + b"why"
+    assert events == [CONNECT, disconnect(code, "why")]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_websockets_client_pings_answered_then_shutdown_1001() -> None:
+    """websockets, an independent client: its keepalive pings are answered (it would close with
+    1011 otherwise), and a server shutdown reaches it as close 1001."""
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosedOK
+
+    rec = Recorder()
+    async with serving_stoppable(listening_app(rec)) as (server, stop):
+        client = await ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=0.02,
+                                  ping_timeout=0.5)
+        for _ in range(3):
+            latency = await client.ping()
+            with anyio.fail_after(1):
+                await latency
+        await client.send("still here")
+        await rec.wait_kind("event", 2)
+        stop.set()
+        with pytest.raises(ConnectionClosedOK):
+            await client.recv()
+        await client.wait_closed()
+        events = await finished(rec)
+    assert (client.close_code, client.close_reason) == (1001, "server shutting down")
+    assert events == [CONNECT, {"type": "websocket.receive", "text": "still here"},
+                      disconnect(1001, "server shutting down")]

@@ -721,3 +721,140 @@ async def test_denial_start_then_wrong_message_raises(second: dict[str, Any], pr
     error = rec.of("error")[0]
     assert type(error) is ASGIProtocolError
     assert problem in str(error)
+
+
+async def test_denial_body_beyond_its_content_length_raises_an_asgi_error() -> None:
+    rec = Recorder()
+
+    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": [(b"content-length", b"2")]})
+        await send({"type": "websocket.http.response.body", "body": b"ab", "more_body": True})
+        rec.add("error", await send_error(send, {"type": "websocket.http.response.body", "body": b"cd"}))
+        rec.add("event", await receive())
+        rec.add("event", await receive())
+
+    async with serving(scripted(rec, script)) as server:
+        stream = await connect(server.port)
+        await stream.send(handshake_request("/"))
+        with anyio.fail_after(TIMEOUT):
+            data = await read_until_eof(stream)
+        await stream.aclose()
+        await rec.wait_kind("ended")
+    assert data == b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\nconnection: close\r\n\r\nab"
+    error = rec.of("error")[0]
+    assert type(error) is ASGIProtocolError
+    assert str(error).startswith("websocket.http.response.body cannot be sent")
+    assert rec.of("event") == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1006, "reason": ""},
+    ]
+    assert rec.of("raised") == []
+
+
+async def test_denial_body_short_of_its_content_length_raises_an_asgi_error() -> None:
+    rec = Recorder()
+
+    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": [(b"content-length", b"10")]})
+        await send({"type": "websocket.http.response.body", "body": b"ab", "more_body": True})
+        rec.add("error", await send_error(send, {"type": "websocket.http.response.body", "body": b"cd"}))
+
+    async with serving(scripted(rec, script)) as server:
+        stream = await connect(server.port)
+        await stream.send(handshake_request("/"))
+        with anyio.fail_after(TIMEOUT):
+            data = await read_until_eof(stream)
+        await stream.aclose()
+        await rec.wait_kind("ended")
+    # The response cannot be completed: the connection ends short of the length (RFC 9112 §6.3).
+    assert data == b"HTTP/1.1 400 Bad Request\r\ncontent-length: 10\r\nconnection: close\r\n\r\nabcd"
+    error = rec.of("error")[0]
+    assert type(error) is ASGIProtocolError
+    assert str(error).startswith("websocket.http.response.body cannot be sent")
+
+
+async def test_denial_start_with_unsendable_headers_raises_at_start() -> None:
+    """Like http.response.start: the headers are checked when the start arrives, and the app may
+    still answer properly."""
+    rec = Recorder()
+
+    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        bad = {"type": "websocket.http.response.start", "status": 401, "headers": [(b"x", b"a\r\nb")]}
+        rec.add("error", await send_error(send, bad))
+        await send({"type": "websocket.http.response.start", "status": 401})
+        await send({"type": "websocket.http.response.body", "body": b"ok"})
+
+    async with serving(scripted(rec, script)) as server:
+        with pytest.raises(Rejected) as rejected:
+            await WSClient.connect(server.port)
+        await rec.wait_kind("ended")
+    error = rec.of("error")[0]
+    assert type(error) is ASGIProtocolError
+    assert "websocket.http.response.start has headers that cannot be sent" in str(error)
+    assert "state: CONNECTING" in str(error)
+    assert rejected.value.response.status_code == 401
+    assert rejected.value.body == b"ok"
+
+
+# ---------------------------------------------------------------- an independent client: websockets
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_websockets_client_sees_subprotocol_headers_and_the_apps_close() -> None:
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosed
+    from websockets.typing import Subprotocol
+
+    rec = Recorder()
+
+    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rec.add("subprotocols", scope["subprotocols"])
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": "superchat",
+                    "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"].upper()})
+        await send({"type": "websocket.close", "code": 4003, "reason": "bye-ü"})
+        rec.add("event", await receive())
+
+    async with serving(scripted(rec, script)) as server:
+        async with ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=None,
+                              subprotocols=[Subprotocol("chat"), Subprotocol("superchat")]) as client:
+            assert client.subprotocol == "superchat"
+            assert client.response is not None
+            assert client.response.headers.get_all("x-custom") == ["1"]
+            assert client.response.headers.get_all("set-cookie") == ["a=1", "b=2"]
+            await client.send("hello")
+            assert await client.recv() == "HELLO"
+            with pytest.raises(ConnectionClosed):
+                await client.recv()
+        await rec.wait_kind("ended")
+    assert (client.close_code, client.close_reason) == (4003, "bye-ü")
+    assert rec.of("subprotocols") == [["chat", "superchat"]]
+    # websockets echoes the code it received: that is the disconnect's code.
+    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 4003, "reason": "bye-ü"}]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_websockets_client_sees_403_and_the_denial_response() -> None:
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import InvalidStatus
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/forbidden":
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"www-authenticate", b"Bearer")]})
+        await send({"type": "websocket.http.response.body", "body": b"log in", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b" first"})
+
+    async with serving(app) as server:
+        with pytest.raises(InvalidStatus) as forbidden:
+            await ws_connect(f"ws://127.0.0.1:{server.port}/forbidden", proxy=None)
+        with pytest.raises(InvalidStatus) as denied:
+            await ws_connect(f"ws://127.0.0.1:{server.port}/denied", proxy=None)
+    assert forbidden.value.response.status_code == 403
+    assert denied.value.response.status_code == 401
+    assert denied.value.response.headers["www-authenticate"] == "Bearer"
+    assert denied.value.response.body == b"log in first"

@@ -307,3 +307,27 @@ async def test_handshake_response_headers_exact() -> None:
         (b"connection", b"Upgrade"),
         (b"sec-websocket-accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
     ]
+
+
+async def test_upgrade_after_a_keep_alive_request_on_the_same_connection() -> None:
+    rec = Recorder()
+    async with serving(recording_app(rec)) as server:
+        stream = await connect(server.port)
+        await stream.send(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        with anyio.fail_after(TIMEOUT):
+            while not data.endswith(b"http /first"):
+                data += await stream.receive()
+            await stream.send(handshake_request("/second") + frame(0x1, b"hi") + frame(0x8, b"\x03\xe8"))
+            rest = await read_until_eof(stream)
+        await stream.aclose()
+        await rec.wait_kind("event", 3)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"HTTP/1.1 101 ")
+    assert rest.endswith(b"\x88\x02\x03\xe8")
+    assert [(s["type"], s["path"]) for s in rec.of("scope")] == [("http", "/first"), ("websocket", "/second")]
+    assert rec.of("event") == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "hi"},
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+    ]

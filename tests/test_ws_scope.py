@@ -141,3 +141,26 @@ async def test_subprotocols_from_every_header_in_order(headers: list[tuple[str, 
         await open_and_close(server.port, "/", headers)
         scope = (await rec.wait_kind("scope"))[0]
     assert scope["subprotocols"] == expected
+
+
+async def test_unix_socket_server_is_path_and_none() -> None:
+    """www spec 2.2: ``server`` is ``[path, None]`` on a unix socket; there is no client address."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.support import handshake_request, read_until_eof
+
+    rec = Recorder()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "ws.sock")
+        async with serving(scope_app(rec), uds=path):
+            stream = await anyio.connect_unix(path)
+            await stream.send(handshake_request("/u") + b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+            with anyio.fail_after(5):
+                data = await read_until_eof(stream)
+            await stream.aclose()
+            scope = (await rec.wait_kind("scope"))[0]
+    assert data.startswith(b"HTTP/1.1 101 ")
+    assert data.endswith(b"\x88\x02\x03\xe8")  # the close echo, then EOF
+    assert scope["server"] == (path, None)
+    assert scope["client"] is None

@@ -623,3 +623,38 @@ def test_deflate_session_inflates_and_deflates() -> None:
         assert zlib.decompressobj(-15).decompress(out[2:] + b"\x00\x00\xff\xff") == b"b" * 50
     session.receive_data(frame(0x1, (c.compress(b"a" * 101) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv1=True))
     assert session.data_to_send() == server_close(1009, "message exceeds 100 bytes")
+
+
+@pytest.mark.parametrize("code", [1012, 1013, 1014])
+def test_iana_close_codes_from_the_peer_are_accepted(code: int) -> None:
+    session = opened()
+    session.receive_data(close_frame(code, "r"))
+    assert session.data_to_send() == server_close(code, "r")
+    assert session.next_app_event() == disconnect(code, "r")
+
+
+def test_bad_utf8_reason_with_an_iana_code_is_1007() -> None:
+    session = opened()
+    session.receive_data(frame(0x8, struct.pack("!H", 1014) + b"\xff"))
+    assert session.data_to_send() == server_close(1007, "invalid UTF-8 or payload data")
+
+
+def test_shutdown_during_a_held_denial_start_answers_503() -> None:
+    session = make_session()
+    session.app_send({"type": "websocket.http.response.start", "status": 401})
+    session.server_shutdown()
+    assert session.data_to_send().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert (session.state, session.plan) == (WSState.CLOSED, Plan.DRAIN)
+    with pytest.raises(ClientDisconnected, match=r"the server is shutting down \(HTTP 503\)"):
+        session.app_send({"type": "websocket.http.response.body", "body": b"late"})
+
+
+def test_shutdown_mid_denial_body_lets_the_app_finish() -> None:
+    session = make_session()
+    session.app_send({"type": "websocket.http.response.start", "status": 401})
+    session.app_send({"type": "websocket.http.response.body", "body": b"a", "more_body": True})
+    session.data_to_send()
+    session.server_shutdown()
+    assert session.data_to_send() == b""
+    session.app_send({"type": "websocket.http.response.body", "body": b"b"})
+    assert session.data_to_send() == b"1\r\nb\r\n0\r\n\r\n"

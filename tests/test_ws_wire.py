@@ -122,10 +122,10 @@ async def test_unsolicited_pong_is_ignored() -> None:
 
 async def test_server_pings_at_the_interval_and_an_answering_peer_stays() -> None:
     rec = Recorder()
-    async with serving(echo_app(rec), ws_ping_interval_s=0.05, ws_ping_timeout_s=0.2) as server:
+    async with serving(echo_app(rec), ws_ping_interval_s=0.05, ws_ping_timeout_s=0.3) as server:
         ws = await WSClient.connect(server.port)
         payloads = []
-        for _ in range(5):  # 5 pings: 0.25 s, longer than the ping timeout
+        for _ in range(8):  # 8 pings: 0.4 s, longer than the ping timeout
             event = await ws.next_event(timeout=1)
             assert isinstance(event, wse.Ping)
             payloads.append(event.payload)
@@ -134,9 +134,11 @@ async def test_server_pings_at_the_interval_and_an_answering_peer_stays() -> Non
         assert await ws.next_message() == "still open"
         await ws.close()
         await ws.expect_close()
-    assert len(set(payloads)) == 5  # each ping is distinct, so a late pong is not mistaken
-    assert rec.of("event") == [{"type": "websocket.receive", "text": "still open"},
-                               {"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+    assert len(set(payloads)) == 8  # each ping is distinct, so a late pong is not mistaken
+    assert rec.of("event") == [
+        {"type": "websocket.receive", "text": "still open"},
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+    ]
 
 
 async def test_server_gives_up_after_the_ping_timeout() -> None:
@@ -296,6 +298,10 @@ async def test_deflate_disabled_by_flag() -> None:
         "permessage-deflate; server_no_context_takeover=1",
         "x-webkit-deflate-frame",
         "permessage-deflate; foo, x-webkit-deflate-frame",
+        # Malformed (RFC 6455 §9.1 grammar): the whole header is declined, not failed.
+        "permessage-deflate, x y",
+        "permessage-deflate; =10",
+        "permessage-deflate; server_max_window_bits=1 0",
     ],
 )
 async def test_unacceptable_deflate_offers_are_declined(offer: str) -> None:
@@ -432,11 +438,21 @@ async def test_websockets_library_client_without_compression() -> None:
 
     rec = Recorder()
     async with serving(echo_app(rec)) as server:
-        async with ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, compression=None,
-                              ping_interval=None) as client:
-            assert client.protocol.extensions == []
-            await client.send("plain")
-            assert await client.recv() == "plain"
+        client = await ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, compression=None, ping_interval=None)
+        assert client.protocol.extensions == []
+        await client.send("plain")
+        assert await client.recv() == "plain"
+        await client.close()
+        await rec.wait_for(
+            lambda r: r.of("event")[-1:] == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+        )
+    assert header_line_of(client) is None
+
+
+def header_line_of(client: Any) -> bytes | None:
+    """The Sec-WebSocket-Extensions value of the 101 the websockets client received."""
+    value = client.response.headers.get("Sec-WebSocket-Extensions")
+    return None if value is None else value.encode()
 
 
 # ---------------------------------------------------------------- the end of the closing handshake
@@ -543,12 +559,11 @@ async def test_shutdown_timeout_bounds_only_the_wait_for_apps() -> None:
         finally:
             rec.add("cancelled")
 
-    async with serving_stoppable(app, shutdown_timeout_s=0.3, ws_close_timeout_s=5) as (server, stop):
+    async with serving_stoppable(app, shutdown_timeout_s=0.5, ws_close_timeout_s=5) as (server, stop):
         ws = await WSClient.connect(server.port)
-        start = anyio.current_time()
         stop.set()
         close = await ws.expect_close(timeout=1)
-        assert anyio.current_time() - start < 0.3  # the close frame did not wait for the timeout
+        assert rec.of("cancelled") == []  # the close frame did not wait for the shutdown timeout
         await rec.wait_kind("cancelled", timeout=2)
         await ws.expect_eof(timeout=1)
     assert close.code == 1001
@@ -584,3 +599,114 @@ async def test_shutdown_refuses_a_handshake_with_503_and_no_app_misbehaves() -> 
                 await rec.wait_kind("error")
     assert rec.of("status") == [503]
     assert rec.of("error") == ["the server is shutting down (HTTP 503)"]
+
+
+async def test_deflate_inbound_fragments_and_context_takeover() -> None:
+    """One compressor across messages (the client keeps its context, RFC 7692 §7.2.3.3), a
+    compressed message split over fragments, and an empty compressed message."""
+    rec = Recorder()
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+
+    def compress(data: bytes) -> bytes:
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        return out[:-4]
+
+    first = compress(b"repeated text " * 30)
+    second = compress(b"repeated text " * 30)  # mostly back-references into the first
+    third = compress("fragmenté".encode() * 40)
+    async with serving(echo_app(rec)) as server:
+        ws = await WSClient.connect(server.port, deflate=True)
+        await ws.send_raw(frame(0x1, first, rsv1=True) + frame(0x1, second, rsv1=True))
+        await ws.send_raw(
+            frame(0x1, third[:5], rsv1=True, fin=False) + frame(0x0, third[5:9], fin=False) + frame(0x0, third[9:])
+        )
+        await ws.send_raw(frame(0x2, compress(b""), rsv1=True))
+        await rec.wait_kind("event", 4)
+        await ws.close()
+        await ws.expect_close()
+    assert len(second) < len(first) // 2
+    assert rec.of("event")[:4] == [
+        {"type": "websocket.receive", "text": "repeated text " * 30},
+        {"type": "websocket.receive", "text": "repeated text " * 30},
+        {"type": "websocket.receive", "text": "fragmenté" * 40},
+        {"type": "websocket.receive", "bytes": b""},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("frames", "code", "reason"),
+    [
+        ([frame(0x9, b"", rsv1=True)], 1002, "protocol error"),
+        ([frame(0x2, b"\xff\xff\xff\xff", rsv1=True)], 1007, "invalid UTF-8 or payload data"),
+        ([frame(0x1, deflate(b"ok \xff"), rsv1=True)], 1007, "invalid UTF-8 or payload data"),
+        ([frame(0x1, b"plain text")], None, None),  # an uncompressed message is fine too
+    ],
+    ids=["rsv1 on a ping", "corrupt deflate data", "bad utf-8 after inflating", "uncompressed"],
+)
+async def test_deflate_failures(frames: list[bytes], code: int | None, reason: str | None) -> None:
+    rec = Recorder()
+    async with serving(echo_app(rec)) as server:
+        ws = await WSClient.connect(server.port, deflate=True)
+        await ws.send_raw(b"".join(frames))
+        if code is None:
+            assert await ws.next_message() == "plain text"
+            await ws.close()
+        close = await ws.expect_close()
+        await ws.aclose()
+        await rec.wait_for(lambda r: r.of("event")[-1:] != [] and r.of("event")[-1]["type"] == "websocket.disconnect")
+    if code is not None:
+        assert (close.code, close.reason) == (code, reason)
+        assert rec.of("event") == [{"type": "websocket.disconnect", "code": code, "reason": reason}]
+
+
+async def test_oversized_frame_in_flight_is_drained_so_the_close_frame_arrives() -> None:
+    """The client writes a whole 16 MiB + 1 frame: refserver refuses it at the header, sends
+    close 1009 and FIN, and reads the rest away, so the client can read the close frame instead
+    of getting a reset (RFC 6455 §7.1.1: the server closes first)."""
+    rec = Recorder()
+    async with serving(echo_app(rec), ws_per_message_deflate=False, ws_close_timeout_s=5) as server:
+        ws = await WSClient.connect(server.port)
+        await rec.wait_kind("accepted")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ws.send_raw, big_frame(0x2, b"\x00" * (16 * MiB + 1)))
+            close = await ws.expect_close()
+            await ws.expect_eof()
+        await ws.aclose()
+        await rec.wait_kind("event")
+    assert (close.code, close.reason) == (1009, "message exceeds 16777216 bytes")
+    assert rec.of("event") == [
+        {"type": "websocket.disconnect", "code": 1009, "reason": "message exceeds 16777216 bytes"}
+    ]
+
+
+async def test_shutdown_during_a_held_denial_start_answers_503() -> None:
+    """Nothing of the app's denial reached the wire yet (its start is held until the first
+    body), so the handshake is answered like any unanswered one: 503."""
+    rec = Recorder()
+    go = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.http.response.start", "status": 401})
+        rec.add("started")
+        await go.wait()
+        try:
+            await send({"type": "websocket.http.response.body", "body": b"late"})
+        except OSError as exc:
+            rec.add("error", str(exc))
+        rec.add("event", await receive())
+        rec.add("event", await receive())
+
+    async with serving_stoppable(app) as (server, stop):
+        stream = await connect(server.port)
+        await stream.send(handshake_request("/"))
+        await rec.wait_kind("started")
+        stop.set()
+        with anyio.fail_after(2):
+            answer = await read_until_eof(stream)
+        await stream.aclose()
+        go.set()
+        await rec.wait_kind("event", 2)
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert rec.of("error") == ["the server is shutting down (HTTP 503)"]
+    shutdown = {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
+    assert rec.of("event") == [{"type": "websocket.connect"}, shutdown]

@@ -20,6 +20,7 @@ disconnect rules (docs/decisions.md A1, A2, A4, A9):
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from enum import Enum
@@ -40,7 +41,7 @@ from wsproto.events import (
     Message as WireMessage,
 )
 from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason
+from wsproto.frame_protocol import CloseReason, Frame, ParseFailed
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
@@ -247,6 +248,7 @@ class WebSocketSession:
         self._write(data or b"")
         trailing, _closed = self.handshake.trailing_data
         self.wire = WireConnection(ConnectionType.SERVER, extensions)
+        _accept_registered_close_codes(self.wire)
         self._set_state(WSState.OPEN)
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
@@ -258,8 +260,18 @@ class WebSocketSession:
         self._close(1006, "", "the handshake was refused with HTTP 403", Plan.DRAIN)
 
     def _deny_start(self, message: Message) -> None:
+        headers = list(message.get("headers", ()))
+        try:
+            # As for http.response.start (asgi spec, "Error Handling"): headers h11 cannot
+            # send (CR/LF/NUL in a value, a name that is not a token) raise from this send(),
+            # and the state is unchanged, so the app may still answer properly.
+            response_head(message["status"], headers)
+        except h11.LocalProtocolError as exc:
+            raise ASGIProtocolError(
+                "websocket.http.response.start", f"has headers that cannot be sent: {exc}", sections.WS_DENIAL
+            ) from None
         self._denial_status = message["status"]
-        self._denial_headers = list(message.get("headers", ()))
+        self._denial_headers = headers
         self._set_state(WSState.DENIAL_START_HELD)
 
     def _deny_first_body(self, message: Message) -> None:
@@ -273,9 +285,9 @@ class WebSocketSession:
     def _deny_next_body(self, message: Message) -> None:
         body, more = bytes(message.get("body", b"")), message.get("more_body", False)
         if body:
-            self._write(self.handshake.send(h11.Data(data=body)) or b"")
+            self._send_http(h11.Data(data=body), "websocket.http.response.body")
         if not more:
-            self._write(self.handshake.send(h11.EndOfMessage()) or b"")
+            self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
             self._denial_done()
 
     def _denial_done(self) -> None:
@@ -292,17 +304,21 @@ class WebSocketSession:
             headers.append((b"content-length", str(len(body)).encode()))
         if not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))
+        self._send_http(response_head(status, headers), "websocket.http.response.start")
+        if body:
+            self._send_http(h11.Data(data=body), "websocket.http.response.body")
+        if not more:
+            self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
+
+    def _send_http(self, event: h11.Event, kind: str) -> None:
+        """One part of an HTTP answer to the handshake. A part h11 refuses (a body longer or
+        shorter than the app's Content-Length, RFC 9112 §6.3) raises from the app's send();
+        the response cannot be completed, so the connection is closed after what was sent."""
         try:
-            self._write(self.handshake.send(response_head(status, headers)) or b"")
-            if body:
-                self._write(self.handshake.send(h11.Data(data=body)) or b"")
-            if not more:
-                self._write(self.handshake.send(h11.EndOfMessage()) or b"")
+            self._write(self.handshake.send(event) or b"")
         except h11.LocalProtocolError as exc:
             self._close(1006, "", "the handshake response could not be sent", Plan.CLOSE)
-            raise ASGIProtocolError(
-                "websocket.http.response.start", f"cannot be sent: {exc}", sections.WS_DENIAL
-            ) from None
+            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.WS_DENIAL) from None
 
     def _answer_500(self) -> None:
         body = b"Internal Server Error"
@@ -451,7 +467,9 @@ class WebSocketSession:
         if self.state is WSState.OPEN:
             self._write_close(1001, reason)
             self._close(1001, reason, "the server is shutting down (close code 1001)", Plan.AWAIT_CLOSE)
-        elif self.state is WSState.CONNECTING:
+        elif self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
+            # Nothing of the app's answer is on the wire yet (a denial start is held until
+            # its first body), so the handshake is refused like any unanswered one.
             self._http_response(
                 503,
                 [(b"content-type", b"text/plain; charset=utf-8")],
@@ -473,6 +491,36 @@ class WebSocketSession:
             self.close_code = code
             self.plan = Plan.AWAIT_CLOSE
             self._set_state(WSState.CLOSING)
+
+
+# Close codes registered with IANA (RFC 6455 §11.7) that wsproto's CloseReason lacks, so that
+# its parser fails a peer's close frame carrying them with 1002. refserver lets the app send
+# them (spec.messages.close_code_may_be_sent), so it accepts them from the peer as well.
+_REGISTERED_CLOSE_CODES = frozenset({1012, 1013, 1014} - {int(reason) for reason in CloseReason})
+
+
+def _accept_registered_close_codes(wire: WireConnection) -> None:
+    proto = getattr(wire, "_proto", None)
+    original = getattr(proto, "_process_close", None)
+    if not _REGISTERED_CLOSE_CODES or original is None:
+        return
+
+    def process_close(frame: Frame) -> Frame:
+        data = frame.payload
+        if isinstance(data, bytes | bytearray) and len(data) >= 2:
+            (code,) = struct.unpack("!H", data[:2])
+            if code in _REGISTERED_CLOSE_CODES:
+                try:
+                    reason = bytes(data[2:]).decode("utf-8")
+                except UnicodeDecodeError as exc:  # RFC 6455 §8.1: fail with 1007
+                    raise ParseFailed(
+                        f"Error decoding CLOSE reason: {exc}", CloseReason.INVALID_FRAME_PAYLOAD_DATA
+                    ) from None
+                return Frame(frame.opcode, (code, reason), frame.frame_finished, frame.message_finished)
+        result: Frame = original(frame)
+        return result
+
+    setattr(proto, "_process_close", process_close)  # noqa: B010 - replaces a method on one instance
 
 
 Action = Callable[[WebSocketSession, Message], None]

@@ -153,7 +153,16 @@ class WebSocketConnection:
                     break
                 session.receive_data(data)
                 self._changed()  # wake the app for new messages before a write can block
-                await self._flush()
+                # The answer (a pong, the close echo) waits behind any write in progress; once
+                # the connection is closing, --ws-close-timeout bounds that wait too, so a peer
+                # that stopped reading cannot hold the connection and a blocked send() forever
+                # (RFC 6455 §7.1.1: the server closes the TCP connection).
+                with anyio.CancelScope(deadline=self._close_deadline) as flushing:
+                    await self._flush()
+                if flushing.cancelled_caught:
+                    session.close_timeout_expired()
+                    self._changed()
+                    break
                 if session.pong_payloads:
                     self._pong_wakeup.fire()
         finally:
@@ -182,19 +191,28 @@ class WebSocketConnection:
                 continue
             count += 1
             payload = count.to_bytes(4, "big")
-            if not session.ping(payload) or not await self._flush():
+            if not session.ping(payload):
                 return
             if timeout <= 0:
+                if not await self._flush():
+                    return
                 continue
+            # The ping timeout runs from the moment the ping is queued: a peer that stopped
+            # reading keeps the app's write (and so the ping) from going out, and must be
+            # detected all the same.
+            sent = False
             with anyio.move_on_after(timeout):
+                if not await self._flush():
+                    return
+                sent = True
                 while payload not in session.pong_payloads:
                     await self._pong_wakeup.wait()
                 continue
-            if session.backlogged:
+            if sent and session.backlogged:
                 continue  # we are not reading (backpressure): the pong may be unread
             session.keepalive_timed_out()
             self._changed()
-            if not self.transport.writing:
+            if not self.transport.writing and not self.transport.interrupted_write:
                 with anyio.move_on_after(1.0):
                     await self._flush()
             self.transport.abort(session.closed_reason)
