@@ -858,3 +858,20 @@ async def test_websockets_client_sees_403_and_the_denial_response() -> None:
     assert denied.value.response.status_code == 401
     assert denied.value.response.headers["www-authenticate"] == "Bearer"
     assert denied.value.response.body == b"log in first"
+
+
+async def test_accept_headers_given_as_a_generator_reach_the_101() -> None:
+    """www spec 2.5: headers are any iterable of pairs; an iterator is read once, not lost."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        pairs = [(b"x-one", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+        await send({"type": "websocket.accept", "headers": (pair for pair in pairs)})
+        await receive()
+
+    with anyio.fail_after(5):
+        async with serving(app) as server:
+            ws = await WSClient.connect(server.port)
+            extra = [(n, v) for n, v in ws.response.headers if n in (b"x-one", b"set-cookie")]
+            await ws.aclose()
+    assert extra == [(b"x-one", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]

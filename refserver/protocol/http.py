@@ -141,8 +141,7 @@ class HTTPCycle:
         try:
             if action is None:
                 raise _misuse(kind)
-            message = messages.with_reiterable_headers(message)
-            messages.validate(message, kind)
+            message = messages.validate(message, kind)
             return action(self, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(self.state.name) from None

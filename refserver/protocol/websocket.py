@@ -198,8 +198,7 @@ class WebSocketSession:
         try:
             if action is None:
                 raise _misuse(self.state, kind)
-            messages.validate(message, kind)
-            action(self, message)
+            action(self, messages.validate(message, kind))
         except ASGIProtocolError as exc:
             raise exc.with_state(self.state.name) from None
 

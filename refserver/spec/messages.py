@@ -205,8 +205,19 @@ def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
     return message
 
 
-def validate(message: Mapping[str, Any], kind: str) -> None:
-    """Check the shape of a known message type; unknown types are the state table's job."""
+_CARRY_HEADERS = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.http.response.start"}
+)
+
+
+def validate(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """Check the shape of a known message type and return the message to act on (headers
+    given as an iterator are read once, into a list). Unknown types are the state
+    table's job."""
     validator = VALIDATORS.get(kind)
-    if validator is not None:
-        validator(message)
+    if validator is None:
+        return message
+    if kind in _CARRY_HEADERS:
+        message = with_reiterable_headers(message)
+    validator(message)
+    return message
