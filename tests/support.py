@@ -123,9 +123,14 @@ class HTTPClient:
         finally:
             await stream.aclose()
 
-    async def send_request(self, method: str = "GET", target: str = "/",
-                           headers: Sequence[tuple[str, str]] = (), body: bytes | None = None,
-                           end: bool = True) -> None:
+    async def send_request(
+        self,
+        method: str = "GET",
+        target: str = "/",
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        end: bool = True,
+    ) -> None:
         all_headers = [("host", "127.0.0.1"), *headers]
         if body is not None and not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers):
             all_headers.append(("content-length", str(len(body))))
@@ -174,8 +179,13 @@ def header(response: h11.Response | h11.InformationalResponse, name: bytes) -> l
     return [v for n, v in response.headers if n == name]
 
 
-async def http_request(port: int, method: str = "GET", target: str = "/",
-                       headers: Sequence[tuple[str, str]] = (), body: bytes | None = None) -> tuple[h11.Response, bytes]:
+async def http_request(
+    port: int,
+    method: str = "GET",
+    target: str = "/",
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes | None = None,
+) -> tuple[h11.Response, bytes]:
     async with HTTPClient.open(port) as client:
         await client.send_request(method, target, headers, body)
         return await client.read_response()
@@ -184,8 +194,9 @@ async def http_request(port: int, method: str = "GET", target: str = "/",
 # ---------------------------------------------------------------- WebSocket client
 
 
-def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False,
-          mask: bytes | None = b"\x01\x02\x03\x04") -> bytes:
+def frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False, mask: bytes | None = b"\x01\x02\x03\x04"
+) -> bytes:
     """A client frame built byte by byte (RFC 6455 §5.2), masked unless ``mask`` is None."""
     head = bytearray([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
     mask_bit = 0x80 if mask is not None else 0
@@ -209,10 +220,21 @@ def close_frame(code: int | None = None, reason: str = "") -> bytes:
     return frame(Opcode.CLOSE, payload)
 
 
-def handshake_request(path: str = "/", *, key: str = "dGhlIHNhbXBsZSBub25jZQ==",
-                      extra: Sequence[tuple[str, str]] = (), version: str = "13") -> bytes:
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key}", f"Sec-WebSocket-Version: {version}"]
+def handshake_request(
+    path: str = "/",
+    *,
+    key: str = "dGhlIHNhbXBsZSBub25jZQ==",
+    extra: Sequence[tuple[str, str]] = (),
+    version: str = "13",
+) -> bytes:
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        f"Sec-WebSocket-Version: {version}",
+    ]
     lines += [f"{n}: {v}" for n, v in extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -221,16 +243,28 @@ class WSClient:
     """A raw WebSocket client: wsproto parses what the server sends; tests may write any
     bytes with :meth:`send_raw`."""
 
-    def __init__(self, stream: anyio.abc.SocketStream, response: h11.InformationalResponse,
-                 extensions: list[Any], trailing: bytes) -> None:
+    def __init__(
+        self,
+        stream: anyio.abc.SocketStream,
+        response: h11.InformationalResponse,
+        extensions: list[Any],
+        trailing: bytes,
+    ) -> None:
         self.stream = stream
         self.response = response
         self.wire = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions, trailing)
         self.eof = False
 
     @classmethod
-    async def connect(cls, port: int, path: str = "/", *, extra: Sequence[tuple[str, str]] = (),
-                      deflate: bool = False, after_handshake: bytes = b"") -> WSClient:
+    async def connect(
+        cls,
+        port: int,
+        path: str = "/",
+        *,
+        extra: Sequence[tuple[str, str]] = (),
+        deflate: bool = False,
+        after_handshake: bytes = b"",
+    ) -> WSClient:
         """Open a WebSocket; raise ``Rejected`` carrying the response if it is not a 101."""
         stream = await connect(port)
         extensions: list[Any] = []
@@ -241,8 +275,11 @@ class WSClient:
             headers.append(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"))
         await stream.send(handshake_request(path, extra=headers) + after_handshake)
         conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method="GET", target=path, headers=[("host", "x"), ("upgrade", "websocket"),
-                                                                   ("connection", "upgrade")]))
+        conn.send(
+            h11.Request(
+                method="GET", target=path, headers=[("host", "x"), ("upgrade", "websocket"), ("connection", "upgrade")]
+            )
+        )
         conn.send(h11.EndOfMessage())
         while True:
             event = conn.next_event()

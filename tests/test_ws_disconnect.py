@@ -252,8 +252,9 @@ async def test_failure_after_delivered_messages_keeps_the_order() -> None:
         ws = await WSClient.connect(server.port)
         await rec.wait_kind("accepted")
         await ws.send_raw(frame(0x1, b"one") + frame(0x1, b"two") + frame(0x1, b"\xff"))
-        close = await ws.expect_close()
+        # The failure waits until the app has taken "one" and "two" and asks for more.
         hold.set()
+        close = await ws.expect_close()
         events = await finished(rec)
         await ws.aclose()
     assert close.code == 1007
@@ -566,3 +567,40 @@ async def test_websockets_client_pings_answered_then_shutdown_1001() -> None:
     assert (client.close_code, client.close_reason) == (1001, "server shutting down")
     assert events == [CONNECT, {"type": "websocket.receive", "text": "still here"},
                       disconnect(1001, "server shutting down")]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (bytes([0xA1, 0x80, 1, 2, 3, 4]), 1002),  # FIN + RSV2 + text, empty masked (Autobahn 3.2)
+        (frame(0x5, b""), 1002),  # reserved non-control opcode (Autobahn 4.1.3)
+        (frame(0x0, b"x", fin=False), 1002),  # continuation with no message (Autobahn 5.15)
+        (frame(0x1, b"\xff"), 1007),  # invalid UTF-8
+    ],
+)
+async def test_a_message_before_bad_bytes_is_answered_before_the_failure(bad: bytes, code: int) -> None:
+    """Autobahn's strict cases: the echo of a valid message that arrived ahead of a bad frame
+    goes out before the close frame; the app then gets the failure's code."""
+    rec = Recorder()
+
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            event = await receive()
+            rec.add("event", event)
+            if event["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": event["text"]})
+
+    with anyio.fail_after(5):
+        async with serving(echo, ws_per_message_deflate=False) as server:
+            ws = await WSClient.connect(server.port)
+            await ws.send_raw(frame(0x1, b"Hello") + bad)
+            assert await ws.next_message() == "Hello"
+            close = await ws.expect_close()
+            await rec.wait_kind("event", 2)
+            await ws.aclose()
+    assert close.code == code
+    assert rec.of("event")[0] == {"type": "websocket.receive", "text": "Hello"}
+    assert rec.of("event")[1]["code"] == code

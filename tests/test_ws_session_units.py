@@ -622,6 +622,10 @@ def test_deflate_session_inflates_and_deflates() -> None:
         assert out[0] == 0xC1
         assert zlib.decompressobj(-15).decompress(out[2:] + b"\x00\x00\xff\xff") == b"b" * 50
     session.receive_data(frame(0x1, (c.compress(b"a" * 101) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv1=True))
+    # Held: the app took "a" * 100 and has not asked for more, so it may still answer it.
+    assert session.data_to_send() == b""
+    assert session.plan is Plan.HOLD
+    assert session.next_app_event() == disconnect(1009, "message exceeds 100 bytes")
     assert session.data_to_send() == server_close(1009, "message exceeds 100 bytes")
 
 

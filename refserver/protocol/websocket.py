@@ -79,6 +79,10 @@ class Plan(Enum):
     """What the runtime does with the TCP connection next."""
 
     READ = "keep reading and feeding bytes in"
+    HOLD = (
+        "the peer broke the protocol: read nothing more, and fail the connection once the app "
+        "has taken every earlier message and asks for the next"
+    )
     AWAIT_CLOSE = "a close frame was sent: read until the peer's close, within the close timeout"
     DRAIN = "send FIN, discard input until EOF within the close timeout, then close"
     CLOSE = "close the TCP connection now"
@@ -137,6 +141,11 @@ class WebSocketSession:
         self._denial_status = 0
         self._denial_headers: list[tuple[bytes, bytes]] = []
         self.pong_payloads: deque[bytes] = deque(maxlen=4)
+        # A failure (1002/1007/1009) found behind messages the app may still answer.
+        self._pending_failure: tuple[int, str] | None = None
+        # True from handing the app a message until it asks for the next one: it may be
+        # answering it.
+        self._app_may_be_answering = False
 
     # ------------------------------------------------------------------ helpers
 
@@ -175,9 +184,19 @@ class WebSocketSession:
             self._connect_delivered = True
             return CONNECT_EVENT
         if self.inbox:
+            self._app_may_be_answering = True
             return self.inbox.popleft()
+        self._app_may_be_answering = False
+        if self._pending_failure is not None:
+            # The app has every message that arrived before the bad bytes and asks for more:
+            # now the connection fails (docs/decisions.md, "Failing the connection").
+            self._fail_now()
         # docs/decisions.md A1: the disconnect again, on every later call; never hang.
         return self.disconnect
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._output)
 
     @property
     def backlogged(self) -> bool:
@@ -366,8 +385,8 @@ class WebSocketSession:
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the peer (never empty: EOF is :meth:`connection_lost`)."""
-        if self.plan is Plan.DRAIN or self.plan is Plan.CLOSE:
-            return  # after failing the connection or answering over HTTP: discard
+        if self.plan is Plan.DRAIN or self.plan is Plan.CLOSE or self.plan is Plan.HOLD:
+            return  # after a failure or an answer over HTTP: discard
         if self.wire is None:
             # Before the 101: h11 keeps them as trailing data for the wire parser.
             self.handshake.receive_data(data)
@@ -432,13 +451,40 @@ class WebSocketSession:
             text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
             if event.code == CloseReason.MESSAGE_TOO_BIG:
                 text = f"message exceeds {self.max_size_bytes} bytes"
-            self._write_close(code, text)
-            self._close(code, text, f"connection failed with code {code} ({text})", Plan.DRAIN)
+            self._pending_failure = (code, text)
+            if self.state is WSState.OPEN and (self.inbox or self._app_may_be_answering):
+                # Messages that fully arrived before the bad bytes are still delivered, and the
+                # app may still answer them (Autobahn's strict cases 3.2-4.2.5, 5.15): the
+                # failure waits until the app asks for more (see next_app_event), at most the
+                # close timeout. With nothing to answer, it fails at once.
+                self.plan = Plan.HOLD
+            else:
+                self._fail_now()
+
+    def _fail_now(self) -> None:
+        """Fail the connection (RFC 6455 §7.1.7) with the pending code: close frame, then
+        FIN and discard the rest, since wsproto's parser has stopped."""
+        if self._pending_failure is None:
+            return
+        code, text = self._pending_failure
+        self._pending_failure = None
+        self._write_close(code, text)
+        self._close(code, text, f"connection failed with code {code} ({text})", Plan.DRAIN)
+
+    def hold_expired(self) -> None:
+        """The app did not catch up within the close timeout: fail the connection now."""
+        self._fail_now()
 
     # ------------------------------------------------------------------ other inputs
 
     def connection_lost(self) -> None:
         """The TCP connection ended or failed (EOF, RST, read error)."""
+        if self._pending_failure is not None:
+            # The peer broke the protocol and then left: the failure is the cause.
+            code, text = self._pending_failure
+            self._pending_failure = None
+            self._close(code, text, f"connection failed with code {code} ({text})", Plan.CLOSE)
+            return
         # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md A2).
         self._close(1006, "", "connection lost without a close frame (code 1006)", Plan.CLOSE)
 
@@ -452,8 +498,9 @@ class WebSocketSession:
         self._close(1006, "", "keepalive ping timed out (code 1006)", Plan.CLOSE)
 
     def ping(self, payload: bytes) -> bool:
-        """Queue a keepalive ping; False when the connection is not open."""
-        if self.state is not WSState.OPEN or self.wire is None:
+        """Queue a keepalive ping; False when the connection is not open (or is about to
+        fail: no pong could be read)."""
+        if self.state is not WSState.OPEN or self.wire is None or self.plan is Plan.HOLD:
             return False
         if self.wire.state is not WireState.OPEN:
             return False
@@ -463,7 +510,9 @@ class WebSocketSession:
     def server_shutdown(self) -> None:
         """The server is going down (docs/decisions.md A3): close 1001 at once."""
         reason = "server shutting down"
-        if self.state is WSState.OPEN:
+        if self._pending_failure is not None:
+            self._fail_now()  # the peer's protocol error came first
+        elif self.state is WSState.OPEN:
             self._write_close(1001, reason)
             self._close(1001, reason, "the server is shutting down (close code 1001)", Plan.AWAIT_CLOSE)
         elif self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
@@ -479,7 +528,9 @@ class WebSocketSession:
 
     def app_ended(self, *, raised: bool) -> None:
         """The app returned or raised (docs/decisions.md A5, A6, A7)."""
-        if self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
+        if self._pending_failure is not None:
+            self._fail_now()  # the peer's protocol error is the reason the connection ends
+        elif self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
             self._answer_500()
         elif self.state is WSState.DENIAL_BODY:
             self._close(1006, "", "the app ended during its denial response", Plan.CLOSE)

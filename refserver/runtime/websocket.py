@@ -38,6 +38,7 @@ class WebSocketConnection:
         self._pong_wakeup = Wakeup()
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._close_deadline = math.inf
+        self._hold_deadline = math.inf  # how long a failure may wait for the app (Plan.HOLD)
         self._eof_sent = False
         self._keepalive_scope = anyio.CancelScope()
         # The reader's current socket read: re-armed with the close deadline, and cancelled
@@ -59,7 +60,10 @@ class WebSocketConnection:
         self._app_wakeup.fire()
         self._reader_wakeup.fire()
         plan = self.session.plan
-        if plan is not Plan.READ and self._close_deadline == math.inf:
+        if plan is Plan.HOLD:
+            if self._hold_deadline == math.inf:
+                self._hold_deadline = anyio.current_time() + self.ctx.config.ws_close_timeout_s
+        elif plan is not Plan.READ and self._close_deadline == math.inf:
             self._close_deadline = anyio.current_time() + self.ctx.config.ws_close_timeout_s
         if self._read_scope is not None and plan is not self._read_plan:
             self._read_scope.cancel()
@@ -88,7 +92,11 @@ class WebSocketConnection:
         while True:
             event = session.next_app_event()
             if event is not None:
-                if not session.inbox:
+                if session.has_data_to_send:
+                    # Asking for more ended a held failure: its close frame goes out first.
+                    self._changed()
+                    await self._flush()
+                elif not session.inbox:
                     self._reader_wakeup.fire()  # backlog drained: read on
                 return event
             await self._app_wakeup.wait()
@@ -133,6 +141,16 @@ class WebSocketConnection:
                     session.backlogged or session.buffered_before_accept() > MAX_BYTES_BEFORE_ACCEPT
                 ):
                     await self._reader_wakeup.wait()  # backpressure: the app has not caught up
+                    continue
+                if plan is Plan.HOLD:
+                    # A failure waits for the app to take the messages before it; bounded
+                    # by the close timeout.
+                    with anyio.move_on_after(self._hold_deadline - anyio.current_time()):
+                        await self._reader_wakeup.wait()
+                    if session.plan is Plan.HOLD and anyio.current_time() >= self._hold_deadline:
+                        session.hold_expired()
+                        self._changed()
+                        await self._flush()
                     continue
                 if plan is Plan.DRAIN and not self._eof_sent:
                     self._eof_sent = True
