@@ -160,12 +160,12 @@ class HTTPConnection:
             tg.cancel_scope.cancel()
         if self.ctx.config.access_log and access_log.isEnabledFor(20):
             access_log.info(
-                '%s - "%s %s HTTP/%s" %d',
+                '%s - "%s %s HTTP/%s" %s',
                 _peer(self.client),
                 scope["method"],
                 request.target.decode("latin-1"),
                 scope["http_version"],
-                cycle.status,
+                cycle.status or "- (client gone before a response)",
             )
         return cycle.keep_alive and self.transport.gone is None
 
