@@ -18,7 +18,7 @@ from typing import Any
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol.responses import complete_response, reason_phrase, response_head
+from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
@@ -154,15 +154,7 @@ class HTTPCycle:
                 sections.HTTP_TRAILERS,
             )
         headers = [(n, v) for n, v in message.get("headers", ()) if n not in _SERVER_OWNED_HEADERS]
-        try:
-            # asgi spec, "Error Handling": an event the server cannot send raises from the
-            # send() that carried it. h11 checks header names are tokens and values have
-            # no CR/LF/NUL (RFC 9110 §5.1, §5.5), and that a content-length is a number.
-            response_head(message["status"], headers)
-        except h11.LocalProtocolError as exc:
-            raise ASGIProtocolError(
-                "http.response.start", f"has headers that cannot be sent: {exc}", sections.HTTP_RESPONSE_START
-            ) from None
+        check_sendable_head(message["status"], headers, "http.response.start", sections.HTTP_RESPONSE_START)
         self.status = message["status"]
         if not any(n == b"date" for n, _ in headers):
             headers.append((b"date", self.date))

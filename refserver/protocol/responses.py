@@ -7,6 +7,8 @@ from http import HTTPStatus
 
 import h11
 
+from refserver.errors import ASGIProtocolError
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -44,3 +46,13 @@ def complete_response(
     if body and not head_only:
         out += conn.send(h11.Data(data=body)) or b""
     return out + (conn.send(h11.EndOfMessage()) or b"")
+
+
+def check_sendable_head(status: int, headers: Headers, message_type: str, section: str) -> None:
+    """asgi spec, "Error Handling": an event the server cannot send raises from the send()
+    that carried it, leaving the state unchanged. h11 checks that header names are tokens,
+    values have no CR/LF/NUL (RFC 9110 §5.1, §5.5) and a content-length is a number."""
+    try:
+        response_head(status, headers)
+    except h11.LocalProtocolError as exc:
+        raise ASGIProtocolError(message_type, f"has headers that cannot be sent: {exc}", section) from None

@@ -46,7 +46,7 @@ from wsproto.frame_protocol import CloseReason, Frame, ParseFailed
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
 from refserver.protocol.handshake import DeflateParams, accept_key
-from refserver.protocol.responses import response_head
+from refserver.protocol.responses import check_sendable_head, response_head
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
@@ -279,15 +279,7 @@ class WebSocketSession:
 
     def _deny_start(self, message: Message) -> None:
         headers = list(message.get("headers", ()))
-        try:
-            # As for http.response.start (asgi spec, "Error Handling"): headers h11 cannot
-            # send (CR/LF/NUL in a value, a name that is not a token) raise from this send(),
-            # and the state is unchanged, so the app may still answer properly.
-            response_head(message["status"], headers)
-        except h11.LocalProtocolError as exc:
-            raise ASGIProtocolError(
-                "websocket.http.response.start", f"has headers that cannot be sent: {exc}", sections.WS_DENIAL
-            ) from None
+        check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
         self._denial_status = message["status"]
         self._denial_headers = headers
         self._set_state(WSState.DENIAL_START_HELD)
