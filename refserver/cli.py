@@ -159,8 +159,14 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["conformance"]:
+        # `refserver conformance ...` is `python -m refserver.conformance ...`.
+        from refserver.conformance.cli import main as conformance_main
+
+        return conformance_main(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         config = config_from_args(args)
     except ValueError as exc:

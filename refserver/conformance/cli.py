@@ -156,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.format = "markdown"
         args.out = args.out or str(DOCS_PATH)
         args.target = args.target or [t.name for t in BUILTIN_TARGETS]
+        args.jobs = max(args.jobs, 4)
+        args.no_traces = True
     try:
         targets = resolve_targets(args.target, args.target_command, args.python, args.in_process)
     except ValueError as exc:

@@ -104,6 +104,11 @@ class Connection:
         self._fragment_opcode = 0
         self.responses = 0
         self.frames = 0
+        self.echo_close = False  # answer the server's close frame (RFC 6455 §5.5.1)
+        self._close_payload: bytes | None = None
+        self.close_on_eof = False  # close our socket once the server has closed TCP
+        self.close_sent = False
+        self._writing = anyio.Lock()
 
     @classmethod
     async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1") -> Connection:
@@ -119,6 +124,13 @@ class Connection:
         if self.closed_locally:
             self.trace.add("client", "write_skipped", what=what)
             return False
+        if self._writing.locked() and what == "close frame (echo)":
+            self.trace.add("client", "write_skipped", what=what, why="a write is in progress")
+            return False
+        async with self._writing:
+            return await self._write(data, what, chop)
+
+    async def _write(self, data: bytes, what: str, chop: int) -> bool:
         try:
             if chop and len(data) > chop:
                 for i in range(0, len(data), chop):
@@ -162,8 +174,12 @@ class Connection:
                 data = await self.stream.receive(1 << 16)
             except anyio.EndOfStream:
                 self._end("eof")
+                if self.websocket and self.close_on_eof and not self.closed_locally:
+                    self.closed_locally = True
+                    await self.stream.aclose()
+                    self.trace.add("client", "closed_tcp_after_eof")
                 return
-            except (anyio.ClosedResourceError,):
+            except anyio.ClosedResourceError:
                 return
             except (anyio.BrokenResourceError, OSError) as exc:
                 cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
@@ -173,7 +189,10 @@ class Connection:
                     self._end("rst", error=f"{type(cause).__name__}: {cause}")
                 return
             self.buffer += data
-            self._parse()
+            echo = self._parse()
+            if echo is not None and self.echo_close and not self.close_sent and not self.closed_locally:
+                self.close_sent = True
+                await self.write(build_frame(8, echo), "close frame (echo)")
 
     def _end(self, how: str, **fields: Any) -> None:
         if self.buffer and not self.websocket:
@@ -181,11 +200,15 @@ class Connection:
         self.ended = True
         self.trace.add("client", how, **fields)
 
-    def _parse(self) -> None:
+    def _parse(self) -> bytes | None:
+        """Parse what is buffered; returns the payload of a close frame to echo, if one came."""
+        echo = None
         while True:
             progressed = self._parse_frame() if self.websocket else self._parse_response()
+            if self._close_payload is not None:
+                echo, self._close_payload = self._close_payload[:2], None
             if not progressed:
-                return
+                return echo
 
     def _parse_response(self) -> bool:
         end = self.buffer.find(b"\r\n\r\n")
@@ -305,6 +328,7 @@ class Connection:
                 record["code"] = None
                 record["reason"] = ""
             self.trace.add("client", "close_frame", **record)
+            self._close_payload = payload
             return True
         if opcode in (9, 10):
             record["payload"] = preview(payload)

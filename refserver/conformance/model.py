@@ -158,14 +158,19 @@ def c_handshake(
     timeout: float = 3.0,
     after: bytes = b"",
     chop: int = 0,
+    echo_close: bool = True,
+    close_on_eof: bool = True,
 ) -> Step:
     """Send the opening handshake (RFC 6455 §4.1) to the scenario's path and wait for the
     response head. ``after`` is written in the same segment, right behind the request;
-    ``chop`` writes everything in pieces of that many bytes."""
+    ``chop`` writes everything in pieces of that many bytes. Like any RFC client, the
+    client answers the server's close frame with its own (the same code) unless
+    ``echo_close`` is false, in which case the script decides; and it closes its socket
+    when the server closes TCP, unless ``close_on_eof`` is false (TCP held open)."""
     return Step(
         "handshake",
         {"suffix": suffix, "headers": headers, "key": key, "version": version, "timeout": timeout,
-         "after": after, "chop": chop},
+         "after": after, "chop": chop, "echo_close": echo_close, "close_on_eof": close_on_eof},
     )
 
 
@@ -226,6 +231,11 @@ def c_raw(data: bytes) -> Step:
 def c_reset() -> Step:
     """Abort the TCP connection: SO_LINGER(1, 0) then close sends an RST."""
     return Step("reset")
+
+
+def c_close_tcp() -> Step:
+    """Close the client's socket (FIN in both directions: the client is done)."""
+    return Step("close_tcp")
 
 
 def c_half_close() -> Step:

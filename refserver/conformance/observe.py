@@ -74,10 +74,11 @@ def outcome(record: dict[str, Any] | None) -> str:
         return "returned"
     if ev == "send_blocked":
         return "blocked"
-    return ev
+    return str(ev)
 
 
-_STEP_EVENTS = ("received", "receive_timeout", "receive_raised", "sent", "send_raised", "send_blocked")
+_STEP_EVENTS = ("received", "receive_timeout", "receive_raised", "sent", "send_raised", "send_blocked",
+                "never_blocked")
 
 
 @observable("app.step")
@@ -118,7 +119,8 @@ def app_step_exc_text(records: Records, params: Mapping[str, Any]) -> str:
 
 
 def _disconnects(records: Records, params: Mapping[str, Any]) -> Records:
-    return [r for r in app_records(records, params) if r["ev"] == "received" and r.get("kind") == "websocket.disconnect"]
+    return [r for r in app_records(records, params)
+            if r["ev"] == "received" and r.get("kind") == "websocket.disconnect"]
 
 
 @observable("app.disconnect.code")
@@ -255,7 +257,8 @@ def app_header_case(records: Records, params: Mapping[str, Any]) -> str:
     if scope is None:
         return "not-called"
     names = [pair[0]["bytes"] if isinstance(pair[0], dict) else str(pair[0]) for pair in scope.get("headers") or []]
-    return "lowercase" if all(n == n.lower() for n in names) else "mixed: " + ",".join(n for n in names if n != n.lower())
+    mixed = [n for n in names if n != n.lower()]
+    return "lowercase" if not mixed else "mixed: " + ",".join(mixed)
 
 
 @observable("app.body")
@@ -298,7 +301,7 @@ def _responses(records: Records) -> Records:
 def _end(records: Records) -> str:
     for r in client_records(records):
         if r["ev"] in ("eof", "rst"):
-            return "none:" + r["ev"]
+            return "none:" + str(r["ev"])
     return "none:open"
 
 
@@ -371,7 +374,7 @@ def client_close(records: Records, params: Mapping[str, Any]) -> str:
         if r["ev"] == "close_frame":
             return "empty" if r["len"] == 0 else str(r.get("code"))
         if r["ev"] in ("eof", "rst"):
-            return "none:" + r["ev"]
+            return "none:" + str(r["ev"])
     return "none:open"
 
 

@@ -125,7 +125,7 @@ async def _within(awaitable: Awaitable[Any], timeout: float | None) -> Any:
 
         try:
             return await asyncio.wait_for(awaitable, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _TIMED_OUT
     import trio
 
@@ -327,7 +327,7 @@ class ScriptRunner:
             before = time.monotonic()
             slow = [False]
 
-            def pending(total: int = total) -> None:
+            def pending(total: int = total, slow: list[bool] = slow) -> None:
                 slow[0] = True
                 self.rep.report("send_pending", step=index, kind=message.get("type"), after_bytes=total)
 
@@ -398,12 +398,19 @@ async def _watch(awaitable: Awaitable[Any], after_s: float, on_slow: Callable[[]
             task.cancel()
     import trio
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watcher)
-        try:
-            return await awaitable
-        finally:
-            nursery.cancel_scope.cancel()
+    result: list[Any] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watcher)
+            try:
+                result.append(await awaitable)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the nursery wraps what send() raised: unwrap it
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    return result[0] if result else None
 
 
 def _report_address(explicit: tuple[str, int] | None) -> tuple[str, int] | None:
@@ -479,7 +486,8 @@ async def _lifespan(scope: Scope, receive: Receive, send: Send, address: tuple[s
         scenario_id, _, token = selected.partition("/")
         scenario = _find(scenario_id)
         if scenario is not None:
-            await _run(scenario.lifespan_app or scenario.app, scope, receive, send, Reporter(address, token or "lifespan"))
+            reporter = Reporter(address, token or "lifespan")
+            await _run(scenario.lifespan_app or scenario.app, scope, receive, send, reporter)
             return
     # No lifespan scenario: complete startup and shutdown, like any well-behaved app.
     rep = Reporter(address, "lifespan")

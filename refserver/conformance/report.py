@@ -35,6 +35,53 @@ from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
 
+INTRO = """\
+The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
+the bytes on the wire (a raw client that writes every handshake, frame and fault itself) and
+what the application was told (a probe app that reports every `receive()` result, every
+`send()` and what it returned or raised, and how it ended, over a UDP side channel on
+loopback). The client waits on the app's reports and the app on the client's gates, so
+timing is decided by events, not by sleeps.
+
+## Running it
+
+```sh
+python -m refserver.conformance                       # refserver + every installed peer, text matrix
+python -m refserver.conformance --target uvicorn --target hypercorn --format markdown --out m.md
+python -m refserver.conformance --scenario 'ws.close.*' --target daphne
+python -m refserver.conformance --explain ws.close.code-reason --target hypercorn   # traces side by side
+python -m refserver.conformance --list                # the catalogue
+python -m refserver.conformance --format json --out report.json   # every cell with its traces
+```
+
+Peers are run with the interpreter given by `--python` (or `$REFSERVER_CONFORMANCE_PYTHON`);
+install them with `pip install 'refserver[conformance]'`. A peer that is not installed is
+reported as such. A server that crashes or stops answering is killed (by the PID the harness
+started), restarted, and the cell says `error` with the reason; the run always finishes.
+
+## Testing your own server
+
+```sh
+python -m refserver.conformance --target-command 'mine=myserver {app} --host {host} --port {port}'
+```
+
+`{app}` is `refserver.conformance.probe:app` (put refserver on the server's `PYTHONPATH`;
+the harness does so for the commands it starts), `{host}` is 127.0.0.1 and `{port}` a free
+port. Add `--strict mine` to exit non-zero when your server fails a scenario.
+
+## Reading a cell
+
+A cell is the verdict of one scenario on one target, judged against the `spec_version` the
+target advertises: a rule newer than that version is `n/a`, and a SHOULD of a version the
+target claims is a `fail` (a claim it does not keep). The value in parentheses is what the
+target did, where it matters. The exit status is non-zero when refserver misses one of its
+own expectations (the values marked `refserver:` below).
+
+`--format json` writes the same run as one document (`"format": "refserver-conformance/1"`):
+targets with versions and what they advertise, every scenario as data, and every cell with
+its checks and both traces. Its shape is documented in `refserver/conformance/report.py`;
+keys are only ever added within a format version."""
+
 ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.ERROR, V.FLAKY)
 
 
@@ -44,7 +91,7 @@ class Report:
     targets: list[TargetRun]
     cells: list[V.Cell]
     duration_s: float = 0.0
-    generated: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+    generated: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC)
                            .replace(microsecond=0).isoformat())
 
     def cell(self, target: str, scenario: str) -> V.Cell | None:
@@ -87,9 +134,8 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
         broken = []
         for c in mine:
             for check in c.checks:
-                if check.verdict == V.FAIL and (check.note.startswith("advertises") or check.level == "MUST"):
-                    if "advertises" in check.note:
-                        broken.append(c.scenario)
+                if check.verdict == V.FAIL and check.note.startswith("advertises"):
+                    broken.append(c.scenario)
         advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
         value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
         result = V.CheckResult("claims kept", "claims", value, V.PASS if not broken else V.FAIL, "MUST",
@@ -153,11 +199,11 @@ def _md(text: str) -> str:
 def render_markdown(report: Report, *, catalogue: bool = True) -> str:
     targets = report.ran_targets()
     names = [t.name for t in targets]
-    out = ["# Conformance matrix", "",
-           f"Generated {report.generated} by `python -m refserver.conformance` "
+    out = ["# Conformance: refserver and other ASGI servers, scenario by scenario", "",
+           f"Generated {report.generated} by `python -m refserver.conformance --docs` "
            f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
-           f"{report.duration_s:.0f} s. Regenerate with `python -m refserver.conformance --docs` "
-           "(see [Regenerating](#regenerating)).", "",
+           f"{report.duration_s:.0f} s. Do not edit by hand: see [Regenerating](#regenerating).", "",
+           *INTRO.splitlines(), "",
            "## Targets", "", "| target | server | version | advertises | note |", "|---|---|---|---|---|"]
     for t in report.targets:
         adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) if t.info.installed else ""
@@ -215,13 +261,15 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                     out.append("- lifespan app: " + " → ".join(f"`{_md(x.describe())}`" for x in s.lifespan_app))
                 if s.app:
                     out.append("- app: " + " → ".join(f"`{_md(x.describe())}`" for x in s.app))
-                for c in s.checks:
-                    level = (c.level or s.level).value
-                    allowed = ", ".join(f"`{_md(a)}`" for a in c.allowed)
-                    extra = "".join(f"; from {v}: " + ", ".join(f"`{_md(p)}`" for p in ps) for v, ps in c.by_version)
-                    since = f"; since {c.since}" if c.since else ""
-                    choice = f"; refserver: `{_md(c.choice)}`" if c.choice else ""
-                    out.append(f"- expect {_md(c.label or c.observable)} ({level}{since}): {allowed}{extra}{choice}")
+                for check in s.checks:
+                    level = (check.level or s.level).value
+                    allowed = ", ".join(f"`{_md(a)}`" for a in check.allowed)
+                    extra = "".join(f"; from {v}: " + ", ".join(f"`{_md(p)}`" for p in ps)
+                                    for v, ps in check.by_version)
+                    since = f"; since {check.since}" if check.since else ""
+                    choice = f"; refserver: `{_md(check.choice)}`" if check.choice else ""
+                    out.append(f"- expect {_md(check.label or check.observable)} ({level}{since}): "
+                               f"{allowed}{extra}{choice}")
                 out.append("")
     out += ["## Regenerating", "",
             "```sh", "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
@@ -252,34 +300,51 @@ def render_json(report: Report, *, traces: bool = True) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- --explain
 
-_KEYS = ("kind", "status", "code", "reason", "opcode", "len", "exc", "how", "name", "value", "what", "step")
+_KEYS = ("kind", "status", "code", "reason", "opcode", "exc", "how", "name", "value", "what", "step")
+_NOISE = ("closed_tcp", "closed_tcp_after_eof", "script_done_closed_tcp", "connected", "wait_timeout", "eof")
 
 
 def signature(record: dict[str, Any]) -> str:
+    """What a record says, without times, ports or lengths (for finding the first difference)."""
     parts = [record["side"], record["ev"]]
-    for key in _KEYS:
-        if key in record and key not in ("len",):
-            parts.append(f"{key}={record[key]}")
-    return " ".join(parts)
+    parts += [f"{key}={record[key]}" for key in _KEYS if key in record and key != "what"]
+    msg = record.get("msg")
+    if isinstance(msg, dict):
+        parts += [f"{k}={v}" for k, v in sorted(msg.items()) if k != "type"]
+    return " ".join(parts)  # the advertised version is in the header above the traces
+
+
+def first_difference(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> int | None:
+    """Index (in ``left``) of the first record that differs from ``right``, comparing the
+    client's records and the app's records each in their own order (their interleaving
+    is timing, not behaviour)."""
+    candidates = []
+    for side in ("client", "app", "runner"):
+        mine = [(i, r) for i, r in enumerate(left) if r["side"] == side and r["ev"] not in _NOISE]
+        theirs = [r for r in right if r["side"] == side and r["ev"] not in _NOISE]
+        for n, (i, record) in enumerate(mine):
+            if n >= len(theirs) or signature(record) != signature(theirs[n]):
+                candidates.append(i)
+                break
+        else:
+            if len(theirs) > len(mine):
+                candidates.append(len(left))
+    return min(candidates) if candidates else None
 
 
 def _line(record: dict[str, Any]) -> str:
-    extra = []
-    for key in _KEYS:
-        if key in record:
-            extra.append(f"{key}={record[key]}")
-    if record["ev"] in ("received", "sent", "send_raised") and "msg" in record:
-        msg = record["msg"]
-        if isinstance(msg, dict):
-            brief = {k: v for k, v in msg.items() if k != "type"}
-            if brief:
-                extra.append(str(brief)[:60])
+    extra = [f"{key}={record[key]}" for key in _KEYS if key in record]
+    msg = record.get("msg")
+    if isinstance(msg, dict):
+        brief = {k: v for k, v in msg.items() if k != "type"}
+        if brief:
+            extra.append(str(brief))
     if record["ev"] == "hello":
-        asgi = (record.get("scope") or {}).get("asgi")
-        extra.append(f"asgi={asgi}")
+        asgi = (record.get("scope") or {}).get("asgi") or {}
+        extra.append(f"spec_version={asgi.get('spec_version') if isinstance(asgi, dict) else asgi}")
     if "text" in record and record["ev"].endswith("_raised"):
-        extra.append(repr(record["text"])[:50])
-    return f"{record['t']:7.3f} {record['side']:<6} {record['ev']} " + " ".join(extra)
+        extra.append(repr(record["text"]))
+    return f"{record['t']:6.3f} {record['side']:<6} {record['ev']} " + " ".join(extra)
 
 
 def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | None) -> str:
@@ -301,18 +366,13 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
         for c in cell.checks:
             choice = f"; refserver: {c.choice}" if c.choice else ""
             note = f"; {c.note}" if c.note else ""
-            out.append(f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; allowed {list(c.allowed)}{choice}{note}")
+            out.append(f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; "
+                       f"allowed {list(c.allowed)}{choice}{note}")
         out.append("")
     left = target_cell.trace
     right = ref_cell.trace if ref_cell is not None and ref_cell is not target_cell else []
-    first_diff = None
-    for i in range(max(len(left), len(right))):
-        a = signature(left[i]) if i < len(left) else ""
-        b = signature(right[i]) if i < len(right) else ""
-        if a != b:
-            first_diff = i
-            break
-    width = 64
+    first_diff = first_difference(left, right) if right else None
+    width = 70
     out.append(f"   {target_cell.target:<{width}} | {ref_cell.target if ref_cell and right else ''}")
     out.append("   " + "-" * width + "-+-" + "-" * width)
     for i in range(max(len(left), len(right))):
@@ -322,7 +382,8 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
         out.append(f"{mark}{a[:width]:<{width}} | {b[:width]}")
     if first_diff is not None:
         out.append("")
-        out.append(f">> marks the first difference (record {first_diff}).")
+        out.append(f">> marks the first difference (record {first_diff} of {target_cell.target}; the client's and "
+                   "the app's records are compared each in their own order).")
     elif right:
         out.append("")
         out.append("The two traces have the same events.")

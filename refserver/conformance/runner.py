@@ -40,7 +40,8 @@ class ReportHub:
 
     def __init__(self, sock: anyio.abc.UDPSocket) -> None:
         self.sock = sock
-        self.port: int = sock.extra(anyio.abc.SocketAttribute.local_address)[1]
+        address = sock.extra(anyio.abc.SocketAttribute.local_address)
+        self.port = int(address[1]) if isinstance(address, tuple) else 0
         self.traces: dict[str, Trace] = {}
         self.instances: dict[str, dict[tuple[str, int], Any]] = {}
         self._count = 0
@@ -92,29 +93,23 @@ class ReportHub:
         return sent
 
 
+def _matches_event(record: dict[str, Any], kind: str, detail: str) -> bool:
+    ev = record["ev"]
+    if kind == "received":
+        return ev == "received" and (not detail or record.get("kind") == detail)
+    if kind == "receive_done":
+        return ev in ("received", "receive_timeout", "receive_raised")
+    if kind == "sent":
+        return ev in ("sent", "send_raised", "send_blocked") and (not detail or record.get("kind") == detail)
+    if kind == "mark":
+        return ev == "mark" and record.get("name") == detail
+    return ev == kind and not detail
+
+
 def app_count(trace: Trace, event: str) -> int:
     """How many probe reports match ``event`` (see :func:`refserver.conformance.model.c_wait_app`)."""
     kind, _, detail = event.partition(":")
-    count = 0
-    for r in trace.records:
-        if r["side"] != "app":
-            continue
-        ev = r["ev"]
-        if kind == "hello" and ev == "hello":
-            count += 1
-        elif kind == "ended" and ev == "ended":
-            count += 1
-        elif kind == "received" and ev == "received" and (not detail or r.get("kind") == detail):
-            count += 1
-        elif kind == "receive_done" and ev in ("received", "receive_timeout", "receive_raised"):
-            count += 1
-        elif kind == "sent" and ev in ("sent", "send_raised", "send_blocked") and (not detail or r.get("kind") == detail):
-            count += 1
-        elif kind == "mark" and ev == "mark" and r.get("name") == detail:
-            count += 1
-        elif kind == ev and not detail:
-            count += 1
-    return count
+    return sum(1 for r in trace.records if r["side"] == "app" and _matches_event(r, kind, detail))
 
 
 @dataclass
@@ -127,6 +122,8 @@ class TargetRun:
     server: Any = None
     advertised: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
+    start_failures: int = 0  # consecutive; after 2 the target is given up for this run
+    broken: str | None = None
 
     @property
     def name(self) -> str:
@@ -153,6 +150,8 @@ class Runner:
 
     async def _ensure_server(self, target: TargetRun) -> str | None:
         """Start (or restart) the shared server; the reason if it cannot be started."""
+        if target.broken is not None:
+            return target.broken
         if target.server is not None and target.server.alive():
             return None
         if target.server is not None:
@@ -164,7 +163,11 @@ class Runner:
         if target.server.exit_reason is not None:
             reason = f"server {target.server.exit_reason}"
             tail = target.server.log_tail().strip()
+            target.start_failures += 1
+            if target.start_failures >= 2:
+                target.broken = f"gave up: the server failed to start twice ({reason})"
             return reason + (f"; log: {tail[-400:]}" if tail else "")
+        target.start_failures = 0
         if not target.advertised:
             await self._learn_versions(target)
         return None
@@ -363,9 +366,13 @@ class ClientScript:
             self.tg = tg
             for index, step in enumerate(self.scenario.client):
                 await self.step(index, step)
-            await self._wait_app_end()
+            # The client is done, as a real one would be: it closes its sockets. Then the
+            # app gets its deadline to end (what it does then is in its own reports).
             for conn in self.conns:
-                await conn.aclose()
+                if not conn.closed_locally:
+                    await conn.aclose()
+                    self.trace.add("client", "script_done_closed_tcp")
+            await self._wait_app_end()
             tg.cancel_scope.cancel()
 
     async def _wait_app_end(self) -> None:
@@ -398,6 +405,15 @@ class ClientScript:
         self.tg.start_soon(conn.read_forever)
         return conn
 
+    def _ended(self) -> bool:
+        return self.conn is None or self.conn.ended
+
+    def _messages(self) -> int:
+        return sum(1 for r in self.trace.records if r["side"] == "client" and r["ev"] in ("message", "close_frame"))
+
+    def _responses(self) -> int:
+        return 0 if self.conn is None else self.conn.responses
+
     async def _wait(self, what: str, predicate: Callable[[], bool], timeout: float, required: bool = True) -> bool:
         ok = await self.trace.wait_for(predicate, timeout)
         if not ok and required:
@@ -417,7 +433,10 @@ class ClientScript:
                 trace.add("client", "connect_failed", error=str(exc))
                 return
             conn.methods.append("GET")
-            data = handshake_bytes(self.path(a["suffix"]), a["headers"], a["key"], a["version"], f"{HOST}:{self.server.port}")
+            conn.echo_close = a.get("echo_close", True)
+            conn.close_on_eof = a.get("close_on_eof", True)
+            host = f"{HOST}:{self.server.port}"
+            data = handshake_bytes(self.path(a["suffix"]), a["headers"], a["key"], a["version"], host)
             await conn.write(data + a["after"], "handshake", chop=a["chop"])
             await self._wait("handshake response", lambda: conn.responses > 0 or conn.ended, a["timeout"])
         elif op == "request":
@@ -448,10 +467,16 @@ class ClientScript:
                 payload = b""
             else:
                 payload = int(a["code"]).to_bytes(2, "big") + a["reason"].encode("utf-8")
-            await (await self._connect()).write(build_frame(8, payload), f"close frame code={a['code']}")
+            conn = await self._connect()
+            conn.close_sent = True
+            await conn.write(build_frame(8, payload), f"close frame code={a['code']}")
         elif op == "reset":
             if self.conn is not None:
                 await self.conn.reset()
+        elif op == "close_tcp":
+            if self.conn is not None:
+                await self.conn.aclose()
+                trace.add("client", "closed_tcp")
         elif op == "half_close":
             if self.conn is not None:
                 await self.conn.half_close()
@@ -468,34 +493,27 @@ class ClientScript:
             await self._wait(f"app {event} x{count}", lambda: app_count(trace, event) >= count, a["timeout"],
                              a["required"])
         elif op == "wait_close":
-            conn = self.conn
-            if conn is not None:
+            if self.conn is not None:
                 await self._wait("close frame or end of connection",
-                                 lambda: conn.ended or bool(trace.of("client", "close_frame")), a["timeout"],
+                                 lambda: self._ended() or bool(trace.of("client", "close_frame")), a["timeout"],
                                  a["required"])
         elif op == "wait_eof":
-            conn = self.conn
-            if conn is not None:
-                await self._wait("end of the TCP connection", lambda: conn.ended, a["timeout"], False)
+            if self.conn is not None:
+                await self._wait("end of the TCP connection", lambda: self._ended(), a["timeout"], False)
         elif op == "wait_messages":
-            conn = self.conn
-            if conn is not None:
+            if self.conn is not None:
                 await self._wait(f"{a['count']} messages",
-                                 lambda: conn.ended or len([r for r in trace.records if r["side"] == "client"
-                                                            and r["ev"] in ("message", "close_frame")]) >= a["count"],
-                                 a["timeout"])
+                                 lambda: self._ended() or self._messages() >= a["count"], a["timeout"])
         elif op == "wait_frame":
-            conn = self.conn
             names = {8: "close_frame", 9: "ping", 10: "pong"}
             name = names.get(a["opcode"], "frame")
-            if conn is not None:
-                await self._wait(f"frame {a['opcode']}", lambda: conn.ended or bool(trace.of("client", name)),
+            if self.conn is not None:
+                await self._wait(f"frame {a['opcode']}", lambda: self._ended() or bool(trace.of("client", name)),
                                  a["timeout"], False)
         elif op == "wait_responses":
-            conn = self.conn
-            if conn is not None:
-                await self._wait(f"{a['count']} responses", lambda: conn.ended or conn.responses >= a["count"],
-                                 a["timeout"])
+            if self.conn is not None:
+                await self._wait(f"{a['count']} responses",
+                                 lambda: self._ended() or self._responses() >= a["count"], a["timeout"])
         elif op == "wait_client":
             await self._wait(f"client {a['ev']}", lambda: bool(trace.of("client", a["ev"])), a["timeout"], False)
         elif op == "gate":

@@ -42,7 +42,7 @@ class TargetSpec:
     name: str
     description: str
     argv: tuple[str, ...]
-    module: str | None = None  # must be importable by ``python`` for the target to count as installed
+    module: str | None = None  # modules (comma-separated) that ``python`` must import for the target to count
     dist: str | None = None  # distribution whose version is reported
     ping_argv: tuple[str, ...] = ()
     builtin: bool = True
@@ -50,6 +50,7 @@ class TargetSpec:
 
 
 _COMMON = ("{python}", "-m")
+_UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
     TargetSpec("refserver", "refserver (asyncio)",
@@ -59,26 +60,26 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
     TargetSpec("refserver-trio", "refserver (trio)",
                (*_COMMON, "refserver", "{app}", "--host", "{host}", "--port", "{port}", "--no-access-log",
                 "--log-level", "warning", "--backend", "trio"),
-               "trio", "refserver", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
+               "refserver,trio", "refserver", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
     TargetSpec("uvicorn", "uvicorn --ws websockets-sansio (the default)",
                (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "websockets-sansio",
                 "--log-level", "warning", "--no-access-log"),
-               "uvicorn", "uvicorn", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
+               "uvicorn", "uvicorn", _UVICORN_PING),
     TargetSpec("uvicorn-wsproto", "uvicorn --ws wsproto",
                (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "wsproto",
                 "--log-level", "warning", "--no-access-log"),
-               "wsproto", "uvicorn", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
+               "uvicorn,wsproto", "uvicorn", _UVICORN_PING),
     TargetSpec("uvicorn-websockets", "uvicorn --ws websockets (legacy)",
                (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "websockets",
                 "--log-level", "warning", "--no-access-log"),
-               "websockets", "uvicorn", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
+               "uvicorn,websockets", "uvicorn", _UVICORN_PING),
     TargetSpec("hypercorn", "hypercorn (asyncio)",
                (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning"),
-               "hypercorn", "hypercorn", ("--websocket-ping-interval", "{interval}")),
+               "hypercorn", "hypercorn", ("--websocket-ping-interval", "{interval_int}")),
     TargetSpec("hypercorn-trio", "hypercorn -k trio",
                (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning",
                 "--worker-class", "trio"),
-               "trio", "hypercorn", ("--websocket-ping-interval", "{interval}")),
+               "hypercorn,trio", "hypercorn", ("--websocket-ping-interval", "{interval_int}")),
     TargetSpec("daphne", "daphne",
                (*_COMMON, "daphne", "-b", "{host}", "-p", "{port}", "-v", "0", "{app}"),
                "daphne", "daphne", ("--ping-interval", "{interval_int}", "--ping-timeout", "{interval_int}")),
@@ -126,7 +127,7 @@ def probe_target(spec: TargetSpec, python: str) -> TargetInfo:
         return TargetInfo(spec, True, "custom")
     code = (
         "import importlib.util, importlib.metadata, sys\n"
-        f"mods = {[spec.module, 'refserver']!r}\n"
+        f"mods = {[*spec.module.split(','), 'refserver']!r}\n"
         "missing = [m for m in mods if importlib.util.find_spec(m) is None]\n"
         "if missing: print('missing ' + ' '.join(missing)); sys.exit(1)\n"
         f"try: print(importlib.metadata.version({spec.dist!r}))\n"

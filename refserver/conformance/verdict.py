@@ -16,8 +16,8 @@ the worst check. ``flaky`` when repeated runs of the cell disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from refserver.conformance.model import Check, Level, Scenario, parse_version
@@ -77,15 +77,17 @@ class Cell:
 
     @property
     def summary(self) -> str:
-        """A short text for a matrix cell: the verdict, and the value when it matters."""
-        if self.verdict == ERROR:
-            return ERROR
-        shown = [c.value for c in self.checks if c.show or (c.verdict in (DIFFERS, FAIL, DEVIATES))]
-        if not shown or self.verdict == NA:
+        """A short text for a matrix cell: the verdict, and the value when it matters (the
+        value of the first check that is not a pass, else of the first check marked to show)."""
+        if self.verdict in (ERROR, NA):
             return self.verdict
-        value = shown[0]
-        if len(value) > 24:
-            value = value[:21] + "..."
+        bad = [c.value for c in self.checks if c.verdict not in (PASS, NA)]
+        shown = bad or [c.value for c in self.checks if c.show and c.verdict == PASS]
+        if not shown:
+            return self.verdict
+        value = brief(shown[0])
+        if len(value) > 28:
+            value = value[:27] + "…"
         return f"{self.verdict} ({value})"
 
     def to_json(self, with_trace: bool = True) -> dict[str, Any]:
@@ -111,6 +113,14 @@ def matches(value: str, pattern: str) -> bool:
         return re.fullmatch(pattern[3:], value, re.DOTALL) is not None
     regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def brief(value: str) -> str:
+    """A value as a matrix cell shows it."""
+    if value == "":
+        return '""'
+    value = value.replace("websocket.disconnect:", "disconnect ").replace("websocket.", "")
+    return re.sub(r"^b'/[^/]+/t\d+", "b'…", value)
 
 
 def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]], version: str | None) -> CheckResult:

@@ -60,6 +60,14 @@ def ck(observable: str, *allowed: str, choice: str | None = None, level: Level |
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
 
 
+def ck_delay(frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "",
+             show: bool = False) -> Check:
+    """The record ``to`` comes at most ``max_s`` seconds after ``frm`` (selectors as in
+    :func:`refserver.conformance.observe.delay`)."""
+    return Check("delay", ("prompt",), "prompt", level, None, label, {"from": frm, "to": to, "max_s": max_s}, (),
+                 show)
+
+
 def ws(id: str, title: str, lesson: str, group: str, refs: tuple[str, ...], level: Level,
        client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
     return Scenario(id, title, lesson, group, refs, level, "websocket", client, app, checks, **kw)
