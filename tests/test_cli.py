@@ -454,3 +454,13 @@ def test_installed_console_script_runs_cli_main() -> None:
     if script.exists():
         done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30, check=False)
         assert (done.returncode, done.stdout) == (0, f"refserver {refserver.__version__}\n")
+
+
+def test_conformance_subcommand_is_the_conformance_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    """`refserver conformance ...` is `python -m refserver.conformance ...`."""
+    from refserver.cli import main
+
+    assert main(["conformance", "--list", "--scenario", "ws.handshake.accept-key"]) == 0
+    out = capsys.readouterr().out
+    assert "ws.handshake.accept-key" in out
+    assert "Sec-WebSocket-Accept is computed from the key" in out
