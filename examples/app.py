@@ -22,7 +22,7 @@ echoes what you send.</p>
 <script>
 const log = (line) => { document.getElementById("log").textContent += line + "\\n"; };
 const ws = new WebSocket(`ws://${location.host}/ws`);
-ws.onopen = () => log("open");
+ws.onopen = () => { log("open"); ws.send("hello from the browser"); };
 ws.onmessage = (e) => log("echo: " + e.data);
 ws.onclose = (e) => log(`closed: code ${e.code} ${e.reason}`);
 document.getElementById("form").onsubmit = (e) => {
