@@ -223,7 +223,8 @@ def explain(args: argparse.Namespace) -> int:
     report = anyio.run(lambda: run_report(runs, [scenario], jobs=2), backend="asyncio")
     mine = report.cell(target.name, scenario.id)
     ref = report.cell("refserver", scenario.id)
-    assert mine is not None
+    if mine is None:
+        raise RuntimeError(f"no result for {scenario.id} on {target.name}")
     text = render_explain(scenario, mine, ref if ref is not mine else None)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -143,7 +143,8 @@ class Runner:
     # ------------------------------------------------------------------ servers
 
     def _new_server(self, target: TargetRun, lifespan: str | None = None, ping: float | None = None) -> Any:
-        assert self.hub is not None and self.tg is not None
+        if self.hub is None or self.tg is None:
+            raise RuntimeError("the runner is not started")
         if target.in_process_backend is not None:
             return InProcessServer(target.in_process_backend, self.hub.port, self.tg, lifespan, ping)
         return ProcessServer(target.info.spec, target.python, self.hub.port, lifespan, ping)
@@ -262,15 +263,15 @@ class Runner:
         return cell
 
     async def _run_once(self, target: TargetRun, scenario: Scenario, health: bool = True) -> V.Cell:
-        assert self.hub is not None
+        if self.hub is None:
+            raise RuntimeError("the runner is not started")
         trace = Trace()
         token = self.hub.new_token(trace)
         started = time.monotonic()
         error: str | None = None
         dedicated = scenario.server is not None
         server: Any
-        if dedicated:
-            assert scenario.server is not None
+        if scenario.server is not None:
             lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
             server = self._new_server(target, lifespan, scenario.server.ping_interval_s)
             await server.start()
