@@ -31,20 +31,30 @@ TIMEOUT = 5.0
 
 
 @asynccontextmanager
-async def serving(app: Any, **options: Any) -> AsyncIterator[Listening]:
-    """Run refserver in-process on a free loopback port for the duration of the block."""
+async def serving_stoppable(
+    app: Any, stop: anyio.Event | None = None, **options: Any
+) -> AsyncIterator[tuple[Listening, anyio.Event]]:
+    """Run refserver in-process on a free loopback port for the duration of the block;
+    setting the yielded event starts the graceful shutdown earlier."""
     options.setdefault("port", 0)
     options.setdefault("lifespan", "off")
     options.setdefault("shutdown_timeout_s", 2.0)
     options.setdefault("ws_ping_interval_s", 0.0)
     config = Config.from_options(**options)
-    stop = anyio.Event()
+    stop = stop or anyio.Event()
     async with anyio.create_task_group() as tg:
         listening: Listening = await tg.start(partial(serve, app, config, shutdown_trigger=stop.wait))
         try:
-            yield listening
+            yield listening, stop
         finally:
             stop.set()
+
+
+@asynccontextmanager
+async def serving(app: Any, **options: Any) -> AsyncIterator[Listening]:
+    """Run refserver in-process on a free loopback port for the duration of the block."""
+    async with serving_stoppable(app, **options) as (listening, _):
+        yield listening
 
 
 def refserver_errors(caplog: Any) -> list[logging.LogRecord]:
@@ -211,8 +221,41 @@ def frame(
         head += struct.pack("!Q", n)
     if mask is None:
         return bytes(head) + payload
+    if mask == ZERO_MASK:
+        return bytes(head) + mask + payload  # masking with zeros changes nothing
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return bytes(head) + mask + masked
+
+
+ZERO_MASK = b"\x00\x00\x00\x00"
+
+
+def big_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame with an all-zero masking key, so that multi-megabyte frames
+    need no Python-level masking loop (RFC 6455 §5.3 allows any key)."""
+    return frame(opcode, payload, mask=ZERO_MASK)
+
+
+async def open_raw(port: int, extra: Sequence[tuple[str, str]] = ()) -> tuple[anyio.abc.SocketStream, bytes, bytes]:
+    """A raw handshake: the stream, the 101 head and whatever came after it."""
+    stream = await connect(port)
+    await stream.send(handshake_request("/", extra=extra))
+    data = b""
+    with anyio.fail_after(TIMEOUT):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return stream, head, rest
+
+
+async def read_exactly(stream: anyio.abc.ByteStream, have: bytes, n: int) -> bytes:
+    """Read until at least ``n`` bytes are in hand, starting from ``have``."""
+    data = have
+    with anyio.fail_after(TIMEOUT):
+        while len(data) < n:
+            data += await stream.receive()
+    return data
 
 
 def close_frame(code: int | None = None, reason: str = "") -> bytes:

@@ -8,17 +8,13 @@ sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 import wsproto.events as wse
 
-from refserver import ClientDisconnected, Config
-from refserver.runtime.server import Listening, serve
+from refserver import ClientDisconnected
 from tests.support import (
     Recorder,
     Rejected,
@@ -27,6 +23,7 @@ from tests.support import (
     frame,
     refserver_errors,
     serving,
+    serving_stoppable,
 )
 
 pytestmark = pytest.mark.anyio
@@ -40,20 +37,6 @@ WS_SENDS: list[dict[str, Any]] = [
 ]
 
 
-@asynccontextmanager
-async def serving_stoppable(app: Any, **options: Any) -> AsyncIterator[tuple[Listening, anyio.Event]]:
-    options.setdefault("port", 0)
-    options.setdefault("lifespan", "off")
-    options.setdefault("shutdown_timeout_s", 2.0)
-    options.setdefault("ws_ping_interval_s", 0.0)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        listening: Listening = await tg.start(partial(serve, app, Config.from_options(**options),
-                                                      shutdown_trigger=stop.wait))
-        try:
-            yield listening, stop
-        finally:
-            stop.set()
 
 
 async def every_send_raises(send: Any, rec: Recorder) -> None:

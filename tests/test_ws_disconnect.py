@@ -7,17 +7,13 @@ close frame where one can still be sent, and that later ``receive()`` calls repe
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 import wsproto.events as wse
 
-from refserver import ClientDisconnected, Config
-from refserver.runtime.server import Listening, serve
+from refserver import ClientDisconnected
 from tests.support import (
     Recorder,
     Rejected,
@@ -31,26 +27,12 @@ from tests.support import (
     refserver_errors,
     reset,
     serving,
+    serving_stoppable,
 )
 
 pytestmark = pytest.mark.anyio
 
 
-@asynccontextmanager
-async def serving_stoppable(app: Any, **options: Any) -> AsyncIterator[tuple[Listening, anyio.Event]]:
-    """Like ``serving``, but the test may start the graceful shutdown itself."""
-    options.setdefault("port", 0)
-    options.setdefault("lifespan", "off")
-    options.setdefault("shutdown_timeout_s", 2.0)
-    options.setdefault("ws_ping_interval_s", 0.0)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        listening: Listening = await tg.start(partial(serve, app, Config.from_options(**options),
-                                                      shutdown_trigger=stop.wait))
-        try:
-            yield listening, stop
-        finally:
-            stop.set()
 
 
 def listening_app(rec: Recorder, *, hold: anyio.Event | None = None, repeat: int = 1) -> Any:

@@ -26,6 +26,8 @@ from tests.support import (
     frame,
     handshake_request,
     header,
+    open_raw,
+    read_exactly,
     read_until_eof,
     refserver_errors,
     serving,
@@ -67,25 +69,8 @@ async def drain_disconnect(receive: Any, rec: Recorder) -> None:
             return
 
 
-async def open_raw(port: int, extra: list[tuple[str, str]] | None = None) -> tuple[Any, bytes, bytes]:
-    """A raw handshake: the stream, the 101 head and whatever came after it."""
-    stream = await connect(port)
-    await stream.send(handshake_request("/", extra=extra or []))
-    data = b""
-    with anyio.fail_after(TIMEOUT):
-        while b"\r\n\r\n" not in data:
-            data += await stream.receive()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    return stream, head, rest
 
 
-async def read_exactly(stream: Any, have: bytes, n: int) -> bytes:
-    data = have
-    with anyio.fail_after(TIMEOUT):
-        while len(data) < n:
-            data += await stream.receive()
-    return data
 
 
 # ---------------------------------------------------------------- accept

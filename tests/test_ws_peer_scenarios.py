@@ -15,11 +15,8 @@ scenarios (5, 9, 12, 14) assert "within 1 s".
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import anyio
@@ -28,17 +25,19 @@ import pytest
 import wsproto.events as wse
 from wsproto.frame_protocol import Opcode
 
-from refserver import ASGIProtocolError, ClientDisconnected, Config
-from refserver.runtime.server import Listening, serve
+from refserver import ASGIProtocolError, ClientDisconnected
+from refserver.runtime.server import Listening
 from tests.support import (
     Recorder,
     Rejected,
     WSClient,
+    big_frame,
     close_frame,
     frame,
     header,
     refserver_errors,
     serving,
+    serving_stoppable,
 )
 
 pytestmark = pytest.mark.anyio
@@ -212,36 +211,8 @@ async def accept_and_receive(p: Probe) -> None:
     await p.receive_until_disconnect()
 
 
-@asynccontextmanager
-async def serving_until(stop: anyio.Event, app: Any, **options: Any) -> AsyncIterator[Listening]:
-    """Like ``serving`` but the test decides when the graceful shutdown starts."""
-    options.setdefault("port", 0)
-    options.setdefault("lifespan", "off")
-    options.setdefault("shutdown_timeout_s", 2.0)
-    options.setdefault("ws_ping_interval_s", 0.0)
-    config = Config.from_options(**options)
-    async with anyio.create_task_group() as tg:
-        listening: Listening = await tg.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        try:
-            yield listening
-        finally:
-            stop.set()
 
 
-def big_frame(opcode: int, payload: bytes) -> bytes:
-    """A masked client frame with an all-zero masking key (payload bytes unchanged), so
-    that multi-megabyte frames need no Python-level masking loop."""
-    head = bytearray([0x80 | opcode])
-    n = len(payload)
-    if n < 126:
-        head.append(0x80 | n)
-    elif n < 1 << 16:
-        head.append(0x80 | 126)
-        head += struct.pack("!H", n)
-    else:
-        head.append(0x80 | 127)
-        head += struct.pack("!Q", n)
-    return bytes(head) + b"\x00\x00\x00\x00" + payload
 
 
 async def next_non_control(ws: WSClient, timeout: float = DEADLINE) -> Any:
@@ -1246,7 +1217,7 @@ async def test_scenario_37_graceful_shutdown(open_ws: OpenWS) -> None:
     hub = ProbeHub(accept_and_receive)
     stop = anyio.Event()
     with anyio.fail_after(DEADLINE):
-        async with serving_until(stop, hub) as server:
+        async with serving_stoppable(hub, stop) as (server, _):
             ws = await open_ws(server.port)
             p = await hub.probe()
             await p.wait_receiving(2)
@@ -1570,7 +1541,7 @@ async def test_websockets_client_scenario_37_shutdown() -> None:
     hub = ProbeHub(accept_and_receive)
     stop = anyio.Event()
     with anyio.fail_after(DEADLINE):
-        async with serving_until(stop, hub) as server:
+        async with serving_stoppable(hub, stop) as (server, _):
             async with connect(ws_url(server)) as client:
                 p = await hub.probe()
                 await p.wait_receiving(2)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import struct
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import anyio
@@ -17,37 +14,26 @@ import wsproto.events as wse
 
 from refserver import Config
 from refserver.config import MiB
-from refserver.runtime.server import Listening, serve
 from tests.support import (
     TIMEOUT,
     Recorder,
     Rejected,
     WSClient,
+    big_frame,
     connect,
     frame,
     handshake_request,
     header,
+    open_raw,
+    read_exactly,
     read_until_eof,
     serving,
+    serving_stoppable,
 )
 
 pytestmark = pytest.mark.anyio
 
 
-@asynccontextmanager
-async def serving_stoppable(app: Any, **options: Any) -> AsyncIterator[tuple[Listening, anyio.Event]]:
-    options.setdefault("port", 0)
-    options.setdefault("lifespan", "off")
-    options.setdefault("shutdown_timeout_s", 2.0)
-    options.setdefault("ws_ping_interval_s", 0.0)
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        listening: Listening = await tg.start(partial(serve, app, Config.from_options(**options),
-                                                      shutdown_trigger=stop.wait))
-        try:
-            yield listening, stop
-        finally:
-            stop.set()
 
 
 def echo_app(rec: Recorder) -> Any:
@@ -65,29 +51,10 @@ def echo_app(rec: Recorder) -> Any:
     return app
 
 
-def big_frame(opcode: int, payload: bytes) -> bytes:
-    """A client frame with a zero mask (fast for large payloads): RFC 6455 §5.2, §5.3."""
-    return bytes([0x80 | opcode, 0x80 | 127]) + struct.pack("!Q", len(payload)) + b"\x00" * 4 + payload
 
 
-async def open_raw(port: int, extra: list[tuple[str, str]] | None = None) -> tuple[Any, bytes, bytes]:
-    stream = await connect(port)
-    await stream.send(handshake_request("/", extra=extra or []))
-    data = b""
-    with anyio.fail_after(TIMEOUT):
-        while b"\r\n\r\n" not in data:
-            data += await stream.receive()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    return stream, head, rest
 
 
-async def read_exactly(stream: Any, have: bytes, n: int) -> bytes:
-    data = have
-    with anyio.fail_after(TIMEOUT):
-        while len(data) < n:
-            data += await stream.receive()
-    return data
 
 
 # ---------------------------------------------------------------- ping / pong
