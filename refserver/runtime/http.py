@@ -117,9 +117,7 @@ class HTTPConnection:
                         return None
                     return event
                 return None  # ConnectionClosed, or PAUSED after a switch
-        self._idle_scope = None
-        if scope.cancelled_caught and conn.their_state is h11.SEND_BODY:  # pragma: no cover
-            return None
+        self._idle_scope = None  # keep-alive timeout or shutdown: close
         return None
 
     async def _reject_bad_request(self, exc: h11.RemoteProtocolError) -> None:
