@@ -65,18 +65,28 @@ async def test_whole_catalogue_against_refserver_in_process(anyio_backend: str) 
 
 
 def _peer_python() -> tuple[str | None, str]:
-    candidates = [os.environ.get("REFSERVER_CONFORMANCE_PYTHON"), "/tmp/peers/bin/python", sys.executable,
-                  "/tmp/refserver-conformance-peers/bin/python"]
+    candidates = [
+        os.environ.get("REFSERVER_CONFORMANCE_PYTHON"),
+        "/tmp/peers/bin/python",
+        sys.executable,
+        "/tmp/refserver-conformance-peers/bin/python",
+    ]
     for python in candidates:
-        if python and Path(python).exists() and all(
-            probe_target(BY_NAME[name], python).installed for name in ("hypercorn", "uvicorn-websockets")
+        if (
+            python
+            and Path(python).exists()
+            and all(probe_target(BY_NAME[name], python).installed for name in ("hypercorn", "uvicorn-websockets"))
         ):
             return python, ""
     venv = Path("/tmp/refserver-conformance-peers")
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "uvicorn[standard]", "hypercorn", "websockets",
-                        "wsproto"], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "uvicorn[standard]", "hypercorn", "websockets", "wsproto"],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"uvicorn and hypercorn are not installed and could not be installed with pip: {exc}"
     python = str(venv / "bin" / "python")
@@ -96,8 +106,9 @@ def peer_python() -> str:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: str) -> None:
     """shared/peer-behaviour.md (c) 3, 7 and 10, found by the harness on its own."""
-    targets = [TargetRun(probe_target(BY_NAME[name], peer_python), peer_python)
-               for name in ("hypercorn", "uvicorn-websockets")]
+    targets = [
+        TargetRun(probe_target(BY_NAME[name], peer_python), peer_python) for name in ("hypercorn", "uvicorn-websockets")
+    ]
     scenarios = [BY_ID[i] for i in ("ws.close.code-reason", "ws.send.after-disconnect", "ws.receive.after-disconnect")]
     report = await run_report(targets, scenarios, jobs=2)
 

@@ -129,8 +129,10 @@ async def test_send_from_one_task_while_another_waits_in_receive() -> None:
         await ws.close(1000)
         await ws.expect_close()
         await rec.wait_kind("error")
-    assert rec.of("event") == [{"type": "websocket.receive", "text": "hello"},
-                               {"type": "websocket.disconnect", "code": 1000, "reason": ""}]
+    assert rec.of("event") == [
+        {"type": "websocket.receive", "text": "hello"},
+        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+    ]
     assert rec.of("error") == ["peer closed the connection with code 1000"]
 
 

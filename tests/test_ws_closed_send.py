@@ -37,8 +37,6 @@ WS_SENDS: list[dict[str, Any]] = [
 ]
 
 
-
-
 async def every_send_raises(send: Any, rec: Recorder) -> None:
     """Each message of WS_SENDS raises ClientDisconnected, promptly."""
     with anyio.fail_after(1):
@@ -173,8 +171,10 @@ async def test_after_the_403() -> None:
 
 async def test_after_a_denial_response() -> None:
     rec, go = Recorder(), anyio.Event()
-    first = [{"type": "websocket.http.response.start", "status": 451},
-             {"type": "websocket.http.response.body", "body": b"gone"}]
+    first = [
+        {"type": "websocket.http.response.start", "status": 451},
+        {"type": "websocket.http.response.body", "body": b"gone"},
+    ]
     async with serving(app_then(rec, go, first)) as server:
         with pytest.raises(Rejected) as rejected:
             await WSClient.connect(server.port)

@@ -33,8 +33,6 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 
 
-
-
 def listening_app(rec: Recorder, *, hold: anyio.Event | None = None, repeat: int = 1) -> Any:
     """Accepts, then records every event; after the disconnect calls receive() ``repeat`` more
     times and records a send attempt. With ``hold``, waits for it after accepting."""
@@ -173,12 +171,18 @@ async def test_close_timeout_after_the_apps_close_is_1006() -> None:
 FAILURES = {
     # 1009: a message over --ws-max-size, as one frame or fragmented
     "too big, one frame": ([frame(0x2, b"x" * 1001)], 1009, "message exceeds 1000 bytes"),
-    "too big, fragments": ([frame(0x1, b"x" * 600, fin=False), frame(0x0, b"x" * 401)], 1009,
-                           "message exceeds 1000 bytes"),
+    "too big, fragments": (
+        [frame(0x1, b"x" * 600, fin=False), frame(0x0, b"x" * 401)],
+        1009,
+        "message exceeds 1000 bytes",
+    ),
     # 1007: invalid UTF-8
     "bad utf-8": ([frame(0x1, b"ok\xff")], 1007, "invalid UTF-8 or payload data"),
-    "bad utf-8 across fragments": ([frame(0x1, b"\xc3", fin=False), frame(0x0, b"(")], 1007,
-                                   "invalid UTF-8 or payload data"),
+    "bad utf-8 across fragments": (
+        [frame(0x1, b"\xc3", fin=False), frame(0x0, b"(")],
+        1007,
+        "invalid UTF-8 or payload data",
+    ),
     "truncated utf-8 at the end": ([frame(0x1, b"\xe2\x82")], 1007, "invalid UTF-8 or payload data"),
     # 1002: protocol violations (RFC 6455 §5)
     "unmasked frame": ([frame(0x1, b"hi", mask=None)], 1002, "protocol error"),
@@ -187,8 +191,7 @@ FAILURES = {
     "unknown opcode 3": ([frame(0x3, b"")], 1002, "protocol error"),
     "unknown opcode 0xB": ([frame(0xB, b"")], 1002, "protocol error"),
     "continuation with no message": ([frame(0x0, b"x")], 1002, "protocol error"),
-    "new message inside a fragmented one": ([frame(0x1, b"a", fin=False), frame(0x1, b"b")], 1002,
-                                            "protocol error"),
+    "new message inside a fragmented one": ([frame(0x1, b"a", fin=False), frame(0x1, b"b")], 1002, "protocol error"),
     "ping over 125 bytes": ([frame(0x9, b"p" * 126)], 1002, "protocol error"),
     "fragmented ping": ([frame(0x9, b"p", fin=False)], 1002, "protocol error"),
     "close with 1 byte": ([frame(0x8, b"\x03")], 1002, "protocol error"),
@@ -240,9 +243,12 @@ async def test_failure_after_delivered_messages_keeps_the_order() -> None:
         events = await finished(rec)
         await ws.aclose()
     assert close.code == 1007
-    assert events == [CONNECT, {"type": "websocket.receive", "text": "one"},
-                      {"type": "websocket.receive", "text": "two"},
-                      disconnect(1007, "invalid UTF-8 or payload data")]
+    assert events == [
+        CONNECT,
+        {"type": "websocket.receive", "text": "one"},
+        {"type": "websocket.receive", "text": "two"},
+        disconnect(1007, "invalid UTF-8 or payload data"),
+    ]
 
 
 # ---------------------------------------------------------------- shutdown
@@ -365,18 +371,28 @@ async def test_messages_that_arrived_come_before_the_disconnect() -> None:
     async with serving(listening_app(rec, hold=hold), ws_per_message_deflate=False) as server:
         ws = await WSClient.connect(server.port)
         await rec.wait_kind("accepted")
-        await ws.send_raw(frame(0x1, b"one") + frame(0x2, b"two") + frame(0x1, b"thr", fin=False)
-                          + frame(0x9, b"") + frame(0x0, b"ee") + frame(0x1, b"unfini", fin=False)
-                          + close_frame(4001, "bye"))
+        await ws.send_raw(
+            frame(0x1, b"one")
+            + frame(0x2, b"two")
+            + frame(0x1, b"thr", fin=False)
+            + frame(0x9, b"")
+            + frame(0x0, b"ee")
+            + frame(0x1, b"unfini", fin=False)
+            + close_frame(4001, "bye")
+        )
         echo = await ws.expect_close()  # the server closes while the app has not read yet
         await ws.expect_eof()
         hold.set()
         events = await finished(rec)
     assert echo.code == 4001
     # The unfinished fragmented message is dropped (docs/decisions.md A4).
-    assert events == [CONNECT, {"type": "websocket.receive", "text": "one"},
-                      {"type": "websocket.receive", "bytes": b"two"},
-                      {"type": "websocket.receive", "text": "three"}, disconnect(4001, "bye")]
+    assert events == [
+        CONNECT,
+        {"type": "websocket.receive", "text": "one"},
+        {"type": "websocket.receive", "bytes": b"two"},
+        {"type": "websocket.receive", "text": "three"},
+        disconnect(4001, "bye"),
+    ]
 
 
 async def test_messages_before_a_fin_come_before_1006() -> None:
@@ -533,8 +549,7 @@ async def test_websockets_client_pings_answered_then_shutdown_1001() -> None:
 
     rec = Recorder()
     async with serving_stoppable(listening_app(rec)) as (server, stop):
-        client = await ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=0.02,
-                                  ping_timeout=0.5)
+        client = await ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=0.02, ping_timeout=0.5)
         for _ in range(3):
             latency = await client.ping()
             with anyio.fail_after(1):
@@ -547,8 +562,11 @@ async def test_websockets_client_pings_answered_then_shutdown_1001() -> None:
         await client.wait_closed()
         events = await finished(rec)
     assert (client.close_code, client.close_reason) == (1001, "server shutting down")
-    assert events == [CONNECT, {"type": "websocket.receive", "text": "still here"},
-                      disconnect(1001, "server shutting down")]
+    assert events == [
+        CONNECT,
+        {"type": "websocket.receive", "text": "still here"},
+        disconnect(1001, "server shutting down"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -69,10 +69,6 @@ async def drain_disconnect(receive: Any, rec: Recorder) -> None:
             return
 
 
-
-
-
-
 # ---------------------------------------------------------------- accept
 
 
@@ -81,11 +77,13 @@ async def test_accept_with_subprotocol_and_headers_in_order_with_duplicates() ->
 
     async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert await receive() == {"type": "websocket.connect"}
-        await send({
-            "type": "websocket.accept",
-            "subprotocol": "superchat",
-            "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"x-other", b"2"), (b"set-cookie", b"b=2")],
-        })
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": "superchat",
+                "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"x-other", b"2"), (b"set-cookie", b"b=2")],
+            }
+        )
         await drain_disconnect(receive, rec)
 
     async with serving(scripted(rec, script), ws_per_message_deflate=False) as server:
@@ -151,8 +149,14 @@ async def test_unoffered_subprotocol_raises_and_answers_500(offered: list[str], 
 
 @pytest.mark.parametrize(
     "name",
-    [b"sec-websocket-protocol", b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-x",
-     b"upgrade", b"connection"],
+    [
+        b"sec-websocket-protocol",
+        b"sec-websocket-accept",
+        b"sec-websocket-extensions",
+        b"sec-websocket-x",
+        b"upgrade",
+        b"connection",
+    ],
 )
 async def test_server_only_header_in_accept_raises_and_answers_500(name: bytes) -> None:
     rec = Recorder()
@@ -356,14 +360,20 @@ async def test_fragmented_messages_are_reassembled() -> None:
     emoji = "😀".encode()  # f0 9f 98 80
     frames = [
         # text "héllo" split inside the two-byte é
-        frame(0x1, b"h\xc3", fin=False), frame(0x0, b"\xa9llo"),
+        frame(0x1, b"h\xc3", fin=False),
+        frame(0x0, b"\xa9llo"),
         # a 4-byte character split over three frames, with a ping in between
-        frame(0x1, emoji[:1], fin=False), frame(0x9, b"p"), frame(0x0, emoji[1:3], fin=False),
+        frame(0x1, emoji[:1], fin=False),
+        frame(0x9, b"p"),
+        frame(0x0, emoji[1:3], fin=False),
         frame(0x0, emoji[3:] + euro),
         # binary in three parts, one of them empty
-        frame(0x2, b"\x00\x01", fin=False), frame(0x0, b"", fin=False), frame(0x0, b"\xff"),
+        frame(0x2, b"\x00\x01", fin=False),
+        frame(0x0, b"", fin=False),
+        frame(0x0, b"\xff"),
         # a text message whose first fragment is empty
-        frame(0x1, b"", fin=False), frame(0x0, b"end"),
+        frame(0x1, b"", fin=False),
+        frame(0x0, b"end"),
     ]
     async with serving(echo_app(rec), ws_per_message_deflate=False) as server:
         ws = await WSClient.connect(server.port)
@@ -434,8 +444,9 @@ async def test_close_sends_code_and_reason(message: dict[str, Any], code: int, r
     assert rec.of("event") == [{"type": "websocket.disconnect", "code": code, "reason": reason}]
 
 
-@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
-                                  3000, 3999, 4000, 4999])
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+)
 async def test_every_legal_close_code_goes_on_the_wire(code: int) -> None:
     rec = Recorder()
 
@@ -573,8 +584,9 @@ async def test_close_before_accept_then_tcp_closed() -> None:
 # ---------------------------------------------------------------- the denial response extension
 
 
-async def read_http_response(stream: Any, on_data: Callable[[bytes], Awaitable[None]] | None = None
-                             ) -> tuple[h11.Response, bytes, list[bytes]]:
+async def read_http_response(
+    stream: Any, on_data: Callable[[bytes], Awaitable[None]] | None = None
+) -> tuple[h11.Response, bytes, list[bytes]]:
     conn = h11.Connection(h11.CLIENT)
     conn.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
     conn.send(h11.EndOfMessage())
@@ -610,8 +622,13 @@ async def test_denial_response_streams_with_more_body() -> None:
     async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert "websocket.http.response" in scope["extensions"]
         await receive()
-        await send({"type": "websocket.http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"text/plain"), (b"x-why", b"a"), (b"x-why", b"b")]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"text/plain"), (b"x-why", b"a"), (b"x-why", b"b")],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
         await steps[0].wait()
         await send({"type": "websocket.http.response.body", "body": b"pe", "more_body": True})
@@ -657,8 +674,7 @@ async def test_denial_response_in_one_body_has_content_length() -> None:
     rec = Recorder()
 
     async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "websocket.http.response.start", "status": 404,
-                    "headers": [(b"x-custom", b"1")]})
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": [(b"x-custom", b"1")]})
         await send({"type": "websocket.http.response.body", "body": b"not found"})
         rec.add("event", await receive())
         rec.add("event", await receive())
@@ -672,8 +688,10 @@ async def test_denial_response_in_one_body_has_content_length() -> None:
     assert list(response.headers) == [(b"x-custom", b"1"), (b"content-length", b"9"), (b"connection", b"close")]
     assert rejected.value.body == b"not found"
     # connect was never read: it comes first, then the disconnect (scenario 39).
-    assert rec.of("event") == [{"type": "websocket.connect"},
-                               {"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+    assert rec.of("event") == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1006, "reason": ""},
+    ]
     assert errors_free(rec)
 
 
@@ -795,16 +813,25 @@ async def test_websockets_client_sees_subprotocol_headers_and_the_apps_close() -
     async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
         rec.add("subprotocols", scope["subprotocols"])
         await receive()
-        await send({"type": "websocket.accept", "subprotocol": "superchat",
-                    "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]})
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": "superchat",
+                "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
+            }
+        )
         message = await receive()
         await send({"type": "websocket.send", "text": message["text"].upper()})
         await send({"type": "websocket.close", "code": 4003, "reason": "bye-ü"})
         rec.add("event", await receive())
 
     async with serving(scripted(rec, script)) as server:
-        async with ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=None,
-                              subprotocols=[Subprotocol("chat"), Subprotocol("superchat")]) as client:
+        async with ws_connect(
+            f"ws://127.0.0.1:{server.port}/",
+            proxy=None,
+            ping_interval=None,
+            subprotocols=[Subprotocol("chat"), Subprotocol("superchat")],
+        ) as client:
             assert client.subprotocol == "superchat"
             assert client.response is not None
             assert client.response.headers.get_all("x-custom") == ["1"]
@@ -829,8 +856,9 @@ async def test_websockets_client_sees_403_and_the_denial_response() -> None:
         if scope["path"] == "/forbidden":
             await send({"type": "websocket.close"})
             return
-        await send({"type": "websocket.http.response.start", "status": 401,
-                    "headers": [(b"www-authenticate", b"Bearer")]})
+        await send(
+            {"type": "websocket.http.response.start", "status": 401, "headers": [(b"www-authenticate", b"Bearer")]}
+        )
         await send({"type": "websocket.http.response.body", "body": b"log in", "more_body": True})
         await send({"type": "websocket.http.response.body", "body": b" first"})
 

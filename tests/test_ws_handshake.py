@@ -101,8 +101,9 @@ VALID = [
 ]
 
 
-def variant(*, replace: dict[str, str | None] | None = None, first: str | None = None,
-            add: tuple[str, ...] = ()) -> bytes:
+def variant(
+    *, replace: dict[str, str | None] | None = None, first: str | None = None, add: tuple[str, ...] = ()
+) -> bytes:
     """VALID with some header lines replaced (None = removed) and/or another request line."""
     lines = [first or VALID[0]]
     for line in VALID[1:]:
@@ -154,8 +155,7 @@ async def test_malformed_handshake_gets_400_and_no_app(case: str) -> None:
 async def test_wrong_version_gets_426_naming_13_and_no_app(version: str) -> None:
     rec = Recorder()
     async with serving(recording_app(rec)) as server:
-        response, body, rest = await raw_response(
-            server.port, variant(replace={"Sec-WebSocket-Version": version}))
+        response, body, rest = await raw_response(server.port, variant(replace={"Sec-WebSocket-Version": version}))
         _, after = await http_request(server.port, "GET", "/after")
     assert response.status_code == 426, body
     assert header(response, b"sec-websocket-version") == [b"13"]

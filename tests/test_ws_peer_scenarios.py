@@ -211,10 +211,6 @@ async def accept_and_receive(p: Probe) -> None:
     await p.receive_until_disconnect()
 
 
-
-
-
-
 async def next_non_control(ws: WSClient, timeout: float = DEADLINE) -> Any:
     """The next wsproto event that is not a ping or pong."""
     while True:

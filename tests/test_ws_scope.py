@@ -59,8 +59,20 @@ async def test_every_scope_key_exactly_typed() -> None:
         scope = (await rec.wait_kind("scope"))[0]
 
     assert set(scope) == {
-        "type", "asgi", "http_version", "scheme", "path", "raw_path", "query_string", "root_path",
-        "headers", "client", "server", "subprotocols", "state", "extensions",
+        "type",
+        "asgi",
+        "http_version",
+        "scheme",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "headers",
+        "client",
+        "server",
+        "subprotocols",
+        "state",
+        "extensions",
     }
     assert scope["type"] == "websocket"
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.5"}

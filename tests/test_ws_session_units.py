@@ -28,13 +28,15 @@ from tests.support import close_frame, frame, handshake_request
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-HEAD_101 = (b"HTTP/1.1 101 \r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: "
-            + ACCEPT + b"\r\n\r\n")
+HEAD_101 = (
+    b"HTTP/1.1 101 \r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: " + ACCEPT + b"\r\n\r\n"
+)
 CONNECT = {"type": "websocket.connect"}
 
 
-def make_session(extra: list[tuple[str, str]] | None = None, *, trailing: bytes = b"", deflate: bool = False,
-                 max_size: int = 1 << 20) -> WebSocketSession:
+def make_session(
+    extra: list[tuple[str, str]] | None = None, *, trailing: bytes = b"", deflate: bool = False, max_size: int = 1 << 20
+) -> WebSocketSession:
     conn = h11.Connection(h11.SERVER)
     conn.receive_data(handshake_request("/", extra=extra or []) + trailing)
     request = conn.next_event()
@@ -43,8 +45,13 @@ def make_session(extra: list[tuple[str, str]] | None = None, *, trailing: bytes 
     headers = list(request.headers)
     key = validate_request(request.method, request.http_version, headers)
     assert isinstance(key, bytes)
-    return WebSocketSession(conn, key=key, subprotocols=parse_subprotocols(headers),
-                            deflate=negotiate_deflate(headers) if deflate else None, max_size_bytes=max_size)
+    return WebSocketSession(
+        conn,
+        key=key,
+        subprotocols=parse_subprotocols(headers),
+        deflate=negotiate_deflate(headers) if deflate else None,
+        max_size_bytes=max_size,
+    )
 
 
 def opened(**kwargs: Any) -> WebSocketSession:
@@ -88,8 +95,13 @@ def test_accept_writes_the_exact_101() -> None:
 def test_accept_with_subprotocol_and_headers_keeps_order_and_duplicates() -> None:
     session = make_session([("Sec-WebSocket-Protocol", "a, b"), ("Sec-WebSocket-Protocol", "c")])
     assert session.offered_subprotocols == ["a", "b", "c"]
-    session.app_send({"type": "websocket.accept", "subprotocol": "c",
-                      "headers": [(b"set-cookie", b"1"), (b"x", b"y"), (b"set-cookie", b"2")]})
+    session.app_send(
+        {
+            "type": "websocket.accept",
+            "subprotocol": "c",
+            "headers": [(b"set-cookie", b"1"), (b"x", b"y"), (b"set-cookie", b"2")],
+        }
+    )
     assert session.data_to_send() == (
         HEAD_101[:-2] + b"sec-websocket-protocol: c\r\nset-cookie: 1\r\nx: y\r\nset-cookie: 2\r\n\r\n"
     )
@@ -103,7 +115,8 @@ def test_bytes_behind_the_handshake_are_fed_at_accept() -> None:
     session = make_session(trailing=frame(0x1, b"early") + frame(0x1, b"par", fin=False))
     session.receive_data(frame(0x0, b"tial"))  # arrives before the accept: held by h11
     assert session.buffered_before_accept() == len(frame(0x1, b"early")) + len(frame(0x1, b"par", fin=False)) + len(
-        frame(0x0, b"tial"))
+        frame(0x0, b"tial")
+    )
     assert session.inbox == type(session.inbox)()
     session.next_app_event()
     session.app_send({"type": "websocket.accept"})
@@ -117,8 +130,10 @@ def test_bytes_behind_the_handshake_are_fed_at_accept() -> None:
     ("message", "text"),
     [
         ({"type": "websocket.accept", "subprotocol": "nope"}, "chose subprotocol 'nope'"),
-        ({"type": "websocket.accept", "headers": [(b"sec-websocket-accept", b"x")]},
-         "sets header 'sec-websocket-accept'"),
+        (
+            {"type": "websocket.accept", "headers": [(b"sec-websocket-accept", b"x")]},
+            "sets header 'sec-websocket-accept'",
+        ),
         ({"type": "websocket.accept", "headers": [(b"connection", b"close")]}, "sets header 'connection'"),
         ({"type": "websocket.accept", "headers": [(b"upgrade", b"h2c")]}, "sets header 'upgrade'"),
     ],
@@ -174,9 +189,7 @@ def test_denial_in_one_body_uses_content_length() -> None:
     session = make_session()
     session.app_send({"type": "websocket.http.response.start", "status": 404})
     session.app_send({"type": "websocket.http.response.body", "body": b"nope"})
-    assert session.data_to_send() == (
-        b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
-    )
+    assert session.data_to_send() == (b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope")
 
 
 # ---------------------------------------------------------------- data
@@ -214,7 +227,7 @@ def test_fragments_reassembled_across_receive_calls_and_utf8_splits() -> None:
     session = opened()
     data = frame(0x1, "h€".encode()[:2], fin=False) + frame(0x9, b"!") + frame(0x0, "h€".encode()[2:] + b"!")
     for i in range(len(data)):  # one byte at a time
-        session.receive_data(data[i:i + 1])
+        session.receive_data(data[i : i + 1])
     assert session.data_to_send() == b"\x8a\x01!"
     assert session.next_app_event() == {"type": "websocket.receive", "text": "h€!"}
     assert session.next_app_event() is None
@@ -419,15 +432,25 @@ def test_state_changes_are_reported() -> None:
     session.app_send({"type": "websocket.accept"})
     session.app_send({"type": "websocket.close"})
     session.receive_data(close_frame(1000))
-    assert seen == [(WSState.CONNECTING, WSState.OPEN), (WSState.OPEN, WSState.CLOSING),
-                    (WSState.CLOSING, WSState.CLOSED)]
+    assert seen == [
+        (WSState.CONNECTING, WSState.OPEN),
+        (WSState.OPEN, WSState.CLOSING),
+        (WSState.CLOSING, WSState.CLOSED),
+    ]
 
 
 # ---------------------------------------------------------------- the state table
 
 
-ALL_TYPES = ["websocket.accept", "websocket.send", "websocket.close", "websocket.http.response.start",
-             "websocket.http.response.body", "http.response.start", "websocket.bogus"]
+ALL_TYPES = [
+    "websocket.accept",
+    "websocket.send",
+    "websocket.close",
+    "websocket.http.response.start",
+    "websocket.http.response.body",
+    "http.response.start",
+    "websocket.bogus",
+]
 VALID = {
     "websocket.accept": {"type": "websocket.accept"},
     "websocket.send": {"type": "websocket.send", "text": "x"},
@@ -513,8 +536,13 @@ def test_truncate_reason_is_the_longest_fitting_prefix(reason: str) -> None:
 
 
 H = list[tuple[bytes, bytes]]
-GOOD: H = [(b"host", b"x"), (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
-           (b"sec-websocket-key", KEY), (b"sec-websocket-version", b"13")]
+GOOD: H = [
+    (b"host", b"x"),
+    (b"upgrade", b"websocket"),
+    (b"connection", b"Upgrade"),
+    (b"sec-websocket-key", KEY),
+    (b"sec-websocket-version", b"13"),
+]
 
 
 def without(name: bytes) -> H:
@@ -528,8 +556,12 @@ def replaced(name: bytes, value: bytes) -> H:
 def test_validate_request_accepts_and_returns_the_key() -> None:
     assert validate_request(b"GET", b"1.1", GOOD) == KEY
     assert validate_request(b"GET", b"1.1", replaced(b"connection", b"keep-alive, upgrade")) == KEY
-    assert validate_request(b"GET", b"1.1", [*without(b"connection"), (b"connection", b"keep-alive"),
-                                             (b"connection", b"Upgrade")]) == KEY
+    assert (
+        validate_request(
+            b"GET", b"1.1", [*without(b"connection"), (b"connection", b"keep-alive"), (b"connection", b"Upgrade")]
+        )
+        == KEY
+    )
 
 
 V13 = [(b"sec-websocket-version", b"13")]
@@ -541,22 +573,54 @@ V13 = [(b"sec-websocket-version", b"13")]
         (b"POST", b"1.1", GOOD, Rejection(400, "a WebSocket handshake must use GET, not POST", V13)),
         (b"GET", b"1.0", GOOD, Rejection(400, "a WebSocket handshake needs HTTP/1.1", V13)),
         (b"GET", b"1.1", without(b"host"), Rejection(400, "a WebSocket handshake needs exactly one Host header", V13)),
-        (b"GET", b"1.1", [*GOOD, (b"host", b"y")],
-         Rejection(400, "a WebSocket handshake needs exactly one Host header", V13)),
-        (b"GET", b"1.1", replaced(b"connection", b"keep-alive"),
-         Rejection(400, "the Connection header must contain the token 'upgrade'", V13)),
-        (b"GET", b"1.1", without(b"sec-websocket-key"),
-         Rejection(400, "a WebSocket handshake needs exactly one Sec-WebSocket-Key", V13)),
-        (b"GET", b"1.1", replaced(b"sec-websocket-key", b"c2hvcnQ="),
-         Rejection(400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes", V13)),
-        (b"GET", b"1.1", replaced(b"sec-websocket-key", b"not base64 at all!"),
-         Rejection(400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes", V13)),
-        (b"GET", b"1.1", without(b"sec-websocket-version"),
-         Rejection(400, "the Sec-WebSocket-Version header is missing", V13)),
-        (b"GET", b"1.1", replaced(b"sec-websocket-version", b"8"),
-         Rejection(426, "unsupported WebSocket version; this server speaks 13", V13)),
-        (b"GET", b"1.1", [*GOOD, (b"sec-websocket-version", b"13")],
-         Rejection(426, "unsupported WebSocket version; this server speaks 13", V13)),
+        (
+            b"GET",
+            b"1.1",
+            [*GOOD, (b"host", b"y")],
+            Rejection(400, "a WebSocket handshake needs exactly one Host header", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            replaced(b"connection", b"keep-alive"),
+            Rejection(400, "the Connection header must contain the token 'upgrade'", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            without(b"sec-websocket-key"),
+            Rejection(400, "a WebSocket handshake needs exactly one Sec-WebSocket-Key", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            replaced(b"sec-websocket-key", b"c2hvcnQ="),
+            Rejection(400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            replaced(b"sec-websocket-key", b"not base64 at all!"),
+            Rejection(400, "Sec-WebSocket-Key must be base64 of exactly 16 bytes", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            without(b"sec-websocket-version"),
+            Rejection(400, "the Sec-WebSocket-Version header is missing", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            replaced(b"sec-websocket-version", b"8"),
+            Rejection(426, "unsupported WebSocket version; this server speaks 13", V13),
+        ),
+        (
+            b"GET",
+            b"1.1",
+            [*GOOD, (b"sec-websocket-version", b"13")],
+            Rejection(426, "unsupported WebSocket version; this server speaks 13", V13),
+        ),
     ],
 )
 def test_validate_request_rejections(method: bytes, version: bytes, headers: H, expected: Rejection) -> None:
@@ -585,10 +649,14 @@ def offer(*values: str) -> H:
         (("permessage-deflate; client_max_window_bits",), b"permessage-deflate; server_max_window_bits=12"),
         (("permessage-deflate; server_max_window_bits=9",), b"permessage-deflate; server_max_window_bits=9"),
         (("permessage-deflate; server_max_window_bits=8",), None),
-        (("permessage-deflate; server_max_window_bits=8, permessage-deflate",),
-         b"permessage-deflate; server_max_window_bits=12"),
-        (("x-foo", "permessage-deflate; client_no_context_takeover"),
-         b"permessage-deflate; client_no_context_takeover; server_max_window_bits=12"),
+        (
+            ("permessage-deflate; server_max_window_bits=8, permessage-deflate",),
+            b"permessage-deflate; server_max_window_bits=12",
+        ),
+        (
+            ("x-foo", "permessage-deflate; client_no_context_takeover"),
+            b"permessage-deflate; client_no_context_takeover; server_max_window_bits=12",
+        ),
         (("permessage-deflate; bar",), None),
         (("permessage-deflate; client_no_context_takeover; client_no_context_takeover",), None),
         (("permessage-deflate; client_max_window_bits=16",), None),
@@ -604,14 +672,18 @@ def test_negotiate_deflate(values: tuple[str, ...], response: bytes | None) -> N
 
 def test_deflate_session_inflates_and_deflates() -> None:
     params = negotiate_deflate(offer("permessage-deflate; server_no_context_takeover"))
-    assert params == DeflateParams(True, False, 12, b"permessage-deflate; server_no_context_takeover; "
-                                                     b"server_max_window_bits=12")
-    session = make_session([("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover")],
-                           deflate=True, max_size=100)
+    assert params == DeflateParams(
+        True, False, 12, b"permessage-deflate; server_no_context_takeover; server_max_window_bits=12"
+    )
+    session = make_session(
+        [("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover")], deflate=True, max_size=100
+    )
     session.next_app_event()
     session.app_send({"type": "websocket.accept"})
-    assert b"\r\nsec-websocket-extensions: permessage-deflate; server_no_context_takeover; " \
-           b"server_max_window_bits=12\r\n" in session.data_to_send()
+    assert (
+        b"\r\nsec-websocket-extensions: permessage-deflate; server_no_context_takeover; "
+        b"server_max_window_bits=12\r\n" in session.data_to_send()
+    )
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     payload = (c.compress(b"a" * 100) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
     session.receive_data(frame(0x1, payload, rsv1=True))

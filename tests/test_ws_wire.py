@@ -34,8 +34,6 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 
 
-
-
 def echo_app(rec: Recorder) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
@@ -49,12 +47,6 @@ def echo_app(rec: Recorder) -> Any:
             await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
 
     return app
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- ping / pong
@@ -183,8 +175,9 @@ async def test_default_max_size_is_16_mib() -> None:
         await ws.aclose()
         await rec.wait_kind("event")
     assert (close.code, close.reason) == (1009, "message exceeds 16777216 bytes")
-    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1009,
-                                "reason": "message exceeds 16777216 bytes"}]
+    assert rec.of("event") == [
+        {"type": "websocket.disconnect", "code": 1009, "reason": "message exceeds 16777216 bytes"}
+    ]
 
 
 # ---------------------------------------------------------------- permessage-deflate
@@ -215,7 +208,7 @@ async def test_deflate_negotiated_by_default_and_used_both_ways() -> None:
         length = data[1] & 0x7F
         assert length < 126
         data = await read_exactly(stream, data, 2 + length)
-        assert inflate(data[2:2 + length]).decode() == text
+        assert inflate(data[2 : 2 + length]).decode() == text
         await stream.send(frame(0x8, b"\x03\xe8"))
         await read_until_eof(stream)
         await stream.aclose()
@@ -288,13 +281,19 @@ async def test_unacceptable_deflate_offers_are_declined(offer: str) -> None:
         (["permessage-deflate"], "permessage-deflate; server_max_window_bits=12"),
         (["permessage-deflate; server_max_window_bits=10"], "permessage-deflate; server_max_window_bits=10"),
         (["permessage-deflate; server_max_window_bits=15"], "permessage-deflate; server_max_window_bits=12"),
-        (["permessage-deflate; server_no_context_takeover; client_no_context_takeover"],
-         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12"),
+        (
+            ["permessage-deflate; server_no_context_takeover; client_no_context_takeover"],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12",
+        ),
         (["permessage-deflate; client_max_window_bits=9"], "permessage-deflate; server_max_window_bits=12"),
-        (["permessage-deflate; foo, permessage-deflate; server_no_context_takeover"],
-         "permessage-deflate; server_no_context_takeover; server_max_window_bits=12"),
-        (["permessage-deflate; server_max_window_bits=8", "permessage-deflate; server_max_window_bits=9"],
-         "permessage-deflate; server_max_window_bits=9"),
+        (
+            ["permessage-deflate; foo, permessage-deflate; server_no_context_takeover"],
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=12",
+        ),
+        (
+            ["permessage-deflate; server_max_window_bits=8", "permessage-deflate; server_max_window_bits=9"],
+            "permessage-deflate; server_max_window_bits=9",
+        ),
         (['permessage-deflate; server_max_window_bits="11"'], "permessage-deflate; server_max_window_bits=11"),
     ],
 )
@@ -310,10 +309,10 @@ async def test_first_acceptable_deflate_offer_wins(offers: list[str], response: 
             assert data[0] == 0xC1
             length = data[1] & 0x7F
             data = await read_exactly(stream, data, 2 + length)
-            rest = data[2 + length:]
+            rest = data[2 + length :]
             # A fresh inflater for each message works when the server takes no context over.
             if "server_no_context_takeover" in response:
-                assert inflate(data[2:2 + length]).decode() == text
+                assert inflate(data[2 : 2 + length]).decode() == text
         await stream.send(frame(0x8, b"\x03\xe8"))
         await read_until_eof(stream)
         await stream.aclose()
@@ -387,8 +386,9 @@ async def test_websockets_library_client_negotiates_deflate_and_echoes() -> None
 
     rec = Recorder()
     async with serving(echo_app(rec)) as server:
-        async with ws_connect(f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=None,
-                              subprotocols=None) as client:
+        async with ws_connect(
+            f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=None, subprotocols=None
+        ) as client:
             assert any(isinstance(e, PerMessageDeflate) for e in client.protocol.extensions)
             for message in ["x" * 5000, "héllo", b"\x01\x02" * 3000]:
                 await client.send(message)
@@ -446,8 +446,10 @@ async def test_peer_initiated_close_closes_tcp_at_once_while_the_app_runs() -> N
         release.set()
         await rec.wait_kind("ended")
     assert (echo.code, echo.reason) == (4000, "done")
-    assert rec.of("event") == [{"type": "websocket.connect"},
-                               {"type": "websocket.disconnect", "code": 4000, "reason": "done"}]
+    assert rec.of("event") == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 4000, "reason": "done"},
+    ]
 
 
 async def test_server_initiated_close_closes_tcp_on_the_answer_while_the_app_runs() -> None:
@@ -513,7 +515,11 @@ async def test_shutdown_sends_1001_to_every_websocket_at_once_and_503_to_pending
     assert answer.endswith(b"\r\n\r\nServer shutting down")
     shutdown = {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
     assert sorted(rec.of("event"), key=lambda e: e[0]) == [
-        ("/pending", shutdown), ("/ws0", shutdown), ("/ws1", shutdown), ("/ws2", shutdown)]
+        ("/pending", shutdown),
+        ("/ws0", shutdown),
+        ("/ws1", shutdown),
+        ("/ws2", shutdown),
+    ]
 
 
 async def test_shutdown_timeout_bounds_only_the_wait_for_apps() -> None:
@@ -553,6 +559,7 @@ async def test_shutdown_refuses_a_handshake_with_503_and_no_app_misbehaves() -> 
     async with serving_stoppable(app) as (server, stop):
         with anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
+
                 async def client() -> None:
                     with pytest.raises(Rejected) as rejected:
                         await WSClient.connect(server.port)

@@ -50,30 +50,68 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Test your own server: python -m refserver.conformance --target-command "
         "'mine=myserver {app} --port {port}' (the app is refserver.conformance.probe:app).",
     )
-    p.add_argument("--target", action="append", default=[], metavar="NAME",
-                   help="a target to run (repeatable). Built-in: " + ", ".join(t.name for t in BUILTIN_TARGETS)
-                   + ". Default: refserver plus every built-in target that is installed")
-    p.add_argument("--target-command", action="append", default=[], metavar="NAME=COMMAND",
-                   help="a server of your own: COMMAND with {app}, {host} and {port} placeholders (repeatable)")
-    p.add_argument("--scenario", action="append", default=[], metavar="PATTERN",
-                   help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a target to run (repeatable). Built-in: "
+        + ", ".join(t.name for t in BUILTIN_TARGETS)
+        + ". Default: refserver plus every built-in target that is installed",
+    )
+    p.add_argument(
+        "--target-command",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="a server of your own: COMMAND with {app}, {host} and {port} placeholders (repeatable)",
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="report format")
     p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
-    p.add_argument("--explain", metavar="SCENARIO",
-                   help="run one scenario on --target and on refserver and show both traces side by side")
+    p.add_argument(
+        "--explain",
+        metavar="SCENARIO",
+        help="run one scenario on --target and on refserver and show both traces side by side",
+    )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="run up to N targets at once (default 1)")
-    p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run every cell N times; cells whose verdicts disagree are 'flaky' (default 1)")
-    p.add_argument("--strict", action="append", default=[], metavar="TARGET",
-                   help="exit non-zero if TARGET fails any scenario (repeatable)")
-    p.add_argument("--python", default=default_python(), metavar="PATH",
-                   help="the interpreter that runs the built-in targets (default: this one, or "
-                   "$REFSERVER_CONFORMANCE_PYTHON)")
-    p.add_argument("--in-process", action="store_true",
-                   help="run refserver targets inside this process (refserver's own backend must match)")
-    p.add_argument("--docs", action="store_true",
-                   help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name}")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every cell N times; cells whose verdicts disagree are 'flaky' (default 1)",
+    )
+    p.add_argument(
+        "--strict",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="exit non-zero if TARGET fails any scenario (repeatable)",
+    )
+    p.add_argument(
+        "--python",
+        default=default_python(),
+        metavar="PATH",
+        help="the interpreter that runs the built-in targets (default: this one, or $REFSERVER_CONFORMANCE_PYTHON)",
+    )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run refserver targets inside this process (refserver's own backend must match)",
+    )
+    p.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name}",
+    )
     p.add_argument("--no-traces", action="store_true", help="leave traces out of the JSON report")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -89,13 +127,16 @@ def select_scenarios(patterns: Sequence[str]) -> list[Scenario]:
     return chosen
 
 
-def resolve_targets(names: Sequence[str], commands: Sequence[str], python: str,
-                    in_process: bool = False) -> list[TargetRun]:
+def resolve_targets(
+    names: Sequence[str], commands: Sequence[str], python: str, in_process: bool = False
+) -> list[TargetRun]:
     specs: list[TargetSpec] = []
     for name in names:
         if name not in BY_NAME:
-            raise ValueError(f"unknown target {name!r}; built-in targets: {', '.join(BY_NAME)} "
-                             "(or use --target-command NAME=COMMAND)")
+            raise ValueError(
+                f"unknown target {name!r}; built-in targets: {', '.join(BY_NAME)} "
+                "(or use --target-command NAME=COMMAND)"
+            )
         specs.append(BY_NAME[name])
     customs = [custom_target(c) for c in commands]
     explicit = bool(names or customs)
@@ -115,8 +156,14 @@ def resolve_targets(names: Sequence[str], commands: Sequence[str], python: str,
     return runs
 
 
-async def run_report(targets: list[TargetRun], scenarios: list[Scenario], *, jobs: int = 1, repeat: int = 1,
-                     progress: Callable[[str], None] | None = None) -> Report:
+async def run_report(
+    targets: list[TargetRun],
+    scenarios: list[Scenario],
+    *,
+    jobs: int = 1,
+    repeat: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
     """Run ``scenarios`` against ``targets`` and build the report (the API the tests use)."""
     started = time.monotonic()
     runner = Runner(targets, jobs=jobs, repeat=repeat, progress=progress)
@@ -172,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = "trio" if any(t.in_process_backend == "trio" for t in targets) else "asyncio"
     if args.in_process and {t.in_process_backend for t in targets} >= {"trio", "asyncio"}:
         parser.error("--in-process runs one backend at a time: pick refserver or refserver-trio")
-    report = anyio.run(lambda: run_report(targets, scenarios, jobs=args.jobs, repeat=args.repeat,
-                                          progress=progress), backend=backend)
+    report = anyio.run(
+        lambda: run_report(targets, scenarios, jobs=args.jobs, repeat=args.repeat, progress=progress), backend=backend
+    )
     if args.format == "json":
         text = json.dumps(render_json(report, traces=not args.no_traces), indent=1, ensure_ascii=False) + "\n"
     elif args.format == "markdown":
@@ -211,8 +259,9 @@ def explain(args: argparse.Namespace) -> int:
     if len(names) + len(args.target_command) != 1:
         print("conformance: --explain needs exactly one --target (or --target-command)", file=sys.stderr)
         return 2
-    targets = resolve_targets(names if not args.target_command else [], args.target_command, args.python,
-                              args.in_process)
+    targets = resolve_targets(
+        names if not args.target_command else [], args.target_command, args.python, args.in_process
+    )
     target = targets[0]
     if not target.info.installed:
         print(f"conformance: {target.name}: not installed ({target.info.reason})", file=sys.stderr)

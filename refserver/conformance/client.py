@@ -43,8 +43,12 @@ class Trace:
         self._changed = anyio.Event()
 
     def add(self, side: str, ev: str, t: float | None = None, **fields: Any) -> dict[str, Any]:
-        record = {"t": round((t if t is not None else time.monotonic()) - self.start, 4), "side": side, "ev": ev,
-                  **fields}
+        record = {
+            "t": round((t if t is not None else time.monotonic()) - self.start, 4),
+            "side": side,
+            "ev": ev,
+            **fields,
+        }
         self.records.append(record)
         self._changed.set()
         self._changed = anyio.Event()
@@ -243,8 +247,9 @@ class Connection:
         if method == "HEAD" or status in (204, 304):
             body = b""
             consumed = body_start
-        elif "transfer-encoding" in names and any(v.lower().endswith("chunked") for n, v in headers
-                                                  if n == "transfer-encoding"):
+        elif "transfer-encoding" in names and any(
+            v.lower().endswith("chunked") for n, v in headers if n == "transfer-encoding"
+        ):
             parsed = _dechunk(bytes(self.buffer[body_start:]))
             if parsed is None:
                 return False
@@ -260,8 +265,9 @@ class Connection:
             return False  # close-delimited: finished at EOF
         del self.buffer[:consumed]
         self.responses += 1
-        self.trace.add("client", "response", status=status, headers=headers, body=preview(body),
-                       framing=_framing(names))
+        self.trace.add(
+            "client", "response", status=status, headers=headers, body=preview(body), framing=_framing(names)
+        )
         return True
 
     def _finish_close_delimited(self) -> None:
@@ -284,8 +290,9 @@ class Connection:
             self.trace.add("client", "partial_response", status=status, headers=headers, body=preview(body))
         else:
             self.responses += 1
-            self.trace.add("client", "response", status=status, headers=headers, body=preview(body),
-                           framing="close-delimited")
+            self.trace.add(
+                "client", "response", status=status, headers=headers, body=preview(body), framing="close-delimited"
+            )
         self.buffer.clear()
 
     def _parse_frame(self) -> bool:
@@ -346,8 +353,9 @@ class Connection:
             data = b"".join(self._fragments)
             self._fragments = []
             if self._fragment_opcode == 1:
-                self.trace.add("client", "message", kind="text", text=data.decode("utf-8", "replace")[:400],
-                               len=len(data), rsv=rsv)
+                self.trace.add(
+                    "client", "message", kind="text", text=data.decode("utf-8", "replace")[:400], len=len(data), rsv=rsv
+                )
             else:
                 self.trace.add("client", "message", kind="bytes", data=preview(data), len=len(data), rsv=rsv)
         return True
@@ -386,8 +394,9 @@ def _dechunk(data: bytes) -> tuple[bytes, int] | None:
         pos += size + 2
 
 
-def handshake_bytes(path: str, headers: tuple[tuple[str, str], ...], key: str | None, version: str | None,
-                    host: str) -> bytes:
+def handshake_bytes(
+    path: str, headers: tuple[tuple[str, str], ...], key: str | None, version: str | None, host: str
+) -> bytes:
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade"]
     if key is not None:
         lines.append(f"Sec-WebSocket-Key: {key}")
@@ -397,8 +406,15 @@ def handshake_bytes(path: str, headers: tuple[tuple[str, str], ...], key: str | 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
-def request_bytes(method: str, path: str, headers: tuple[tuple[str, str], ...], body: bytes | None,
-                  chunked: tuple[bytes, ...] | None, end: bool, host: str) -> bytes:
+def request_bytes(
+    method: str,
+    path: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes | None,
+    chunked: tuple[bytes, ...] | None,
+    end: bool,
+    host: str,
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     names = {n.lower() for n, _ in headers}
     lines += [f"{n}: {v}" for n, v in headers]

@@ -135,7 +135,7 @@ class Scenario:
 
 
 def parse_version(text: str | None) -> tuple[int, int]:
-    """"2.4" -> (2, 4); a missing spec_version means 2.0 (asgi spec, "Versioning")."""
+    """ "2.4" -> (2, 4); a missing spec_version means 2.0 (asgi spec, "Versioning")."""
     if not text:
         return (2, 0)
     try:
@@ -169,8 +169,17 @@ def c_handshake(
     when the server closes TCP, unless ``close_on_eof`` is false (TCP held open)."""
     return Step(
         "handshake",
-        {"suffix": suffix, "headers": headers, "key": key, "version": version, "timeout": timeout,
-         "after": after, "chop": chop, "echo_close": echo_close, "close_on_eof": close_on_eof},
+        {
+            "suffix": suffix,
+            "headers": headers,
+            "key": key,
+            "version": version,
+            "timeout": timeout,
+            "after": after,
+            "chop": chop,
+            "echo_close": echo_close,
+            "close_on_eof": close_on_eof,
+        },
     )
 
 
@@ -188,8 +197,15 @@ def c_request(
     ``{path}`` placeholder is filled). ``end=False`` leaves the body unfinished."""
     return Step(
         "request",
-        {"method": method, "suffix": suffix, "headers": headers, "body": body, "chunked": chunked,
-         "end": end, "raw": raw},
+        {
+            "method": method,
+            "suffix": suffix,
+            "headers": headers,
+            "body": body,
+            "chunked": chunked,
+            "end": end,
+            "raw": raw,
+        },
     )
 
 
@@ -402,15 +418,28 @@ def a_require_extension(name: str) -> Step:
     return Step("require_extension", {"name": name})
 
 
-def a_send_until_blocked(message: Mapping[str, Any], *, block_s: float = 0.5, max_bytes: int = 64 << 20,
-                         max_s: float = 6.0, then_wait_s: float | None = None) -> Step:
+def a_send_until_blocked(
+    message: Mapping[str, Any],
+    *,
+    block_s: float = 0.5,
+    max_bytes: int = 64 << 20,
+    max_s: float = 6.0,
+    then_wait_s: float | None = None,
+) -> Step:
     """Send ``message`` repeatedly until one send() takes longer than ``block_s`` (reported
     as blocked after so many bytes), or ``max_bytes``/``max_s`` is reached. With
     ``then_wait_s``, the slow send is reported as ``send_pending`` and awaited on (up to
     that long), and its end is reported like any send."""
-    return Step("send_until_blocked",
-                {"message": dict(message), "block_s": block_s, "max_bytes": max_bytes, "max_s": max_s,
-                 "then_wait_s": then_wait_s})
+    return Step(
+        "send_until_blocked",
+        {
+            "message": dict(message),
+            "block_s": block_s,
+            "max_bytes": max_bytes,
+            "max_s": max_s,
+            "then_wait_s": then_wait_s,
+        },
+    )
 
 
 def a_set_state(key: str, value: Any) -> Step:

@@ -77,8 +77,7 @@ def outcome(record: dict[str, Any] | None) -> str:
     return str(ev)
 
 
-_STEP_EVENTS = ("received", "receive_timeout", "receive_raised", "sent", "send_raised", "send_blocked",
-                "never_blocked")
+_STEP_EVENTS = ("received", "receive_timeout", "receive_raised", "sent", "send_raised", "send_blocked", "never_blocked")
 
 
 @observable("app.step")
@@ -100,7 +99,7 @@ def app_steps(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("app.step.duration")
 def app_step_duration(records: Records, params: Mapping[str, Any]) -> str:
-    """"prompt" if step ``step`` took at most ``max_s`` seconds."""
+    """ "prompt" if step ``step`` took at most ``max_s`` seconds."""
     for r in app_records(records, params):
         if r.get("step") == params["step"] and r["ev"] in _STEP_EVENTS:
             if r["ev"] == "send_blocked":
@@ -119,8 +118,9 @@ def app_step_exc_text(records: Records, params: Mapping[str, Any]) -> str:
 
 
 def _disconnects(records: Records, params: Mapping[str, Any]) -> Records:
-    return [r for r in app_records(records, params)
-            if r["ev"] == "received" and r.get("kind") == "websocket.disconnect"]
+    return [
+        r for r in app_records(records, params) if r["ev"] == "received" and r.get("kind") == "websocket.disconnect"
+    ]
 
 
 @observable("app.disconnect.code")
@@ -402,7 +402,7 @@ def client_end(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("client.closed")
 def client_closed(records: Records, params: Mapping[str, Any]) -> str:
-    """"closed" if the server sent a close frame or ended TCP; "open" otherwise."""
+    """ "closed" if the server sent a close frame or ended TCP; "open" otherwise."""
     for r in client_records(records):
         if r["ev"] in ("close_frame", "eof", "rst"):
             return "closed"
@@ -458,7 +458,7 @@ def _time_of(records: Records, selector: str) -> float | None:
 
 @observable("delay")
 def delay(records: Records, params: Mapping[str, Any]) -> str:
-    """"prompt" if the record ``to`` came at most ``max_s`` after ``from``; selectors are
+    """ "prompt" if the record ``to`` came at most ``max_s`` after ``from``; selectors are
     ``side:ev[:detail]``, e.g. ``client:mark:closed`` or ``app:received:websocket.disconnect``."""
     start = _time_of(records, params["from"])
     end = _time_of(records, params["to"])
@@ -472,7 +472,7 @@ def delay(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("order")
 def order(records: Records, params: Mapping[str, Any]) -> str:
-    """"before" if the record ``first`` came no later than ``second``; "after" otherwise."""
+    """ "before" if the record ``first`` came no later than ``second``; "after" otherwise."""
     first = _time_of(records, params["first"])
     second = _time_of(records, params["second"])
     if first is None or second is None:

@@ -61,8 +61,21 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
 def _scope_summary(scope: Mapping[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for key in ("type", "asgi", "http_version", "scheme", "method", "path", "raw_path", "query_string",
-                "root_path", "headers", "client", "server", "subprotocols"):
+    for key in (
+        "type",
+        "asgi",
+        "http_version",
+        "scheme",
+        "method",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "headers",
+        "client",
+        "server",
+        "subprotocols",
+    ):
         summary[key] = jsonable(scope[key]) if key in scope else "<absent>"
     extensions = scope.get("extensions")
     summary["extensions"] = sorted(extensions) if isinstance(extensions, Mapping) else "<absent>"
@@ -222,8 +235,9 @@ class ScriptRunner:
             self.rep.report("receive_timeout", step=step, timeout=timeout)
             return None
         kind = message.get("type") if isinstance(message, Mapping) else None
-        self.rep.report("received", step=step, kind=kind, msg=jsonable(message),
-                        duration=round(time.monotonic() - started, 4))
+        self.rep.report(
+            "received", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
+        )
         return message
 
     async def send(self, message: MutableMapping[str, Any], timeout: float | None, step: int) -> str:
@@ -232,16 +246,23 @@ class ScriptRunner:
         try:
             result = await _within(self._send(message), timeout)
         except BaseException as exc:
-            self.rep.report("send_raised", step=step, kind=kind, msg=jsonable(message),
-                            duration=round(time.monotonic() - started, 4), **_exception(exc))
+            self.rep.report(
+                "send_raised",
+                step=step,
+                kind=kind,
+                msg=jsonable(message),
+                duration=round(time.monotonic() - started, 4),
+                **_exception(exc),
+            )
             if _is_cancellation(exc):
                 raise
             return "raised"
         if result is _TIMED_OUT:
             self.rep.report("send_blocked", step=step, kind=kind, msg=jsonable(message), timeout=timeout)
             return "blocked"
-        self.rep.report("sent", step=step, kind=kind, msg=jsonable(message),
-                        duration=round(time.monotonic() - started, 4))
+        self.rep.report(
+            "sent", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
+        )
         return "returned"
 
     async def run(self, steps: tuple[Step, ...]) -> None:
@@ -272,8 +293,11 @@ class ScriptRunner:
                         reply["bytes"] = message.get("bytes")
                     await self.send(reply, 3.0, index)
             elif op == "respond":
-                await self.send({"type": "http.response.start", "status": a["status"],
-                                 "headers": [list(h) for h in a["headers"]]}, 3.0, index)
+                await self.send(
+                    {"type": "http.response.start", "status": a["status"], "headers": [list(h) for h in a["headers"]]},
+                    3.0,
+                    index,
+                )
                 await self.send({"type": "http.response.body", "body": a["body"]}, 3.0, index)
             elif op == "drain_body":
                 body = bytearray()
@@ -334,19 +358,31 @@ class ScriptRunner:
             try:
                 result = await _within(_watch(self._send(dict(message)), a["block_s"], pending), a["then_wait_s"])
             except BaseException as exc:
-                self.rep.report("send_raised", step=index, kind=message.get("type"), after_bytes=total,
-                                duration=round(time.monotonic() - before, 4), **_exception(exc))
+                self.rep.report(
+                    "send_raised",
+                    step=index,
+                    kind=message.get("type"),
+                    after_bytes=total,
+                    duration=round(time.monotonic() - before, 4),
+                    **_exception(exc),
+                )
                 if _is_cancellation(exc):
                     raise
                 return
             if result is _TIMED_OUT:
-                self.rep.report("send_blocked", step=index, kind=message.get("type"), after_bytes=total,
-                                timeout=a["then_wait_s"])
+                self.rep.report(
+                    "send_blocked", step=index, kind=message.get("type"), after_bytes=total, timeout=a["then_wait_s"]
+                )
                 return
             total += size
             if slow[0]:
-                self.rep.report("sent", step=index, kind=message.get("type"), after_bytes=total,
-                                duration=round(time.monotonic() - before, 4))
+                self.rep.report(
+                    "sent",
+                    step=index,
+                    kind=message.get("type"),
+                    after_bytes=total,
+                    duration=round(time.monotonic() - before, 4),
+                )
                 return
             if total >= a["max_bytes"] or time.monotonic() - started >= a["max_s"]:
                 self.rep.report("never_blocked", step=index, sends=total // max(size, 1), after_bytes=total)
@@ -366,14 +402,27 @@ class ScriptRunner:
             try:
                 result = await _within(self._send(dict(message)), a["block_s"])
             except BaseException as exc:
-                self.rep.report("send_raised", step=index, kind=message.get("type"), sends=sends,
-                                after_bytes=total, duration=round(time.monotonic() - before, 4), **_exception(exc))
+                self.rep.report(
+                    "send_raised",
+                    step=index,
+                    kind=message.get("type"),
+                    sends=sends,
+                    after_bytes=total,
+                    duration=round(time.monotonic() - before, 4),
+                    **_exception(exc),
+                )
                 if _is_cancellation(exc):
                     raise
                 return
             if result is _TIMED_OUT:
-                self.rep.report("send_blocked", step=index, kind=message.get("type"), sends=sends,
-                                after_bytes=total, timeout=a["block_s"])
+                self.rep.report(
+                    "send_blocked",
+                    step=index,
+                    kind=message.get("type"),
+                    sends=sends,
+                    after_bytes=total,
+                    timeout=a["block_s"],
+                )
                 return
             sends += 1
             total += size
@@ -384,6 +433,7 @@ class ScriptRunner:
 
 async def _watch(awaitable: Awaitable[Any], after_s: float, on_slow: Callable[[], None]) -> Any:
     """Await ``awaitable`` to the end; call ``on_slow`` if it takes longer than ``after_s``."""
+
     async def watcher() -> None:
         await _sleep(after_s)
         on_slow()
@@ -430,8 +480,9 @@ def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = No
         address = _report_address(report_to)
         kind = scope.get("type")
         if kind == "lifespan":
-            await _lifespan(scope, receive, send, address, lifespan if lifespan is not None
-                            else os.environ.get(LIFESPAN_ENV))
+            await _lifespan(
+                scope, receive, send, address, lifespan if lifespan is not None else os.environ.get(LIFESPAN_ENV)
+            )
             return
         path = str(scope.get("path", ""))
         if kind == "http" and path == HEALTH_PATH:
@@ -480,8 +531,9 @@ async def _run(steps: tuple[Step, ...], scope: Scope, receive: Receive, send: Se
     rep.close()
 
 
-async def _lifespan(scope: Scope, receive: Receive, send: Send, address: tuple[str, int] | None,
-                    selected: str | None) -> None:
+async def _lifespan(
+    scope: Scope, receive: Receive, send: Send, address: tuple[str, int] | None, selected: str | None
+) -> None:
     if selected:
         scenario_id, _, token = selected.partition("/")
         scenario = _find(scenario_id)

@@ -91,8 +91,9 @@ class Report:
     targets: list[TargetRun]
     cells: list[V.Cell]
     duration_s: float = 0.0
-    generated: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC)
-                           .replace(microsecond=0).isoformat())
+    generated: str = field(
+        default_factory=lambda: datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
+    )
 
     def cell(self, target: str, scenario: str) -> V.Cell | None:
         for c in self.cells:
@@ -138,10 +139,20 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
                     broken.append(c.scenario)
         advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
         value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
-        result = V.CheckResult("claims kept", "claims", value, V.PASS if not broken else V.FAIL, "MUST",
-                               ("kept",), "kept", show=bool(broken), note=f"advertises {advertised}")
-        cells.append(V.Cell(target.name, META_CLAIMS.id, result.verdict, [result],
-                            advertised=target.advertised.get("websocket")))
+        result = V.CheckResult(
+            "claims kept",
+            "claims",
+            value,
+            V.PASS if not broken else V.FAIL,
+            "MUST",
+            ("kept",),
+            "kept",
+            show=bool(broken),
+            note=f"advertises {advertised}",
+        )
+        cells.append(
+            V.Cell(target.name, META_CLAIMS.id, result.verdict, [result], advertised=target.advertised.get("websocket"))
+        )
 
 
 # ---------------------------------------------------------------------- text and markdown
@@ -167,8 +178,11 @@ def _target_line(t: TargetRun) -> str:
 def render_text(report: Report) -> str:
     targets = report.ran_targets()
     names = [t.name for t in targets]
-    lines = [f"refserver conformance: {len(report.scenarios)} scenarios x {len(names)} targets, "
-             f"{report.generated}, {report.duration_s:.1f} s", ""]
+    lines = [
+        f"refserver conformance: {len(report.scenarios)} scenarios x {len(names)} targets, "
+        f"{report.generated}, {report.duration_s:.1f} s",
+        "",
+    ]
     lines += ["Targets:"] + [f"  {_target_line(t)}" for t in report.targets] + [""]
     id_width = max((len(s.id) for s in report.scenarios), default=10)
     col = 26
@@ -199,12 +213,20 @@ def _md(text: str) -> str:
 def render_markdown(report: Report, *, catalogue: bool = True) -> str:
     targets = report.ran_targets()
     names = [t.name for t in targets]
-    out = ["# Conformance: refserver and other ASGI servers, scenario by scenario", "",
-           f"Generated {report.generated} by `python -m refserver.conformance --docs` "
-           f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
-           f"{report.duration_s:.0f} s. Do not edit by hand: see [Regenerating](#regenerating).", "",
-           *INTRO.splitlines(), "",
-           "## Targets", "", "| target | server | version | advertises | note |", "|---|---|---|---|---|"]
+    out = [
+        "# Conformance: refserver and other ASGI servers, scenario by scenario",
+        "",
+        f"Generated {report.generated} by `python -m refserver.conformance --docs` "
+        f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
+        f"{report.duration_s:.0f} s. Do not edit by hand: see [Regenerating](#regenerating).",
+        "",
+        *INTRO.splitlines(),
+        "",
+        "## Targets",
+        "",
+        "| target | server | version | advertises | note |",
+        "|---|---|---|---|---|",
+    ]
     for t in report.targets:
         adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) if t.info.installed else ""
         note = "" if t.info.installed else f"not installed: {t.info.reason}"
@@ -216,11 +238,21 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         totals = report.totals(n)
         out.append(f"| {n} | " + " | ".join(str(totals[k]) for k in ORDER) + " |")
     out += ["", "## Legend", ""] + [f"- **{k}**: {v}" for k, v in V.LEGEND.items()]
-    out += ["", "A value in parentheses is what the target did, shown where it matters (the spec allows a choice, "
-            "or the target departs from it).", "", "## Matrix", ""]
+    out += [
+        "",
+        "A value in parentheses is what the target did, shown where it matters (the spec allows a choice, "
+        "or the target departs from it).",
+        "",
+        "## Matrix",
+        "",
+    ]
     for group, members in report.groups():
-        out += [f"### {group}", "", "| scenario | level | " + " | ".join(names) + " |",
-                "|---|---|" + "---|" * len(names)]
+        out += [
+            f"### {group}",
+            "",
+            "| scenario | level | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
         for s in members:
             cells = " | ".join(_md(_cell_text(report, n, s.id, 40)) for n in names)
             case = f" (c{s.peer_case})" if s.peer_case else ""
@@ -238,13 +270,21 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 if c.verdict == V.ERROR:
                     out.append(f"  - {c.target}: error: {_md(c.error or '')}")
                     continue
-                parts = [f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
-                         for k in c.checks if k.verdict not in (V.PASS, V.NA)]
+                parts = [
+                    f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
+                    for k in c.checks
+                    if k.verdict not in (V.PASS, V.NA)
+                ]
                 out.append(f"  - {c.target}: **{c.verdict}**: " + "; ".join(parts))
         out.append("")
     if catalogue:
-        out += ["## Scenarios", "", "Each scenario as data: what the client and the app do, and what is expected. "
-                "`refserver:` marks refserver's own choice where the spec allows several.", ""]
+        out += [
+            "## Scenarios",
+            "",
+            "Each scenario as data: what the client and the app do, and what is expected. "
+            "`refserver:` marks refserver's own choice where the spec allows several.",
+            "",
+        ]
         for group, members in report.groups():
             out += [f"### {group}", ""]
             for s in members:
@@ -264,18 +304,27 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 for check in s.checks:
                     level = (check.level or s.level).value
                     allowed = ", ".join(f"`{_md(a)}`" for a in check.allowed)
-                    extra = "".join(f"; from {v}: " + ", ".join(f"`{_md(p)}`" for p in ps)
-                                    for v, ps in check.by_version)
+                    extra = "".join(
+                        f"; from {v}: " + ", ".join(f"`{_md(p)}`" for p in ps) for v, ps in check.by_version
+                    )
                     since = f"; since {check.since}" if check.since else ""
                     choice = f"; refserver: `{_md(check.choice)}`" if check.choice else ""
-                    out.append(f"- expect {_md(check.label or check.observable)} ({level}{since}): "
-                               f"{allowed}{extra}{choice}")
+                    out.append(
+                        f"- expect {_md(check.label or check.observable)} ({level}{since}): {allowed}{extra}{choice}"
+                    )
                 out.append("")
-    out += ["## Regenerating", "",
-            "```sh", "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
-            "/tmp/peers/bin/python -m refserver.conformance --docs", "```", "",
-            "`--docs` runs every built-in target that is installed and writes this file "
-            "(`--format markdown --out docs/conformance.md`).", ""]
+    out += [
+        "## Regenerating",
+        "",
+        "```sh",
+        "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
+        "/tmp/peers/bin/python -m refserver.conformance --docs",
+        "```",
+        "",
+        "`--docs` runs every built-in target that is installed and writes this file "
+        "(`--format markdown --out docs/conformance.md`).",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -290,9 +339,16 @@ def render_json(report: Report, *, traces: bool = True) -> dict[str, Any]:
         "refserver_version": refserver.__version__,
         "duration_s": round(report.duration_s, 2),
         "legend": V.LEGEND,
-        "targets": [{**t.info.to_json(), "in_process": t.in_process_backend is not None,
-                     "advertised": dict(t.advertised), "restarts": t.restarts,
-                     "totals": report.totals(t.name) if t.info.installed else {}} for t in report.targets],
+        "targets": [
+            {
+                **t.info.to_json(),
+                "in_process": t.in_process_backend is not None,
+                "advertised": dict(t.advertised),
+                "restarts": t.restarts,
+                "totals": report.totals(t.name) if t.info.installed else {},
+            }
+            for t in report.targets
+        ],
         "scenarios": [s.to_json() for s in report.scenarios],
         "cells": [c.to_json(with_trace=traces) for c in report.cells],
     }
@@ -348,8 +404,12 @@ def _line(record: dict[str, Any]) -> str:
 
 
 def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | None) -> str:
-    out = [f"{scenario.id}: {scenario.title}", f"  {scenario.lesson}", f"  level {scenario.level.value}; rests on "
-           + "; ".join(scenario.refs), ""]
+    out = [
+        f"{scenario.id}: {scenario.title}",
+        f"  {scenario.lesson}",
+        f"  level {scenario.level.value}; rests on " + "; ".join(scenario.refs),
+        "",
+    ]
     out.append("client script:")
     out += [f"  {i}. {s.describe()}" for i, s in enumerate(scenario.client)]
     if scenario.lifespan_app:
@@ -361,13 +421,16 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
     for cell in (target_cell, ref_cell):
         if cell is None:
             continue
-        out.append(f"{cell.target}: {cell.verdict} (advertises {cell.advertised or '?'})"
-                   + (f" - {cell.error}" if cell.error else ""))
+        out.append(
+            f"{cell.target}: {cell.verdict} (advertises {cell.advertised or '?'})"
+            + (f" - {cell.error}" if cell.error else "")
+        )
         for c in cell.checks:
             choice = f"; refserver: {c.choice}" if c.choice else ""
             note = f"; {c.note}" if c.note else ""
-            out.append(f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; "
-                       f"allowed {list(c.allowed)}{choice}{note}")
+            out.append(
+                f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; allowed {list(c.allowed)}{choice}{note}"
+            )
         out.append("")
     left = target_cell.trace
     right = ref_cell.trace if ref_cell is not None and ref_cell is not target_cell else []
@@ -382,8 +445,10 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
         out.append(f"{mark}{a[:width]:<{width}} | {b[:width]}")
     if first_diff is not None:
         out.append("")
-        out.append(f">> marks the first difference (record {first_diff} of {target_cell.target}; the client's and "
-                   "the app's records are compared each in their own order).")
+        out.append(
+            f">> marks the first difference (record {first_diff} of {target_cell.target}; the client's and "
+            "the app's records are compared each in their own order)."
+        )
     elif right:
         out.append("")
         out.append("The two traces have the same events.")

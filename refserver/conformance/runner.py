@@ -131,8 +131,14 @@ class TargetRun:
 
 
 class Runner:
-    def __init__(self, targets: Sequence[TargetRun], *, jobs: int = 1, repeat: int = 1,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        targets: Sequence[TargetRun],
+        *,
+        jobs: int = 1,
+        repeat: int = 1,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.targets = list(targets)
         self.jobs = max(1, jobs)
         self.repeat = max(1, repeat)
@@ -199,8 +205,9 @@ class Runner:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(conn.read_forever)
                     conn.methods.append("GET")
-                    await conn.write(request_bytes("GET", HEALTH_PATH, (("Connection", "close"),), None, None, True,
-                                                   HOST), "health")
+                    await conn.write(
+                        request_bytes("GET", HEALTH_PATH, (("Connection", "close"),), None, None, True, HOST), "health"
+                    )
                     await trace.wait_for(lambda: conn.responses > 0 or conn.ended, HEALTH_TIMEOUT_S)
                     tg.cancel_scope.cancel()
             finally:
@@ -275,8 +282,7 @@ class Runner:
             lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
             server = self._new_server(target, lifespan, scenario.server.ping_interval_s)
             await server.start()
-            trace.add("runner", "server_start", value="listening" if server.exit_reason is None
-                      else server.exit_reason)
+            trace.add("runner", "server_start", value="listening" if server.exit_reason is None else server.exit_reason)
             if server.exit_reason is not None and not scenario.server.lifespan:
                 error = f"dedicated server {server.exit_reason}"
         else:
@@ -384,8 +390,11 @@ class ClientScript:
         shutdown = self.scenario.server is not None and self.scenario.server.shutdown
 
         def instances() -> tuple[set[Any], set[Any]]:
-            said_hello = {r.get("instance") for r in trace.records if r["side"] == "app" and r["ev"] == "hello"
-                          and (shutdown or r.get("instance") != "lifespan")}
+            said_hello = {
+                r.get("instance")
+                for r in trace.records
+                if r["side"] == "app" and r["ev"] == "hello" and (shutdown or r.get("instance") != "lifespan")
+            }
             ended = {r.get("instance") for r in trace.records if r["side"] == "app" and r["ev"] == "ended"}
             return said_hello, ended
 
@@ -451,15 +460,17 @@ class ClientScript:
             if a["raw"] is not None:
                 data = a["raw"].replace(b"{path}", self.path(a["suffix"]).encode()).replace(b"{host}", host.encode())
             else:
-                data = request_bytes(a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"],
-                                     a["end"], host)
+                data = request_bytes(
+                    a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"], a["end"], host
+                )
             await conn.write(data, f"{a['method']} request")
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":
             payload = a["payload"] if "payload" in a else b"\x00" * a["size"]
-            frame = build_frame(a["opcode"], payload, fin=a.get("fin", True), rsv=a.get("rsv", 0),
-                                masked=a.get("masked", True))
+            frame = build_frame(
+                a["opcode"], payload, fin=a.get("fin", True), rsv=a.get("rsv", 0), masked=a.get("masked", True)
+            )
             await (await self._connect()).write(frame, f"frame opcode={a['opcode']} len={len(payload)}")
         elif op == "close":
             if a["raw_payload"] is not None:
@@ -491,30 +502,37 @@ class ClientScript:
                 trace.add("client", "resumed_reading")
         elif op == "wait_app":
             event, count = a["event"], a["count"]
-            await self._wait(f"app {event} x{count}", lambda: app_count(trace, event) >= count, a["timeout"],
-                             a["required"])
+            await self._wait(
+                f"app {event} x{count}", lambda: app_count(trace, event) >= count, a["timeout"], a["required"]
+            )
         elif op == "wait_close":
             if self.conn is not None:
-                await self._wait("close frame or end of connection",
-                                 lambda: self._ended() or bool(trace.of("client", "close_frame")), a["timeout"],
-                                 a["required"])
+                await self._wait(
+                    "close frame or end of connection",
+                    lambda: self._ended() or bool(trace.of("client", "close_frame")),
+                    a["timeout"],
+                    a["required"],
+                )
         elif op == "wait_eof":
             if self.conn is not None:
                 await self._wait("end of the TCP connection", lambda: self._ended(), a["timeout"], False)
         elif op == "wait_messages":
             if self.conn is not None:
-                await self._wait(f"{a['count']} messages",
-                                 lambda: self._ended() or self._messages() >= a["count"], a["timeout"])
+                await self._wait(
+                    f"{a['count']} messages", lambda: self._ended() or self._messages() >= a["count"], a["timeout"]
+                )
         elif op == "wait_frame":
             names = {8: "close_frame", 9: "ping", 10: "pong"}
             name = names.get(a["opcode"], "frame")
             if self.conn is not None:
-                await self._wait(f"frame {a['opcode']}", lambda: self._ended() or bool(trace.of("client", name)),
-                                 a["timeout"], False)
+                await self._wait(
+                    f"frame {a['opcode']}", lambda: self._ended() or bool(trace.of("client", name)), a["timeout"], False
+                )
         elif op == "wait_responses":
             if self.conn is not None:
-                await self._wait(f"{a['count']} responses",
-                                 lambda: self._ended() or self._responses() >= a["count"], a["timeout"])
+                await self._wait(
+                    f"{a['count']} responses", lambda: self._ended() or self._responses() >= a["count"], a["timeout"]
+                )
         elif op == "wait_client":
             await self._wait(f"client {a['ev']}", lambda: bool(trace.of("client", a["ev"])), a["timeout"], False)
         elif op == "gate":

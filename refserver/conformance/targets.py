@@ -53,40 +53,153 @@ _COMMON = ("{python}", "-m")
 _UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
-    TargetSpec("refserver", "refserver (asyncio)",
-               (*_COMMON, "refserver", "{app}", "--host", "{host}", "--port", "{port}", "--no-access-log",
-                "--log-level", "warning"),
-               "refserver", "refserver", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
-    TargetSpec("refserver-trio", "refserver (trio)",
-               (*_COMMON, "refserver", "{app}", "--host", "{host}", "--port", "{port}", "--no-access-log",
-                "--log-level", "warning", "--backend", "trio"),
-               "refserver,trio", "refserver", ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")),
-    TargetSpec("uvicorn", "uvicorn --ws websockets-sansio (the default)",
-               (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "websockets-sansio",
-                "--log-level", "warning", "--no-access-log"),
-               "uvicorn", "uvicorn", _UVICORN_PING),
-    TargetSpec("uvicorn-wsproto", "uvicorn --ws wsproto",
-               (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "wsproto",
-                "--log-level", "warning", "--no-access-log"),
-               "uvicorn,wsproto", "uvicorn", _UVICORN_PING),
-    TargetSpec("uvicorn-websockets", "uvicorn --ws websockets (legacy)",
-               (*_COMMON, "uvicorn", "{app}", "--host", "{host}", "--port", "{port}", "--ws", "websockets",
-                "--log-level", "warning", "--no-access-log"),
-               "uvicorn,websockets", "uvicorn", _UVICORN_PING),
-    TargetSpec("hypercorn", "hypercorn (asyncio)",
-               (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning"),
-               "hypercorn", "hypercorn", ("--websocket-ping-interval", "{interval_int}")),
-    TargetSpec("hypercorn-trio", "hypercorn -k trio",
-               (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning",
-                "--worker-class", "trio"),
-               "hypercorn,trio", "hypercorn", ("--websocket-ping-interval", "{interval_int}")),
-    TargetSpec("daphne", "daphne",
-               (*_COMMON, "daphne", "-b", "{host}", "-p", "{port}", "-v", "0", "{app}"),
-               "daphne", "daphne", ("--ping-interval", "{interval_int}", "--ping-timeout", "{interval_int}")),
-    TargetSpec("granian", "granian --interface asgi",
-               (*_COMMON, "granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}",
-                "--log-level", "warning", "--no-access-log", "{app}"),
-               "granian", "granian"),
+    TargetSpec(
+        "refserver",
+        "refserver (asyncio)",
+        (
+            *_COMMON,
+            "refserver",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ),
+        "refserver",
+        "refserver",
+        ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}"),
+    ),
+    TargetSpec(
+        "refserver-trio",
+        "refserver (trio)",
+        (
+            *_COMMON,
+            "refserver",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backend",
+            "trio",
+        ),
+        "refserver,trio",
+        "refserver",
+        ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}"),
+    ),
+    TargetSpec(
+        "uvicorn",
+        "uvicorn --ws websockets-sansio (the default)",
+        (
+            *_COMMON,
+            "uvicorn",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--ws",
+            "websockets-sansio",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ),
+        "uvicorn",
+        "uvicorn",
+        _UVICORN_PING,
+    ),
+    TargetSpec(
+        "uvicorn-wsproto",
+        "uvicorn --ws wsproto",
+        (
+            *_COMMON,
+            "uvicorn",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--ws",
+            "wsproto",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ),
+        "uvicorn,wsproto",
+        "uvicorn",
+        _UVICORN_PING,
+    ),
+    TargetSpec(
+        "uvicorn-websockets",
+        "uvicorn --ws websockets (legacy)",
+        (
+            *_COMMON,
+            "uvicorn",
+            "{app}",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--ws",
+            "websockets",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ),
+        "uvicorn,websockets",
+        "uvicorn",
+        _UVICORN_PING,
+    ),
+    TargetSpec(
+        "hypercorn",
+        "hypercorn (asyncio)",
+        (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning"),
+        "hypercorn",
+        "hypercorn",
+        ("--websocket-ping-interval", "{interval_int}"),
+    ),
+    TargetSpec(
+        "hypercorn-trio",
+        "hypercorn -k trio",
+        (*_COMMON, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning", "--worker-class", "trio"),
+        "hypercorn,trio",
+        "hypercorn",
+        ("--websocket-ping-interval", "{interval_int}"),
+    ),
+    TargetSpec(
+        "daphne",
+        "daphne",
+        (*_COMMON, "daphne", "-b", "{host}", "-p", "{port}", "-v", "0", "{app}"),
+        "daphne",
+        "daphne",
+        ("--ping-interval", "{interval_int}", "--ping-timeout", "{interval_int}"),
+    ),
+    TargetSpec(
+        "granian",
+        "granian --interface asgi",
+        (
+            *_COMMON,
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "{app}",
+        ),
+        "granian",
+        "granian",
+    ),
 )
 
 BY_NAME = {t.name: t for t in BUILTIN_TARGETS}
@@ -112,8 +225,14 @@ class TargetInfo:
     in_process: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.spec.name, "description": self.spec.description, "installed": self.installed,
-                "version": self.version, "reason": self.reason, "in_process": self.in_process}
+        return {
+            "name": self.spec.name,
+            "description": self.spec.description,
+            "installed": self.installed,
+            "version": self.version,
+            "reason": self.reason,
+            "in_process": self.in_process,
+        }
 
 
 def repo_root() -> str:
@@ -201,8 +320,10 @@ class ProcessServer:
             return command
         argv = [part.format(**values) for part in self.spec.argv]
         if self.ping_interval_s is not None and self.spec.ping_argv:
-            extra = [p.format(interval=self.ping_interval_s, interval_int=max(1, round(self.ping_interval_s)))
-                     for p in self.spec.ping_argv]
+            extra = [
+                p.format(interval=self.ping_interval_s, interval_int=max(1, round(self.ping_interval_s)))
+                for p in self.spec.ping_argv
+            ]
             # options go before the app argument for CLIs that take it last
             app_index = argv.index(PROBE_APP)
             argv[app_index:app_index] = extra
@@ -220,8 +341,15 @@ class ProcessServer:
         fd, self.log_path = tempfile.mkstemp(prefix=f"conformance-{self.spec.name}-", suffix=".log")
         self._log = os.fdopen(fd, "wb")
         argv = self.argv()
-        self.proc = subprocess.Popen(argv, shell=isinstance(argv, str), env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            shell=isinstance(argv, str),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -306,8 +434,13 @@ class InProcessServer:
         from refserver.errors import LifespanFailure
         from refserver.runtime.server import Listening, serve
 
-        options: dict[str, Any] = {"port": 0, "backend": self.backend, "access_log": False,
-                                   "lifespan": "auto", "shutdown_timeout_s": 3.0}
+        options: dict[str, Any] = {
+            "port": 0,
+            "backend": self.backend,
+            "access_log": False,
+            "lifespan": "auto",
+            "shutdown_timeout_s": 3.0,
+        }
         if self.ping_interval_s is not None:
             options["ws_ping_interval_s"] = self.ping_interval_s
             options["ws_ping_timeout_s"] = self.ping_interval_s

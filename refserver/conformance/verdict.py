@@ -129,8 +129,9 @@ def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]],
     try:
         value = observe(check.observable, records, check.params)
     except Exception as exc:  # a harness problem, reported as such
-        return CheckResult(label, check.observable, f"harness error: {exc!r}", ERROR, level.value, check.allowed,
-                           check.choice)
+        return CheckResult(
+            label, check.observable, f"harness error: {exc!r}", ERROR, level.value, check.allowed, check.choice
+        )
     advertised = parse_version(version)
     allowed = check.allowed_for(advertised)
     result = CheckResult(label, check.observable, value, PASS, level.value, allowed, check.choice, check.show)

@@ -205,9 +205,7 @@ def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
     return message
 
 
-_CARRY_HEADERS = frozenset(
-    {"http.response.start", "websocket.accept", "websocket.http.response.start"}
-)
+_CARRY_HEADERS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
 
 
 def validate(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

@@ -13,17 +13,45 @@ from refserver.conformance.model import Scenario, a_accept, a_close, a_receive, 
 from refserver.conformance.model import c_wait_app as _wait_app
 
 # Used by the runner to read what a target advertises; not part of the catalogue.
-HELLO_HTTP = Scenario("_hello.http", "hello (http)", "", "", (), UNSPEC, "http",
-                      (c_request(), _wait_app("ended")), (a_receive(), a_respond()), ())
-HELLO_WS = Scenario("_hello.ws", "hello (websocket)", "", "", (), UNSPEC, "websocket",
-                    (c_handshake(), _wait_app("ended")), (a_receive(), a_accept(), a_close()), ())
+HELLO_HTTP = Scenario(
+    "_hello.http",
+    "hello (http)",
+    "",
+    "",
+    (),
+    UNSPEC,
+    "http",
+    (c_request(), _wait_app("ended")),
+    (a_receive(), a_respond()),
+    (),
+)
+HELLO_WS = Scenario(
+    "_hello.ws",
+    "hello (websocket)",
+    "",
+    "",
+    (),
+    UNSPEC,
+    "websocket",
+    (c_handshake(), _wait_app("ended")),
+    (a_receive(), a_accept(), a_close()),
+    (),
+)
 
 META_CLAIMS = Scenario(
-    "meta.spec-version-claims", "The spec_version a target advertises is kept",
+    "meta.spec-version-claims",
+    "The spec_version a target advertises is kept",
     "A server advertising a www spec version promises every rule up to it; a broken rule of an advertised "
     "version is a failure of its own.",
-    G_META, ('asgi "Versioning"', 'www "Spec Versions"'), MUST, "meta", (), (),
-    (ck("claims", "kept"),), peer_case=26, meta=True,
+    G_META,
+    ('asgi "Versioning"', 'www "Spec Versions"'),
+    MUST,
+    "meta",
+    (),
+    (),
+    (ck("claims", "kept"),),
+    peer_case=26,
+    meta=True,
 )
 
 SCENARIOS: list[Scenario] = [*_websocket.SCENARIOS, *_http.SCENARIOS, META_CLAIMS]

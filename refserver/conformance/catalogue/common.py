@@ -46,40 +46,96 @@ G_HTTP_DISC = "HTTP: disconnect and the end of the response (www 2.4)"
 G_LIFESPAN = "Lifespan (lifespan 2.0)"
 G_META = "Spec version claims (asgi Versioning)"
 
-GROUP_ORDER = (G_HANDSHAKE, G_ACCEPT, G_DENIAL, G_DATA, G_VALIDATE, G_PEER_CLOSE, G_APP_CLOSE, G_AFTER, G_APP_END,
-               G_LIMITS, G_HTTP_SCOPE, G_HTTP_FLOW, G_HTTP_DISC, G_LIFESPAN, G_META)
+GROUP_ORDER = (
+    G_HANDSHAKE,
+    G_ACCEPT,
+    G_DENIAL,
+    G_DATA,
+    G_VALIDATE,
+    G_PEER_CLOSE,
+    G_APP_CLOSE,
+    G_AFTER,
+    G_APP_END,
+    G_LIMITS,
+    G_HTTP_SCOPE,
+    G_HTTP_FLOW,
+    G_HTTP_DISC,
+    G_LIFESPAN,
+    G_META,
+)
 
 
-def ck(observable: str, *allowed: str, choice: str | None = None, level: Level | None = None,
-       since: str | None = None, label: str = "", show: bool = False,
-       by_version: tuple[tuple[str, tuple[str, ...]], ...] = (), **params: Any) -> Check:
+def ck(
+    observable: str,
+    *allowed: str,
+    choice: str | None = None,
+    level: Level | None = None,
+    since: str | None = None,
+    label: str = "",
+    show: bool = False,
+    by_version: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    **params: Any,
+) -> Check:
     """A check; ``choice`` defaults to the single allowed value."""
-    if choice is None and len(allowed) == 1 and not any(ch in allowed[0] for ch in "*?") \
-            and not allowed[0].startswith("re:"):
+    if (
+        choice is None
+        and len(allowed) == 1
+        and not any(ch in allowed[0] for ch in "*?")
+        and not allowed[0].startswith("re:")
+    ):
         choice = allowed[0]
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
 
 
-def ck_delay(frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "",
-             show: bool = False) -> Check:
+def ck_delay(
+    frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "", show: bool = False
+) -> Check:
     """The record ``to`` comes at most ``max_s`` seconds after ``frm`` (selectors as in
     :func:`refserver.conformance.observe.delay`)."""
-    return Check("delay", ("prompt",), "prompt", level, None, label, {"from": frm, "to": to, "max_s": max_s}, (),
-                 show)
+    return Check("delay", ("prompt",), "prompt", level, None, label, {"from": frm, "to": to, "max_s": max_s}, (), show)
 
 
-def ws(id: str, title: str, lesson: str, group: str, refs: tuple[str, ...], level: Level,
-       client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+def ws(
+    id: str,
+    title: str,
+    lesson: str,
+    group: str,
+    refs: tuple[str, ...],
+    level: Level,
+    client: tuple[Step, ...],
+    app: tuple[Step, ...],
+    checks: tuple[Check, ...],
+    **kw: Any,
+) -> Scenario:
     return Scenario(id, title, lesson, group, refs, level, "websocket", client, app, checks, **kw)
 
 
-def http(id: str, title: str, lesson: str, group: str, refs: tuple[str, ...], level: Level,
-         client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+def http(
+    id: str,
+    title: str,
+    lesson: str,
+    group: str,
+    refs: tuple[str, ...],
+    level: Level,
+    client: tuple[Step, ...],
+    app: tuple[Step, ...],
+    checks: tuple[Check, ...],
+    **kw: Any,
+) -> Scenario:
     return Scenario(id, title, lesson, group, refs, level, "http", client, app, checks, **kw)
 
 
-def lifespan(id: str, title: str, lesson: str, refs: tuple[str, ...], level: Level,
-             client: tuple[Step, ...], app: tuple[Step, ...], checks: tuple[Check, ...], **kw: Any) -> Scenario:
+def lifespan(
+    id: str,
+    title: str,
+    lesson: str,
+    refs: tuple[str, ...],
+    level: Level,
+    client: tuple[Step, ...],
+    app: tuple[Step, ...],
+    checks: tuple[Check, ...],
+    **kw: Any,
+) -> Scenario:
     kw.setdefault("server", ServerNeeds(lifespan=True))
     return Scenario(id, title, lesson, G_LIFESPAN, refs, level, "lifespan", client, app, checks, **kw)
 
