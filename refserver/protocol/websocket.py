@@ -1,28 +1,31 @@
-"""One WebSocket connection from the upgrade request to the end (www spec 2.5 "WebSocket";
-asgi extensions "WebSocket Denial Response"; RFC 6455 §5, §7).
+"""One WebSocket connection, from the upgrade request to the end, as one state machine.
 
-Inputs: bytes from the peer, a message from the app, "peer gone", "app ended", "close
-timeout", "server shutting down", "keepalive timed out". Outputs: bytes to write
-(:meth:`WebSocketSession.data_to_send`), events for the app
-(:meth:`WebSocketSession.next_app_event`), and :attr:`WebSocketSession.plan`, which tells
-the runtime what to do with the TCP connection.
+Covers www spec 2.5 "WebSocket" (its receive and send events, and the 2.4 rule that
+``send()`` on a closed connection raises an OSError subclass), asgi extensions "WebSocket
+Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
-States (``WSState``) and what the app may send in each are in ``_TABLE``; a message that
-is missing there is an app error naming the state, the message and the section. The
-disconnect rules (docs/decisions.md A1, A2, A4, A9):
+Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
+The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
+returning or raising, the peer's bytes (and, inside them, each frame kind and a parse
+failure), the peer going away, each timer, and server shutdown. ``TABLE`` has one row for
+every (state, input): the states it may lead to, the action and the spec section; a row
+that cannot be taken names itself in the error. ``docs/state-machines.md`` is generated
+from it.
 
-- exactly one ``websocket.disconnect`` is decided per connection, when the state becomes
-  CLOSED, and every ``receive()`` after it returns the same event again;
+The disconnect rules (docs/decisions.md #<A1>, #<A2>, #<A4>, #<A9>):
+
+- exactly one ``websocket.disconnect`` is decided per connection, and every ``receive()``
+  after it returns the same event again (a fresh dict each time);
 - it comes after every message that fully arrived before the end;
-- its code is the peer's (1005 for an empty close frame), 1006 for a loss without a
-  close frame, or the code refserver sent when it failed the connection or shut down.
+- its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
+  frame, or the code refserver sent when it failed the connection or shut down.
 """
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -30,62 +33,105 @@ import h11
 from wsproto.connection import Connection as WireConnection
 from wsproto.connection import ConnectionState as WireState
 from wsproto.connection import ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
-)
-from wsproto.events import (
-    Message as WireMessage,
-)
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.events import Message as WireMessage
 from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason, Frame, ParseFailed
+from wsproto.frame_protocol import CloseReason
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
+from refserver.protocol.effects import Effects, Note, Tcp, Timer, Transition
 from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
 from refserver.protocol.handshake import DeflateParams, accept_key
+from refserver.protocol.internals import accept_registered_close_codes, is_parse_failure
 from refserver.protocol.responses import check_sendable_head, response_head
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
 
-CONNECT_EVENT: dict[str, Any] = {"type": "websocket.connect"}
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 for the code
-# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md A14).
+# Bytes buffered before the app's accept (and during a denial) before reading pauses.
+MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
+# Bytes of complete messages waiting for the app before reading pauses (backpressure). A
+# few socket reads: enough that a close frame behind a few unread messages is still seen.
+READ_AHEAD_BYTES = 4 * 64 * 1024
+# After this many receive() calls that returned the disconnect, warn once: an app that
+# loops on receive() without looking for websocket.disconnect never ends.
+DISCONNECT_REPEATS_BEFORE_WARNING = 100
+
+# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md #<A14>).
 _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
-_WS_MESSAGES = frozenset(
-    {
-        "websocket.accept",
-        "websocket.send",
-        "websocket.close",
-        "websocket.http.response.start",
-        "websocket.http.response.body",
-    }
-)
 
 
-class WSState(Enum):
+class State(Enum):
+    """The one state of a WebSocket connection; nothing beside it needs remembering."""
+
     CONNECTING = "handshake received; waiting for the app's accept, close or denial"
     DENIAL_START_HELD = "denial response started; held until its first body message"
     DENIAL_BODY = "denial response headers sent; body streaming"
     OPEN = "handshake complete; messages flow both ways"
-    CLOSING = "the app sent websocket.close; waiting for the peer's close frame"
-    CLOSED = "the connection is over; websocket.disconnect is decided"
-
-
-class Plan(Enum):
-    """What the runtime does with the TCP connection next."""
-
-    READ = "keep reading and feeding bytes in"
-    HOLD = (
-        "the peer broke the protocol: read nothing more, and fail the connection once the app "
-        "has taken every earlier message and asks for the next"
+    FAILING = (
+        "the peer broke the protocol; read nothing more; fail the connection once the app "
+        "has taken every earlier message and asks for the next (or the hold timer fires)"
     )
-    AWAIT_CLOSE = "a close frame was sent: read until the peer's close, within the close timeout"
-    DRAIN = "send FIN, discard input until EOF within the close timeout, then close"
-    CLOSE = "close the TCP connection now"
+    CLOSING = "the app's close frame is sent; reading until the peer's close frame"
+    SHUTTING_DOWN = "the server sent close 1001 (disconnect decided); reading until the peer's close frame"
+    DRAINING = "disconnect decided; FIN sent; input discarded until EOF"
+    CLOSED = "the TCP connection is closed"
+
+
+# States in which the close timer runs (RFC 6455 §7.1.1: the server closes the TCP
+# connection if the peer does not finish the closing handshake).
+_CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
+# States in which the connection is closed or closing for the app's send().
+_SEND_CLOSED_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING, State.CLOSED})
+
+
+_RFC_CLOSE = "RFC 6455 §7.1.1"
+_RFC_FAIL = "RFC 6455 §7.1.7"
+_RFC_LOST = "RFC 6455 §7.1.5"
+
+
+class Input(Enum):
+    # the app
+    ACCEPT = "websocket.accept"
+    SEND = "websocket.send"
+    CLOSE = "websocket.close"
+    DENIAL_START = "websocket.http.response.start"
+    DENIAL_BODY = "websocket.http.response.body"
+    OTHER_MESSAGE = "a message of another type"
+    RECEIVE = "receive() called"
+    APP_RETURNED = "the app returned"
+    APP_RAISED = "the app raised"
+    # the peer
+    BYTES = "bytes from the peer"
+    MESSAGE = "a complete data message (text or binary)"
+    PING = "a ping frame"
+    PONG = "a pong frame"
+    CLOSE_FRAME = "a close frame"
+    BAD_DATA = "bytes that break RFC 6455 (parse failure, bad UTF-8, too big)"
+    PEER_GONE = "EOF, reset, or a failed write"
+    # timers
+    CLOSE_TIMEOUT = "close timer fired"
+    HOLD_TIMEOUT = "hold timer fired"
+    PING_DUE = "ping timer fired"
+    PONG_TIMEOUT = "pong timer fired"
+    # the server
+    SHUTDOWN = "server shutdown"
+
+
+_APP_INPUTS = {
+    "websocket.accept": Input.ACCEPT,
+    "websocket.send": Input.SEND,
+    "websocket.close": Input.CLOSE,
+    "websocket.http.response.start": Input.DENIAL_START,
+    "websocket.http.response.body": Input.DENIAL_BODY,
+}
+_TIMER_INPUTS = {
+    Timer.CLOSE: Input.CLOSE_TIMEOUT,
+    Timer.HOLD: Input.HOLD_TIMEOUT,
+    Timer.PING: Input.PING_DUE,
+    Timer.PONG: Input.PONG_TIMEOUT,
+}
 
 
 def truncate_reason(reason: str) -> tuple[str, bool]:
@@ -109,7 +155,16 @@ _FAILURE_REASONS = {
 }
 
 
-class WebSocketSession:
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """The machine's timer durations, in seconds (0 disables the keepalive ones)."""
+
+    close_s: float = 10.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+
+
+class WebSocketMachine:
     """The sans-IO state of one WebSocket connection."""
 
     def __init__(
@@ -120,130 +175,203 @@ class WebSocketSession:
         subprotocols: list[str],
         deflate: DeflateParams | None,
         max_size_bytes: int,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.handshake = handshake
         self.key = key
         self.offered_subprotocols = subprotocols
         self.deflate = deflate
         self.max_size_bytes = max_size_bytes
-        self.state = WSState.CONNECTING
-        self.plan = Plan.READ
+        self.timeouts = timeouts or Timeouts()
+        self.state = State.CONNECTING
         self.wire: WireConnection | None = None
-        self.inbox: deque[dict[str, Any]] = deque()
-        self.disconnect: dict[str, Any] | None = None
+        # Data that qualifies the state without being a state of its own:
+        self.inbox: deque[dict[str, Any]] = deque()  # complete messages the app has not taken
+        self._inbox_bytes = 0
+        self._disconnect: dict[str, Any] | None = None  # decided once (first writer wins)
         self.closed_reason = ""  # why send() raises ClientDisconnected, once closing
         self.close_code: int | None = None
-        self.notices: list[str] = []  # warnings for the runtime to log
-        self.on_state_change: Callable[[WSState, WSState], None] | None = None
+        self._failure: tuple[int, str] = (0, "")  # the code and text of FAILING
         self._connect_delivered = False
-        self._output: list[bytes] = []
+        self._app_holds_message = False  # took a message, has not asked for the next yet
+        self._disconnect_repeats = 0
+        self._early_bytes = 0  # bytes buffered by h11 before the accept
         self._parts: list[Any] = []  # fragments of the message being reassembled
         self._denial_status = 0
         self._denial_headers: list[tuple[bytes, bytes]] = []
-        self.pong_payloads: deque[bytes] = deque(maxlen=4)
-        # A failure (1002/1007/1009) found behind messages the app may still answer.
-        self._pending_failure: tuple[int, str] | None = None
-        # True from handing the app a message until it asks for the next one: it may be
-        # answering it.
-        self._app_may_be_answering = False
+        self._ping_count = 0
+        self._ping_payload: bytes | None = None
+        self._reading = True
+        self._fx = Effects()
+        self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
 
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ the contract
 
-    def _set_state(self, state: WSState) -> None:
-        old, self.state = self.state, state
-        if self.on_state_change is not None and old is not state:
-            self.on_state_change(old, state)
+    def app_send(self, message: Message) -> Effects:
+        """The app's ``send(message)``. Raises the error for the app when the message
+        changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
+        raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
+        kind = messages.message_type(message)
+        state = self.state
+        try:
+            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
+        except ASGIProtocolError as exc:
+            raise exc.with_state(state.name) from None
+
+    def app_receive(self) -> Effects:
+        """The app's ``receive()``: ``Effects.event`` is what it returns now, or None when
+        it has to wait for ``Effects.wake_app``."""
+        return self._step(Input.RECEIVE, None)
+
+    def app_ended(self, *, raised: bool) -> Effects:
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
+
+    def receive_data(self, data: bytes) -> Effects:
+        """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
+        return self._step(Input.BYTES, data)
+
+    def peer_gone(self, why: str = "") -> Effects:
+        """EOF, a reset or a failed write. ``Effects.error`` is the ClientDisconnected for a
+        ``send()`` whose write failed."""
+        fx = self._step(Input.PEER_GONE, why)
+        fx.error = ClientDisconnected(self.closed_reason, self.close_code)
+        return fx
+
+    def timer_fired(self, timer: Timer, *, write_blocked: bool = False) -> Effects:
+        """A deadline armed through ``Effects.arm`` passed. ``write_blocked``: a write is
+        still waiting for socket buffer space (for the ping timeout)."""
+        self._write_blocked = write_blocked
+        return self._step(_TIMER_INPUTS[timer], None)
+
+    def server_shutdown(self) -> Effects:
+        return self._step(Input.SHUTDOWN, None)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _step(self, given: Input, arg: Any) -> Effects:
+        row = self._row = TABLE[(self.state, given)]
+        try:
+            row.action(self, arg)
+        except BaseException:
+            self._take()  # an error leaves no half-applied effects behind
+            raise
+        return self._take()
+
+    def _take(self) -> Effects:
+        fx = self._fx
+        reading = self._wants_read()
+        if reading is not self._reading:
+            self._reading = fx.reading = reading
+        self._fx = Effects()
+        return fx
+
+    def _wants_read(self) -> bool:
+        state = self.state
+        if state is State.OPEN:
+            return self._inbox_bytes <= READ_AHEAD_BYTES
+        if state is State.CONNECTING or state is State.DENIAL_START_HELD or state is State.DENIAL_BODY:
+            return self._early_bytes <= MAX_BYTES_BEFORE_ACCEPT
+        return state is not State.FAILING and state is not State.CLOSED
+
+    def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
+        """Change state; arm and cancel the timers and close TCP as the new state needs."""
+        old, fx = self.state, self._fx
+        if new not in self._row.next:  # pragma: no cover - a bug in a row
+            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        self.state = new
+        fx.transitions.append(Transition(old.name, new.name, section, why))
+        if new is State.CLOSED:
+            self._cancel(*Timer)
+            fx.tcp = tcp
+            fx.wake_app = True
+            return
+        if new in _CLOSING_STATES and old not in _CLOSING_STATES:
+            self._cancel(Timer.HOLD, Timer.PING, Timer.PONG)
+            fx.arm[Timer.CLOSE] = self.timeouts.close_s
+        if new is State.DRAINING:
+            fx.tcp = Tcp.SEND_EOF
+        fx.wake_app = True
+
+    def _cancel(self, *timers: Timer) -> None:
+        fx = self._fx
+        for timer in timers:
+            fx.arm.pop(timer, None)
+            if timer not in fx.cancel:
+                fx.cancel.append(timer)
+
+    def _decide(self, code: int, reason: str, why: str) -> None:
+        """Decide the one websocket.disconnect of this connection, if not yet decided."""
+        if self._disconnect is None:
+            self._disconnect = disconnect_event(code, reason)
+            self.close_code = code
+            self.closed_reason = why
+            self._fx.close_code = code
 
     def _write(self, data: bytes) -> None:
         if data:
-            self._output.append(data)
+            self._fx.write.append(data)
 
-    def data_to_send(self) -> bytes:
-        """Bytes the runtime must write, in order; empties the outbox."""
-        out = self._output
-        if not out:
-            return b""
-        self._output = []
-        return out[0] if len(out) == 1 else b"".join(out)
+    # ------------------------------------------------------------------ receive()
 
-    def _close(self, code: int, reason: str, why: str, plan: Plan) -> None:
-        """Decide the one websocket.disconnect of this connection (if not yet decided)."""
-        if self.disconnect is None:
-            self.disconnect = disconnect_event(code, reason)
-            self.close_code = code
-            self.closed_reason = why
-        self.plan = plan
-        self._set_state(WSState.CLOSED)
-
-    # ------------------------------------------------------------------ app <- server
-
-    def next_app_event(self) -> dict[str, Any] | None:
-        """What ``receive()`` returns now, or None when it has to wait."""
+    def _receive(self, _: None) -> None:
+        fx = self._fx
         if not self._connect_delivered:
             # www spec 2.5, "Connect - receive event": always the first event.
             self._connect_delivered = True
-            return CONNECT_EVENT
+            fx.event = {"type": "websocket.connect"}
+            return
         if self.inbox:
-            self._app_may_be_answering = True
-            return self.inbox.popleft()
-        self._app_may_be_answering = False
-        if self._pending_failure is not None:
-            # The app has every message that arrived before the bad bytes and asks for more:
-            # now the connection fails (docs/decisions.md, "Failing the connection").
+            event = self.inbox.popleft()
+            self._inbox_bytes -= _size(event)
+            self._app_holds_message = True
+            fx.event = event
+            return
+        self._app_holds_message = False
+        if self.state is State.FAILING:
+            # The app has every message that arrived before the bad bytes and asks for
+            # more: now the connection fails (docs/decisions.md #<FAIL>).
             self._fail_now()
-        # docs/decisions.md A1: the disconnect again, on every later call; never hang.
-        return self.disconnect
+        if self._disconnect is not None:
+            # docs/decisions.md #<A1>: the disconnect again, on every later call; never hang.
+            fx.event = dict(self._disconnect)
+            self._disconnect_repeats += 1
+            if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
+                fx.notes.append(
+                    Note(
+                        "warning",
+                        f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after "
+                        "websocket.disconnect; the connection is over, so the app should return "
+                        "when it receives websocket.disconnect",
+                        sections.WS_DISCONNECT,
+                    )
+                )
 
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._output)
-
-    @property
-    def backlogged(self) -> bool:
-        """True while messages wait for the app: the runtime stops reading (backpressure)."""
-        return bool(self.inbox)
-
-    # ------------------------------------------------------------------ app -> server
-
-    def app_send(self, message: Message) -> None:
-        kind = messages.message_type(message)
-        if self.state is WSState.CLOSING or self.state is WSState.CLOSED:
-            if kind in _WS_MESSAGES:
-                # www spec 2.4: send() on a closed (or closing) connection raises an
-                # OSError subclass (docs/decisions.md A8).
-                raise ClientDisconnected(self.closed_reason, self.close_code)
-            raise _misuse(self.state, kind).with_state(self.state.name)
-        action = _TABLE.get((self.state, kind))
-        try:
-            if action is None:
-                raise _misuse(self.state, kind)
-            action(self, messages.validate(message, kind))
-        except ASGIProtocolError as exc:
-            raise exc.with_state(self.state.name) from None
-
-    # -- CONNECTING
+    # ------------------------------------------------------------------ CONNECTING
 
     def _accept(self, message: Message) -> None:
+        message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
             self._answer_500()
-            raise ASGIProtocolError(
+            self._fx.error = ASGIProtocolError(
                 "websocket.accept",
                 f"chose subprotocol {subprotocol!r}, which the client did "
                 f"not offer (offered: {self.offered_subprotocols}; RFC 6455 §4.2.2); the "
                 "handshake was answered with HTTP 500",
                 sections.WS_ACCEPT,
-            )
+            ).with_state(State.CONNECTING.name)
+            return
         app_headers = list(message.get("headers", ()))
         for name, _ in app_headers:
             if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
                 self._answer_500()
-                raise ASGIProtocolError(
+                self._fx.error = ASGIProtocolError(
                     "websocket.accept",
                     f"sets header {name.decode('latin-1')!r}, which only the "
                     "server may set; the handshake was answered with HTTP 500",
                     sections.WS_ACCEPT,
-                )
+                ).with_state(State.CONNECTING.name)
+                return
         headers = [
             (b"upgrade", b"websocket"),
             (b"connection", b"Upgrade"),
@@ -260,53 +388,53 @@ class WebSocketSession:
             data = self.handshake.send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as exc:
             self._answer_500()
-            raise ASGIProtocolError(
+            self._fx.error = ASGIProtocolError(
                 "websocket.accept", f"has headers h11 cannot send: {exc}", sections.WS_ACCEPT
-            ) from None
+            ).with_state(State.CONNECTING.name)
+            return
         self._write(data or b"")
+        self._fx.status = 101
         trailing, _closed = self.handshake.trailing_data
+        self._early_bytes = 0
         self.wire = WireConnection(ConnectionType.SERVER, extensions)
-        _accept_registered_close_codes(self.wire)
-        self._set_state(WSState.OPEN)
+        accept_registered_close_codes(self.wire)
+        self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
+        if self.timeouts.ping_interval_s > 0:
+            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
-            self._feed(trailing)
+            self._parse(trailing)
 
     def _refuse(self, message: Message) -> None:
+        messages.validate(message, "websocket.close")
         # www spec 2.5, "Close - send event": close before accept -> HTTP 403, at once.
         self._http_response(403, [], b"", more=False)
-        self._close(1006, "", "the handshake was refused with HTTP 403", Plan.DRAIN)
+        self._decide(1006, "", "the handshake was refused with HTTP 403")
+        self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
     def _deny_start(self, message: Message) -> None:
+        message = messages.validate(message, "websocket.http.response.start")
         headers = list(message.get("headers", ()))
         check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
         self._denial_status = message["status"]
         self._denial_headers = headers
-        self._set_state(WSState.DENIAL_START_HELD)
+        self._go(State.DENIAL_START_HELD, "denial started; held until its first body message", sections.WS_DENIAL)
 
-    def _deny_first_body(self, message: Message) -> None:
-        self._set_state(WSState.DENIAL_BODY)
+    def _deny_body(self, message: Message) -> None:
+        message = messages.validate(message, "websocket.http.response.body")
         body, more = bytes(message.get("body", b"")), message.get("more_body", False)
-        self._http_response(self._denial_status, self._denial_headers, body, more)
-        self._denial_headers = []
-        if not more:
-            self._denial_done()
-
-    def _deny_next_body(self, message: Message) -> None:
-        body, more = bytes(message.get("body", b"")), message.get("more_body", False)
-        if body:
-            self._send_http(h11.Data(data=body), "websocket.http.response.body")
-        if not more:
-            self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
-            self._denial_done()
-
-    def _denial_done(self) -> None:
-        self._close(
-            1006,
-            "",
-            f"the handshake was answered with the app's HTTP {self._denial_status} response",
-            Plan.DRAIN,
-        )
+        if self.state is State.DENIAL_START_HELD:
+            self._go(State.DENIAL_BODY, f"denial response HTTP {self._denial_status} sent", sections.WS_DENIAL)
+            self._http_response(self._denial_status, self._denial_headers, body, more)
+            self._denial_headers = []
+        else:
+            if body:
+                self._send_http(h11.Data(data=body), "websocket.http.response.body")
+            if not more:
+                self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
+        if not more and self.state is not State.CLOSED:
+            self._decide(1006, "", f"the handshake was answered with the app's HTTP {self._denial_status} response")
+            self._go(State.DRAINING, "denial response complete", sections.WS_DENIAL)
 
     def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, more: bool) -> None:
         headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
@@ -314,6 +442,7 @@ class WebSocketSession:
             headers.append((b"content-length", str(len(body)).encode()))
         if not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))
+        self._fx.status = status
         self._send_http(response_head(status, headers), "websocket.http.response.start")
         if body:
             self._send_http(h11.Data(data=body), "websocket.http.response.body")
@@ -324,20 +453,48 @@ class WebSocketSession:
         """One part of an HTTP answer to the handshake. A part h11 refuses (a body longer or
         shorter than the app's Content-Length, RFC 9112 §6.3) raises from the app's send();
         the response cannot be completed, so the connection is closed after what was sent."""
+        if self.state is State.CLOSED:
+            return
         try:
             self._write(self.handshake.send(event) or b"")
         except h11.LocalProtocolError as exc:
-            self._close(1006, "", "the handshake response could not be sent", Plan.CLOSE)
-            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.WS_DENIAL) from None
+            self._decide(1006, "", "the handshake response could not be sent")
+            self._go(State.CLOSED, "the denial response could not be completed", sections.WS_DENIAL)
+            self._fx.error = ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.WS_DENIAL).with_state(
+                State.DENIAL_BODY.name
+            )
 
     def _answer_500(self) -> None:
         body = b"Internal Server Error"
         self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body, False)
-        self._close(1006, "", "the handshake was answered with HTTP 500", Plan.DRAIN)
+        self._decide(1006, "", "the handshake was answered with HTTP 500")
+        self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
-    # -- OPEN
+    def _app_ended_before_accept(self, _: None) -> None:
+        # docs/decisions.md #<A5>: an app that ends without answering the handshake -> 500.
+        self._answer_500()
+
+    def _app_ended_in_denial(self, _: None) -> None:
+        self._decide(1006, "", "the app ended during its denial response")
+        self._go(State.CLOSED, "the app ended during its denial response", sections.WS_DENIAL)
+
+    def _shutdown_before_accept(self, _: None) -> None:
+        # Nothing of the app's answer is on the wire yet (a denial start is held until its
+        # first body), so the handshake is refused like any unanswered one
+        # (docs/decisions.md #<A3>).
+        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down", False)
+        self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
+        self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
+
+    def _buffer_early(self, data: bytes) -> None:
+        # Before the 101: h11 keeps the bytes as trailing data for the frame parser.
+        self._early_bytes += len(data)
+        self.handshake.receive_data(data)
+
+    # ------------------------------------------------------------------ OPEN (and FAILING)
 
     def _send_data(self, message: Message) -> None:
+        message = messages.validate(message, "websocket.send")
         wire = self.wire
         if wire is None:  # pragma: no cover - OPEN implies a wire connection
             raise RuntimeError("OPEN without a wire connection")
@@ -352,242 +509,239 @@ class WebSocketSession:
                 "websocket.send",
                 f"has text that is not encodable as UTF-8 ({exc.reason})",
                 sections.WS_SEND,
-            ) from None
+            ).with_state(self.state.name) from None
 
     def _send_close(self, message: Message) -> None:
+        message = messages.validate(message, "websocket.close")
         code = message.get("code")
         code = 1000 if code is None else code
         reason, cut = truncate_reason(message.get("reason") or "")
         if cut:
-            self.notices.append(
-                f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
-                "it was cut to fit the close frame (RFC 6455 §5.5)"
+            self._fx.notes.append(
+                Note(
+                    "warning",
+                    f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
+                    "it was cut to fit the close frame (RFC 6455 §5.5)",
+                    sections.WS_CLOSE,
+                )
             )
         self._write_close(code, reason)
+        if self.state is State.FAILING:
+            # The peer's bad bytes stopped the parser: no close frame can be read back.
+            self._fail_now()
+            return
         self.closed_reason = f"the app already sent websocket.close (code {code})"
         self.close_code = code
-        self.plan = Plan.AWAIT_CLOSE
-        self._set_state(WSState.CLOSING)
+        self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
+
+    def _app_returned_open(self, _: None) -> None:
+        # docs/decisions.md #<A5>: an app that returns while open closes with 1000.
+        self._app_ended_open(1000, "returned")
+
+    def _app_raised_open(self, _: None) -> None:
+        # docs/decisions.md #<A6>: an app that raises while open closes with 1011.
+        self._app_ended_open(1011, "raised")
+
+    def _app_ended_open(self, code: int, how: str) -> None:
+        self._write_close(code, "")
+        self.closed_reason = f"the app ended (close code {code})"
+        self.close_code = code
+        self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
     def _write_close(self, code: int, reason: str) -> None:
         if self.wire is not None and self.wire.state is WireState.OPEN:
             self._write(self.wire.send(CloseConnection(code=code, reason=reason)))
 
-    # ------------------------------------------------------------------ peer -> server
-
-    def receive_data(self, data: bytes) -> None:
-        """Bytes from the peer (never empty: EOF is :meth:`connection_lost`)."""
-        if self.plan is Plan.DRAIN or self.plan is Plan.CLOSE or self.plan is Plan.HOLD:
-            return  # after a failure or an answer over HTTP: discard
-        if self.wire is None:
-            # Before the 101: h11 keeps them as trailing data for the wire parser.
-            self.handshake.receive_data(data)
-            return
-        self._feed(data)
-
-    def buffered_before_accept(self) -> int:
-        return len(self.handshake.trailing_data[0]) if self.wire is None else 0
-
-    def _feed(self, data: bytes) -> None:
+    def _parse(self, data: bytes) -> None:
+        """Feed the frame parser; each frame is an input of its own."""
         wire = self.wire
         if wire is None:  # pragma: no cover
             raise RuntimeError("no wire connection")
         wire.receive_data(data)
         for event in wire.events():
             if isinstance(event, WireMessage):
-                self._on_message_part(event)
+                if not event.message_finished:
+                    self._parts.append(event.data)
+                    continue
+                self._step_inner(Input.MESSAGE, event)
             elif isinstance(event, Ping):
-                # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
-                if wire.state is WireState.OPEN:
-                    self._write(wire.send(event.response()))
+                self._step_inner(Input.PING, event)
             elif isinstance(event, Pong):
-                self.pong_payloads.append(bytes(event.payload))
+                self._step_inner(Input.PONG, event)
             elif isinstance(event, CloseConnection):
-                self._on_close_frame(wire, event)
+                self._parts = []
+                if is_parse_failure(wire):
+                    self._step_inner(Input.BAD_DATA, event)
+                else:
+                    self._step_inner(Input.CLOSE_FRAME, event)
                 return
 
-    def _on_message_part(self, event: WireMessage[Any]) -> None:
+    def _step_inner(self, given: Input, arg: Any) -> None:
+        """An input found inside another (a frame inside the peer's bytes)."""
+        outer = self._row
+        row = self._row = TABLE[(self.state, given)]
+        row.action(self, arg)
+        self._row = outer
+
+    def _message(self, event: WireMessage[Any]) -> None:
         # Fragments are reassembled; wsproto decodes UTF-8 incrementally, so a character
         # split across frames arrives whole and bad UTF-8 fails the connection at once.
-        if not event.message_finished:
-            self._parts.append(event.data)
-            return
+        data: Any
         if self._parts:
             self._parts.append(event.data)
-            data: Any = ("" if isinstance(event, TextMessage) else b"").join(self._parts)
+            data = ("" if isinstance(event, TextMessage) else b"").join(self._parts)
             self._parts = []
         else:
             data = event.data
-        if self.state is not WSState.OPEN:
-            return  # docs/decisions.md A9: data after the app's close is dropped
         if isinstance(event, TextMessage):
-            self.inbox.append({"type": "websocket.receive", "text": data})
+            message = {"type": "websocket.receive", "text": data}
+            self._inbox_bytes += len(data)
         else:
-            self.inbox.append({"type": "websocket.receive", "bytes": bytes(data)})
+            message = {"type": "websocket.receive", "bytes": bytes(data)}
+            self._inbox_bytes += len(data)
+        self.inbox.append(message)
+        self._fx.wake_app = True
 
-    def _on_close_frame(self, wire: WireConnection, event: CloseConnection) -> None:
+    def _drop_message(self, event: WireMessage[Any]) -> None:
         self._parts = []
-        code, reason = int(event.code), event.reason or ""
-        if wire.state is WireState.REMOTE_CLOSING:
-            # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and,
-            # the handshake being complete, close TCP at once (§7.1.1).
+        # docs/decisions.md #<A9>: data after the app's close is dropped.
+        self._fx.notes.append(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
+
+    def _answer_ping(self, event: Ping) -> None:
+        # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
+        wire = self.wire
+        if wire is not None and wire.state is WireState.OPEN:
             self._write(wire.send(event.response()))
-            self._close(code, reason, f"peer closed the connection with code {code}", Plan.CLOSE)
-        elif wire.state is WireState.CLOSED:
-            # The peer answered our close frame: handshake complete.
-            self._close(code, reason, f"peer closed the connection with code {code}", Plan.CLOSE)
+
+    def _pong(self, event: Pong) -> None:
+        if self._ping_payload is not None and bytes(event.payload) == self._ping_payload:
+            self._ping_payload = None
+            self._cancel(Timer.PONG)
+            if self.timeouts.ping_interval_s > 0:
+                self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+
+    def _peer_close(self, event: CloseConnection) -> None:
+        wire = self.wire
+        code, reason = int(event.code), event.reason or ""
+        if wire is not None and wire.state is WireState.REMOTE_CLOSING:
+            # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
+            # handshake being complete, close TCP at once (§7.1.1).
+            self._write(wire.send(event.response()))
+        self._decide(code, reason, f"peer closed the connection with code {code}")
+        self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
+
+    def _bad_data(self, event: CloseConnection) -> None:
+        # wsproto's parser has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
+        code = int(event.code)
+        text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
+        if code == CloseReason.MESSAGE_TOO_BIG:
+            text = f"message exceeds {self.max_size_bytes} bytes"
+        self._failure = (code, text)
+        if self.state is State.OPEN and (self.inbox or self._app_holds_message):
+            # Messages that fully arrived before the bad bytes are still delivered, and the
+            # app may still answer them: the failure waits until the app asks for more, at
+            # most the close timeout (docs/decisions.md #<FAIL>).
+            self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
+            self._cancel(Timer.PING, Timer.PONG)
+            self._fx.arm[Timer.HOLD] = self.timeouts.close_s
         else:
-            # wsproto reports a parse failure as a close event without changing state:
-            # fail the connection (RFC 6455 §7.1.7) with its code; wsproto's parser is
-            # finished, so the rest of the input is discarded.
-            text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
-            if event.code == CloseReason.MESSAGE_TOO_BIG:
-                text = f"message exceeds {self.max_size_bytes} bytes"
-            self._pending_failure = (code, text)
-            if self.state is WSState.OPEN and (self.inbox or self._app_may_be_answering):
-                # Messages that fully arrived before the bad bytes are still delivered, and the
-                # app may still answer them (Autobahn's strict cases 3.2-4.2.5, 5.15): the
-                # failure waits until the app asks for more (see next_app_event), at most the
-                # close timeout. With nothing to answer, it fails at once.
-                self.plan = Plan.HOLD
-            else:
-                self._fail_now()
+            self._fail_now()
 
-    def _fail_now(self) -> None:
-        """Fail the connection (RFC 6455 §7.1.7) with the pending code: close frame, then
-        FIN and discard the rest, since wsproto's parser has stopped."""
-        if self._pending_failure is None:
-            return
-        code, text = self._pending_failure
-        self._pending_failure = None
+    def _fail_now(self, _: Any = None) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): close frame, then FIN and discard the
+        rest, since wsproto's parser has stopped."""
+        code, text = self._failure
         self._write_close(code, text)
-        self._close(code, text, f"connection failed with code {code} ({text})", Plan.DRAIN)
+        self._decide(code, text, f"connection failed with code {code} ({text})")
+        self._go(State.DRAINING, f"connection failed with code {code} ({text})", "RFC 6455 §7.1.7")
 
-    def hold_expired(self) -> None:
-        """The app did not catch up within the close timeout: fail the connection now."""
-        self._fail_now()
-
-    # ------------------------------------------------------------------ other inputs
-
-    def connection_lost(self) -> None:
-        """The TCP connection ended or failed (EOF, RST, read error)."""
-        if self._pending_failure is not None:
-            # The peer broke the protocol and then left: the failure is the cause.
-            code, text = self._pending_failure
-            self._pending_failure = None
-            self._close(code, text, f"connection failed with code {code} ({text})", Plan.CLOSE)
+    def _ping_due(self, _: None) -> None:
+        # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
+        wire = self.wire
+        if wire is None or wire.state is not WireState.OPEN:
             return
-        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md A2).
-        self._close(1006, "", "connection lost without a close frame (code 1006)", Plan.CLOSE)
+        self._ping_count += 1
+        payload = self._ping_count.to_bytes(4, "big")
+        self._write(wire.send(Ping(payload=payload)))
+        if self.timeouts.ping_timeout_s > 0:
+            # The ping timeout runs from the moment the ping is queued: a peer that stopped
+            # reading keeps the ping from going out, and must be detected all the same.
+            self._ping_payload = payload
+            self._fx.arm[Timer.PONG] = self.timeouts.ping_timeout_s
+        else:
+            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
 
-    def close_timeout_expired(self) -> None:
-        """Our close frame was not answered within the close timeout."""
-        self._close(1006, "", "the peer did not answer the close frame in time (code 1006)", Plan.CLOSE)
-
-    def keepalive_timed_out(self) -> None:
-        """No pong within the ping timeout: tell the peer (1011) and give up (1006)."""
+    def _pong_overdue(self, _: None) -> None:
+        if not self._reading and not self._write_blocked:
+            # The reader is paused (backpressure), so the pong may be sitting unread: try
+            # again in the next interval.
+            self._ping_payload = None
+            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+            return
         self._write_close(1011, "keepalive ping timeout")
-        self._close(1006, "", "keepalive ping timed out (code 1006)", Plan.CLOSE)
+        self._decide(1006, "", "keepalive ping timed out (code 1006)")
+        self._go(State.CLOSED, "keepalive ping timed out; close 1011 sent", 'www spec 2.5, "WebSocket"', Tcp.ABORT)
 
-    def ping(self, payload: bytes) -> bool:
-        """Queue a keepalive ping; False when the connection is not open (or is about to
-        fail: no pong could be read)."""
-        if self.state is not WSState.OPEN or self.wire is None or self.plan is Plan.HOLD:
-            return False
-        if self.wire.state is not WireState.OPEN:
-            return False
-        self._write(self.wire.send(Ping(payload=payload)))
-        return True
-
-    def server_shutdown(self) -> None:
-        """The server is going down (docs/decisions.md A3): close 1001 at once."""
+    def _shutdown_open(self, _: None) -> None:
+        # docs/decisions.md #<A3>: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
-        if self._pending_failure is not None:
-            self._fail_now()  # the peer's protocol error came first
-        elif self.state is WSState.OPEN:
-            self._write_close(1001, reason)
-            self._close(1001, reason, "the server is shutting down (close code 1001)", Plan.AWAIT_CLOSE)
-        elif self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
-            # Nothing of the app's answer is on the wire yet (a denial start is held until
-            # its first body), so the handshake is refused like any unanswered one.
-            self._http_response(
-                503,
-                [(b"content-type", b"text/plain; charset=utf-8")],
-                b"Server shutting down",
-                False,
-            )
-            self._close(1001, reason, "the server is shutting down (HTTP 503)", Plan.DRAIN)
+        self._write_close(1001, reason)
+        self._decide(1001, reason, "the server is shutting down (close code 1001)")
+        self._go(State.SHUTTING_DOWN, "server shutdown; close 1001 sent", sections.WS_DISCONNECT)
 
-    def app_ended(self, *, raised: bool) -> None:
-        """The app returned or raised (docs/decisions.md A5, A6, A7)."""
-        if self._pending_failure is not None:
-            self._fail_now()  # the peer's protocol error is the reason the connection ends
-        elif self.state is WSState.CONNECTING or self.state is WSState.DENIAL_START_HELD:
-            self._answer_500()
-        elif self.state is WSState.DENIAL_BODY:
-            self._close(1006, "", "the app ended during its denial response", Plan.CLOSE)
-        elif self.state is WSState.OPEN:
-            code = 1011 if raised else 1000
-            self._write_close(code, "")
-            self.closed_reason = f"the app ended (close code {code})"
-            self.close_code = code
-            self.plan = Plan.AWAIT_CLOSE
-            self._set_state(WSState.CLOSING)
+    # ------------------------------------------------------------------ ending
 
+    def _lost(self, _: Any) -> None:
+        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md #<A2>).
+        self._decide(1006, "", "connection lost without a close frame (code 1006)")
+        self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
-# Close codes registered with IANA (RFC 6455 §11.7) that wsproto's CloseReason lacks, so that
-# its parser fails a peer's close frame carrying them with 1002. refserver lets the app send
-# them (spec.messages.close_code_may_be_sent), so it accepts them from the peer as well.
-_REGISTERED_CLOSE_CODES = frozenset({1012, 1013, 1014} - {int(reason) for reason in CloseReason})
+    def _lost_while_failing(self, _: Any) -> None:
+        # The peer broke the protocol and then left: the failure is the cause.
+        code, text = self._failure
+        self._decide(code, text, f"connection failed with code {code} ({text})")
+        self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
+    def _close_overdue(self, _: None) -> None:
+        self._decide(1006, "", "the peer did not answer the close frame in time (code 1006)")
+        self._go(State.CLOSED, "close timeout: the peer did not finish the closing handshake", _RFC_CLOSE, Tcp.ABORT)
 
-def _accept_registered_close_codes(wire: WireConnection) -> None:
-    proto = getattr(wire, "_proto", None)
-    original = getattr(proto, "_process_close", None)
-    if not _REGISTERED_CLOSE_CODES or original is None:
-        return
+    def _tcp_gone(self, _: Any) -> None:
+        self._go(State.CLOSED, "the TCP connection ended (EOF or close timeout)", _RFC_CLOSE, Tcp.ABORT)
 
-    def process_close(frame: Frame) -> Frame:
-        data = frame.payload
-        if isinstance(data, bytes | bytearray) and len(data) >= 2:
-            (code,) = struct.unpack("!H", data[:2])
-            if code in _REGISTERED_CLOSE_CODES:
-                try:
-                    reason = bytes(data[2:]).decode("utf-8")
-                except UnicodeDecodeError as exc:  # RFC 6455 §8.1: fail with 1007
-                    raise ParseFailed(
-                        f"Error decoding CLOSE reason: {exc}", CloseReason.INVALID_FRAME_PAYLOAD_DATA
-                    ) from None
-                return Frame(frame.opcode, (code, reason), frame.frame_finished, frame.message_finished)
-        result: Frame = original(frame)
-        return result
+    def _closed_send(self, message: Message) -> None:
+        # www spec 2.4, "Disconnected Client - send exception": send() on a closed (or
+        # closing) connection raises an OSError subclass (docs/decisions.md #<A8>).
+        raise ClientDisconnected(self.closed_reason, self.close_code)
 
-    setattr(proto, "_process_close", process_close)  # noqa: B010 - replaces a method on one instance
+    def _misuse(self, message: Message) -> None:
+        kind = messages.message_type(message)
+        raise _misuse(self.state, kind).with_state(self.state.name)
+
+    def _nothing(self, _: Any) -> None:
+        """Nothing to do."""
+
+    def _discard(self, _: Any) -> None:
+        """Discard the bytes (the parser has stopped, or the connection is over)."""
+
+    _write_blocked = False
 
 
-Action = Callable[[WebSocketSession, Message], None]
-
-# (state, message type) -> action. Missing entries are app errors (see _misuse).
-# CLOSING and CLOSED are handled before the table: every send raises ClientDisconnected.
-_TABLE: dict[tuple[WSState, str], Action] = {
-    (WSState.CONNECTING, "websocket.accept"): WebSocketSession._accept,
-    (WSState.CONNECTING, "websocket.close"): WebSocketSession._refuse,
-    (WSState.CONNECTING, "websocket.http.response.start"): WebSocketSession._deny_start,
-    (WSState.DENIAL_START_HELD, "websocket.http.response.body"): WebSocketSession._deny_first_body,
-    (WSState.DENIAL_BODY, "websocket.http.response.body"): WebSocketSession._deny_next_body,
-    (WSState.OPEN, "websocket.send"): WebSocketSession._send_data,
-    (WSState.OPEN, "websocket.close"): WebSocketSession._send_close,
-}
+def _size(event: Mapping[str, Any]) -> int:
+    data = event.get("bytes")
+    if data is None:
+        data = event.get("text") or ""
+    return len(data)
 
 
-def _misuse(state: WSState, kind: str) -> ASGIProtocolError:
-    if kind not in _WS_MESSAGES:
+def _misuse(state: State, kind: str) -> ASGIProtocolError:
+    if kind not in _APP_INPUTS:
         return ASGIProtocolError(kind, "is not a message a websocket connection accepts", sections.CORE_ERRORS)
-    if state is WSState.CONNECTING:
+    if state is State.CONNECTING:
         if kind == "websocket.send":
             return ASGIProtocolError(kind, "sent before websocket.accept", sections.WS_SEND)
         return ASGIProtocolError(kind, "sent before websocket.http.response.start", sections.WS_DENIAL)
-    if state is WSState.OPEN:
+    if state is State.OPEN or state is State.FAILING:
         if kind == "websocket.accept":
             return ASGIProtocolError(kind, "sent twice: the connection is already accepted", sections.WS_ACCEPT)
         return ASGIProtocolError(
@@ -602,3 +756,119 @@ def _misuse(state: WSState, kind: str) -> ASGIProtocolError:
         "sent during a denial response; only websocket.http.response.body may follow",
         sections.WS_DENIAL,
     )
+
+
+# ---------------------------------------------------------------------- the table
+
+Action = Callable[[WebSocketMachine, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    state: State
+    input: Input
+    next: tuple[State, ...]  # the states this input may lead to (besides staying)
+    action: Action
+    section: str
+
+
+M = WebSocketMachine
+S = State
+I = Input  # noqa: E741 - the table reads better with one-letter names
+
+_NO_FRAMES = "RFC 6455 §5: frames are parsed only after the 101 and before the end"
+
+_ROWS: list[tuple[State, Input, tuple[State, ...], Action, str]] = []
+
+
+def _rows(states: tuple[State, ...], given: Input, nxt: tuple[State, ...], action: Action, section: str) -> None:
+    for state in states:
+        _ROWS.append((state, given, nxt, action, section))
+
+
+_BEFORE_ACCEPT = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY)
+_PARSING = (S.OPEN, S.CLOSING, S.SHUTTING_DOWN)
+_NOT_PARSING = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.FAILING, S.DRAINING, S.CLOSED)
+_ALL = tuple(State)
+_ENDED = (S.CLOSING, S.SHUTTING_DOWN, S.DRAINING, S.CLOSED)
+
+# -- the app's messages
+_rows((S.CONNECTING,), I.ACCEPT, (S.OPEN, S.DRAINING), M._accept, sections.WS_ACCEPT)
+_rows((S.CONNECTING,), I.CLOSE, (S.DRAINING,), M._refuse, sections.WS_CLOSE)
+_rows((S.CONNECTING,), I.DENIAL_START, (S.DENIAL_START_HELD,), M._deny_start, sections.WS_DENIAL)
+_rows((S.CONNECTING,), I.SEND, (), M._misuse, sections.WS_SEND)
+_rows((S.CONNECTING,), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
+_rows(
+    (S.DENIAL_START_HELD, S.DENIAL_BODY),
+    I.DENIAL_BODY,
+    (S.DENIAL_BODY, S.DRAINING, S.CLOSED),
+    M._deny_body,
+    sections.WS_DENIAL,
+)
+for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START):
+    _rows((S.DENIAL_START_HELD, S.DENIAL_BODY), _input, (), M._misuse, sections.WS_DENIAL)
+_rows((S.OPEN, S.FAILING), I.SEND, (), M._send_data, sections.WS_SEND)
+_rows((S.OPEN, S.FAILING), I.CLOSE, (S.CLOSING, S.DRAINING), M._send_close, sections.WS_CLOSE)
+_rows((S.OPEN, S.FAILING), I.ACCEPT, (), M._misuse, sections.WS_ACCEPT)
+_rows((S.OPEN, S.FAILING), I.DENIAL_START, (), M._misuse, sections.WS_DENIAL)
+_rows((S.OPEN, S.FAILING), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
+for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START, I.DENIAL_BODY):
+    _rows(_ENDED, _input, (), M._closed_send, sections.WS_CLOSED_SEND)
+_rows(_ALL, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
+# -- receive()
+_rows(_ALL, I.RECEIVE, (S.DRAINING,), M._receive, sections.WS_DISCONNECT)
+# -- the app ends
+for _input in (I.APP_RETURNED, I.APP_RAISED):
+    _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._app_ended_before_accept, sections.WS_ACCEPT)
+    _rows((S.DENIAL_BODY,), _input, (S.CLOSED,), M._app_ended_in_denial, sections.WS_DENIAL)
+    _rows((S.FAILING,), _input, (S.DRAINING,), M._fail_now, _RFC_FAIL)
+    _rows(_ENDED, _input, (), M._nothing, sections.WS_CLOSE)
+_rows((S.OPEN,), I.APP_RETURNED, (S.CLOSING,), M._app_returned_open, sections.WS_CLOSE)
+_rows((S.OPEN,), I.APP_RAISED, (S.CLOSING,), M._app_raised_open, sections.WS_CLOSE)
+# -- the peer's bytes, and the frames inside them
+_rows(_BEFORE_ACCEPT, I.BYTES, (), M._buffer_early, "RFC 6455 §4.2.2")
+_rows(_PARSING, I.BYTES, (), M._parse, "RFC 6455 §5.2")
+_rows((S.FAILING, S.DRAINING, S.CLOSED), I.BYTES, (), M._discard, _RFC_FAIL)
+_rows((S.OPEN,), I.MESSAGE, (), M._message, sections.WS_RECEIVE)
+_rows((S.CLOSING, S.SHUTTING_DOWN), I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
+_rows(_PARSING, I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
+_rows(_PARSING, I.PONG, (), M._pong, "RFC 6455 §5.5.3")
+_rows(_PARSING, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
+_rows((S.CLOSING, S.SHUTTING_DOWN), I.BAD_DATA, (S.DRAINING,), M._bad_data, _RFC_FAIL)
+for _input in (I.MESSAGE, I.PING, I.PONG, I.CLOSE_FRAME, I.BAD_DATA):
+    _rows(_NOT_PARSING, _input, (), M._nothing, _NO_FRAMES)
+# -- the peer goes away
+_rows(
+    (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST
+)
+_rows((S.FAILING,), I.PEER_GONE, (S.CLOSED,), M._lost_while_failing, _RFC_FAIL)
+_rows((S.SHUTTING_DOWN, S.DRAINING), I.PEER_GONE, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
+_rows((S.CLOSED,), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
+# -- timers
+_rows((S.CLOSING,), I.CLOSE_TIMEOUT, (S.CLOSED,), M._close_overdue, _RFC_CLOSE)
+_rows((S.SHUTTING_DOWN, S.DRAINING), I.CLOSE_TIMEOUT, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
+_rows((S.FAILING,), I.HOLD_TIMEOUT, (S.DRAINING,), M._fail_now, _RFC_FAIL)
+_rows((S.OPEN,), I.PING_DUE, (), M._ping_due, 'www spec 2.5, "WebSocket"')
+_rows((S.OPEN,), I.PONG_TIMEOUT, (S.CLOSED,), M._pong_overdue, 'www spec 2.5, "WebSocket"')
+for _input, _armed_in in (
+    (I.CLOSE_TIMEOUT, _CLOSING_STATES),
+    (I.HOLD_TIMEOUT, {S.FAILING}),
+    (I.PING_DUE, {S.OPEN}),
+    (I.PONG_TIMEOUT, {S.OPEN}),
+):
+    _rows(tuple(s for s in State if s not in _armed_in), _input, (), M._nothing, "timer not armed in this state")
+# -- shutdown
+_rows((S.CONNECTING, S.DENIAL_START_HELD), I.SHUTDOWN, (S.DRAINING,), M._shutdown_before_accept, sections.WS_DISCONNECT)
+_rows((S.OPEN,), I.SHUTDOWN, (S.SHUTTING_DOWN,), M._shutdown_open, sections.WS_DISCONNECT)
+_rows((S.FAILING,), I.SHUTDOWN, (S.DRAINING,), M._fail_now, _RFC_FAIL)
+_rows((S.DENIAL_BODY, *_ENDED), I.SHUTDOWN, (), M._nothing, sections.WS_DISCONNECT)
+
+TABLE: dict[tuple[State, Input], Row] = {}
+for _state, _input, _next, _action, _section in _ROWS:
+    if (_state, _input) in TABLE:  # pragma: no cover - checked at import
+        raise RuntimeError(f"two rows for ({_state.name}, {_input.name})")
+    TABLE[(_state, _input)] = Row(_state, _input, _next, _action, _section)
+_MISSING = [(s.name, i.name) for s in State for i in Input if (s, i) not in TABLE]
+if _MISSING:  # pragma: no cover - checked at import
+    raise RuntimeError(f"the WebSocket table has no row for {_MISSING}")

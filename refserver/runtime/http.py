@@ -19,7 +19,7 @@ from refserver.logs import access_log, error_log
 from refserver.protocol import handshake
 from refserver.protocol.http import HTTPCycle, ResponseState, scope_http_version
 from refserver.protocol.responses import complete_response
-from refserver.protocol.websocket import WebSocketSession
+from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.runtime.context import ServerContext
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.runtime.wakeup import Wakeup
@@ -271,12 +271,14 @@ class HTTPConnection:
         if isinstance(checked, handshake.Rejection):
             await self._reject_handshake(checked)
             return
-        session = WebSocketSession(
+        config = self.ctx.config
+        machine = WebSocketMachine(
             conn,
             key=checked,
             subprotocols=scopes.parse_subprotocols(headers),
-            deflate=handshake.negotiate_deflate(headers) if self.ctx.config.ws_per_message_deflate else None,
-            max_size_bytes=self.ctx.config.ws_max_size_bytes,
+            deflate=handshake.negotiate_deflate(headers) if config.ws_per_message_deflate else None,
+            max_size_bytes=config.ws_max_size_bytes,
+            timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
         )
         scope = scopes.websocket_scope(
             http_version=request.http_version.decode("ascii"),
@@ -284,11 +286,11 @@ class HTTPConnection:
             headers=headers,
             client=self.client,
             server=self.server,
-            root_path=self.ctx.config.root_path,
+            root_path=config.root_path,
             state=self.ctx.state,
-            subprotocols=session.offered_subprotocols,
+            subprotocols=machine.offered_subprotocols,
         )
-        self._websocket = WebSocketConnection(self.transport, session, scope, self.ctx)
+        self._websocket = WebSocketConnection(self.transport, machine, scope, self.ctx, client=_peer(self.client))
         if self._closing:
             await self._websocket.shutdown()
         await self._websocket.run()

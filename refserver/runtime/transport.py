@@ -13,6 +13,8 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
+from refserver.protocol.internals import asyncio_is_closing
+
 READ_SIZE_BYTES = 64 * 1024
 
 
@@ -41,9 +43,8 @@ class Transport:
         self._send_scope: anyio.CancelScope | None = None
         # asyncio accepts a write to a connection the peer has reset and reports the error
         # later, through connection_lost; its transport knows at once that it is closing.
-        # (trio raises from the write itself.) anyio does not expose it, hence getattr.
-        transport = getattr(stream, "_transport", None)
-        self._is_closing: Callable[[], bool] | None = getattr(transport, "is_closing", None)
+        # (trio raises from the write itself.)
+        self._is_closing: Callable[[], bool] | None = asyncio_is_closing(stream)
         self.interrupted_write = False  # a write was cut short: the byte stream is torn
 
     async def receive(self) -> bytes:
@@ -72,13 +73,15 @@ class Transport:
             raise PeerGone(self.gone) from None
         except BaseException:
             # Cancelled from outside (e.g. a timeout around the write): part of ``data`` may
-            # be on the wire, so the byte stream may be torn as well.
+            # be on the wire, so the byte stream is torn: nothing more can be written.
             self.interrupted_write = True
+            self.gone = self.gone or "a write was cut short"
             raise
         finally:
             self._send_scope = None
         if scope.cancelled_caught:
             self.interrupted_write = True
+            self.gone = self.gone or "connection aborted"
             raise PeerGone(self.gone or "connection aborted")
         if self._is_closing is not None and self._is_closing():
             self.gone = self.gone or "the peer closed or reset the connection"

@@ -1,11 +1,16 @@
-"""Drives one WebSocketSession over a Transport: the app task, the reader, keepalive.
+"""Drives one WebSocketMachine over a Transport: the app task and the reader.
 
-- The reader feeds peer bytes into the session and writes what it answers (pongs, the
-  close echo). It stops reading while messages wait for the app (backpressure), and it
-  closes the TCP connection as the session's ``plan`` says.
-- ``send()`` returns once the frame is in the socket's send buffer; writes are ordered
-  by a FIFO lock, taken after the frame is generated.
-- Every state change wakes both the reader and a waiting ``receive()``.
+The machine decides everything; this module awaits. :meth:`WebSocketConnection._apply`
+is the one place where effects take hold (queue bytes, wake the app, arm and cancel
+timers, pause or resume reading, half-close or close TCP) and where the trace records
+every state change.
+
+- The reader is the connection's own task. It reads while the machine wants input, and
+  runs the timers: its one cancel scope carries the earliest deadline, and when that
+  passes, the due timers are fed to the machine.
+- Writes keep the order in which the machine produced the bytes: one writer at a time
+  drains the outbox, others wait until their bytes are written. ``send()`` returns once
+  its frame is in the socket's send buffer (backpressure).
 """
 
 from __future__ import annotations
@@ -15,105 +20,221 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.logs import error_log
-from refserver.protocol.websocket import Plan, WebSocketSession, WSState
+from refserver.logs import access_log, error_log
+from refserver.protocol.effects import Effects, Tcp, Timer
+from refserver.protocol.websocket import State, WebSocketMachine
 from refserver.runtime.context import Scope, ServerContext
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.runtime.wakeup import Wakeup
+from refserver.spec import sections
+from refserver.trace import ConnectionTrace
 
-# Bytes read ahead of the app's accept before the reader waits for it.
-MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
+# The timers that end the connection: a write of the reader's own may be cut short by
+# these (the connection is closing anyway), never by the ping interval.
+_FATAL_TIMERS = (Timer.CLOSE, Timer.HOLD, Timer.PONG)
+# How long the queued bytes (a 1011 close frame) may take when the peer is unresponsive.
+_ABORT_FLUSH_S = 1.0
 
 
 class WebSocketConnection:
-    def __init__(self, transport: Transport, session: WebSocketSession, scope: Scope, ctx: ServerContext) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        machine: WebSocketMachine,
+        scope: Scope,
+        ctx: ServerContext,
+        *,
+        client: str,
+        trace: ConnectionTrace | None = None,
+    ) -> None:
         self.transport = transport
-        self.session = session
+        self.machine = machine
         self.scope = scope
         self.ctx = ctx
+        self.client = client
+        self.trace = trace
+        self._state = machine.state.name  # for the trace and the access log
         self._app_wakeup = Wakeup()
         self._reader_wakeup = Wakeup()
-        self._pong_wakeup = Wakeup()
-        self._write_lock = anyio.Lock(fast_acquire=True)
-        self._close_deadline = math.inf
-        self._hold_deadline = math.inf  # how long a failure may wait for the app (Plan.HOLD)
+        # The outbox, and how many bytes were queued and written in all.
+        self._outbox: list[bytes] = []
+        self._queued = 0
+        self._written = 0
+        self._writing = False
+        self._write_done: anyio.Event | None = None
+        # Timers, the reader's scope and what is owed to TCP.
+        self._deadlines: dict[Timer, float] = {}
+        self._scope: anyio.CancelScope | None = None
+        self._reader_waiting = False
+        self._reader_writing = False
+        self._reading = True
+        self._eof_owed = False
         self._eof_sent = False
-        self._keepalive_scope = anyio.CancelScope()
-        # The reader's current socket read: re-armed with the close deadline, and cancelled
-        # when the plan changes under it (e.g. the app sent a close while it was reading).
-        self._read_scope: anyio.CancelScope | None = None
-        self._read_plan = Plan.READ
+        self._close_owed: Tcp | None = None
+        self._close_code: int | None = None
+        self._accepted = False
+        self._closed_logged = False
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_app)
-            tg.start_soon(self._keepalive)
             await self._read_until_closed()
-            self._keepalive_scope.cancel()
 
-    # ------------------------------------------------------------------ shared
+    # ------------------------------------------------------------------ effects
 
-    def _changed(self) -> None:
-        """The session changed: wake whoever may be waiting on it."""
-        self._app_wakeup.fire()
-        self._reader_wakeup.fire()
-        plan = self.session.plan
-        if plan is Plan.HOLD:
-            if self._hold_deadline == math.inf:
-                self._hold_deadline = anyio.current_time() + self.ctx.config.ws_close_timeout_s
-        elif plan is not Plan.READ and self._close_deadline == math.inf:
-            self._close_deadline = anyio.current_time() + self.ctx.config.ws_close_timeout_s
-        if self._read_scope is not None and plan is not self._read_plan:
-            self._read_scope.cancel()
-        for notice in self.session.notices:
-            error_log.warning(notice)
-        self.session.notices.clear()
+    def _apply(self, fx: Effects) -> None:
+        """Make one input's effects take hold, in order; the only place that does."""
+        trace = self.trace
+        for step in fx.transitions:
+            self._state = step.new
+            if trace is not None:
+                trace.record("state", step.new, step.section, step.why, old_state=step.old)
+        for note in fx.notes:
+            if note.kind == "warning":
+                error_log.warning("%s (%s)", note.text, note.section)
+            if trace is not None:
+                trace.record(note.kind, self._state, note.section, note.text)
+        if fx.close_code is not None:
+            self._close_code = fx.close_code
+        if self.ctx.config.access_log and (fx.status or self._state == "CLOSED") and not self._closed_logged:
+            self._access_log(fx.status)
+        if fx.write:
+            self._outbox.extend(fx.write)
+            self._queued += sum(map(len, fx.write))
+        if fx.cancel or fx.arm:
+            for timer in fx.cancel:
+                self._deadlines.pop(timer, None)
+            if fx.arm:
+                now = anyio.current_time()
+                for timer, seconds in fx.arm.items():
+                    self._deadlines[timer] = now + seconds
+            self._rescope()
+        if fx.reading is not None:
+            self._reading = fx.reading
+            self._reader_wakeup.fire()
+        if fx.tcp is not None:
+            if fx.tcp is Tcp.SEND_EOF:
+                self._eof_owed = True
+            else:
+                self._close_owed = fx.tcp
+            self._reader_wakeup.fire()
+            if self._reader_waiting and self._scope is not None:
+                self._scope.cancel()  # the reader is blocked in a read: it has TCP work to do
+        if fx.wake_app:
+            self._app_wakeup.fire()
 
-    async def _flush(self) -> bool:
-        """Write what the session has queued; False if the peer is gone."""
-        data = self.session.data_to_send()
-        if not data:
-            return True
-        async with self._write_lock:
+    def _access_log(self, status: int) -> None:
+        """The upgrade with its result (101, 403, the denial status, 500, 503), and the
+        end of an accepted connection with its close code."""
+        path = self.scope.get("path")
+        if status:
+            self._accepted = status == 101
+            access_log.info('%s - "WebSocket %s" %d', self.client, path, status)
+        elif self._accepted:
+            self._closed_logged = True
+            access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self._close_code)
+
+    def _next_deadline(self) -> float:
+        deadlines = self._deadlines
+        if not deadlines:
+            return math.inf
+        if self._reader_writing:
+            return min((deadlines[t] for t in _FATAL_TIMERS if t in deadlines), default=math.inf)
+        return min(deadlines.values())
+
+    def _rescope(self) -> None:
+        if self._scope is not None:
+            self._scope.deadline = self._next_deadline()
+
+    async def _flush(self) -> None:
+        """Return once every byte queued so far is in the socket's send buffer. One task
+        writes at a time, in queue order; raises PeerGone if the peer is gone."""
+        target = self._queued
+        while self._written < target:
+            if self.transport.gone is not None:
+                raise PeerGone(self.transport.gone)
+            if self._writing:
+                done = self._write_done
+                if done is None:
+                    done = self._write_done = anyio.Event()
+                await done.wait()
+                continue
+            self._writing = True
             try:
-                await self.transport.send(data)
-            except PeerGone:
-                self.session.connection_lost()
-                self._changed()
-                return False
-        return True
+                while self._outbox:
+                    out = self._outbox
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    self._outbox = []
+                    await self.transport.send(data)
+                    self._written += len(data)
+            finally:
+                self._writing = False
+                done = self._write_done
+                if done is not None:
+                    self._write_done = None
+                    done.set()
+
+    async def _flush_or_lose(self) -> None:
+        """Flush; a peer that is gone becomes the machine's PEER_GONE input."""
+        try:
+            await self._flush()
+        except PeerGone as exc:
+            self._apply(self.machine.peer_gone(str(exc)))
 
     # ------------------------------------------------------------------ the app
 
     async def _receive(self) -> MutableMapping[str, Any]:
-        session = self.session
+        machine = self.machine
+        waited = False
         while True:
-            event = session.next_app_event()
+            fx = machine.app_receive()
+            self._apply(fx)
+            if self._outbox and not self._writing:
+                # Asking for more ended a held failure: its close frame goes out first.
+                await self._flush_or_lose()
+            event = fx.event
             if event is not None:
-                if session.has_data_to_send:
-                    # Asking for more ended a held failure: its close frame goes out first.
-                    self._changed()
-                    await self._flush()
-                elif not session.inbox:
-                    self._reader_wakeup.fire()  # backlog drained: read on
-                return event
+                if not waited:
+                    # Every receive() yields to the event loop, even when it can answer at
+                    # once, so that an app looping on receive() cannot starve the others.
+                    await anyio.lowlevel.checkpoint()
+                if self.trace is not None:
+                    self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
+                return dict(event)
+            waited = True
             await self._app_wakeup.wait()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
-        session = self.session
-        before = session.state
+        trace = self.trace
         try:
-            session.app_send(message)
-        except ASGIProtocolError:
-            await self._flush()  # e.g. the HTTP 500 after an unacceptable accept
-            self._changed()
+            fx = self.machine.app_send(message)
+        except (ASGIProtocolError, ClientDisconnected) as exc:
+            if trace is not None:
+                trace.record("error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc))
+            await anyio.lowlevel.checkpoint()
             raise
-        if not await self._flush():
-            raise ClientDisconnected(session.closed_reason, session.close_code)
-        if session.state is not before:
-            self._changed()
+        if trace is not None:
+            trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
+        self._apply(fx)
+        if fx.write:
+            try:
+                await self._flush()
+            except PeerGone as exc:
+                gone = self.machine.peer_gone(str(exc))
+                self._apply(gone)
+                if fx.error is None and gone.error is not None:
+                    if trace is not None:
+                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error))
+                    raise gone.error from None
+        else:
+            await anyio.lowlevel.checkpoint()
+        if fx.error is not None:
+            if trace is not None:
+                trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error))
+            raise fx.error
 
     async def _run_app(self) -> None:
         raised = False
@@ -124,124 +245,107 @@ class WebSocketConnection:
         except Exception:
             raised = True
             error_log.exception("Exception in ASGI application (websocket %s)", self.scope.get("path"))
-        self.session.app_ended(raised=raised)
-        self._changed()
-        await self._flush()
+        self._apply(self.machine.app_ended(raised=raised))
+        await self._flush_or_lose()
 
     # ------------------------------------------------------------------ the reader
 
     async def _read_until_closed(self) -> None:
-        session, transport = self.session, self.transport
         try:
-            while True:
-                plan = session.plan
-                if plan is Plan.CLOSE:
-                    break
-                if plan is Plan.READ and (
-                    session.backlogged or session.buffered_before_accept() > MAX_BYTES_BEFORE_ACCEPT
-                ):
-                    await self._reader_wakeup.wait()  # backpressure: the app has not caught up
-                    continue
-                if plan is Plan.HOLD:
-                    # A failure waits for the app to take the messages before it; bounded
-                    # by the close timeout.
-                    with anyio.move_on_after(self._hold_deadline - anyio.current_time()):
-                        await self._reader_wakeup.wait()
-                    if session.plan is Plan.HOLD and anyio.current_time() >= self._hold_deadline:
-                        session.hold_expired()
-                        self._changed()
-                        await self._flush()
-                    continue
-                if plan is Plan.DRAIN and not self._eof_sent:
-                    self._eof_sent = True
-                    await transport.send_eof()
-                data = b""
-                self._read_plan = plan
-                with anyio.CancelScope(deadline=self._close_deadline) as self._read_scope:
-                    data = await transport.receive()
-                self._read_scope = None
-                if not data:
-                    if session.plan is not plan:
-                        continue  # the plan changed while reading: look again
-                    if anyio.current_time() >= self._close_deadline:
-                        session.close_timeout_expired()
-                    else:
-                        session.connection_lost()
-                    self._changed()
-                    break
-                session.receive_data(data)
-                self._changed()  # wake the app for new messages before a write can block
-                # The answer (a pong, the close echo) waits behind any write in progress; once
-                # the connection is closing, --ws-close-timeout bounds that wait too, so a peer
-                # that stopped reading cannot hold the connection and a blocked send() forever
-                # (RFC 6455 §7.1.1: the server closes the TCP connection).
-                with anyio.CancelScope(deadline=self._close_deadline) as flushing:
-                    await self._flush()
-                if flushing.cancelled_caught:
-                    session.close_timeout_expired()
-                    self._changed()
-                    break
-                if session.pong_payloads:
-                    self._pong_wakeup.fire()
+            while self._close_owed is None:
+                with anyio.CancelScope(deadline=self._next_deadline()) as scope:
+                    self._scope = scope
+                    await self._read()
+                self._scope = None
+                self._reader_waiting = self._reader_writing = False
+                if self._close_owed is None:
+                    self._fire_due_timers()
+                    await self._reader_flush()
+            await self._final_flush()
         finally:
-            transport.abort(session.closed_reason or "connection closed")
-            await transport.aclose()
-            self._changed()
+            self.transport.abort(self.machine.closed_reason or "connection closed")
+            await self.transport.aclose()
+            self._app_wakeup.fire()
 
-    # ------------------------------------------------------------------ keepalive
+    async def _read(self) -> None:
+        machine, transport = self.machine, self.transport
+        while self._close_owed is None:
+            if self._eof_owed and not self._eof_sent:
+                # RFC 6455 §7.1.1: after what is queued (the close frame), half-close.
+                await self._flush_or_lose()
+                self._eof_sent = True
+                await transport.send_eof()
+                continue
+            self._reader_waiting = True
+            if not self._reading:
+                await self._reader_wakeup.wait()  # backpressure, or a held failure
+                self._reader_waiting = False
+                continue
+            data = await transport.receive()
+            self._reader_waiting = False
+            if data:
+                self._apply(machine.receive_data(data))
+            else:
+                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            await self._reader_flush()
 
-    async def _keepalive(self) -> None:
-        """www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
-        Runs until the TCP connection is closed."""
-        with self._keepalive_scope:
-            await self._ping_until_dead()
-
-    async def _ping_until_dead(self) -> None:
-        interval = self.ctx.config.ws_ping_interval_s
-        timeout = self.ctx.config.ws_ping_timeout_s
-        if interval <= 0:
+    async def _reader_flush(self) -> None:
+        """Write the reader's answers (a pong, the close echo) unless another task is
+        writing: that one writes them after its own bytes, and the reader reads on."""
+        if not self._outbox or self._writing:
             return
-        session = self.session
-        count = 0
-        while True:
-            await anyio.sleep(interval)
-            if session.state is WSState.CONNECTING:
-                continue
-            count += 1
-            payload = count.to_bytes(4, "big")
-            if not session.ping(payload):
-                return
-            if timeout <= 0:
-                if not await self._flush():
-                    return
-                continue
-            # The ping timeout runs from the moment the ping is queued: a peer that stopped
-            # reading keeps the app's write (and so the ping) from going out, and must be
-            # detected all the same.
-            sent = False
-            with anyio.move_on_after(timeout):
-                if not await self._flush():
-                    return
-                sent = True
-                while payload not in session.pong_payloads:
-                    await self._pong_wakeup.wait()
-                continue
-            if sent and session.backlogged:
-                continue  # we are not reading (backpressure): the pong may be unread
-            session.keepalive_timed_out()
-            self._changed()
-            if not self.transport.writing and not self.transport.interrupted_write:
-                with anyio.move_on_after(1.0):
-                    await self._flush()
-            self.transport.abort(session.closed_reason)
+        self._reader_writing = True
+        self._rescope()
+        try:
+            await self._flush_or_lose()
+        finally:
+            self._reader_writing = False
+            self._rescope()
+
+    def _fire_due_timers(self) -> None:
+        now = anyio.current_time()
+        for timer in [t for t, deadline in self._deadlines.items() if deadline <= now]:
+            if timer not in self._deadlines:
+                continue  # cancelled by an earlier timer's effects
+            del self._deadlines[timer]
+            if self.trace is not None:
+                self.trace.record("timer", self._state, "", timer.value)
+            self._apply(self.machine.timer_fired(timer, write_blocked=self._writing))
+
+    async def _final_flush(self) -> None:
+        """Before closing TCP: write what is queued (the close echo, a 1011), bounded."""
+        if self._written >= self._queued or self.transport.gone is not None:
             return
+        if self._close_owed is Tcp.CLOSE:
+            limit = self.ctx.config.ws_close_timeout_s
+        elif self._writing:
+            return  # unresponsive peer, and a write is already stuck: do not wait
+        else:
+            limit = _ABORT_FLUSH_S
+        with anyio.move_on_after(limit):
+            await self._flush_or_lose()
 
     # ------------------------------------------------------------------ shutdown
 
     async def shutdown(self) -> None:
-        """Close 1001 at once (docs/decisions.md A3); the app then has until the
+        """Close 1001 at once (docs/decisions.md #<A3>); the app then has until the
         shutdown timeout to return."""
-        self.session.server_shutdown()
-        self._changed()
+        self._apply(self.machine.server_shutdown())
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):
-            await self._flush()
+            await self._flush_or_lose()
+
+
+_RECEIVE_SECTIONS = {
+    "websocket.connect": sections.WS_CONNECT,
+    "websocket.receive": sections.WS_RECEIVE,
+    "websocket.disconnect": sections.WS_DISCONNECT,
+}
+_SEND_SECTIONS = {
+    "websocket.accept": sections.WS_ACCEPT,
+    "websocket.send": sections.WS_SEND,
+    "websocket.close": sections.WS_CLOSE,
+    "websocket.http.response.start": sections.WS_DENIAL,
+    "websocket.http.response.body": sections.WS_DENIAL,
+}
+
+__all__ = ["State", "WebSocketConnection"]
