@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import anyio
 
 from refserver.config import Config
+from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
 __all__ = ["ASGIApp", "Handler", "Scope", "ServerContext"]
@@ -19,9 +20,11 @@ class Handler(Protocol):
 
 
 class ServerContext:
-    def __init__(self, app: ASGIApp, config: Config) -> None:
+    def __init__(self, app: ASGIApp, config: Config, tracer: Tracer | None = None) -> None:
         self.app = app
         self.config = config
+        self.tracer = tracer  # None: tracing is off and costs nothing
+        self._connections = 0
         self.state: dict[str, Any] = {}  # the lifespan state (lifespan spec 2.0, "state")
         self.handlers: set[Handler] = set()
         self.shutting_down = False
@@ -36,6 +39,15 @@ class ServerContext:
             self._date_second = now
             self._date = formatdate(now, usegmt=True).encode()
         return self._date
+
+    def new_connection_id(self) -> str:
+        """``c1``, ``c2``, ...: names a TCP connection in the trace."""
+        self._connections += 1
+        return f"c{self._connections}"
+
+    def trace_for(self, conn_id: str, scope: str) -> ConnectionTrace | None:
+        """The trace of one scope on a connection, or None when tracing is off."""
+        return None if self.tracer is None else self.tracer.connection(conn_id, scope)
 
     def add(self, handler: Handler) -> None:
         self.handlers.add(handler)

@@ -55,6 +55,7 @@ class HTTPConnection:
         self.ctx = ctx
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.h11_max_incomplete_event_size_bytes)
         self.client, self.server = _addresses(stream)
+        self.conn_id = ctx.new_connection_id()
         self._idle_scope: anyio.CancelScope | None = None
         self._websocket: WebSocketConnection | None = None
         self._closing = False
@@ -290,7 +291,14 @@ class HTTPConnection:
             state=self.ctx.state,
             subprotocols=machine.offered_subprotocols,
         )
-        self._websocket = WebSocketConnection(self.transport, machine, scope, self.ctx, client=_peer(self.client))
+        self._websocket = WebSocketConnection(
+            self.transport,
+            machine,
+            scope,
+            self.ctx,
+            client=_peer(self.client),
+            trace=self.ctx.trace_for(self.conn_id, "ws"),
+        )
         if self._closing:
             await self._websocket.shutdown()
         await self._websocket.run()
