@@ -62,9 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default=d.log_level,
         choices=("critical", "error", "warning", "info", "debug", "trace"),
-        help=f"log level (default {d.log_level})",
+        help=f"log level (default {d.log_level}); trace is debug with --trace",
     )
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="disable the access log")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="print every ASGI message and state change of every connection, with the spec rule behind it",
+    )
+    p.add_argument("--trace-bodies", action="store_true", help="show payloads in the trace instead of <N bytes>")
+    p.add_argument(
+        "--trace-format",
+        choices=("text", "jsonl"),
+        default=d.trace_format,
+        help="trace as text lines or as JSON lines with a monotonic timestamp (default text)",
+    )
+    p.add_argument("--trace-file", metavar="PATH", default=None, help="write the trace to PATH instead of stderr")
     p.add_argument(
         "--shutdown-timeout",
         type=float,
@@ -145,11 +158,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_close_timeout_s=args.ws_close_timeout,
         ws_per_message_deflate=args.ws_per_message_deflate,
         access_log=args.access_log,
+        trace=args.trace or args.trace_bodies or args.trace_file is not None or args.log_level == "trace",
+        trace_bodies=args.trace_bodies,
+        trace_format=args.trace_format,
+        trace_file=args.trace_file,
     )
 
 
 def configure_logging(level: str) -> None:
-    numeric = 5 if level == "trace" else getattr(logging, level.upper())
+    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)-8s %(name)s: %(message)s"))
     root = logging.getLogger("refserver")

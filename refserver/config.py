@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from refserver.trace import TraceRecord
 
 LifespanMode = Literal["auto", "on", "off"]
 Backend = Literal["asyncio", "trio"]
@@ -34,6 +38,15 @@ class Config:
     ws_close_timeout_s: float = 10.0
     ws_per_message_deflate: bool = True
     access_log: bool = True
+    # The trace (refserver.trace): every ASGI message, state change, ignored message,
+    # error raised into the app and timer fired, with the rule behind it.
+    trace: bool = False
+    trace_bodies: bool = False  # payloads in full instead of <N bytes>
+    trace_format: Literal["text", "jsonl"] = "text"
+    trace_file: str | None = None  # write the trace here instead of the refserver.trace logger
+    # Callables that receive every TraceRecord (e.g. refserver.testing records them); they
+    # turn the trace on without --trace.
+    trace_sinks: tuple[Callable[[TraceRecord], None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.lifespan not in ("auto", "on", "off"):
@@ -51,6 +64,8 @@ class Config:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.trace_format not in ("text", "jsonl"):
+            raise ValueError(f"trace_format must be text or jsonl, not {self.trace_format!r}")
         if self.ws_max_size_bytes < 1:
             raise ValueError("ws_max_size_bytes must be positive")
 

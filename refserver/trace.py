@@ -53,6 +53,7 @@ def render_message(message: Mapping[str, Any], *, bodies: bool) -> str:
 
 
 def render_text(record: TraceRecord, *, bodies: bool = False) -> str:
+    """``c7 ws state OPEN -> CLOSED (RFC 6455 §7.1.5: the peer's close frame (code 1001))``."""
     where = f"{record.conn} {record.scope} {record.kind}"
     if record.kind == "state":
         text = f"{where} {record.old_state} -> {record.state}"
@@ -60,11 +61,7 @@ def render_text(record: TraceRecord, *, bodies: bool = False) -> str:
         text = f"{where} {render_message(record.message, bodies=bodies)} [{record.state}]"
     else:
         text = f"{where} [{record.state}]"
-    if record.detail and record.message is None:
-        text += f" {record.detail}"
-    rule = record.section
-    if record.detail and record.message is not None:
-        rule = f"{rule}: {record.detail}" if rule else record.detail
+    rule = ": ".join(part for part in (record.section, record.detail) if part)
     return f"{text} ({rule})" if rule else text
 
 

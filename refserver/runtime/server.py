@@ -12,9 +12,9 @@ import contextlib
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import anyio.abc
@@ -26,6 +26,7 @@ from refserver.logs import error_log
 from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
+from refserver.trace import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,40 @@ async def _serve(
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
-    ctx = ServerContext(as_asgi3(app), config)
+    with _tracer(config) as tracer:
+        await _serve_traced(app, config, shutdown_trigger, task_status, tracer)
+
+
+@contextlib.contextmanager
+def _tracer(config: Config) -> Iterator[Tracer | None]:
+    """The server's tracer, or None when the trace is off (then it costs nothing)."""
+    if not config.trace and not config.trace_sinks:
+        yield None
+        return
+    file: TextIO | None = None
+    if config.trace_file is not None:
+        file = open(config.trace_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        yield Tracer(
+            bodies=config.trace_bodies,
+            fmt=config.trace_format,
+            file=file,
+            to_log=config.trace,
+            sinks=config.trace_sinks,
+        )
+    finally:
+        if file is not None:
+            file.close()
+
+
+async def _serve_traced(
+    app: Any,
+    config: Config,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    task_status: anyio.abc.TaskStatus[Listening],
+    tracer: Tracer | None,
+) -> None:
+    ctx = ServerContext(as_asgi3(app), config, tracer)
     lifespan = Lifespan(ctx.app, config.lifespan, ctx.state)
     async with anyio.create_task_group() as root:
         if config.lifespan != "off":
