@@ -1,4 +1,4 @@
-"""The HTTP connection scope (www spec 2.5, "HTTP Connection Scope"; digest table 3.1):
+"""The HTTP connection scope (www spec 2.5, "HTTP Connection Scope"):
 every key present and exactly typed, one scope per request."""
 
 from __future__ import annotations

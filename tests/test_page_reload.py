@@ -1,4 +1,4 @@
-"""The page-reload report (issue 3): a browser reloading a page drops its WebSocket without
+"""The page-reload scenario: a browser reloading a page drops its WebSocket without
 a close frame and opens a new one at once.
 
 Other servers lost the disconnect or raised ``RuntimeError: ASGI flow error`` from the old

@@ -1,5 +1,5 @@
-"""The 40 divergence scenarios of ``../shared/peer-behaviour.md`` section (c), pinned to
-refserver's decided outcome (issue 3, docs/decisions.md).
+"""40 numbered scenarios where ASGI servers disagree (their WebSocket rows in
+docs/conformance.md show the other servers), pinned to refserver's decided outcome (docs/decisions.md).
 
 Every scenario runs a *probe* app: a per-test script drives ``receive()`` and ``send()``
 through a :class:`Probe`, which records every event received and every send outcome
@@ -224,7 +224,7 @@ async def next_non_control(ws: WSClient, timeout: float = DEADLINE) -> Any:
 
 async def test_scenario_01_network_loss_rst(open_ws: OpenWS) -> None:
     """Scenario 1: network loss, abortive (RST) while the app awaits receive().
-    Pins: exactly one disconnect, code 1006 and reason "" (RFC 6455 §7.1.5, asgiref#364)."""
+    Pins: exactly one disconnect, code 1006 and reason "" (RFC 6455 §7.1.5, docs/decisions.md #16)."""
     hub = ProbeHub(accept_and_receive)
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
