@@ -79,7 +79,7 @@ class CLI:
                 self.uds = match.group(3) or ""
                 return line
 
-    async def finish(self, signum: int = signal.SIGINT) -> int:
+    async def finish(self, signum: signal.Signals = signal.SIGINT) -> int:
         """Signal the server, wait for it to exit, and collect the rest of its output."""
         self.process.send_signal(signum)
         with anyio.fail_after(5):
@@ -217,7 +217,7 @@ async def test_unix_socket_and_options(anyio_backend: str) -> None:
             assert line == f"refserver listening on unix:{path} (press CTRL+C to quit)"
             with anyio.fail_after(5):
                 async with await anyio.connect_unix(path) as stream:
-                    client = HTTPClient(stream)  # type: ignore[arg-type]
+                    client = HTTPClient(stream)
                     await client.send_request("GET", "/mounted/p")
                     response, body = await client.read_response()
                     # then idle: closed by --timeout-keep-alive

@@ -191,6 +191,7 @@ async def test_pipelined_requests_answered_in_order_each_with_own_scope() -> Non
         response = client.next_event()
         assert isinstance(response, h11.Response) and response.status_code == 200
         data = client.next_event()
+        assert isinstance(data, h11.Data)
         assert isinstance(client.next_event(), h11.EndOfMessage)
         bodies.append(data.data)
         if target != "/d":

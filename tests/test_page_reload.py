@@ -85,7 +85,9 @@ class PageApp:
             log.add("done")
 
     async def socket(self, index: int) -> Recorder:
-        return (await self.sockets.wait_kind("socket", index + 1))[index]
+        sock = (await self.sockets.wait_kind("socket", index + 1))[index]
+        assert isinstance(sock, Recorder)
+        return sock
 
 
 async def load_page(port: int) -> None:

@@ -182,8 +182,9 @@ class ProbeHub:
             probe.log.add("done")
 
     async def probe(self, index: int = 0, timeout: float = DEADLINE) -> Probe:
-        probes = await self.instances.wait_kind("probe", index + 1, timeout)
-        return probes[index]
+        probe = (await self.instances.wait_kind("probe", index + 1, timeout))[index]
+        assert isinstance(probe, Probe)
+        return probe
 
 
 OpenWS = Callable[..., Awaitable[WSClient]]
@@ -1469,6 +1470,7 @@ async def test_websockets_client_scenarios_21_22_subprotocols() -> None:
     scope in order and the chosen one is negotiated; an unoffered one gives HTTP 500."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
+    from websockets.typing import Subprotocol
 
     async def script(p: Probe) -> None:
         await p.receive()
@@ -1479,12 +1481,12 @@ async def test_websockets_client_scenarios_21_22_subprotocols() -> None:
     hub = ProbeHub(script)
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
-            async with connect(ws_url(server), subprotocols=["chat", "superchat"]) as client:
+            async with connect(ws_url(server), subprotocols=[Subprotocol("chat"), Subprotocol("superchat")]) as client:
                 chosen = client.subprotocol
             p = await hub.probe(0)
             await p.wait_done()
             with pytest.raises(InvalidStatus) as info:
-                async with connect(ws_url(server, "/bogus"), subprotocols=["chat"]):
+                async with connect(ws_url(server, "/bogus"), subprotocols=[Subprotocol("chat")]):
                     pass
             p2 = await hub.probe(1)
             await p2.wait_done()
@@ -1570,6 +1572,7 @@ async def test_websockets_client_scenario_40_permessage_deflate() -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
             async with connect(ws_url(server)) as client:
+                assert client.request is not None and client.response is not None
                 offered = client.request.headers["Sec-WebSocket-Extensions"]
                 answered = client.response.headers["Sec-WebSocket-Extensions"]
                 await client.send(payload)
