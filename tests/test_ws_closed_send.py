@@ -1,4 +1,5 @@
-"""send() on a closing or closed WebSocket raises refserver.ClientDisconnected (www spec 2.4).
+"""send() on a closing or closed WebSocket raises refserver.ClientDisconnected (www spec 2.5,
+"Disconnected Client - send exception").
 
 Promptly, with a message that says why, in every situation; an app blocked in send() when the
 peer vanishes gets it too; escaping the app it is logged at no error level and nothing more is
