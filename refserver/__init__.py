@@ -21,7 +21,8 @@ __version__ = "0.1.0"
 
 def run(app: Any, **options: Any) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, like the command line. ``options`` are
-    :class:`Config` fields. Raises SystemExit with a non-zero status if lifespan fails."""
+    :class:`Config` fields. Raises SystemExit with a non-zero status if lifespan fails, and
+    OSError (its ``filename`` is the address) if the server cannot listen."""
     from refserver.runtime.main import run_until_signalled
 
     status = run_until_signalled(app, Config.from_options(**options))

@@ -204,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AppLoadError as exc:
         print(f"refserver: error: {exc}", file=sys.stderr)
         return 2
-    return run_until_signalled(app, config)
+    try:
+        return run_until_signalled(app, config)
+    except OSError as exc:
+        # The server could not listen: one line naming the address and the OS error.
+        where = f"cannot listen on {exc.filename}: " if exc.filename else ""
+        print(f"refserver: error: {where}[Errno {exc.errno}] {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 __all__ = ["build_parser", "config_from_args", "main"]

@@ -4,7 +4,7 @@
 
     OSError
      └── ClientDisconnected      the peer is gone: raised from send() on a closed
-                                 connection (www spec 2.4, "send() on a closed connection")
+                                 connection (www spec, "Disconnected Client - send exception")
     Exception
      └── RefserverError
           ├── ASGIProtocolError  the *app* sent a message the spec forbids in this
@@ -22,10 +22,10 @@ from __future__ import annotations
 class ClientDisconnected(OSError):
     """``send()`` was called on a connection that is closed or closing.
 
-    www spec 2.4: "If send() is called on a closed connection the server should raise
-    a server-specific subclass of OSError." refserver catches it if it escapes the app
-    and never logs it as an error. ``code`` is the WebSocket close code that ended the
-    connection, or ``None`` for HTTP.
+    www spec 2.5, "Disconnected Client - send exception" (since 2.4): "If send() is called on
+    a closed connection the server should raise a server-specific subclass of OSError."
+    refserver catches it if it escapes the app and never logs it as an error. ``code`` is
+    the WebSocket close code that ended the connection, or ``None`` for HTTP.
     """
 
     def __init__(self, message: str, code: int | None = None) -> None:

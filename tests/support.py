@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 import h11
 import wsproto
+import wsproto.connection
 import wsproto.events as wse
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import Opcode
@@ -295,7 +296,7 @@ class WSClient:
     ) -> None:
         self.stream = stream
         self.response = response
-        self.wire = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions, trailing)
+        self.wire = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT, extensions, trailing)
         self.eof = False
 
     @classmethod

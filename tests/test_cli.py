@@ -4,6 +4,7 @@ every wait is bounded. The server runs on the same backend as the test."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 import json
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,7 +79,7 @@ class CLI:
                 self.uds = match.group(3) or ""
                 return line
 
-    async def finish(self, signum: int = signal.SIGINT) -> int:
+    async def finish(self, signum: signal.Signals = signal.SIGINT) -> int:
         """Signal the server, wait for it to exit, and collect the rest of its output."""
         self.process.send_signal(signum)
         with anyio.fail_after(5):
@@ -215,7 +217,7 @@ async def test_unix_socket_and_options(anyio_backend: str) -> None:
             assert line == f"refserver listening on unix:{path} (press CTRL+C to quit)"
             with anyio.fail_after(5):
                 async with await anyio.connect_unix(path) as stream:
-                    client = HTTPClient(stream)  # type: ignore[arg-type]
+                    client = HTTPClient(stream)
                     await client.send_request("GET", "/mounted/p")
                     response, body = await client.read_response()
                     # then idle: closed by --timeout-keep-alive
@@ -274,6 +276,41 @@ async def test_wrong_app_path_exits_2_without_traceback(anyio_backend: str) -> N
         "refserver: error: cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz' "
         f"(searched {REPO} and sys.path)\n"
     )
+
+
+# ---------------------------------------------------------------- an address it cannot listen on
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port this test holds with a listening socket of its own."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def cannot_listen_line(address: str, code: int) -> str:
+    return f"refserver: error: cannot listen on {address}: [Errno {code}] {os.strerror(code)}\n"
+
+
+async def test_port_in_use_exits_1_with_one_line_naming_the_address(anyio_backend: str, taken_port: int) -> None:
+    code, out, err = await run_to_exit(
+        "tests.apps.basic:app", "--host", "127.0.0.1", "--port", str(taken_port), backend=anyio_backend
+    )
+    assert code == 1
+    # Never listening; the app that started is shut down before the exit.
+    assert out == "lifespan: startup\nlifespan: shutdown\n"
+    assert err == cannot_listen_line(f"127.0.0.1:{taken_port}", errno.EADDRINUSE)
+
+
+async def test_unix_socket_in_a_missing_directory_exits_1_with_one_line(anyio_backend: str, tmp_path: Path) -> None:
+    path = str(tmp_path / "no-such-dir" / "refserver.sock")
+    code, out, err = await run_to_exit(
+        "tests.apps.basic:app", "--uds", path, "--lifespan", "off", backend=anyio_backend
+    )
+    assert (code, out) == (1, "")
+    assert err == cannot_listen_line(path, errno.ENOENT)
 
 
 # ---------------------------------------------------------------- in-process: cli.main()
@@ -425,6 +462,40 @@ def test_run_exits_non_zero_when_lifespan_fails(anyio_backend: str, capsys: pyte
         refserver.run(startup_fails, port=0, backend=anyio_backend, lifespan="on")
     assert info.value.code == 1
     assert capsys.readouterr().out == ""  # never listening
+
+
+async def test_serve_raises_oserror_naming_the_address(anyio_backend: str, taken_port: int) -> None:
+    from tests.apps.basic import app
+
+    config = refserver.Config(host="127.0.0.1", port=taken_port, lifespan="off")
+    with anyio.fail_after(5), pytest.raises(OSError) as info:
+        await refserver.serve(app, config)
+    assert type(info.value) is OSError
+    assert (info.value.errno, info.value.filename) == (errno.EADDRINUSE, f"127.0.0.1:{taken_port}")
+
+
+async def test_serve_under_tg_start_raises_oserror_from_start(anyio_backend: str, tmp_path: Path) -> None:
+    """The README's pattern: ``tg.start`` raises the bind error itself, never "listening"."""
+    from tests.apps.basic import app
+
+    path = str(tmp_path / "no-such-dir" / "refserver.sock")
+    config = refserver.Config(uds=path, lifespan="off")
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            with pytest.raises(OSError) as info:
+                await tg.start(lambda task_status: refserver.serve(app, config, task_status=task_status))
+    assert (info.value.errno, info.value.filename) == (errno.ENOENT, path)
+
+
+def test_run_raises_oserror_when_it_cannot_listen(
+    anyio_backend: str, taken_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.apps.basic import app
+
+    with pytest.raises(OSError) as info:
+        refserver.run(app, host="127.0.0.1", port=taken_port, backend=anyio_backend)
+    assert (info.value.errno, info.value.filename) == (errno.EADDRINUSE, f"127.0.0.1:{taken_port}")
+    assert capsys.readouterr().out == "lifespan: startup\nlifespan: shutdown\n"  # never listening
 
 
 def test_config_is_the_single_frozen_source_of_defaults() -> None:

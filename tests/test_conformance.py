@@ -31,7 +31,8 @@ def test_catalogue_is_complete_and_readable() -> None:
     assert len(SCENARIOS) >= 80
     assert len({s.id for s in SCENARIOS}) == len(SCENARIOS)
     cases = {s.peer_case for s in SCENARIOS if s.peer_case}
-    assert cases == set(range(1, 41)), f"section (c) cases not covered: {set(range(1, 41)) - cases}"
+    missing = set(range(1, 41)) - cases
+    assert cases == set(range(1, 41)), f"scenarios of tests/test_ws_peer_scenarios.py not in the catalogue: {missing}"
     for s in SCENARIOS:
         assert s.title and s.lesson.endswith("."), s.id
         assert s.refs and s.checks, s.id
@@ -105,7 +106,8 @@ def peer_python() -> str:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: str) -> None:
-    """shared/peer-behaviour.md (c) 3, 7 and 10, found by the harness on its own."""
+    """Peers' departures in scenarios 3, 7 and 10 of tests/test_ws_peer_scenarios.py, found by the
+    harness on its own."""
     targets = [
         TargetRun(probe_target(BY_NAME[name], peer_python), peer_python) for name in ("hypercorn", "uvicorn-websockets")
     ]
@@ -119,7 +121,7 @@ async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: 
         assert found, (target, scenario, [c.label for c in cell.checks], cell.error)
         return found[0].value, cell.verdict, cell.advertised
 
-    # hypercorn reports 1006 for a client close with code 4001 (hypercorn#127).
+    # hypercorn reports 1006 for a client close with code 4001.
     value, verdict, _ = check("hypercorn", "ws.close.code-reason", "app.disconnect.code")
     assert (value, verdict) == ("1006", FAIL)
     # uvicorn --ws websockets raises RuntimeError on a send after the disconnect while advertising 2.4.

@@ -1,4 +1,4 @@
-"""App failures (digest 3.3, A12, A18) and validation of every app->server message
+"""App failures (docs/decisions.md #2, #6) and validation of every app->server message
 (asgi spec, "Error Handling")."""
 
 from __future__ import annotations
@@ -457,7 +457,7 @@ async def test_headers_may_be_any_iterable_of_pairs() -> None:
 
 async def test_messages_after_completion_are_ignored(caplog: pytest.LogCaptureFixture) -> None:
     """www spec 2.5, "Response Body": after completion "any further messages on the
-    channel will be ignored" (A12: refserver takes the literal reading)."""
+    channel will be ignored" (docs/decisions.md #2: refserver takes the literal reading)."""
     rec = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

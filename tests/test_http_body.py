@@ -1,5 +1,5 @@
 """Request bodies and response framing (www spec 2.5, "Request - receive event",
-"Response Start/Body - send event"; digest 3.1 "Server duties" and A21)."""
+"Response Start/Body - send event"; docs/decisions.md #5, #7)."""
 
 from __future__ import annotations
 
@@ -191,6 +191,7 @@ async def test_pipelined_requests_answered_in_order_each_with_own_scope() -> Non
         response = client.next_event()
         assert isinstance(response, h11.Response) and response.status_code == 200
         data = client.next_event()
+        assert isinstance(data, h11.Data)
         assert isinstance(client.next_event(), h11.EndOfMessage)
         bodies.append(data.data)
         if target != "/d":
@@ -199,7 +200,7 @@ async def test_pipelined_requests_answered_in_order_each_with_own_scope() -> Non
     assert rec.of("path") == ["/a", "/b", "/c", "/d"]
 
 
-# ---------------------------------------------------------------- Expect: 100-continue (A21)
+# ------------------------------------------------------ Expect: 100-continue (docs/decisions.md #5)
 
 
 async def test_100_continue_sent_on_first_receive_only() -> None:

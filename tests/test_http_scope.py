@@ -1,4 +1,4 @@
-"""The HTTP connection scope (www spec 2.5, "HTTP Connection Scope"; digest table 3.1):
+"""The HTTP connection scope (www spec 2.5, "HTTP Connection Scope"):
 every key present and exactly typed, one scope per request."""
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ async def test_unix_socket_server_is_path_and_none() -> None:
             async with serving(scope_app(rec), uds=path) as server:
                 assert server.addresses == (path,)
                 async with await anyio.connect_unix(path) as stream:
-                    client = HTTPClient(stream)  # type: ignore[arg-type]
+                    client = HTTPClient(stream)
                     await client.send_request("GET", "/u")
                     response, _ = await client.read_response()
         assert not Path(path).exists()

@@ -1,4 +1,4 @@
-"""The import direction of design.md, checked by parsing every module with ast:
+"""The import direction of README.md ("Architecture"), checked by parsing every module with ast:
 
 * ``refserver/spec`` imports nothing of refserver's but ``refserver.errors`` (and itself);
 * ``refserver/protocol`` is sans-IO: never anyio, asyncio, trio, socket, time or logging,
@@ -130,7 +130,7 @@ def test_only_the_runtime_imports_anyio_at_module_level(path: Path) -> None:
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: module_name(p))
 def test_the_core_never_imports_the_conformance_harness(path: Path) -> None:
     """The harness is a consumer of the server, never a dependency of it. The one door
-    between them is the command line: ``refserver conformance`` (issue 4) dispatches to the
+    between them is the command line: ``refserver conformance`` dispatches to the
     harness's own CLI, with a lazy import inside ``refserver.cli.main``."""
     harness = [i for i in imports_of(path) if within(i.module, "refserver.conformance")]
     if module_name(path) == "refserver.cli":

@@ -1,4 +1,4 @@
-"""Lifespan (lifespan spec 2.0; digest section 5 and A19): startup before the first
+"""Lifespan (lifespan spec 2.0; docs/decisions.md #13, #41): startup before the first
 connection is accepted, shutdown after the listeners stopped and connections closed,
 failures, state, and the auto/on/off modes."""
 
@@ -349,7 +349,7 @@ async def test_app_raising_between_startup_and_shutdown_is_logged_once_and_fails
 
 
 async def test_app_returning_after_startup_complete_shuts_down_cleanly(caplog: pytest.LogCaptureFixture) -> None:
-    """A19: the app is gone; there is nothing to wait for at shutdown."""
+    """docs/decisions.md #41: the app is gone; there is nothing to wait for at shutdown."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

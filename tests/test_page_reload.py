@@ -1,4 +1,4 @@
-"""The page-reload report (issue 3): a browser reloading a page drops its WebSocket without
+"""The page-reload scenario: a browser reloading a page drops its WebSocket without
 a close frame and opens a new one at once.
 
 Other servers lost the disconnect or raised ``RuntimeError: ASGI flow error`` from the old
@@ -85,7 +85,9 @@ class PageApp:
             log.add("done")
 
     async def socket(self, index: int) -> Recorder:
-        return (await self.sockets.wait_kind("socket", index + 1))[index]
+        sock = (await self.sockets.wait_kind("socket", index + 1))[index]
+        assert isinstance(sock, Recorder)
+        return sock
 
 
 async def load_page(port: int) -> None:

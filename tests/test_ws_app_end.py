@@ -1,4 +1,4 @@
-"""The app ends (docs/decisions.md A5-A7): close 1000 after a return, 1011 after a raise, HTTP 500
+"""The app ends (docs/decisions.md #19): close 1000 after a return, 1011 after a raise, HTTP 500
 before accept; the TCP connection is closed after the peer's answer or the close timeout, and no
 socket outlives its app."""
 

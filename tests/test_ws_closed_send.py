@@ -1,4 +1,5 @@
-"""send() on a closing or closed WebSocket raises refserver.ClientDisconnected (www spec 2.4).
+"""send() on a closing or closed WebSocket raises refserver.ClientDisconnected (www spec 2.5,
+"Disconnected Client - send exception").
 
 Promptly, with a message that says why, in every situation; an app blocked in send() when the
 peer vanishes gets it too; escaping the app it is logged at no error level and nothing more is
@@ -74,7 +75,7 @@ def app_then(rec: Recorder, go: anyio.Event, first: list[dict[str, Any]]) -> Any
     return app
 
 
-ACCEPT = [{"type": "websocket.accept"}]
+ACCEPT: list[dict[str, Any]] = [{"type": "websocket.accept"}]
 
 
 async def test_after_the_peers_close_frame_before_receive() -> None:
@@ -171,7 +172,7 @@ async def test_after_the_403() -> None:
 
 async def test_after_a_denial_response() -> None:
     rec, go = Recorder(), anyio.Event()
-    first = [
+    first: list[dict[str, Any]] = [
         {"type": "websocket.http.response.start", "status": 451},
         {"type": "websocket.http.response.body", "body": b"gone"},
     ]

@@ -385,7 +385,7 @@ async def test_messages_that_arrived_come_before_the_disconnect() -> None:
         hold.set()
         events = await finished(rec)
     assert echo.code == 4001
-    # The unfinished fragmented message is dropped (docs/decisions.md A4).
+    # The unfinished fragmented message is dropped (docs/decisions.md #18).
     assert events == [
         CONNECT,
         {"type": "websocket.receive", "text": "one"},

@@ -241,7 +241,7 @@ async def test_send_text_bytes_and_empty_payloads() -> None:
     ]
 
 
-BAD_SENDS = {
+BAD_SENDS: dict[str, dict[str, Any]] = {
     "no payload keys": {"type": "websocket.send"},
     "both None": {"type": "websocket.send", "text": None, "bytes": None},
     "both set": {"type": "websocket.send", "text": "a", "bytes": b"b"},

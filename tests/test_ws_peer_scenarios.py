@@ -1,5 +1,5 @@
-"""The 40 divergence scenarios of ``../shared/peer-behaviour.md`` section (c), pinned to
-refserver's decided outcome (issue 3, docs/decisions.md).
+"""40 numbered scenarios where ASGI servers disagree (their WebSocket rows in
+docs/conformance.md show the other servers), pinned to refserver's decided outcome (docs/decisions.md).
 
 Every scenario runs a *probe* app: a per-test script drives ``receive()`` and ``send()``
 through a :class:`Probe`, which records every event received and every send outcome
@@ -182,8 +182,9 @@ class ProbeHub:
             probe.log.add("done")
 
     async def probe(self, index: int = 0, timeout: float = DEADLINE) -> Probe:
-        probes = await self.instances.wait_kind("probe", index + 1, timeout)
-        return probes[index]
+        probe = (await self.instances.wait_kind("probe", index + 1, timeout))[index]
+        assert isinstance(probe, Probe)
+        return probe
 
 
 OpenWS = Callable[..., Awaitable[WSClient]]
@@ -224,7 +225,7 @@ async def next_non_control(ws: WSClient, timeout: float = DEADLINE) -> Any:
 
 async def test_scenario_01_network_loss_rst(open_ws: OpenWS) -> None:
     """Scenario 1: network loss, abortive (RST) while the app awaits receive().
-    Pins: exactly one disconnect, code 1006 and reason "" (RFC 6455 §7.1.5, asgiref#364)."""
+    Pins: exactly one disconnect, code 1006 and reason "" (RFC 6455 §7.1.5, docs/decisions.md #16)."""
     hub = ProbeHub(accept_and_receive)
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
@@ -1469,6 +1470,7 @@ async def test_websockets_client_scenarios_21_22_subprotocols() -> None:
     scope in order and the chosen one is negotiated; an unoffered one gives HTTP 500."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
+    from websockets.typing import Subprotocol
 
     async def script(p: Probe) -> None:
         await p.receive()
@@ -1479,12 +1481,12 @@ async def test_websockets_client_scenarios_21_22_subprotocols() -> None:
     hub = ProbeHub(script)
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
-            async with connect(ws_url(server), subprotocols=["chat", "superchat"]) as client:
+            async with connect(ws_url(server), subprotocols=[Subprotocol("chat"), Subprotocol("superchat")]) as client:
                 chosen = client.subprotocol
             p = await hub.probe(0)
             await p.wait_done()
             with pytest.raises(InvalidStatus) as info:
-                async with connect(ws_url(server, "/bogus"), subprotocols=["chat"]):
+                async with connect(ws_url(server, "/bogus"), subprotocols=[Subprotocol("chat")]):
                     pass
             p2 = await hub.probe(1)
             await p2.wait_done()
@@ -1570,6 +1572,7 @@ async def test_websockets_client_scenario_40_permessage_deflate() -> None:
     with anyio.fail_after(DEADLINE):
         async with serving(hub) as server:
             async with connect(ws_url(server)) as client:
+                assert client.request is not None and client.response is not None
                 offered = client.request.headers["Sec-WebSocket-Extensions"]
                 answered = client.response.headers["Sec-WebSocket-Extensions"]
                 await client.send(payload)

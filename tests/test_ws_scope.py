@@ -1,4 +1,4 @@
-"""The websocket connection scope: every key of the digest's table 4.1, exactly typed."""
+"""The websocket connection scope (www spec 2.5, "Websocket Connection Scope"): every key, exactly typed."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ async def test_every_scope_key_exactly_typed() -> None:
     assert scope["scheme"] == "ws"
     assert scope["path"] == "/a b/€"
     assert type(scope["path"]) is str
-    assert scope["raw_path"] == b"/a%20b/%E2%82%AC"  # no query string (asgiref #402)
+    assert scope["raw_path"] == b"/a%20b/%E2%82%AC"  # no query string (www "Websocket Connection Scope")
     assert type(scope["raw_path"]) is bytes
     assert scope["query_string"] == b"x=1&y=%20"
     assert type(scope["query_string"]) is bytes

@@ -220,7 +220,8 @@ async def test_deflate_round_trip_with_the_wsproto_client() -> None:
     rec = Recorder()
     async with serving(echo_app(rec)) as server:
         ws = await WSClient.connect(server.port, deflate=True)
-        for message in ["a" * 1000, "héllo", "", b"\x00" * 5000, b""]:
+        messages: list[str | bytes] = ["a" * 1000, "héllo", "", b"\x00" * 5000, b""]
+        for message in messages:
             if isinstance(message, str):
                 await ws.send_text(message)
             else:
@@ -390,7 +391,8 @@ async def test_websockets_library_client_negotiates_deflate_and_echoes() -> None
             f"ws://127.0.0.1:{server.port}/", proxy=None, ping_interval=None, subprotocols=None
         ) as client:
             assert any(isinstance(e, PerMessageDeflate) for e in client.protocol.extensions)
-            for message in ["x" * 5000, "héllo", b"\x01\x02" * 3000]:
+            messages: list[str | bytes] = ["x" * 5000, "héllo", b"\x01\x02" * 3000]
+            for message in messages:
                 await client.send(message)
                 assert await client.recv() == message
             await client.close(4001, "bye")

@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps([s.to_json() for s in scenarios], indent=2, ensure_ascii=False))
         else:
             for s in scenarios:
-                case = f" [c{s.peer_case}]" if s.peer_case else ""
+                case = f" [test scenario {s.peer_case}]" if s.peer_case else ""
                 print(f"{s.id:<46} {s.level.value:<11} {s.title}{case}")
             print(f"\n{len(scenarios)} scenarios")
         return 0

@@ -97,7 +97,7 @@ class Scenario:
     client: tuple[Step, ...]
     app: tuple[Step, ...]
     checks: tuple[Check, ...]
-    peer_case: int | None = None  # the entry of section (c) of shared/peer-behaviour.md, if any
+    peer_case: int | None = None  # the numbered scenario of tests/test_ws_peer_scenarios.py, if any
     extension: str | None = None  # n/a when the target does not advertise this scope extension
     server: ServerNeeds | None = None
     app_deadline_s: float = 4.0  # how long the runner waits for the app to end after the client script

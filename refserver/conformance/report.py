@@ -255,8 +255,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         ]
         for s in members:
             cells = " | ".join(_md(_cell_text(report, n, s.id, 40)) for n in names)
-            case = f" (c{s.peer_case})" if s.peer_case else ""
-            out.append(f"| [`{s.id}`](#{_anchor(s.id)}){case} | {s.level.value} | {cells} |")
+            out.append(f"| [`{s.id}`](#{_anchor(s.id)}) | {s.level.value} | {cells} |")
         out.append("")
     details = [c for c in report.cells if c.verdict not in (V.PASS, V.NA)]
     if details:
@@ -292,8 +291,9 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 out.append("")
                 out.append(f"**{_md(s.title)}.** {_md(s.lesson)}  ")
                 refs = "; ".join(s.refs)
-                case = f"; peer-behaviour (c) {s.peer_case}" if s.peer_case else ""
-                out.append(f"Level: {s.level.value}. Rests on: {_md(refs)}{case}.")
+                pinned = f"scenario {s.peer_case} of tests/test_ws_peer_scenarios.py"
+                case = f" Pinned for refserver by {pinned}." if s.peer_case else ""
+                out.append(f"Level: {s.level.value}. Rests on: {_md(refs)}.{case}")
                 out.append("")
                 if s.client:
                     out.append("- client: " + " → ".join(f"`{_md(x.describe())}`" for x in s.client))

@@ -7,7 +7,6 @@ import sys
 from typing import Any, TextIO
 
 import anyio
-import anyio.abc
 
 from refserver.config import Config
 from refserver.errors import LifespanFailure
@@ -28,31 +27,42 @@ async def _watch_signals(stop: anyio.Event, force: anyio.CancelScope) -> None:
                 return
 
 
+class _Announce:
+    """The ``task_status`` for :func:`serve` run in the main task: prints the listening line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def started(self, value: Listening | None = None) -> None:
+        if value is not None:
+            print(f"refserver listening on {value.url} (press CTRL+C to quit)", file=self.out, flush=True)
+
+
 async def _main(app: Any, config: Config, out: TextIO) -> int:
+    # serve() runs in this task, not in a child started with tg.start(): an error raised
+    # before it is listening then reaches this frame as itself, on every backend.
     stop = anyio.Event()
     exit_code = 0
+    cannot_listen: OSError | None = None
     async with anyio.create_task_group() as tg:
-
-        async def run_server(*, task_status: anyio.abc.TaskStatus[Listening]) -> None:
-            nonlocal exit_code
-            try:
-                await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
-            except* LifespanFailure:
-                # lifespan spec 2.0: startup.failed / shutdown.failed make the process exit
-                # non-zero. except*: serve() may raise it inside an ExceptionGroup.
-                exit_code = 1
-            finally:
-                tg.cancel_scope.cancel()
-
         tg.start_soon(_watch_signals, stop, tg.cancel_scope)
         try:
-            listening = await tg.start(run_server)
-        except RuntimeError:  # the server ended before it was listening (lifespan failure)
-            return exit_code or 1
-        print(f"refserver listening on {listening.url} (press CTRL+C to quit)", file=out, flush=True)
+            try:
+                await serve(app, config, shutdown_trigger=stop.wait, task_status=_Announce(out))
+            except OSError as exc:  # serve() raises the bind error as itself
+                cannot_listen = exc  # re-raised below, outside the task group, so not in a group
+        except* LifespanFailure:
+            # lifespan spec 2.0: startup.failed / shutdown.failed make the process exit
+            # non-zero. except*: serve() may raise it inside an ExceptionGroup.
+            exit_code = 1
+        finally:
+            tg.cancel_scope.cancel()
+    if cannot_listen is not None:
+        raise cannot_listen
     return exit_code
 
 
 def run_until_signalled(app: Any, config: Config, out: TextIO | None = None) -> int:
-    """Serve until SIGINT/SIGTERM; return the process exit status."""
+    """Serve until SIGINT/SIGTERM; return the process exit status. Raises OSError
+    (``filename`` is the address) if the server cannot listen."""
     return anyio.run(_main, app, config, out or sys.stdout, backend=config.backend)

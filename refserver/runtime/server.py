@@ -68,6 +68,19 @@ async def _open_listeners(config: Config) -> tuple[list[anyio.abc.Listener[Any]]
     return [multi], Listening(tuple(addresses))
 
 
+def _address(config: Config) -> str:
+    """The address ``config`` asks for, as a person would write it."""
+    if config.uds:
+        return config.uds
+    return f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
+
+
+def _cannot_listen(config: Config, exc: OSError) -> OSError:
+    """The bind error, naming the address: ``str()`` gives
+    ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
+    return OSError(exc.errno, exc.strerror or str(exc), _address(config))
+
+
 async def serve(
     app: Any,
     config: Config | None = None,
@@ -77,7 +90,9 @@ async def serve(
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger()`` returns (or forever), then shut down
     gracefully. Reports the bound addresses with ``task_status.started(Listening)``.
-    Raises :class:`~refserver.errors.LifespanFailure` if lifespan startup or shutdown fails.
+    Raises :class:`~refserver.errors.LifespanFailure` if lifespan startup or shutdown fails,
+    and :class:`OSError` (with the address as its ``filename``) if the server cannot listen;
+    then ``task_status.started()`` is never called.
     """
     try:
         await _serve(app, config or Config(), shutdown_trigger, task_status)
@@ -138,46 +153,70 @@ async def _serve_traced(
 ) -> None:
     ctx = ServerContext(as_asgi3(app), config, tracer)
     lifespan = Lifespan(ctx.app, config.lifespan, ctx.state)
+    cannot_listen: OSError | None = None
     async with anyio.create_task_group() as root:
         if config.lifespan != "off":
             await lifespan.startup(root)
-        listeners, listening = await _open_listeners(config)
         try:
-            async with anyio.create_task_group() as connections:
+            listeners, listening = await _open_listeners(config)
+        except OSError as exc:
+            # The app started; let it clean up before the bind error ends serve(). A failed
+            # shutdown is logged by Lifespan; the error to report is the bind error.
+            cannot_listen = _cannot_listen(config, exc)
+            cannot_listen.__cause__ = exc
+            with contextlib.suppress(LifespanFailure):
+                await lifespan.shutdown(config.shutdown_timeout_s)
+        else:
+            await _serve_connections(ctx, config, listeners, listening, shutdown_trigger, task_status)
+            await lifespan.shutdown(config.shutdown_timeout_s)
+    if cannot_listen is not None:
+        # Raised outside the task group, so it is not wrapped in an exception group.
+        raise cannot_listen
 
-                async def handle(stream: anyio.abc.ByteStream) -> None:
-                    handler = HTTPConnection(stream, ctx)
-                    ctx.add(handler)
-                    try:
-                        await handler.run()
-                    except Exception:
-                        error_log.exception("Internal error in refserver while serving a connection")
-                    finally:
-                        ctx.remove(handler)
 
-                async with anyio.create_task_group() as accepting:
-                    for listener in listeners:
-                        accepting.start_soon(listener.serve, handle, connections)
-                    task_status.started(listening)
-                    if shutdown_trigger is None:
-                        await anyio.sleep_forever()
-                    else:
-                        await shutdown_trigger()
-                    accepting.cancel_scope.cancel()
+async def _serve_connections(
+    ctx: ServerContext,
+    config: Config,
+    listeners: list[anyio.abc.Listener[Any]],
+    listening: Listening,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    task_status: anyio.abc.TaskStatus[Listening],
+) -> None:
+    try:
+        async with anyio.create_task_group() as connections:
+
+            async def handle(stream: anyio.abc.ByteStream) -> None:
+                handler = HTTPConnection(stream, ctx)
+                ctx.add(handler)
+                try:
+                    await handler.run()
+                except Exception:
+                    error_log.exception("Internal error in refserver while serving a connection")
+                finally:
+                    ctx.remove(handler)
+
+            async with anyio.create_task_group() as accepting:
                 for listener in listeners:
-                    await listener.aclose()
-                ctx.shutting_down = True
-                if ctx.handlers:
-                    for handler in list(ctx.handlers):
-                        connections.start_soon(handler.shutdown)
-                    with anyio.move_on_after(config.shutdown_timeout_s):
-                        await ctx.all_closed.wait()
-                connections.cancel_scope.cancel()
-        finally:
-            if config.uds:
-                with contextlib.suppress(OSError):
-                    os.unlink(config.uds)
-        await lifespan.shutdown(config.shutdown_timeout_s)
+                    accepting.start_soon(listener.serve, handle, connections)
+                task_status.started(listening)
+                if shutdown_trigger is None:
+                    await anyio.sleep_forever()
+                else:
+                    await shutdown_trigger()
+                accepting.cancel_scope.cancel()
+            for listener in listeners:
+                await listener.aclose()
+            ctx.shutting_down = True
+            if ctx.handlers:
+                for handler in list(ctx.handlers):
+                    connections.start_soon(handler.shutdown)
+                with anyio.move_on_after(config.shutdown_timeout_s):
+                    await ctx.all_closed.wait()
+            connections.cancel_scope.cancel()
+    finally:
+        if config.uds:
+            with contextlib.suppress(OSError):
+                os.unlink(config.uds)
 
 
 __all__ = ["LifespanFailure", "Listening", "serve"]

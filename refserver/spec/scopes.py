@@ -21,7 +21,7 @@ class Target:
     """A request target split the way the www spec wants it."""
 
     path: str  # percent-decoded, UTF-8-decoded ("path")
-    raw_path: bytes  # as received, without the query string ("raw_path", cleared by asgiref #402)
+    raw_path: bytes  # as received, without the query string (www "HTTP Connection Scope": "excluding any query string")
     query_string: bytes  # after "?", still percent-encoded ("query_string")
 
 
@@ -36,7 +36,7 @@ def split_target(target: bytes) -> Target:
         raw_path, _, query = target.partition(b"?")
     # www spec: "path ... with percent-encoded sequences and UTF-8 byte sequences decoded
     # into characters". Invalid UTF-8 is replaced, as every mainstream server does
-    # (docs/decisions.md, "Undecodable paths").
+    # (docs/decisions.md #9).
     path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
     return Target(path=path, raw_path=raw_path, query_string=query)
 

@@ -44,7 +44,7 @@ META_CLAIMS = Scenario(
     "A server advertising a www spec version promises every rule up to it; a broken rule of an advertised "
     "version is a failure of its own.",
     G_META,
-    ('asgi "Versioning"', 'www "Spec Versions"'),
+    ('asgi "Applications"', 'www "Spec Versions"'),
     MUST,
     "meta",
     (),

@@ -11,20 +11,20 @@ MUST, SHOULD, UNSPEC = Level.MUST, Level.SHOULD, Level.UNSPECIFIED
 # Spec references, as the reports cite them.
 WWW = "www 2.5"
 CORE_ERR = 'asgi "Error Handling"'
-WS_SCOPE = 'www "WebSocket Connection Scope"'
+WS_SCOPE = 'www "Websocket Connection Scope"'
 WS_CONNECT = 'www "Connect - receive event"'
 WS_ACCEPT = 'www "Accept - send event"'
 WS_RECEIVE = 'www "Receive - receive event"'
 WS_SEND = 'www "Send - send event"'
 WS_DISC = 'www "Disconnect - receive event"'
 WS_CLOSE = 'www "Close - send event"'
-WS_24 = 'www 2.4 "send() on a closed connection"'
-DENIAL = 'extensions "WebSocket Denial Response"'
+WS_24 = 'www "Disconnected Client - send exception"'
+DENIAL = 'extensions "Websocket Denial Response"'
 HTTP_SCOPE = 'www "HTTP Connection Scope"'
 HTTP_REQ = 'www "Request - receive event"'
 HTTP_START = 'www "Response Start - send event"'
 HTTP_BODY = 'www "Response Body - send event"'
-HTTP_DISC = 'www "Disconnect - receive event (HTTP)"'
+HTTP_DISC = 'www "Disconnect - receive event" (HTTP)'
 LIFESPAN = "lifespan 2.0"
 
 CONNECT_ACCEPT: tuple[Step, ...] = (a_receive(), a_accept())
@@ -44,7 +44,7 @@ G_HTTP_SCOPE = "HTTP: scope (www HTTP scope)"
 G_HTTP_FLOW = "HTTP: request and response (www Request/Response)"
 G_HTTP_DISC = "HTTP: disconnect and the end of the response (www 2.4)"
 G_LIFESPAN = "Lifespan (lifespan 2.0)"
-G_META = "Spec version claims (asgi Versioning)"
+G_META = "Spec version claims (www Spec Versions)"
 
 GROUP_ORDER = (
     G_HANDSHAKE,

@@ -1,6 +1,6 @@
 """WebSocket scenarios. Each one reads on its own: the client script, the app script, and
-what the spec expects on both sides. ``peer_case`` numbers refer to section (c) of
-shared/peer-behaviour.md. App step numbers in checks count from 0."""
+what the spec expects on both sides. ``peer_case`` numbers are the numbered
+scenarios of tests/test_ws_peer_scenarios.py. App step numbers in checks count from 0."""
 
 from __future__ import annotations
 
@@ -243,7 +243,7 @@ SCENARIOS = [
     ws(
         "ws.scope.raw-path",
         "raw_path is the path as sent, without the query string",
-        "raw_path keeps percent-encoding and never includes the query (asgiref #474).",
+        "raw_path keeps percent-encoding and never includes the query (www, Websocket Connection Scope).",
         G_HANDSHAKE,
         (WS_SCOPE,),
         MUST,
@@ -527,7 +527,7 @@ SCENARIOS = [
     ws(
         "ws.deny.receive-after",
         "receive() after a denial response",
-        "Once the denial is sent the connection is over, so receive() returns a disconnect (asgiref #381).",
+        "Once the denial is sent the connection is over, so receive() returns a disconnect (www, Disconnect).",
         G_DENIAL,
         (DENIAL, WS_DISC),
         SHOULD,
@@ -899,7 +899,7 @@ SCENARIOS = [
         "Network loss: the client resets the TCP connection",
         "A connection lost without a close frame gives one disconnect; 1006 (RFC 6455 §7.1.5) or 1005 (spec text).",
         G_PEER_CLOSE,
-        (WS_DISC, "RFC 6455 §7.1.5", "asgiref#364"),
+        (WS_DISC, "RFC 6455 §7.1.5", "docs/decisions.md #16"),
         MUST,
         client=(c_handshake(), c_wait_app("mark:waiting"), c_reset(), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_mark("waiting"), a_receive()),
@@ -1046,7 +1046,7 @@ SCENARIOS = [
     ws(
         "ws.close.during-closing-handshake",
         "The client sends data after the app's close, then closes",
-        "Data that arrives after the app sent websocket.close is dropped (asgiref #349); the app gets a disconnect.",
+        "Data that follows the app's websocket.close is dropped (docs/decisions.md #21); the app gets a disconnect.",
         G_PEER_CLOSE,
         (WS_DISC, "RFC 6455 §1.4"),
         UNSPEC,
@@ -1173,7 +1173,7 @@ SCENARIOS = [
         "send(websocket.close) returns promptly",
         "send() returns once the close frame is written, even while the client keeps TCP open.",
         G_APP_CLOSE,
-        ("asgi Events: send returns once sent",),
+        ('asgi "Applications" (send returns once the send has been completed)',),
         SHOULD,
         client=_open_manual_holding(c_wait_close(), c_close(1000), c_wait_app("ended", timeout=4.0)),
         app=(*CONNECT_ACCEPT, a_close(1000, timeout=3.0)),
@@ -1246,7 +1246,7 @@ SCENARIOS = [
         "receive() called three more times after the disconnect",
         "The spec is silent; returning the same disconnect again, never hanging, is what the HTTP rule does.",
         G_AFTER,
-        (WS_DISC, "asgiref#334 (HTTP)"),
+        (WS_DISC, 'www "Disconnect - receive event" (HTTP)', "docs/decisions.md #15"),
         UNSPEC,
         client=_open_then(c_close(4001, "x"), c_wait_close(2.0), c_close_tcp(), c_wait_app("ended", timeout=6.0)),
         app=(*CONNECT_ACCEPT, a_receive(), a_receive(1.0), a_receive(1.0), a_receive(1.0)),
@@ -1396,7 +1396,7 @@ SCENARIOS = [
         "A 17 MB message (over the common 16 MiB limit)",
         "A message over the server's limit closes the connection with 1009, and the app sees 1009 too.",
         G_LIMITS,
-        ("RFC 6455 §7.4.1", "asgi-spec-digest A20"),
+        ("RFC 6455 §7.4.1", "RFC 6455 §10.4", "docs/decisions.md #27"),
         SHOULD,
         client=_open_then(c_binary_sized(17_000_000), c_wait_close(5.0), c_wait_app("ended", timeout=5.0)),
         app=(*CONNECT_ACCEPT, a_receive(5.0)),
@@ -1439,7 +1439,7 @@ SCENARIOS = [
         "Graceful shutdown (SIGTERM) with an open WebSocket",
         "On shutdown the client gets a close frame (1001 or 1012) and the app a disconnect with the same code.",
         G_LIMITS,
-        ("asgi-spec-digest A3", "RFC 6455 §7.4.1"),
+        ("docs/decisions.md #17", "RFC 6455 §7.4.1"),
         SHOULD,
         client=_open_then(c_shutdown_server(), c_wait_close(5.0), c_wait_app("ended", timeout=5.0)),
         app=(*CONNECT_ACCEPT, a_receive(8.0)),
@@ -1463,7 +1463,7 @@ SCENARIOS = [
         "Backpressure: the client stops reading",
         "send() should block once buffers are full, so a slow client cannot make the server buffer without bound.",
         G_LIMITS,
-        ('www "Response Body" (backpressure)', "asgi-spec-digest §13"),
+        ('www "Response Body - send event" (backpressure)', "docs/decisions.md #29"),
         UNSPEC,
         client=(c_handshake(), c_stop_reading(), c_wait_app("mark:done", timeout=10.0), c_reset()),
         app=(*CONNECT_ACCEPT, a_send_until_blocked({"type": "websocket.send", "bytes": ONE_MIB}), a_mark("done")),
