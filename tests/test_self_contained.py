@@ -38,8 +38,6 @@ OLD_REFERENCES: tuple[tuple[str, re.Pattern[str]], ...] = (
 # below fails for a path that no longer needs to be here.
 PENDING_LEAD_FILES = frozenset(
     {
-        "refserver/protocol/websocket.py",
-        "refserver/runtime/websocket.py",
         "refserver/protocol/http.py",
         "refserver/runtime/lifespan.py",
     }

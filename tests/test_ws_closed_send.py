@@ -373,3 +373,45 @@ async def test_blocked_send_gets_it_when_the_stalled_peer_misses_the_keepalive(u
     assert str(error) == "keepalive ping timed out (code 1006)"
     before = [{"type": "websocket.receive", "text": "never read by the app"}] if unread_message else []
     assert rec.of("event") == [*before, {"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+
+
+async def test_a_close_sent_while_another_send_is_blocked_ends_within_the_close_timeout() -> None:
+    """One app task is blocked in send() to a peer that stopped reading; another sends
+    websocket.close. The close timeout runs from the close (RFC 6455 §7.1.1): when it expires
+    the TCP connection is closed, both send() calls raise, and receive() gives 1006."""
+    rec = Recorder()
+    chunk = b"\x00" * (1 << 20)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def stream() -> None:
+            try:
+                while True:
+                    rec.add("sending")
+                    await send({"type": "websocket.send", "bytes": chunk})
+                    rec.add("sent")
+            except ClientDisconnected as exc:
+                rec.add("stream error", exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stream)
+            await rec.wait_kind("sent", 2)
+            await anyio.wait_all_tasks_blocked()
+            try:
+                await send({"type": "websocket.close", "code": 4000})
+            except ClientDisconnected as exc:
+                rec.add("close error", exc)
+        rec.add("event", await receive())
+
+    async with serving(app, ws_per_message_deflate=False, ws_close_timeout_s=0.5) as server:
+        ws = await WSClient.connect(server.port)  # and never reads again
+        await rec.wait_kind("event", timeout=3)
+        with anyio.fail_after(2):
+            await ws.expect_eof()
+    for kind in ("stream error", "close error"):
+        error = rec.of(kind)[0]
+        assert type(error) is ClientDisconnected
+        assert (str(error), error.code) == ("the peer did not answer the close frame in time (code 1006)", 1006)
+    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]

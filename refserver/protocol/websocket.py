@@ -1,7 +1,7 @@
 """One WebSocket connection, from the upgrade request to the end, as one state machine.
 
-Covers www spec 2.5 "WebSocket" (its receive and send events, and the 2.4 rule that
-``send()`` on a closed connection raises an OSError subclass), asgi extensions "WebSocket
+Covers www spec 2.5 "WebSocket" (its receive and send events, and "Disconnected Client -
+send exception": ``send()`` on a closed connection raises an OSError subclass), asgi extensions "WebSocket
 Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
 Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
@@ -12,7 +12,7 @@ every (state, input): the states it may lead to, the action and the spec section
 that cannot be taken names itself in the error. ``docs/state-machines.md`` is generated
 from it.
 
-The disconnect rules (docs/decisions.md #<A1>, #<A2>, #<A4>, #<A9>):
+The disconnect rules (docs/decisions.md #15, #16, #18, #21):
 
 - exactly one ``websocket.disconnect`` is decided per connection, and every ``receive()``
   after it returns the same event again (a fresh dict each time);
@@ -58,7 +58,7 @@ READ_AHEAD_BYTES = 4 * 64 * 1024
 # loops on receive() without looking for websocket.disconnect never ends.
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
 
-# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md #<A14>).
+# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md #24).
 _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
@@ -329,10 +329,10 @@ class WebSocketMachine:
         self._app_holds_message = False
         if self.state is State.FAILING:
             # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md #<FAIL>).
+            # more: now the connection fails (docs/decisions.md #26).
             self._fail_now()
         if self._disconnect is not None:
-            # docs/decisions.md #<A1>: the disconnect again, on every later call; never hang.
+            # docs/decisions.md #15: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
             self._disconnect_repeats += 1
             if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
@@ -471,7 +471,7 @@ class WebSocketMachine:
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
     def _app_ended_before_accept(self, _: None) -> None:
-        # docs/decisions.md #<A5>: an app that ends without answering the handshake -> 500.
+        # docs/decisions.md #19: an app that ends without answering the handshake -> 500.
         self._answer_500()
 
     def _app_ended_in_denial(self, _: None) -> None:
@@ -481,7 +481,7 @@ class WebSocketMachine:
     def _shutdown_before_accept(self, _: None) -> None:
         # Nothing of the app's answer is on the wire yet (a denial start is held until its
         # first body), so the handshake is refused like any unanswered one
-        # (docs/decisions.md #<A3>).
+        # (docs/decisions.md #17).
         self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down", False)
         self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
@@ -535,11 +535,11 @@ class WebSocketMachine:
         self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
 
     def _app_returned_open(self, _: None) -> None:
-        # docs/decisions.md #<A5>: an app that returns while open closes with 1000.
+        # docs/decisions.md #19: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
-        # docs/decisions.md #<A6>: an app that raises while open closes with 1011.
+        # docs/decisions.md #19: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
     def _app_ended_open(self, code: int, how: str) -> None:
@@ -604,7 +604,7 @@ class WebSocketMachine:
 
     def _drop_message(self, event: WireMessage[Any]) -> None:
         self._parts = []
-        # docs/decisions.md #<A9>: data after the app's close is dropped.
+        # docs/decisions.md #21: data after the app's close is dropped.
         self._fx.notes.append(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, event: Ping) -> None:
@@ -640,7 +640,7 @@ class WebSocketMachine:
         if self.state is State.OPEN and (self.inbox or self._app_holds_message):
             # Messages that fully arrived before the bad bytes are still delivered, and the
             # app may still answer them: the failure waits until the app asks for more, at
-            # most the close timeout (docs/decisions.md #<FAIL>).
+            # most the close timeout (docs/decisions.md #26).
             self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
             self._cancel(Timer.PING, Timer.PONG)
             self._fx.arm[Timer.HOLD] = self.timeouts.close_s
@@ -683,7 +683,7 @@ class WebSocketMachine:
         self._go(State.CLOSED, "keepalive ping timed out; close 1011 sent", 'www spec 2.5, "WebSocket"', Tcp.ABORT)
 
     def _shutdown_open(self, _: None) -> None:
-        # docs/decisions.md #<A3>: close 1001 at once; the disconnect is 1001.
+        # docs/decisions.md #17: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
         self._decide(1001, reason, "the server is shutting down (close code 1001)")
@@ -692,7 +692,7 @@ class WebSocketMachine:
     # ------------------------------------------------------------------ ending
 
     def _lost(self, _: Any) -> None:
-        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md #<A2>).
+        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md #16).
         self._decide(1006, "", "connection lost without a close frame (code 1006)")
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
@@ -710,8 +710,8 @@ class WebSocketMachine:
         self._go(State.CLOSED, "the TCP connection ended (EOF or close timeout)", _RFC_CLOSE, Tcp.ABORT)
 
     def _closed_send(self, message: Message) -> None:
-        # www spec 2.4, "Disconnected Client - send exception": send() on a closed (or
-        # closing) connection raises an OSError subclass (docs/decisions.md #<A8>).
+        # www spec 2.5, "Disconnected Client - send exception": send() on a closed (or
+        # closing) connection raises an OSError subclass (docs/decisions.md #20).
         raise ClientDisconnected(self.closed_reason, self.close_code)
 
     def _misuse(self, message: Message) -> None:

@@ -241,7 +241,7 @@ class WebSocketConnection:
         try:
             await self.ctx.app(self.scope, self._receive, self._send)
         except ClientDisconnected:
-            pass  # www spec 2.4: our own exception escaping the app is not an error
+            pass  # www spec 2.5, "Disconnected Client - send exception": not an error if it escapes
         except Exception:
             raised = True
             error_log.exception("Exception in ASGI application (websocket %s)", self.scope.get("path"))
@@ -328,7 +328,7 @@ class WebSocketConnection:
     # ------------------------------------------------------------------ shutdown
 
     async def shutdown(self) -> None:
-        """Close 1001 at once (docs/decisions.md #<A3>); the app then has until the
+        """Close 1001 at once (docs/decisions.md #17); the app then has until the
         shutdown timeout to return."""
         self._apply(self.machine.server_shutdown())
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):
