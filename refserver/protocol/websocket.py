@@ -314,6 +314,9 @@ class WebSocketMachine:
     # ------------------------------------------------------------------ receive()
 
     def _receive(self, _: None) -> None:
+        """Hand the app the connect event, then queued messages, then the disconnect (again on every call).
+
+        In FAILING, asking for more once the queue is empty fails the connection now."""
         fx = self._fx
         if not self._connect_delivered:
             # www spec 2.5, "Connect - receive event": always the first event.
@@ -349,6 +352,9 @@ class WebSocketMachine:
     # ------------------------------------------------------------------ CONNECTING
 
     def _accept(self, message: Message) -> None:
+        """Send the 101 and start framing and the keepalive (or answer HTTP 500 and raise).
+
+        HTTP 500 for a subprotocol the client did not offer or a header only the server may set."""
         message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
@@ -406,6 +412,7 @@ class WebSocketMachine:
             self._parse(trailing)
 
     def _refuse(self, message: Message) -> None:
+        """Answer the handshake with HTTP 403; the disconnect is 1006."""
         messages.validate(message, "websocket.close")
         # www spec 2.5, "Close - send event": close before accept -> HTTP 403, at once.
         self._http_response(403, [], b"", more=False)
@@ -413,6 +420,7 @@ class WebSocketMachine:
         self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
     def _deny_start(self, message: Message) -> None:
+        """Check and hold the denial response start until its first body message."""
         message = messages.validate(message, "websocket.http.response.start")
         headers = list(message.get("headers", ()))
         check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
@@ -421,6 +429,7 @@ class WebSocketMachine:
         self._go(State.DENIAL_START_HELD, "denial started; held until its first body message", sections.WS_DENIAL)
 
     def _deny_body(self, message: Message) -> None:
+        """Send the held denial head with this body part, or the next body part; the last one ends the connection."""
         message = messages.validate(message, "websocket.http.response.body")
         body, more = bytes(message.get("body", b"")), message.get("more_body", False)
         if self.state is State.DENIAL_START_HELD:
@@ -471,14 +480,17 @@ class WebSocketMachine:
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
     def _app_ended_before_accept(self, _: None) -> None:
+        """Answer the handshake with HTTP 500."""
         # docs/decisions.md #19: an app that ends without answering the handshake -> 500.
         self._answer_500()
 
     def _app_ended_in_denial(self, _: None) -> None:
+        """Close TCP: the denial response cannot be completed."""
         self._decide(1006, "", "the app ended during its denial response")
         self._go(State.CLOSED, "the app ended during its denial response", sections.WS_DENIAL)
 
     def _shutdown_before_accept(self, _: None) -> None:
+        """Answer the handshake with HTTP 503; the disconnect is 1001."""
         # Nothing of the app's answer is on the wire yet (a denial start is held until its
         # first body), so the handshake is refused like any unanswered one
         # (docs/decisions.md #17).
@@ -487,6 +499,7 @@ class WebSocketMachine:
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
 
     def _buffer_early(self, data: bytes) -> None:
+        """Keep the bytes (h11 holds them) for the frame parser after the 101."""
         # Before the 101: h11 keeps the bytes as trailing data for the frame parser.
         self._early_bytes += len(data)
         self.handshake.receive_data(data)
@@ -494,6 +507,7 @@ class WebSocketMachine:
     # ------------------------------------------------------------------ OPEN (and FAILING)
 
     def _send_data(self, message: Message) -> None:
+        """Write a text or binary frame."""
         message = messages.validate(message, "websocket.send")
         wire = self.wire
         if wire is None:  # pragma: no cover - OPEN implies a wire connection
@@ -512,6 +526,7 @@ class WebSocketMachine:
             ).with_state(self.state.name) from None
 
     def _send_close(self, message: Message) -> None:
+        """Write the app's close frame (and in FAILING, fail the connection now)."""
         message = messages.validate(message, "websocket.close")
         code = message.get("code")
         code = 1000 if code is None else code
@@ -535,10 +550,12 @@ class WebSocketMachine:
         self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
 
     def _app_returned_open(self, _: None) -> None:
+        """Write close 1000."""
         # docs/decisions.md #19: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
+        """Write close 1011."""
         # docs/decisions.md #19: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
@@ -584,6 +601,7 @@ class WebSocketMachine:
         self._row = outer
 
     def _message(self, event: WireMessage[Any]) -> None:
+        """Queue the message for the app and wake it; reading pauses past the read-ahead budget."""
         # Fragments are reassembled; wsproto decodes UTF-8 incrementally, so a character
         # split across frames arrives whole and bad UTF-8 fails the connection at once.
         data: Any
@@ -603,17 +621,20 @@ class WebSocketMachine:
         self._fx.wake_app = True
 
     def _drop_message(self, event: WireMessage[Any]) -> None:
+        """Drop it: data after the app's close frame is not delivered."""
         self._parts = []
         # docs/decisions.md #21: data after the app's close is dropped.
         self._fx.notes.append(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, event: Ping) -> None:
+        """Write a pong with the same payload."""
         # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
         wire = self.wire
         if wire is not None and wire.state is WireState.OPEN:
             self._write(wire.send(event.response()))
 
     def _pong(self, event: Pong) -> None:
+        """A pong to our ping: cancel the pong timer, arm the next ping."""
         if self._ping_payload is not None and bytes(event.payload) == self._ping_payload:
             self._ping_payload = None
             self._cancel(Timer.PONG)
@@ -621,6 +642,7 @@ class WebSocketMachine:
                 self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
 
     def _peer_close(self, event: CloseConnection) -> None:
+        """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
         wire = self.wire
         code, reason = int(event.code), event.reason or ""
         if wire is not None and wire.state is WireState.REMOTE_CLOSING:
@@ -631,6 +653,7 @@ class WebSocketMachine:
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
     def _bad_data(self, event: CloseConnection) -> None:
+        """Fail the connection now, or hold the failure while earlier messages wait for the app."""
         # wsproto's parser has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
         code = int(event.code)
         text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
@@ -648,14 +671,16 @@ class WebSocketMachine:
             self._fail_now()
 
     def _fail_now(self, _: Any = None) -> None:
-        """Fail the connection (RFC 6455 §7.1.7): close frame, then FIN and discard the
-        rest, since wsproto's parser has stopped."""
+        """Write the failure close frame (1002, 1007, 1009); decide that code; send FIN and drain.
+
+        RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
         code, text = self._failure
         self._write_close(code, text)
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.DRAINING, f"connection failed with code {code} ({text})", "RFC 6455 §7.1.7")
 
     def _ping_due(self, _: None) -> None:
+        """Write a keepalive ping and arm the pong timer."""
         # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
         wire = self.wire
         if wire is None or wire.state is not WireState.OPEN:
@@ -672,6 +697,7 @@ class WebSocketMachine:
             self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
 
     def _pong_overdue(self, _: None) -> None:
+        """Write close 1011, decide 1006, close TCP (or try again if reading is paused)."""
         if not self._reading and not self._write_blocked:
             # The reader is paused (backpressure), so the pong may be sitting unread: try
             # again in the next interval.
@@ -683,6 +709,7 @@ class WebSocketMachine:
         self._go(State.CLOSED, "keepalive ping timed out; close 1011 sent", 'www spec 2.5, "WebSocket"', Tcp.ABORT)
 
     def _shutdown_open(self, _: None) -> None:
+        """Write close 1001; decide 1001; wait for the peer's close frame."""
         # docs/decisions.md #17: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
@@ -692,29 +719,35 @@ class WebSocketMachine:
     # ------------------------------------------------------------------ ending
 
     def _lost(self, _: Any) -> None:
+        """Decide 1006 (no close frame) and close TCP."""
         # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md #16).
         self._decide(1006, "", "connection lost without a close frame (code 1006)")
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
     def _lost_while_failing(self, _: Any) -> None:
+        """Decide the pending failure code and close TCP."""
         # The peer broke the protocol and then left: the failure is the cause.
         code, text = self._failure
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
     def _close_overdue(self, _: None) -> None:
+        """Decide 1006 and close TCP."""
         self._decide(1006, "", "the peer did not answer the close frame in time (code 1006)")
         self._go(State.CLOSED, "close timeout: the peer did not finish the closing handshake", _RFC_CLOSE, Tcp.ABORT)
 
     def _tcp_gone(self, _: Any) -> None:
+        """Close TCP (the disconnect is already decided)."""
         self._go(State.CLOSED, "the TCP connection ended (EOF or close timeout)", _RFC_CLOSE, Tcp.ABORT)
 
     def _closed_send(self, message: Message) -> None:
+        """Raise ClientDisconnected from send()."""
         # www spec 2.5, "Disconnected Client - send exception": send() on a closed (or
         # closing) connection raises an OSError subclass (docs/decisions.md #20).
         raise ClientDisconnected(self.closed_reason, self.close_code)
 
     def _misuse(self, message: Message) -> None:
+        """Raise ASGIProtocolError from send(), naming the message, the state and the section."""
         kind = messages.message_type(message)
         raise _misuse(self.state, kind).with_state(self.state.name)
 
