@@ -1,0 +1,66 @@
+"""WebSocket connections in the access log, as a uvicorn user expects: the upgrade with its
+result (101, 403, a denial status, 500) and the end of an accepted connection with its code."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.support import Recorder, Rejected, WSClient, serving
+
+pytestmark = pytest.mark.anyio
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records if r.name == "refserver.access"]
+    return [line.split(" - ", 1)[1] for line in lines]
+
+
+async def test_accepted_connection_logs_101_then_the_close_code(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="refserver.access")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        rec.add("event", await receive())
+
+    async with serving(app) as server:
+        ws = await WSClient.connect(server.port, path="/chat")
+        await ws.close(4001)
+        await ws.expect_close()
+        await rec.wait_kind("event")
+    assert access_lines(caplog) == ['"WebSocket /chat" 101', '"WebSocket /chat" closed (code 4001)']
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ([{"type": "websocket.close"}], 403),
+        ([{"type": "websocket.http.response.start", "status": 418}, {"type": "websocket.http.response.body"}], 418),
+        ([{"type": "websocket.accept", "subprotocol": "unoffered"}], 500),
+    ],
+)
+async def test_refused_handshake_logs_its_status(
+    answer: list[dict[str, Any]], status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="refserver.access")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        try:
+            for message in answer:
+                await send(message)
+        except Exception as exc:  # the unoffered subprotocol raises ASGIProtocolError
+            rec.add("raised", exc)
+        rec.add("done")
+
+    async with serving(app) as server:
+        with pytest.raises(Rejected) as rejected:
+            await WSClient.connect(server.port, path="/x")
+        await rec.wait_kind("done")
+    assert rejected.value.response.status_code == status
+    assert access_lines(caplog) == [f'"WebSocket /x" {status}']
