@@ -35,7 +35,7 @@ from examples.chat import ChatApp
 from examples.page_reload import PageReloadApp
 from refserver.testing import serve_in_thread
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 10.0  # generous: a loaded CI machine starts Chromium slowly
 REQUIRED = os.environ.get("REFSERVER_REQUIRE_BROWSER") == "1"
 ARTIFACTS = Path(os.environ.get("REFSERVER_ARTIFACTS", Path(__file__).resolve().parent.parent / "artifacts"))
 

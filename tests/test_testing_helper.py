@@ -4,8 +4,11 @@ exit (lifespan spec 2.0, "Lifespan State" and the startup/shutdown messages)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,7 +18,7 @@ from wsproto.events import CloseConnection
 
 from refserver import LifespanFailure
 from refserver.testing import serve, serve_in_thread
-from tests.support import TIMEOUT, Recorder, WSClient, http_request
+from tests.support import TIMEOUT, Recorder, WSClient, connect, http_request, read_until_eof
 
 pytestmark = pytest.mark.anyio
 
@@ -148,6 +151,42 @@ class TestServe:
             async with serve(StatefulApp(), lifespan="off") as server:
                 assert server.config.lifespan == "off"
                 assert server.state == {}
+
+    async def test_ipv6_loopback_urls_use_brackets(self) -> None:
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+        except OSError as exc:
+            pytest.skip(f"no IPv6 loopback here: {exc}")
+        with anyio.fail_after(TIMEOUT):
+            async with serve(StatefulApp(), host="::1") as server:
+                assert server.address == ("::1", server.port)
+                assert server.http_url == f"http://[::1]:{server.port}"
+                assert server.ws_url == f"ws://[::1]:{server.port}"
+                stream = await connect(server.port, host="::1")
+                await stream.send(b"GET / HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+                reply = await read_until_eof(stream)
+                await stream.aclose()
+        assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"\r\n\r\nhello from startup")
+
+    async def test_a_unix_socket_has_no_tcp_address(self, tmp_path: Path) -> None:
+        path = str(tmp_path / "refserver.sock")
+        with anyio.fail_after(TIMEOUT):
+            async with serve(StatefulApp(), uds=path) as server:
+                assert server.listening.addresses == (path,)
+                with pytest.raises(ValueError, match="unix socket"):
+                    server.http_url  # noqa: B018
+
+
+def test_serve_works_under_plain_asyncio_run() -> None:
+    """No anyio test runner: an asyncio test (pytest-asyncio, unittest's IsolatedAsyncioTestCase)."""
+
+    async def main() -> tuple[int, bytes]:
+        async with serve(StatefulApp()) as server:
+            response, body = await asyncio.wait_for(http_request(server.port, "GET", "/"), TIMEOUT)
+            return response.status_code, body
+
+    assert asyncio.run(main()) == (200, b"hello from startup")
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
