@@ -4,6 +4,7 @@ served by refserver.testing over real loopback sockets."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,6 +34,12 @@ class Lines:
 
     async def wait(self, count: int) -> list[str]:
         return list(await self.recorder.wait_kind("line", count))
+
+
+def test_every_example_is_listed_here() -> None:
+    """A new example gets its tests in this module, starting with this list."""
+    found = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+    assert found == sorted([*EXAMPLES, "__init__"])
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
