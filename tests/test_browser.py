@@ -8,8 +8,8 @@
   "Disconnect - receive event"), its next ``send()`` raises ``ClientDisconnected``, an OSError
   (www spec 2.4); every new connection works; nothing is logged at error level.
 * Denial (examples/denial.py): the page sees the denied WebSocket fail (close 1006) while the
-  test reads the app's HTTP response to the same handshake (www spec 2.5, "Websocket Denial
-  Response" extension).
+  test reads the app's HTTP response to the same handshake (asgi extensions, "WebSocket Denial
+  Response").
 * Chat (examples/chat.py): two tabs talk; a screenshot of the page is kept as an artifact.
 
 Skips when Chromium or Playwright is missing, unless REFSERVER_REQUIRE_BROWSER=1 (set by
