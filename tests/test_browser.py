@@ -18,6 +18,7 @@ Skips when Chromium or Playwright is missing, unless REFSERVER_REQUIRE_BROWSER=1
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -153,12 +154,12 @@ def test_reloads_navigation_and_closing_the_tab(
     # Chromium sends close 1001 ("going away") on reload, on navigating away and on closing the tab.
     same = "receive() again: the same websocket.disconnect"
     assert outcomes == {n: (1001, same, "ClientDisconnected") for n in range(1, 6)}
-    assert [r for r in caplog.records if r.levelno >= 40] == []  # logging.ERROR
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 @BOTH
 def test_a_denial_is_a_failed_websocket_to_the_page_and_an_http_response_to_a_client(
-    backend: str, page_factory: Callable[[], Any]
+    backend: str, page_factory: Callable[[], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with serve_in_thread(denial.app, backend=backend) as server:
         page = page_factory()
@@ -191,6 +192,7 @@ def test_a_denial_is_a_failed_websocket_to_the_page_and_an_http_response_to_a_cl
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Token realm="echo"'
     assert response.body == b"a token is needed: /ws?token=...\n"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def chat_lines(page: Any) -> list[str]:

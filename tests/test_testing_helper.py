@@ -119,6 +119,19 @@ class TestServe:
                 ]
         assert [close.code for close in closes] == [1001]
 
+    async def test_a_client_that_never_answers_the_close_delays_the_exit_by_shutdown_timeout_s_at_most(
+        self,
+    ) -> None:
+        app = StatefulApp()
+        with anyio.fail_after(TIMEOUT):
+            async with serve(app, shutdown_timeout_s=0.2) as server:
+                client = await WSClient.connect(server.port, "/ws")  # never reads again
+            assert app.seen.of("ws disconnect") == [
+                {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
+            ]
+            assert app.seen.of("shutdown") == [[]]
+            await client.aclose()
+
     async def test_failed_startup_raises_lifespan_failure_and_the_block_never_runs(self) -> None:
         entered = False
         with anyio.fail_after(TIMEOUT), pytest.raises(LifespanFailure, match="no database"):
