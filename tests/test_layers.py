@@ -6,6 +6,9 @@
 * only ``refserver/runtime`` imports anyio at module level (``refserver/__init__`` and the
   CLI reach the runtime lazily, inside functions); the conformance harness is a consumer
   of the public API that the server core never imports.
+* the test helpers (``refserver.testing`` and the pytest fixtures) are consumers too: the
+  core never imports them, and the ``pytest11`` entry point that pytest loads in every
+  project (``refserver.pytest_plugin``) is core, so it imports no event loop library.
 """
 
 from __future__ import annotations
@@ -108,8 +111,11 @@ def test_protocol_is_sans_io(path: Path) -> None:
     assert ours == [], f"{path.name} reaches beyond errors/spec/protocol: {ours}"
 
 
+CONSUMERS = ("refserver.conformance", "refserver.testing", "refserver.pytest_fixtures")
+
+
 def core_modules() -> list[Path]:
-    return [p for p in sorted(PACKAGE.rglob("*.py")) if not within(module_name(p), "refserver.conformance")]
+    return [p for p in sorted(PACKAGE.rglob("*.py")) if not within(module_name(p), *CONSUMERS)]
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: module_name(p))
@@ -142,9 +148,15 @@ def test_the_core_never_imports_the_conformance_harness(path: Path) -> None:
         assert harness == []
 
 
+@pytest.mark.parametrize("path", core_modules(), ids=lambda p: module_name(p))
+def test_the_core_never_imports_the_test_helpers(path: Path) -> None:
+    helpers = [(i.module, i.line) for i in imports_of(path) if within(i.module, *CONSUMERS[1:])]
+    assert helpers == []  # refserver.pytest_plugin names the fixtures module as a string only
+
+
 def test_importing_the_package_and_cli_loads_no_event_loop_library() -> None:
     code = (
-        "import sys, refserver, refserver.cli, refserver.loading\n"
+        "import sys, refserver, refserver.cli, refserver.loading, refserver.pytest_plugin\n"
         "print(sorted(m for m in ('anyio', 'trio') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -613,7 +613,7 @@ class WebSocketMachine:
             data = event.data
         if isinstance(event, TextMessage):
             message = {"type": "websocket.receive", "text": data}
-            self._inbox_bytes += len(data)
+            self._inbox_bytes += _utf8_size(data)
         else:
             message = {"type": "websocket.receive", "bytes": bytes(data)}
             self._inbox_bytes += len(data)
@@ -635,7 +635,7 @@ class WebSocketMachine:
 
     def _pong(self, event: Pong) -> None:
         """A pong to our ping: cancel the pong timer, arm the next ping."""
-        if self._ping_payload is not None and bytes(event.payload) == self._ping_payload:
+        if self.state is State.OPEN and self._ping_payload is not None and bytes(event.payload) == self._ping_payload:
             self._ping_payload = None
             self._cancel(Timer.PONG)
             if self.timeouts.ping_interval_s > 0:
@@ -762,9 +762,12 @@ class WebSocketMachine:
 
 def _size(event: Mapping[str, Any]) -> int:
     data = event.get("bytes")
-    if data is None:
-        data = event.get("text") or ""
-    return len(data)
+    return len(data) if data is not None else _utf8_size(event.get("text") or "")
+
+
+def _utf8_size(text: str) -> int:
+    """The UTF-8 size of ``text``, without encoding it when it is ASCII (the common case)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _misuse(state: State, kind: str) -> ASGIProtocolError:

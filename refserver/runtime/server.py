@@ -9,11 +9,12 @@ only then is ``lifespan.shutdown`` sent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import stat
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import anyio
@@ -34,6 +35,9 @@ class Listening:
     """What :func:`serve` reports through ``task_status.started()``."""
 
     addresses: tuple[tuple[str, int] | str, ...]  # (host, port) pairs, or unix socket paths
+    # The lifespan state (lifespan spec 2.0, "Lifespan State"): the dict the app filled during
+    # lifespan.startup; every connection's scope["state"] is a shallow copy of it.
+    state: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def url(self) -> str:
@@ -198,7 +202,7 @@ async def _serve_connections(
             async with anyio.create_task_group() as accepting:
                 for listener in listeners:
                     accepting.start_soon(listener.serve, handle, connections)
-                task_status.started(listening)
+                task_status.started(dataclasses.replace(listening, state=ctx.state))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
                 else:

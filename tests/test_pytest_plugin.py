@@ -1,0 +1,122 @@
+"""The pytest plugin: the ``pytest11`` entry point is inert until a project turns the fixtures
+on (ini ``refserver_fixtures = true``, or ``-p refserver.pytest_fixtures``), and then the
+fixtures serve the project's ``refserver_app``. Each case runs pytest in a fresh process on a
+small generated project, as a user's project would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+APP = """
+from typing import Any
+
+import pytest
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        scope["state"]["name"] = "plugin"
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": scope["state"]["name"].encode()})
+
+
+@pytest.fixture
+def refserver_app() -> Any:
+    return app
+"""
+
+SYNC_TEST = """
+import urllib.request
+
+
+def test_sync(refserver_server_in_thread):
+    assert refserver_server_in_thread.state == {"name": "plugin"}
+    with urllib.request.urlopen(refserver_server_in_thread.http_url, timeout=5) as response:
+        assert response.read() == b"plugin"
+"""
+
+ASYNC_TEST = """
+import anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+@pytest.mark.anyio
+async def test_async(refserver_server):
+    stream = await anyio.connect_tcp(refserver_server.host, refserver_server.port)
+    await stream.send(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    data = b""
+    with anyio.fail_after(5):
+        try:
+            while True:
+                data += await stream.receive()
+        except anyio.EndOfStream:
+            pass
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\\r\\n\\r\\nplugin")
+"""
+
+NO_APP_TEST = """
+def test_forgot_the_app(refserver_server_in_thread):
+    pass
+"""
+
+
+def run_pytest(project: Path, ini: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (project / "pytest.ini").write_text("[pytest]\n" + ini)  # makes project the rootdir
+    # (hypothesis's plugin is unloaded only because it takes a second to import)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(textwrap.dedent(text))
+
+
+class TestTheEntryPointIsInert:
+    def test_without_opting_in_there_are_no_refserver_fixtures(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", APP + SYNC_TEST)
+        done = run_pytest(tmp_path, "")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "fixture 'refserver_server_in_thread' not found" in done.stdout
+        assert "1 error" in done.stdout
+
+
+class TestOptingIn:
+    def test_the_ini_setting_turns_the_fixtures_on(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", APP + SYNC_TEST + ASYNC_TEST)
+        write(tmp_path / "test_no_app.py", NO_APP_TEST)
+        done = run_pytest(tmp_path, "refserver_fixtures = true\n", "-rE")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "3 passed, 1 error" in done.stdout, done.stdout
+        assert "define a fixture named refserver_app" in done.stdout
+
+    @pytest.mark.parametrize("how", ["-p", "conftest"])
+    def test_loading_the_fixtures_module_turns_them_on(self, tmp_path: Path, how: str) -> None:
+        write(tmp_path / "test_it.py", APP + SYNC_TEST)
+        args: list[str] = []
+        if how == "-p":
+            args = ["-p", "refserver.pytest_fixtures"]
+        else:
+            write(tmp_path / "conftest.py", 'pytest_plugins = ["refserver.pytest_fixtures"]\n')
+        # the ini setting as well: the fixtures are registered once, whichever way came first
+        done = run_pytest(tmp_path, "refserver_fixtures = true\n", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 passed" in done.stdout
