@@ -268,6 +268,7 @@ class TestRecord:
             await ws.close(4001, "bye")
             with anyio.fail_after(TIMEOUT):
                 await done.wait()
+            await ws.aclose()
         assert server.messages("recv", "ws") == [
             {"type": "websocket.connect"},
             {"type": "websocket.disconnect", "code": 4001, "reason": "bye"},
@@ -281,6 +282,8 @@ class TestRecord:
             await send({"type": "http.response.body"})
 
         with serve_in_thread(app, lifespan="off") as server:
-            status = urllib.request.urlopen(server.http_url + "/", timeout=TIMEOUT).status
+            response = urllib.request.urlopen(server.http_url + "/", timeout=TIMEOUT)
+            status = response.status
+            response.close()
         assert status == 204
         assert server.records == []
