@@ -8,13 +8,19 @@ records every step, so nothing can change state without a record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 
-class Tcp(Enum):
+class FastEnum(Enum):
+    """An Enum hashed by identity (members are singletons), so table look-ups keyed by its
+    members cost a C-level hash instead of Enum's Python-level one."""
+
+    __hash__ = object.__hash__
+
+
+class Tcp(FastEnum):
     """What happens to the TCP connection."""
 
     SEND_EOF = "send FIN once what is queued is written, and keep reading until EOF"
@@ -22,7 +28,7 @@ class Tcp(Enum):
     ABORT = "the peer is unresponsive: close the TCP connection, writing what is queued only if the socket takes it"
 
 
-class Timer(Enum):
+class Timer(FastEnum):
     """The deadlines a machine can arm; each fires as an input of its own."""
 
     CLOSE = "close timeout: the peer's close frame or EOF is overdue"
@@ -59,7 +65,7 @@ class Effects:
     """Everything one input asks for, in the order the runtime applies it."""
 
     write: list[bytes] = field(default_factory=list)  # bytes for the peer, in order
-    event: Mapping[str, Any] | None = None  # what receive() returns now (RECEIVE input only)
+    event: dict[str, Any] | None = None  # what receive() returns now (RECEIVE input only)
     wake_app: bool = False  # a waiting receive() has something new
     reading: bool | None = None  # pause (False) or resume (True) reading; None: unchanged
     arm: dict[Timer, float] = field(default_factory=dict)  # timer -> seconds from now

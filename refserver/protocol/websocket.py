@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import h11
@@ -39,7 +38,7 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol.effects import Effects, Note, Tcp, Timer, Transition
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer, Transition
 from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.internals import accept_registered_close_codes, is_parse_failure
@@ -62,7 +61,7 @@ DISCONNECT_REPEATS_BEFORE_WARNING = 100
 _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
-class State(Enum):
+class State(FastEnum):
     """The one state of a WebSocket connection; nothing beside it needs remembering."""
 
     CONNECTING = "handshake received; waiting for the app's accept, close or denial"
@@ -91,7 +90,7 @@ _RFC_FAIL = "RFC 6455 §7.1.7"
 _RFC_LOST = "RFC 6455 §7.1.5"
 
 
-class Input(Enum):
+class Input(FastEnum):
     # the app
     ACCEPT = "websocket.accept"
     SEND = "websocket.send"

@@ -9,19 +9,27 @@ class Wakeup:
     """Like an anyio.Event that re-arms itself after each wait.
 
     A ``fire()`` that comes while nobody waits is remembered, so the next ``wait()``
-    returns at once; callers re-check their condition after every wait.
+    returns at once; callers re-check their condition after every wait. An event is
+    allocated only when a waiter really has to block.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "_fired")
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._fired = False
+        self._event: anyio.Event | None = None
 
     def fire(self) -> None:
-        self._event.set()
+        self._fired = True
+        event = self._event
+        if event is not None:
+            event.set()
 
     async def wait(self) -> None:
-        event = self._event
-        if not event.is_set():
-            await event.wait()
-        self._event = anyio.Event()
+        if not self._fired:
+            event = self._event = anyio.Event()
+            try:
+                await event.wait()
+            finally:
+                self._event = None
+        self._fired = False

@@ -99,7 +99,9 @@ class WebSocketConnection:
                 trace.record(note.kind, self._state, note.section, note.text)
         if fx.close_code is not None:
             self._close_code = fx.close_code
-        if self.ctx.config.access_log and (fx.status or self._state == "CLOSED") and not self._closed_logged:
+        if (fx.status or (fx.transitions and self._state == "CLOSED" and not self._closed_logged)) and (
+            self.ctx.config.access_log
+        ):
             self._access_log(fx.status)
         if fx.write:
             self._outbox.extend(fx.write)
@@ -203,7 +205,7 @@ class WebSocketConnection:
                     await anyio.lowlevel.checkpoint()
                 if self.trace is not None:
                     self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
-                return dict(event)
+                return event  # a dict of its own (the machine never hands one out twice)
             waited = True
             await self._app_wakeup.wait()
 
