@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port to bind; 0 picks a free one (default {d.port})",
     )
     p.add_argument("--uds", default=d.uds, metavar="PATH", help="bind a unix domain socket instead of TCP")
+    p.add_argument(
+        "--backlog",
+        type=int,
+        default=d.backlog,
+        metavar="N",
+        help=f"how many connections may wait in the kernel's accept queue (default {d.backlog})",
+    )
     p.add_argument("--root-path", default=d.root_path, help="the scope's root_path (mount point)")
     p.add_argument(
         "--lifespan",
@@ -144,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         port=args.port,
         uds=args.uds,
         root_path=args.root_path,
+        backlog=args.backlog,
         lifespan=args.lifespan,
         backend=args.backend,
         factory=args.factory,

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.abc
+import anyio.streams.stapled
 
 from refserver.config import Config
 from refserver.errors import LifespanFailure
@@ -27,6 +28,7 @@ from refserver.logs import error_log
 from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
+from refserver.runtime.listener import Acceptor, socket_stream
 from refserver.trace import Tracer
 
 
@@ -61,15 +63,34 @@ async def _open_listeners(config: Config) -> tuple[list[anyio.abc.Listener[Any]]
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(path).st_mode):
                 os.unlink(path)  # a stale socket file from an earlier run
-        listener = await anyio.create_unix_listener(path)
+        listener = await anyio.create_unix_listener(path, backlog=config.backlog)
         return [listener], Listening((path,))
-    multi = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port, reuse_port=False)
+    multi = await anyio.create_tcp_listener(
+        local_host=config.host, local_port=config.port, reuse_port=False, backlog=config.backlog
+    )
     addresses: list[tuple[str, int] | str] = []
     for sub in multi.listeners:
         sock: socket.socket = sub.extra(anyio.abc.SocketAttribute.raw_socket)
         host, port = sock.getsockname()[:2]
         addresses.append((str(host), int(port)))
     return [multi], Listening(tuple(addresses))
+
+
+def _raw_sockets(listener: anyio.abc.Listener[Any]) -> list[socket.socket]:
+    subs: list[Any] = (
+        list(listener.listeners) if isinstance(listener, anyio.streams.stapled.MultiListener) else [listener]
+    )
+    return [sub.extra(anyio.abc.SocketAttribute.raw_socket) for sub in subs]
+
+
+@dataclass(slots=True, eq=False)
+class _Accepted:
+    """A connection taken from the accept queue whose handler has not started yet."""
+
+    closing: bool = False
+
+    async def shutdown(self) -> None:
+        self.closing = True
 
 
 def _address(config: Config) -> str:
@@ -189,28 +210,46 @@ async def _serve_connections(
     try:
         async with anyio.create_task_group() as connections:
 
-            async def handle(stream: anyio.abc.ByteStream) -> None:
+            async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
+                try:
+                    stream = await socket_stream(conn)
+                except OSError:
+                    conn.close()
+                    ctx.remove(pending)
+                    return
                 handler = HTTPConnection(stream, ctx)
                 ctx.add(handler)
+                ctx.remove(pending)
                 try:
+                    if pending.closing:
+                        await handler.shutdown()  # taken from the queue during shutdown
                     await handler.run()
                 except Exception:
                     error_log.exception("Internal error in refserver while serving a connection")
                 finally:
                     ctx.remove(handler)
 
+            def accept(conn: socket.socket) -> None:
+                pending = _Accepted(closing=ctx.shutting_down)
+                ctx.add(pending)  # at once, so that shutdown waits for it
+                connections.start_soon(serve_connection, conn, pending)
+
+            acceptors = [Acceptor(sock) for listener in listeners for sock in _raw_sockets(listener)]
             async with anyio.create_task_group() as accepting:
-                for listener in listeners:
-                    accepting.start_soon(listener.serve, handle, connections)
+                for acceptor in acceptors:
+                    accepting.start_soon(acceptor.serve, accept)
                 task_status.started(dataclasses.replace(listening, state=ctx.state))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
                 else:
                     await shutdown_trigger()
                 accepting.cancel_scope.cancel()
+            ctx.shutting_down = True
+            for acceptor in acceptors:
+                # Clients already in the accept queue are served (one request each), not reset.
+                acceptor.accept_waiting(accept)
             for listener in listeners:
                 await listener.aclose()
-            ctx.shutting_down = True
             if ctx.handlers:
                 for handler in list(ctx.handlers):
                     connections.start_soon(handler.shutdown)

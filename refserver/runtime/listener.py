@@ -1,0 +1,64 @@
+"""Accepting connections: every connection waiting in the kernel's accept queue is taken
+each time the listening socket is readable, so that new clients are not starved by busy
+ones (anyio's ``Listener.serve`` takes one per pass of the event loop), and the queue is
+drained once more at shutdown, so that a client already queued is served, not reset.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+
+from refserver.logs import error_log
+
+# accept() errors that concern one connection (it went away while queued): take the next.
+_PER_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+# accept() errors that concern the process (out of descriptors or memory): pause a little.
+_PAUSE_AFTER_RESOURCE_ERROR_S = 0.1
+
+# Called synchronously for each accepted socket: registers it and starts its task.
+Handle = Callable[[socket.socket], None]
+
+
+class Acceptor:
+    """Accepts on one listening socket and hands each new socket to ``handle``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+
+    async def serve(self, handle: Handle) -> None:
+        while True:
+            await anyio.wait_readable(self.sock)
+            if self.accept_waiting(handle) < 0:
+                await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
+
+    def accept_waiting(self, handle: Handle) -> int:
+        """Take every connection in the accept queue now; how many, or -1 if the process
+        is out of a resource (file descriptors, memory)."""
+        taken = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return taken
+            except OSError as exc:
+                if exc.errno in _PER_CONNECTION_ERRORS:
+                    continue
+                error_log.warning("Cannot accept a connection: %s", exc)
+                return -1
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            handle(conn)
+            taken += 1
+
+
+async def socket_stream(conn: socket.socket) -> anyio.abc.SocketStream:
+    """The anyio stream over an accepted socket (TCP or unix)."""
+    if conn.family == socket.AF_UNIX:
+        return await anyio.abc.UNIXSocketStream.from_socket(conn)
+    return await anyio.abc.SocketStream.from_socket(conn)
