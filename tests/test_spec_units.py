@@ -395,10 +395,12 @@ def test_request_with_transfer_encoding_and_content_length_must_close() -> None:
 def test_lifespan_machine_happy_path() -> None:
     machine = LifespanMachine()
     assert machine.state is LifespanState.STARTING
-    assert machine.app_send({"type": "lifespan.startup.complete"}) is LifespanState.STARTED
+    machine.app_send({"type": "lifespan.startup.complete"})
+    assert machine.state is LifespanState.STARTED
     machine.begin_shutdown()
     assert machine.state is LifespanState.SHUTTING_DOWN
-    assert machine.app_send({"type": "lifespan.shutdown.complete", "extra": 1}) is LifespanState.DONE
+    machine.app_send({"type": "lifespan.shutdown.complete", "extra": 1})
+    assert machine.state is LifespanState.DONE
 
 
 @pytest.mark.parametrize(
@@ -421,7 +423,8 @@ def test_lifespan_machine_failures(
     for m in before:
         machine.app_send(m)
     machine.begin_shutdown()
-    assert machine.app_send(message) is state
+    machine.app_send(message)
+    assert machine.state is state
     assert machine.failure_message == failure
 
 

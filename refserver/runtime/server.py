@@ -103,7 +103,7 @@ async def _serve(
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
     ctx = ServerContext(as_asgi3(app), config)
-    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state)
+    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
     async with anyio.create_task_group() as root:
         if config.lifespan != "off":
             await lifespan.startup(root)
