@@ -716,7 +716,7 @@ def _rows(states: tuple[State, ...], given: Input, nxt: tuple[State, ...], actio
 
 _HEAD = (S.IDLE, S.READING_HEAD)
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING)  # a head may lead to a request or an upgrade
-_NEXT_REQUEST = (S.READING_HEAD, *_AFTER_HEAD, S.UPGRADED, S.CLOSED)  # what parsing a head may lead to
+_NEXT_REQUEST = (S.READING_HEAD, *_AFTER_HEAD, S.CLIENT_GONE, S.UPGRADED, S.CLOSED)  # what parsing a head may lead to
 _CYCLE = tuple(APP_STATES)
 _NO_APP = (S.IDLE, S.READING_HEAD, S.UPGRADING, S.UPGRADED, S.CLOSED)
 
