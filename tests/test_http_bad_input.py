@@ -337,3 +337,34 @@ async def test_request_with_both_transfer_encoding_and_content_length_closes_aft
             )
     assert split_head(raw) == ([b"HTTP/1.1 200 OK", b"connection: close", b"content-length: 2"], b"ok")
     assert rec.of("request") == [("/a", {"type": "http.request", "body": b"abc", "more_body": False})]
+
+
+class TestUpgradeRequestBody:
+    """RFC 6455 §4.2.1 / RFC 9112 §7.1: a WebSocket upgrade request whose body framing is
+    broken is a bad request like any other: 400, never an internal error."""
+
+    async def test_malformed_chunked_body_of_an_upgrade_request_is_400(self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG, logger="refserver")
+        rec = Recorder()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            rec.add("scope", scope["type"])
+            if scope["type"] == "http":
+                await ok_app(scope, receive, send)
+
+        request = (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+        with anyio.fail_after(5):
+            async with serving(app) as server:
+                raw = await raw_exchange(server.port, request)
+                response, body = await http_request(server.port, "GET", "/after")
+        assert split_head(raw) == error_response(b"400 Bad Request", b"illegal chunk header: bytearray(b'zz\\r\\n')")
+        assert (response.status_code, body) == (200, b"ok")
+        assert rec.of("scope") == ["http"]  # the bad upgrade never reached the app
+        assert refserver_errors(caplog) == []
+        [record] = refserver_records(caplog)
+        assert record.getMessage().startswith("Bad request from 127.0.0.1:")
+        assert record.getMessage().endswith("illegal chunk header: bytearray(b'zz\\r\\n') (answered 400)")

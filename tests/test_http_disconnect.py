@@ -226,3 +226,71 @@ async def test_client_disconnected_escaping_is_not_logged_as_error(caplog: pytes
     assert rec.of("not reached") == []
     assert refserver_errors(caplog) == []
     assert not any(r.exc_info for r in caplog.records if r.name.startswith("refserver"))
+
+
+class TestDisconnectReceiveEvent:
+    """www spec 2.5, "Disconnect - receive event" (and "Request - receive event"): every
+    receive() returns a dict of its own, and answers without starving other connections."""
+
+    async def test_every_receive_returns_a_fresh_dict(self) -> None:
+        rec = Recorder()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            request = await receive()
+            rec.add("request", dict(request))
+            request["body"] = b"changed by the app"  # a middleware rewriting the event
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"ok"})
+            first = await receive()
+            rec.add("first", dict(first))
+            first["type"] = "changed.by.the.app"
+            first["extra"] = 1
+            second = await receive()
+            rec.add("second", dict(second))
+            rec.add("distinct", first is not second)
+
+        with anyio.fail_after(5):
+            async with serving(app) as server:
+                for _ in range(2):
+                    response, body = await http_request(server.port, "POST", "/", body=b"x")
+                    assert (response.status_code, body) == (200, b"ok")
+                await rec.wait_kind("distinct", 2)
+        assert rec.of("request") == [{"type": "http.request", "body": b"x", "more_body": False}] * 2
+        assert rec.of("first") == [DISCONNECT, DISCONNECT]
+        assert rec.of("second") == [DISCONNECT, DISCONNECT]
+        assert rec.of("distinct") == [True, True]
+
+    async def test_a_receive_loop_does_not_starve_other_connections(self) -> None:
+        """An app that loops on receive() after http.disconnect (every call answers at
+        once) still lets the server answer another request in the meantime."""
+        rec = Recorder()
+        answered = anyio.Event()
+        limit = 200_000
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": scope["path"].encode()})
+            if scope["path"] == "/other":
+                rec.add("other answered")
+                answered.set()
+                return
+            rec.add("spinning")
+            for i in range(limit):
+                event = await receive()
+                assert event == DISCONNECT
+                if answered.is_set():
+                    rec.add("spin stopped", i)
+                    return
+            rec.add("spin stopped", limit)
+
+        with anyio.fail_after(10):
+            async with serving(app) as server, HTTPClient.open(server.port) as client:
+                await client.send_request("GET", "/spin")
+                response, body = await client.read_response()
+                assert (response.status_code, body) == (200, b"/spin")
+                other, other_body = await http_request(server.port, "GET", "/other")
+                await rec.wait_kind("spin stopped")
+        assert (other.status_code, other_body) == (200, b"/other")
+        assert [kind for kind, _ in rec.items] == ["spinning", "other answered", "spin stopped"]
+        [stopped_at] = rec.of("spin stopped")
+        assert 0 < stopped_at < limit

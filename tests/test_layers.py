@@ -3,6 +3,8 @@
 * ``refserver/spec`` imports nothing of refserver's but ``refserver.errors`` (and itself);
 * ``refserver/protocol`` is sans-IO: never anyio, asyncio, trio, socket, time or logging,
   and of refserver only errors, spec and protocol;
+* ``refserver/runtime`` never imports h11 or wsproto: the protocol layer owns the wire
+  (every h11 and wsproto object, and every error they raise, stays behind it);
 * only ``refserver/runtime`` imports anyio at module level (``refserver/__init__`` and the
   CLI reach the runtime lazily, inside functions); the conformance harness is a consumer
   of the public API that the server core never imports.
@@ -111,6 +113,12 @@ def test_protocol_is_sans_io(path: Path) -> None:
     assert ours == [], f"{path.name} reaches beyond errors/spec/protocol: {ours}"
 
 
+@pytest.mark.parametrize("path", modules_under("runtime"), ids=lambda p: p.name)
+def test_runtime_never_imports_the_wire_libraries(path: Path) -> None:
+    wire = [(i.module, i.line, i.lazy) for i in imports_of(path) if top(i.module) in ("h11", "wsproto")]
+    assert wire == [], f"{path.name} imports a wire library; only refserver/protocol may: {wire}"
+
+
 CONSUMERS = ("refserver.conformance", "refserver.testing", "refserver.pytest_fixtures")
 
 
@@ -170,6 +178,8 @@ def test_the_checker_sees_eager_and_lazy_imports() -> None:
     runtime = imports_of(PACKAGE / "runtime" / "http.py")
     assert any(i.module == "anyio" and not i.lazy for i in runtime)
     assert any(i.module == "refserver.spec.scopes" and not i.lazy for i in runtime)  # from refserver.spec import scopes
+    protocol = imports_of(PACKAGE / "protocol" / "http.py")
+    assert any(i.module == "h11" and not i.lazy for i in protocol)
     cli = imports_of(PACKAGE / "cli.py")
     assert any(i.module == "refserver.runtime.main" and i.lazy for i in cli)
     assert any(i.module == "refserver.config" and not i.lazy for i in cli)

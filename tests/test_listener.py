@@ -5,13 +5,16 @@ accept queue when shutdown begins are served, not reset."""
 from __future__ import annotations
 
 import socket
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 
+from refserver import Config
 from refserver.runtime.listener import Acceptor
-from tests.support import TIMEOUT, serving_stoppable
+from refserver.runtime.server import Listening, serve
+from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.anyio
 
@@ -54,19 +57,31 @@ def read_to_eof(sock: socket.socket) -> bytes:
 
 
 async def test_connections_queued_when_shutdown_begins_are_answered() -> None:
-    async with serving_stoppable(hello) as (server, stop):
-        queued = []
-        for _ in range(10):  # no await in between: the server cannot accept them yet
-            sock = socket.create_connection(("127.0.0.1", server.port))
+    """The clients connect (the kernel queues them) and send a request in the very step that
+    starts the shutdown, so only the shutdown's last look at the accept queue can take them."""
+    queued: list[socket.socket] = []
+    port = 0
+
+    async def shutdown_trigger() -> None:
+        await go.wait()
+        for _ in range(10):  # no await in between: the server cannot accept them before
+            sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             queued.append(sock)
-        stop.set()
-        answers = []
-        for sock in queued:
-            with sock:
-                sock.settimeout(TIMEOUT)
-                answers.append(await anyio.to_thread.run_sync(read_to_eof, sock))
+
+    go = anyio.Event()
+    config = Config(port=0, lifespan="off", shutdown_timeout_s=TIMEOUT)
+    async with anyio.create_task_group() as tg:
+        listening: Listening = await tg.start(partial(serve, hello, config, shutdown_trigger=shutdown_trigger))
+        port = listening.port
+        go.set()
+    answers = []
+    for sock in queued:
+        with sock:
+            sock.settimeout(TIMEOUT)
+            answers.append(await anyio.to_thread.run_sync(read_to_eof, sock))
     assert len(answers) == 10
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nconnection: close\r\n" in answer
         assert answer.endswith(b"\r\n\r\nhi")

@@ -33,16 +33,6 @@ OLD_REFERENCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("outside file", re.compile(r"\.\./shared|\bshared/[\w-]+\.md|\bdesign\.md\b")),
 )
 
-# Files the lead engineer is rewriting in parallel; their old references are mapped to
-# decision numbers by hand when the rewrite lands. Remove a path once it is clean: the test
-# below fails for a path that no longer needs to be here.
-PENDING_LEAD_FILES = frozenset(
-    {
-        "refserver/protocol/http.py",
-        "refserver/runtime/lifespan.py",
-    }
-)
-
 
 def tracked_files() -> list[str]:
     out = subprocess.run(
@@ -75,14 +65,8 @@ def test_the_repository_has_files_to_check() -> None:
 
 
 def test_no_reference_outside_the_repository() -> None:
-    hits = [h for path, found in all_hits().items() if path not in PENDING_LEAD_FILES for h in found]
+    hits = [h for path, found in all_hits().items() for h in found]
     assert hits == [], "references to documents outside the repository:\n" + "\n".join(hits)
-
-
-def test_pending_files_still_need_their_exemption() -> None:
-    hits = all_hits()
-    stale = sorted(p for p in PENDING_LEAD_FILES if p not in hits)
-    assert stale == [], f"clean now, remove from PENDING_LEAD_FILES: {stale}"
 
 
 @pytest.mark.parametrize(

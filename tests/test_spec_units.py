@@ -1,19 +1,19 @@
 """Loop-free unit tests of the spec layer and the sans-IO machines: message validators,
-scope builders, HTTPCycle driven with a real h11.Connection, LifespanMachine, and ASGI 2
+scope builders, one HTTPMachine request/response cycle, LifespanMachine, and ASGI 2
 detection. Nothing here awaits."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.loading import as_asgi3, is_asgi3
-from refserver.protocol.http import DISCONNECT, HTTPCycle, ResponseState, scope_http_version
+from refserver.protocol.effects import Tcp
+from refserver.protocol.http import HTTPEffects, HTTPMachine, State, scope_http_version
 from refserver.protocol.lifespan import LifespanMachine, LifespanState
 from refserver.spec import messages, scopes, sections
 
@@ -212,79 +212,79 @@ def test_scope_http_version(version: bytes, expected: str | None) -> None:
     assert scope_http_version(version) == expected
 
 
-# ---------------------------------------------------------------- HTTPCycle over a real h11 connection
+# ---------------------------------------------------------------- HTTPMachine, one request/response cycle
 
 DATE = b"Sun, 06 Nov 1994 08:49:37 GMT"
 
 
-def cycle_for(request: bytes) -> HTTPCycle:
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(request)
-    event = conn.next_event()
-    assert isinstance(event, h11.Request)
-    return HTTPCycle(conn, event, date=DATE)
+def cycle_for(request: bytes) -> HTTPMachine:
+    machine = HTTPMachine(date=lambda: DATE)
+    fx = machine.receive_data(request)
+    assert fx.request is not None
+    return machine
 
 
-def cycle_state(cycle: HTTPCycle) -> ResponseState:
-    """The state now. Read through a call, because mypy keeps an earlier assert's narrowing
-    of ``cycle.state`` across the ``app_send()`` that changes it."""
-    return cycle.state
-
-
-def lifespan_state(machine: LifespanMachine) -> LifespanState:
-    """The state now (see :func:`cycle_state`)."""
+def state_of(machine: Any) -> Any:
+    """The state now. Read through a call: mypy keeps an earlier assert's narrowing of
+    ``.state`` across the call that changes it."""
     return machine.state
+
+
+def wire(fx: HTTPEffects) -> bytes:
+    return b"".join(fx.write)
 
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+DISCONNECT = {"type": "http.disconnect"}
 
 
 def test_single_body_response_bytes_and_states() -> None:
     cycle = cycle_for(GET)
-    assert cycle.state is ResponseState.AWAITING_START
-    assert cycle.app_send(START) == b""  # held until the first body message
-    assert cycle_state(cycle) is ResponseState.START_HELD
-    out = cycle.app_send({"type": "http.response.body", "body": b"hello"})
+    assert cycle.state is State.AWAITING_START
+    assert wire(cycle.app_send(START)) == b""  # held until the first body message
+    assert state_of(cycle) is State.START_HELD
+    out = wire(cycle.app_send({"type": "http.response.body", "body": b"hello"}))
     assert out == (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ndate: " + DATE + b"\r\ncontent-length: 5\r\n\r\nhello"
     )
-    assert cycle_state(cycle) is ResponseState.COMPLETE
-    assert cycle.keep_alive is False  # h11 has not seen the request's end yet
-    cycle.conn.next_event()  # EndOfMessage of the bodiless GET
+    assert state_of(cycle) is State.COMPLETE
+    # The machine reads the bodiless GET's end with its head, so the connection can
+    # carry the next request as soon as the response is complete.
     assert cycle.keep_alive is True
-    assert cycle.app_ended() == b""
+    assert wire(cycle.app_ended(raised=False)) == b""
+    assert state_of(cycle) is State.IDLE
 
 
 def test_streamed_response_is_chunked_and_app_transfer_encoding_dropped() -> None:
     cycle = cycle_for(GET)
     cycle.app_send({"type": "http.response.start", "status": 200, "headers": [(b"transfer-encoding", b"gzip")]})
-    first = cycle.app_send({"type": "http.response.body", "body": b"ab", "more_body": True})
+    first = wire(cycle.app_send({"type": "http.response.body", "body": b"ab", "more_body": True}))
     assert first == b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n"
-    assert cycle.state is ResponseState.SENDING_BODY
-    assert cycle.app_send({"type": "http.response.body", "body": b"", "more_body": True}) == b""
-    assert cycle.app_send({"type": "http.response.body", "body": b"c"}) == b"1\r\nc\r\n0\r\n\r\n"
-    assert cycle_state(cycle) is ResponseState.COMPLETE
+    assert cycle.state is State.SENDING_BODY
+    assert wire(cycle.app_send({"type": "http.response.body", "body": b"", "more_body": True})) == b""
+    assert wire(cycle.app_send({"type": "http.response.body", "body": b"c"})) == b"1\r\nc\r\n0\r\n\r\n"
+    assert state_of(cycle) is State.COMPLETE
 
 
 def test_http_1_0_streamed_response_is_close_delimited() -> None:
     cycle = cycle_for(b"GET / HTTP/1.0\r\n\r\n")
     cycle.app_send({"type": "http.response.start", "status": 200})
-    out = cycle.app_send({"type": "http.response.body", "body": b"ab", "more_body": True})
+    out = wire(cycle.app_send({"type": "http.response.body", "body": b"ab", "more_body": True}))
     assert out == b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\nConnection: close\r\n\r\nab"
-    assert cycle.app_send({"type": "http.response.body", "body": b"c"}) == b"c"
+    assert wire(cycle.app_send({"type": "http.response.body", "body": b"c"})) == b"c"
     assert cycle.keep_alive is False
 
 
 def test_head_and_no_body_statuses_send_no_body() -> None:
     head = cycle_for(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
     head.app_send({"type": "http.response.start", "status": 200})
-    assert head.app_send({"type": "http.response.body", "body": b"hello"}) == (
+    assert wire(head.app_send({"type": "http.response.body", "body": b"hello"})) == (
         b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\ncontent-length: 5\r\n\r\n"
     )
     no_content = cycle_for(GET)
     no_content.app_send({"type": "http.response.start", "status": 204})
-    assert no_content.app_send({"type": "http.response.body", "body": b"x"}) == (
+    assert wire(no_content.app_send({"type": "http.response.body", "body": b"x"})) == (
         b"HTTP/1.1 204 No Content\r\ndate: " + DATE + b"\r\n\r\n"
     )
 
@@ -294,14 +294,14 @@ def test_state_table_errors_leave_the_state_unchanged() -> None:
     with pytest.raises(ASGIProtocolError) as info:
         cycle.app_send({"type": "http.response.body"})
     assert str(info.value) == f"http.response.body sent before http.response.start (state: AWAITING_START; {RB})"
-    assert cycle.state is ResponseState.AWAITING_START
+    assert cycle.state is State.AWAITING_START
     with pytest.raises(ASGIProtocolError, match=r"has headers that cannot be sent: Illegal header value"):
         cycle.app_send({"type": "http.response.start", "status": 200, "headers": [(b"a", b"\n")]})
-    assert (cycle.state, cycle.status) == (ResponseState.AWAITING_START, 0)
+    assert (cycle.state, cycle.status) == (State.AWAITING_START, 0)
     cycle.app_send(START)
     with pytest.raises(ASGIProtocolError, match=r"\(state: START_HELD; "):
         cycle.app_send(START)
-    assert cycle_state(cycle) is ResponseState.START_HELD
+    assert state_of(cycle) is State.START_HELD
 
 
 def test_messages_after_completion_are_ignored() -> None:
@@ -309,44 +309,47 @@ def test_messages_after_completion_are_ignored() -> None:
     cycle.app_send(START)
     cycle.app_send({"type": "http.response.body"})
     for late in (START, {"type": "http.response.body", "body": b"x"}, {"type": "http.response.trailers"}):
-        assert cycle.app_send(late) == b""
-    assert cycle.state is ResponseState.COMPLETE
+        fx = cycle.app_send(late)
+        assert wire(fx) == b""
+        assert [note.kind for note in fx.notes] == ["ignored"]
+    assert cycle.state is State.COMPLETE
 
 
 def test_receive_events_and_disconnect_precedence() -> None:
     cycle = cycle_for(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
-    assert cycle.wants_body and cycle.next_receive_event() is None
-    cycle.body_received(b"ab", more_body=True)
-    assert not cycle.wants_body
-    assert cycle.next_receive_event() == {"type": "http.request", "body": b"ab", "more_body": True}
-    assert cycle.next_receive_event() is None  # waits: neither body nor disconnect yet
-    cycle.body_received(b"cd", more_body=False)
-    cycle.client_disconnected("peer closed the connection")
+    assert cycle.app_receive().event is None
+    fx = cycle.receive_data(b"ab")
+    assert (fx.wake_app, fx.reading) == (True, False)  # one chunk waits for the app: reading pauses
+    fx = cycle.app_receive()
+    assert fx.event == {"type": "http.request", "body": b"ab", "more_body": True}
+    assert fx.reading is True
+    assert cycle.app_receive().event is None  # waits: neither body nor disconnect yet
+    cycle.receive_data(b"cd")
+    cycle.peer_gone("peer closed the connection")
     # Body that arrived before the loss is delivered first, then disconnect, every time.
-    assert cycle.next_receive_event() == {"type": "http.request", "body": b"cd", "more_body": False}
-    assert [cycle.next_receive_event() for _ in range(3)] == [DISCONNECT] * 3
+    assert cycle.app_receive().event == {"type": "http.request", "body": b"cd", "more_body": False}
+    assert [cycle.app_receive().event for _ in range(3)] == [DISCONNECT] * 3
     with pytest.raises(ClientDisconnected, match=r"^peer closed the connection$"):
         cycle.app_send(START)
     assert cycle.must_close
 
 
 def test_disconnect_after_completion_even_with_unread_body() -> None:
-    cycle = cycle_for(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
-    cycle.body_received(b"ab", more_body=False)
+    cycle = cycle_for(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
     cycle.app_send(START)
     cycle.app_send({"type": "http.response.body"})
-    assert [cycle.next_receive_event() for _ in range(2)] == [DISCONNECT] * 2
+    assert [cycle.app_receive().event for _ in range(2)] == [DISCONNECT] * 2
 
 
 def test_100_continue_only_once_and_only_before_the_response() -> None:
     expect = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
     cycle = cycle_for(expect)
-    assert cycle.take_continue() == b"HTTP/1.1 100 Continue\r\n\r\n"
-    assert cycle.take_continue() == b""
+    assert wire(cycle.app_receive()) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert wire(cycle.app_receive()) == b""
     started = cycle_for(expect)
     started.app_send(START)
-    assert started.take_continue() == b""
-    assert cycle_for(GET).take_continue() == b""
+    assert wire(started.app_receive()) == b""
+    assert wire(cycle_for(GET).app_receive()) == b""
 
 
 def test_app_ended_before_anything_reached_the_wire_is_500() -> None:
@@ -354,26 +357,29 @@ def test_app_ended_before_anything_reached_the_wire_is_500() -> None:
         cycle = cycle_for(GET)
         if held:
             cycle.app_send(START)
-        assert cycle.app_ended() == (
+        fx = cycle.app_ended(raised=False)
+        assert wire(fx) == (
             b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
             b"content-length: 22\r\nconnection: close\r\ndate: " + DATE + b"\r\n\r\nInternal Server Error\n"
         )
-        assert cycle.must_close and cycle.status == 500
-        assert cycle.state is ResponseState.COMPLETE
+        assert cycle.must_close and cycle.status == 500 and fx.ended_status == 500
+        assert (cycle.state, fx.tcp) == (State.CLOSED, Tcp.CLOSE)
 
 
 def test_app_ended_mid_body_closes_without_bytes() -> None:
     cycle = cycle_for(GET)
     cycle.app_send(START)
     cycle.app_send({"type": "http.response.body", "body": b"x", "more_body": True})
-    assert cycle.app_ended() == b""
+    fx = cycle.app_ended(raised=False)
+    assert wire(fx) == b""
     assert cycle.must_close and not cycle.keep_alive
+    assert (cycle.state, fx.tcp) == (State.CLOSED, Tcp.CLOSE)
 
 
 def test_app_ended_after_client_gone_writes_nothing() -> None:
     cycle = cycle_for(GET)
-    cycle.client_disconnected("connection reset by peer")
-    assert cycle.app_ended() == b""
+    cycle.peer_gone("connection reset by peer")
+    assert wire(cycle.app_ended(raised=False)) == b""
     assert cycle.must_close
 
 
@@ -382,7 +388,7 @@ def test_request_with_transfer_encoding_and_content_length_must_close() -> None:
     cycle = cycle_for(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert cycle.must_close
     cycle.app_send({"type": "http.response.start", "status": 200})
-    assert cycle.app_send({"type": "http.response.body"}) == (
+    assert wire(cycle.app_send({"type": "http.response.body"})) == (
         b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     )
     assert not cycle.keep_alive
@@ -395,10 +401,12 @@ def test_request_with_transfer_encoding_and_content_length_must_close() -> None:
 def test_lifespan_machine_happy_path() -> None:
     machine = LifespanMachine()
     assert machine.state is LifespanState.STARTING
-    assert machine.app_send({"type": "lifespan.startup.complete"}) is LifespanState.STARTED
+    machine.app_send({"type": "lifespan.startup.complete"})
+    assert state_of(machine) is LifespanState.STARTED
     machine.begin_shutdown()
-    assert lifespan_state(machine) is LifespanState.SHUTTING_DOWN
-    assert machine.app_send({"type": "lifespan.shutdown.complete", "extra": 1}) is LifespanState.DONE
+    assert state_of(machine) is LifespanState.SHUTTING_DOWN
+    machine.app_send({"type": "lifespan.shutdown.complete", "extra": 1})
+    assert state_of(machine) is LifespanState.DONE
 
 
 @pytest.mark.parametrize(
@@ -421,7 +429,8 @@ def test_lifespan_machine_failures(
     for m in before:
         machine.app_send(m)
     machine.begin_shutdown()
-    assert machine.app_send(message) is state
+    machine.app_send(message)
+    assert machine.state is state
     assert machine.failure_message == failure
 
 

@@ -274,7 +274,7 @@ class TestRecord:
             {"type": "websocket.disconnect", "code": 4001, "reason": "bye"},
         ]
         assert server.messages("send", "ws") == [{"type": "websocket.accept"}]
-        assert [r.state for r in server.records if r.kind == "state"] == ["OPEN", "CLOSED"]
+        assert [r.state for r in server.records if r.kind == "state" and r.scope == "ws"] == ["OPEN", "CLOSED"]
 
     def test_without_record_nothing_is_kept(self) -> None:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -117,7 +117,7 @@ async def test_a_timer_that_fires_is_recorded_with_the_state_it_changes() -> Non
         ws = await WSClient.connect(server.port)
         await rec.wait_kind("event")  # the client never answers the close frame
         await ws.aclose()
-    kinds = [(r.kind, r.state, r.detail) for r in records if r.kind in ("timer", "state")]
+    kinds = [(r.kind, r.state, r.detail) for r in records if r.kind in ("timer", "state") and r.scope == "ws"]
     assert kinds == [
         ("state", "OPEN", "the app accepted; 101 sent"),
         ("state", "CLOSING", "the app sent websocket.close (code 4000)"),

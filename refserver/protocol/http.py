@@ -1,31 +1,53 @@
-"""One HTTP/1.1 request/response cycle: ASGI messages in, h11 bytes out.
+"""One HTTP/1.1 connection, from the first byte to the close or the WebSocket hand-off, as
+one sans-IO state machine that owns the ``h11.Connection``.
 
 Covers www spec 2.5 "HTTP": "Request - receive event", "Response Start - send event",
 "Response Body - send event", "Disconnect - receive event", and the 2.4 rule that
-``send()`` on a closed connection raises an OSError subclass.
+``send()`` on a closed connection raises an OSError subclass; RFC 9112 for the wire.
 
-The response side is a state table keyed by (state, message type); a missing entry is
-an app error naming the state, the message and the section. h11 owns the wire rules
-(framing, keep-alive, header syntax); this module owns the ASGI rules.
+Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
+(:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
+raising, the peer's bytes, the peer going away, the keep-alive and head timeouts, and
+server shutdown. ``TABLE`` has one row per (state, input) that can happen: the states it
+may lead to, the action and the spec section; a pair without a row is an error naming
+the state, the input and the input's section.
+
+What the machine hands the runtime: a request head to run an app instance for
+(``HTTPEffects.request``), bytes to write (responses, rejections 400/431/505, ``100
+Continue``), keep-alive (the keep-alive timer, ``Tcp.CLOSE``), and the WebSocket upgrade
+(``HTTPEffects.upgrade``, a :class:`~refserver.protocol.websocket.WebSocketMachine` over
+the same ``h11.Connection``, which still holds the bytes that followed the handshake).
+Every h11 error becomes a status or a quiet close here; none reaches the runtime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
+from refserver.protocol import handshake
+from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
-from refserver.spec import messages, sections
+from refserver.protocol.websocket import Timeouts, WebSocketMachine
+from refserver.spec import messages, scopes, sections
 
 Message = Mapping[str, Any]
+Headers = list[tuple[bytes, bytes]]
 
-DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _SERVER_OWNED_HEADERS = (b"transfer-encoding",)  # www spec 2.5: the server chooses framing
 _NO_BODY_STATUSES = (204, 304)
+HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
+
+
+def disconnect_event() -> dict[str, Any]:
+    """www spec 2.5, "Disconnect - receive event": a fresh dict on every call, so that an
+    app writing into one changes nothing for any other."""
+    return {"type": "http.disconnect"}
 
 
 def scope_http_version(version: bytes) -> str | None:
@@ -42,111 +64,505 @@ def scope_http_version(version: bytes) -> str | None:
     return None
 
 
-class ResponseState(Enum):
-    AWAITING_START = "no http.response.start yet"
+class State(Enum):
+    """The one state of an HTTP/1.1 connection."""
+
+    IDLE = "waiting for the next request; the keep-alive timer runs"
+    READING_HEAD = "part of a request head has arrived; the keep-alive timer bounds the head"
+    AWAITING_START = "request head received, app running; no http.response.start yet"
     # www spec 2.5, "Response Start": the server "need not flush" the start until the first
     # body message, so it is held; this lets a one-message body get a Content-Length.
     START_HELD = "http.response.start held until the first body message"
     SENDING_BODY = "status line and headers sent; body streaming"
-    COMPLETE = "response complete; further messages are ignored"
+    COMPLETE = "response complete; further messages are ignored; the app may still run"
+    CLIENT_GONE = "the client left before the response completed; the app still runs"
+    UPGRADING = "a WebSocket upgrade request: reading its body up to its end"
+    UPGRADED = "handed over to the WebSocket machine"
+    CLOSED = "the TCP connection is closed once the queued bytes are written"
 
 
-class HTTPCycle:
-    """The ASGI side of one request on an h11 connection."""
+# States in which an app instance runs (a request/response cycle).
+APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.COMPLETE, State.CLIENT_GONE})
+# States in which the app returning is an unfinished response.
+RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
 
-    def __init__(self, conn: h11.Connection, request: h11.Request, *, date: bytes) -> None:
-        self.conn = conn
-        self.method = request.method
-        self.date = date
-        self.state = ResponseState.AWAITING_START
-        self.status = 0  # set by http.response.start
-        self._held_headers: list[tuple[bytes, bytes]] = []
+
+class Input(Enum):
+    # the app
+    START = "http.response.start"
+    BODY = "http.response.body"
+    OTHER_MESSAGE = "a message of another type"
+    RECEIVE = "receive() called"
+    APP_RETURNED = "the app returned"
+    APP_RAISED = "the app raised"
+    # the peer
+    BYTES = "bytes from the peer"
+    PEER_GONE = "EOF, reset, or a failed write"
+    # the keep-alive timer, by the state it fires in
+    KEEP_ALIVE_TIMEOUT = "keep-alive timer fired while idle"
+    HEAD_TIMEOUT = "keep-alive timer fired while a request head was arriving"
+    # the server
+    SHUTDOWN = "server shutdown"
+
+
+_APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
+
+_RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
+_RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
+_RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
+_RFC_UPGRADE = "RFC 6455 §4.2"
+# The section an input is judged by when no row covers it.
+_INPUT_SECTIONS = {
+    Input.START: sections.HTTP_RESPONSE_START,
+    Input.BODY: sections.HTTP_RESPONSE_BODY,
+    Input.OTHER_MESSAGE: sections.CORE_ERRORS,
+    Input.RECEIVE: sections.HTTP_DISCONNECT,
+    Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
+    Input.APP_RAISED: sections.CORE_ERRORS,
+    Input.BYTES: _RFC_MESSAGE,
+    Input.PEER_GONE: _RFC_CLOSE,
+    Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
+    Input.HEAD_TIMEOUT: _RFC_PERSISTENCE,
+    Input.SHUTDOWN: _RFC_CLOSE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the machine needs from the configuration."""
+
+    max_head_bytes: int = 16384
+    keep_alive_s: float = 5.0
+    ws_max_size_bytes: int = 16 * 1024 * 1024
+    ws_deflate: bool = True
+    ws_timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope")."""
+
+    method: str
+    target: bytes  # the raw request target
+    http_version: str  # as the scope has it ("1.0" or "1.1")
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """The WebSocket hand-off: the machine for the rest of the connection, and the request."""
+
+    machine: WebSocketMachine
+    target: bytes
+    http_version: str  # the request line's version, as the WebSocket scope has it
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request the server answered itself (for the log)."""
+
+    what: str  # "request" or "WebSocket handshake"
+    reason: str
+    status: int
+
+
+@dataclass(slots=True)
+class HTTPEffects(Effects):
+    """:class:`Effects`, plus what only an HTTP connection asks for."""
+
+    request: RequestHead | None = None  # run an app instance for this request
+    upgrade: Upgrade | None = None  # hand the connection to this WebSocket machine
+    keep_alive_s: float | None = None  # arm the keep-alive timer, seconds from now
+    cancel_keep_alive: bool = False
+    refused: Refusal | None = None  # the server answered (or dropped) a bad request itself
+    ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
+
+
+class HTTPMachine:
+    """The sans-IO state of one HTTP/1.1 connection."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, date: Callable[[], bytes], last_request: bool = False
+    ) -> None:
+        """``last_request``: the server is shutting down and took this connection from the
+        accept queue: its first request is served (with ``connection: close``), then it closes."""
+        self.settings = settings or Settings()
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
+        self._date_source = date
+        self.state = State.IDLE
+        self.requests = 0  # request heads handed out so far
+        self.shutting_down = last_request
+        self.client_gone_reason: str | None = None
+        self._eof_fed = False
+        self._request: h11.Request | None = None
+        self._reading = True
+        self._fx = HTTPEffects()
+        self._row = TABLE[(State.IDLE, Input.BYTES)]
+        self._new_cycle()
+        # The connection opened: the keep-alive timer bounds the wait for the first head.
+        self._fx.keep_alive_s = self.settings.keep_alive_s
+
+    def _new_cycle(self) -> None:
+        """Forget the last request/response cycle."""
+        self.method = b""
+        self.date = b""
+        self.status = 0  # set by http.response.start (or 500)
+        self._held_headers: Headers = []
         # receive side: at most one body chunk waits for the app (backpressure).
         self._pending_body: dict[str, Any] | None = None
         self.request_complete = False
-        self.client_gone_reason: str | None = None
+        self._continue_owed = False
+        self.must_close = False  # the connection cannot carry another request after this one
+
+    # ------------------------------------------------------------------ the contract
+
+    def opened(self) -> HTTPEffects:
+        """The effects of the connection opening (the keep-alive timer)."""
+        return self._take()
+
+    def app_send(self, message: Message) -> HTTPEffects:
+        """The app's ``send(message)``. Raises the app's error (a misuse, a closed
+        connection) without changing anything."""
+        state = self.state
+        try:
+            kind = messages.message_type(message)
+            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
+        except ASGIProtocolError as exc:
+            raise exc.with_state(state.name) from None
+
+    def app_receive(self) -> HTTPEffects:
+        """The app's ``receive()``: ``event`` is what it returns now, or None when it has to
+        wait for ``wake_app``."""
+        return self._step(Input.RECEIVE, None)
+
+    def app_ended(self, *, raised: bool) -> HTTPEffects:
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
+
+    def receive_data(self, data: bytes) -> HTTPEffects:
+        """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
+        return self._step(Input.BYTES, data)
+
+    def peer_gone(self, why: str = "peer closed the connection") -> HTTPEffects:
+        """EOF, a reset or a failed write."""
+        return self._step(Input.PEER_GONE, why)
+
+    def keep_alive_timeout(self) -> HTTPEffects:
+        """The keep-alive timer armed through ``keep_alive_s`` fired."""
+        return self._step(Input.HEAD_TIMEOUT if self.state is State.READING_HEAD else Input.KEEP_ALIVE_TIMEOUT, None)
+
+    def server_shutdown(self) -> HTTPEffects:
+        return self._step(Input.SHUTDOWN, None)
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection can carry the next request (h11 decides the wire side)."""
+        return (
+            not self.must_close
+            and not self.shutting_down
+            and self.client_gone_reason is None
+            and self.conn.our_state is h11.DONE
+            and self.conn.their_state is h11.DONE
+        )
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _step(self, given: Input, arg: Any) -> HTTPEffects:
+        row = TABLE.get((self.state, given))
+        if row is None:
+            raise RuntimeError(
+                f"the HTTP machine has no row for {given.name} in {self.state.name} ({_INPUT_SECTIONS[given]})"
+            )
+        self._row = row
+        try:
+            row.action(self, arg)
+        except BaseException:
+            self._take()  # an error leaves no half-applied effects behind
+            raise
+        return self._take()
+
+    def _take(self) -> HTTPEffects:
+        fx = self._fx
+        reading = self._wants_read()
+        if reading is not self._reading:
+            self._reading = fx.reading = reading
+        self._fx = HTTPEffects()
+        return fx
+
+    def _wants_read(self) -> bool:
+        state = self.state
+        if state is State.IDLE or state is State.READING_HEAD or state is State.UPGRADING:
+            return not self._eof_fed
+        if state in APP_STATES and self.client_gone_reason is None:
+            if not self.request_complete:
+                return self._pending_body is None  # backpressure: the app has the last chunk
+            # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
+            return len(self.conn.trailing_data[0]) <= self.settings.max_head_bytes
+        return False
+
+    def _go(self, new: State, why: str, section: str) -> None:
+        old = self.state
+        if new not in self._row.next:  # pragma: no cover - a bug in a row
+            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        self.state = new
+        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        if new is State.CLOSED:
+            self._fx.tcp = Tcp.CLOSE
+            self._fx.cancel_keep_alive = True
+            self._fx.keep_alive_s = None
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self._fx.write.append(data)
+
+    # ------------------------------------------------------------------ request heads
+
+    def _bytes_head(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._read_head()
+
+    def _read_head(self) -> None:
+        """Parse the next request head from what h11 holds."""
+        conn = self.conn
+        limit = self.settings.max_head_bytes
+        buffered = len(conn.trailing_data[0])
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._refuse(exc.error_status_hint, str(exc))
+            return
+        if event is h11.NEED_DATA:
+            if self.state is State.IDLE and conn.trailing_data[0]:
+                self._go(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
+            return
+        if not isinstance(event, h11.Request):
+            # ConnectionClosed: the peer left between requests (RFC 9112 §9.6).
+            self._go(State.CLOSED, "the peer closed the connection between requests", _RFC_CLOSE)
+            return
+        # h11 enforces the limit only on a head that is still incomplete; one that arrived
+        # whole in a single read is held to the same limit here, so the answer does not
+        # depend on how TCP split the bytes.
+        if buffered - len(conn.trailing_data[0]) > limit:
+            self._refuse(431, HEAD_TOO_LARGE)
+            return
+        version = scope_http_version(event.http_version)
+        if version is None:
+            self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
+            return
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
+        self._request = event
+        headers = list(event.headers)
+        if handshake.asks_for_websocket(headers):
+            self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
+            self._read_upgrade_body()
+            return
+        self._new_cycle()
+        self.requests += 1
+        self.method = event.method
+        self.date = self._date_source()
         self._continue_owed = conn.they_are_waiting_for_100_continue
-        # Set when the connection cannot carry another request after this one.
-        self.must_close = False
-        names = [name for name, _ in request.headers]
+        names = [name for name, _ in headers]
         if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
             # frames it by Transfer-Encoding, and the server "MUST close the connection
             # after responding to such a request".
             self.must_close = True
+        self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
+        self._go(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
+        self._read_body()
 
-    # ------------------------------------------------------------------ peer -> app
+    def _refuse(self, status: int, reason: str) -> None:
+        """Malformed request line or headers: 400; head over the limit: 431; another major
+        version: 505. The connection closes after the answer."""
+        if status == 431:
+            reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
+        self._fx.refused = Refusal("request", reason, status)
+        self._answer(status, f"{reason}\n".encode())
+        self._go(State.CLOSED, f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
-    @property
-    def wants_body(self) -> bool:
-        """True while the app has taken the last chunk and more body may follow."""
-        return self._pending_body is None and not self.request_complete
+    def _answer(
+        self,
+        status: int,
+        body: bytes,
+        headers: Headers | None = None,
+        *,
+        date: bytes | None = None,
+        head_only: bool = False,
+    ) -> None:
+        """A whole response of the server's own, if h11 can still send one."""
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        try:
+            data = complete_response(
+                self.conn, status, body, headers=headers, date=date or self._date_source(), head_only=head_only
+            )
+        except h11.LocalProtocolError:
+            return
+        self._write(data)
 
-    def body_received(self, data: bytes, *, more_body: bool) -> None:
-        """A chunk of the request body arrived ("Request - receive event")."""
-        self._pending_body = {"type": "http.request", "body": data, "more_body": more_body}
-        if not more_body:
-            self.request_complete = True
+    def _eof_head(self, why: str) -> None:
+        """The peer left before (or while) sending a head: h11 decides between a quiet
+        close and "peer unexpectedly closed connection" (answered 400)."""
+        self.client_gone_reason = why
+        if not self._eof_fed:
+            self._eof_fed = True
+            self.conn.receive_data(b"")
+        self._read_head()
+        if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
+            self._go(State.CLOSED, "the peer left", _RFC_CLOSE)
 
-    def client_disconnected(self, reason: str) -> None:
+    def _idle_timeout(self, _: None) -> None:
+        self._go(State.CLOSED, "keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
+
+    def _head_timeout(self, _: None) -> None:
+        self._go(State.CLOSED, "keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
+
+    def _shutdown_idle(self, _: None) -> None:
+        self.shutting_down = True
+        self._go(State.CLOSED, "server shutdown: no request in flight", _RFC_CLOSE)
+
+    # ------------------------------------------------------------------ the upgrade
+
+    def _bytes_upgrade(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._read_upgrade_body()
+
+    def _read_upgrade_body(self) -> None:
+        """RFC 6455 §4.2: read the upgrade request's (normally empty) body to its end, check
+        the handshake, then hand the connection over."""
+        conn = self.conn
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                # A malformed body (e.g. a bad chunk size) is a bad request like any other.
+                self._refuse(exc.error_status_hint, str(exc))
+                return
+            if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+                break
+            if event is h11.NEED_DATA:
+                return
+            if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
+                self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+                return
+        request = self._request
+        if request is None:  # pragma: no cover - UPGRADING implies a request
+            raise RuntimeError("UPGRADING without a request")
+        headers = list(request.headers)
+        checked = handshake.validate_request(request.method, request.http_version, headers)
+        if isinstance(checked, handshake.Rejection):
+            self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
+            self._answer(checked.status, checked.reason.encode() + b"\n", checked.headers)
+            self._go(State.CLOSED, f"bad WebSocket handshake (answered {checked.status})", _RFC_UPGRADE)
+            return
+        settings = self.settings
+        machine = WebSocketMachine(
+            conn,
+            key=checked,
+            subprotocols=scopes.parse_subprotocols(headers),
+            deflate=handshake.negotiate_deflate(headers) if settings.ws_deflate else None,
+            max_size_bytes=settings.ws_max_size_bytes,
+            timeouts=settings.ws_timeouts,
+        )
+        self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
+        self._go(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
+
+    def _gone_upgrading(self, why: str) -> None:
+        self.client_gone_reason = why
+        self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+
+    def _shutdown_upgrading(self, _: None) -> None:
+        # The upgrade goes on; the WebSocket machine refuses it with 503 at once
+        # (docs/decisions.md #17).
+        self.shutting_down = True
+
+    # ------------------------------------------------------------------ the request body
+
+    def _bytes_body(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._read_body()
+
+    def _read_body(self) -> None:
+        """Hand the body to the app one chunk at a time ("Request - receive event"): all
+        that h11 holds, joined, once the app has taken the last chunk."""
+        if self.request_complete or self._pending_body is not None or self.client_gone_reason is not None:
+            return
+        chunks: list[bytes] = []
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._lose_client(f"malformed request body: {exc}")
+                return
+            if isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                self.request_complete = True
+                self._fx.wake_app = True
+                return
+            if chunks:  # NEED_DATA with a chunk in hand: deliver it, then read on
+                self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+                self._fx.wake_app = True
+            return
+
+    def _lose_client(self, why: str) -> None:
+        """The client is gone (or broke the body framing): "Disconnect - receive event"."""
         if self.client_gone_reason is None:
-            self.client_gone_reason = reason
-            self.must_close = True
+            self.client_gone_reason = why
+        self.must_close = True
+        self._fx.wake_app = True
+        if self.state in RESPONSE_PENDING:
+            self._go(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
 
-    def take_continue(self) -> bytes:
-        """The bytes of ``100 Continue`` the first time the app asks for the body, if the
-        client is waiting for it (RFC 9110 §10.1.1; docs/decisions.md A21)."""
-        if not self._continue_owed:
-            return b""
-        self._continue_owed = False
-        if self.state is not ResponseState.AWAITING_START or self.client_gone_reason:
-            return b""
-        if not self.conn.they_are_waiting_for_100_continue:
-            return b""
-        # Same status-line shape as every other response: with its reason phrase.
-        return self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))) or b""
+    def _gone_in_cycle(self, why: str) -> None:
+        self._lose_client(why)
 
-    def next_receive_event(self) -> dict[str, Any] | None:
-        """What ``receive()`` returns now, or None when it has to wait."""
+    def _buffer(self, data: bytes) -> None:
+        """Bytes behind a complete request body (a pipelined request) wait in h11's
+        buffer until the next cycle."""
+        self.conn.receive_data(data)
+
+    def _shutdown_cycle(self, _: None) -> None:
+        # The response in flight may finish; then the connection closes.
+        self.shutting_down = True
+
+    # ------------------------------------------------------------------ receive()
+
+    def _receive(self, _: None) -> None:
+        fx = self._fx
         # www spec 2.5, "Disconnect - receive event": "Sent to the application if receive
         # is called after a response has been sent", on every such call; request body the
         # app left unread is not delivered after that (docs/decisions.md).
-        if self.state is ResponseState.COMPLETE:
-            return DISCONNECT
+        if self.state is State.COMPLETE:
+            fx.event = disconnect_event()
+            return
         if self._pending_body is not None:
-            event, self._pending_body = self._pending_body, None
-            return event
+            fx.event, self._pending_body = self._pending_body, None
+            self._read_body()  # the next chunk, if h11 holds one
+            return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
-        if self.client_gone_reason is not None:
-            return DISCONNECT
-        return None
+        if self.state is State.CLIENT_GONE:
+            fx.event = disconnect_event()
+            return
+        if self._continue_owed:
+            # The first time the app waits for the body: 100 Continue if the client waits
+            # for it (RFC 9110 §10.1.1; docs/decisions.md #5).
+            self._continue_owed = False
+            if self.state is State.AWAITING_START and self.conn.they_are_waiting_for_100_continue:
+                # Same status-line shape as every other response: with its reason phrase.
+                self._write(
+                    self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100)))
+                    or b""
+                )
 
     # ------------------------------------------------------------------ app -> peer
 
-    def app_send(self, message: Message) -> bytes:
-        """Apply one app message; return the bytes to write (maybe none)."""
-        try:
-            kind = messages.message_type(message)
-        except ASGIProtocolError as exc:
-            raise exc.with_state(self.state.name) from None
-        if self.state is ResponseState.COMPLETE:
-            # www spec 2.5, "Response Body": after completion "any further messages on
-            # the channel will be ignored" (docs/decisions.md, "Messages after completion").
-            return b""
-        if self.client_gone_reason is not None:
-            # www spec 2.4: send() on a closed connection raises an OSError subclass.
-            raise ClientDisconnected(self.client_gone_reason)
-        action = _TABLE.get((self.state, kind))
-        try:
-            if action is None:
-                raise _misuse(kind)
-            message = messages.validate(message, kind)
-            return action(self, message)
-        except ASGIProtocolError as exc:
-            raise exc.with_state(self.state.name) from None
-
-    def _hold_start(self, message: Message) -> bytes:
+    def _hold_start(self, message: Message) -> None:
+        message = messages.validate(message, "http.response.start")
         if message.get("trailers", False):
             raise ASGIProtocolError(
                 "http.response.start",
@@ -158,13 +574,15 @@ class HTTPCycle:
         self.status = message["status"]
         if not any(n == b"date" for n, _ in headers):
             headers.append((b"date", self.date))
-        if self.must_close and not any(n == b"connection" for n, _ in headers):
+        if (self.must_close or self.shutting_down) and not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))  # tell the client this connection ends
         self._held_headers = headers
-        self.state = ResponseState.START_HELD
-        return b""
+        self._go(
+            State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
+        )
 
-    def _first_body(self, message: Message) -> bytes:
+    def _first_body(self, message: Message) -> None:
+        message = messages.validate(message, "http.response.body")
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
         headers = self._held_headers
@@ -172,15 +590,29 @@ class HTTPCycle:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             headers = [*headers, (b"content-length", str(len(body)).encode())]
-        out = self._h11_send(response_head(self.status, headers), "http.response.start")
+        head = self._h11_send(response_head(self.status, headers), "http.response.start")
         self._held_headers = []
-        self.state = ResponseState.SENDING_BODY
-        return out + self._body(body, more)
+        self._go(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+        try:
+            out = head + self._body_bytes(body, more)
+        except ASGIProtocolError as exc:
+            # h11 took the head but refuses the body (it contradicts the app's own
+            # Content-Length): nothing is written, so a response that lies about its length
+            # never reaches the wire; the app's send() raises once this is applied.
+            self._fx.error = exc.with_state(self.state.name)
+            return
+        self._write(out)
+        if not more:
+            self._complete()
 
-    def _next_body(self, message: Message) -> bytes:
-        return self._body(bytes(message.get("body", b"")), message.get("more_body", False))
+    def _next_body(self, message: Message) -> None:
+        message = messages.validate(message, "http.response.body")
+        more = message.get("more_body", False)
+        self._write(self._body_bytes(bytes(message.get("body", b"")), more))
+        if not more:
+            self._complete()
 
-    def _body(self, body: bytes, more: bool) -> bytes:
+    def _body_bytes(self, body: bytes, more: bool) -> bytes:
         out = b""
         # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110 §9.3.2,
         # §15.3.5, §15.4.5); h11 frames them with length 0.
@@ -188,8 +620,11 @@ class HTTPCycle:
             out = self._h11_send(h11.Data(data=body), "http.response.body")
         if not more:
             out += self._h11_send(h11.EndOfMessage(), "http.response.body")
-            self.state = ResponseState.COMPLETE
         return out
+
+    def _complete(self) -> None:
+        self._go(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
+        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _h11_send(self, event: h11.Event, kind: str) -> bytes:
         try:
@@ -199,44 +634,54 @@ class HTTPCycle:
             section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
-    # ------------------------------------------------------------------ app ended
-
-    def app_ended(self) -> bytes:
-        """The app returned or raised. Returns what to write; sets ``must_close``.
-
-        Not started (or start held, so nothing reached the wire): 500. Mid-body: the
-        connection is closed, never reused (docs/decisions.md A18).
-        """
-        if self.state is ResponseState.COMPLETE:
-            return b""
-        self.must_close = True
-        if self.client_gone_reason is not None or self.state is ResponseState.SENDING_BODY:
-            return b""
-        self.status = 500
-        self.state = ResponseState.COMPLETE
-        return complete_response(
-            self.conn,
-            500,
-            b"Internal Server Error\n",
-            date=self.date,
-            head_only=self.method == b"HEAD",
+    def _ignore(self, message: Message) -> None:
+        # www spec 2.5, "Response Body": after completion "any further messages on the
+        # channel will be ignored" (docs/decisions.md, "Messages after completion").
+        self._fx.notes.append(
+            Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
         )
 
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the connection can carry the next request (h11 decides the wire side)."""
-        return not self.must_close and self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE
+    def _closed_send(self, message: Message) -> None:
+        # www spec 2.4: send() on a closed connection raises an OSError subclass.
+        raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
+    def _misuse(self, message: Message) -> None:
+        raise _misuse(messages.message_type(message))
 
-Action = Callable[[HTTPCycle, Message], bytes]
+    # ------------------------------------------------------------------ the app ends
 
-# (state, message type) -> action. Anything missing is an app error (see _misuse);
-# COMPLETE is handled before the table: every message is ignored there.
-_TABLE: dict[tuple[ResponseState, str], Action] = {
-    (ResponseState.AWAITING_START, "http.response.start"): HTTPCycle._hold_start,
-    (ResponseState.START_HELD, "http.response.body"): HTTPCycle._first_body,
-    (ResponseState.SENDING_BODY, "http.response.body"): HTTPCycle._next_body,
-}
+    def _ended_pending(self, _: None) -> None:
+        """The app ended before its response completed. Nothing reached the wire (not
+        started, or the start held): 500. Mid-body: the connection is closed, never
+        reused (docs/decisions.md #6)."""
+        self.must_close = True
+        if self.state is State.SENDING_BODY:
+            self._fx.ended_status = self.status
+            self._go(State.CLOSED, "the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
+            return
+        self.status = 500
+        self._fx.ended_status = 500
+        self._answer(500, b"Internal Server Error\n", date=self.date, head_only=self.method == b"HEAD")
+        self._go(State.CLOSED, "the app ended without a response; 500 sent", sections.CORE_ERRORS)
+
+    def _ended_gone(self, _: None) -> None:
+        self._fx.ended_status = self.status
+        self._go(State.CLOSED, "the app ended after the client left", sections.HTTP_DISCONNECT)
+
+    def _ended_complete(self, _: None) -> None:
+        self._fx.ended_status = self.status
+        if not self.keep_alive:
+            self._go(State.CLOSED, "response complete; the connection cannot be reused", _RFC_PERSISTENCE)
+            return
+        self.conn.start_next_cycle()
+        self._new_cycle()
+        self._go(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
+        self._fx.cancel_keep_alive = False
+        self._fx.keep_alive_s = self.settings.keep_alive_s
+        self._read_head()  # a pipelined request may be waiting already
+
+    def _nothing(self, _: Any) -> None:
+        """Nothing to do."""
 
 
 def _misuse(kind: str) -> ASGIProtocolError:
@@ -245,3 +690,80 @@ def _misuse(kind: str) -> ASGIProtocolError:
     if kind == "http.response.start":
         return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
     return ASGIProtocolError(kind, "is not a message an http connection accepts", sections.CORE_ERRORS)
+
+
+# ---------------------------------------------------------------------- the table
+
+Action = Callable[[HTTPMachine, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    state: State
+    input: Input
+    next: tuple[State, ...]  # the states this input may lead to (besides staying)
+    action: Action
+    section: str
+
+
+M = HTTPMachine
+S = State
+I = Input  # noqa: E741 - the table reads better with one-letter names
+
+_ROWS: list[tuple[State, Input, tuple[State, ...], Action, str]] = []
+
+
+def _rows(states: tuple[State, ...], given: Input, nxt: tuple[State, ...], action: Action, section: str) -> None:
+    for state in states:
+        _ROWS.append((state, given, nxt, action, section))
+
+
+_HEAD = (S.IDLE, S.READING_HEAD)
+_AFTER_HEAD = (S.AWAITING_START, S.UPGRADING)  # a head may lead to a request or an upgrade
+_NEXT_REQUEST = (S.READING_HEAD, *_AFTER_HEAD, S.CLIENT_GONE, S.UPGRADED, S.CLOSED)  # what parsing a head may lead to
+_CYCLE = tuple(APP_STATES)
+_NO_APP = (S.IDLE, S.READING_HEAD, S.UPGRADING, S.UPGRADED, S.CLOSED)
+
+# -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
+_rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
+_rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
+_rows((S.START_HELD,), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
+_rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE), M._first_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.SENDING_BODY,), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
+_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE,), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows(tuple(RESPONSE_PENDING), I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
+for _input in (I.START, I.BODY, I.OTHER_MESSAGE):
+    _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
+    _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.WS_CLOSED_SEND)
+# -- receive()
+_rows(_CYCLE, I.RECEIVE, (), M._receive, sections.HTTP_DISCONNECT)
+# -- the app ends
+for _input in (I.APP_RETURNED, I.APP_RAISED):
+    _rows(tuple(RESPONSE_PENDING), _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
+    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_gone, sections.HTTP_DISCONNECT)
+    _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED, *_NEXT_REQUEST), M._ended_complete, _RFC_PERSISTENCE)
+# -- the peer's bytes
+_rows(_HEAD, I.BYTES, _NEXT_REQUEST, M._bytes_head, _RFC_MESSAGE)
+_rows((S.UPGRADING,), I.BYTES, (S.UPGRADED, S.CLOSED), M._bytes_upgrade, _RFC_UPGRADE)
+_rows(tuple(RESPONSE_PENDING), I.BYTES, (S.CLIENT_GONE,), M._bytes_body, "RFC 9112 §6")
+_rows((S.COMPLETE, S.CLIENT_GONE), I.BYTES, (), M._buffer, "RFC 9112 §9.3.2")
+_rows((S.CLOSED,), I.BYTES, (), M._nothing, _RFC_CLOSE)
+# -- the peer goes away
+_rows(_HEAD, I.PEER_GONE, (S.CLOSED,), M._eof_head, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.PEER_GONE, (S.CLOSED,), M._gone_upgrading, _RFC_CLOSE)
+_rows(_CYCLE, I.PEER_GONE, (S.CLIENT_GONE,), M._gone_in_cycle, sections.HTTP_DISCONNECT)
+_rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
+# -- the keep-alive timer
+_rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
+_rows((S.READING_HEAD,), I.HEAD_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
+# -- shutdown
+_rows(_HEAD, I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONNECT)
+_rows(_CYCLE, I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
+
+TABLE: dict[tuple[State, Input], Row] = {}
+for _state, _input, _next, _action, _section in _ROWS:
+    if (_state, _input) in TABLE:  # pragma: no cover - checked at import
+        raise RuntimeError(f"two rows for ({_state.name}, {_input.name})")
+    TABLE[(_state, _input)] = Row(_state, _input, _next, _action, _section)

@@ -1,30 +1,39 @@
-"""Serves one HTTP/1.1 connection: requests in order, each with its own app instance,
-until the peer leaves, keep-alive ends, or the request upgrades to a WebSocket.
+"""Drives one HTTPMachine over a Transport: the connection's reader, and one app task per
+request, until the peer leaves, keep-alive ends, or the request upgrades to a WebSocket.
 
-Per request, the connection task pumps the request body to the app (one chunk at a
-time) and then keeps reading only to notice a disconnect, while the app runs beside it.
+The machine decides everything (it owns the h11 connection; this module never imports
+h11); this module awaits. :meth:`HTTPConnection._apply` is the one place where effects
+take hold (queue bytes, start an app instance, wake the app, arm the keep-alive timer,
+pause or resume reading, close TCP, hand over to the WebSocket runtime) and where the
+trace records every state change.
+
+- The reader is the connection's own task. It reads while the machine wants input (the
+  request body one chunk at a time, then only to notice a disconnect) and runs the
+  keep-alive timer: its cancel scope carries the deadline.
+- Writes keep the order in which the machine produced the bytes: one writer at a time
+  drains the outbox, others wait until their bytes are written.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
 import anyio.abc
-import h11
+import anyio.lowlevel
 
-from refserver.errors import ClientDisconnected
+from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol import handshake
-from refserver.protocol.http import HTTPCycle, ResponseState, scope_http_version
-from refserver.protocol.responses import complete_response
-from refserver.protocol.websocket import Timeouts, WebSocketMachine
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
+from refserver.protocol.websocket import Timeouts
 from refserver.runtime.context import ServerContext
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.runtime.wakeup import Wakeup
 from refserver.runtime.websocket import WebSocketConnection
-from refserver.spec import scopes
+from refserver.spec import scopes, sections
+from refserver.trace import ConnectionTrace
 
 Address = tuple[str, int] | tuple[str, None] | None
 
@@ -49,281 +58,321 @@ def _addresses(stream: anyio.abc.ByteStream) -> tuple[Address, Address]:
     return client, server
 
 
+def settings_for(ctx: ServerContext) -> Settings:
+    config = ctx.config
+    return Settings(
+        max_head_bytes=config.h11_max_incomplete_event_size_bytes,
+        keep_alive_s=config.timeout_keep_alive_s,
+        ws_max_size_bytes=config.ws_max_size_bytes,
+        ws_deflate=config.ws_per_message_deflate,
+        ws_timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
+    )
+
+
 class HTTPConnection:
-    def __init__(self, stream: anyio.abc.ByteStream, ctx: ServerContext) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, ctx: ServerContext, *, last_request: bool = False) -> None:
         self.transport = Transport(stream)
         self.ctx = ctx
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.h11_max_incomplete_event_size_bytes)
+        self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request)
         self.client, self.server = _addresses(stream)
         self.conn_id = ctx.new_connection_id()
-        self._idle_scope: anyio.CancelScope | None = None
+        self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
+        self._state = self.machine.state.name  # for the trace
+        self._tg: anyio.abc.TaskGroup | None = None
         self._websocket: WebSocketConnection | None = None
+        self._upgrade: Upgrade | None = None
         self._closing = False
         self._app_wakeup = Wakeup()
-        self._pump_wakeup = Wakeup()
+        self._reader_wakeup = Wakeup()
+        # The app instance whose receive() and send() are live (0: none).
+        self._live_cycle = 0
+        self._cycles = 0
+        # The outbox, and how many bytes were queued and written in all.
+        self._outbox: list[bytes] = []
+        self._queued = 0
+        self._written = 0
+        self._writing = False
+        self._write_done: anyio.Event | None = None
+        # The keep-alive deadline, the reader's scope and what is owed to TCP.
+        self._deadline = math.inf
+        self._scope: anyio.CancelScope | None = None
+        self._reader_waiting = False
+        self._reading = True
+        self._close_owed = False
 
     async def run(self) -> None:
         try:
-            while not self._closing:
-                request = await self._next_request()
-                if request is None:
-                    return
-                if handshake.asks_for_websocket(list(request.headers)):
-                    await self._upgrade(request)
-                    return
-                if not await self._serve_request(request) or self._closing:
-                    return
-                self.conn.start_next_cycle()
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self._apply(self.machine.opened())
+                await self._read_until_done()
+            if self._upgrade is not None:
+                await self._run_websocket(self._upgrade)
         finally:
             await self.transport.aclose()
 
     async def shutdown(self) -> None:
         """Stop after the response in flight; an idle connection closes at once."""
         self._closing = True
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
         if self._websocket is not None:
             await self._websocket.shutdown()
-
-    # ------------------------------------------------------------------ requests
-
-    async def _next_request(self) -> h11.Request | None:
-        """The next request's head, within the keep-alive timeout; None to close."""
-        conn = self.conn
-        limit = self.ctx.config.h11_max_incomplete_event_size_bytes
-        with anyio.move_on_after(self.ctx.config.timeout_keep_alive_s) as scope:
-            self._idle_scope = scope
-            while True:
-                buffered = len(conn.trailing_data[0])
-                try:
-                    event = conn.next_event()
-                except h11.RemoteProtocolError as exc:
-                    await self._reject_bad_request(exc)
-                    return None
-                if event is h11.NEED_DATA:
-                    data = await self.transport.receive()
-                    conn.receive_data(data)  # b"" tells h11 about EOF
-                    continue
-                if isinstance(event, h11.Request):
-                    self._idle_scope = None
-                    # h11 enforces the limit only on a head that is still incomplete; one
-                    # that arrived whole in a single read is held to the same limit here,
-                    # so the answer does not depend on how TCP split the bytes.
-                    if buffered - len(conn.trailing_data[0]) > limit:
-                        await self._reject_bad_request(h11.RemoteProtocolError(_HEAD_TOO_LARGE, 431))
-                        return None
-                    if scope_http_version(event.http_version) is None:
-                        version = event.http_version.decode("ascii", "replace")
-                        await self._reject_bad_request(h11.RemoteProtocolError(f"HTTP/{version} is not supported", 505))
-                        return None
-                    return event
-                return None  # ConnectionClosed, or PAUSED after a switch
-        self._idle_scope = None  # keep-alive timeout or shutdown: close
-        return None
-
-    async def _reject_bad_request(self, exc: h11.RemoteProtocolError) -> None:
-        """Malformed request line or headers: 400; headers over the limit: 431."""
-        status = exc.error_status_hint
-        if status == 431:
-            exc = h11.RemoteProtocolError(_HEAD_TOO_LARGE, 431)  # h11 says "Receive buffer too long"
-        error_log.info("Bad request from %s: %s (answered %d)", _peer(self.client), exc, status)
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        body = f"{exc}\n".encode()
-        try:
-            data = complete_response(self.conn, status, body, date=self.ctx.date())
-        except h11.LocalProtocolError:
-            return
-        try:
-            await self.transport.send(data)
-        except PeerGone:
-            pass
+        self._apply(self.machine.server_shutdown())
 
-    async def _serve_request(self, request: h11.Request) -> bool:
-        """Run one request/response cycle; True if the connection may be reused."""
-        cycle = HTTPCycle(self.conn, request, date=self.ctx.date())
-        target = scopes.split_target(request.target)
+    # ------------------------------------------------------------------ effects
+
+    def _apply(self, fx: HTTPEffects) -> None:
+        """Make one input's effects take hold, in order; the only place that does."""
+        trace = self.trace
+        for step in fx.transitions:
+            self._state = step.new
+            if trace is not None:
+                trace.record("state", step.new, step.section, step.why, old_state=step.old)
+        for note in fx.notes:
+            if note.kind == "warning":
+                error_log.warning("%s (%s)", note.text, note.section)
+            if trace is not None:
+                trace.record(note.kind, self._state, note.section, note.text)
+        if fx.refused is not None:
+            refused = fx.refused
+            error_log.info(
+                "Bad %s from %s: %s (answered %d)", refused.what, _peer(self.client), refused.reason, refused.status
+            )
+        if fx.write:
+            self._outbox.extend(fx.write)
+            self._queued += sum(map(len, fx.write))
+        if fx.cancel_keep_alive or fx.keep_alive_s is not None:
+            self._deadline = math.inf if fx.keep_alive_s is None else anyio.current_time() + fx.keep_alive_s
+            if self._scope is not None:
+                self._scope.deadline = self._deadline
+        if fx.reading is not None:
+            self._reading = fx.reading
+            self._reader_wakeup.fire()
+        if fx.request is not None:
+            self._cycles += 1
+            self._live_cycle = self._cycles
+            if self._tg is None:  # pragma: no cover - requests come only while run() runs
+                raise RuntimeError("a request before the connection runs")
+            self._tg.start_soon(self._serve, fx.request, self._cycles)
+        if fx.upgrade is not None or fx.tcp is not None:
+            self._upgrade = fx.upgrade or self._upgrade
+            self._close_owed = self._close_owed or fx.tcp is not None
+            self._reader_wakeup.fire()
+            if self._reader_waiting and self._scope is not None:
+                self._scope.cancel()  # the reader is blocked in a read: it has other work now
+        if fx.wake_app:
+            self._app_wakeup.fire()
+
+    async def _flush(self) -> None:
+        """Return once every byte queued so far is in the socket's send buffer. One task
+        writes at a time, in queue order; raises PeerGone if the peer is gone."""
+        target = self._queued
+        while self._written < target:
+            if self.transport.gone is not None:
+                raise PeerGone(self.transport.gone)
+            if self._writing:
+                done = self._write_done
+                if done is None:
+                    done = self._write_done = anyio.Event()
+                await done.wait()
+                continue
+            self._writing = True
+            try:
+                while self._outbox:
+                    out = self._outbox
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    self._outbox = []
+                    await self.transport.send(data)
+                    self._written += len(data)
+            finally:
+                self._writing = False
+                done = self._write_done
+                if done is not None:
+                    self._write_done = None
+                    done.set()
+
+    async def _flush_or_lose(self) -> bool:
+        """Flush; a peer that is gone becomes the machine's PEER_GONE input. False then."""
+        try:
+            await self._flush()
+        except PeerGone as exc:
+            self._apply(self.machine.peer_gone(str(exc)))
+            return False
+        return True
+
+    # ------------------------------------------------------------------ the reader
+
+    async def _read_until_done(self) -> None:
+        """Read until the connection closes or is handed to the WebSocket runtime."""
+        while not self._close_owed and self._upgrade is None:
+            with anyio.CancelScope(deadline=self._deadline) as scope:
+                self._scope = scope
+                await self._read()
+            self._scope = None
+            self._reader_waiting = False
+            if not self._close_owed and self._upgrade is None and anyio.current_time() >= self._deadline:
+                self._deadline = math.inf
+                if self.trace is not None:
+                    self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
+                self._apply(self.machine.keep_alive_timeout())
+        # Before closing: what is queued (a rejection, the end of a response).
+        await self._flush_or_lose()
+
+    async def _read(self) -> None:
+        machine, transport = self.machine, self.transport
+        while not self._close_owed and self._upgrade is None:
+            self._reader_waiting = True
+            if not self._reading:
+                await self._reader_wakeup.wait()  # backpressure, or waiting for the app to end
+                self._reader_waiting = False
+                continue
+            data = await transport.receive()
+            self._reader_waiting = False
+            if data:
+                self._apply(machine.receive_data(data))
+            else:
+                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            if self._outbox and not self._writing:
+                await self._flush_or_lose()
+
+    # ------------------------------------------------------------------ one request
+
+    async def _serve(self, head: RequestHead, cycle: int) -> None:
+        """Run one app instance for one request; the machine takes it from there."""
         scope = scopes.http_scope(
-            method=request.method.decode("ascii"),
-            http_version=scope_http_version(request.http_version) or "1.1",
-            target=target,
-            headers=list(request.headers),
+            method=head.method,
+            http_version=head.http_version,
+            target=scopes.split_target(head.target),
+            headers=head.headers,
             client=self.client,
             server=self.server,
             root_path=self.ctx.config.root_path,
             state=self.ctx.state,
         )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._pump_request, cycle)
-            await self._run_app(cycle, scope)
-            tg.cancel_scope.cancel()
-        if self.ctx.config.access_log and access_log.isEnabledFor(20):
-            access_log.info(
-                '%s - "%s %s HTTP/%s" %s',
-                _peer(self.client),
-                scope["method"],
-                request.target.decode("latin-1"),
-                scope["http_version"],
-                cycle.status or "- (client gone before a response)",
-            )
-        return cycle.keep_alive and self.transport.gone is None
+        machine, trace = self.machine, self.trace
 
-    async def _run_app(self, cycle: HTTPCycle, scope: dict[str, Any]) -> None:
         async def receive() -> MutableMapping[str, Any]:
+            if cycle != self._live_cycle:
+                # A receive() of an app instance that has ended: its response is over.
+                await anyio.lowlevel.checkpoint()
+                return {"type": "http.disconnect"}
+            waited = False
             while True:
-                event = cycle.next_receive_event()
+                fx = machine.app_receive()
+                self._apply(fx)
+                if self._outbox and not self._writing:
+                    await self._flush_or_lose()  # 100 Continue
+                    waited = True
+                event = fx.event
                 if event is not None:
-                    self._pump_wakeup.fire()
-                    return event
-                owed = cycle.take_continue()
-                if owed:
-                    await self._write(cycle, owed)
+                    if not waited:
+                        # Every receive() yields to the event loop, even when it can answer
+                        # at once, so that an app looping on receive() cannot starve others.
+                        await anyio.lowlevel.checkpoint()
+                    if trace is not None:
+                        trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
+                    return dict(event)
+                waited = True
                 await self._app_wakeup.wait()
 
         async def send(message: MutableMapping[str, Any]) -> None:
-            data = cycle.app_send(message)
-            if data and not await self._write(cycle, data):
-                raise ClientDisconnected(cycle.client_gone_reason or "client disconnected")
-            if cycle.state is ResponseState.COMPLETE:
-                self._app_wakeup.fire()
+            if cycle != self._live_cycle:
+                # A send() of an app instance that has ended: ignored like any message
+                # after the response completed (www spec 2.5, "Response Body - send event").
+                if trace is not None:
+                    trace.record("ignored", self._state, sections.HTTP_RESPONSE_BODY, "a message after the app ended")
+                await anyio.lowlevel.checkpoint()
+                return
+            try:
+                fx = machine.app_send(message)
+            except (ASGIProtocolError, ClientDisconnected) as exc:
+                if trace is not None:
+                    trace.record("error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc))
+                await anyio.lowlevel.checkpoint()
+                raise
+            if trace is not None:
+                trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
+            self._apply(fx)
+            if fx.write:
+                if not await self._flush_or_lose():
+                    gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
+                    if trace is not None:
+                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone))
+                    raise gone
+            else:
+                await anyio.lowlevel.checkpoint()
+            if fx.error is not None:
+                if trace is not None:
+                    trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error))
+                raise fx.error
 
+        raised = False
         try:
             await self.ctx.app(scope, receive, send)
         except ClientDisconnected:
             pass  # www spec 2.4: our own exception escaping the app is not an error
         except Exception:
+            raised = True
             error_log.exception("Exception in ASGI application (%s %s)", scope["method"], scope["path"])
         else:
-            if cycle.state is not ResponseState.COMPLETE and cycle.client_gone_reason is None:
+            if machine.state in RESPONSE_PENDING:
                 error_log.error(
                     "ASGI application returned without completing the response (%s %s, state %s)",
                     scope["method"],
                     scope["path"],
-                    cycle.state.name,
+                    machine.state.name,
                 )
-        data = cycle.app_ended()
-        if data:
-            await self._write(cycle, data)
-
-    async def _write(self, cycle: HTTPCycle, data: bytes) -> bool:
-        try:
-            await self.transport.send(data)
-        except PeerGone as exc:
-            cycle.client_disconnected(str(exc))
-            self._app_wakeup.fire()
-            return False
-        return True
-
-    async def _pump_request(self, cycle: HTTPCycle) -> None:
-        """Hand the body to the app one chunk at a time, then watch for a disconnect."""
-        conn, transport = self.conn, self.transport
-        pending: list[bytes] = []
-        while True:
-            if not cycle.request_complete and not cycle.wants_body:
-                await self._pump_wakeup.wait()  # the app has not taken the last chunk
-                continue
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                cycle.client_disconnected(f"malformed request body: {exc}")
-                self._app_wakeup.fire()
-                return
-            if isinstance(event, h11.Data):
-                pending.append(bytes(event.data))
-                continue
-            if isinstance(event, h11.EndOfMessage):
-                cycle.body_received(b"".join(pending), more_body=False)
-                pending.clear()
-                self._app_wakeup.fire()
-                continue
-            if pending:  # NEED_DATA with a chunk in hand: deliver it, then read on
-                cycle.body_received(b"".join(pending), more_body=True)
-                pending.clear()
-                self._app_wakeup.fire()
-                continue
-            if (
-                cycle.request_complete
-                and len(conn.trailing_data[0]) > self.ctx.config.h11_max_incomplete_event_size_bytes
-            ):
-                await anyio.sleep_forever()  # enough pipelined bytes buffered: stop reading
-            data = await transport.receive()
-            if not data:
-                cycle.client_disconnected(transport.gone or "client disconnected")
-                self._app_wakeup.fire()
-                return
-            conn.receive_data(data)
+        self._live_cycle = 0
+        fx = machine.app_ended(raised=raised)
+        status = fx.ended_status
+        self._apply(fx)
+        await self._flush_or_lose()
+        if self.ctx.config.access_log and access_log.isEnabledFor(20):
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %s',
+                _peer(self.client),
+                scope["method"],
+                head.target.decode("latin-1"),
+                scope["http_version"],
+                status or "- (client gone before a response)",
+            )
 
     # ------------------------------------------------------------------ websocket
 
-    async def _upgrade(self, request: h11.Request) -> None:
-        """RFC 6455 §4.2: validate the upgrade request, then hand the connection over."""
-        conn = self.conn
-        while True:  # the request's (normally empty) body, up to its end
-            event = conn.next_event()
-            if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-                break
-            if event is h11.NEED_DATA:
-                data = await self.transport.receive()
-                if not data:
-                    return
-                conn.receive_data(data)
-        headers = list(request.headers)
-        checked = handshake.validate_request(request.method, request.http_version, headers)
-        if isinstance(checked, handshake.Rejection):
-            await self._reject_handshake(checked)
-            return
+    async def _run_websocket(self, upgrade: Upgrade) -> None:
+        """RFC 6455 §4.2: the machine checked the handshake; the WebSocket runtime takes over."""
         config = self.ctx.config
-        machine = WebSocketMachine(
-            conn,
-            key=checked,
-            subprotocols=scopes.parse_subprotocols(headers),
-            deflate=handshake.negotiate_deflate(headers) if config.ws_per_message_deflate else None,
-            max_size_bytes=config.ws_max_size_bytes,
-            timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
-        )
         scope = scopes.websocket_scope(
-            http_version=request.http_version.decode("ascii"),
-            target=scopes.split_target(request.target),
-            headers=headers,
+            http_version=upgrade.http_version,
+            target=scopes.split_target(upgrade.target),
+            headers=upgrade.headers,
             client=self.client,
             server=self.server,
             root_path=config.root_path,
             state=self.ctx.state,
-            subprotocols=machine.offered_subprotocols,
+            subprotocols=upgrade.machine.offered_subprotocols,
         )
         self._websocket = WebSocketConnection(
             self.transport,
-            machine,
+            upgrade.machine,
             scope,
             self.ctx,
             client=_peer(self.client),
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        if self._closing:
+        if self._closing or self.machine.shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()
 
-    async def _reject_handshake(self, rejection: handshake.Rejection) -> None:
-        error_log.info(
-            "Bad WebSocket handshake from %s: %s (answered %d)",
-            _peer(self.client),
-            rejection.reason,
-            rejection.status,
-        )
-        try:
-            data = complete_response(
-                self.conn,
-                rejection.status,
-                rejection.reason.encode() + b"\n",
-                headers=rejection.headers,
-                date=self.ctx.date(),
-            )
-            await self.transport.send(data)
-        except (h11.LocalProtocolError, PeerGone):
-            return
 
-
-_HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
+_RECEIVE_SECTIONS = {
+    "http.request": 'www spec 2.5, "Request - receive event"',
+    "http.disconnect": sections.HTTP_DISCONNECT,
+}
+_SEND_SECTIONS = {
+    "http.response.start": sections.HTTP_RESPONSE_START,
+    "http.response.body": sections.HTTP_RESPONSE_BODY,
+}
 
 
 def _peer(client: Address) -> str:

@@ -1,4 +1,9 @@
-"""Runs the app's lifespan scope beside the server (lifespan spec 2.0)."""
+"""Runs the app's lifespan scope beside the server (lifespan spec 2.0).
+
+The :class:`~refserver.protocol.lifespan.LifespanMachine` decides; this module awaits.
+:meth:`Lifespan._apply` is the one place where its effects take hold (wake the app or the
+server's wait) and where the trace records every state change.
+"""
 
 from __future__ import annotations
 
@@ -9,39 +14,56 @@ import anyio
 import anyio.abc
 
 from refserver.config import LifespanMode
-from refserver.errors import LifespanFailure
+from refserver.errors import ASGIProtocolError, LifespanFailure
 from refserver.logs import error_log
-from refserver.protocol.lifespan import LifespanMachine, LifespanState
+from refserver.protocol.effects import Effects
+from refserver.protocol.lifespan import Cause, LifespanMachine, LifespanState
 from refserver.runtime.context import ASGIApp
 from refserver.runtime.wakeup import Wakeup
+from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
+from refserver.trace import ConnectionTrace
+
+_RECEIVE_SECTIONS = {"lifespan.startup": sections.LIFESPAN_STARTUP, "lifespan.shutdown": sections.LIFESPAN_SHUTDOWN}
 
 
 class Lifespan:
-    def __init__(self, app: ASGIApp, mode: LifespanMode, state: dict[str, Any]) -> None:
+    def __init__(
+        self, app: ASGIApp, mode: LifespanMode, state: dict[str, Any], trace: ConnectionTrace | None = None
+    ) -> None:
         self.app = app
         self.mode = mode
         self.state = state
+        self.trace = trace
         self.machine = LifespanMachine()
         self.running = False  # the app supports lifespan and its task is alive
-        self._changed = Wakeup()
-        self._shutdown_requested = Wakeup()
-        self._app_ended = False
+        self._changed = Wakeup()  # for the server's wait
+        self._app_wakeup = Wakeup()  # for the app's receive()
         self._app_error: BaseException | None = None
-        self._startup_sent = False
         self._scope = anyio.CancelScope()
+
+    def _apply(self, fx: Effects) -> None:
+        """Make one input's effects take hold; the only place that does."""
+        for step in fx.transitions:
+            if self.trace is not None:
+                self.trace.record("state", step.new, step.section, step.why, old_state=step.old)
+        if fx.wake_app:
+            self._app_wakeup.fire()
+            self._changed.fire()
 
     async def startup(self, tg: anyio.abc.TaskGroup) -> None:
         """Send lifespan.startup and wait for the answer; raise LifespanFailure if the
         server must not start."""
+        machine = self.machine
         tg.start_soon(self._run_app)
-        while self.machine.state is LifespanState.STARTING and not self._app_ended:
+        while machine.state is LifespanState.STARTING:
             await self._changed.wait()
-        if self.machine.state is LifespanState.STARTED:
+        if machine.state is not LifespanState.STARTUP_FAILED:
+            # Startup completed (the app may have ended since: shutdown() deals with that).
             self.running = True
             return
-        if self.machine.state is LifespanState.STARTUP_FAILED:
-            text = self.machine.failure_message or "(no message)"
+        if machine.cause is Cause.MESSAGE:
+            text = machine.failure_message or "(no message)"
             error_log.error("Lifespan startup failed: %s", text)
             self._scope.cancel()
             raise LifespanFailure(f"lifespan startup failed: {text}")
@@ -65,59 +87,71 @@ class Lifespan:
         """Send lifespan.shutdown and wait for the answer, at most ``timeout_s``."""
         if not self.running:
             return
-        if self._app_ended:
-            # The app ended after startup.complete, before lifespan.shutdown could be sent
-            # (lifespan spec 2.0 is silent; digest A19). A return means it has nothing to
-            # do at shutdown; an exception was logged when it happened, and means the
-            # app's shutdown never ran.
-            if self._app_error is not None:
-                raise LifespanFailure(
-                    f"the lifespan app raised {type(self._app_error).__name__} before lifespan.shutdown"
-                )
+        machine = self.machine
+        if machine.state is LifespanState.STARTED:
+            self._apply(machine.begin_shutdown())
+            with anyio.move_on_after(timeout_s) as timer:
+                while self._shutting_down():
+                    await self._changed.wait()
+            if timer.cancelled_caught:
+                if self.trace is not None:
+                    self.trace.record("timer", machine.state.name, sections.LIFESPAN_SHUTDOWN, "shutdown timeout")
+                self._apply(machine.timed_out())
+            self._scope.cancel()
+        if machine.state is LifespanState.DONE:
             return
-        self.machine.begin_shutdown()
-        self._shutdown_requested.fire()
-        with anyio.move_on_after(timeout_s) as timer:
-            while self.machine.state is LifespanState.SHUTTING_DOWN and not self._app_ended:
-                await self._changed.wait()
-        self._scope.cancel()
-        if timer.cancelled_caught:
+        cause, during = machine.cause, machine.cause_state
+        if cause is Cause.TIMEOUT:
             error_log.error("Lifespan shutdown did not complete within %.1f s", timeout_s)
             raise LifespanFailure("lifespan shutdown timed out")
-        if self.machine.state is LifespanState.SHUTDOWN_FAILED:
-            text = self.machine.failure_message or "(no message)"
+        if cause is Cause.MESSAGE:
+            text = machine.failure_message or "(no message)"
             error_log.error("Lifespan shutdown failed: %s", text)
             raise LifespanFailure(f"lifespan shutdown failed: {text}")
-        if self.machine.state is not LifespanState.DONE:
-            if self._app_error is not None:  # logged by _run_app
-                raise LifespanFailure(
-                    f"the lifespan app raised {type(self._app_error).__name__} during lifespan shutdown"
-                )
-            error_log.error("The lifespan app returned without answering lifespan.shutdown")
-            raise LifespanFailure("the lifespan app returned without answering lifespan.shutdown")
+        if cause is Cause.RAISED:  # logged by _run_app
+            when = "before lifespan.shutdown" if during is LifespanState.STARTED else "during lifespan shutdown"
+            raise LifespanFailure(f"the lifespan app raised {type(self._app_error).__name__} {when}")
+        error_log.error("The lifespan app returned without answering lifespan.shutdown")
+        raise LifespanFailure("the lifespan app returned without answering lifespan.shutdown")
+
+    def _shutting_down(self) -> bool:
+        return self.machine.state is LifespanState.SHUTTING_DOWN
 
     async def _receive(self) -> MutableMapping[str, Any]:
-        if not self._startup_sent:
-            self._startup_sent = True
-            return {"type": "lifespan.startup"}
-        while self.machine.state is not LifespanState.SHUTTING_DOWN:
-            await self._shutdown_requested.wait()
-        return {"type": "lifespan.shutdown"}
+        while True:
+            fx = self.machine.app_receive()
+            self._apply(fx)
+            if fx.event is not None:
+                if self.trace is not None:
+                    event_type = str(fx.event["type"])
+                    self.trace.record("recv", self.machine.state.name, _RECEIVE_SECTIONS[event_type], message=fx.event)
+                return dict(fx.event)
+            await self._app_wakeup.wait()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
-        self.machine.app_send(message)
-        self._changed.fire()
+        try:
+            fx = self.machine.app_send(message)
+        except ASGIProtocolError as exc:
+            if self.trace is not None:
+                self.trace.record("error", self.machine.state.name, exc.section, str(exc))
+            raise
+        if self.trace is not None:
+            startup = str(message.get("type")).startswith("lifespan.startup")
+            section = sections.LIFESPAN_STARTUP if startup else sections.LIFESPAN_SHUTDOWN
+            self.trace.record("send", self.machine.state.name, section, message=message)
+        self._apply(fx)
 
     async def _run_app(self) -> None:
         scope = {"type": "lifespan", "asgi": dict(LIFESPAN_ASGI), "state": self.state}
+        raised = False
         with self._scope:
             try:
                 await self.app(scope, self._receive, self._send)
             except Exception as exc:
+                raised = True
                 self._app_error = exc
                 if self.machine.state is not LifespanState.STARTING:
-                    # Raising after startup completed is an app error (A19).
+                    # Raising after startup completed is an app error (docs/decisions.md #41).
                     error_log.exception("Exception in ASGI lifespan application")
             finally:
-                self._app_ended = True
-                self._changed.fire()
+                self._apply(self.machine.app_ended(raised=raised))

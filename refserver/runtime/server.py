@@ -90,7 +90,7 @@ class _Accepted:
     closing: bool = False
 
     async def shutdown(self) -> None:
-        self.closing = True
+        self.closing = True  # becomes the handler's last_request
 
 
 def _address(config: Config) -> str:
@@ -177,7 +177,7 @@ async def _serve_traced(
     tracer: Tracer | None,
 ) -> None:
     ctx = ServerContext(as_asgi3(app), config, tracer)
-    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state)
+    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
     cannot_listen: OSError | None = None
     async with anyio.create_task_group() as root:
         if config.lifespan != "off":
@@ -217,12 +217,11 @@ async def _serve_connections(
                     conn.close()
                     ctx.remove(pending)
                     return
-                handler = HTTPConnection(stream, ctx)
+                # Taken from the queue during shutdown: its first request is served, then it closes.
+                handler = HTTPConnection(stream, ctx, last_request=pending.closing)
                 ctx.add(handler)
                 ctx.remove(pending)
                 try:
-                    if pending.closing:
-                        await handler.shutdown()  # taken from the queue during shutdown
                     await handler.run()
                 except Exception:
                     error_log.exception("Internal error in refserver while serving a connection")
@@ -245,13 +244,15 @@ async def _serve_connections(
                     await shutdown_trigger()
                 accepting.cancel_scope.cancel()
             ctx.shutting_down = True
+            open_connections = list(ctx.handlers)
             for acceptor in acceptors:
-                # Clients already in the accept queue are served (one request each), not reset.
+                # Clients already in the accept queue are served (their first request, with
+                # connection: close), not reset: they are not told to shut down like the rest.
                 acceptor.accept_waiting(accept)
             for listener in listeners:
                 await listener.aclose()
             if ctx.handlers:
-                for handler in list(ctx.handlers):
+                for handler in open_connections:
                     connections.start_soon(handler.shutdown)
                 with anyio.move_on_after(config.shutdown_timeout_s):
                     await ctx.all_closed.wait()
