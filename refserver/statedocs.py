@@ -74,7 +74,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _ordered(machine: Machine) -> list[Any]:
+    """Rows in the order of the state and input enums, whatever order the table was built in."""
+    states = {state: i for i, state in enumerate(machine.states)}
+    inputs = {given: i for i, given in enumerate(machine.inputs)}
+    return sorted(machine.rows, key=lambda row: (states[row.state], inputs[row.input]))
+
+
 def render_machine(machine: Machine) -> Iterable[str]:
+    rows_in_order = _ordered(machine)
+    order = {state: i for i, state in enumerate(machine.states)}
     yield f"## {machine.title}"
     yield ""
     yield f"{machine.intro} Source: `{machine.module}` (`TABLE`)."
@@ -92,8 +101,8 @@ def render_machine(machine: Machine) -> Iterable[str]:
     yield "```mermaid"
     yield "stateDiagram-v2"
     edges: dict[tuple[str, str], list[str]] = {}
-    for row in machine.rows:
-        for nxt in row.next:
+    for row in rows_in_order:
+        for nxt in sorted(row.next, key=order.__getitem__):
             if nxt is not row.state:
                 edges.setdefault((row.state.name, nxt.name), []).append(row.input.name)
     first = next(iter(machine.states)).name
@@ -103,7 +112,7 @@ def render_machine(machine: Machine) -> Iterable[str]:
     yield "```"
     yield ""
     for state in machine.states:
-        rows = [r for r in machine.rows if r.state is state]
+        rows = [r for r in rows_in_order if r.state is state]
         yield f"### {state.name}"
         yield ""
         yield "| input | next state | what happens | rule |"
@@ -114,7 +123,8 @@ def render_machine(machine: Machine) -> Iterable[str]:
             if name in _QUIET_ACTIONS:
                 quiet.append(row.input.name)
                 continue
-            nxt = ", ".join(f"`{n.name}`" for n in row.next if n is not state) or "(same)"
+            nxt = ", ".join(f"`{n.name}`" for n in sorted(row.next, key=order.__getitem__) if n is not state)
+            nxt = nxt or "(same)"
             yield f"| `{row.input.name}` | {nxt} | {_cell(_action_text(row.action))} | {_cell(row.section)} |"
         yield ""
         if quiet:
