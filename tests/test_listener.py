@@ -5,6 +5,7 @@ accept queue when shutdown begins are served, not reset."""
 from __future__ import annotations
 
 import socket
+import struct
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from refserver import Config
 from refserver.runtime.listener import Acceptor
 from refserver.runtime.server import Listening, serve
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, http_request, refserver_errors, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +86,16 @@ async def test_connections_queued_when_shutdown_begins_are_answered() -> None:
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"\r\nconnection: close\r\n" in answer
         assert answer.endswith(b"\r\n\r\nhi")
+
+
+async def test_a_client_that_resets_before_it_is_served_does_not_stop_the_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serving(hello) as server:
+        for _ in range(5):  # queued, then reset, before the server can take them
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        response, body = await http_request(server.port)
+    assert (response.status_code, body) == (200, b"hi")
+    assert refserver_errors(caplog) == []

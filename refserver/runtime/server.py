@@ -213,7 +213,7 @@ async def _serve_connections(
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
                 try:
                     stream = await socket_stream(conn)
-                except OSError:
+                except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
                     conn.close()
                     ctx.remove(pending)
                     return
