@@ -10,7 +10,16 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.support import HTTPClient, Recorder, connect, http_request, read_until_eof, refserver_errors, serving
+from tests.support import (
+    HTTPClient,
+    Recorder,
+    connect,
+    http_request,
+    read_until_eof,
+    refserver_errors,
+    reset,
+    serving,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -223,8 +232,9 @@ async def test_client_gone_mid_headers_is_quiet(caplog: pytest.LogCaptureFixture
 
 
 async def test_malformed_chunked_body_ends_the_request(caplog: pytest.LogCaptureFixture) -> None:
-    """The request cannot complete: the app sees the body so far, then http.disconnect;
-    the connection is closed."""
+    """The request cannot complete: nothing of the response was sent, so the client gets 400
+    (RFC 9112 §7.1); the app sees the body so far, then http.disconnect; the connection is
+    closed."""
     caplog.set_level(logging.DEBUG, logger="refserver")
     rec = Recorder()
 
@@ -256,7 +266,8 @@ async def test_malformed_chunked_body_ends_the_request(caplog: pytest.LogCapture
     assert rec.of("event") == [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]
     [exc] = rec.of("raised")
     assert str(exc) == "malformed request body: illegal chunk header: bytearray(b'ZZ\\r\\n')"
-    assert raw == b""
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert raw.endswith(b"\r\n\r\nmalformed request body: illegal chunk header: bytearray(b'ZZ\\r\\n')\n")
     assert response.status_code == 200
     assert refserver_errors(caplog) == []
 
@@ -368,3 +379,20 @@ class TestUpgradeRequestBody:
         [record] = refserver_records(caplog)
         assert record.getMessage().startswith("Bad request from 127.0.0.1:")
         assert record.getMessage().endswith("illegal chunk header: bytearray(b'zz\\r\\n') (answered 400)")
+
+
+async def test_a_tcp_client_that_resets_mid_head_is_named_and_not_answered(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="refserver")
+    with anyio.fail_after(3):
+        async with serving(ok_app) as server:
+            stream = await connect(server.port)
+            host, port = stream.extra(anyio.abc.SocketAttribute.local_address)[:2]
+            await stream.send(b"GET / HTT")
+            await anyio.wait_all_tasks_blocked()
+            await reset(stream)
+            response, _ = await http_request(server.port)  # served after the reset was seen
+    assert response.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "refserver.error" and "Bad request" in r.getMessage()]
+    assert lines == [
+        f"Bad request from {host}:{port}: peer unexpectedly closed connection (the client is gone; not answered)"
+    ]

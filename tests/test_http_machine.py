@@ -107,14 +107,25 @@ class TestRequestReceiveEvent:
         m.receive_data(b"0\r\n\r\n")
         assert m.app_receive().event == {"type": "http.request", "body": b"", "more_body": False}
 
-    def test_malformed_chunk_ends_the_request_as_a_disconnect(self) -> None:
+    def test_malformed_chunk_is_answered_400_and_ends_the_request_as_a_disconnect(self) -> None:
         m = machine()
-        m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n")
+        fx = m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n")
+        reason = b"malformed request body: illegal chunk header: bytearray(b'ZZ\\r\\n')"
+        assert wire(fx) == refusal(b"400 Bad Request", reason)
         assert m.state is State.CLIENT_GONE
-        assert m.client_gone_reason == "malformed request body: illegal chunk header: bytearray(b'ZZ\\r\\n')"
+        assert m.client_gone_reason == reason.decode()
         assert m.app_receive().event == {"type": "http.disconnect"}
         fx = m.app_ended(raised=False)
-        assert (wire(fx), fx.tcp, m.state) == (b"", Tcp.CLOSE, State.CLOSED)
+        assert (wire(fx), fx.tcp, fx.ended_status, m.state) == (b"", Tcp.CLOSE, 400, State.CLOSED)
+
+    def test_malformed_chunk_after_the_response_started_is_a_disconnect_only(self) -> None:
+        m = machine()
+        m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        m.app_send(START)
+        m.app_send({"type": "http.response.body", "body": b"a", "more_body": True})
+        fx = m.receive_data(b"ZZ\r\n")
+        assert wire(fx) == b""
+        assert m.state is State.CLIENT_GONE
 
 
 class TestDisconnectReceiveEvent:

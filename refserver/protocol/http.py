@@ -493,6 +493,11 @@ class HTTPMachine:
             try:
                 event = self.conn.next_event()
             except h11.RemoteProtocolError as exc:
+                if self.state is State.AWAITING_START or self.state is State.START_HELD:
+                    # Nothing of the response is on the wire yet: the bad framing is answered
+                    # like a bad head (RFC 9112 §7.1: an invalid chunk size is a bad request).
+                    self.status = exc.error_status_hint
+                    self._answer(self.status, f"malformed request body: {exc}\n".encode())
                 self._lose_client(f"malformed request body: {exc}")
                 return
             if isinstance(event, h11.Data):

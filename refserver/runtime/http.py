@@ -42,9 +42,12 @@ def _addresses(stream: anyio.abc.ByteStream) -> tuple[Address, Address]:
     """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets)."""
     try:
         local = stream.extra(anyio.abc.SocketAttribute.local_address)
-        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
+    except (anyio.TypedAttributeLookupError, OSError):
         return None, None
+    try:
+        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+    except (anyio.TypedAttributeLookupError, OSError):  # a TCP client already reset
+        remote = None
     server: Address
     client: Address
     if isinstance(local, str):
@@ -75,6 +78,13 @@ class HTTPConnection:
         self.ctx = ctx
         self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request)
         self.client, self.server = _addresses(stream)
+        # For the logs: "host:port", "unix client", or a TCP client that reset at once.
+        if self.client is not None:
+            self.peer = _peer(self.client)
+        elif self.server is not None and self.server[1] is None:
+            self.peer = "unix client"
+        else:
+            self.peer = "a client that already left"
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
         self._state = self.machine.state.name  # for the trace
@@ -135,9 +145,8 @@ class HTTPConnection:
                 trace.record(note.kind, self._state, note.section, note.text)
         if fx.refused is not None:
             refused = fx.refused
-            error_log.info(
-                "Bad %s from %s: %s (answered %d)", refused.what, _peer(self.client), refused.reason, refused.status
-            )
+            answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"
+            error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
         if fx.write:
             self._outbox.extend(fx.write)
             self._queued += sum(map(len, fx.write))
@@ -330,7 +339,7 @@ class HTTPConnection:
         if self.ctx.config.access_log and access_log.isEnabledFor(20):
             access_log.info(
                 '%s - "%s %s HTTP/%s" %s',
-                _peer(self.client),
+                self.peer,
                 scope["method"],
                 head.target.decode("latin-1"),
                 scope["http_version"],
@@ -357,7 +366,7 @@ class HTTPConnection:
             upgrade.machine,
             scope,
             self.ctx,
-            client=_peer(self.client),
+            client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
         if self._closing or self.machine.shutting_down:
