@@ -386,7 +386,9 @@ async def test_a_tcp_client_that_resets_mid_head_is_named_and_not_answered(caplo
     with anyio.fail_after(3):
         async with serving(ok_app) as server:
             stream = await connect(server.port)
-            host, port = stream.extra(anyio.abc.SocketAttribute.local_address)[:2]
+            local = stream.extra(anyio.abc.SocketAttribute.local_address)
+            assert isinstance(local, tuple)
+            host, port = local[0], local[1]
             await stream.send(b"GET / HTT")
             await anyio.wait_all_tasks_blocked()
             await reset(stream)
