@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"how many connections may wait in the kernel's accept queue (default {d.backlog})",
     )
+    p.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=d.limit_concurrency,
+        metavar="N",
+        help="open connections beyond N are answered 503 (HTTP and WebSocket handshakes); default: no limit",
+    )
     p.add_argument("--root-path", default=d.root_path, help="the scope's root_path (mount point)")
     p.add_argument(
         "--lifespan",
@@ -152,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         uds=args.uds,
         root_path=args.root_path,
         backlog=args.backlog,
+        limit_concurrency=args.limit_concurrency,
         lifespan=args.lifespan,
         backend=args.backend,
         factory=args.factory,

@@ -31,6 +31,8 @@ class Config:
     log_level: str = "info"
     shutdown_timeout_s: float = 10.0
     backlog: int = 2048  # the kernel's accept queue (listen(2) backlog)
+    # Open connections beyond this get 503 for their first request (None: no limit).
+    limit_concurrency: int | None = None
     h11_max_incomplete_event_size_bytes: int = 16 * 1024
     timeout_keep_alive_s: float = 5.0
     ws_max_size_bytes: int = 16 * MiB
@@ -67,6 +69,8 @@ class Config:
                 raise ValueError(f"{name} must not be negative")
         if self.trace_format not in ("text", "jsonl"):
             raise ValueError(f"trace_format must be text or jsonl, not {self.trace_format!r}")
+        if self.limit_concurrency is not None and self.limit_concurrency < 1:
+            raise ValueError("limit_concurrency must be positive")
         if self.backlog < 1:
             raise ValueError("backlog must be positive")
         if self.ws_max_size_bytes < 1:

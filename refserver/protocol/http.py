@@ -111,6 +111,7 @@ _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
 _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
+_RFC_OVERLOAD = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
@@ -183,10 +184,18 @@ class HTTPMachine:
     """The sans-IO state of one HTTP/1.1 connection."""
 
     def __init__(
-        self, settings: Settings | None = None, *, date: Callable[[], bytes], last_request: bool = False
+        self,
+        settings: Settings | None = None,
+        *,
+        date: Callable[[], bytes],
+        last_request: bool = False,
+        over_limit: bool = False,
     ) -> None:
         """``last_request``: the server is shutting down and took this connection from the
-        accept queue: its first request is served (with ``connection: close``), then it closes."""
+        accept queue: its first request is served (with ``connection: close``), then it closes.
+        ``over_limit``: the server is at ``--limit-concurrency``: the first request (HTTP or a
+        WebSocket handshake) is answered 503 before any app sees it, then it closes."""
+        self.over_limit = over_limit
         self.settings = settings or Settings()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
         self._date_source = date
@@ -348,6 +357,11 @@ class HTTPMachine:
         version = scope_http_version(event.http_version)
         if version is None:
             self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
+            return
+        if self.over_limit:
+            self._fx.refused = Refusal("request", "the server is at its --limit-concurrency", 503)
+            self._answer(503, b"Service Unavailable: too many connections\n")
+            self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_OVERLOAD)
             return
         self._fx.cancel_keep_alive = True
         self._fx.keep_alive_s = None

@@ -73,10 +73,12 @@ def settings_for(ctx: ServerContext) -> Settings:
 
 
 class HTTPConnection:
-    def __init__(self, stream: anyio.abc.ByteStream, ctx: ServerContext, *, last_request: bool = False) -> None:
+    def __init__(
+        self, stream: anyio.abc.ByteStream, ctx: ServerContext, *, last_request: bool = False, over_limit: bool = False
+    ) -> None:
         self.transport = Transport(stream)
         self.ctx = ctx
-        self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request)
+        self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request, over_limit=over_limit)
         self.client, self.server = _addresses(stream)
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
@@ -146,7 +148,10 @@ class HTTPConnection:
         if fx.refused is not None:
             refused = fx.refused
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"
-            error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
+            if refused.status == 503:
+                error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
+            else:
+                error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
         if fx.write:
             self._outbox.extend(fx.write)
             self._queued += sum(map(len, fx.write))

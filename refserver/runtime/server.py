@@ -218,7 +218,9 @@ async def _serve_connections(
                     ctx.remove(pending)
                     return
                 # Taken from the queue during shutdown: its first request is served, then it closes.
-                handler = HTTPConnection(stream, ctx, last_request=pending.closing)
+                limit = config.limit_concurrency
+                over_limit = limit is not None and len(ctx.handlers) > limit  # this one counted
+                handler = HTTPConnection(stream, ctx, last_request=pending.closing, over_limit=over_limit)
                 ctx.add(handler)
                 ctx.remove(pending)
                 try:
