@@ -264,6 +264,20 @@ class TestUpgrade:
         assert fx.refused is not None and fx.refused.what == "WebSocket handshake"
         assert (fx.tcp, m.state) == (Tcp.CLOSE, State.CLOSED)
 
+    def test_an_upgrade_body_that_never_arrives_is_closed_by_the_head_timeout(self) -> None:
+        m = machine()
+        fx = m.receive_data(HANDSHAKE + b"Content-Length: 10\r\n\r\nabc")
+        assert (m.state, fx.upgrade, fx.cancel_keep_alive) == (State.UPGRADING, None, False)  # the timer runs on
+        fx = m.keep_alive_timeout()
+        assert (wire(fx), fx.tcp, fx.upgrade, m.state) == (b"", Tcp.CLOSE, None, State.CLOSED)
+
+    def test_the_timer_stops_once_the_upgrade_body_is_complete(self) -> None:
+        m = machine()
+        m.receive_data(HANDSHAKE + b"Content-Length: 3\r\n\r\nab")
+        fx = m.receive_data(b"c")
+        assert fx.upgrade is not None and m.state is State.UPGRADED
+        assert (fx.cancel_keep_alive, fx.keep_alive_s) == (True, None)
+
 
 class TestServerShutdown:
     def test_idle_closes_at_once(self) -> None:

@@ -258,7 +258,8 @@ class HTTPMachine:
 
     def keep_alive_timeout(self) -> HTTPEffects:
         """The keep-alive timer armed through ``keep_alive_s`` fired."""
-        return self._step(Input.HEAD_TIMEOUT if self.state is State.READING_HEAD else Input.KEEP_ALIVE_TIMEOUT, None)
+        reading = self.state is State.READING_HEAD or self.state is State.UPGRADING
+        return self._step(Input.HEAD_TIMEOUT if reading else Input.KEEP_ALIVE_TIMEOUT, None)
 
     def server_shutdown(self) -> HTTPEffects:
         return self._step(Input.SHUTDOWN, None)
@@ -363,14 +364,16 @@ class HTTPMachine:
             self._answer(503, b"Service Unavailable: too many connections\n")
             self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_OVERLOAD)
             return
-        self._fx.cancel_keep_alive = True
-        self._fx.keep_alive_s = None
         self._request = event
         headers = list(event.headers)
         if handshake.asks_for_websocket(headers):
+            # The timer keeps running: the upgrade request's body (normally none) must arrive
+            # within the same timeout as its head.
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
         self._new_cycle()
         self.requests += 1
         self.method = event.method
@@ -430,7 +433,12 @@ class HTTPMachine:
         self._go(State.CLOSED, "keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
 
     def _head_timeout(self, _: None) -> None:
+        """Close quietly: the request head did not complete in time."""
         self._go(State.CLOSED, "keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
+
+    def _upgrade_body_timeout(self, _: None) -> None:
+        """Close quietly: the upgrade request's body did not arrive in time (no app saw it)."""
+        self._go(State.CLOSED, "keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
 
     def _shutdown_idle(self, _: None) -> None:
         self.shutting_down = True
@@ -479,6 +487,8 @@ class HTTPMachine:
             max_size_bytes=settings.ws_max_size_bytes,
             timeouts=settings.ws_timeouts,
         )
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
         self._go(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
@@ -775,6 +785,7 @@ _rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 # -- the keep-alive timer
 _rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
 _rows((S.READING_HEAD,), I.HEAD_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
+_rows((S.UPGRADING,), I.HEAD_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
 # -- shutdown
 _rows(_HEAD, I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONNECT)
