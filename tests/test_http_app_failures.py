@@ -496,3 +496,36 @@ async def test_escaping_protocol_error_is_an_app_error(caplog: pytest.LogCapture
     assert errors_of(caplog) == [
         ("refserver.error", "Exception in ASGI application (GET /)", refserver.ASGIProtocolError)
     ]
+
+
+async def test_send_and_receive_of_an_ended_app_instance_touch_nothing() -> None:
+    """docs/decisions.md #48: a leaked send() is ignored and a leaked receive() says
+    http.disconnect; the next request on the same connection is not affected."""
+    rec = Recorder()
+    leaked: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/first":
+            leaked.extend((receive, send))
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+        if scope["path"] == "/second":
+            old_receive, old_send = leaked
+            await old_send({"type": "http.response.start", "status": 500})
+            await old_send({"type": "http.response.body", "body": b"from the first app"})
+            rec.add("old receive", await old_receive())
+
+    async with serving(app) as server, HTTPClient.open(server.port) as client:
+        await client.send_request("GET", "/first")
+        first = await client.read_response()
+        await client.send_request("GET", "/second")
+        second = await client.read_response()
+        await rec.wait_kind("old receive")
+        await client.send_request("GET", "/third")
+        third = await client.read_response()
+    assert [(r.status_code, body) for r, body in (first, second, third)] == [
+        (200, b"/first"),
+        (200, b"/second"),
+        (200, b"/third"),
+    ]
+    assert rec.of("old receive") == [{"type": "http.disconnect"}]
