@@ -99,12 +99,6 @@ class HTTPConnection:
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
         self._cycles = 0
-        # The outbox, and how many bytes were queued and written in all.
-        self._outbox: list[bytes] = []
-        self._queued = 0
-        self._written = 0
-        self._writing = False
-        self._write_done: anyio.Event | None = None
         # The keep-alive deadline, the reader's scope and what is owed to TCP.
         self._deadline = math.inf
         self._scope: anyio.CancelScope | None = None
@@ -153,8 +147,7 @@ class HTTPConnection:
             else:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
         if fx.write:
-            self._outbox.extend(fx.write)
-            self._queued += sum(map(len, fx.write))
+            self.transport.queue(fx.write)
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
             self._deadline = math.inf if fx.keep_alive_s is None else anyio.current_time() + fx.keep_alive_s
             if self._scope is not None:
@@ -177,38 +170,10 @@ class HTTPConnection:
         if fx.wake_app:
             self._app_wakeup.fire()
 
-    async def _flush(self) -> None:
-        """Return once every byte queued so far is in the socket's send buffer. One task
-        writes at a time, in queue order; raises PeerGone if the peer is gone."""
-        target = self._queued
-        while self._written < target:
-            if self.transport.gone is not None:
-                raise PeerGone(self.transport.gone)
-            if self._writing:
-                done = self._write_done
-                if done is None:
-                    done = self._write_done = anyio.Event()
-                await done.wait()
-                continue
-            self._writing = True
-            try:
-                while self._outbox:
-                    out = self._outbox
-                    data = out[0] if len(out) == 1 else b"".join(out)
-                    self._outbox = []
-                    await self.transport.send(data)
-                    self._written += len(data)
-            finally:
-                self._writing = False
-                done = self._write_done
-                if done is not None:
-                    self._write_done = None
-                    done.set()
-
     async def _flush_or_lose(self) -> bool:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input. False then."""
         try:
-            await self._flush()
+            await self.transport.flush()
         except PeerGone as exc:
             self._apply(self.machine.peer_gone(str(exc)))
             return False
@@ -246,7 +211,7 @@ class HTTPConnection:
                 self._apply(machine.receive_data(data))
             else:
                 self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
-            if self._outbox and not self._writing:
+            if self.transport.has_queued and not self.transport.flushing:
                 await self._flush_or_lose()
 
     # ------------------------------------------------------------------ one request
@@ -274,7 +239,7 @@ class HTTPConnection:
             while True:
                 fx = machine.app_receive()
                 self._apply(fx)
-                if self._outbox and not self._writing:
+                if self.transport.has_queued and not self.transport.flushing:
                     await self._flush_or_lose()  # 100 Continue
                     waited = True
                 event = fx.event

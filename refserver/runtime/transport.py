@@ -35,7 +35,22 @@ def describe(exc: BaseException) -> str:
 
 
 class Transport:
-    __slots__ = ("_is_closing", "_send_scope", "_stream", "gone", "interrupted_write")
+    """A client connection's byte stream, with an outbox that keeps writes in the order the
+    protocol machines produced them: one task writes at a time (:meth:`flush`), others wait
+    until their bytes are written; no lock."""
+
+    __slots__ = (
+        "_flushing",
+        "_is_closing",
+        "_outbox",
+        "_queued",
+        "_send_scope",
+        "_stream",
+        "_write_done",
+        "_written",
+        "gone",
+        "interrupted_write",
+    )
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
@@ -46,6 +61,63 @@ class Transport:
         # (trio raises from the write itself.)
         self._is_closing: Callable[[], bool] | None = asyncio_is_closing(stream)
         self.interrupted_write = False  # a write was cut short: the byte stream is torn
+        self._outbox: list[bytes] = []
+        self._queued = 0  # bytes queued in all
+        self._written = 0  # bytes written in all
+        self._flushing = False
+        self._write_done: anyio.Event | None = None
+
+    # ------------------------------------------------------------------ the outbox
+
+    def queue(self, chunks: list[bytes]) -> None:
+        """Queue bytes to write, after everything queued before."""
+        self._outbox.extend(chunks)
+        self._queued += sum(map(len, chunks))
+
+    @property
+    def has_queued(self) -> bool:
+        """Bytes wait in the outbox (not yet taken by a writer)."""
+        return bool(self._outbox)
+
+    @property
+    def unwritten(self) -> bool:
+        """Some queued bytes are not yet in the socket's send buffer."""
+        return self._written < self._queued
+
+    @property
+    def flushing(self) -> bool:
+        """A task is writing the outbox."""
+        return self._flushing
+
+    async def flush(self) -> None:
+        """Return once every byte queued so far is in the socket's send buffer. One task
+        writes at a time, in queue order; raises PeerGone if the peer is gone."""
+        target = self._queued
+        while self._written < target:
+            if self.gone is not None:
+                raise PeerGone(self.gone)
+            if self._flushing:
+                done = self._write_done
+                if done is None:
+                    done = self._write_done = anyio.Event()
+                await done.wait()
+                continue
+            self._flushing = True
+            try:
+                while self._outbox:
+                    out = self._outbox
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    self._outbox = []
+                    await self.send(data)
+                    self._written += len(data)
+            finally:
+                self._flushing = False
+                done = self._write_done
+                if done is not None:
+                    self._write_done = None
+                    done.set()
+
+    # ------------------------------------------------------------------ the stream
 
     async def receive(self) -> bytes:
         """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
@@ -93,9 +165,6 @@ class Transport:
         if self._send_scope is not None:
             self._send_scope.cancel()
 
-    @property
-    def writing(self) -> bool:
-        return self._send_scope is not None
 
     async def send_eof(self) -> None:
         """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""

@@ -59,12 +59,6 @@ class WebSocketConnection:
         self._state = machine.state.name  # for the trace and the access log
         self._app_wakeup = Wakeup()
         self._reader_wakeup = Wakeup()
-        # The outbox, and how many bytes were queued and written in all.
-        self._outbox: list[bytes] = []
-        self._queued = 0
-        self._written = 0
-        self._writing = False
-        self._write_done: anyio.Event | None = None
         # Timers, the reader's scope and what is owed to TCP.
         self._deadlines: dict[Timer, float] = {}
         self._scope: anyio.CancelScope | None = None
@@ -104,8 +98,7 @@ class WebSocketConnection:
         ):
             self._access_log(fx.status)
         if fx.write:
-            self._outbox.extend(fx.write)
-            self._queued += sum(map(len, fx.write))
+            self.transport.queue(fx.write)
         if fx.cancel or fx.arm:
             for timer in fx.cancel:
                 self._deadlines.pop(timer, None)
@@ -151,38 +144,10 @@ class WebSocketConnection:
         if self._scope is not None:
             self._scope.deadline = self._next_deadline()
 
-    async def _flush(self) -> None:
-        """Return once every byte queued so far is in the socket's send buffer. One task
-        writes at a time, in queue order; raises PeerGone if the peer is gone."""
-        target = self._queued
-        while self._written < target:
-            if self.transport.gone is not None:
-                raise PeerGone(self.transport.gone)
-            if self._writing:
-                done = self._write_done
-                if done is None:
-                    done = self._write_done = anyio.Event()
-                await done.wait()
-                continue
-            self._writing = True
-            try:
-                while self._outbox:
-                    out = self._outbox
-                    data = out[0] if len(out) == 1 else b"".join(out)
-                    self._outbox = []
-                    await self.transport.send(data)
-                    self._written += len(data)
-            finally:
-                self._writing = False
-                done = self._write_done
-                if done is not None:
-                    self._write_done = None
-                    done.set()
-
     async def _flush_or_lose(self) -> None:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input."""
         try:
-            await self._flush()
+            await self.transport.flush()
         except PeerGone as exc:
             self._apply(self.machine.peer_gone(str(exc)))
 
@@ -194,7 +159,7 @@ class WebSocketConnection:
         while True:
             fx = machine.app_receive()
             self._apply(fx)
-            if self._outbox and not self._writing:
+            if self.transport.has_queued and not self.transport.flushing:
                 # Asking for more ended a held failure: its close frame goes out first.
                 await self._flush_or_lose()
             event = fx.event
@@ -223,7 +188,7 @@ class WebSocketConnection:
         self._apply(fx)
         if fx.write:
             try:
-                await self._flush()
+                await self.transport.flush()
             except PeerGone as exc:
                 gone = self.machine.peer_gone(str(exc))
                 self._apply(gone)
@@ -294,7 +259,7 @@ class WebSocketConnection:
     async def _reader_flush(self) -> None:
         """Write the reader's answers (a pong, the close echo) unless another task is
         writing: that one writes them after its own bytes, and the reader reads on."""
-        if not self._outbox or self._writing:
+        if not self.transport.has_queued or self.transport.flushing:
             return
         self._reader_writing = True
         self._rescope()
@@ -312,15 +277,15 @@ class WebSocketConnection:
             del self._deadlines[timer]
             if self.trace is not None:
                 self.trace.record("timer", self._state, "", timer.value)
-            self._apply(self.machine.timer_fired(timer, write_blocked=self._writing))
+            self._apply(self.machine.timer_fired(timer, write_blocked=self.transport.flushing))
 
     async def _final_flush(self) -> None:
         """Before closing TCP: write what is queued (the close echo, a 1011), bounded."""
-        if self._written >= self._queued or self.transport.gone is not None:
+        if not self.transport.unwritten or self.transport.gone is not None:
             return
         if self._close_owed is Tcp.CLOSE:
             limit = self.ctx.config.ws_close_timeout_s
-        elif self._writing:
+        elif self.transport.flushing:
             return  # unresponsive peer, and a write is already stuck: do not wait
         else:
             limit = _ABORT_FLUSH_S
