@@ -33,6 +33,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
+from refserver.protocol.table import Row, TableBuilder
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
 
@@ -207,7 +208,7 @@ class HTTPMachine:
         self._request: h11.Request | None = None
         self._reading = True
         self._fx = HTTPEffects()
-        self._row = TABLE[(State.IDLE, Input.BYTES)]
+        self._row: Row[State, Input] = TABLE[(State.IDLE, Input.BYTES)]
         self._new_cycle()
         # The connection opened: the keep-alive timer bounds the wait for the first head.
         self._fx.keep_alive_s = self.settings.keep_alive_s
@@ -723,28 +724,13 @@ def _misuse(kind: str) -> ASGIProtocolError:
 
 # ---------------------------------------------------------------------- the table
 
-Action = Callable[[HTTPMachine, Any], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    state: State
-    input: Input
-    next: tuple[State, ...]  # the states this input may lead to (besides staying)
-    action: Action
-    section: str
-
 
 M = HTTPMachine
 S = State
 I = Input  # noqa: E741 - the table reads better with one-letter names
 
-_ROWS: list[tuple[State, Input, tuple[State, ...], Action, str]] = []
-
-
-def _rows(states: tuple[State, ...], given: Input, nxt: tuple[State, ...], action: Action, section: str) -> None:
-    for state in states:
-        _ROWS.append((state, given, nxt, action, section))
+_table: TableBuilder[State, Input] = TableBuilder("HTTP")
+_rows = _table.add
 
 
 _HEAD = (S.IDLE, S.READING_HEAD)
@@ -792,8 +778,4 @@ _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONN
 _rows(_CYCLE, I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 
-TABLE: dict[tuple[State, Input], Row] = {}
-for _state, _input, _next, _action, _section in _ROWS:
-    if (_state, _input) in TABLE:  # pragma: no cover - checked at import
-        raise RuntimeError(f"two rows for ({_state.name}, {_input.name})")
-    TABLE[(_state, _input)] = Row(_state, _input, _next, _action, _section)
+TABLE = _table.build()  # partial by design: no app inputs in states without an app

@@ -15,13 +15,13 @@ section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Effects, Transition
+from refserver.protocol.table import Action, TableBuilder
 from refserver.spec import messages, sections
 
 _SCOPE = 'lifespan spec 2.0, "Scope"'
@@ -210,17 +210,6 @@ class LifespanMachine:
 
 # ---------------------------------------------------------------------- the table
 
-Action = Callable[[LifespanMachine, Any], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    state: LifespanState
-    input: Input
-    next: tuple[LifespanState, ...]  # the states this input may lead to (besides staying)
-    action: Action
-    section: str
-
 
 M = LifespanMachine
 S = LifespanState
@@ -254,11 +243,7 @@ _ROWS += [
     if not any(r[0] is s and r[1] is i for r in _ROWS)
 ]
 
-TABLE: dict[tuple[LifespanState, Input], Row] = {}
+_table: TableBuilder[LifespanState, Input] = TableBuilder("lifespan")
 for _state, _input, _next, _action, _section in _ROWS:
-    if (_state, _input) in TABLE:  # pragma: no cover - checked at import
-        raise RuntimeError(f"two rows for ({_state.name}, {_input.name})")
-    TABLE[(_state, _input)] = Row(_state, _input, _next, _action, _section)
-_MISSING = [(s.name, i.name) for s in LifespanState for i in Input if (s, i) not in TABLE]
-if _MISSING:  # pragma: no cover - checked at import
-    raise RuntimeError(f"the lifespan table has no row for {_MISSING}")
+    _table.add((_state,), _input, _next, _action, _section)
+TABLE = _table.build(complete=(LifespanState, Input))

@@ -24,7 +24,7 @@ The disconnect rules (docs/decisions.md #15, #16, #18, #21):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.internals import accept_registered_close_codes, is_parse_failure
 from refserver.protocol.responses import check_sendable_head, response_head
+from refserver.protocol.table import Row, TableBuilder
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
@@ -202,7 +203,7 @@ class WebSocketMachine:
         self._ping_payload: bytes | None = None
         self._reading = True
         self._fx = Effects()
-        self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
+        self._row: Row[State, Input] = TABLE[(State.CONNECTING, Input.RECEIVE)]
 
     # ------------------------------------------------------------------ the contract
 
@@ -795,17 +796,6 @@ def _misuse(state: State, kind: str) -> ASGIProtocolError:
 
 # ---------------------------------------------------------------------- the table
 
-Action = Callable[[WebSocketMachine, Any], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    state: State
-    input: Input
-    next: tuple[State, ...]  # the states this input may lead to (besides staying)
-    action: Action
-    section: str
-
 
 M = WebSocketMachine
 S = State
@@ -813,12 +803,8 @@ I = Input  # noqa: E741 - the table reads better with one-letter names
 
 _NO_FRAMES = "RFC 6455 §5: frames are parsed only after the 101 and before the end"
 
-_ROWS: list[tuple[State, Input, tuple[State, ...], Action, str]] = []
-
-
-def _rows(states: tuple[State, ...], given: Input, nxt: tuple[State, ...], action: Action, section: str) -> None:
-    for state in states:
-        _ROWS.append((state, given, nxt, action, section))
+_table: TableBuilder[State, Input] = TableBuilder("WebSocket")
+_rows = _table.add
 
 
 _BEFORE_ACCEPT = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY)
@@ -899,11 +885,4 @@ _rows((S.OPEN,), I.SHUTDOWN, (S.SHUTTING_DOWN,), M._shutdown_open, sections.WS_D
 _rows((S.FAILING,), I.SHUTDOWN, (S.DRAINING,), M._fail_now, _RFC_FAIL)
 _rows((S.DENIAL_BODY, *_ENDED), I.SHUTDOWN, (), M._nothing, sections.WS_DISCONNECT)
 
-TABLE: dict[tuple[State, Input], Row] = {}
-for _state, _input, _next, _action, _section in _ROWS:
-    if (_state, _input) in TABLE:  # pragma: no cover - checked at import
-        raise RuntimeError(f"two rows for ({_state.name}, {_input.name})")
-    TABLE[(_state, _input)] = Row(_state, _input, _next, _action, _section)
-_MISSING = [(s.name, i.name) for s in State for i in Input if (s, i) not in TABLE]
-if _MISSING:  # pragma: no cover - checked at import
-    raise RuntimeError(f"the WebSocket table has no row for {_MISSING}")
+TABLE = _table.build(complete=(State, Input))

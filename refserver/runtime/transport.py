@@ -165,7 +165,6 @@ class Transport:
         if self._send_scope is not None:
             self._send_scope.cancel()
 
-
     async def send_eof(self) -> None:
         """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""
         if self.gone is not None or not isinstance(self._stream, anyio.abc.SocketStream):
