@@ -370,7 +370,14 @@ async def _gather_bounded(awaitables: Sequence[Awaitable[object]]) -> None:
     await asyncio.wait_for(asyncio.gather(*awaitables), STEP_TIMEOUT_S)
 
 
-async def _measure(server: Server, timing: Timing, meter: Meter, body: Callable[[], None]) -> Window:
+async def _measure(
+    server: Server,
+    timing: Timing,
+    meter: Meter,
+    body: Callable[[], None],
+    on_window: Callable[[bool], None] | None = None,
+) -> Window:
+    """Warm up, then measure one window; ``on_window(True/False)`` is called as it opens and closes."""
     loop = asyncio.get_running_loop()
     meter.drained = loop.create_future()
     meter.running = True
@@ -379,8 +386,12 @@ async def _measure(server: Server, timing: Timing, meter: Meter, body: Callable[
     server0, client0, wall0 = server.cpu_seconds(), client_cpu_seconds(), time.perf_counter()
     meter.count = 0
     meter.measuring = True
+    if on_window is not None:
+        on_window(True)
     await asyncio.sleep(timing.window_s)
     meter.measuring = False
+    if on_window is not None:
+        on_window(False)
     server1, client1, wall1 = server.cpu_seconds(), client_cpu_seconds(), time.perf_counter()
     count = meter.count
     meter.running = False
@@ -390,7 +401,14 @@ async def _measure(server: Server, timing: Timing, meter: Meter, body: Callable[
     return Window(count, wall1 - wall0, server1 - server0, client1 - client0, meter.latencies)
 
 
-async def echo(server: Server, timing: Timing, connections: int, size: int, raw: bool = False) -> Window:
+async def echo(
+    server: Server,
+    timing: Timing,
+    connections: int,
+    size: int,
+    raw: bool = False,
+    on_window: Callable[[bool], None] | None = None,
+) -> Window:
     """``connections`` connections, each echoing one ``size``-byte binary message at a time."""
     meter = Meter(keep_latencies=True)
     payload = os.urandom(size)
@@ -403,7 +421,7 @@ async def echo(server: Server, timing: Timing, connections: int, size: int, raw:
         for channel in channels:
             channel.kick()
 
-    window = await _measure(server, timing, meter, start)
+    window = await _measure(server, timing, meter, start, on_window)
     window.payload = size
     await _gather_bounded([c.close() for c in channels])
     return window
