@@ -188,7 +188,10 @@ def run(targets: list[Target], workloads: list[Workload], settings: Settings, lo
                     server.wait_ready()
                     sample = _run_client(_run_workload(workload, target, server, settings))
                 except Exception as error:
+                    where = [f for f in traceback.extract_tb(error.__traceback__) if "benchmarks" in f.filename]
                     detail = "".join(traceback.format_exception_only(error)).strip()
+                    if where:
+                        detail += f" (at {Path(where[-1].filename).name}:{where[-1].lineno}, {where[-1].name})"
                     results.errors.append(f"rep {rep + 1}, {workload.name}, {target.name}: {detail}")
                     log(f"  {workload.name:9} {target.name:16} FAILED: {detail.splitlines()[0]}")
                     continue
@@ -369,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workloads", help="comma-separated; default: all. Known: " + ", ".join(WORKLOADS_BY_NAME))
     p.add_argument("--repeat", type=int, help="repetitions (default 3, --quick 1)")
-    p.add_argument("--warmup", type=float, help="seconds of warm-up before each window (default 0.3, --quick 0.1)")
-    p.add_argument("--window", type=float, help="seconds measured per repetition (default 1.5, --quick 0.5)")
+    p.add_argument("--warmup", type=float, help="seconds of warm-up before each window (default 0.25, --quick 0.1)")
+    p.add_argument("--window", type=float, help="seconds measured per repetition (default 1.0, --quick 0.5)")
     p.add_argument("--idle-connections", type=int, help="for the memory workload (default 1000, --quick 200)")
     p.add_argument("--no-limits", action="store_true", help="leave out the sans-IO limits and raw TCP targets")
     p.add_argument("--out", default="benchmarks/report.md", help="markdown report (default benchmarks/report.md)")
@@ -403,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     server_cores, client_cores = servers.cores()
     settings = Settings(
         timing=Timing(
-            warmup_s=args.warmup if args.warmup is not None else (0.1 if quick else 0.3),
-            window_s=args.window if args.window is not None else (0.5 if quick else 1.5),
+            warmup_s=args.warmup if args.warmup is not None else (0.1 if quick else 0.25),
+            window_s=args.window if args.window is not None else (0.5 if quick else 1.0),
         ),
         repeat=args.repeat if args.repeat is not None else (1 if quick else 3),
         idle_connections=args.idle_connections if args.idle_connections is not None else (200 if quick else 1000),
