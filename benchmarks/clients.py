@@ -494,7 +494,9 @@ async def churn(server: Server, timing: Timing, concurrency: int) -> Window:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def http_get(server: Server, timing: Timing, connections: int) -> Window:
+async def http_get(
+    server: Server, timing: Timing, connections: int, on_window: Callable[[bool], None] | None = None
+) -> Window:
     """``connections`` keep-alive connections, each with one GET in flight."""
     meter = Meter(keep_latencies=True)
     channels = [await asyncio.wait_for(open_http(server.port, meter), STEP_TIMEOUT_S) for _ in range(connections)]
@@ -504,7 +506,7 @@ async def http_get(server: Server, timing: Timing, connections: int) -> Window:
         for channel in channels:
             channel.kick()
 
-    window = await _measure(server, timing, meter, start)
+    window = await _measure(server, timing, meter, start, on_window)
     await _gather_bounded([c.close() for c in channels])
     return window
 

@@ -4,6 +4,9 @@
     python benchmarks/profile_layers.py --server uvicorn-wsproto
     python benchmarks/profile_layers.py --server refserver --workload pingpong --seconds 5
     python benchmarks/profile_layers.py --py-spy              # sampling instead of cProfile
+    python benchmarks/profile_layers.py --workload http16     # the HTTP keep-alive path
+
+A "message" is one round trip: a WebSocket message and its echo, or an HTTP request and its answer.
 
 The server runs in a harness process (pinned to the server core) that serves
 ``benchmarks.echo_app:app`` in-process. The client (pinned to the other core) warms the
@@ -354,7 +357,6 @@ class _Harness:
 
 
 def _client(harness: _Harness, workload: str, timing: Timing, hook: Callable[[bool], None]) -> clients.Window:
-    connections, size = {"pingpong": (1, SMALL), "echo50": (50, SMALL), "echo1m": (1, LARGE)}[workload]
     try:
         import uvloop
 
@@ -362,6 +364,9 @@ def _client(harness: _Harness, workload: str, timing: Timing, hook: Callable[[bo
     except ImportError:
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
+        if workload.startswith("http"):
+            return runner.run(clients.http_get(harness, timing, int(workload[4:]), on_window=hook))
+        connections, size = {"pingpong": (1, SMALL), "echo50": (50, SMALL), "echo1m": (1, LARGE)}[workload]
         return runner.run(clients.echo(harness, timing, connections, size, on_window=hook))
 
 
@@ -369,23 +374,23 @@ def _print_report(
     server: str, workload: str, window: clients.Window, counted: dict[str, float], cprofile: bool
 ) -> None:
     messages = window.count
-    print(f"server {server}, workload {workload}: {messages} echoes in {window.wall_s:.2f} s")
+    print(f"server {server}, workload {workload}: {messages} messages in {window.wall_s:.2f} s")
     cost = "cProfile's cost included" if cprofile else "no in-process profiler"
     print(
         f"  harness CPU {counted['cpu_s']:.2f} s in a {counted['wall_s']:.2f} s window"
-        f" ({counted['cpu_s'] / max(messages, 1) * 1e6:.1f} us of CPU per echo, {cost})"
+        f" ({counted['cpu_s'] / max(messages, 1) * 1e6:.1f} us of CPU per message, {cost})"
     )
     if not server.endswith("trio"):
         print(
-            f"  event-loop callbacks per echo: {counted['callbacks'] / max(messages, 1):.2f}; "
-            f"loop iterations per echo: {counted['iterations'] / max(messages, 1):.2f}"
+            f"  event-loop callbacks per message: {counted['callbacks'] / max(messages, 1):.2f}; "
+            f"loop iterations per message: {counted['iterations'] / max(messages, 1):.2f}"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/profile_layers.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="refserver", choices=HARNESS_SERVERS)
-    p.add_argument("--workload", default="echo50", choices=("pingpong", "echo50", "echo1m"))
+    p.add_argument("--workload", default="echo50", choices=("pingpong", "echo50", "echo1m", "http1", "http16"))
     p.add_argument("--seconds", type=float, default=3.0, help="length of the profiled window")
     p.add_argument("--py-spy", action="store_true", help="sample with py-spy instead of cProfile")
     p.add_argument("--json", help="also write the figures to this file")
@@ -428,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         h.stop()
     _print_report(args.server, args.workload, window, counted, not args.py_spy)
     messages = max(window.count, 1)
-    figures: dict[str, Any] = {"server": args.server, "workload": args.workload, "echoes": window.count, **counted}
+    figures: dict[str, Any] = {"server": args.server, "workload": args.workload, "messages": window.count, **counted}
     if args.py_spy:
         samples = _pyspy_layers(raw_path) if os.path.exists(raw_path) else {}
         total = sum(samples.values()) or 1
@@ -440,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         result = analyse(h.out + ".prof", window.count)
         own, calls, busy = result["own"], result["calls"], result["busy_s"]
         print(f"  own time by layer (cProfile; {busy:.2f} s busy, epoll wait and harness excluded from the %):")
-        print(f"    {'layer':11} {'% busy':>7} {'us/echo':>8} {'Python calls/echo':>18}")
+        print(f"    {'layer':11} {'% busy':>7} {'us/msg':>8} {'Python calls/msg':>18}")
         for layer in sorted(own, key=lambda k: -own[k]):
             if own[layer] == 0 and calls.get(layer, 0) == 0:
                 continue
@@ -448,13 +453,16 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"    {layer:11} {share:>7} {own[layer] / messages * 1e6:8.1f} {calls.get(layer, 0) / messages:18.1f}"
             )
-        print("  system calls per echo: " + ", ".join(f"{k} {v / messages:.2f}" for k, v in result["syscalls"].items()))
+        print(
+            "  system calls per message: " + ", ".join(f"{k} {v / messages:.2f}" for k, v in result["syscalls"].items())
+        )
         print("  top functions by own time:")
         for name, ncalls, tt in result["top"]:
-            print(f"    {tt / messages * 1e6:7.2f} us/echo {ncalls / messages:6.2f} calls/echo  {name}")
+            print(f"    {tt / messages * 1e6:7.2f} us/msg {ncalls / messages:6.2f} calls/msg  {name}")
         figures.update(result)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
+    shutil.rmtree(h.dir, ignore_errors=True)
     return 0
 
 
