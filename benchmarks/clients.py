@@ -36,8 +36,17 @@ LARGE = 1024 * 1024
 STEP_TIMEOUT_S = 30.0
 
 
+_use_picows = picows is not None
+
+
+def use_lean_client() -> None:
+    """Drive WebSockets with the lean asyncio client even though picows is installed."""
+    global _use_picows
+    _use_picows = False
+
+
 def client_name() -> str:
-    return "picows" if picows is not None else "lean asyncio client"
+    return "picows" if _use_picows else "lean asyncio client"
 
 
 def client_cpu_seconds() -> float:
@@ -287,7 +296,7 @@ class _Echoer(Channel, Protocol):
 async def open_echo(port: int, meter: Meter, payload: bytes, raw: bool = False) -> _Echoer:
     if raw:
         return await _lean_open(port, meter, payload, raw=True)
-    if picows is not None:
+    if _use_picows:
         return await _picows_open(port, meter, payload)
     return await _lean_open(port, meter, payload, raw=False)
 

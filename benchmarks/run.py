@@ -376,10 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, help="seconds measured per repetition (default 1.0, --quick 0.5)")
     p.add_argument("--idle-connections", type=int, help="for the memory workload (default 1000, --quick 200)")
     p.add_argument("--no-limits", action="store_true", help="leave out the sans-IO limits and raw TCP targets")
+    p.add_argument("--lean-client", action="store_true", help="use the lean asyncio WebSocket client, not picows")
     p.add_argument("--out", default="benchmarks/report.md", help="markdown report (default benchmarks/report.md)")
     args = p.parse_args(argv)
 
     quick = args.quick
+    if args.lean_client:
+        clients.use_lean_client()
     if args.targets:
         unknown = [n for n in args.targets.split(",") if n not in TARGETS_BY_NAME]
         if unknown:
