@@ -5,6 +5,7 @@
     python benchmarks/profile_layers.py --server refserver --workload pingpong --seconds 5
     python benchmarks/profile_layers.py --py-spy              # sampling instead of cProfile
     python benchmarks/profile_layers.py --workload http16     # the HTTP keep-alive path
+    python benchmarks/profile_layers.py --memory 1000         # what 1,000 idle connections hold
 
 A "message" is one round trip: a WebSocket message and its echo, or an HTTP request and its answer.
 
@@ -89,16 +90,18 @@ def _install_counters(counters: _Counters) -> None:
     setattr(asyncio.base_events.BaseEventLoop, "_run_once", counted_run_once)  # noqa: B010
 
 
-def harness(server: str, port: int, out: str, use_cprofile: bool) -> None:
+def harness(server: str, port: int, out: str, mode: str) -> None:
     """Serve the echo app in this process; SIGUSR1 opens the window, SIGUSR2 closes it and writes
-    ``out`` (JSON counters) and ``out + '.prof'`` (cProfile stats)."""
+    ``out`` (JSON counters) and, by ``mode``, ``out + '.prof'`` (cProfile stats) or the Python
+    allocations still alive that were made in the window (tracemalloc)."""
     import cProfile
+    import tracemalloc
 
     from benchmarks.echo_app import app
 
     counters = _Counters()
     _install_counters(counters)
-    profiler = cProfile.Profile() if use_cprofile else None
+    profiler = cProfile.Profile() if mode == "cprofile" else None
     started = [0.0, 0.0]
 
     def window_start(signum: int, frame: object) -> None:
@@ -106,6 +109,9 @@ def harness(server: str, port: int, out: str, use_cprofile: bool) -> None:
         counters.on = True
         if profiler is not None:
             profiler.enable()
+        if mode == "memory":
+            tracemalloc.start()
+        Path(out + ".started").touch()
 
     def window_end(signum: int, frame: object) -> None:
         if profiler is not None:
@@ -114,7 +120,19 @@ def harness(server: str, port: int, out: str, use_cprofile: bool) -> None:
         cpu, wall = time.process_time() - started[0], time.perf_counter() - started[1]
         if profiler is not None:
             profiler.dump_stats(out + ".prof")
-        data = {"callbacks": counters.callbacks, "iterations": counters.iterations, "cpu_s": cpu, "wall_s": wall}
+        data: dict[str, Any] = {
+            "callbacks": counters.callbacks,
+            "iterations": counters.iterations,
+            "cpu_s": cpu,
+            "wall_s": wall,
+        }
+        if mode == "memory":
+            snapshot = tracemalloc.take_snapshot()
+            tracemalloc.stop()
+            data["allocations"] = [
+                (stat.traceback[0].filename, stat.traceback[0].lineno, stat.size, stat.count)
+                for stat in snapshot.statistics("lineno")
+            ]
         Path(out + ".tmp").write_text(json.dumps(data))
         os.rename(out + ".tmp", out)
 
@@ -301,12 +319,12 @@ def _py_spy() -> str:
 class _Harness:
     """The harness process, seen by the client code as a Server."""
 
-    def __init__(self, server: str, use_cprofile: bool, pin: set[int]) -> None:
+    def __init__(self, server: str, mode: str, pin: set[int]) -> None:
         self.port = servers.free_port()
         self.dir = tempfile.mkdtemp(prefix="refserver-profile-")
         self.out = os.path.join(self.dir, "window.json")
         argv = [sys.executable, "-m", "benchmarks.profile_layers", "--harness", server, "--port", str(self.port)]
-        argv += ["--out", self.out] + ([] if use_cprofile else ["--no-cprofile"])
+        argv += ["--out", self.out, "--mode", mode]
 
         def preexec() -> None:
             os.sched_setaffinity(0, pin)
@@ -336,6 +354,14 @@ class _Harness:
 
     def window(self, opening: bool) -> None:
         self.proc.send_signal(signal.SIGUSR1 if opening else signal.SIGUSR2)
+
+    async def window_opened(self) -> None:
+        """Until the harness has run its window-start handler (bounded)."""
+        deadline = time.monotonic() + 10.0
+        while not os.path.exists(self.out + ".started"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the harness did not open the window")
+            await asyncio.sleep(0.01)
 
     def result(self) -> dict[str, float]:
         deadline = time.monotonic() + 60.0
@@ -387,26 +413,82 @@ def _print_report(
         )
 
 
+async def _open_idle(h: _Harness, connections: int) -> None:
+    meter = clients.Meter(keep_latencies=False)
+    payload = os.urandom(SMALL)
+    for _ in range(3):  # as in run.py: lazily loaded modules are not counted per connection
+        warm = [await clients.open_echo(h.port, meter, payload) for _ in range(10)]
+        await asyncio.gather(*(c.echo_once() for c in warm))
+        await asyncio.gather(*(c.close() for c in warm))
+    h.window(True)
+    await asyncio.wait_for(h.window_opened(), 10.0)
+    channels: list[Any] = []
+    while len(channels) < connections:
+        step = min(50, connections - len(channels))
+        channels += await asyncio.wait_for(
+            asyncio.gather(*(clients.open_echo(h.port, meter, payload) for _ in range(step))), 30.0
+        )
+    await asyncio.wait_for(channels[-1].echo_once(), 30.0)
+    h.window(False)
+    await asyncio.to_thread(h.result)
+    await asyncio.wait_for(asyncio.gather(*(c.close() for c in channels)), 60.0)
+
+
+def _memory_main(server: str, connections: int, pin: set[int]) -> int:
+    h = _Harness(server, mode="memory", pin=pin)
+    try:
+        h.wait_ready()
+        asyncio.run(_open_idle(h, connections))
+        result: dict[str, Any] = json.loads(Path(h.out).read_text())
+    finally:
+        h.stop()
+        shutil.rmtree(h.dir, ignore_errors=True)
+    layers: dict[str, int] = defaultdict(int)
+    for path, _line, size, _count in result["allocations"]:
+        layers[_layer_of_path(path)] += size
+    total = sum(layers.values())
+    print(
+        f"server {server}: {connections} idle WebSocket connections hold {total / connections / 1024:.1f} KiB"
+        " of Python allocations each (tracemalloc; RSS also counts the allocator's and the kernel's share)"
+    )
+    for layer in sorted(layers, key=lambda k: -layers[k]):
+        if layers[layer] >= connections:  # at least 1 B per connection
+            print(f"    {layer:11} {layers[layer] / connections:8.0f} B/conn")
+    print("  top lines:")
+    for path, line, size, count in result["allocations"][:20]:
+        name = _func_name((path, line, ""))[:-2]
+        print(f"    {size / connections:7.0f} B/conn {count / connections:5.1f} blocks/conn  {name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/profile_layers.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="refserver", choices=HARNESS_SERVERS)
     p.add_argument("--workload", default="echo50", choices=("pingpong", "echo50", "echo1m", "http1", "http16"))
     p.add_argument("--seconds", type=float, default=3.0, help="length of the profiled window")
     p.add_argument("--py-spy", action="store_true", help="sample with py-spy instead of cProfile")
+    p.add_argument(
+        "--memory",
+        type=int,
+        metavar="N",
+        help="instead: open N idle WebSocket connections and show the Python memory they hold, by layer and line",
+    )
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--harness", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
-    p.add_argument("--no-cprofile", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--mode", default="cprofile", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.harness:
-        harness(args.harness, args.port, args.out, not args.no_cprofile)
+        harness(args.harness, args.port, args.out, args.mode)
         return 0
 
     server_cores, client_cores = servers.cores()
     if server_cores != client_cores:
         os.sched_setaffinity(0, client_cores)
-    h = _Harness(args.server, use_cprofile=not args.py_spy, pin=server_cores)
+    if args.memory:
+        return _memory_main(args.server, args.memory, server_cores)
+    h = _Harness(args.server, mode="none" if args.py_spy else "cprofile", pin=server_cores)
     spy: subprocess.Popen[bytes] | None = None
     raw_path = os.path.join(h.dir, "pyspy.txt")
 
