@@ -14,6 +14,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -53,6 +54,8 @@ class Target:
     def version(self) -> str:
         if self.dist == "refserver":
             return refserver_version()
+        if self.dist == "python":
+            return f"Python {platform.python_version()}"
         try:
             return importlib.metadata.version(self.dist)
         except importlib.metadata.PackageNotFoundError:
@@ -161,7 +164,7 @@ TARGETS: tuple[Target, ...] = (
         "limit: raw TCP echo, an asyncio Protocol (no framing)",
         (*_PY, "benchmarks.limits", "tcp-asyncio", "--host", "{host}", "--port", "{port}"),
         (),
-        "refserver",
+        "python",
         serves=(RAW,),
     ),
     Target(
