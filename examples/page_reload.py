@@ -61,7 +61,12 @@ class PageReloadApp:
             if event["type"] == "websocket.disconnect":
                 break
             self.report(f"{name}: received {event.get('text')!r}")
-            await send({"type": "websocket.send", "text": event.get("text"), "bytes": event.get("bytes")})
+            try:
+                await send({"type": "websocket.send", "text": event.get("text"), "bytes": event.get("bytes")})
+            except OSError as exc:
+                # The browser's close frame may already be in: it came right behind this
+                # message, and refserver reads ahead. receive() gives the disconnect next.
+                self.report(f"{name}: the echo raised {type(exc).__name__}: {exc}")
 
         self.report(f"{name}: websocket.disconnect, code {event['code']}, reason {event.get('reason', '')!r}")
         again = await receive()

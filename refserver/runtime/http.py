@@ -266,7 +266,13 @@ class HTTPConnection:
                 fx = machine.app_send(message)
             except (ASGIProtocolError, ClientDisconnected) as exc:
                 if trace is not None:
-                    trace.record("error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc))
+                    trace.record(
+                        "error",
+                        self._state,
+                        getattr(exc, "section", sections.WS_CLOSED_SEND),
+                        str(exc),
+                        message=message,
+                    )
                 await anyio.lowlevel.checkpoint()
                 raise
             if trace is not None:
@@ -276,13 +282,13 @@ class HTTPConnection:
                 if not await self._flush_or_lose():
                     gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
                     if trace is not None:
-                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone))
+                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                     raise gone
             else:
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 if trace is not None:
-                    trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error))
+                    trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
                 raise fx.error
 
         raised = False

@@ -133,7 +133,7 @@ class Lifespan:
             fx = self.machine.app_send(message)
         except ASGIProtocolError as exc:
             if self.trace is not None:
-                self.trace.record("error", self.machine.state.name, exc.section, str(exc))
+                self.trace.record("error", self.machine.state.name, exc.section, str(exc), message=message)
             raise
         if self.trace is not None:
             startup = str(message.get("type")).startswith("lifespan.startup")

@@ -180,7 +180,9 @@ class WebSocketConnection:
             fx = self.machine.app_send(message)
         except (ASGIProtocolError, ClientDisconnected) as exc:
             if trace is not None:
-                trace.record("error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc))
+                trace.record(
+                    "error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc), message=message
+                )
             await anyio.lowlevel.checkpoint()
             raise
         if trace is not None:
@@ -194,13 +196,13 @@ class WebSocketConnection:
                 self._apply(gone)
                 if fx.error is None and gone.error is not None:
                     if trace is not None:
-                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error))
+                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
                     raise gone.error from None
         else:
             await anyio.lowlevel.checkpoint()
         if fx.error is not None:
             if trace is not None:
-                trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error))
+                trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
             raise fx.error
 
     async def _run_app(self) -> None:
