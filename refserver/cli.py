@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,19 @@ def _bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def _cert_reqs(text: str) -> int:
+    """``--ssl-cert-reqs``: 0, 1, 2 (as uvicorn takes it) or none, optional, required."""
+    lowered = text.lower()
+    if lowered in _CERT_REQS:
+        return int(_CERT_REQS[lowered])
+    if lowered in ("0", "1", "2"):
+        return int(lowered)
+    raise argparse.ArgumentTypeError(f"expected 0 (none), 1 (optional) or 2 (required), not {text!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +162,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BOOL",
         help="negotiate permessage-deflate (default true)",
     )
+    tls = p.add_argument_group("TLS", "serve https and wss (the scope's tls extension is filled)")
+    tls.add_argument("--ssl-certfile", metavar="PATH", default=d.ssl_certfile, help="the server's certificate (PEM)")
+    tls.add_argument(
+        "--ssl-keyfile",
+        metavar="PATH",
+        default=d.ssl_keyfile,
+        help="its private key (PEM); not needed when the certfile holds it",
+    )
+    tls.add_argument(
+        "--ssl-keyfile-password", metavar="PASSWORD", default=d.ssl_keyfile_password, help="the key's password"
+    )
+    tls.add_argument(
+        "--ssl-ca-certs",
+        metavar="PATH",
+        default=d.ssl_ca_certs,
+        help="CA certificates (PEM) that client certificates are verified against",
+    )
+    tls.add_argument(
+        "--ssl-cert-reqs",
+        type=_cert_reqs,
+        default=d.ssl_cert_reqs,
+        metavar="0|1|2",
+        help="client certificates: 0 not asked for, 1 optional, 2 required (default 0); 1 and 2 need --ssl-ca-certs",
+    )
+    tls.add_argument(
+        "--ssl-ciphers",
+        metavar="CIPHERS",
+        default=d.ssl_ciphers,
+        help="OpenSSL cipher list for TLS 1.2 and older (default: Python's defaults)",
+    )
     p.add_argument("--version", action="version", version=f"refserver {__version__}")
     return p
 
@@ -174,6 +218,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_close_timeout_s=args.ws_close_timeout,
         ws_per_message_deflate=args.ws_per_message_deflate,
         access_log=args.access_log,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_keyfile_password=args.ssl_keyfile_password,
+        ssl_ca_certs=args.ssl_ca_certs,
+        ssl_cert_reqs=args.ssl_cert_reqs,
+        ssl_ciphers=args.ssl_ciphers,
         trace=args.trace or args.trace_bodies or args.trace_file is not None or args.log_level == "trace",
         trace_bodies=args.trace_bodies,
         trace_format=args.trace_format,
@@ -214,6 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from refserver.loading import load_app
     from refserver.runtime.main import run_until_signalled
+    from refserver.runtime.tls import TLSConfigError, load
+
+    try:
+        load(config)  # a bad certificate or key is a one-line error before anything starts
+    except TLSConfigError as exc:
+        print(f"refserver: error: TLS: {exc}", file=sys.stderr)
+        return 2
 
     try:
         app = load_app(args.app, app_dir=config.app_dir, factory=config.factory)

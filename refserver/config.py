@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,17 @@ class Config:
     ws_close_timeout_s: float = 10.0
     ws_per_message_deflate: bool = True
     access_log: bool = True
+    # TLS (the uvicorn option names): set ssl_certfile to serve https/wss. ssl_keyfile may be
+    # left out when the certfile holds the key; ssl_cert_reqs is ssl.CERT_NONE, CERT_OPTIONAL
+    # or CERT_REQUIRED (ask for a client certificate, verified against ssl_ca_certs);
+    # ssl_ciphers is an OpenSSL cipher list (None: Python's defaults; TLS 1.3 suites are
+    # not affected by it).
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: int = ssl.CERT_NONE
+    ssl_ciphers: str | None = None
     # The trace (refserver.trace): every ASGI message, state change, ignored message,
     # error raised into the app and timer fired, with the rule behind it.
     trace: bool = False
@@ -75,6 +87,23 @@ class Config:
             raise ValueError("backlog must be positive")
         if self.ws_max_size_bytes < 1:
             raise ValueError("ws_max_size_bytes must be positive")
+        if self.ssl_cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise ValueError(
+                f"ssl_cert_reqs must be 0 (none), 1 (optional) or 2 (required), not {self.ssl_cert_reqs!r}"
+            )
+        if self.ssl_certfile is None:
+            for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} needs ssl_certfile")
+            if self.ssl_cert_reqs != ssl.CERT_NONE:
+                raise ValueError("ssl_cert_reqs needs ssl_certfile")
+        elif self.ssl_cert_reqs != ssl.CERT_NONE and self.ssl_ca_certs is None:
+            raise ValueError("ssl_cert_reqs asks for client certificates: give ssl_ca_certs to verify them against")
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections are served over TLS (https, wss)."""
+        return self.ssl_certfile is not None
 
     @classmethod
     def from_options(cls, **options: Any) -> Config:

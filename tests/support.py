@@ -119,9 +119,9 @@ async def read_until_eof(stream: anyio.abc.ByteStream, limit: int = 1 << 24) -> 
 
 
 class HTTPClient:
-    """An h11 client over one TCP connection."""
+    """An h11 client over one TCP connection (or a TLS stream over one)."""
 
-    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.conn = h11.Connection(h11.CLIENT)
 

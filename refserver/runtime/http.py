@@ -17,7 +17,7 @@ trace records every state change.
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import anyio
@@ -74,10 +74,17 @@ def settings_for(ctx: ServerContext) -> Settings:
 
 class HTTPConnection:
     def __init__(
-        self, stream: anyio.abc.ByteStream, ctx: ServerContext, *, last_request: bool = False, over_limit: bool = False
+        self,
+        stream: anyio.abc.ByteStream,
+        ctx: ServerContext,
+        *,
+        last_request: bool = False,
+        over_limit: bool = False,
+        tls: Mapping[str, Any] | None = None,
     ) -> None:
         self.transport = Transport(stream)
         self.ctx = ctx
+        self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request, over_limit=over_limit)
         self.client, self.server = _addresses(stream)
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
@@ -227,6 +234,7 @@ class HTTPConnection:
             server=self.server,
             root_path=self.ctx.config.root_path,
             state=self.ctx.state,
+            tls=self.tls,
         )
         machine, trace = self.machine, self.trace
 
@@ -336,6 +344,7 @@ class HTTPConnection:
             root_path=config.root_path,
             state=self.ctx.state,
             subprotocols=upgrade.machine.offered_subprotocols,
+            tls=self.tls,
         )
         self._websocket = WebSocketConnection(
             self.transport,

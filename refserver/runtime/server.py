@@ -29,6 +29,9 @@ from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor, socket_stream
+from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
+from refserver.runtime.tls import extension as tls_extension
+from refserver.runtime.tls import load as load_tls
 from refserver.trace import Tracer
 
 
@@ -40,6 +43,7 @@ class Listening:
     # The lifespan state (lifespan spec 2.0, "Lifespan State"): the dict the app filled during
     # lifespan.startup; every connection's scope["state"] is a shallow copy of it.
     state: dict[str, Any] = field(default_factory=dict, compare=False)
+    tls: bool = False  # connections are served over TLS (https, wss)
 
     @property
     def url(self) -> str:
@@ -47,7 +51,8 @@ class Listening:
         if isinstance(first, str):
             return f"unix:{first}"
         host, port = first
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     @property
     def port(self) -> int:
@@ -93,6 +98,17 @@ class _Accepted:
         self.closing = True  # becomes the handler's last_request
 
 
+def _peer_of(conn: socket.socket) -> str:
+    """The client of an accepted socket, for the logs: ``host:port`` or ``unix client``."""
+    if conn.family == socket.AF_UNIX:
+        return "unix client"
+    try:
+        host, port = conn.getpeername()[:2]
+    except OSError:
+        return "a client that already left"
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
 def _address(config: Config) -> str:
     """The address ``config`` asks for, as a person would write it."""
     if config.uds:
@@ -116,11 +132,15 @@ async def serve(
     """Serve ``app`` until ``shutdown_trigger()`` returns (or forever), then shut down
     gracefully. Reports the bound addresses with ``task_status.started(Listening)``.
     Raises :class:`~refserver.errors.LifespanFailure` if lifespan startup or shutdown fails,
-    and :class:`OSError` (with the address as its ``filename``) if the server cannot listen;
-    then ``task_status.started()`` is never called.
+    :class:`OSError` (with the address as its ``filename``) if the server cannot listen,
+    and :class:`~refserver.runtime.tls.TLSConfigError` (a ``ValueError``), before lifespan
+    startup, if the TLS options cannot make a server context; then ``task_status.started()``
+    is never called.
     """
+    config = config or Config()
+    tls = load_tls(config)
     try:
-        await _serve(app, config or Config(), shutdown_trigger, task_status)
+        await _serve(app, config, tls, shutdown_trigger, task_status)
     except BaseExceptionGroup as group:
         # Task groups wrap errors; a lifespan failure is the one error serve() promises
         # to raise, so it comes out as itself.
@@ -140,11 +160,12 @@ def _only(group: BaseExceptionGroup[BaseException], kind: type[LifespanFailure])
 async def _serve(
     app: Any,
     config: Config,
+    tls: ServerTLS | None,
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
     with _tracer(config) as tracer:
-        await _serve_traced(app, config, shutdown_trigger, task_status, tracer)
+        await _serve_traced(app, config, tls, shutdown_trigger, task_status, tracer)
 
 
 @contextlib.contextmanager
@@ -172,6 +193,7 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
 async def _serve_traced(
     app: Any,
     config: Config,
+    tls: ServerTLS | None,
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
     tracer: Tracer | None,
@@ -192,7 +214,7 @@ async def _serve_traced(
             with contextlib.suppress(LifespanFailure):
                 await lifespan.shutdown(config.shutdown_timeout_s)
         else:
-            await _serve_connections(ctx, config, listeners, listening, shutdown_trigger, task_status)
+            await _serve_connections(ctx, config, tls, listeners, listening, shutdown_trigger, task_status)
             await lifespan.shutdown(config.shutdown_timeout_s)
     if cannot_listen is not None:
         # Raised outside the task group, so it is not wrapped in an exception group.
@@ -202,6 +224,7 @@ async def _serve_traced(
 async def _serve_connections(
     ctx: ServerContext,
     config: Config,
+    tls: ServerTLS | None,
     listeners: list[anyio.abc.Listener[Any]],
     listening: Listening,
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
@@ -212,15 +235,31 @@ async def _serve_connections(
 
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
                 try:
-                    stream = await socket_stream(conn)
+                    raw = await socket_stream(conn)
                 except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
                     conn.close()
                     ctx.remove(pending)
                     return
+                stream: anyio.abc.ByteStream = raw
+                extension: dict[str, Any] | None = None
+                if tls is not None:
+                    try:
+                        secure = await handshake(raw, tls, config.timeout_keep_alive_s)
+                        extension = tls_extension(secure, tls)
+                    except HandshakeFailed as exc:
+                        # The client's failure, not the server's: INFO, never ERROR.
+                        error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
+                        with anyio.CancelScope(shield=True):
+                            await raw.aclose()
+                        ctx.remove(pending)
+                        return
+                    stream = secure
                 # Taken from the queue during shutdown: its first request is served, then it closes.
                 limit = config.limit_concurrency
                 over_limit = limit is not None and len(ctx.handlers) > limit  # this one counted
-                handler = HTTPConnection(stream, ctx, last_request=pending.closing, over_limit=over_limit)
+                handler = HTTPConnection(
+                    stream, ctx, last_request=pending.closing, over_limit=over_limit, tls=extension
+                )
                 ctx.add(handler)
                 ctx.remove(pending)
                 try:
@@ -239,7 +278,7 @@ async def _serve_connections(
             async with anyio.create_task_group() as accepting:
                 for acceptor in acceptors:
                     accepting.start_soon(acceptor.serve, accept)
-                task_status.started(dataclasses.replace(listening, state=ctx.state))
+                task_status.started(dataclasses.replace(listening, state=ctx.state, tls=tls is not None))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
                 else:
@@ -265,4 +304,4 @@ async def _serve_connections(
                 os.unlink(config.uds)
 
 
-__all__ = ["LifespanFailure", "Listening", "serve"]
+__all__ = ["LifespanFailure", "Listening", "TLSConfigError", "serve"]

@@ -6,6 +6,7 @@ values so that they can be tested without a socket or an h11 connection.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -51,15 +52,17 @@ def http_scope(
     server: Address,
     root_path: str,
     state: dict[str, Any],
-    scheme: str = "http",
+    scheme: str | None = None,
+    tls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """www spec 2.5, "HTTP Connection Scope"."""
+    """www spec 2.5, "HTTP Connection Scope". ``tls``: the connection's TLS extension
+    entry, or None for a plain-text connection; ``scheme`` defaults to https or http."""
     return {
         "type": "http",
         "asgi": dict(HTTP_ASGI),
         "http_version": http_version,
         "method": method,
-        "scheme": scheme,
+        "scheme": scheme or ("http" if tls is None else "https"),
         "path": target.path,
         "raw_path": target.raw_path,
         "query_string": target.query_string,
@@ -69,9 +72,20 @@ def http_scope(
         "server": server,
         # www spec: a *shallow copy* of the lifespan state for every connection scope.
         "state": state.copy(),
-        # asgi spec "Extensions": list only what is implemented; no http extension is.
-        "extensions": {},
+        # asgi spec "Extensions": list only what is implemented.
+        "extensions": _with_tls({}, tls),
     }
+
+
+def _with_tls(extensions: dict[str, Any], tls: Mapping[str, Any] | None) -> dict[str, Any]:
+    """ASGI TLS extension, "When to use this extension": present on TLS connections only
+    ("For non-TLS connections, the ASGI server is forbidden from providing this extension").
+    Each scope gets its own copy, so an app that changes it changes nothing else."""
+    if tls is not None:
+        entry = dict(tls)
+        entry["client_cert_chain"] = list(entry.get("client_cert_chain", ()))
+        extensions["tls"] = entry
+    return extensions
 
 
 def parse_subprotocols(headers: Headers) -> list[str]:
@@ -97,14 +111,16 @@ def websocket_scope(
     root_path: str,
     state: dict[str, Any],
     subprotocols: list[str],
-    scheme: str = "ws",
+    scheme: str | None = None,
+    tls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """www spec 2.5, "WebSocket Connection Scope"."""
+    """www spec 2.5, "WebSocket Connection Scope". ``tls`` and ``scheme`` as for
+    :func:`http_scope` (wss or ws)."""
     return {
         "type": "websocket",
         "asgi": dict(WEBSOCKET_ASGI),
         "http_version": http_version,
-        "scheme": scheme,
+        "scheme": scheme or ("ws" if tls is None else "wss"),
         "path": target.path,
         "raw_path": target.raw_path,
         "query_string": target.query_string,
@@ -115,5 +131,5 @@ def websocket_scope(
         "subprotocols": subprotocols,
         "state": state.copy(),
         # asgi extensions, "WebSocket Denial Response": advertised because implemented.
-        "extensions": {"websocket.http.response": {}},
+        "extensions": _with_tls({"websocket.http.response": {}}, tls),
     }

@@ -1,0 +1,304 @@
+"""TLS: the server's ``SSLContext`` built from the config, the handshake on each accepted
+connection, and the scope's ``tls`` extension (ASGI TLS extension 0.2, "TLS Connection Scope").
+
+- The handshake is bounded by ``timeout_keep_alive_s``, like an unfinished request head, so a
+  client that never finishes it cannot hold a connection. A failed or timed-out handshake is
+  the client's business: it is logged at INFO with the peer and the reason, never as an error.
+- The extension is filled once per connection, after the handshake, and every scope on the
+  connection gets its own copy. Python exposes only the peer's leaf certificate before 3.13,
+  so ``client_cert_chain`` holds that one certificate there (the whole chain the client sent,
+  leaf first, where ``SSLObject.get_unverified_chain`` exists).
+- ``client_cert_error`` is always None: a client certificate that fails verification fails the
+  handshake (the spec: "Most web server implementations will reject the connection").
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from refserver.config import Config
+
+# ASGI TLS extension, "tls_version": "one of the version numbers as defined in the TLS
+# specifications" (RFC 8446 §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1).
+TLS_VERSIONS: Mapping[str, int] = {
+    "SSLv3": 0x0300,
+    "TLSv1": 0x0301,
+    "TLSv1.1": 0x0302,
+    "TLSv1.2": 0x0303,
+    "TLSv1.3": 0x0304,
+}
+
+# ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
+ALPN_PROTOCOLS = ("http/1.1",)
+
+
+class TLSConfigError(ValueError):
+    """The TLS options cannot make a server context (a missing or unreadable file, a key
+    that does not match the certificate, a wrong password, an empty cipher list)."""
+
+
+class HandshakeFailed(Exception):
+    """The TLS handshake with one client failed or timed out; ``str()`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """What every TLS connection of one server shares."""
+
+    context: ssl.SSLContext
+    server_cert: str | None  # the PEM of the certificate the server sends (the certfile's first)
+    cipher_suites: Mapping[str, int]  # OpenSSL cipher name -> IANA cipher suite code
+
+
+def load(config: Config) -> ServerTLS | None:
+    """The server's TLS setup, or None when ``ssl_certfile`` is not set. Raises
+    :class:`TLSConfigError` naming what is wrong."""
+    certfile = config.ssl_certfile
+    if certfile is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certfile, config.ssl_keyfile, _password(config))
+    except TLSConfigError:
+        raise
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise TLSConfigError(f"cannot load the certificate {certfile!r} / key {config.ssl_keyfile!r}: {exc}") from exc
+    context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    if config.ssl_ca_certs is not None:
+        try:
+            context.load_verify_locations(cafile=config.ssl_ca_certs)
+        except (OSError, ValueError) as exc:
+            raise TLSConfigError(f"cannot load the CA certificates {config.ssl_ca_certs!r}: {exc}") from exc
+    if config.ssl_ciphers is not None:
+        try:
+            context.set_ciphers(config.ssl_ciphers)
+        except ssl.SSLError as exc:
+            raise TLSConfigError(f"no cipher matches {config.ssl_ciphers!r}: {exc}") from exc
+    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
+    try:
+        server_cert = first_certificate(Path(certfile).read_text(encoding="ascii", errors="replace"))
+    except OSError as exc:
+        raise TLSConfigError(f"cannot read the certificate {certfile!r}: {exc}") from exc
+    suites = {cipher["name"]: int(cipher["id"]) & 0xFFFF for cipher in context.get_ciphers()}
+    return ServerTLS(context=context, server_cert=server_cert, cipher_suites=suites)
+
+
+def _password(config: Config) -> Any:
+    """The key's password, or a callback that refuses: OpenSSL would otherwise prompt on
+    the terminal, which hangs a server run by a supervisor."""
+    if config.ssl_keyfile_password is not None:
+        return config.ssl_keyfile_password
+
+    def refuse() -> str:
+        raise TLSConfigError(
+            f"the key {config.ssl_keyfile or config.ssl_certfile!r} is encrypted; give its password "
+            "(--ssl-keyfile-password)"
+        )
+
+    return refuse
+
+
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL)
+
+
+def first_certificate(pem_text: str) -> str | None:
+    """The first certificate of a PEM file (the server's own; a chain follows it), in the
+    canonical PEM form of :func:`ssl.DER_cert_to_PEM_cert`; None if there is none."""
+    match = _PEM_CERTIFICATE.search(pem_text)
+    if match is None:
+        return None
+    return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(match.group(0)))
+
+
+async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: float) -> TLSStream:
+    """The server side of the handshake over ``stream``, within ``timeout_s``. Raises
+    :class:`HandshakeFailed`; closing ``stream`` is then the caller's business."""
+    with anyio.move_on_after(timeout_s):
+        try:
+            return await TLSStream.wrap(stream, server_side=True, ssl_context=tls.context, standard_compatible=False)
+        except anyio.EndOfStream:
+            raise HandshakeFailed("the client closed the connection during the handshake") from None
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            cause = exc.__cause__
+            raise HandshakeFailed(f"connection lost during the handshake ({cause or 'broken'})") from None
+        except ssl.SSLError as exc:
+            raise HandshakeFailed(f"{exc.reason or exc}") from None
+        except OSError as exc:
+            raise HandshakeFailed(f"connection lost during the handshake ({exc})") from None
+    raise HandshakeFailed(f"no handshake within {timeout_s:g} s")
+
+
+def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
+    """ASGI TLS extension 0.2, "TLS Connection Scope": the ``tls`` entry of
+    ``scope["extensions"]`` for a connection whose handshake is done. Raises
+    :class:`HandshakeFailed` for a client certificate whose subject cannot be read."""
+    ssl_object: ssl.SSLObject = stream.extra(TLSAttribute.ssl_object)
+    version = ssl_object.version()
+    cipher = ssl_object.cipher()
+    chain = client_chain(ssl_object)
+    try:
+        name = rfc4514_subject(chain[0]) if chain else None
+    except (ValueError, IndexError) as exc:
+        raise HandshakeFailed(f"unreadable client certificate ({exc})") from None
+    return {
+        "server_cert": tls.server_cert,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der) for der in chain],
+        "client_cert_name": name,
+        "client_cert_error": None,
+        "tls_version": None if version is None else TLS_VERSIONS.get(version),
+        "cipher_suite": None if cipher is None else tls.cipher_suites.get(cipher[0]),
+    }
+
+
+def client_chain(ssl_object: Any) -> list[bytes]:
+    """The client's certificates as DER, leaf first; empty when it sent none."""
+    leaf: bytes | None = ssl_object.getpeercert(binary_form=True)
+    if not leaf:
+        return []
+    # Python 3.13+: the chain as the client sent it. (OpenSSL leaves the leaf out of the
+    # chain it keeps on the server side; Python puts it back, but do not rely on that.)
+    unverified = getattr(ssl_object, "get_unverified_chain", None)
+    sent: list[bytes] = []
+    if callable(unverified):
+        sent = [bytes(der) for der in unverified() or ()]
+    if not sent or sent[0] != leaf:
+        sent.insert(0, leaf)
+    return sent
+
+
+# ---------------------------------------------------------------- RFC 4514
+
+
+# RFC 4514 §3: the attribute types that are written by their short name.
+SHORT_NAMES: Mapping[str, str] = {
+    "2.5.4.3": "CN",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.6": "C",
+    "2.5.4.9": "STREET",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "0.9.2342.19200300.100.1.1": "UID",
+}
+
+# DER string types and how their bytes decode (X.680 §41; TeletexString as Latin-1, as is usual).
+_STRING_TYPES: Mapping[int, str] = {
+    0x0C: "utf-8",  # UTF8String
+    0x12: "ascii",  # NumericString
+    0x13: "ascii",  # PrintableString
+    0x14: "latin-1",  # TeletexString
+    0x16: "ascii",  # IA5String
+    0x1A: "ascii",  # VisibleString
+    0x1C: "utf-32-be",  # UniversalString
+    0x1E: "utf-16-be",  # BMPString
+}
+_SEQUENCE, _SET, _OID, _EXPLICIT_0 = 0x30, 0x31, 0x06, 0xA0
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """One DER element at ``pos``: (tag, start of its content, end of its content)."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or pos + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """The elements between ``start`` and ``end``: (tag, element start, content start, end)."""
+    out = []
+    pos = start
+    while pos < end:
+        tag, content, stop = _tlv(data, pos)
+        out.append((tag, pos, content, stop))
+        pos = stop
+    return out
+
+
+def _oid(content: bytes) -> str:
+    parts: list[int] = []
+    value = 0
+    for byte in content:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+    if not parts:
+        raise ValueError("empty OID")
+    first = parts[0]
+    head = [first // 40, first % 40] if first < 80 else [2, first - 80]
+    return ".".join(map(str, head + parts[1:]))
+
+
+def _escape(value: str) -> str:
+    """RFC 4514 §2.4: the characters that must be escaped in an attribute value."""
+    out = []
+    for i, char in enumerate(value):
+        if char in '"+,;<>\\' or (char == "#" and i == 0) or (char == " " and i in (0, len(value) - 1)):
+            out.append("\\" + char)
+        elif char == "\0":
+            out.append("\\00")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def rfc4514_subject(der_cert: bytes) -> str:
+    """The subject of a DER certificate as an RFC 4514 string: RDNs last to first (§2.1),
+    multi-valued RDNs joined with ``+`` (§2.2), short names for the types of §3 and
+    dotted-decimal OIDs for the rest (§2.3), and values as escaped strings, or ``#`` and
+    the hex of their BER encoding when the type is dotted-decimal or not a string (§2.4)."""
+    tag, start, end = _tlv(der_cert, 0)
+    if tag != _SEQUENCE:
+        raise ValueError("not a certificate")
+    tag, start, end = _tlv(der_cert, start)  # tbsCertificate
+    fields = _children(der_cert, start, end)
+    if fields and fields[0][0] == _EXPLICIT_0:
+        fields = fields[1:]  # version
+    # serialNumber, signature, issuer, validity, subject (RFC 5280 §4.1)
+    subject = fields[4]
+    rdns = []
+    for set_tag, _, set_start, set_end in _children(der_cert, subject[2], subject[3]):
+        if set_tag != _SET:
+            raise ValueError("bad RDN")
+        pairs = []
+        for seq_tag, _, seq_start, seq_end in _children(der_cert, set_start, set_end):
+            if seq_tag != _SEQUENCE:
+                raise ValueError("bad attribute")
+            (oid_tag, _, oid_start, oid_end), (value_tag, value_pos, value_start, value_end) = _children(
+                der_cert, seq_start, seq_end
+            )
+            if oid_tag != _OID:
+                raise ValueError("bad attribute type")
+            oid = _oid(der_cert[oid_start:oid_end])
+            name = SHORT_NAMES.get(oid)
+            text: str | None = None
+            encoding = _STRING_TYPES.get(value_tag)
+            if name is not None and encoding is not None:
+                try:
+                    text = _escape(der_cert[value_start:value_end].decode(encoding))
+                except UnicodeDecodeError:
+                    text = None
+            if text is None:
+                text = "#" + der_cert[value_pos:value_end].hex()
+            pairs.append(f"{name or oid}={text}")
+        rdns.append("+".join(pairs))
+    return ",".join(reversed(rdns))
