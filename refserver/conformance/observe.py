@@ -369,8 +369,12 @@ def client_framing(records: Records, params: Mapping[str, Any]) -> str:
 @observable("client.close")
 def client_close(records: Records, params: Mapping[str, Any]) -> str:
     """The server's close frame: its code, ``empty`` for no payload, or how the TCP
-    connection ended without one (``none:eof``, ``none:rst``, ``none:open``)."""
+    connection ended without one (``none:eof``, ``none:rst``, ``none:open``). With ``until``,
+    only what came before the client's mark of that name counts."""
+    until = params.get("until")
     for r in client_records(records):
+        if until is not None and r["ev"] == "mark" and r.get("name") == until:
+            break
         if r["ev"] == "close_frame":
             return "empty" if r["len"] == 0 else str(r.get("code"))
         if r["ev"] in ("eof", "rst"):

@@ -12,6 +12,9 @@ The runner can also open *gates*: a datagram ``{"gate": NAME}`` sent back to the
 that reported lets the app past ``a_gate(NAME)``. So the client waits on the app and the
 app waits on the client by events, not by sleeping.
 
+Whatever ``receive()`` or ``send()`` raises into the app is reported and then re-raised, on
+every scope, as an app that does not catch it would do.
+
 Standard library only, and it works under asyncio and trio (and any server that runs
 an asyncio loop), because it runs inside every server under test.
 """
@@ -222,15 +225,17 @@ class ScriptRunner:
         self._send = send
         self.rep = rep
 
-    async def receive(self, timeout: float | None, step: int) -> Any:
+    async def receive(self, timeout: float | None, step: int, catch: bool = False) -> Any:
         started = time.monotonic()
         try:
             message = await _within(self._receive(), timeout)
         except BaseException as exc:
+            # Recorded, then re-raised, as a real app that does not catch it would: the
+            # server must see what it raised into the app (it may log it, close, or exit).
             self.rep.report("receive_raised", step=step, **_exception(exc))
-            if _is_cancellation(exc):
-                raise
-            return None
+            if catch and not _is_cancellation(exc):
+                return None
+            raise
         if message is _TIMED_OUT:
             self.rep.report("receive_timeout", step=step, timeout=timeout)
             return None
@@ -240,7 +245,9 @@ class ScriptRunner:
         )
         return message
 
-    async def send(self, message: MutableMapping[str, Any], timeout: float | None, step: int) -> str:
+    async def send(
+        self, message: MutableMapping[str, Any], timeout: float | None, step: int, catch: bool = False
+    ) -> str:
         started = time.monotonic()
         kind = message.get("type")
         try:
@@ -254,9 +261,9 @@ class ScriptRunner:
                 duration=round(time.monotonic() - started, 4),
                 **_exception(exc),
             )
-            if _is_cancellation(exc):
-                raise
-            return "raised"
+            if catch and not _is_cancellation(exc):
+                return "raised"
+            raise
         if result is _TIMED_OUT:
             self.rep.report("send_blocked", step=step, kind=kind, msg=jsonable(message), timeout=timeout)
             return "blocked"
@@ -270,7 +277,7 @@ class ScriptRunner:
             a = step.args
             op = step.op
             if op == "receive":
-                await self.receive(a.get("timeout"), index)
+                await self.receive(a.get("timeout"), index, a.get("catch", False))
             elif op == "receive_until":
                 deadline = time.monotonic() + a["timeout"]
                 while True:
@@ -282,7 +289,7 @@ class ScriptRunner:
                     if message is None or message.get("type") == a["kind"]:
                         break
             elif op == "send":
-                await self.send(dict(a["message"]), a.get("timeout"), index)
+                await self.send(dict(a["message"]), a.get("timeout"), index, a.get("catch", False))
             elif op == "echo":
                 message = await self.receive(3.0, index)
                 if message is not None and message.get("type") == "websocket.receive":
@@ -366,9 +373,7 @@ class ScriptRunner:
                     duration=round(time.monotonic() - before, 4),
                     **_exception(exc),
                 )
-                if _is_cancellation(exc):
-                    raise
-                return
+                raise
             if result is _TIMED_OUT:
                 self.rep.report(
                     "send_blocked", step=index, kind=message.get("type"), after_bytes=total, timeout=a["then_wait_s"]
@@ -411,10 +416,11 @@ class ScriptRunner:
                     duration=round(time.monotonic() - before, 4),
                     **_exception(exc),
                 )
-                if _is_cancellation(exc):
-                    raise
-                return
-            if result is _TIMED_OUT:
+                raise
+            took = time.monotonic() - before
+            if result is _TIMED_OUT or took > a["block_s"]:
+                # A send that outlived block_s blocked, whether or not the timeout could
+                # cancel it (a send that ignores cancellation returns late instead).
                 self.rep.report(
                     "send_blocked",
                     step=index,
@@ -422,6 +428,8 @@ class ScriptRunner:
                     sends=sends,
                     after_bytes=total,
                     timeout=a["block_s"],
+                    cancelled=result is _TIMED_OUT,
+                    duration=round(took, 4),
                 )
                 return
             sends += 1

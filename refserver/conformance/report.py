@@ -124,8 +124,8 @@ class Report:
 
 
 def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
-    """Scenario 26: a target keeps the spec_version it advertises, judged from every other
-    cell (a failed check whose note says the advertised version makes it a rule)."""
+    """A target keeps the spec_version it advertises, judged from every other cell: a failed
+    check (MUST or SHOULD) of a rule that a version up to the advertised one introduced."""
     for target in targets:
         if not target.info.installed:
             continue

@@ -4,7 +4,8 @@ probe app runs the app script, collects both sides into one trace, and judges it
 Timing is decided by events: the client waits on the probe's reports (``c_wait_app``) and
 the app waits on the client's gates (``a_gate``). Every wait is bounded, every scenario has
 an overall deadline, and a server that dies or stops answering is killed (by the PID we
-started) and restarted; the cell then says ``error`` with the reason, and the run goes on.
+started) and restarted; the cell then says ``crash`` with the reason (the exit status when
+the process died), and the run goes on. A problem of the harness itself is ``error``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ class TargetRun:
         return self.info.spec.name
 
 
+def _exited(server: Any) -> str:
+    describe = getattr(server, "describe_exit", None)
+    how = describe() if callable(describe) else None
+    return f"the server process {how or server.exit_reason or 'exited'}"
+
+
 class Runner:
     def __init__(
         self,
@@ -192,9 +199,20 @@ class Runner:
                 target.advertised[scenario.protocol] = "2.0"
 
     async def _healthy(self, server: Any) -> str | None:
+        """None if the server answers a plain request; else what happened to it. A process
+        that died is reported with its exit status, never as "stopped answering"."""
+        problem = await self._health_check(server)
+        if problem is None:
+            return None
+        # A dying process may still hold its socket for a moment: give it a second to exit.
+        with anyio.move_on_after(1.0):
+            while server.alive():
+                await anyio.sleep(0.05)
+        return _exited(server) if not server.alive() else problem
+
+    async def _health_check(self, server: Any) -> str | None:
         if not server.alive():
-            reason = f"server {server.exit_reason or 'process exited'}"
-            return reason
+            return _exited(server)
         trace = Trace()
         with anyio.move_on_after(HEALTH_TIMEOUT_S):
             try:
@@ -265,7 +283,7 @@ class Runner:
         cell.attempts = [a.verdict for a in attempts]
         if len({a.verdict for a in attempts}) > 1:
             cell.verdict = V.FLAKY
-        elif len(signatures) > 1 and cell.verdict != V.ERROR:
+        elif len(signatures) > 1 and cell.verdict not in (V.ERROR, V.CRASH):
             cell.attempts.append("values differ between runs")
         return cell
 
@@ -275,7 +293,8 @@ class Runner:
         trace = Trace()
         token = self.hub.new_token(trace)
         started = time.monotonic()
-        error: str | None = None
+        error: str | None = None  # the harness went wrong
+        crash: str | None = None  # the server under test went down
         dedicated = scenario.server is not None
         server: Any
         if scenario.server is not None:
@@ -284,11 +303,13 @@ class Runner:
             await server.start()
             trace.add("runner", "server_start", value="listening" if server.exit_reason is None else server.exit_reason)
             if server.exit_reason is not None and not scenario.server.lifespan:
-                error = f"dedicated server {server.exit_reason}"
+                crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
         else:
-            error = await self._ensure_server(target)
+            problem = await self._ensure_server(target)
+            if problem is not None:
+                crash = f"the server did not start: {problem}"
             server = target.server
-        if error is None:
+        if crash is None:
             with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
                 try:
                     await ClientScript(self.hub, trace, token, scenario, server).run()
@@ -306,22 +327,34 @@ class Runner:
                 trace.add("runner", "server_exit", value="still running")
             await server.stop()
             server.cleanup()
-        elif health and error is None:
+        elif health and error is None and crash is None:
             problem = await self._healthy(server)
             if problem is not None:
-                tail = server.log_tail().strip()
-                error = problem + (f"; log: {tail[-300:]}" if tail else "")
+                crash = problem + _log_excerpt(server)
                 trace.add("runner", "server_lost", value=problem)
                 await server.stop()  # restarted before the next scenario
         await anyio.sleep(0)
         self.hub.release(token)
-        cell = judge(target, scenario, trace, error)
+        cell = judge(target, scenario, trace, error, crash)
         cell.duration_s = time.monotonic() - started
         return cell
 
 
-def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None) -> V.Cell:
-    records = trace.records
+def _log_excerpt(server: Any) -> str:
+    tail = str(server.log_tail()).strip()
+    return f"; log: {tail[-300:]}" if tail else ""
+
+
+def judge(
+    target: TargetRun,
+    scenario: Scenario,
+    trace: Trace | list[dict[str, Any]],
+    error: str | None,
+    crash: str | None = None,
+) -> V.Cell:
+    """The cell of one run: ``crash`` (the server went down) wins over ``error`` (the harness
+    went wrong), which wins over the checks. Pure: no sockets, no processes."""
+    records = trace.records if isinstance(trace, Trace) else trace
     version = None
     for r in records:
         if r["side"] == "app" and r["ev"] == "hello" and r.get("instance") == 0:
@@ -332,6 +365,10 @@ def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None
     if version is None:
         version = target.advertised.get(scenario.protocol)
     cell = V.Cell(target.name, scenario.id, V.PASS, advertised=version, trace=records)
+    if crash is not None:
+        cell.verdict = V.CRASH
+        cell.error = crash
+        return cell
     if error is not None:
         cell.verdict = V.ERROR
         cell.error = error
@@ -464,6 +501,17 @@ class ClientScript:
                     a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"], a["end"], host
                 )
             await conn.write(data, f"{a['method']} request")
+        elif op == "body_on_continue":
+            current = self.conn
+            if current is not None:
+                await self._wait(
+                    "100 Continue or the response",
+                    lambda: current.responses > 0 or current.ended or bool(trace.of("client", "informational")),
+                    a["timeout"],
+                    False,
+                )
+                if current.responses == 0 and not current.ended and trace.of("client", "informational"):
+                    await current.write(a["data"], f"{len(a['data'])} bytes of content after 100 Continue")
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":

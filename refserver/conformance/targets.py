@@ -296,6 +296,16 @@ async def port_open(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def describe_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
 @dataclass
 class ProcessServer:
     """A target running as a subprocess that we started (and only ever signal by its PID)."""
@@ -363,6 +373,12 @@ class ProcessServer:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def describe_exit(self) -> str | None:
+        """``exited with status 1`` or ``was killed by SIGSEGV``; None while it runs."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return describe_status(self.proc.returncode)
 
     async def shutdown(self) -> None:
         """Graceful shutdown, as an operator would ask for it: SIGTERM to the server."""

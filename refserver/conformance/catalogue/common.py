@@ -18,7 +18,7 @@ WS_RECEIVE = 'www "Receive - receive event"'
 WS_SEND = 'www "Send - send event"'
 WS_DISC = 'www "Disconnect - receive event"'
 WS_CLOSE = 'www "Close - send event"'
-WS_24 = 'www 2.4 "send() on a closed connection"'
+WS_24 = 'www "Disconnected Client - send exception"'
 DENIAL = 'extensions "WebSocket Denial Response"'
 HTTP_SCOPE = 'www "HTTP Connection Scope"'
 HTTP_REQ = 'www "Request - receive event"'
@@ -85,6 +85,24 @@ def ck(
     ):
         choice = allowed[0]
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
+
+
+def ck_fail_close(*codes: str) -> Check:
+    """The one rule for every scenario in which the server must *Fail the WebSocket
+    Connection* (RFC 6455 §7.1.7): it SHOULD send a close frame with an appropriate status
+    code (the first of ``codes`` is refserver's). No close frame at all, an empty one, or
+    another code all miss that SHOULD alike: none of them ranks above the others."""
+    return Check(
+        "client.close",
+        codes,
+        codes[0],
+        Level.SHOULD,
+        None,
+        f"close frame with {' or '.join(codes)} (RFC 6455 §7.1.7)",
+        {},
+        (),
+        True,
+    )
 
 
 def ck_delay(
