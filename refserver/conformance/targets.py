@@ -200,6 +200,25 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "granian",
         "granian",
     ),
+    TargetSpec(
+        "gunicorn",
+        "gunicorn --worker-class asgi (one worker)",
+        (
+            *_COMMON,
+            "gunicorn",
+            "--worker-class",
+            "asgi",
+            "--workers",
+            "1",
+            "--bind",
+            "{host}:{port}",
+            "--log-level",
+            "warning",
+            "{app}",
+        ),
+        "gunicorn",
+        "gunicorn",
+    ),
 )
 
 BY_NAME = {t.name: t for t in BUILTIN_TARGETS}
