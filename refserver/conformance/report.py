@@ -13,7 +13,7 @@ JSON shape (``"format": "refserver-conformance/1"``)::
                    "totals": {verdict: count}}],
       "scenarios": [Scenario.to_json()],            # id, title, lesson, group, refs, level, scripts, checks
       "cells": [{"target", "scenario", "verdict", "advertised_spec_version", "error", "duration_s",
-                 "attempts", "checks": [{"label", "observable", "value", "verdict", "level",
+                 "attempts", "command", "checks": [{"label", "observable", "value", "verdict", "level",
                                          "allowed", "refserver", "note"}],
                  "trace": [{"t", "side", "ev", ...}]}]
     }
@@ -24,16 +24,20 @@ Keys are only ever added, never renamed or removed, within one format version.
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import refserver
 from refserver.conformance import JSON_FORMAT
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
+from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
+from refserver.conformance.targets import TargetInfo, TargetSpec
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -52,22 +56,43 @@ python -m refserver.conformance --scenario 'ws.close.*' --target daphne
 python -m refserver.conformance --explain ws.close.code-reason --target hypercorn   # traces side by side
 python -m refserver.conformance --list                # the catalogue
 python -m refserver.conformance --format json --out report.json   # every cell with its traces
+python -m refserver.conformance --from-json report.json --format markdown   # render it again, no new run
+python -m refserver.conformance --diff hypercorn daphne   # the scenarios on which two targets differ
 ```
 
 Peers are run with the interpreter given by `--python` (or `$REFSERVER_CONFORMANCE_PYTHON`);
-install them with `pip install 'refserver[conformance]'`. A peer that is not installed is
-reported as such. A server that crashes or stops answering is killed (by the PID the harness
-started), restarted, and the cell says `error` with the reason; the run always finishes.
+install them with `pip install 'refserver[conformance]'` (the versions this matrix was made
+with are pinned there). A peer that is not installed is reported as such. A target's
+scenarios are dealt out to up to four lanes, each with a server of its own, and `--jobs`
+lanes run at once across all targets (default: four per core). A server that exits or stops
+answering is killed (by the PID the harness started), restarted, and the cell says `crash`
+with the exit status; a fault of the harness itself says `error` and is reported apart. The
+run always finishes.
 
 ## Testing your own server
 
 ```sh
-python -m refserver.conformance --target-command 'mine=myserver {app} --host {host} --port {port}'
+python -m refserver.conformance --target-command 'mine=myserver {app} --host {host} --port {port}' --strict mine
 ```
 
-`{app}` is `refserver.conformance.probe:app` (put refserver on the server's `PYTHONPATH`;
-the harness does so for the commands it starts), `{host}` is 127.0.0.1 and `{port}` a free
-port. Add `--strict mine` to exit non-zero when your server fails a scenario.
+The command may use these placeholders:
+
+| placeholder | value |
+|---|---|
+PLACEHOLDER_ROWS
+
+The harness puts refserver on the server's `PYTHONPATH` and the directory of `--python`
+first on its `PATH`, so a server installed in that virtual environment is found without
+activating it. One simple command (optionally with `NAME=value` assignments in front) is
+exec'd by `sh`, so the PID the harness started is your server's and the SIGTERM of the
+shutdown scenarios reaches it; a compound command (`cd dir && ...`, a pipeline) cannot be
+exec'd, so its whole process group is signalled instead. Each cell records the exact command
+line its server was started with (JSON `command`, `--explain`).
+
+`--strict mine` exits 1 when `mine` fails a scenario, crashes or never starts; a fault of the
+harness alone exits 3. `--format junit --out conformance.xml` writes one test case per
+scenario, so your CI lists the scenarios your server fails (`fail` and `crash` are failures,
+`n/a` is skipped, `deviates` and `differs` pass with the values in the output).
 
 ## Reading a cell
 
@@ -82,7 +107,15 @@ targets with versions and what they advertise, every scenario as data, and every
 its checks and both traces. Its shape is documented in `refserver/conformance/report.py`;
 keys are only ever added within a format version."""
 
-ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.ERROR, V.FLAKY)
+
+def intro() -> str:
+    from refserver.conformance.targets import PLACEHOLDERS
+
+    rows = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in PLACEHOLDERS.items())
+    return INTRO.replace("PLACEHOLDER_ROWS", rows)
+
+
+ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
 
 
 @dataclass
@@ -100,6 +133,14 @@ class Report:
             if c.target == target and c.scenario == scenario:
                 return c
         return None
+
+    def commands(self, target: str) -> list[str]:
+        """The distinct command lines the target's servers were started with."""
+        seen: dict[str, None] = {}
+        for c in self.cells:
+            if c.target == target and c.command:
+                seen.setdefault(c.command, None)
+        return list(seen)
 
     def ran_targets(self) -> list[TargetRun]:
         return [t for t in self.targets if t.info.installed]
@@ -220,7 +261,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
         f"{report.duration_s:.0f} s. Do not edit by hand: see [Regenerating](#regenerating).",
         "",
-        *INTRO.splitlines(),
+        *intro().splitlines(),
         "",
         "## Targets",
         "",
@@ -233,6 +274,15 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         if t.restarts:
             note = f"restarted {t.restarts} times during the run"
         out.append(f"| {t.name} | {_md(t.info.spec.description)} | {t.info.version} | {adv} | {_md(note)} |")
+    out += [
+        "",
+        "Every server was started with the command line below (the harness chose the port; a scenario "
+        "that needs a server of its own, e.g. with keepalive pings, names its own in the JSON report):",
+        "",
+    ]
+    for t in targets:
+        for command in report.commands(t.name)[:1]:
+            out.append(f"- {t.name}: `{_md(command)}`")
     out += ["", "## Totals", "", "| target | " + " | ".join(ORDER) + " |", "|---|" + "---|" * len(ORDER)]
     for n in names:
         totals = report.totals(n)
@@ -267,8 +317,8 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 continue
             out.append(f"- **`{s.id}`**: {_md(s.title)}")
             for c in mine:
-                if c.verdict == V.ERROR:
-                    out.append(f"  - {c.target}: error: {_md(c.error or '')}")
+                if c.verdict in (V.ERROR, V.CRASH):
+                    out.append(f"  - {c.target}: {c.verdict}: {_md(c.error or '')}")
                     continue
                 parts = [
                     f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
@@ -425,6 +475,8 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
             f"{cell.target}: {cell.verdict} (advertises {cell.advertised or '?'})"
             + (f" - {cell.error}" if cell.error else "")
         )
+        if cell.command:
+            out.append(f"  server: {cell.command}")
         for c in cell.checks:
             choice = f"; refserver: {c.choice}" if c.choice else ""
             note = f"; {c.note}" if c.note else ""
@@ -452,4 +504,139 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
     elif right:
         out.append("")
         out.append("The two traces have the same events.")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- JSON back to a report
+
+
+def load_json(path: str | Path) -> Report:
+    """A report written by ``--format json``, read back: it renders as text, markdown or
+    JUnit and compares with ``--diff`` without running anything again. Scenarios are the
+    catalogue's (by id); a scenario the catalogue no longer has is left out."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("format") != JSON_FORMAT:
+        raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
+    scenarios = [BY_ID[s["id"]] for s in data["scenarios"] if s["id"] in BY_ID]
+    targets = []
+    for t in data["targets"]:
+        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False)
+        info = TargetInfo(spec, bool(t["installed"]), str(t.get("version", "")), str(t.get("reason", "")))
+        run = TargetRun(info, "", "in-process" if t.get("in_process") else None)
+        run.advertised = dict(t.get("advertised") or {})
+        run.restarts = int(t.get("restarts") or 0)
+        targets.append(run)
+    cells = []
+    for c in data["cells"]:
+        checks = [
+            V.CheckResult(
+                k["label"],
+                k["observable"],
+                k["value"],
+                k["verdict"],
+                k["level"],
+                tuple(k["allowed"]),
+                k.get("refserver"),
+                note=k.get("note", ""),
+            )
+            for k in c["checks"]
+        ]
+        cells.append(
+            V.Cell(
+                c["target"],
+                c["scenario"],
+                c["verdict"],
+                checks,
+                advertised=c.get("advertised_spec_version"),
+                error=c.get("error"),
+                duration_s=float(c.get("duration_s") or 0.0),
+                trace=list(c.get("trace") or []),
+                attempts=list(c.get("attempts") or []),
+                command=str(c.get("command") or ""),
+            )
+        )
+    report = Report(scenarios, targets, cells, duration_s=float(data.get("duration_s") or 0.0))
+    report.generated = str(data.get("generated") or report.generated)
+    return report
+
+
+# ---------------------------------------------------------------------- JUnit
+
+
+def render_junit(report: Report) -> str:
+    """One ``<testsuite>`` per target and one ``<testcase>`` per scenario, so that a server's
+    own CI lists the scenarios it fails: ``fail`` and ``crash`` are failures, a harness
+    ``error`` is an error, ``n/a`` is skipped; ``deviates``, ``differs`` and ``flaky`` pass
+    with the values in ``system-out``."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<testsuites name={quoteattr('refserver conformance')}>"]
+    for t in report.ran_targets():
+        mine = [c for c in report.cells if c.target == t.name]
+        totals = report.totals(t.name)
+        failures = sum(totals[v] for v in V.STRICT_FAILURES)
+        out.append(
+            f'  <testsuite name={quoteattr(t.name)} tests="{len(mine)}" failures="{failures}" '
+            f'errors="{totals[V.ERROR]}" skipped="{totals[V.NA]}" timestamp={quoteattr(report.generated)}>'
+        )
+        for c in mine:
+            scenario = BY_ID.get(c.scenario)
+            title = scenario.title if scenario is not None else c.scenario
+            out.append(
+                f"    <testcase classname={quoteattr(t.name)} name={quoteattr(c.scenario + ': ' + title)} "
+                f'time="{c.duration_s:.3f}">'
+            )
+            detail = _cell_detail(c)
+            if c.verdict in V.STRICT_FAILURES:
+                out.append(f"      <failure message={quoteattr(c.summary)} type={quoteattr(c.verdict)}>")
+                out.append(escape(detail))
+                out.append("      </failure>")
+            elif c.verdict == V.ERROR:
+                out.append(f'      <error message={quoteattr(c.error or "harness error")} type="harness"/>')
+            elif c.verdict == V.NA:
+                out.append(f"      <skipped message={quoteattr(c.error or c.summary)}/>")
+            elif c.verdict != V.PASS:
+                out.append(f"      <system-out>{escape(c.summary + chr(10) + detail)}</system-out>")
+            out.append("    </testcase>")
+        out.append("  </testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"
+
+
+def _cell_detail(c: V.Cell) -> str:
+    lines = []
+    if c.error:
+        lines.append(c.error)
+    for k in c.checks:
+        if k.verdict not in (V.PASS, V.NA):
+            note = f" ({k.note})" if k.note else ""
+            lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
+    if c.command:
+        lines.append(f"server: {c.command}")
+    lines.append(f"reproduce: python -m refserver.conformance --explain {c.scenario} --target {c.target}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- --diff
+
+
+def _values(c: V.Cell | None) -> tuple[str, tuple[str, ...]]:
+    if c is None:
+        return ("-", ())
+    return (c.verdict, tuple(f"{k.label}={k.value}" for k in c.checks))
+
+
+def render_diff(report: Report, left: str, right: str) -> str:
+    """The scenarios on which two targets differ, in verdict or in an observed value."""
+    rows = []
+    for s in report.scenarios:
+        a, b = report.cell(left, s.id), report.cell(right, s.id)
+        if _values(a) == _values(b):
+            continue
+        rows.append((s.id, a.summary if a else "-", b.summary if b else "-"))
+    width = max([len(r[0]) for r in rows] + [8])
+    out = [f"{'scenario':<{width}}  {left:<34} {right}", "-" * (width + 2 + 34 + 1 + len(right))]
+    out += [f"{sid:<{width}}  {x:<34} {y}" for sid, x, y in rows]
+    same = len(report.scenarios) - len(rows)
+    out.append("")
+    out.append(f"{len(rows)} scenarios differ, {same} are the same (verdict and every observed value).")
+    out.append(f"One of them in detail: python -m refserver.conformance --explain SCENARIO --target {left}")
     return "\n".join(out) + "\n"

@@ -10,7 +10,9 @@ the process died), and the run goes on. A problem of the harness itself is ``err
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from refserver.conformance.targets import (
 )
 
 SCENARIO_TIMEOUT_S = 40.0
+LANES_PER_TARGET = 4  # shared servers per target at most (each lane runs its scenarios one by one)
 HEALTH_TIMEOUT_S = 3.0
 
 
@@ -137,6 +140,12 @@ def _exited(server: Any) -> str:
     return f"the server process {how or server.exit_reason or 'exited'}"
 
 
+def default_jobs() -> int:
+    """Lanes that run at once: four per core (a cell mostly waits on the network and on the
+    server under test), at least four."""
+    return max(4, 4 * (os.cpu_count() or 1))
+
+
 class Runner:
     def __init__(
         self,
@@ -175,7 +184,7 @@ class Runner:
         target.server = self._new_server(target)
         await target.server.start()
         if target.server.exit_reason is not None:
-            reason = f"server {target.server.exit_reason}"
+            reason = str(target.server.exit_reason)
             tail = target.server.log_tail().strip()
             target.start_failures += 1
             if target.start_failures >= 2:
@@ -237,7 +246,12 @@ class Runner:
     # ------------------------------------------------------------------ the run
 
     async def run(self, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+        """Every scenario on every installed target. Each target's scenarios are dealt out to
+        up to ``LANES_PER_TARGET`` lanes, each with a shared server of its own (so a server
+        that dies takes only its own lane's cell with it); up to ``jobs`` lanes run at once,
+        across all targets. The cells come back in catalogue order, target by target."""
         cells: list[V.Cell] = []
+        runnable = [s for s in scenarios if not s.meta]
         async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
             self.hub = ReportHub(sock)
             async with anyio.create_task_group() as hub_tg:
@@ -245,26 +259,37 @@ class Runner:
                 async with anyio.create_task_group() as servers:
                     self.tg = servers
                     limiter = anyio.CapacityLimiter(self.jobs)
+                    installed = [t for t in self.targets if t.info.installed]
+                    lanes = max(1, min(self.jobs, LANES_PER_TARGET, len(runnable)))
+                    started = {t.name: time.monotonic() for t in installed}
+                    pending = {t.name: lanes for t in installed}
 
-                    async def one_target(target: TargetRun) -> None:
+                    async def one_lane(target: TargetRun, lane: TargetRun, chunk: list[Scenario]) -> None:
                         async with limiter:
-                            cells.extend(await self._run_target(target, scenarios))
+                            cells.extend(await self._run_lane(lane, chunk))
+                        target.restarts += lane.restarts
+                        pending[target.name] -= 1
+                        if not pending[target.name]:
+                            took = time.monotonic() - started[target.name]
+                            self.progress(f"{target.name}: {len(runnable)} scenarios in {took:.1f} s")
 
                     async with anyio.create_task_group() as work:
-                        for target in self.targets:
-                            if target.info.installed:
-                                work.start_soon(one_target, target)
+                        for index in range(lanes):
+                            for target in installed:
+                                # a lane shares the target's info and what it advertises
+                                lane = dataclasses.replace(target, server=None, restarts=0)
+                                work.start_soon(one_lane, target, lane, runnable[index::lanes])
                     servers.cancel_scope.cancel()
                 hub_tg.cancel_scope.cancel()
+        order = {s.id: i for i, s in enumerate(runnable)}
+        rank = {t.name: i for i, t in enumerate(self.targets)}
+        cells.sort(key=lambda c: (rank.get(c.target, len(rank)), order.get(c.scenario, len(order))))
         return cells
 
-    async def _run_target(self, target: TargetRun, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+    async def _run_lane(self, target: TargetRun, scenarios: Sequence[Scenario]) -> list[V.Cell]:
         cells = []
-        started = time.monotonic()
         try:
             for scenario in scenarios:
-                if scenario.meta:
-                    continue
                 cell = await self.run_cell(target, scenario)
                 cells.append(cell)
                 self.progress(f"{target.name:<20} {scenario.id:<46} {cell.summary}")
@@ -273,7 +298,6 @@ class Runner:
                 await target.server.stop()
                 target.server.cleanup()
                 target.server = None
-        self.progress(f"{target.name}: {len(cells)} scenarios in {time.monotonic() - started:.1f} s")
         return cells
 
     async def run_cell(self, target: TargetRun, scenario: Scenario) -> V.Cell:
@@ -317,6 +341,14 @@ class Runner:
                     error = f"harness error: {type(exc).__name__}: {exc}"
             if timer.cancelled_caught:
                 error = f"the scenario did not finish within {SCENARIO_TIMEOUT_S:.0f} s"
+        if (
+            dedicated
+            and crash is None
+            and server.exit_reason is not None
+            and not any(r["side"] == "app" and r["ev"] == "hello" for r in trace.records)
+        ):
+            # a lifespan scenario's server may exit on purpose, but only after running the app
+            crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
         if dedicated:
             if scenario.server is not None and scenario.server.shutdown:
                 status = await server.wait_exit(6.0)
@@ -337,6 +369,7 @@ class Runner:
         self.hub.release(token)
         cell = judge(target, scenario, trace, error, crash)
         cell.duration_s = time.monotonic() - started
+        cell.command = str(getattr(server, "command", "") or "") if server is not None else ""
         return cell
 
 

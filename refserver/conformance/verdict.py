@@ -90,6 +90,7 @@ class Cell:
     duration_s: float = 0.0
     trace: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
+    command: str = ""  # the exact command line the cell's server was started with
 
     @property
     def summary(self) -> str:
@@ -119,6 +120,7 @@ class Cell:
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
             "attempts": self.attempts,
+            "command": self.command,
             "checks": [c.to_json() for c in self.checks],
         }
         if with_trace:
