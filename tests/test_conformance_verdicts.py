@@ -15,6 +15,7 @@ import pytest
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID, META_CLAIMS
 from refserver.conformance.model import Level
+from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import Reporter, ScriptRunner
 from refserver.conformance.report import add_meta_cells
 from refserver.conformance.runner import Runner, TargetRun, judge
@@ -362,3 +363,43 @@ class TestServerExit:
 
         problem = asyncio.run(Runner([])._healthy(Dead()))
         assert problem == "the server process exited with status 3"
+
+
+class TestDisconnectedClientSendException:
+    """www "Disconnected Client - send exception": servers must catch the OSError they raised
+    into the app and should not log it as an error (a 2.4 rule)."""
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("", "none"),
+            ("WARNING  refserver: slow\n", "none"),
+            ("ERROR    refserver: Exception in ASGI application\n", "error: ERROR    refserver: Exception in ASGI"),
+            ("[2026-01-01 00:00:00] [12] [ERROR] boom\n", "error: [2026-01-01 00:00:00] [12] [ERROR] boom"),
+            ("Traceback (most recent call last):\n  File x\n", "error: Traceback (most recent call last):"),
+            ("INFO: an ERRORS counter\n", "none"),
+        ],
+    )
+    def test_error_level_lines(self, text: str, value: str) -> None:
+        assert logged_errors(text)[: len(value)] == value
+
+    def run(self, logged: str, version: str) -> V.Cell:
+        records = [
+            hello(version=version),
+            disconnect(1000),
+            app("send_raised", step=3, kind="websocket.send", exc="ClientDisconnected", oserror=True),
+            runner("server_log", logged),
+        ]
+        return cell("ws.send.after-disconnect", records, version=version)
+
+    def test_logged_traceback_breaks_the_2_4_claim(self) -> None:
+        c = self.run("error: Traceback (most recent call last):", "2.4")
+        assert check(c, "the escaped OSError is not logged as an error").verdict == V.FAIL
+        assert c.verdict == V.FAIL
+
+    def test_silence_passes(self) -> None:
+        assert self.run("none", "2.4").verdict == V.PASS
+
+    def test_older_version_is_not_held_to_it(self) -> None:
+        c = self.run("error: Traceback (most recent call last):", "2.3")
+        assert check(c, "the escaped OSError is not logged as an error").verdict == V.NA

@@ -10,6 +10,7 @@ in which they said hello), 1 for the next, and ``"lifespan"`` for the lifespan s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -491,6 +492,25 @@ def runner_value(records: Records, params: Mapping[str, Any]) -> str:
     if not found:
         return str(params.get("missing", "none"))
     return str(found[-1].get("value"))
+
+
+_ERROR_LINE = re.compile(r"(^|[\s\[|:(])(ERROR|CRITICAL|FATAL|Traceback \(most recent call last\))([\s\]|:)]|$)")
+
+
+def logged_errors(text: str) -> str:
+    """What a server wrote during a scenario, judged by level: ``none``, or ``error: <the
+    first such line>`` for a line at error level (``ERROR``, ``[ERROR]``, ``CRITICAL``...) or
+    a traceback; ``not-observed`` when the server's output cannot be told apart."""
+    for line in text.splitlines():
+        if _ERROR_LINE.search(line):
+            return "error: " + line.strip()[:120]
+    return "none"
+
+
+@observable("server.log")
+def server_log(records: Records, params: Mapping[str, Any]) -> str:
+    """Whether the server logged at error level while the scenario ran (see :func:`logged_errors`)."""
+    return runner_value(records, {"ev": "server_log", "missing": "not-observed"})
 
 
 def observe(name: str, records: Records, params: Mapping[str, Any]) -> str:

@@ -327,6 +327,18 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 ]
                 out.append(f"  - {c.target}: **{c.verdict}**: " + "; ".join(parts))
         out.append("")
+    logged = [c for c in report.cells if c.logged.startswith("error")]
+    if logged:
+        out += [
+            "## Logged at error level",
+            "",
+            "Cells during which the server wrote an error-level line or a traceback (its first such line). Where "
+            "the spec says the event must not be logged as an error, a check of the scenario judges it; elsewhere "
+            "this is for information.",
+            "",
+        ]
+        out += [f"- {c.target} / `{c.scenario}`: `{_md(c.logged.removeprefix('error: '))}`" for c in logged]
+        out.append("")
     if catalogue:
         out += [
             "## Scenarios",
@@ -553,6 +565,7 @@ def load_json(path: str | Path) -> Report:
                 trace=list(c.get("trace") or []),
                 attempts=list(c.get("attempts") or []),
                 command=str(c.get("command") or ""),
+                logged=str(c.get("logged") or "not-observed"),
             )
         )
     report = Report(scenarios, targets, cells, duration_s=float(data.get("duration_s") or 0.0))

@@ -24,6 +24,7 @@ import anyio.abc
 from refserver.conformance import verdict as V
 from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, request_bytes
 from refserver.conformance.model import Scenario, Step
+from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
 from refserver.conformance.targets import (
     HOST,
@@ -333,6 +334,7 @@ class Runner:
             if problem is not None:
                 crash = f"the server did not start: {problem}"
             server = target.server
+        log_from = server.log_size() if server is not None and crash is None else -1
         if crash is None:
             with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
                 try:
@@ -358,6 +360,9 @@ class Runner:
             else:
                 trace.add("runner", "server_exit", value="still running")
             await server.stop()
+            if log_from >= 0:
+                trace.add("runner", "server_log", value=logged_errors(server.log_since(log_from)))
+                log_from = -1
             server.cleanup()
         elif health and error is None and crash is None:
             problem = await self._healthy(server)
@@ -365,11 +370,14 @@ class Runner:
                 crash = problem + _log_excerpt(server)
                 trace.add("runner", "server_lost", value=problem)
                 await server.stop()  # restarted before the next scenario
+        if log_from >= 0:
+            trace.add("runner", "server_log", value=logged_errors(server.log_since(log_from)))
         await anyio.sleep(0)
         self.hub.release(token)
         cell = judge(target, scenario, trace, error, crash)
         cell.duration_s = time.monotonic() - started
         cell.command = str(getattr(server, "command", "") or "") if server is not None else ""
+        cell.logged = next((str(r["value"]) for r in trace.records if r["ev"] == "server_log"), "not-observed")
         return cell
 
 

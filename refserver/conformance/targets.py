@@ -507,6 +507,21 @@ class ProcessServer:
             self._log.close()
             self._log = None
 
+    def log_size(self) -> int:
+        """How many bytes the server has written so far (its stdout and stderr)."""
+        try:
+            return os.path.getsize(self.log_path) if self.log_path else 0
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int, limit: int = 20000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read(limit).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
     def log_tail(self, limit: int = 1500) -> str:
         if not self.log_path:
             return ""
@@ -613,6 +628,12 @@ class InProcessServer:
             await self._ended.wait()
 
     def log_tail(self) -> str:
+        return ""
+
+    def log_size(self) -> int:
+        return -1  # refserver's log is this process's: not told apart per scenario
+
+    def log_since(self, offset: int, limit: int = 20000) -> str:
         return ""
 
     def cleanup(self) -> None:

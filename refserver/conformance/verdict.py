@@ -91,6 +91,7 @@ class Cell:
     trace: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
     command: str = ""  # the exact command line the cell's server was started with
+    logged: str = "not-observed"  # did the server log at error level meanwhile ("none", "error: ...")
 
     @property
     def summary(self) -> str:
@@ -121,6 +122,7 @@ class Cell:
             "duration_s": round(self.duration_s, 3),
             "attempts": self.attempts,
             "command": self.command,
+            "logged": self.logged,
             "checks": [c.to_json() for c in self.checks],
         }
         if with_trace:

@@ -105,6 +105,24 @@ def ck_fail_close(*codes: str) -> Check:
     )
 
 
+def ck_not_logged() -> Check:
+    """www "Disconnected Client - send exception": servers "must be prepared to catch the
+    exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
+    it escape; the server's output while the scenario ran is read for an error-level line or a
+    traceback (``not-observed`` for refserver in-process, whose log is the runner's own)."""
+    return Check(
+        "server.log",
+        ("none", "not-observed"),
+        None,
+        Level.SHOULD,
+        "2.4",
+        "the escaped OSError is not logged as an error",
+        {},
+        (),
+        False,
+    )
+
+
 def ck_delay(
     frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "", show: bool = False
 ) -> Check:

@@ -17,6 +17,7 @@ from refserver.conformance.catalogue.common import (
     SHOULD,
     UNSPEC,
     ck,
+    ck_not_logged,
     http,
     lifespan,
 )
@@ -405,6 +406,7 @@ SCENARIOS = [
                 by_version=(("2.4", ("returned oserror:*", "oserror:* *")),),
                 label="start, then body after the disconnect",
             ),
+            ck_not_logged(),
         ),
     ),
     http(
@@ -425,6 +427,7 @@ SCENARIOS = [
                 show=True,
                 by_version=(("2.4", ("returned oserror:*", "oserror:* *")),),
             ),
+            ck_not_logged(),
         ),
     ),
     http(

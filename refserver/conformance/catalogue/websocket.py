@@ -33,6 +33,7 @@ from refserver.conformance.catalogue.common import (
     ck,
     ck_delay,
     ck_fail_close,
+    ck_not_logged,
     ws,
 )
 from refserver.conformance.model import (
@@ -1202,6 +1203,7 @@ SCENARIOS = [
                 show=True,
                 label="send() after the disconnect",
             ),
+            ck_not_logged(),
         ),
         peer_case=7,
     ),
@@ -1224,6 +1226,7 @@ SCENARIOS = [
                 by_version=(("2.4", ("oserror:* oserror:*", "returned oserror:*")),),
                 label="the sends after the reset",
             ),
+            ck_not_logged(),
         ),
         peer_case=8,
     ),
@@ -1239,6 +1242,7 @@ SCENARIOS = [
         checks=(
             ck("app.step", "returned", choice="oserror:ClientDisconnected", step=3, by_version=AFTER_CLOSE, show=True),
             ck("app.step.duration", "prompt", step=3, max_s=1.0, label="send() returns within 1 s"),
+            ck_not_logged(),
         ),
         peer_case=9,
     ),
