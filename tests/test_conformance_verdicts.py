@@ -14,6 +14,7 @@ import pytest
 
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID, META_CLAIMS
+from refserver.conformance.catalogue.extended import deflated
 from refserver.conformance.model import Level
 from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import Reporter, ScriptRunner
@@ -403,3 +404,52 @@ class TestDisconnectedClientSendException:
     def test_older_version_is_not_held_to_it(self) -> None:
         c = self.run("error: Traceback (most recent call last):", "2.3")
         assert check(c, "the escaped OSError is not logged as an error").verdict == V.NA
+
+
+class TestExtensionsAdvertised:
+    """asgi extensions: a scenario about an extension is n/a where the server does not
+    advertise it, never a plain pass."""
+
+    def test_app_reports_unsupported(self) -> None:
+        records = [hello(), app("unsupported", step=1, extension="http.response.pathsend")]
+        c = cell("http.ext.pathsend", records)
+        assert (c.verdict, c.summary) == (V.NA, "n/a")
+
+    def test_declined_permessage_deflate_is_not_applicable(self) -> None:
+        records = [hello(), client("unsupported", extension="permessage-deflate")]
+        assert cell("ws.data.compressed", records).verdict == V.NA
+
+    def test_trailer_is_read_from_the_chunked_response(self) -> None:
+        response = client("response", status=200, headers=[], body=b("with trailers"), trailers=[["x-checksum", "42"]])
+        assert cell("http.ext.trailers", [hello(), response]).verdict == V.PASS
+        bare = client("response", status=200, headers=[], body=b("with trailers"), trailers=[])
+        c = cell("http.ext.trailers", [hello(), bare])
+        assert (c.verdict, check(c, "client.trailer").value) == (V.DEVIATES, "[]")
+
+    def test_compressed_payload_inflates_to_the_text(self) -> None:
+        import zlib
+
+        payload = deflated("squeezed text")
+        assert zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff") == b"squeezed text"
+
+
+class TestHttp10AndClosing:
+    """RFC 9112 §9.3 and §9.6: the server closes after the response."""
+
+    def test_granian_http_version_1_fails(self) -> None:
+        records = [
+            hello({"http_version": "1"}),
+            client("response", status=200, headers=[], body=b("old")),
+            client("eof", t=0.3),
+        ]
+        c = cell("http.version.1-0", records)
+        assert (c.verdict, check(c, "app.scope").value) == (V.FAIL, "1")
+
+    def test_open_connection_after_cl_and_te_fails(self) -> None:
+        records = [
+            hello(),
+            app("body", body=b("hello")),
+            client("response", status=200, headers=[], body=b("ok")),
+        ]
+        c = cell("http.request.cl-and-te", records)
+        assert (c.verdict, check(c, "the connection is closed after the response").value) == (V.FAIL, "open")

@@ -336,6 +336,15 @@ def client_header(records: Records, params: Mapping[str, Any]) -> str:
     return compact([v for n, v in responses[index]["headers"] if n == name])
 
 
+@observable("client.trailer")
+def client_trailer(records: Records, params: Mapping[str, Any]) -> str:
+    """The values of trailer field ``name`` of the first response (a chunked one)."""
+    responses = _responses(records)
+    if not responses:
+        return "no-response"
+    return compact([v for n, v in responses[0].get("trailers") or [] if n == params["name"]])
+
+
 @observable("client.has_headers")
 def client_has_headers(records: Records, params: Mapping[str, Any]) -> str:
     """Which of ``names`` the first response carries."""

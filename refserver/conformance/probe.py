@@ -335,6 +335,8 @@ class ScriptRunner:
                 if a["name"] not in extensions:
                     self.rep.report("unsupported", step=index, extension=a["name"])
                     raise _Unsupported(a["name"])
+            elif op == "file_response":
+                await self._file_response(a["kind"], a["content"], index)
             elif op == "send_until_blocked":
                 await self._send_until_blocked(a, index)
             elif op == "set_state":
@@ -346,6 +348,25 @@ class ScriptRunner:
                     self.rep.report("state_unsupported", step=index)
             else:  # pragma: no cover - a catalogue error
                 raise ValueError(f"unknown app step {op!r}")
+
+    async def _file_response(self, kind: str, content: bytes, index: int) -> None:
+        """200 with ``content`` from a file: by path (pathsend) or by file object (zerocopysend).
+        The file stays (a server may read it after send() returned); its name depends only on
+        the content, so runs overwrite it rather than pile files up."""
+        import hashlib
+        import tempfile
+
+        name = f"refserver-probe-{hashlib.sha256(content).hexdigest()[:16]}.txt"
+        path = os.path.join(tempfile.gettempdir(), name)
+        with open(path, "wb") as f:
+            f.write(content)
+        headers = [[b"content-type", b"text/plain"], [b"content-length", str(len(content)).encode()]]
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers}, 3.0, index)
+        if kind == "path":
+            await self.send({"type": "http.response.pathsend", "path": path}, 3.0, index)
+        else:
+            with open(path, "rb") as file:
+                await self.send({"type": "http.response.zerocopysend", "file": file}, 3.0, index)
 
     async def _send_until_pending(self, a: Mapping[str, Any], index: int) -> None:
         """Send until one send() is slow; report ``send_pending`` and keep awaiting that
@@ -527,6 +548,9 @@ async def _run(steps: tuple[Step, ...], scope: Scope, receive: Receive, send: Se
         try:
             if scope.get("type") == "websocket":
                 await _within(send({"type": "websocket.close"}), 1.0)
+            elif scope.get("type") == "http":
+                await _within(send({"type": "http.response.start", "status": 501, "headers": []}), 1.0)
+                await _within(send({"type": "http.response.body", "body": b"not advertised"}), 1.0)
         except BaseException as exc:
             if _is_cancellation(exc):
                 raise

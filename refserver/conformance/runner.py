@@ -420,7 +420,7 @@ def judge(
         cell.verdict = V.NA
         cell.error = "the target never ran the lifespan scope"
         return cell
-    if scenario.extension and any(r["side"] == "app" and r["ev"] == "unsupported" for r in records):
+    if scenario.extension and any(r["side"] in ("app", "client") and r["ev"] == "unsupported" for r in records):
         cell.verdict = V.NA
         cell.error = f"the target does not advertise {scenario.extension}"
         return cell
@@ -553,6 +553,14 @@ class ClientScript:
                 )
                 if current.responses == 0 and not current.ended and trace.of("client", "informational"):
                     await current.write(a["data"], f"{len(a['data'])} bytes of content after 100 Continue")
+        elif op == "frame_if_negotiated":
+            response = next((r for r in trace.of("client", "response") if r.get("status") == 101), None)
+            offered = ",".join(v for n, v in (response or {}).get("headers", []) if n == "sec-websocket-extensions")
+            if response is None or a["extension"] not in offered:
+                trace.add("client", "unsupported", extension=a["extension"])
+            else:
+                frame = build_frame(a["opcode"], a["payload"], rsv=a["rsv"])
+                await (await self._connect()).write(frame, f"frame opcode={a['opcode']} rsv={a['rsv']} (compressed)")
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":
