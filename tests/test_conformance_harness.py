@@ -15,7 +15,15 @@ import pytest
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID
 from refserver.conformance.cli import exit_status, main
-from refserver.conformance.report import Report, load_json, render_diff, render_json, render_junit
+from refserver.conformance.report import (
+    Report,
+    findings,
+    load_json,
+    render_diff,
+    render_findings,
+    render_json,
+    render_junit,
+)
 from refserver.conformance.runner import TargetRun
 from refserver.conformance.targets import (
     PLACEHOLDERS,
@@ -156,3 +164,35 @@ class TestReports:
         lines = [line.split()[0] for line in text.splitlines()[2:] if line.startswith("ws.")]
         assert lines == ["ws.close.empty"]
         assert "1 scenarios differ, 1 are the same" in text
+
+
+class TestFindings:
+    """docs/peer-findings.md: one finding per root cause (same server, same wrong value)."""
+
+    def test_grouped_by_root_cause_across_scenarios_and_variants(self) -> None:
+        def bad(target: str, scenario: str, value: str) -> V.Cell:
+            check = V.CheckResult("code", "app.disconnect.code", value, V.FAIL, "MUST", ("1000",), "1000")
+            return V.Cell(target, scenario, V.FAIL, [check], advertised="2.3")
+
+        cells = [
+            bad("hypercorn", "ws.close.code-reason", "1006"),
+            bad("hypercorn-trio", "ws.close.echo", "1006"),
+            bad("hypercorn", "ws.close.empty", "1000"),
+            bad("refserver", "ws.close.echo", "1006"),  # refserver is never a finding
+            V.Cell("hypercorn", "ws.close.prompt", V.DEVIATES, []),  # an unclaimed SHOULD is not either
+            V.Cell("granian", "ws.close.echo", V.CRASH, error="the server process exited with status 1; log: x"),
+        ]
+        report = Report(
+            [BY_ID[i] for i in ("ws.close.code-reason", "ws.close.echo", "ws.close.empty", "ws.close.prompt")],
+            [_target(n) for n in ("refserver", "hypercorn", "hypercorn-trio", "granian")],
+            cells,
+        )
+        groups = findings(report)
+        assert [(g["family"], g["kind"], g["value"], len(g["cells"])) for g in groups] == [
+            ("granian", "crash", "the server process exited with status 1", 1),
+            ("hypercorn", "app.disconnect.code", "1006", 2),
+            ("hypercorn", "app.disconnect.code", "1000", 1),
+        ]
+        text = render_findings(report)
+        assert "3 findings in 4 cells." in text
+        assert "python -m refserver.conformance --explain ws.close.echo --target hypercorn-trio" in text

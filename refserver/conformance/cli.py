@@ -27,6 +27,7 @@ from refserver.conformance.report import (
     load_json,
     render_diff,
     render_explain,
+    render_findings,
     render_json,
     render_junit,
     render_markdown,
@@ -46,6 +47,7 @@ from refserver.conformance.targets import (
 )
 
 DOCS_PATH = Path(__file__).resolve().parent.parent.parent / "docs" / "conformance.md"
+FINDINGS_PATH = DOCS_PATH.with_name("peer-findings.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument(
         "--format",
-        choices=("text", "markdown", "json", "junit"),
+        choices=("text", "markdown", "json", "junit", "findings"),
         default="text",
-        help="report format; junit: one test case per scenario and target, for a server's own CI",
+        help="report format; junit: one test case per scenario and target, for a server's own CI; findings: "
+        "the peers' departures from a MUST or a claimed SHOULD, grouped by root cause (docs/peer-findings.md)",
     )
     p.add_argument(
         "--from-json",
@@ -143,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--docs",
         action="store_true",
-        help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name}",
+        help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name} and the "
+        f"peers' findings to {FINDINGS_PATH.name}",
     )
     p.add_argument("--no-traces", action="store_true", help="leave traces out of the JSON report")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -272,6 +276,8 @@ def render(report: Report, fmt: str, *, traces: bool = True) -> str:
         return render_markdown(report)
     if fmt == "junit":
         return render_junit(report)
+    if fmt == "findings":
+        return render_findings(report)
     return render_text(report)
 
 
@@ -288,6 +294,9 @@ def finish(args: argparse.Namespace, report: Report, parser: argparse.ArgumentPa
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"conformance: report written to {args.out}", file=sys.stderr)
+    if args.docs:
+        FINDINGS_PATH.write_text(render_findings(report), encoding="utf-8")
+        print(f"conformance: findings written to {FINDINGS_PATH}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return exit_status(report, args.strict, check_refserver=not args.from_json)

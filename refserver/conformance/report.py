@@ -653,3 +653,94 @@ def render_diff(report: Report, left: str, right: str) -> str:
     out.append(f"{len(rows)} scenarios differ, {same} are the same (verdict and every observed value).")
     out.append(f"One of them in detail: python -m refserver.conformance --explain SCENARIO --target {left}")
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- findings for upstream
+
+
+def _family(target: str) -> str:
+    """``hypercorn-trio`` -> ``hypercorn``: the variants of one server share its bugs."""
+    return target.split("-")[0]
+
+
+def findings(report: Report) -> list[dict[str, Any]]:
+    """Every peer cell that breaks a MUST, or a SHOULD of a spec version the peer advertises
+    (``fail``), or in which the peer went down (``crash``), grouped by root cause: the same
+    server, the same observable and the same wrong value, across scenarios and variants."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in report.cells:
+        if c.target.startswith("refserver") or c.verdict not in (V.FAIL, V.CRASH):
+            continue
+        scenario = BY_ID.get(c.scenario)
+        if c.verdict == V.CRASH:
+            what = (c.error or "").split("; log:")[0]
+            key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))
+            bad = [("server", what)]
+        else:
+            failing = [k for k in c.checks if k.verdict == V.FAIL]
+            key = (_family(c.target), failing[0].observable, failing[0].value)
+            bad = [(k.label, k.value) for k in failing]
+        group = groups.setdefault(key, {"family": key[0], "kind": key[1], "value": key[2], "cells": []})
+        group["cells"].append({"cell": c, "scenario": scenario, "bad": bad})
+    out = list(groups.values())
+    out.sort(key=lambda g: (g["family"], -len(g["cells"]), g["kind"], g["value"]))
+    return out
+
+
+def render_findings(report: Report) -> str:
+    groups = findings(report)
+    versions = {t.name: t.info.version for t in report.targets}
+    out = [
+        "# Findings for upstream: where peers break the ASGI spec or the RFCs",
+        "",
+        f"Generated {report.generated} by `python -m refserver.conformance --docs` from the run of "
+        "[docs/conformance.md](conformance.md); do not edit by hand.",
+        "",
+        "Every cell in which a peer breaks a MUST, or a SHOULD of a spec version it advertises (a claim it does "
+        "not keep), or in which the server under test exited or stopped answering. Cells with the same server, "
+        "the same observed value and the same wrong value are one finding: one root cause. Each finding gives "
+        "the rule (the scenario's lesson and the sections it rests on), what the server did, and the one command "
+        "that reproduces it with both traces side by side.",
+        "",
+        f"{len(groups)} findings in {sum(len(g['cells']) for g in groups)} cells.",
+        "",
+    ]
+    family = None
+    for number, g in enumerate(groups, 1):
+        if g["family"] != family:
+            family = g["family"]
+            targets = sorted({e["cell"].target for x in groups if x["family"] == family for e in x["cells"]})
+            shown = ", ".join(f"{t} {versions.get(t, '')}".strip() for t in targets)
+            out += [f"## {family}", "", f"Targets: {shown}.", ""]
+        first = g["cells"][0]
+        scenarios = sorted({e["cell"].scenario for e in g["cells"]})
+        if g["kind"] == "crash":
+            title = f"the server went down: {g['value']}"
+        else:
+            label = first["bad"][0][0]
+            title = f"{label} = `{_md(g['value'])}`"
+        out.append(f"### {number}. {_md(title)}")
+        out.append("")
+        out.append(
+            f"In {len(scenarios)} scenario{'s' if len(scenarios) > 1 else ''}: "
+            + ", ".join(f"`{x}`" for x in scenarios)
+            + "."
+        )
+        out.append("")
+        seen: set[str] = set()
+        for e in g["cells"]:
+            s, c = e["scenario"], e["cell"]
+            if s is not None and s.id not in seen:
+                seen.add(s.id)
+                out.append(f"- **`{s.id}`** ({s.level.value}; {_md('; '.join(s.refs))}): {_md(s.lesson)}")
+            expected = ""
+            for k in c.checks:
+                if k.verdict == V.FAIL:
+                    note = f"; {k.note}" if k.note else ""
+                    expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
+                    break
+            did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
+            out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")
+            out.append(f"    Reproduce: `python -m refserver.conformance --explain {c.scenario} --target {c.target}`")
+        out.append("")
+    return "\n".join(out) + "\n"
