@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"peers' findings to {FINDINGS_PATH.name}",
     )
     p.add_argument("--no-traces", action="store_true", help="leave traces out of the JSON report")
+    p.add_argument(
+        "--json-out",
+        metavar="FILE",
+        help="also write the run as a JSON report to FILE (e.g. with --docs), to render or --diff it later",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -294,6 +299,9 @@ def finish(args: argparse.Namespace, report: Report, parser: argparse.ArgumentPa
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"conformance: report written to {args.out}", file=sys.stderr)
+    if args.json_out:
+        Path(args.json_out).write_text(render(report, "json", traces=not args.no_traces), encoding="utf-8")
+        print(f"conformance: JSON report written to {args.json_out}", file=sys.stderr)
     if args.docs:
         FINDINGS_PATH.write_text(render_findings(report), encoding="utf-8")
         print(f"conformance: findings written to {FINDINGS_PATH}", file=sys.stderr)
