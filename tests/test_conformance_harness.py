@@ -132,7 +132,7 @@ class TestReports:
             V.Cell("b", "ws.close.code-reason", V.CRASH, error="the server process was killed by SIGSEGV"),
         ]
 
-    def test_json_reads_back_without_a_second_run(self, tmp_path: Path) -> None:
+    def test_json_reads_back_without_a_second_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         report = _report(self.cells())
         path = tmp_path / "r.json"
         path.write_text(json.dumps(render_json(report)), encoding="utf-8")
@@ -141,7 +141,11 @@ class TestReports:
             (c.target, c.scenario, c.verdict, c.command) for c in report.cells
         ]
         assert again.totals("b") == report.totals("b")
+        capsys.readouterr()
         assert main(["--from-json", str(path), "--format", "markdown", "--out", str(tmp_path / "r.md")]) == 0
+        assert capsys.readouterr().out == ""  # written to the file only
+        assert main(["--from-json", str(path), "--format", "junit"]) == 0
+        assert capsys.readouterr().out.startswith("<?xml")
         text = (tmp_path / "r.md").read_text(encoding="utf-8")
         assert "| b | " in text and "crash: the server process was killed by SIGSEGV" in text
         assert "`srv --port 1`" in text

@@ -174,8 +174,8 @@ class TestLifespanStartupFailed:
     """lifespan "Startup Failed - send event": "If a server sees this it should log/print the
     message provided and then exit." An exit is the rule; its status is not named."""
 
-    def run(self, value: str) -> V.Cell:
-        records = [runner("server_start", value), {**hello(), "instance": "lifespan"}]
+    def run(self, value: str, output: str = "ERROR: Lifespan startup failed: no database") -> V.Cell:
+        records = [runner("server_end", value), {**hello(), "instance": "lifespan"}, runner("server_output", output)]
         return judge(target(), BY_ID["lifespan.startup-failed"], records, None)
 
     def test_exit_1_passes(self) -> None:
@@ -186,10 +186,19 @@ class TestLifespanStartupFailed:
         assert c.verdict == V.DIFFERS
         assert check(c, "the server exits").verdict == V.PASS
 
+    def test_exit_after_listening_passes(self) -> None:
+        # gunicorn's master binds the port first; its worker fails startup and the master exits
+        c = self.run("exited with status 3")
+        assert (c.verdict, check(c, "the server exits").verdict) == (V.DIFFERS, V.PASS)
+
     def test_serving_on_deviates(self) -> None:
-        c = self.run("listening")
+        c = self.run("still running")
         assert c.verdict == V.DEVIATES
         assert check(c, "the server exits").verdict == V.DEVIATES
+
+    def test_message_not_logged_deviates(self) -> None:
+        c = self.run("exited with status 1 before listening", output="shutting down\n")
+        assert (c.verdict, check(c, "the message is logged or printed").value) == (V.DEVIATES, "no")
 
 
 class TestExpectContinueUnread:

@@ -299,14 +299,14 @@ def finish(args: argparse.Namespace, report: Report, parser: argparse.ArgumentPa
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"conformance: report written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     if args.json_out:
         Path(args.json_out).write_text(render(report, "json", traces=not args.no_traces), encoding="utf-8")
         print(f"conformance: JSON report written to {args.json_out}", file=sys.stderr)
     if args.docs:
         FINDINGS_PATH.write_text(render_findings(report), encoding="utf-8")
         print(f"conformance: findings written to {FINDINGS_PATH}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
     return exit_status(report, args.strict, check_refserver=not args.from_json)
 
 

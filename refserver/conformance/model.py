@@ -83,6 +83,7 @@ class ServerNeeds:
     lifespan: bool = False  # the probe runs this scenario's app script on the lifespan scope
     ping_interval_s: float | None = None  # ask for keepalive pings this often, where the target can
     shutdown: bool = False  # the client script sends SIGTERM to the server (c_shutdown_server)
+    exits: bool = False  # the server is expected to exit by itself: wait for it (5 s), record "server_end"
 
 
 @dataclass(frozen=True)

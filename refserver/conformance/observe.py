@@ -522,6 +522,16 @@ def server_log(records: Records, params: Mapping[str, Any]) -> str:
     return runner_value(records, {"ev": "server_log", "missing": "not-observed"})
 
 
+@observable("server.output")
+def server_output(records: Records, params: Mapping[str, Any]) -> str:
+    """ "yes" if what a server of the scenario's own wrote contains ``contains``; "no"; or
+    "not-observed" (refserver in-process)."""
+    found = [r for r in records if r["side"] == "runner" and r["ev"] == "server_output"]
+    if not found:
+        return "not-observed"
+    return "yes" if str(params["contains"]) in str(found[-1].get("value")) else "no"
+
+
 def observe(name: str, records: Records, params: Mapping[str, Any]) -> str:
     fn = OBSERVABLES.get(name)
     if fn is None:

@@ -334,7 +334,11 @@ class Runner:
             if problem is not None:
                 crash = f"the server did not start: {problem}"
             server = target.server
-        log_from = server.log_size() if server is not None and crash is None else -1
+        # a server of the scenario's own: all it wrote, startup included (a failed lifespan
+        # startup is logged before the server would listen)
+        log_from = (0 if dedicated else server.log_size()) if server is not None and crash is None else -1
+        if dedicated and server is not None and server.log_size() < 0:
+            log_from = -1
         if crash is None:
             with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
                 try:
@@ -351,6 +355,15 @@ class Runner:
         ):
             # a lifespan scenario's server may exit on purpose, but only after running the app
             crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
+        if dedicated and scenario.server is not None and scenario.server.exits:
+            # A server may bind its port before it runs the app's startup (gunicorn's master
+            # does), so "it listened" does not mean "it keeps serving": wait for the exit.
+            if server.exit_reason is not None:
+                end = str(server.exit_reason)
+            else:
+                status = await server.wait_exit(5.0)
+                end = "still running" if status is None else f"exited with status {status}"
+            trace.add("runner", "server_end", value=end)
         if dedicated:
             if scenario.server is not None and scenario.server.shutdown:
                 status = await server.wait_exit(6.0)
@@ -361,7 +374,9 @@ class Runner:
                 trace.add("runner", "server_exit", value="still running")
             await server.stop()
             if log_from >= 0:
-                trace.add("runner", "server_log", value=logged_errors(server.log_since(log_from)))
+                output = server.log_since(log_from)
+                trace.add("runner", "server_log", value=logged_errors(output))
+                trace.add("runner", "server_output", value=output[-4000:])
                 log_from = -1
             server.cleanup()
         elif health and error is None and crash is None:

@@ -341,6 +341,13 @@ SCENARIOS: list[Scenario] = [
             ck("app.step", "lifespan.shutdown", step=2, instance="lifespan", level=MUST, show=True),
             ck("runner", "status *", ev="server_exit", label="the server exits"),
             ck(
+                "server.output",
+                "yes",
+                "not-observed",
+                contains="could not flush",
+                label="the message is logged or printed",
+            ),
+            ck(
                 "runner",
                 "status *",
                 choice="status 1",

@@ -599,17 +599,27 @@ SCENARIOS = [
         checks=(
             # "If a server sees this it should log/print the message provided and then exit":
             # the exit is the rule; its status is not named, so a non-zero one is a choice.
-            ck("runner", "exited with status *", ev="server_start", label="the server exits", show=True),
+            ck("runner", "exited with status *", ev="server_end", label="the server exits", show=True),
+            ck(
+                "server.output",
+                "yes",
+                "not-observed",
+                choice=None,
+                contains="no database",
+                label="the message is logged or printed",
+            ),
             ck(
                 "runner",
                 "re:exited with status [1-9].*",
                 "exited with status 0*",
-                ev="server_start",
+                "still running",
+                ev="server_end",
                 level=UNSPEC,
                 choice="exited with status 1*",
                 label="exit status",
             ),
         ),
+        server=ServerNeeds(lifespan=True, exits=True),
         extension="lifespan",
     ),
     lifespan(
