@@ -380,11 +380,14 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         "",
         "```sh",
         "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
-        "/tmp/peers/bin/python -m refserver.conformance --docs",
+        "/tmp/peers/bin/python -m refserver.conformance --docs --json-out /tmp/conformance.json",
+        "/tmp/peers/bin/python -m refserver.conformance --from-json /tmp/conformance.json --diff hypercorn daphne",
         "```",
         "",
         "`--docs` runs every built-in target that is installed and writes this file "
-        "(`--format markdown --out docs/conformance.md`).",
+        "(`--format markdown --out docs/conformance.md`) and [docs/peer-findings.md](peer-findings.md) "
+        "(`--format findings`); `--json-out` keeps the run, so it can be rendered or compared again without "
+        "running anything. The `conformance` extra pins the peers' versions this matrix was made with.",
         "",
     ]
     return "\n".join(out)
