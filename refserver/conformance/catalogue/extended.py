@@ -105,7 +105,7 @@ SCENARIOS: list[Scenario] = [
         client=(c_request(raw=b"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"), c_wait_responses(1), c_wait_eof(3.0)),
         app=(a_receive(), a_respond(200, b"old")),
         checks=(
-            ck("app.scope", "1.0", key="http_version", show=True),
+            ck("app.scope", "1.0", key="http_version", label="http_version", show=True),
             ck("client.status", "200"),
             ck("client.body", "old"),
             _closes("the connection is closed after the response"),
@@ -132,7 +132,15 @@ SCENARIOS: list[Scenario] = [
         client=(c_request(suffix="/a%FFb"), c_wait_responses(1)),
         app=(a_receive(), a_respond()),
         checks=(
-            ck("app.scope", "b'/*/a%FFb'", "not-called", choice="b'/*/a%FFb'", key="raw_path", show=True),
+            ck(
+                "app.scope",
+                "b'/*/a%FFb'",
+                "not-called",
+                choice="b'/*/a%FFb'",
+                key="raw_path",
+                label="raw_path",
+                show=True,
+            ),
             ck("app.scope", "*", choice="*/a\ufffdb", key="path", level=UNSPEC, label="path", show=True),
             ck("client.status", "200", "400", choice="200", level=UNSPEC, label="status"),
         ),
@@ -301,7 +309,7 @@ SCENARIOS: list[Scenario] = [
         client=(c_handshake(), c_wait_app("ended")),
         lifespan_app=STATE_LIFESPAN,
         app=(*CONNECT_ACCEPT, a_send({"type": "websocket.close"})),
-        checks=(ck("app.scope", "v", key="state.k", show=True),),
+        checks=(ck("app.scope", "v", key="state.k", label="state from the lifespan", show=True),),
         extension="lifespan",
     ),
     lifespan(
@@ -319,7 +327,7 @@ SCENARIOS: list[Scenario] = [
         ),
         lifespan_app=STATE_LIFESPAN,
         app=(*CONNECT_ACCEPT, a_mutate_state("k", "changed"), a_send({"type": "websocket.close"})),
-        checks=(ck("app.scope", "v", key="state.k", instance=1, show=True),),
+        checks=(ck("app.scope", "v", key="state.k", instance=1, label="the next connection's state", show=True),),
         extension="lifespan",
     ),
     lifespan(
