@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=default_jobs(),
         metavar="N",
         help="run up to N lanes at once, across targets; a target's scenarios are dealt out to up to "
-        f"{LANES_PER_TARGET} lanes, each with a server of its own (default: 4 per core, here %(default)s)",
+        f"{LANES_PER_TARGET} lanes, each with a server of its own (default: 5 per core, here %(default)s)",
     )
     p.add_argument(
         "--repeat",

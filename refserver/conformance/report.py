@@ -63,8 +63,8 @@ python -m refserver.conformance --diff hypercorn daphne   # the scenarios on whi
 Peers are run with the interpreter given by `--python` (or `$REFSERVER_CONFORMANCE_PYTHON`);
 install them with `pip install 'refserver[conformance]'` (the versions this matrix was made
 with are pinned there). A peer that is not installed is reported as such. A target's
-scenarios are dealt out to up to four lanes, each with a server of its own, and `--jobs`
-lanes run at once across all targets (default: four per core). A server that exits or stops
+scenarios are taken, slowest first, by up to four lanes, each with a server of its own, and
+`--jobs` lanes run at once across all targets (default: five per core). A server that exits or stops
 answering is killed (by the PID the harness started), restarted, and the cell says `crash`
 with the exit status; a fault of the harness itself says `error` and is reported apart. The
 run always finishes.
