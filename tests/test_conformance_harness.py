@@ -99,7 +99,7 @@ def _report(cells: list[V.Cell], names: tuple[str, ...] = ("a", "b")) -> Report:
 
 
 def _check(value: str, verdict: str) -> V.CheckResult:
-    return V.CheckResult("code", "app.disconnect.code", value, verdict, "SHOULD", ("1005",), "1005")
+    return V.CheckResult("code", "app.disconnect.code", value, verdict, "SHOULD", ("1005",), "1005", show=True)
 
 
 class TestStrict:
@@ -141,6 +141,7 @@ class TestReports:
             (c.target, c.scenario, c.verdict, c.command) for c in report.cells
         ]
         assert again.totals("b") == report.totals("b")
+        assert [c.summary for c in again.cells] == [c.summary for c in report.cells]
         capsys.readouterr()
         assert main(["--from-json", str(path), "--format", "markdown", "--out", str(tmp_path / "r.md")]) == 0
         assert capsys.readouterr().out == ""  # written to the file only
@@ -200,3 +201,12 @@ class TestFindings:
         text = render_findings(report)
         assert "3 findings in 4 cells." in text
         assert "python -m refserver.conformance --explain ws.close.echo --target hypercorn-trio" in text
+
+
+def test_docs_show_portable_command_lines() -> None:
+    from refserver.conformance.report import _portable
+
+    assert _portable("/venv/bin/python -m gunicorn --bind 127.0.0.1:58867 app") == (
+        "python -m gunicorn --bind 127.0.0.1:PORT app"
+    )
+    assert _portable("/usr/bin/python3.11 -m refserver app --port 44107") == "python -m refserver app --port PORT"

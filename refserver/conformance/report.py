@@ -14,7 +14,7 @@ JSON shape (``"format": "refserver-conformance/1"``)::
       "scenarios": [Scenario.to_json()],            # id, title, lesson, group, refs, level, scripts, checks
       "cells": [{"target", "scenario", "verdict", "advertised_spec_version", "error", "duration_s",
                  "attempts", "command", "checks": [{"label", "observable", "value", "verdict", "level",
-                                         "allowed", "refserver", "note"}],
+                                         "allowed", "refserver", "note", "show"}],
                  "trace": [{"t", "side", "ev", ...}]}]
     }
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +283,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
     ]
     for t in targets:
         for command in report.commands(t.name)[:1]:
-            out.append(f"- {t.name}: `{_md(command)}`")
+            out.append(f"- {t.name}: `{_md(_portable(command))}`")
     out += ["", "## Totals", "", "| target | " + " | ".join(ORDER) + " |", "|---|" + "---|" * len(ORDER)]
     for n in names:
         totals = report.totals(n)
@@ -391,6 +392,13 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _portable(command: str) -> str:
+    """A command line as the docs show it: the interpreter's path is ``python`` and the port
+    the harness chose is ``PORT``."""
+    command = re.sub(r"\S*/bin/python[0-9.]*", "python", command)
+    return re.sub(r"(--port |--bind \S+:|-p |:)\d{4,5}\b", r"\1PORT", command)
 
 
 def _anchor(text: str) -> str:
@@ -543,6 +551,14 @@ def load_json(path: str | Path) -> Report:
         targets.append(run)
     cells = []
     for c in data["cells"]:
+        known = BY_ID.get(c["scenario"])
+
+        def shown(i: int, k: dict[str, Any], known: Scenario | None = known) -> bool:
+            if "show" in k:
+                return bool(k["show"])
+            # a report written before "show" was recorded: the catalogue's check says
+            return known is not None and i < len(known.checks) and known.checks[i].show
+
         checks = [
             V.CheckResult(
                 k["label"],
@@ -552,9 +568,10 @@ def load_json(path: str | Path) -> Report:
                 k["level"],
                 tuple(k["allowed"]),
                 k.get("refserver"),
+                show=shown(i, k),
                 note=k.get("note", ""),
             )
-            for k in c["checks"]
+            for i, k in enumerate(c["checks"])
         ]
         cells.append(
             V.Cell(

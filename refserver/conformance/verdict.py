@@ -76,6 +76,7 @@ class CheckResult:
             "allowed": list(self.allowed),
             "refserver": self.choice,
             "note": self.note,
+            "show": self.show,
         }
 
 
