@@ -531,6 +531,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds allowed for the server to start listening (default 30)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="show wstest's output")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="run refserver and every installed peer (see --targets), one after the other, and print the table",
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"like --matrix, and write the table to {DOCS_PATH.relative_to(REPO_ROOT)}",
+    )
+    parser.add_argument(
+        "--targets",
+        action="append",
+        metavar="NAMES",
+        help="comma-separated targets for --matrix (default: every one that is installed): " + ", ".join(TARGETS),
+    )
+    parser.add_argument(
+        "--python",
+        default=os.environ.get("REFSERVER_CONFORMANCE_PYTHON") or sys.executable,
+        help="the interpreter that has the peers installed (default: this one, or $REFSERVER_CONFORMANCE_PYTHON)",
+    )
     args = parser.parse_args(argv)
 
     # --- cases ------------------------------------------------------------------
@@ -570,12 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
 
-    # --- report dir ---------------------------------------------------------------
-    report_dir = args.report_dir.resolve()
-    report_dir.mkdir(parents=True, exist_ok=True)
-    stale = report_dir / "index.json"
-    if stale.exists():
-        stale.unlink()
+    if args.matrix or args.docs:
+        return run_matrix(args, requested, excludes, mode, wstest, timeout)
 
     # --- server -----------------------------------------------------------------
     env = dict(os.environ)
@@ -588,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         agent = args.agent or os.path.basename(server_argv[0]) or "server"
         cwd = Path.cwd()
+        wait_url = False
     else:
         port = 0
         server_argv = [
@@ -608,25 +626,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent = args.agent or "refserver"
         cwd = REPO_ROOT
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        wait_url = True
     agent = re.sub(r"[^A-Za-z0-9_.-]", "_", agent)
+    report_dir = args.report_dir.resolve()
+    outcome = run_target(
+        agent,
+        server_argv,
+        cwd,
+        env,
+        port,
+        wait_url,
+        requested,
+        excludes,
+        mode,
+        wstest,
+        report_dir,
+        timeout,
+        args.startup_timeout,
+        args.verbose,
+        strict_exit=not args.target_command,
+    )
+    if outcome is None:
+        return 2
+    return summarise(report_dir, agent, requested)
 
-    log(f"{len(requested)} cases ({mode}); wstest: {wstest}")
-    log(f"starting server: {shlex.join(server_argv)}")
+
+def run_target(
+    agent: str,
+    server_argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    port: int,
+    wait_url: bool,
+    requested: list[str],
+    excludes: list[str],
+    mode: str,
+    wstest: str,
+    report_dir: Path,
+    timeout: float,
+    startup_timeout: float,
+    verbose: bool,
+    *,
+    strict_exit: bool = True,
+) -> bool | None:
+    """Start one server, run wstest against it, stop it. None when the server did not
+    start (a setup error); else whether the server died during the run."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stale = report_dir / "index.json"
+    if stale.exists():
+        stale.unlink()
+    log(f"{agent}: {len(requested)} cases ({mode}); wstest: {wstest}")
+    log(f"{agent}: starting server: {shlex.join(server_argv)}")
     started = time.monotonic()
     try:
         server = Server(server_argv, cwd, env, report_dir)
     except OSError as exc:
         log(f"cannot start the server: {exc}")
-        return 2
+        return None
+    server_died = False
     try:
-        deadline = started + args.startup_timeout
-        if args.target_command:
+        deadline = started + startup_timeout
+        host = HOST
+        if not wait_url:
             ok = server.wait_for_port(HOST, port, deadline)
-            host = HOST
         else:
             url = server.wait_for_url(deadline)
             ok = False
-            host = HOST
             if url:
                 match = re.match(r"http://(\[[^\]]+\]|[^:/]+):(\d+)", url)
                 if match:
@@ -635,12 +700,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(f"cannot parse the listening URL {url!r}")
         if not ok:
             if server.alive():
-                log(f"the server did not start listening within {args.startup_timeout:.0f}s")
+                log(f"the server did not start listening within {startup_timeout:.0f}s")
             else:
                 log(f"the server exited with status {server.proc.returncode} before listening")
             server.stop()
             print_server_logs(server)
-            return 2
+            return None
         ws_url = f"ws://{host}:{port}"
         log(f"server (pid {server.proc.pid}) listening on {ws_url} after {time.monotonic() - started:.1f}s")
 
@@ -655,17 +720,281 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         spec_path = report_dir / "fuzzingclient.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-        code, server_died = run_wstest(wstest, spec_path, report_dir, len(requested), timeout, server, args.verbose)
+        code, server_died = run_wstest(wstest, spec_path, report_dir, len(requested), timeout, server, verbose)
         if code not in (0, None):
             log(f"wstest exited with status {code}; tail of {report_dir / 'wstest.log'}:")
             print(tail(report_dir / "wstest.log"))
     finally:
         server.stop()
-    if server_died or (
-        server.proc.returncode not in (0, None, -signal.SIGINT, -signal.SIGTERM) and not args.target_command
-    ):
+    if server_died or (server.proc.returncode not in (0, None, -signal.SIGINT, -signal.SIGTERM) and strict_exit):
         print_server_logs(server)
-    return summarise(report_dir, agent, requested)
+    return server_died
+
+
+# ---------------------------------------------------------------------- every peer
+
+DOCS_PATH = REPO_ROOT / "docs" / "compliance.md"
+
+# The echo app under every server the conformance harness knows, with its default
+# WebSocket settings. ``{python}`` is --python; the servers run in this directory, so
+# ``echo_app:app`` imports. (name, distribution whose version is reported, argv)
+TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "refserver": (
+        "refserver",
+        ("{python}", "-m", "refserver", "echo_app:app", "--port", "{port}", "--log-level", "warning"),
+    ),
+    "refserver-trio": (
+        "refserver",
+        (
+            "{python}",
+            "-m",
+            "refserver",
+            "echo_app:app",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+            "--backend",
+            "trio",
+        ),
+    ),
+    "uvicorn": (
+        "uvicorn",
+        ("{python}", "-m", "uvicorn", "echo_app:app", "--port", "{port}", "--ws", "websockets-sansio"),
+    ),
+    "uvicorn-wsproto": (
+        "uvicorn",
+        ("{python}", "-m", "uvicorn", "echo_app:app", "--port", "{port}", "--ws", "wsproto"),
+    ),
+    "uvicorn-websockets": (
+        "uvicorn",
+        ("{python}", "-m", "uvicorn", "echo_app:app", "--port", "{port}", "--ws", "websockets"),
+    ),
+    "hypercorn": ("hypercorn", ("{python}", "-m", "hypercorn", "--bind", "{host}:{port}", "echo_app:app")),
+    "hypercorn-trio": (
+        "hypercorn",
+        ("{python}", "-m", "hypercorn", "--bind", "{host}:{port}", "--worker-class", "trio", "echo_app:app"),
+    ),
+    "daphne": ("daphne", ("{python}", "-m", "daphne", "-b", "{host}", "-p", "{port}", "echo_app:app")),
+    "granian": (
+        "granian",
+        ("{python}", "-m", "granian", "--interface", "asgi", "--host", "{host}", "--port", "{port}", "echo_app:app"),
+    ),
+    "gunicorn": (
+        "gunicorn",
+        (
+            "{python}",
+            "-m",
+            "gunicorn",
+            "--worker-class",
+            "asgi",
+            "--workers",
+            "1",
+            "--bind",
+            "{host}:{port}",
+            "echo_app:app",
+        ),
+    ),
+}
+MODULES = {"refserver-trio": "refserver,trio", "hypercorn-trio": "hypercorn,trio", "uvicorn-wsproto": "uvicorn,wsproto"}
+
+
+def target_version(python: str, name: str) -> str | None:
+    """The installed version of the target's distribution for ``python``; None if missing."""
+    dist = TARGETS[name][0]
+    modules = MODULES.get(name, dist).split(",")
+    code = (
+        "import importlib.util, importlib.metadata, sys\n"
+        f"if any(importlib.util.find_spec(m) is None for m in {modules!r}): sys.exit(1)\n"
+        f"print(importlib.metadata.version({dist!r}))\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or "unknown"
+
+
+def collect(report_dir: Path, agent: str, requested: list[str]) -> Counter[str]:
+    """Outcome counts of one target's report (``missing`` for cases absent from it)."""
+    counts: Counter[str] = Counter()
+    index_path = report_dir / "index.json"
+    results: dict[str, Any] = {}
+    if index_path.is_file():
+        with open(index_path) as f:
+            index = json.load(f)
+        results = index.get(agent) or (next(iter(index.values())) if index else {})
+    for case in requested:
+        entry = results.get(case)
+        counts["missing" if entry is None else str(entry.get("behavior", "?"))] += 1
+    return counts
+
+
+def not_ok(report_dir: Path, agent: str, requested: list[str]) -> list[tuple[str, str]]:
+    index_path = report_dir / "index.json"
+    if not index_path.is_file():
+        return []
+    with open(index_path) as f:
+        index = json.load(f)
+    results = index.get(agent) or (next(iter(index.values())) if index else {})
+    out = []
+    for case in requested:
+        behavior = str((results.get(case) or {}).get("behavior", "missing"))
+        if behavior != "OK" and not (behavior == "INFORMATIONAL" and case in ALLOWED_INFORMATIONAL):
+            out.append((case, behavior))
+    return out
+
+
+def run_matrix(
+    args: argparse.Namespace, requested: list[str], excludes: list[str], mode: str, wstest: str, timeout: float
+) -> int:
+    names = split_list(args.targets) or list(TARGETS)
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        log(f"unknown target {unknown[0]!r}; known: {', '.join(TARGETS)}")
+        return 2
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        version = target_version(args.python, name)
+        if version is None:
+            log(f"{name}: not installed for {args.python}; skipped")
+            rows.append({"name": name, "version": None})
+            continue
+        port = free_port(HOST)
+        argv = [part.format(python=args.python, host=HOST, port=port) for part in TARGETS[name][1]]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(args.python), env.get("PATH", "")) if p)
+        report_dir = (args.report_dir / name).resolve()
+        t0 = time.monotonic()
+        died = run_target(
+            name,
+            argv,
+            HERE,
+            env,
+            port,
+            False,
+            requested,
+            excludes,
+            mode,
+            wstest,
+            report_dir,
+            timeout,
+            args.startup_timeout,
+            args.verbose,
+            strict_exit=True,
+        )
+        counts = collect(report_dir, name, requested) if died is not None else Counter({"missing": len(requested)})
+        rows.append(
+            {
+                "name": name,
+                "version": version,
+                "command": shlex.join(argv).replace(args.python, "python").replace(str(port), "PORT"),
+                "counts": counts,
+                "died": bool(died) or died is None,
+                "not_ok": not_ok(report_dir, name, requested) if died is not None else [],
+                "seconds": time.monotonic() - t0,
+            }
+        )
+    elapsed = time.monotonic() - started
+    text = render_matrix(rows, requested, mode, elapsed)
+    print(text)
+    if args.docs:
+        DOCS_PATH.write_text(text, encoding="utf-8")
+        log(f"wrote {DOCS_PATH}")
+    ref = next((r for r in rows if r["name"] == "refserver" and r.get("version")), None)
+    if ref is None:
+        return 0
+    bad = sum(ref["counts"][o] for o in ("NON-STRICT", "FAILED", "UNIMPLEMENTED", "missing"))
+    return 1 if bad else 0
+
+
+def render_matrix(rows: list[dict[str, Any]], requested: list[str], mode: str, elapsed: float) -> str:
+    import datetime
+    import platform
+
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    cases = (
+        "all 517 cases of groups 1-13 (compression included)"
+        if mode == "full"
+        else f"{len(requested)} cases ({mode} set)"
+    )
+    out = [
+        "# Autobahn|Testsuite results",
+        "",
+        "Generated by `python compliance/autobahn/run.py --docs"
+        + (" --full" if mode == "full" else "")
+        + "`; do not edit by hand.",
+        "",
+        f"[Autobahn|Testsuite](https://github.com/crossbario/autobahn-testsuite) 25.10.1 (`wstest -m fuzzingclient`), "
+        f"{cases}, against the ASGI echo app `compliance/autobahn/echo_app.py` on loopback, every server with its "
+        f"default WebSocket settings. Measured {date} on {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"in {elapsed / 60:.0f} min; every row is measured in this run.",
+        "",
+        "| server | version | " + " | ".join(OUTCOMES) + " | server died |",
+        "|---|---|" + "---|" * (len(OUTCOMES) + 1),
+    ]
+    for row in rows:
+        if row.get("version") is None:
+            out.append(f"| {row['name']} | not installed |" + " |" * (len(OUTCOMES) + 1))
+            continue
+        counts = row["counts"]
+        name = f"**{row['name']}**" if row["name"].startswith("refserver") else row["name"]
+        out.append(
+            f"| {name} | {row['version']} | "
+            + " | ".join(str(counts.get(o, 0)) for o in OUTCOMES)
+            + f" | {'yes' if row['died'] else 'no'} |"
+        )
+    out += [
+        "",
+        "INFORMATIONAL is the only possible outcome of 7.1.6, 7.13.1 and 7.13.2 (the suite records what the server "
+        "did); `missing` counts cases with no result (the server stopped answering, or died).",
+        "",
+        "NON-STRICT in 3.2-3.4, 4.1.3-4.2.5 and 5.15 means: the client sends a valid message and then a bad frame, "
+        "and the server failed the connection before the valid message was echoed. refserver holds the failure "
+        'until the app has taken every earlier message (docs/decisions.md, "Failing the connection"), so the echo '
+        "goes out first.",
+        "",
+        "## Cases that are not OK",
+        "",
+    ]
+    for row in rows:
+        if row.get("version") is None:
+            continue
+        cases = row["not_ok"]
+        if not cases:
+            out.append(f"- {row['name']}: none")
+            continue
+        by_outcome: dict[str, list[str]] = {}
+        for case, behavior in cases:
+            by_outcome.setdefault(behavior, []).append(case)
+        listed = "; ".join(f"{b}: {compress(c)}" for b, c in sorted(by_outcome.items()))
+        out.append(f"- {row['name']}: {listed}")
+    out += ["", "## Command lines", ""]
+    out += [f"- {row['name']}: `{row['command']}`" for row in rows if row.get("version")]
+    out += [
+        "",
+        "## Reproducing",
+        "",
+        "```sh",
+        "bash compliance/autobahn/install.sh                     # once; installs outside the repository",
+        "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
+        "/tmp/peers/bin/python compliance/autobahn/run.py --docs            # the quick set, every target",
+        "/tmp/peers/bin/python compliance/autobahn/run.py --docs --full     # all 517 cases, every target",
+        "python compliance/autobahn/run.py --full --target-command \\",
+        "  'uvicorn echo_app:app --app-dir compliance/autobahn --ws wsproto --host {host} --port {port}'",
+        "```",
+        "",
+        "`run.py` exits non-zero when any case of refserver is FAILED, NON-STRICT, UNIMPLEMENTED or missing "
+        "(INFORMATIONAL is allowed only for 7.1.6, 7.13.1 and 7.13.2); the peers' outcomes are reported, not judged.",
+        "",
+    ]
+    return "\n".join(out)
 
 
 def print_server_logs(server: Server) -> None:

@@ -1,7 +1,9 @@
 """``python -m refserver.conformance``: run the catalogue against servers and report.
 
-Exit status: 0 when refserver meets every one of its own expectations (and every
-``--strict`` target has no ``fail``); 1 otherwise; 2 for a usage error.
+Exit status: 0 when refserver meets every one of its own expectations and every
+``--strict`` target has no ``fail`` and no ``crash`` (and was installed); 1 otherwise; 2 for
+a usage error; 3 when the only problem is a fault of the harness itself (``error`` cells),
+which says nothing about the targets.
 """
 
 from __future__ import annotations
@@ -22,15 +24,20 @@ from refserver.conformance.model import Scenario
 from refserver.conformance.report import (
     Report,
     add_meta_cells,
+    load_json,
+    render_diff,
     render_explain,
+    render_findings,
     render_json,
+    render_junit,
     render_markdown,
     render_text,
 )
-from refserver.conformance.runner import Runner, TargetRun
+from refserver.conformance.runner import LANES_PER_TARGET, Runner, TargetRun, default_jobs
 from refserver.conformance.targets import (
     BUILTIN_TARGETS,
     BY_NAME,
+    PLACEHOLDERS,
     REFSERVER_TARGETS,
     TargetInfo,
     TargetSpec,
@@ -40,6 +47,7 @@ from refserver.conformance.targets import (
 )
 
 DOCS_PATH = Path(__file__).resolve().parent.parent.parent / "docs" / "conformance.md"
+FINDINGS_PATH = DOCS_PATH.with_name("peer-findings.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=COMMAND",
-        help="a server of your own: COMMAND with {app}, {host} and {port} placeholders (repeatable)",
+        help="a server of your own (repeatable). COMMAND may use the placeholders "
+        + "; ".join(f"{{{k}}}: {v}" for k, v in PLACEHOLDERS.items())
+        + ". One simple command is exec'd by the shell, so SIGTERM reaches the server itself; a compound "
+        "command (&&, a pipeline) gets its process group signalled",
     )
     p.add_argument(
         "--scenario",
@@ -74,14 +85,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="report format")
+    p.add_argument(
+        "--format",
+        choices=("text", "markdown", "json", "junit", "findings"),
+        default="text",
+        help="report format; junit: one test case per scenario and target, for a server's own CI; findings: "
+        "the peers' departures from a MUST or a claimed SHOULD, grouped by root cause (docs/peer-findings.md)",
+    )
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="render a report written by --format json (as --format says) instead of running anything",
+    )
+    p.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two targets (any two; with --from-json, from that report): the scenarios whose "
+        "verdict or observed values differ",
+    )
     p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument(
         "--explain",
         metavar="SCENARIO",
         help="run one scenario on --target and on refserver and show both traces side by side",
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="run up to N targets at once (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=default_jobs(),
+        metavar="N",
+        help="run up to N lanes at once, across targets; a target's scenarios are dealt out to up to "
+        f"{LANES_PER_TARGET} lanes, each with a server of its own (default: 5 per core, here %(default)s)",
+    )
     p.add_argument(
         "--repeat",
         type=int,
@@ -94,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="TARGET",
-        help="exit non-zero if TARGET fails any scenario (repeatable)",
+        help="exit non-zero if TARGET fails or crashes in any scenario, or is not installed (repeatable)",
     )
     p.add_argument(
         "--python",
@@ -110,9 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--docs",
         action="store_true",
-        help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name}",
+        help=f"run every installed built-in target and write the markdown matrix to {DOCS_PATH.name} and the "
+        f"peers' findings to {FINDINGS_PATH.name}",
     )
     p.add_argument("--no-traces", action="store_true", help="leave traces out of the JSON report")
+    p.add_argument(
+        "--json-out",
+        metavar="FILE",
+        help="also write the run as a JSON report to FILE (e.g. with --docs), to render or --diff it later",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -160,13 +202,13 @@ async def run_report(
     targets: list[TargetRun],
     scenarios: list[Scenario],
     *,
-    jobs: int = 1,
+    jobs: int | None = None,
     repeat: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Run ``scenarios`` against ``targets`` and build the report (the API the tests use)."""
     started = time.monotonic()
-    runner = Runner(targets, jobs=jobs, repeat=repeat, progress=progress)
+    runner = Runner(targets, jobs=jobs or default_jobs(), repeat=repeat, progress=progress)
     cells = await runner.run(scenarios)
     if any(s.meta for s in scenarios):
         add_meta_cells(cells, targets)
@@ -199,19 +241,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no scenario matches {args.scenario}")
     if args.explain:
         return explain(args)
+    if args.from_json:
+        try:
+            report = load_json(args.from_json)
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--from-json: {exc}")
+        return finish(args, report, parser)
     if args.docs:
         args.format = "markdown"
         args.out = args.out or str(DOCS_PATH)
         args.target = args.target or [t.name for t in BUILTIN_TARGETS]
-        args.jobs = max(args.jobs, 4)
         args.no_traces = True
+    if args.diff and not (args.target or args.target_command):
+        args.target = [n for n in args.diff if n in BY_NAME]
     try:
         targets = resolve_targets(args.target, args.target_command, args.python, args.in_process)
     except ValueError as exc:
         parser.error(str(exc))
-    for name in args.strict:
+    for name in [*args.strict, *(args.diff or [])]:
         if name not in {t.name for t in targets}:
-            parser.error(f"--strict {name}: not among the targets")
+            parser.error(f"{name}: not among the targets")
     for t in targets:
         if not t.info.installed:
             print(f"conformance: {t.name}: not installed ({t.info.reason})", file=sys.stderr)
@@ -222,29 +271,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = anyio.run(
         lambda: run_report(targets, scenarios, jobs=args.jobs, repeat=args.repeat, progress=progress), backend=backend
     )
-    if args.format == "json":
-        text = json.dumps(render_json(report, traces=not args.no_traces), indent=1, ensure_ascii=False) + "\n"
-    elif args.format == "markdown":
-        text = render_markdown(report)
+    return finish(args, report, parser)
+
+
+def render(report: Report, fmt: str, *, traces: bool = True) -> str:
+    if fmt == "json":
+        return json.dumps(render_json(report, traces=traces), indent=1, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return render_markdown(report)
+    if fmt == "junit":
+        return render_junit(report)
+    if fmt == "findings":
+        return render_findings(report)
+    return render_text(report)
+
+
+def finish(args: argparse.Namespace, report: Report, parser: argparse.ArgumentParser) -> int:
+    """Write the report (or the diff) and work out the exit status."""
+    if args.diff:
+        names = {t.name for t in report.targets}
+        for name in args.diff:
+            if name not in names:
+                parser.error(f"--diff: no target {name!r} in the report")
+        text = render_diff(report, args.diff[0], args.diff[1])
     else:
-        text = render_text(report)
+        text = render(report, args.format, traces=not args.no_traces)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"conformance: report written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    if args.json_out:
+        Path(args.json_out).write_text(render(report, "json", traces=not args.no_traces), encoding="utf-8")
+        print(f"conformance: JSON report written to {args.json_out}", file=sys.stderr)
+    if args.docs:
+        FINDINGS_PATH.write_text(render_findings(report), encoding="utf-8")
+        print(f"conformance: findings written to {FINDINGS_PATH}", file=sys.stderr)
+    return exit_status(report, args.strict, check_refserver=not args.from_json)
+
+
+def exit_status(report: Report, strict: Sequence[str], *, check_refserver: bool = True) -> int:
     status = 0
-    missed = refserver_misses(report)
+    missed = refserver_misses(report) if check_refserver else []
     if missed:
         status = 1
         print(f"conformance: refserver missed {len(missed)} of its own expectations:", file=sys.stderr)
         for line in missed[:40]:
             print(f"  {line}", file=sys.stderr)
-    for name in args.strict:
-        fails = [c.scenario for c in report.cells if c.target == name and c.verdict == V.FAIL]
-        if fails:
+    for name in strict:
+        target = next((t for t in report.targets if t.name == name), None)
+        if target is None or not target.info.installed:
             status = 1
-            print(f"conformance: --strict {name}: {len(fails)} failures: {', '.join(fails)}", file=sys.stderr)
+            reason = target.info.reason if target is not None else "not in the report"
+            print(f"conformance: --strict {name}: not run ({reason})", file=sys.stderr)
+            continue
+        bad = [c for c in report.cells if c.target == name and c.verdict in V.STRICT_FAILURES]
+        if bad:
+            status = 1
+            listed = ", ".join(f"{c.scenario} ({c.verdict})" for c in bad)
+            print(f"conformance: --strict {name}: {len(bad)} failures: {listed}", file=sys.stderr)
+    faults = [c for c in report.cells if c.verdict == V.ERROR]
+    if faults:
+        print(
+            f"conformance: {len(faults)} cells hit a fault of the harness itself (not of the target):",
+            file=sys.stderr,
+        )
+        for c in faults[:20]:
+            print(f"  {c.target} / {c.scenario}: {c.error}", file=sys.stderr)
+        if status == 0:
+            status = 3
     return status
 
 

@@ -244,16 +244,17 @@ class Connection:
             return True
         method = self.methods[self.responses] if self.responses < len(self.methods) else "GET"
         body_start = end + 4
+        trailers: list[list[str]] = []
         if method == "HEAD" or status in (204, 304):
             body = b""
             consumed = body_start
         elif "transfer-encoding" in names and any(
             v.lower().endswith("chunked") for n, v in headers if n == "transfer-encoding"
         ):
-            parsed = _dechunk(bytes(self.buffer[body_start:]))
-            if parsed is None:
+            chunked = _dechunk_with_trailers(bytes(self.buffer[body_start:]))
+            if chunked is None:
                 return False
-            body, used = parsed
+            body, used, trailers = chunked
             consumed = body_start + used
         elif "content-length" in names:
             length = int(next(v for n, v in headers if n == "content-length") or 0)
@@ -266,7 +267,13 @@ class Connection:
         del self.buffer[:consumed]
         self.responses += 1
         self.trace.add(
-            "client", "response", status=status, headers=headers, body=preview(body), framing=_framing(names)
+            "client",
+            "response",
+            status=status,
+            headers=headers,
+            body=preview(body),
+            framing=_framing(names),
+            trailers=trailers,
         )
         return True
 
@@ -371,6 +378,12 @@ def _framing(names: set[str]) -> str:
 
 def _dechunk(data: bytes) -> tuple[bytes, int] | None:
     """Parse a chunked body; None if incomplete. Returns (body, bytes consumed)."""
+    parsed = _dechunk_with_trailers(data)
+    return None if parsed is None else parsed[:2]
+
+
+def _dechunk_with_trailers(data: bytes) -> tuple[bytes, int, list[list[str]]] | None:
+    """Parse a chunked body; None if incomplete. Returns (body, bytes consumed, trailer fields)."""
     pos = 0
     body = bytearray()
     while True:
@@ -381,13 +394,18 @@ def _dechunk(data: bytes) -> tuple[bytes, int] | None:
         try:
             size = int(size_text, 16)
         except ValueError:
-            return bytes(body), len(data)
+            return bytes(body), len(data), []
         pos = line_end + 2
         if size == 0:
             trailer_end = data.find(b"\r\n\r\n", pos - 2)
             if trailer_end < 0:
                 return None
-            return bytes(body), trailer_end + 4
+            fields = []
+            for line in data[pos:trailer_end].decode("latin-1").split("\r\n"):
+                name, sep, value = line.partition(":")
+                if sep:
+                    fields.append([name.strip().lower(), value.strip()])
+            return bytes(body), trailer_end + 4, fields
         if len(data) < pos + size + 2:
             return None
         body += data[pos : pos + size]

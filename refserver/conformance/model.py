@@ -83,6 +83,7 @@ class ServerNeeds:
     lifespan: bool = False  # the probe runs this scenario's app script on the lifespan scope
     ping_interval_s: float | None = None  # ask for keepalive pings this often, where the target can
     shutdown: bool = False  # the client script sends SIGTERM to the server (c_shutdown_server)
+    exits: bool = False  # the server is expected to exit by itself: wait for it (5 s), record "server_end"
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,13 @@ def c_send_body(data: bytes) -> Step:
     return Step("send_raw", {"data": data})
 
 
+def c_send_body_on_continue(data: bytes, timeout: float = 3.0) -> Step:
+    """Wait for the server's first answer to an ``Expect: 100-continue`` request: if it is
+    100 (Continue), send ``data`` (the content), as an RFC 9110 §10.1.1 client does; if it is
+    the final response, send nothing."""
+    return Step("body_on_continue", {"data": data, "timeout": timeout})
+
+
 def c_text(text: str) -> Step:
     return Step("frame", {"opcode": 1, "payload": text.encode()})
 
@@ -334,9 +342,11 @@ def c_connect_only() -> Step:
 # App script builders (run by the probe app).
 
 
-def a_receive(timeout: float | None = 3.0) -> Step:
-    """``await receive()``; reported with its result, or ``receive_timeout``."""
-    return Step("receive", {"timeout": timeout})
+def a_receive(timeout: float | None = 3.0, *, catch: bool = False) -> Step:
+    """``await receive()``; reported with its result, or ``receive_timeout``. What it raises
+    is reported and re-raised (the app ends with it), unless ``catch``: then the script goes on,
+    as an app that catches the exception would."""
+    return Step("receive", {"timeout": timeout, "catch": catch})
 
 
 def a_receive_until(kind: str, timeout: float = 3.0) -> Step:
@@ -344,10 +354,11 @@ def a_receive_until(kind: str, timeout: float = 3.0) -> Step:
     return Step("receive_until", {"kind": kind, "timeout": timeout})
 
 
-def a_send(message: Mapping[str, Any], timeout: float | None = 3.0) -> Step:
+def a_send(message: Mapping[str, Any], timeout: float | None = 3.0, *, catch: bool = False) -> Step:
     """``await send(message)``; reported as returned, raised (class, OSError or not) or
-    blocked (did not return within ``timeout``)."""
-    return Step("send", {"message": dict(message), "timeout": timeout})
+    blocked (did not return within ``timeout``). What it raises is reported and re-raised (the
+    app ends with it), unless ``catch``: then the script goes on, as an app that catches it would."""
+    return Step("send", {"message": dict(message), "timeout": timeout, "catch": catch})
 
 
 def a_accept(subprotocol: str | None = None, headers: tuple[tuple[bytes, bytes], ...] | None = None) -> Step:
@@ -359,17 +370,17 @@ def a_accept(subprotocol: str | None = None, headers: tuple[tuple[bytes, bytes],
     return a_send(message)
 
 
-def a_close(code: Any = None, reason: Any = None, timeout: float | None = 3.0) -> Step:
+def a_close(code: Any = None, reason: Any = None, timeout: float | None = 3.0, *, catch: bool = False) -> Step:
     message: dict[str, Any] = {"type": "websocket.close"}
     if code is not None:
         message["code"] = code
     if reason is not None:
         message["reason"] = reason
-    return a_send(message, timeout)
+    return a_send(message, timeout, catch=catch)
 
 
-def a_text(text: str) -> Step:
-    return a_send({"type": "websocket.send", "text": text})
+def a_text(text: str, *, catch: bool = False) -> Step:
+    return a_send({"type": "websocket.send", "text": text}, catch=catch)
 
 
 def a_bytes(data: bytes) -> Step:

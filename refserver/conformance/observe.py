@@ -10,6 +10,7 @@ in which they said hello), 1 for the next, and ``"lifespan"`` for the lifespan s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -335,6 +336,15 @@ def client_header(records: Records, params: Mapping[str, Any]) -> str:
     return compact([v for n, v in responses[index]["headers"] if n == name])
 
 
+@observable("client.trailer")
+def client_trailer(records: Records, params: Mapping[str, Any]) -> str:
+    """The values of trailer field ``name`` of the first response (a chunked one)."""
+    responses = _responses(records)
+    if not responses:
+        return "no-response"
+    return compact([v for n, v in responses[0].get("trailers") or [] if n == params["name"]])
+
+
 @observable("client.has_headers")
 def client_has_headers(records: Records, params: Mapping[str, Any]) -> str:
     """Which of ``names`` the first response carries."""
@@ -369,8 +379,12 @@ def client_framing(records: Records, params: Mapping[str, Any]) -> str:
 @observable("client.close")
 def client_close(records: Records, params: Mapping[str, Any]) -> str:
     """The server's close frame: its code, ``empty`` for no payload, or how the TCP
-    connection ended without one (``none:eof``, ``none:rst``, ``none:open``)."""
+    connection ended without one (``none:eof``, ``none:rst``, ``none:open``). With ``until``,
+    only what came before the client's mark of that name counts."""
+    until = params.get("until")
     for r in client_records(records):
+        if until is not None and r["ev"] == "mark" and r.get("name") == until:
+            break
         if r["ev"] == "close_frame":
             return "empty" if r["len"] == 0 else str(r.get("code"))
         if r["ev"] in ("eof", "rst"):
@@ -487,6 +501,35 @@ def runner_value(records: Records, params: Mapping[str, Any]) -> str:
     if not found:
         return str(params.get("missing", "none"))
     return str(found[-1].get("value"))
+
+
+_ERROR_LINE = re.compile(r"(^|[\s\[|:(])(ERROR|CRITICAL|FATAL|Traceback \(most recent call last\))([\s\]|:)]|$)")
+
+
+def logged_errors(text: str) -> str:
+    """What a server wrote during a scenario, judged by level: ``none``, or ``error: <the
+    first such line>`` for a line at error level (``ERROR``, ``[ERROR]``, ``CRITICAL``...) or
+    a traceback; ``not-observed`` when the server's output cannot be told apart."""
+    for line in text.splitlines():
+        if _ERROR_LINE.search(line):
+            return "error: " + line.strip()[:120]
+    return "none"
+
+
+@observable("server.log")
+def server_log(records: Records, params: Mapping[str, Any]) -> str:
+    """Whether the server logged at error level while the scenario ran (see :func:`logged_errors`)."""
+    return runner_value(records, {"ev": "server_log", "missing": "not-observed"})
+
+
+@observable("server.output")
+def server_output(records: Records, params: Mapping[str, Any]) -> str:
+    """ "yes" if what a server of the scenario's own wrote contains ``contains``; "no"; or
+    "not-observed" (refserver in-process)."""
+    found = [r for r in records if r["side"] == "runner" and r["ev"] == "server_output"]
+    if not found:
+        return "not-observed"
+    return "yes" if str(params["contains"]) in str(found[-1].get("value")) else "no"
 
 
 def observe(name: str, records: Records, params: Mapping[str, Any]) -> str:

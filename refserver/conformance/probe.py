@@ -12,6 +12,9 @@ The runner can also open *gates*: a datagram ``{"gate": NAME}`` sent back to the
 that reported lets the app past ``a_gate(NAME)``. So the client waits on the app and the
 app waits on the client by events, not by sleeping.
 
+Whatever ``receive()`` or ``send()`` raises into the app is reported and then re-raised, on
+every scope, as an app that does not catch it would do.
+
 Standard library only, and it works under asyncio and trio (and any server that runs
 an asyncio loop), because it runs inside every server under test.
 """
@@ -222,15 +225,17 @@ class ScriptRunner:
         self._send = send
         self.rep = rep
 
-    async def receive(self, timeout: float | None, step: int) -> Any:
+    async def receive(self, timeout: float | None, step: int, catch: bool = False) -> Any:
         started = time.monotonic()
         try:
             message = await _within(self._receive(), timeout)
         except BaseException as exc:
+            # Recorded, then re-raised, as a real app that does not catch it would: the
+            # server must see what it raised into the app (it may log it, close, or exit).
             self.rep.report("receive_raised", step=step, **_exception(exc))
-            if _is_cancellation(exc):
-                raise
-            return None
+            if catch and not _is_cancellation(exc):
+                return None
+            raise
         if message is _TIMED_OUT:
             self.rep.report("receive_timeout", step=step, timeout=timeout)
             return None
@@ -240,7 +245,9 @@ class ScriptRunner:
         )
         return message
 
-    async def send(self, message: MutableMapping[str, Any], timeout: float | None, step: int) -> str:
+    async def send(
+        self, message: MutableMapping[str, Any], timeout: float | None, step: int, catch: bool = False
+    ) -> str:
         started = time.monotonic()
         kind = message.get("type")
         try:
@@ -254,9 +261,9 @@ class ScriptRunner:
                 duration=round(time.monotonic() - started, 4),
                 **_exception(exc),
             )
-            if _is_cancellation(exc):
-                raise
-            return "raised"
+            if catch and not _is_cancellation(exc):
+                return "raised"
+            raise
         if result is _TIMED_OUT:
             self.rep.report("send_blocked", step=step, kind=kind, msg=jsonable(message), timeout=timeout)
             return "blocked"
@@ -270,7 +277,7 @@ class ScriptRunner:
             a = step.args
             op = step.op
             if op == "receive":
-                await self.receive(a.get("timeout"), index)
+                await self.receive(a.get("timeout"), index, a.get("catch", False))
             elif op == "receive_until":
                 deadline = time.monotonic() + a["timeout"]
                 while True:
@@ -282,7 +289,7 @@ class ScriptRunner:
                     if message is None or message.get("type") == a["kind"]:
                         break
             elif op == "send":
-                await self.send(dict(a["message"]), a.get("timeout"), index)
+                await self.send(dict(a["message"]), a.get("timeout"), index, a.get("catch", False))
             elif op == "echo":
                 message = await self.receive(3.0, index)
                 if message is not None and message.get("type") == "websocket.receive":
@@ -328,6 +335,8 @@ class ScriptRunner:
                 if a["name"] not in extensions:
                     self.rep.report("unsupported", step=index, extension=a["name"])
                     raise _Unsupported(a["name"])
+            elif op == "file_response":
+                await self._file_response(a["kind"], a["content"], index)
             elif op == "send_until_blocked":
                 await self._send_until_blocked(a, index)
             elif op == "set_state":
@@ -339,6 +348,25 @@ class ScriptRunner:
                     self.rep.report("state_unsupported", step=index)
             else:  # pragma: no cover - a catalogue error
                 raise ValueError(f"unknown app step {op!r}")
+
+    async def _file_response(self, kind: str, content: bytes, index: int) -> None:
+        """200 with ``content`` from a file: by path (pathsend) or by file object (zerocopysend).
+        The file stays (a server may read it after send() returned); its name depends only on
+        the content, so runs overwrite it rather than pile files up."""
+        import hashlib
+        import tempfile
+
+        name = f"refserver-probe-{hashlib.sha256(content).hexdigest()[:16]}.txt"
+        path = os.path.join(tempfile.gettempdir(), name)
+        with open(path, "wb") as f:
+            f.write(content)
+        headers = [[b"content-type", b"text/plain"], [b"content-length", str(len(content)).encode()]]
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers}, 3.0, index)
+        if kind == "path":
+            await self.send({"type": "http.response.pathsend", "path": path}, 3.0, index)
+        else:
+            with open(path, "rb") as file:
+                await self.send({"type": "http.response.zerocopysend", "file": file}, 3.0, index)
 
     async def _send_until_pending(self, a: Mapping[str, Any], index: int) -> None:
         """Send until one send() is slow; report ``send_pending`` and keep awaiting that
@@ -366,9 +394,7 @@ class ScriptRunner:
                     duration=round(time.monotonic() - before, 4),
                     **_exception(exc),
                 )
-                if _is_cancellation(exc):
-                    raise
-                return
+                raise
             if result is _TIMED_OUT:
                 self.rep.report(
                     "send_blocked", step=index, kind=message.get("type"), after_bytes=total, timeout=a["then_wait_s"]
@@ -411,10 +437,11 @@ class ScriptRunner:
                     duration=round(time.monotonic() - before, 4),
                     **_exception(exc),
                 )
-                if _is_cancellation(exc):
-                    raise
-                return
-            if result is _TIMED_OUT:
+                raise
+            took = time.monotonic() - before
+            if result is _TIMED_OUT or took > a["block_s"]:
+                # A send that outlived block_s blocked, whether or not the timeout could
+                # cancel it (a send that ignores cancellation returns late instead).
                 self.rep.report(
                     "send_blocked",
                     step=index,
@@ -422,6 +449,8 @@ class ScriptRunner:
                     sends=sends,
                     after_bytes=total,
                     timeout=a["block_s"],
+                    cancelled=result is _TIMED_OUT,
+                    duration=round(took, 4),
                 )
                 return
             sends += 1
@@ -519,6 +548,9 @@ async def _run(steps: tuple[Step, ...], scope: Scope, receive: Receive, send: Se
         try:
             if scope.get("type") == "websocket":
                 await _within(send({"type": "websocket.close"}), 1.0)
+            elif scope.get("type") == "http":
+                await _within(send({"type": "http.response.start", "status": 501, "headers": []}), 1.0)
+                await _within(send({"type": "http.response.body", "body": b"not advertised"}), 1.0)
         except BaseException as exc:
             if _is_cancellation(exc):
                 raise

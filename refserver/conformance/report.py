@@ -13,8 +13,8 @@ JSON shape (``"format": "refserver-conformance/1"``)::
                    "totals": {verdict: count}}],
       "scenarios": [Scenario.to_json()],            # id, title, lesson, group, refs, level, scripts, checks
       "cells": [{"target", "scenario", "verdict", "advertised_spec_version", "error", "duration_s",
-                 "attempts", "checks": [{"label", "observable", "value", "verdict", "level",
-                                         "allowed", "refserver", "note"}],
+                 "attempts", "command", "checks": [{"label", "observable", "value", "verdict", "level",
+                                         "allowed", "refserver", "note", "show"}],
                  "trace": [{"t", "side", "ev", ...}]}]
     }
 
@@ -24,16 +24,21 @@ Keys are only ever added, never renamed or removed, within one format version.
 from __future__ import annotations
 
 import datetime
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import refserver
 from refserver.conformance import JSON_FORMAT
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
+from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
+from refserver.conformance.targets import TargetInfo, TargetSpec
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -52,22 +57,43 @@ python -m refserver.conformance --scenario 'ws.close.*' --target daphne
 python -m refserver.conformance --explain ws.close.code-reason --target hypercorn   # traces side by side
 python -m refserver.conformance --list                # the catalogue
 python -m refserver.conformance --format json --out report.json   # every cell with its traces
+python -m refserver.conformance --from-json report.json --format markdown   # render it again, no new run
+python -m refserver.conformance --diff hypercorn daphne   # the scenarios on which two targets differ
 ```
 
 Peers are run with the interpreter given by `--python` (or `$REFSERVER_CONFORMANCE_PYTHON`);
-install them with `pip install 'refserver[conformance]'`. A peer that is not installed is
-reported as such. A server that crashes or stops answering is killed (by the PID the harness
-started), restarted, and the cell says `error` with the reason; the run always finishes.
+install them with `pip install 'refserver[conformance]'` (the versions this matrix was made
+with are pinned there). A peer that is not installed is reported as such. A target's
+scenarios are taken, slowest first, by up to four lanes, each with a server of its own, and
+`--jobs` lanes run at once across all targets (default: five per core). A server that exits or stops
+answering is killed (by the PID the harness started), restarted, and the cell says `crash`
+with the exit status; a fault of the harness itself says `error` and is reported apart. The
+run always finishes.
 
 ## Testing your own server
 
 ```sh
-python -m refserver.conformance --target-command 'mine=myserver {app} --host {host} --port {port}'
+python -m refserver.conformance --target-command 'mine=myserver {app} --host {host} --port {port}' --strict mine
 ```
 
-`{app}` is `refserver.conformance.probe:app` (put refserver on the server's `PYTHONPATH`;
-the harness does so for the commands it starts), `{host}` is 127.0.0.1 and `{port}` a free
-port. Add `--strict mine` to exit non-zero when your server fails a scenario.
+The command may use these placeholders:
+
+| placeholder | value |
+|---|---|
+PLACEHOLDER_ROWS
+
+The harness puts refserver on the server's `PYTHONPATH` and the directory of `--python`
+first on its `PATH`, so a server installed in that virtual environment is found without
+activating it. One simple command (optionally with `NAME=value` assignments in front) is
+exec'd by `sh`, so the PID the harness started is your server's and the SIGTERM of the
+shutdown scenarios reaches it; a compound command (`cd dir && ...`, a pipeline) cannot be
+exec'd, so its whole process group is signalled instead. Each cell records the exact command
+line its server was started with (JSON `command`, `--explain`).
+
+`--strict mine` exits 1 when `mine` fails a scenario, crashes or never starts; a fault of the
+harness alone exits 3. `--format junit --out conformance.xml` writes one test case per
+scenario, so your CI lists the scenarios your server fails (`fail` and `crash` are failures,
+`n/a` is skipped, `deviates` and `differs` pass with the values in the output).
 
 ## Reading a cell
 
@@ -82,7 +108,15 @@ targets with versions and what they advertise, every scenario as data, and every
 its checks and both traces. Its shape is documented in `refserver/conformance/report.py`;
 keys are only ever added within a format version."""
 
-ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.ERROR, V.FLAKY)
+
+def intro() -> str:
+    from refserver.conformance.targets import PLACEHOLDERS
+
+    rows = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in PLACEHOLDERS.items())
+    return INTRO.replace("PLACEHOLDER_ROWS", rows)
+
+
+ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
 
 
 @dataclass
@@ -100,6 +134,14 @@ class Report:
             if c.target == target and c.scenario == scenario:
                 return c
         return None
+
+    def commands(self, target: str) -> list[str]:
+        """The distinct command lines the target's servers were started with."""
+        seen: dict[str, None] = {}
+        for c in self.cells:
+            if c.target == target and c.command:
+                seen.setdefault(c.command, None)
+        return list(seen)
 
     def ran_targets(self) -> list[TargetRun]:
         return [t for t in self.targets if t.info.installed]
@@ -124,8 +166,8 @@ class Report:
 
 
 def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
-    """Scenario 26: a target keeps the spec_version it advertises, judged from every other
-    cell (a failed check whose note says the advertised version makes it a rule)."""
+    """A target keeps the spec_version it advertises, judged from every other cell: a failed
+    check (MUST or SHOULD) of a rule that a version up to the advertised one introduced."""
     for target in targets:
         if not target.info.installed:
             continue
@@ -220,7 +262,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         f"(refserver {refserver.__version__}); {len(report.scenarios)} scenarios, "
         f"{report.duration_s:.0f} s. Do not edit by hand: see [Regenerating](#regenerating).",
         "",
-        *INTRO.splitlines(),
+        *intro().splitlines(),
         "",
         "## Targets",
         "",
@@ -233,6 +275,15 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         if t.restarts:
             note = f"restarted {t.restarts} times during the run"
         out.append(f"| {t.name} | {_md(t.info.spec.description)} | {t.info.version} | {adv} | {_md(note)} |")
+    out += [
+        "",
+        "Every server was started with the command line below (the harness chose the port; a scenario "
+        "that needs a server of its own, e.g. with keepalive pings, names its own in the JSON report):",
+        "",
+    ]
+    for t in targets:
+        for command in report.commands(t.name)[:1]:
+            out.append(f"- {t.name}: `{_md(_portable(command))}`")
     out += ["", "## Totals", "", "| target | " + " | ".join(ORDER) + " |", "|---|" + "---|" * len(ORDER)]
     for n in names:
         totals = report.totals(n)
@@ -266,8 +317,8 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                 continue
             out.append(f"- **`{s.id}`**: {_md(s.title)}")
             for c in mine:
-                if c.verdict == V.ERROR:
-                    out.append(f"  - {c.target}: error: {_md(c.error or '')}")
+                if c.verdict in (V.ERROR, V.CRASH):
+                    out.append(f"  - {c.target}: {c.verdict}: {_md(c.error or '')}")
                     continue
                 parts = [
                     f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
@@ -275,6 +326,18 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                     if k.verdict not in (V.PASS, V.NA)
                 ]
                 out.append(f"  - {c.target}: **{c.verdict}**: " + "; ".join(parts))
+        out.append("")
+    logged = [c for c in report.cells if c.logged.startswith("error")]
+    if logged:
+        out += [
+            "## Logged at error level",
+            "",
+            "Cells during which the server wrote an error-level line or a traceback (its first such line). Where "
+            "the spec says the event must not be logged as an error, a check of the scenario judges it; elsewhere "
+            "this is for information.",
+            "",
+        ]
+        out += [f"- {c.target} / `{c.scenario}`: `{_md(c.logged.removeprefix('error: '))}`" for c in logged]
         out.append("")
     if catalogue:
         out += [
@@ -318,14 +381,24 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         "",
         "```sh",
         "python -m venv /tmp/peers && /tmp/peers/bin/pip install -e '.[conformance]'",
-        "/tmp/peers/bin/python -m refserver.conformance --docs",
+        "/tmp/peers/bin/python -m refserver.conformance --docs --json-out /tmp/conformance.json",
+        "/tmp/peers/bin/python -m refserver.conformance --from-json /tmp/conformance.json --diff hypercorn daphne",
         "```",
         "",
         "`--docs` runs every built-in target that is installed and writes this file "
-        "(`--format markdown --out docs/conformance.md`).",
+        "(`--format markdown --out docs/conformance.md`) and [docs/peer-findings.md](peer-findings.md) "
+        "(`--format findings`); `--json-out` keeps the run, so it can be rendered or compared again without "
+        "running anything. The `conformance` extra pins the peers' versions this matrix was made with.",
         "",
     ]
     return "\n".join(out)
+
+
+def _portable(command: str) -> str:
+    """A command line as the docs show it: the interpreter's path is ``python`` and the port
+    the harness chose is ``PORT``."""
+    command = re.sub(r"\S*/bin/python[0-9.]*", "python", command)
+    return re.sub(r"(--port |--bind \S+:|-p |:)\d{4,5}\b", r"\1PORT", command)
 
 
 def _anchor(text: str) -> str:
@@ -425,6 +498,8 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
             f"{cell.target}: {cell.verdict} (advertises {cell.advertised or '?'})"
             + (f" - {cell.error}" if cell.error else "")
         )
+        if cell.command:
+            out.append(f"  server: {cell.command}")
         for c in cell.checks:
             choice = f"; refserver: {c.choice}" if c.choice else ""
             note = f"; {c.note}" if c.note else ""
@@ -452,4 +527,240 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
     elif right:
         out.append("")
         out.append("The two traces have the same events.")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- JSON back to a report
+
+
+def load_json(path: str | Path) -> Report:
+    """A report written by ``--format json``, read back: it renders as text, markdown or
+    JUnit and compares with ``--diff`` without running anything again. Scenarios are the
+    catalogue's (by id); a scenario the catalogue no longer has is left out."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("format") != JSON_FORMAT:
+        raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
+    scenarios = [BY_ID[s["id"]] for s in data["scenarios"] if s["id"] in BY_ID]
+    targets = []
+    for t in data["targets"]:
+        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False)
+        info = TargetInfo(spec, bool(t["installed"]), str(t.get("version", "")), str(t.get("reason", "")))
+        run = TargetRun(info, "", "in-process" if t.get("in_process") else None)
+        run.advertised = dict(t.get("advertised") or {})
+        run.restarts = int(t.get("restarts") or 0)
+        targets.append(run)
+    cells = []
+    for c in data["cells"]:
+        known = BY_ID.get(c["scenario"])
+
+        def shown(i: int, k: dict[str, Any], known: Scenario | None = known) -> bool:
+            if "show" in k:
+                return bool(k["show"])
+            # a report written before "show" was recorded: the catalogue's check says
+            return known is not None and i < len(known.checks) and known.checks[i].show
+
+        checks = [
+            V.CheckResult(
+                k["label"],
+                k["observable"],
+                k["value"],
+                k["verdict"],
+                k["level"],
+                tuple(k["allowed"]),
+                k.get("refserver"),
+                show=shown(i, k),
+                note=k.get("note", ""),
+            )
+            for i, k in enumerate(c["checks"])
+        ]
+        cells.append(
+            V.Cell(
+                c["target"],
+                c["scenario"],
+                c["verdict"],
+                checks,
+                advertised=c.get("advertised_spec_version"),
+                error=c.get("error"),
+                duration_s=float(c.get("duration_s") or 0.0),
+                trace=list(c.get("trace") or []),
+                attempts=list(c.get("attempts") or []),
+                command=str(c.get("command") or ""),
+                logged=str(c.get("logged") or "not-observed"),
+            )
+        )
+    report = Report(scenarios, targets, cells, duration_s=float(data.get("duration_s") or 0.0))
+    report.generated = str(data.get("generated") or report.generated)
+    return report
+
+
+# ---------------------------------------------------------------------- JUnit
+
+
+def render_junit(report: Report) -> str:
+    """One ``<testsuite>`` per target and one ``<testcase>`` per scenario, so that a server's
+    own CI lists the scenarios it fails: ``fail`` and ``crash`` are failures, a harness
+    ``error`` is an error, ``n/a`` is skipped; ``deviates``, ``differs`` and ``flaky`` pass
+    with the values in ``system-out``."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<testsuites name={quoteattr('refserver conformance')}>"]
+    for t in report.ran_targets():
+        mine = [c for c in report.cells if c.target == t.name]
+        totals = report.totals(t.name)
+        failures = sum(totals[v] for v in V.STRICT_FAILURES)
+        out.append(
+            f'  <testsuite name={quoteattr(t.name)} tests="{len(mine)}" failures="{failures}" '
+            f'errors="{totals[V.ERROR]}" skipped="{totals[V.NA]}" timestamp={quoteattr(report.generated)}>'
+        )
+        for c in mine:
+            scenario = BY_ID.get(c.scenario)
+            title = scenario.title if scenario is not None else c.scenario
+            out.append(
+                f"    <testcase classname={quoteattr(t.name)} name={quoteattr(c.scenario + ': ' + title)} "
+                f'time="{c.duration_s:.3f}">'
+            )
+            detail = _cell_detail(c)
+            if c.verdict in V.STRICT_FAILURES:
+                out.append(f"      <failure message={quoteattr(c.summary)} type={quoteattr(c.verdict)}>")
+                out.append(escape(detail))
+                out.append("      </failure>")
+            elif c.verdict == V.ERROR:
+                out.append(f'      <error message={quoteattr(c.error or "harness error")} type="harness"/>')
+            elif c.verdict == V.NA:
+                out.append(f"      <skipped message={quoteattr(c.error or c.summary)}/>")
+            elif c.verdict != V.PASS:
+                out.append(f"      <system-out>{escape(c.summary + chr(10) + detail)}</system-out>")
+            out.append("    </testcase>")
+        out.append("  </testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"
+
+
+def _cell_detail(c: V.Cell) -> str:
+    lines = []
+    if c.error:
+        lines.append(c.error)
+    for k in c.checks:
+        if k.verdict not in (V.PASS, V.NA):
+            note = f" ({k.note})" if k.note else ""
+            lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
+    if c.command:
+        lines.append(f"server: {c.command}")
+    lines.append(f"reproduce: python -m refserver.conformance --explain {c.scenario} --target {c.target}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- --diff
+
+
+def _values(c: V.Cell | None) -> tuple[str, tuple[str, ...]]:
+    if c is None:
+        return ("-", ())
+    return (c.verdict, tuple(f"{k.label}={k.value}" for k in c.checks))
+
+
+def render_diff(report: Report, left: str, right: str) -> str:
+    """The scenarios on which two targets differ, in verdict or in an observed value."""
+    rows = []
+    for s in report.scenarios:
+        a, b = report.cell(left, s.id), report.cell(right, s.id)
+        if _values(a) == _values(b):
+            continue
+        rows.append((s.id, a.summary if a else "-", b.summary if b else "-"))
+    width = max([len(r[0]) for r in rows] + [8])
+    out = [f"{'scenario':<{width}}  {left:<34} {right}", "-" * (width + 2 + 34 + 1 + len(right))]
+    out += [f"{sid:<{width}}  {x:<34} {y}" for sid, x, y in rows]
+    same = len(report.scenarios) - len(rows)
+    out.append("")
+    out.append(f"{len(rows)} scenarios differ, {same} are the same (verdict and every observed value).")
+    out.append(f"One of them in detail: python -m refserver.conformance --explain SCENARIO --target {left}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- findings for upstream
+
+
+def _family(target: str) -> str:
+    """``hypercorn-trio`` -> ``hypercorn``: the variants of one server share its bugs."""
+    return target.split("-")[0]
+
+
+def findings(report: Report) -> list[dict[str, Any]]:
+    """Every peer cell that breaks a MUST, or a SHOULD of a spec version the peer advertises
+    (``fail``), or in which the peer went down (``crash``), grouped by root cause: the same
+    server, the same observable and the same wrong value, across scenarios and variants."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in report.cells:
+        if c.target.startswith("refserver") or c.verdict not in (V.FAIL, V.CRASH) or c.scenario == META_CLAIMS.id:
+            continue  # the meta scenario only sums up the others
+        scenario = BY_ID.get(c.scenario)
+        if c.verdict == V.CRASH:
+            what = (c.error or "").split("; log:")[0]
+            key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))
+            bad = [("server", what)]
+        else:
+            failing = [k for k in c.checks if k.verdict == V.FAIL]
+            key = (_family(c.target), failing[0].observable, failing[0].value)
+            bad = [(k.label, k.value) for k in failing]
+        group = groups.setdefault(key, {"family": key[0], "kind": key[1], "value": key[2], "cells": []})
+        group["cells"].append({"cell": c, "scenario": scenario, "bad": bad})
+    out = list(groups.values())
+    out.sort(key=lambda g: (g["family"], -len(g["cells"]), g["kind"], g["value"]))
+    return out
+
+
+def render_findings(report: Report) -> str:
+    groups = findings(report)
+    versions = {t.name: t.info.version for t in report.targets}
+    out = [
+        "# Findings for upstream: where peers break the ASGI spec or the RFCs",
+        "",
+        f"Generated {report.generated} by `python -m refserver.conformance --docs` from the run of "
+        "[docs/conformance.md](conformance.md); do not edit by hand.",
+        "",
+        "Every cell in which a peer breaks a MUST, or a SHOULD of a spec version it advertises (a claim it does "
+        "not keep), or in which the server under test exited or stopped answering. Cells with the same server, "
+        "the same observed value and the same wrong value are one finding: one root cause. Each finding gives "
+        "the rule (the scenario's lesson and the sections it rests on), what the server did, and the one command "
+        "that reproduces it with both traces side by side.",
+        "",
+        f"{len(groups)} findings in {sum(len(g['cells']) for g in groups)} cells.",
+        "",
+    ]
+    family = None
+    for number, g in enumerate(groups, 1):
+        if g["family"] != family:
+            family = g["family"]
+            targets = sorted({e["cell"].target for x in groups if x["family"] == family for e in x["cells"]})
+            shown = ", ".join(f"{t} {versions.get(t, '')}".strip() for t in targets)
+            out += [f"## {family}", "", f"Targets: {shown}.", ""]
+        first = g["cells"][0]
+        scenarios = sorted({e["cell"].scenario for e in g["cells"]})
+        if g["kind"] == "crash":
+            title = f"the server went down: {g['value']}"
+        else:
+            label = first["bad"][0][0]
+            title = f"{label} = `{_md(g['value'])}`"
+        out.append(f"### {number}. {_md(title)}")
+        out.append("")
+        out.append(
+            f"In {len(scenarios)} scenario{'s' if len(scenarios) > 1 else ''}: "
+            + ", ".join(f"`{x}`" for x in scenarios)
+            + "."
+        )
+        out.append("")
+        seen: set[str] = set()
+        for e in g["cells"]:
+            s, c = e["scenario"], e["cell"]
+            if s is not None and s.id not in seen:
+                seen.add(s.id)
+                out.append(f"- **`{s.id}`** ({s.level.value}; {_md('; '.join(s.refs))}): {_md(s.lesson)}")
+            expected = ""
+            for k in c.checks:
+                if k.verdict == V.FAIL:
+                    note = f"; {k.note}" if k.note else ""
+                    expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
+                    break
+            did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
+            out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")
+            out.append(f"    Reproduce: `python -m refserver.conformance --explain {c.scenario} --target {c.target}`")
+        out.append("")
     return "\n".join(out) + "\n"

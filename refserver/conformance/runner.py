@@ -4,12 +4,16 @@ probe app runs the app script, collects both sides into one trace, and judges it
 Timing is decided by events: the client waits on the probe's reports (``c_wait_app``) and
 the app waits on the client's gates (``a_gate``). Every wait is bounded, every scenario has
 an overall deadline, and a server that dies or stops answering is killed (by the PID we
-started) and restarted; the cell then says ``error`` with the reason, and the run goes on.
+started) and restarted; the cell then says ``crash`` with the reason (the exit status when
+the process died), and the run goes on. A problem of the harness itself is ``error``.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ import anyio.abc
 from refserver.conformance import verdict as V
 from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, request_bytes
 from refserver.conformance.model import Scenario, Step
+from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
 from refserver.conformance.targets import (
     HOST,
@@ -31,6 +36,8 @@ from refserver.conformance.targets import (
 )
 
 SCENARIO_TIMEOUT_S = 40.0
+REFSERVER_NAMES = ("refserver", "refserver-trio")
+LANES_PER_TARGET = 4  # shared servers per target at most (each lane runs its scenarios one by one)
 HEALTH_TIMEOUT_S = 3.0
 
 
@@ -130,6 +137,18 @@ class TargetRun:
         return self.info.spec.name
 
 
+def _exited(server: Any) -> str:
+    describe = getattr(server, "describe_exit", None)
+    how = describe() if callable(describe) else None
+    return f"the server process {how or server.exit_reason or 'exited'}"
+
+
+def default_jobs() -> int:
+    """Lanes that run at once: five per core (a cell mostly waits on the network, on the
+    server under test and on its deadlines), at least five."""
+    return max(5, 5 * (os.cpu_count() or 1))
+
+
 class Runner:
     def __init__(
         self,
@@ -168,7 +187,7 @@ class Runner:
         target.server = self._new_server(target)
         await target.server.start()
         if target.server.exit_reason is not None:
-            reason = f"server {target.server.exit_reason}"
+            reason = str(target.server.exit_reason)
             tail = target.server.log_tail().strip()
             target.start_failures += 1
             if target.start_failures >= 2:
@@ -192,9 +211,20 @@ class Runner:
                 target.advertised[scenario.protocol] = "2.0"
 
     async def _healthy(self, server: Any) -> str | None:
+        """None if the server answers a plain request; else what happened to it. A process
+        that died is reported with its exit status, never as "stopped answering"."""
+        problem = await self._health_check(server)
+        if problem is None:
+            return None
+        # A dying process may still hold its socket for a moment: give it a second to exit.
+        with anyio.move_on_after(1.0):
+            while server.alive():
+                await anyio.sleep(0.05)
+        return _exited(server) if not server.alive() else problem
+
+    async def _health_check(self, server: Any) -> str | None:
         if not server.alive():
-            reason = f"server {server.exit_reason or 'process exited'}"
-            return reason
+            return _exited(server)
         trace = Trace()
         with anyio.move_on_after(HEALTH_TIMEOUT_S):
             try:
@@ -219,7 +249,14 @@ class Runner:
     # ------------------------------------------------------------------ the run
 
     async def run(self, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+        """Every scenario on every installed target. Each target has a queue of its scenarios,
+        the slow ones first (those with a server of their own, and long deadlines), and up to
+        ``LANES_PER_TARGET`` lanes that take from it, each with a shared server of its own (so a
+        server that dies takes only its own lane's cell with it); up to ``jobs`` lanes run at
+        once, across all targets. The cells come back in catalogue order, target by target."""
         cells: list[V.Cell] = []
+        runnable = [s for s in scenarios if not s.meta]
+        slow_first = sorted(runnable, key=lambda s: (s.server is not None, s.app_deadline_s), reverse=True)
         async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
             self.hub = ReportHub(sock)
             async with anyio.create_task_group() as hub_tg:
@@ -227,26 +264,41 @@ class Runner:
                 async with anyio.create_task_group() as servers:
                     self.tg = servers
                     limiter = anyio.CapacityLimiter(self.jobs)
+                    installed = [t for t in self.targets if t.info.installed]
+                    # refserver answers fastest: its lanes go last, so the slow peers start first
+                    installed.sort(key=lambda t: t.name in REFSERVER_NAMES)
+                    lanes = max(1, min(self.jobs, LANES_PER_TARGET, len(runnable)))
+                    started = {t.name: time.monotonic() for t in installed}
+                    pending = {t.name: lanes for t in installed}
+                    queues = {t.name: collections.deque(slow_first) for t in installed}
 
-                    async def one_target(target: TargetRun) -> None:
+                    async def one_lane(target: TargetRun, lane: TargetRun) -> None:
                         async with limiter:
-                            cells.extend(await self._run_target(target, scenarios))
+                            cells.extend(await self._run_lane(lane, queues[target.name]))
+                        target.restarts += lane.restarts
+                        pending[target.name] -= 1
+                        if not pending[target.name]:
+                            took = time.monotonic() - started[target.name]
+                            self.progress(f"{target.name}: {len(runnable)} scenarios in {took:.1f} s")
 
                     async with anyio.create_task_group() as work:
-                        for target in self.targets:
-                            if target.info.installed:
-                                work.start_soon(one_target, target)
+                        for _ in range(lanes):
+                            for target in installed:
+                                # a lane shares the target's info and what it advertises
+                                lane = dataclasses.replace(target, server=None, restarts=0)
+                                work.start_soon(one_lane, target, lane)
                     servers.cancel_scope.cancel()
                 hub_tg.cancel_scope.cancel()
+        order = {s.id: i for i, s in enumerate(runnable)}
+        rank = {t.name: i for i, t in enumerate(self.targets)}
+        cells.sort(key=lambda c: (rank.get(c.target, len(rank)), order.get(c.scenario, len(order))))
         return cells
 
-    async def _run_target(self, target: TargetRun, scenarios: Sequence[Scenario]) -> list[V.Cell]:
+    async def _run_lane(self, target: TargetRun, queue: collections.deque[Scenario]) -> list[V.Cell]:
         cells = []
-        started = time.monotonic()
         try:
-            for scenario in scenarios:
-                if scenario.meta:
-                    continue
+            while queue:
+                scenario = queue.popleft()
                 cell = await self.run_cell(target, scenario)
                 cells.append(cell)
                 self.progress(f"{target.name:<20} {scenario.id:<46} {cell.summary}")
@@ -255,7 +307,6 @@ class Runner:
                 await target.server.stop()
                 target.server.cleanup()
                 target.server = None
-        self.progress(f"{target.name}: {len(cells)} scenarios in {time.monotonic() - started:.1f} s")
         return cells
 
     async def run_cell(self, target: TargetRun, scenario: Scenario) -> V.Cell:
@@ -265,7 +316,7 @@ class Runner:
         cell.attempts = [a.verdict for a in attempts]
         if len({a.verdict for a in attempts}) > 1:
             cell.verdict = V.FLAKY
-        elif len(signatures) > 1 and cell.verdict != V.ERROR:
+        elif len(signatures) > 1 and cell.verdict not in (V.ERROR, V.CRASH):
             cell.attempts.append("values differ between runs")
         return cell
 
@@ -275,7 +326,8 @@ class Runner:
         trace = Trace()
         token = self.hub.new_token(trace)
         started = time.monotonic()
-        error: str | None = None
+        error: str | None = None  # the harness went wrong
+        crash: str | None = None  # the server under test went down
         dedicated = scenario.server is not None
         server: Any
         if scenario.server is not None:
@@ -284,11 +336,18 @@ class Runner:
             await server.start()
             trace.add("runner", "server_start", value="listening" if server.exit_reason is None else server.exit_reason)
             if server.exit_reason is not None and not scenario.server.lifespan:
-                error = f"dedicated server {server.exit_reason}"
+                crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
         else:
-            error = await self._ensure_server(target)
+            problem = await self._ensure_server(target)
+            if problem is not None:
+                crash = f"the server did not start: {problem}"
             server = target.server
-        if error is None:
+        # a server of the scenario's own: all it wrote, startup included (a failed lifespan
+        # startup is logged before the server would listen)
+        log_from = (0 if dedicated else server.log_size()) if server is not None and crash is None else -1
+        if dedicated and server is not None and server.log_size() < 0:
+            log_from = -1
+        if crash is None:
             with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
                 try:
                     await ClientScript(self.hub, trace, token, scenario, server).run()
@@ -296,6 +355,23 @@ class Runner:
                     error = f"harness error: {type(exc).__name__}: {exc}"
             if timer.cancelled_caught:
                 error = f"the scenario did not finish within {SCENARIO_TIMEOUT_S:.0f} s"
+        if (
+            dedicated
+            and crash is None
+            and server.exit_reason is not None
+            and not any(r["side"] == "app" and r["ev"] == "hello" for r in trace.records)
+        ):
+            # a lifespan scenario's server may exit on purpose, but only after running the app
+            crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
+        if dedicated and scenario.server is not None and scenario.server.exits:
+            # A server may bind its port before it runs the app's startup (gunicorn's master
+            # does), so "it listened" does not mean "it keeps serving": wait for the exit.
+            if server.exit_reason is not None:
+                end = str(server.exit_reason)
+            else:
+                status = await server.wait_exit(5.0)
+                end = "still running" if status is None else f"exited with status {status}"
+            trace.add("runner", "server_end", value=end)
         if dedicated:
             if scenario.server is not None and scenario.server.shutdown:
                 status = await server.wait_exit(6.0)
@@ -305,23 +381,44 @@ class Runner:
             else:
                 trace.add("runner", "server_exit", value="still running")
             await server.stop()
+            if log_from >= 0:
+                output = server.log_since(log_from)
+                trace.add("runner", "server_log", value=logged_errors(output))
+                trace.add("runner", "server_output", value=output[-4000:])
+                log_from = -1
             server.cleanup()
-        elif health and error is None:
+        elif health and error is None and crash is None:
             problem = await self._healthy(server)
             if problem is not None:
-                tail = server.log_tail().strip()
-                error = problem + (f"; log: {tail[-300:]}" if tail else "")
+                crash = problem + _log_excerpt(server)
                 trace.add("runner", "server_lost", value=problem)
                 await server.stop()  # restarted before the next scenario
+        if log_from >= 0:
+            trace.add("runner", "server_log", value=logged_errors(server.log_since(log_from)))
         await anyio.sleep(0)
         self.hub.release(token)
-        cell = judge(target, scenario, trace, error)
+        cell = judge(target, scenario, trace, error, crash)
         cell.duration_s = time.monotonic() - started
+        cell.command = str(getattr(server, "command", "") or "") if server is not None else ""
+        cell.logged = next((str(r["value"]) for r in trace.records if r["ev"] == "server_log"), "not-observed")
         return cell
 
 
-def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None) -> V.Cell:
-    records = trace.records
+def _log_excerpt(server: Any) -> str:
+    tail = str(server.log_tail()).strip()
+    return f"; log: {tail[-300:]}" if tail else ""
+
+
+def judge(
+    target: TargetRun,
+    scenario: Scenario,
+    trace: Trace | list[dict[str, Any]],
+    error: str | None,
+    crash: str | None = None,
+) -> V.Cell:
+    """The cell of one run: ``crash`` (the server went down) wins over ``error`` (the harness
+    went wrong), which wins over the checks. Pure: no sockets, no processes."""
+    records = trace.records if isinstance(trace, Trace) else trace
     version = None
     for r in records:
         if r["side"] == "app" and r["ev"] == "hello" and r.get("instance") == 0:
@@ -332,6 +429,10 @@ def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None
     if version is None:
         version = target.advertised.get(scenario.protocol)
     cell = V.Cell(target.name, scenario.id, V.PASS, advertised=version, trace=records)
+    if crash is not None:
+        cell.verdict = V.CRASH
+        cell.error = crash
+        return cell
     if error is not None:
         cell.verdict = V.ERROR
         cell.error = error
@@ -342,7 +443,7 @@ def judge(target: TargetRun, scenario: Scenario, trace: Trace, error: str | None
         cell.verdict = V.NA
         cell.error = "the target never ran the lifespan scope"
         return cell
-    if scenario.extension and any(r["side"] == "app" and r["ev"] == "unsupported" for r in records):
+    if scenario.extension and any(r["side"] in ("app", "client") and r["ev"] == "unsupported" for r in records):
         cell.verdict = V.NA
         cell.error = f"the target does not advertise {scenario.extension}"
         return cell
@@ -464,6 +565,25 @@ class ClientScript:
                     a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"], a["end"], host
                 )
             await conn.write(data, f"{a['method']} request")
+        elif op == "body_on_continue":
+            current = self.conn
+            if current is not None:
+                await self._wait(
+                    "100 Continue or the response",
+                    lambda: current.responses > 0 or current.ended or bool(trace.of("client", "informational")),
+                    a["timeout"],
+                    False,
+                )
+                if current.responses == 0 and not current.ended and trace.of("client", "informational"):
+                    await current.write(a["data"], f"{len(a['data'])} bytes of content after 100 Continue")
+        elif op == "frame_if_negotiated":
+            response = next((r for r in trace.of("client", "response") if r.get("status") == 101), None)
+            offered = ",".join(v for n, v in (response or {}).get("headers", []) if n == "sec-websocket-extensions")
+            if response is None or a["extension"] not in offered:
+                trace.add("client", "unsupported", extension=a["extension"])
+            else:
+                frame = build_frame(a["opcode"], a["payload"], rsv=a["rsv"])
+                await (await self._connect()).write(frame, f"frame opcode={a['opcode']} rsv={a['rsv']} (compressed)")
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":

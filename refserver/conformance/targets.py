@@ -10,7 +10,9 @@ period. refserver can also run in-process (the tests do), through its public ``s
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import shlex
 import signal
 import socket
@@ -200,6 +202,25 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "granian",
         "granian",
     ),
+    TargetSpec(
+        "gunicorn",
+        "gunicorn --worker-class asgi (one worker)",
+        (
+            *_COMMON,
+            "gunicorn",
+            "--worker-class",
+            "asgi",
+            "--workers",
+            "1",
+            "--bind",
+            "{host}:{port}",
+            "--log-level",
+            "warning",
+            "{app}",
+        ),
+        "gunicorn",
+        "gunicorn",
+    ),
 )
 
 BY_NAME = {t.name: t for t in BUILTIN_TARGETS}
@@ -207,12 +228,19 @@ REFSERVER_TARGETS = ("refserver", "refserver-trio")
 
 
 def custom_target(text: str) -> TargetSpec:
-    """``NAME=COMMAND`` with ``{app}``, ``{host}``, ``{port}`` (and ``{python}``) placeholders."""
+    """``NAME=COMMAND`` with the placeholders of :data:`PLACEHOLDERS` (``{app}``, ``{host}``,
+    ``{port}``, ``{python}``, ``{ping_interval}``...)."""
     name, sep, command = text.partition("=")
     if not sep or not name.strip() or not command.strip():
         raise ValueError(f"--target-command wants NAME=COMMAND, not {text!r}")
     if "{port}" not in command:
         raise ValueError("--target-command: the command must contain {port} (and should contain {app})")
+    unknown = sorted(set(re.findall(r"\{([a-z_]+)\}", command)) - set(PLACEHOLDERS))
+    if unknown:
+        raise ValueError(
+            f"--target-command: unknown placeholder {{{unknown[0]}}}; known: "
+            + ", ".join("{" + k + "}" for k in PLACEHOLDERS)
+        )
     return TargetSpec(name.strip(), f"custom: {command.strip()}", (command.strip(),), builtin=False, shell=True)
 
 
@@ -296,6 +324,54 @@ async def port_open(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+DEFAULT_PING_INTERVAL_S = 20.0
+
+PLACEHOLDERS: dict[str, str] = {
+    "app": f"the probe app, {PROBE_APP} (refserver is put on the server's PYTHONPATH)",
+    "host": f"the address to bind, {HOST}",
+    "port": "a free port, chosen for every server start",
+    "python": "the interpreter given by --python (its directory is put first on PATH)",
+    "ping_interval": "the keepalive ping interval in seconds the scenario asks for "
+    f"(0.5 for ws.keepalive.ping, {DEFAULT_PING_INTERVAL_S:g} otherwise)",
+    "ping_interval_int": "the same, rounded up to whole seconds (at least 1)",
+    "ping_timeout": "how long to wait for the pong: the same as ping_interval",
+}
+
+_SHELL_OPERATORS = set("();<>|&")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def shell_argv(command: str) -> tuple[list[str], bool]:
+    """How to start a --target-command so that signals reach the server itself.
+
+    One simple command (with optional ``NAME=value`` assignments in front) is run as
+    ``sh -c 'exec ...'``: the shell replaces itself by the server, which keeps the PID we
+    started and so gets our SIGTERM. A compound command (``cd x && ...``, a pipeline) cannot
+    be exec'd: then the whole process group is signalled. Returns (argv, signal the group)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError:
+        return ["/bin/sh", "-c", command], True
+    if not tokens or any(t and set(t) <= _SHELL_OPERATORS for t in tokens):
+        return ["/bin/sh", "-c", command], True
+    if tokens[0] == "exec":
+        return ["/bin/sh", "-c", command], False
+    prefix = "exec env " if _ASSIGNMENT.match(tokens[0]) else "exec "
+    return ["/bin/sh", "-c", prefix + command], False
+
+
+def describe_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
 @dataclass
 class ProcessServer:
     """A target running as a subprocess that we started (and only ever signal by its PID)."""
@@ -308,16 +384,32 @@ class ProcessServer:
     port: int = 0
     exit_reason: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    command: str = ""  # the exact command line the server was started with
+    signal_group: bool = False  # signal the whole process group (a compound shell command)
     log_path: str = ""
     _log: Any = field(default=None, repr=False)
 
-    def argv(self) -> list[str] | str:
-        values = {"python": self.python, "app": PROBE_APP, "host": HOST, "port": str(self.port)}
+    def values(self) -> dict[str, str]:
+        """The placeholders a command may use (documented in :data:`PLACEHOLDERS`)."""
+        interval = self.ping_interval_s if self.ping_interval_s is not None else DEFAULT_PING_INTERVAL_S
+        return {
+            "python": self.python,
+            "app": PROBE_APP,
+            "host": HOST,
+            "port": str(self.port),
+            "ping_interval": f"{interval:g}",
+            "ping_interval_int": str(max(1, math.ceil(interval))),
+            "ping_timeout": f"{interval:g}",
+        }
+
+    def argv(self) -> list[str]:
+        values = self.values()
         if self.spec.shell:
             command = self.spec.argv[0]
             for key, value in values.items():
                 command = command.replace("{" + key + "}", shlex.quote(value))
-            return command
+            argv, self.signal_group = shell_argv(command)
+            return argv
         argv = [part.format(**values) for part in self.spec.argv]
         if self.ping_interval_s is not None and self.spec.ping_argv:
             extra = [
@@ -338,12 +430,15 @@ class ProcessServer:
         env.pop(LIFESPAN_ENV, None)
         if self.lifespan:
             env[LIFESPAN_ENV] = self.lifespan
+        # Executables are found next to the interpreter first (a server installed in the
+        # --python virtual environment is on PATH without activating it).
+        env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(self.python), env.get("PATH", "")) if p)
         fd, self.log_path = tempfile.mkstemp(prefix=f"conformance-{self.spec.name}-", suffix=".log")
         self._log = os.fdopen(fd, "wb")
         argv = self.argv()
+        self.command = shlex.join(argv)
         self.proc = subprocess.Popen(
             argv,
-            shell=isinstance(argv, str),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -364,11 +459,27 @@ class ProcessServer:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def describe_exit(self) -> str | None:
+        """``exited with status 1`` or ``was killed by SIGSEGV``; None while it runs."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return describe_status(self.proc.returncode)
+
     async def shutdown(self) -> None:
         """Graceful shutdown, as an operator would ask for it: SIGTERM to the server."""
         if self.alive() and self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGTERM)
+            self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
+        """Signal the server we started: its PID, or its process group (the session we
+        created for that PID) when it runs behind a shell that could not exec it."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.signal_group:
+                os.killpg(self.proc.pid, signum)
+            else:
+                os.kill(self.proc.pid, signum)
 
     async def wait_exit(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
@@ -383,8 +494,7 @@ class ProcessServer:
         if proc is None:
             return
         if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             if await self.wait_exit(3.0) is None:
                 # The process group is the session we created for this PID.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -396,6 +506,21 @@ class ProcessServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def log_size(self) -> int:
+        """How many bytes the server has written so far (its stdout and stderr)."""
+        try:
+            return os.path.getsize(self.log_path) if self.log_path else 0
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int, limit: int = 20000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read(limit).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
 
     def log_tail(self, limit: int = 1500) -> str:
         if not self.log_path:
@@ -427,6 +552,11 @@ class InProcessServer:
     _ended: anyio.Event = field(default_factory=anyio.Event)
     _killed: bool = False
     _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def command(self) -> str:
+        ping = f", ws_ping_interval_s={self.ping_interval_s:g}" if self.ping_interval_s is not None else ""
+        return f"in-process: refserver serve(probe app, backend={self.backend}, lifespan=auto{ping})"
 
     async def start(self) -> None:
         from refserver import Config
@@ -498,6 +628,12 @@ class InProcessServer:
             await self._ended.wait()
 
     def log_tail(self) -> str:
+        return ""
+
+    def log_size(self) -> int:
+        return -1  # refserver's log is this process's: not told apart per scenario
+
+    def log_since(self, offset: int, limit: int = 20000) -> str:
         return ""
 
     def cleanup(self) -> None:

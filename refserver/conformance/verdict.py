@@ -9,9 +9,13 @@ Per check:
   advertises the version that made it a rule (a claim it does not keep); unspecified ->
   ``differs``.
 
-Per cell (scenario x target): ``error`` if the run went wrong (crash, hang, harness
-problem); ``n/a`` if the scenario needs an extension the target does not advertise; else
-the worst check. ``flaky`` when repeated runs of the cell disagree.
+Per cell (scenario x target): ``crash`` if the server under test died, never started or
+stopped answering; ``error`` if the harness itself went wrong (reported apart: it says
+nothing about the target); ``n/a`` if the scenario needs an extension the target does not
+advertise; else the worst check. ``flaky`` when repeated runs of the cell disagree.
+
+Values are made independent of the run: the per-run token in request paths is replaced by
+``<token>``, so repeated runs compare what the server did, not which token it was given.
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ from typing import Any
 from refserver.conformance.model import Check, Level, Scenario, parse_version
 from refserver.conformance.observe import observe
 
-PASS, FAIL, DEVIATES, DIFFERS, NA, ERROR, FLAKY = "pass", "fail", "deviates", "differs", "n/a", "error", "flaky"
-VERDICTS = (PASS, FAIL, DEVIATES, DIFFERS, NA, ERROR, FLAKY)
-SEVERITY = {NA: 0, PASS: 1, DIFFERS: 2, DEVIATES: 3, FAIL: 4, FLAKY: 5, ERROR: 6}
+PASS, FAIL, DEVIATES, DIFFERS, NA, CRASH, ERROR, FLAKY = (
+    "pass",
+    "fail",
+    "deviates",
+    "differs",
+    "n/a",
+    "crash",
+    "error",
+    "flaky",
+)
+VERDICTS = (PASS, FAIL, DEVIATES, DIFFERS, NA, CRASH, ERROR, FLAKY)
+SEVERITY = {NA: 0, PASS: 1, DIFFERS: 2, DEVIATES: 3, FAIL: 4, CRASH: 5, FLAKY: 6, ERROR: 7}
+# The verdicts that make ``--strict TARGET`` exit non-zero: the target broke a rule or went down.
+STRICT_FAILURES = (FAIL, CRASH)
 
 LEGEND = {
     PASS: "the target does what the spec (or, where it is silent, refserver) does",
@@ -33,7 +48,8 @@ LEGEND = {
     DEVIATES: "a SHOULD is not followed (by a target that does not claim the version that made it a rule)",
     DIFFERS: "the spec is silent and the target chose another value than refserver (the value is shown)",
     NA: "the target does not advertise the extension or spec version the scenario needs",
-    ERROR: "the run went wrong: server crashed, hung, did not start, or a harness problem (reason shown)",
+    CRASH: "the server under test exited, never started, or stopped answering (reason and exit status shown)",
+    ERROR: "the harness itself went wrong (reason shown); says nothing about the target",
     FLAKY: "repeated runs gave different verdicts",
 }
 
@@ -60,6 +76,7 @@ class CheckResult:
             "allowed": list(self.allowed),
             "refserver": self.choice,
             "note": self.note,
+            "show": self.show,
         }
 
 
@@ -74,15 +91,21 @@ class Cell:
     duration_s: float = 0.0
     trace: list[dict[str, Any]] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
+    command: str = ""  # the exact command line the cell's server was started with
+    logged: str = "not-observed"  # did the server log at error level meanwhile ("none", "error: ...")
 
     @property
     def summary(self) -> str:
         """A short text for a matrix cell: the verdict, and the value when it matters (the
         value of the first check that is not a pass, else of the first check marked to show)."""
-        if self.verdict in (ERROR, NA):
+        if self.verdict in (ERROR, CRASH, NA):
             return self.verdict
         bad = [c.value for c in self.checks if c.verdict not in (PASS, NA)]
         shown = bad or [c.value for c in self.checks if c.show and c.verdict == PASS]
+        skipped = [c.label for c in self.checks if c.verdict == NA]
+        if skipped and not bad:
+            # a check that could not be judged must not hide under a plain pass
+            return f"{self.verdict} ({len(skipped)} n/a: {skipped[0][:20]})"
         if not shown:
             return self.verdict
         value = brief(shown[0])
@@ -99,6 +122,8 @@ class Cell:
             "error": self.error,
             "duration_s": round(self.duration_s, 3),
             "attempts": self.attempts,
+            "command": self.command,
+            "logged": self.logged,
             "checks": [c.to_json() for c in self.checks],
         }
         if with_trace:
@@ -115,19 +140,27 @@ def matches(value: str, pattern: str) -> bool:
     return re.fullmatch(regex, value, re.DOTALL) is not None
 
 
+def without_token(value: str, scenario_id: str) -> str:
+    """``/ws.scope.basics/t17/x`` -> ``/ws.scope.basics/<token>/x``: the token differs from run
+    to run, so a value that embeds it would make identical behaviour look different."""
+    if scenario_id not in value:
+        return value
+    return re.sub(rf"(/{re.escape(scenario_id)}/)t\d+", r"\1<token>", value)
+
+
 def brief(value: str) -> str:
     """A value as a matrix cell shows it."""
     if value == "":
         return '""'
     value = value.replace("websocket.disconnect:", "disconnect ").replace("websocket.", "")
-    return re.sub(r"^b'/[^/]+/t\d+", "b'…", value)
+    return re.sub(r"^b'/[^/]+/(t\d+|<token>)", "b'…", value)
 
 
 def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]], version: str | None) -> CheckResult:
     level = check.level or scenario.level
     label = check.label or check.observable
     try:
-        value = observe(check.observable, records, check.params)
+        value = without_token(observe(check.observable, records, check.params), scenario.id)
     except Exception as exc:  # a harness problem, reported as such
         return CheckResult(
             label, check.observable, f"harness error: {exc!r}", ERROR, level.value, check.allowed, check.choice
@@ -144,19 +177,20 @@ def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]],
         if level is Level.UNSPECIFIED and check.choice is not None and not matches(value, check.choice):
             result.verdict = DIFFERS
         return result
-    if level is Level.MUST:
-        result.verdict = FAIL
-    elif level is Level.SHOULD:
-        if check.since and advertised >= parse_version(check.since):
-            result.verdict = FAIL
-            result.note = f"advertises {version}, which makes this a rule (since {check.since})"
-        elif check.by_version and advertised >= parse_version(check.by_version[-1][0]):
-            result.verdict = FAIL
-            result.note = f"advertises {version}; the rule for that version is {list(allowed)}"
-        else:
-            result.verdict = DEVIATES
-    else:
+    if level is Level.UNSPECIFIED:
         result.verdict = DIFFERS
+        return result
+    # A rule that a spec version introduced, broken by a target advertising that version (or
+    # later), is a claim it does not keep: a fail, and noted so that the meta scenario (the
+    # advertised spec_version is kept) counts it, whether the rule is a MUST or a SHOULD.
+    if check.since and advertised >= parse_version(check.since):
+        result.verdict = FAIL
+        result.note = f"advertises {version}, which makes this a rule (since {check.since})"
+    elif check.by_version and advertised >= parse_version(check.by_version[-1][0]):
+        result.verdict = FAIL
+        result.note = f"advertises {version}; the rule for that version is {list(allowed)}"
+    else:
+        result.verdict = FAIL if level is Level.MUST else DEVIATES
     return result
 
 
@@ -173,14 +207,14 @@ def combine(verdicts: list[str]) -> str:
 def self_expectation_missed(cell: Cell) -> list[str]:
     """For refserver's own cells: the checks whose value is not refserver's marked choice."""
     missed = []
-    if cell.verdict == ERROR:
-        return [f"error: {cell.error}"]
+    if cell.verdict in (ERROR, CRASH):
+        return [f"{cell.verdict}: {cell.error}"]
     for c in cell.checks:
         if c.verdict == NA:
             continue
         if c.choice is not None:
             if not matches(c.value, c.choice):
                 missed.append(f"{c.label}: {c.value!r}, expected {c.choice!r}")
-        elif c.verdict in (FAIL, DEVIATES, DIFFERS, ERROR):
+        elif c.verdict in (FAIL, DEVIATES, DIFFERS, CRASH, ERROR):
             missed.append(f"{c.label}: {c.value!r} ({c.verdict})")
     return missed

@@ -6,6 +6,7 @@ find the app script named in the request path). Standard library only.
 
 from __future__ import annotations
 
+from refserver.conformance.catalogue import extended as _extended
 from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, ck
@@ -54,7 +55,7 @@ META_CLAIMS = Scenario(
     meta=True,
 )
 
-SCENARIOS: list[Scenario] = [*_websocket.SCENARIOS, *_http.SCENARIOS, META_CLAIMS]
+SCENARIOS: list[Scenario] = [*_websocket.SCENARIOS, *_http.SCENARIOS, *_extended.SCENARIOS, META_CLAIMS]
 BY_ID: dict[str, Scenario] = {s.id: s for s in (*SCENARIOS, HELLO_HTTP, HELLO_WS)}
 
 if len(BY_ID) != len(SCENARIOS) + 2:  # pragma: no cover - a catalogue error

@@ -87,6 +87,42 @@ def ck(
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
 
 
+def ck_fail_close(*codes: str) -> Check:
+    """The one rule for every scenario in which the server must *Fail the WebSocket
+    Connection* (RFC 6455 §7.1.7): it SHOULD send a close frame with an appropriate status
+    code (the first of ``codes`` is refserver's). No close frame at all, an empty one, or
+    another code all miss that SHOULD alike: none of them ranks above the others."""
+    return Check(
+        "client.close",
+        codes,
+        codes[0],
+        Level.SHOULD,
+        None,
+        f"close frame with {' or '.join(codes)} (RFC 6455 §7.1.7)",
+        {},
+        (),
+        True,
+    )
+
+
+def ck_not_logged() -> Check:
+    """www "Disconnected Client - send exception": servers "must be prepared to catch the
+    exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
+    it escape; the server's output while the scenario ran is read for an error-level line or a
+    traceback (``not-observed`` for refserver in-process, whose log is the runner's own)."""
+    return Check(
+        "server.log",
+        ("none", "not-observed"),
+        None,
+        Level.SHOULD,
+        "2.4",
+        "the escaped OSError is not logged as an error",
+        {},
+        (),
+        False,
+    )
+
+
 def ck_delay(
     frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "", show: bool = False
 ) -> Check:

@@ -32,6 +32,8 @@ from refserver.conformance.catalogue.common import (
     WS_SEND,
     ck,
     ck_delay,
+    ck_fail_close,
+    ck_not_logged,
     ws,
 )
 from refserver.conformance.model import (
@@ -110,7 +112,7 @@ def _bad_send(id: str, title: str, message: dict[str, object], lesson: str, peer
         (CORE_ERR, WS_SEND),
         SHOULD,
         client=_open_then(c_wait_close(4.0)),
-        app=(*CONNECT_ACCEPT, a_send(message), a_text("after"), a_close()),
+        app=(*CONNECT_ACCEPT, a_send(message, catch=True), a_text("after"), a_close()),
         checks=(
             ck(
                 "app.step",
@@ -466,16 +468,18 @@ SCENARIOS = [
         G_DENIAL,
         (WS_CLOSE,),
         SHOULD,
-        client=(c_handshake(timeout=4.0), c_wait_app("ended", timeout=4.0)),
-        app=(a_receive(), a_close(), a_mark("closed"), a_sleep(1.5)),
+        # "At once" is judged within 2 s (over twice a 1 s polling), and the app returns only
+        # after 4.5 s (over twice that), so neither a slow poll nor the return can blur it.
+        client=(c_handshake(timeout=7.0), c_wait_app("ended", timeout=7.0)),
+        app=(a_receive(), a_close(), a_mark("closed"), a_sleep(4.5)),
         checks=(
             ck("client.status", "403"),
             ck_delay(
-                "app:sent:websocket.close", "client:response", 0.5, show=True, label="403 within 0.5 s of the close"
+                "app:sent:websocket.close", "client:response", 2.0, show=True, label="403 within 2 s of the close"
             ),
         ),
         peer_case=14,
-        app_deadline_s=4.0,
+        app_deadline_s=7.0,
     ),
     ws(
         "ws.deny.response",
@@ -737,7 +741,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
             ck("app.step", DISCONNECT_ANY, step=2, choice="websocket.disconnect:1002"),
         ),
     ),
@@ -752,7 +756,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
             ck("app.step", DISCONNECT_ANY, step=2, choice="websocket.disconnect:1002"),
         ),
     ),
@@ -767,7 +771,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
             ck("app.step", DISCONNECT_ANY, step=2, choice="websocket.disconnect:1002"),
         ),
     ),
@@ -782,7 +786,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1007", level=SHOULD, show=True),
+            ck_fail_close("1007"),
             ck("app.step", DISCONNECT_ANY, step=2, choice="websocket.disconnect:1007"),
         ),
         peer_case=35,
@@ -798,7 +802,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
         ),
     ),
     ws(
@@ -812,7 +816,7 @@ SCENARIOS = [
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
             ck("client.closed", "closed"),
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
         ),
     ),
     # ------------------------------------------------------------------ invalid app messages
@@ -947,10 +951,10 @@ SCENARIOS = [
     ws(
         "ws.close.empty",
         "The client closes with an empty close frame",
-        "No status code in the frame means code 1005 for the app.",
+        "No status code in the frame: the server should tell the app 1005.",
         G_PEER_CLOSE,
         (WS_DISC, "RFC 6455 §7.1.5"),
-        MUST,
+        SHOULD,
         client=_open_holding(
             c_close(None),
             c_wait_app("received:websocket.disconnect", timeout=1.5, required=False),
@@ -971,12 +975,13 @@ SCENARIOS = [
         client=_open_holding(
             c_close(4001, "bye"),
             c_mark("closed"),
-            c_wait_app("received:websocket.disconnect", timeout=3.0, required=False),
+            c_wait_app("received:websocket.disconnect", timeout=5.0, required=False),
         ),
+        # judged within 2 s (over twice a 1 s polling); the app waits twice that
         app=(*CONNECT_ACCEPT, a_receive(4.0)),
         checks=(
             ck_delay(
-                "client:mark:closed", "app:received:websocket.disconnect", 1.0, show=True, label="disconnect within 1 s"
+                "client:mark:closed", "app:received:websocket.disconnect", 2.0, show=True, label="disconnect within 2 s"
             ),
         ),
         peer_case=5,
@@ -1006,7 +1011,7 @@ SCENARIOS = [
         client=_open_then(c_close(raw_payload=b"\x03"), c_wait_close(), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_receive()),
         checks=(
-            ck("client.close", "1002", "none:*", choice="1002", level=SHOULD, show=True),
+            ck_fail_close("1002"),
             ck("app.step", DISCONNECT_ANY, step=2),
         ),
     ),
@@ -1019,7 +1024,7 @@ SCENARIOS = [
         SHOULD,
         client=_open_then(c_close(1005), c_wait_close(), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_receive()),
-        checks=(ck("client.close", "1002", "none:*", choice="1002", show=True),),
+        checks=(ck_fail_close("1002"),),
     ),
     ws(
         "ws.close.invalid-reason-utf8",
@@ -1030,7 +1035,7 @@ SCENARIOS = [
         SHOULD,
         client=_open_then(c_close(raw_payload=b"\x03\xe8\xff\xfe"), c_wait_close(), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_receive()),
-        checks=(ck("client.close", "1007", "1002", "none:*", choice="1007", show=True),),
+        checks=(ck_fail_close("1007", "1002"),),
     ),
     ws(
         "ws.close.mid-message",
@@ -1110,7 +1115,7 @@ SCENARIOS = [
         (WS_CLOSE, "RFC 6455 §7.4.1"),
         MUST,
         client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(1006), a_close(1000)),
+        app=(*CONNECT_ACCEPT, a_close(1006, catch=True), a_close(1000)),
         checks=(
             ck(
                 "client.close",
@@ -1201,6 +1206,7 @@ SCENARIOS = [
                 show=True,
                 label="send() after the disconnect",
             ),
+            ck_not_logged(),
         ),
         peer_case=7,
     ),
@@ -1212,7 +1218,7 @@ SCENARIOS = [
         (WS_24,),
         SHOULD,
         client=_open_then(c_reset(), c_gate("gone"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_gate("gone"), a_text("late"), a_text("later")),
+        app=(*CONNECT_ACCEPT, a_gate("gone"), a_text("late", catch=True), a_text("later")),
         checks=(
             ck(
                 "app.steps",
@@ -1223,6 +1229,7 @@ SCENARIOS = [
                 by_version=(("2.4", ("oserror:* oserror:*", "returned oserror:*")),),
                 label="the sends after the reset",
             ),
+            ck_not_logged(),
         ),
         peer_case=8,
     ),
@@ -1234,10 +1241,11 @@ SCENARIOS = [
         (WS_24,),
         SHOULD,
         client=_open_holding(c_close(1000), c_wait_close(1.0), c_gate("closed"), c_wait_app("ended", timeout=5.0)),
-        app=(*CONNECT_ACCEPT, a_gate("closed"), a_send({"type": "websocket.send", "text": "late"}, timeout=2.0)),
+        app=(*CONNECT_ACCEPT, a_gate("closed"), a_send({"type": "websocket.send", "text": "late"}, timeout=4.0)),
         checks=(
             ck("app.step", "returned", choice="oserror:ClientDisconnected", step=3, by_version=AFTER_CLOSE, show=True),
             ck("app.step.duration", "prompt", step=3, max_s=1.0, label="send() returns within 1 s"),
+            ck_not_logged(),
         ),
         peer_case=9,
     ),
@@ -1338,12 +1346,14 @@ SCENARIOS = [
         G_APP_END,
         (CORE_ERR,),
         MUST,
-        client=(c_handshake(timeout=3.0), c_mark("answered")),
+        # A server may notice the app's end by polling (daphne checks every second): the answer
+        # is judged within 2.5 s, and the client waits 6 s, both over twice such a period.
+        client=(c_handshake(timeout=6.0), c_mark("answered")),
         app=(a_receive(), a_raise()),
         checks=(
             ck("client.status", "re:[1-5][0-9][0-9]", label="the handshake is answered"),
             ck("client.status", "500", level=UNSPEC, show=True, label="status"),
-            ck_delay("app:ended", "client:response", 0.5, level=SHOULD, label="within 0.5 s of the exception"),
+            ck_delay("app:ended", "client:response", 2.5, level=SHOULD, label="within 2.5 s of the exception"),
         ),
         peer_case=19,
     ),
@@ -1414,8 +1424,18 @@ SCENARIOS = [
         G_LIMITS,
         ('www "WebSocket" (send PING messages as necessary)',),
         SHOULD,
-        client=_open_then(c_wait_frame(9, timeout=3.0), c_wait_close(4.0), c_wait_app("ended", timeout=3.0)),
-        app=(*CONNECT_ACCEPT, a_receive(7.0)),
+        # The window for the drop is 3 s for a ping, then 4 s (a server pings every 0.5 or 1 s and
+        # waits as long for the pong). The app is still in receive() (its timeout is twice the
+        # window) when the window ends, so a close on app return cannot pass for the keepalive
+        # drop; then the client closes TCP and the app ends.
+        client=_open_then(
+            c_wait_frame(9, timeout=3.0),
+            c_wait_close(4.0),
+            c_mark("window-ended"),
+            c_close_tcp(),
+            c_wait_app("ended", timeout=4.0),
+        ),
+        app=(*CONNECT_ACCEPT, a_receive(15.0, catch=True)),
         checks=(
             ck("client.ping", "ping", show=True, label="a ping arrives (interval 0.5 s where configurable)"),
             ck(
@@ -1428,6 +1448,7 @@ SCENARIOS = [
                 choice="1011",
                 level=UNSPEC,
                 label="the unanswered peer is dropped",
+                until="window-ended",
             ),
         ),
         peer_case=36,

@@ -1,0 +1,464 @@
+"""The conformance harness's verdict logic, on hand-made traces: no sockets, no servers.
+
+Each test pins one verdict that a run against a real peer once got wrong; the trace is the
+shape of what that peer did, reduced to the records the checks read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import pytest
+
+from refserver.conformance import verdict as V
+from refserver.conformance.catalogue import BY_ID, META_CLAIMS
+from refserver.conformance.catalogue.extended import deflated
+from refserver.conformance.model import Level
+from refserver.conformance.observe import logged_errors
+from refserver.conformance.probe import Reporter, ScriptRunner
+from refserver.conformance.report import add_meta_cells
+from refserver.conformance.runner import Runner, TargetRun, judge
+from refserver.conformance.targets import BY_NAME, TargetInfo, describe_status
+
+Record = dict[str, Any]
+
+
+def target(name: str = "peer", advertised: dict[str, str] | None = None) -> TargetRun:
+    run = TargetRun(TargetInfo(BY_NAME["refserver"], True, "1.0"), sys.executable)
+    run.info = TargetInfo(run.info.spec.__class__(name, name, ("x",)), True, "1.0")
+    run.advertised = dict(advertised or {})
+    return run
+
+
+def hello(scope: dict[str, Any] | None = None, *, version: str = "2.5", t: float = 0.0) -> Record:
+    return {
+        "t": t,
+        "side": "app",
+        "ev": "hello",
+        "instance": 0,
+        "scope": {"asgi": {"version": "3.0", "spec_version": version}, **(scope or {})},
+    }
+
+
+def app(ev: str, *, t: float = 0.1, **fields: Any) -> Record:
+    return {"t": t, "side": "app", "ev": ev, "instance": 0, **fields}
+
+
+def client(ev: str, *, t: float = 0.1, **fields: Any) -> Record:
+    return {"t": t, "side": "client", "ev": ev, **fields}
+
+
+def runner(ev: str, value: str) -> Record:
+    return {"t": 0.0, "side": "runner", "ev": ev, "value": value}
+
+
+def close_frame(code: int | None, t: float = 0.2) -> Record:
+    if code is None:
+        return client("close_frame", t=t, len=0)
+    return client("close_frame", t=t, len=2, code=code, reason="")
+
+
+def disconnect(code: int, step: int = 2) -> Record:
+    return app("received", step=step, kind="websocket.disconnect", msg={"type": "websocket.disconnect", "code": code})
+
+
+def cell(scenario: str, records: list[Record], *, version: str = "2.5", who: str = "peer") -> V.Cell:
+    return judge(target(who, {"http": version, "websocket": version}), BY_ID[scenario], records, None)
+
+
+def check(c: V.Cell, label: str) -> V.CheckResult:
+    found = [k for k in c.checks if k.label == label or k.observable == label]
+    assert found, (label, [k.label for k in c.checks])
+    return found[0]
+
+
+def b(text: str) -> dict[str, Any]:
+    return {"bytes": text, "len": len(text)}
+
+
+class TestHttpConnectionScopeHeaders:
+    """www "HTTP Connection Scope": "Order of header values must be preserved from the original
+    HTTP request; order of header names is not important." """
+
+    def headers(self, pairs: list[tuple[str, str]]) -> list[Record]:
+        return [hello({"headers": [[b(n), b(v)] for n, v in pairs]})]
+
+    def test_names_reordered_with_values_in_order_passes(self) -> None:
+        # granian and daphne group the headers by name, keeping the order of each name's values
+        c = cell(
+            "http.scope.headers",
+            self.headers(
+                [("x-other", "o"), ("x-dup", "1"), ("x-dup", "2"), ("cookie", "a=1"), ("cookie", "b=2"), ("host", "h")]
+            ),
+        )
+        assert c.verdict == V.PASS, [(k.label, k.value, k.verdict) for k in c.checks]
+
+    def test_values_reordered_fails(self) -> None:
+        c = cell(
+            "http.scope.headers",
+            self.headers([("x-dup", "2"), ("x-dup", "1"), ("cookie", "a=1"), ("cookie", "b=2")]),
+        )
+        assert c.verdict == V.FAIL
+        assert check(c, "app.header_values").value == '["2","1"]'
+
+    def test_joined_duplicates_fail(self) -> None:
+        c = cell("http.scope.headers", self.headers([("x-dup", "1"), ("x-dup", "2"), ("cookie", "a=1; b=2")]))
+        assert c.verdict == V.FAIL
+        assert check(c, "cookies not joined").verdict == V.FAIL
+
+
+class TestDisconnectReceiveEventEmptyClose:
+    """www "Disconnect - receive event": with no code in the frame "the server should set this
+    to 1005": a SHOULD, so another code deviates and never fails."""
+
+    def test_level_is_should(self) -> None:
+        assert BY_ID["ws.close.empty"].level is Level.SHOULD
+
+    @pytest.mark.parametrize(("code", "expected"), [(1005, V.PASS), (1000, V.DEVIATES), (1006, V.DEVIATES)])
+    def test_code(self, code: int, expected: str) -> None:
+        c = cell("ws.close.empty", [hello(), disconnect(code)])
+        assert (c.verdict, check(c, "app.disconnect.code").value) == (expected, str(code))
+
+
+FAIL_THE_CONNECTION = {
+    "ws.data.unmasked-frame": "1002",
+    "ws.data.reserved-bits": "1002",
+    "ws.data.unknown-opcode": "1002",
+    "ws.data.invalid-utf8": "1007",
+    "ws.data.continuation-without-start": "1002",
+    "ws.data.fragmented-ping": "1002",
+    "ws.close.one-byte-payload": "1002",
+    "ws.close.reserved-code": "1002",
+    "ws.close.invalid-reason-utf8": "1007",
+}
+
+
+class TestFailTheWebSocketConnection:
+    """RFC 6455 §7.1.7: the endpoint "SHOULD send a Close frame with an appropriate status code"
+    before closing. One rule for every scenario in which the server must fail the connection:
+    the right code passes; no frame, an empty frame and another code all deviate alike."""
+
+    @pytest.mark.parametrize("scenario", sorted(FAIL_THE_CONNECTION))
+    @pytest.mark.parametrize(
+        ("wire", "value"),
+        [("right", None), ("empty", "empty"), ("eof", "none:eof"), ("rst", "none:rst"), ("other", "1011")],
+    )
+    def test_one_rule(self, scenario: str, wire: str, value: str | None) -> None:
+        code = FAIL_THE_CONNECTION[scenario]
+        records: list[Record] = [hello()]
+        if wire == "right":
+            records.append(close_frame(int(code)))
+        elif wire == "empty":
+            records.append(close_frame(None))
+        elif wire == "other":
+            records.append(close_frame(1011))
+        else:
+            records.append(client(wire, t=0.2))
+        records.append(disconnect(int(code)))
+        c = cell(scenario, records)
+        result = [k for k in c.checks if k.observable == "client.close"]
+        assert len(result) == 1
+        assert result[0].value == (value or code)
+        assert result[0].verdict == (V.PASS if wire == "right" else V.DEVIATES)
+        assert c.verdict == (V.PASS if wire == "right" else V.DEVIATES)
+
+    def test_not_closing_at_all_fails(self) -> None:
+        c = cell("ws.data.invalid-utf8", [hello()])
+        assert check(c, "client.closed").verdict == V.FAIL
+        assert c.verdict == V.FAIL
+
+
+class TestLifespanStartupFailed:
+    """lifespan "Startup Failed - send event": "If a server sees this it should log/print the
+    message provided and then exit." An exit is the rule; its status is not named."""
+
+    def run(self, value: str, output: str = "ERROR: Lifespan startup failed: no database") -> V.Cell:
+        records = [runner("server_end", value), {**hello(), "instance": "lifespan"}, runner("server_output", output)]
+        return judge(target(), BY_ID["lifespan.startup-failed"], records, None)
+
+    def test_exit_1_passes(self) -> None:
+        assert self.run("exited with status 1 before listening").verdict == V.PASS
+
+    def test_exit_0_only_differs(self) -> None:
+        c = self.run("exited with status 0 before listening")
+        assert c.verdict == V.DIFFERS
+        assert check(c, "the server exits").verdict == V.PASS
+
+    def test_exit_after_listening_passes(self) -> None:
+        # gunicorn's master binds the port first; its worker fails startup and the master exits
+        c = self.run("exited with status 3")
+        assert (c.verdict, check(c, "the server exits").verdict) == (V.DIFFERS, V.PASS)
+
+    def test_serving_on_deviates(self) -> None:
+        c = self.run("still running")
+        assert c.verdict == V.DEVIATES
+        assert check(c, "the server exits").verdict == V.DEVIATES
+
+    def test_message_not_logged_deviates(self) -> None:
+        c = self.run("exited with status 1 before listening", output="shutting down\n")
+        assert (c.verdict, check(c, "the message is logged or printed").value) == (V.DEVIATES, "no")
+
+
+class TestExpectContinueUnread:
+    """RFC 9110 §10.1.1: a server may send 100 (Continue) anyway; then the client sends the
+    content and the final answer follows. Only the 417 is a rule."""
+
+    def test_100_then_417_differs_and_does_not_fail(self) -> None:
+        records = [
+            hello(),
+            client("informational", status=100, headers=[]),
+            client("response", t=0.3, status=417, headers=[], body=b("no")),
+        ]
+        c = cell("http.expect-continue-unread", records)
+        assert (c.verdict, check(c, "client.informational").value) == (V.DIFFERS, "100")
+        assert check(c, "client.status").verdict == V.PASS
+
+    def test_script_sends_the_content_after_100(self) -> None:
+        ops = [s.op for s in BY_ID["http.expect-continue-unread"].client]
+        assert ops == ["request", "body_on_continue", "wait_responses"]
+
+
+class TestVersioningClaims:
+    """asgi "Versioning": a target that advertises a version keeps every rule up to it, MUST
+    and SHOULD alike (www "Accept - send event": headers, since 2.1)."""
+
+    def test_must_rule_of_an_advertised_version_breaks_the_claim(self) -> None:
+        # granian: advertises 2.3 and drops the accept headers (a MUST since 2.1)
+        records = [hello(version="2.3"), client("response", status=101, headers=[], body=b(""))]
+        c = cell("ws.accept.headers", records, version="2.3", who="granian")
+        headers = [k for k in c.checks if k.observable == "client.header"]
+        assert headers and all(k.verdict == V.FAIL and k.note.startswith("advertises 2.3") for k in headers)
+        cells = [c]
+        add_meta_cells(cells, [target("granian", {"websocket": "2.3"})])
+        meta = cells[-1]
+        assert (meta.scenario, meta.verdict) == (META_CLAIMS.id, V.FAIL)
+        assert meta.checks[0].value == "broken: ws.accept.headers"
+
+    def test_must_rule_of_a_newer_version_is_not_applicable(self) -> None:
+        records = [hello(version="2.0"), client("response", status=101, headers=[], body=b(""))]
+        c = cell("ws.accept.headers", records, version="2.0")
+        assert all(k.verdict == V.NA for k in c.checks if k.observable == "client.header")
+
+    def test_kept_claims_pass(self) -> None:
+        cells = [cell("ws.close.empty", [hello(), disconnect(1005)])]
+        add_meta_cells(cells, [target("peer", {"websocket": "2.5"})])
+        assert cells[-1].verdict == V.PASS
+
+
+class TestKeepaliveWindow:
+    """www "WebSocket" (pings): only a close inside the client's window counts as the keepalive
+    drop; the app is still in receive() then, so a close on app return cannot pass for it."""
+
+    def test_close_after_the_window_is_not_a_drop(self) -> None:
+        records = [
+            hello(),
+            client("ping", t=1.0),
+            client("mark", t=7.0, name="window-ended"),
+            close_frame(1000, t=7.1),
+        ]
+        c = cell("ws.keepalive.ping", records)
+        assert check(c, "the unanswered peer is dropped").value == "none:open"
+        assert c.verdict == V.DIFFERS
+
+    def test_close_in_the_window_is_the_drop(self) -> None:
+        records = [hello(), client("ping", t=1.0), close_frame(1011, t=2.0), client("mark", t=2.0, name="window-ended")]
+        assert cell("ws.keepalive.ping", records).verdict == V.PASS
+
+    def test_app_outwaits_the_window_by_twice(self) -> None:
+        s = BY_ID["ws.keepalive.ping"]
+        window = sum(step.args.get("timeout", 0) for step in s.client if step.op in ("wait_frame", "wait_close"))
+        receive = [step for step in s.app if step.op == "receive"][-1]
+        assert receive.args["timeout"] >= 2 * window
+
+
+class TestRaiseBeforeAcceptTiming:
+    """asgi "Error Handling": the 500 after the exception is judged over twice a 1 s polling."""
+
+    def test_one_second_polling_passes(self) -> None:
+        records = [hello(), app("ended", t=0.2, how="raised"), client("response", t=1.2, status=500, headers=[])]
+        assert cell("ws.app.raise-before-accept", records).verdict == V.PASS
+
+    def test_never_answered_fails(self) -> None:
+        records = [hello(), app("ended", t=0.2, how="raised"), client("eof", t=1.2)]
+        assert cell("ws.app.raise-before-accept", records).verdict == V.FAIL
+
+
+class TestBackpressureProbe:
+    """A send that blocks but cannot be cancelled returns late: it blocked all the same."""
+
+    def test_uncancellable_blocking_send_is_blocked(self) -> None:
+        reports: list[dict[str, Any]] = []
+
+        class Recorder(Reporter):
+            def report(self, ev: str, **fields: Any) -> None:
+                reports.append({"ev": ev, **fields})
+
+        calls = 0
+
+        async def send(message: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 3:  # the buffers are full: this one takes 0.3 s and swallows the cancellation
+                try:
+                    await asyncio.sleep(0.3)
+                except asyncio.CancelledError:
+                    await asyncio.sleep(0.3)
+
+        async def receive() -> Any:
+            raise AssertionError("not called")
+
+        step = BY_ID["ws.backpressure.send"].app[-2]
+        args = {**step.args, "block_s": 0.1, "max_s": 5.0}
+        script = ScriptRunner({}, receive, send, Recorder(None, "t1"))
+
+        async def main() -> None:
+            await asyncio.wait_for(script._send_until_blocked(args, 2), 10)
+
+        asyncio.run(main())
+        ends = [r for r in reports if r["ev"] in ("send_blocked", "never_blocked")]
+        assert len(ends) == 1
+        assert ends[0]["ev"] == "send_blocked"
+        assert (ends[0]["after_bytes"], ends[0]["cancelled"]) == (2 << 20, False)
+
+
+class TestRunIndependentValues:
+    def test_token_is_not_part_of_a_value(self) -> None:
+        def run(token: str) -> V.Cell:
+            scope: dict[str, Any] = {"type": "websocket", "path": f"/ws.scope.raw-path/{token}/a/b"}
+            scope["raw_path"] = b(f"/ws.scope.raw-path/{token}/a%2Fb")
+            return cell("ws.scope.raw-path", [hello(scope)])
+
+        first, second = run("t7"), run("t812")
+        assert [k.value for k in first.checks] == [k.value for k in second.checks]
+        assert "<token>" in first.checks[0].value
+
+
+class TestCellSummary:
+    def test_not_applicable_check_is_visible(self) -> None:
+        # daphne advertises 2.0: the close reason (since 2.3) cannot be judged
+        records = [hello(version="2.0"), close_frame(4002)]
+        c = cell("ws.close.app-reason", records, version="2.0")
+        assert c.verdict == V.PASS
+        assert c.summary.startswith("pass (1 n/a: ")
+
+    def test_crash_is_its_own_verdict(self) -> None:
+        c = judge(target(), BY_ID["ws.close.empty"], [], "harness error: x", "the server process exited with status 1")
+        assert (c.verdict, c.summary, c.error) == (V.CRASH, "crash", "the server process exited with status 1")
+        assert V.CRASH in V.STRICT_FAILURES and V.ERROR not in V.STRICT_FAILURES
+
+    def test_harness_error_is_apart(self) -> None:
+        c = judge(target(), BY_ID["ws.close.empty"], [], "harness error: KeyError", None)
+        assert c.verdict == V.ERROR
+
+
+class TestServerExit:
+    @pytest.mark.parametrize(
+        ("status", "text"), [(1, "exited with status 1"), (-11, "was killed by SIGSEGV"), (0, "exited with status 0")]
+    )
+    def test_describe_status(self, status: int, text: str) -> None:
+        assert describe_status(status) == text
+
+    def test_a_dead_process_is_not_stopped_answering(self) -> None:
+        class Dead:
+            exit_reason = None
+            port = 1
+
+            def alive(self) -> bool:
+                return False
+
+            def describe_exit(self) -> str:
+                return "exited with status 3"
+
+        problem = asyncio.run(Runner([])._healthy(Dead()))
+        assert problem == "the server process exited with status 3"
+
+
+class TestDisconnectedClientSendException:
+    """www "Disconnected Client - send exception": servers must catch the OSError they raised
+    into the app and should not log it as an error (a 2.4 rule)."""
+
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("", "none"),
+            ("WARNING  refserver: slow\n", "none"),
+            ("ERROR    refserver: Exception in ASGI application\n", "error: ERROR    refserver: Exception in ASGI"),
+            ("[2026-01-01 00:00:00] [12] [ERROR] boom\n", "error: [2026-01-01 00:00:00] [12] [ERROR] boom"),
+            ("Traceback (most recent call last):\n  File x\n", "error: Traceback (most recent call last):"),
+            ("INFO: an ERRORS counter\n", "none"),
+        ],
+    )
+    def test_error_level_lines(self, text: str, value: str) -> None:
+        assert logged_errors(text)[: len(value)] == value
+
+    def run(self, logged: str, version: str) -> V.Cell:
+        records = [
+            hello(version=version),
+            disconnect(1000),
+            app("send_raised", step=3, kind="websocket.send", exc="ClientDisconnected", oserror=True),
+            runner("server_log", logged),
+        ]
+        return cell("ws.send.after-disconnect", records, version=version)
+
+    def test_logged_traceback_breaks_the_2_4_claim(self) -> None:
+        c = self.run("error: Traceback (most recent call last):", "2.4")
+        assert check(c, "the escaped OSError is not logged as an error").verdict == V.FAIL
+        assert c.verdict == V.FAIL
+
+    def test_silence_passes(self) -> None:
+        assert self.run("none", "2.4").verdict == V.PASS
+
+    def test_older_version_is_not_held_to_it(self) -> None:
+        c = self.run("error: Traceback (most recent call last):", "2.3")
+        assert check(c, "the escaped OSError is not logged as an error").verdict == V.NA
+
+
+class TestExtensionsAdvertised:
+    """asgi extensions: a scenario about an extension is n/a where the server does not
+    advertise it, never a plain pass."""
+
+    def test_app_reports_unsupported(self) -> None:
+        records = [hello(), app("unsupported", step=1, extension="http.response.pathsend")]
+        c = cell("http.ext.pathsend", records)
+        assert (c.verdict, c.summary) == (V.NA, "n/a")
+
+    def test_declined_permessage_deflate_is_not_applicable(self) -> None:
+        records = [hello(), client("unsupported", extension="permessage-deflate")]
+        assert cell("ws.data.compressed", records).verdict == V.NA
+
+    def test_trailer_is_read_from_the_chunked_response(self) -> None:
+        response = client("response", status=200, headers=[], body=b("with trailers"), trailers=[["x-checksum", "42"]])
+        assert cell("http.ext.trailers", [hello(), response]).verdict == V.PASS
+        bare = client("response", status=200, headers=[], body=b("with trailers"), trailers=[])
+        c = cell("http.ext.trailers", [hello(), bare])
+        assert (c.verdict, check(c, "client.trailer").value) == (V.DEVIATES, "[]")
+
+    def test_compressed_payload_inflates_to_the_text(self) -> None:
+        import zlib
+
+        payload = deflated("squeezed text")
+        assert zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff") == b"squeezed text"
+
+
+class TestHttp10AndClosing:
+    """RFC 9112 §9.3 and §9.6: the server closes after the response."""
+
+    def test_granian_http_version_1_fails(self) -> None:
+        records = [
+            hello({"http_version": "1"}),
+            client("response", status=200, headers=[], body=b("old")),
+            client("eof", t=0.3),
+        ]
+        c = cell("http.version.1-0", records)
+        assert (c.verdict, check(c, "app.scope").value) == (V.FAIL, "1")
+
+    def test_open_connection_after_cl_and_te_fails(self) -> None:
+        records = [
+            hello(),
+            app("body", body=b("hello")),
+            client("response", status=200, headers=[], body=b("ok")),
+        ]
+        c = cell("http.request.cl-and-te", records)
+        assert (c.verdict, check(c, "the connection is closed after the response").value) == (V.FAIL, "open")
