@@ -177,7 +177,7 @@ class TestPageReload:
 
 @pytest.mark.anyio
 class TestDenial:
-    """asgi extensions, "WebSocket Denial Response"."""
+    """asgi extensions, "Websocket Denial Response"."""
 
     async def test_without_the_token_the_handshake_gets_the_apps_http_response(self) -> None:
         from examples.denial import app

@@ -589,7 +589,7 @@ class TestCloseSendEvent:
 
 
 class TestWebSocketDenialResponse:
-    """asgi extensions, "WebSocket Denial Response": an HTTP response instead of the 101."""
+    """asgi extensions, "Websocket Denial Response": an HTTP response instead of the 101."""
 
     def test_denial_start_is_held_until_the_first_body(self) -> None:
         driver = make_driver()
@@ -1457,7 +1457,7 @@ VALID: dict[str, dict[str, Any]] = {
 # Written out from the spec, not from TABLE:
 # - www spec 2.5 "Accept - send event" / "Close - send event": before the handshake is
 #   answered, accept or close (a close refuses it); "Send - send event" needs an accepted
-#   connection; asgi extensions "WebSocket Denial Response": start, then body parts only,
+#   connection; asgi extensions "Websocket Denial Response": start, then body parts only,
 #   and only before accepting; accept is sent once.
 # - A connection that failed on bad data (FAILING) is still open for the app until it is
 #   told: send and close are accepted.

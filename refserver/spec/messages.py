@@ -137,14 +137,14 @@ def validate_websocket_close(message: Message) -> None:
 
 
 def validate_websocket_http_response_start(message: Message) -> None:
-    """asgi extensions, "WebSocket Denial Response": same keys as http.response.start."""
+    """asgi extensions, "Websocket Denial Response": same keys as http.response.start."""
     section = sections.WS_DENIAL
     _status(message, section)
     check_headers(message, section)
 
 
 def validate_websocket_http_response_body(message: Message) -> None:
-    """asgi extensions, "WebSocket Denial Response": same keys as http.response.body."""
+    """asgi extensions, "Websocket Denial Response": same keys as http.response.body."""
     section = sections.WS_DENIAL
     _optional_bytes(message, "body", section)
     _optional_bool(message, "more_body", section)

@@ -130,6 +130,6 @@ def websocket_scope(
         "server": server,
         "subprotocols": subprotocols,
         "state": state.copy(),
-        # asgi extensions, "WebSocket Denial Response": advertised because implemented.
+        # asgi extensions, "Websocket Denial Response": advertised because implemented.
         "extensions": _with_tls({"websocket.http.response": {}}, tls),
     }
