@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from tests.support import (
@@ -398,3 +399,28 @@ async def test_a_tcp_client_that_resets_mid_head_is_named_and_not_answered(caplo
     assert lines == [
         f"Bad request from {host}:{port}: peer unexpectedly closed connection (the client is gone; not answered)"
     ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.0\r\nHost: x\r\n\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["http10-then-crlf", "connection-close-then-pipelined"],
+)
+async def test_bytes_after_a_last_request_do_not_cost_its_response(data: bytes) -> None:
+    """RFC 9112 §9.6: the response to the request that ends the connection is sent, then the
+    connection closes (the stray bytes in the same read are not taken for the client leaving)."""
+
+    async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "http.request"
+        for _ in range(20):  # the server reads on meanwhile and meets the stray bytes
+            await anyio.lowlevel.checkpoint()
+        await ok_app(scope, receive, send)
+
+    async with serving(slow_app) as server:
+        with anyio.fail_after(3):
+            raw = await raw_exchange(server.port, data)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.count(b"HTTP/1.1 ") == 1

@@ -450,3 +450,25 @@ class TestLifespanShutdownSendEvent:
             LifespanState.STARTED,
         )
         assert m.begin_shutdown().transitions == []
+
+
+class TestBytesAfterALastRequest:
+    """RFC 9112 §9.6: after a request that ends the connection (HTTP/1.0 without keep-alive, or
+    Connection: close), stray bytes in the same read must not cost the response."""
+
+    @pytest.mark.parametrize(
+        "request_bytes",
+        [
+            b"GET / HTTP/1.0\r\nHost: x\r\n\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ],
+        ids=["http10-then-crlf", "connection-close-then-pipelined"],
+    )
+    def test_the_response_is_sent_then_the_connection_closes(self, request_bytes: bytes) -> None:
+        m = machine()
+        fx = m.receive_data(request_bytes)
+        assert fx.request is not None and fx.tcp is None
+        out = respond(m)
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nok")
+        fx = m.app_ended(raised=False)
+        assert (fx.tcp, m.state) == (Tcp.CLOSE, State.CLOSED)
