@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -546,6 +546,8 @@ class InProcessServer:
     task_group: anyio.abc.TaskGroup
     lifespan: str | None = None
     ping_interval_s: float | None = None
+    # More Config fields for this server (e.g. ``trace_sinks``), over the ones set here.
+    options: Mapping[str, Any] = field(default_factory=dict)
     port: int = 0
     exit_reason: str | None = None
     _stop: anyio.Event = field(default_factory=anyio.Event)
@@ -574,7 +576,7 @@ class InProcessServer:
         if self.ping_interval_s is not None:
             options["ws_ping_interval_s"] = self.ping_interval_s
             options["ws_ping_timeout_s"] = self.ping_interval_s
-        config = Config.from_options(**options)
+        config = Config.from_options(**{**options, **self.options})
         app = make_app(report_to=(HOST, self.report_port), lifespan=self.lifespan or "")
         listening = anyio.Event()
 
