@@ -75,19 +75,6 @@ async def test_app_ends_after_accept_close_frame_then_tcp_closed_after_the_answe
         assert refserver_errors(caplog) == []
 
 
-@pytest.mark.parametrize("raise_", [False, True], ids=["returns", "raises"])
-async def test_app_ends_after_accept_tcp_closed_after_the_close_timeout(raise_: bool) -> None:
-    rec = Recorder()
-    async with serving(ending_app(rec, accept=True, raise_=raise_), ws_close_timeout_s=CLOSE_TIMEOUT) as server:
-        ws = await WSClient.connect(server.port)
-        close = await ws.expect_close()
-        start = anyio.current_time()
-        await ws.expect_eof(timeout=CLOSE_TIMEOUT + 2)  # never answered
-        waited = anyio.current_time() - start
-    assert close.code == (1011 if raise_ else 1000)
-    assert waited >= CLOSE_TIMEOUT - 0.1  # the server waited for an answer first
-
-
 async def test_app_returns_while_the_peer_sends_data_gets_close_1000() -> None:
     rec = Recorder()
     go = anyio.Event()

@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-import wsproto.events as wse
 
 from refserver import ClientDisconnected
 from tests.support import (
@@ -130,39 +129,6 @@ async def test_rst_is_1006() -> None:
     assert events == [CONNECT, disconnect(1006)]
     assert str(rec.of("send error")[0]) == "connection lost without a close frame (code 1006)"
     assert rec.of("send error")[0].code == 1006
-
-
-async def test_keepalive_timeout_is_1006_and_the_peer_gets_1011() -> None:
-    rec = Recorder()
-    async with serving(listening_app(rec), ws_ping_interval_s=0.1, ws_ping_timeout_s=0.2) as server:
-        ws = await WSClient.connect(server.port)
-        ping = await ws.next_event()  # never answered
-        close = await ws.expect_close()
-        await ws.expect_eof()  # the socket is not left open
-        events = await finished(rec)
-    assert isinstance(ping, wse.Ping)
-    assert (close.code, close.reason) == (1011, "keepalive ping timeout")
-    assert events == [CONNECT, disconnect(1006)]
-    assert str(rec.of("send error")[0]) == "keepalive ping timed out (code 1006)"
-
-
-async def test_close_timeout_after_the_apps_close_is_1006() -> None:
-    rec = Recorder()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 4000})
-        rec.add("event", await receive())
-        rec.add("event", await receive())
-        rec.add("ended")
-
-    async with serving(app, ws_close_timeout_s=0.3) as server:
-        ws = await WSClient.connect(server.port)
-        close = await ws.expect_close()  # ...and never answered
-        await ws.expect_eof(timeout=2)
-        events = await finished(rec)
-    assert close.code == 4000
-    assert events == [CONNECT, disconnect(1006)]
 
 
 # ---------------------------------------------------------------- the server fails the connection

@@ -1170,43 +1170,6 @@ async def test_scenario_35_invalid_utf8(open_ws: OpenWS) -> None:
     assert isinstance(p.received[1]["reason"], str)
 
 
-async def test_scenario_36_keepalive(open_ws: OpenWS) -> None:
-    """Scenario 36: keepalive with ws_ping_interval_s=0.2 and ws_ping_timeout_s=0.2.
-    Pins: a client that answers pings stays connected across several pings; a client
-    that never answers gets a ping, then close 1011 within the timeout, and its app gets
-    disconnect 1006 with reason ""."""
-    hub = ProbeHub(accept_and_receive)
-    with anyio.fail_after(DEADLINE):
-        async with serving(hub, ws_ping_interval_s=0.2, ws_ping_timeout_s=0.2) as server:
-            # answers pings: stays open for three of them
-            ws = await open_ws(server.port)
-            p1 = await hub.probe(0)
-            for _ in range(3):
-                with anyio.fail_after(WITHIN):
-                    ping = await ws.next_event()
-                assert isinstance(ping, wse.Ping), ping
-                await ws.send_raw(frame(Opcode.PONG, bytes(ping.payload)))
-            assert p1.received == [CONNECT]
-            await ws.close(1000)
-            await ws.expect_eof()
-            await p1.wait_done()
-
-            # never answers
-            ws2 = await open_ws(server.port)
-            p2 = await hub.probe(1)
-            with anyio.fail_after(WITHIN):
-                ping = await ws2.next_event()
-            with anyio.fail_after(WITHIN):
-                close = await ws2.expect_close()
-            with anyio.fail_after(WITHIN):
-                await p2.wait_done()
-            await ws2.aclose()
-    assert isinstance(ping, wse.Ping)
-    assert close.code == 1011
-    assert p1.received == [CONNECT, disconnect(1000, "")]
-    assert p2.received == [CONNECT, disconnect(1006, "")]
-
-
 async def test_scenario_37_graceful_shutdown(open_ws: OpenWS) -> None:
     """Scenario 37: graceful shutdown with an open WebSocket.
     Pins: the client gets close 1001 at once (within 1 s), the app gets disconnect 1001,
@@ -1495,39 +1458,6 @@ async def test_websockets_client_scenarios_21_22_subprotocols() -> None:
     assert p.received[-1] == disconnect(1000, "")
     assert info.value.response.status_code == 500
     assert_protocol_error(p2.sends[0])
-
-
-@websockets_only
-async def test_websockets_client_scenario_36_pings_answered() -> None:
-    """Scenario 36 with the websockets client: the server answers the client's pings, and
-    pings the client every ws_ping_interval_s; the client's automatic pongs keep the
-    connection open (a third server ping means the first two were answered in time)."""
-    from websockets.asyncio.client import connect
-    from websockets.frames import Frame
-    from websockets.frames import Opcode as WOpcode
-
-    hub = ProbeHub(accept_and_receive)
-    server_pings = Recorder()
-    with anyio.fail_after(DEADLINE):
-        async with serving(hub, ws_ping_interval_s=0.1, ws_ping_timeout_s=0.2) as server:
-            async with connect(ws_url(server), ping_interval=None) as client:
-                recv_frame = client.protocol.recv_frame
-
-                def counting(frame: Frame) -> None:
-                    if frame.opcode is WOpcode.PING:
-                        server_pings.add("ping", bytes(frame.data))
-                    recv_frame(frame)
-
-                client.protocol.recv_frame = counting  # type: ignore[method-assign]
-                for _ in range(3):
-                    pong = await client.ping()
-                    with anyio.fail_after(WITHIN):
-                        await pong
-                await server_pings.wait_kind("ping", 3, timeout=2 * WITHIN)
-                p = await hub.probe()
-                assert p.received == [CONNECT]
-            await p.wait_done()
-    assert p.received == [CONNECT, disconnect(1000, "")]
 
 
 @websockets_only
