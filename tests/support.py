@@ -132,11 +132,13 @@ class MemoryByteStream(anyio.abc.ByteStream):
         self._outgoing = outgoing
         self._incoming = incoming
         self._pending = b""
+        self.taken = 0  # bytes this end's reads have returned so far
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if not self._pending:
             self._pending = await self._incoming.receive()
         data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        self.taken += len(data)
         return data
 
     async def send(self, item: bytes) -> None:
@@ -166,11 +168,13 @@ class MemoryServer:
     def __init__(self, ctx: ServerContext, tg: anyio.abc.TaskGroup) -> None:
         self.ctx = ctx
         self._tg = tg
+        self.server_ends: list[MemoryByteStream] = []  # one per connection, in order
 
     async def open_ws(self, path: str = "/", *, to_client: float = math.inf, **handshake: Any) -> WSClient:
         """Start one connection and return a :class:`WSClient` on its client end (see
         :func:`memory_pair` for ``to_client``); keyword arguments go to the handshake."""
         client, server = memory_pair(to_client=to_client)
+        self.server_ends.append(server)
         self._tg.start_soon(self._serve, server)
         return await WSClient.handshake(client, path, **handshake)
 
