@@ -527,15 +527,16 @@ class TestCloseSendEvent:
         with pytest.raises(ClientDisconnected, match=r"the app already sent websocket.close \(code 4000\)") as raised:
             driver.send({"type": "websocket.close"})
         assert raised.value.code == 4000
-        fx = driver.feed(frame(0x1, b"dropped") + frame(0x9, b"p"))
+        fx = driver.feed(frame(0x1, b"dropped") + frame(0x9, b"p") + frame(0x2, b"dropped"))
         assert wrote(fx) == b""  # no pong after our close frame
-        assert fx.notes == [Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4")]
+        assert fx.notes == [Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4")] * 2
         assert driver.receive() is None
         fx = driver.feed(close_frame(4002, "echo"))
         assert wrote(fx) == b""  # no close frame after ours (RFC 6455 §5.5.1)
         assert driver.state() is State.CLOSED
         assert fx.tcp is Tcp.CLOSE
         assert driver.armed == {}
+        assert driver.receive() == disconnect(4002, "echo")
         assert driver.receive() == disconnect(4002, "echo")
 
     def test_long_close_reason_is_cut_with_a_notice(self) -> None:
@@ -610,6 +611,7 @@ class TestWebSocketDenialResponse:
         assert driver.state() is State.DRAINING
         assert driver.tcp is Tcp.SEND_EOF
         assert driver.receive() == CONNECT
+        assert driver.receive() == disconnect(1006)
         assert driver.receive() == disconnect(1006)
 
     def test_denial_in_one_body_uses_content_length(self) -> None:
@@ -743,13 +745,121 @@ class TestDisconnectReceiveEvent:
         assert str(fx.error) == "connection lost without a close frame (code 1006)"
         assert fx.error.code == 1006
         assert driver.receive() == text("a")
-        assert driver.receive() == disconnect(1006)
+        for _ in range(3):
+            assert driver.receive() == disconnect(1006)
         assert driver.out() == b""
+
+    def test_complete_messages_come_before_the_disconnect_and_an_unfinished_one_is_dropped(self) -> None:
+        """docs/decisions.md #18: every message that fully arrived is delivered, in order,
+        before the disconnect; a fragmented message unfinished at the close is dropped."""
+        driver = opened()
+        fx = driver.feed(
+            frame(0x1, b"one")
+            + frame(0x2, b"two")
+            + frame(0x1, b"thr", fin=False)
+            + frame(0x9, b"")
+            + frame(0x0, b"ee")
+            + frame(0x1, b"unfini", fin=False)
+            + close_frame(4001, "bye")
+        )
+        assert wrote(fx) == server_frame(0xA, b"") + server_close(4001, "bye")
+        assert fx.tcp is Tcp.CLOSE  # closed while the app has read nothing yet
+        assert driver.drain() == [text("one"), binary(b"two"), text("three"), disconnect(4001, "bye")]
+
+
+def _peer_closed_unread() -> Driver:
+    driver = opened()
+    driver.feed(close_frame(1001, "going"))  # echoed; the app has not called receive()
+    return driver
+
+
+def _disconnect_received() -> Driver:
+    driver = opened()
+    driver.feed(close_frame(1000))
+    assert driver.receive() == disconnect(1000)
+    return driver
+
+
+def _after_own_close() -> Driver:
+    driver = opened()
+    driver.send({"type": "websocket.close", "code": 4000})
+    return driver
+
+
+def _after_403() -> Driver:
+    driver = make_driver()
+    driver.send({"type": "websocket.close"})
+    return driver
+
+
+def _after_denial() -> Driver:
+    driver = make_driver()
+    driver.send({"type": "websocket.http.response.start", "status": 451})
+    driver.send({"type": "websocket.http.response.body", "body": b"gone"})
+    return driver
+
+
+def _after_failure() -> Driver:
+    driver = opened(max_size=10)
+    driver.feed(frame(0x2, b"x" * 11))
+    return driver
+
+
+def _after_shutdown() -> Driver:
+    driver = opened()
+    driver.shutdown()
+    return driver
+
+
+def _after_loss() -> Driver:
+    driver = opened()
+    driver.lost("reset by peer")
+    return driver
+
+
+# Every message an app may send on a WebSocket; each raises once the connection is closing
+# or closed, whatever the order.
+WS_SENDS: list[dict[str, Any]] = [
+    {"type": "websocket.send", "text": "x"},
+    {"type": "websocket.send", "bytes": b"x"},
+    {"type": "websocket.close"},
+    {"type": "websocket.close", "code": 4000, "reason": "again"},
+    {"type": "websocket.accept"},
+]
 
 
 class TestDisconnectedClientSendException:
     """www spec 2.4, "Disconnected Client - send exception": send() on a closed connection
     raises an OSError subclass (ClientDisconnected), here with the close code."""
+
+    @pytest.mark.parametrize(
+        ("build", "why", "code"),
+        [
+            pytest.param(_peer_closed_unread, "peer closed the connection with code 1001", 1001, id="peer-close"),
+            pytest.param(_disconnect_received, "peer closed the connection with code 1000", 1000, id="disconnect-read"),
+            pytest.param(_after_own_close, "the app already sent websocket.close (code 4000)", 4000, id="own-close"),
+            pytest.param(_after_403, "the handshake was refused with HTTP 403", 1006, id="403"),
+            pytest.param(
+                _after_denial, "the handshake was answered with the app's HTTP 451 response", 1006, id="denial"
+            ),
+            pytest.param(
+                _after_failure, "connection failed with code 1009 (message exceeds 10 bytes)", 1009, id="failure"
+            ),
+            pytest.param(_after_shutdown, "the server is shutting down (close code 1001)", 1001, id="shutdown"),
+            pytest.param(_after_loss, "connection lost without a close frame (code 1006)", 1006, id="lost"),
+        ],
+    )
+    def test_every_message_raises_saying_why(self, build: Callable[[], Driver], why: str, code: int) -> None:
+        driver = build()
+        driver.out()
+        state = driver.state()
+        for message in WS_SENDS:
+            with pytest.raises(ClientDisconnected) as raised:
+                driver.send(message)
+            assert isinstance(raised.value, OSError)
+            assert (str(raised.value), raised.value.code) == (why, code)
+        assert driver.out() == b""  # nothing more goes on the wire
+        assert driver.state() is state
 
     def test_send_after_the_peer_closed_raises_with_its_code(self) -> None:
         driver = opened()
@@ -1014,7 +1124,9 @@ class TestRFC6455Section7_1_5CloseCode:
     def test_empty_peer_close_is_1005_and_the_echo_is_empty(self) -> None:
         driver = opened()
         fx = driver.feed(close_frame(None))
-        assert wrote(fx) == b"\x88\x00"
+        assert wrote(fx) == b"\x88\x00"  # 1005 never goes on the wire
+        assert fx.tcp is Tcp.CLOSE
+        assert driver.receive() == disconnect(1005)
         assert driver.receive() == disconnect(1005)
 
 
@@ -1034,35 +1146,45 @@ class TestRFC6455Section7_4CloseCodes:
         assert wrote(fx) == server_close(1007, "invalid UTF-8 or payload data")
 
 
+# Bad bytes from the peer (max size 10): the close code and reason sent and delivered.
+FAILURES: dict[str, tuple[bytes, int, str]] = {
+    # 1009: a message over the size limit, as one frame or fragmented
+    "too big, one frame": (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
+    "too big, fragments": (frame(0x2, b"x" * 6, fin=False) + frame(0x0, b"x" * 5), 1009, "message exceeds 10 bytes"),
+    # 1007: invalid UTF-8
+    "bad utf-8": (frame(0x1, b"ok\xff"), 1007, "invalid UTF-8 or payload data"),
+    "bad utf-8 across fragments": (
+        frame(0x1, b"\xc3", fin=False) + frame(0x0, b"("),
+        1007,
+        "invalid UTF-8 or payload data",
+    ),
+    "truncated utf-8 at the end": (frame(0x1, b"\xe2\x82"), 1007, "invalid UTF-8 or payload data"),
+    "bad utf-8 in a close reason": (frame(0x8, b"\x03\xe8\xff"), 1007, "invalid UTF-8 or payload data"),
+    # 1002: protocol violations (RFC 6455 §5)
+    "unmasked frame": (frame(0x1, b"hi", mask=None), 1002, "protocol error"),
+    "rsv2 set": (bytes([0xA1, 0x80]) + b"\x00\x00\x00\x00", 1002, "protocol error"),
+    "rsv1 without deflate": (frame(0x1, b"hi", rsv1=True), 1002, "protocol error"),
+    "unknown opcode 3": (frame(0x3, b""), 1002, "protocol error"),
+    "unknown opcode 0xB": (frame(0xB, b""), 1002, "protocol error"),
+    "continuation with no message": (frame(0x0, b"x"), 1002, "protocol error"),
+    "new message inside a fragmented one": (frame(0x1, b"a", fin=False) + frame(0x1, b"b"), 1002, "protocol error"),
+    "ping over 125 bytes": (frame(0x9, b"p" * 126), 1002, "protocol error"),
+    "fragmented ping": (frame(0x9, b"p", fin=False), 1002, "protocol error"),
+    "close with 1 byte": (frame(0x8, b"\x03"), 1002, "protocol error"),
+    "close code 1005": (close_frame(1005), 1002, "protocol error"),
+    "close code 1006": (close_frame(1006), 1002, "protocol error"),
+    "close code 999": (close_frame(999), 1002, "protocol error"),
+    "close code 2000": (close_frame(2000), 1002, "protocol error"),
+}
+
+
 class TestRFC6455Section7_1_7FailTheConnection:
     """RFC 6455 §7.1.7: bad bytes from the peer fail the connection: a close frame with the
     code (1002 protocol error, 1007 bad payload, 1009 too big), then FIN, discarding the
     rest. Messages that fully arrived before the bad bytes are delivered first; the failure
     waits (FAILING, at most the hold timer) until the app asks for more."""
 
-    @pytest.mark.parametrize(
-        ("data", "code", "reason"),
-        [
-            (frame(0x1, b"\xff"), 1007, "invalid UTF-8 or payload data"),
-            (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
-            (frame(0x2, b"x" * 6, fin=False) + frame(0x0, b"x" * 5), 1009, "message exceeds 10 bytes"),
-            (frame(0x1, b"x", mask=None), 1002, "protocol error"),
-            (frame(0x3), 1002, "protocol error"),
-            (frame(0x0, b"x"), 1002, "protocol error"),
-            (close_frame(1006), 1002, "protocol error"),
-            (frame(0x8, b"\x03\xe8\xff"), 1007, "invalid UTF-8 or payload data"),  # bad UTF-8 in a close reason
-        ],
-        ids=[
-            "bad-utf8-text",
-            "too-big",
-            "too-big-fragmented",
-            "unmasked",
-            "reserved-opcode",
-            "continuation-without-start",
-            "close-1006",
-            "bad-utf8-close-reason",
-        ],
-    )
+    @pytest.mark.parametrize(("data", "code", "reason"), list(FAILURES.values()), ids=list(FAILURES))
     def test_failures_send_the_code_and_drain(self, data: bytes, code: int, reason: str) -> None:
         driver = opened(max_size=10)
         fx = driver.feed(data)
@@ -1074,9 +1196,10 @@ class TestRFC6455Section7_1_7FailTheConnection:
         assert driver.receive() == disconnect(code, reason)
         assert driver.feed(frame(0x9, b"ignored")) == Effects()
         assert driver.out() == b""
-        with pytest.raises(ClientDisconnected, match=f"connection failed with code {code}") as raised:
+        with pytest.raises(ClientDisconnected) as raised:
             driver.send({"type": "websocket.send", "bytes": b""})
-        assert raised.value.code == code
+        assert (str(raised.value), raised.value.code) == (f"connection failed with code {code} ({reason})", code)
+        assert [n for n in driver.notes if n.kind == "warning"] == []  # the peer's fault: nothing to log
 
     def test_bad_data_behind_an_unread_message_is_held_until_the_app_asks(self) -> None:
         driver = opened()
