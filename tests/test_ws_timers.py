@@ -23,7 +23,7 @@ import wsproto.events as wse
 from trio.testing import MockClock
 
 from refserver import ClientDisconnected
-from tests.support import Recorder, WSClient, close_frame, frame, memory_server
+from tests.support import Recorder, WSClient, close_frame, frame, memory_server, refserver_errors
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +38,10 @@ Event = dict[str, Any]
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+class Boom(Exception):
+    pass
 
 
 def now() -> float:
@@ -135,13 +139,16 @@ class TestRFC6455Section7_1_1CloseTheConnection:
     @pytest.mark.parametrize("raise_", [False, True], ids=["returns", "raises"])
     @pytest.mark.parametrize("answered", [False, True], ids=["unanswered", "answered"])
     async def test_after_the_app_ends_tcp_closes_on_the_answer_or_at_the_close_timeout(
-        self, raise_: bool, answered: bool
+        self, raise_: bool, answered: bool, caplog: pytest.LogCaptureFixture
     ) -> None:
+        """docs/decisions.md #19: close 1000 after a return, 1011 after a raise (its
+        traceback logged once, nothing else at error level)."""
+
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await receive()
             await send({"type": "websocket.accept"})
             if raise_:
-                raise RuntimeError("the app failed")
+                raise Boom("the app failed")
 
         with anyio.fail_after(FOREVER):
             async with memory_server(app, ws_close_timeout_s=CLOSE_S) as server:
@@ -154,6 +161,12 @@ class TestRFC6455Section7_1_1CloseTheConnection:
                 await ws.aclose()
         assert (close.code, close.reason) == ((1011, "") if raise_ else (1000, ""))
         assert closed_after == pytest.approx(0.0 if answered else CLOSE_S)
+        errors = refserver_errors(caplog)
+        if raise_:
+            [record] = errors
+            assert record.exc_info is not None and record.exc_info[0] is Boom
+        else:
+            assert errors == []
 
     async def test_an_unanswered_shutdown_close_ends_at_the_close_timeout_and_keeps_1001(self) -> None:
         rec = Recorder()
