@@ -1131,9 +1131,12 @@ class TestRFC6455Section7_1_5CloseCode:
 
 
 class TestRFC6455Section7_4CloseCodes:
-    """RFC 6455 §7.4.2: codes registered with IANA (1012-1014) are valid from the peer."""
+    """RFC 6455 §7.4: every code an app may send is valid from the peer too, with the codes
+    registered with IANA (1012-1014, §7.4.2); the others fail the connection (FAILURES)."""
 
-    @pytest.mark.parametrize("code", [1012, 1013, 1014])
+    @pytest.mark.parametrize(
+        "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+    )
     def test_iana_close_codes_from_the_peer_are_accepted(self, code: int) -> None:
         driver = opened()
         fx = driver.feed(close_frame(code, "r"))
@@ -1201,9 +1204,23 @@ class TestRFC6455Section7_1_7FailTheConnection:
         assert (str(raised.value), raised.value.code) == (f"connection failed with code {code} ({reason})", code)
         assert [n for n in driver.notes if n.kind == "warning"] == []  # the peer's fault: nothing to log
 
-    def test_bad_data_behind_an_unread_message_is_held_until_the_app_asks(self) -> None:
+    @pytest.mark.parametrize(
+        ("bad", "code", "reason"),
+        [
+            (frame(0x1, b"\xff"), 1007, "invalid UTF-8 or payload data"),
+            (bytes([0xA1, 0x80, 1, 2, 3, 4]), 1002, "protocol error"),  # RSV2 (Autobahn 3.2)
+            (frame(0x5, b""), 1002, "protocol error"),  # reserved non-control opcode (Autobahn 4.1.3)
+            (frame(0x0, b"x", fin=False), 1002, "protocol error"),  # continuation with no message (Autobahn 5.15)
+        ],
+        ids=["bad-utf8", "rsv2", "opcode-5", "orphan-continuation"],
+    )
+    def test_bad_data_behind_an_unread_message_is_held_until_the_app_asks(
+        self, bad: bytes, code: int, reason: str
+    ) -> None:
+        """Autobahn's strict cases: the app's answer to a message that arrived ahead of bad
+        bytes goes out before the close frame."""
         driver = opened()
-        fx = driver.feed(frame(0x1, b"a") + frame(0x1, b"\xff") + frame(0x1, b"never"))
+        fx = driver.feed(frame(0x1, b"a") + bad + frame(0x1, b"never"))
         assert wrote(fx) == b""
         assert driver.state() is State.FAILING
         assert fx.reading is False  # the parser has stopped: read nothing more
@@ -1212,8 +1229,8 @@ class TestRFC6455Section7_1_7FailTheConnection:
         fx = driver.send({"type": "websocket.send", "text": "answer"})  # the app may still answer it
         assert wrote(fx) == b"\x81\x06answer"
         fx = driver.apply(driver.machine.app_receive())
-        assert wrote(fx) == server_close(1007, "invalid UTF-8 or payload data")
-        assert fx.event == disconnect(1007, "invalid UTF-8 or payload data")
+        assert wrote(fx) == server_close(code, reason)
+        assert fx.event == disconnect(code, reason)
         assert driver.state() is State.DRAINING
         assert fx.tcp is Tcp.SEND_EOF
         assert driver.armed == {Timer.CLOSE: CLOSE_S}
