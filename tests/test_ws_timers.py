@@ -186,6 +186,61 @@ class TestRFC6455Section7_1_1CloseTheConnection:
         assert [event for event, _ in rec.of("event")] == [disconnect(1001, "server shutting down")]
         assert_every_send_raised(rec, "the server is shutting down (close code 1001)", 1001)
 
+    async def test_a_close_behind_a_blocked_write_ends_at_the_close_timeout(self) -> None:
+        """docs/decisions.md #34: one app task is blocked in send() to a peer that stopped
+        reading; another sends websocket.close, which waits behind it. The close timeout runs
+        from the close: when it expires, the blocked write is cut short, both send() calls
+        raise and receive() gives 1006. (The pipe to the client holds two unread writes: a
+        full send buffer, without a kernel.)"""
+        rec = Recorder()
+        chunk = b"\x00" * 1000
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+
+            async def stream() -> None:
+                try:
+                    while True:
+                        rec.add("sending")
+                        await send({"type": "websocket.send", "bytes": chunk})
+                        rec.add("sent")
+                except ClientDisconnected as exc:
+                    rec.add("stream error", (exc, now()))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stream)
+                await anyio.wait_all_tasks_blocked()
+                rec.add("closing", now())
+                try:
+                    await send({"type": "websocket.close", "code": 4000})
+                except ClientDisconnected as exc:
+                    rec.add("close error", (exc, now()))
+            rec.add("event", (await receive(), now()))
+
+        with anyio.fail_after(FOREVER):
+            async with memory_server(app, ws_close_timeout_s=CLOSE_S, ws_per_message_deflate=False) as server:
+                ws = await server.open_ws(to_client=2)  # and reads nothing more until the end
+                await rec.wait_kind("event", timeout=FOREVER)
+                got = []
+                while (event := await ws.next_event(FOREVER)) is not None:
+                    got.append(event)
+                await ws.aclose()
+        assert len(rec.of("sent")) == 2  # the pipe took two; the third write waited
+        assert len(rec.of("sending")) == 3
+        [closing] = rec.of("closing")
+        for kind in ("stream error", "close error"):
+            [(error, at)] = rec.of(kind)
+            assert type(error) is ClientDisconnected
+            assert (str(error), error.code) == ("the peer did not answer the close frame in time (code 1006)", 1006)
+            assert at - closing == pytest.approx(CLOSE_S)
+        [(event, at)] = rec.of("event")
+        assert event == disconnect(1006)
+        assert at - closing == pytest.approx(CLOSE_S)
+        # What the client finally reads: the two messages, then the end; the close frame never
+        # got through the blocked pipe.
+        assert [(type(e), e.data) for e in got] == [(wse.BytesMessage, chunk)] * 2
+
 
 class TestRFC6455Section7_1_7FailTheConnection:
     """RFC 6455 §7.1.7 with docs/decisions.md #26: bad data behind messages the app has yet
