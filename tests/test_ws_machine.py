@@ -307,6 +307,15 @@ class TestAcceptSendEvent:
             HEAD_101[:-2] + b"sec-websocket-protocol: c\r\nset-cookie: 1\r\nx: y\r\nset-cookie: 2\r\n\r\n"
         )
 
+    @pytest.mark.parametrize("subprotocol", [None, "absent"], ids=["None", "no key"])
+    def test_accept_without_subprotocol_sends_no_protocol_header(self, subprotocol: str | None) -> None:
+        driver = make_driver([("Sec-WebSocket-Protocol", "chat")])
+        message: dict[str, Any] = {"type": "websocket.accept"}
+        if subprotocol is None:
+            message["subprotocol"] = None
+        driver.send(message)
+        assert driver.out() == HEAD_101
+
     def test_bytes_behind_the_handshake_are_fed_at_accept(self) -> None:
         driver = make_driver(trailing=frame(0x1, b"early") + frame(0x1, b"par", fin=False))
         fx = driver.feed(frame(0x0, b"tial"))  # arrives before the accept: held by h11
@@ -393,6 +402,10 @@ class TestSendSendEvent:
             ({"type": "websocket.send", "bytes": b""}, b"\x82\x00"),
             ({"type": "websocket.send", "bytes": b"\x00"}, b"\x82\x01\x00"),
             ({"type": "websocket.send", "text": "é"}, b"\x81\x02\xc3\xa9"),
+            ({"type": "websocket.send", "text": "héllo €"}, b"\x81\x0ah\xc3\xa9llo \xe2\x82\xac"),
+            ({"type": "websocket.send", "bytes": bytearray(b"ba")}, b"\x82\x02ba"),
+            ({"type": "websocket.send", "text": "t", "bytes": None}, b"\x81\x01t"),
+            ({"type": "websocket.send", "text": None, "bytes": b"b"}, b"\x82\x01b"),
             ({"type": "websocket.send", "bytes": b"x" * 126}, b"\x82\x7e\x00\x7e" + b"x" * 126),
             (
                 {"type": "websocket.send", "bytes": b"x" * 65536},
@@ -420,6 +433,39 @@ class TestReceiveReceiveEvent:
         assert driver.receive() == binary(b"two")
         assert len(driver.machine.inbox) == 0
         assert driver.receive() is None
+
+    def test_fragmented_messages_are_reassembled(self) -> None:
+        euro = "€".encode()  # e2 82 ac
+        emoji = "😀".encode()  # f0 9f 98 80
+        frames = [
+            # text "héllo" split inside the two-byte é
+            frame(0x1, b"h\xc3", fin=False),
+            frame(0x0, b"\xa9llo"),
+            # a 4-byte character split over three frames, with a ping in between
+            frame(0x1, emoji[:1], fin=False),
+            frame(0x9, b"p"),
+            frame(0x0, emoji[1:3], fin=False),
+            frame(0x0, emoji[3:] + euro),
+            # binary in three parts, one of them empty
+            frame(0x2, b"\x00\x01", fin=False),
+            frame(0x0, b"", fin=False),
+            frame(0x0, b"\xff"),
+            # a text message whose first fragment is empty
+            frame(0x1, b"", fin=False),
+            frame(0x0, b"end"),
+        ]
+        driver = opened()
+        for data in frames:
+            driver.feed(data)
+        assert driver.out() == b"\x8a\x01p"  # the ping between fragments is answered
+        assert driver.drain() == [text("héllo"), text("😀€"), binary(b"\x00\x01\xff"), text("end")]
+
+    def test_received_types_are_exact(self) -> None:
+        driver = opened()
+        driver.feed(frame(0x1, b"") + frame(0x2, b"") + frame(0x1, b"t") + frame(0x2, b"b"))
+        events = driver.drain()
+        assert events == [text(""), binary(b""), text("t"), binary(b"b")]
+        assert [type(e.get("text", e.get("bytes"))) for e in events] == [str, bytes, str, bytes]
 
     def test_fragments_reassembled_across_receive_calls_and_utf8_splits(self) -> None:
         driver = opened()
@@ -1020,12 +1066,14 @@ class TestRFC6455Section5_5ControlFrames:
 class TestRFC6455Section5_5_2Ping:
     """RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload."""
 
-    def test_ping_is_answered_with_its_payload(self) -> None:
+    @pytest.mark.parametrize("payload", [b"", b"x", b"abc", b"\x00\xff" * 10, b"p" * 125])
+    def test_ping_is_answered_with_its_payload(self, payload: bytes) -> None:
         driver = opened()
-        fx = driver.feed(frame(0x9, b"abc"))
-        assert wrote(fx) == b"\x8a\x03abc"
+        fx = driver.feed(frame(0x9, payload))
+        assert wrote(fx) == bytes([0x8A, len(payload)]) + payload
         assert fx.arm == {}
         assert fx.cancel == []
+        assert driver.receive() is None  # nothing for the app
 
 
 class TestRFC6455Section5_5_3Pong:
@@ -1035,7 +1083,10 @@ class TestRFC6455Section5_5_3Pong:
     def test_unsolicited_pong_changes_nothing(self) -> None:
         driver = opened()
         assert driver.feed(frame(0xA, b"\x00\x00\x00\x01")) == Effects()
+        assert driver.feed(frame(0xA, b"unasked")) == Effects()
         assert driver.armed == {Timer.PING: PING_S}
+        driver.feed(frame(0x1, b"after"))
+        assert driver.receive() == text("after")  # the connection goes on
 
     def test_keepalive_ping_then_matching_pong(self) -> None:
         driver = opened()

@@ -32,7 +32,7 @@ APP_ENDS = (
 )
 REFUSAL = "test_ws_events.py::test_close_before_accept_answers_403_at_once_while_the_app_runs"
 SCOPE = "test_ws_scope.py::test_every_scope_key_exactly_typed"
-ACCEPT_HEADERS = "test_ws_events.py::test_accept_with_subprotocol_and_headers_in_order_with_duplicates"
+ACCEPT_HEADERS = MACHINE + "TestAcceptSendEvent::test_accept_with_subprotocol_and_headers_keeps_order_and_duplicates"
 
 PINNED: dict[int, tuple[str, ...]] = {
     # 1-6: disconnect codes
@@ -80,7 +80,7 @@ PINNED: dict[int, tuple[str, ...]] = {
     # 27-33: app messages
     27: ("test_ws_events.py::test_malformed_sends_raise_and_put_nothing_on_the_wire",),
     28: ("test_ws_events.py::test_malformed_sends_raise_and_put_nothing_on_the_wire",),
-    29: ("test_ws_events.py::test_send_text_bytes_and_empty_payloads",),
+    29: (MACHINE + "TestSendSendEvent::test_send_exact_frames",),
     30: (
         "test_ws_events.py::test_wrong_state_messages_before_accept_raise_runtime_errors",
         "test_ws_events.py::test_wrong_state_messages_after_accept_raise_runtime_errors",

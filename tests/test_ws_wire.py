@@ -1,6 +1,6 @@
-"""Wire behaviour: ping/pong (the keepalive timers are in tests/test_ws_timers.py), message size,
-permessage-deflate (RFC 7692), closing the TCP connection when the closing handshake completes,
-and close 1001 on shutdown."""
+"""Wire behaviour: message size, permessage-deflate (RFC 7692), closing the TCP connection when
+the closing handshake completes, and close 1001 on shutdown. (Ping and pong are pinned without
+sockets in tests/test_ws_machine.py; the keepalive timers in tests/test_ws_timers.py.)"""
 
 from __future__ import annotations
 
@@ -49,34 +49,7 @@ def echo_app(rec: Recorder) -> Any:
     return app
 
 
-# ---------------------------------------------------------------- ping / pong
-
-
-@pytest.mark.parametrize("payload", [b"", b"x", b"\x00\xff" * 10, b"p" * 125])
-async def test_ping_is_answered_with_a_pong_of_the_same_payload(payload: bytes) -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_per_message_deflate=False) as server:
-        stream, _, rest = await open_raw(server.port)
-        await rec.wait_kind("accepted")
-        await stream.send(frame(0x9, payload))
-        data = await read_exactly(stream, rest, 2 + len(payload))
-        await stream.send(frame(0x8, b"\x03\xe8"))
-        await read_until_eof(stream)
-        await stream.aclose()
-    assert data == bytes([0x8A, len(payload)]) + payload
-    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
-
-
-async def test_unsolicited_pong_is_ignored() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec)) as server:
-        ws = await WSClient.connect(server.port)
-        await ws.send_raw(frame(0xA, b"unasked"))
-        await ws.send_text("after")
-        assert await ws.next_message() == "after"
-        await ws.close()
-        await ws.expect_close()
-    assert rec.of("event")[0] == {"type": "websocket.receive", "text": "after"}
+# ---------------------------------------------------------------- defaults
 
 
 def test_defaults() -> None:
