@@ -1375,6 +1375,21 @@ class TestRFC7692PerMessageDeflate:
             (("permessage-deflate; server_max_window_bits=1 2",), None),
             (("permessage-deflate; =1",), None),
             (("permessage-dé",), None),
+            # Declined: unknown, repeated or out-of-range parameters, other extensions, and
+            # headers that break the RFC 6455 §9.1 grammar (declined, not failed).
+            (("permessage-deflate; foo=1",), None),
+            (("permessage-deflate; server_no_context_takeover; server_no_context_takeover",), None),
+            (("permessage-deflate; client_max_window_bits; client_max_window_bits",), None),
+            (("permessage-deflate; server_max_window_bits=16",), None),
+            (("permessage-deflate; server_max_window_bits=010",), None),
+            (("permessage-deflate; server_max_window_bits",), None),
+            (("permessage-deflate; client_max_window_bits=7",), None),
+            (("permessage-deflate; server_no_context_takeover=1",), None),
+            (("x-webkit-deflate-frame",), None),
+            (("permessage-deflate; foo, x-webkit-deflate-frame",), None),
+            (("permessage-deflate, x y",), None),
+            (("permessage-deflate; =10",), None),
+            (("permessage-deflate; server_max_window_bits=1 0",), None),
         ],
     )
     def test_negotiate_deflate(self, values: tuple[str, ...], response: bytes | None) -> None:
