@@ -8,6 +8,7 @@ are on events and are bounded by ``anyio.fail_after``.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,10 +22,13 @@ import h11
 import wsproto
 import wsproto.connection
 import wsproto.events as wse
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import Opcode
 
 from refserver import Config
+from refserver.runtime.context import ServerContext
+from refserver.runtime.http import HTTPConnection
 from refserver.runtime.server import Listening, serve
 
 Event = dict[str, Any]
@@ -113,6 +117,91 @@ async def read_until_eof(stream: anyio.abc.ByteStream, limit: int = 1 << 24) -> 
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         pass
     return bytes(data)
+
+
+# ---------------------------------------------------------------- in memory
+
+
+class MemoryByteStream(anyio.abc.ByteStream):
+    """One end of an in-memory byte pipe (:func:`memory_pair`). Each write is one item;
+    a direction that holds ``capacity`` unread writes makes the next writer wait, as a full
+    socket send buffer does. Closing an end is EOF for the other end's reads and makes its
+    writes fail."""
+
+    def __init__(self, outgoing: MemoryObjectSendStream[bytes], incoming: MemoryObjectReceiveStream[bytes]) -> None:
+        self._outgoing = outgoing
+        self._incoming = incoming
+        self._pending = b""
+        self.taken = 0  # bytes this end's reads have returned so far
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if not self._pending:
+            self._pending = await self._incoming.receive()
+        data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        self.taken += len(data)
+        return data
+
+    async def send(self, item: bytes) -> None:
+        if item:  # an empty item would read as EOF
+            await self._outgoing.send(bytes(item))
+
+    async def send_eof(self) -> None:
+        await self._outgoing.aclose()
+
+    async def aclose(self) -> None:
+        await self._outgoing.aclose()
+        await self._incoming.aclose()
+
+
+def memory_pair(*, to_client: float = math.inf) -> tuple[MemoryByteStream, MemoryByteStream]:
+    """(client end, server end). ``to_client`` bounds the unread server writes."""
+    to_server_send, to_server_receive = anyio.create_memory_object_stream[bytes](math.inf)
+    to_client_send, to_client_receive = anyio.create_memory_object_stream[bytes](to_client)
+    return MemoryByteStream(to_server_send, to_client_receive), MemoryByteStream(to_client_send, to_server_receive)
+
+
+class MemoryServer:
+    """refserver's connection handler over in-memory streams: no socket, no listener, no
+    kernel. With trio's MockClock only the server's own timers move time along, so a test
+    of a timer is exact and instant (see tests/test_ws_timers.py)."""
+
+    def __init__(self, ctx: ServerContext, tg: anyio.abc.TaskGroup) -> None:
+        self.ctx = ctx
+        self._tg = tg
+        self.server_ends: list[MemoryByteStream] = []  # one per connection, in order
+
+    async def open_ws(self, path: str = "/", *, to_client: float = math.inf, **handshake: Any) -> WSClient:
+        """Start one connection and return a :class:`WSClient` on its client end (see
+        :func:`memory_pair` for ``to_client``); keyword arguments go to the handshake."""
+        client, server = memory_pair(to_client=to_client)
+        self.server_ends.append(server)
+        self._tg.start_soon(self._serve, server)
+        return await WSClient.handshake(client, path, **handshake)
+
+    async def _serve(self, stream: MemoryByteStream) -> None:
+        handler = HTTPConnection(stream, self.ctx)
+        self.ctx.add(handler)
+        try:
+            await handler.run()
+        finally:
+            self.ctx.remove(handler)
+
+    async def shutdown(self) -> None:
+        """What a graceful server shutdown does to each open connection."""
+        self.ctx.shutting_down = True
+        for handler in list(self.ctx.handlers):
+            await handler.shutdown()
+
+
+@asynccontextmanager
+async def memory_server(app: Any, **options: Any) -> AsyncIterator[MemoryServer]:
+    """A :class:`MemoryServer` for ``app`` with Config ``options``; the block ends once every
+    connection it opened has ended."""
+    options.setdefault("lifespan", "off")
+    options.setdefault("ws_ping_interval_s", 0.0)
+    ctx = ServerContext(app, Config.from_options(**options))
+    async with anyio.create_task_group() as tg:
+        yield MemoryServer(ctx, tg)
 
 
 # ---------------------------------------------------------------- HTTP client
@@ -289,7 +378,7 @@ class WSClient:
 
     def __init__(
         self,
-        stream: anyio.abc.SocketStream,
+        stream: anyio.abc.ByteStream,
         response: h11.InformationalResponse,
         extensions: list[Any],
         trailing: bytes,
@@ -311,6 +400,19 @@ class WSClient:
     ) -> WSClient:
         """Open a WebSocket; raise ``Rejected`` carrying the response if it is not a 101."""
         stream = await connect(port)
+        return await cls.handshake(stream, path, extra=extra, deflate=deflate, after_handshake=after_handshake)
+
+    @classmethod
+    async def handshake(
+        cls,
+        stream: anyio.abc.ByteStream,
+        path: str = "/",
+        *,
+        extra: Sequence[tuple[str, str]] = (),
+        deflate: bool = False,
+        after_handshake: bytes = b"",
+    ) -> WSClient:
+        """The opening handshake over ``stream`` (a socket, or one end of :func:`memory_pair`)."""
         extensions: list[Any] = []
         headers = list(extra)
         if deflate:
@@ -419,6 +521,7 @@ class WSClient:
                     self.wire.receive_data(data)
 
     async def reset(self) -> None:
+        assert isinstance(self.stream, anyio.abc.SocketStream), "an RST needs a TCP socket"
         await reset(self.stream)
 
     async def aclose(self) -> None:

@@ -143,18 +143,10 @@ async def reload_scenario(caplog: pytest.LogCaptureFixture, drop: Callable[[WSCl
 
 
 async def test_browser_page_reload_delivers_1006_and_raises_on_send(caplog: pytest.LogCaptureFixture) -> None:
-    """The reload drops the old socket with a TCP RST (SO_LINGER(1, 0))."""
+    """The reload drops the old socket with a TCP RST (SO_LINGER(1, 0)). (A FIN without a close
+    frame gives the same 1006: tests/test_ws_disconnect.py::test_fin_without_close_frame_is_1006.)"""
 
     async def rst(ws: WSClient) -> None:
         await ws.reset()
 
     await reload_scenario(caplog, rst)
-
-
-async def test_browser_page_reload_with_fin_delivers_1006_and_raises_on_send(caplog: pytest.LogCaptureFixture) -> None:
-    """The reload drops the old socket with a FIN (half-close), no close frame."""
-
-    async def fin(ws: WSClient) -> None:
-        await ws.stream.send_eof()
-
-    await reload_scenario(caplog, fin)

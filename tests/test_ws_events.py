@@ -1,7 +1,10 @@
 """The events an app exchanges with refserver over a WebSocket (www spec 2.5; extensions).
 
-accept (subprotocol, headers), send (text/bytes), close (code, reason), receive (reassembled
-fragments), the 403 for a close before accept and the denial-response extension.
+accept (refusals of a bad one), send (malformed and wrong-state messages), close (code, reason),
+the 403 for a close before accept and the denial-response extension, and the websockets library
+as an independent client. The exact bytes of accept, send and receive are pinned without
+sockets in tests/test_ws_machine.py (TestAcceptSendEvent, TestSendSendEvent,
+TestReceiveReceiveEvent).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import Any
 import anyio
 import h11
 import pytest
-import wsproto.events as wse
 
 from refserver import ASGIProtocolError, ClientDisconnected
 from tests.support import (
@@ -23,7 +25,6 @@ from tests.support import (
     WSClient,
     close_frame,
     connect,
-    frame,
     handshake_request,
     header,
     open_raw,
@@ -70,53 +71,6 @@ async def drain_disconnect(receive: Any, rec: Recorder) -> None:
 
 
 # ---------------------------------------------------------------- accept
-
-
-async def test_accept_with_subprotocol_and_headers_in_order_with_duplicates() -> None:
-    rec = Recorder()
-
-    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert await receive() == {"type": "websocket.connect"}
-        await send(
-            {
-                "type": "websocket.accept",
-                "subprotocol": "superchat",
-                "headers": [(b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"x-other", b"2"), (b"set-cookie", b"b=2")],
-            }
-        )
-        await drain_disconnect(receive, rec)
-
-    async with serving(scripted(rec, script), ws_per_message_deflate=False) as server:
-        ws = await WSClient.connect(server.port, extra=[("Sec-WebSocket-Protocol", "chat, superchat")])
-        await ws.close()
-        await ws.expect_close()
-        await rec.wait_kind("ended")
-    assert list(ws.response.headers) == [
-        (b"upgrade", b"websocket"),
-        (b"connection", b"Upgrade"),
-        (b"sec-websocket-accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-        (b"sec-websocket-protocol", b"superchat"),
-        (b"x-custom", b"1"),
-        (b"set-cookie", b"a=1"),
-        (b"x-other", b"2"),
-        (b"set-cookie", b"b=2"),
-    ]
-    assert rec.of("raised") == []
-
-
-async def test_accept_without_subprotocol_sends_no_protocol_header() -> None:
-    rec = Recorder()
-
-    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept", "subprotocol": None})
-        await drain_disconnect(receive, rec)
-
-    async with serving(scripted(rec, script), ws_per_message_deflate=False) as server:
-        ws = await WSClient.connect(server.port, extra=[("Sec-WebSocket-Protocol", "chat")])
-        await ws.close()
-        await ws.expect_close()
-    assert header(ws.response, b"sec-websocket-protocol") == []
 
 
 @pytest.mark.parametrize(
@@ -208,37 +162,6 @@ async def test_malformed_accept_raises_and_leaves_the_handshake_pending(message:
 
 
 # ---------------------------------------------------------------- send
-
-
-async def test_send_text_bytes_and_empty_payloads() -> None:
-    rec = Recorder()
-
-    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.send", "text": "héllo €"})
-        await send({"type": "websocket.send", "bytes": b"\x00\xff"})
-        await send({"type": "websocket.send", "text": ""})
-        await send({"type": "websocket.send", "bytes": b""})
-        await send({"type": "websocket.send", "bytes": bytearray(b"ba")})
-        await send({"type": "websocket.send", "text": "t", "bytes": None})
-        await send({"type": "websocket.send", "text": None, "bytes": b"b"})
-        await drain_disconnect(receive, rec)
-
-    async with serving(scripted(rec, script)) as server:
-        ws = await WSClient.connect(server.port)
-        events = [await ws.next_event() for _ in range(7)]
-        await ws.close()
-        await ws.expect_close()
-    assert [(type(e), e.data, e.message_finished) for e in events] == [
-        (wse.TextMessage, "héllo €", True),
-        (wse.BytesMessage, b"\x00\xff", True),
-        (wse.TextMessage, "", True),
-        (wse.BytesMessage, b"", True),
-        (wse.BytesMessage, b"ba", True),
-        (wse.TextMessage, "t", True),
-        (wse.BytesMessage, b"b", True),
-    ]
 
 
 BAD_SENDS: dict[str, dict[str, Any]] = {
@@ -336,80 +259,6 @@ async def test_wrong_state_messages_after_accept_raise_runtime_errors(message: d
     error = rec.of("error")[0]
     assert type(error) is ASGIProtocolError
     assert problem in str(error)
-
-
-# ---------------------------------------------------------------- receive
-
-
-def echo_app(rec: Recorder) -> Any:
-    async def script(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            rec.add("event", message)
-            if message["type"] == "websocket.disconnect":
-                return
-
-    return scripted(rec, script)
-
-
-async def test_fragmented_messages_are_reassembled() -> None:
-    rec = Recorder()
-    euro = "€".encode()  # e2 82 ac
-    emoji = "😀".encode()  # f0 9f 98 80
-    frames = [
-        # text "héllo" split inside the two-byte é
-        frame(0x1, b"h\xc3", fin=False),
-        frame(0x0, b"\xa9llo"),
-        # a 4-byte character split over three frames, with a ping in between
-        frame(0x1, emoji[:1], fin=False),
-        frame(0x9, b"p"),
-        frame(0x0, emoji[1:3], fin=False),
-        frame(0x0, emoji[3:] + euro),
-        # binary in three parts, one of them empty
-        frame(0x2, b"\x00\x01", fin=False),
-        frame(0x0, b"", fin=False),
-        frame(0x0, b"\xff"),
-        # a text message whose first fragment is empty
-        frame(0x1, b"", fin=False),
-        frame(0x0, b"end"),
-    ]
-    async with serving(echo_app(rec), ws_per_message_deflate=False) as server:
-        ws = await WSClient.connect(server.port)
-        for f in frames:
-            await ws.send_raw(f)
-        pong = await ws.next_event()
-        events = await rec.wait_kind("event", 4)
-        await ws.close()
-        await ws.expect_close()
-    assert isinstance(pong, wse.Pong) and pong.payload == b"p"
-    assert events == [
-        {"type": "websocket.receive", "text": "héllo"},
-        {"type": "websocket.receive", "text": "😀€"},
-        {"type": "websocket.receive", "bytes": b"\x00\x01\xff"},
-        {"type": "websocket.receive", "text": "end"},
-    ]
-
-
-async def test_received_types_are_exact() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec)) as server:
-        ws = await WSClient.connect(server.port)
-        await ws.send_text("")
-        await ws.send_bytes(b"")
-        await ws.send_text("t")
-        await ws.send_bytes(b"b")
-        events = await rec.wait_kind("event", 4)
-        await ws.close()
-        await ws.expect_close()
-    assert events == [
-        {"type": "websocket.receive", "text": ""},
-        {"type": "websocket.receive", "bytes": b""},
-        {"type": "websocket.receive", "text": "t"},
-        {"type": "websocket.receive", "bytes": b"b"},
-    ]
-    assert [type(e.get("text", e.get("bytes"))) for e in events] == [str, bytes, str, bytes]
 
 
 # ---------------------------------------------------------------- close

@@ -307,6 +307,15 @@ class TestAcceptSendEvent:
             HEAD_101[:-2] + b"sec-websocket-protocol: c\r\nset-cookie: 1\r\nx: y\r\nset-cookie: 2\r\n\r\n"
         )
 
+    @pytest.mark.parametrize("subprotocol", [None, "absent"], ids=["None", "no key"])
+    def test_accept_without_subprotocol_sends_no_protocol_header(self, subprotocol: str | None) -> None:
+        driver = make_driver([("Sec-WebSocket-Protocol", "chat")])
+        message: dict[str, Any] = {"type": "websocket.accept"}
+        if subprotocol is None:
+            message["subprotocol"] = None
+        driver.send(message)
+        assert driver.out() == HEAD_101
+
     def test_bytes_behind_the_handshake_are_fed_at_accept(self) -> None:
         driver = make_driver(trailing=frame(0x1, b"early") + frame(0x1, b"par", fin=False))
         fx = driver.feed(frame(0x0, b"tial"))  # arrives before the accept: held by h11
@@ -393,6 +402,10 @@ class TestSendSendEvent:
             ({"type": "websocket.send", "bytes": b""}, b"\x82\x00"),
             ({"type": "websocket.send", "bytes": b"\x00"}, b"\x82\x01\x00"),
             ({"type": "websocket.send", "text": "é"}, b"\x81\x02\xc3\xa9"),
+            ({"type": "websocket.send", "text": "héllo €"}, b"\x81\x0ah\xc3\xa9llo \xe2\x82\xac"),
+            ({"type": "websocket.send", "bytes": bytearray(b"ba")}, b"\x82\x02ba"),
+            ({"type": "websocket.send", "text": "t", "bytes": None}, b"\x81\x01t"),
+            ({"type": "websocket.send", "text": None, "bytes": b"b"}, b"\x82\x01b"),
             ({"type": "websocket.send", "bytes": b"x" * 126}, b"\x82\x7e\x00\x7e" + b"x" * 126),
             (
                 {"type": "websocket.send", "bytes": b"x" * 65536},
@@ -420,6 +433,39 @@ class TestReceiveReceiveEvent:
         assert driver.receive() == binary(b"two")
         assert len(driver.machine.inbox) == 0
         assert driver.receive() is None
+
+    def test_fragmented_messages_are_reassembled(self) -> None:
+        euro = "€".encode()  # e2 82 ac
+        emoji = "😀".encode()  # f0 9f 98 80
+        frames = [
+            # text "héllo" split inside the two-byte é
+            frame(0x1, b"h\xc3", fin=False),
+            frame(0x0, b"\xa9llo"),
+            # a 4-byte character split over three frames, with a ping in between
+            frame(0x1, emoji[:1], fin=False),
+            frame(0x9, b"p"),
+            frame(0x0, emoji[1:3], fin=False),
+            frame(0x0, emoji[3:] + euro),
+            # binary in three parts, one of them empty
+            frame(0x2, b"\x00\x01", fin=False),
+            frame(0x0, b"", fin=False),
+            frame(0x0, b"\xff"),
+            # a text message whose first fragment is empty
+            frame(0x1, b"", fin=False),
+            frame(0x0, b"end"),
+        ]
+        driver = opened()
+        for data in frames:
+            driver.feed(data)
+        assert driver.out() == b"\x8a\x01p"  # the ping between fragments is answered
+        assert driver.drain() == [text("héllo"), text("😀€"), binary(b"\x00\x01\xff"), text("end")]
+
+    def test_received_types_are_exact(self) -> None:
+        driver = opened()
+        driver.feed(frame(0x1, b"") + frame(0x2, b"") + frame(0x1, b"t") + frame(0x2, b"b"))
+        events = driver.drain()
+        assert events == [text(""), binary(b""), text("t"), binary(b"b")]
+        assert [type(e.get("text", e.get("bytes"))) for e in events] == [str, bytes, str, bytes]
 
     def test_fragments_reassembled_across_receive_calls_and_utf8_splits(self) -> None:
         driver = opened()
@@ -527,15 +573,16 @@ class TestCloseSendEvent:
         with pytest.raises(ClientDisconnected, match=r"the app already sent websocket.close \(code 4000\)") as raised:
             driver.send({"type": "websocket.close"})
         assert raised.value.code == 4000
-        fx = driver.feed(frame(0x1, b"dropped") + frame(0x9, b"p"))
+        fx = driver.feed(frame(0x1, b"dropped") + frame(0x9, b"p") + frame(0x2, b"dropped"))
         assert wrote(fx) == b""  # no pong after our close frame
-        assert fx.notes == [Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4")]
+        assert fx.notes == [Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4")] * 2
         assert driver.receive() is None
         fx = driver.feed(close_frame(4002, "echo"))
         assert wrote(fx) == b""  # no close frame after ours (RFC 6455 §5.5.1)
         assert driver.state() is State.CLOSED
         assert fx.tcp is Tcp.CLOSE
         assert driver.armed == {}
+        assert driver.receive() == disconnect(4002, "echo")
         assert driver.receive() == disconnect(4002, "echo")
 
     def test_long_close_reason_is_cut_with_a_notice(self) -> None:
@@ -610,6 +657,7 @@ class TestWebSocketDenialResponse:
         assert driver.state() is State.DRAINING
         assert driver.tcp is Tcp.SEND_EOF
         assert driver.receive() == CONNECT
+        assert driver.receive() == disconnect(1006)
         assert driver.receive() == disconnect(1006)
 
     def test_denial_in_one_body_uses_content_length(self) -> None:
@@ -743,13 +791,121 @@ class TestDisconnectReceiveEvent:
         assert str(fx.error) == "connection lost without a close frame (code 1006)"
         assert fx.error.code == 1006
         assert driver.receive() == text("a")
-        assert driver.receive() == disconnect(1006)
+        for _ in range(3):
+            assert driver.receive() == disconnect(1006)
         assert driver.out() == b""
+
+    def test_complete_messages_come_before_the_disconnect_and_an_unfinished_one_is_dropped(self) -> None:
+        """docs/decisions.md #18: every message that fully arrived is delivered, in order,
+        before the disconnect; a fragmented message unfinished at the close is dropped."""
+        driver = opened()
+        fx = driver.feed(
+            frame(0x1, b"one")
+            + frame(0x2, b"two")
+            + frame(0x1, b"thr", fin=False)
+            + frame(0x9, b"")
+            + frame(0x0, b"ee")
+            + frame(0x1, b"unfini", fin=False)
+            + close_frame(4001, "bye")
+        )
+        assert wrote(fx) == server_frame(0xA, b"") + server_close(4001, "bye")
+        assert fx.tcp is Tcp.CLOSE  # closed while the app has read nothing yet
+        assert driver.drain() == [text("one"), binary(b"two"), text("three"), disconnect(4001, "bye")]
+
+
+def _peer_closed_unread() -> Driver:
+    driver = opened()
+    driver.feed(close_frame(1001, "going"))  # echoed; the app has not called receive()
+    return driver
+
+
+def _disconnect_received() -> Driver:
+    driver = opened()
+    driver.feed(close_frame(1000))
+    assert driver.receive() == disconnect(1000)
+    return driver
+
+
+def _after_own_close() -> Driver:
+    driver = opened()
+    driver.send({"type": "websocket.close", "code": 4000})
+    return driver
+
+
+def _after_403() -> Driver:
+    driver = make_driver()
+    driver.send({"type": "websocket.close"})
+    return driver
+
+
+def _after_denial() -> Driver:
+    driver = make_driver()
+    driver.send({"type": "websocket.http.response.start", "status": 451})
+    driver.send({"type": "websocket.http.response.body", "body": b"gone"})
+    return driver
+
+
+def _after_failure() -> Driver:
+    driver = opened(max_size=10)
+    driver.feed(frame(0x2, b"x" * 11))
+    return driver
+
+
+def _after_shutdown() -> Driver:
+    driver = opened()
+    driver.shutdown()
+    return driver
+
+
+def _after_loss() -> Driver:
+    driver = opened()
+    driver.lost("reset by peer")
+    return driver
+
+
+# Every message an app may send on a WebSocket; each raises once the connection is closing
+# or closed, whatever the order.
+WS_SENDS: list[dict[str, Any]] = [
+    {"type": "websocket.send", "text": "x"},
+    {"type": "websocket.send", "bytes": b"x"},
+    {"type": "websocket.close"},
+    {"type": "websocket.close", "code": 4000, "reason": "again"},
+    {"type": "websocket.accept"},
+]
 
 
 class TestDisconnectedClientSendException:
     """www spec 2.4, "Disconnected Client - send exception": send() on a closed connection
     raises an OSError subclass (ClientDisconnected), here with the close code."""
+
+    @pytest.mark.parametrize(
+        ("build", "why", "code"),
+        [
+            pytest.param(_peer_closed_unread, "peer closed the connection with code 1001", 1001, id="peer-close"),
+            pytest.param(_disconnect_received, "peer closed the connection with code 1000", 1000, id="disconnect-read"),
+            pytest.param(_after_own_close, "the app already sent websocket.close (code 4000)", 4000, id="own-close"),
+            pytest.param(_after_403, "the handshake was refused with HTTP 403", 1006, id="403"),
+            pytest.param(
+                _after_denial, "the handshake was answered with the app's HTTP 451 response", 1006, id="denial"
+            ),
+            pytest.param(
+                _after_failure, "connection failed with code 1009 (message exceeds 10 bytes)", 1009, id="failure"
+            ),
+            pytest.param(_after_shutdown, "the server is shutting down (close code 1001)", 1001, id="shutdown"),
+            pytest.param(_after_loss, "connection lost without a close frame (code 1006)", 1006, id="lost"),
+        ],
+    )
+    def test_every_message_raises_saying_why(self, build: Callable[[], Driver], why: str, code: int) -> None:
+        driver = build()
+        driver.out()
+        state = driver.state()
+        for message in WS_SENDS:
+            with pytest.raises(ClientDisconnected) as raised:
+                driver.send(message)
+            assert isinstance(raised.value, OSError)
+            assert (str(raised.value), raised.value.code) == (why, code)
+        assert driver.out() == b""  # nothing more goes on the wire
+        assert driver.state() is state
 
     def test_send_after_the_peer_closed_raises_with_its_code(self) -> None:
         driver = opened()
@@ -910,12 +1066,14 @@ class TestRFC6455Section5_5ControlFrames:
 class TestRFC6455Section5_5_2Ping:
     """RFC 6455 §5.5.2: a Ping is answered with a Pong carrying the same payload."""
 
-    def test_ping_is_answered_with_its_payload(self) -> None:
+    @pytest.mark.parametrize("payload", [b"", b"x", b"abc", b"\x00\xff" * 10, b"p" * 125])
+    def test_ping_is_answered_with_its_payload(self, payload: bytes) -> None:
         driver = opened()
-        fx = driver.feed(frame(0x9, b"abc"))
-        assert wrote(fx) == b"\x8a\x03abc"
+        fx = driver.feed(frame(0x9, payload))
+        assert wrote(fx) == bytes([0x8A, len(payload)]) + payload
         assert fx.arm == {}
         assert fx.cancel == []
+        assert driver.receive() is None  # nothing for the app
 
 
 class TestRFC6455Section5_5_3Pong:
@@ -925,7 +1083,10 @@ class TestRFC6455Section5_5_3Pong:
     def test_unsolicited_pong_changes_nothing(self) -> None:
         driver = opened()
         assert driver.feed(frame(0xA, b"\x00\x00\x00\x01")) == Effects()
+        assert driver.feed(frame(0xA, b"unasked")) == Effects()
         assert driver.armed == {Timer.PING: PING_S}
+        driver.feed(frame(0x1, b"after"))
+        assert driver.receive() == text("after")  # the connection goes on
 
     def test_keepalive_ping_then_matching_pong(self) -> None:
         driver = opened()
@@ -1014,14 +1175,19 @@ class TestRFC6455Section7_1_5CloseCode:
     def test_empty_peer_close_is_1005_and_the_echo_is_empty(self) -> None:
         driver = opened()
         fx = driver.feed(close_frame(None))
-        assert wrote(fx) == b"\x88\x00"
+        assert wrote(fx) == b"\x88\x00"  # 1005 never goes on the wire
+        assert fx.tcp is Tcp.CLOSE
+        assert driver.receive() == disconnect(1005)
         assert driver.receive() == disconnect(1005)
 
 
 class TestRFC6455Section7_4CloseCodes:
-    """RFC 6455 §7.4.2: codes registered with IANA (1012-1014) are valid from the peer."""
+    """RFC 6455 §7.4: every code an app may send is valid from the peer too, with the codes
+    registered with IANA (1012-1014, §7.4.2); the others fail the connection (FAILURES)."""
 
-    @pytest.mark.parametrize("code", [1012, 1013, 1014])
+    @pytest.mark.parametrize(
+        "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+    )
     def test_iana_close_codes_from_the_peer_are_accepted(self, code: int) -> None:
         driver = opened()
         fx = driver.feed(close_frame(code, "r"))
@@ -1034,35 +1200,45 @@ class TestRFC6455Section7_4CloseCodes:
         assert wrote(fx) == server_close(1007, "invalid UTF-8 or payload data")
 
 
+# Bad bytes from the peer (max size 10): the close code and reason sent and delivered.
+FAILURES: dict[str, tuple[bytes, int, str]] = {
+    # 1009: a message over the size limit, as one frame or fragmented
+    "too big, one frame": (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
+    "too big, fragments": (frame(0x2, b"x" * 6, fin=False) + frame(0x0, b"x" * 5), 1009, "message exceeds 10 bytes"),
+    # 1007: invalid UTF-8
+    "bad utf-8": (frame(0x1, b"ok\xff"), 1007, "invalid UTF-8 or payload data"),
+    "bad utf-8 across fragments": (
+        frame(0x1, b"\xc3", fin=False) + frame(0x0, b"("),
+        1007,
+        "invalid UTF-8 or payload data",
+    ),
+    "truncated utf-8 at the end": (frame(0x1, b"\xe2\x82"), 1007, "invalid UTF-8 or payload data"),
+    "bad utf-8 in a close reason": (frame(0x8, b"\x03\xe8\xff"), 1007, "invalid UTF-8 or payload data"),
+    # 1002: protocol violations (RFC 6455 §5)
+    "unmasked frame": (frame(0x1, b"hi", mask=None), 1002, "protocol error"),
+    "rsv2 set": (bytes([0xA1, 0x80]) + b"\x00\x00\x00\x00", 1002, "protocol error"),
+    "rsv1 without deflate": (frame(0x1, b"hi", rsv1=True), 1002, "protocol error"),
+    "unknown opcode 3": (frame(0x3, b""), 1002, "protocol error"),
+    "unknown opcode 0xB": (frame(0xB, b""), 1002, "protocol error"),
+    "continuation with no message": (frame(0x0, b"x"), 1002, "protocol error"),
+    "new message inside a fragmented one": (frame(0x1, b"a", fin=False) + frame(0x1, b"b"), 1002, "protocol error"),
+    "ping over 125 bytes": (frame(0x9, b"p" * 126), 1002, "protocol error"),
+    "fragmented ping": (frame(0x9, b"p", fin=False), 1002, "protocol error"),
+    "close with 1 byte": (frame(0x8, b"\x03"), 1002, "protocol error"),
+    "close code 1005": (close_frame(1005), 1002, "protocol error"),
+    "close code 1006": (close_frame(1006), 1002, "protocol error"),
+    "close code 999": (close_frame(999), 1002, "protocol error"),
+    "close code 2000": (close_frame(2000), 1002, "protocol error"),
+}
+
+
 class TestRFC6455Section7_1_7FailTheConnection:
     """RFC 6455 §7.1.7: bad bytes from the peer fail the connection: a close frame with the
     code (1002 protocol error, 1007 bad payload, 1009 too big), then FIN, discarding the
     rest. Messages that fully arrived before the bad bytes are delivered first; the failure
     waits (FAILING, at most the hold timer) until the app asks for more."""
 
-    @pytest.mark.parametrize(
-        ("data", "code", "reason"),
-        [
-            (frame(0x1, b"\xff"), 1007, "invalid UTF-8 or payload data"),
-            (frame(0x2, b"x" * 11), 1009, "message exceeds 10 bytes"),
-            (frame(0x2, b"x" * 6, fin=False) + frame(0x0, b"x" * 5), 1009, "message exceeds 10 bytes"),
-            (frame(0x1, b"x", mask=None), 1002, "protocol error"),
-            (frame(0x3), 1002, "protocol error"),
-            (frame(0x0, b"x"), 1002, "protocol error"),
-            (close_frame(1006), 1002, "protocol error"),
-            (frame(0x8, b"\x03\xe8\xff"), 1007, "invalid UTF-8 or payload data"),  # bad UTF-8 in a close reason
-        ],
-        ids=[
-            "bad-utf8-text",
-            "too-big",
-            "too-big-fragmented",
-            "unmasked",
-            "reserved-opcode",
-            "continuation-without-start",
-            "close-1006",
-            "bad-utf8-close-reason",
-        ],
-    )
+    @pytest.mark.parametrize(("data", "code", "reason"), list(FAILURES.values()), ids=list(FAILURES))
     def test_failures_send_the_code_and_drain(self, data: bytes, code: int, reason: str) -> None:
         driver = opened(max_size=10)
         fx = driver.feed(data)
@@ -1074,13 +1250,28 @@ class TestRFC6455Section7_1_7FailTheConnection:
         assert driver.receive() == disconnect(code, reason)
         assert driver.feed(frame(0x9, b"ignored")) == Effects()
         assert driver.out() == b""
-        with pytest.raises(ClientDisconnected, match=f"connection failed with code {code}") as raised:
+        with pytest.raises(ClientDisconnected) as raised:
             driver.send({"type": "websocket.send", "bytes": b""})
-        assert raised.value.code == code
+        assert (str(raised.value), raised.value.code) == (f"connection failed with code {code} ({reason})", code)
+        assert [n for n in driver.notes if n.kind == "warning"] == []  # the peer's fault: nothing to log
 
-    def test_bad_data_behind_an_unread_message_is_held_until_the_app_asks(self) -> None:
+    @pytest.mark.parametrize(
+        ("bad", "code", "reason"),
+        [
+            (frame(0x1, b"\xff"), 1007, "invalid UTF-8 or payload data"),
+            (bytes([0xA1, 0x80, 1, 2, 3, 4]), 1002, "protocol error"),  # RSV2 (Autobahn 3.2)
+            (frame(0x5, b""), 1002, "protocol error"),  # reserved non-control opcode (Autobahn 4.1.3)
+            (frame(0x0, b"x", fin=False), 1002, "protocol error"),  # continuation with no message (Autobahn 5.15)
+        ],
+        ids=["bad-utf8", "rsv2", "opcode-5", "orphan-continuation"],
+    )
+    def test_bad_data_behind_an_unread_message_is_held_until_the_app_asks(
+        self, bad: bytes, code: int, reason: str
+    ) -> None:
+        """Autobahn's strict cases: the app's answer to a message that arrived ahead of bad
+        bytes goes out before the close frame."""
         driver = opened()
-        fx = driver.feed(frame(0x1, b"a") + frame(0x1, b"\xff") + frame(0x1, b"never"))
+        fx = driver.feed(frame(0x1, b"a") + bad + frame(0x1, b"never"))
         assert wrote(fx) == b""
         assert driver.state() is State.FAILING
         assert fx.reading is False  # the parser has stopped: read nothing more
@@ -1089,8 +1280,8 @@ class TestRFC6455Section7_1_7FailTheConnection:
         fx = driver.send({"type": "websocket.send", "text": "answer"})  # the app may still answer it
         assert wrote(fx) == b"\x81\x06answer"
         fx = driver.apply(driver.machine.app_receive())
-        assert wrote(fx) == server_close(1007, "invalid UTF-8 or payload data")
-        assert fx.event == disconnect(1007, "invalid UTF-8 or payload data")
+        assert wrote(fx) == server_close(code, reason)
+        assert fx.event == disconnect(code, reason)
         assert driver.state() is State.DRAINING
         assert fx.tcp is Tcp.SEND_EOF
         assert driver.armed == {Timer.CLOSE: CLOSE_S}
@@ -1184,6 +1375,21 @@ class TestRFC7692PerMessageDeflate:
             (("permessage-deflate; server_max_window_bits=1 2",), None),
             (("permessage-deflate; =1",), None),
             (("permessage-dé",), None),
+            # Declined: unknown, repeated or out-of-range parameters, other extensions, and
+            # headers that break the RFC 6455 §9.1 grammar (declined, not failed).
+            (("permessage-deflate; foo=1",), None),
+            (("permessage-deflate; server_no_context_takeover; server_no_context_takeover",), None),
+            (("permessage-deflate; client_max_window_bits; client_max_window_bits",), None),
+            (("permessage-deflate; server_max_window_bits=16",), None),
+            (("permessage-deflate; server_max_window_bits=010",), None),
+            (("permessage-deflate; server_max_window_bits",), None),
+            (("permessage-deflate; client_max_window_bits=7",), None),
+            (("permessage-deflate; server_no_context_takeover=1",), None),
+            (("x-webkit-deflate-frame",), None),
+            (("permessage-deflate; foo, x-webkit-deflate-frame",), None),
+            (("permessage-deflate, x y",), None),
+            (("permessage-deflate; =10",), None),
+            (("permessage-deflate; server_max_window_bits=1 0",), None),
         ],
     )
     def test_negotiate_deflate(self, values: tuple[str, ...], response: bytes | None) -> None:

@@ -1,5 +1,6 @@
-"""Wire behaviour: ping/pong and keepalive, message size, permessage-deflate (RFC 7692), closing
-the TCP connection when the closing handshake completes, and close 1001 on shutdown."""
+"""Wire behaviour: message size, permessage-deflate (RFC 7692), closing the TCP connection when
+the closing handshake completes, and close 1001 on shutdown. (Ping and pong are pinned without
+sockets in tests/test_ws_machine.py; the keepalive timers in tests/test_ws_timers.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import anyio
 import pytest
-import wsproto.events as wse
 
 from refserver import Config
 from refserver.config import MiB
@@ -49,96 +49,7 @@ def echo_app(rec: Recorder) -> Any:
     return app
 
 
-# ---------------------------------------------------------------- ping / pong
-
-
-@pytest.mark.parametrize("payload", [b"", b"x", b"\x00\xff" * 10, b"p" * 125])
-async def test_ping_is_answered_with_a_pong_of_the_same_payload(payload: bytes) -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_per_message_deflate=False) as server:
-        stream, _, rest = await open_raw(server.port)
-        await rec.wait_kind("accepted")
-        await stream.send(frame(0x9, payload))
-        data = await read_exactly(stream, rest, 2 + len(payload))
-        await stream.send(frame(0x8, b"\x03\xe8"))
-        await read_until_eof(stream)
-        await stream.aclose()
-    assert data == bytes([0x8A, len(payload)]) + payload
-    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]
-
-
-async def test_unsolicited_pong_is_ignored() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec)) as server:
-        ws = await WSClient.connect(server.port)
-        await ws.send_raw(frame(0xA, b"unasked"))
-        await ws.send_text("after")
-        assert await ws.next_message() == "after"
-        await ws.close()
-        await ws.expect_close()
-    assert rec.of("event")[0] == {"type": "websocket.receive", "text": "after"}
-
-
-async def test_server_pings_at_the_interval_and_an_answering_peer_stays() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_ping_interval_s=0.05, ws_ping_timeout_s=0.3) as server:
-        ws = await WSClient.connect(server.port)
-        payloads = []
-        for _ in range(8):  # 8 pings: 0.4 s, longer than the ping timeout
-            event = await ws.next_event(timeout=1)
-            assert isinstance(event, wse.Ping)
-            payloads.append(event.payload)
-            await ws.send_raw(frame(0xA, bytes(event.payload)))
-        await ws.send_text("still open")
-        assert await ws.next_message() == "still open"
-        await ws.close()
-        await ws.expect_close()
-    assert len(set(payloads)) == 8  # each ping is distinct, so a late pong is not mistaken
-    assert rec.of("event") == [
-        {"type": "websocket.receive", "text": "still open"},
-        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
-    ]
-
-
-async def test_server_gives_up_after_the_ping_timeout() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_ping_interval_s=0.05, ws_ping_timeout_s=0.15) as server:
-        ws = await WSClient.connect(server.port)
-        assert isinstance(await ws.next_event(timeout=1), wse.Ping)  # not answered
-        start = anyio.current_time()
-        close = await ws.expect_close(timeout=1)
-        waited = anyio.current_time() - start
-        await ws.expect_eof(timeout=1)
-        await rec.wait_kind("event")
-    assert (close.code, close.reason) == (1011, "keepalive ping timeout")
-    assert waited >= 0.1
-    assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
-
-
-async def test_ping_timeout_zero_never_gives_up() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_ping_interval_s=0.03, ws_ping_timeout_s=0) as server:
-        ws = await WSClient.connect(server.port)
-        for _ in range(8):  # never answered
-            assert isinstance(await ws.next_event(timeout=1), wse.Ping)
-        await ws.send_text("alive")
-        assert await ws.next_message() == "alive"
-        await ws.close()
-        await ws.expect_close()
-
-
-async def test_ping_interval_zero_sends_no_pings() -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec), ws_ping_interval_s=0, ws_ping_timeout_s=0.05) as server:
-        ws = await WSClient.connect(server.port)
-        with anyio.move_on_after(0.4) as waited:  # a bounded look for a ping that must not come
-            event = await ws.next_event(timeout=1)
-            raise AssertionError(f"unexpected {event!r}")
-        assert waited.cancelled_caught
-        await ws.send_text("alive")
-        assert await ws.next_message() == "alive"
-        await ws.close()
-        await ws.expect_close()
+# ---------------------------------------------------------------- defaults
 
 
 def test_defaults() -> None:
@@ -243,37 +154,6 @@ async def test_deflate_disabled_by_flag() -> None:
         await stream.aclose()
     assert b"sec-websocket-extensions" not in head.lower()
     assert rest + data == b"\x88\x10\x03\xeaprotocol error"
-
-
-@pytest.mark.parametrize(
-    "offer",
-    [
-        "permessage-deflate; foo=1",
-        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-        "permessage-deflate; client_max_window_bits; client_max_window_bits",
-        "permessage-deflate; server_max_window_bits=8",
-        "permessage-deflate; server_max_window_bits=16",
-        "permessage-deflate; server_max_window_bits=010",
-        "permessage-deflate; server_max_window_bits",
-        "permessage-deflate; client_max_window_bits=7",
-        "permessage-deflate; server_no_context_takeover=1",
-        "x-webkit-deflate-frame",
-        "permessage-deflate; foo, x-webkit-deflate-frame",
-        # Malformed (RFC 6455 §9.1 grammar): the whole header is declined, not failed.
-        "permessage-deflate, x y",
-        "permessage-deflate; =10",
-        "permessage-deflate; server_max_window_bits=1 0",
-    ],
-)
-async def test_unacceptable_deflate_offers_are_declined(offer: str) -> None:
-    rec = Recorder()
-    async with serving(echo_app(rec)) as server:
-        ws = await WSClient.connect(server.port, extra=[("Sec-WebSocket-Extensions", offer)])
-        await ws.send_text("plain")  # the connection works, uncompressed
-        assert await ws.next_message() == "plain"
-        await ws.close()
-        await ws.expect_close()
-    assert header(ws.response, b"sec-websocket-extensions") == []
 
 
 @pytest.mark.parametrize(
