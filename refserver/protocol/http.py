@@ -666,7 +666,7 @@ class HTTPMachine:
 
     def _ignore(self, message: Message) -> None:
         # www spec 2.5, "Response Body": after completion "any further messages on the
-        # channel will be ignored" (docs/decisions.md, "Messages after completion").
+        # channel will be ignored" (docs/decisions.md #2).
         self._fx.notes.append(
             Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
         )
