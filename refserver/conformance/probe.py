@@ -518,6 +518,10 @@ def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = No
             await send({"type": "http.response.start", "status": 200, "headers": [[b"content-type", b"text/plain"]]})
             await send({"type": "http.response.body", "body": b"ok"})
             return
+        root_path = str(scope.get("root_path") or "")
+        if root_path and path.startswith(root_path + "/"):
+            # a server that puts root_path in front of path: the scenario follows it
+            path = path[len(root_path) :]
         parts = path.split("/")
         scenario = _find(parts[1]) if len(parts) > 2 else None
         if scenario is None:
