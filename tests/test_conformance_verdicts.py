@@ -502,7 +502,9 @@ class TestHttpConnectionScopeUnixSocket:
         bare = TargetRun(TargetInfo(spec, True, "1.0"), sys.executable)
         assert missing_options(bare, BY_ID["http.scope.unix-socket"]) == ["uds"]
         assert missing_options(bare, BY_ID["ws.close.client-never-answers"]) == []  # runs on its default
-        assert missing_options(TargetRun(TargetInfo(BY_NAME["granian"], True, "1"), "p"), BY_ID["ws.scope.root-path"])
+        assert not missing_options(
+            TargetRun(TargetInfo(BY_NAME["granian"], True, "1"), "p"), BY_ID["ws.scope.root-path"]
+        )
 
     def test_the_option_goes_before_the_app(self) -> None:
         from refserver.conformance.targets import ProcessServer

@@ -423,9 +423,11 @@ def a_respond(status: int = 200, body: bytes = b"ok", headers: tuple[tuple[bytes
     return Step("respond", {"status": status, "body": body, "headers": headers})
 
 
-def a_drain_body(timeout: float = 3.0) -> Step:
-    """Receive http.request messages until more_body is false; the body is reported."""
-    return Step("drain_body", {"timeout": timeout})
+def a_drain_body(timeout: float = 3.0, *, quiet: bool = False) -> Step:
+    """Receive http.request messages until more_body is false; the body is reported. With
+    ``quiet``, the http.request messages are not reported one by one (a large body would be
+    hundreds of reports), only the body and the number of chunks."""
+    return Step("drain_body", {"timeout": timeout, "quiet": quiet})
 
 
 def a_sleep(seconds: float) -> Step:

@@ -224,6 +224,7 @@ class ScriptRunner:
         self._receive = receive
         self._send = send
         self.rep = rep
+        self._quiet = False  # http.request messages are not reported one by one (a_drain_body(quiet=True))
 
     async def receive(self, timeout: float | None, step: int, catch: bool = False) -> Any:
         started = time.monotonic()
@@ -240,9 +241,10 @@ class ScriptRunner:
             self.rep.report("receive_timeout", step=step, timeout=timeout)
             return None
         kind = message.get("type") if isinstance(message, Mapping) else None
-        self.rep.report(
-            "received", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
-        )
+        if not (self._quiet and kind == "http.request"):
+            self.rep.report(
+                "received", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
+            )
         return message
 
     async def send(
@@ -310,14 +312,18 @@ class ScriptRunner:
                 body = bytearray()
                 chunks = 0
                 deadline = time.monotonic() + a["timeout"]
-                while True:
-                    message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
-                    if message is None or message.get("type") != "http.request":
-                        break
-                    chunks += 1
-                    body += message.get("body", b"")
-                    if not message.get("more_body", False):
-                        break
+                self._quiet = bool(a.get("quiet"))
+                try:
+                    while True:
+                        message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
+                        if message is None or message.get("type") != "http.request":
+                            break
+                        chunks += 1
+                        body += message.get("body", b"")
+                        if not message.get("more_body", False):
+                            break
+                finally:
+                    self._quiet = False
                 self.rep.report("body", step=index, body=jsonable(bytes(body)), chunks=chunks)
             elif op == "sleep":
                 await _sleep(a["seconds"])

@@ -14,7 +14,9 @@ import collections
 import dataclasses
 import json
 import os
+import socket
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,7 @@ SCENARIO_TIMEOUT_S = 40.0
 REFSERVER_NAMES = ("refserver", "refserver-trio")
 LANES_PER_TARGET = 4  # shared servers per target at most (each lane runs its scenarios one by one)
 HEALTH_TIMEOUT_S = 3.0
+HUB_RECEIVE_BUFFER = 4 << 20
 
 
 class ReportHub:
@@ -53,6 +56,7 @@ class ReportHub:
         self.traces: dict[str, Trace] = {}
         self.instances: dict[str, dict[tuple[str, int], Any]] = {}
         self._count = 0
+        self._sending = anyio.Lock()
 
     def new_token(self, trace: Trace) -> str:
         self._count += 1
@@ -95,8 +99,10 @@ class ReportHub:
     async def open_gate(self, token: str, name: str) -> int:
         data = json.dumps({"gate": name}).encode()
         sent = 0
-        for address in self.instances.get(token, {}):
-            await self.sock.sendto(data, address[0], address[1])
+        for address in list(self.instances.get(token, {})):
+            # lanes open gates at the same time; the socket takes one writer at a time
+            async with self._sending:
+                await self.sock.sendto(data, address[0], address[1])
             sent += 1
         return sent
 
@@ -267,6 +273,9 @@ class Runner:
         runnable = [s for s in scenarios if not s.meta]
         slow_first = sorted(runnable, key=lambda s: (s.server is not None, s.app_deadline_s), reverse=True)
         async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
+            # Room for bursts of reports while the runner is busy (the kernel caps it at rmem_max).
+            raw = sock.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HUB_RECEIVE_BUFFER)
             self.hub = ReportHub(sock)
             async with anyio.create_task_group() as hub_tg:
                 hub_tg.start_soon(self.hub.serve)
@@ -375,7 +384,7 @@ class Runner:
                 try:
                     await ClientScript(self.hub, trace, token, scenario, server).run()
                 except Exception as exc:  # a harness problem: reported in the cell
-                    error = f"harness error: {type(exc).__name__}: {exc}"
+                    error = f"harness error: {describe_exception(exc)}"
             if timer.cancelled_caught:
                 error = f"the scenario did not finish within {SCENARIO_TIMEOUT_S:.0f} s"
         if (
@@ -425,6 +434,18 @@ class Runner:
         cell.command = str(getattr(server, "command", "") or "") if server is not None else ""
         cell.logged = next((str(r["value"]) for r in trace.records if r["ev"] == "server_log"), "not-observed")
         return cell
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Class: text`` of what went wrong, with the exceptions inside a group and the place in
+    the harness that raised each (a group alone says nothing)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_exception(inner) for inner in exc.exceptions)
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "conformance" in f.filename]
+    places = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in ours[-1:] + frames[-1:]]
+    where = " -> ".join(dict.fromkeys(places))
+    return f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
 
 
 # Options without which a scenario cannot be run (a target lacking one is n/a for it).

@@ -232,7 +232,8 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         ),
         "granian",
         "granian",
-        options=(("uds", ("--uds", "{uds}")),),
+        # --url-path-prefix sets root_path and leaves path as sent
+        options=(("uds", ("--uds", "{uds}")), ("root_path", ("--url-path-prefix", "{root_path}"))),
     ),
     TargetSpec(
         "gunicorn",

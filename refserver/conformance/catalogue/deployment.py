@@ -207,7 +207,7 @@ SCENARIOS: list[Scenario] = [
             c_wait_client("body_written", timeout=10.0),
             c_wait_responses(1, timeout=10.0),
         ),
-        app=(a_gate("read", timeout=12.0), a_drain_body(timeout=10.0), a_respond()),
+        app=(a_gate("read", timeout=12.0), a_drain_body(timeout=10.0, quiet=True), a_respond()),
         checks=(
             ck(
                 "client.body_write",
