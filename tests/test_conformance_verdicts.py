@@ -560,7 +560,7 @@ class TestRequestReceiveEventBackpressure:
     the app only differs (the spec has no rule); losing any of it fails."""
 
     def run(self, *records: Record) -> V.Cell:
-        body = {"bytes": "", "len": 16 << 20}
+        body = {"bytes": "", "len": 64 << 20}
         return cell(
             "http.request.body-backpressure",
             [
@@ -571,13 +571,30 @@ class TestRequestReceiveEventBackpressure:
             ],
         )
 
-    def test_stall_passes_with_a_bucketed_size(self) -> None:
-        c = self.run(client("body_stalled", t=2.0, after_bytes=(4 << 20) + 1, stall_s=1.0))
-        assert (check(c, "while the app does not read").value, c.verdict) == ("stalled at ≤8 MiB", V.PASS)
+    @pytest.mark.parametrize(
+        ("written", "value"),
+        [(4 << 20, "stalled at ≤16 MiB"), (10 << 20, "stalled at ≤16 MiB"), ((16 << 20) + 1, "stalled at ≤64 MiB")],
+    )
+    def test_stall_passes_with_a_coarse_size(self, written: int, value: str) -> None:
+        # peers stall after 4 to 10 MiB, varying from run to run: one value for all of them
+        c = self.run(client("body_stalled", t=2.0, after_bytes=written, stall_s=1.0))
+        assert (check(c, "while the app does not read").value, c.verdict) == (value, V.PASS)
 
     def test_reading_it_all_differs(self) -> None:  # daphne 4.2.3
-        c = self.run(client("body_written", t=2.0, len=16 << 20))
-        assert (check(c, "while the app does not read").value, c.verdict) == ("took all 16 MiB", V.DIFFERS)
+        c = self.run(client("body_written", t=2.0, len=64 << 20))
+        assert (check(c, "while the app does not read").value, c.verdict) == ("took all 64 MiB", V.DIFFERS)
+
+    def test_a_lost_chunk_fails(self) -> None:
+        c = cell(
+            "http.request.body-backpressure",
+            [
+                hello(),
+                client("body_stalled", t=2.0, after_bytes=4 << 20, stall_s=1.0),
+                app("body", t=3.0, step=1, body={"bytes": "", "len": (64 << 20) - (64 << 10)}),
+                client("response", t=3.1, status=200, headers=[], body=b("ok")),
+            ],
+        )
+        assert c.verdict == V.FAIL
 
     def test_the_gate_waits_for_an_app_called_after_the_body(self) -> None:
         steps = [s.op for s in BY_ID["http.request.body-backpressure"].client]
@@ -617,3 +634,17 @@ class TestCloseNeverAnswered:
         assert window > 2 * 10.0
         assert s.server is not None and s.server.ws_close_timeout_s is not None
         assert window > 2 * s.server.ws_close_timeout_s
+
+
+class TestErrorHandlingAfterAccept:
+    """asgi "Error Handling": the close after an exception is waited for over twice a 1 s polling
+    of the app instances (daphne's), so the verdict does not flip with the machine's load."""
+
+    def test_window_is_twice_a_one_second_poll(self) -> None:
+        s = BY_ID["ws.app.raise-after-accept"]
+        window = next(step.args["timeout"] for step in s.client if step.op == "wait_close")
+        assert window >= 4.0  # a 1 s poll, and as long again on a loaded machine, twice over
+
+    def test_close_after_a_poll_passes(self) -> None:
+        records = [hello(), app("ended", t=0.2, how="raised"), close_frame(1011, t=2.3)]
+        assert cell("ws.app.raise-after-accept", records).verdict == V.PASS

@@ -439,8 +439,8 @@ def client_end(records: Records, params: Mapping[str, Any]) -> str:
 def client_body_write(records: Records, params: Mapping[str, Any]) -> str:
     """How writing request content with ``c_write_body`` went while the app did not read it:
     ``stalled at ≤N MiB`` (a write did not finish in time: the server stopped reading; N is
-    the power of two at or above what was written, since kernel buffers vary from run to
-    run), ``took all N MiB``, or ``failed at ≤N MiB``."""
+    16, 64, 256... MiB, the first at or above what was written, since kernel buffers and
+    read-ahead vary from run to run), ``took all N MiB``, or ``failed at ≤N MiB``."""
     for r in client_records(records):
         if r["ev"] == "body_stalled":
             return f"stalled at ≤{_mib_bucket(int(r['after_bytes']))} MiB"
@@ -452,9 +452,9 @@ def client_body_write(records: Records, params: Mapping[str, Any]) -> str:
 
 
 def _mib_bucket(count: int) -> int:
-    bucket = 1
+    bucket = 16
     while bucket << 20 < count:
-        bucket <<= 1
+        bucket <<= 2
     return bucket
 
 

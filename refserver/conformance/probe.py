@@ -310,6 +310,7 @@ class ScriptRunner:
                 await self.send({"type": "http.response.body", "body": a["body"]}, 3.0, index)
             elif op == "drain_body":
                 body = bytearray()
+                length = 0  # with quiet, only the first bytes are kept (a large body is not held)
                 chunks = 0
                 deadline = time.monotonic() + a["timeout"]
                 self._quiet = bool(a.get("quiet"))
@@ -319,12 +320,17 @@ class ScriptRunner:
                         if message is None or message.get("type") != "http.request":
                             break
                         chunks += 1
-                        body += message.get("body", b"")
+                        data = message.get("body", b"")
+                        length += len(data)
+                        if not self._quiet or len(body) < _MAX_TEXT:
+                            body += data[: _MAX_TEXT - len(body)] if self._quiet else data
                         if not message.get("more_body", False):
                             break
                 finally:
                     self._quiet = False
-                self.rep.report("body", step=index, body=jsonable(bytes(body)), chunks=chunks)
+                reported = jsonable(bytes(body))
+                reported["len"] = length
+                self.rep.report("body", step=index, body=reported, chunks=chunks)
             elif op == "sleep":
                 await _sleep(a["seconds"])
             elif op == "gate":
