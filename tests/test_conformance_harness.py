@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from refserver.conformance import verdict as V
@@ -24,7 +25,7 @@ from refserver.conformance.report import (
     render_json,
     render_junit,
 )
-from refserver.conformance.runner import TargetRun
+from refserver.conformance.runner import ReportHub, TargetRun
 from refserver.conformance.targets import (
     PLACEHOLDERS,
     ProcessServer,
@@ -87,6 +88,37 @@ async def test_sigterm_reaches_the_server_behind_the_shell(anyio_backend: str) -
         finally:
             await server.stop()
             server.cleanup()
+
+
+@pytest.mark.anyio
+async def test_gates_opened_by_many_lanes_at_once_all_arrive(anyio_backend: str) -> None:
+    """Lanes share the hub's one UDP socket: gates opened at the same moment are sent one after
+    the other (two writers at once used to make the harness fail the cell)."""
+    lanes = 20
+    async with (
+        await anyio.create_udp_socket(local_host="127.0.0.1", local_port=0) as hub_sock,
+        await anyio.create_udp_socket(local_host="127.0.0.1", local_port=0) as app_sock,
+    ):
+        hub = ReportHub(hub_sock)
+        address = app_sock.extra(anyio.abc.SocketAttribute.local_address)
+        assert isinstance(address, tuple)
+        for lane in range(lanes):
+            hub.instances[f"t{lane}"] = {(str(address[0]), int(address[1])): 0}
+        sent: list[int] = []
+
+        async def open_one(lane: int) -> None:
+            sent.append(await hub.open_gate(f"t{lane}", f"gate{lane}"))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for lane in range(lanes):
+                    tg.start_soon(open_one, lane)
+            names: set[str] = set()
+            while len(names) < lanes:
+                data, _ = await app_sock.receive()
+                names.add(json.loads(data)["gate"])
+        assert sent == [1] * lanes
+        assert names == {f"gate{lane}" for lane in range(lanes)}
 
 
 def _target(name: str, installed: bool = True) -> TargetRun:

@@ -462,3 +462,189 @@ class TestHttp10AndClosing:
         ]
         c = cell("http.request.cl-and-te", records)
         assert (c.verdict, check(c, "the connection is closed after the response").value) == (V.FAIL, "open")
+
+
+UDS = "/tmp/conformance-uds-x/probe.sock"
+
+
+class TestHttpConnectionScopeUnixSocket:
+    """www "HTTP Connection Scope" (2.2): on a Unix socket, server is [path, None], or absent."""
+
+    def served(self, server: Any, version: str = "2.3") -> V.Cell:
+        records = [
+            runner("uds", UDS),
+            hello({"server": server, "client": None}, version=version),
+            client("response", t=0.2, status=200, headers=[], body=b("over a unix socket")),
+        ]
+        return cell("http.scope.unix-socket", records, version=version)
+
+    def test_path_and_none_passes(self) -> None:
+        c = self.served([UDS, None])
+        assert (check(c, "server ([path, None])").value, c.verdict) == ('["<uds>",null]', V.PASS)
+
+    def test_no_server_passes(self) -> None:
+        assert check(self.served(None), "server ([path, None])").verdict == V.PASS
+
+    def test_port_as_string_zero_fails(self) -> None:  # granian 2.8.9
+        c = self.served([UDS, "0"])
+        assert (check(c, "server ([path, None])").value, c.verdict) == ('["<uds>","0"]', V.FAIL)
+
+    def test_first_two_characters_of_the_path_fail(self) -> None:  # gunicorn 27.0.1
+        assert self.served(["/", "t"], version="2.4").verdict == V.FAIL
+
+    def test_a_target_before_2_2_is_not_held_to_it(self) -> None:  # daphne advertises 2.0
+        assert check(self.served([UDS, "0"], version="2.0"), "server ([path, None])").verdict == V.NA
+
+    def test_a_target_without_the_option_is_na(self) -> None:
+        from refserver.conformance.runner import missing_options
+
+        spec = BY_NAME["refserver"].__class__("bare", "bare", ("x",))
+        bare = TargetRun(TargetInfo(spec, True, "1.0"), sys.executable)
+        assert missing_options(bare, BY_ID["http.scope.unix-socket"]) == ["uds"]
+        assert missing_options(bare, BY_ID["ws.close.client-never-answers"]) == []  # runs on its default
+        assert not missing_options(
+            TargetRun(TargetInfo(BY_NAME["granian"], True, "1"), "p"), BY_ID["ws.scope.root-path"]
+        )
+
+    def test_the_option_goes_before_the_app(self) -> None:
+        from refserver.conformance.targets import ProcessServer
+
+        server = ProcessServer(BY_NAME["daphne"], "/venv/bin/python", 9, options={"uds": "", "root_path": "/m"})
+        server.uds, server.port = UDS, 4242
+        argv = server.argv()
+        assert argv[-5:] == ["-u", UDS, "--root-path", "/m", "refserver.conformance.probe:app"]
+
+
+class TestHttpConnectionScopeRootPath:
+    """www "HTTP Connection Scope": root_path is the configured one; path with or without it is
+    the server's choice (docs/decisions.md #40 keeps path as sent)."""
+
+    def test_root_path_in_front_of_path_differs(self) -> None:  # uvicorn 0.54.0
+        scope = {"root_path": "/mount", "path": "/mount/http.scope.root-path/t3/x"}
+        records = [hello(scope), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
+        c = cell("http.scope.root-path", records)
+        assert (check(c, "path").value, c.verdict) == ("/mount/http.scope.root-path/<token>/x", V.DIFFERS)
+
+    def test_missing_root_path_fails(self) -> None:
+        scope = {"root_path": "", "path": "/http.scope.root-path/t3/x"}
+        records = [hello(scope), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
+        assert cell("http.scope.root-path", records).verdict == V.FAIL
+
+
+class TestFieldLimits:
+    """RFC 9110 §5.4: a head larger than the server will process gets a 4xx, not silence."""
+
+    def test_silent_close_fails(self) -> None:  # daphne 4.2.3
+        assert cell("http.bad.head-too-large", [client("eof", t=0.1)]).verdict == V.FAIL
+
+    def test_serving_it_differs_only(self) -> None:  # uvicorn with httptools, granian
+        records = [hello(), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
+        assert cell("http.bad.head-too-large", records).verdict == V.DIFFERS
+
+    def test_400_differs_from_431(self) -> None:
+        records = [client("response", t=0.2, status=400, headers=[], body=b(""))]
+        assert cell("http.bad.head-too-large", records).verdict == V.DIFFERS
+
+
+class TestRequestLine:
+    """RFC 9112 §3: an invalid request line SHOULD get 400 (or 301), not be autocorrected."""
+
+    def test_processed_anyway_deviates(self) -> None:
+        records = [hello(), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
+        c = cell("http.bad.request-line", records, version="2.3")
+        assert c.verdict == V.DEVIATES
+
+
+class TestRequestReceiveEventBackpressure:
+    """www "Request - receive event": the body is streamed in chunks. Reading it all ahead of
+    the app only differs (the spec has no rule); losing any of it fails."""
+
+    def run(self, *records: Record) -> V.Cell:
+        body = {"bytes": "", "len": 64 << 20}
+        return cell(
+            "http.request.body-backpressure",
+            [
+                hello(),
+                *records,
+                app("body", t=3.0, step=1, body=body),
+                client("response", t=3.1, status=200, headers=[], body=b("ok")),
+            ],
+        )
+
+    @pytest.mark.parametrize(
+        ("written", "value"),
+        [(4 << 20, "stalled at ≤16 MiB"), (10 << 20, "stalled at ≤16 MiB"), ((16 << 20) + 1, "stalled at ≤64 MiB")],
+    )
+    def test_stall_passes_with_a_coarse_size(self, written: int, value: str) -> None:
+        # peers stall after 4 to 10 MiB, varying from run to run: one value for all of them
+        c = self.run(client("body_stalled", t=2.0, after_bytes=written, stall_s=1.0))
+        assert (check(c, "while the app does not read").value, c.verdict) == (value, V.PASS)
+
+    def test_reading_it_all_differs(self) -> None:  # daphne 4.2.3
+        c = self.run(client("body_written", t=2.0, len=64 << 20))
+        assert (check(c, "while the app does not read").value, c.verdict) == ("took all 64 MiB", V.DIFFERS)
+
+    def test_a_lost_chunk_fails(self) -> None:
+        c = cell(
+            "http.request.body-backpressure",
+            [
+                hello(),
+                client("body_stalled", t=2.0, after_bytes=4 << 20, stall_s=1.0),
+                app("body", t=3.0, step=1, body={"bytes": "", "len": (64 << 20) - (64 << 10)}),
+                client("response", t=3.1, status=200, headers=[], body=b("ok")),
+            ],
+        )
+        assert c.verdict == V.FAIL
+
+    def test_the_gate_waits_for_an_app_called_after_the_body(self) -> None:
+        steps = [s.op for s in BY_ID["http.request.body-backpressure"].client]
+        assert steps.index("gate") == steps.index("write_body") + 2
+        assert BY_ID["http.request.body-backpressure"].client[steps.index("gate") - 1].args["event"] == "hello"
+
+
+class TestCloseNeverAnswered:
+    """RFC 6455 §7.1.1: the server closes TCP after a timeout when the client never answers its
+    close; the app then gets a disconnect, 1006 by RFC 6455 §7.1.5 (no close frame received)."""
+
+    def run(self, *records: Record, code: int = 1006) -> V.Cell:
+        return cell(
+            "ws.close.client-never-answers",
+            [
+                hello(),
+                close_frame(1000, t=0.1),
+                *records,
+                client("mark", t=22.1, name="window-ended"),
+                disconnect(code, step=3),
+            ],
+        )
+
+    def test_closed_after_one_second_passes(self) -> None:
+        assert self.run(client("eof", t=1.1)).verdict == V.PASS
+
+    def test_never_closed_deviates(self) -> None:  # hypercorn 0.18.0, gunicorn 27.0.1
+        c = self.run(code=1000)
+        assert (check(c, "the server closes TCP (within 22 s)").value, c.verdict) == ("open", V.DEVIATES)
+
+    def test_own_code_at_once_differs(self) -> None:  # uvicorn 0.54.0
+        assert self.run(client("eof", t=10.0), code=1000).verdict == V.DIFFERS
+
+    def test_window_is_over_twice_a_ten_second_default(self) -> None:
+        s = BY_ID["ws.close.client-never-answers"]
+        window = next(step.args["timeout"] for step in s.client if step.op == "wait_eof")
+        assert window > 2 * 10.0
+        assert s.server is not None and s.server.ws_close_timeout_s is not None
+        assert window > 2 * s.server.ws_close_timeout_s
+
+
+class TestErrorHandlingAfterAccept:
+    """asgi "Error Handling": the close after an exception is waited for over twice a 1 s polling
+    of the app instances (daphne's), so the verdict does not flip with the machine's load."""
+
+    def test_window_is_twice_a_one_second_poll(self) -> None:
+        s = BY_ID["ws.app.raise-after-accept"]
+        window = next(step.args["timeout"] for step in s.client if step.op == "wait_close")
+        assert window >= 4.0  # a 1 s poll, and as long again on a loaded machine, twice over
+
+    def test_close_after_a_poll_passes(self) -> None:
+        records = [hello(), app("ended", t=0.2, how="raised"), close_frame(1011, t=2.3)]
+        assert cell("ws.app.raise-after-accept", records).verdict == V.PASS

@@ -115,7 +115,12 @@ class Connection:
         self._writing = anyio.Lock()
 
     @classmethod
-    async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1") -> Connection:
+    async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1", uds: str | None = None) -> Connection:
+        """Connect to ``host:port``, or to the Unix socket ``uds`` when given."""
+        if uds:
+            unix_stream = await anyio.connect_unix(uds)
+            trace.add("client", "connected", uds=True)
+            return cls(unix_stream, trace)
         stream = await anyio.connect_tcp(host, port)
         sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

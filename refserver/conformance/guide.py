@@ -103,7 +103,12 @@ async def _run_scenario(scenario_id: str) -> list[TraceRecord]:
             token = hub.new_token(trace)
             lifespan = f"{scenario.id}/{token}~lifespan" if needs.lifespan else None
             server = InProcessServer(
-                "asyncio", hub.port, tg, lifespan, needs.ping_interval_s, options={"trace_sinks": (records.append,)}
+                "asyncio",
+                hub.port,
+                tg,
+                lifespan,
+                needs.ping_interval_s,
+                config_options={"trace_sinks": (records.append,)},
             )
             await server.start()
             if server.exit_reason is None:

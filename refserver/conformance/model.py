@@ -84,6 +84,23 @@ class ServerNeeds:
     ping_interval_s: float | None = None  # ask for keepalive pings this often, where the target can
     shutdown: bool = False  # the client script sends SIGTERM to the server (c_shutdown_server)
     exits: bool = False  # the server is expected to exit by itself: wait for it (5 s), record "server_end"
+    # Options a target may lack (see :data:`refserver.conformance.targets.OPTIONS`): a target
+    # without ``uds`` or ``root_path`` is n/a for the scenario; one without a close timeout
+    # option is run with its own default (the scenario's window allows for a 10 s default).
+    uds: bool = False  # listen on a Unix socket (in a fresh directory) instead of TCP; the client uses it
+    root_path: str | None = None  # the server's root_path setting
+    ws_close_timeout_s: float | None = None  # how long to wait for the peer's close frame, where configurable
+
+    def options(self) -> dict[str, str]:
+        """The options asked for, by name, as text for the command line."""
+        wanted: dict[str, str] = {}
+        if self.uds:
+            wanted["uds"] = ""
+        if self.root_path is not None:
+            wanted["root_path"] = self.root_path
+        if self.ws_close_timeout_s is not None:
+            wanted["ws_close_timeout"] = f"{self.ws_close_timeout_s:g}"
+        return wanted
 
 
 @dataclass(frozen=True)
@@ -333,6 +350,15 @@ def c_shutdown_server() -> Step:
     return Step("shutdown_server")
 
 
+def c_write_body(total: int, *, chunk: int = 1 << 16, stall_s: float = 1.0, timeout: float = 10.0) -> Step:
+    """Start writing ``total`` bytes of request content in ``chunk``-sized writes, in the
+    background; the step returns once one write has not finished within ``stall_s`` (the
+    server stopped reading: ``body_stalled``, with the bytes written before it), or once all
+    is written (``body_written``), or after ``timeout``. The writing goes on after the step
+    returns; ``c_wait_client("body_written")`` waits for its end."""
+    return Step("write_body", {"total": total, "chunk": chunk, "stall_s": stall_s, "timeout": timeout})
+
+
 def c_connect_only() -> Step:
     """Open a TCP connection without sending anything."""
     return Step("connect")
@@ -397,9 +423,11 @@ def a_respond(status: int = 200, body: bytes = b"ok", headers: tuple[tuple[bytes
     return Step("respond", {"status": status, "body": body, "headers": headers})
 
 
-def a_drain_body(timeout: float = 3.0) -> Step:
-    """Receive http.request messages until more_body is false; the body is reported."""
-    return Step("drain_body", {"timeout": timeout})
+def a_drain_body(timeout: float = 3.0, *, quiet: bool = False) -> Step:
+    """Receive http.request messages until more_body is false; the body is reported. With
+    ``quiet``, the http.request messages are not reported one by one (a large body would be
+    hundreds of reports), only the body and the number of chunks."""
+    return Step("drain_body", {"timeout": timeout, "quiet": quiet})
 
 
 def a_sleep(seconds: float) -> Step:

@@ -219,7 +219,10 @@ def app_scope(records: Records, params: Mapping[str, Any]) -> str:
             return "<absent>"
     if isinstance(value, dict) and set(value) == {"bytes", "len"}:
         return "b" + repr(value["bytes"])
-    return compact(value)
+    text = compact(value)
+    # The scenario's Unix socket path differs from run to run: it reads as <uds>.
+    uds = runner_value(records, {"ev": "uds", "missing": ""})
+    return text.replace(uds, "<uds>") if uds else text
 
 
 @observable("app.header_values")
@@ -268,6 +271,15 @@ def app_body(records: Records, params: Mapping[str, Any]) -> str:
         if r["ev"] == "body":
             body = r.get("body") or {}
             return str(body.get("bytes", ""))
+    return "not-reached"
+
+
+@observable("app.body_len")
+def app_body_len(records: Records, params: Mapping[str, Any]) -> str:
+    """How many bytes of request content the app's ``a_drain_body`` got."""
+    for r in app_records(records, params):
+        if r["ev"] == "body":
+            return str((r.get("body") or {}).get("len", 0))
     return "not-reached"
 
 
@@ -410,8 +422,40 @@ def client_close_payload_len(records: Records, params: Mapping[str, Any]) -> str
 
 @observable("client.end")
 def client_end(records: Records, params: Mapping[str, Any]) -> str:
-    """How the TCP connection ended from the client's view: eof, rst, or open."""
-    return _end(records).removeprefix("none:")
+    """How the TCP connection ended from the client's view: eof, rst, or open. With ``until``,
+    only what came before the client's mark of that name counts."""
+    until = params.get("until")
+    if until is None:
+        return _end(records).removeprefix("none:")
+    for r in client_records(records):
+        if r["ev"] == "mark" and r.get("name") == until:
+            break
+        if r["ev"] in ("eof", "rst"):
+            return str(r["ev"])
+    return "open"
+
+
+@observable("client.body_write")
+def client_body_write(records: Records, params: Mapping[str, Any]) -> str:
+    """How writing request content with ``c_write_body`` went while the app did not read it:
+    ``stalled at ≤N MiB`` (a write did not finish in time: the server stopped reading; N is
+    16, 64, 256... MiB, the first at or above what was written, since kernel buffers and
+    read-ahead vary from run to run), ``took all N MiB``, or ``failed at ≤N MiB``."""
+    for r in client_records(records):
+        if r["ev"] == "body_stalled":
+            return f"stalled at ≤{_mib_bucket(int(r['after_bytes']))} MiB"
+        if r["ev"] == "body_written":
+            return f"took all {int(r['len']) >> 20} MiB"
+        if r["ev"] == "body_write_failed":
+            return f"failed at ≤{_mib_bucket(int(r['after_bytes']))} MiB"
+    return "not-run"
+
+
+def _mib_bucket(count: int) -> int:
+    bucket = 16
+    while bucket << 20 < count:
+        bucket <<= 2
+    return bucket
 
 
 @observable("client.closed")

@@ -224,6 +224,7 @@ class ScriptRunner:
         self._receive = receive
         self._send = send
         self.rep = rep
+        self._quiet = False  # http.request messages are not reported one by one (a_drain_body(quiet=True))
 
     async def receive(self, timeout: float | None, step: int, catch: bool = False) -> Any:
         started = time.monotonic()
@@ -240,9 +241,10 @@ class ScriptRunner:
             self.rep.report("receive_timeout", step=step, timeout=timeout)
             return None
         kind = message.get("type") if isinstance(message, Mapping) else None
-        self.rep.report(
-            "received", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
-        )
+        if not (self._quiet and kind == "http.request"):
+            self.rep.report(
+                "received", step=step, kind=kind, msg=jsonable(message), duration=round(time.monotonic() - started, 4)
+            )
         return message
 
     async def send(
@@ -308,17 +310,27 @@ class ScriptRunner:
                 await self.send({"type": "http.response.body", "body": a["body"]}, 3.0, index)
             elif op == "drain_body":
                 body = bytearray()
+                length = 0  # with quiet, only the first bytes are kept (a large body is not held)
                 chunks = 0
                 deadline = time.monotonic() + a["timeout"]
-                while True:
-                    message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
-                    if message is None or message.get("type") != "http.request":
-                        break
-                    chunks += 1
-                    body += message.get("body", b"")
-                    if not message.get("more_body", False):
-                        break
-                self.rep.report("body", step=index, body=jsonable(bytes(body)), chunks=chunks)
+                self._quiet = bool(a.get("quiet"))
+                try:
+                    while True:
+                        message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
+                        if message is None or message.get("type") != "http.request":
+                            break
+                        chunks += 1
+                        data = message.get("body", b"")
+                        length += len(data)
+                        if not self._quiet or len(body) < _MAX_TEXT:
+                            body += data[: _MAX_TEXT - len(body)] if self._quiet else data
+                        if not message.get("more_body", False):
+                            break
+                finally:
+                    self._quiet = False
+                reported = jsonable(bytes(body))
+                reported["len"] = length
+                self.rep.report("body", step=index, body=reported, chunks=chunks)
             elif op == "sleep":
                 await _sleep(a["seconds"])
             elif op == "gate":
@@ -518,6 +530,10 @@ def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = No
             await send({"type": "http.response.start", "status": 200, "headers": [[b"content-type", b"text/plain"]]})
             await send({"type": "http.response.body", "body": b"ok"})
             return
+        root_path = str(scope.get("root_path") or "")
+        if root_path and path.startswith(root_path + "/"):
+            # a server that puts root_path in front of path: the scenario follows it
+            path = path[len(root_path) :]
         parts = path.split("/")
         scenario = _find(parts[1]) if len(parts) > 2 else None
         if scenario is None:

@@ -14,7 +14,9 @@ import collections
 import dataclasses
 import json
 import os
+import socket
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
 from refserver.conformance.targets import (
     HOST,
+    OPTIONS,
     InProcessServer,
     ProcessServer,
     TargetInfo,
@@ -39,6 +42,7 @@ SCENARIO_TIMEOUT_S = 40.0
 REFSERVER_NAMES = ("refserver", "refserver-trio")
 LANES_PER_TARGET = 4  # shared servers per target at most (each lane runs its scenarios one by one)
 HEALTH_TIMEOUT_S = 3.0
+HUB_RECEIVE_BUFFER = 4 << 20
 
 
 class ReportHub:
@@ -52,6 +56,7 @@ class ReportHub:
         self.traces: dict[str, Trace] = {}
         self.instances: dict[str, dict[tuple[str, int], Any]] = {}
         self._count = 0
+        self._sending = anyio.Lock()
 
     def new_token(self, trace: Trace) -> str:
         self._count += 1
@@ -94,8 +99,10 @@ class ReportHub:
     async def open_gate(self, token: str, name: str) -> int:
         data = json.dumps({"gate": name}).encode()
         sent = 0
-        for address in self.instances.get(token, {}):
-            await self.sock.sendto(data, address[0], address[1])
+        for address in list(self.instances.get(token, {})):
+            # lanes open gates at the same time; the socket takes one writer at a time
+            async with self._sending:
+                await self.sock.sendto(data, address[0], address[1])
             sent += 1
         return sent
 
@@ -167,12 +174,20 @@ class Runner:
 
     # ------------------------------------------------------------------ servers
 
-    def _new_server(self, target: TargetRun, lifespan: str | None = None, ping: float | None = None) -> Any:
+    def _new_server(
+        self,
+        target: TargetRun,
+        lifespan: str | None = None,
+        ping: float | None = None,
+        options: dict[str, str] | None = None,
+    ) -> Any:
         if self.hub is None or self.tg is None:
             raise RuntimeError("the runner is not started")
         if target.in_process_backend is not None:
-            return InProcessServer(target.in_process_backend, self.hub.port, self.tg, lifespan, ping)
-        return ProcessServer(target.info.spec, target.python, self.hub.port, lifespan, ping)
+            return InProcessServer(
+                target.in_process_backend, self.hub.port, self.tg, lifespan, ping, options=options or {}
+            )
+        return ProcessServer(target.info.spec, target.python, self.hub.port, lifespan, ping, options=options or {})
 
     async def _ensure_server(self, target: TargetRun) -> str | None:
         """Start (or restart) the shared server; the reason if it cannot be started."""
@@ -258,6 +273,9 @@ class Runner:
         runnable = [s for s in scenarios if not s.meta]
         slow_first = sorted(runnable, key=lambda s: (s.server is not None, s.app_deadline_s), reverse=True)
         async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
+            # Room for bursts of reports while the runner is busy (the kernel caps it at rmem_max).
+            raw = sock.extra(anyio.abc.SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HUB_RECEIVE_BUFFER)
             self.hub = ReportHub(sock)
             async with anyio.create_task_group() as hub_tg:
                 hub_tg.start_soon(self.hub.serve)
@@ -330,10 +348,24 @@ class Runner:
         crash: str | None = None  # the server under test went down
         dedicated = scenario.server is not None
         server: Any
+        missing = missing_options(target, scenario)
+        if missing:
+            self.hub.release(token)
+            cell = V.Cell(target.name, scenario.id, V.NA, advertised=target.advertised.get(scenario.protocol))
+            cell.error = "the target has no option for " + " or ".join(OPTIONS[name] for name in missing)
+            return cell
         if scenario.server is not None:
             lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
-            server = self._new_server(target, lifespan, scenario.server.ping_interval_s)
+            options = scenario.server.options()
+            if target.in_process_backend is None:
+                # an option the target lacks but can do without (a close timeout) is left out
+                options = {k: v for k, v in options.items() if target.info.spec.option_argv(k) is not None}
+            server = self._new_server(target, lifespan, scenario.server.ping_interval_s, options)
             await server.start()
+            if server.uds:
+                trace.add("runner", "uds", value=server.uds)
+            if options:
+                trace.add("runner", "options", value=options)
             trace.add("runner", "server_start", value="listening" if server.exit_reason is None else server.exit_reason)
             if server.exit_reason is not None and not scenario.server.lifespan:
                 crash = f"the server did not start: {server.exit_reason}" + _log_excerpt(server)
@@ -352,7 +384,7 @@ class Runner:
                 try:
                     await ClientScript(self.hub, trace, token, scenario, server).run()
                 except Exception as exc:  # a harness problem: reported in the cell
-                    error = f"harness error: {type(exc).__name__}: {exc}"
+                    error = f"harness error: {describe_exception(exc)}"
             if timer.cancelled_caught:
                 error = f"the scenario did not finish within {SCENARIO_TIMEOUT_S:.0f} s"
         if (
@@ -402,6 +434,31 @@ class Runner:
         cell.command = str(getattr(server, "command", "") or "") if server is not None else ""
         cell.logged = next((str(r["value"]) for r in trace.records if r["ev"] == "server_log"), "not-observed")
         return cell
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Class: text`` of what went wrong, with the exceptions inside a group and the place in
+    the harness that raised each (a group alone says nothing)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_exception(inner) for inner in exc.exceptions)
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "conformance" in f.filename]
+    places = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in ours[-1:] + frames[-1:]]
+    where = " -> ".join(dict.fromkeys(places))
+    return f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
+
+
+# Options without which a scenario cannot be run (a target lacking one is n/a for it).
+REQUIRED_OPTIONS = ("uds", "root_path")
+
+
+def missing_options(target: TargetRun, scenario: Scenario) -> list[str]:
+    """The options the scenario needs that the target cannot be started with (refserver in
+    process has them all)."""
+    if scenario.server is None or target.in_process_backend is not None:
+        return []
+    wanted = scenario.server.options()
+    return [name for name in REQUIRED_OPTIONS if name in wanted and target.info.spec.option_argv(name) is None]
 
 
 def _log_excerpt(server: Any) -> str:
@@ -510,11 +567,41 @@ class ClientScript:
     async def _connect(self) -> Connection:
         if self.conn is not None and not self.conn.ended and not self.conn.closed_locally:
             return self.conn
-        conn = await Connection.open(self.server.port, self.trace)
+        conn = await Connection.open(self.server.port, self.trace, uds=getattr(self.server, "uds", None))
         self.conn = conn
         self.conns.append(conn)
         self.tg.start_soon(conn.read_forever)
         return conn
+
+    async def _write_body(self, conn: Connection, total: int, chunk: int, stall_s: float) -> None:
+        """Write ``total`` bytes of content; record the first write that takes longer than
+        ``stall_s`` (``body_stalled``, with the bytes written before it) and the end."""
+        data = b"\x00" * chunk
+        written = 0
+        current = [0.0]  # when the write in progress started; 0 when none is
+
+        async def watch() -> None:
+            while True:
+                await anyio.sleep(stall_s / 10)
+                if current[0] and time.monotonic() - current[0] > stall_s:
+                    self.trace.add("client", "body_stalled", after_bytes=written, stall_s=stall_s)
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            while written < total:
+                piece = data[: min(chunk, total - written)]
+                current[0] = time.monotonic()
+                try:
+                    await conn.stream.send(piece)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    self.trace.add("client", "body_write_failed", after_bytes=written, error=type(exc).__name__)
+                    tg.cancel_scope.cancel()
+                    return
+                current[0] = 0.0
+                written += len(piece)
+            tg.cancel_scope.cancel()
+        self.trace.add("client", "body_written", len=written)
 
     def _ended(self) -> bool:
         return self.conn is None or self.conn.ended
@@ -584,6 +671,17 @@ class ClientScript:
             else:
                 frame = build_frame(a["opcode"], a["payload"], rsv=a["rsv"])
                 await (await self._connect()).write(frame, f"frame opcode={a['opcode']} rsv={a['rsv']} (compressed)")
+        elif op == "write_body":
+            conn = await self._connect()
+            self.tg.start_soon(self._write_body, conn, a["total"], a["chunk"], a["stall_s"])
+            await self._wait(
+                "the body written, or a write stalled",
+                lambda: (
+                    bool(trace.of("client", "body_stalled") or trace.of("client", "body_written"))
+                    or bool(trace.of("client", "body_write_failed"))
+                ),
+                a["timeout"],
+            )
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":

@@ -49,10 +49,33 @@ class TargetSpec:
     ping_argv: tuple[str, ...] = ()
     builtin: bool = True
     shell: bool = False  # a --target-command: run through the shell
+    # How to ask for each option of :data:`OPTIONS` the target has, put in front of the app
+    # argument; ``{uds}``, ``{root_path}`` and ``{ws_close_timeout}`` are filled in.
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def option_argv(self, name: str) -> tuple[str, ...] | None:
+        """The arguments that set option ``name``, or None if the target has no such option."""
+        return next((argv for key, argv in self.options if key == name), None)
 
 
 _COMMON = ("{python}", "-m")
 _UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")
+
+# The options a scenario may need (model.ServerNeeds); a target without one is n/a for the
+# scenarios that need it, except ws_close_timeout, without which the target runs on its default.
+OPTIONS: dict[str, str] = {
+    "uds": "listen on a Unix socket (the scope's server is then [path, None], www spec 2.2)",
+    "root_path": "the root_path the scope reports",
+    "ws_close_timeout": "how long to wait for the client's close frame after the server's",
+}
+_REFSERVER_OPTIONS = (
+    ("uds", ("--uds", "{uds}")),
+    ("root_path", ("--root-path", "{root_path}")),
+    ("ws_close_timeout", ("--ws-close-timeout", "{ws_close_timeout}")),
+)
+_UVICORN_OPTIONS = (("uds", ("--uds", "{uds}")), ("root_path", ("--root-path", "{root_path}")))
+# hypercorn and gunicorn take a second --bind (the TCP one stays); daphne a -u next to -b/-p
+_BIND_UNIX_OPTIONS = (("uds", ("--bind", "unix:{uds}")), ("root_path", ("--root-path", "{root_path}")))
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
     TargetSpec(
@@ -73,6 +96,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "refserver",
         "refserver",
         ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}"),
+        options=_REFSERVER_OPTIONS,
     ),
     TargetSpec(
         "refserver-trio",
@@ -94,6 +118,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "refserver,trio",
         "refserver",
         ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}"),
+        options=_REFSERVER_OPTIONS,
     ),
     TargetSpec(
         "uvicorn",
@@ -115,6 +140,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "uvicorn",
         "uvicorn",
         _UVICORN_PING,
+        options=_UVICORN_OPTIONS,
     ),
     TargetSpec(
         "uvicorn-wsproto",
@@ -136,6 +162,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "uvicorn,wsproto",
         "uvicorn",
         _UVICORN_PING,
+        options=_UVICORN_OPTIONS,
     ),
     TargetSpec(
         "uvicorn-websockets",
@@ -157,6 +184,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "uvicorn,websockets",
         "uvicorn",
         _UVICORN_PING,
+        options=_UVICORN_OPTIONS,
     ),
     TargetSpec(
         "hypercorn",
@@ -165,6 +193,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "hypercorn",
         "hypercorn",
         ("--websocket-ping-interval", "{interval_int}"),
+        options=_BIND_UNIX_OPTIONS,
     ),
     TargetSpec(
         "hypercorn-trio",
@@ -173,6 +202,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "hypercorn,trio",
         "hypercorn",
         ("--websocket-ping-interval", "{interval_int}"),
+        options=_BIND_UNIX_OPTIONS,
     ),
     TargetSpec(
         "daphne",
@@ -181,6 +211,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "daphne",
         "daphne",
         ("--ping-interval", "{interval_int}", "--ping-timeout", "{interval_int}"),
+        options=(("uds", ("-u", "{uds}")), ("root_path", ("--root-path", "{root_path}"))),
     ),
     TargetSpec(
         "granian",
@@ -201,6 +232,8 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         ),
         "granian",
         "granian",
+        # --url-path-prefix sets root_path and leaves path as sent
+        options=(("uds", ("--uds", "{uds}")), ("root_path", ("--url-path-prefix", "{root_path}"))),
     ),
     TargetSpec(
         "gunicorn",
@@ -220,6 +253,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         ),
         "gunicorn",
         "gunicorn",
+        options=_BIND_UNIX_OPTIONS,
     ),
 )
 
@@ -324,6 +358,27 @@ async def port_open(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+async def unix_open(path: str, timeout: float = 0.5) -> bool:
+    """Does the Unix socket at ``path`` accept a connection?"""
+    with anyio.move_on_after(timeout):
+        try:
+            stream = await anyio.connect_unix(path)
+        except OSError:
+            return False
+        await stream.aclose()
+        return True
+    return False
+
+
+def remove_uds(path: str | None) -> None:
+    """Remove a Unix socket made for a scenario, and the directory made for it."""
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
+
+
 DEFAULT_PING_INTERVAL_S = 20.0
 
 PLACEHOLDERS: dict[str, str] = {
@@ -387,6 +442,8 @@ class ProcessServer:
     command: str = ""  # the exact command line the server was started with
     signal_group: bool = False  # signal the whole process group (a compound shell command)
     log_path: str = ""
+    options: dict[str, str] = field(default_factory=dict)  # ServerNeeds.options(), all of them supported
+    uds: str | None = None  # the Unix socket the server listens on (then the client connects to it)
     _log: Any = field(default=None, repr=False)
 
     def values(self) -> dict[str, str]:
@@ -411,11 +468,18 @@ class ProcessServer:
             argv, self.signal_group = shell_argv(command)
             return argv
         argv = [part.format(**values) for part in self.spec.argv]
+        extra: list[str] = []
         if self.ping_interval_s is not None and self.spec.ping_argv:
-            extra = [
+            extra += [
                 p.format(interval=self.ping_interval_s, interval_int=max(1, round(self.ping_interval_s)))
                 for p in self.spec.ping_argv
             ]
+        filled = {**self.options, "uds": self.uds or ""}
+        for name in self.options:
+            fragment = self.spec.option_argv(name)
+            if fragment is not None:
+                extra += [p.format(**filled) for p in fragment]
+        if extra:
             # options go before the app argument for CLIs that take it last
             app_index = argv.index(PROBE_APP)
             argv[app_index:app_index] = extra
@@ -423,6 +487,8 @@ class ProcessServer:
 
     async def start(self) -> None:
         self.port = free_port()
+        if "uds" in self.options:
+            self.uds = os.path.join(tempfile.mkdtemp(prefix="conformance-uds-"), "probe.sock")
         env = dict(os.environ)
         env[REPORT_ENV] = f"{HOST}:{self.report_port}"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root(), env.get("PYTHONPATH", "")) if p)
@@ -450,7 +516,7 @@ class ProcessServer:
             if self.proc.poll() is not None:
                 self.exit_reason = f"exited with status {self.proc.returncode} before listening"
                 return
-            if await port_open(self.port, 0.3):
+            if await (unix_open(self.uds, 0.3) if self.uds else port_open(self.port, 0.3)):
                 return
             await anyio.sleep(0.05)
         self.exit_reason = f"did not listen within {START_TIMEOUT_S:.0f} s"
@@ -535,6 +601,7 @@ class ProcessServer:
         if self.log_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.log_path)
+        remove_uds(self.uds)
 
 
 @dataclass
@@ -547,9 +614,11 @@ class InProcessServer:
     lifespan: str | None = None
     ping_interval_s: float | None = None
     # More Config fields for this server (e.g. ``trace_sinks``), over the ones set here.
-    options: Mapping[str, Any] = field(default_factory=dict)
+    config_options: Mapping[str, Any] = field(default_factory=dict)
     port: int = 0
     exit_reason: str | None = None
+    options: dict[str, str] = field(default_factory=dict)  # ServerNeeds.options()
+    uds: str | None = None
     _stop: anyio.Event = field(default_factory=anyio.Event)
     _ended: anyio.Event = field(default_factory=anyio.Event)
     _killed: bool = False
@@ -558,7 +627,19 @@ class InProcessServer:
     @property
     def command(self) -> str:
         ping = f", ws_ping_interval_s={self.ping_interval_s:g}" if self.ping_interval_s is not None else ""
-        return f"in-process: refserver serve(probe app, backend={self.backend}, lifespan=auto{ping})"
+        extra = "".join(f", {key}={value!r}" for key, value in self._config_options().items())
+        return f"in-process: refserver serve(probe app, backend={self.backend}, lifespan=auto{ping}{extra})"
+
+    def _config_options(self) -> dict[str, Any]:
+        """The Config fields for the options asked for."""
+        fields: dict[str, Any] = {}
+        if "uds" in self.options:
+            fields["uds"] = self.uds or "<a fresh path>"
+        if "root_path" in self.options:
+            fields["root_path"] = self.options["root_path"]
+        if "ws_close_timeout" in self.options:
+            fields["ws_close_timeout_s"] = float(self.options["ws_close_timeout"])
+        return fields
 
     async def start(self) -> None:
         from refserver import Config
@@ -576,12 +657,16 @@ class InProcessServer:
         if self.ping_interval_s is not None:
             options["ws_ping_interval_s"] = self.ping_interval_s
             options["ws_ping_timeout_s"] = self.ping_interval_s
-        config = Config.from_options(**{**options, **self.options})
+        if "uds" in self.options:
+            self.uds = os.path.join(tempfile.mkdtemp(prefix="conformance-uds-"), "probe.sock")
+        options.update(self._config_options())
+        config = Config.from_options(**{**options, **self.config_options})
         app = make_app(report_to=(HOST, self.report_port), lifespan=self.lifespan or "")
         listening = anyio.Event()
 
         def started(value: Listening) -> None:
-            self.port = value.port
+            # on a Unix socket there is no port: -1 says "listening" all the same
+            self.port = -1 if self.uds else value.port
             listening.set()
 
         class _Status:
@@ -639,7 +724,7 @@ class InProcessServer:
         return ""
 
     def cleanup(self) -> None:
-        pass
+        remove_uds(self.uds)
 
 
 Factory = Callable[..., Any]

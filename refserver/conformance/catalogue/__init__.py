@@ -6,6 +6,7 @@ find the app script named in the request path). Standard library only.
 
 from __future__ import annotations
 
+from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import extended as _extended
 from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import websocket as _websocket
@@ -55,7 +56,13 @@ META_CLAIMS = Scenario(
     meta=True,
 )
 
-SCENARIOS: list[Scenario] = [*_websocket.SCENARIOS, *_http.SCENARIOS, *_extended.SCENARIOS, META_CLAIMS]
+SCENARIOS: list[Scenario] = [
+    *_websocket.SCENARIOS,
+    *_http.SCENARIOS,
+    *_extended.SCENARIOS,
+    *_deployment.SCENARIOS,
+    META_CLAIMS,
+]
 BY_ID: dict[str, Scenario] = {s.id: s for s in (*SCENARIOS, HELLO_HTTP, HELLO_WS)}
 
 if len(BY_ID) != len(SCENARIOS) + 2:  # pragma: no cover - a catalogue error

@@ -1364,7 +1364,8 @@ SCENARIOS = [
         G_APP_END,
         (CORE_ERR, "RFC 6455 §7.4.1"),
         MUST,
-        client=_open_then(c_wait_app("ended"), c_wait_close(2.0)),
+        # 4 s: a server that polls its apps once a second (daphne) closes within twice that
+        client=_open_then(c_wait_app("ended"), c_wait_close(4.0)),
         app=(*CONNECT_ACCEPT, a_raise()),
         checks=(
             ck("client.closed", "closed", label="the connection is closed"),

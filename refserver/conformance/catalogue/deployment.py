@@ -1,0 +1,275 @@
+"""Scenarios about how a server is deployed and what it does with bad or heavy input: a Unix
+socket and a root_path (each needs the server started with an option: a target without it is
+n/a), request heads the server must refuse, a request body the app does not read, and a
+client that never answers the server's close frame. Standard library only."""
+
+from __future__ import annotations
+
+from refserver.conformance.catalogue.common import (
+    CONNECT_ACCEPT,
+    G_APP_CLOSE,
+    G_HANDSHAKE,
+    G_HTTP_FLOW,
+    G_HTTP_SCOPE,
+    HTTP_REQ,
+    HTTP_SCOPE,
+    MUST,
+    SHOULD,
+    UNSPEC,
+    WS_DISC,
+    WS_SCOPE,
+    ck,
+    http,
+    ws,
+)
+from refserver.conformance.model import (
+    Scenario,
+    ServerNeeds,
+    a_close,
+    a_drain_body,
+    a_gate,
+    a_receive,
+    a_respond,
+    c_close_tcp,
+    c_gate,
+    c_handshake,
+    c_mark,
+    c_request,
+    c_wait_app,
+    c_wait_client,
+    c_wait_close,
+    c_wait_eof,
+    c_wait_responses,
+    c_write_body,
+)
+
+ROOT_PATH = "/mount"
+# Beyond what the kernel's buffers and a bounded read-ahead hold for a server that stops
+# reading (peers stall after 4 to 10 MiB) by more than four times.
+BODY_BYTES = 64 << 20
+BIG_FIELD = 64 << 10  # one header field line, four times h11's default limit for a whole head
+DISCONNECT_ANY = "websocket.disconnect:*"
+
+
+SCENARIOS: list[Scenario] = [
+    # ------------------------------------------------------------------ Unix socket
+    http(
+        "http.scope.unix-socket",
+        "An HTTP request over a Unix socket",
+        "On a Unix socket the scope's server is [path, None] (or absent); the request is served as over TCP.",
+        G_HTTP_SCOPE,
+        (HTTP_SCOPE,),
+        MUST,
+        client=(c_request(), c_wait_responses(1)),
+        app=(a_receive(), a_respond(200, b"over a unix socket")),
+        # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
+        # or no server at all ("Optional; if missing defaults to None").
+        checks=(
+            ck(
+                "app.scope",
+                '["<uds>",null]',
+                "null",
+                "<absent>",
+                choice='["<uds>",null]',
+                key="server",
+                since="2.2",
+                label="server ([path, None])",
+                show=True,
+            ),
+            ck("client.body", "over a unix socket"),
+            ck("app.scope", "*", choice="null", key="client", level=UNSPEC, label="client"),
+        ),
+        server=ServerNeeds(uds=True),
+    ),
+    ws(
+        "ws.scope.unix-socket",
+        "A WebSocket over a Unix socket",
+        "On a Unix socket the WebSocket scope's server is [path, None] (or absent) too.",
+        G_HANDSHAKE,
+        (WS_SCOPE,),
+        MUST,
+        client=(c_handshake(), c_wait_app("ended")),
+        app=(*CONNECT_ACCEPT, a_close()),
+        # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
+        # or no server at all ("Optional; if missing defaults to None").
+        checks=(
+            ck(
+                "app.scope",
+                '["<uds>",null]',
+                "null",
+                "<absent>",
+                choice='["<uds>",null]',
+                key="server",
+                since="2.2",
+                label="server ([path, None])",
+                show=True,
+            ),
+            ck("client.status", "101"),
+        ),
+        server=ServerNeeds(uds=True),
+    ),
+    # ------------------------------------------------------------------ root_path
+    http(
+        "http.scope.root-path",
+        "A server started with a root_path",
+        "The scope's root_path is the configured one; whether path also carries it, the spec does not say.",
+        G_HTTP_SCOPE,
+        (HTTP_SCOPE, "docs/decisions.md #40"),
+        MUST,
+        client=(c_request(suffix="/x"), c_wait_responses(1)),
+        app=(a_receive(), a_respond()),
+        checks=(
+            ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
+            ck(
+                "app.scope",
+                "/http.scope.root-path/<token>/x",
+                f"{ROOT_PATH}/http.scope.root-path/<token>/x",
+                choice="/http.scope.root-path/<token>/x",
+                key="path",
+                level=UNSPEC,
+                label="path",
+                show=True,
+            ),
+            ck("client.status", "200"),
+        ),
+        server=ServerNeeds(root_path=ROOT_PATH),
+    ),
+    ws(
+        "ws.scope.root-path",
+        "A WebSocket on a server started with a root_path",
+        "The WebSocket scope's root_path is the configured one too.",
+        G_HANDSHAKE,
+        (WS_SCOPE, "docs/decisions.md #40"),
+        MUST,
+        client=(c_handshake(suffix="/x"), c_wait_app("ended")),
+        app=(*CONNECT_ACCEPT, a_close()),
+        checks=(
+            ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
+            ck(
+                "app.scope",
+                "/ws.scope.root-path/<token>/x",
+                f"{ROOT_PATH}/ws.scope.root-path/<token>/x",
+                choice="/ws.scope.root-path/<token>/x",
+                key="path",
+                level=UNSPEC,
+                label="path",
+            ),
+            ck("client.status", "101"),
+        ),
+        server=ServerNeeds(root_path=ROOT_PATH),
+    ),
+    # ------------------------------------------------------------------ bad request heads
+    http(
+        "http.bad.head-too-large",
+        "A request head with a 64 KiB header field",
+        "A server that will not process a head that large answers with a 4xx (431 names the cause), not silence.",
+        G_HTTP_FLOW,
+        ("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md #12"),
+        MUST,
+        client=(
+            c_request(raw=b"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: " + b"a" * BIG_FIELD + b"\r\n\r\n"),
+            c_wait_responses(1),
+        ),
+        app=(a_receive(), a_respond()),
+        checks=(
+            ck("client.status", "4??", "200", choice="431", label="a 4xx, or the request is served"),
+            ck("client.status", "431", level=UNSPEC, label="status", show=True),
+        ),
+    ),
+    http(
+        "http.bad.request-line",
+        "A request line with a space inside the request target",
+        "An invalid request line gets 400 (or a 301 to the encoded target), and the request is not processed.",
+        G_HTTP_FLOW,
+        ("RFC 9112 §3", "docs/decisions.md #12"),
+        SHOULD,
+        client=(c_request(raw=b"GET {path}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n"), c_wait_responses(1)),
+        app=(a_receive(), a_respond()),
+        checks=(
+            ck("client.status", "400", "301", choice="400", label="400 or 301", show=True),
+            ck("app.called", "not-called", label="the app is not called"),
+        ),
+    ),
+    # ------------------------------------------------------------------ request body backpressure
+    http(
+        "http.request.body-backpressure",
+        "A 64 MiB request body while the app does not call receive()",
+        "The body is streamed in chunks: a server that stops reading while the app does not read keeps memory "
+        "bounded; once the app reads, all of it arrives.",
+        G_HTTP_FLOW,
+        (HTTP_REQ,),
+        MUST,
+        client=(
+            c_request("POST", raw=b"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: %d\r\n\r\n" % BODY_BYTES),
+            c_wait_app("hello", required=False),
+            c_write_body(BODY_BYTES, stall_s=1.0, timeout=12.0),
+            # a server that reads the whole body before it calls the app calls it only now
+            c_wait_app("hello", timeout=12.0),
+            c_gate("read"),
+            c_wait_client("body_written", timeout=12.0),
+            c_wait_responses(1, timeout=5.0),
+        ),
+        app=(a_gate("read", timeout=25.0), a_drain_body(timeout=12.0, quiet=True), a_respond()),
+        checks=(
+            ck(
+                "client.body_write",
+                "stalled at ≤* MiB",
+                "took all * MiB",
+                choice="stalled at ≤* MiB",
+                level=UNSPEC,
+                label="while the app does not read",
+                show=True,
+            ),
+            ck("app.body_len", str(BODY_BYTES), label="the app gets the whole body"),
+            ck("client.status", "200"),
+        ),
+        app_deadline_s=6.0,
+    ),
+    # ------------------------------------------------------------------ a close never answered
+    ws(
+        "ws.close.client-never-answers",
+        "The app closes; the client never answers the close frame and keeps TCP open",
+        "The server closes the TCP connection after a timeout; the app's disconnect then has no close frame "
+        "behind it (1006).",
+        G_APP_CLOSE,
+        ("RFC 6455 §7.1.1", "RFC 6455 §7.1.5", WS_DISC, "docs/decisions.md #21"),
+        SHOULD,
+        # The window is 22 s: the server's close timeout is 1 s where it can be set, and the
+        # common default (10 s) is still less than half of it.
+        client=(
+            c_handshake(echo_close=False, close_on_eof=False),
+            c_wait_app("sent:websocket.accept"),
+            c_wait_close(3.0),
+            c_mark("close-received"),
+            c_wait_eof(22.0),
+            c_mark("window-ended"),
+            c_close_tcp(),
+            c_wait_app("ended", timeout=6.0),
+        ),
+        app=(*CONNECT_ACCEPT, a_close(1000), a_receive(30.0, catch=True)),
+        checks=(
+            ck("client.close", "1000", level=MUST, label="the app's close frame"),
+            ck(
+                "client.end",
+                "eof",
+                "rst",
+                choice="eof",
+                until="window-ended",
+                label="the server closes TCP (within 22 s)",
+                show=True,
+            ),
+            ck("app.step", DISCONNECT_ANY, step=3, level=MUST, label="the app gets a disconnect"),
+            ck(
+                "app.step",
+                DISCONNECT_ANY,
+                choice="websocket.disconnect:1006",
+                step=3,
+                level=UNSPEC,
+                label="the disconnect's code",
+                show=True,
+            ),
+        ),
+        server=ServerNeeds(ws_close_timeout_s=1.0),
+        app_deadline_s=8.0,
+    ),
+]
