@@ -8,6 +8,7 @@ import struct
 import anyio
 import anyio.abc
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
     CloseConnection,
@@ -61,7 +62,7 @@ class LoadClient:
                         if isinstance(event, TextMessage):
                             return "".join(str(p) for p in parts)
                         return b"".join(bytes(p) for p in parts if isinstance(p, bytes))
-                elif isinstance(event, Ping):
+                elif isinstance(event, Ping) and self.ws.state is ConnectionState.OPEN:
                     await self.stream.send(self.ws.send(event.response()))
                 elif isinstance(event, CloseConnection):
                     self.closed_by_server = event

@@ -54,6 +54,7 @@ class SoakOptions:
 @dataclass
 class SoakResult:
     handshake_s: list[float] = field(default_factory=list)
+    later_handshake_s: list[float] = field(default_factory=list)  # after the initial ramp: reconnects, arrivals
     handshake_failures: list[str] = field(default_factory=list)
     sent: int = 0
     echoed: int = 0
@@ -63,10 +64,11 @@ class SoakResult:
     closed_ids: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
-    def percentile(self, p: float) -> float:
-        if not self.handshake_s:
+    def percentile(self, p: float, later: bool = False) -> float:
+        values = self.later_handshake_s if later else self.handshake_s
+        if not values:
             return float("nan")
-        ordered = sorted(self.handshake_s)
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
     def check_app(self, stats: dict[str, Any]) -> None:
@@ -93,6 +95,10 @@ class SoakResult:
             "handshake_p90_ms": round(self.percentile(90) * 1000, 1),
             "handshake_p99_ms": round(self.percentile(99) * 1000, 1),
             "handshake_max_ms": round(max(self.handshake_s, default=0) * 1000, 1),
+            "later_handshakes": len(self.later_handshake_s),
+            "later_handshake_p50_ms": round(self.percentile(50, later=True) * 1000, 1),
+            "later_handshake_p90_ms": round(self.percentile(90, later=True) * 1000, 1),
+            "later_handshake_max_ms": round(max(self.later_handshake_s, default=0) * 1000, 1),
             "sent": self.sent,
             "echoed": self.echoed,
             "lost_in_resets": self.lost_in_resets,
@@ -116,7 +122,7 @@ class _Run:
         self.next_id += 1
         return f"{kind}{self.next_id}"
 
-    async def open(self, cid: str) -> LoadClient | None:
+    async def open(self, cid: str, initial: bool = False) -> LoadClient | None:
         start = time.monotonic()
         try:
             with anyio.fail_after(self.options.handshake_timeout_s):
@@ -125,6 +131,8 @@ class _Run:
             self.result.handshake_failures.append(f"{cid}: {type(exc).__name__}: {exc}")
             return None
         self.result.handshake_s.append(time.monotonic() - start)
+        if not initial:
+            self.result.later_handshake_s.append(time.monotonic() - start)
         return client
 
     async def exchange(self, client: LoadClient, cid: str, seq: int, count: int) -> int:
@@ -147,7 +155,7 @@ class _Run:
     async def steady_client(self) -> None:
         """One connection kept for the whole run, closed with 1000 at the end."""
         cid = self.new_id("c")
-        client = await self.open(cid)
+        client = await self.open(cid, initial=True)
         if client is None:
             return
         seq = 0
@@ -169,9 +177,11 @@ class _Run:
     async def resetting_client(self) -> None:
         """Connections that end in an RST at a random moment, then reconnect; the last one
         still open at the deadline is closed with 1000."""
+        initial = True
         while time.monotonic() < self.deadline:
             cid = self.new_id("r")
-            client = await self.open(cid)
+            client = await self.open(cid, initial)
+            initial = False
             if client is None:
                 return
             reset_at = time.monotonic() + self.rng.uniform(0.05, max(0.1, self.options.duration_s / 3))
@@ -292,6 +302,11 @@ async def http_get(port: int, target: str) -> bytes:
     return body
 
 
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -326,6 +341,7 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
             await http_get(port, "/")
             fds_before, rss_before = process_fds(process.pid), process_rss_kib(process.pid)
             load_before = load_average()
+            cpu_before, own_cpu_before = process_cpu_s(process.pid), time.process_time()
 
             async def stats() -> dict[str, Any]:
                 result: dict[str, Any] = json.loads(await http_get(port, "/stats"))
@@ -333,6 +349,8 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
 
             result = await run_soak(port, options, stats, settle_timeout_s=30)
             load_after = load_average()
+            server_cpu_s = process_cpu_s(process.pid) - cpu_before
+            driver_cpu_s = time.process_time() - own_cpu_before
             await http_get(port, "/")
             fds_after, rss_after = process_fds(process.pid), process_rss_kib(process.pid)
             process.send_signal(signal.SIGTERM)
@@ -357,6 +375,8 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
         "server_fds_after": fds_after,
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
+        "server_cpu_s": round(server_cpu_s, 1),
+        "driver_cpu_s": round(driver_cpu_s, 1),
         "exit_code": code,
         "load_average_before": load_before,
         "load_average_after": load_after,

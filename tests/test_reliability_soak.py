@@ -32,7 +32,7 @@ class TestDisconnectReceiveEventUnderLoad:
         if not FD_DIR.exists():
             pytest.skip("needs /proc/self/fd")
         stats = apps.reset_stats()
-        options = SoakOptions(clients=30, duration_s=2.0, reset_fraction=0.2, messages_per_s=5.0, arrivals_per_s=10.0)
+        options = SoakOptions(clients=30, duration_s=1.5, reset_fraction=0.2, messages_per_s=5.0, arrivals_per_s=10.0)
 
         async def app_stats() -> dict[str, Any]:
             return stats.as_json()
