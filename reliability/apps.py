@@ -114,3 +114,33 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
         await _http(scope, receive, send)
     else:
         await _websocket(scope, receive, send)
+
+
+async def streamer(scope: Scope, receive: Any, send: Any) -> None:
+    """For shutdown under load: each WebSocket on ``/ws/<id>`` is sent ``<id>:<n>`` for
+    n = 0, 1, ... every 10 ms until ``send()`` raises; then the app prints one line,
+    ``ws <id> last_ok <n> code <code>``: the last message whose ``send()`` returned and the
+    disconnect code it got. HTTP is as in :func:`echo` (``/slow?ms`` for requests in flight)."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] == "http":
+        await _http(scope, receive, send)
+        return
+    cid = scope["path"].rsplit("/", 1)[-1]
+    await receive()
+    last_ok = -1
+    try:
+        await send({"type": "websocket.accept"})
+        n = 0
+        while True:
+            await send({"type": "websocket.send", "text": f"{cid}:{n}"})
+            last_ok = n
+            n += 1
+            await anyio.sleep(0.01)  # the app's pace
+    except ClientDisconnected:
+        pass
+    event = await receive()
+    while event["type"] != "websocket.disconnect":
+        event = await receive()
+    print(f"ws {cid} last_ok {last_ok} code {event['code']}", flush=True)
