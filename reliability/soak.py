@@ -25,6 +25,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -110,7 +111,8 @@ class SoakResult:
 
 
 class _Run:
-    def __init__(self, port: int, options: SoakOptions) -> None:
+    def __init__(self, port: int, options: SoakOptions, prefix: str = "") -> None:
+        self.prefix = prefix
         self.port = port
         self.options = options
         self.rng = random.Random(options.seed)
@@ -120,7 +122,7 @@ class _Run:
 
     def new_id(self, kind: str) -> str:
         self.next_id += 1
-        return f"{kind}{self.next_id}"
+        return f"{self.prefix}{kind}{self.next_id}"
 
     async def open(self, cid: str, initial: bool = False) -> LoadClient | None:
         start = time.monotonic()
@@ -259,14 +261,19 @@ async def run_soak(
     options: SoakOptions,
     app_stats: Callable[[], Awaitable[dict[str, Any]]],
     settle_timeout_s: float = 10.0,
+    prefix: str = "",
 ) -> SoakResult:
     """Drive the load against ``port``, then wait (bounded) until the app has finished every
     connection and compare its record with what the clients did."""
-    result = await _Run(port, options).run()
+    result = await _Run(port, options, prefix).run()
     expected = len(result.reset_ids) + len(result.closed_ids)
     stats = await app_stats()
+
+    def ours() -> int:
+        return sum(len(c) for cid, c in stats["codes"].items() if cid.startswith(prefix))
+
     with anyio.move_on_after(settle_timeout_s):
-        while stats["running"] or sum(len(c) for c in stats["codes"].values()) < expected:
+        while stats["running"] or ours() < expected:
             await anyio.sleep(0.05)  # polling another process's record; bounded above
             stats = await app_stats()
     result.check_app(stats)
@@ -314,9 +321,25 @@ def load_average() -> str:
         return "?"
 
 
-async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "refserver", "reliability.apps:echo", "--port", "0", "--backend", backend]
-    command += ["--no-access-log", "--log-level", "info"]
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_command(server: str, backend: str) -> tuple[list[str], int | None]:
+    """The command line, and the port when it is chosen here (the other server, for comparison)."""
+    if server == "refserver":
+        command = [sys.executable, "-m", "refserver", "reliability.apps:echo", "--port", "0", "--backend", backend]
+        return [*command, "--no-access-log", "--log-level", "info"], None
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "reliability.apps:echo", "--port", str(port), "--ws", "wsproto"]
+    return [*command, "--no-access-log", "--log-level", "info", "--lifespan", "on"], port
+
+
+async def on_demand(options: SoakOptions, backend: str, server: str = "refserver", rounds: int = 1) -> dict[str, Any]:
+    command, chosen_port = server_command(server, backend)
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     process = await anyio.open_process(command, cwd=REPO, env=environment)
     assert process.stdout is not None and process.stderr is not None
@@ -335,9 +358,10 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
             tg.start_soon(collect, process.stdout, stdout)
             tg.start_soon(collect, process.stderr, stderr)
             with anyio.fail_after(20):
-                while b"listening on" not in stdout:
-                    await anyio.sleep(0.05)
-            port = int(re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout)).group(1))  # type: ignore[union-attr]
+                while b"listening on" not in stdout and b"Application startup complete" not in stderr:
+                    await anyio.sleep(0.05)  # polling the child's output; bounded above
+            found = re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout))
+            port = chosen_port or int(found.group(1))  # type: ignore[union-attr]
             await http_get(port, "/")
             fds_before, rss_before = process_fds(process.pid), process_rss_kib(process.pid)
             load_before = load_average()
@@ -347,15 +371,21 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
                 result: dict[str, Any] = json.loads(await http_get(port, "/stats"))
                 return result
 
-            result = await run_soak(port, options, stats, settle_timeout_s=30)
+            rss_after_round = []
+            for i in range(rounds):
+                result = await run_soak(port, options, stats, settle_timeout_s=30, prefix=f"{i}-")
+                rss_after_round.append(process_rss_kib(process.pid))
+                if i < rounds - 1 and (result.problems or result.handshake_failures):
+                    break
             load_after = load_average()
             server_cpu_s = process_cpu_s(process.pid) - cpu_before
             driver_cpu_s = time.process_time() - own_cpu_before
             await http_get(port, "/")
             fds_after, rss_after = process_fds(process.pid), process_rss_kib(process.pid)
             process.send_signal(signal.SIGTERM)
-            with anyio.fail_after(30):
-                code = await process.wait()
+            code: int | None = None
+            with anyio.move_on_after(30):
+                code = await process.wait()  # None: no exit within 30 s of SIGTERM
             tg.cancel_scope.cancel()
     finally:
         if process.returncode is None:
@@ -363,7 +393,10 @@ async def on_demand(options: SoakOptions, backend: str) -> dict[str, Any]:
         await process.aclose()
     errors = [line for line in stderr.decode(errors="replace").splitlines() if line.startswith(("ERROR", "CRITICAL"))]
     return {
+        "server": server,
         "backend": backend,
+        "rounds": rounds,
+        "server_rss_kib_after_each_round": rss_after_round,
         "clients": options.clients,
         "duration_s": options.duration_s,
         **result.summary(),
@@ -392,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arrivals-per-s", type=float, default=20.0)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio", help="the server's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="soaks in a row against one server process")
+    parser.add_argument(
+        "--server", choices=["refserver", "uvicorn"], default="refserver", help="uvicorn --ws wsproto, to compare"
+    )
     args = parser.parse_args(argv)
     options = SoakOptions(
         clients=args.clients,
@@ -400,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals_per_s=args.arrivals_per_s,
         seed=args.seed,
     )
-    figures = anyio.run(on_demand, options, args.backend)
+    figures = anyio.run(on_demand, options, args.backend, args.server, args.rounds)
     print(json.dumps(figures, indent=2))
     ok = not figures["problems"] and not figures["handshake_failures"] and not figures["error_lines"]
     return 0 if ok and figures["exit_code"] == 0 else 1
