@@ -118,7 +118,7 @@ async def echo(scope: Scope, receive: Any, send: Any) -> None:
 
 async def streamer(scope: Scope, receive: Any, send: Any) -> None:
     """For shutdown under load: each WebSocket on ``/ws/<id>`` is sent ``<id>:<n>`` for
-    n = 0, 1, ... every 10 ms until ``send()`` raises; then the app prints one line,
+    n = 0, 1, ... every ``?pace=`` milliseconds (default 10) until ``send()`` raises; then the app prints one line,
     ``ws <id> last_ok <n> code <code>``: the last message whose ``send()`` returned and the
     disconnect code it got. HTTP is as in :func:`echo` (``/slow?ms`` for requests in flight)."""
     if scope["type"] == "lifespan":
@@ -128,6 +128,8 @@ async def streamer(scope: Scope, receive: Any, send: Any) -> None:
         await _http(scope, receive, send)
         return
     cid = scope["path"].rsplit("/", 1)[-1]
+    query = scope["query_string"].decode()
+    pace_s = int(query.partition("pace=")[2] or "10") / 1000
     await receive()
     last_ok = -1
     try:
@@ -137,7 +139,7 @@ async def streamer(scope: Scope, receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "text": f"{cid}:{n}"})
             last_ok = n
             n += 1
-            await anyio.sleep(0.01)  # the app's pace
+            await anyio.sleep(pace_s)  # the app's pace
     except ClientDisconnected:
         pass
     event = await receive()

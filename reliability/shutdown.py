@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,12 @@ async def _request(port: int, ms: int, sent: anyio.Event) -> bytes:
 
 
 async def shutdown_under_load(
-    backend: str, websockets: int, requests: int, shutdown_timeout_s: float = 5.0, request_ms: int = 300
+    backend: str,
+    websockets: int,
+    requests: int,
+    shutdown_timeout_s: float = 5.0,
+    request_ms: int = 300,
+    pace_ms: int = 50,
 ) -> ShutdownResult:
     result = ShutdownResult(websockets=websockets, requests=requests)
     command = [sys.executable, "-m", "refserver", "reliability.apps:streamer", "--port", "0", "--backend", backend]
@@ -117,29 +123,25 @@ async def shutdown_under_load(
     codes: dict[str, int | None] = {}
     answers: list[bytes] = []
     try:
-        with anyio.fail_after(WAIT + shutdown_timeout_s):
+        with anyio.fail_after(3 * WAIT + shutdown_timeout_s):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_collect, process.stdout, stdout)
                 tg.start_soon(_collect, process.stderr, stderr)
                 while b"listening on" not in stdout:
                     await anyio.sleep(0.02)  # polling the child's output; bounded above
                 port = int(re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout)).group(1))  # type: ignore[union-attr]
-                firsts = []
+                firsts = [anyio.Event() for _ in range(websockets)]
                 async with anyio.create_task_group() as clients:
-                    for i in range(websockets):
-                        cid = f"w{i}"
-                        client = await LoadClient.open(port, f"/ws/{cid}")
-                        first = anyio.Event()
-                        firsts.append(first)
 
-                        async def watch(
-                            client: LoadClient = client, cid: str = cid, first: anyio.Event = first
-                        ) -> None:
-                            codes[cid] = await _watch(client, cid, first, seen)
+                    async def stream_to(cid: str, first: anyio.Event) -> None:
+                        client = await LoadClient.open(port, f"/ws/{cid}?pace={pace_ms}")
+                        codes[cid] = await _watch(client, cid, first, seen)
 
-                        clients.start_soon(watch)
-                    for first in firsts:
-                        await first.wait()  # every WebSocket is streaming
+                    with anyio.fail_after(WAIT):
+                        for i, first in enumerate(firsts):
+                            clients.start_soon(stream_to, f"w{i}", first)
+                        for first in firsts:
+                            await first.wait()  # every WebSocket is streaming
 
                     async def ask(sent: anyio.Event) -> None:
                         answers.append(await _request(port, request_ms, sent))
@@ -201,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--shutdown-timeout", type=float, default=10.0)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--pace-ms", type=int, default=50, help="each app sends a message this often")
     args = parser.parse_args(argv)
-    result = anyio.run(shutdown_under_load, args.backend, args.websockets, args.requests, args.shutdown_timeout)
+    result = anyio.run(
+        partial(shutdown_under_load, args.backend, args.websockets, args.requests, args.shutdown_timeout),
+        backend=args.backend,
+    )
     print(json.dumps({"backend": args.backend, **result.summary()}, indent=2))
     return 1 if result.problems else 0
 
