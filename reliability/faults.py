@@ -408,6 +408,9 @@ async def repeat(states: list[str], faults: list[str], times: int) -> dict[str, 
                 runs += 1
                 if problems:
                     failures.setdefault(f"{state}/{fault}", []).extend(problems[:1])
+            failed = len(failures.get(f"{state}/{fault}", []))
+            progress = f"{state}/{fault}: {times} runs, {failed} failed; fds {_fds()}, tasks {_tasks()}"
+            print(f"{progress}, rss {_rss_kib()} KiB, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     gc.collect()
     after = {"fds": _fds(), "tasks": _tasks(), "rss_kib": _rss_kib()}
     return {
