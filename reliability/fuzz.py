@@ -71,10 +71,10 @@ _BODIES = [b"", b"abc", b"3\r\nabc\r\n0\r\n\r\n", b"zz\r\n", b"3\r\nabc\r\n", b"
 
 
 @st.composite
-def _request(draw: st.DrawFn) -> bytes:
+def _request(draw: st.DrawFn, methods: tuple[bytes, ...] = tuple(_METHODS)) -> bytes:
     eol = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n"]))
     line = b" ".join(
-        [draw(st.sampled_from(_METHODS)), draw(st.sampled_from(_TARGETS)), draw(st.sampled_from(_VERSIONS))]
+        [draw(st.sampled_from(methods)), draw(st.sampled_from(_TARGETS)), draw(st.sampled_from(_VERSIONS))]
     )
     headers = draw(st.lists(st.sampled_from(_HEADERS), max_size=6))
     return line + eol + b"".join(h + eol for h in headers) + eol + draw(st.sampled_from(_BODIES))
@@ -97,9 +97,12 @@ def _mutated(draw: st.DrawFn, base: st.SearchStrategy[bytes]) -> bytes:
     return bytes(data)
 
 
-def http_inputs() -> st.SearchStrategy[bytes]:
-    """Request-shaped bytes (one or two requests, sometimes mutated), or raw bytes."""
-    one = st.one_of(_request(), _mutated(_request()))
+def http_inputs(connect: bool = True) -> st.SearchStrategy[bytes]:
+    """Request-shaped bytes (one or two requests, sometimes mutated), or raw bytes. The test
+    suite leaves out CONNECT while its known defect is open (see the xfail test for CONNECT in
+    tests/test_reliability_bad_input.py), so that the suite cannot fail at random."""
+    methods = tuple(m for m in _METHODS if connect or m != b"CONNECT")
+    one = st.one_of(_request(methods), _mutated(_request(methods)))
     return st.one_of(st.binary(max_size=300), one, st.builds(bytes.__add__, one, one))
 
 

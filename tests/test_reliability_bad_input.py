@@ -161,6 +161,38 @@ class TestRFC9112Section6_3ContentLength:
         assert [status for status, _ in responses(raw)] == [501]
 
 
+class TestRFC9110Section9_3_6Connect:
+    """RFC 9110 §9.3.6: CONNECT asks for a tunnel; refserver has none, but an app that answers
+    a CONNECT request (www spec 2.5, "Response Start - send event" and "Response Body - send
+    event") with a status and a body has sent a valid response, and the client must get a
+    whole response, the app's or a refusal by the server, and nothing be logged at error level.
+    Found by ``python -m reliability.fuzz``."""
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="h11 takes a 2xx response to CONNECT for a switch to a tunnel: the app's body send() raises "
+        "ASGIProtocolError ('can't handle event type Data ... state=SWITCHED_PROTOCOL'), logged at ERROR as "
+        "'Exception in ASGI application' with a traceback, and the client gets no bytes at all "
+        "(the access log still says 200)",
+    )
+    @pytest.mark.parametrize("target", ["*", "example.com:443"])
+    async def test_connect_request_gets_a_whole_response(self, target: str, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG, logger="refserver")
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        request = f"CONNECT {target} HTTP/1.1\r\nHost: example.com:443\r\n\r\n".encode()
+        async with serving(app, timeout_keep_alive_s=0.2) as server:
+            raw = await exchange(server.port, request)
+        assert raw.startswith(b"HTTP/1.1 ")
+        [(status, body)] = responses(raw)
+        assert (status, body) == (200, b"ok") or 400 <= status < 600
+        assert refserver_errors(caplog) == []
+
+
 # ---------------------------------------------------------------- slowloris
 
 
@@ -268,9 +300,10 @@ class TestArbitraryBytesOverSockets:
     @settings(
         max_examples=15,
         deadline=None,
+        derandomize=True,  # the same examples every run: the suite never flakes; reliability.fuzz explores
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(data=http_inputs())
+    @given(data=http_inputs(connect=False))
     async def test_http_path(self, data: bytes, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG, logger="refserver")
         caplog.clear()
@@ -283,6 +316,7 @@ class TestArbitraryBytesOverSockets:
     @settings(
         max_examples=15,
         deadline=None,
+        derandomize=True,  # the same examples every run: the suite never flakes; reliability.fuzz explores
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(data=ws_inputs(), deflate=st.booleans())

@@ -32,7 +32,7 @@ class TestDisconnectReceiveEventUnderLoad:
         if not FD_DIR.exists():
             pytest.skip("needs /proc/self/fd")
         stats = apps.reset_stats()
-        options = SoakOptions(clients=30, duration_s=1.5, reset_fraction=0.2, messages_per_s=5.0, arrivals_per_s=10.0)
+        options = SoakOptions(clients=20, duration_s=1.0, reset_fraction=0.2, messages_per_s=5.0, arrivals_per_s=10.0)
 
         async def app_stats() -> dict[str, Any]:
             return stats.as_json()
@@ -45,8 +45,8 @@ class TestDisconnectReceiveEventUnderLoad:
         fds_after = len(list(FD_DIR.iterdir()))
         assert result.problems == []
         assert result.handshake_failures == []
-        assert len(result.reset_ids) >= 6  # each of the 6 resetting clients reset at least once
-        assert len(result.closed_ids) >= 30 - 6  # the steady clients, plus the arrivals
+        assert len(result.reset_ids) >= 4  # each of the 4 resetting clients reset at least once
+        assert len(result.closed_ids) >= 20 - 4  # the steady clients, plus the arrivals
         assert len(result.handshake_s) == len(result.reset_ids) + len(result.closed_ids)
         assert result.echoed == result.sent - result.lost_in_resets
         assert result.echoed > 0
