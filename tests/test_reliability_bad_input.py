@@ -52,7 +52,7 @@ async def echo_request(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 async def exchange(port: int, data: bytes) -> bytes:
     """Send ``data`` and read until the server closes (the servers here close an idle
-    connection after 0.2 s; the client does not half-close, which would end the request)."""
+    connection after 0.05 s; the client does not half-close, which would end the request)."""
     stream = await connect(port)
     try:
         await stream.send(data)
@@ -85,7 +85,7 @@ class TestRFC9112Section5_2ObsFold:
     framing headers, so the framing it uses is the one it reports to the app."""
 
     async def test_obs_fold_is_replaced_by_a_space(self) -> None:
-        async with serving(echo_request, timeout_keep_alive_s=0.2) as server:
+        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, b"GET /a HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n")
         assert responses(raw) == [(200, b"('/a', [(b'x-a', b'one two')], b'')")]
 
@@ -101,7 +101,7 @@ class TestRFC9112Section5_2ObsFold:
         ids=["transfer-encoding", "content-length"],
     )
     async def test_folded_framing_header_frames_the_body_as_reported(self, data: bytes, seen: bytes) -> None:
-        async with serving(echo_request, timeout_keep_alive_s=0.2) as server:
+        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, data)
         assert responses(raw) == [(200, b"('/a', [" + seen + b"], b'abc')")]
 
@@ -116,12 +116,12 @@ class TestRFC9112Section6_3ContentLength:
             b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
             b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
         )
-        async with serving(echo_request, timeout_keep_alive_s=0.2) as server:
+        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, data)
         assert responses(raw) == [(200, b"('/a', [(b'content-length', b'3')], b'abc')"), (200, b"('/b', [], b'')")]
 
     async def test_identical_content_length_list_is_that_length(self) -> None:
-        async with serving(echo_request, timeout_keep_alive_s=0.2) as server:
+        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc")
         assert responses(raw) == [(200, b"('/a', [(b'content-length', b'3')], b'abc')")]
 
@@ -142,7 +142,7 @@ class TestRFC9112Section6_3ContentLength:
             await echo_request(scope, receive, send)
 
         data = b"POST /a HTTP/1.1\r\nHost: x\r\n" + header + SMUGGLED_TAIL
-        async with serving(app, timeout_keep_alive_s=0.2) as server:
+        async with serving(app, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, data)
         assert responses(raw) == [(400, text)]
         assert rec.of("path") == []
@@ -156,7 +156,7 @@ class TestRFC9112Section6_3ContentLength:
         """RFC 9112 §6.1: a server that receives a transfer coding it does not understand
         SHOULD respond with 501; the connection is closed, so nothing behind it is served."""
         data = b"POST /a HTTP/1.1\r\nHost: x\r\n" + headers + SMUGGLED_TAIL
-        async with serving(echo_request, timeout_keep_alive_s=0.2) as server:
+        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, data)
         assert [status for status, _ in responses(raw)] == [501]
 
@@ -185,7 +185,7 @@ class TestRFC9110Section9_3_6Connect:
             await send({"type": "http.response.body", "body": b"ok"})
 
         request = f"CONNECT {target} HTTP/1.1\r\nHost: example.com:443\r\n\r\n".encode()
-        async with serving(app, timeout_keep_alive_s=0.2) as server:
+        async with serving(app, timeout_keep_alive_s=0.05) as server:
             raw = await exchange(server.port, request)
         assert raw.startswith(b"HTTP/1.1 ")
         [(status, body)] = responses(raw)
