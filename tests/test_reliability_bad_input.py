@@ -168,13 +168,6 @@ class TestRFC9110Section9_3_6Connect:
     whole response, the app's or a refusal by the server, and nothing be logged at error level.
     Found by ``python -m reliability.fuzz``."""
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="h11 takes a 2xx response to CONNECT for a switch to a tunnel: the app's body send() raises "
-        "ASGIProtocolError ('can't handle event type Data ... state=SWITCHED_PROTOCOL'), logged at ERROR as "
-        "'Exception in ASGI application' with a traceback, and the client gets no bytes at all "
-        "(the access log still says 200)",
-    )
     @pytest.mark.parametrize("target", ["*", "example.com:443"])
     async def test_connect_request_gets_a_whole_response(self, target: str, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG, logger="refserver")
@@ -189,7 +182,7 @@ class TestRFC9110Section9_3_6Connect:
             raw = await exchange(server.port, request)
         assert raw.startswith(b"HTTP/1.1 ")
         [(status, body)] = responses(raw)
-        assert (status, body) == (200, b"ok") or 400 <= status < 600
+        assert (status, body) == (501, b"CONNECT (a tunnel) is not supported\n")  # docs/decisions.md #54
         assert refserver_errors(caplog) == []
 
 

@@ -360,6 +360,11 @@ class HTTPMachine:
         if version is None:
             self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
             return
+        if event.method == b"CONNECT":
+            # RFC 9110 §9.3.6: CONNECT asks for a tunnel, which ASGI has no way to carry; 501 is
+            # the answer for a method the server does not implement (§15.6.2; decision #54).
+            self._refuse(501, "CONNECT (a tunnel) is not supported")
+            return
         if self.over_limit:
             self._fx.refused = Refusal("request", "the server is at its --limit-concurrency", 503)
             self._answer(503, b"Service Unavailable: too many connections\n")
