@@ -9,10 +9,12 @@ from typing import Any, Protocol
 import anyio
 
 from refserver.config import Config
+from refserver.logs import error_log
+from refserver.protocol.effects import Effects
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
-__all__ = ["ASGIApp", "Handler", "Scope", "ServerContext"]
+__all__ = ["ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
 
 
 class Handler(Protocol):
@@ -56,3 +58,18 @@ class ServerContext:
         self.handlers.discard(handler)
         if self.shutting_down and not self.handlers:
             self.all_closed.set()
+
+
+def record_steps(fx: Effects, state: str, trace: ConnectionTrace | None) -> str:
+    """The state changes and notes of one input's effects: traced, warnings logged. Returns
+    the state after them. Called first by every runtime's ``_apply``."""
+    for step in fx.transitions:
+        state = step.new
+        if trace is not None:
+            trace.record("state", step.new, step.section, step.why, old_state=step.old)
+    for note in fx.notes:
+        if note.kind == "warning":
+            error_log.warning("%s (%s)", note.text, note.section)
+        if trace is not None:
+            trace.record(note.kind, state, note.section, note.text)
+    return state

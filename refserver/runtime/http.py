@@ -28,7 +28,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
 from refserver.protocol.websocket import Timeouts
-from refserver.runtime.context import ServerContext
+from refserver.runtime.context import ServerContext, record_steps
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.runtime.wakeup import Wakeup
 from refserver.runtime.websocket import WebSocketConnection
@@ -136,16 +136,8 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        trace = self.trace
-        for step in fx.transitions:
-            self._state = step.new
-            if trace is not None:
-                trace.record("state", step.new, step.section, step.why, old_state=step.old)
-        for note in fx.notes:
-            if note.kind == "warning":
-                error_log.warning("%s (%s)", note.text, note.section)
-            if trace is not None:
-                trace.record(note.kind, self._state, note.section, note.text)
+        if fx.transitions or fx.notes:
+            self._state = record_steps(fx, self._state, self.trace)
         if fx.refused is not None:
             refused = fx.refused
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"

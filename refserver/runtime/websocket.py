@@ -26,7 +26,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Scope, ServerContext
+from refserver.runtime.context import Scope, ServerContext, record_steps
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.runtime.wakeup import Wakeup
 from refserver.spec import sections
@@ -81,16 +81,8 @@ class WebSocketConnection:
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        trace = self.trace
-        for step in fx.transitions:
-            self._state = step.new
-            if trace is not None:
-                trace.record("state", step.new, step.section, step.why, old_state=step.old)
-        for note in fx.notes:
-            if note.kind == "warning":
-                error_log.warning("%s (%s)", note.text, note.section)
-            if trace is not None:
-                trace.record(note.kind, self._state, note.section, note.text)
+        if fx.transitions or fx.notes:
+            self._state = record_steps(fx, self._state, self.trace)
         if fx.close_code is not None:
             self._close_code = fx.close_code
         if (fx.status or (fx.transitions and self._state == "CLOSED" and not self._closed_logged)) and (
