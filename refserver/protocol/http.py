@@ -31,9 +31,9 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake
-from refserver.protocol.effects import Effects, Note, Tcp, Transition
+from refserver.protocol.effects import Effects, Note, Tcp
 from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
-from refserver.protocol.table import Row, TableBuilder
+from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
 
@@ -181,8 +181,10 @@ class HTTPEffects(Effects):
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
 
 
-class HTTPMachine:
+class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     """The sans-IO state of one HTTP/1.1 connection."""
+
+    name = "HTTP"
 
     def __init__(
         self,
@@ -193,9 +195,10 @@ class HTTPMachine:
         over_limit: bool = False,
     ) -> None:
         """``last_request``: the server is shutting down and took this connection from the
-        accept queue: its first request is served (with ``connection: close``), then it closes.
+        accept queue: its first request is served (with ``connection: close``), then it closes
+        (docs/decisions.md #47).
         ``over_limit``: the server is at ``--limit-concurrency``: the first request (HTTP or a
-        WebSocket handshake) is answered 503 before any app sees it, then it closes."""
+        WebSocket handshake) is answered 503 before any app sees it, then it closes (docs/decisions.md #46)."""
         self.over_limit = over_limit
         self.settings = settings or Settings()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
@@ -208,7 +211,7 @@ class HTTPMachine:
         self._request: h11.Request | None = None
         self._reading = True
         self._fx = HTTPEffects()
-        self._row: Row[State, Input] = TABLE[(State.IDLE, Input.BYTES)]
+        self._row = TABLE[(State.IDLE, Input.BYTES)]
         self._new_cycle()
         # The connection opened: the keep-alive timer bounds the wait for the first head.
         self._fx.keep_alive_s = self.settings.keep_alive_s
@@ -278,27 +281,11 @@ class HTTPMachine:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _step(self, given: Input, arg: Any) -> HTTPEffects:
-        row = TABLE.get((self.state, given))
-        if row is None:
-            raise RuntimeError(
-                f"the HTTP machine has no row for {given.name} in {self.state.name} ({_INPUT_SECTIONS[given]})"
-            )
-        self._row = row
-        try:
-            row.action(self, arg)
-        except BaseException:
-            self._take()  # an error leaves no half-applied effects behind
-            raise
-        return self._take()
+    def _new_effects(self) -> HTTPEffects:
+        return HTTPEffects()
 
-    def _take(self) -> HTTPEffects:
-        fx = self._fx
-        reading = self._wants_read()
-        if reading is not self._reading:
-            self._reading = fx.reading = reading
-        self._fx = HTTPEffects()
-        return fx
+    def _section_of(self, given: Input) -> str:
+        return _INPUT_SECTIONS[given]
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -312,11 +299,7 @@ class HTTPMachine:
         return False
 
     def _go(self, new: State, why: str, section: str) -> None:
-        old = self.state
-        if new not in self._row.next:  # pragma: no cover - a bug in a row
-            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
-        self.state = new
-        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        self._enter(new, why, section)
         if new is State.CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True
@@ -374,7 +357,7 @@ class HTTPMachine:
         headers = list(event.headers)
         if handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
-            # within the same timeout as its head.
+            # within the same timeout as its head (docs/decisions.md #45).
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
@@ -525,7 +508,8 @@ class HTTPMachine:
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
-                    # like a bad head (RFC 9112 §7.1: an invalid chunk size is a bad request).
+                    # like a bad head (RFC 9112 §7.1: an invalid chunk size is a bad request;
+                    # docs/decisions.md #44).
                     self.status = exc.error_status_hint
                     self._answer(self.status, f"malformed request body: {exc}\n".encode())
                 self._lose_client(f"malformed request body: {exc}")
@@ -784,3 +768,4 @@ _rows(_CYCLE, I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app
+HTTPMachine.rows = TABLE

@@ -20,8 +20,8 @@ from enum import Enum
 from typing import Any
 
 from refserver.errors import ASGIProtocolError
-from refserver.protocol.effects import Effects, Transition
-from refserver.protocol.table import Action, TableBuilder
+from refserver.protocol.effects import Effects
+from refserver.protocol.table import Action, TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
 _SCOPE = 'lifespan spec 2.0, "Scope"'
@@ -63,7 +63,9 @@ _APP_INPUTS = {
 }
 
 
-class LifespanMachine:
+class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
+    name = "lifespan"
+
     def __init__(self) -> None:
         self.state = LifespanState.STARTING
         self.failure_message = ""  # the message of a .failed event
@@ -101,22 +103,11 @@ class LifespanMachine:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _step(self, given: Input, arg: Any) -> Effects:
-        row = self._row = TABLE[(self.state, given)]
-        try:
-            row.action(self, arg)
-        except BaseException:
-            self._fx = Effects()  # an error leaves no half-applied effects behind
-            raise
-        fx, self._fx = self._fx, Effects()
-        return fx
+    def _new_effects(self) -> Effects:
+        return Effects()
 
     def _go(self, new: LifespanState, why: str, section: str) -> None:
-        old = self.state
-        if new not in self._row.next:  # pragma: no cover - a bug in a row
-            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
-        self.state = new
-        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        self._enter(new, why, section)
         self._fx.wake_app = True
 
     def _fail(self, new: LifespanState, cause: Cause, why: str, section: str) -> None:
@@ -247,3 +238,4 @@ _table: TableBuilder[LifespanState, Input] = TableBuilder("lifespan")
 for _state, _input, _next, _action, _section in _ROWS:
     _table.add((_state,), _input, _next, _action, _section)
 TABLE = _table.build(complete=(LifespanState, Input))
+LifespanMachine.rows = TABLE

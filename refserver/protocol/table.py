@@ -8,10 +8,12 @@ at once if a (state, input) pair has two rows, or (for a complete table) none.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+from refserver.protocol.effects import Effects, Transition
 
 S = TypeVar("S", bound=Enum)
 I = TypeVar("I", bound=Enum)  # noqa: E741 - matches the tables' one-letter names
@@ -51,3 +53,66 @@ class TableBuilder(Generic[S, I]):
             if missing:
                 raise RuntimeError(f"the {self.name} table has no row for {missing}")
         return table
+
+
+E = TypeVar("E", bound=Effects)
+
+
+class TableMachine(Generic[S, I, E]):
+    """The dispatch every protocol machine shares: an input finds the row of (state, input),
+    the row's action runs and collects effects, and the input returns them. A state change
+    must be one the row lists; it is recorded as a :class:`Transition`.
+
+    A machine sets ``rows`` (its table) once the table is built, and gives
+    :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`."""
+
+    name: ClassVar[str]
+    rows: ClassVar[Mapping[tuple[Any, Any], Row[Any, Any]]]
+    state: S
+    _row: Row[S, I]
+    _fx: E
+    _reading: bool = True
+
+    def _new_effects(self) -> E:
+        raise NotImplementedError
+
+    def _wants_read(self) -> bool | None:
+        """Whether the runtime should read from the peer after this input (None: no peer)."""
+        return None
+
+    def _section_of(self, given: I) -> str:
+        """The section a missing row is judged by (for the error's text)."""
+        return ""
+
+    def _step(self, given: I, arg: Any) -> E:
+        row = self.rows.get((self.state, given))
+        if row is None:
+            section = self._section_of(given)
+            raise RuntimeError(
+                f"the {self.name} machine has no row for {given.name} in {self.state.name}"
+                + (f" ({section})" if section else "")
+            )
+        self._row = row
+        try:
+            row.action(self, arg)
+        except BaseException:
+            self._take()  # an error leaves no half-applied effects behind
+            raise
+        return self._take()
+
+    def _take(self) -> E:
+        fx = self._fx
+        reading = self._wants_read()
+        if reading is not None and reading is not self._reading:
+            self._reading = fx.reading = reading
+        self._fx = self._new_effects()
+        return fx
+
+    def _enter(self, new: S, why: str, section: str) -> S:
+        """Change to ``new`` (which the current row must list); returns the old state."""
+        old = self.state
+        if new not in self._row.next:  # pragma: no cover - a bug in a row
+            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        self.state = new
+        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        return old

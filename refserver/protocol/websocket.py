@@ -38,12 +38,12 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer, Transition
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer
 from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.internals import accept_registered_close_codes, is_parse_failure
 from refserver.protocol.responses import check_sendable_head, response_head
-from refserver.protocol.table import Row, TableBuilder
+from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
 Message = Mapping[str, Any]
@@ -52,10 +52,11 @@ MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 
 # Bytes buffered before the app's accept (and during a denial) before reading pauses.
 MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
 # Bytes of complete messages waiting for the app before reading pauses (backpressure). A
-# few socket reads: enough that a close frame behind a few unread messages is still seen.
+# few socket reads: enough that a close frame behind a few unread messages is still seen
+# (docs/decisions.md #33).
 READ_AHEAD_BYTES = 4 * 64 * 1024
 # After this many receive() calls that returned the disconnect, warn once: an app that
-# loops on receive() without looking for websocket.disconnect never ends.
+# loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md #42).
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
 
 # Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md #24).
@@ -164,8 +165,10 @@ class Timeouts:
     ping_timeout_s: float = 20.0
 
 
-class WebSocketMachine:
+class WebSocketMachine(TableMachine[State, Input, Effects]):
     """The sans-IO state of one WebSocket connection."""
+
+    name = "WebSocket"
 
     def __init__(
         self,
@@ -203,7 +206,7 @@ class WebSocketMachine:
         self._ping_payload: bytes | None = None
         self._reading = True
         self._fx = Effects()
-        self._row: Row[State, Input] = TABLE[(State.CONNECTING, Input.RECEIVE)]
+        self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
 
     # ------------------------------------------------------------------ the contract
 
@@ -248,22 +251,8 @@ class WebSocketMachine:
 
     # ------------------------------------------------------------------ dispatch
 
-    def _step(self, given: Input, arg: Any) -> Effects:
-        row = self._row = TABLE[(self.state, given)]
-        try:
-            row.action(self, arg)
-        except BaseException:
-            self._take()  # an error leaves no half-applied effects behind
-            raise
-        return self._take()
-
-    def _take(self) -> Effects:
-        fx = self._fx
-        reading = self._wants_read()
-        if reading is not self._reading:
-            self._reading = fx.reading = reading
-        self._fx = Effects()
-        return fx
+    def _new_effects(self) -> Effects:
+        return Effects()
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -275,11 +264,8 @@ class WebSocketMachine:
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
-        old, fx = self.state, self._fx
-        if new not in self._row.next:  # pragma: no cover - a bug in a row
-            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
-        self.state = new
-        fx.transitions.append(Transition(old.name, new.name, section, why))
+        fx = self._fx
+        old = self._enter(new, why, section)
         if new is State.CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
@@ -886,3 +872,4 @@ _rows((S.FAILING,), I.SHUTDOWN, (S.DRAINING,), M._fail_now, _RFC_FAIL)
 _rows((S.DENIAL_BODY, *_ENDED), I.SHUTDOWN, (), M._nothing, sections.WS_DISCONNECT)
 
 TABLE = _table.build(complete=(State, Input))
+WebSocketMachine.rows = TABLE

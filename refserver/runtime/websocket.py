@@ -70,7 +70,6 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
-        self._closed_logged = False
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -85,9 +84,8 @@ class WebSocketConnection:
             self._state = record_steps(fx, self._state, self.trace)
         if fx.close_code is not None:
             self._close_code = fx.close_code
-        if (fx.status or (fx.transitions and self._state == "CLOSED" and not self._closed_logged)) and (
-            self.ctx.config.access_log
-        ):
+        # CLOSED is final, so a transition into it comes once.
+        if (fx.status or (fx.transitions and fx.transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
             self._access_log(fx.status)
         if fx.write:
             self.transport.queue(fx.write)
@@ -121,7 +119,6 @@ class WebSocketConnection:
             self._accepted = status == 101
             access_log.info('%s - "WebSocket %s" %d', self.client, path, status)
         elif self._accepted:
-            self._closed_logged = True
             access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self._close_code)
 
     def _next_deadline(self) -> float:
