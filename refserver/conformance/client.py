@@ -168,6 +168,15 @@ class Connection:
             return
         self.trace.add("client", "sent_fin")
 
+    async def finish(self) -> None:
+        """Close at the end of a script, as a client that is done would: a write already
+        under way (the echo of a close frame that just came) is finished first."""
+        if self._writing.locked():
+            with anyio.move_on_after(1.0):
+                async with self._writing:
+                    pass
+        await self.aclose()
+
     async def aclose(self) -> None:
         if not self.closed_locally:
             self.closed_locally = True

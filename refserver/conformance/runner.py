@@ -535,7 +535,7 @@ class ClientScript:
             # app gets its deadline to end (what it does then is in its own reports).
             for conn in self.conns:
                 if not conn.closed_locally:
-                    await conn.aclose()
+                    await conn.finish()
                     self.trace.add("client", "script_done_closed_tcp")
             await self._wait_app_end()
             tg.cancel_scope.cancel()

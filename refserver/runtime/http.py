@@ -29,36 +29,10 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
 from refserver.protocol.websocket import Timeouts
 from refserver.runtime.context import ServerContext, record_steps
-from refserver.runtime.transport import PeerGone, Transport
-from refserver.runtime.wakeup import Wakeup
+from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
-
-Address = tuple[str, int] | tuple[str, None] | None
-
-
-def _addresses(stream: anyio.abc.ByteStream) -> tuple[Address, Address]:
-    """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets)."""
-    try:
-        local = stream.extra(anyio.abc.SocketAttribute.local_address)
-    except (anyio.TypedAttributeLookupError, OSError):
-        return None, None
-    try:
-        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except (anyio.TypedAttributeLookupError, OSError):  # a TCP client already reset
-        remote = None
-    server: Address
-    client: Address
-    if isinstance(local, str):
-        server = (local, None)
-    else:
-        server = (str(local[0]), int(local[1]))
-    if isinstance(remote, tuple) and len(remote) >= 2:
-        client = (str(remote[0]), int(remote[1]))
-    else:
-        client = None
-    return client, server
 
 
 def settings_for(ctx: ServerContext) -> Settings:
@@ -75,18 +49,18 @@ def settings_for(ctx: ServerContext) -> Settings:
 class HTTPConnection:
     def __init__(
         self,
-        stream: anyio.abc.ByteStream,
+        stream: anyio.abc.ByteStream | Transport,
         ctx: ServerContext,
         *,
         last_request: bool = False,
         over_limit: bool = False,
         tls: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = Transport(stream)
+        self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request, over_limit=over_limit)
-        self.client, self.server = _addresses(stream)
+        self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
             self.peer = _peer(self.client)
@@ -101,8 +75,8 @@ class HTTPConnection:
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
         self._closing = False
-        self._app_wakeup = Wakeup()
-        self._reader_wakeup = Wakeup()
+        self._app_wakeup = self.transport.new_wakeup()
+        self._reader_wakeup = self.transport.new_wakeup()
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
         self._cycles = 0

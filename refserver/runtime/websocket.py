@@ -28,7 +28,6 @@ from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
 from refserver.runtime.context import Scope, ServerContext, record_steps
 from refserver.runtime.transport import PeerGone, Transport
-from refserver.runtime.wakeup import Wakeup
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
 
@@ -57,8 +56,8 @@ class WebSocketConnection:
         self.client = client
         self.trace = trace
         self._state = machine.state.name  # for the trace and the access log
-        self._app_wakeup = Wakeup()
-        self._reader_wakeup = Wakeup()
+        self._app_wakeup = transport.new_wakeup()
+        self._reader_wakeup = transport.new_wakeup()
         # Timers, the reader's scope and what is owed to TCP.
         self._deadlines: dict[Timer, float] = {}
         self._scope: anyio.CancelScope | None = None
