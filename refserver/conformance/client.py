@@ -118,7 +118,17 @@ class Connection:
     async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1", uds: str | None = None) -> Connection:
         """Connect to ``host:port``, or to the Unix socket ``uds`` when given."""
         if uds:
-            unix_stream = await anyio.connect_unix(uds)
+            # Wrapped as a plain socket stream, not anyio's UNIXSocketStream: on asyncio that one
+            # polls the raw socket, and a read cancelled just as the socket turns readable makes
+            # the event loop raise InvalidStateError from its reader callback.
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                sock.connect(uds)  # a unix socket connects at once, or fails
+                unix_stream = await anyio.abc.SocketStream.from_socket(sock)
+            except BaseException:
+                sock.close()
+                raise
             trace.add("client", "connected", uds=True)
             return cls(unix_stream, trace)
         stream = await anyio.connect_tcp(host, port)

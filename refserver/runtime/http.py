@@ -203,8 +203,10 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
+        yielded = False  # the app has let the event loop run since its last send()
 
         async def receive() -> MutableMapping[str, Any]:
+            nonlocal yielded
             if cycle != self._live_cycle:
                 # A receive() of an app instance that has ended: its response is over.
                 await anyio.lowlevel.checkpoint()
@@ -222,6 +224,7 @@ class HTTPConnection:
                         # Every receive() yields to the event loop, even when it can answer
                         # at once, so that an app looping on receive() cannot starve others.
                         await anyio.lowlevel.checkpoint()
+                    yielded = True
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
@@ -229,6 +232,7 @@ class HTTPConnection:
                 await self._app_wakeup.wait()
 
         async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal yielded
             if cycle != self._live_cycle:
                 # A send() of an app instance that has ended: ignored like any message
                 # after the response completed (www spec 2.5, "Response Body - send event").
@@ -252,14 +256,16 @@ class HTTPConnection:
             if trace is not None:
                 trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
             self._apply(fx)
-            if fx.write:
-                if not await self._flush_or_lose():
-                    gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                    if trace is not None:
-                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
-                    raise gone
-            else:
+            if fx.write and not await self._flush_or_lose():
+                gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
+                if trace is not None:
+                    trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
+                raise gone
+            if not yielded:
+                # docs/decisions.md #42: a send() yields unless the app has yielded since its
+                # last one, so that a send loop cannot starve the others.
                 await anyio.lowlevel.checkpoint()
+            yielded = False
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)

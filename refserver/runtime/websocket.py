@@ -69,6 +69,7 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
+        self._app_yielded = False  # the app task has let the event loop run since its last send()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -156,6 +157,7 @@ class WebSocketConnection:
                     # Every receive() yields to the event loop, even when it can answer at
                     # once, so that an app looping on receive() cannot starve the others.
                     await anyio.lowlevel.checkpoint()
+                self._app_yielded = True
                 if self.trace is not None:
                     self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                 return event  # a dict of its own (the machine never hands one out twice)
@@ -186,8 +188,11 @@ class WebSocketConnection:
                     if trace is not None:
                         trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
                     raise gone.error from None
-        else:
+        if not self._app_yielded:
+            # docs/decisions.md #42: a send() yields unless the app has yielded since its last
+            # one (an echo waits in receive()), so that a send loop cannot starve the others.
             await anyio.lowlevel.checkpoint()
+        self._app_yielded = False
         if fx.error is not None:
             if trace is not None:
                 trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
