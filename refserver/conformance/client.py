@@ -121,13 +121,13 @@ class Connection:
             # Wrapped as a plain socket stream, not anyio's UNIXSocketStream: on asyncio that one
             # polls the raw socket, and a read cancelled just as the socket turns readable makes
             # the event loop raise InvalidStateError from its reader callback.
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.setblocking(False)
-                sock.connect(uds)  # a unix socket connects at once, or fails
-                unix_stream = await anyio.abc.SocketStream.from_socket(sock)
+                unix_sock.setblocking(False)
+                unix_sock.connect(uds)  # a unix socket connects at once, or fails
+                unix_stream = await anyio.abc.SocketStream.from_socket(unix_sock)
             except BaseException:
-                sock.close()
+                unix_sock.close()
                 raise
             trace.add("client", "connected", uds=True)
             return cls(unix_stream, trace)
