@@ -86,13 +86,22 @@ class HTTPConnection:
         self._reader_waiting = False
         self._reading = True
         self._close_owed = False
+        # Requests wait here for the connection's own task, which runs one app instance at a
+        # time; a request that comes while an app that has answered still runs gets a task of
+        # its own from the reader.
+        self._requests: list[tuple[RequestHead, int]] = []
+        self._request_wakeup = self.transport.new_wakeup()
+        self._serving = False
+        self._reader_done = False
+        self.transport.sink = self._on_bytes
 
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self._apply(self.machine.opened())
-                await self._read_until_done()
+                tg.start_soon(self._read_until_done)
+                await self._serve_requests()
             if self._upgrade is not None:
                 await self._run_websocket(self._upgrade)
         finally:
@@ -131,9 +140,8 @@ class HTTPConnection:
         if fx.request is not None:
             self._cycles += 1
             self._live_cycle = self._cycles
-            if self._tg is None:  # pragma: no cover - requests come only while run() runs
-                raise RuntimeError("a request before the connection runs")
-            self._tg.start_soon(self._serve, fx.request, self._cycles)
+            self._requests.append((fx.request, self._cycles))
+            self._request_wakeup.fire()
         if fx.upgrade is not None or fx.tcp is not None:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
@@ -154,8 +162,51 @@ class HTTPConnection:
 
     # ------------------------------------------------------------------ the reader
 
+    async def _serve_requests(self) -> None:
+        """The connection's own task: run each request's app instance, until the reader is
+        done (the connection closes or upgrades) and no request waits."""
+        while True:
+            if self._requests:
+                head, cycle = self._requests.pop(0)
+                self._serving = True
+                try:
+                    await self._serve(head, cycle)
+                finally:
+                    self._serving = False
+            elif self._reader_done:
+                return
+            else:
+                await self._request_wakeup.wait()
+
+    def _start_if_busy(self) -> None:
+        """A request that came while the connection's task still runs an app that has
+        answered (www spec 2.5: it may go on after its response) starts in a task of its own."""
+        if self._serving and self._requests and self._tg is not None:
+            head, cycle = self._requests.pop(0)
+            self._tg.start_soon(self._serve, head, cycle)
+
+    def _on_bytes(self, data: bytes) -> bool:
+        """The peer's bytes, taken while the reader waits for them; False if the reader has
+        work to do now (bytes to write, a request to start, TCP to close, reading to pause)."""
+        self._apply(self.machine.receive_data(data))
+        transport = self.transport
+        return (
+            not self._close_owed
+            and self._upgrade is None
+            and self._reading
+            and not (self._serving and self._requests)
+            and not (transport.has_queued and not transport.flushing)
+        )
+
     async def _read_until_done(self) -> None:
         """Read until the connection closes or is handed to the WebSocket runtime."""
+        try:
+            await self._read_until_closed_or_upgraded()
+        finally:
+            self._reader_done = True
+            self._request_wakeup.fire()
+
+    async def _read_until_closed_or_upgraded(self) -> None:
         while not self._close_owed and self._upgrade is None:
             with anyio.CancelScope(deadline=self._deadline) as scope:
                 self._scope = scope
@@ -182,8 +233,10 @@ class HTTPConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            else:
-                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            elif transport.gone is not None:
+                self._apply(machine.peer_gone(transport.gone))
+            # else: the transport's sink took the bytes and left work here
+            self._start_if_busy()
             if self.transport.has_queued and not self.transport.flushing:
                 await self._flush_or_lose()
 

@@ -75,10 +75,15 @@ class Transport:
     protocol machines produced them: one task writes at a time (:meth:`flush`), others wait
     until their bytes are written; no lock."""
 
-    __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone")
+    __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone", "sink")
 
     def __init__(self) -> None:
         self.gone: str | None = None  # why the peer is gone, once it is
+        # Where a transport that can (asyncio's) hands the bytes that arrive while the reader
+        # waits in receive(), without waking it: True if the sink dealt with them, False if
+        # the reader must look (receive() then returns b"" with ``gone`` still None).
+        # Exceptions the sink raises are raised by receive().
+        self.sink: Callable[[bytes], bool] | None = None
         self._outbox: list[bytes] = []
         self._queued = 0  # bytes queued in all
         self._written = 0  # bytes written in all
@@ -261,9 +266,11 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         "_lost",
         "_read_paused",
         "_read_waiter",
+        "_sink_error",
         "_transport",
         "_write_paused",
         "_write_waiter",
+        "sink",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -278,6 +285,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._write_paused = False
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
+        self._sink_error: Exception | None = None
 
     @classmethod
     async def over(cls, sock: object) -> AsyncioTransport:
@@ -293,6 +301,18 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        waiter = self._read_waiter
+        sink = self.sink
+        if sink is not None and waiter is not None and not self._chunks:
+            # The reader is parked waiting for bytes: hand them over here, without waking it
+            # (one pass of the event loop less per message), unless they leave it work.
+            try:
+                if sink(data):
+                    return
+            except Exception as exc:  # re-raised in the reader
+                self._sink_error = exc
+            _wake(waiter)
+            return
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered >= READ_SIZE_BYTES and not self._read_paused and self._transport is not None:
@@ -334,10 +354,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return AsyncioWakeup(self._loop)
 
     async def receive(self) -> bytes:
+        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`), and
+        also, with ``gone`` None, when the :attr:`sink` took bytes and left the reader work."""
         if self.gone is not None:
             return b""
         chunks = self._chunks
-        while not chunks:
+        if not chunks:
             if self._eof or self._lost is not None:
                 self.gone = self._lost or "peer closed the connection"
                 return b""
@@ -349,7 +371,14 @@ class AsyncioTransport(Transport, asyncio.Protocol):
                 await waiter
             finally:
                 self._read_waiter = None
+            if self._sink_error is not None:
+                error, self._sink_error = self._sink_error, None
+                raise error
             if self.gone is not None:
+                return b""
+            if not chunks:
+                if self._eof or self._lost is not None:
+                    self.gone = self._lost or "peer closed the connection"
                 return b""
         chunk = chunks.popleft()
         if len(chunk) > READ_SIZE_BYTES:

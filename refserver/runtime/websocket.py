@@ -70,6 +70,7 @@ class WebSocketConnection:
         self._close_code: int | None = None
         self._accepted = False
         self._app_yielded = False  # the app task has let the event loop run since its last send()
+        transport.sink = self._on_bytes
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -247,9 +248,22 @@ class WebSocketConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            else:
-                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            elif transport.gone is not None:
+                self._apply(machine.peer_gone(transport.gone))
+            # else: the transport's sink took the bytes and left work here
             await self._reader_flush()
+
+    def _on_bytes(self, data: bytes) -> bool:
+        """The peer's bytes, taken while the reader waits for them; False if the reader has
+        work to do now (bytes to write, TCP to close, reading to pause)."""
+        self._apply(self.machine.receive_data(data))
+        transport = self.transport
+        return (
+            self._close_owed is None
+            and self._reading
+            and not (self._eof_owed and not self._eof_sent)
+            and not (transport.has_queued and not transport.flushing)
+        )
 
     async def _reader_flush(self) -> None:
         """Write the reader's answers (a pong, the close echo) unless another task is
