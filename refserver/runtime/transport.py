@@ -21,6 +21,7 @@ import asyncio
 import collections
 import errno
 from collections.abc import Callable
+from typing import ClassVar, Protocol
 
 import anyio
 import anyio.abc
@@ -70,12 +71,27 @@ def addresses(local: object, remote: object) -> tuple[Address, Address]:
     return client, server
 
 
+class Receiver(Protocol):
+    """A connection runtime that takes the peer's bytes as they arrive (from the event loop's
+    callbacks, on a transport that :attr:`~Transport.pushes`), instead of reading them."""
+
+    def bytes_received(self, data: bytes) -> None: ...
+
+    def peer_left(self, why: str) -> None: ...
+
+    def failed(self, exc: Exception) -> None: ...
+
+
 class Transport:
     """A client connection's byte stream, with an outbox that keeps writes in the order the
     protocol machines produced them: one task writes at a time (:meth:`flush`), others wait
     until their bytes are written; no lock."""
 
     __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone", "sink")
+
+    # True: the bytes can be pushed to a Receiver (push_to), writes never wait except for
+    # buffer space (write_queued), and TCP can be half-closed and closed without awaiting.
+    pushes: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.gone: str | None = None  # why the peer is gone, once it is
@@ -119,6 +135,13 @@ class Transport:
     def new_wakeup(self) -> Wakeup:
         """A wake-up call suited to this transport's event loop."""
         return Wakeup()
+
+    def write_queued(self) -> None:
+        """A transport that pushes writes the outbox now; others write it in :meth:`flush`."""
+
+    def set_reading(self, on: bool) -> None:
+        """A transport that pushes resumes or pauses reading from the socket; the others'
+        readers stop asking instead."""
 
     # ------------------------------------------------------------------ the outbox
 
@@ -261,11 +284,13 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     __slots__ = (
         "_buffered",
         "_chunks",
+        "_drain_waiters",
         "_eof",
         "_loop",
         "_lost",
         "_read_paused",
         "_read_waiter",
+        "_receiver",
         "_sink_error",
         "_transport",
         "_write_paused",
@@ -286,6 +311,14 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
         self._sink_error: Exception | None = None
+        self._receiver: Receiver | None = None
+        self._drain_waiters = 0  # tasks waiting in flush() for buffer space
+
+    pushes = True
+
+    @property
+    def flushing(self) -> bool:
+        return self._drain_waiters > 0
 
     @classmethod
     async def over(cls, sock: object) -> AsyncioTransport:
@@ -301,6 +334,13 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        receiver = self._receiver
+        if receiver is not None:
+            try:
+                receiver.bytes_received(data)
+            except Exception as exc:
+                self._receiver_failed(exc)
+            return
         waiter = self._read_waiter
         sink = self.sink
         if sink is not None and waiter is not None and not self._chunks:
@@ -323,6 +363,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         _wake(self._read_waiter)
+        receiver = self._receiver
+        if receiver is not None:
+            try:
+                receiver.peer_left("peer closed the connection")
+            except Exception as exc:
+                self._receiver_failed(exc)
         return True  # keep the writing side open: the close echo may still go out
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -334,6 +380,125 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             self._lost = "connection closed"
         _wake(self._read_waiter)
         _wake(self._write_waiter)
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None  # nothing comes after this
+            try:
+                receiver.peer_left(self._lost)
+            except Exception as exc:
+                receiver.failed(exc)
+
+    def _receiver_failed(self, exc: Exception) -> None:
+        receiver = self._receiver
+        self._receiver = None
+        if self._transport is not None:
+            self._transport.abort()
+        if receiver is not None:
+            receiver.failed(exc)
+
+    # ------------------------------------------------------------------ pushing
+
+    def push_to(self, receiver: Receiver) -> None:
+        """From now on hand every byte to ``receiver`` as it arrives, starting with what is
+        buffered, and tell it when the peer leaves."""
+        self._receiver = receiver
+        while self._chunks and self._receiver is receiver:
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            try:
+                receiver.bytes_received(chunk)
+            except Exception as exc:
+                self._receiver_failed(exc)
+                return
+        if self._receiver is not receiver:
+            return
+        if self._lost is not None or self._eof:
+            self._receiver = None if self._lost is not None else receiver
+            try:
+                receiver.peer_left(self._lost or "peer closed the connection")
+            except Exception as exc:
+                self._receiver_failed(exc)
+            return
+        if self._read_paused:
+            self.set_reading(True)
+
+    def set_reading(self, on: bool) -> None:
+        """Resume or pause reading from the socket (backpressure, RFC 6455 has none of its own)."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._read_paused is not on:
+            return
+        self._read_paused = not on
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+
+    def write_queued(self) -> None:
+        """Hand the outbox to asyncio's transport now, in order (it never blocks: what the
+        socket does not take waits in asyncio's buffer). Nothing is written once the peer is
+        gone: then :meth:`flush` raises PeerGone."""
+        if not self._outbox or self.gone is not None:
+            return
+        transport = self._transport
+        if self._lost is not None or transport is None or transport.is_closing():
+            self.gone = self._lost or "the peer closed or reset the connection"
+            return
+        out = self._outbox
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._outbox = []
+        transport.write(data)
+        if transport.is_closing():
+            # asyncio takes a write to a connection the peer has reset and reports the error
+            # later (connection_lost); its transport knows at once that it is closing.
+            self.gone = self._lost or "the peer closed or reset the connection"
+            return
+        self._written += len(data)
+
+    async def flush(self) -> None:
+        """Write the outbox, then wait while asyncio's buffer is above its high-water mark
+        (backpressure); raises PeerGone if the bytes cannot be written."""
+        self.write_queued()
+        if self._written < self._queued:
+            raise PeerGone(self.gone or "connection closed")
+        while self._write_paused:
+            if self.gone is not None:
+                raise PeerGone(self.gone)
+            waiter = self._write_waiter
+            if waiter is None or waiter.done():
+                waiter = self._write_waiter = self._loop.create_future()
+            self._drain_waiters += 1
+            try:
+                # Shielded: other writers wait on the same future, and a cancelled one must
+                # not cancel it for them.
+                await asyncio.shield(waiter)
+            except BaseException:
+                self.gone = self.gone or "a write was cut short"
+                raise
+            finally:
+                self._drain_waiters -= 1
+        if self.gone is not None and self._written < self._queued:
+            raise PeerGone(self.gone)
+
+    def half_close(self) -> None:
+        """Send FIN once what is written has gone out; keep reading (RFC 6455 §7.1.1)."""
+        transport = self._transport
+        if self.gone is None and transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+
+    def close_soon(self, reason: str, flush_limit_s: float) -> None:
+        """Mark the peer gone (``reason``) and close TCP once what is written has gone out,
+        or after ``flush_limit_s`` (0: at once, dropping it)."""
+        self.abort(reason)
+        self._receiver = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if flush_limit_s <= 0:
+            transport.abort()
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._loop.call_later(flush_limit_s, transport.abort)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -391,34 +556,8 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return chunk
 
     async def send(self, data: bytes) -> None:
-        if self.gone is None and self._lost is not None:
-            self.gone = self._lost
-        if self.gone is not None:
-            raise PeerGone(self.gone)
-        transport = self._transport
-        assert transport is not None
-        transport.write(data)
-        if transport.is_closing():
-            # asyncio accepts a write to a connection the peer has reset and reports the
-            # error later; its transport knows at once that it is closing.
-            self.gone = self._lost or "the peer closed or reset the connection"
-            raise PeerGone(self.gone)
-        while self._write_paused:
-            waiter = self._write_waiter = self._loop.create_future()
-            try:
-                await waiter
-            except BaseException:
-                # Cancelled from outside (e.g. a timeout around the write): part of ``data``
-                # may be on the wire, so the byte stream is torn: nothing more can be written.
-                self.gone = self.gone or "a write was cut short"
-                raise
-            finally:
-                self._write_waiter = None
-            if self.gone is not None:
-                raise PeerGone(self.gone)  # aborted
-            if self._lost is not None:
-                self.gone = self._lost
-                raise PeerGone(self.gone)
+        self.queue([data])
+        await self.flush()
 
     def abort(self, reason: str) -> None:
         self.gone = self.gone or reason

@@ -15,6 +15,7 @@ every state change.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import MutableMapping
 from typing import Any
@@ -27,7 +28,7 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
 from refserver.runtime.context import Scope, ServerContext, record_steps
-from refserver.runtime.transport import PeerGone, Transport
+from refserver.runtime.transport import AsyncioTransport, PeerGone, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
 
@@ -70,12 +71,104 @@ class WebSocketConnection:
         self._close_code: int | None = None
         self._accepted = False
         self._app_yielded = False  # the app task has let the event loop run since its last send()
-        transport.sink = self._on_bytes
+        # When the transport pushes (asyncio): no reader task; bytes, EOF and timers arrive
+        # as event-loop callbacks, and effects on TCP take hold at once.
+        self._pushed = transport.pushes
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: Exception | None = None
+        self._closed = transport.new_wakeup() if self._pushed else self._app_wakeup
+        if not self._pushed:
+            transport.sink = self._on_bytes
 
     async def run(self) -> None:
+        if self._pushed:
+            await self._run_pushed()
+            return
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_app)
             await self._read_until_closed()
+
+    async def _run_pushed(self) -> None:
+        """The app runs in this task; then the close handshake ends (a close frame, EOF or
+        the close timer: the machine decides when TCP closes)."""
+        transport = self.transport
+        assert isinstance(transport, AsyncioTransport)
+        transport.push_to(self)
+        try:
+            await self._run_app()
+            while self._close_owed is None:
+                await self._closed.wait()
+        finally:
+            self._cancel_timer()
+            if self._close_owed is None:  # cancelled (server shutdown timed out)
+                self._close_owed = Tcp.ABORT
+                transport.close_soon(self.machine.closed_reason or "connection closed", 0)
+            await transport.aclose()
+        if self._failure is not None:
+            raise self._failure
+
+    # ------------------------------------------------------------------ pushed input
+
+    def bytes_received(self, data: bytes) -> None:
+        self._apply(self.machine.receive_data(data))
+
+    def peer_left(self, why: str) -> None:
+        if self._close_owed is None:
+            self._apply(self.machine.peer_gone(why))
+
+    def failed(self, exc: Exception) -> None:
+        """An input raised inside an event-loop callback: end the connection; run() raises it."""
+        self._failure = exc
+        if self._close_owed is None:
+            self._close_owed = Tcp.ABORT
+            self.transport.abort("internal error")
+        self._cancel_timer()
+        self._closed.fire()
+        self._app_wakeup.fire()
+
+    def _on_timer(self) -> None:
+        handle, self._timer = self._timer, None
+        try:
+            self._fire_due_timers(max(anyio.current_time(), handle.when() if handle else 0.0))
+            self._rearm()
+        except Exception as exc:
+            self.failed(exc)
+
+    def _rearm(self) -> None:
+        """One event-loop timer at the earliest deadline (push mode)."""
+        deadline = self._next_deadline()
+        handle = self._timer
+        if handle is not None:
+            if handle.when() == deadline:
+                return
+            handle.cancel()
+            self._timer = None
+        if deadline != math.inf and self._close_owed is None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tcp_now(self, tcp: Tcp) -> None:
+        """Push mode: half-close or close TCP now, after what is written (the close frame)."""
+        transport = self.transport
+        assert isinstance(transport, AsyncioTransport)
+        if tcp is Tcp.SEND_EOF:
+            transport.half_close()  # RFC 6455 §7.1.1: after the close frame
+            return
+        self._close_owed = tcp
+        if tcp is Tcp.CLOSE:
+            limit = self.ctx.config.ws_close_timeout_s
+        elif transport.flushing:
+            limit = 0.0  # unresponsive peer, and a write is already stuck: do not wait
+        else:
+            limit = _ABORT_FLUSH_S
+        transport.close_soon(self.machine.closed_reason or "connection closed", limit)
+        self._cancel_timer()
+        self._closed.fire()
+        self._app_wakeup.fire()
 
     # ------------------------------------------------------------------ effects
 
@@ -90,6 +183,8 @@ class WebSocketConnection:
             self._access_log(fx.status)
         if fx.write:
             self.transport.queue(fx.write)
+            if self._pushed:
+                self.transport.write_queued()
         if fx.cancel or fx.arm:
             for timer in fx.cancel:
                 self._deadlines.pop(timer, None)
@@ -100,8 +195,13 @@ class WebSocketConnection:
             self._rescope()
         if fx.reading is not None:
             self._reading = fx.reading
-            self._reader_wakeup.fire()
-        if fx.tcp is not None:
+            if self._pushed:
+                self.transport.set_reading(fx.reading)
+            else:
+                self._reader_wakeup.fire()
+        if fx.tcp is not None and self._pushed:
+            self._tcp_now(fx.tcp)
+        elif fx.tcp is not None:
             if fx.tcp is Tcp.SEND_EOF:
                 self._eof_owed = True
             else:
@@ -131,7 +231,9 @@ class WebSocketConnection:
         return min(deadlines.values())
 
     def _rescope(self) -> None:
-        if self._scope is not None:
+        if self._pushed:
+            self._rearm()
+        elif self._scope is not None:
             self._scope.deadline = self._next_deadline()
 
     async def _flush_or_lose(self) -> None:
@@ -222,7 +324,7 @@ class WebSocketConnection:
                 self._scope = None
                 self._reader_waiting = self._reader_writing = False
                 if self._close_owed is None:
-                    self._fire_due_timers()
+                    self._fire_due_timers(anyio.current_time())
                     await self._reader_flush()
             await self._final_flush()
         finally:
@@ -278,8 +380,7 @@ class WebSocketConnection:
             self._reader_writing = False
             self._rescope()
 
-    def _fire_due_timers(self) -> None:
-        now = anyio.current_time()
+    def _fire_due_timers(self, now: float) -> None:
         for timer in [t for t, deadline in self._deadlines.items() if deadline <= now]:
             if timer not in self._deadlines:
                 continue  # cancelled by an earlier timer's effects
