@@ -379,7 +379,12 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        if self._closing or self.machine.shutting_down:
+        shutting_down = self._closing or self.machine.shutting_down
+        # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
+        # open for hours does not keep it.
+        del self.machine
+        self._requests.clear()
+        if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()
 

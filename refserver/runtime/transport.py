@@ -18,7 +18,6 @@ Two kinds carry the bytes:
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 from collections.abc import Callable
 from typing import ClassVar, Protocol
@@ -302,7 +301,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         super().__init__()
         self._loop = loop
         self._transport: asyncio.Transport | None = None
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks: list[bytes] = []  # received, not yet asked for (a list: usually empty)
         self._buffered = 0  # bytes received and not yet asked for
         self._eof = False  # the peer half-closed
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
@@ -403,7 +402,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         buffered, and tell it when the peer leaves."""
         self._receiver = receiver
         while self._chunks and self._receiver is receiver:
-            chunk = self._chunks.popleft()
+            chunk = self._chunks.pop(0)
             self._buffered -= len(chunk)
             try:
                 receiver.bytes_received(chunk)
@@ -545,10 +544,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
                 if self._eof or self._lost is not None:
                     self.gone = self._lost or "peer closed the connection"
                 return b""
-        chunk = chunks.popleft()
+        chunk = chunks[0]
         if len(chunk) > READ_SIZE_BYTES:
-            chunks.appendleft(chunk[READ_SIZE_BYTES:])
+            chunks[0] = chunk[READ_SIZE_BYTES:]
             chunk = chunk[:READ_SIZE_BYTES]
+        else:
+            del chunks[0]
         self._buffered -= len(chunk)
         if self._read_paused and self._buffered < READ_SIZE_BYTES and self._transport is not None:
             self._read_paused = False
