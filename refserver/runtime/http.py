@@ -16,6 +16,7 @@ trace records every state change.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -93,19 +94,69 @@ class HTTPConnection:
         self._request_wakeup = self.transport.new_wakeup()
         self._serving = False
         self._reader_done = False
-        self.transport.sink = self._on_bytes
+        # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
+        # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
+        self._pushed = self.transport.pushes
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: Exception | None = None
+        if not self._pushed:
+            self.transport.sink = self._on_bytes
 
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self._apply(self.machine.opened())
-                tg.start_soon(self._read_until_done)
+                if self._pushed:
+                    self.transport.push_to(self)
+                else:
+                    tg.start_soon(self._read_until_done)
                 await self._serve_requests()
+            self._cancel_timer()
+            if self._failure is not None:
+                raise self._failure
             if self._upgrade is not None:
                 await self._run_websocket(self._upgrade)
         finally:
+            self._cancel_timer()
             await self.transport.aclose()
+
+    # ------------------------------------------------------------------ pushed input
+
+    def bytes_received(self, data: bytes) -> None:
+        self._apply(self.machine.receive_data(data))
+
+    def peer_left(self, why: str) -> None:
+        if not self._close_owed and self._upgrade is None:
+            self._apply(self.machine.peer_gone(why))
+
+    def failed(self, exc: Exception) -> None:
+        """An input raised inside an event-loop callback: end the connection; run() raises it."""
+        self._failure = exc
+        self._close_owed = True
+        self.transport.abort("internal error")
+        self._done_reading()
+        self._app_wakeup.fire()
+
+    def _on_keep_alive_timer(self) -> None:
+        self._timer = None
+        if self._close_owed or self._upgrade is not None:
+            return
+        try:
+            self._keep_alive_timeout()
+        except Exception as exc:
+            self.failed(exc)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _done_reading(self) -> None:
+        """No more input for this machine: the connection closes or upgrades."""
+        self._cancel_timer()
+        self._reader_done = True
+        self._request_wakeup.fire()
 
     async def shutdown(self) -> None:
         """Stop after the response in flight; an idle connection closes at once."""
@@ -128,26 +179,43 @@ class HTTPConnection:
                 error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
             else:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
+        pushed = self._pushed
         if fx.write:
             self.transport.queue(fx.write)
+            if pushed:
+                self.transport.write_queued()
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
             self._deadline = math.inf if fx.keep_alive_s is None else anyio.current_time() + fx.keep_alive_s
-            if self._scope is not None:
+            if pushed:
+                self._cancel_timer()
+                if self._deadline != math.inf:
+                    self._timer = asyncio.get_running_loop().call_at(self._deadline, self._on_keep_alive_timer)
+            elif self._scope is not None:
                 self._scope.deadline = self._deadline
         if fx.reading is not None:
             self._reading = fx.reading
-            self._reader_wakeup.fire()
+            if pushed:
+                self.transport.set_reading(fx.reading)
+            else:
+                self._reader_wakeup.fire()
         if fx.request is not None:
             self._cycles += 1
             self._live_cycle = self._cycles
             self._requests.append((fx.request, self._cycles))
             self._request_wakeup.fire()
+            self._start_if_busy()
         if fx.upgrade is not None or fx.tcp is not None:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
-            self._reader_wakeup.fire()
-            if self._reader_waiting and self._scope is not None:
-                self._scope.cancel()  # the reader is blocked in a read: it has other work now
+            if pushed:
+                if fx.upgrade is not None:
+                    # What follows the handshake waits for the WebSocket runtime.
+                    self.transport.stop_pushing()
+                self._done_reading()
+            else:
+                self._reader_wakeup.fire()
+                if self._reader_waiting and self._scope is not None:
+                    self._scope.cancel()  # the reader is blocked in a read: it has other work now
         if fx.wake_app:
             self._app_wakeup.fire()
 
@@ -187,14 +255,13 @@ class HTTPConnection:
 
     def _on_bytes(self, data: bytes) -> bool:
         """The peer's bytes, taken while the reader waits for them; False if the reader has
-        work to do now (bytes to write, a request to start, TCP to close, reading to pause)."""
+        work to do now (bytes to write, TCP to close, reading to pause)."""
         self._apply(self.machine.receive_data(data))
         transport = self.transport
         return (
             not self._close_owed
             and self._upgrade is None
             and self._reading
-            and not (self._serving and self._requests)
             and not (transport.has_queued and not transport.flushing)
         )
 
@@ -214,12 +281,15 @@ class HTTPConnection:
             self._scope = None
             self._reader_waiting = False
             if not self._close_owed and self._upgrade is None and anyio.current_time() >= self._deadline:
-                self._deadline = math.inf
-                if self.trace is not None:
-                    self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
-                self._apply(self.machine.keep_alive_timeout())
+                self._keep_alive_timeout()
         # Before closing: what is queued (a rejection, the end of a response).
         await self._flush_or_lose()
+
+    def _keep_alive_timeout(self) -> None:
+        self._deadline = math.inf
+        if self.trace is not None:
+            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
+        self._apply(self.machine.keep_alive_timeout())
 
     async def _read(self) -> None:
         machine, transport = self.machine, self.transport
@@ -236,7 +306,6 @@ class HTTPConnection:
             elif transport.gone is not None:
                 self._apply(machine.peer_gone(transport.gone))
             # else: the transport's sink took the bytes and left work here
-            self._start_if_busy()
             if self.transport.has_queued and not self.transport.flushing:
                 await self._flush_or_lose()
 

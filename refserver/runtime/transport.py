@@ -30,6 +30,10 @@ from refserver.protocol.internals import asyncio_is_closing
 from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one receive() returns; also what may wait unread
+# On asyncio, bytes a send() has handed over may still wait in asyncio's own buffer (below
+# its high-water mark) when the connection closes: they get this long to reach the socket
+# before a peer that does not read is cut off.
+CLOSE_FLUSH_LIMIT_S = 5.0
 
 Address = tuple[str, int] | tuple[str, None] | None
 
@@ -137,6 +141,13 @@ class Transport:
 
     def write_queued(self) -> None:
         """A transport that pushes writes the outbox now; others write it in :meth:`flush`."""
+
+    def push_to(self, receiver: Receiver) -> None:
+        """Hand every byte to ``receiver`` as it arrives (only where :attr:`pushes`)."""
+        raise NotImplementedError
+
+    def stop_pushing(self) -> None:
+        """Buffer what arrives from now on, until the next :meth:`push_to`."""
 
     def set_reading(self, on: bool) -> None:
         """A transport that pushes resumes or pauses reading from the socket; the others'
@@ -364,6 +375,8 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         _wake(self._read_waiter)
         receiver = self._receiver
         if receiver is not None:
+            # As when a reader meets EOF: nothing more is written to a peer that has left.
+            self.gone = self.gone or "peer closed the connection"
             try:
                 receiver.peer_left("peer closed the connection")
             except Exception as exc:
@@ -382,6 +395,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         receiver = self._receiver
         if receiver is not None:
             self._receiver = None  # nothing comes after this
+            self.gone = self.gone or self._lost
             try:
                 receiver.peer_left(self._lost)
             except Exception as exc:
@@ -413,6 +427,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             return
         if self._lost is not None or self._eof:
             self._receiver = None if self._lost is not None else receiver
+            self.gone = self.gone or self._lost or "peer closed the connection"
             try:
                 receiver.peer_left(self._lost or "peer closed the connection")
             except Exception as exc:
@@ -420,6 +435,10 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             return
         if self._read_paused:
             self.set_reading(True)
+
+    def stop_pushing(self) -> None:
+        """Buffer what arrives from now on, until the next :meth:`push_to`."""
+        self._receiver = None
 
     def set_reading(self, on: bool) -> None:
         """Resume or pause reading from the socket (backpressure, RFC 6455 has none of its own)."""
@@ -574,17 +593,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             self.gone = describe(exc)
 
     async def aclose(self) -> None:
-        self.abort("connection closed by the server")
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        # What the socket has not taken yet goes out while the loop turns once; what is
-        # still left then (a peer that does not read) is dropped, so that no connection
-        # waits on its peer for ever.
-        transport.close()
-        with anyio.CancelScope(shield=True):
-            await anyio.lowlevel.checkpoint()
-        transport.abort()
+        self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
