@@ -1,6 +1,6 @@
 """docs/decisions.md #42: an app that calls send() in a loop, never waiting for anything else,
-cannot starve the other connections: a send() yields to the event loop unless the app has
-yielded since its previous one."""
+cannot starve the other connections: of the calls that can answer at once, every third yields
+to the event loop."""
 
 from __future__ import annotations
 

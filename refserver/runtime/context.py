@@ -14,7 +14,11 @@ from refserver.protocol.effects import Effects
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
-__all__ = ["ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
+__all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
+
+# docs/decisions.md #42: of an app's receive() and send() calls that can answer at once,
+# every third lets the event loop run (one that has to wait resets the count).
+CALLS_BETWEEN_YIELDS = 3
 
 
 class Handler(Protocol):

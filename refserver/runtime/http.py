@@ -29,7 +29,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
 from refserver.protocol.websocket import Timeouts
-from refserver.runtime.context import ServerContext, record_steps
+from refserver.runtime.context import CALLS_BETWEEN_YIELDS, ServerContext, record_steps
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
@@ -325,10 +325,10 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
-        yielded = False  # the app has let the event loop run since its last send()
+        unyielded = 0  # receive() and send() calls answered without a pass of the event loop
 
         async def receive() -> MutableMapping[str, Any]:
-            nonlocal yielded
+            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A receive() of an app instance that has ended: its response is over.
                 await anyio.lowlevel.checkpoint()
@@ -342,11 +342,14 @@ class HTTPConnection:
                     waited = True
                 event = fx.event
                 if event is not None:
-                    if not waited:
-                        # Every receive() yields to the event loop, even when it can answer
-                        # at once, so that an app looping on receive() cannot starve others.
-                        await anyio.lowlevel.checkpoint()
-                    yielded = True
+                    if waited:
+                        unyielded = 0
+                    else:
+                        # docs/decisions.md #42, as in the WebSocket runtime.
+                        unyielded += 1
+                        if unyielded >= CALLS_BETWEEN_YIELDS:
+                            unyielded = 0
+                            await anyio.lowlevel.checkpoint()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
@@ -354,7 +357,7 @@ class HTTPConnection:
                 await self._app_wakeup.wait()
 
         async def send(message: MutableMapping[str, Any]) -> None:
-            nonlocal yielded
+            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A send() of an app instance that has ended: ignored like any message
                 # after the response completed (www spec 2.5, "Response Body - send event").
@@ -383,11 +386,10 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            if not yielded:
-                # docs/decisions.md #42: a send() yields unless the app has yielded since its
-                # last one, so that a send loop cannot starve the others.
+            unyielded += 1
+            if unyielded >= CALLS_BETWEEN_YIELDS:  # docs/decisions.md #42
+                unyielded = 0
                 await anyio.lowlevel.checkpoint()
-            yielded = False
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)

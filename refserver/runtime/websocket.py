@@ -27,7 +27,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Scope, ServerContext, record_steps
+from refserver.runtime.context import CALLS_BETWEEN_YIELDS, Scope, ServerContext, record_steps
 from refserver.runtime.transport import AsyncioTransport, PeerGone, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
@@ -70,7 +70,7 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
-        self._app_yielded = False  # the app task has let the event loop run since its last send()
+        self._unyielded = 0  # receive() and send() calls answered without a pass of the event loop
         # When the transport pushes (asyncio): no reader task; bytes, EOF and timers arrive
         # as event-loop callbacks, and effects on TCP take hold at once.
         self._pushed = transport.pushes
@@ -256,16 +256,24 @@ class WebSocketConnection:
                 await self._flush_or_lose()
             event = fx.event
             if event is not None:
-                if not waited:
-                    # Every receive() yields to the event loop, even when it can answer at
-                    # once, so that an app looping on receive() cannot starve the others.
-                    await anyio.lowlevel.checkpoint()
-                self._app_yielded = True
+                if waited:
+                    self._unyielded = 0
+                else:
+                    await self._yield_now_and_then()
                 if self.trace is not None:
                     self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                 return event  # a dict of its own (the machine never hands one out twice)
             waited = True
             await self._app_wakeup.wait()
+
+    async def _yield_now_and_then(self) -> None:
+        """docs/decisions.md #42: of the receive() and send() calls that can answer at once,
+        every CALLS_BETWEEN_YIELDS-th lets the event loop run (a call that waits resets the
+        count), so that an app that loops on them cannot starve the other connections."""
+        self._unyielded += 1
+        if self._unyielded >= CALLS_BETWEEN_YIELDS:
+            self._unyielded = 0
+            await anyio.lowlevel.checkpoint()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         trace = self.trace
@@ -291,11 +299,7 @@ class WebSocketConnection:
                     if trace is not None:
                         trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
                     raise gone.error from None
-        if not self._app_yielded:
-            # docs/decisions.md #42: a send() yields unless the app has yielded since its last
-            # one (an echo waits in receive()), so that a send loop cannot starve the others.
-            await anyio.lowlevel.checkpoint()
-        self._app_yielded = False
+        await self._yield_now_and_then()
         if fx.error is not None:
             if trace is not None:
                 trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
