@@ -260,7 +260,7 @@ def analyse(prof_path: str, messages: int) -> dict[str, Any]:
             own[layer] += tt
             calls[layer] += nc
     busy = sum(v for k, v in own.items() if k not in _NOT_BUSY)
-    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[: int(os.environ.get("TOP_N", "15"))]
     return {
         "own": dict(own),
         "calls": dict(calls),

@@ -185,11 +185,11 @@ class HTTPConnection:
             if pushed:
                 self.transport.write_queued()
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
-            self._deadline = math.inf if fx.keep_alive_s is None else anyio.current_time() + fx.keep_alive_s
+            self._deadline = math.inf if fx.keep_alive_s is None else self.transport.now() + fx.keep_alive_s
             if pushed:
                 self._cancel_timer()
                 if self._deadline != math.inf:
-                    self._timer = asyncio.get_running_loop().call_at(self._deadline, self._on_keep_alive_timer)
+                    self._timer = self.transport.call_at(self._deadline, self._on_keep_alive_timer)
             elif self._scope is not None:
                 self._scope.deadline = self._deadline
         if fx.reading is not None:

@@ -146,6 +146,14 @@ class Transport:
         """Hand every byte to ``receiver`` as it arrives (only where :attr:`pushes`)."""
         raise NotImplementedError
 
+    def now(self) -> float:
+        """The event loop's clock (deadlines are on it)."""
+        return anyio.current_time()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """Run ``callback`` from the event loop at ``deadline`` (only where :attr:`pushes`)."""
+        raise NotImplementedError
+
     def stop_pushing(self) -> None:
         """Buffer what arrives from now on, until the next :meth:`push_to`."""
 
@@ -439,6 +447,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def stop_pushing(self) -> None:
         """Buffer what arrives from now on, until the next :meth:`push_to`."""
         self._receiver = None
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop.call_at(deadline, callback)
 
     def set_reading(self, on: bool) -> None:
         """Resume or pause reading from the socket (backpressure, RFC 6455 has none of its own)."""

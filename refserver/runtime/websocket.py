@@ -129,7 +129,7 @@ class WebSocketConnection:
     def _on_timer(self) -> None:
         handle, self._timer = self._timer, None
         try:
-            self._fire_due_timers(max(anyio.current_time(), handle.when() if handle else 0.0))
+            self._fire_due_timers(max(self.transport.now(), handle.when() if handle else 0.0))
             self._rearm()
         except Exception as exc:
             self.failed(exc)
@@ -144,7 +144,7 @@ class WebSocketConnection:
             handle.cancel()
             self._timer = None
         if deadline != math.inf and self._close_owed is None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            self._timer = self.transport.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -189,7 +189,7 @@ class WebSocketConnection:
             for timer in fx.cancel:
                 self._deadlines.pop(timer, None)
             if fx.arm:
-                now = anyio.current_time()
+                now = self.transport.now()
                 for timer, seconds in fx.arm.items():
                     self._deadlines[timer] = now + seconds
             self._rescope()
