@@ -48,6 +48,39 @@ def settings_for(ctx: ServerContext) -> Settings:
 
 
 class HTTPConnection:
+    __slots__ = (
+        "_app_wakeup",
+        "_close_owed",
+        "_closing",
+        "_cycles",
+        "_deadline",
+        "_failure",
+        "_live_cycle",
+        "_pushed",
+        "_reader_done",
+        "_reader_waiting",
+        "_reader_wakeup",
+        "_reading",
+        "_request_wakeup",
+        "_requests",
+        "_scope",
+        "_serving",
+        "_state",
+        "_tg",
+        "_timer",
+        "_upgrade",
+        "_websocket",
+        "client",
+        "conn_id",
+        "ctx",
+        "machine",
+        "peer",
+        "server",
+        "tls",
+        "trace",
+        "transport",
+    )
+
     def __init__(
         self,
         stream: anyio.abc.ByteStream | Transport,
@@ -455,6 +488,7 @@ class HTTPConnection:
         # open for hours does not keep it.
         del self.machine
         self._requests.clear()
+        self._tg = None  # its task group is over
         if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()

@@ -40,6 +40,33 @@ _ABORT_FLUSH_S = 1.0
 
 
 class WebSocketConnection:
+    __slots__ = (
+        "_accepted",
+        "_app_wakeup",
+        "_close_code",
+        "_close_owed",
+        "_closed",
+        "_deadlines",
+        "_eof_owed",
+        "_eof_sent",
+        "_failure",
+        "_pushed",
+        "_reader_waiting",
+        "_reader_wakeup",
+        "_reader_writing",
+        "_reading",
+        "_scope",
+        "_state",
+        "_timer",
+        "_unyielded",
+        "client",
+        "ctx",
+        "machine",
+        "scope",
+        "trace",
+        "transport",
+    )
+
     def __init__(
         self,
         transport: Transport,
