@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
@@ -19,6 +20,9 @@ __all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Scope", "ServerContext
 # docs/decisions.md #42: of an app's receive() and send() calls that can answer at once,
 # every third lets the event loop run (one that has to wait resets the count).
 CALLS_BETWEEN_YIELDS = 3
+
+
+T = TypeVar("T")
 
 
 class Handler(Protocol):
@@ -37,6 +41,15 @@ class ServerContext:
         self.all_closed = anyio.Event()
         self._date_second = -1
         self._date = b""
+        self._cache: dict[Callable[[ServerContext], Any], Any] = {}
+
+    def cached(self, make: Callable[[ServerContext], T]) -> T:
+        """``make(self)``, made once per server (``make`` derives it from the config)."""
+        try:
+            return cast(T, self._cache[make])
+        except KeyError:
+            value = self._cache[make] = make(self)
+            return value
 
     def date(self) -> bytes:
         """The Date header value (RFC 9110 §6.6.1), formatted once per second."""

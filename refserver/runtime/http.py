@@ -93,7 +93,9 @@ class HTTPConnection:
         self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
-        self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request, over_limit=over_limit)
+        self.machine = HTTPMachine(
+            ctx.cached(settings_for), date=ctx.date, last_request=last_request, over_limit=over_limit
+        )
         self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:

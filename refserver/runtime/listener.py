@@ -6,6 +6,7 @@ drained once more at shutdown, so that a client already queued is served, not re
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 from collections.abc import Callable
@@ -32,10 +33,42 @@ class Acceptor:
         sock.setblocking(False)
 
     async def serve(self, handle: Handle) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            loop = None
+        if loop is not None:
+            await self._serve_asyncio(loop, handle)
+            return
         while True:
             await anyio.wait_readable(self.sock)
             if self.accept_waiting(handle) < 0:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
+
+    async def _serve_asyncio(self, loop: asyncio.AbstractEventLoop, handle: Handle) -> None:
+        """On asyncio the listening socket stays registered with the event loop, which calls
+        back when it is readable (no registration per wait)."""
+        sock = self.sock
+        serving = True
+
+        def readable() -> None:
+            try:
+                if self.accept_waiting(handle) < 0:
+                    loop.remove_reader(sock)
+                    loop.call_later(_PAUSE_AFTER_RESOURCE_ERROR_S, resume)
+            except Exception:  # a bug in handle(): keep accepting, say so
+                error_log.exception("Internal error in refserver while accepting a connection")
+
+        def resume() -> None:
+            if serving:
+                loop.add_reader(sock, readable)
+
+        loop.add_reader(sock, readable)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            serving = False
+            loop.remove_reader(sock)
 
     def accept_waiting(self, handle: Handle) -> int:
         """Take every connection in the accept queue now; how many, or -1 if the process
