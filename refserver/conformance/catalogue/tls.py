@@ -130,8 +130,8 @@ SCENARIOS: list[Scenario] = [
         checks=(
             ck("app.scope", "https", key="scheme", label="scheme", show=True),
             ck("client.body", "over tls"),
-            _advertised(),
             _close_notify(),
+            _advertised(),
         ),
         server=TLS,
     ),
