@@ -96,6 +96,9 @@ def _xor(payload: bytes, mask: bytes) -> bytes:
 TLS_VERSIONS: Mapping[str, int] = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
+CLOSE_NOTIFY_TIMEOUT_S = 1.0
+
+
 class TLSClient(anyio.abc.ByteStream):
     """The client's side of TLS over a TCP stream, driven by hand (``ssl.SSLObject`` on memory
     BIOs) so that the harness sees how the server ends the session: :attr:`ended` is
@@ -109,11 +112,15 @@ class TLSClient(anyio.abc.ByteStream):
         self._outgoing = ssl.MemoryBIO()
         self.ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=False, server_hostname=hostname)
         self.ended: str | None = None  # "close_notify" or "eof", once the server's side ended
+        # The reader and the writers all produce TLS records: one of them at a time takes what
+        # the SSLObject wrote and sends it, so records leave in the order they were made.
+        self._sending = anyio.Lock()
 
     async def _flush(self) -> None:
-        data = self._outgoing.read()
-        if data:
-            await self.raw.send(data)
+        async with self._sending:
+            data = self._outgoing.read()
+            if data:
+                await self.raw.send(data)
 
     async def _fill(self) -> None:
         """More bytes from the server into the incoming BIO (EOF marks it)."""
@@ -201,10 +208,12 @@ class TLSClient(anyio.abc.ByteStream):
         await self._flush()
 
     async def aclose(self) -> None:
-        try:
-            await self.send_eof()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass
+        # close_notify, unless the socket is stuck behind a write the server does not read
+        with anyio.move_on_after(CLOSE_NOTIFY_TIMEOUT_S):
+            try:
+                await self.send_eof()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
         await self.raw.aclose()
 
     @property
