@@ -66,7 +66,6 @@ class HTTPConnection:
         "_scope",
         "_serving",
         "_state",
-        "_tg",
         "_timer",
         "_upgrade",
         "_websocket",
@@ -107,7 +106,6 @@ class HTTPConnection:
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
         self._state = self.machine.state.name  # for the trace
-        self._tg: anyio.abc.TaskGroup | None = None
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
         self._closing = False
@@ -122,9 +120,9 @@ class HTTPConnection:
         self._reader_waiting = False
         self._reading = True
         self._close_owed = False
-        # Requests wait here for the connection's own task, which runs one app instance at a
-        # time; a request that comes while an app that has answered still runs gets a task of
-        # its own from the reader.
+        # Requests wait here for the connection's own task, which runs their app instances
+        # (the machine reads the next request once the app instance before it has returned:
+        # docs/decisions.md #59).
         self._requests: list[tuple[RequestHead, int]] = []
         self._request_wakeup = self.transport.new_wakeup()
         self._serving = False
@@ -139,14 +137,15 @@ class HTTPConnection:
 
     async def run(self) -> None:
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
+            if self._pushed:
                 self._apply(self.machine.opened())
-                if self._pushed:
-                    self.transport.push_to(self)
-                else:
-                    tg.start_soon(self._read_until_done)
+                self.transport.push_to(self)
                 await self._serve_requests()
+            else:
+                async with anyio.create_task_group() as tg:
+                    self._apply(self.machine.opened())
+                    tg.start_soon(self._read_until_done)
+                    await self._serve_requests()
             self._cancel_timer()
             if self._failure is not None:
                 raise self._failure
@@ -238,7 +237,6 @@ class HTTPConnection:
             self._live_cycle = self._cycles
             self._requests.append((fx.request, self._cycles))
             self._request_wakeup.fire()
-            self._start_if_busy()
         if fx.upgrade is not None or fx.tcp is not None:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
@@ -280,13 +278,6 @@ class HTTPConnection:
                 return
             else:
                 await self._request_wakeup.wait()
-
-    def _start_if_busy(self) -> None:
-        """A request that came while the connection's task still runs an app that has
-        answered (www spec 2.5: it may go on after its response) starts in a task of its own."""
-        if self._serving and self._requests and self._tg is not None:
-            head, cycle = self._requests.pop(0)
-            self._tg.start_soon(self._serve, head, cycle)
 
     def _on_bytes(self, data: bytes) -> bool:
         """The peer's bytes, taken while the reader waits for them; False if the reader has
@@ -490,7 +481,6 @@ class HTTPConnection:
         # open for hours does not keep it.
         del self.machine
         self._requests.clear()
-        self._tg = None  # its task group is over
         if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()

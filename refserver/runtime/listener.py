@@ -32,32 +32,36 @@ class Acceptor:
         self.sock = sock
         sock.setblocking(False)
 
-    async def serve(self, handle: Handle) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # trio
-            loop = None
-        if loop is not None:
-            await self._serve_asyncio(loop, handle)
+    async def serve(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Accept until cancelled. On asyncio, with ``call_in_task``, the listening socket
+        stays registered with the event loop, which calls back when it is readable (no
+        registration per wait); ``call_in_task`` then runs the accepting in a task."""
+        if call_in_task is not None:
+            await self._serve_registered(handle, call_in_task)
             return
         while True:
             await anyio.wait_readable(self.sock)
             if self.accept_waiting(handle) < 0:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
 
-    async def _serve_asyncio(self, loop: asyncio.AbstractEventLoop, handle: Handle) -> None:
-        """On asyncio the listening socket stays registered with the event loop, which calls
-        back when it is readable (no registration per wait)."""
+    async def _serve_registered(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None]) -> None:
+        loop = asyncio.get_running_loop()
         sock = self.sock
         serving = True
+        pending = False  # an accept is queued for the task: the socket may stay readable until then
 
         def readable() -> None:
-            try:
-                if self.accept_waiting(handle) < 0:
-                    loop.remove_reader(sock)
-                    loop.call_later(_PAUSE_AFTER_RESOURCE_ERROR_S, resume)
-            except Exception:  # a bug in handle(): keep accepting, say so
-                error_log.exception("Internal error in refserver while accepting a connection")
+            nonlocal pending
+            if not pending:
+                pending = True
+                call_in_task(accept)
+
+        def accept() -> None:
+            nonlocal pending
+            pending = False
+            if serving and self.accept_waiting(handle) < 0:
+                loop.remove_reader(sock)
+                loop.call_later(_PAUSE_AFTER_RESOURCE_ERROR_S, resume)
 
         def resume() -> None:
             if serving:
