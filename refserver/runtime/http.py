@@ -204,8 +204,10 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.transitions or fx.notes:
+        if fx.notes or (fx.transitions and self.trace is not None):
             self._state = record_steps(fx, self._state, self.trace)
+        elif fx.transitions:
+            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
         if fx.refused is not None:
             refused = fx.refused
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"

@@ -201,8 +201,10 @@ class WebSocketConnection:
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.transitions or fx.notes:
+        if fx.notes or (fx.transitions and self.trace is not None):
             self._state = record_steps(fx, self._state, self.trace)
+        elif fx.transitions:
+            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
         if fx.close_code is not None:
             self._close_code = fx.close_code
         # CLOSED is final, so a transition into it comes once.
