@@ -8,11 +8,14 @@ with messages in flight, and reconnect; new connections keep arriving throughout
   connection closed by its client gives exactly one, code 1000; a later ``receive()`` repeats it;
 - how long handshakes take (p50/p90/p99/max), and how many did not complete;
 - (on demand, against a ``python -m refserver`` subprocess) nothing at ERROR level on its stderr,
-  and its descriptors and resident memory before and after.
+  its descriptors before and after, and its memory at the start and after each round: resident,
+  resident after ``malloc_trim``, traced, objects by type, pymalloc's arenas, glibc's figures (the
+  echo app's ``GET /memory``); :func:`leak_check` judges the bytes in use.
 
 On demand::
 
-    python -m reliability.soak --clients 1000 --duration 60 [--backend asyncio|trio] [--write-docs]
+    python -m reliability.soak --clients 1000 --duration 60 [--rounds 3] [--backend asyncio|trio]
+        [--tracemalloc] [--pythonmalloc malloc]
 
 The test suite runs :func:`run_soak` in-process with a few dozen clients for a few seconds.
 """
