@@ -42,6 +42,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import wsproto.events as wse
 from wsproto import ConnectionType
 from wsproto.connection import Connection as WireConnection
@@ -317,7 +318,12 @@ async def _drive(
             elif state == "shutdown":
                 stop.set()
                 await _read_until(stream, reader, _has_close_frame)
-        await anyio.wait_all_tasks_blocked()  # the server has taken in everything sent so far
+        # The server has taken in everything sent so far. A few checkpoints first: on asyncio a
+        # task woken by its socket needs more than one loop iteration to run, and anyio's
+        # wait_all_tasks_blocked polls every 0.1 s when it finds such a task.
+        for _ in range(4):
+            await anyio.lowlevel.checkpoint()
+        await anyio.wait_all_tasks_blocked()
         reads = False
         if fault == "rst":
             sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
