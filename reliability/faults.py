@@ -429,8 +429,13 @@ async def repeat(states: list[str], faults: list[str], times: int) -> dict[str, 
     for state in states:
         for fault in faults:
             for _ in range(times):
-                outcome = await run_cell(state, fault)
-                problems = check(state, fault, outcome)
+                try:
+                    outcome = await run_cell(state, fault)
+                except Exception as exc:  # a bound expired (a wait of the cell's): this run failed
+                    outcome = Outcome(errors=[f"the run raised {exc!r}"])
+                    problems = [f"the run raised {exc!r}"]
+                else:
+                    problems = check(state, fault, outcome)
                 runs += 1
                 foreign += outcome.foreign
                 if problems:
