@@ -42,6 +42,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import wsproto.events as wse
 from wsproto import ConnectionType
 from wsproto.connection import Connection as WireConnection
@@ -87,6 +88,8 @@ class Outcome:
     client_eof: bool | None = None  # None: the client did not read
     errors: list[str] = field(default_factory=list)  # records at ERROR level or above
     close_codes: list[int] = field(default_factory=list)  # the server's close frames, from the start
+    client_port: int = 0  # the fault client's own port: the app serves only that connection
+    foreign: int = 0  # connections from elsewhere, refused (see run_cell)
 
 
 @dataclass
@@ -241,6 +244,12 @@ async def run_cell(state: str, fault: str) -> Outcome:
     logger.addHandler(handler)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (scope.get("client") or ("", 0))[1] != outcome.client_port:
+            # Another process on this machine that picked a free port, then connected to it after
+            # this server had taken it: refused, counted, and kept out of this cell's record.
+            outcome.foreign += 1
+            await _refuse(scope, receive, send)
+            return
         outcome.events.append(await receive())
         notes.add("connect")
         if state == "awaiting_accept" and fault in STALLS:
@@ -291,10 +300,21 @@ async def run_cell(state: str, fault: str) -> Outcome:
     return outcome
 
 
+async def _refuse(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A connection that is not the fault client's: 503 for HTTP, 403 for a WebSocket."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.close", "code": 1000})
+
+
 async def _drive(
     port: int, state: str, fault: str, outcome: Outcome, notes: _Notes, gate: anyio.Event, stop: anyio.Event
 ) -> None:
     stream = await anyio.connect_tcp("127.0.0.1", port)
+    outcome.client_port = stream.extra(anyio.abc.SocketAttribute.local_port)
     try:
         reader = _Reader()
         if state == "headers_incomplete":
@@ -317,7 +337,12 @@ async def _drive(
             elif state == "shutdown":
                 stop.set()
                 await _read_until(stream, reader, _has_close_frame)
-        await anyio.wait_all_tasks_blocked()  # the server has taken in everything sent so far
+        # The server has taken in everything sent so far. A few checkpoints first: on asyncio a
+        # task woken by its socket needs more than one loop iteration to run, and anyio's
+        # wait_all_tasks_blocked polls every 0.1 s when it finds such a task.
+        for _ in range(4):
+            await anyio.lowlevel.checkpoint()
+        await anyio.wait_all_tasks_blocked()
         reads = False
         if fault == "rst":
             sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
@@ -399,15 +424,22 @@ async def repeat(states: list[str], faults: list[str], times: int) -> dict[str, 
     gc.collect()
     before = {"fds": _fds(), "tasks": _tasks(), "rss_kib": _rss_kib()}
     failures: dict[str, list[str]] = {}
-    runs = 0
+    runs = foreign = 0
     start = time.monotonic()
     for state in states:
         for fault in faults:
             for _ in range(times):
-                problems = check(state, fault, await run_cell(state, fault))
+                try:
+                    outcome = await run_cell(state, fault)
+                except Exception as exc:  # a bound expired (a wait of the cell's): this run failed
+                    outcome = Outcome(errors=[f"the run raised {exc!r}"])
+                    problems = [f"the run raised {exc!r}"]
+                else:
+                    problems = check(state, fault, outcome)
                 runs += 1
+                foreign += outcome.foreign
                 if problems:
-                    failures.setdefault(f"{state}/{fault}", []).extend(problems[:1])
+                    failures.setdefault(f"{state}/{fault}", []).append("; ".join(problems))
             failed = len(failures.get(f"{state}/{fault}", []))
             progress = f"{state}/{fault}: {times} runs, {failed} failed; fds {_fds()}, tasks {_tasks()}"
             print(f"{progress}, rss {_rss_kib()} KiB, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
@@ -418,6 +450,7 @@ async def repeat(states: list[str], faults: list[str], times: int) -> dict[str, 
         "repetitions": times,
         "runs": runs,
         "failed_cells": {cell: {"count": len(p), "first": p[0]} for cell, p in failures.items()},
+        "foreign_connections": foreign,
         "before": before,
         "after": after,
         "elapsed_s": round(time.monotonic() - start, 1),

@@ -8,11 +8,14 @@ with messages in flight, and reconnect; new connections keep arriving throughout
   connection closed by its client gives exactly one, code 1000; a later ``receive()`` repeats it;
 - how long handshakes take (p50/p90/p99/max), and how many did not complete;
 - (on demand, against a ``python -m refserver`` subprocess) nothing at ERROR level on its stderr,
-  and its descriptors and resident memory before and after.
+  its descriptors before and after, and its memory at the start and after each round: resident,
+  resident after ``malloc_trim``, traced, objects by type, pymalloc's arenas, glibc's figures (the
+  echo app's ``GET /memory``); :func:`leak_check` judges the bytes in use.
 
 On demand::
 
-    python -m reliability.soak --clients 1000 --duration 60 [--backend asyncio|trio] [--write-docs]
+    python -m reliability.soak --clients 1000 --duration 60 [--rounds 3] [--backend asyncio|trio]
+        [--tracemalloc] [--pythonmalloc malloc]
 
 The test suite runs :func:`run_soak` in-process with a few dozen clients for a few seconds.
 """
@@ -338,9 +341,81 @@ def server_command(server: str, backend: str) -> tuple[list[str], int | None]:
     return [*command, "--no-access-log", "--log-level", "info", "--lifespan", "on"], port
 
 
-async def on_demand(options: SoakOptions, backend: str, server: str = "refserver", rounds: int = 1) -> dict[str, Any]:
+def memory_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a ``GET /memory?trim=1`` report (reliability.apps.memory_report) that the
+    soak reports, in KiB or counts."""
+    pymalloc, before, after = report["pymalloc"], report["mallinfo"], report.get("mallinfo_after_trim", {})
+    tracing = report["tracemalloc"]
+    return {
+        "rss_kib": report["rss_kib"],
+        "rss_kib_after_trim": report.get("rss_kib_after_trim"),
+        "traced_kib": report["traced_current"] // 1024 if tracing else None,
+        "traced_peak_kib": report["traced_peak"] // 1024 if tracing else None,
+        "gc_objects": report["gc_objects"],
+        "pymalloc_arenas": pymalloc.get("arenas allocated current"),
+        "pymalloc_arenas_highwater": pymalloc.get("arenas highwater mark"),
+        "pymalloc_used_kib": pymalloc.get("bytes in allocated blocks", 0) // 1024,
+        "malloc_used_kib": before.get("uordblks", 0) // 1024,
+        "malloc_free_kept_kib": before.get("fordblks", 0) // 1024,
+        "malloc_free_kept_kib_after_trim": after.get("fordblks", 0) // 1024,
+        "malloc_mmapped_kib": before.get("hblkhd", 0) // 1024,
+        "heap_in_use_kib": (
+            pymalloc.get("bytes in allocated blocks", 0) + before.get("uordblks", 0) + before.get("hblkhd", 0)
+        )
+        // 1024,
+    }
+
+
+def grown_types(start: dict[str, int], now: dict[str, int], top: int = 8) -> dict[str, int]:
+    """The object types the garbage collector tracks whose count grew most since ``start``."""
+    growth = {name: count - start.get(name, 0) for name, count in now.items() if count > start.get(name, 0)}
+    return dict(sorted(growth.items(), key=lambda item: -item[1])[:top])
+
+
+LEAK_ROUND_OVER_ROUND = 0.01  # of the start's figure
+LEAK_VS_START = 0.05  # of the start's figure, plus LEAK_PER_CLIENT_KIB per client
+LEAK_PER_CLIENT_KIB = 2
+
+
+def leak_check(memory: list[dict[str, Any]], clients: int) -> list[str]:
+    """The soak's memory criterion (docs/reliability.md, "Where the memory goes"). The figure is
+    the bytes the process has in use: traced by tracemalloc when it runs, else pymalloc's blocks
+    in use plus glibc's bytes in use. Resident memory is not the figure: both allocators keep
+    freed memory (pymalloc keeps every 1 MiB arena in which one block is still in use), so it
+    stays near its high-water mark without any leak. A leak grows with the work done, so:
+
+    - from the first round to the last (``--rounds 2`` or more) the figure may grow by at most
+      ``LEAK_ROUND_OVER_ROUND`` of the start;
+    - after any round it may exceed the start by ``LEAK_VS_START`` plus ``LEAK_PER_CLIENT_KIB``
+      per client: the hash tables that held the peak's connections (sets of connections and of
+      tasks, the selector's map) keep their size, as Python's sets and dicts never shrink.
+    """
+    figure = "traced_kib" if memory[0]["traced_kib"] is not None else "heap_in_use_kib"
+    start = memory[0][figure]
+    problems = []
+    bound = start * (1 + LEAK_VS_START) + LEAK_PER_CLIENT_KIB * clients
+    for number, figures in enumerate(memory[1:], 1):
+        if figures[figure] > bound:
+            problems.append(f"{figure} after round {number}: {figures[figure]}, start {start}, bound {bound:.0f}")
+    if len(memory) > 2 and memory[-1][figure] - memory[1][figure] > start * LEAK_ROUND_OVER_ROUND:
+        problems.append(f"{figure} grew from {memory[1][figure]} after round 1 to {memory[-1][figure]}")
+    return problems
+
+
+async def on_demand(
+    options: SoakOptions,
+    backend: str,
+    server: str = "refserver",
+    rounds: int = 1,
+    trace_memory: bool = False,
+    pythonmalloc: str = "",
+) -> dict[str, Any]:
     command, chosen_port = server_command(server, backend)
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    if trace_memory:
+        environment["PYTHONTRACEMALLOC"] = "1"  # the server's tracemalloc, from its start
+    if pythonmalloc:
+        environment["PYTHONMALLOC"] = pythonmalloc  # "malloc": no pymalloc, every object from glibc
     process = await anyio.open_process(command, cwd=REPO, env=environment)
     assert process.stdout is not None and process.stderr is not None
     stderr = bytearray()
@@ -363,7 +438,19 @@ async def on_demand(options: SoakOptions, backend: str, server: str = "refserver
             found = re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout))
             port = chosen_port or int(found.group(1))  # type: ignore[union-attr]
             await http_get(port, "/")
+            warm = await LoadClient.open(port, "/ws/warm-up")  # first-use allocations before "start"
+            await warm.send_text("warm-up")
+            await warm.next_message()
+            await warm.close(1000)
+            with anyio.fail_after(10):
+                while json.loads(await http_get(port, "/stats"))["running"]:
+                    await anyio.sleep(0.05)  # polling the child's record; bounded above
+            await http_get(port, "/stats/clear")
             fds_before, rss_before = process_fds(process.pid), process_rss_kib(process.pid)
+            start_report = json.loads(await http_get(port, "/memory?trim=1"))
+            memory = [memory_figures(start_report)]
+            grown: list[dict[str, int]] = []
+            traced_growth: list[list[str]] = []
             load_before = load_average()
             cpu_before, own_cpu_before = process_cpu_s(process.pid), time.process_time()
 
@@ -375,6 +462,11 @@ async def on_demand(options: SoakOptions, backend: str, server: str = "refserver
             for i in range(rounds):
                 result = await run_soak(port, options, stats, settle_timeout_s=30, prefix=f"{i}-")
                 rss_after_round.append(process_rss_kib(process.pid))
+                await http_get(port, "/stats/clear")  # the app's per-connection record, checked
+                report = json.loads(await http_get(port, "/memory?trim=1"))
+                memory.append(memory_figures(report))
+                grown.append(grown_types(start_report["gc_counts"], report["gc_counts"]))
+                traced_growth.append(report["traced_growth"])
                 if i < rounds - 1 and (result.problems or result.handshake_failures):
                     break
             load_after = load_average()
@@ -408,6 +500,11 @@ async def on_demand(options: SoakOptions, backend: str, server: str = "refserver
         "server_fds_after": fds_after,
         "server_rss_kib_before": rss_before,
         "server_rss_kib_after": rss_after,
+        "memory_at_start_and_after_each_round": memory,
+        "object_types_grown_after_each_round": grown,
+        "traced_lines_grown_after_each_round": traced_growth,
+        "pythonmalloc": pythonmalloc or "default",
+        "memory_leak": leak_check(memory, options.clients),
         "server_cpu_s": round(server_cpu_s, 1),
         "driver_cpu_s": round(driver_cpu_s, 1),
         "exit_code": code,
@@ -429,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server", choices=["refserver", "uvicorn"], default="refserver", help="uvicorn --ws wsproto, to compare"
     )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="start the server with PYTHONTRACEMALLOC=1 (slower, more memory)"
+    )
+    parser.add_argument(
+        "--pythonmalloc", choices=["malloc", "pymalloc"], default="", help="the server's PYTHONMALLOC (default: unset)"
+    )
     args = parser.parse_args(argv)
     options = SoakOptions(
         clients=args.clients,
@@ -437,9 +540,10 @@ def main(argv: list[str] | None = None) -> int:
         arrivals_per_s=args.arrivals_per_s,
         seed=args.seed,
     )
-    figures = anyio.run(on_demand, options, args.backend, args.server, args.rounds)
+    figures = anyio.run(on_demand, options, args.backend, args.server, args.rounds, args.tracemalloc, args.pythonmalloc)
     print(json.dumps(figures, indent=2))
     ok = not figures["problems"] and not figures["handshake_failures"] and not figures["error_lines"]
+    ok = ok and not figures["memory_leak"]
     return 0 if ok and figures["exit_code"] == 0 else 1
 
 
