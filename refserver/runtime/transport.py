@@ -530,7 +530,13 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             return
         transport.close()
         if transport.get_write_buffer_size():
-            self._loop.call_later(flush_limit_s, transport.abort)
+            self._loop.call_later(flush_limit_s, self._abort_unless_lost)
+
+    def _abort_unless_lost(self) -> None:
+        """The bound of :meth:`close_soon`: drop what is left unless the connection has
+        ended meanwhile (asyncio's transport must not be aborted after connection_lost)."""
+        if self._lost is None and self._transport is not None:
+            self._transport.abort()
 
     def pause_writing(self) -> None:
         self._write_paused = True

@@ -1,0 +1,42 @@
+"""refserver's asyncio Protocol (``runtime/transport.py``, ``AsyncioTransport``): closing with
+bytes still in asyncio's buffer (RFC 9293 §3.6: what was sent before the close is delivered)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import anyio
+import pytest
+
+from refserver.runtime.transport import AsyncioTransport
+from tests.support import TIMEOUT
+
+pytestmark = pytest.mark.anyio
+
+CHUNK = b"x" * (4 << 20)  # more than the kernel buffers take at once: some waits in asyncio's
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+class TestRFC9293Section3_6Closing:
+    async def test_what_is_buffered_goes_out_and_the_bound_then_does_nothing(self) -> None:
+        server_sock, client_sock = socket.socketpair()
+        with client_sock:
+            transport = await AsyncioTransport.over(server_sock)
+            transport.queue([CHUNK])
+            transport.write_queued()
+            transport.close_soon("closing", 60.0)  # the bound is armed: bytes are still buffered
+            client_sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            received = 0
+            with anyio.fail_after(TIMEOUT):
+                while True:
+                    data = await loop.sock_recv(client_sock, 1 << 20)
+                    if not data:
+                        break
+                    received += len(data)
+                while transport._lost is None:  # connection_lost runs soon after the last byte
+                    await anyio.sleep(0)
+        assert received == len(CHUNK)
+        # The bound fires later: asyncio's transport is gone by then, and must not be touched.
+        transport._abort_unless_lost()
