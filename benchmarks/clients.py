@@ -472,7 +472,9 @@ async def echo(
     return window
 
 
-async def churn(server: Server, timing: Timing, concurrency: int) -> Window:
+async def churn(
+    server: Server, timing: Timing, concurrency: int, on_window: Callable[[bool], None] | None = None
+) -> Window:
     """``concurrency`` loops of: open, handshake, echo one small message, close."""
     meter = Meter(keep_latencies=True)
     payload = os.urandom(SMALL)
@@ -496,7 +498,7 @@ async def churn(server: Server, timing: Timing, concurrency: int) -> Window:
 
     meter.in_flight = concurrency
     try:
-        return await _measure(server, timing, meter, start)
+        return await _measure(server, timing, meter, start, on_window)
     finally:
         for task in tasks:
             task.cancel()

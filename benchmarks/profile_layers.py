@@ -260,7 +260,7 @@ def analyse(prof_path: str, messages: int) -> dict[str, Any]:
             own[layer] += tt
             calls[layer] += nc
     busy = sum(v for k, v in own.items() if k not in _NOT_BUSY)
-    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[: int(os.environ.get("TOP_N", "15"))]
     return {
         "own": dict(own),
         "calls": dict(calls),
@@ -392,6 +392,8 @@ def _client(harness: _Harness, workload: str, timing: Timing, hook: Callable[[bo
     with asyncio.Runner(loop_factory=factory) as runner:
         if workload.startswith("http"):
             return runner.run(clients.http_get(harness, timing, int(workload[4:]), on_window=hook))
+        if workload == "churn":
+            return runner.run(clients.churn(harness, timing, 8, on_window=hook))
         connections, size = {"pingpong": (1, SMALL), "echo50": (50, SMALL), "echo1m": (1, LARGE)}[workload]
         return runner.run(clients.echo(harness, timing, connections, size, on_window=hook))
 
@@ -464,7 +466,7 @@ def _memory_main(server: str, connections: int, pin: set[int]) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/profile_layers.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--server", default="refserver", choices=HARNESS_SERVERS)
-    p.add_argument("--workload", default="echo50", choices=("pingpong", "echo50", "echo1m", "http1", "http16"))
+    p.add_argument("--workload", default="echo50", choices=("pingpong", "echo50", "echo1m", "churn", "http1", "http16"))
     p.add_argument("--seconds", type=float, default=3.0, help="length of the profiled window")
     p.add_argument("--py-spy", action="store_true", help="sample with py-spy instead of cProfile")
     p.add_argument(

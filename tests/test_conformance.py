@@ -130,3 +130,27 @@ async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: 
     # hypercorn's second receive() after a disconnect hangs.
     value, _, _ = check("hypercorn", "ws.receive.after-disconnect", "app.after_disconnect")
     assert value == "hangs"
+
+
+class TestRFC8446Section6_1ClosureAlerts:
+    """The TLS scenarios see a server that ends its TLS connections without close_notify (refserver
+    with its alert switched off, in-process, over real loopback sockets)."""
+
+    async def test_a_missing_close_notify_fails(self, anyio_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        from refserver.runtime.tls import ServerTLSStream
+
+        async def silent(self: ServerTLSStream) -> None:
+            return None
+
+        monkeypatch.setattr(ServerTLSStream, "send_close_notify", silent)
+        spec = BY_NAME["refserver-trio" if anyio_backend == "trio" else "refserver"]
+        target = TargetRun(TargetInfo(spec, True, "in-process", in_process=True), sys.executable, anyio_backend)
+        scenarios = ("tls.https.scheme", "tls.wss.app-close", "tls.wss.echo-close")
+        report = await run_report([target], [BY_ID[i] for i in scenarios])
+        label = "close_notify before the TCP close (RFC 8446 §6.1)"
+        for scenario in scenarios:
+            cell = report.cell(spec.name, scenario)
+            assert cell is not None
+            found = [c for c in cell.checks if c.label == label]
+            assert [(c.value, c.verdict) for c in found] == [("no close_notify (eof)", FAIL)], scenario
+            assert cell.verdict == FAIL, scenario

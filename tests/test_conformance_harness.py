@@ -242,3 +242,41 @@ def test_docs_show_portable_command_lines() -> None:
         "python -m gunicorn --bind 127.0.0.1:PORT app"
     )
     assert _portable("/usr/bin/python3.11 -m refserver app --port 44107") == "python -m refserver app --port PORT"
+
+
+class TestTLSConnectionScopeSummary:
+    """The probe reports the scope's ``tls`` extension (TLS extension, "TLS Connection Scope")
+    with its certificates as SHA-256 fingerprints of their DER, and the certificates the run
+    makes are the ones the checks compare with."""
+
+    def test_certificates_become_fingerprints(self) -> None:
+        from refserver.conformance.probe import _tls_summary
+        from refserver.conformance.targets import make_tls_files
+
+        files = make_tls_files()
+        try:
+            server_pem = Path(files.certfile).read_text()
+            client_pem = Path(files.client_certfile).read_text()
+            summary = _tls_summary(
+                {
+                    "server_cert": server_pem,
+                    "client_cert_chain": (client_pem, "not a certificate"),
+                    "client_cert_name": files.client_subject,
+                    "client_cert_error": None,
+                    "tls_version": 0x0304,
+                    "cipher_suite": 0x1301,
+                }
+            )
+            assert summary == {
+                "server_cert": {"pem_sha256": files.server_cert_sha256},
+                "client_cert_chain": [{"pem_sha256": files.client_cert_sha256}, {"not_pem": "not a certificate"}],
+                "client_cert_name": "CN=probe client,OU=client certificate,O=refserver conformance",
+                "client_cert_error": None,
+                "tls_version": 0x0304,
+                "cipher_suite": 0x1301,
+            }
+            assert all(Path(p).exists() for p in (files.keyfile, files.ca_certs, files.client_keyfile))
+            assert Path(files.keyfile).read_text().startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
+        finally:
+            files.cleanup()
+        assert not Path(files.directory).exists()

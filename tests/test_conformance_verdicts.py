@@ -648,3 +648,229 @@ class TestErrorHandlingAfterAccept:
     def test_close_after_a_poll_passes(self) -> None:
         records = [hello(), app("ended", t=0.2, how="raised"), close_frame(1011, t=2.3)]
         assert cell("ws.app.raise-after-accept", records).verdict == V.PASS
+
+
+# ---------------------------------------------------------------------- TLS
+
+SERVER_SHA, CLIENT_SHA = "5e" * 32, "c1" * 32
+FACTS = {
+    "server_cert_sha256": SERVER_SHA,
+    "client_cert_sha256": CLIENT_SHA,
+    "client_subject": "CN=probe client,OU=client certificate,O=refserver conformance",
+}
+
+
+def tls_records(tls: dict[str, Any] | None, *, scheme: str = "https", body: str = "ok") -> list[Record]:
+    """An HTTPS request whose scope carries ``tls`` (as the probe summarises it), after a
+    handshake that negotiated TLS 1.3 with TLS_AES_256_GCM_SHA384."""
+    scope: dict[str, Any] = {"scheme": scheme, "extensions": ["tls"] if tls is not None else []}
+    if tls is not None:
+        scope["tls"] = tls
+    return [
+        {"t": 0.0, "side": "runner", "ev": "tls_facts", "value": FACTS},
+        client("tls_handshake", t=0.01, version=0x0304, cipher_suite=0x1302, server_cert_sha256=SERVER_SHA),
+        hello(scope),
+        client("response", t=0.2, status=200, headers=[], body=b(body)),
+    ]
+
+
+def extension(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "server_cert": {"pem_sha256": SERVER_SHA},
+        "client_cert_chain": [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": 0x0304,
+        "cipher_suite": 0x1302,
+    }
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v != "<drop>"}
+
+
+class TestTLSConnectionScope:
+    """TLS extension, "TLS Connection Scope": each entry against the certificates the run made and
+    what the client's handshake negotiated."""
+
+    def test_refserver_shape_passes(self) -> None:
+        c = cell("tls.https.extension", tls_records(extension()))
+        assert c.verdict == V.PASS
+        assert check(c, "tls_version (the negotiated one)").value == "0x0304 (negotiated)"
+        assert check(c, "server_cert").value == "the server's certificate"
+
+    @pytest.mark.parametrize(
+        ("changes", "label", "value"),
+        [
+            ({"server_cert": {"pem_sha256": "00" * 32}}, "server_cert", "another certificate"),
+            ({"server_cert": {"not_pem": "MIIB"}}, "server_cert", "not PEM: MIIB"),
+            ({"server_cert": "<drop>"}, "server_cert", "<absent>"),  # mandatory
+            ({"tls_version": "TLSv1.3"}, "tls_version (the negotiated one)", '"TLSv1.3" (not an int)'),
+            ({"tls_version": 0x0303}, "tls_version (the negotiated one)", "0x0303 (negotiated: 0x0304)"),
+            ({"cipher_suite": "TLS_AES_256_GCM_SHA384"}, "cipher_suite (the negotiated one)", "*not an int)"),
+            ({"cipher_suite": "<drop>"}, "cipher_suite (the negotiated one)", "<absent>"),  # mandatory
+            ({"client_cert_error": "no certificate"}, "client_cert_error", "no certificate"),
+        ],
+    )
+    def test_a_wrong_entry_fails(self, changes: dict[str, Any], label: str, value: str) -> None:
+        c = cell("tls.https.extension", tls_records(extension(**changes)))
+        assert V.matches(check(c, label).value, value)
+        assert (check(c, label).verdict, c.verdict) == (V.FAIL, V.FAIL)
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"server_cert": None, "tls_version": None, "cipher_suite": None},  # "unable to provide"
+            {"client_cert_chain": "<drop>", "client_cert_name": "<drop>", "client_cert_error": "<drop>"},  # defaults
+        ],
+    )
+    def test_what_the_spec_allows_passes(self, changes: dict[str, Any]) -> None:
+        assert cell("tls.https.extension", tls_records(extension(**changes))).verdict == V.PASS
+
+    def test_client_certificate_and_its_rfc_4514_name(self) -> None:
+        sent = extension(client_cert_chain=[{"pem_sha256": CLIENT_SHA}], client_cert_name=FACTS["client_subject"])
+        assert cell("tls.client-cert", tls_records(sent)).verdict == V.PASS
+        reversed_name = dict(sent, client_cert_name="O=refserver conformance,OU=client certificate,CN=probe client")
+        c = cell("tls.client-cert", tls_records(reversed_name))
+        assert (check(c, "client_cert_name (RFC 4514)").verdict, c.verdict) == (V.FAIL, V.FAIL)
+        c = cell("tls.client-cert", tls_records(dict(sent, client_cert_chain=[])))
+        assert (check(c, "client_cert_chain (the client's first)").value, c.verdict) == ("[]", V.FAIL)
+
+    def test_not_advertised_is_not_applicable(self) -> None:
+        records = [*tls_records(None), app("unsupported", step=1, extension="tls")]
+        assert cell("tls.https.extension", records).verdict == V.NA
+
+    def test_no_extension_on_https_only_differs_but_the_scheme_must_be_https(self) -> None:
+        records = [*tls_records(None, body="over tls"), client("eof", t=0.3, tls="close_notify")]
+        c = cell("tls.https.scheme", records)
+        assert (check(c, "tls extension advertised").verdict, c.verdict) == (V.DIFFERS, V.DIFFERS)
+        records = [*tls_records(None, scheme="http", body="over tls"), client("eof", t=0.3, tls="close_notify")]
+        c = cell("tls.https.scheme", records)
+        assert (check(c, "scheme").verdict, c.verdict) == (V.FAIL, V.FAIL)
+
+    def test_a_websocket_scope_without_a_scheme_fails_over_tls(self) -> None:  # daphne 4.2.3
+        records = [hello({"scheme": "<absent>", "extensions": "<absent>"}), client("response", t=0.2, status=101)]
+        c = cell("tls.wss.scheme", records)
+        assert (check(c, "scheme").value, c.verdict) == ("<absent>", V.FAIL)
+
+
+class TestWhenToUseThisExtension:
+    """TLS extension, "When to use this extension": "For non-TLS connections, the ASGI server is
+    forbidden from providing this extension"."""
+
+    def test_tls_extension_on_plain_text_fails(self) -> None:
+        records = [hello({"scheme": "http", "extensions": ["tls"]}), client("response", t=0.2, status=200)]
+        assert cell("tls.plain.http", records).verdict == V.FAIL
+
+    @pytest.mark.parametrize("extensions", [[], ["http.response.trailers"], "<absent>"])
+    def test_no_tls_extension_passes(self, extensions: Any) -> None:
+        records = [hello({"scheme": "http", "extensions": extensions}), client("response", t=0.2, status=200)]
+        assert cell("tls.plain.http", records).verdict == V.PASS
+
+
+class TestRFC8446Section6_1ClosureAlerts:
+    """RFC 8446 §6.1: close_notify before the TCP close; the client records how the session ended."""
+
+    def closed(self, how: str, tls: str) -> V.Cell:
+        records = [
+            client("tls_handshake", t=0.01, version=0x0304, cipher_suite=0x1302),
+            hello({"scheme": "wss", "extensions": []}),
+            client("response", t=0.1, status=101),
+            app("sent", step=1, kind="websocket.accept"),
+            close_frame(1000),
+            disconnect(1000, step=3),
+            client(how, t=0.3, tls=tls),
+        ]
+        return cell("tls.wss.app-close", records)
+
+    def test_close_notify_passes(self) -> None:
+        assert self.closed("eof", "close_notify").verdict == V.PASS
+
+    def test_bare_tcp_end_fails(self) -> None:  # granian 2.8.9, hypercorn -k trio 0.18.0
+        c = self.closed("eof", "eof")
+        label = "close_notify before the TCP close (RFC 8446 §6.1)"
+        assert (check(c, label).value, c.verdict) == ("no close_notify (eof)", V.FAIL)
+
+    def test_reset_fails_on_both_counts(self) -> None:  # daphne 4.2.3
+        c = self.closed("rst", "none")
+        assert check(c, "the server closes TCP (RFC 6455 §7.1.1)").verdict == V.DEVIATES
+        assert c.verdict == V.FAIL
+
+
+class TestRFC8446Section6_2PlainTextToTheTLSPort:
+    """RFC 8446 §6.2: a fatal error closes the connection; the next connection is served. Whether
+    the server logs the failure at error level, the spec does not say (only differs)."""
+
+    def run(self, end: str, data: str = "", log: str = "none") -> V.Cell:
+        records = [
+            client("plain_answer", t=0.1, end=end, data=b(data)),
+            hello({"scheme": "https"}),
+            client("response", t=0.2, status=200, headers=[], body=b("still serving")),
+            runner("server_log", log),
+        ]
+        return cell("tls.handshake.plain-http", records)
+
+    @pytest.mark.parametrize(
+        ("end", "data", "value"),
+        [("eof", "", "eof"), ("eof", "\x15\x03\x03\x00\x02\x02\x46", "TLS alert, then eof"), ("rst", "", "rst")],
+    )
+    def test_closed_passes(self, end: str, data: str, value: str) -> None:
+        c = self.run(end, data)
+        assert (check(c, "client.plain_answer").value, c.verdict) == (value, V.PASS)
+
+    def test_plain_400_then_close_passes(self) -> None:
+        assert self.run("eof", "HTTP/1.1 400 Bad Request\r\n\r\n").verdict == V.PASS
+
+    def test_held_open_fails(self) -> None:
+        assert self.run("open").verdict == V.FAIL
+
+    def test_error_log_only_differs(self) -> None:
+        c = self.run("eof", log="error: ERROR: SSL handshake failed")
+        assert c.verdict == V.DIFFERS
+
+
+class TestTLSOptions:
+    """Each target's own TLS flags; a target without a way to ask for client certificates is n/a."""
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            (
+                "uvicorn",
+                ["--ssl-certfile", "/c", "--ssl-keyfile", "/k", "--ssl-ca-certs", "/ca", "--ssl-cert-reqs", "2"],
+            ),
+            (
+                "hypercorn",
+                ["--certfile", "/c", "--keyfile", "/k", "--ca-certs", "/ca", "--verify-mode", "CERT_REQUIRED"],
+            ),
+            ("granian", ["--ssl-certificate", "/c", "--ssl-keyfile", "/k", "--ssl-ca", "/ca", "--ssl-client-verify"]),
+            ("gunicorn", ["--certfile", "/c", "--keyfile", "/k", "--ca-certs", "/ca", "--cert-reqs", "2"]),
+        ],
+    )
+    def test_flags_go_before_the_app(self, name: str, expected: list[str]) -> None:
+        server = self.server(name, {"tls": "", "client_cert": ""})
+        argv = server.argv()
+        app_at = argv.index("refserver.conformance.probe:app")
+        assert argv[app_at - len(expected) : app_at] == expected
+
+    def test_daphne_endpoint_replaces_its_tcp_port(self) -> None:
+        argv = self.server("daphne", {"tls": ""}).argv()
+        assert "-b" not in argv and "-p" not in argv
+        assert argv[-3:] == [
+            "-e",
+            "ssl:port=4242:interface=127.0.0.1:privateKey=/k:certKey=/c",
+            "refserver.conformance.probe:app",
+        ]
+
+    def test_daphne_has_no_client_certificate_option(self) -> None:
+        from refserver.conformance.runner import missing_options
+
+        daphne = TargetRun(TargetInfo(BY_NAME["daphne"], True, "4.2.3"), "p")
+        assert missing_options(daphne, BY_ID["tls.client-cert"]) == ["client_cert"]
+        assert missing_options(daphne, BY_ID["tls.https.extension"]) == []
+
+    def server(self, name: str, options: dict[str, str]) -> Any:
+        from refserver.conformance.targets import ProcessServer, TLSFiles
+
+        files = TLSFiles("/d", "/c", "/k", "/ca", "/cc", "/ck", "s", "c", "CN=x")
+        server = ProcessServer(BY_NAME[name], "/venv/bin/python", 9, options=options, tls=files)
+        server.port = 4242
+        return server

@@ -24,8 +24,18 @@ from cryptography.x509.oid import NameOID
 
 import refserver.cli
 from refserver import Config
+from refserver.conformance.client import TLSClient
 from refserver.runtime.tls import TLSConfigError, client_chain, load, rfc4514_subject
-from tests.support import TIMEOUT, HTTPClient, Recorder, handshake_request, read_until_eof, serving
+from tests.support import (
+    TIMEOUT,
+    HTTPClient,
+    Recorder,
+    close_frame,
+    frame,
+    handshake_request,
+    read_until_eof,
+    serving,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -270,6 +280,107 @@ class TestTLSConnectionScope:
         first, second = recorder.of("scope")
         assert second["extensions"]["tls"]["client_cert_chain"] == ["mine"]  # only its own append
         assert first["extensions"]["tls"] is not second["extensions"]["tls"]
+
+
+async def echo_until_disconnect(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """HTTP: 200 "ok". WebSocket: echo text until the disconnect; "close" makes the app close."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    assert await receive() == {"type": "websocket.connect"}
+    await send({"type": "websocket.accept"})
+    while (event := await receive())["type"] == "websocket.receive":
+        if event["text"] == "close":
+            await send({"type": "websocket.close", "code": 1000})
+        else:
+            await send({"type": "websocket.send", "text": event["text"]})
+
+
+async def tls_session(port: int, context: ssl.SSLContext) -> TLSClient:
+    """A TLS client driven by hand, which tells the server's close_notify from a bare TCP end."""
+    secure = TLSClient(await anyio.connect_tcp("127.0.0.1", port), context, "127.0.0.1")
+    with anyio.fail_after(TIMEOUT):
+        await secure.handshake()
+    return secure
+
+
+async def until_tls_end(secure: TLSClient) -> bytes:
+    """Everything the server sends until its TLS session ends (``secure.ended`` says how)."""
+    with anyio.fail_after(TIMEOUT):
+        return await read_until_eof(secure)
+
+
+async def tcp_end(secure: TLSClient) -> str:
+    """After the TLS session ended: how the TCP connection ends (``eof``: the server closed it)."""
+    with anyio.fail_after(TIMEOUT):
+        try:
+            while await secure.raw.receive():
+                pass
+        except anyio.EndOfStream:
+            return "eof"
+        except anyio.BrokenResourceError:
+            return "rst"
+    return "data"
+
+
+class TestRFC8446Section6_1ClosureAlerts:
+    """RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before closing its write side
+    of the connection". refserver sends it, then closes TCP, without waiting for the client's
+    (docs/decisions.md #57); over wss, after the WebSocket close handshake."""
+
+    async def test_https_connection_close(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
+        async with serving(echo_until_disconnect, **tls_files) as listening:
+            secure = await tls_session(listening.port, client_context(ca))
+            try:
+                await secure.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                response = await until_tls_end(secure)
+                end = await tcp_end(secure)
+            finally:
+                await secure.aclose()
+        assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"\r\n\r\nok")
+        assert (secure.ended, end) == ("close_notify", "eof")
+
+    async def test_wss_app_closes(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
+        async with serving(echo_until_disconnect, **tls_files) as listening:
+            secure = await tls_session(listening.port, client_context(ca))
+            try:
+                await secure.send(handshake_request("/"))
+                with anyio.fail_after(TIMEOUT):
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += await secure.receive()
+                await secure.send(frame(1, b"hi") + frame(1, b"close"))
+                expected = b"\x81\x02hi" + b"\x88\x02\x03\xe8"
+                rest = head.partition(b"\r\n\r\n")[2]
+                with anyio.fail_after(TIMEOUT):
+                    while len(rest) < len(expected):
+                        rest += await secure.receive()
+                await secure.send(close_frame(1000))  # the client's answer (RFC 6455 §5.5.1)
+                after = await until_tls_end(secure)
+                end = await tcp_end(secure)
+            finally:
+                await secure.aclose()
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert (rest, after) == (expected, b"")
+        assert (secure.ended, end) == ("close_notify", "eof")
+
+    async def test_wss_client_closes(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
+        async with serving(echo_until_disconnect, **tls_files) as listening:
+            secure = await tls_session(listening.port, client_context(ca))
+            try:
+                await secure.send(handshake_request("/") + frame(1, b"hi"))
+                data = b""
+                with anyio.fail_after(TIMEOUT):
+                    while not data.endswith(b"\r\n\r\n\x81\x02hi"):
+                        data += await secure.receive()
+                await secure.send(close_frame(1000))
+                after = await until_tls_end(secure)
+                end = await tcp_end(secure)
+            finally:
+                await secure.aclose()
+        assert after == b"\x88\x02\x03\xe8"  # the echo of the client's close frame
+        assert (secure.ended, end) == ("close_notify", "eof")
 
 
 class TestTLSHandshakeFailures:

@@ -13,9 +13,10 @@ import errno
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -91,10 +92,139 @@ def _xor(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(len(payload), "big")
 
 
+# RFC 8446 §4.2.1 and RFC 5246 appendix E: the version numbers the TLS extension reports.
+TLS_VERSIONS: Mapping[str, int] = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+CLOSE_NOTIFY_TIMEOUT_S = 1.0
+
+
+class TLSClient(anyio.abc.ByteStream):
+    """The client's side of TLS over a TCP stream, driven by hand (``ssl.SSLObject`` on memory
+    BIOs) so that the harness sees how the server ends the session: :attr:`ended` is
+    ``close_notify`` when the server sent that alert (RFC 8446 §6.1) before its TCP FIN, ``eof``
+    when the TCP connection ended without it. Closing sends the client's own close_notify
+    without waiting for the server's answer (RFC 8446 §6.1 does not ask the closer to wait)."""
+
+    def __init__(self, raw: anyio.abc.SocketStream, context: ssl.SSLContext, hostname: str) -> None:
+        self.raw = raw
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=False, server_hostname=hostname)
+        self.ended: str | None = None  # "close_notify" or "eof", once the server's side ended
+        # The reader and the writers all produce TLS records: one of them at a time takes what
+        # the SSLObject wrote and sends it, so records leave in the order they were made.
+        self._sending = anyio.Lock()
+
+    async def _flush(self) -> None:
+        async with self._sending:
+            data = self._outgoing.read()
+            if data:
+                await self.raw.send(data)
+
+    async def _fill(self) -> None:
+        """More bytes from the server into the incoming BIO (EOF marks it)."""
+        try:
+            data = await self.raw.receive(1 << 16)
+        except anyio.EndOfStream:
+            self._incoming.write_eof()
+            return
+        self._incoming.write(data)
+
+    async def handshake(self) -> None:
+        """Raises ``ssl.SSLError`` (an ``OSError``) when the handshake fails."""
+        while True:
+            try:
+                self.ssl.do_handshake()
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+                continue
+            except ssl.SSLError:
+                await self._flush_quietly()  # the alert that says why
+                raise
+            await self._flush()
+            return
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+
+    def negotiated(self) -> dict[str, Any]:
+        """What the handshake agreed on: version and cipher suite as the TLS extension writes
+        them (the cipher's IANA code from OpenSSL's table), and the certificate the server sent."""
+        version = self.ssl.version()
+        cipher = self.ssl.cipher()
+        codes = {c["name"]: int(c["id"]) & 0xFFFF for c in self.ssl.context.get_ciphers()}
+        der = self.ssl.getpeercert(binary_form=True)
+        return {
+            "version": TLS_VERSIONS.get(version or ""),
+            "version_name": version,
+            "cipher": cipher[0] if cipher else None,
+            "cipher_suite": codes.get(cipher[0]) if cipher else None,
+            "server_cert_sha256": hashlib.sha256(der).hexdigest() if der else None,
+        }
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self.ended is not None:
+            raise anyio.EndOfStream
+        while True:
+            try:
+                data = self.ssl.read(max_bytes)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+                continue
+            except ssl.SSLZeroReturnError:  # the server's close_notify
+                self.ended = "close_notify"
+                raise anyio.EndOfStream from None
+            except ssl.SSLError as exc:
+                if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(exc):
+                    self.ended = "eof"
+                    raise anyio.EndOfStream from None
+                raise anyio.BrokenResourceError(f"TLS: {exc}") from exc
+            if not data:  # the server's close_notify (the ssl module reads it as b"")
+                self.ended = "close_notify"
+                raise anyio.EndOfStream
+            return data
+
+    async def send(self, item: bytes) -> None:
+        try:
+            self.ssl.write(item)
+        except ssl.SSLError as exc:
+            raise anyio.BrokenResourceError(f"TLS: {exc}") from exc
+        await self._flush()
+
+    async def send_eof(self) -> None:
+        """close_notify: TLS's own end of writing (RFC 8446 §6.1); TCP stays open."""
+        try:
+            self.ssl.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # sent; the server's answer is read, if it comes, by receive()
+        except ssl.SSLError as exc:
+            raise anyio.BrokenResourceError(f"TLS: {exc}") from exc
+        await self._flush()
+
+    async def aclose(self) -> None:
+        # close_notify, unless the socket is stuck behind a write the server does not read
+        with anyio.move_on_after(CLOSE_NOTIFY_TIMEOUT_S):
+            try:
+                await self.send_eof()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+        await self.raw.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self.raw.extra_attributes
+
+
 class Connection:
     """One TCP connection of the client, with its reader task."""
 
-    def __init__(self, stream: anyio.abc.SocketStream, trace: Trace) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, trace: Trace) -> None:
         self.stream = stream
         self.trace = trace
         self.buffer = bytearray()
@@ -115,17 +245,46 @@ class Connection:
         self._writing = anyio.Lock()
 
     @classmethod
-    async def open(cls, port: int, trace: Trace, host: str = "127.0.0.1", uds: str | None = None) -> Connection:
-        """Connect to ``host:port``, or to the Unix socket ``uds`` when given."""
+    async def open(
+        cls,
+        port: int,
+        trace: Trace,
+        host: str = "127.0.0.1",
+        uds: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> Connection:
+        """Connect to ``host:port``, or to the Unix socket ``uds`` when given; with ``tls``, do
+        the TLS handshake (recorded as ``tls_handshake``, or ``tls_handshake_failed`` and the
+        ``ssl.SSLError`` raised)."""
         if uds:
-            unix_stream = await anyio.connect_unix(uds)
+            # Wrapped as a plain socket stream, not anyio's UNIXSocketStream: on asyncio that one
+            # polls the raw socket, and a read cancelled just as the socket turns readable makes
+            # the event loop raise InvalidStateError from its reader callback.
+            unix_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                unix_sock.setblocking(False)
+                unix_sock.connect(uds)  # a unix socket connects at once, or fails
+                unix_stream = await anyio.abc.SocketStream.from_socket(unix_sock)
+            except BaseException:
+                unix_sock.close()
+                raise
             trace.add("client", "connected", uds=True)
             return cls(unix_stream, trace)
         stream = await anyio.connect_tcp(host, port)
         sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        trace.add("client", "connected", local_port=sock.getsockname()[1])
-        return cls(stream, trace)
+        trace.add("client", "connected", local_port=sock.getsockname()[1], tls=tls is not None)
+        if tls is None:
+            return cls(stream, trace)
+        secure = TLSClient(stream, tls, host)
+        try:
+            await secure.handshake()
+        except (OSError, anyio.BrokenResourceError) as exc:
+            trace.add("client", "tls_handshake_failed", error=f"{type(exc).__name__}: {exc}")
+            await stream.aclose()
+            raise
+        trace.add("client", "tls_handshake", **secure.negotiated())
+        return cls(secure, trace)
 
     # ------------------------------------------------------------------ writing
 
@@ -157,7 +316,8 @@ class Connection:
         sock: socket.socket = self.stream.extra(anyio.abc.SocketAttribute.raw_socket)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.closed_locally = True
-        await self.stream.aclose()
+        # an abort: no close_notify first
+        await (self.stream.raw if isinstance(self.stream, TLSClient) else self.stream).aclose()
         self.trace.add("client", "sent_rst")
 
     async def half_close(self) -> None:
@@ -167,6 +327,15 @@ class Connection:
             self.trace.add("client", "write_failed", what="FIN", error=type(exc).__name__)
             return
         self.trace.add("client", "sent_fin")
+
+    async def finish(self) -> None:
+        """Close at the end of a script, as a client that is done would: a write already
+        under way (the echo of a close frame that just came) is finished first."""
+        if self._writing.locked():
+            with anyio.move_on_after(1.0):
+                async with self._writing:
+                    pass
+        await self.aclose()
 
     async def aclose(self) -> None:
         if not self.closed_locally:
@@ -206,6 +375,9 @@ class Connection:
     def _end(self, how: str, **fields: Any) -> None:
         if self.buffer and not self.websocket:
             self._finish_close_delimited()
+        if isinstance(self.stream, TLSClient):
+            # how the server's TLS session ended: with its close_notify alert, or not at all
+            fields["tls"] = self.stream.ended or "none"
         self.ended = True
         self.trace.add("client", how, **fields)
 

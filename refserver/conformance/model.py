@@ -90,10 +90,20 @@ class ServerNeeds:
     uds: bool = False  # listen on a Unix socket (in a fresh directory) instead of TCP; the client uses it
     root_path: str | None = None  # the server's root_path setting
     ws_close_timeout_s: float | None = None  # how long to wait for the peer's close frame, where configurable
+    # TLS: the server gets a certificate and key the runner makes for the run (with ``trustme``)
+    # and the client speaks TLS to it; ``client_cert`` also makes the server require a client
+    # certificate signed by the run's CA, and the client present one. A target without the
+    # option is n/a for the scenario.
+    tls: bool = False
+    client_cert: bool = False
 
     def options(self) -> dict[str, str]:
         """The options asked for, by name, as text for the command line."""
         wanted: dict[str, str] = {}
+        if self.tls or self.client_cert:
+            wanted["tls"] = ""
+        if self.client_cert:
+            wanted["client_cert"] = ""
         if self.uds:
             wanted["uds"] = ""
         if self.root_path is not None:
@@ -357,6 +367,13 @@ def c_write_body(total: int, *, chunk: int = 1 << 16, stall_s: float = 1.0, time
     is written (``body_written``), or after ``timeout``. The writing goes on after the step
     returns; ``c_wait_client("body_written")`` waits for its end."""
     return Step("write_body", {"total": total, "chunk": chunk, "stall_s": stall_s, "timeout": timeout})
+
+
+def c_plain_to_tls(data: bytes, timeout: float = 3.0) -> Step:
+    """On a connection of its own, send ``data`` in plain text to the server's TLS port (no
+    handshake), and read what comes back until the server ends the connection or ``timeout``
+    passes; recorded as ``plain_answer``. The script's other connections speak TLS."""
+    return Step("plain_to_tls", {"data": data, "timeout": timeout})
 
 
 def c_connect_only() -> Step:

@@ -304,6 +304,91 @@ def app_event(records: Records, params: Mapping[str, Any]) -> str:
     return "no"
 
 
+@observable("app.extension")
+def app_extension(records: Records, params: Mapping[str, Any]) -> str:
+    """Whether ``scope["extensions"]`` has ``name``: yes, no, or not-called."""
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    extensions = scope.get("extensions")
+    if not isinstance(extensions, list):
+        return "no (no extensions)"
+    return "yes" if params["name"] in extensions else "no"
+
+
+def _tls_facts(records: Records) -> dict[str, Any]:
+    """What the runner made (certificate fingerprints, the client's subject) and what the
+    client's handshake negotiated (version, cipher suite)."""
+    facts: dict[str, Any] = {}
+    for r in records:
+        if r["side"] == "runner" and r["ev"] == "tls_facts" and isinstance(r.get("value"), dict):
+            facts.update(r["value"])
+    handshake = next((r for r in client_records(records) if r["ev"] == "tls_handshake"), None)
+    if handshake is not None:
+        facts["version"] = handshake.get("version")
+        facts["cipher_suite"] = handshake.get("cipher_suite")
+    return facts
+
+
+def _which_certificate(value: Any, facts: Mapping[str, Any]) -> str:
+    if value is None:
+        return "null"
+    if not isinstance(value, dict):
+        return compact(value)
+    if "pem_sha256" in value:
+        if value["pem_sha256"] == facts.get("server_cert_sha256"):
+            return "the server's certificate"
+        if value["pem_sha256"] == facts.get("client_cert_sha256"):
+            return "the client's certificate"
+        return "another certificate"
+    if "not_pem" in value:
+        return "not PEM: " + str(value["not_pem"])
+    return "a " + str(value.get("pytype", "?"))
+
+
+def _negotiated(value: Any, negotiated: Any) -> str:
+    """An integer field (tls_version, cipher_suite) against what the handshake negotiated."""
+    if value is None:
+        return "null"
+    if not isinstance(value, int) or isinstance(value, bool):
+        return json.dumps(value, ensure_ascii=False) + " (not an int)"
+    if value == negotiated:
+        return f"0x{value:04x} (negotiated)"
+    shown = f"0x{negotiated:04x}" if isinstance(negotiated, int) else "unknown"
+    return f"0x{value:04x} (negotiated: {shown})"
+
+
+@observable("app.tls")
+def app_tls(records: Records, params: Mapping[str, Any]) -> str:
+    """One entry (``field``) of the scope's ``tls`` extension (TLS extension, "TLS Connection
+    Scope"), compared with what the run knows: certificates read as ``the server's certificate``,
+    ``the client's certificate`` or ``another certificate``; ``tls_version`` and ``cipher_suite``
+    as hex, with ``(negotiated)`` when they are what the client's handshake agreed on; the rest
+    as they are. ``<absent>`` for a missing entry, ``no tls extension`` without the extension."""
+    scope = hello(records, params)
+    if scope is None:
+        return "not-called"
+    tls = scope.get("tls")
+    if not isinstance(tls, dict):
+        return "no tls extension"
+    field = params["field"]
+    if field not in tls:
+        return "<absent>"
+    value = tls[field]
+    facts = _tls_facts(records)
+    if field == "server_cert":
+        return _which_certificate(value, facts)
+    if field == "client_cert_chain":
+        if not isinstance(value, list):
+            return _which_certificate(value, facts)
+        return "[" + ", ".join(_which_certificate(v, facts) for v in value) + "]"
+    if field == "tls_version":
+        return _negotiated(value, facts.get("version"))
+    if field == "cipher_suite":
+        return _negotiated(value, facts.get("cipher_suite"))
+    return compact(value)
+
+
 # ---------------------------------------------------------------- the client's side
 
 
@@ -433,6 +518,37 @@ def client_end(records: Records, params: Mapping[str, Any]) -> str:
         if r["ev"] in ("eof", "rst"):
             return str(r["ev"])
     return "open"
+
+
+@observable("client.tls_end")
+def client_tls_end(records: Records, params: Mapping[str, Any]) -> str:
+    """How the server ended the TLS session of the client's connection: ``close_notify`` (the
+    alert of RFC 8446 §6.1 came before the end of TCP), ``no close_notify (eof)`` or ``no
+    close_notify (rst)`` (TCP ended without it), or ``open``."""
+    for r in client_records(records):
+        if r["ev"] in ("eof", "rst") and "tls" in r:
+            return "close_notify" if r["tls"] == "close_notify" else f"no close_notify ({r['ev']})"
+    return "open"
+
+
+@observable("client.plain_answer")
+def client_plain_answer(records: Records, params: Mapping[str, Any]) -> str:
+    """What the server answered plain text sent to its TLS port (``c_plain_to_tls``): ``eof`` or
+    ``rst`` when it closed the connection with nothing more, ``TLS alert, then eof``, ``HTTP 400,
+    then eof`` and so on, or ``open`` when it still held the connection after the step's wait."""
+    for r in client_records(records):
+        if r["ev"] == "plain_answer":
+            data = str((r.get("data") or {}).get("bytes", ""))
+            end = str(r.get("end"))
+            if not data:
+                return end
+            if data.startswith("HTTP/1."):
+                status = data.split(" ", 2)[1] if " " in data else "?"
+                return f"HTTP {status}, then {end}"
+            if data.startswith("\x15"):  # RFC 8446 §5.1: ContentType alert(21)
+                return f"TLS alert, then {end}"
+            return f"{len(data)} other bytes, then {end}"
+    return "not-run"
 
 
 @observable("client.body_write")

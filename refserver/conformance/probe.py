@@ -82,6 +82,8 @@ def _scope_summary(scope: Mapping[str, Any]) -> dict[str, Any]:
         summary[key] = jsonable(scope[key]) if key in scope else "<absent>"
     extensions = scope.get("extensions")
     summary["extensions"] = sorted(extensions) if isinstance(extensions, Mapping) else "<absent>"
+    if isinstance(extensions, Mapping) and "tls" in extensions:
+        summary["tls"] = _tls_summary(extensions["tls"])
     state = scope.get("state", "<absent>")
     summary["state"] = jsonable(dict(state)) if isinstance(state, Mapping) else jsonable(state)
     for key in ("client", "server"):
@@ -89,6 +91,40 @@ def _scope_summary(scope: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, list | tuple) and len(value) == 2:
             summary[key + "_types"] = [type(value[0]).__name__, type(value[1]).__name__]
     return summary
+
+
+def _certificate(value: Any) -> Any:
+    """A PEM certificate as ``{"pem_sha256": <SHA-256 of its DER>}`` (the runner compares it with
+    the certificates it made); ``{"not_pem": ...}`` for a string that is not one."""
+    import hashlib
+    import ssl
+
+    if not isinstance(value, str):
+        return jsonable(value) if value is None else {"pytype": type(value).__name__}
+    try:
+        der = ssl.PEM_cert_to_DER_cert(value)
+    except ValueError:
+        return {"not_pem": value[:60]}
+    return {"pem_sha256": hashlib.sha256(der).hexdigest()}
+
+
+def _tls_summary(value: Any) -> Any:
+    """The scope's ``tls`` extension (TLS extension, "TLS Connection Scope"), its certificates as
+    fingerprints and every other entry as it is."""
+    if not isinstance(value, Mapping):
+        return {"pytype": type(value).__name__}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "server_cert":
+            out[key] = _certificate(item)
+        elif key == "client_cert_chain":
+            if isinstance(item, list | tuple):
+                out[key] = [_certificate(c) for c in item]
+            else:
+                out[key] = {"pytype": type(item).__name__}
+        else:
+            out[str(key)] = jsonable(item)
+    return out
 
 
 def _exception(exc: BaseException) -> dict[str, Any]:

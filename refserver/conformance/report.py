@@ -38,7 +38,7 @@ from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
-from refserver.conformance.targets import TargetInfo, TargetSpec
+from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -284,6 +284,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
     for t in targets:
         for command in report.commands(t.name)[:1]:
             out.append(f"- {t.name}: `{_md(_portable(command))}`")
+    out += _option_table(targets)
     out += ["", "## Totals", "", "| target | " + " | ".join(ORDER) + " |", "|---|" + "---|" * len(ORDER)]
     for n in names:
         totals = report.totals(n)
@@ -673,6 +674,34 @@ def render_diff(report: Report, left: str, right: str) -> str:
     out.append(f"{len(rows)} scenarios differ, {same} are the same (verdict and every observed value).")
     out.append(f"One of them in detail: python -m refserver.conformance --explain SCENARIO --target {left}")
     return "\n".join(out) + "\n"
+
+
+def _option_table(targets: list[TargetRun]) -> list[str]:
+    """Each built-in target's own flags for the options a scenario may ask for (a Unix socket, a
+    root_path, TLS...); a target without one is n/a for the scenarios that need it."""
+    # a report read back from JSON has the targets' names only: the built-in specs give their flags
+    shown = [BY_NAME[t.name] for t in targets if t.name in BY_NAME]
+    if not shown:
+        return []
+    out = [
+        "",
+        "The options a scenario may ask for, with each target's own flags (`—`: the target has none, and is "
+        "`n/a` for the scenarios that need it; the harness makes the TLS certificates for each run with trustme):",
+        "",
+        "| option | " + " | ".join(t.name for t in shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
+    for name, what in OPTIONS.items():
+        cells = []
+        for t in shown:
+            argv = t.option_argv(name)
+            cell = "—" if argv is None else f"`{_md(' '.join(argv))}`" if argv else "(built in)"
+            for option, dropped in t.replaces:
+                if option == name:
+                    cell += f", instead of `{_md(' '.join(dropped))}`"
+            cells.append(cell)
+        out.append(f"| {name}: {_md(what)} | " + " | ".join(cells) + " |")
+    return out
 
 
 # ---------------------------------------------------------------------- findings for upstream

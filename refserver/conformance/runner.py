@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import socket
+import ssl
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ import anyio
 import anyio.abc
 
 from refserver.conformance import verdict as V
-from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, request_bytes
+from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, preview, request_bytes
 from refserver.conformance.model import Scenario, Step
 from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
@@ -35,6 +36,8 @@ from refserver.conformance.targets import (
     InProcessServer,
     ProcessServer,
     TargetInfo,
+    TLSFiles,
+    make_tls_files,
     port_open,
 )
 
@@ -171,6 +174,9 @@ class Runner:
         self.progress = progress or (lambda line: None)
         self.hub: ReportHub | None = None
         self.tg: anyio.abc.TaskGroup | None = None
+        # The run's certificates, made when a scenario needs TLS (or why they could not be).
+        self.tls: TLSFiles | None = None
+        self.tls_problem: str | None = None
 
     # ------------------------------------------------------------------ servers
 
@@ -185,9 +191,11 @@ class Runner:
             raise RuntimeError("the runner is not started")
         if target.in_process_backend is not None:
             return InProcessServer(
-                target.in_process_backend, self.hub.port, self.tg, lifespan, ping, options=options or {}
+                target.in_process_backend, self.hub.port, self.tg, lifespan, ping, options=options or {}, tls=self.tls
             )
-        return ProcessServer(target.info.spec, target.python, self.hub.port, lifespan, ping, options=options or {})
+        return ProcessServer(
+            target.info.spec, target.python, self.hub.port, lifespan, ping, options=options or {}, tls=self.tls
+        )
 
     async def _ensure_server(self, target: TargetRun) -> str | None:
         """Start (or restart) the shared server; the reason if it cannot be started."""
@@ -272,6 +280,23 @@ class Runner:
         cells: list[V.Cell] = []
         runnable = [s for s in scenarios if not s.meta]
         slow_first = sorted(runnable, key=lambda s: (s.server is not None, s.app_deadline_s), reverse=True)
+        if any(s.server is not None and "tls" in s.server.options() for s in runnable):
+            try:
+                self.tls = make_tls_files()
+            except ImportError as exc:
+                self.tls_problem = f"the harness makes its certificates with trustme, which is missing ({exc})"
+        try:
+            await self._run_lanes(runnable, slow_first, cells)
+        finally:
+            if self.tls is not None:
+                self.tls.cleanup()
+                self.tls = None
+        order = {s.id: i for i, s in enumerate(runnable)}
+        rank = {t.name: i for i, t in enumerate(self.targets)}
+        cells.sort(key=lambda c: (rank.get(c.target, len(rank)), order.get(c.scenario, len(order))))
+        return cells
+
+    async def _run_lanes(self, runnable: list[Scenario], slow_first: list[Scenario], cells: list[V.Cell]) -> None:
         async with await anyio.create_udp_socket(local_host=HOST, local_port=0) as sock:
             # Room for bursts of reports while the runner is busy (the kernel caps it at rmem_max).
             raw = sock.extra(anyio.abc.SocketAttribute.raw_socket)
@@ -307,10 +332,6 @@ class Runner:
                                 work.start_soon(one_lane, target, lane)
                     servers.cancel_scope.cancel()
                 hub_tg.cancel_scope.cancel()
-        order = {s.id: i for i, s in enumerate(runnable)}
-        rank = {t.name: i for i, t in enumerate(self.targets)}
-        cells.sort(key=lambda c: (rank.get(c.target, len(rank)), order.get(c.scenario, len(order))))
-        return cells
 
     async def _run_lane(self, target: TargetRun, queue: collections.deque[Scenario]) -> list[V.Cell]:
         cells = []
@@ -354,6 +375,14 @@ class Runner:
             cell = V.Cell(target.name, scenario.id, V.NA, advertised=target.advertised.get(scenario.protocol))
             cell.error = "the target has no option for " + " or ".join(OPTIONS[name] for name in missing)
             return cell
+        tls_wanted = scenario.server is not None and "tls" in scenario.server.options()
+        if tls_wanted and self.tls is None:
+            self.hub.release(token)
+            cell = V.Cell(target.name, scenario.id, V.ERROR, advertised=target.advertised.get(scenario.protocol))
+            cell.error = self.tls_problem or "the harness has no certificates for this run"
+            return cell
+        if self.tls is not None and tls_wanted:
+            trace.add("runner", "tls_facts", value=self.tls.facts())
         if scenario.server is not None:
             lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
             options = scenario.server.options()
@@ -382,7 +411,10 @@ class Runner:
         if crash is None:
             with anyio.move_on_after(SCENARIO_TIMEOUT_S) as timer:
                 try:
-                    await ClientScript(self.hub, trace, token, scenario, server).run()
+                    tls_context = None
+                    if self.tls is not None and tls_wanted and scenario.server is not None:
+                        tls_context = self.tls.client_context(with_certificate=scenario.server.client_cert)
+                    await ClientScript(self.hub, trace, token, scenario, server, tls_context).run()
                 except Exception as exc:  # a harness problem: reported in the cell
                     error = f"harness error: {describe_exception(exc)}"
             if timer.cancelled_caught:
@@ -449,7 +481,7 @@ def describe_exception(exc: BaseException) -> str:
 
 
 # Options without which a scenario cannot be run (a target lacking one is n/a for it).
-REQUIRED_OPTIONS = ("uds", "root_path")
+REQUIRED_OPTIONS = ("uds", "root_path", "tls", "client_cert")
 
 
 def missing_options(target: TargetRun, scenario: Scenario) -> list[str]:
@@ -514,12 +546,21 @@ def judge(
 class ClientScript:
     """Runs a scenario's client script against one server."""
 
-    def __init__(self, hub: ReportHub, trace: Trace, token: str, scenario: Scenario, server: Any) -> None:
+    def __init__(
+        self,
+        hub: ReportHub,
+        trace: Trace,
+        token: str,
+        scenario: Scenario,
+        server: Any,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.hub = hub
         self.trace = trace
         self.token = token
         self.scenario = scenario
         self.server = server
+        self.tls = tls  # the client's TLS context: every connection of the script speaks TLS
         self.conn: Connection | None = None
         self.conns: list[Connection] = []
 
@@ -535,7 +576,7 @@ class ClientScript:
             # app gets its deadline to end (what it does then is in its own reports).
             for conn in self.conns:
                 if not conn.closed_locally:
-                    await conn.aclose()
+                    await conn.finish()
                     self.trace.add("client", "script_done_closed_tcp")
             await self._wait_app_end()
             tg.cancel_scope.cancel()
@@ -567,7 +608,7 @@ class ClientScript:
     async def _connect(self) -> Connection:
         if self.conn is not None and not self.conn.ended and not self.conn.closed_locally:
             return self.conn
-        conn = await Connection.open(self.server.port, self.trace, uds=getattr(self.server, "uds", None))
+        conn = await Connection.open(self.server.port, self.trace, uds=getattr(self.server, "uds", None), tls=self.tls)
         self.conn = conn
         self.conns.append(conn)
         self.tg.start_soon(conn.read_forever)
@@ -602,6 +643,30 @@ class ClientScript:
                 written += len(piece)
             tg.cancel_scope.cancel()
         self.trace.add("client", "body_written", len=written)
+
+    async def _plain_to_tls(self, data: bytes, timeout: float) -> None:
+        """Plain text to the TLS port on a connection of its own; what came back, and how the
+        connection ended (``eof``, ``rst``, or ``open`` after ``timeout``), as ``plain_answer``."""
+        answer = bytearray()
+        end = "open"
+        try:
+            stream = await anyio.connect_tcp(HOST, self.server.port)
+        except OSError as exc:
+            self.trace.add("client", "connect_failed", error=str(exc))
+            return
+        async with stream:
+            self.trace.add("client", "connected", plain_to_tls=True)
+            with anyio.move_on_after(timeout):
+                try:
+                    await stream.send(data)
+                    self.trace.add("client", "sent", what="plain text to the TLS port", len=len(data))
+                    while True:
+                        answer += await stream.receive()
+                except anyio.EndOfStream:
+                    end = "eof"
+                except (anyio.BrokenResourceError, OSError):
+                    end = "rst"
+        self.trace.add("client", "plain_answer", end=end, data=preview(bytes(answer)))
 
     def _ended(self) -> bool:
         return self.conn is None or self.conn.ended
@@ -682,6 +747,8 @@ class ClientScript:
                 ),
                 a["timeout"],
             )
+        elif op == "plain_to_tls":
+            await self._plain_to_tls(a["data"], a["timeout"])
         elif op == "send_raw":
             await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
         elif op == "frame":

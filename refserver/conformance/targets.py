@@ -50,8 +50,12 @@ class TargetSpec:
     builtin: bool = True
     shell: bool = False  # a --target-command: run through the shell
     # How to ask for each option of :data:`OPTIONS` the target has, put in front of the app
-    # argument; ``{uds}``, ``{root_path}`` and ``{ws_close_timeout}`` are filled in.
+    # argument; ``{uds}``, ``{root_path}``, ``{ws_close_timeout}`` and the TLS files of
+    # :class:`TLSFiles` (``{certfile}``, ``{keyfile}``, ``{ca_certs}``) are filled in.
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Arguments of ``argv`` that an option replaces rather than adds to (daphne's TLS endpoint
+    # takes the place of its TCP -b/-p), removed when that option is asked for.
+    replaces: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def option_argv(self, name: str) -> tuple[str, ...] | None:
         """The arguments that set option ``name``, or None if the target has no such option."""
@@ -67,15 +71,35 @@ OPTIONS: dict[str, str] = {
     "uds": "listen on a Unix socket (the scope's server is then [path, None], www spec 2.2)",
     "root_path": "the root_path the scope reports",
     "ws_close_timeout": "how long to wait for the client's close frame after the server's",
+    "tls": "serve TLS (https, wss) with a given certificate and key",
+    "client_cert": "require a client certificate, verified against given CA certificates",
 }
 _REFSERVER_OPTIONS = (
     ("uds", ("--uds", "{uds}")),
     ("root_path", ("--root-path", "{root_path}")),
     ("ws_close_timeout", ("--ws-close-timeout", "{ws_close_timeout}")),
+    ("tls", ("--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}")),
+    ("client_cert", ("--ssl-ca-certs", "{ca_certs}", "--ssl-cert-reqs", "required")),
 )
-_UVICORN_OPTIONS = (("uds", ("--uds", "{uds}")), ("root_path", ("--root-path", "{root_path}")))
+_UVICORN_OPTIONS = (
+    ("uds", ("--uds", "{uds}")),
+    ("root_path", ("--root-path", "{root_path}")),
+    ("tls", ("--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}")),
+    ("client_cert", ("--ssl-ca-certs", "{ca_certs}", "--ssl-cert-reqs", "2")),  # ssl.CERT_REQUIRED
+)
 # hypercorn and gunicorn take a second --bind (the TCP one stays); daphne a -u next to -b/-p
 _BIND_UNIX_OPTIONS = (("uds", ("--bind", "unix:{uds}")), ("root_path", ("--root-path", "{root_path}")))
+# hypercorn: with --certfile every --bind serves TLS; --verify-mode takes an ssl.VerifyMode name
+_HYPERCORN_OPTIONS = (
+    *_BIND_UNIX_OPTIONS,
+    ("tls", ("--certfile", "{certfile}", "--keyfile", "{keyfile}")),
+    ("client_cert", ("--ca-certs", "{ca_certs}", "--verify-mode", "CERT_REQUIRED")),
+)
+_GUNICORN_OPTIONS = (
+    *_BIND_UNIX_OPTIONS,
+    ("tls", ("--certfile", "{certfile}", "--keyfile", "{keyfile}")),
+    ("client_cert", ("--ca-certs", "{ca_certs}", "--cert-reqs", "2")),  # ssl.CERT_REQUIRED
+)
 
 BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
     TargetSpec(
@@ -193,7 +217,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "hypercorn",
         "hypercorn",
         ("--websocket-ping-interval", "{interval_int}"),
-        options=_BIND_UNIX_OPTIONS,
+        options=_HYPERCORN_OPTIONS,
     ),
     TargetSpec(
         "hypercorn-trio",
@@ -202,7 +226,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "hypercorn,trio",
         "hypercorn",
         ("--websocket-ping-interval", "{interval_int}"),
-        options=_BIND_UNIX_OPTIONS,
+        options=_HYPERCORN_OPTIONS,
     ),
     TargetSpec(
         "daphne",
@@ -211,7 +235,13 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "daphne",
         "daphne",
         ("--ping-interval", "{interval_int}", "--ping-timeout", "{interval_int}"),
-        options=(("uds", ("-u", "{uds}")), ("root_path", ("--root-path", "{root_path}"))),
+        options=(
+            ("uds", ("-u", "{uds}")),
+            ("root_path", ("--root-path", "{root_path}")),
+            # a Twisted endpoint string (whose ssl: endpoint cannot ask for client certificates)
+            ("tls", ("-e", "ssl:port={port}:interface={host}:privateKey={keyfile}:certKey={certfile}")),
+        ),
+        replaces=(("tls", ("-b", "{host}", "-p", "{port}")),),
     ),
     TargetSpec(
         "granian",
@@ -233,7 +263,12 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         "granian",
         "granian",
         # --url-path-prefix sets root_path and leaves path as sent
-        options=(("uds", ("--uds", "{uds}")), ("root_path", ("--url-path-prefix", "{root_path}"))),
+        options=(
+            ("uds", ("--uds", "{uds}")),
+            ("root_path", ("--url-path-prefix", "{root_path}")),
+            ("tls", ("--ssl-certificate", "{certfile}", "--ssl-keyfile", "{keyfile}")),
+            ("client_cert", ("--ssl-ca", "{ca_certs}", "--ssl-client-verify")),
+        ),
     ),
     TargetSpec(
         "gunicorn",
@@ -253,7 +288,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         ),
         "gunicorn",
         "gunicorn",
-        options=_BIND_UNIX_OPTIONS,
+        options=_GUNICORN_OPTIONS,
     ),
 )
 
@@ -358,6 +393,28 @@ async def port_open(port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+async def tls_open(port: int, tls: TLSFiles, timeout: float = 0.5) -> bool:
+    """Does the port finish a TLS handshake (with the client certificate, should the server ask
+    for one)? The session then ends cleanly (close_notify), so that readiness checks leave no
+    failed handshake in a server's log."""
+    from refserver.conformance.client import TLSClient
+
+    with anyio.move_on_after(timeout):
+        try:
+            stream = await anyio.connect_tcp(HOST, port)
+        except OSError:
+            return False
+        secure = TLSClient(stream, tls.client_context(with_certificate=True), HOST)
+        try:
+            await secure.handshake()
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+            await stream.aclose()
+            return False
+        await secure.aclose()
+        return True
+    return False
+
+
 async def unix_open(path: str, timeout: float = 0.5) -> bool:
     """Does the Unix socket at ``path`` accept a connection?"""
     with anyio.move_on_after(timeout):
@@ -427,6 +484,102 @@ def describe_status(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """The certificates of one run's TLS scenarios, made with ``trustme`` in a fresh directory:
+    a CA, the server's certificate for 127.0.0.1 and a client certificate, both signed by it;
+    keys in PKCS#8 PEM (which every target reads). Also what the checks compare with: the
+    SHA-256 of each certificate's DER and the client certificate's subject (RFC 4514)."""
+
+    directory: str
+    certfile: str
+    keyfile: str
+    ca_certs: str
+    client_certfile: str
+    client_keyfile: str
+    server_cert_sha256: str
+    client_cert_sha256: str
+    client_subject: str
+
+    def placeholders(self) -> dict[str, str]:
+        return {"certfile": self.certfile, "keyfile": self.keyfile, "ca_certs": self.ca_certs}
+
+    def facts(self) -> dict[str, str]:
+        """What a scope's ``tls`` extension is compared with."""
+        return {
+            "server_cert_sha256": self.server_cert_sha256,
+            "client_cert_sha256": self.client_cert_sha256,
+            "client_subject": self.client_subject,
+        }
+
+    def client_context(self, with_certificate: bool) -> Any:
+        """An ``ssl.SSLContext`` for the client: trusts the run's CA; with the client certificate
+        when ``with_certificate``."""
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.ca_certs)
+        if with_certificate:
+            context.load_cert_chain(self.client_certfile, self.client_keyfile)
+        return context
+
+    def cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# The client certificate's subject (common name, organizational unit, organization); RFC 4514
+# §2.1 writes it last RDN first: CN=probe client,OU=client certificate,O=refserver conformance.
+CLIENT_CERT_SUBJECT = ("probe client", "client certificate", "refserver conformance")
+
+
+def make_tls_files() -> TLSFiles:
+    """Make the run's certificates. Raises ``ImportError`` without ``trustme``."""
+    import hashlib
+    import ssl
+
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    directory = tempfile.mkdtemp(prefix="conformance-tls-")
+    ca = trustme.CA(organization_name="refserver conformance")
+    server = ca.issue_cert(HOST, "localhost")
+    common_name, unit, organization = CLIENT_CERT_SUBJECT
+    client = ca.issue_cert(
+        "conformance-client", common_name=common_name, organization_unit_name=unit, organization_name=organization
+    )
+
+    def write(name: str, data: bytes) -> str:
+        path = os.path.join(directory, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def pkcs8(leaf: trustme.LeafCert) -> bytes:
+        key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    def sha256(leaf: trustme.LeafCert) -> str:
+        der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode("ascii"))
+        return hashlib.sha256(der).hexdigest()
+
+    subject = x509.load_pem_x509_certificate(client.cert_chain_pems[0].bytes()).subject.rfc4514_string()
+    return TLSFiles(
+        directory=directory,
+        certfile=write("server-cert.pem", b"".join(blob.bytes() for blob in server.cert_chain_pems)),
+        keyfile=write("server-key.pem", pkcs8(server)),
+        ca_certs=write("ca.pem", ca.cert_pem.bytes()),
+        client_certfile=write("client-cert.pem", b"".join(blob.bytes() for blob in client.cert_chain_pems)),
+        client_keyfile=write("client-key.pem", pkcs8(client)),
+        server_cert_sha256=sha256(server),
+        client_cert_sha256=sha256(client),
+        client_subject=subject,
+    )
+
+
 @dataclass
 class ProcessServer:
     """A target running as a subprocess that we started (and only ever signal by its PID)."""
@@ -444,6 +597,7 @@ class ProcessServer:
     log_path: str = ""
     options: dict[str, str] = field(default_factory=dict)  # ServerNeeds.options(), all of them supported
     uds: str | None = None  # the Unix socket the server listens on (then the client connects to it)
+    tls: TLSFiles | None = None  # the certificates, with the "tls" and "client_cert" options
     _log: Any = field(default=None, repr=False)
 
     def values(self) -> dict[str, str]:
@@ -468,13 +622,18 @@ class ProcessServer:
             argv, self.signal_group = shell_argv(command)
             return argv
         argv = [part.format(**values) for part in self.spec.argv]
+        for name, dropped in self.spec.replaces:
+            if name in self.options:
+                argv = _without(argv, [part.format(**values) for part in dropped])
         extra: list[str] = []
         if self.ping_interval_s is not None and self.spec.ping_argv:
             extra += [
                 p.format(interval=self.ping_interval_s, interval_int=max(1, round(self.ping_interval_s)))
                 for p in self.spec.ping_argv
             ]
-        filled = {**self.options, "uds": self.uds or ""}
+        filled = {**values, **self.options, "uds": self.uds or ""}
+        if self.tls is not None:
+            filled.update(self.tls.placeholders())
         for name in self.options:
             fragment = self.spec.option_argv(name)
             if fragment is not None:
@@ -516,7 +675,13 @@ class ProcessServer:
             if self.proc.poll() is not None:
                 self.exit_reason = f"exited with status {self.proc.returncode} before listening"
                 return
-            if await (unix_open(self.uds, 0.3) if self.uds else port_open(self.port, 0.3)):
+            if self.uds:
+                ready = await unix_open(self.uds, 0.3)
+            elif self.tls is not None and "tls" in self.options:
+                ready = await tls_open(self.port, self.tls, 0.3)
+            else:
+                ready = await port_open(self.port, 0.3)
+            if ready:
                 return
             await anyio.sleep(0.05)
         self.exit_reason = f"did not listen within {START_TIMEOUT_S:.0f} s"
@@ -604,6 +769,14 @@ class ProcessServer:
         remove_uds(self.uds)
 
 
+def _without(argv: list[str], part: list[str]) -> list[str]:
+    """``argv`` with the first run of ``part`` taken out (unchanged if it is not there)."""
+    for i in range(len(argv) - len(part) + 1):
+        if argv[i : i + len(part)] == part:
+            return argv[:i] + argv[i + len(part) :]
+    return argv
+
+
 @dataclass
 class InProcessServer:
     """refserver in the runner's own event loop, through its public API."""
@@ -619,6 +792,7 @@ class InProcessServer:
     exit_reason: str | None = None
     options: dict[str, str] = field(default_factory=dict)  # ServerNeeds.options()
     uds: str | None = None
+    tls: TLSFiles | None = None
     _stop: anyio.Event = field(default_factory=anyio.Event)
     _ended: anyio.Event = field(default_factory=anyio.Event)
     _killed: bool = False
@@ -639,6 +813,12 @@ class InProcessServer:
             fields["root_path"] = self.options["root_path"]
         if "ws_close_timeout" in self.options:
             fields["ws_close_timeout_s"] = float(self.options["ws_close_timeout"])
+        if "tls" in self.options and self.tls is not None:
+            fields["ssl_certfile"] = self.tls.certfile
+            fields["ssl_keyfile"] = self.tls.keyfile
+        if "client_cert" in self.options and self.tls is not None:
+            fields["ssl_ca_certs"] = self.tls.ca_certs
+            fields["ssl_cert_reqs"] = 2  # ssl.CERT_REQUIRED
         return fields
 
     async def start(self) -> None:

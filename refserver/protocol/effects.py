@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class FastEnum(Enum):
@@ -37,9 +37,9 @@ class Timer(FastEnum):
     PONG = "keepalive ping timeout: the pong is overdue"
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A state change, with the rule behind it."""
+class Transition(NamedTuple):
+    """A state change, with the rule behind it. (A named tuple: one is made per change of
+    state, and a tuple is built faster than a frozen dataclass.)"""
 
     old: str
     new: str
@@ -47,8 +47,7 @@ class Transition:
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(NamedTuple):
     """A step that changes no state but belongs in the trace (and maybe the log).
 
     ``kind``: "ignored" (a message the rules ignore), "warning" (logged at WARNING too),

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake
-from refserver.protocol.effects import Effects, Note, Tcp
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp
 from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
@@ -65,7 +64,7 @@ def scope_http_version(version: bytes) -> str | None:
     return None
 
 
-class State(Enum):
+class State(FastEnum):
     """The one state of an HTTP/1.1 connection."""
 
     IDLE = "waiting for the next request; the keep-alive timer runs"
@@ -88,7 +87,7 @@ APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BO
 RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
 
 
-class Input(Enum):
+class Input(FastEnum):
     # the app
     START = "http.response.start"
     BODY = "http.response.body"

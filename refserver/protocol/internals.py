@@ -11,10 +11,15 @@ naming the internal, when a new release of the dependency moves it.
   :func:`accept_registered_close_codes`.
 - anyio does not expose asyncio's ``transport.is_closing()``, which knows at once that a
   peer reset the connection (trio raises from the write itself): :func:`asyncio_is_closing`.
+- anyio's ``TLSStream`` sends close_notify only by waiting for the peer's as well (``unwrap``);
+  sending it alone needs the stream's outgoing TLS bytes (its private ``_write_bio``) and
+  whether a write was cut short (its private ``_broken``): :func:`tls_outgoing`,
+  :func:`tls_broken`.
 """
 
 from __future__ import annotations
 
+import ssl
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -73,3 +78,18 @@ def asyncio_is_closing(stream: object) -> Callable[[], bool] | None:
     transport = getattr(stream, "_transport", None)
     is_closing = getattr(transport, "is_closing", None)
     return is_closing if callable(is_closing) else None
+
+
+def tls_outgoing(stream: object) -> ssl.MemoryBIO:
+    """anyio's ``TLSStream._write_bio``: the TLS bytes its ``SSLObject`` produced and the
+    stream has not yet written to the transport."""
+    bio = getattr(stream, "_write_bio", None)
+    if not isinstance(bio, ssl.MemoryBIO):
+        raise RuntimeError("anyio internals moved: TLSStream._write_bio is gone")
+    return bio
+
+
+def tls_broken(stream: object) -> bool:
+    """anyio's ``TLSStream._broken``: a write of TLS records was cut short, so nothing more
+    can be sent (older anyio releases lack the flag: False)."""
+    return bool(getattr(stream, "_broken", False))

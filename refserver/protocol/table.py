@@ -114,5 +114,6 @@ class TableMachine(Generic[S, I, E]):
         if new not in self._row.next:  # pragma: no cover - a bug in a row
             raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
         self.state = new
-        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        # ``_name_`` is the member's plain attribute (``name`` goes through a descriptor).
+        self._fx.transitions.append(Transition(old._name_, new._name_, section, why))
         return old

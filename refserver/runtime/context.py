@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 
 from refserver.config import Config
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
+from refserver.runtime.wakeup import AsyncioWakeup
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
-__all__ = ["ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
+__all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
+
+# docs/decisions.md #42: of an app's receive() and send() calls that can answer at once,
+# every third lets the event loop run (one that has to wait resets the count).
+CALLS_BETWEEN_YIELDS = 3
+
+
+T = TypeVar("T")
 
 
 class Handler(Protocol):
@@ -33,6 +43,38 @@ class ServerContext:
         self.all_closed = anyio.Event()
         self._date_second = -1
         self._date = b""
+        self._cache: dict[Callable[[ServerContext], Any], Any] = {}
+        self._calls: list[Callable[[], None]] = []
+        self._calls_wakeup: AsyncioWakeup | None = None
+
+    def cached(self, make: Callable[[ServerContext], T]) -> T:
+        """``make(self)``, made once per server (``make`` derives it from the config)."""
+        try:
+            return cast(T, self._cache[make])
+        except KeyError:
+            value = self._cache[make] = make(self)
+            return value
+
+    def call_in_task(self, thunk: Callable[[], None]) -> None:
+        """Run ``thunk`` soon in a task of the server's (:meth:`run_calls`): for an event-loop
+        callback (asyncio's protocols, readiness callbacks) whose work needs anyio, which
+        knows the running event loop only inside a task."""
+        self._calls.append(thunk)
+        if self._calls_wakeup is not None:
+            self._calls_wakeup.fire()
+
+    async def run_calls(self) -> None:
+        """The task that runs what :meth:`call_in_task` queues (asyncio only)."""
+        self._calls_wakeup = wakeup = AsyncioWakeup(asyncio.get_running_loop())
+        while True:
+            while self._calls:
+                calls, self._calls = self._calls, []
+                for thunk in calls:
+                    try:
+                        thunk()
+                    except Exception:
+                        error_log.exception("Internal error in refserver")
+            await wakeup.wait()
 
     def date(self) -> bytes:
         """The Date header value (RFC 9110 §6.6.1), formatted once per second."""

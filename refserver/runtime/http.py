@@ -16,6 +16,7 @@ trace records every state change.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -28,37 +29,11 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
 from refserver.protocol.websocket import Timeouts
-from refserver.runtime.context import ServerContext, record_steps
-from refserver.runtime.transport import PeerGone, Transport
-from refserver.runtime.wakeup import Wakeup
+from refserver.runtime.context import CALLS_BETWEEN_YIELDS, ServerContext, record_steps
+from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
-
-Address = tuple[str, int] | tuple[str, None] | None
-
-
-def _addresses(stream: anyio.abc.ByteStream) -> tuple[Address, Address]:
-    """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets)."""
-    try:
-        local = stream.extra(anyio.abc.SocketAttribute.local_address)
-    except (anyio.TypedAttributeLookupError, OSError):
-        return None, None
-    try:
-        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    except (anyio.TypedAttributeLookupError, OSError):  # a TCP client already reset
-        remote = None
-    server: Address
-    client: Address
-    if isinstance(local, str):
-        server = (local, None)
-    else:
-        server = (str(local[0]), int(local[1]))
-    if isinstance(remote, tuple) and len(remote) >= 2:
-        client = (str(remote[0]), int(remote[1]))
-    else:
-        client = None
-    return client, server
 
 
 def settings_for(ctx: ServerContext) -> Settings:
@@ -73,20 +48,54 @@ def settings_for(ctx: ServerContext) -> Settings:
 
 
 class HTTPConnection:
+    __slots__ = (
+        "_app_wakeup",
+        "_close_owed",
+        "_closing",
+        "_cycles",
+        "_deadline",
+        "_failure",
+        "_live_cycle",
+        "_pushed",
+        "_reader_done",
+        "_reader_waiting",
+        "_reader_wakeup",
+        "_reading",
+        "_request_wakeup",
+        "_requests",
+        "_scope",
+        "_serving",
+        "_state",
+        "_timer",
+        "_upgrade",
+        "_websocket",
+        "client",
+        "conn_id",
+        "ctx",
+        "machine",
+        "peer",
+        "server",
+        "tls",
+        "trace",
+        "transport",
+    )
+
     def __init__(
         self,
-        stream: anyio.abc.ByteStream,
+        stream: anyio.abc.ByteStream | Transport,
         ctx: ServerContext,
         *,
         last_request: bool = False,
         over_limit: bool = False,
         tls: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = Transport(stream)
+        self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
-        self.machine = HTTPMachine(settings_for(ctx), date=ctx.date, last_request=last_request, over_limit=over_limit)
-        self.client, self.server = _addresses(stream)
+        self.machine = HTTPMachine(
+            ctx.cached(settings_for), date=ctx.date, last_request=last_request, over_limit=over_limit
+        )
+        self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
             self.peer = _peer(self.client)
@@ -97,12 +106,11 @@ class HTTPConnection:
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
         self._state = self.machine.state.name  # for the trace
-        self._tg: anyio.abc.TaskGroup | None = None
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
         self._closing = False
-        self._app_wakeup = Wakeup()
-        self._reader_wakeup = Wakeup()
+        self._app_wakeup = self.transport.new_wakeup()
+        self._reader_wakeup = self.transport.new_wakeup()
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
         self._cycles = 0
@@ -112,17 +120,77 @@ class HTTPConnection:
         self._reader_waiting = False
         self._reading = True
         self._close_owed = False
+        # Requests wait here for the connection's own task, which runs their app instances
+        # (the machine reads the next request once the app instance before it has returned:
+        # docs/decisions.md #59).
+        self._requests: list[tuple[RequestHead, int]] = []
+        self._request_wakeup = self.transport.new_wakeup()
+        self._serving = False
+        self._reader_done = False
+        # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
+        # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
+        self._pushed = self.transport.pushes
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: Exception | None = None
+        if not self._pushed:
+            self.transport.sink = self._on_bytes
 
     async def run(self) -> None:
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
+            if self._pushed:
                 self._apply(self.machine.opened())
-                await self._read_until_done()
+                self.transport.push_to(self)
+                await self._serve_requests()
+            else:
+                async with anyio.create_task_group() as tg:
+                    self._apply(self.machine.opened())
+                    tg.start_soon(self._read_until_done)
+                    await self._serve_requests()
+            self._cancel_timer()
+            if self._failure is not None:
+                raise self._failure
             if self._upgrade is not None:
                 await self._run_websocket(self._upgrade)
         finally:
+            self._cancel_timer()
             await self.transport.aclose()
+
+    # ------------------------------------------------------------------ pushed input
+
+    def bytes_received(self, data: bytes) -> None:
+        self._apply(self.machine.receive_data(data))
+
+    def peer_left(self, why: str) -> None:
+        if not self._close_owed and self._upgrade is None:
+            self._apply(self.machine.peer_gone(why))
+
+    def failed(self, exc: Exception) -> None:
+        """An input raised inside an event-loop callback: end the connection; run() raises it."""
+        self._failure = exc
+        self._close_owed = True
+        self.transport.abort("internal error")
+        self._done_reading()
+        self._app_wakeup.fire()
+
+    def _on_keep_alive_timer(self) -> None:
+        self._timer = None
+        if self._close_owed or self._upgrade is not None:
+            return
+        try:
+            self._keep_alive_timeout()
+        except Exception as exc:
+            self.failed(exc)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _done_reading(self) -> None:
+        """No more input for this machine: the connection closes or upgrades."""
+        self._cancel_timer()
+        self._reader_done = True
+        self._request_wakeup.fire()
 
     async def shutdown(self) -> None:
         """Stop after the response in flight; an idle connection closes at once."""
@@ -136,8 +204,10 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.transitions or fx.notes:
+        if fx.notes or (fx.transitions and self.trace is not None):
             self._state = record_steps(fx, self._state, self.trace)
+        elif fx.transitions:
+            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
         if fx.refused is not None:
             refused = fx.refused
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"
@@ -145,27 +215,42 @@ class HTTPConnection:
                 error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
             else:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
+        pushed = self._pushed
         if fx.write:
             self.transport.queue(fx.write)
+            if pushed:
+                self.transport.write_queued()
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
-            self._deadline = math.inf if fx.keep_alive_s is None else anyio.current_time() + fx.keep_alive_s
-            if self._scope is not None:
+            self._deadline = math.inf if fx.keep_alive_s is None else self.transport.now() + fx.keep_alive_s
+            if pushed:
+                self._cancel_timer()
+                if self._deadline != math.inf:
+                    self._timer = self.transport.call_at(self._deadline, self._on_keep_alive_timer)
+            elif self._scope is not None:
                 self._scope.deadline = self._deadline
         if fx.reading is not None:
             self._reading = fx.reading
-            self._reader_wakeup.fire()
+            if pushed:
+                self.transport.set_reading(fx.reading)
+            else:
+                self._reader_wakeup.fire()
         if fx.request is not None:
             self._cycles += 1
             self._live_cycle = self._cycles
-            if self._tg is None:  # pragma: no cover - requests come only while run() runs
-                raise RuntimeError("a request before the connection runs")
-            self._tg.start_soon(self._serve, fx.request, self._cycles)
+            self._requests.append((fx.request, self._cycles))
+            self._request_wakeup.fire()
         if fx.upgrade is not None or fx.tcp is not None:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
-            self._reader_wakeup.fire()
-            if self._reader_waiting and self._scope is not None:
-                self._scope.cancel()  # the reader is blocked in a read: it has other work now
+            if pushed:
+                if fx.upgrade is not None:
+                    # What follows the handshake waits for the WebSocket runtime.
+                    self.transport.stop_pushing()
+                self._done_reading()
+            else:
+                self._reader_wakeup.fire()
+                if self._reader_waiting and self._scope is not None:
+                    self._scope.cancel()  # the reader is blocked in a read: it has other work now
         if fx.wake_app:
             self._app_wakeup.fire()
 
@@ -180,8 +265,43 @@ class HTTPConnection:
 
     # ------------------------------------------------------------------ the reader
 
+    async def _serve_requests(self) -> None:
+        """The connection's own task: run each request's app instance, until the reader is
+        done (the connection closes or upgrades) and no request waits."""
+        while True:
+            if self._requests:
+                head, cycle = self._requests.pop(0)
+                self._serving = True
+                try:
+                    await self._serve(head, cycle)
+                finally:
+                    self._serving = False
+            elif self._reader_done:
+                return
+            else:
+                await self._request_wakeup.wait()
+
+    def _on_bytes(self, data: bytes) -> bool:
+        """The peer's bytes, taken while the reader waits for them; False if the reader has
+        work to do now (bytes to write, TCP to close, reading to pause)."""
+        self._apply(self.machine.receive_data(data))
+        transport = self.transport
+        return (
+            not self._close_owed
+            and self._upgrade is None
+            and self._reading
+            and not (transport.has_queued and not transport.flushing)
+        )
+
     async def _read_until_done(self) -> None:
         """Read until the connection closes or is handed to the WebSocket runtime."""
+        try:
+            await self._read_until_closed_or_upgraded()
+        finally:
+            self._reader_done = True
+            self._request_wakeup.fire()
+
+    async def _read_until_closed_or_upgraded(self) -> None:
         while not self._close_owed and self._upgrade is None:
             with anyio.CancelScope(deadline=self._deadline) as scope:
                 self._scope = scope
@@ -189,12 +309,15 @@ class HTTPConnection:
             self._scope = None
             self._reader_waiting = False
             if not self._close_owed and self._upgrade is None and anyio.current_time() >= self._deadline:
-                self._deadline = math.inf
-                if self.trace is not None:
-                    self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
-                self._apply(self.machine.keep_alive_timeout())
+                self._keep_alive_timeout()
         # Before closing: what is queued (a rejection, the end of a response).
         await self._flush_or_lose()
+
+    def _keep_alive_timeout(self) -> None:
+        self._deadline = math.inf
+        if self.trace is not None:
+            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
+        self._apply(self.machine.keep_alive_timeout())
 
     async def _read(self) -> None:
         machine, transport = self.machine, self.transport
@@ -208,8 +331,9 @@ class HTTPConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            else:
-                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            elif transport.gone is not None:
+                self._apply(machine.peer_gone(transport.gone))
+            # else: the transport's sink took the bytes and left work here
             if self.transport.has_queued and not self.transport.flushing:
                 await self._flush_or_lose()
 
@@ -229,8 +353,10 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
+        unyielded = 0  # receive() and send() calls answered without a pass of the event loop
 
         async def receive() -> MutableMapping[str, Any]:
+            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A receive() of an app instance that has ended: its response is over.
                 await anyio.lowlevel.checkpoint()
@@ -244,10 +370,14 @@ class HTTPConnection:
                     waited = True
                 event = fx.event
                 if event is not None:
-                    if not waited:
-                        # Every receive() yields to the event loop, even when it can answer
-                        # at once, so that an app looping on receive() cannot starve others.
-                        await anyio.lowlevel.checkpoint()
+                    if waited:
+                        unyielded = 0
+                    else:
+                        # docs/decisions.md #42, as in the WebSocket runtime.
+                        unyielded += 1
+                        if unyielded >= CALLS_BETWEEN_YIELDS:
+                            unyielded = 0
+                            await anyio.lowlevel.checkpoint()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
@@ -255,6 +385,7 @@ class HTTPConnection:
                 await self._app_wakeup.wait()
 
         async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A send() of an app instance that has ended: ignored like any message
                 # after the response completed (www spec 2.5, "Response Body - send event").
@@ -278,13 +409,14 @@ class HTTPConnection:
             if trace is not None:
                 trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
             self._apply(fx)
-            if fx.write:
-                if not await self._flush_or_lose():
-                    gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                    if trace is not None:
-                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
-                    raise gone
-            else:
+            if fx.write and not await self._flush_or_lose():
+                gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
+                if trace is not None:
+                    trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
+                raise gone
+            unyielded += 1
+            if unyielded >= CALLS_BETWEEN_YIELDS:  # docs/decisions.md #42
+                unyielded = 0
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 if trace is not None:
@@ -346,7 +478,12 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        if self._closing or self.machine.shutting_down:
+        shutting_down = self._closing or self.machine.shutting_down
+        # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
+        # open for hours does not keep it.
+        del self.machine
+        self._requests.clear()
+        if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()
 

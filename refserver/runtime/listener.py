@@ -6,6 +6,7 @@ drained once more at shutdown, so that a client already queued is served, not re
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 from collections.abc import Callable
@@ -31,11 +32,47 @@ class Acceptor:
         self.sock = sock
         sock.setblocking(False)
 
-    async def serve(self, handle: Handle) -> None:
+    async def serve(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Accept until cancelled. On asyncio, with ``call_in_task``, the listening socket
+        stays registered with the event loop, which calls back when it is readable (no
+        registration per wait); ``call_in_task`` then runs the accepting in a task."""
+        if call_in_task is not None:
+            await self._serve_registered(handle, call_in_task)
+            return
         while True:
             await anyio.wait_readable(self.sock)
             if self.accept_waiting(handle) < 0:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
+
+    async def _serve_registered(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None]) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.sock
+        serving = True
+        pending = False  # an accept is queued for the task: the socket may stay readable until then
+
+        def readable() -> None:
+            nonlocal pending
+            if not pending:
+                pending = True
+                call_in_task(accept)
+
+        def accept() -> None:
+            nonlocal pending
+            pending = False
+            if serving and self.accept_waiting(handle) < 0:
+                loop.remove_reader(sock)
+                loop.call_later(_PAUSE_AFTER_RESOURCE_ERROR_S, resume)
+
+        def resume() -> None:
+            if serving:
+                loop.add_reader(sock, readable)
+
+        loop.add_reader(sock, readable)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            serving = False
+            loop.remove_reader(sock)
 
     def accept_waiting(self, handle: Handle) -> int:
         """Take every connection in the accept queue now; how many, or -1 if the process

@@ -8,6 +8,7 @@ only then is ``lifespan.shutdown`` sent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -32,6 +33,7 @@ from refserver.runtime.listener import Acceptor, socket_stream
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
+from refserver.runtime.transport import AsyncioTransport, Transport
 from refserver.trace import Tracer
 
 
@@ -107,6 +109,14 @@ def _peer_of(conn: socket.socket) -> str:
     except OSError:
         return "a client that already left"
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _running_on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # trio
+    return True
 
 
 def _address(config: Config) -> str:
@@ -230,18 +240,23 @@ async def _serve_connections(
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
+    on_asyncio = _running_on_asyncio()
     try:
         async with anyio.create_task_group() as connections:
 
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
+                stream: anyio.abc.ByteStream | Transport
+                extension: dict[str, Any] | None = None
                 try:
-                    raw = await socket_stream(conn)
+                    if tls is None and on_asyncio:
+                        # asyncio's own transport carries plain connections (runtime/transport.py).
+                        stream = await AsyncioTransport.over(conn)
+                    else:
+                        stream = raw = await socket_stream(conn)
                 except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
                     conn.close()
                     ctx.remove(pending)
                     return
-                stream: anyio.abc.ByteStream = raw
-                extension: dict[str, Any] | None = None
                 if tls is not None:
                     try:
                         secure = await handshake(raw, tls, config.timeout_keep_alive_s)
@@ -276,8 +291,10 @@ async def _serve_connections(
 
             acceptors = [Acceptor(sock) for listener in listeners for sock in _raw_sockets(listener)]
             async with anyio.create_task_group() as accepting:
+                if on_asyncio:
+                    accepting.start_soon(ctx.run_calls)
                 for acceptor in acceptors:
-                    accepting.start_soon(acceptor.serve, accept)
+                    accepting.start_soon(acceptor.serve, accept, ctx.call_in_task if on_asyncio else None)
                 task_status.started(dataclasses.replace(listening, state=ctx.state, tls=tls is not None))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()

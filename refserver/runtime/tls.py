@@ -10,6 +10,11 @@ connection, and the scope's ``tls`` extension (ASGI TLS extension 0.2, "TLS Conn
   leaf first, where ``SSLObject.get_unverified_chain`` exists).
 - ``client_cert_error`` is always None: a client certificate that fails verification fails the
   handshake (the spec: "Most web server implementations will reject the connection").
+- Closing a connection sends the close_notify alert before the TCP close (RFC 8446 §6.1, "Each
+  party MUST send a close_notify alert before closing its write side of the connection") and
+  does not wait for the peer's (the same section does not ask it to): :class:`ServerTLSStream`.
+  A WebSocket's half-close after its close frame stays a plain wait for the peer's close frame
+  over TLS (docs/decisions.md #57).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from refserver.config import Config
+from refserver.protocol.internals import tls_broken, tls_outgoing
 
 # ASGI TLS extension, "tls_version": "one of the version numbers as defined in the TLS
 # specifications" (RFC 8446 §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1).
@@ -39,6 +45,10 @@ TLS_VERSIONS: Mapping[str, int] = {
 
 # ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
 ALPN_PROTOCOLS = ("http/1.1",)
+
+# How long the close_notify alert may take to reach the socket's send buffer (a peer that stopped
+# reading holds it back); then the connection is closed without it.
+CLOSE_NOTIFY_TIMEOUT_S = 1.0
 
 
 class TLSConfigError(ValueError):
@@ -119,12 +129,43 @@ def first_certificate(pem_text: str) -> str | None:
     return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(match.group(0)))
 
 
+class ServerTLSStream(TLSStream):
+    """anyio's ``TLSStream`` closed as RFC 8446 §6.1 asks: :meth:`aclose` sends close_notify,
+    then closes TCP, without waiting for the peer's close_notify. (anyio's own close either
+    sends nothing, or waits for the peer's alert and fails when the peer just closes TCP.)"""
+
+    async def aclose(self) -> None:
+        try:
+            with anyio.move_on_after(CLOSE_NOTIFY_TIMEOUT_S):
+                await self.send_close_notify()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the peer is gone, or the session failed: nothing to say goodbye to
+        finally:
+            await self.transport_stream.aclose()
+
+    async def send_close_notify(self) -> None:
+        """Write the close_notify alert; no-op if a write was cut short (the record stream is
+        torn). Raises ``OSError``/anyio errors when the session or the peer is gone."""
+        if tls_broken(self):
+            return
+        ssl_object: ssl.SSLObject = self.extra(TLSAttribute.ssl_object)
+        try:
+            ssl_object.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # the alert is written; the second step (reading the peer's) is not wanted
+        data = tls_outgoing(self).read()
+        if data:
+            await self.transport_stream.send(data)
+
+
 async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: float) -> TLSStream:
     """The server side of the handshake over ``stream``, within ``timeout_s``. Raises
     :class:`HandshakeFailed`; closing ``stream`` is then the caller's business."""
     with anyio.move_on_after(timeout_s):
         try:
-            return await TLSStream.wrap(stream, server_side=True, ssl_context=tls.context, standard_compatible=False)
+            return await ServerTLSStream.wrap(
+                stream, server_side=True, ssl_context=tls.context, standard_compatible=False
+            )
         except anyio.EndOfStream:
             raise HandshakeFailed("the client closed the connection during the handshake") from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:

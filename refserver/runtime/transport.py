@@ -1,21 +1,41 @@
 """The one place where I/O errors become "peer gone".
 
-Every read and write of a client connection goes through :class:`Transport`. A read that
+Every read and write of a client connection goes through a :class:`Transport`. A read that
 fails or hits EOF returns ``b""``; a write that fails raises :class:`PeerGone`. Callers
 never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
+
+Two kinds carry the bytes:
+
+- :class:`AsyncioTransport`, on asyncio for plain TCP and unix sockets: an
+  ``asyncio.Protocol`` of its own. Bytes that arrive wait in a small buffer until they are
+  asked for (reading pauses only when it is full), and a write goes straight to the
+  socket; nothing awaits unless a read finds nothing or the send buffer is full. anyio's
+  own asyncio stream costs two epoll changes and a cancel scope per read and a loop pass
+  per write, which was about half of the CPU per small message (benchmarks/README.md).
+- :class:`StreamTransport`, over any anyio byte stream: trio, TLS, in-memory streams.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from collections.abc import Callable
+from typing import ClassVar, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from refserver.protocol.internals import asyncio_is_closing
+from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
 
-READ_SIZE_BYTES = 64 * 1024
+READ_SIZE_BYTES = 64 * 1024  # the most one receive() returns; also what may wait unread
+# On asyncio, bytes a send() has handed over may still wait in asyncio's own buffer (below
+# its high-water mark) when the connection closes: they get this long to reach the socket
+# before a peer that does not read is cut off.
+CLOSE_FLUSH_LIMIT_S = 5.0
+
+Address = tuple[str, int] | tuple[str, None] | None
 
 
 class PeerGone(Exception):
@@ -34,38 +54,112 @@ def describe(exc: BaseException) -> str:
     return f"connection lost ({text})"
 
 
+def addresses(local: object, remote: object) -> tuple[Address, Address]:
+    """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets) from a
+    socket's local and remote addresses (None when unknown)."""
+    if local is None:
+        return None, None
+    server: Address
+    client: Address
+    if isinstance(local, str):
+        server = (local, None)
+    elif isinstance(local, tuple):
+        server = (str(local[0]), int(local[1]))
+    else:
+        return None, None
+    if isinstance(remote, tuple) and len(remote) >= 2:
+        client = (str(remote[0]), int(remote[1]))
+    else:
+        client = None  # a unix socket's client, or a TCP client that already reset
+    return client, server
+
+
+class Receiver(Protocol):
+    """A connection runtime that takes the peer's bytes as they arrive (from the event loop's
+    callbacks, on a transport that :attr:`~Transport.pushes`), instead of reading them."""
+
+    def bytes_received(self, data: bytes) -> None: ...
+
+    def peer_left(self, why: str) -> None: ...
+
+    def failed(self, exc: Exception) -> None: ...
+
+
 class Transport:
     """A client connection's byte stream, with an outbox that keeps writes in the order the
     protocol machines produced them: one task writes at a time (:meth:`flush`), others wait
     until their bytes are written; no lock."""
 
-    __slots__ = (
-        "_flushing",
-        "_is_closing",
-        "_outbox",
-        "_queued",
-        "_send_scope",
-        "_stream",
-        "_write_done",
-        "_written",
-        "gone",
-        "interrupted_write",
-    )
+    __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone", "sink")
 
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        self._stream = stream
+    # True: the bytes can be pushed to a Receiver (push_to), writes never wait except for
+    # buffer space (write_queued), and TCP can be half-closed and closed without awaiting.
+    pushes: ClassVar[bool] = False
+
+    def __init__(self) -> None:
         self.gone: str | None = None  # why the peer is gone, once it is
-        self._send_scope: anyio.CancelScope | None = None
-        # asyncio accepts a write to a connection the peer has reset and reports the error
-        # later, through connection_lost; its transport knows at once that it is closing.
-        # (trio raises from the write itself.)
-        self._is_closing: Callable[[], bool] | None = asyncio_is_closing(stream)
-        self.interrupted_write = False  # a write was cut short: the byte stream is torn
+        # Where a transport that can (asyncio's) hands the bytes that arrive while the reader
+        # waits in receive(), without waking it: True if the sink dealt with them, False if
+        # the reader must look (receive() then returns b"" with ``gone`` still None).
+        # Exceptions the sink raises are raised by receive().
+        self.sink: Callable[[bytes], bool] | None = None
         self._outbox: list[bytes] = []
         self._queued = 0  # bytes queued in all
         self._written = 0  # bytes written in all
         self._flushing = False
-        self._write_done: anyio.Event | None = None
+        self._write_done: anyio.Event | None = None  # for every task waiting on a writer
+
+    # ------------------------------------------------------------------ what subclasses do
+
+    async def receive(self) -> bytes:
+        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data``; returns once it is in the socket's send buffer (or the
+        transport's own, below its high-water mark). Raises PeerGone."""
+        raise NotImplementedError
+
+    def abort(self, reason: str) -> None:
+        """Mark the peer gone and cut short a write that is waiting for buffer space."""
+        raise NotImplementedError
+
+    async def send_eof(self) -> None:
+        """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def addresses(self) -> tuple[Address, Address]:
+        """``client`` and ``server`` for the scope."""
+        raise NotImplementedError
+
+    def new_wakeup(self) -> Wakeup:
+        """A wake-up call suited to this transport's event loop."""
+        return Wakeup()
+
+    def write_queued(self) -> None:
+        """A transport that pushes writes the outbox now; others write it in :meth:`flush`."""
+
+    def push_to(self, receiver: Receiver) -> None:
+        """Hand every byte to ``receiver`` as it arrives (only where :attr:`pushes`)."""
+        raise NotImplementedError
+
+    def now(self) -> float:
+        """The event loop's clock (deadlines are on it)."""
+        return anyio.current_time()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """Run ``callback`` from the event loop at ``deadline`` (only where :attr:`pushes`)."""
+        raise NotImplementedError
+
+    def stop_pushing(self) -> None:
+        """Buffer what arrives from now on, until the next :meth:`push_to`."""
+
+    def set_reading(self, on: bool) -> None:
+        """A transport that pushes resumes or pauses reading from the socket; the others'
+        readers stop asking instead."""
 
     # ------------------------------------------------------------------ the outbox
 
@@ -117,10 +211,34 @@ class Transport:
                     self._write_done = None
                     done.set()
 
-    # ------------------------------------------------------------------ the stream
+
+class StreamTransport(Transport):
+    """Over an anyio byte stream."""
+
+    __slots__ = ("_is_closing", "_send_scope", "_stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        super().__init__()
+        self._stream = stream
+        self._send_scope: anyio.CancelScope | None = None
+        # asyncio accepts a write to a connection the peer has reset and reports the error
+        # later, through connection_lost; its transport knows at once that it is closing.
+        # (trio raises from the write itself.)
+        self._is_closing: Callable[[], bool] | None = asyncio_is_closing(stream)
+
+    def addresses(self) -> tuple[Address, Address]:
+        stream = self._stream
+        try:
+            local = stream.extra(anyio.abc.SocketAttribute.local_address)
+        except (anyio.TypedAttributeLookupError, OSError):
+            return None, None
+        try:
+            remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+        except (anyio.TypedAttributeLookupError, OSError):  # a TCP client already reset
+            remote = None
+        return addresses(local, remote)
 
     async def receive(self) -> bytes:
-        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
         if self.gone is not None:
             return b""
         try:
@@ -132,7 +250,6 @@ class Transport:
         return b""
 
     async def send(self, data: bytes) -> None:
-        """Write ``data``; returns once it is in the socket's send buffer."""
         if self.gone is not None:
             raise PeerGone(self.gone)
         scope = anyio.CancelScope()
@@ -146,27 +263,23 @@ class Transport:
         except BaseException:
             # Cancelled from outside (e.g. a timeout around the write): part of ``data`` may
             # be on the wire, so the byte stream is torn: nothing more can be written.
-            self.interrupted_write = True
             self.gone = self.gone or "a write was cut short"
             raise
         finally:
             self._send_scope = None
         if scope.cancelled_caught:
-            self.interrupted_write = True
             self.gone = self.gone or "connection aborted"
-            raise PeerGone(self.gone or "connection aborted")
+            raise PeerGone(self.gone)
         if self._is_closing is not None and self._is_closing():
             self.gone = self.gone or "the peer closed or reset the connection"
             raise PeerGone(self.gone)
 
     def abort(self, reason: str) -> None:
-        """Mark the peer gone and cut short a write that is waiting for buffer space."""
         self.gone = self.gone or reason
         if self._send_scope is not None:
             self._send_scope.cancel()
 
     async def send_eof(self) -> None:
-        """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""
         if self.gone is not None or not isinstance(self._stream, anyio.abc.SocketStream):
             return
         try:
@@ -181,3 +294,322 @@ class Transport:
                 await self._stream.aclose()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass
+
+
+class AsyncioTransport(Transport, asyncio.Protocol):
+    """A socket served by asyncio's own transport, with this class as its protocol."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_drain_waiters",
+        "_eof",
+        "_loop",
+        "_lost",
+        "_read_paused",
+        "_read_waiter",
+        "_receiver",
+        "_sink_error",
+        "_transport",
+        "_write_paused",
+        "_write_waiter",
+        "sink",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []  # received, not yet asked for (a list: usually empty)
+        self._buffered = 0  # bytes received and not yet asked for
+        self._eof = False  # the peer half-closed
+        self._lost: str | None = None  # the connection ended (why), seen after the buffer
+        self._read_paused = False
+        self._write_paused = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._sink_error: Exception | None = None
+        self._receiver: Receiver | None = None
+        self._drain_waiters = 0  # tasks waiting in flush() for buffer space
+
+    pushes = True
+
+    @property
+    def flushing(self) -> bool:
+        return self._drain_waiters > 0
+
+    @classmethod
+    async def over(cls, sock: object) -> AsyncioTransport:
+        """The transport over an accepted socket."""
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.connect_accepted_socket(lambda: cls(loop), sock)  # type: ignore[arg-type]
+        return protocol
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        receiver = self._receiver
+        if receiver is not None:
+            try:
+                receiver.bytes_received(data)
+            except Exception as exc:
+                self._receiver_failed(exc)
+            return
+        waiter = self._read_waiter
+        sink = self.sink
+        if sink is not None and waiter is not None and not self._chunks:
+            # The reader is parked waiting for bytes: hand them over here, without waking it
+            # (one pass of the event loop less per message), unless they leave it work.
+            try:
+                if sink(data):
+                    return
+            except Exception as exc:  # re-raised in the reader
+                self._sink_error = exc
+            _wake(waiter)
+            return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= READ_SIZE_BYTES and not self._read_paused and self._transport is not None:
+            self._read_paused = True
+            self._transport.pause_reading()  # the peer waits until the runtime asks for more
+        _wake(self._read_waiter)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        _wake(self._read_waiter)
+        receiver = self._receiver
+        if receiver is not None:
+            # As when a reader meets EOF: nothing more is written to a peer that has left.
+            self.gone = self.gone or "peer closed the connection"
+            try:
+                receiver.peer_left("peer closed the connection")
+            except Exception as exc:
+                self._receiver_failed(exc)
+        return True  # keep the writing side open: the close echo may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._lost = describe(exc)
+        elif self._eof:
+            self._lost = "peer closed the connection"
+        else:
+            self._lost = "connection closed"
+        _wake(self._read_waiter)
+        _wake(self._write_waiter)
+        receiver = self._receiver
+        if receiver is not None:
+            self._receiver = None  # nothing comes after this
+            self.gone = self.gone or self._lost
+            try:
+                receiver.peer_left(self._lost)
+            except Exception as exc:
+                receiver.failed(exc)
+
+    def _receiver_failed(self, exc: Exception) -> None:
+        receiver = self._receiver
+        self._receiver = None
+        if self._transport is not None:
+            self._transport.abort()
+        if receiver is not None:
+            receiver.failed(exc)
+
+    # ------------------------------------------------------------------ pushing
+
+    def push_to(self, receiver: Receiver) -> None:
+        """From now on hand every byte to ``receiver`` as it arrives, starting with what is
+        buffered, and tell it when the peer leaves."""
+        self._receiver = receiver
+        while self._chunks and self._receiver is receiver:
+            chunk = self._chunks.pop(0)
+            self._buffered -= len(chunk)
+            try:
+                receiver.bytes_received(chunk)
+            except Exception as exc:
+                self._receiver_failed(exc)
+                return
+        if self._receiver is not receiver:
+            return
+        if self._lost is not None or self._eof:
+            self._receiver = None if self._lost is not None else receiver
+            self.gone = self.gone or self._lost or "peer closed the connection"
+            try:
+                receiver.peer_left(self._lost or "peer closed the connection")
+            except Exception as exc:
+                self._receiver_failed(exc)
+            return
+        if self._read_paused:
+            self.set_reading(True)
+
+    def stop_pushing(self) -> None:
+        """Buffer what arrives from now on, until the next :meth:`push_to`."""
+        self._receiver = None
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop.call_at(deadline, callback)
+
+    def set_reading(self, on: bool) -> None:
+        """Resume or pause reading from the socket (backpressure, RFC 6455 has none of its own)."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._read_paused is not on:
+            return
+        self._read_paused = not on
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+
+    def write_queued(self) -> None:
+        """Hand the outbox to asyncio's transport now, in order (it never blocks: what the
+        socket does not take waits in asyncio's buffer). Nothing is written once the peer is
+        gone: then :meth:`flush` raises PeerGone."""
+        if not self._outbox or self.gone is not None:
+            return
+        transport = self._transport
+        if self._lost is not None or transport is None or transport.is_closing():
+            self.gone = self._lost or "the peer closed or reset the connection"
+            return
+        out = self._outbox
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._outbox = []
+        transport.write(data)
+        if transport.is_closing():
+            # asyncio takes a write to a connection the peer has reset and reports the error
+            # later (connection_lost); its transport knows at once that it is closing.
+            self.gone = self._lost or "the peer closed or reset the connection"
+            return
+        self._written += len(data)
+
+    async def flush(self) -> None:
+        """Write the outbox, then wait while asyncio's buffer is above its high-water mark
+        (backpressure); raises PeerGone if the bytes cannot be written."""
+        self.write_queued()
+        if self._written < self._queued:
+            raise PeerGone(self.gone or "connection closed")
+        while self._write_paused:
+            if self.gone is not None:
+                raise PeerGone(self.gone)
+            waiter = self._write_waiter
+            if waiter is None or waiter.done():
+                waiter = self._write_waiter = self._loop.create_future()
+            self._drain_waiters += 1
+            try:
+                # Shielded: other writers wait on the same future, and a cancelled one must
+                # not cancel it for them.
+                await asyncio.shield(waiter)
+            except BaseException:
+                self.gone = self.gone or "a write was cut short"
+                raise
+            finally:
+                self._drain_waiters -= 1
+        if self.gone is not None and self._written < self._queued:
+            raise PeerGone(self.gone)
+
+    def half_close(self) -> None:
+        """Send FIN once what is written has gone out; keep reading (RFC 6455 §7.1.1)."""
+        transport = self._transport
+        if self.gone is None and transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+
+    def close_soon(self, reason: str, flush_limit_s: float) -> None:
+        """Mark the peer gone (``reason``) and close TCP once what is written has gone out,
+        or after ``flush_limit_s`` (0: at once, dropping it)."""
+        self.abort(reason)
+        self._receiver = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if flush_limit_s <= 0:
+            transport.abort()
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._loop.call_later(flush_limit_s, transport.abort)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        _wake(self._write_waiter)
+
+    # ------------------------------------------------------------------ Transport
+
+    def addresses(self) -> tuple[Address, Address]:
+        transport = self._transport
+        if transport is None:
+            return None, None
+        return addresses(transport.get_extra_info("sockname"), transport.get_extra_info("peername"))
+
+    def new_wakeup(self) -> Wakeup:
+        return AsyncioWakeup(self._loop)
+
+    async def receive(self) -> bytes:
+        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`), and
+        also, with ``gone`` None, when the :attr:`sink` took bytes and left the reader work."""
+        if self.gone is not None:
+            return b""
+        chunks = self._chunks
+        if not chunks:
+            if self._eof or self._lost is not None:
+                self.gone = self._lost or "peer closed the connection"
+                return b""
+            if self._read_paused and self._transport is not None:
+                self._read_paused = False
+                self._transport.resume_reading()
+            waiter = self._read_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._read_waiter = None
+            if self._sink_error is not None:
+                error, self._sink_error = self._sink_error, None
+                raise error
+            if self.gone is not None:
+                return b""
+            if not chunks:
+                if self._eof or self._lost is not None:
+                    self.gone = self._lost or "peer closed the connection"
+                return b""
+        chunk = chunks[0]
+        if len(chunk) > READ_SIZE_BYTES:
+            chunks[0] = chunk[READ_SIZE_BYTES:]
+            chunk = chunk[:READ_SIZE_BYTES]
+        else:
+            del chunks[0]
+        self._buffered -= len(chunk)
+        if self._read_paused and self._buffered < READ_SIZE_BYTES and self._transport is not None:
+            self._read_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def send(self, data: bytes) -> None:
+        self.queue([data])
+        await self.flush()
+
+    def abort(self, reason: str) -> None:
+        self.gone = self.gone or reason
+        _wake(self._write_waiter)
+
+    async def send_eof(self) -> None:
+        transport = self._transport
+        if self.gone is not None or transport is None or transport.is_closing() or not transport.can_write_eof():
+            return
+        try:
+            transport.write_eof()
+        except OSError as exc:
+            self.gone = describe(exc)
+
+    async def aclose(self) -> None:
+        self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

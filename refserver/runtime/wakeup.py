@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 
 
@@ -32,4 +34,30 @@ class Wakeup:
                 await event.wait()
             finally:
                 self._event = None
+        self._fired = False
+
+
+class AsyncioWakeup(Wakeup):
+    """The same on asyncio, with a bare future: no event object, one callback to wake."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+
+    def fire(self) -> None:
+        self._fired = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self) -> None:
+        if not self._fired:
+            future = self._future = self._loop.create_future()
+            try:
+                await future
+            finally:
+                self._future = None
         self._fired = False

@@ -15,6 +15,7 @@ every state change.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import MutableMapping
 from typing import Any
@@ -26,9 +27,8 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Scope, ServerContext, record_steps
-from refserver.runtime.transport import PeerGone, Transport
-from refserver.runtime.wakeup import Wakeup
+from refserver.runtime.context import CALLS_BETWEEN_YIELDS, Scope, ServerContext, record_steps
+from refserver.runtime.transport import AsyncioTransport, PeerGone, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
 
@@ -40,6 +40,33 @@ _ABORT_FLUSH_S = 1.0
 
 
 class WebSocketConnection:
+    __slots__ = (
+        "_accepted",
+        "_app_wakeup",
+        "_close_code",
+        "_close_owed",
+        "_closed",
+        "_deadlines",
+        "_eof_owed",
+        "_eof_sent",
+        "_failure",
+        "_pushed",
+        "_reader_waiting",
+        "_reader_wakeup",
+        "_reader_writing",
+        "_reading",
+        "_scope",
+        "_state",
+        "_timer",
+        "_unyielded",
+        "client",
+        "ctx",
+        "machine",
+        "scope",
+        "trace",
+        "transport",
+    )
+
     def __init__(
         self,
         transport: Transport,
@@ -57,8 +84,8 @@ class WebSocketConnection:
         self.client = client
         self.trace = trace
         self._state = machine.state.name  # for the trace and the access log
-        self._app_wakeup = Wakeup()
-        self._reader_wakeup = Wakeup()
+        self._app_wakeup = transport.new_wakeup()
+        self._reader_wakeup = transport.new_wakeup()
         # Timers, the reader's scope and what is owed to TCP.
         self._deadlines: dict[Timer, float] = {}
         self._scope: anyio.CancelScope | None = None
@@ -70,18 +97,114 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
+        self._unyielded = 0  # receive() and send() calls answered without a pass of the event loop
+        # When the transport pushes (asyncio): no reader task; bytes, EOF and timers arrive
+        # as event-loop callbacks, and effects on TCP take hold at once.
+        self._pushed = transport.pushes
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: Exception | None = None
+        self._closed = transport.new_wakeup() if self._pushed else self._app_wakeup
+        if not self._pushed:
+            transport.sink = self._on_bytes
 
     async def run(self) -> None:
+        if self._pushed:
+            await self._run_pushed()
+            return
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._run_app)
             await self._read_until_closed()
+
+    async def _run_pushed(self) -> None:
+        """The app runs in this task; then the close handshake ends (a close frame, EOF or
+        the close timer: the machine decides when TCP closes)."""
+        transport = self.transport
+        assert isinstance(transport, AsyncioTransport)
+        transport.push_to(self)
+        try:
+            await self._run_app()
+            while self._close_owed is None:
+                await self._closed.wait()
+        finally:
+            self._cancel_timer()
+            if self._close_owed is None:  # cancelled (server shutdown timed out)
+                self._close_owed = Tcp.ABORT
+                transport.close_soon(self.machine.closed_reason or "connection closed", 0)
+            await transport.aclose()
+        if self._failure is not None:
+            raise self._failure
+
+    # ------------------------------------------------------------------ pushed input
+
+    def bytes_received(self, data: bytes) -> None:
+        self._apply(self.machine.receive_data(data))
+
+    def peer_left(self, why: str) -> None:
+        if self._close_owed is None:
+            self._apply(self.machine.peer_gone(why))
+
+    def failed(self, exc: Exception) -> None:
+        """An input raised inside an event-loop callback: end the connection; run() raises it."""
+        self._failure = exc
+        if self._close_owed is None:
+            self._close_owed = Tcp.ABORT
+            self.transport.abort("internal error")
+        self._cancel_timer()
+        self._closed.fire()
+        self._app_wakeup.fire()
+
+    def _on_timer(self) -> None:
+        handle, self._timer = self._timer, None
+        try:
+            self._fire_due_timers(max(self.transport.now(), handle.when() if handle else 0.0))
+            self._rearm()
+        except Exception as exc:
+            self.failed(exc)
+
+    def _rearm(self) -> None:
+        """One event-loop timer at the earliest deadline (push mode)."""
+        deadline = self._next_deadline()
+        handle = self._timer
+        if handle is not None:
+            if handle.when() == deadline:
+                return
+            handle.cancel()
+            self._timer = None
+        if deadline != math.inf and self._close_owed is None:
+            self._timer = self.transport.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tcp_now(self, tcp: Tcp) -> None:
+        """Push mode: half-close or close TCP now, after what is written (the close frame)."""
+        transport = self.transport
+        assert isinstance(transport, AsyncioTransport)
+        if tcp is Tcp.SEND_EOF:
+            transport.half_close()  # RFC 6455 §7.1.1: after the close frame
+            return
+        self._close_owed = tcp
+        if tcp is Tcp.CLOSE:
+            limit = self.ctx.config.ws_close_timeout_s
+        elif transport.flushing:
+            limit = 0.0  # unresponsive peer, and a write is already stuck: do not wait
+        else:
+            limit = _ABORT_FLUSH_S
+        transport.close_soon(self.machine.closed_reason or "connection closed", limit)
+        self._cancel_timer()
+        self._closed.fire()
+        self._app_wakeup.fire()
 
     # ------------------------------------------------------------------ effects
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.transitions or fx.notes:
+        if fx.notes or (fx.transitions and self.trace is not None):
             self._state = record_steps(fx, self._state, self.trace)
+        elif fx.transitions:
+            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
         if fx.close_code is not None:
             self._close_code = fx.close_code
         # CLOSED is final, so a transition into it comes once.
@@ -89,18 +212,25 @@ class WebSocketConnection:
             self._access_log(fx.status)
         if fx.write:
             self.transport.queue(fx.write)
+            if self._pushed:
+                self.transport.write_queued()
         if fx.cancel or fx.arm:
             for timer in fx.cancel:
                 self._deadlines.pop(timer, None)
             if fx.arm:
-                now = anyio.current_time()
+                now = self.transport.now()
                 for timer, seconds in fx.arm.items():
                     self._deadlines[timer] = now + seconds
             self._rescope()
         if fx.reading is not None:
             self._reading = fx.reading
-            self._reader_wakeup.fire()
-        if fx.tcp is not None:
+            if self._pushed:
+                self.transport.set_reading(fx.reading)
+            else:
+                self._reader_wakeup.fire()
+        if fx.tcp is not None and self._pushed:
+            self._tcp_now(fx.tcp)
+        elif fx.tcp is not None:
             if fx.tcp is Tcp.SEND_EOF:
                 self._eof_owed = True
             else:
@@ -130,7 +260,9 @@ class WebSocketConnection:
         return min(deadlines.values())
 
     def _rescope(self) -> None:
-        if self._scope is not None:
+        if self._pushed:
+            self._rearm()
+        elif self._scope is not None:
             self._scope.deadline = self._next_deadline()
 
     async def _flush_or_lose(self) -> None:
@@ -153,15 +285,24 @@ class WebSocketConnection:
                 await self._flush_or_lose()
             event = fx.event
             if event is not None:
-                if not waited:
-                    # Every receive() yields to the event loop, even when it can answer at
-                    # once, so that an app looping on receive() cannot starve the others.
-                    await anyio.lowlevel.checkpoint()
+                if waited:
+                    self._unyielded = 0
+                else:
+                    await self._yield_now_and_then()
                 if self.trace is not None:
                     self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                 return event  # a dict of its own (the machine never hands one out twice)
             waited = True
             await self._app_wakeup.wait()
+
+    async def _yield_now_and_then(self) -> None:
+        """docs/decisions.md #42: of the receive() and send() calls that can answer at once,
+        every CALLS_BETWEEN_YIELDS-th lets the event loop run (a call that waits resets the
+        count), so that an app that loops on them cannot starve the other connections."""
+        self._unyielded += 1
+        if self._unyielded >= CALLS_BETWEEN_YIELDS:
+            self._unyielded = 0
+            await anyio.lowlevel.checkpoint()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         trace = self.trace
@@ -187,8 +328,7 @@ class WebSocketConnection:
                     if trace is not None:
                         trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
                     raise gone.error from None
-        else:
-            await anyio.lowlevel.checkpoint()
+        await self._yield_now_and_then()
         if fx.error is not None:
             if trace is not None:
                 trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
@@ -217,7 +357,7 @@ class WebSocketConnection:
                 self._scope = None
                 self._reader_waiting = self._reader_writing = False
                 if self._close_owed is None:
-                    self._fire_due_timers()
+                    self._fire_due_timers(anyio.current_time())
                     await self._reader_flush()
             await self._final_flush()
         finally:
@@ -243,9 +383,22 @@ class WebSocketConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            else:
-                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
+            elif transport.gone is not None:
+                self._apply(machine.peer_gone(transport.gone))
+            # else: the transport's sink took the bytes and left work here
             await self._reader_flush()
+
+    def _on_bytes(self, data: bytes) -> bool:
+        """The peer's bytes, taken while the reader waits for them; False if the reader has
+        work to do now (bytes to write, TCP to close, reading to pause)."""
+        self._apply(self.machine.receive_data(data))
+        transport = self.transport
+        return (
+            self._close_owed is None
+            and self._reading
+            and not (self._eof_owed and not self._eof_sent)
+            and not (transport.has_queued and not transport.flushing)
+        )
 
     async def _reader_flush(self) -> None:
         """Write the reader's answers (a pong, the close echo) unless another task is
@@ -260,8 +413,7 @@ class WebSocketConnection:
             self._reader_writing = False
             self._rescope()
 
-    def _fire_due_timers(self) -> None:
-        now = anyio.current_time()
+    def _fire_due_timers(self, now: float) -> None:
         for timer in [t for t, deadline in self._deadlines.items() if deadline <= now]:
             if timer not in self._deadlines:
                 continue  # cancelled by an earlier timer's effects

@@ -30,14 +30,21 @@ def _optional_bool(message: Message, key: str, section: str) -> None:
 
 def _optional_bytes(message: Message, key: str, section: str) -> None:
     value = message.get(key, b"")
-    if not isinstance(value, bytes | bytearray):
+    if not isinstance(value, (bytes, bytearray)):
         _fail(message, f"has {key} of type {type(value).__name__}; it must be bytes", section)
 
 
 def check_headers(message: Message, section: str, key: str = "headers") -> None:
     """Headers: an iterable of [name, value] byte pairs, names lower-case, no pseudo-headers."""
     headers = message.get(key, ())
-    if isinstance(headers, str | bytes | bytearray | Mapping) or not hasattr(headers, "__iter__"):
+    kind = type(headers)
+    if (
+        kind is not list
+        and kind is not tuple
+        and (  # the usual kinds skip the costly checks
+            isinstance(headers, str | bytes | bytearray | Mapping) or not hasattr(headers, "__iter__")
+        )
+    ):
         _fail(
             message,
             f"has {key} of type {type(headers).__name__}; it must be an iterable of [name, value] byte pairs",
@@ -107,7 +114,7 @@ def validate_websocket_send(message: Message) -> None:
         _fail(message, "has neither bytes nor text; exactly one must be set", section)
     if text is not None and not isinstance(text, str):
         _fail(message, f"has text of type {type(text).__name__}; it must be a str", section)
-    if data is not None and not isinstance(data, bytes | bytearray):
+    if data is not None and not isinstance(data, (bytes, bytearray)):
         _fail(message, f"has bytes of type {type(data).__name__}; it must be bytes", section)
 
 

@@ -43,6 +43,7 @@ G_LIMITS = "WebSocket: limits, keepalive, backpressure, shutdown"
 G_HTTP_SCOPE = "HTTP: scope (www HTTP scope)"
 G_HTTP_FLOW = "HTTP: request and response (www Request/Response)"
 G_HTTP_DISC = "HTTP: disconnect and the end of the response (www 2.4)"
+G_TLS = "TLS: https and wss (TLS extension; RFC 8446)"
 G_LIFESPAN = "Lifespan (lifespan 2.0)"
 G_META = "Spec version claims (www Spec Versions)"
 
@@ -60,6 +61,7 @@ GROUP_ORDER = (
     G_HTTP_SCOPE,
     G_HTTP_FLOW,
     G_HTTP_DISC,
+    G_TLS,
     G_LIFESPAN,
     G_META,
 )

@@ -1,0 +1,320 @@
+"""TLS scenarios: https and wss on a server started with a certificate the runner makes for the run
+(with ``trustme``), the scope's ``tls`` extension (judged where the target advertises it: n/a
+otherwise), a client certificate, plain-text connections, a handshake that fails, and how a TLS
+connection ends (close_notify). A target without a TLS option is n/a. Standard library only."""
+
+from __future__ import annotations
+
+from refserver.conformance.catalogue.common import (
+    CONNECT_ACCEPT,
+    G_TLS,
+    HTTP_SCOPE,
+    MUST,
+    SHOULD,
+    UNSPEC,
+    WS_DISC,
+    WS_SCOPE,
+    ck,
+    http,
+    ws,
+)
+from refserver.conformance.model import (
+    Check,
+    Scenario,
+    ServerNeeds,
+    a_accept,
+    a_close,
+    a_echo,
+    a_receive,
+    a_require_extension,
+    a_respond,
+    c_close,
+    c_handshake,
+    c_plain_to_tls,
+    c_request,
+    c_text,
+    c_wait_app,
+    c_wait_close,
+    c_wait_eof,
+    c_wait_messages,
+    c_wait_responses,
+)
+
+TLS_SCOPE = 'tls "TLS Connection Scope"'
+TLS_WHEN = 'tls "When to use this extension"'
+CLOSURE = "RFC 8446 §6.1"
+CLIENT_SUBJECT = "CN=probe client,OU=client certificate,O=refserver conformance"
+DISCONNECT_ANY = "websocket.disconnect:*"
+
+TLS = ServerNeeds(tls=True)
+
+
+def _advertised() -> Check:
+    """The extension is optional: a server that does not provide it only differs."""
+    return ck(
+        "app.extension",
+        "yes",
+        "no",
+        choice="yes",
+        name="tls",
+        level=UNSPEC,
+        label="tls extension advertised",
+        show=True,
+    )
+
+
+def _close_notify() -> Check:
+    return ck("client.tls_end", "close_notify", level=MUST, label="close_notify before the TCP close (RFC 8446 §6.1)")
+
+
+def _fields(*, client_cert: bool) -> tuple[Check, ...]:
+    """The entries of the ``tls`` extension: the three mandatory ones (server_cert, tls_version,
+    cipher_suite; None only where the server cannot know them) and the client certificate's."""
+    if client_cert:
+        chain = ck(
+            "app.tls",
+            "[the client's certificate]",
+            "[the client's certificate, *]",
+            choice="[the client's certificate]",
+            field="client_cert_chain",
+            label="client_cert_chain (the client's first)",
+            show=True,
+        )
+        name = ck("app.tls", CLIENT_SUBJECT, field="client_cert_name", label="client_cert_name (RFC 4514)", show=True)
+    else:
+        chain = ck("app.tls", "[]", "<absent>", choice="[]", field="client_cert_chain", label="client_cert_chain")
+        name = ck("app.tls", "null", "<absent>", choice="null", field="client_cert_name", label="client_cert_name")
+    return (
+        ck(
+            "app.tls",
+            "the server's certificate",
+            "null",
+            choice="the server's certificate",
+            field="server_cert",
+            label="server_cert",
+            show=not client_cert,
+        ),
+        chain,
+        name,
+        ck("app.tls", "null", "<absent>", choice="null", field="client_cert_error", label="client_cert_error"),
+        ck(
+            "app.tls",
+            "0x* (negotiated)",
+            "null",
+            choice="0x030? (negotiated)",
+            field="tls_version",
+            label="tls_version (the negotiated one)",
+        ),
+        ck(
+            "app.tls",
+            "0x* (negotiated)",
+            "null",
+            choice="0x* (negotiated)",
+            field="cipher_suite",
+            label="cipher_suite (the negotiated one)",
+        ),
+    )
+
+
+SCENARIOS: list[Scenario] = [
+    # ------------------------------------------------------------------ https and wss
+    http(
+        "tls.https.scheme",
+        "An HTTPS request with Connection: close",
+        "Over TLS the scope's scheme is https; the server ends the connection with close_notify, then TCP.",
+        G_TLS,
+        (HTTP_SCOPE, TLS_WHEN, CLOSURE),
+        MUST,
+        client=(c_request(headers=(("Connection", "close"),)), c_wait_responses(1), c_wait_eof(3.0)),
+        app=(a_receive(), a_respond(200, b"over tls")),
+        checks=(
+            ck("app.scope", "https", key="scheme", label="scheme", show=True),
+            ck("client.body", "over tls"),
+            _close_notify(),
+            _advertised(),
+        ),
+        server=TLS,
+    ),
+    http(
+        "tls.https.extension",
+        "The tls extension of an HTTPS request, where advertised",
+        "server_cert is the certificate the server sent, tls_version and cipher_suite are the negotiated ones as "
+        "integers; without a client certificate the chain is empty and the name None.",
+        G_TLS,
+        (TLS_SCOPE,),
+        MUST,
+        client=(c_request(), c_wait_responses(1)),
+        app=(a_receive(), a_require_extension("tls"), a_respond()),
+        checks=_fields(client_cert=False),
+        extension="tls",
+        server=TLS,
+    ),
+    ws(
+        "tls.wss.scheme",
+        "A WebSocket over TLS",
+        "Over TLS the WebSocket scope's scheme is wss.",
+        G_TLS,
+        (WS_SCOPE, TLS_WHEN),
+        MUST,
+        client=(c_handshake(), c_wait_app("ended")),
+        app=(*CONNECT_ACCEPT, a_close()),
+        checks=(
+            ck("app.scope", "wss", key="scheme", label="scheme", show=True),
+            ck("client.status", "101"),
+            _advertised(),
+        ),
+        server=TLS,
+    ),
+    ws(
+        "tls.wss.extension",
+        "The tls extension of a WebSocket over TLS, where advertised",
+        "The WebSocket scope carries the same tls entries as an HTTPS request's.",
+        G_TLS,
+        (TLS_SCOPE, WS_SCOPE),
+        MUST,
+        client=(c_handshake(), c_wait_app("ended")),
+        app=(a_receive(), a_require_extension("tls"), a_accept(), a_close()),
+        checks=_fields(client_cert=False),
+        extension="tls",
+        server=TLS,
+    ),
+    http(
+        "tls.client-cert",
+        "A client certificate, on a server that requires one, where the tls extension is advertised",
+        "client_cert_chain starts with the certificate the client sent, and client_cert_name is its subject "
+        "in RFC 4514 form (last RDN first).",
+        G_TLS,
+        (TLS_SCOPE, "RFC 4514 §2.1"),
+        MUST,
+        client=(c_request(), c_wait_responses(1)),
+        app=(a_receive(), a_require_extension("tls"), a_respond()),
+        checks=_fields(client_cert=True),
+        extension="tls",
+        server=ServerNeeds(tls=True, client_cert=True),
+    ),
+    # ------------------------------------------------------------------ plain text
+    http(
+        "tls.plain.http",
+        "A plain-text HTTP request",
+        "A server must not provide the tls extension on a connection that is not over TLS.",
+        G_TLS,
+        (TLS_WHEN,),
+        MUST,
+        client=(c_request(), c_wait_responses(1)),
+        app=(a_receive(), a_respond()),
+        checks=(
+            ck("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
+            ck("app.scope", "http", "<absent>", choice="http", key="scheme", label="scheme"),
+        ),
+    ),
+    ws(
+        "tls.plain.websocket",
+        "A plain-text WebSocket",
+        "No tls extension on a WebSocket that is not over TLS either.",
+        G_TLS,
+        (TLS_WHEN,),
+        MUST,
+        client=(c_handshake(), c_wait_app("ended")),
+        app=(*CONNECT_ACCEPT, a_close()),
+        checks=(
+            ck("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
+            ck("app.scope", "ws", "<absent>", choice="ws", key="scheme", label="scheme"),
+        ),
+    ),
+    # ------------------------------------------------------------------ a failed handshake
+    http(
+        "tls.handshake.plain-http",
+        "Plain HTTP to the TLS port, then an HTTPS request",
+        "A handshake that fails is the client's: the server closes that connection and serves the next one; "
+        "an error-level log line for it is refserver's call not to make (docs/decisions.md #53).",
+        G_TLS,
+        ("RFC 8446 §6.2", "docs/decisions.md #53"),
+        MUST,
+        client=(
+            c_plain_to_tls(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=3.0),
+            c_request(),
+            c_wait_responses(1),
+        ),
+        app=(a_receive(), a_respond(200, b"still serving")),
+        checks=(
+            ck(
+                "client.plain_answer",
+                "*eof",
+                "*rst",
+                choice="eof",
+                label="the plain-text connection is closed (RFC 8446 §6.2)",
+                show=True,
+            ),
+            ck("client.status", "200", label="the next connection is served"),
+            ck("client.body", "still serving"),
+            ck(
+                "server.log",
+                "none",
+                "not-observed",
+                level=UNSPEC,
+                label="no error-level log line for the failed handshake",
+                show=True,
+            ),
+        ),
+        server=TLS,
+    ),
+    # ------------------------------------------------------------------ closing over TLS
+    ws(
+        "tls.wss.echo-close",
+        "wss: an echo, then the client closes",
+        "Over TLS as over TCP: the message comes back, the close frame is echoed, the app gets 1000; then the "
+        "server sends close_notify and closes TCP.",
+        G_TLS,
+        (WS_DISC, "RFC 6455 §5.5.1", "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md #57"),
+        MUST,
+        client=(
+            c_handshake(),
+            c_wait_app("sent:websocket.accept"),
+            c_text("over wss"),
+            c_wait_messages(1),
+            c_close(1000),
+            c_wait_close(),
+            c_wait_eof(3.0),
+            c_wait_app("ended"),
+        ),
+        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        checks=(
+            ck("client.messages", '["text:over wss"]', label="the echo"),
+            ck("client.close", "1000", label="the close frame is echoed", show=True),
+            ck("app.step", "websocket.disconnect:1000", step=3, label="the app's disconnect"),
+            ck("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
+            _close_notify(),
+        ),
+        server=TLS,
+    ),
+    ws(
+        "tls.wss.app-close",
+        "wss: the app closes",
+        "The server's close frame, the client's answer, then close_notify and the TCP close.",
+        G_TLS,
+        (WS_DISC, "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md #57"),
+        MUST,
+        client=(
+            c_handshake(),
+            c_wait_app("sent:websocket.accept"),
+            c_wait_close(),
+            c_wait_eof(3.0),
+            c_wait_app("ended"),
+        ),
+        app=(*CONNECT_ACCEPT, a_close(1000), a_receive()),
+        checks=(
+            ck("client.close", "1000", label="the app's close frame"),
+            ck(
+                "app.step",
+                DISCONNECT_ANY,
+                choice="websocket.disconnect:1000",
+                step=3,
+                label="the app's disconnect",
+                show=True,
+            ),
+            ck("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
+            _close_notify(),
+        ),
+        server=TLS,
+    ),
+]
