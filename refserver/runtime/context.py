@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
-from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from refserver.config import Config
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
-from refserver.runtime.wakeup import AsyncioWakeup
+from refserver.protocol.http import Settings
+from refserver.protocol.websocket import Timeouts
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
-__all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Scope", "ServerContext", "record_steps"]
+__all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Pacer", "Scope", "ServerContext", "record_steps"]
 
 # docs/decisions.md #42: of an app's receive() and send() calls that can answer at once,
 # every third lets the event loop run (one that has to wait resets the count).
 CALLS_BETWEEN_YIELDS = 3
 
 
-T = TypeVar("T")
+class Pacer:
+    """Lets the event loop run during an app's receive() and send() calls (docs/decisions.md
+    #42): of the calls that can answer at once, every CALLS_BETWEEN_YIELDS-th yields; a call
+    that had to wait starts the count again. So an app that loops on them cannot starve the
+    other connections, and an echo pays for no extra pass of the loop."""
+
+    __slots__ = ("_unyielded",)
+
+    def __init__(self) -> None:
+        self._unyielded = 0
+
+    def waited(self) -> None:
+        self._unyielded = 0
+
+    async def answered_at_once(self) -> None:
+        self._unyielded += 1
+        if self._unyielded >= CALLS_BETWEEN_YIELDS:
+            self._unyielded = 0
+            await anyio.lowlevel.checkpoint()
 
 
 class Handler(Protocol):
@@ -43,38 +62,18 @@ class ServerContext:
         self.all_closed = anyio.Event()
         self._date_second = -1
         self._date = b""
-        self._cache: dict[Callable[[ServerContext], Any], Any] = {}
-        self._calls: list[Callable[[], None]] = []
-        self._calls_wakeup: AsyncioWakeup | None = None
 
-    def cached(self, make: Callable[[ServerContext], T]) -> T:
-        """``make(self)``, made once per server (``make`` derives it from the config)."""
-        try:
-            return cast(T, self._cache[make])
-        except KeyError:
-            value = self._cache[make] = make(self)
-            return value
-
-    def call_in_task(self, thunk: Callable[[], None]) -> None:
-        """Run ``thunk`` soon in a task of the server's (:meth:`run_calls`): for an event-loop
-        callback (asyncio's protocols, readiness callbacks) whose work needs anyio, which
-        knows the running event loop only inside a task."""
-        self._calls.append(thunk)
-        if self._calls_wakeup is not None:
-            self._calls_wakeup.fire()
-
-    async def run_calls(self) -> None:
-        """The task that runs what :meth:`call_in_task` queues (asyncio only)."""
-        self._calls_wakeup = wakeup = AsyncioWakeup(asyncio.get_running_loop())
-        while True:
-            while self._calls:
-                calls, self._calls = self._calls, []
-                for thunk in calls:
-                    try:
-                        thunk()
-                    except Exception:
-                        error_log.exception("Internal error in refserver")
-            await wakeup.wait()
+    @functools.cached_property
+    def http_settings(self) -> Settings:
+        """What an HTTP connection's machine needs of the config, made once per server."""
+        config = self.config
+        return Settings(
+            max_head_bytes=config.h11_max_incomplete_event_size_bytes,
+            keep_alive_s=config.timeout_keep_alive_s,
+            ws_max_size_bytes=config.ws_max_size_bytes,
+            ws_deflate=config.ws_per_message_deflate,
+            ws_timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
+        )
 
     def date(self) -> bytes:
         """The Date header value (RFC 9110 §6.6.1), formatted once per second."""

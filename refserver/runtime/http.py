@@ -27,24 +27,12 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Settings, Upgrade
-from refserver.protocol.websocket import Timeouts
-from refserver.runtime.context import CALLS_BETWEEN_YIELDS, ServerContext, record_steps
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Upgrade
+from refserver.runtime.context import Pacer, ServerContext, record_steps
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
-
-
-def settings_for(ctx: ServerContext) -> Settings:
-    config = ctx.config
-    return Settings(
-        max_head_bytes=config.h11_max_incomplete_event_size_bytes,
-        keep_alive_s=config.timeout_keep_alive_s,
-        ws_max_size_bytes=config.ws_max_size_bytes,
-        ws_deflate=config.ws_per_message_deflate,
-        ws_timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
-    )
 
 
 class HTTPConnection:
@@ -92,9 +80,7 @@ class HTTPConnection:
         self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
-        self.machine = HTTPMachine(
-            ctx.cached(settings_for), date=ctx.date, last_request=last_request, over_limit=over_limit
-        )
+        self.machine = HTTPMachine(ctx.http_settings, date=ctx.date, last_request=last_request, over_limit=over_limit)
         self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
@@ -132,8 +118,6 @@ class HTTPConnection:
         self._pushed = self.transport.pushes
         self._timer: asyncio.TimerHandle | None = None
         self._failure: Exception | None = None
-        if not self._pushed:
-            self.transport.sink = self._on_bytes
 
     async def run(self) -> None:
         try:
@@ -281,18 +265,6 @@ class HTTPConnection:
             else:
                 await self._request_wakeup.wait()
 
-    def _on_bytes(self, data: bytes) -> bool:
-        """The peer's bytes, taken while the reader waits for them; False if the reader has
-        work to do now (bytes to write, TCP to close, reading to pause)."""
-        self._apply(self.machine.receive_data(data))
-        transport = self.transport
-        return (
-            not self._close_owed
-            and self._upgrade is None
-            and self._reading
-            and not (transport.has_queued and not transport.flushing)
-        )
-
     async def _read_until_done(self) -> None:
         """Read until the connection closes or is handed to the WebSocket runtime."""
         try:
@@ -331,9 +303,8 @@ class HTTPConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            elif transport.gone is not None:
-                self._apply(machine.peer_gone(transport.gone))
-            # else: the transport's sink took the bytes and left work here
+            else:
+                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
             if self.transport.has_queued and not self.transport.flushing:
                 await self._flush_or_lose()
 
@@ -353,10 +324,9 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
-        unyielded = 0  # receive() and send() calls answered without a pass of the event loop
+        pace = Pacer()  # docs/decisions.md #42
 
         async def receive() -> MutableMapping[str, Any]:
-            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A receive() of an app instance that has ended: its response is over.
                 await anyio.lowlevel.checkpoint()
@@ -371,13 +341,9 @@ class HTTPConnection:
                 event = fx.event
                 if event is not None:
                     if waited:
-                        unyielded = 0
+                        pace.waited()
                     else:
-                        # docs/decisions.md #42, as in the WebSocket runtime.
-                        unyielded += 1
-                        if unyielded >= CALLS_BETWEEN_YIELDS:
-                            unyielded = 0
-                            await anyio.lowlevel.checkpoint()
+                        await pace.answered_at_once()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
@@ -385,7 +351,6 @@ class HTTPConnection:
                 await self._app_wakeup.wait()
 
         async def send(message: MutableMapping[str, Any]) -> None:
-            nonlocal unyielded
             if cycle != self._live_cycle:
                 # A send() of an app instance that has ended: ignored like any message
                 # after the response completed (www spec 2.5, "Response Body - send event").
@@ -414,10 +379,7 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            unyielded += 1
-            if unyielded >= CALLS_BETWEEN_YIELDS:  # docs/decisions.md #42
-                unyielded = 0
-                await anyio.lowlevel.checkpoint()
+            await pace.answered_at_once()
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)

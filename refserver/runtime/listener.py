@@ -15,6 +15,7 @@ import anyio
 import anyio.abc
 
 from refserver.logs import error_log
+from refserver.runtime.wakeup import AsyncioWakeup
 
 # accept() errors that concern one connection (it went away while queued): take the next.
 _PER_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
@@ -32,46 +33,35 @@ class Acceptor:
         self.sock = sock
         sock.setblocking(False)
 
-    async def serve(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None] | None = None) -> None:
-        """Accept until cancelled. On asyncio, with ``call_in_task``, the listening socket
-        stays registered with the event loop, which calls back when it is readable (no
-        registration per wait); ``call_in_task`` then runs the accepting in a task."""
-        if call_in_task is not None:
-            await self._serve_registered(handle, call_in_task)
+    async def serve(self, handle: Handle) -> None:
+        """Accept until cancelled."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            loop = None
+        if loop is not None:
+            await self._serve_registered(loop, handle)
             return
         while True:
             await anyio.wait_readable(self.sock)
             if self.accept_waiting(handle) < 0:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
 
-    async def _serve_registered(self, handle: Handle, call_in_task: Callable[[Callable[[], None]], None]) -> None:
-        loop = asyncio.get_running_loop()
+    async def _serve_registered(self, loop: asyncio.AbstractEventLoop, handle: Handle) -> None:
+        """On asyncio the listening socket stays registered with the event loop (no epoll
+        change per wait). Its callback only wakes this task, which accepts: ``handle`` starts
+        tasks through anyio, which knows the event loop only inside a task."""
         sock = self.sock
-        serving = True
-        pending = False  # an accept is queued for the task: the socket may stay readable until then
-
-        def readable() -> None:
-            nonlocal pending
-            if not pending:
-                pending = True
-                call_in_task(accept)
-
-        def accept() -> None:
-            nonlocal pending
-            pending = False
-            if serving and self.accept_waiting(handle) < 0:
-                loop.remove_reader(sock)
-                loop.call_later(_PAUSE_AFTER_RESOURCE_ERROR_S, resume)
-
-        def resume() -> None:
-            if serving:
-                loop.add_reader(sock, readable)
-
-        loop.add_reader(sock, readable)
+        readable = AsyncioWakeup(loop)
+        loop.add_reader(sock, readable.fire)
         try:
-            await anyio.sleep_forever()
+            while True:
+                await readable.wait()
+                if self.accept_waiting(handle) < 0:
+                    loop.remove_reader(sock)
+                    await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
+                    loop.add_reader(sock, readable.fire)
         finally:
-            serving = False
             loop.remove_reader(sock)
 
     def accept_waiting(self, handle: Handle) -> int:

@@ -291,10 +291,8 @@ async def _serve_connections(
 
             acceptors = [Acceptor(sock) for listener in listeners for sock in _raw_sockets(listener)]
             async with anyio.create_task_group() as accepting:
-                if on_asyncio:
-                    accepting.start_soon(ctx.run_calls)
                 for acceptor in acceptors:
-                    accepting.start_soon(acceptor.serve, accept, ctx.call_in_task if on_asyncio else None)
+                    accepting.start_soon(acceptor.serve, accept)
                 task_status.started(dataclasses.replace(listening, state=ctx.state, tls=tls is not None))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Callable
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, Self, cast
 
 import anyio
 import anyio.abc
@@ -90,7 +90,7 @@ class Transport:
     protocol machines produced them: one task writes at a time (:meth:`flush`), others wait
     until their bytes are written; no lock."""
 
-    __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone", "sink")
+    __slots__ = ("_flushing", "_outbox", "_queued", "_write_done", "_written", "gone")
 
     # True: the bytes can be pushed to a Receiver (push_to), writes never wait except for
     # buffer space (write_queued), and TCP can be half-closed and closed without awaiting.
@@ -98,11 +98,6 @@ class Transport:
 
     def __init__(self) -> None:
         self.gone: str | None = None  # why the peer is gone, once it is
-        # Where a transport that can (asyncio's) hands the bytes that arrive while the reader
-        # waits in receive(), without waking it: True if the sink dealt with them, False if
-        # the reader must look (receive() then returns b"" with ``gone`` still None).
-        # Exceptions the sink raises are raised by receive().
-        self.sink: Callable[[bytes], bool] | None = None
         self._outbox: list[bytes] = []
         self._queued = 0  # bytes queued in all
         self._written = 0  # bytes written in all
@@ -110,6 +105,9 @@ class Transport:
         self._write_done: anyio.Event | None = None  # for every task waiting on a writer
 
     # ------------------------------------------------------------------ what subclasses do
+    # A transport that does not push is read (receive) and written (send, send_eof); one
+    # that pushes hands its bytes to a Receiver (push_to) and closes without awaiting
+    # (half_close, close_soon).
 
     async def receive(self) -> bytes:
         """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
@@ -156,6 +154,15 @@ class Transport:
 
     def stop_pushing(self) -> None:
         """Buffer what arrives from now on, until the next :meth:`push_to`."""
+
+    def half_close(self) -> None:
+        """Send FIN once what is written has gone out (only where :attr:`pushes`)."""
+        raise NotImplementedError
+
+    def close_soon(self, reason: str, flush_limit_s: float) -> None:
+        """Mark the peer gone and close TCP once what is written has gone out, within
+        ``flush_limit_s`` (only where :attr:`pushes`)."""
+        raise NotImplementedError
 
     def set_reading(self, on: bool) -> None:
         """A transport that pushes resumes or pauses reading from the socket; the others'
@@ -307,13 +314,10 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         "_loop",
         "_lost",
         "_read_paused",
-        "_read_waiter",
         "_receiver",
-        "_sink_error",
         "_transport",
         "_write_paused",
         "_write_waiter",
-        "sink",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -326,9 +330,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._read_paused = False
         self._write_paused = False
-        self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
-        self._sink_error: Exception | None = None
         self._receiver: Receiver | None = None
         self._drain_waiters = 0  # tasks waiting in flush() for buffer space
 
@@ -339,7 +341,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return self._drain_waiters > 0
 
     @classmethod
-    async def over(cls, sock: object) -> AsyncioTransport:
+    async def over(cls, sock: object) -> Self:
         """The transport over an accepted socket."""
         loop = asyncio.get_running_loop()
         _, protocol = await loop.connect_accepted_socket(lambda: cls(loop), sock)  # type: ignore[arg-type]
@@ -348,8 +350,8 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream socket's transport (connect_accepted_socket) is an asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         receiver = self._receiver
@@ -359,28 +361,15 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             except Exception as exc:
                 self._receiver_failed(exc)
             return
-        waiter = self._read_waiter
-        sink = self.sink
-        if sink is not None and waiter is not None and not self._chunks:
-            # The reader is parked waiting for bytes: hand them over here, without waking it
-            # (one pass of the event loop less per message), unless they leave it work.
-            try:
-                if sink(data):
-                    return
-            except Exception as exc:  # re-raised in the reader
-                self._sink_error = exc
-            _wake(waiter)
-            return
+        # Between two receivers (the WebSocket hand-over): kept for the next one.
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered >= READ_SIZE_BYTES and not self._read_paused and self._transport is not None:
             self._read_paused = True
-            self._transport.pause_reading()  # the peer waits until the runtime asks for more
-        _wake(self._read_waiter)
+            self._transport.pause_reading()  # the peer waits until a receiver takes them
 
     def eof_received(self) -> bool:
         self._eof = True
-        _wake(self._read_waiter)
         receiver = self._receiver
         if receiver is not None:
             # As when a reader meets EOF: nothing more is written to a peer that has left.
@@ -398,7 +387,6 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             self._lost = "peer closed the connection"
         else:
             self._lost = "connection closed"
-        _wake(self._read_waiter)
         _wake(self._write_waiter)
         receiver = self._receiver
         if receiver is not None:
@@ -556,61 +544,9 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def new_wakeup(self) -> Wakeup:
         return AsyncioWakeup(self._loop)
 
-    async def receive(self) -> bytes:
-        """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`), and
-        also, with ``gone`` None, when the :attr:`sink` took bytes and left the reader work."""
-        if self.gone is not None:
-            return b""
-        chunks = self._chunks
-        if not chunks:
-            if self._eof or self._lost is not None:
-                self.gone = self._lost or "peer closed the connection"
-                return b""
-            if self._read_paused and self._transport is not None:
-                self._read_paused = False
-                self._transport.resume_reading()
-            waiter = self._read_waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._read_waiter = None
-            if self._sink_error is not None:
-                error, self._sink_error = self._sink_error, None
-                raise error
-            if self.gone is not None:
-                return b""
-            if not chunks:
-                if self._eof or self._lost is not None:
-                    self.gone = self._lost or "peer closed the connection"
-                return b""
-        chunk = chunks[0]
-        if len(chunk) > READ_SIZE_BYTES:
-            chunks[0] = chunk[READ_SIZE_BYTES:]
-            chunk = chunk[:READ_SIZE_BYTES]
-        else:
-            del chunks[0]
-        self._buffered -= len(chunk)
-        if self._read_paused and self._buffered < READ_SIZE_BYTES and self._transport is not None:
-            self._read_paused = False
-            self._transport.resume_reading()
-        return chunk
-
-    async def send(self, data: bytes) -> None:
-        self.queue([data])
-        await self.flush()
-
     def abort(self, reason: str) -> None:
         self.gone = self.gone or reason
         _wake(self._write_waiter)
-
-    async def send_eof(self) -> None:
-        transport = self._transport
-        if self.gone is not None or transport is None or transport.is_closing() or not transport.can_write_eof():
-            return
-        try:
-            transport.write_eof()
-        except OSError as exc:
-            self.gone = describe(exc)
 
     async def aclose(self) -> None:
         self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)

@@ -27,8 +27,8 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import CALLS_BETWEEN_YIELDS, Scope, ServerContext, record_steps
-from refserver.runtime.transport import AsyncioTransport, PeerGone, Transport
+from refserver.runtime.context import Pacer, Scope, ServerContext, record_steps
+from refserver.runtime.transport import PeerGone, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
 
@@ -50,6 +50,7 @@ class WebSocketConnection:
         "_eof_owed",
         "_eof_sent",
         "_failure",
+        "_pace",
         "_pushed",
         "_reader_waiting",
         "_reader_wakeup",
@@ -58,7 +59,6 @@ class WebSocketConnection:
         "_scope",
         "_state",
         "_timer",
-        "_unyielded",
         "client",
         "ctx",
         "machine",
@@ -97,15 +97,13 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
-        self._unyielded = 0  # receive() and send() calls answered without a pass of the event loop
+        self._pace = Pacer()
         # When the transport pushes (asyncio): no reader task; bytes, EOF and timers arrive
         # as event-loop callbacks, and effects on TCP take hold at once.
         self._pushed = transport.pushes
         self._timer: asyncio.TimerHandle | None = None
         self._failure: Exception | None = None
         self._closed = transport.new_wakeup() if self._pushed else self._app_wakeup
-        if not self._pushed:
-            transport.sink = self._on_bytes
 
     async def run(self) -> None:
         if self._pushed:
@@ -119,7 +117,6 @@ class WebSocketConnection:
         """The app runs in this task; then the close handshake ends (a close frame, EOF or
         the close timer: the machine decides when TCP closes)."""
         transport = self.transport
-        assert isinstance(transport, AsyncioTransport)
         transport.push_to(self)
         try:
             await self._run_app()
@@ -181,7 +178,6 @@ class WebSocketConnection:
     def _tcp_now(self, tcp: Tcp) -> None:
         """Push mode: half-close or close TCP now, after what is written (the close frame)."""
         transport = self.transport
-        assert isinstance(transport, AsyncioTransport)
         if tcp is Tcp.SEND_EOF:
             transport.half_close()  # RFC 6455 §7.1.1: after the close frame
             return
@@ -286,23 +282,14 @@ class WebSocketConnection:
             event = fx.event
             if event is not None:
                 if waited:
-                    self._unyielded = 0
+                    self._pace.waited()
                 else:
-                    await self._yield_now_and_then()
+                    await self._pace.answered_at_once()
                 if self.trace is not None:
                     self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                 return event  # a dict of its own (the machine never hands one out twice)
             waited = True
             await self._app_wakeup.wait()
-
-    async def _yield_now_and_then(self) -> None:
-        """docs/decisions.md #42: of the receive() and send() calls that can answer at once,
-        every CALLS_BETWEEN_YIELDS-th lets the event loop run (a call that waits resets the
-        count), so that an app that loops on them cannot starve the other connections."""
-        self._unyielded += 1
-        if self._unyielded >= CALLS_BETWEEN_YIELDS:
-            self._unyielded = 0
-            await anyio.lowlevel.checkpoint()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         trace = self.trace
@@ -328,7 +315,7 @@ class WebSocketConnection:
                     if trace is not None:
                         trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
                     raise gone.error from None
-        await self._yield_now_and_then()
+        await self._pace.answered_at_once()
         if fx.error is not None:
             if trace is not None:
                 trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
@@ -383,22 +370,9 @@ class WebSocketConnection:
             self._reader_waiting = False
             if data:
                 self._apply(machine.receive_data(data))
-            elif transport.gone is not None:
-                self._apply(machine.peer_gone(transport.gone))
-            # else: the transport's sink took the bytes and left work here
+            else:
+                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
             await self._reader_flush()
-
-    def _on_bytes(self, data: bytes) -> bool:
-        """The peer's bytes, taken while the reader waits for them; False if the reader has
-        work to do now (bytes to write, TCP to close, reading to pause)."""
-        self._apply(self.machine.receive_data(data))
-        transport = self.transport
-        return (
-            self._close_owed is None
-            and self._reading
-            and not (self._eof_owed and not self._eof_sent)
-            and not (transport.has_queued and not transport.flushing)
-        )
 
     async def _reader_flush(self) -> None:
         """Write the reader's answers (a pong, the close echo) unless another task is
