@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import clients, servers
 from benchmarks.clients import LARGE, SMALL, Timing, Window
-from benchmarks.servers import BASELINE, HTTP, RAW, TARGETS, TARGETS_BY_NAME, WS, ServerProcess, Target
+from benchmarks.servers import BASELINE, HTTP, RAW, TARGETS, TARGETS_BY_NAME, WS, ServerProcess, Target, refserver_at
 
 MIB = 1024 * 1024
 
@@ -378,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-limits", action="store_true", help="leave out the sans-IO limits and raw TCP targets")
     p.add_argument("--lean-client", action="store_true", help="use the lean asyncio WebSocket client, not picows")
     p.add_argument("--out", default="benchmarks/report.md", help="markdown report (default benchmarks/report.md)")
+    p.add_argument(
+        "--refserver-at",
+        metavar="DIR",
+        help="also run refserver (asyncio) from this checkout, as target refserver-at: before/after in one run",
+    )
     args = p.parse_args(argv)
 
     quick = args.quick
@@ -397,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         workloads = [WORKLOADS_BY_NAME[n] for n in args.workloads.split(",")]
     else:
         workloads = list(WORKLOADS)
+    if args.refserver_at:
+        wanted.append(refserver_at(str(Path(args.refserver_at).resolve())))
 
     targets: list[Target] = []
     skipped: list[str] = []

@@ -47,13 +47,14 @@ class Target:
     modules: tuple[str, ...]  # all must be importable for the target to run
     dist: str  # distribution whose version is reported
     serves: tuple[str, ...] = (WS, HTTP)
+    pythonpath: str = ""  # searched before this checkout (an older refserver, for before/after)
 
     def missing(self) -> list[str]:
         return [m for m in self.modules if importlib.util.find_spec(m) is None]
 
     def version(self) -> str:
         if self.dist == "refserver":
-            return refserver_version()
+            return refserver_version() if not self.pythonpath else f"from {self.pythonpath}"
         if self.dist == "python":
             return f"Python {platform.python_version()}"
         try:
@@ -71,6 +72,20 @@ _UVICORN_OPTS = ("--no-access-log", "--loop", "asyncio", "--http", "h11", "--lif
 _HYPERCORN = (*_PY, "hypercorn", "{app}", "--bind", "{host}:{port}", "--log-level", "warning", "--workers", "1")
 
 BASELINE = "uvicorn-wsproto"
+
+
+def refserver_at(checkout: str) -> Target:
+    """refserver (asyncio) from another checkout (``git worktree add DIR REV``): the "before"
+    of a change, measured in the same run as the "after"."""
+    return Target(
+        "refserver-at",
+        f"refserver (asyncio) from {checkout}",
+        (*_REFSERVER, *_REFSERVER_OPTS),
+        ("refserver",),
+        "refserver",
+        pythonpath=checkout,
+    )
+
 
 TARGETS: tuple[Target, ...] = (
     Target(
@@ -270,7 +285,8 @@ class ServerProcess:
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         argv = [a.format(python=sys.executable, app=APP, host=HOST, port=self.port) for a in target.argv]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        paths = [target.pythonpath, str(REPO), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env.pop("PYTHONASYNCIODEBUG", None)
         pin_cores = pin
 
@@ -280,7 +296,7 @@ class ServerProcess:
 
         self.proc = subprocess.Popen(
             argv,
-            cwd=REPO,
+            cwd=target.pythonpath or REPO,  # `python -m` puts the working directory first
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
