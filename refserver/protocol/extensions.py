@@ -1,150 +1,79 @@
-"""wsproto frame extensions: the message size limit and bounded permessage-deflate.
+"""Bounded permessage-deflate (RFC 7692), driven by the frame codec (``protocol.frames``).
 
-Both fail the connection with 1009 as soon as a message would exceed the limit, before
-buffering it: an uncompressed message at its frame header, a compressed one while it is
-inflated, with ``max_length`` so that a compression bomb never inflates past the limit.
+A compressed message fails the connection with 1009 as soon as inflating it would pass the
+size limit: ``max_length`` keeps a compression bomb from ever inflating past it. (An
+uncompressed message is checked at its frame header, by the codec itself.)
 """
 
 from __future__ import annotations
 
 import zlib
 
-from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
-
 from refserver.protocol.handshake import DeflateParams
 
-_NO_RSV = RsvBits(False, False, False)
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: appended before inflating
 
 
-class MessageSizeLimit(Extension):
-    """Counts the payload of uncompressed data messages, frame header by frame header."""
+class InflateError(Exception):
+    """Compressed data that cannot be inflated (1007) or inflates past the limit (1009)."""
 
-    name = "refserver-size-limit"  # never negotiated: always on, claims no RSV bit
-
-    def __init__(self, max_size_bytes: int) -> None:
-        self.max_size_bytes = max_size_bytes
-        self._size = 0
-        self._compressed = False
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool:  # server side only: negotiation is in protocol.handshake
-        return False
-
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            self._size = 0
-            self._compressed = rsv.rsv1
-        elif opcode is not Opcode.CONTINUATION:
-            return _NO_RSV
-        if not self._compressed:
-            self._size += payload_length
-            if self._size > self.max_size_bytes:
-                return CloseReason.MESSAGE_TOO_BIG
-        return _NO_RSV
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
 
 
-class PerMessageDeflate(Extension):
+class PerMessageDeflate:
     """permessage-deflate (RFC 7692) with the parameters agreed in the handshake."""
 
-    name = "permessage-deflate"
+    __slots__ = ("_deflater", "_inflated", "_inflater", "max_size_bytes", "params")
 
     def __init__(self, params: DeflateParams, max_size_bytes: int) -> None:
         self.params = params
         self.max_size_bytes = max_size_bytes
         self._inflater: zlib._Decompress | None = None
         self._deflater: zlib._Compress | None = None
-        self._inbound_compressed = False
         self._inflated = 0
 
-    def enabled(self) -> bool:
-        return True
+    # RFC 7692 §6: RSV1 marks the first frame of a compressed message (the codec checks
+    # that it is on no other frame).
+    def begin_message(self) -> None:
+        """A compressed message starts."""
+        self._inflated = 0
+        if self._inflater is None:
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
 
-    def offer(self) -> bool:  # server side only: negotiation is in protocol.handshake
-        return False
-
-    # RFC 7692 §6: RSV1 marks the first frame of a compressed message.
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
-            return CloseReason.PROTOCOL_ERROR  # RFC 7692 §6.1: only on a first data frame
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            self._inbound_compressed = rsv.rsv1
-            self._inflated = 0
-            if rsv.rsv1 and self._inflater is None:
-                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        return RsvBits(True, False, False)
-
-    def _inflate(self, data: bytes) -> bytes | CloseReason:
-        if self._inflater is None:  # pragma: no cover - set by frame_inbound_header
-            return CloseReason.INTERNAL_ERROR
+    def inflate(self, data: bytes) -> bytes:
+        """Part of a compressed message's payload, inflated."""
+        inflater = self._inflater
+        if inflater is None:  # pragma: no cover - set by begin_message
+            raise InflateError(1011, "no inflater")
         room = self.max_size_bytes - self._inflated
         try:
-            out = self._inflater.decompress(data, room + 1)
+            out = inflater.decompress(data, room + 1)
         except zlib.error:
-            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+            raise InflateError(1007, "invalid compressed data") from None
         self._inflated += len(out)
         if self._inflated > self.max_size_bytes:
-            return CloseReason.MESSAGE_TOO_BIG
+            raise InflateError(1009, f"message exceeds {self.max_size_bytes} bytes")
         return out
 
-    def frame_inbound_payload_data(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        data: bytes,
-    ) -> bytes | CloseReason:
-        if not self._inbound_compressed:
-            return data
-        return self._inflate(data)
-
-    def frame_inbound_complete(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        fin: bool,
-    ) -> bytes | CloseReason | None:
-        if not fin or not self._inbound_compressed:
-            return None
-        out = self._inflate(_DEFLATE_TAIL)
-        self._inbound_compressed = False
+    def inflate_end(self) -> bytes:
+        """The end of a compressed message (RFC 7692 §7.2.2: inflate the removed tail)."""
+        out = self.inflate(_DEFLATE_TAIL)
         if self.params.client_no_context_takeover:
             self._inflater = None
         return out
 
-    def frame_outbound(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        data: bytes,
-        fin: bool,
-    ) -> tuple[RsvBits, bytes]:
-        if opcode.iscontrol():
-            return rsv, data
-        if opcode is not Opcode.CONTINUATION:
-            rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
+    def deflate(self, data: bytes) -> bytes:
+        """A whole message, compressed (RFC 7692 §7.2.1)."""
         if self._deflater is None:
             self._deflater = zlib.compressobj(
                 zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5
             )
-        out = self._deflater.compress(data)
-        if fin:
-            out += self._deflater.flush(zlib.Z_SYNC_FLUSH)
-            if out.endswith(_DEFLATE_TAIL):
-                out = out[:-4]  # RFC 7692 §7.2.1: drop the tail of the sync flush
-            if self.params.server_no_context_takeover:
-                self._deflater = None
-        return rsv, out
+        out = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        if out.endswith(_DEFLATE_TAIL):
+            out = out[:-4]  # RFC 7692 §7.2.1: drop the tail of the sync flush
+        if self.params.server_no_context_takeover:
+            self._deflater = None
+        return out
