@@ -492,6 +492,45 @@ class TestReceiveReceiveEvent:
         assert driver.receive() is None
 
 
+class TestReceiveHandedToTheWaitingReceive:
+    """www spec 2.5, "Receive - receive event": a message that completes while the app waits
+    in receive() answers that receive() (docs/decisions.md #61); the order is unchanged."""
+
+    def test_the_first_message_answers_the_waiting_receive_the_rest_queue(self) -> None:
+        driver = opened()
+        assert driver.receive() is None  # the app waits
+        fx = driver.feed(frame(0x1, b"one") + frame(0x2, b"two"))
+        assert fx.event == text("one")
+        assert fx.wake_app is True
+        assert driver.machine.inbox == [binary(b"two")]
+        assert driver.receive() == text("one")
+        assert driver.receive() == binary(b"two")
+        assert driver.receive() is None
+
+    def test_a_handed_message_comes_before_the_disconnect(self) -> None:
+        driver = opened()
+        assert driver.receive() is None
+        fx = driver.feed(frame(0x2, b"last") + close_frame(1000))
+        assert fx.event == binary(b"last")
+        assert driver.state() is State.CLOSED
+        assert driver.drain() == [binary(b"last"), disconnect(1000)]
+
+    def test_bad_data_behind_a_handed_message_is_held_until_the_app_asks_again(self) -> None:
+        driver = opened()
+        assert driver.receive() is None
+        fx = driver.feed(frame(0x1, b"ok") + frame(0x1, b"\xff"))
+        assert fx.event == text("ok")
+        assert driver.state() is State.FAILING  # the app holds "ok" and may answer it (#26)
+        assert driver.receive() == text("ok")
+        assert driver.receive() == disconnect(1007, "invalid UTF-8 or payload data")
+
+    def test_no_message_is_handed_when_the_app_is_not_waiting(self) -> None:
+        driver = opened()
+        fx = driver.feed(frame(0x1, b"queued"))
+        assert fx.event is None
+        assert driver.machine.inbox == [text("queued")]
+
+
 class TestReadAhead:
     """www spec 2.5, "Receive - receive event" with backpressure: reading pauses once the
     complete messages the app has not taken exceed READ_AHEAD_BYTES, and resumes when it

@@ -334,7 +334,10 @@ class FrameCodec:
         if deflate is not None:
             payload = deflate.deflate(payload)
             return frame_head(TEXT if text else BINARY, len(payload), True) + payload
-        return frame_head(TEXT if text else BINARY, len(payload)) + payload
+        length = len(payload)
+        if length < 126:
+            return bytes((0x81 if text else 0x82, length)) + payload
+        return frame_head(TEXT if text else BINARY, length) + payload
 
     @staticmethod
     def control_frame(opcode: int, payload: bytes) -> bytes:

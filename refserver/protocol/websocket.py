@@ -567,14 +567,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         codec = self.codec
         if codec is None:  # pragma: no cover
             raise RuntimeError("no frame codec")
-        for kind, payload in codec.feed(data):
-            self._step_inner(_FRAME_INPUTS[kind], payload)
-
-    def _step_inner(self, given: Input, arg: Any) -> None:
-        """An input found inside another (a frame inside the peer's bytes)."""
         outer = self._row
-        row = self._row = TABLE[(self.state, given)]
-        row.action(self, arg)
+        for kind, payload in codec.feed(data):
+            # An input found inside another (a frame inside the peer's bytes): its own row.
+            row = self._row = TABLE[(self.state, _FRAME_INPUTS[kind])]
+            row.action(self, payload)
         self._row = outer
 
     def _message(self, data: str | bytes) -> None:
