@@ -1,72 +1,99 @@
-"""Bounded permessage-deflate (RFC 7692), driven by the frame codec (``protocol.frames``).
+"""Bounded permessage-deflate (RFC 7692), as an extension of wsproto's frame layer.
 
 A compressed message fails the connection with 1009 as soon as inflating it would pass the
 size limit: ``max_length`` keeps a compression bomb from ever inflating past it. (An
-uncompressed message is checked at its frame header, by the codec itself.)
+uncompressed message is checked at its frame headers, by ``protocol.frames``.) The server's
+messages are compressed whole by :meth:`PerMessageDeflate.deflate`.
 """
 
 from __future__ import annotations
 
 import zlib
 
+from wsproto.extensions import Extension
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
 from refserver.protocol.handshake import DeflateParams
 
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: appended before inflating
+_RSV1 = RsvBits(True, False, False)
 
 
-class InflateError(Exception):
-    """Compressed data that cannot be inflated (1007) or inflates past the limit (1009)."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-
-
-class PerMessageDeflate:
+class PerMessageDeflate(Extension):
     """permessage-deflate (RFC 7692) with the parameters agreed in the handshake."""
 
-    __slots__ = ("_deflater", "_inflated", "_inflater", "max_size_bytes", "params")
+    name = "permessage-deflate"
 
     def __init__(self, params: DeflateParams, max_size_bytes: int) -> None:
         self.params = params
         self.max_size_bytes = max_size_bytes
         self._inflater: zlib._Decompress | None = None
         self._deflater: zlib._Compress | None = None
+        self.inbound_compressed = False  # the message arriving is compressed
+        self._frame_compressed = False  # the frame arriving is (part of) a compressed message
         self._inflated = 0
 
-    # RFC 7692 §6: RSV1 marks the first frame of a compressed message (the codec checks
-    # that it is on no other frame).
-    def begin_message(self) -> None:
-        """A compressed message starts."""
-        self._inflated = 0
-        if self._inflater is None:
-            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    def enabled(self) -> bool:
+        return True
 
-    def inflate(self, data: bytes) -> bytes:
-        """Part of a compressed message's payload, inflated."""
-        inflater = self._inflater
-        if inflater is None:  # pragma: no cover - set by begin_message
-            raise InflateError(1011, "no inflater")
+    def offer(self) -> bool:  # server side only: negotiation is in protocol.handshake
+        return False
+
+    # RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
+            return CloseReason.PROTOCOL_ERROR  # RFC 7692 §6.1: only on a first data frame
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self.inbound_compressed = rsv.rsv1
+            self._inflated = 0
+            if rsv.rsv1 and self._inflater is None:
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        # A control frame between the fragments of a compressed message is not compressed.
+        self._frame_compressed = self.inbound_compressed and not opcode.iscontrol()
+        return _RSV1
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._inflater is None:  # pragma: no cover - set by frame_inbound_header
+            return CloseReason.INTERNAL_ERROR
         room = self.max_size_bytes - self._inflated
         try:
-            out = inflater.decompress(data, room + 1)
+            out = self._inflater.decompress(data, room + 1)
         except zlib.error:
-            raise InflateError(1007, "invalid compressed data") from None
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         self._inflated += len(out)
         if self._inflated > self.max_size_bytes:
-            raise InflateError(1009, f"message exceeds {self.max_size_bytes} bytes")
+            return CloseReason.MESSAGE_TOO_BIG
         return out
 
-    def inflate_end(self) -> bytes:
-        """The end of a compressed message (RFC 7692 §7.2.2: inflate the removed tail)."""
-        out = self.inflate(_DEFLATE_TAIL)
+    def frame_inbound_payload_data(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        data: bytes,
+    ) -> bytes | CloseReason:
+        if not self._frame_compressed:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        fin: bool,
+    ) -> bytes | CloseReason | None:
+        if not fin or not self._frame_compressed:
+            return None
+        out = self._inflate(_DEFLATE_TAIL)  # RFC 7692 §7.2.2: the removed tail
         if self.params.client_no_context_takeover:
             self._inflater = None
         return out
 
     def deflate(self, data: bytes) -> bytes:
-        """A whole message, compressed (RFC 7692 §7.2.1)."""
+        """A whole message of the server's, compressed (RFC 7692 §7.2.1)."""
         if self._deflater is None:
             self._deflater = zlib.compressobj(
                 zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5

@@ -1,4 +1,4 @@
-"""RFC 6455 §5 framing, server side: a client's frames parsed and checked, the server's built.
+"""RFC 6455 §5 framing, server side: the client's frames parsed by wsproto, the server's built.
 
 One :class:`FrameCodec` per connection, made at the accept. :meth:`FrameCodec.feed` takes
 the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
@@ -12,23 +12,25 @@ the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
 
 Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
 
-Why not wsproto's ``Connection`` (docs/decisions.md #61): it builds a frame, an event object
-and a message object per message through a generator and per-frame extension hooks, about
-48 Python calls per small echo; this parser does the same checks in a handful. The rules
-are wsproto's, checked by the same tests and by a differential test against wsproto's own
-parser (``tests/test_ws_frames.py``).
-
-Fail fast (Autobahn's strict grading): a data frame is checked at its header (opcode, RSV
-bits, fragmentation order, size limit) before its payload arrives, and its payload is
-unmasked, inflated and UTF-8 checked as it arrives, so bad bytes fail the connection at once.
+The client's frames are parsed by wsproto's frame layer (its ``FrameDecoder`` and
+``MessageDecoder``: header, opcode, RSV bits, mask, shortest length, control frames,
+fragments in order, UTF-8 as it arrives), driven directly rather than through wsproto's
+``Connection``, which adds an event object, a generator and extension hooks per frame
+(docs/decisions.md #61). refserver adds what wsproto leaves to its user: the size limit,
+checked at each data frame's header (an uncompressed message) or while inflating (a
+compressed one), and the close frame's code rules (docs/decisions.md #35). The server's
+own frames are unmasked and unfragmented: their header is built here.
 """
 
 from __future__ import annotations
 
-import codecs
 from typing import Any
 
-from refserver.protocol.extensions import InflateError, PerMessageDeflate
+from wsproto.frame_protocol import Frame as WireFrame
+from wsproto.frame_protocol import Opcode, ParseFailed
+
+from refserver.protocol import internals
+from refserver.protocol.extensions import PerMessageDeflate
 from refserver.spec.messages import close_code_may_be_sent
 
 CONTINUATION = 0x0
@@ -38,14 +40,6 @@ CLOSE = 0x8
 PING = 0x9
 PONG = 0xA
 FAIL = -1  # not an opcode: the bytes broke the protocol
-
-_VALID_OPCODES = frozenset({CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG})
-MAX_CONTROL_PAYLOAD = 125  # RFC 6455 §5.5
-# Below this size a payload is unmasked with one big-integer XOR; above it, with four
-# translation tables over the payload's strided slices (faster for large payloads).
-_XOR_AS_INT_BELOW = 4096
-_XOR_TABLES = [bytes(a ^ b for a in range(256)) for b in range(256)]
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 Frame = tuple[int, Any]
 
@@ -57,21 +51,6 @@ class FrameError(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
-
-
-def unmask(data: bytes, key: bytes) -> bytes:
-    """RFC 6455 §5.3: XOR ``data`` with the 4-byte ``key``, repeated."""
-    n = len(data)
-    if n < _XOR_AS_INT_BELOW:
-        mask = (key * ((n >> 2) + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(mask, "little")).to_bytes(n, "little")
-    out = bytearray(data)
-    a, b, c, d = key
-    out[::4] = out[::4].translate(_XOR_TABLES[a])
-    out[1::4] = out[1::4].translate(_XOR_TABLES[b])
-    out[2::4] = out[2::4].translate(_XOR_TABLES[c])
-    out[3::4] = out[3::4].translate(_XOR_TABLES[d])
-    return bytes(out)
 
 
 def frame_head(opcode: int, length: int, rsv1: bool = False) -> bytes:
@@ -114,16 +93,12 @@ class FrameCodec:
     """The frames of one server-side connection, both ways (sans-IO)."""
 
     __slots__ = (
-        "_buffer",
         "_compressed",
-        "_decoder",
-        "_fin",
-        "_key",
+        "_counted",
+        "_frames",
         "_max_size",
-        "_message",
-        "_offset",
+        "_messages",
         "_parts",
-        "_remaining",
         "_size",
         "deflate",
         "stopped",
@@ -133,18 +108,12 @@ class FrameCodec:
         self._max_size = max_size_bytes
         self.deflate = deflate  # permessage-deflate, when negotiated (RFC 7692)
         self.stopped = False  # a close frame or a failure ended parsing
-        self._buffer = b""  # the start of a frame whose header (or control payload) is incomplete
-        # The data frame whose payload is arriving:
-        self._remaining = 0  # payload bytes still to come
-        self._key = b""  # its masking key, and how far into the payload we are
-        self._offset = 0
-        self._fin = False
-        # The data message being assembled (0: none):
-        self._message = 0  # TEXT or BINARY
-        self._compressed = False
-        self._size = 0  # payload bytes so far (for the limit)
-        self._parts: list[Any] = []
-        self._decoder: codecs.IncrementalDecoder | None = None
+        self._frames = internals.frame_decoder([deflate] if deflate is not None else [])
+        self._messages = internals.message_decoder()
+        self._counted: object = None  # the header of the data frame whose size was counted
+        self._compressed = False  # the message arriving is compressed
+        self._size = 0  # payload bytes of the uncompressed message so far (for the limit)
+        self._parts: list[Any] = []  # the message being assembled
 
     # ------------------------------------------------------------------ inbound
 
@@ -153,178 +122,83 @@ class FrameCodec:
         out: list[Frame] = []
         if self.stopped:
             return out
-        if self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
-        pos, end = 0, len(data)
+        decoder = self._frames
+        decoder.receive_bytes(data)
         try:
-            while pos < end:
-                if self._remaining:
-                    take = min(self._remaining, end - pos)
-                    self._payload(data[pos : pos + take])
-                    pos += take
-                    self._remaining -= take
-                    if not self._remaining:
-                        self._frame_done(out)
-                    continue
-                if end - pos < 2:
-                    break
-                first, second = data[pos], data[pos + 1]
-                opcode = first & 0x0F
-                fin = first & 0x80
-                length = second & 0x7F
-                # RFC 6455 §5.2: opcode, RSV bits (§5.2, RFC 7692 §6), mask (§5.3).
-                if opcode not in _VALID_OPCODES:
-                    raise FrameError(1002, f"reserved opcode {opcode:#x}")
-                if opcode & 0x8:
-                    # RFC 6455 §5.5: control frames are not fragmented, carry <= 125 bytes.
-                    if not fin:
-                        raise FrameError(1002, "fragmented control frame")
-                    if length > MAX_CONTROL_PAYLOAD:
-                        raise FrameError(1002, "control frame with a payload over 125 bytes")
-                head = 6
-                if length == 126:
-                    head = 8
-                    if end - pos < 4:
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                    if length < 126:
-                        raise FrameError(1002, "payload length not in its shortest form")
-                elif length == 127:
-                    head = 14
-                    if end - pos < 10:
-                        break
-                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                    if length < 0x10000:
-                        raise FrameError(1002, "payload length not in its shortest form")
-                    if length >> 63:
-                        raise FrameError(1002, "payload length with its most significant bit set")
-                if first & 0x70:
-                    self._check_rsv(first, opcode)
-                if not second & 0x80:
-                    raise FrameError(1002, "unmasked frame from the client")
-                if opcode & 0x8:
-                    if end - pos < head + length:
-                        break  # a control frame is handled whole
-                    payload = unmask(data[pos + head : pos + head + length], data[pos + head - 4 : pos + head])
-                    pos += head + length
-                    if opcode == CLOSE:
-                        self.stopped = True
-                        out.append((CLOSE, parse_close(payload)))
-                        return out
-                    out.append((opcode, payload))
-                    continue
-                # A data frame: RFC 6455 §5.4, fragments of one message in order; checked
-                # before its masking key arrives, and the state changes only once it has.
-                if opcode == CONTINUATION:
-                    if not self._message:
-                        raise FrameError(1002, "continuation frame with no message to continue")
-                    compressed = self._compressed
-                    size = self._size + length
+            while True:
+                frame: WireFrame | None = decoder.process_buffer()
+                if frame is None:
+                    header = decoder.header
+                    if header is not None and not header.opcode & 0x8 and header is not self._counted:
+                        # A data frame whose payload is still to come: RFC 6455 §10.4, the
+                        # limit is checked at its header, before its payload is buffered.
+                        self._counted = header
+                        self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+                    return out
+                opcode = frame.opcode
+                if opcode is Opcode.BINARY or opcode is Opcode.TEXT or opcode is Opcode.CONTINUATION:
+                    self._data(frame, out)
+                elif opcode is Opcode.CLOSE:
+                    self.stopped = True
+                    out.append((CLOSE, parse_close(frame.payload)))
+                    return out
                 else:
-                    if self._message:
-                        raise FrameError(1002, "new data frame inside a fragmented message")
-                    compressed = bool(first & 0x40)
-                    size = length
-                # RFC 6455 §10.4: the limit is checked at the header, before buffering (a
-                # compressed message is checked as it is inflated).
-                if not compressed and size > self._max_size:
-                    raise FrameError(1009, f"message exceeds {self._max_size} bytes")
-                if end - pos < head:
-                    break
-                self._size = size
-                if opcode:
-                    self._message = opcode
-                    self._compressed = compressed
-                    if compressed and self.deflate is not None:
-                        self.deflate.begin_message()
-                if not compressed and fin and opcode and end - pos >= head + length:
-                    # The common case: a whole message in one frame, all here.
-                    payload = unmask(data[pos + head : pos + head + length], data[pos + head - 4 : pos + head])
-                    pos += head + length
-                    self._message = 0
-                    if opcode == TEXT:
-                        try:
-                            out.append((TEXT, payload.decode("utf-8")))
-                        except UnicodeDecodeError:
-                            raise FrameError(1007, "invalid UTF-8 in a text message") from None
-                    else:
-                        out.append((BINARY, payload))
-                    continue
-                if opcode == TEXT:
-                    self._decoder = _utf8_decoder()
-                self._key = data[pos + head - 4 : pos + head]
-                self._offset = 0
-                self._fin = bool(fin)
-                self._remaining = length
-                pos += head
-                if not length:
-                    self._frame_done(out)
+                    out.append((PING if opcode is Opcode.PING else PONG, frame.payload))
+        except ParseFailed as exc:
+            self._fail(out, int(exc.code), str(exc))
         except FrameError as exc:
-            self.stopped = True
-            self._parts = []
-            out.append((FAIL, (exc.code, exc.text)))
-            return out
-        if pos < end:
-            self._buffer = data[pos:]
+            self._fail(out, exc.code, exc.text)
         return out
 
-    def _check_rsv(self, first: int, opcode: int) -> None:
-        """RFC 6455 §5.2: RSV bits only as an extension defines them; RFC 7692 §6: RSV1 on the
-        first frame of a compressed message."""
-        if first & 0x30 or self.deflate is None:
-            raise FrameError(1002, "reserved bit set")
-        if opcode == CONTINUATION or opcode & 0x8:
-            raise FrameError(1002, "RSV1 on a control or continuation frame")
+    def _fail(self, out: list[Frame], code: int, text: str) -> None:
+        self.stopped = True
+        self._parts = []
+        out.append((FAIL, (code, text)))
 
-    def _payload(self, chunk: bytes) -> None:
-        """Part of a data frame's payload: unmask, inflate, check UTF-8 as it comes."""
-        key = self._key
-        offset = self._offset & 3
-        if offset:
-            key = key[offset:] + key[:offset]
-        self._offset += len(chunk)
-        data = unmask(chunk, key)
-        if self._compressed:
-            data = self._inflate(data)
-        self._add(data, False)
-
-    def _inflate(self, data: bytes, end: bool = False) -> bytes:
-        deflate = self.deflate
-        if deflate is None:  # pragma: no cover - _compressed implies deflate
-            raise FrameError(1002, "reserved bit set")
-        try:
-            return deflate.inflate_end() if end else deflate.inflate(data)
-        except InflateError as exc:
-            raise FrameError(exc.code, exc.text) from None
-
-    def _add(self, data: bytes, final: bool) -> None:
-        decoder = self._decoder
-        if decoder is not None:
-            try:
-                text = decoder.decode(data, final)
-            except UnicodeDecodeError:
-                raise FrameError(1007, "invalid UTF-8 in a text message") from None
-            if text:
-                self._parts.append(text)
-        elif data:
-            self._parts.append(data)
-
-    def _frame_done(self, out: list[Frame]) -> None:
-        """The data frame's payload is complete; at its message's last frame, hand it out."""
-        if not self._fin:
-            return
-        if self._compressed:
-            self._add(self._inflate(b"", end=True), True)
-        elif self._decoder is not None:
-            self._add(b"", True)
-        parts, self._parts = self._parts, []
-        if self._message == TEXT:
-            out.append((TEXT, "".join(parts)))
+    def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
+        """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
+        compressed one is counted as it is inflated (``PerMessageDeflate``)."""
+        if opcode is Opcode.CONTINUATION:
+            if self._compressed:
+                return
+            size = self._size + length
+        elif opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self._compressed = compressed
+            if compressed:
+                return
+            size = length
         else:
-            out.append((BINARY, b"".join(parts)))
-        self._message = 0
-        self._decoder = None
+            return  # a control frame: at most 125 bytes, checked by wsproto
+        self._size = size
+        if size > self._max_size:
+            raise FrameError(1009, f"message exceeds {self._max_size} bytes")
+
+    def _data(self, frame: WireFrame, out: list[Frame]) -> None:
+        """A data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,
+        UTF-8 decoded as it arrives (§8.1), handed out when the message is complete."""
+        header = self._frames.header
+        if header is not None:  # part of a frame: the rest of its payload is to come
+            if header is not self._counted:
+                self._counted = header
+                self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+        elif self._counted is None:  # the whole frame arrived at once
+            deflate = self.deflate
+            self._count(frame.opcode, len(frame.payload), deflate is not None and deflate.inbound_compressed)
+        else:
+            self._counted = None
+        part = self._messages.process_frame(frame)
+        if not part.message_finished:
+            if part.payload:
+                self._parts.append(part.payload)
+            return
+        parts = self._parts
+        if parts:
+            parts.append(part.payload)
+            payload: Any = "".join(parts) if part.opcode is Opcode.TEXT else b"".join(parts)
+            self._parts = []
+        else:
+            payload = part.payload
+        out.append((TEXT if part.opcode is Opcode.TEXT else BINARY, payload))
 
     # ------------------------------------------------------------------ outbound
 

@@ -3,6 +3,12 @@
 Each function names the internal it touches; ``tests/test_internals.py`` fails loudly,
 naming the internal, when a new release of the dependency moves it.
 
+- wsproto documents its ``Connection``; refserver drives the frame layer beneath it
+  (``wsproto.frame_protocol``: ``FrameDecoder`` with its ``receive_bytes``,
+  ``process_buffer`` and ``header``, and ``MessageDecoder.process_frame``) to skip the
+  event objects and the generator ``Connection`` adds per frame: :func:`frame_decoder`,
+  :func:`message_decoder`.
+
 - anyio does not expose asyncio's ``transport.is_closing()``, which knows at once that a
   peer reset the connection (trio raises from the write itself): :func:`asyncio_is_closing`.
 - anyio's ``TLSStream`` sends close_notify only by waiting for the peer's as well (``unwrap``);
@@ -15,6 +21,29 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+
+from wsproto.extensions import Extension
+from wsproto.frame_protocol import FrameDecoder, MessageDecoder
+
+
+def frame_decoder(extensions: list[Extension]) -> FrameDecoder:
+    """wsproto's server-side frame parser (RFC 6455 §5.2: client frames must be masked)."""
+    decoder = FrameDecoder(client=False, extensions=extensions)
+    if not (
+        callable(getattr(decoder, "process_buffer", None))
+        and callable(getattr(decoder, "receive_bytes", None))
+        and hasattr(decoder, "header")
+    ):
+        raise RuntimeError("wsproto internals moved: FrameDecoder.process_buffer/receive_bytes/header")
+    return decoder
+
+
+def message_decoder() -> MessageDecoder:
+    """wsproto's check of fragments' order and of UTF-8 across a message (RFC 6455 §5.4, §8.1)."""
+    decoder = MessageDecoder()
+    if not callable(getattr(decoder, "process_frame", None)):
+        raise RuntimeError("wsproto internals moved: MessageDecoder.process_frame")
+    return decoder
 
 
 def asyncio_is_closing(stream: object) -> Callable[[], bool] | None:
