@@ -24,7 +24,7 @@ own frames are unmasked and unfragmented: their header is built here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from wsproto.frame_protocol import Frame as WireFrame
 from wsproto.frame_protocol import Opcode, ParseFailed
@@ -140,7 +140,7 @@ class FrameCodec:
                     self._data(frame, out)
                 elif opcode is Opcode.CLOSE:
                     self.stopped = True
-                    out.append((CLOSE, parse_close(frame.payload)))
+                    out.append((CLOSE, parse_close(cast(bytes, frame.payload))))  # the decoder gives bytes
                     return out
                 else:
                     out.append((PING if opcode is Opcode.PING else PONG, frame.payload))
