@@ -12,46 +12,8 @@ import anyio.abc
 import pytest
 import trustme
 from anyio.streams.tls import TLSStream
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import CloseConnection, TextMessage
 
 from refserver.protocol import internals
-from tests.support import close_frame, frame
-
-
-def server_wire() -> Connection:
-    wire = Connection(ConnectionType.SERVER)
-    internals.accept_registered_close_codes(wire)
-    return wire
-
-
-class TestWsprotoInternals:
-    def test_frame_protocol_with_process_close_is_where_it_was(self) -> None:
-        proto = internals.wire_frame_protocol(Connection(ConnectionType.SERVER))
-        assert callable(proto._process_close), "wsproto moved Connection._proto._process_close"
-
-    @pytest.mark.parametrize("code", [1012, 1013, 1014])
-    def test_registered_close_codes_from_the_peer_are_accepted(self, code: int) -> None:
-        wire = server_wire()
-        wire.receive_data(close_frame(code, "later"))
-        events = list(wire.events())
-        assert [(type(e), e.code, e.reason) for e in events if isinstance(e, CloseConnection)] == [
-            (CloseConnection, code, "later")
-        ]
-        assert not internals.is_parse_failure(wire)
-
-    def test_a_parse_failure_leaves_the_state_open(self) -> None:
-        wire = server_wire()
-        wire.receive_data(frame(0x1, b"\xff"))  # invalid UTF-8
-        (event,) = [e for e in wire.events() if not isinstance(e, TextMessage)]
-        assert isinstance(event, CloseConnection) and event.code == 1007
-        assert internals.is_parse_failure(wire), "wsproto now changes state on a parse failure"
-
-    def test_a_close_frame_changes_the_state(self) -> None:
-        wire = server_wire()
-        wire.receive_data(close_frame(1000))
-        list(wire.events())
-        assert not internals.is_parse_failure(wire)
 
 
 @pytest.mark.anyio
