@@ -27,7 +27,7 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Upgrade
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
 from refserver.runtime.context import Pacer, ServerContext, record_steps
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
@@ -44,6 +44,7 @@ class HTTPConnection:
         "_deadline",
         "_failure",
         "_live_cycle",
+        "_pace",
         "_pushed",
         "_reader_done",
         "_reader_waiting",
@@ -113,6 +114,9 @@ class HTTPConnection:
         self._request_wakeup = self.transport.new_wakeup()
         self._serving = False
         self._reader_done = False
+        # One count for the connection's app instances, one after the other (docs/decisions.md
+        # #42, #61): it starts again when the connection's task waits for the next request.
+        self._pace = Pacer()
         # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
         # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
         self._pushed = self.transport.pushes
@@ -263,7 +267,10 @@ class HTTPConnection:
             elif self._reader_done:
                 return
             else:
+                # No request waits: the next one can only come from a later pass of the event
+                # loop, so this is a wait (docs/decisions.md #61).
                 await self._request_wakeup.wait()
+                self._pace.waited()
 
     async def _read_until_done(self) -> None:
         """Read until the connection closes or is handed to the WebSocket runtime."""
@@ -324,7 +331,7 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
-        pace = Pacer()  # docs/decisions.md #42
+        pace = self._pace  # docs/decisions.md #42, #61
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -379,7 +386,10 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            await pace.answered_at_once()
+            if machine.state is not State.START_HELD:
+                # http.response.start, held and written with the first body message, is not
+                # counted: it comes once per app instance (docs/decisions.md #61).
+                await pace.answered_at_once()
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
