@@ -29,9 +29,9 @@ from typing import Any
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake
+from refserver.protocol import handshake, internals
 from refserver.protocol.effects import Effects, FastEnum, Note, Tcp
-from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
+from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
@@ -39,7 +39,6 @@ from refserver.spec import messages, scopes, sections
 Message = Mapping[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
-_SERVER_OWNED_HEADERS = (b"transfer-encoding",)  # www spec 2.5: the server chooses framing
 _NO_BODY_STATUSES = (204, 304)
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
@@ -201,6 +200,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.over_limit = over_limit
         self.settings = settings or Settings()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
+        self._unparsed = internals.h11_unparsed(self.conn)  # live: what h11 holds unparsed
         self._date_source = date
         self.state = State.IDLE
         self.requests = 0  # request heads handed out so far
@@ -220,7 +220,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.method = b""
         self.date = b""
         self.status = 0  # set by http.response.start (or 500)
-        self._held_headers: Headers = []
+        self._held: h11.Response | None = None  # the head of http.response.start, until the first body
+        self._held_has_length = False  # the app's headers include a content-length
         # receive side: at most one body chunk waits for the app (backpressure).
         self._pending_body: dict[str, Any] | None = None
         self.request_complete = False
@@ -294,7 +295,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if not self.request_complete:
                 return self._pending_body is None  # backpressure: the app has the last chunk
             # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
-            return len(self.conn.trailing_data[0]) <= self.settings.max_head_bytes
+            return len(self._unparsed) <= self.settings.max_head_bytes
         return False
 
     def _go(self, new: State, why: str, section: str) -> None:
@@ -318,14 +319,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Parse the next request head from what h11 holds."""
         conn = self.conn
         limit = self.settings.max_head_bytes
-        buffered = len(conn.trailing_data[0])
+        buffered = len(self._unparsed)
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             self._refuse(exc.error_status_hint, str(exc))
             return
         if event is h11.NEED_DATA:
-            if self.state is State.IDLE and conn.trailing_data[0]:
+            if self.state is State.IDLE and len(self._unparsed):
                 self._go(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
         if not isinstance(event, h11.Request):
@@ -335,7 +336,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
         # depend on how TCP split the bytes.
-        if buffered - len(conn.trailing_data[0]) > limit:
+        if buffered - len(self._unparsed) > limit:
             self._refuse(431, HEAD_TOO_LARGE)
             return
         version = scope_http_version(event.http_version)
@@ -587,32 +588,47 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 "asks for trailers, but the http.response.trailers extension is not advertised",
                 sections.HTTP_TRAILERS,
             )
-        headers = [(n, v) for n, v in message.get("headers", ()) if n not in _SERVER_OWNED_HEADERS]
-        check_sendable_head(message["status"], headers, "http.response.start", sections.HTTP_RESPONSE_START)
-        self.status = message["status"]
-        if not any(n == b"date" for n, _ in headers):
+        headers: Headers = []
+        has_date = has_connection = has_length = False
+        for name, value in message.get("headers", ()):
+            if name == b"transfer-encoding":  # www spec 2.5: the server chooses framing
+                continue
+            if name == b"date":
+                has_date = True
+            elif name == b"connection":
+                has_connection = True
+            elif name == b"content-length":
+                has_length = True
+            headers.append((name, value))
+        if not has_date:
             headers.append((b"date", self.date))
-        if (self.must_close or self.shutting_down) and not any(n == b"connection" for n, _ in headers):
+        if (self.must_close or self.shutting_down) and not has_connection:
             headers.append((b"connection", b"close"))  # tell the client this connection ends
-        self._held_headers = headers
+        status = message["status"]
+        # Built (and so checked by h11) now: a head that cannot be sent raises from this send().
+        self._held = sendable_head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START)
+        self._held_has_length = has_length
+        self.status = status
         self._go(
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
 
     def _first_body(self, message: Message) -> None:
-        message = messages.validate(message, "http.response.body")
+        messages.validate_http_response_body(message)
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
-        headers = self._held_headers
-        if not more and self.status not in _NO_BODY_STATUSES and not any(n == b"content-length" for n, _ in headers):
+        head = self._held
+        if head is None:  # pragma: no cover - START_HELD implies a held head
+            raise RuntimeError("START_HELD without a head")
+        if not more and not self._held_has_length and self.status not in _NO_BODY_STATUSES:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
-        head = self._h11_send(response_head(self.status, headers), "http.response.start")
-        self._held_headers = []
+            head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
+        data = self._h11_send(head, "http.response.start")
+        self._held = None
         self._go(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
         try:
-            out = head + self._body_bytes(body, more)
+            out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
             # h11 took the head but refuses the body (it contradicts the app's own
             # Content-Length): nothing is written, so a response that lies about its length
@@ -624,7 +640,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._complete()
 
     def _next_body(self, message: Message) -> None:
-        message = messages.validate(message, "http.response.body")
+        messages.validate_http_response_body(message)
         more = message.get("more_body", False)
         self._write(self._body_bytes(bytes(message.get("body", b"")), more))
         if not more:

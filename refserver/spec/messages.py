@@ -88,10 +88,14 @@ def validate_http_response_start(message: Message) -> None:
 
 
 def validate_http_response_body(message: Message) -> None:
-    """www spec 2.5, "Response Body - send event": body, more_body."""
-    section = sections.HTTP_RESPONSE_BODY
-    _optional_bytes(message, "body", section)
-    _optional_bool(message, "more_body", section)
+    """www spec 2.5, "Response Body - send event": body, more_body. (The checks of
+    ``_optional_bytes`` and ``_optional_bool``, written out: this runs for every body.)"""
+    body = message.get("body", b"")
+    if type(body) is not bytes and not isinstance(body, (bytes, bytearray)):
+        _optional_bytes(message, "body", sections.HTTP_RESPONSE_BODY)
+    more = message.get("more_body", False)
+    if more is not False and more is not True:
+        _optional_bool(message, "more_body", sections.HTTP_RESPONSE_BODY)
 
 
 def validate_websocket_accept(message: Message) -> None:
