@@ -76,6 +76,14 @@ class TestH11Internals:
         assert unparsed is internals.h11_unparsed(conn)
         assert seen == [True] * 4, "h11 no longer keeps Connection._receive_buffer._data for the connection's life"
 
+    def test_header_pairs_are_the_headers_sequence(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-Two: a, b\r\n\r\n")
+        request = conn.next_event()
+        assert isinstance(request, h11.Request)
+        pairs = internals.h11_header_pairs(request.headers)
+        assert pairs == list(request.headers) == [(b"host", b"x"), (b"x-two", b"a, b")], "h11 moved Headers._full_items"
+
     def test_a_header_added_to_a_validated_response_goes_on_the_wire(self) -> None:
         head = h11.Response(status_code=200, headers=[(b"content-type", b"text/plain")], reason=b"OK")
         longer = internals.h11_response_with_header(head, b"content-length", b"2")

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Transition
 from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
-from refserver.protocol.table import TableBuilder, TableMachine
+from refserver.protocol.table import TableBuilder, TableMachine, new_transition
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
 
@@ -138,9 +138,10 @@ class Settings:
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope")."""
+class RequestHead(NamedTuple):
+    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope").
+    (A named tuple: one is made per request, and a tuple is built faster than a frozen
+    dataclass.)"""
 
     method: str
     target: bytes  # the raw request target
@@ -239,7 +240,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         connection) without changing anything."""
         state = self.state
         try:
-            kind = messages.message_type(message)
+            kind = message.get("type") if type(message) is dict else None
+            if type(kind) is not str:
+                kind = messages.message_type(message)  # not a dict, or no str type: raises
             return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
@@ -281,8 +284,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _new_effects(self) -> HTTPEffects:
-        return HTTPEffects()
+    _new_effects = HTTPEffects
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]
@@ -299,7 +301,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return False
 
     def _go(self, new: State, why: str, section: str) -> None:
-        self._enter(new, why, section)
+        """Change to ``new``, which the current row must list (``TableMachine._enter``, written
+        out: a request makes five of these)."""
+        old = self.state
+        if new not in self._row.next:  # pragma: no cover - a bug in a row
+            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        self.state = new
+        self._fx.transitions.append(new_transition(Transition, (old._name_, new._name_, section, why)))
         if new is State.CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True
@@ -339,7 +347,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if buffered - len(self._unparsed) > limit:
             self._refuse(431, HEAD_TOO_LARGE)
             return
-        version = scope_http_version(event.http_version)
+        version = "1.1" if event.http_version == b"1.1" else scope_http_version(event.http_version)
         if version is None:
             self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
             return
@@ -354,22 +362,30 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_OVERLOAD)
             return
         self._request = event
-        headers = list(event.headers)
-        if handshake.asks_for_websocket(headers):
+        headers = internals.h11_header_pairs(event.headers)
+        has_upgrade = has_te = has_cl = False
+        for name, _ in headers:
+            if name == b"upgrade":
+                has_upgrade = True
+            elif name == b"transfer-encoding":
+                has_te = True
+            elif name == b"content-length":
+                has_cl = True
+        if has_upgrade and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md #45).
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
-        self._fx.cancel_keep_alive = True
-        self._fx.keep_alive_s = None
-        self._new_cycle()
+        fx = self._fx
+        fx.cancel_keep_alive = True
+        fx.keep_alive_s = None
+        # The cycle's fields were reset when the last one ended (or the connection opened).
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
         self._continue_owed = conn.they_are_waiting_for_100_continue
-        names = [name for name, _ in headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
+        if has_te and has_cl:
             # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
             # frames it by Transfer-Encoding, and the server "MUST close the connection
             # after responding to such a request".

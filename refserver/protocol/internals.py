@@ -22,6 +22,9 @@ naming the internal, when a new release of the dependency moves it.
   refserver adds to headers h11 already validated (the ``Content-Length`` it computes) goes on
   the validated ``Headers`` (its private ``_full_items``, and the constructor's ``_parsed``):
   :func:`h11_response_with_header`.
+- h11's ``Headers`` is a ``Sequence`` whose items are made one Python call each; the
+  (lower-case name, value) pairs are read straight from its private ``_full_items``:
+  :func:`h11_header_pairs`.
 """
 
 from __future__ import annotations
@@ -128,3 +131,9 @@ def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) 
         http_version=response.http_version,
         _parsed=True,
     )
+
+
+def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
+    """``list(headers)`` for h11's ``Headers`` (names lower-case), read from its private
+    ``_full_items`` (raw name, lower-case name, value)."""
+    return [(name, value) for _, name, value in headers._full_items]
