@@ -40,6 +40,7 @@ Message = Mapping[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 _NO_BODY_STATUSES = (204, 304)
+_END_OF_MESSAGE = h11.EndOfMessage()  # immutable: one serves every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
 
@@ -576,7 +577,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if self._pending_body is not None:
             fx.event, self._pending_body = self._pending_body, None
-            self._read_body()  # the next chunk, if h11 holds one
+            if not self.request_complete:
+                self._read_body()  # the next chunk, if h11 holds one
             return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
@@ -651,7 +653,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # never reaches the wire; the app's send() raises once this is applied.
             self._fx.error = exc.with_state(self.state.name)
             return
-        self._write(out)
+        self._fx.write.append(out)  # never empty: it holds the head
         if not more:
             self._complete()
 
@@ -663,13 +665,21 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._complete()
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
+        """The wire bytes of a body message (the two h11 sends of ``_h11_send``, written out)."""
         out = b""
-        # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110 §9.3.2,
-        # §15.3.5, §15.4.5); h11 frames them with length 0.
-        if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
-            out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more:
-            out += self._h11_send(h11.EndOfMessage(), "http.response.body")
+        conn = self.conn
+        try:
+            # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
+            # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
+            if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+                out = conn.send(h11.Data(data=body)) or b""
+            if not more:
+                out += conn.send(_END_OF_MESSAGE) or b""
+        except h11.LocalProtocolError as exc:
+            self.must_close = True
+            raise ASGIProtocolError(
+                "http.response.body", f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
+            ) from None
         return out
 
     def _complete(self) -> None:
@@ -728,7 +738,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._go(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
         self._fx.cancel_keep_alive = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
-        self._read_head()  # a pipelined request may be waiting already
+        if self._unparsed:
+            self._read_head()  # a pipelined request is waiting already
 
     def _nothing(self, _: Any) -> None:
         """Nothing to do."""

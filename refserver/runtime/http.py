@@ -369,8 +369,8 @@ class HTTPConnection:
                 if event is not None:
                     if waited:
                         pace.waited()
-                    else:
-                        await pace.answered_at_once()
+                    elif pace.due():
+                        await anyio.lowlevel.checkpoint()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
@@ -410,10 +410,10 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            if machine.state is not State.START_HELD:
+            if machine.state is not State.START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/decisions.md #61).
-                await pace.answered_at_once()
+                await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
