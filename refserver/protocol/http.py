@@ -364,7 +364,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         self._request = event
         headers = internals.h11_header_pairs(event.headers)
-        has_upgrade = has_te = has_cl = False
+        has_upgrade = has_te = has_cl = has_expect = False
         for name, _ in headers:
             if name == b"upgrade":
                 has_upgrade = True
@@ -372,6 +372,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 has_te = True
             elif name == b"content-length":
                 has_cl = True
+            elif name == b"expect":
+                has_expect = True
         if has_upgrade and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md #45).
@@ -385,7 +387,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
-        self._continue_owed = conn.they_are_waiting_for_100_continue
+        self._continue_owed = has_expect and conn.they_are_waiting_for_100_continue
         if has_te and has_cl:
             # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
             # frames it by Transfer-Encoding, and the server "MUST close the connection

@@ -360,7 +360,7 @@ class HTTPConnection:
             while True:
                 fx = machine.app_receive()
                 self._apply(fx)
-                if self.transport.has_queued and not self.transport.flushing:
+                if fx.write and self.transport.has_queued and not self.transport.flushing:
                     await self._flush_or_lose()  # 100 Continue
                     waited = True
                     if fx.event is None:
@@ -439,7 +439,8 @@ class HTTPConnection:
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
         self._apply(fx)
-        if fx.write or self.transport.has_queued:  # the app's own sends flushed what they wrote
+        # The app's own sends flushed what they wrote; a pushing transport wrote the rest.
+        if fx.write or (not self._pushed and self.transport.has_queued):
             await self._flush_or_lose()
         if self.ctx.config.access_log and access_log.isEnabledFor(20):
             access_log.info(
