@@ -9,11 +9,57 @@ import ssl
 
 import anyio
 import anyio.abc
+import h11
 import pytest
 import trustme
 from anyio.streams.tls import TLSStream
 
 from refserver.protocol import internals
+
+
+class TestH11Internals:
+    def test_the_unparsed_buffer_is_live_for_the_connections_life(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        unparsed = internals.h11_unparsed(conn)
+        seen = []
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /next")
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 36)
+        assert isinstance(conn.next_event(), h11.Request)
+        assert conn.next_event() == h11.EndOfMessage()
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 9)
+        conn.send(h11.Response(status_code=204, headers=[]))
+        conn.send(h11.EndOfMessage())
+        conn.start_next_cycle()
+        conn.receive_data(b" HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert isinstance(conn.next_event(), h11.Request)
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 0)
+        conn.receive_data(b"more")
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 4)
+        assert unparsed is internals.h11_unparsed(conn)
+        assert seen == [True] * 4, "h11 no longer keeps Connection._receive_buffer._data for the connection's life"
+
+    def test_header_pairs_are_the_headers_sequence(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-Two: a, b\r\n\r\n")
+        request = conn.next_event()
+        assert isinstance(request, h11.Request)
+        pairs = internals.h11_header_pairs(request.headers)
+        assert pairs == list(request.headers) == [(b"host", b"x"), (b"x-two", b"a, b")], "h11 moved Headers._full_items"
+
+    def test_a_header_added_to_a_validated_response_goes_on_the_wire(self) -> None:
+        head = h11.Response(status_code=200, headers=[(b"content-type", b"text/plain")], reason=b"OK")
+        longer = internals.h11_response_with_header(head, b"content-length", b"2")
+        assert (longer.status_code, longer.reason, longer.http_version) == (200, b"OK", b"1.1")
+        assert list(longer.headers) == [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+        assert list(head.headers) == [(b"content-type", b"text/plain")], "the original is unchanged"
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.next_event()
+        conn.next_event()
+        wire = conn.send(longer)
+        assert wire == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n"
+        assert conn.send(h11.Data(data=b"ok")) == b"ok", "h11 frames the body by the added Content-Length"
+        assert conn.send(h11.EndOfMessage()) == b""
 
 
 @pytest.mark.anyio

@@ -8,13 +8,22 @@ naming the internal, when a new release of the dependency moves it.
   ``process_buffer`` and ``header``, and ``MessageDecoder.process_frame``) to skip the
   event objects and the generator ``Connection`` adds per frame: :func:`frame_decoder`,
   :func:`message_decoder`.
-
 - anyio does not expose asyncio's ``transport.is_closing()``, which knows at once that a
   peer reset the connection (trio raises from the write itself): :func:`asyncio_is_closing`.
 - anyio's ``TLSStream`` sends close_notify only by waiting for the peer's as well (``unwrap``);
   sending it alone needs the stream's outgoing TLS bytes (its private ``_write_bio``) and
   whether a write was cut short (its private ``_broken``): :func:`tls_outgoing`,
   :func:`tls_broken`.
+- h11 tells how many received bytes it has not parsed yet only by copying them
+  (``Connection.trailing_data``); its private ``_receive_buffer._data`` is the one bytearray
+  that holds them, for the connection's life: :func:`h11_unparsed`.
+- h11 validates a response's headers whenever a ``Response`` is built from a list; one header
+  refserver adds to headers h11 already validated (the ``Content-Length`` it computes) goes on
+  the validated ``Headers`` (its private ``_full_items``, and the constructor's ``_parsed``):
+  :func:`h11_response_with_header`.
+- h11's ``Headers`` is a ``Sequence`` whose items are made one Python call each; the
+  (lower-case name, value) pairs are read straight from its private ``_full_items``:
+  :func:`h11_header_pairs`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable
 
+import h11
+from h11._headers import Headers as H11Headers
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import FrameDecoder, MessageDecoder
 
@@ -67,3 +78,35 @@ def tls_broken(stream: object) -> bool:
     """anyio's ``TLSStream._broken``: a write of TLS records was cut short, so nothing more
     can be sent (older anyio releases lack the flag: False)."""
     return bool(getattr(stream, "_broken", False))
+
+
+def h11_unparsed(conn: h11.Connection) -> bytearray:
+    """The received bytes h11 holds unparsed, live: the same bytearray for the connection's
+    life, so its ``len()`` is always ``len(conn.trailing_data[0])``, without the copy
+    (h11's private ``Connection._receive_buffer._data``)."""
+    data = getattr(getattr(conn, "_receive_buffer", None), "_data", None)
+    if not isinstance(data, bytearray):
+        raise RuntimeError("h11 internals moved: Connection._receive_buffer._data is gone")
+    return data
+
+
+def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) -> h11.Response:
+    """``response`` with one more header, ``name`` (lower case, a token) and ``value`` (no
+    CR, LF or NUL), which the caller vouches for: the headers h11 already validated are not
+    validated again (h11's private ``Headers._full_items`` and ``Response(_parsed=True)``)."""
+    items = response.headers._full_items
+    if not isinstance(items, list):
+        raise RuntimeError("h11 internals moved: Headers._full_items is gone")
+    return h11.Response(
+        headers=H11Headers([*items, (name, name, value)]),
+        status_code=response.status_code,
+        reason=response.reason,
+        http_version=response.http_version,
+        _parsed=True,
+    )
+
+
+def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
+    """``list(headers)`` for h11's ``Headers`` (names lower-case), read from its private
+    ``_full_items`` (raw name, lower-case name, value)."""
+    return [(name, value) for _, name, value in headers._full_items]
