@@ -29,6 +29,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Upgrade
 from refserver.runtime.context import Pacer, ServerContext, record_steps
+from refserver.runtime.tasks import open_task_group
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
@@ -126,7 +127,7 @@ class HTTPConnection:
                 self.transport.push_to(self)
                 await self._serve_requests()
             else:
-                async with anyio.create_task_group() as tg:
+                async with open_task_group() as tg:
                     self._apply(self.machine.opened())
                     tg.start_soon(self._read_until_done)
                     await self._serve_requests()

@@ -30,6 +30,7 @@ from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor, socket_stream
+from refserver.runtime.tasks import open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
@@ -242,7 +243,7 @@ async def _serve_connections(
 ) -> None:
     on_asyncio = _running_on_asyncio()
     try:
-        async with anyio.create_task_group() as connections:
+        async with open_task_group() as connections:
 
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
                 stream: anyio.abc.ByteStream | Transport

@@ -27,7 +27,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from refserver.protocol.internals import asyncio_is_closing
-from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
+from refserver.runtime.wakeup import AsyncioWakeup, Wakeup, new_wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one receive() returns; also what may wait unread
 # On asyncio, bytes a send() has handed over may still wait in asyncio's own buffer (below
@@ -135,7 +135,7 @@ class Transport:
 
     def new_wakeup(self) -> Wakeup:
         """A wake-up call suited to this transport's event loop."""
-        return Wakeup()
+        return new_wakeup()
 
     def write_queued(self) -> None:
         """A transport that pushes writes the outbox now; others write it in :meth:`flush`."""
