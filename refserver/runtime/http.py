@@ -127,10 +127,7 @@ class HTTPConnection:
                 self.transport.push_to(self)
                 await self._serve_requests()
             else:
-                async with open_task_group() as tg:
-                    self._apply(self.machine.opened())
-                    tg.start_soon(self._read_until_done)
-                    await self._serve_requests()
+                await self._run_pulled()
             self._cancel_timer()
             if self._failure is not None:
                 raise self._failure
@@ -139,6 +136,14 @@ class HTTPConnection:
         finally:
             self._cancel_timer()
             await self.transport.aclose()
+
+    async def _run_pulled(self) -> None:
+        """The reader in a task of its own; returns (and lets go of the group) once the
+        connection closes or upgrades."""
+        async with open_task_group() as tg:
+            self._apply(self.machine.opened())
+            tg.start_soon(self._read_until_done)
+            await self._serve_requests()
 
     # ------------------------------------------------------------------ pushed input
 

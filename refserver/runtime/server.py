@@ -34,7 +34,7 @@ from refserver.runtime.tasks import open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import AsyncioTransport, Transport
+from refserver.runtime.transport import AsyncioTransport, SocketTransport, Transport
 from refserver.trace import Tracer
 
 
@@ -252,6 +252,8 @@ async def _serve_connections(
                     if tls is None and on_asyncio:
                         # asyncio's own transport carries plain connections (runtime/transport.py).
                         stream = await AsyncioTransport.over(conn)
+                    elif tls is None:
+                        stream = SocketTransport(conn)  # trio: the socket itself
                     else:
                         stream = raw = await socket_stream(conn)
                 except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
@@ -278,6 +280,7 @@ async def _serve_connections(
                 )
                 ctx.add(handler)
                 ctx.remove(pending)
+                del pending  # not held for the life of the connection
                 try:
                     await handler.run()
                 except Exception:
