@@ -4,7 +4,7 @@ Every read and write of a client connection goes through a :class:`Transport`. A
 fails or hits EOF returns ``b""``; a write that fails raises :class:`PeerGone`. Callers
 never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
 
-Two kinds carry the bytes:
+Three kinds carry the bytes:
 
 - :class:`AsyncioTransport`, on asyncio for plain TCP and unix sockets: an
   ``asyncio.Protocol`` of its own. Bytes that arrive wait in a small buffer until they are
