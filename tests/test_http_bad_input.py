@@ -221,6 +221,35 @@ async def test_keep_alive_timeout_does_not_cut_a_request_in_flight() -> None:
     assert (response.status_code, body) == (200, b"ok")
 
 
+async def test_after_a_request_longer_than_the_timeout_the_idle_timer_runs_again() -> None:
+    """RFC 9112 §9.3: the keep-alive timer is off while a request is served (it may fire
+    meanwhile and find nothing to do) and bounds the idle time after the response."""
+    gate = anyio.Event()
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rec.add("waiting")
+        await gate.wait()
+        await ok_app(scope, receive, send)
+
+    with anyio.fail_after(3):
+        async with serving(app, timeout_keep_alive_s=0.2) as server, HTTPClient.open(server.port) as slow:
+            await slow.send_request()
+            await rec.wait_kind("waiting")
+            idle = await connect(server.port)  # closed by its own timer: the slow request outlived one
+            try:
+                assert await read_until_eof(idle) == b""
+            finally:
+                await idle.aclose()
+            start = anyio.current_time()  # the timer restarts after this response
+            gate.set()
+            response, body = await slow.read_response()
+            rest = await read_until_eof(slow.stream)
+            elapsed = anyio.current_time() - start
+    assert (response.status_code, body, rest) == (200, b"ok", b"")
+    assert elapsed >= 0.19
+
+
 async def test_client_gone_mid_headers_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="refserver")
     with anyio.fail_after(3):

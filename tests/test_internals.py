@@ -9,49 +9,57 @@ import ssl
 
 import anyio
 import anyio.abc
+import h11
 import pytest
 import trustme
 from anyio.streams.tls import TLSStream
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import CloseConnection, TextMessage
 
 from refserver.protocol import internals
-from tests.support import close_frame, frame
 
 
-def server_wire() -> Connection:
-    wire = Connection(ConnectionType.SERVER)
-    internals.accept_registered_close_codes(wire)
-    return wire
+class TestH11Internals:
+    def test_the_unparsed_buffer_is_live_for_the_connections_life(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        unparsed = internals.h11_unparsed(conn)
+        seen = []
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /next")
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 36)
+        assert isinstance(conn.next_event(), h11.Request)
+        assert conn.next_event() == h11.EndOfMessage()
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 9)
+        conn.send(h11.Response(status_code=204, headers=[]))
+        conn.send(h11.EndOfMessage())
+        conn.start_next_cycle()
+        conn.receive_data(b" HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert isinstance(conn.next_event(), h11.Request)
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 0)
+        conn.receive_data(b"more")
+        seen.append(len(unparsed) == len(conn.trailing_data[0]) == 4)
+        assert unparsed is internals.h11_unparsed(conn)
+        assert seen == [True] * 4, "h11 no longer keeps Connection._receive_buffer._data for the connection's life"
 
+    def test_header_pairs_are_the_headers_sequence(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-Two: a, b\r\n\r\n")
+        request = conn.next_event()
+        assert isinstance(request, h11.Request)
+        pairs = internals.h11_header_pairs(request.headers)
+        assert pairs == list(request.headers) == [(b"host", b"x"), (b"x-two", b"a, b")], "h11 moved Headers._full_items"
 
-class TestWsprotoInternals:
-    def test_frame_protocol_with_process_close_is_where_it_was(self) -> None:
-        proto = internals.wire_frame_protocol(Connection(ConnectionType.SERVER))
-        assert callable(proto._process_close), "wsproto moved Connection._proto._process_close"
-
-    @pytest.mark.parametrize("code", [1012, 1013, 1014])
-    def test_registered_close_codes_from_the_peer_are_accepted(self, code: int) -> None:
-        wire = server_wire()
-        wire.receive_data(close_frame(code, "later"))
-        events = list(wire.events())
-        assert [(type(e), e.code, e.reason) for e in events if isinstance(e, CloseConnection)] == [
-            (CloseConnection, code, "later")
-        ]
-        assert not internals.is_parse_failure(wire)
-
-    def test_a_parse_failure_leaves_the_state_open(self) -> None:
-        wire = server_wire()
-        wire.receive_data(frame(0x1, b"\xff"))  # invalid UTF-8
-        (event,) = [e for e in wire.events() if not isinstance(e, TextMessage)]
-        assert isinstance(event, CloseConnection) and event.code == 1007
-        assert internals.is_parse_failure(wire), "wsproto now changes state on a parse failure"
-
-    def test_a_close_frame_changes_the_state(self) -> None:
-        wire = server_wire()
-        wire.receive_data(close_frame(1000))
-        list(wire.events())
-        assert not internals.is_parse_failure(wire)
+    def test_a_header_added_to_a_validated_response_goes_on_the_wire(self) -> None:
+        head = h11.Response(status_code=200, headers=[(b"content-type", b"text/plain")], reason=b"OK")
+        longer = internals.h11_response_with_header(head, b"content-length", b"2")
+        assert (longer.status_code, longer.reason, longer.http_version) == (200, b"OK", b"1.1")
+        assert list(longer.headers) == [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+        assert list(head.headers) == [(b"content-type", b"text/plain")], "the original is unchanged"
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.next_event()
+        conn.next_event()
+        wire = conn.send(longer)
+        assert wire == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n"
+        assert conn.send(h11.Data(data=b"ok")) == b"ok", "h11 frames the body by the added Content-Length"
+        assert conn.send(h11.EndOfMessage()) == b""
 
 
 @pytest.mark.anyio

@@ -121,7 +121,10 @@ class Driver:
         self.reading = True
         self.transitions: list[Transition] = []
         self.notes: list[Note] = []
-        self.events: list[Mapping[str, Any]] = []  # what receive() returned
+        self.events: list[Mapping[str, Any]] = []  # what receive() returned (or was handed)
+        # An event handed to a receive() that waits (Effects.event of a non-RECEIVE input),
+        # returned by the next receive() as the runtime does.
+        self.handed: Mapping[str, Any] | None = None
         self.statuses: list[int] = []
         self.close_codes: list[int] = []
         self.errors: list[BaseException] = []  # Effects.error, raised into the app
@@ -148,7 +151,9 @@ class Driver:
             assert fx.transitions[-1].new == self.machine.state.name
         self.notes.extend(fx.notes)
         if fx.event is not None:
+            assert self.handed is None, "an event handed over while another one waits"
             self.events.append(fx.event)
+            self.handed = fx.event
         if fx.status:
             self.statuses.append(fx.status)
         if fx.close_code is not None:
@@ -166,7 +171,17 @@ class Driver:
         return self.apply(self.machine.app_send(message))
 
     def receive(self) -> Mapping[str, Any] | None:
-        return self.apply(self.machine.app_receive()).event
+        if self.handed is None:
+            self.apply(self.machine.app_receive())
+        event, self.handed = self.handed, None
+        return event
+
+    def receive_fx(self) -> Effects:
+        """receive() with nothing handed over yet: its whole Effects (the event taken)."""
+        assert self.handed is None
+        fx = self.apply(self.machine.app_receive())
+        self.handed = None
+        return fx
 
     def feed(self, data: bytes) -> Effects:
         return self.apply(self.machine.receive_data(data))
@@ -477,6 +492,45 @@ class TestReceiveReceiveEvent:
         assert driver.receive() is None
 
 
+class TestReceiveHandedToTheWaitingReceive:
+    """www spec 2.5, "Receive - receive event": a message that completes while the app waits
+    in receive() answers that receive() (docs/decisions.md #61); the order is unchanged."""
+
+    def test_the_first_message_answers_the_waiting_receive_the_rest_queue(self) -> None:
+        driver = opened()
+        assert driver.receive() is None  # the app waits
+        fx = driver.feed(frame(0x1, b"one") + frame(0x2, b"two"))
+        assert fx.event == text("one")
+        assert fx.wake_app is True
+        assert driver.machine.inbox == [binary(b"two")]
+        assert driver.receive() == text("one")
+        assert driver.receive() == binary(b"two")
+        assert driver.receive() is None
+
+    def test_a_handed_message_comes_before_the_disconnect(self) -> None:
+        driver = opened()
+        assert driver.receive() is None
+        fx = driver.feed(frame(0x2, b"last") + close_frame(1000))
+        assert fx.event == binary(b"last")
+        assert driver.state() is State.CLOSED
+        assert driver.drain() == [binary(b"last"), disconnect(1000)]
+
+    def test_bad_data_behind_a_handed_message_is_held_until_the_app_asks_again(self) -> None:
+        driver = opened()
+        assert driver.receive() is None
+        fx = driver.feed(frame(0x1, b"ok") + frame(0x1, b"\xff"))
+        assert fx.event == text("ok")
+        assert driver.state() is State.FAILING  # the app holds "ok" and may answer it (#26)
+        assert driver.receive() == text("ok")
+        assert driver.receive() == disconnect(1007, "invalid UTF-8 or payload data")
+
+    def test_no_message_is_handed_when_the_app_is_not_waiting(self) -> None:
+        driver = opened()
+        fx = driver.feed(frame(0x1, b"queued"))
+        assert fx.event is None
+        assert driver.machine.inbox == [text("queued")]
+
+
 class TestReadAhead:
     """www spec 2.5, "Receive - receive event" with backpressure: reading pauses once the
     complete messages the app has not taken exceed READ_AHEAD_BYTES, and resumes when it
@@ -733,7 +787,7 @@ class TestDisconnectReceiveEvent:
         driver.lost("reset")
         warnings: list[int] = []
         for call in range(1, 2 * DISCONNECT_REPEATS_BEFORE_WARNING + 1):
-            fx = driver.apply(driver.machine.app_receive())
+            fx = driver.receive_fx()
             assert fx.event == disconnect(1006)
             if fx.notes:
                 warnings.append(call)
@@ -1279,7 +1333,7 @@ class TestRFC6455Section7_1_7FailTheConnection:
         assert driver.receive() == text("a")
         fx = driver.send({"type": "websocket.send", "text": "answer"})  # the app may still answer it
         assert wrote(fx) == b"\x81\x06answer"
-        fx = driver.apply(driver.machine.app_receive())
+        fx = driver.receive_fx()
         assert wrote(fx) == server_close(code, reason)
         assert fx.event == disconnect(code, reason)
         assert driver.state() is State.DRAINING

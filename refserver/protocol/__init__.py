@@ -1,4 +1,4 @@
-"""Sans-IO protocol machines over h11 and wsproto.
+"""Sans-IO protocol machines: HTTP over h11, WebSocket frames over wsproto's frame layer.
 
 Plain inputs (bytes from the peer, a message from the app, "peer gone", "app ended")
 become plain outputs (bytes to write, events for the app, state changes). Nothing here

@@ -64,7 +64,9 @@ class Effects:
     """Everything one input asks for, in the order the runtime applies it."""
 
     write: list[bytes] = field(default_factory=list)  # bytes for the peer, in order
-    event: dict[str, Any] | None = None  # what receive() returns now (RECEIVE input only)
+    # What receive() returns now: from a RECEIVE input, or from the input that completed the
+    # message a waiting receive() is handed (docs/decisions.md #61).
+    event: dict[str, Any] | None = None
     wake_app: bool = False  # a waiting receive() has something new
     reading: bool | None = None  # pause (False) or resume (True) reading; None: unchanged
     arm: dict[Timer, float] = field(default_factory=dict)  # timer -> seconds from now

@@ -1,8 +1,9 @@
-"""wsproto frame extensions: the message size limit and bounded permessage-deflate.
+"""Bounded permessage-deflate (RFC 7692), as an extension of wsproto's frame layer.
 
-Both fail the connection with 1009 as soon as a message would exceed the limit, before
-buffering it: an uncompressed message at its frame header, a compressed one while it is
-inflated, with ``max_length`` so that a compression bomb never inflates past the limit.
+A compressed message fails the connection with 1009 as soon as inflating it would pass the
+size limit: ``max_length`` keeps a compression bomb from ever inflating past it. (An
+uncompressed message is checked at its frame headers, by ``protocol.frames``.) The server's
+messages are compressed whole by :meth:`PerMessageDeflate.deflate`.
 """
 
 from __future__ import annotations
@@ -14,43 +15,8 @@ from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opc
 
 from refserver.protocol.handshake import DeflateParams
 
-_NO_RSV = RsvBits(False, False, False)
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: appended before inflating
-
-
-class MessageSizeLimit(Extension):
-    """Counts the payload of uncompressed data messages, frame header by frame header."""
-
-    name = "refserver-size-limit"  # never negotiated: always on, claims no RSV bit
-
-    def __init__(self, max_size_bytes: int) -> None:
-        self.max_size_bytes = max_size_bytes
-        self._size = 0
-        self._compressed = False
-
-    def enabled(self) -> bool:
-        return True
-
-    def offer(self) -> bool:  # server side only: negotiation is in protocol.handshake
-        return False
-
-    def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
-    ) -> CloseReason | RsvBits:
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            self._size = 0
-            self._compressed = rsv.rsv1
-        elif opcode is not Opcode.CONTINUATION:
-            return _NO_RSV
-        if not self._compressed:
-            self._size += payload_length
-            if self._size > self.max_size_bytes:
-                return CloseReason.MESSAGE_TOO_BIG
-        return _NO_RSV
+_RSV1 = RsvBits(True, False, False)
 
 
 class PerMessageDeflate(Extension):
@@ -63,7 +29,8 @@ class PerMessageDeflate(Extension):
         self.max_size_bytes = max_size_bytes
         self._inflater: zlib._Decompress | None = None
         self._deflater: zlib._Compress | None = None
-        self._inbound_compressed = False
+        self.inbound_compressed = False  # the message arriving is compressed
+        self._frame_compressed = False  # the frame arriving is (part of) a compressed message
         self._inflated = 0
 
     def enabled(self) -> bool:
@@ -83,11 +50,13 @@ class PerMessageDeflate(Extension):
         if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
             return CloseReason.PROTOCOL_ERROR  # RFC 7692 §6.1: only on a first data frame
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            self._inbound_compressed = rsv.rsv1
+            self.inbound_compressed = rsv.rsv1
             self._inflated = 0
             if rsv.rsv1 and self._inflater is None:
                 self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        return RsvBits(True, False, False)
+        # A control frame between the fragments of a compressed message is not compressed.
+        self._frame_compressed = self.inbound_compressed and not opcode.iscontrol()
+        return _RSV1
 
     def _inflate(self, data: bytes) -> bytes | CloseReason:
         if self._inflater is None:  # pragma: no cover - set by frame_inbound_header
@@ -107,7 +76,7 @@ class PerMessageDeflate(Extension):
         proto: FrameDecoder | FrameProtocol,
         data: bytes,
     ) -> bytes | CloseReason:
-        if not self._inbound_compressed:
+        if not self._frame_compressed:
             return data
         return self._inflate(data)
 
@@ -116,35 +85,22 @@ class PerMessageDeflate(Extension):
         proto: FrameDecoder | FrameProtocol,
         fin: bool,
     ) -> bytes | CloseReason | None:
-        if not fin or not self._inbound_compressed:
+        if not fin or not self._frame_compressed:
             return None
-        out = self._inflate(_DEFLATE_TAIL)
-        self._inbound_compressed = False
+        out = self._inflate(_DEFLATE_TAIL)  # RFC 7692 §7.2.2: the removed tail
         if self.params.client_no_context_takeover:
             self._inflater = None
         return out
 
-    def frame_outbound(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        data: bytes,
-        fin: bool,
-    ) -> tuple[RsvBits, bytes]:
-        if opcode.iscontrol():
-            return rsv, data
-        if opcode is not Opcode.CONTINUATION:
-            rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
+    def deflate(self, data: bytes) -> bytes:
+        """A whole message of the server's, compressed (RFC 7692 §7.2.1)."""
         if self._deflater is None:
             self._deflater = zlib.compressobj(
                 zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5
             )
-        out = self._deflater.compress(data)
-        if fin:
-            out += self._deflater.flush(zlib.Z_SYNC_FLUSH)
-            if out.endswith(_DEFLATE_TAIL):
-                out = out[:-4]  # RFC 7692 §7.2.1: drop the tail of the sync flush
-            if self.params.server_no_context_takeover:
-                self._deflater = None
-        return rsv, out
+        out = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        if out.endswith(_DEFLATE_TAIL):
+            out = out[:-4]  # RFC 7692 §7.2.1: drop the tail of the sync flush
+        if self.params.server_no_context_takeover:
+            self._deflater = None
+        return out

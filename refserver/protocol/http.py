@@ -24,23 +24,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp
-from refserver.protocol.responses import check_sendable_head, complete_response, reason_phrase, response_head
-from refserver.protocol.table import TableBuilder, TableMachine
+from refserver.protocol import handshake, internals
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Transition
+from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
+from refserver.protocol.table import TableBuilder, TableMachine, new_transition
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
 
 Message = Mapping[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
-_SERVER_OWNED_HEADERS = (b"transfer-encoding",)  # www spec 2.5: the server chooses framing
 _NO_BODY_STATUSES = (204, 304)
+_END_OF_MESSAGE = h11.EndOfMessage()  # immutable: one serves every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
 
@@ -139,9 +139,10 @@ class Settings:
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope")."""
+class RequestHead(NamedTuple):
+    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope").
+    (A named tuple: one is made per request, and a tuple is built faster than a frozen
+    dataclass.)"""
 
     method: str
     target: bytes  # the raw request target
@@ -201,6 +202,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.over_limit = over_limit
         self.settings = settings or Settings()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
+        self._unparsed = internals.h11_unparsed(self.conn)  # live: what h11 holds unparsed
         self._date_source = date
         self.state = State.IDLE
         self.requests = 0  # request heads handed out so far
@@ -220,7 +222,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.method = b""
         self.date = b""
         self.status = 0  # set by http.response.start (or 500)
-        self._held_headers: Headers = []
+        self._held: h11.Response | None = None  # the head of http.response.start, until the first body
+        self._held_has_length = False  # the app's headers include a content-length
         # receive side: at most one body chunk waits for the app (backpressure).
         self._pending_body: dict[str, Any] | None = None
         self.request_complete = False
@@ -238,7 +241,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         connection) without changing anything."""
         state = self.state
         try:
-            kind = messages.message_type(message)
+            kind = message.get("type") if type(message) is dict else None
+            if type(kind) is not str:
+                kind = messages.message_type(message)  # not a dict, or no str type: raises
             return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
@@ -280,8 +285,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _new_effects(self) -> HTTPEffects:
-        return HTTPEffects()
+    _new_effects = HTTPEffects
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]
@@ -294,11 +298,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if not self.request_complete:
                 return self._pending_body is None  # backpressure: the app has the last chunk
             # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
-            return len(self.conn.trailing_data[0]) <= self.settings.max_head_bytes
+            return len(self._unparsed) <= self.settings.max_head_bytes
         return False
 
     def _go(self, new: State, why: str, section: str) -> None:
-        self._enter(new, why, section)
+        """Change to ``new``, which the current row must list (``TableMachine._enter``, written
+        out: a request makes five of these)."""
+        old = self.state
+        if new not in self._row.next:  # pragma: no cover - a bug in a row
+            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        self.state = new
+        self._fx.transitions.append(new_transition(Transition, (old._name_, new._name_, section, why)))
         if new is State.CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True
@@ -318,14 +328,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Parse the next request head from what h11 holds."""
         conn = self.conn
         limit = self.settings.max_head_bytes
-        buffered = len(conn.trailing_data[0])
+        buffered = len(self._unparsed)
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             self._refuse(exc.error_status_hint, str(exc))
             return
         if event is h11.NEED_DATA:
-            if self.state is State.IDLE and conn.trailing_data[0]:
+            if self.state is State.IDLE and len(self._unparsed):
                 self._go(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
         if not isinstance(event, h11.Request):
@@ -335,10 +345,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
         # depend on how TCP split the bytes.
-        if buffered - len(conn.trailing_data[0]) > limit:
+        if buffered - len(self._unparsed) > limit:
             self._refuse(431, HEAD_TOO_LARGE)
             return
-        version = scope_http_version(event.http_version)
+        version = "1.1" if event.http_version == b"1.1" else scope_http_version(event.http_version)
         if version is None:
             self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
             return
@@ -353,22 +363,32 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_OVERLOAD)
             return
         self._request = event
-        headers = list(event.headers)
-        if handshake.asks_for_websocket(headers):
+        headers = internals.h11_header_pairs(event.headers)
+        has_upgrade = has_te = has_cl = has_expect = False
+        for name, _ in headers:
+            if name == b"upgrade":
+                has_upgrade = True
+            elif name == b"transfer-encoding":
+                has_te = True
+            elif name == b"content-length":
+                has_cl = True
+            elif name == b"expect":
+                has_expect = True
+        if has_upgrade and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md #45).
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
-        self._fx.cancel_keep_alive = True
-        self._fx.keep_alive_s = None
-        self._new_cycle()
+        fx = self._fx
+        fx.cancel_keep_alive = True
+        fx.keep_alive_s = None
+        # The cycle's fields were reset when the last one ended (or the connection opened).
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
-        self._continue_owed = conn.they_are_waiting_for_100_continue
-        names = [name for name, _ in headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
+        self._continue_owed = has_expect and conn.they_are_waiting_for_100_continue
+        if has_te and has_cl:
             # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
             # frames it by Transfer-Encoding, and the server "MUST close the connection
             # after responding to such a request".
@@ -559,7 +579,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if self._pending_body is not None:
             fx.event, self._pending_body = self._pending_body, None
-            self._read_body()  # the next chunk, if h11 holds one
+            if not self.request_complete:
+                self._read_body()  # the next chunk, if h11 holds one
             return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
@@ -587,57 +608,80 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 "asks for trailers, but the http.response.trailers extension is not advertised",
                 sections.HTTP_TRAILERS,
             )
-        headers = [(n, v) for n, v in message.get("headers", ()) if n not in _SERVER_OWNED_HEADERS]
-        check_sendable_head(message["status"], headers, "http.response.start", sections.HTTP_RESPONSE_START)
-        self.status = message["status"]
-        if not any(n == b"date" for n, _ in headers):
+        headers: Headers = []
+        has_date = has_connection = has_length = False
+        for name, value in message.get("headers", ()):
+            if name == b"transfer-encoding":  # www spec 2.5: the server chooses framing
+                continue
+            if name == b"date":
+                has_date = True
+            elif name == b"connection":
+                has_connection = True
+            elif name == b"content-length":
+                has_length = True
+            headers.append((name, value))
+        if not has_date:
             headers.append((b"date", self.date))
-        if (self.must_close or self.shutting_down) and not any(n == b"connection" for n, _ in headers):
+        if (self.must_close or self.shutting_down) and not has_connection:
             headers.append((b"connection", b"close"))  # tell the client this connection ends
-        self._held_headers = headers
+        status = message["status"]
+        # Built (and so checked by h11) now: a head that cannot be sent raises from this send().
+        self._held = sendable_head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START)
+        self._held_has_length = has_length
+        self.status = status
         self._go(
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
 
     def _first_body(self, message: Message) -> None:
-        message = messages.validate(message, "http.response.body")
+        messages.validate_http_response_body(message)
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
-        headers = self._held_headers
-        if not more and self.status not in _NO_BODY_STATUSES and not any(n == b"content-length" for n, _ in headers):
+        head = self._held
+        if head is None:  # pragma: no cover - START_HELD implies a held head
+            raise RuntimeError("START_HELD without a head")
+        if not more and not self._held_has_length and self.status not in _NO_BODY_STATUSES:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
-        head = self._h11_send(response_head(self.status, headers), "http.response.start")
-        self._held_headers = []
+            head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
+        data = self._h11_send(head, "http.response.start")
+        self._held = None
         self._go(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
         try:
-            out = head + self._body_bytes(body, more)
+            out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
             # h11 took the head but refuses the body (it contradicts the app's own
             # Content-Length): nothing is written, so a response that lies about its length
             # never reaches the wire; the app's send() raises once this is applied.
             self._fx.error = exc.with_state(self.state.name)
             return
-        self._write(out)
+        self._fx.write.append(out)  # never empty: it holds the head
         if not more:
             self._complete()
 
     def _next_body(self, message: Message) -> None:
-        message = messages.validate(message, "http.response.body")
+        messages.validate_http_response_body(message)
         more = message.get("more_body", False)
         self._write(self._body_bytes(bytes(message.get("body", b"")), more))
         if not more:
             self._complete()
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
+        """The wire bytes of a body message (the two h11 sends of ``_h11_send``, written out)."""
         out = b""
-        # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110 §9.3.2,
-        # §15.3.5, §15.4.5); h11 frames them with length 0.
-        if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
-            out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more:
-            out += self._h11_send(h11.EndOfMessage(), "http.response.body")
+        conn = self.conn
+        try:
+            # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
+            # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
+            if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+                out = conn.send(h11.Data(data=body)) or b""
+            if not more:
+                out += conn.send(_END_OF_MESSAGE) or b""
+        except h11.LocalProtocolError as exc:
+            self.must_close = True
+            raise ASGIProtocolError(
+                "http.response.body", f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
+            ) from None
         return out
 
     def _complete(self) -> None:
@@ -696,7 +740,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._go(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
         self._fx.cancel_keep_alive = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
-        self._read_head()  # a pipelined request may be waiting already
+        if self._unparsed:
+            self._read_head()  # a pipelined request is waiting already
 
     def _nothing(self, _: Any) -> None:
         """Nothing to do."""

@@ -12,15 +12,15 @@ from refserver.errors import ASGIProtocolError
 Headers = list[tuple[bytes, bytes]]
 
 
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 def response_head(status: int, headers: Headers) -> h11.Response:
-    return h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
+    return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
 
 
 def complete_response(
@@ -52,7 +52,12 @@ def check_sendable_head(status: int, headers: Headers, message_type: str, sectio
     """asgi spec, "Error Handling": an event the server cannot send raises from the send()
     that carried it, leaving the state unchanged. h11 checks that header names are tokens,
     values have no CR/LF/NUL (RFC 9110 §5.1, §5.5) and a content-length is a number."""
+    sendable_head(status, headers, message_type, section)
+
+
+def sendable_head(status: int, headers: Headers, message_type: str, section: str) -> h11.Response:
+    """The response head, validated as :func:`check_sendable_head` does."""
     try:
-        response_head(status, headers)
+        return response_head(status, headers)
     except h11.LocalProtocolError as exc:
         raise ASGIProtocolError(message_type, f"has headers that cannot be sent: {exc}", section) from None

@@ -57,6 +57,9 @@ class TableBuilder(Generic[S, I]):
 
 E = TypeVar("E", bound=Effects)
 
+# ``Transition(old, new, section, why)`` without the named tuple's Python-level ``__new__``.
+new_transition: Callable[[type[Transition], tuple[str, str, str, str]], Transition] = tuple.__new__
+
 
 class TableMachine(Generic[S, I, E]):
     """The dispatch every protocol machine shares: an input finds the row of (state, input),
@@ -73,8 +76,8 @@ class TableMachine(Generic[S, I, E]):
     _fx: E
     _reading: bool = True
 
-    def _new_effects(self) -> E:
-        raise NotImplementedError
+    # A method of the machine (or the effects class itself: then no method call per input).
+    _new_effects: Callable[[], E]
 
     def _wants_read(self) -> bool | None:
         """Whether the runtime should read from the peer after this input (None: no peer)."""
@@ -98,7 +101,13 @@ class TableMachine(Generic[S, I, E]):
         except BaseException:
             self._take()  # an error leaves no half-applied effects behind
             raise
-        return self._take()
+        # What _take does, written out: this runs for every input.
+        fx = self._fx
+        reading = self._wants_read()
+        if reading is not None and reading is not self._reading:
+            self._reading = fx.reading = reading
+        self._fx = self._new_effects()
+        return fx
 
     def _take(self) -> E:
         fx = self._fx
@@ -115,5 +124,5 @@ class TableMachine(Generic[S, I, E]):
             raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
         self.state = new
         # ``_name_`` is the member's plain attribute (``name`` goes through a descriptor).
-        self._fx.transitions.append(Transition(old._name_, new._name_, section, why))
+        self._fx.transitions.append(new_transition(Transition, (old._name_, new._name_, section, why)))
         return old

@@ -28,19 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
-from wsproto.connection import Connection as WireConnection
-from wsproto.connection import ConnectionState as WireState
-from wsproto.connection import ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
-from wsproto.events import Message as WireMessage
-from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
+from refserver.protocol import frames
 from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer
-from refserver.protocol.extensions import MessageSizeLimit, PerMessageDeflate
+from refserver.protocol.extensions import PerMessageDeflate
+from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
-from refserver.protocol.internals import accept_registered_close_codes, is_parse_failure
 from refserver.protocol.responses import check_sendable_head, response_head
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
@@ -149,9 +143,9 @@ def disconnect_event(code: int, reason: str) -> dict[str, Any]:
 
 
 _FAILURE_REASONS = {
-    CloseReason.PROTOCOL_ERROR: "protocol error",
-    CloseReason.INVALID_FRAME_PAYLOAD_DATA: "invalid UTF-8 or payload data",
-    CloseReason.MESSAGE_TOO_BIG: "message too big",
+    1002: "protocol error",
+    1007: "invalid UTF-8 or payload data",
+    1009: "message too big",
 }
 
 
@@ -186,7 +180,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.max_size_bytes = max_size_bytes
         self.timeouts = timeouts or Timeouts()
         self.state = State.CONNECTING
-        self.wire: WireConnection | None = None
+        # The frames both ways, from the accept on; and the closing handshake's two halves.
+        self.codec: FrameCodec | None = None
+        self._close_sent = False
+        self._close_received = False
         # Data that qualifies the state without being a state of its own:
         # Complete messages the app has not taken, oldest first (a list: few wait at a time,
         # and an empty list is a tenth of an empty deque's size for every idle connection).
@@ -198,9 +195,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._failure: tuple[int, str] = (0, "")  # the code and text of FAILING
         self._connect_delivered = False
         self._app_holds_message = False  # took a message, has not asked for the next yet
+        # A receive() waits and nothing is queued: the next message is handed to it at once
+        # (Effects.event of the input that completes it) instead of queued for another input.
+        self._app_waiting = False
         self._disconnect_repeats = 0
         self._early_bytes = 0  # bytes buffered by h11 before the accept
-        self._parts: list[Any] = []  # fragments of the message being reassembled
         self._denial_status = 0
         self._denial_headers: list[tuple[bytes, bytes]] = []
         self._ping_count = 0
@@ -314,9 +313,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             event = self.inbox.pop(0)
             self._inbox_bytes -= _size(event)
             self._app_holds_message = True
+            self._app_waiting = False
             fx.event = event
             return
         self._app_holds_message = False
+        self._app_waiting = self.state is State.OPEN  # the next message goes straight to it
         if self.state is State.FAILING:
             # The app has every message that arrived before the bad bytes and asks for
             # more: now the connection fails (docs/decisions.md #26).
@@ -372,10 +373,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         ]
         if subprotocol is not None:
             headers.append((b"sec-websocket-protocol", subprotocol.encode()))
-        extensions: list[Extension] = [MessageSizeLimit(self.max_size_bytes)]
+        deflate = None
         if self.deflate is not None:
             headers.append((b"sec-websocket-extensions", self.deflate.response))
-            extensions.append(PerMessageDeflate(self.deflate, self.max_size_bytes))
+            deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
         headers.extend(app_headers)
         try:
             data = self.handshake.send(h11.InformationalResponse(status_code=101, headers=headers))
@@ -389,8 +390,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._fx.status = 101
         trailing, _closed = self.handshake.trailing_data
         self._early_bytes = 0
-        self.wire = WireConnection(ConnectionType.SERVER, extensions)
-        accept_registered_close_codes(self.wire)
+        self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
         if self.timeouts.ping_interval_s > 0:
             self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
@@ -496,15 +496,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _send_data(self, message: Message) -> None:
         """Write a text or binary frame."""
         message = messages.validate(message, "websocket.send")
-        wire = self.wire
-        if wire is None:  # pragma: no cover - OPEN implies a wire connection
-            raise RuntimeError("OPEN without a wire connection")
+        codec = self.codec
+        if codec is None:  # pragma: no cover - OPEN implies a codec
+            raise RuntimeError("OPEN without a frame codec")
         text = message.get("text")
         try:
             if text is not None:
-                self._write(wire.send(TextMessage(data=text)))
+                self._fx.write.append(codec.data_frame(text.encode("utf-8"), True))
             else:
-                self._write(wire.send(BytesMessage(data=bytes(message["bytes"]))))
+                self._fx.write.append(codec.data_frame(bytes(message["bytes"]), False))
         except UnicodeEncodeError as exc:
             raise ASGIProtocolError(
                 "websocket.send",
@@ -552,99 +552,85 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.close_code = code
         self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
+    def _wire_open(self) -> bool:
+        """Frames other than the close echo may still be sent (RFC 6455 §5.5.1: nothing after
+        a close frame; and none once the peer's close frame has come)."""
+        return self.codec is not None and not self._close_sent and not self._close_received
+
     def _write_close(self, code: int, reason: str) -> None:
-        if self.wire is not None and self.wire.state is WireState.OPEN:
-            self._write(self.wire.send(CloseConnection(code=code, reason=reason)))
+        if self._wire_open():
+            self._close_sent = True
+            self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
 
     def _parse(self, data: bytes) -> None:
-        """Feed the frame parser; each frame is an input of its own."""
-        wire = self.wire
-        if wire is None:  # pragma: no cover
-            raise RuntimeError("no wire connection")
-        wire.receive_data(data)
-        for event in wire.events():
-            if isinstance(event, WireMessage):
-                if not event.message_finished:
-                    self._parts.append(event.data)
-                    continue
-                self._step_inner(Input.MESSAGE, event)
-            elif isinstance(event, Ping):
-                self._step_inner(Input.PING, event)
-            elif isinstance(event, Pong):
-                self._step_inner(Input.PONG, event)
-            elif isinstance(event, CloseConnection):
-                self._parts = []
-                if is_parse_failure(wire):
-                    self._step_inner(Input.BAD_DATA, event)
-                else:
-                    self._step_inner(Input.CLOSE_FRAME, event)
-                return
-
-    def _step_inner(self, given: Input, arg: Any) -> None:
-        """An input found inside another (a frame inside the peer's bytes)."""
+        """Feed the frame codec; each frame or message it completes is an input of its own."""
+        codec = self.codec
+        if codec is None:  # pragma: no cover
+            raise RuntimeError("no frame codec")
         outer = self._row
-        row = self._row = TABLE[(self.state, given)]
-        row.action(self, arg)
+        for kind, payload in codec.feed(data):
+            # An input found inside another (a frame inside the peer's bytes): its own row.
+            row = self._row = TABLE[(self.state, _FRAME_INPUTS[kind])]
+            row.action(self, payload)
         self._row = outer
 
-    def _message(self, event: WireMessage[Any]) -> None:
-        """Queue the message for the app and wake it; reading pauses past the read-ahead budget."""
-        # Fragments are reassembled; wsproto decodes UTF-8 incrementally, so a character
+    def _message(self, data: str | bytes) -> None:
+        """Hand the message to a receive() that waits, or queue it (reading pauses past the read-ahead budget)."""
+        # The codec reassembles fragments and decodes UTF-8 as it arrives, so a character
         # split across frames arrives whole and bad UTF-8 fails the connection at once.
-        data: Any
-        if self._parts:
-            self._parts.append(event.data)
-            data = ("" if isinstance(event, TextMessage) else b"").join(self._parts)
-            self._parts = []
-        else:
-            data = event.data
-        if isinstance(event, TextMessage):
+        fx = self._fx
+        message: dict[str, Any]
+        if isinstance(data, str):
             message = {"type": "websocket.receive", "text": data}
-            self._inbox_bytes += _utf8_size(data)
         else:
-            message = {"type": "websocket.receive", "bytes": bytes(data)}
-            self._inbox_bytes += len(data)
-        self.inbox.append(message)
-        self._fx.wake_app = True
+            message = {"type": "websocket.receive", "bytes": data}
+        if self._app_waiting:
+            # Nothing is queued before it and the app asked: this input answers that receive().
+            self._app_waiting = False
+            self._app_holds_message = True
+            fx.event = message
+        else:
+            self.inbox.append(message)
+            self._inbox_bytes += len(data) if not isinstance(data, str) else _utf8_size(data)
+        fx.wake_app = True
 
-    def _drop_message(self, event: WireMessage[Any]) -> None:
+    def _drop_message(self, data: str | bytes) -> None:
         """Drop it: data after the app's close frame is not delivered."""
-        self._parts = []
         # docs/decisions.md #21: data after the app's close is dropped.
         self._fx.notes.append(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
-    def _answer_ping(self, event: Ping) -> None:
+    def _answer_ping(self, payload: bytes) -> None:
         """Write a pong with the same payload."""
         # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
-        wire = self.wire
-        if wire is not None and wire.state is WireState.OPEN:
-            self._write(wire.send(event.response()))
+        if self._wire_open():
+            self._write(FrameCodec.control_frame(frames.PONG, payload))
 
-    def _pong(self, event: Pong) -> None:
+    def _pong(self, payload: bytes) -> None:
         """A pong to our ping: cancel the pong timer, arm the next ping."""
-        if self.state is State.OPEN and self._ping_payload is not None and bytes(event.payload) == self._ping_payload:
+        if self.state is State.OPEN and self._ping_payload is not None and payload == self._ping_payload:
             self._ping_payload = None
             self._cancel(Timer.PONG)
             if self.timeouts.ping_interval_s > 0:
                 self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
 
-    def _peer_close(self, event: CloseConnection) -> None:
+    def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
-        wire = self.wire
-        code, reason = int(event.code), event.reason or ""
-        if wire is not None and wire.state is WireState.REMOTE_CLOSING:
+        code, reason = close
+        self._close_received = True
+        if not self._close_sent:
             # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
             # handshake being complete, close TCP at once (§7.1.1).
-            self._write(wire.send(event.response()))
+            self._close_sent = True
+            self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
-    def _bad_data(self, event: CloseConnection) -> None:
+    def _bad_data(self, failure: tuple[int, str]) -> None:
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
-        # wsproto's parser has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
-        code = int(event.code)
-        text = _FAILURE_REASONS.get(CloseReason(code), "protocol error")
-        if code == CloseReason.MESSAGE_TOO_BIG:
+        # The codec has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
+        code = failure[0]
+        text = _FAILURE_REASONS.get(code, "protocol error")
+        if code == 1009:
             text = f"message exceeds {self.max_size_bytes} bytes"
         self._failure = (code, text)
         if self.state is State.OPEN and (self.inbox or self._app_holds_message):
@@ -669,12 +655,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _ping_due(self, _: None) -> None:
         """Write a keepalive ping and arm the pong timer."""
         # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
-        wire = self.wire
-        if wire is None or wire.state is not WireState.OPEN:
+        if not self._wire_open():
             return
         self._ping_count += 1
         payload = self._ping_count.to_bytes(4, "big")
-        self._write(wire.send(Ping(payload=payload)))
+        self._write(FrameCodec.control_frame(frames.PING, payload))
         if self.timeouts.ping_timeout_s > 0:
             # The ping timeout runs from the moment the ping is queued: a peer that stopped
             # reading keeps the ping from going out, and must be detected all the same.
@@ -783,6 +768,15 @@ def _misuse(state: State, kind: str) -> ASGIProtocolError:
 
 # ---------------------------------------------------------------------- the table
 
+
+_FRAME_INPUTS = {
+    frames.TEXT: Input.MESSAGE,
+    frames.BINARY: Input.MESSAGE,
+    frames.PING: Input.PING,
+    frames.PONG: Input.PONG,
+    frames.CLOSE: Input.CLOSE_FRAME,
+    frames.FAIL: Input.BAD_DATA,
+}
 
 M = WebSocketMachine
 S = State

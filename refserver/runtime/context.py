@@ -45,6 +45,15 @@ class Pacer:
             self._unyielded = 0
             await anyio.lowlevel.checkpoint()
 
+    def due(self) -> bool:
+        """:meth:`answered_at_once` without the coroutine: True when the caller must now let
+        the event loop run (``await anyio.lowlevel.checkpoint()``)."""
+        self._unyielded += 1
+        if self._unyielded >= CALLS_BETWEEN_YIELDS:
+            self._unyielded = 0
+            return True
+        return False
+
 
 class Handler(Protocol):
     async def shutdown(self) -> None: ...

@@ -27,7 +27,7 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, Upgrade
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
 from refserver.runtime.context import Pacer, ServerContext, record_steps
 from refserver.runtime.tasks import open_task_group
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
@@ -38,6 +38,7 @@ from refserver.trace import ConnectionTrace
 
 class HTTPConnection:
     __slots__ = (
+        "_app_waiters",
         "_app_wakeup",
         "_close_owed",
         "_closing",
@@ -45,6 +46,7 @@ class HTTPConnection:
         "_deadline",
         "_failure",
         "_live_cycle",
+        "_pace",
         "_pushed",
         "_reader_done",
         "_reader_waiting",
@@ -56,6 +58,7 @@ class HTTPConnection:
         "_serving",
         "_state",
         "_timer",
+        "_timer_at",
         "_upgrade",
         "_websocket",
         "client",
@@ -114,10 +117,15 @@ class HTTPConnection:
         self._request_wakeup = self.transport.new_wakeup()
         self._serving = False
         self._reader_done = False
+        # One count for the connection's app instances, one after the other (docs/decisions.md
+        # #42, #62): it starts again when the connection's task waits for the next request.
+        self._pace = Pacer()
         # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
         # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
         self._pushed = self.transport.pushes
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf  # when _timer fires
+        self._app_waiters = 0  # receive() calls blocked on _app_wakeup
         self._failure: Exception | None = None
 
     async def run(self) -> None:
@@ -163,8 +171,16 @@ class HTTPConnection:
         self._app_wakeup.fire()
 
     def _on_keep_alive_timer(self) -> None:
-        self._timer = None
+        armed_for, self._timer, self._timer_at = self._timer_at, None, math.inf
         if self._close_owed or self._upgrade is not None:
+            return
+        deadline = self._deadline
+        if deadline == math.inf:
+            return  # disarmed since (a request is being served)
+        if armed_for < deadline:
+            # The deadline moved on since this timer was armed: wait for the new one.
+            self._timer_at = deadline
+            self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
             return
         try:
             self._keep_alive_timeout()
@@ -175,6 +191,7 @@ class HTTPConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = math.inf
 
     def _done_reading(self) -> None:
         """No more input for this machine: the connection closes or upgrades."""
@@ -213,9 +230,14 @@ class HTTPConnection:
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
             self._deadline = math.inf if fx.keep_alive_s is None else self.transport.now() + fx.keep_alive_s
             if pushed:
-                self._cancel_timer()
-                if self._deadline != math.inf:
-                    self._timer = self.transport.call_at(self._deadline, self._on_keep_alive_timer)
+                # A timer armed for an earlier deadline stays armed: when it fires it finds
+                # the deadline gone (a request is being served) or later (it re-arms then), so
+                # a request costs no cancel and no new timer.
+                deadline = self._deadline
+                if deadline != math.inf and self._timer_at > deadline:
+                    self._cancel_timer()
+                    self._timer_at = deadline
+                    self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
             elif self._scope is not None:
                 self._scope.deadline = self._deadline
         if fx.reading is not None:
@@ -241,7 +263,7 @@ class HTTPConnection:
                 self._reader_wakeup.fire()
                 if self._reader_waiting and self._scope is not None:
                     self._scope.cancel()  # the reader is blocked in a read: it has other work now
-        if fx.wake_app:
+        if fx.wake_app and self._app_waiters:  # a receive() that has not blocked asks the machine first
             self._app_wakeup.fire()
 
     async def _flush_or_lose(self) -> bool:
@@ -269,7 +291,10 @@ class HTTPConnection:
             elif self._reader_done:
                 return
             else:
+                # No request waits: the next one can only come from a later pass of the event
+                # loop, so this is a wait (docs/decisions.md #62).
                 await self._request_wakeup.wait()
+                self._pace.waited()
 
     async def _read_until_done(self) -> None:
         """Read until the connection closes or is handed to the WebSocket runtime."""
@@ -330,7 +355,7 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
-        pace = Pacer()  # docs/decisions.md #42
+        pace = self._pace  # docs/decisions.md #42, #62
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -341,20 +366,26 @@ class HTTPConnection:
             while True:
                 fx = machine.app_receive()
                 self._apply(fx)
-                if self.transport.has_queued and not self.transport.flushing:
+                if fx.write and self.transport.has_queued and not self.transport.flushing:
                     await self._flush_or_lose()  # 100 Continue
                     waited = True
+                    if fx.event is None:
+                        continue  # the body may have arrived meanwhile: ask the machine again
                 event = fx.event
                 if event is not None:
                     if waited:
                         pace.waited()
-                    else:
-                        await pace.answered_at_once()
+                    elif pace.due():
+                        await anyio.lowlevel.checkpoint()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
                     return dict(event)
                 waited = True
-                await self._app_wakeup.wait()
+                self._app_waiters += 1
+                try:
+                    await self._app_wakeup.wait()
+                finally:
+                    self._app_waiters -= 1
 
         async def send(message: MutableMapping[str, Any]) -> None:
             if cycle != self._live_cycle:
@@ -385,7 +416,10 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            await pace.answered_at_once()
+            if machine.state is not State.START_HELD and pace.due():
+                # http.response.start, held and written with the first body message, is not
+                # counted: it comes once per app instance (docs/decisions.md #62).
+                await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
@@ -411,7 +445,9 @@ class HTTPConnection:
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
         self._apply(fx)
-        await self._flush_or_lose()
+        # The app's own sends flushed what they wrote; a pushing transport wrote the rest.
+        if fx.write or (not self._pushed and self.transport.has_queued):
+            await self._flush_or_lose()
         if self.ctx.config.access_log and access_log.isEnabledFor(20):
             access_log.info(
                 '%s - "%s %s HTTP/%s" %s',

@@ -50,6 +50,7 @@ class WebSocketConnection:
         "_deadlines",
         "_eof_owed",
         "_eof_sent",
+        "_event",
         "_failure",
         "_pace",
         "_pushed",
@@ -98,6 +99,9 @@ class WebSocketConnection:
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
+        # What the app's receive() returns next, handed over by _apply (an input that
+        # answered a receive(), or one that completed a message while a receive() waited).
+        self._event: dict[str, Any] | None = None
         self._pace = Pacer()
         # When the transport pushes (asyncio): no reader task; bytes, EOF and timers arrive
         # as event-loop callbacks, and effects on TCP take hold at once.
@@ -235,6 +239,8 @@ class WebSocketConnection:
             self._reader_wakeup.fire()
             if self._reader_waiting and self._scope is not None:
                 self._scope.cancel()  # the reader is blocked in a read: it has TCP work to do
+        if fx.event is not None:
+            self._event = fx.event
         if fx.wake_app:
             self._app_wakeup.fire()
 
@@ -272,25 +278,35 @@ class WebSocketConnection:
     # ------------------------------------------------------------------ the app
 
     async def _receive(self) -> MutableMapping[str, Any]:
-        machine = self.machine
-        waited = False
-        while True:
-            fx = machine.app_receive()
-            self._apply(fx)
-            if self.transport.has_queued and not self.transport.flushing:
-                # Asking for more ended a held failure: its close frame goes out first.
-                await self._flush_or_lose()
-            event = fx.event
-            if event is not None:
-                if waited:
-                    self._pace.waited()
-                else:
-                    await self._pace.answered_at_once()
-                if self.trace is not None:
-                    self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
-                return event  # a dict of its own (the machine never hands one out twice)
-            waited = True
-            await self._app_wakeup.wait()
+        event = self._event
+        if event is None:
+            # No message was handed over yet: ask the machine, and wait until an input hands
+            # one over (or changes what the machine answers).
+            machine = self.machine
+            waited = False
+            while True:
+                self._apply(machine.app_receive())
+                if self.transport.has_queued and not self.transport.flushing:
+                    # Asking for more ended a held failure: its close frame goes out first.
+                    await self._flush_or_lose()
+                event = self._event
+                if event is not None:
+                    break
+                waited = True
+                await self._app_wakeup.wait()
+                event = self._event
+                if event is not None:
+                    break
+            if waited:
+                self._pace.waited()
+            else:
+                await self._pace.answered_at_once()
+        else:
+            await self._pace.answered_at_once()
+        self._event = None
+        if self.trace is not None:
+            self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
+        return event  # a dict of its own (the machine never hands one out twice)
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         trace = self.trace

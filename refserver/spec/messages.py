@@ -82,16 +82,24 @@ def _status(message: Message, section: str) -> None:
 def validate_http_response_start(message: Message) -> None:
     """www spec 2.5, "Response Start - send event": status, headers, trailers."""
     section = sections.HTTP_RESPONSE_START
-    _status(message, section)
+    status = message.get("status")
+    if type(status) is not int or not 200 <= status <= 599:  # the usual case skips the call
+        _status(message, section)
     check_headers(message, section)
-    _optional_bool(message, "trailers", section)
+    trailers = message.get("trailers", False)
+    if trailers is not False and trailers is not True:
+        _optional_bool(message, "trailers", section)
 
 
 def validate_http_response_body(message: Message) -> None:
-    """www spec 2.5, "Response Body - send event": body, more_body."""
-    section = sections.HTTP_RESPONSE_BODY
-    _optional_bytes(message, "body", section)
-    _optional_bool(message, "more_body", section)
+    """www spec 2.5, "Response Body - send event": body, more_body. (The checks of
+    ``_optional_bytes`` and ``_optional_bool``, written out: this runs for every body.)"""
+    body = message.get("body", b"")
+    if type(body) is not bytes and not isinstance(body, (bytes, bytearray)):
+        _optional_bytes(message, "body", sections.HTTP_RESPONSE_BODY)
+    more = message.get("more_body", False)
+    if more is not False and more is not True:
+        _optional_bool(message, "more_body", sections.HTTP_RESPONSE_BODY)
 
 
 def validate_websocket_accept(message: Message) -> None:
@@ -207,6 +215,9 @@ def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
     iterator (a generator, say) can be read only once, so a message carrying one is
     copied with the headers in a list before it is validated and used."""
     headers = message.get(key)
+    kind = type(headers)
+    if kind is list or kind is tuple:  # the usual kinds skip the costly check
+        return message
     if isinstance(headers, Iterator):
         return {**message, key: list(headers)}
     return message

@@ -38,7 +38,7 @@ def split_target(target: bytes) -> Target:
     # www spec: "path ... with percent-encoded sequences and UTF-8 byte sequences decoded
     # into characters". Invalid UTF-8 is replaced, as every mainstream server does
     # (docs/decisions.md #9).
-    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
     return Target(path=path, raw_path=raw_path, query_string=query)
 
 
@@ -73,7 +73,7 @@ def http_scope(
         # www spec: a *shallow copy* of the lifespan state for every connection scope.
         "state": state.copy(),
         # asgi spec "Extensions": list only what is implemented.
-        "extensions": _with_tls({}, tls),
+        "extensions": {} if tls is None else _with_tls({}, tls),
     }
 
 

@@ -1,0 +1,218 @@
+"""RFC 6455 §5 framing, server side: the client's frames parsed by wsproto, the server's built.
+
+One :class:`FrameCodec` per connection, made at the accept. :meth:`FrameCodec.feed` takes
+the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
+
+- ``TEXT`` with a ``str`` / ``BINARY`` with ``bytes``: a whole data message, reassembled
+  from its fragments (RFC 6455 §5.4) and, when permessage-deflate compressed it, inflated;
+- ``PING`` / ``PONG`` with the payload (§5.5.2, §5.5.3);
+- ``CLOSE`` with ``(code, reason)``; 1005 for an empty close frame (§7.1.5, §7.4.1);
+- ``FAIL`` with ``(code, text)``: the bytes break the protocol and the connection must fail
+  (§7.1.7) with 1002, 1007 (bad UTF-8, §8.1) or 1009 (over the size limit, §10.4).
+
+Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
+
+The client's frames are parsed by wsproto's frame layer (its ``FrameDecoder`` and
+``MessageDecoder``: header, opcode, RSV bits, mask, shortest length, control frames,
+fragments in order, UTF-8 as it arrives), driven directly rather than through wsproto's
+``Connection``, which adds an event object, a generator and extension hooks per frame
+(docs/decisions.md #61). refserver adds what wsproto leaves to its user: the size limit,
+checked at each data frame's header (an uncompressed message) or while inflating (a
+compressed one), and the close frame's code rules (docs/decisions.md #35). The server's
+own frames are unmasked and unfragmented: their header is built here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from wsproto.frame_protocol import Frame as WireFrame
+from wsproto.frame_protocol import Opcode, ParseFailed
+
+from refserver.protocol import internals
+from refserver.protocol.extensions import PerMessageDeflate
+from refserver.spec.messages import close_code_may_be_sent
+
+CONTINUATION = 0x0
+TEXT = 0x1
+BINARY = 0x2
+CLOSE = 0x8
+PING = 0x9
+PONG = 0xA
+FAIL = -1  # not an opcode: the bytes broke the protocol
+
+Frame = tuple[int, Any]
+
+
+class FrameError(Exception):
+    """The peer broke the protocol: fail the connection with ``code``."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def frame_head(opcode: int, length: int, rsv1: bool = False) -> bytes:
+    """The header of an unmasked, final server frame (RFC 6455 §5.2)."""
+    first = (0xC0 if rsv1 else 0x80) | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 0x10000:
+        return bytes((first, 126)) + length.to_bytes(2, "big")
+    return bytes((first, 127)) + length.to_bytes(8, "big")
+
+
+def close_payload(code: int, reason: str) -> bytes:
+    """RFC 6455 §5.5.1: the code (none for 1005), then the UTF-8 reason (the caller keeps it
+    within 123 bytes)."""
+    if code == 1005:
+        return b""
+    return code.to_bytes(2, "big") + reason.encode("utf-8")
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """A close frame's code and reason (RFC 6455 §5.5.1, §7.4); FrameError if malformed."""
+    if not payload:
+        return 1005, ""  # RFC 6455 §7.1.5: no status code
+    if len(payload) == 1:
+        raise FrameError(1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    # RFC 6455 §7.4.1/§7.4.2 and the IANA registry (1012-1014): 1004 is reserved,
+    # 1005/1006/1015 are local-only, 1016-2999 are reserved for future RFCs.
+    if not close_code_may_be_sent(code):
+        raise FrameError(1002, f"close frame with code {code}, which may not be sent")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError(1007, "close frame with a reason that is not UTF-8") from None
+    return code, reason
+
+
+class FrameCodec:
+    """The frames of one server-side connection, both ways (sans-IO)."""
+
+    __slots__ = (
+        "_compressed",
+        "_counted",
+        "_frames",
+        "_max_size",
+        "_messages",
+        "_parts",
+        "_size",
+        "deflate",
+        "stopped",
+    )
+
+    def __init__(self, max_size_bytes: int, deflate: PerMessageDeflate | None = None) -> None:
+        self._max_size = max_size_bytes
+        self.deflate = deflate  # permessage-deflate, when negotiated (RFC 7692)
+        self.stopped = False  # a close frame or a failure ended parsing
+        self._frames = internals.frame_decoder([deflate] if deflate is not None else [])
+        self._messages = internals.message_decoder()
+        self._counted: object = None  # the header of the data frame whose size was counted
+        self._compressed = False  # the message arriving is compressed
+        self._size = 0  # payload bytes of the uncompressed message so far (for the limit)
+        self._parts: list[Any] = []  # the message being assembled
+
+    # ------------------------------------------------------------------ inbound
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """The frames and messages that ``data`` completes (see the module's docstring)."""
+        out: list[Frame] = []
+        if self.stopped:
+            return out
+        decoder = self._frames
+        decoder.receive_bytes(data)
+        try:
+            while True:
+                frame: WireFrame | None = decoder.process_buffer()
+                if frame is None:
+                    header = decoder.header
+                    if header is not None and not header.opcode & 0x8 and header is not self._counted:
+                        # A data frame whose payload is still to come: RFC 6455 §10.4, the
+                        # limit is checked at its header, before its payload is buffered.
+                        self._counted = header
+                        self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+                    return out
+                opcode = frame.opcode
+                if opcode is Opcode.BINARY or opcode is Opcode.TEXT or opcode is Opcode.CONTINUATION:
+                    self._data(frame, out)
+                elif opcode is Opcode.CLOSE:
+                    self.stopped = True
+                    out.append((CLOSE, parse_close(cast(bytes, frame.payload))))  # the decoder gives bytes
+                    return out
+                else:
+                    out.append((PING if opcode is Opcode.PING else PONG, frame.payload))
+        except ParseFailed as exc:
+            self._fail(out, int(exc.code), str(exc))
+        except FrameError as exc:
+            self._fail(out, exc.code, exc.text)
+        return out
+
+    def _fail(self, out: list[Frame], code: int, text: str) -> None:
+        self.stopped = True
+        self._parts = []
+        out.append((FAIL, (code, text)))
+
+    def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
+        """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
+        compressed one is counted as it is inflated (``PerMessageDeflate``)."""
+        if opcode is Opcode.CONTINUATION:
+            if self._compressed:
+                return
+            size = self._size + length
+        elif opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self._compressed = compressed
+            if compressed:
+                return
+            size = length
+        else:
+            return  # a control frame: at most 125 bytes, checked by wsproto
+        self._size = size
+        if size > self._max_size:
+            raise FrameError(1009, f"message exceeds {self._max_size} bytes")
+
+    def _data(self, frame: WireFrame, out: list[Frame]) -> None:
+        """A data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,
+        UTF-8 decoded as it arrives (§8.1), handed out when the message is complete."""
+        header = self._frames.header
+        if header is not None:  # part of a frame: the rest of its payload is to come
+            if header is not self._counted:
+                self._counted = header
+                self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+        elif self._counted is None:  # the whole frame arrived at once
+            deflate = self.deflate
+            self._count(frame.opcode, len(frame.payload), deflate is not None and deflate.inbound_compressed)
+        else:
+            self._counted = None
+        part = self._messages.process_frame(frame)
+        if not part.message_finished:
+            if part.payload:
+                self._parts.append(part.payload)
+            return
+        parts = self._parts
+        if parts:
+            parts.append(part.payload)
+            payload: Any = "".join(parts) if part.opcode is Opcode.TEXT else b"".join(parts)
+            self._parts = []
+        else:
+            payload = part.payload
+        out.append((TEXT if part.opcode is Opcode.TEXT else BINARY, payload))
+
+    # ------------------------------------------------------------------ outbound
+
+    def data_frame(self, payload: bytes, text: bool) -> bytes:
+        """A whole message in one frame, compressed when permessage-deflate was agreed."""
+        deflate = self.deflate
+        if deflate is not None:
+            payload = deflate.deflate(payload)
+            return frame_head(TEXT if text else BINARY, len(payload), True) + payload
+        length = len(payload)
+        if length < 126:
+            return bytes((0x81 if text else 0x82, length)) + payload
+        return frame_head(TEXT if text else BINARY, length) + payload
+
+    @staticmethod
+    def control_frame(opcode: int, payload: bytes) -> bytes:
+        return frame_head(opcode, len(payload)) + payload
