@@ -29,6 +29,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
 from refserver.runtime.context import Pacer, ServerContext, record_steps
+from refserver.runtime.tasks import open_task_group
 from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
@@ -134,10 +135,7 @@ class HTTPConnection:
                 self.transport.push_to(self)
                 await self._serve_requests()
             else:
-                async with anyio.create_task_group() as tg:
-                    self._apply(self.machine.opened())
-                    tg.start_soon(self._read_until_done)
-                    await self._serve_requests()
+                await self._run_pulled()
             self._cancel_timer()
             if self._failure is not None:
                 raise self._failure
@@ -146,6 +144,14 @@ class HTTPConnection:
         finally:
             self._cancel_timer()
             await self.transport.aclose()
+
+    async def _run_pulled(self) -> None:
+        """The reader in a task of its own; returns (and lets go of the group) once the
+        connection closes or upgrades."""
+        async with open_task_group() as tg:
+            self._apply(self.machine.opened())
+            tg.start_soon(self._read_until_done)
+            await self._serve_requests()
 
     # ------------------------------------------------------------------ pushed input
 

@@ -30,10 +30,11 @@ from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor, socket_stream
+from refserver.runtime.tasks import open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import AsyncioTransport, Transport
+from refserver.runtime.transport import AsyncioTransport, SocketTransport, Transport
 from refserver.trace import Tracer
 
 
@@ -242,7 +243,7 @@ async def _serve_connections(
 ) -> None:
     on_asyncio = _running_on_asyncio()
     try:
-        async with anyio.create_task_group() as connections:
+        async with open_task_group() as connections:
 
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
                 stream: anyio.abc.ByteStream | Transport
@@ -251,6 +252,8 @@ async def _serve_connections(
                     if tls is None and on_asyncio:
                         # asyncio's own transport carries plain connections (runtime/transport.py).
                         stream = await AsyncioTransport.over(conn)
+                    elif tls is None:
+                        stream = SocketTransport(conn)  # trio: the socket itself
                     else:
                         stream = raw = await socket_stream(conn)
                 except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
@@ -277,6 +280,7 @@ async def _serve_connections(
                 )
                 ctx.add(handler)
                 ctx.remove(pending)
+                del pending  # not held for the life of the connection
                 try:
                     await handler.run()
                 except Exception:

@@ -4,7 +4,7 @@ Every read and write of a client connection goes through a :class:`Transport`. A
 fails or hits EOF returns ``b""``; a write that fails raises :class:`PeerGone`. Callers
 never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
 
-Two kinds carry the bytes:
+Three kinds carry the bytes:
 
 - :class:`AsyncioTransport`, on asyncio for plain TCP and unix sockets: an
   ``asyncio.Protocol`` of its own. Bytes that arrive wait in a small buffer until they are
@@ -12,13 +12,16 @@ Two kinds carry the bytes:
   socket; nothing awaits unless a read finds nothing or the send buffer is full. anyio's
   own asyncio stream costs two epoll changes and a cancel scope per read and a loop pass
   per write, which was about half of the CPU per small message (benchmarks/README.md).
-- :class:`StreamTransport`, over any anyio byte stream: trio, TLS, in-memory streams.
+- :class:`SocketTransport`, on trio for plain TCP and unix sockets: the socket itself,
+  waiting for readiness through anyio.
+- :class:`StreamTransport`, over any anyio byte stream: TLS, in-memory streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 from collections.abc import Callable
 from typing import ClassVar, Protocol, Self, cast
 
@@ -27,7 +30,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from refserver.protocol.internals import asyncio_is_closing
-from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
+from refserver.runtime.wakeup import AsyncioWakeup, Wakeup, new_wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one receive() returns; also what may wait unread
 # On asyncio, bytes a send() has handed over may still wait in asyncio's own buffer (below
@@ -135,7 +138,7 @@ class Transport:
 
     def new_wakeup(self) -> Wakeup:
         """A wake-up call suited to this transport's event loop."""
-        return Wakeup()
+        return new_wakeup()
 
     def write_queued(self) -> None:
         """A transport that pushes writes the outbox now; others write it in :meth:`flush`."""
@@ -301,6 +304,124 @@ class StreamTransport(Transport):
                 await self._stream.aclose()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass
+
+
+class SocketTransport(Transport):
+    """A TCP or unix socket read and written directly, waiting for readiness through anyio:
+    plain connections on trio. Neither anyio's socket stream nor trio's socket object is
+    made for it (they were about a tenth of what an idle connection held), and a write
+    that fits in the send buffer returns without a pass of the event loop, like asyncio's.
+    A read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
+    after."""
+
+    __slots__ = ("_send_scope", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        sock.setblocking(False)
+        self._sock = sock
+        self._send_scope: anyio.CancelScope | None = None
+
+    def addresses(self) -> tuple[Address, Address]:
+        sock = self._sock
+        try:
+            local = sock.getsockname()
+        except OSError:
+            return None, None
+        try:
+            remote = sock.getpeername()
+        except OSError:  # a TCP client already reset
+            remote = None
+        return addresses(local, remote)
+
+    async def receive(self) -> bytes:
+        if self.gone is not None:
+            return b""
+        sock = self._sock
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            data = _recv(sock)
+            if data is not None:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            while data is None:  # (not awaited inside an except: that would keep the error)
+                await anyio.wait_readable(sock)
+                data = _recv(sock)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            return b""
+        if not data:
+            self.gone = "peer closed the connection"
+        return data
+
+    async def send(self, data: bytes) -> None:
+        if self.gone is not None:
+            raise PeerGone(self.gone)
+        sock = self._sock
+        try:
+            sent = _send(sock, data)
+        except OSError as exc:
+            self.gone = describe(exc)
+            raise PeerGone(self.gone) from None
+        if sent == len(data):
+            return
+        # The rest waits for room in the send buffer, in a scope that abort() cancels.
+        rest = memoryview(data)[sent:]
+        scope = anyio.CancelScope()
+        self._send_scope = scope
+        try:
+            with scope:
+                while rest:
+                    await anyio.wait_writable(sock)
+                    rest = rest[_send(sock, rest) :]
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            raise PeerGone(self.gone) from None
+        except BaseException:
+            # Cancelled from outside (e.g. a timeout around the write): part of ``data`` is
+            # on the wire, so the byte stream is torn: nothing more can be written.
+            self.gone = self.gone or "a write was cut short"
+            raise
+        finally:
+            self._send_scope = None
+        if scope.cancelled_caught:
+            self.gone = self.gone or "connection aborted"
+            raise PeerGone(self.gone)
+
+    def abort(self, reason: str) -> None:
+        self.gone = self.gone or reason
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
+    async def send_eof(self) -> None:
+        if self.gone is not None:
+            return
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self.gone = describe(exc)
+
+    async def aclose(self) -> None:
+        self.abort("connection closed by the server")
+        sock = self._sock
+        if sock.fileno() >= 0:
+            anyio.notify_closing(sock)  # a task still waiting on it gets ClosedResourceError
+            sock.close()
+
+
+def _recv(sock: socket.socket) -> bytes | None:
+    """What the socket holds (``b""``: EOF), or None if nothing yet."""
+    try:
+        return sock.recv(READ_SIZE_BYTES)
+    except BlockingIOError:
+        return None
+
+
+def _send(sock: socket.socket, data: bytes | memoryview) -> int:
+    """How much of ``data`` the send buffer took."""
+    try:
+        return sock.send(data)
+    except BlockingIOError:
+        return 0
 
 
 class AsyncioTransport(Transport, asyncio.Protocol):

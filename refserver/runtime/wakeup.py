@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    import trio
 
 
 class Wakeup:
@@ -61,3 +65,53 @@ class AsyncioWakeup(Wakeup):
             finally:
                 self._future = None
         self._fired = False
+
+
+class TrioWakeup(Wakeup):
+    """The same on trio, with trio's own low-level parking (no event objects): the waiting
+    task is rescheduled by ``fire()``; a cancelled wait forgets it."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._task: trio.lowlevel.Task | None = None
+        if _trio is None:
+            _load_trio()
+
+    def fire(self) -> None:
+        self._fired = True
+        task = self._task
+        if task is not None:
+            self._task = None
+            _trio.reschedule(task)
+
+    async def wait(self) -> None:
+        if not self._fired:
+            self._task = _trio.current_task()
+            await _trio.wait_task_rescheduled(self._abort)
+        self._fired = False
+
+    def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        self._task = None
+        succeeded: trio.lowlevel.Abort = _trio.Abort.SUCCEEDED
+        return succeeded
+
+
+_trio: Any = None  # trio.lowlevel, once a TrioWakeup is made (trio is optional)
+
+
+def _load_trio() -> None:
+    global _trio
+    import trio.lowlevel as lowlevel
+
+    _trio = lowlevel
+
+
+def new_wakeup() -> Wakeup:
+    """A wake-up call for a task of the running event loop: on trio a :class:`TrioWakeup`."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return TrioWakeup()
+    return Wakeup()

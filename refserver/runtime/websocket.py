@@ -28,6 +28,7 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
 from refserver.runtime.context import Pacer, Scope, ServerContext, record_steps
+from refserver.runtime.tasks import open_task_group
 from refserver.runtime.transport import PeerGone, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
@@ -113,7 +114,7 @@ class WebSocketConnection:
         if self._pushed:
             await self._run_pushed()
             return
-        async with anyio.create_task_group() as tg:
+        async with open_task_group() as tg:
             tg.start_soon(self._run_app)
             await self._read_until_closed()
 

@@ -1,0 +1,177 @@
+"""The transport that reads and writes a socket itself (``runtime/transport.py``,
+``SocketTransport``; plain connections on trio), and the wake-up call of trio's runtime
+(``runtime/wakeup.py``, ``TrioWakeup``). Both run on either backend's readiness waits."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from refserver.runtime.transport import PeerGone, SocketTransport
+from refserver.runtime.wakeup import TrioWakeup
+from tests.support import TIMEOUT
+
+pytestmark = pytest.mark.anyio
+
+BIG = bytes(range(256)) * (32 << 10)  # 8 MiB: more than the kernel buffers take at once
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback TCP pair: (server side, client side)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return server, client
+
+
+async def read_all(sock: socket.socket, size: int) -> bytes:
+    sock.setblocking(False)
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        await anyio.wait_readable(sock)
+        try:
+            data = sock.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+class TestRFC9293Section3_10_2SendCall:
+    async def test_a_write_larger_than_the_buffers_arrives_whole_and_in_order(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        received: list[bytes] = []
+        with client, anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def reader() -> None:
+                    received.append(await read_all(client, len(BIG) + 3))
+
+                tg.start_soon(reader)
+                await transport.send(BIG)
+                await transport.send(b"end")
+            await transport.aclose()
+        assert received == [BIG + b"end"]
+
+    async def test_abort_cuts_a_blocked_write_short_and_nothing_more_is_written(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        raised: list[str] = []
+        with client, anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def writer() -> None:
+                    try:
+                        await transport.send(BIG)  # the peer does not read: it blocks
+                    except PeerGone as exc:
+                        raised.append(str(exc))
+
+                tg.start_soon(writer)
+                await anyio.wait_all_tasks_blocked()
+                transport.abort("aborted by the test")
+            with pytest.raises(PeerGone, match=r"^aborted by the test$"):
+                await transport.send(b"more")
+            await transport.aclose()
+        assert raised == ["aborted by the test"]
+
+
+class TestRFC9293Section3_10_3ReceiveCall:
+    async def test_bytes_then_the_peers_fin(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        with anyio.fail_after(TIMEOUT):
+            client.sendall(b"hello")
+            assert await transport.receive() == b"hello"
+            client.close()
+            assert await transport.receive() == b""
+            assert transport.gone == "peer closed the connection"
+            assert await transport.receive() == b""
+            await transport.aclose()
+
+    async def test_a_reset_says_so(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST
+        with anyio.fail_after(TIMEOUT):
+            assert await transport.receive() == b""
+            await transport.aclose()
+        assert transport.gone == "connection reset by peer"
+
+    async def test_a_cancelled_read_takes_no_bytes(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        with client, anyio.fail_after(TIMEOUT):
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                client.sendall(b"kept")
+                await transport.receive()  # cancelled before it reads
+            assert scope.cancelled_caught
+            assert await transport.receive() == b"kept"
+            await transport.aclose()
+
+    async def test_closing_wakes_a_waiting_read_with_eof(self) -> None:
+        server, client = tcp_pair()
+        transport = SocketTransport(server)
+        results: list[bytes] = []
+        with client, anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+
+                async def reader() -> None:
+                    results.append(await transport.receive())
+
+                tg.start_soon(reader)
+                await anyio.wait_all_tasks_blocked()
+                await transport.aclose()
+        assert results == [b""]
+        assert transport.gone == "connection closed by the server"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+class TestTrioWakeup:
+    async def test_a_fire_before_the_wait_is_remembered_once(self) -> None:
+        wakeup = TrioWakeup()
+        wakeup.fire()
+        wakeup.fire()
+        woken: list[str] = []
+        with anyio.fail_after(TIMEOUT):
+            await wakeup.wait()  # at once
+            async with anyio.create_task_group() as tg:
+
+                async def waiter() -> None:
+                    await wakeup.wait()  # nothing fired since: it waits
+                    woken.append("woken")
+
+                tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                assert woken == []
+                wakeup.fire()
+        assert woken == ["woken"]
+
+    async def test_a_fire_wakes_the_waiter_and_a_cancelled_wait_is_forgotten(self) -> None:
+        wakeup = TrioWakeup()
+        woken: list[str] = []
+        with anyio.fail_after(TIMEOUT):
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await wakeup.wait()
+            assert scope.cancelled_caught
+            async with anyio.create_task_group() as tg:
+
+                async def waiter() -> None:
+                    await wakeup.wait()
+                    woken.append("woken")
+
+                tg.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                wakeup.fire()
+        assert woken == ["woken"]
