@@ -308,6 +308,13 @@ class TestAcceptSendEvent:
         assert driver.path() == [("CONNECTING", "OPEN")]
         assert driver.out() == b""
 
+    def test_an_open_connection_keeps_no_h11_state(self) -> None:
+        # What an idle WebSocket holds: the HTTP side ended with the 101.
+        driver = make_driver()
+        assert isinstance(driver.machine.handshake, h11.Connection)
+        driver.send({"type": "websocket.accept"})
+        assert not hasattr(driver.machine, "handshake")
+
     def test_accept_with_subprotocol_and_headers_keeps_order_and_duplicates(self) -> None:
         driver = make_driver([("Sec-WebSocket-Protocol", "a, b"), ("Sec-WebSocket-Protocol", "c")])
         assert driver.machine.offered_subprotocols == ["a", "b", "c"]

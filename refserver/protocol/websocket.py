@@ -389,6 +389,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write(data or b"")
         self._fx.status = 101
         trailing, _closed = self.handshake.trailing_data
+        # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
+        del self.handshake
         self._early_bytes = 0
         self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
