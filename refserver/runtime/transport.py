@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import ClassVar, Protocol, Self, cast
 
 import anyio
@@ -262,24 +263,7 @@ class StreamTransport(Transport):
     async def send(self, data: bytes) -> None:
         if self.gone is not None:
             raise PeerGone(self.gone)
-        scope = anyio.CancelScope()
-        self._send_scope = scope
-        try:
-            with scope:
-                await self._stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.gone = self.gone or describe(exc)
-            raise PeerGone(self.gone) from None
-        except BaseException:
-            # Cancelled from outside (e.g. a timeout around the write): part of ``data`` may
-            # be on the wire, so the byte stream is torn: nothing more can be written.
-            self.gone = self.gone or "a write was cut short"
-            raise
-        finally:
-            self._send_scope = None
-        if scope.cancelled_caught:
-            self.gone = self.gone or "connection aborted"
-            raise PeerGone(self.gone)
+        await _abortable_write(self, partial(self._stream.send, data))
         if self._is_closing is not None and self._is_closing():
             self.gone = self.gone or "the peer closed or reset the connection"
             raise PeerGone(self.gone)
@@ -366,26 +350,14 @@ class SocketTransport(Transport):
             return
         # The rest waits for room in the send buffer, in a scope that abort() cancels.
         rest = memoryview(data)[sent:]
-        scope = anyio.CancelScope()
-        self._send_scope = scope
-        try:
-            with scope:
-                while rest:
-                    await anyio.wait_writable(sock)
-                    rest = rest[_send(sock, rest) :]
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.gone = self.gone or describe(exc)
-            raise PeerGone(self.gone) from None
-        except BaseException:
-            # Cancelled from outside (e.g. a timeout around the write): part of ``data`` is
-            # on the wire, so the byte stream is torn: nothing more can be written.
-            self.gone = self.gone or "a write was cut short"
-            raise
-        finally:
-            self._send_scope = None
-        if scope.cancelled_caught:
-            self.gone = self.gone or "connection aborted"
-            raise PeerGone(self.gone)
+
+        async def write_rest() -> None:
+            nonlocal rest
+            while rest:
+                await anyio.wait_writable(sock)
+                rest = rest[_send(sock, rest) :]
+
+        await _abortable_write(self, write_rest)
 
     def abort(self, reason: str) -> None:
         self.gone = self.gone or reason
@@ -422,6 +394,29 @@ def _send(sock: socket.socket, data: bytes | memoryview) -> int:
         return sock.send(data)
     except BlockingIOError:
         return 0
+
+
+async def _abortable_write(transport: StreamTransport | SocketTransport, write: Callable[[], Awaitable[None]]) -> None:
+    """Run ``write`` in a scope that the transport's ``abort()`` cancels; an I/O error, an
+    abort or a cut from outside leaves the transport gone."""
+    scope = anyio.CancelScope()
+    transport._send_scope = scope
+    try:
+        with scope:
+            await write()
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        transport.gone = transport.gone or describe(exc)
+        raise PeerGone(transport.gone) from None
+    except BaseException:
+        # Cancelled from outside (e.g. a timeout around the write): part of the bytes may be
+        # on the wire, so the byte stream is torn: nothing more can be written.
+        transport.gone = transport.gone or "a write was cut short"
+        raise
+    finally:
+        transport._send_scope = None
+    if scope.cancelled_caught:
+        transport.gone = transport.gone or "connection aborted"
+        raise PeerGone(transport.gone)
 
 
 class AsyncioTransport(Transport, asyncio.Protocol):
