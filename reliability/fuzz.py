@@ -163,7 +163,11 @@ def parse_responses(raw: bytes) -> tuple[list[int], str]:
             raw = rest
             continue
         length = re.search(rb"(?im)^content-length: (\d+)\r?$", head)
-        if length:
+        if rest.startswith(b"HTTP/1.1 "):
+            # A response to HEAD: no body, whatever Content-Length says (RFC 9110 §9.3.2);
+            # the app's bodies never begin like a status line.
+            raw = rest
+        elif length:
             raw = rest[int(length.group(1)) :]
         elif re.search(rb"(?im)^transfer-encoding: chunked\r?$", head):
             while True:
