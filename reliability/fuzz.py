@@ -97,12 +97,9 @@ def _mutated(draw: st.DrawFn, base: st.SearchStrategy[bytes]) -> bytes:
     return bytes(data)
 
 
-def http_inputs(connect: bool = True) -> st.SearchStrategy[bytes]:
-    """Request-shaped bytes (one or two requests, sometimes mutated), or raw bytes. The test
-    suite leaves out CONNECT while its known defect is open (see the xfail test for CONNECT in
-    tests/test_reliability_bad_input.py), so that the suite cannot fail at random."""
-    methods = tuple(m for m in _METHODS if connect or m != b"CONNECT")
-    one = st.one_of(_request(methods), _mutated(_request(methods)))
+def http_inputs() -> st.SearchStrategy[bytes]:
+    """Request-shaped bytes (one or two requests, sometimes mutated), or raw bytes."""
+    one = st.one_of(_request(), _mutated(_request()))
     return st.one_of(st.binary(max_size=300), one, st.builds(bytes.__add__, one, one))
 
 

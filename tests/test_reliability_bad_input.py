@@ -296,7 +296,7 @@ class TestArbitraryBytesOverSockets:
         derandomize=True,  # the same examples every run: the suite never flakes; reliability.fuzz explores
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(data=http_inputs(connect=False))
+    @given(data=http_inputs())
     async def test_http_path(self, data: bytes, caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.DEBUG, logger="refserver")
         caplog.clear()
