@@ -61,6 +61,26 @@ class ShutdownResult:
         }
 
 
+class _Countdown:
+    """Set once ``count`` different parties have each called ``mark`` with their own key: one
+    wait for all of them (hundreds of sequential ``Event.wait()`` calls cost a pass of the
+    event loop each, which a client busy with thousands of messages a second cannot spare)."""
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.done = anyio.Event()
+        self._marked: set[str] = set()
+        if count == 0:
+            self.done.set()
+
+    def mark(self, key: str) -> None:
+        if key not in self._marked:
+            self._marked.add(key)
+            self.remaining -= 1
+            if self.remaining == 0:
+                self.done.set()
+
+
 async def _collect(stream: anyio.abc.ByteReceiveStream, into: bytearray) -> None:
     try:
         while True:
@@ -69,7 +89,7 @@ async def _collect(stream: anyio.abc.ByteReceiveStream, into: bytearray) -> None
         pass
 
 
-async def _watch(client: LoadClient, cid: str, first: anyio.Event, seen: dict[str, list[int]]) -> int | None:
+async def _watch(client: LoadClient, cid: str, streaming: _Countdown, seen: dict[str, list[int]]) -> int | None:
     """Read numbered messages until the server's close frame; answer it; wait for EOF."""
     numbers = seen.setdefault(cid, [])
     while True:
@@ -77,7 +97,7 @@ async def _watch(client: LoadClient, cid: str, first: anyio.Event, seen: dict[st
         if message is None:
             break
         numbers.append(int(str(message).rsplit(":", 1)[1]))
-        first.set()
+        streaming.mark(cid)
     close = client.closed_by_server
     if isinstance(close, CloseConnection):
         try:
@@ -90,11 +110,11 @@ async def _watch(client: LoadClient, cid: str, first: anyio.Event, seen: dict[st
     return close.code if close is not None else None
 
 
-async def _request(port: int, ms: int, sent: anyio.Event) -> bytes:
+async def _request(port: int, ms: int, sent: _Countdown, rid: str) -> bytes:
     stream = await anyio.connect_tcp("127.0.0.1", port)
     async with stream:
         await stream.send(f"GET /slow?{ms} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        sent.set()
+        sent.mark(rid)
         data = bytearray()
         try:
             while True:
@@ -130,27 +150,25 @@ async def shutdown_under_load(
                 while b"listening on" not in stdout:
                     await anyio.sleep(0.02)  # polling the child's output; bounded above
                 port = int(re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout)).group(1))  # type: ignore[union-attr]
-                firsts = [anyio.Event() for _ in range(websockets)]
+                streaming = _Countdown(websockets)
                 async with anyio.create_task_group() as clients:
 
-                    async def stream_to(cid: str, first: anyio.Event) -> None:
+                    async def stream_to(cid: str) -> None:
                         client = await LoadClient.open(port, f"/ws/{cid}?pace={pace_ms}")
-                        codes[cid] = await _watch(client, cid, first, seen)
+                        codes[cid] = await _watch(client, cid, streaming, seen)
 
                     with anyio.fail_after(WAIT):
-                        for i, first in enumerate(firsts):
-                            clients.start_soon(stream_to, f"w{i}", first)
-                        for first in firsts:
-                            await first.wait()  # every WebSocket is streaming
+                        for i in range(websockets):
+                            clients.start_soon(stream_to, f"w{i}")
+                        await streaming.done.wait()  # every WebSocket is streaming
 
-                    async def ask(sent: anyio.Event) -> None:
-                        answers.append(await _request(port, request_ms, sent))
+                    async def ask(rid: str) -> None:
+                        answers.append(await _request(port, request_ms, sent, rid))
 
-                    sents = [anyio.Event() for _ in range(requests)]
-                    for sent in sents:
-                        clients.start_soon(ask, sent)
-                    for sent in sents:
-                        await sent.wait()  # every request is in flight or waiting in the accept queue
+                    sent = _Countdown(requests)
+                    for i in range(requests):
+                        clients.start_soon(ask, f"r{i}")
+                    await sent.done.wait()  # every request is in flight or waiting in the accept queue
                     signalled = time.monotonic()
                     process.send_signal(signal.SIGTERM)
                 result.exit_code = await process.wait()
