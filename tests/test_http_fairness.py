@@ -22,6 +22,16 @@ def pipelined_gets(count: int) -> bytes:
     return b"".join(b"GET /a%d HTTP/1.1\r\nhost: x\r\n\r\n" % i for i in range(count))
 
 
+async def answer_b(rec: Recorder, go: anyio.Event, send: Any) -> None:
+    """The other connection's request: it answers once the busy connection's app has started,
+    and records when it is done."""
+    rec.add("b started")
+    await go.wait()
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": b"b"})
+    rec.add("order", "b done")
+
+
 class TestResponseBodySendEvent:
     async def test_pipelined_requests_do_not_starve_other_connections(self) -> None:
         rec = Recorder()
@@ -29,11 +39,7 @@ class TestResponseBodySendEvent:
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["path"] == "/b":
-                rec.add("b started")
-                await go.wait()
-                await send({"type": "http.response.start", "status": 200})
-                await send({"type": "http.response.body", "body": b"b"})
-                rec.add("order", "b done")
+                await answer_b(rec, go, send)
                 return
             go.set()
             await send({"type": "http.response.start", "status": 200})
@@ -64,11 +70,7 @@ class TestResponseBodySendEvent:
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["path"] == "/b":
-                rec.add("b started")
-                await go.wait()
-                await send({"type": "http.response.start", "status": 200})
-                await send({"type": "http.response.body", "body": b"b"})
-                rec.add("order", "b done")
+                await answer_b(rec, go, send)
                 return
             go.set()
             await send({"type": "http.response.start", "status": 200})
