@@ -8,7 +8,6 @@ only then is ``lifespan.shutdown`` sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -30,7 +29,7 @@ from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor, socket_stream
-from refserver.runtime.tasks import open_task_group
+from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
@@ -110,14 +109,6 @@ def _peer_of(conn: socket.socket) -> str:
     except OSError:
         return "a client that already left"
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _running_on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False  # trio
-    return True
 
 
 def _address(config: Config) -> str:
@@ -241,7 +232,7 @@ async def _serve_connections(
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
-    on_asyncio = _running_on_asyncio()
+    running_on_asyncio = on_asyncio()
     try:
         async with open_task_group() as connections:
 
@@ -249,7 +240,7 @@ async def _serve_connections(
                 stream: anyio.abc.ByteStream | Transport
                 extension: dict[str, Any] | None = None
                 try:
-                    if tls is None and on_asyncio:
+                    if tls is None and running_on_asyncio:
                         # asyncio's own transport carries plain connections (runtime/transport.py).
                         stream = await AsyncioTransport.over(conn)
                     elif tls is None:

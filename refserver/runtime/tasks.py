@@ -33,6 +33,7 @@ class TaskGroup(Protocol):
 
 
 def on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (else trio's)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

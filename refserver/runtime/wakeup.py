@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from refserver.runtime.tasks import on_asyncio
+
 if TYPE_CHECKING:
     import trio
 
@@ -110,8 +112,4 @@ def _load_trio() -> None:
 
 def new_wakeup() -> Wakeup:
     """A wake-up call for a task of the running event loop: on trio a :class:`TrioWakeup`."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return TrioWakeup()
-    return Wakeup()
+    return Wakeup() if on_asyncio() else TrioWakeup()
