@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from wsproto.frame_protocol import Frame as WireFrame
-from wsproto.frame_protocol import Opcode, ParseFailed
+from wsproto.frame_protocol import Header, Opcode, ParseFailed
 
 from refserver.protocol import internals
 from refserver.protocol.extensions import PerMessageDeflate
@@ -129,11 +129,8 @@ class FrameCodec:
                 frame: WireFrame | None = decoder.process_buffer()
                 if frame is None:
                     header = decoder.header
-                    if header is not None and not header.opcode & 0x8 and header is not self._counted:
-                        # A data frame whose payload is still to come: RFC 6455 §10.4, the
-                        # limit is checked at its header, before its payload is buffered.
-                        self._counted = header
-                        self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+                    if header is not None:  # a frame whose payload is still to come
+                        self._count_header(header)
                     return out
                 opcode = frame.opcode
                 if opcode is Opcode.BINARY or opcode is Opcode.TEXT or opcode is Opcode.CONTINUATION:
@@ -154,6 +151,13 @@ class FrameCodec:
         self.stopped = True
         self._parts = []
         out.append((FAIL, (code, text)))
+
+    def _count_header(self, header: Header) -> None:
+        """RFC 6455 §10.4: a data frame's size is counted once, at its header, before its
+        payload is buffered."""
+        if header is not self._counted and not header.opcode & 0x8:
+            self._counted = header
+            self._count(header.opcode, header.payload_len, header.rsv.rsv1)
 
     def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
@@ -178,9 +182,7 @@ class FrameCodec:
         UTF-8 decoded as it arrives (§8.1), handed out when the message is complete."""
         header = self._frames.header
         if header is not None:  # part of a frame: the rest of its payload is to come
-            if header is not self._counted:
-                self._counted = header
-                self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+            self._count_header(header)
         elif self._counted is None:  # the whole frame arrived at once
             deflate = self.deflate
             self._count(frame.opcode, len(frame.payload), deflate is not None and deflate.inbound_compressed)
