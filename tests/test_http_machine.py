@@ -141,6 +141,36 @@ class TestDisconnectReceiveEvent:
         assert first is not second
 
 
+class TestResponseStartSendEvent:
+    """www spec 2.5, "Response Start - send event": a head that was sent before is built once
+    and kept, and a kept head changes neither what is written nor what is refused."""
+
+    def answer(self, m: HTTPMachine, headers: Any) -> bytes:
+        m.receive_data(GET)
+        m.app_receive()
+        out = wire(m.app_send({"type": "http.response.start", "status": 200, "headers": headers}))
+        out += wire(m.app_send({"type": "http.response.body", "body": b"ok"}))
+        m.app_ended(raised=False)
+        return out
+
+    def test_the_same_head_twice_writes_the_same_bytes(self) -> None:
+        m = machine()
+        expected = b"HTTP/1.1 200 OK\r\nx-kept: 1\r\ndate: " + DATE + b"\r\ncontent-length: 2\r\n\r\nok"
+        # The second and third heads are equal by value (tuples, then lists) to the first.
+        answers = [
+            self.answer(m, headers) for headers in ([(b"x-kept", b"1")], [(b"x-kept", b"1")], [[b"x-kept", b"1"]])
+        ]
+        assert answers == [expected] * 3
+
+    def test_a_bad_value_is_refused_after_a_good_one_was_kept(self) -> None:
+        m = machine()
+        self.answer(m, [(b"x-kept", b"1")])
+        m.receive_data(GET)
+        with pytest.raises(ASGIProtocolError, match="has headers that cannot be sent"):
+            m.app_send({"type": "http.response.start", "status": 200, "headers": [(b"x-kept", b"1\r\nx: 2")]})
+        assert m.state is State.AWAITING_START
+
+
 class TestResponseBodySendEvent:
     """www spec 2.5, "Response Body - send event": messages after completion are ignored."""
 

@@ -55,9 +55,31 @@ def check_sendable_head(status: int, headers: Headers, message_type: str, sectio
     sendable_head(status, headers, message_type, section)
 
 
+# Response heads h11 has built and validated, by (status, headers). An app answers most requests
+# with the same few heads (its own header list, the Date of this second), and h11's validation
+# of a head (a regular expression per name and value) is the costliest step of a small response;
+# an h11 event is immutable, so one serves every response with that head.
+_HEADS: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
+HEADS_KEPT = 64  # at most this many; then the cache starts again
+
+
 def sendable_head(status: int, headers: Headers, message_type: str, section: str) -> h11.Response:
-    """The response head, validated as :func:`check_sendable_head` does."""
+    """The response head, validated as :func:`check_sendable_head` does. ``headers`` are
+    [name, value] byte pairs (the message's validator checked them); pairs equal by value
+    make the same head, and tuples of them are kept for the next response."""
+    key = (status, tuple(headers))
     try:
-        return response_head(status, headers)
+        head, keep = _HEADS.get(key), True
+    except TypeError:  # [name, value] lists are not hashable: such heads are not kept
+        head, keep = None, False
+    if head is not None:
+        return head
+    try:
+        head = response_head(status, headers)
     except h11.LocalProtocolError as exc:
         raise ASGIProtocolError(message_type, f"has headers that cannot be sent: {exc}", section) from None
+    if keep:
+        if len(_HEADS) >= HEADS_KEPT:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head

@@ -379,7 +379,7 @@ class HTTPConnection:
                         await anyio.lowlevel.checkpoint()
                     if trace is not None:
                         trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
-                    return dict(event)
+                    return event  # a dict of its own (the machine never hands one out twice)
                 waited = True
                 self._app_waiters += 1
                 try:
@@ -411,7 +411,7 @@ class HTTPConnection:
             if trace is not None:
                 trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
             self._apply(fx)
-            if fx.write and not await self._flush_or_lose():
+            if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)

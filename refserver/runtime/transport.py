@@ -190,6 +190,12 @@ class Transport:
         return self._written < self._queued
 
     @property
+    def flushed(self) -> bool:
+        """:meth:`flush` would return at once, raising nothing: every byte queued so far is
+        in the socket's send buffer and no write has to wait."""
+        return self._written >= self._queued
+
+    @property
     def flushing(self) -> bool:
         """A task is writing the outbox."""
         return self._flushing
@@ -589,6 +595,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
             self.gone = self._lost or "the peer closed or reset the connection"
             return
         self._written += len(data)
+
+    @property
+    def flushed(self) -> bool:
+        # write_queued() ran when the bytes were queued; asyncio's buffer below its
+        # high-water mark means nothing to wait for.
+        return self._written >= self._queued and not self._write_paused
 
     async def flush(self) -> None:
         """Write the outbox, then wait while asyncio's buffer is above its high-water mark

@@ -322,7 +322,7 @@ class WebSocketConnection:
         if trace is not None:
             trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
         self._apply(fx)
-        if fx.write:
+        if fx.write and not self.transport.flushed:
             try:
                 await self.transport.flush()
             except PeerGone as exc:
