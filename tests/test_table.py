@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from refserver.protocol.effects import Effects, Timer, blank
 from refserver.protocol.table import Row, TableBuilder
 
 
@@ -46,3 +47,34 @@ def test_a_complete_table_names_what_is_missing() -> None:
     assert len(table.build()) == 1  # partial is fine when not asked to be complete
     with pytest.raises(RuntimeError, match=r"the test table has no row for \[\('B', 'X'\)\]"):
         table.build(complete=(St, In))
+
+
+class TestEffects:
+    """What every input returns: defaults shared by all effects, which nothing can add to."""
+
+    def test_an_input_that_asks_for_nothing_equals_the_defaults(self) -> None:
+        fx = blank(Effects)()
+        assert fx == Effects() == Effects(write=[], arm={})
+        assert (fx.write, fx.arm, fx.event, fx.tcp) == ([], {}, None, None)
+        assert repr(Effects(wake_app=True)) == "Effects(wake_app=True)"
+
+    def test_adding_gives_the_effect_a_list_of_its_own(self) -> None:
+        first, second = Effects(), Effects()
+        first.add_write(b"a")
+        first.add_write(b"b")
+        first.arm_timer(Timer.PING, 1.0)
+        assert (first.write, first.arm) == ([b"a", b"b"], {Timer.PING: 1.0})
+        assert (second.write, second.arm, Effects().write) == ([], {}, [])
+        assert first != second
+
+    def test_the_shared_defaults_refuse_to_be_added_to(self) -> None:
+        fx = Effects()
+        with pytest.raises(TypeError, match="shared empty list"):
+            fx.write.append(b"leak")
+        with pytest.raises(TypeError, match="shared empty dict"):
+            fx.arm[Timer.PING] = 1.0
+        assert Effects().write == [] and Effects().arm == {}
+
+    def test_an_unknown_field_is_refused(self) -> None:
+        with pytest.raises(TypeError, match="has no field 'writes'"):
+            Effects(writes=[b"x"])

@@ -30,7 +30,7 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Transition
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Transition, blank
 from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
 from refserver.protocol.table import TableBuilder, TableMachine, new_transition
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
@@ -169,7 +169,6 @@ class Refusal:
     status: int
 
 
-@dataclass(slots=True)
 class HTTPEffects(Effects):
     """:class:`Effects`, plus what only an HTTP connection asks for."""
 
@@ -200,6 +199,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         ``over_limit``: the server is at ``--limit-concurrency``: the first request (HTTP or a
         WebSocket handshake) is answered 503 before any app sees it, then it closes (docs/decisions.md #46)."""
         self.over_limit = over_limit
+        # Whether state changes are recorded in the effects (``transitions``): only a trace
+        # reads them, and the runtime turns this off when the connection is not traced.
+        self.recording = True
         self.settings = settings or Settings()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
         self._unparsed = internals.h11_unparsed(self.conn)  # live: what h11 holds unparsed
@@ -285,7 +287,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    _new_effects = HTTPEffects
+    _new_effects = blank(HTTPEffects)
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]
@@ -308,7 +310,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if new not in self._row.next:  # pragma: no cover - a bug in a row
             raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
         self.state = new
-        self._fx.transitions.append(new_transition(Transition, (old._name_, new._name_, section, why)))
+        if self.recording:
+            self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
         if new is State.CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True
@@ -316,7 +319,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _write(self, data: bytes) -> None:
         if data:
-            self._fx.write.append(data)
+            self._fx.add_write(data)
 
     # ------------------------------------------------------------------ request heads
 
@@ -655,7 +658,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # never reaches the wire; the app's send() raises once this is applied.
             self._fx.error = exc.with_state(self.state.name)
             return
-        self._fx.write.append(out)  # never empty: it holds the head
+        self._fx.add_write(out)  # never empty: it holds the head
         if not more:
             self._complete()
 
@@ -699,7 +702,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _ignore(self, message: Message) -> None:
         # www spec 2.5, "Response Body": after completion "any further messages on the
         # channel will be ignored" (docs/decisions.md #2).
-        self._fx.notes.append(
+        self._fx.add_note(
             Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
         )
 

@@ -76,7 +76,7 @@ class TableMachine(Generic[S, I, E]):
     _fx: E
     _reading: bool = True
 
-    # A method of the machine (or the effects class itself: then no method call per input).
+    # Makes the next input's effects: ``effects.blank(cls)`` runs no Python code per input.
     _new_effects: Callable[[], E]
 
     def _wants_read(self) -> bool | None:
@@ -124,5 +124,5 @@ class TableMachine(Generic[S, I, E]):
             raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
         self.state = new
         # ``_name_`` is the member's plain attribute (``name`` goes through a descriptor).
-        self._fx.transitions.append(new_transition(Transition, (old._name_, new._name_, section, why)))
+        self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
         return old

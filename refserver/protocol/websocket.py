@@ -31,7 +31,7 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import frames
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer, blank
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
@@ -251,8 +251,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _new_effects(self) -> Effects:
-        return Effects()
+    _new_effects = blank(Effects)
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -273,7 +272,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             return
         if new in _CLOSING_STATES and old not in _CLOSING_STATES:
             self._cancel(Timer.HOLD, Timer.PING, Timer.PONG)
-            fx.arm[Timer.CLOSE] = self.timeouts.close_s
+            fx.arm_timer(Timer.CLOSE, self.timeouts.close_s)
         if new is State.DRAINING:
             fx.tcp = Tcp.SEND_EOF
         fx.wake_app = True
@@ -283,7 +282,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         for timer in timers:
             fx.arm.pop(timer, None)
             if timer not in fx.cancel:
-                fx.cancel.append(timer)
+                fx.add_cancel(timer)
 
     def _decide(self, code: int, reason: str, why: str) -> None:
         """Decide the one websocket.disconnect of this connection, if not yet decided."""
@@ -295,7 +294,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _write(self, data: bytes) -> None:
         if data:
-            self._fx.write.append(data)
+            self._fx.add_write(data)
 
     # ------------------------------------------------------------------ receive()
 
@@ -327,7 +326,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             fx.event = dict(self._disconnect)
             self._disconnect_repeats += 1
             if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
-                fx.notes.append(
+                fx.add_note(
                     Note(
                         "warning",
                         f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after "
@@ -395,7 +394,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
         if self.timeouts.ping_interval_s > 0:
-            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+            self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
             self._parse(trailing)
@@ -504,9 +503,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         text = message.get("text")
         try:
             if text is not None:
-                self._fx.write.append(codec.data_frame(text.encode("utf-8"), True))
+                self._fx.add_write(codec.data_frame(text.encode("utf-8"), True))
             else:
-                self._fx.write.append(codec.data_frame(bytes(message["bytes"]), False))
+                self._fx.add_write(codec.data_frame(bytes(message["bytes"]), False))
         except UnicodeEncodeError as exc:
             raise ASGIProtocolError(
                 "websocket.send",
@@ -521,7 +520,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         code = 1000 if code is None else code
         reason, cut = truncate_reason(message.get("reason") or "")
         if cut:
-            self._fx.notes.append(
+            self._fx.add_note(
                 Note(
                     "warning",
                     f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
@@ -599,7 +598,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _drop_message(self, data: str | bytes) -> None:
         """Drop it: data after the app's close frame is not delivered."""
         # docs/decisions.md #21: data after the app's close is dropped.
-        self._fx.notes.append(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
+        self._fx.add_note(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, payload: bytes) -> None:
         """Write a pong with the same payload."""
@@ -613,7 +612,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._ping_payload = None
             self._cancel(Timer.PONG)
             if self.timeouts.ping_interval_s > 0:
-                self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+                self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
@@ -641,7 +640,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             # most the close timeout (docs/decisions.md #26).
             self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
             self._cancel(Timer.PING, Timer.PONG)
-            self._fx.arm[Timer.HOLD] = self.timeouts.close_s
+            self._fx.arm_timer(Timer.HOLD, self.timeouts.close_s)
         else:
             self._fail_now()
 
@@ -666,9 +665,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             # The ping timeout runs from the moment the ping is queued: a peer that stopped
             # reading keeps the ping from going out, and must be detected all the same.
             self._ping_payload = payload
-            self._fx.arm[Timer.PONG] = self.timeouts.ping_timeout_s
+            self._fx.arm_timer(Timer.PONG, self.timeouts.ping_timeout_s)
         else:
-            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+            self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _pong_overdue(self, _: None) -> None:
         """Write close 1011, decide 1006, close TCP (or try again if reading is paused)."""
@@ -676,7 +675,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             # The reader is paused (backpressure), so the pong may be sitting unread: try
             # again in the next interval.
             self._ping_payload = None
-            self._fx.arm[Timer.PING] = self.timeouts.ping_interval_s
+            self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
             return
         self._write_close(1011, "keepalive ping timeout")
         self._decide(1006, "", "keepalive ping timed out (code 1006)")

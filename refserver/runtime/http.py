@@ -95,6 +95,7 @@ class HTTPConnection:
             self.peer = "a client that already left"
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
+        self.machine.recording = self.trace is not None  # state changes matter only to a trace
         self._state = self.machine.state.name  # for the trace
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
@@ -212,9 +213,8 @@ class HTTPConnection:
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
         if fx.notes or (fx.transitions and self.trace is not None):
+            # (Untraced, the state's name is not kept: only the trace reads it.)
             self._state = record_steps(fx, self._state, self.trace)
-        elif fx.transitions:
-            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
         if fx.refused is not None:
             refused = fx.refused
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"

@@ -7,8 +7,7 @@ values so that they can be tested without a socket or an h11 connection.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from refserver.spec.versions import HTTP_ASGI, WEBSOCKET_ASGI
@@ -17,9 +16,9 @@ Headers = list[tuple[bytes, bytes]]
 Address = tuple[str, int] | tuple[str, None] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A request target split the way the www spec wants it."""
+class Target(NamedTuple):
+    """A request target split the way the www spec wants it. (A named tuple: one is made per
+    request, and a tuple is built faster than a frozen dataclass.)"""
 
     path: str  # percent-decoded, UTF-8-decoded ("path")
     raw_path: bytes  # as received, without the query string (www "HTTP Connection Scope": "excluding any query string")
@@ -39,7 +38,7 @@ def split_target(target: bytes) -> Target:
     # into characters". Invalid UTF-8 is replaced, as every mainstream server does
     # (docs/decisions.md #9).
     path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
-    return Target(path=path, raw_path=raw_path, query_string=query)
+    return Target(path, raw_path, query)
 
 
 def http_scope(
