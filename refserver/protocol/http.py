@@ -81,8 +81,22 @@ class State(FastEnum):
     CLOSED = "the TCP connection is closed once the queued bytes are written"
 
 
+# Python 3.11 looks an enum member up as a class attribute (``State.IDLE``) through the hook
+# of EnumType.__getattr__, at ten times the cost of a module global; the per-request paths
+# name their members through these.
+_IDLE, _AWAITING_START, _START_HELD, _SENDING_BODY, _COMPLETE, _CLIENT_GONE, _CLOSED = (
+    State.IDLE,
+    State.AWAITING_START,
+    State.START_HELD,
+    State.SENDING_BODY,
+    State.COMPLETE,
+    State.CLIENT_GONE,
+    State.CLOSED,
+)
 # States in which an app instance runs (a request/response cycle).
 APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.COMPLETE, State.CLIENT_GONE})
+# States in which the machine reads a request head (or an upgrade request's body).
+_HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 # States in which the app returning is an unfinished response.
 RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
 
@@ -106,6 +120,13 @@ class Input(FastEnum):
 
 
 _APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
+_BYTES, _RECEIVE, _APP_RETURNED, _APP_RAISED, _OTHER_MESSAGE = (  # as the State members above
+    Input.BYTES,
+    Input.RECEIVE,
+    Input.APP_RETURNED,
+    Input.APP_RAISED,
+    Input.OTHER_MESSAGE,
+)
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
@@ -246,21 +267,21 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             kind = message.get("type") if type(message) is dict else None
             if type(kind) is not str:
                 kind = messages.message_type(message)  # not a dict, or no str type: raises
-            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
+            return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> HTTPEffects:
         """The app's ``receive()``: ``event`` is what it returns now, or None when it has to
         wait for ``wake_app``."""
-        return self._step(Input.RECEIVE, None)
+        return self._step(_RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> HTTPEffects:
-        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
+        return self._step(_APP_RAISED if raised else _APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> HTTPEffects:
         """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
-        return self._step(Input.BYTES, data)
+        return self._step(_BYTES, data)
 
     def peer_gone(self, why: str = "peer closed the connection") -> HTTPEffects:
         """EOF, a reset or a failed write."""
@@ -294,14 +315,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state is State.IDLE or state is State.READING_HEAD or state is State.UPGRADING:
-            return not self._eof_fed
-        if state in APP_STATES and self.client_gone_reason is None:
+        if state in APP_STATES:  # (first: four of a request's five inputs come in these)
+            if self.client_gone_reason is not None:
+                return False
             if not self.request_complete:
                 return self._pending_body is None  # backpressure: the app has the last chunk
             # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
             return len(self._unparsed) <= self.settings.max_head_bytes
-        return False
+        return state in _HEAD_STATES and not self._eof_fed
 
     def _go(self, new: State, why: str, section: str) -> None:
         """Change to ``new``, which the current row must list (``TableMachine._enter``, written
@@ -312,7 +333,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.state = new
         if self.recording:
             self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
-        if new is State.CLOSED:
+        if new is _CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True
             self._fx.keep_alive_s = None
@@ -397,7 +418,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # after responding to such a request".
             self.must_close = True
         self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
-        self._go(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
+        self._go(_AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._read_body()
 
     def _refuse(self, status: int, reason: str) -> None:
@@ -577,7 +598,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # www spec 2.5, "Disconnect - receive event": "Sent to the application if receive
         # is called after a response has been sent", on every such call; request body the
         # app left unread is not delivered after that (docs/decisions.md).
-        if self.state is State.COMPLETE:
+        if self.state is _COMPLETE:
             fx.event = disconnect_event()
             return
         if self._pending_body is not None:
@@ -587,7 +608,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
-        if self.state is State.CLIENT_GONE:
+        if self.state is _CLIENT_GONE:
             fx.event = disconnect_event()
             return
         if self._continue_owed:
@@ -632,9 +653,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._held = sendable_head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START)
         self._held_has_length = has_length
         self.status = status
-        self._go(
-            State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
-        )
+        self._go(_START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START)
 
     def _first_body(self, message: Message) -> None:
         messages.validate_http_response_body(message)
@@ -649,7 +668,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
         data = self._h11_send(head, "http.response.start")
         self._held = None
-        self._go(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+        self._go(_SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
         try:
             out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
@@ -688,7 +707,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return out
 
     def _complete(self) -> None:
-        self._go(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
+        self._go(_COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
         self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _h11_send(self, event: h11.Event, kind: str) -> bytes:
@@ -740,7 +759,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         self.conn.start_next_cycle()
         self._new_cycle()
-        self._go(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
+        self._go(_IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
         self._fx.cancel_keep_alive = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:

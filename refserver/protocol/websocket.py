@@ -120,6 +120,17 @@ _APP_INPUTS = {
     "websocket.http.response.start": Input.DENIAL_START,
     "websocket.http.response.body": Input.DENIAL_BODY,
 }
+# Members the per-message paths name as module globals: Python 3.11 looks an enum member up
+# as a class attribute (``State.OPEN``) through the hook of EnumType.__getattr__, at ten
+# times the cost.
+_CONNECTING, _OPEN, _FAILING, _CLOSED = State.CONNECTING, State.OPEN, State.FAILING, State.CLOSED
+_BYTES, _RECEIVE, _APP_RETURNED, _APP_RAISED, _OTHER_MESSAGE = (
+    Input.BYTES,
+    Input.RECEIVE,
+    Input.APP_RETURNED,
+    Input.APP_RAISED,
+    Input.OTHER_MESSAGE,
+)
 _TIMER_INPUTS = {
     Timer.CLOSE: Input.CLOSE_TIMEOUT,
     Timer.HOLD: Input.HOLD_TIMEOUT,
@@ -217,21 +228,21 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         kind = messages.message_type(message)
         state = self.state
         try:
-            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
+            return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> Effects:
         """The app's ``receive()``: ``Effects.event`` is what it returns now, or None when
         it has to wait for ``Effects.wake_app``."""
-        return self._step(Input.RECEIVE, None)
+        return self._step(_RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> Effects:
-        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
+        return self._step(_APP_RAISED if raised else _APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> Effects:
         """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
-        return self._step(Input.BYTES, data)
+        return self._step(_BYTES, data)
 
     def peer_gone(self, why: str = "") -> Effects:
         """EOF, a reset or a failed write. ``Effects.error`` is the ClientDisconnected for a
@@ -255,17 +266,17 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state is State.OPEN:
+        if state is _OPEN:
             return self._inbox_bytes <= READ_AHEAD_BYTES
         if state is State.CONNECTING or state is State.DENIAL_START_HELD or state is State.DENIAL_BODY:
             return self._early_bytes <= MAX_BYTES_BEFORE_ACCEPT
-        return state is not State.FAILING and state is not State.CLOSED
+        return state is not _FAILING and state is not _CLOSED
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
         fx = self._fx
         old = self._enter(new, why, section)
-        if new is State.CLOSED:
+        if new is _CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
             fx.wake_app = True
@@ -316,8 +327,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             fx.event = event
             return
         self._app_holds_message = False
-        self._app_waiting = self.state is State.OPEN  # the next message goes straight to it
-        if self.state is State.FAILING:
+        self._app_waiting = self.state is _OPEN  # the next message goes straight to it
+        if self.state is _FAILING:
             # The app has every message that arrived before the bad bytes and asks for
             # more: now the connection fails (docs/decisions.md #26).
             self._fail_now()

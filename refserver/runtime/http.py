@@ -35,6 +35,8 @@ from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
 
+START_HELD = State.START_HELD  # a module global: see refserver.protocol.http on enum members
+
 
 class HTTPConnection:
     __slots__ = (
@@ -416,7 +418,7 @@ class HTTPConnection:
                 if trace is not None:
                     trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
                 raise gone
-            if machine.state is not State.START_HELD and pace.due():
+            if machine.state is not START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/decisions.md #62).
                 await anyio.lowlevel.checkpoint()
