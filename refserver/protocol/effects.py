@@ -151,22 +151,21 @@ class Effects:
             self.write.append(data)
 
     def add_transition(self, step: Transition) -> None:
-        if self.transitions is UNFILLED:
-            self.transitions = [step]
-        else:
-            self.transitions.append(step)
+        self._append("transitions", step)
 
     def add_note(self, note: Note) -> None:
-        if self.notes is UNFILLED:
-            self.notes = [note]
-        else:
-            self.notes.append(note)
+        self._append("notes", note)
 
     def add_cancel(self, timer: Timer) -> None:
-        if self.cancel is UNFILLED:
-            self.cancel = [timer]
+        self._append("cancel", timer)
+
+    def _append(self, name: str, item: object) -> None:
+        """(``add_write``, for the list-valued effects that are rarely added to.)"""
+        items = getattr(self, name)
+        if items is UNFILLED:
+            setattr(self, name, [item])
         else:
-            self.cancel.append(timer)
+            items.append(item)
 
     def arm_timer(self, timer: Timer, seconds: float) -> None:
         if self.arm is UNFILLED_DICT:
