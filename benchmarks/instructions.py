@@ -1,13 +1,16 @@
-"""What one HTTP keep-alive request costs a server in machine instructions, with no kernel.
+"""What one HTTP keep-alive request or one WebSocket echo costs a server in machine
+instructions, with no kernel.
 
     python benchmarks/instructions.py                  # CPU µs per request, refserver and uvicorn
     python benchmarks/instructions.py --valgrind       # machine instructions per request (valgrind)
+    python benchmarks/instructions.py --valgrind --workload ws   # per 32 B WebSocket echo
 
-One connection, one GET at a time (the ``http1`` workload of ``run.py``), served by the server's
-own asyncio protocol over a transport that only pretends to be a socket: the next request is
-handed to the server, in a later pass of the event loop, when the last byte of the response is
-written. Everything the server does for a request runs (parsing, the app, the event loop's
-callbacks), nothing of the kernel's does, and no client shares the CPU.
+One connection (or ``--connections N``), one GET or one 32 B binary message at a time (the
+``http1`` and ``pingpong`` workloads of ``run.py``), served by the server's own asyncio protocol
+over a transport that only pretends to be a socket: the next request or message is handed to the
+server, in a later pass of the event loop, when the response or the echo is written. Everything
+the server does runs (parsing, framing, the app, the event loop's callbacks), nothing of the
+kernel's does, and no client shares the CPU.
 
 Per-CPU timings on a shared machine move by 10-25 % from run to run. Machine instructions counted
 by valgrind (``--tool=cachegrind --cache-sim=no``) do not: two runs agree within 0.2 %, which makes
@@ -34,29 +37,59 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.echo_app import HTTP_BODY, app
+from benchmarks.limits import masked_frame
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: refserver-bench\r\n\r\n"
+HANDSHAKE = (
+    b"GET /echo HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+MESSAGE = masked_frame(bytes(range(32)))  # the client's 32 B binary message
+ECHO = b"\x82\x20" + bytes(range(32))  # the server's echo of it, unmasked
 SERVERS = ("refserver", "uvicorn")
+WORKLOADS = ("http", "ws")
 
 
 class PretendSocket(asyncio.Transport):
-    """An asyncio transport that answers each complete response with the next request."""
+    """An asyncio transport that answers each complete response with the next request, or
+    (``websocket``) the handshake's 101 and each echo with the next message."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, requests: int, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, requests: int, done: asyncio.Future[None], websocket: bool
+    ) -> None:
         super().__init__()
-        self.loop, self.requests, self.done = loop, requests, done
+        self.loop, self.requests, self.done, self.websocket = loop, requests, done, websocket
         self.answered = 0
-        self.protocol: asyncio.Protocol | None = None
+        self.protocol: asyncio.BaseProtocol | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not bytes(data).endswith(HTTP_BODY):
+        data = bytes(data)
+        if self.websocket:
+            if data.startswith(b"HTTP/1.1 101"):
+                self._next(MESSAGE)  # the first message; the handshake is not counted
+                return
+            if data != ECHO:
+                raise RuntimeError(f"not the echo: {data[:40]!r}")
+        elif not data.endswith(HTTP_BODY):
             return  # a response head written on its own (uvicorn)
         self.answered += 1
         if self.answered >= self.requests:
             if not self.done.done():
                 self.done.set_result(None)
-        elif self.protocol is not None:
-            self.loop.call_soon(self.protocol.data_received, REQUEST)
+        else:
+            self._next(MESSAGE if self.websocket else REQUEST)
+
+    def _next(self, data: bytes) -> None:
+        if isinstance(self.protocol, asyncio.Protocol):
+            self.loop.call_soon(self.protocol.data_received, data)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol  # uvicorn hands the connection to its WebSocket protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        if self.protocol is None:
+            raise RuntimeError("no protocol")
+        return self.protocol
 
     def writelines(self, chunks: Any) -> None:
         self.write(b"".join(chunks))
@@ -95,16 +128,18 @@ class PretendSocket(asyncio.Transport):
         pass
 
 
-async def _connect(protocol: asyncio.Protocol, requests: int) -> tuple[PretendSocket, asyncio.Future[None]]:
+async def _connect(
+    protocol: asyncio.Protocol, requests: int, websocket: bool
+) -> tuple[PretendSocket, asyncio.Future[None]]:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    transport = PretendSocket(loop, requests, done)
+    transport = PretendSocket(loop, requests, done, websocket)
     transport.protocol = protocol
     protocol.connection_made(transport)
     return transport, done
 
 
-async def refserver_requests(requests: int, connections: int) -> float:
+async def refserver_requests(requests: int, connections: int, websocket: bool) -> float:
     """CPU seconds refserver (asyncio) takes for ``requests`` requests on each of
     ``connections`` connections."""
     from refserver.config import Config
@@ -116,14 +151,14 @@ async def refserver_requests(requests: int, connections: int) -> float:
     protocols, waits, tasks = [], [], []
     for _ in range(connections):
         protocol = AsyncioTransport(asyncio.get_running_loop())
-        _, done = await _connect(protocol, requests)
+        _, done = await _connect(protocol, requests, websocket)
         tasks.append(asyncio.create_task(HTTPConnection(protocol, ctx).run()))
         protocols.append(protocol)
         waits.append(done)
     await asyncio.sleep(0)  # the connections' tasks wait for their first request
     started = time.process_time()
     for protocol in protocols:
-        protocol.data_received(REQUEST)
+        protocol.data_received(HANDSHAKE if websocket else REQUEST)
     await asyncio.gather(*waits)
     elapsed = time.process_time() - started
     for task in tasks:
@@ -131,32 +166,34 @@ async def refserver_requests(requests: int, connections: int) -> float:
     return elapsed
 
 
-async def uvicorn_requests(requests: int, connections: int) -> float:
+async def uvicorn_requests(requests: int, connections: int, websocket: bool) -> float:
     """The same for uvicorn's h11 protocol (``--http h11``, as ``run.py``'s baseline)."""
     import uvicorn
     from uvicorn.protocols.http.h11_impl import H11Protocol
     from uvicorn.server import ServerState
 
-    config = uvicorn.Config(app, http="h11", ws="wsproto", lifespan="off", access_log=False, log_level="warning")
+    # (log_level: its app task is cancelled when the loop closes, which it would log as an error)
+    config = uvicorn.Config(app, http="h11", ws="wsproto", lifespan="off", access_log=False, log_level="critical")
     config.load()
     state = ServerState()
     protocols, waits = [], []
     for _ in range(connections):
         protocol = H11Protocol(config, state, {}, asyncio.get_running_loop())
-        _, done = await _connect(protocol, requests)
+        _, done = await _connect(protocol, requests, websocket)
         protocols.append(protocol)
         waits.append(done)
     started = time.process_time()
     for protocol in protocols:
-        protocol.data_received(REQUEST)
+        protocol.data_received(HANDSHAKE if websocket else REQUEST)
     await asyncio.gather(*waits)
     return time.process_time() - started
 
 
-def run_requests(server: str, requests: int, connections: int = 1) -> float:
-    """CPU seconds for ``requests`` on each of ``connections`` connections."""
+def run_requests(server: str, requests: int, connections: int = 1, workload: str = "http") -> float:
+    """CPU seconds for ``requests`` requests (or messages) on each of ``connections``
+    connections; with the WebSocket handshake, which is not counted, for ``ws``."""
     serve = refserver_requests if server == "refserver" else uvicorn_requests
-    return asyncio.run(serve(requests, connections))
+    return asyncio.run(serve(requests, connections, workload == "ws"))
 
 
 def installed(server: str) -> bool:
@@ -169,12 +206,12 @@ def installed(server: str) -> bool:
     return True
 
 
-def _instructions(server: str, requests: int, connections: int) -> int:
+def _instructions(server: str, requests: int, connections: int, workload: str) -> int:
     """Machine instructions of a whole process serving ``requests`` requests (valgrind)."""
     env = dict(os.environ, PYTHONHASHSEED="0")
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     argv += [sys.executable, str(Path(__file__).resolve()), "--one", server, "--requests", str(requests)]
-    argv += ["--connections", str(connections)]
+    argv += ["--connections", str(connections), "--workload", workload]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
     found = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if found is None:
@@ -188,10 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=0, help="per run (default 20,000; 4,000 with --valgrind)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per server (default 3)")
     parser.add_argument("--connections", type=int, default=1, help="each with one GET at a time (default 1)")
+    parser.add_argument("--workload", choices=WORKLOADS, default="http", help="http (GET) or ws (32 B echo)")
     parser.add_argument("--one", choices=SERVERS, help=argparse.SUPPRESS)  # one untimed run, for valgrind
     args = parser.parse_args(argv)
     if args.one:
-        run_requests(args.one, args.requests, args.connections)
+        run_requests(args.one, args.requests, args.connections, args.workload)
         return
     servers = [server for server in SERVERS if installed(server)]
     if args.valgrind:
@@ -199,16 +237,21 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("valgrind is not installed")
         requests = args.requests or 4000
         for server in servers:
-            whole = _instructions(server, requests, args.connections)
-            quarter = _instructions(server, requests // 4, args.connections)
+            whole = _instructions(server, requests, args.connections, args.workload)
+            quarter = _instructions(server, requests // 4, args.connections, args.workload)
             per_request = (whole - quarter) / (requests - requests // 4) / args.connections
-            print(f"{server:10s} {per_request:10,.0f} instructions per request")
+            print(f"{server:10s} {per_request:10,.0f} instructions per {_unit(args.workload)}")
         return
     requests = args.requests or 20000 // args.connections
     for _ in range(args.repeat):
         for server in servers:  # interleaved
-            cpu_s = run_requests(server, requests, args.connections)
-            print(f"{server:10s} {cpu_s / requests / args.connections * 1e6:7.1f} µs of CPU per request")
+            cpu_s = run_requests(server, requests, args.connections, args.workload)
+            per_request_us = cpu_s / requests / args.connections * 1e6
+            print(f"{server:10s} {per_request_us:7.1f} µs of CPU per {_unit(args.workload)}")
+
+
+def _unit(workload: str) -> str:
+    return "echo" if workload == "ws" else "request"
 
 
 if __name__ == "__main__":
