@@ -225,7 +225,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """The app's ``send(message)``. Raises the error for the app when the message
         changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
         raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
-        kind = messages.message_type(message)
+        kind = message.get("type") if type(message) is dict else None
+        if type(kind) is not str:
+            kind = messages.message_type(message)  # not a dict, or no str type: raises
         state = self.state
         try:
             return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
@@ -507,7 +509,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _send_data(self, message: Message) -> None:
         """Write a text or binary frame."""
-        message = messages.validate(message, "websocket.send")
+        data, text = message.get("bytes"), message.get("text")
+        if not ((type(data) is bytes and text is None) or (type(text) is str and data is None)):
+            # Not the usual shape (exactly one of bytes and text, of the exact type): the
+            # validator checks it and names what is wrong.
+            message = messages.validate(message, "websocket.send")
         codec = self.codec
         if codec is None:  # pragma: no cover - OPEN implies a codec
             raise RuntimeError("OPEN without a frame codec")

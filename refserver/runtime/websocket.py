@@ -202,14 +202,15 @@ class WebSocketConnection:
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or (fx.transitions and self.trace is not None):
+        transitions = fx.transitions
+        if fx.notes or (transitions and self.trace is not None):
             self._state = record_steps(fx, self._state, self.trace)
-        elif fx.transitions:
-            self._state = fx.transitions[-1].new  # nothing to record: only the state moves
+        elif transitions:
+            self._state = transitions[-1].new  # nothing to record: only the state moves
         if fx.close_code is not None:
             self._close_code = fx.close_code
         # CLOSED is final, so a transition into it comes once.
-        if (fx.status or (fx.transitions and fx.transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
+        if (fx.status or (transitions and transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
             self._access_log(fx.status)
         if fx.write:
             self.transport.queue(fx.write)
@@ -229,16 +230,18 @@ class WebSocketConnection:
                 self.transport.set_reading(fx.reading)
             else:
                 self._reader_wakeup.fire()
-        if fx.tcp is not None and self._pushed:
-            self._tcp_now(fx.tcp)
-        elif fx.tcp is not None:
-            if fx.tcp is Tcp.SEND_EOF:
-                self._eof_owed = True
+        tcp = fx.tcp
+        if tcp is not None:
+            if self._pushed:
+                self._tcp_now(tcp)
             else:
-                self._close_owed = fx.tcp
-            self._reader_wakeup.fire()
-            if self._reader_waiting and self._scope is not None:
-                self._scope.cancel()  # the reader is blocked in a read: it has TCP work to do
+                if tcp is Tcp.SEND_EOF:
+                    self._eof_owed = True
+                else:
+                    self._close_owed = tcp
+                self._reader_wakeup.fire()
+                if self._reader_waiting and self._scope is not None:
+                    self._scope.cancel()  # the reader is blocked in a read: it has TCP work to do
         if fx.event is not None:
             self._event = fx.event
         if fx.wake_app:
