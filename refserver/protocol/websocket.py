@@ -634,12 +634,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
         code, reason = close
+        # If the peer began the closing handshake, echo its code (RFC 6455 §5.5.1) and, the
+        # handshake being complete, close TCP at once (§7.1.1); if we began it, nothing to send.
+        self._write_close(code, reason)
         self._close_received = True
-        if not self._close_sent:
-            # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
-            # handshake being complete, close TCP at once (§7.1.1).
-            self._close_sent = True
-            self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 

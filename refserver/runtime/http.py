@@ -214,8 +214,7 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or (fx.transitions and self.trace is not None):
-            # (Untraced, the state's name is not kept: only the trace reads it.)
+        if fx.notes or fx.transitions:  # (the machine records transitions only when traced)
             self._state = record_steps(fx, self._state, self.trace)
         if fx.refused is not None:
             refused = fx.refused

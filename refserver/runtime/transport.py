@@ -229,15 +229,52 @@ class Transport:
                     done.set()
 
 
-class StreamTransport(Transport):
+class _PulledTransport(Transport):
+    """A transport that is read and written by tasks (no pushing): a write that waits for
+    buffer space runs in a scope that :meth:`abort` cancels."""
+
+    __slots__ = ("_send_scope",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._send_scope: anyio.CancelScope | None = None
+
+    def abort(self, reason: str) -> None:
+        self.gone = self.gone or reason
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
+    async def _abortable_write(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Run ``write`` in a scope that :meth:`abort` cancels; an I/O error, an abort or a
+        cut from outside leaves the transport gone."""
+        scope = anyio.CancelScope()
+        self._send_scope = scope
+        try:
+            with scope:
+                await write()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            raise PeerGone(self.gone) from None
+        except BaseException:
+            # Cancelled from outside (e.g. a timeout around the write): part of the bytes may
+            # be on the wire, so the byte stream is torn: nothing more can be written. (Re-raised.)
+            self.gone = self.gone or "a write was cut short"
+            raise
+        finally:
+            self._send_scope = None
+        if scope.cancelled_caught:
+            self.gone = self.gone or "connection aborted"
+            raise PeerGone(self.gone)
+
+
+class StreamTransport(_PulledTransport):
     """Over an anyio byte stream."""
 
-    __slots__ = ("_is_closing", "_send_scope", "_stream")
+    __slots__ = ("_is_closing", "_stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         super().__init__()
         self._stream = stream
-        self._send_scope: anyio.CancelScope | None = None
         # asyncio accepts a write to a connection the peer has reset and reports the error
         # later, through connection_lost; its transport knows at once that it is closing.
         # (trio raises from the write itself.)
@@ -269,15 +306,10 @@ class StreamTransport(Transport):
     async def send(self, data: bytes) -> None:
         if self.gone is not None:
             raise PeerGone(self.gone)
-        await _abortable_write(self, partial(self._stream.send, data))
+        await self._abortable_write(partial(self._stream.send, data))
         if self._is_closing is not None and self._is_closing():
             self.gone = self.gone or "the peer closed or reset the connection"
             raise PeerGone(self.gone)
-
-    def abort(self, reason: str) -> None:
-        self.gone = self.gone or reason
-        if self._send_scope is not None:
-            self._send_scope.cancel()
 
     async def send_eof(self) -> None:
         if self.gone is not None or not isinstance(self._stream, anyio.abc.SocketStream):
@@ -296,7 +328,7 @@ class StreamTransport(Transport):
                 pass
 
 
-class SocketTransport(Transport):
+class SocketTransport(_PulledTransport):
     """A TCP or unix socket read and written directly, waiting for readiness through anyio:
     plain connections on trio. Neither anyio's socket stream nor trio's socket object is
     made for it (they were about a tenth of what an idle connection held), and a write
@@ -304,13 +336,12 @@ class SocketTransport(Transport):
     A read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
     after."""
 
-    __slots__ = ("_send_scope", "_sock")
+    __slots__ = ("_sock",)
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         sock.setblocking(False)
         self._sock = sock
-        self._send_scope: anyio.CancelScope | None = None
 
     def addresses(self) -> tuple[Address, Address]:
         sock = self._sock
@@ -363,12 +394,7 @@ class SocketTransport(Transport):
                 await anyio.wait_writable(sock)
                 rest = rest[_send(sock, rest) :]
 
-        await _abortable_write(self, write_rest)
-
-    def abort(self, reason: str) -> None:
-        self.gone = self.gone or reason
-        if self._send_scope is not None:
-            self._send_scope.cancel()
+        await self._abortable_write(write_rest)
 
     async def send_eof(self) -> None:
         if self.gone is not None:
@@ -400,29 +426,6 @@ def _send(sock: socket.socket, data: bytes | memoryview) -> int:
         return sock.send(data)
     except BlockingIOError:
         return 0
-
-
-async def _abortable_write(transport: StreamTransport | SocketTransport, write: Callable[[], Awaitable[None]]) -> None:
-    """Run ``write`` in a scope that the transport's ``abort()`` cancels; an I/O error, an
-    abort or a cut from outside leaves the transport gone."""
-    scope = anyio.CancelScope()
-    transport._send_scope = scope
-    try:
-        with scope:
-            await write()
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        transport.gone = transport.gone or describe(exc)
-        raise PeerGone(transport.gone) from None
-    except BaseException:
-        # Cancelled from outside (e.g. a timeout around the write): part of the bytes may be
-        # on the wire, so the byte stream is torn: nothing more can be written.
-        transport.gone = transport.gone or "a write was cut short"
-        raise
-    finally:
-        transport._send_scope = None
-    if scope.cancelled_caught:
-        transport.gone = transport.gone or "connection aborted"
-        raise PeerGone(transport.gone)
 
 
 class AsyncioTransport(Transport, asyncio.Protocol):
