@@ -4,7 +4,7 @@ Run it with ``refserver examples.denial:app`` and open http://127.0.0.1:8000: th
 one WebSocket without a token, which is refused with 401 and a body, and one with the token,
 which is accepted and echoes.
 
-asgi extensions, "WebSocket Denial Response": instead of accepting, an app may answer
+asgi extensions, "Websocket Denial Response": instead of accepting, an app may answer
 the handshake with ``websocket.http.response.start`` and ``websocket.http.response.body``,
 an ordinary HTTP response. A browser only sees a failed WebSocket (close code 1006; the status
 shows in the developer tools), but any other client can read the status, headers and body.

@@ -4,7 +4,7 @@
 
     OSError
      └── ClientDisconnected      the peer is gone: raised from send() on a closed
-                                 connection (www spec, "Disconnected Client - send exception")
+                                 connection (www spec 2.5, "Disconnected Client - send exception")
     Exception
      └── RefserverError
           ├── ASGIProtocolError  the *app* sent a message the spec forbids in this

@@ -14,7 +14,7 @@ from refserver.types import ASGIApp, Receive, Scope, Send
 
 
 def is_asgi3(app: Any) -> bool:
-    """asgi spec "Legacy Applications": a 2.0 app is a plain callable taking only the
+    """asgi spec, "Legacy Applications": a 2.0 app is a plain callable taking only the
     scope and returning an awaitable instance; a 3.0 app is a coroutine callable."""
     if inspect.isclass(app):
         return hasattr(app, "__await__")

@@ -8,7 +8,7 @@
   "Disconnect - receive event"), its next ``send()`` raises ``ClientDisconnected``, an OSError
   (www spec 2.4); every new connection works; nothing is logged at error level.
 * Denial (examples/denial.py): the page sees the denied WebSocket fail (close 1006) while the
-  test reads the app's HTTP response to the same handshake (asgi extensions, "WebSocket Denial
+  test reads the app's HTTP response to the same handshake (asgi extensions, "Websocket Denial
   Response").
 * Chat (examples/chat.py): two tabs talk; a screenshot of the page is kept as an artifact.
 

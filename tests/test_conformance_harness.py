@@ -245,7 +245,7 @@ def test_docs_show_portable_command_lines() -> None:
 
 
 class TestTLSConnectionScopeSummary:
-    """The probe reports the scope's ``tls`` extension (TLS extension, "TLS Connection Scope")
+    """The probe reports the scope's ``tls`` extension (tls extension, "TLS Connection Scope")
     with its certificates as SHA-256 fingerprints of their DER, and the certificates the run
     makes are the ones the checks compare with."""
 

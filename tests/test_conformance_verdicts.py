@@ -221,7 +221,7 @@ class TestExpectContinueUnread:
 
 
 class TestVersioningClaims:
-    """asgi "Versioning": a target that advertises a version keeps every rule up to it, MUST
+    """www "Spec Versions": a target that advertises a version keeps every rule up to it, MUST
     and SHOULD alike (www "Accept - send event": headers, since 2.1)."""
 
     def test_must_rule_of_an_advertised_version_breaks_the_claim(self) -> None:
@@ -688,7 +688,7 @@ def extension(**changes: Any) -> dict[str, Any]:
 
 
 class TestTLSConnectionScope:
-    """TLS extension, "TLS Connection Scope": each entry against the certificates the run made and
+    """tls "TLS Connection Scope": each entry against the certificates the run made and
     what the client's handshake negotiated."""
 
     def test_refserver_shape_passes(self) -> None:
@@ -753,7 +753,7 @@ class TestTLSConnectionScope:
 
 
 class TestWhenToUseThisExtension:
-    """TLS extension, "When to use this extension": "For non-TLS connections, the ASGI server is
+    """tls "When to use this extension": "For non-TLS connections, the ASGI server is
     forbidden from providing this extension"."""
 
     def test_tls_extension_on_plain_text_fails(self) -> None:

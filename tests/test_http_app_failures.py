@@ -456,7 +456,7 @@ async def test_headers_may_be_any_iterable_of_pairs() -> None:
 
 
 async def test_messages_after_completion_are_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    """www spec 2.5, "Response Body": after completion "any further messages on the
+    """www spec 2.5, "Response Body - send event": after completion "any further messages on the
     channel will be ignored" (docs/decisions.md #2: refserver takes the literal reading)."""
     rec = Recorder()
 

@@ -1,5 +1,5 @@
 """Request bodies and response framing (www spec 2.5, "Request - receive event",
-"Response Start/Body - send event"; docs/decisions.md #5, #7)."""
+"Response Start - send event" and "Response Body - send event"; docs/decisions.md #5, #7)."""
 
 from __future__ import annotations
 

@@ -430,7 +430,7 @@ class TestAnySplitOfTheBytes:
 
 
 class TestLifespanStartupSendEvent:
-    """lifespan spec 2.0, "Startup - send event" and "Scope"."""
+    """lifespan spec 2.0, "Startup - receive event", "Startup Complete - send event" and "Scope"."""
 
     def test_receive_gives_startup_once_then_waits(self) -> None:
         m = LifespanMachine()
@@ -449,7 +449,7 @@ class TestLifespanStartupSendEvent:
 
 
 class TestLifespanShutdownSendEvent:
-    """lifespan spec 2.0, "Shutdown - send event"."""
+    """lifespan spec 2.0, "Shutdown - receive event" and "Shutdown Complete - send event"."""
 
     def test_shutdown_event_after_the_request_and_every_event_fresh(self) -> None:
         m = LifespanMachine()

@@ -436,8 +436,9 @@ async def test_lifespan_protocol_errors_raise_from_send() -> None:
     raised = rec.of("raised")
     assert [type(e) for e in raised] == [refserver.ASGIProtocolError] * 3
     assert [str(e) for e in raised] == [
-        'lifespan.shutdown.complete is not expected now (state: STARTING; lifespan spec 2.0, "Shutdown - send event")',
+        "lifespan.shutdown.complete is not expected now "
+        '(state: STARTING; lifespan spec 2.0, "Shutdown - receive event")',
         'http.response.start is not expected now (state: STARTING; asgi spec, "Error Handling")',
         "lifespan.startup.failed has message 3; it must be a str "
-        '(state: STARTING; lifespan spec 2.0, "Startup - send event")',
+        '(state: STARTING; lifespan spec 2.0, "Startup Failed - send event")',
     ]

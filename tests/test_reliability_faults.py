@@ -6,7 +6,7 @@ closing handshake, and during server shutdown.
 
 The app gets exactly one ``websocket.disconnect`` with 1006 (RFC 6455 §7.1.5: no close frame was
 received), or 1001 when the server's shutdown came first; a later ``send()`` raises
-``ClientDisconnected`` (www spec, "Disconnected Client - send exception", since 2.4), a later
+``ClientDisconnected`` (www spec 2.5, "Disconnected Client - send exception", since 2.4), a later
 ``receive()`` repeats the disconnect (www spec 2.5, "Disconnect - receive event"); a request
 that never completed gets no response; the server ends every connection; nothing is logged at
 error level. The exact expectation of each cell is ``reliability.faults.expected``."""
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 class TestDisconnectedClientSendException:
-    """www spec, "Disconnected Client - send exception", and "Disconnect - receive event", for
+    """www spec 2.5, "Disconnected Client - send exception", and "Disconnect - receive event", for
     every fault in every connection state."""
 
     @pytest.mark.parametrize("fault", FAULTS)

@@ -98,11 +98,11 @@ def test_valid_messages_pass(message: dict[str, Any]) -> None:
         ),
         (
             {"type": "lifespan.startup.failed", "message": b"x"},
-            f"lifespan.startup.failed has message b'x'; it must be a str ({sections.LIFESPAN_STARTUP})",
+            f"lifespan.startup.failed has message b'x'; it must be a str ({sections.LIFESPAN_STARTUP_FAILED})",
         ),
         (
             {"type": "lifespan.shutdown.failed", "message": 1},
-            f"lifespan.shutdown.failed has message 1; it must be a str ({sections.LIFESPAN_SHUTDOWN})",
+            f"lifespan.shutdown.failed has message 1; it must be a str ({sections.LIFESPAN_SHUTDOWN_FAILED})",
         ),
     ],
 )

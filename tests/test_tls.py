@@ -1,4 +1,4 @@
-"""TLS: https and wss, the scope's ``tls`` extension (ASGI TLS extension 0.2, "TLS Connection
+"""TLS: https and wss, the scope's ``tls`` extension (tls extension, "TLS Connection
 Scope"), client certificates, handshakes that fail or never finish, and the TLS options.
 Certificates come from trustme; every wait is bounded and synchronised on events."""
 
@@ -166,7 +166,7 @@ async def served_ok(port: int, context: ssl.SSLContext) -> bytes:
 
 
 class TestTLSConnectionScope:
-    """ASGI TLS extension 0.2, "TLS Connection Scope", and www spec 2.5 ``scheme``."""
+    """tls extension, "TLS Connection Scope", and www spec 2.5 ``scheme``."""
 
     async def test_https_scope_carries_the_tls_extension(
         self, ca: trustme.CA, server_leaf: trustme.LeafCert, tls_files: dict[str, str]

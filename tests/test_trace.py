@@ -91,7 +91,7 @@ async def test_every_step_of_a_websocket_connection_is_recorded() -> None:
     steps = [(r.kind, r.state, r.message["type"] if r.message else r.old_state) for r in records if r.scope == "ws"]
     assert steps == [
         ("recv", "CONNECTING", "websocket.connect"),
-        ("send", "CONNECTING", "websocket.accept"),
+        ("send", "OPEN", "websocket.accept"),  # the bracket: the state after the step
         ("state", "OPEN", "CONNECTING"),
         ("recv", "OPEN", "websocket.receive"),
         ("send", "OPEN", "websocket.send"),

@@ -936,7 +936,7 @@ WS_SENDS: list[dict[str, Any]] = [
 
 
 class TestDisconnectedClientSendException:
-    """www spec 2.4, "Disconnected Client - send exception": send() on a closed connection
+    """www spec 2.5, "Disconnected Client - send exception": send() on a closed connection
     raises an OSError subclass (ClientDisconnected), here with the close code."""
 
     @pytest.mark.parametrize(
@@ -1645,7 +1645,7 @@ STRAY_TIMERS = [
 
 class TestTimersAsInputs:
     """Every timer is an input of its own (RFC 6455 §7.1.1 for CLOSE, §7.1.7 for HOLD, www
-    spec 2.5 "WebSocket" for PING and PONG). A timer that fires in a state where it does
+    spec 2.5, "WebSocket" for PING and PONG). A timer that fires in a state where it does
     not run (it raced with its cancellation) changes nothing."""
 
     @pytest.mark.parametrize(("state", "build", "timer"), STRAY_TIMERS)
@@ -1722,15 +1722,15 @@ VALID: dict[str, dict[str, Any]] = {
     "websocket.bogus": {"type": "websocket.bogus"},
 }
 # Written out from the spec, not from TABLE:
-# - www spec 2.5 "Accept - send event" / "Close - send event": before the handshake is
+# - www spec 2.5, "Accept - send event" / "Close - send event": before the handshake is
 #   answered, accept or close (a close refuses it); "Send - send event" needs an accepted
-#   connection; asgi extensions "Websocket Denial Response": start, then body parts only,
+#   connection; asgi extensions, "Websocket Denial Response": start, then body parts only,
 #   and only before accepting; accept is sent once.
 # - A connection that failed on bad data (FAILING) is still open for the app until it is
 #   told: send and close are accepted.
-# - www spec 2.4 "Disconnected Client - send exception": once closing or closed, every
+# - www spec 2.5, "Disconnected Client - send exception": once closing or closed, every
 #   websocket message raises the OSError subclass.
-# - asgi spec "Error Handling": a message type the protocol does not define is an error in
+# - asgi spec, "Error Handling": a message type the protocol does not define is an error in
 #   every state.
 _BEFORE = {
     "websocket.accept": ACCEPTED,

@@ -80,7 +80,7 @@ async def test_every_scope_key_exactly_typed() -> None:
     assert scope["scheme"] == "ws"
     assert scope["path"] == "/a b/€"
     assert type(scope["path"]) is str
-    assert scope["raw_path"] == b"/a%20b/%E2%82%AC"  # no query string (www "Websocket Connection Scope")
+    assert scope["raw_path"] == b"/a%20b/%E2%82%AC"  # no query string (www spec 2.5, "Websocket Connection Scope")
     assert type(scope["raw_path"]) is bytes
     assert scope["query_string"] == b"x=1&y=%20"
     assert type(scope["query_string"]) is bytes

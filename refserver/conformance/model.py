@@ -163,7 +163,7 @@ class Scenario:
 
 
 def parse_version(text: str | None) -> tuple[int, int]:
-    """ "2.4" -> (2, 4); a missing spec_version means 2.0 (asgi spec, "Versioning")."""
+    """ "2.4" -> (2, 4); a missing spec_version means 2.0 (www spec 2.5, "HTTP Connection Scope")."""
     if not text:
         return (2, 0)
     try:

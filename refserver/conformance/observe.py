@@ -360,7 +360,7 @@ def _negotiated(value: Any, negotiated: Any) -> str:
 
 @observable("app.tls")
 def app_tls(records: Records, params: Mapping[str, Any]) -> str:
-    """One entry (``field``) of the scope's ``tls`` extension (TLS extension, "TLS Connection
+    """One entry (``field``) of the scope's ``tls`` extension (tls extension, "TLS Connection
     Scope"), compared with what the run knows: certificates read as ``the server's certificate``,
     ``the client's certificate`` or ``another certificate``; ``tls_version`` and ``cipher_suite``
     as hex, with ``(negotiated)`` when they are what the client's handshake agreed on; the rest

@@ -109,7 +109,7 @@ def _certificate(value: Any) -> Any:
 
 
 def _tls_summary(value: Any) -> Any:
-    """The scope's ``tls`` extension (TLS extension, "TLS Connection Scope"), its certificates as
+    """The scope's ``tls`` extension (tls extension, "TLS Connection Scope"), its certificates as
     fingerprints and every other entry as it is."""
     if not isinstance(value, Mapping):
         return {"pytype": type(value).__name__}

@@ -1,7 +1,7 @@
 """One HTTP/1.1 connection, from the first byte to the close or the WebSocket hand-off, as
 one sans-IO state machine that owns the ``h11.Connection``.
 
-Covers www spec 2.5 "HTTP": "Request - receive event", "Response Start - send event",
+Covers www spec 2.5, "HTTP": "Request - receive event", "Response Start - send event",
 "Response Body - send event", "Disconnect - receive event", and the 2.4 rule that
 ``send()`` on a closed connection raises an OSError subclass; RFC 9112 for the wire.
 
@@ -70,7 +70,7 @@ class State(FastEnum):
     IDLE = "waiting for the next request; the keep-alive timer runs"
     READING_HEAD = "part of a request head has arrived; the keep-alive timer bounds the head"
     AWAITING_START = "request head received, app running; no http.response.start yet"
-    # www spec 2.5, "Response Start": the server "need not flush" the start until the first
+    # www spec 2.5, "Response Start - send event": the server "need not flush" the start until the first
     # body message, so it is held; this lets a one-message body get a Content-Length.
     START_HELD = "http.response.start held until the first body message"
     SENDING_BODY = "status line and headers sent; body streaming"
@@ -719,7 +719,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
     def _ignore(self, message: Message) -> None:
-        # www spec 2.5, "Response Body": after completion "any further messages on the
+        # www spec 2.5, "Response Body - send event": after completion "any further messages on the
         # channel will be ignored" (docs/decisions.md #2).
         self._fx.add_note(
             Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)

@@ -24,7 +24,7 @@ from refserver.protocol.effects import Effects
 from refserver.protocol.table import Action, TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
-_SCOPE = 'lifespan spec 2.0, "Scope"'
+_SCOPE = sections.LIFESPAN_SCOPE
 
 
 class LifespanState(Enum):
@@ -118,24 +118,27 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
 
     def _startup_complete(self, message: Mapping[str, Any]) -> None:
         messages.validate(message, "lifespan.startup.complete")
-        self._go(LifespanState.STARTED, "the app completed startup", sections.LIFESPAN_STARTUP)
+        self._go(LifespanState.STARTED, "the app completed startup", sections.LIFESPAN_STARTUP_COMPLETE)
 
     def _startup_failed(self, message: Mapping[str, Any]) -> None:
         message = messages.validate(message, "lifespan.startup.failed")
         self.failure_message = message.get("message") or ""
         self._fail(
-            LifespanState.STARTUP_FAILED, Cause.MESSAGE, "the app sent startup.failed", sections.LIFESPAN_STARTUP
+            LifespanState.STARTUP_FAILED, Cause.MESSAGE, "the app sent startup.failed", sections.LIFESPAN_STARTUP_FAILED
         )
 
     def _shutdown_complete(self, message: Mapping[str, Any]) -> None:
         messages.validate(message, "lifespan.shutdown.complete")
-        self._go(LifespanState.DONE, "the app completed shutdown", sections.LIFESPAN_SHUTDOWN)
+        self._go(LifespanState.DONE, "the app completed shutdown", sections.LIFESPAN_SHUTDOWN_COMPLETE)
 
     def _shutdown_failed(self, message: Mapping[str, Any]) -> None:
         message = messages.validate(message, "lifespan.shutdown.failed")
         self.failure_message = message.get("message") or ""
         self._fail(
-            LifespanState.SHUTDOWN_FAILED, Cause.MESSAGE, "the app sent shutdown.failed", sections.LIFESPAN_SHUTDOWN
+            LifespanState.SHUTDOWN_FAILED,
+            Cause.MESSAGE,
+            "the app sent shutdown.failed",
+            sections.LIFESPAN_SHUTDOWN_FAILED,
         )
 
     def _unexpected(self, message: Mapping[str, Any]) -> None:
@@ -192,7 +195,7 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
             LifespanState.SHUTDOWN_FAILED,
             Cause.TIMEOUT,
             "shutdown did not complete in time",
-            sections.LIFESPAN_SHUTDOWN,
+            sections.LIFESPAN_SHUTDOWN_COMPLETE,
         )
 
     def _nothing(self, _: Any) -> None:
@@ -207,15 +210,15 @@ S = LifespanState
 I = Input  # noqa: E741 - the table reads better with one-letter names
 
 _ROWS: list[tuple[LifespanState, Input, tuple[LifespanState, ...], Action, str]] = [
-    (S.STARTING, I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP),
-    (S.STARTING, I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP),
-    (S.SHUTTING_DOWN, I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN),
-    (S.SHUTTING_DOWN, I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN),
+    (S.STARTING, I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP_COMPLETE),
+    (S.STARTING, I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP_FAILED),
+    (S.SHUTTING_DOWN, I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN_COMPLETE),
+    (S.SHUTTING_DOWN, I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN_FAILED),
     (S.STARTING, I.APP_RETURNED, (S.STARTUP_FAILED,), M._ended_starting, _SCOPE),
     (S.STARTED, I.APP_RETURNED, (S.DONE, S.SHUTDOWN_FAILED), M._ended_started, _SCOPE),
     (S.SHUTTING_DOWN, I.APP_RETURNED, (S.SHUTDOWN_FAILED,), M._ended_shutting_down, sections.LIFESPAN_SHUTDOWN),
     (S.STARTED, I.SHUTDOWN_REQUESTED, (S.SHUTTING_DOWN,), M._begin_shutdown, sections.LIFESPAN_SHUTDOWN),
-    (S.SHUTTING_DOWN, I.TIMEOUT, (S.SHUTDOWN_FAILED,), M._timed_out, sections.LIFESPAN_SHUTDOWN),
+    (S.SHUTTING_DOWN, I.TIMEOUT, (S.SHUTDOWN_FAILED,), M._timed_out, sections.LIFESPAN_SHUTDOWN_COMPLETE),
 ]
 _ROWS += [(s, I.APP_RAISED, nxt, action, section) for s, i, nxt, action, section in _ROWS if i is I.APP_RETURNED]
 _ROWS += [(s, I.RECEIVE, (), M._receive, _SCOPE) for s in S]

@@ -1,8 +1,8 @@
 """One WebSocket connection, from the upgrade request to the end, as one state machine.
 
-Covers www spec 2.5 "WebSocket" (its receive and send events, and "Disconnected Client -
-send exception": ``send()`` on a closed connection raises an OSError subclass), asgi extensions "WebSocket
-Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
+Covers www spec 2.5, "WebSocket" (its receive and send events, and "Disconnected Client -
+send exception": ``send()`` on a closed connection raises an OSError subclass), asgi
+extensions, "Websocket Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
 Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
 The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app

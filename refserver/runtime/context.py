@@ -65,7 +65,7 @@ class ServerContext:
         self.config = config
         self.tracer = tracer  # None: tracing is off and costs nothing
         self._connections = 0
-        self.state: dict[str, Any] = {}  # the lifespan state (lifespan spec 2.0, "state")
+        self.state: dict[str, Any] = {}  # the lifespan state (lifespan spec 2.0, "Lifespan State")
         self.handlers: set[Handler] = set()
         self.shutting_down = False
         self.all_closed = anyio.Event()

@@ -410,7 +410,9 @@ class HTTPConnection:
                 await anyio.lowlevel.checkpoint()
                 raise
             if trace is not None:
-                trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
+                trace.record(
+                    "send", machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
+                )
             self._apply(fx)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")

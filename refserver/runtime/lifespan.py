@@ -24,8 +24,6 @@ from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
 from refserver.trace import ConnectionTrace
 
-_RECEIVE_SECTIONS = {"lifespan.startup": sections.LIFESPAN_STARTUP, "lifespan.shutdown": sections.LIFESPAN_SHUTDOWN}
-
 
 class Lifespan:
     def __init__(
@@ -95,7 +93,9 @@ class Lifespan:
                     await self._changed.wait()
             if timer.cancelled_caught:
                 if self.trace is not None:
-                    self.trace.record("timer", machine.state.name, sections.LIFESPAN_SHUTDOWN, "shutdown timeout")
+                    self.trace.record(
+                        "timer", machine.state.name, sections.LIFESPAN_SHUTDOWN_COMPLETE, "shutdown timeout"
+                    )
                 self._apply(machine.timed_out())
             self._scope.cancel()
         if machine.state is LifespanState.DONE:
@@ -124,7 +124,9 @@ class Lifespan:
             if fx.event is not None:
                 if self.trace is not None:
                     event_type = str(fx.event["type"])
-                    self.trace.record("recv", self.machine.state.name, _RECEIVE_SECTIONS[event_type], message=fx.event)
+                    self.trace.record(
+                        "recv", self.machine.state.name, sections.LIFESPAN_MESSAGES[event_type], message=fx.event
+                    )
                 return dict(fx.event)
             await self._app_wakeup.wait()
 
@@ -136,8 +138,7 @@ class Lifespan:
                 self.trace.record("error", self.machine.state.name, exc.section, str(exc), message=message)
             raise
         if self.trace is not None:
-            startup = str(message.get("type")).startswith("lifespan.startup")
-            section = sections.LIFESPAN_STARTUP if startup else sections.LIFESPAN_SHUTDOWN
+            section = sections.LIFESPAN_MESSAGES.get(str(message.get("type")), sections.LIFESPAN_SCOPE)
             self.trace.record("send", self.machine.state.name, section, message=message)
         self._apply(fx)
 

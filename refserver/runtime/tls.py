@@ -1,5 +1,5 @@
 """TLS: the server's ``SSLContext`` built from the config, the handshake on each accepted
-connection, and the scope's ``tls`` extension (ASGI TLS extension 0.2, "TLS Connection Scope").
+connection, and the scope's ``tls`` extension (ASGI tls extension, "TLS Connection Scope").
 
 - The handshake is bounded by ``timeout_keep_alive_s``, like an unfinished request head, so a
   client that never finishes it cannot hold a connection. A failed or timed-out handshake is
@@ -33,7 +33,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from refserver.config import Config
 from refserver.protocol.internals import tls_broken, tls_outgoing
 
-# ASGI TLS extension, "tls_version": "one of the version numbers as defined in the TLS
+# tls extension, "TLS Connection Scope": ``tls_version`` is "one of the version numbers as defined in the TLS
 # specifications" (RFC 8446 §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1).
 TLS_VERSIONS: Mapping[str, int] = {
     "SSLv3": 0x0300,
@@ -179,7 +179,7 @@ async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: flo
 
 
 def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
-    """ASGI TLS extension 0.2, "TLS Connection Scope": the ``tls`` entry of
+    """ASGI tls extension, "TLS Connection Scope": the ``tls`` entry of
     ``scope["extensions"]`` for a connection whose handshake is done. Raises
     :class:`HandshakeFailed` for a client certificate whose subject cannot be read."""
     ssl_object: ssl.SSLObject = stream.extra(TLSAttribute.ssl_object)

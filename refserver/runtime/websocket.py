@@ -323,7 +323,9 @@ class WebSocketConnection:
             await anyio.lowlevel.checkpoint()
             raise
         if trace is not None:
-            trace.record("send", self._state, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message)
+            trace.record(
+                "send", self.machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
+            )
         self._apply(fx)
         if fx.write and not self.transport.flushed:
             try:

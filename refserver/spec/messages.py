@@ -174,9 +174,9 @@ def validate_lifespan_failed(message: Message) -> None:
     text = message.get("message", "")
     if text is not None and not isinstance(text, str):
         section = (
-            sections.LIFESPAN_SHUTDOWN
+            sections.LIFESPAN_SHUTDOWN_FAILED
             if message.get("type") == "lifespan.shutdown.failed"
-            else sections.LIFESPAN_STARTUP
+            else sections.LIFESPAN_STARTUP_FAILED
         )
         _fail(message, f"has message {text!r}; it must be a str", section)
 

@@ -21,7 +21,7 @@ class Target(NamedTuple):
     request, and a tuple is built faster than a frozen dataclass.)"""
 
     path: str  # percent-decoded, UTF-8-decoded ("path")
-    raw_path: bytes  # as received, without the query string (www "HTTP Connection Scope": "excluding any query string")
+    raw_path: bytes  # as received, without the query string (www spec 2.5, "HTTP Connection Scope")
     query_string: bytes  # after "?", still percent-encoded ("query_string")
 
 
@@ -71,13 +71,13 @@ def http_scope(
         "server": server,
         # www spec: a *shallow copy* of the lifespan state for every connection scope.
         "state": state.copy(),
-        # asgi spec "Extensions": list only what is implemented.
+        # asgi spec, "Extensions": list only what is implemented.
         "extensions": {} if tls is None else _with_tls({}, tls),
     }
 
 
 def _with_tls(extensions: dict[str, Any], tls: Mapping[str, Any] | None) -> dict[str, Any]:
-    """ASGI TLS extension, "When to use this extension": present on TLS connections only
+    """tls extension, "When to use this extension": present on TLS connections only
     ("For non-TLS connections, the ASGI server is forbidden from providing this extension").
     Each scope gets its own copy, so an app that changes it changes nothing else."""
     if tls is not None:
@@ -113,7 +113,7 @@ def websocket_scope(
     scheme: str | None = None,
     tls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """www spec 2.5, "WebSocket Connection Scope". ``tls`` and ``scheme`` as for
+    """www spec 2.5, "Websocket Connection Scope". ``tls`` and ``scheme`` as for
     :func:`http_scope` (wss or ws)."""
     return {
         "type": "websocket",

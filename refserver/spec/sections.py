@@ -1,13 +1,23 @@
-"""Names of the spec sections that refserver cites in its errors and comments."""
+"""The spec sections that refserver cites in its tables, errors and trace.
+
+Each is a citation in the one form of :mod:`refserver.spec.headings`: the document, the
+version refserver implements where a scope advertises one, and a heading exactly as the
+spec spells it.
+"""
 
 from __future__ import annotations
 
 CORE_ERRORS = 'asgi spec, "Error Handling"'
 CORE_EVENTS = 'asgi spec, "Events"'
+CORE_APPLICATIONS = 'asgi spec, "Applications"'
+HTTP_SCOPE = 'www spec 2.5, "HTTP Connection Scope"'
+HTTP_REQUEST = 'www spec 2.5, "Request - receive event"'
 HTTP_RESPONSE_START = 'www spec 2.5, "Response Start - send event"'
 HTTP_RESPONSE_BODY = 'www spec 2.5, "Response Body - send event"'
 HTTP_DISCONNECT = 'www spec 2.5, "Disconnect - receive event"'
 HTTP_TRAILERS = 'asgi extensions, "HTTP Trailers"'
+WS = 'www spec 2.5, "WebSocket"'
+WS_SCOPE = 'www spec 2.5, "Websocket Connection Scope"'
 WS_CONNECT = 'www spec 2.5, "Connect - receive event"'
 WS_ACCEPT = 'www spec 2.5, "Accept - send event"'
 WS_SEND = 'www spec 2.5, "Send - send event"'
@@ -17,5 +27,21 @@ WS_CLOSED_SEND = 'www spec 2.5, "Disconnected Client - send exception"'
 WS_DISCONNECT = 'www spec 2.5, "Disconnect - receive event"'
 WS_DENIAL = 'asgi extensions, "Websocket Denial Response"'
 WS_RFC_CLOSE_CODES = "RFC 6455 §7.4"
-LIFESPAN_STARTUP = 'lifespan spec 2.0, "Startup - send event"'
-LIFESPAN_SHUTDOWN = 'lifespan spec 2.0, "Shutdown - send event"'
+LIFESPAN_SCOPE = 'lifespan spec 2.0, "Scope"'
+LIFESPAN_STATE = 'lifespan spec 2.0, "Lifespan State"'
+LIFESPAN_STARTUP = 'lifespan spec 2.0, "Startup - receive event"'
+LIFESPAN_STARTUP_COMPLETE = 'lifespan spec 2.0, "Startup Complete - send event"'
+LIFESPAN_STARTUP_FAILED = 'lifespan spec 2.0, "Startup Failed - send event"'
+LIFESPAN_SHUTDOWN = 'lifespan spec 2.0, "Shutdown - receive event"'
+LIFESPAN_SHUTDOWN_COMPLETE = 'lifespan spec 2.0, "Shutdown Complete - send event"'
+LIFESPAN_SHUTDOWN_FAILED = 'lifespan spec 2.0, "Shutdown Failed - send event"'
+
+# The section of each lifespan message, by its type.
+LIFESPAN_MESSAGES = {
+    "lifespan.startup": LIFESPAN_STARTUP,
+    "lifespan.startup.complete": LIFESPAN_STARTUP_COMPLETE,
+    "lifespan.startup.failed": LIFESPAN_STARTUP_FAILED,
+    "lifespan.shutdown": LIFESPAN_SHUTDOWN,
+    "lifespan.shutdown.complete": LIFESPAN_SHUTDOWN_COMPLETE,
+    "lifespan.shutdown.failed": LIFESPAN_SHUTDOWN_FAILED,
+}

@@ -1,4 +1,4 @@
-"""Versions refserver advertises (asgi spec "Versioning"; www spec 2.5; lifespan spec 2.0).
+"""Versions refserver advertises (asgi spec, "Applications"; www spec 2.5, "Spec Versions"; lifespan spec 2.0).
 
 www 2.5 is cumulative: 2.1 accept headers, 2.2 unix-socket ``server``, 2.3 close reason,
 2.4 send() on a closed connection raises an OSError subclass, 2.5 disconnect reason.

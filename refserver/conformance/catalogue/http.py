@@ -1,4 +1,4 @@
-"""HTTP scenarios (www spec "HTTP"), and the lifespan scenarios (lifespan spec 2.0)."""
+"""HTTP scenarios (www spec 2.5, "HTTP"), and the lifespan scenarios (lifespan spec 2.0)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,160 @@
+"""The ASGI specification's section headings, exactly as the spec spells them, and the one
+form in which refserver cites them.
+
+A citation is a document's prefix, a comma and a heading in double quotes::
+
+    www spec 2.5, "Disconnect - receive event"
+
+The prefix names the document, and for the two sub-specifications whose version a scope
+advertises (``scope["asgi"]["spec_version"]``) the version refserver implements. A second
+heading of the same document may follow: ``www spec 2.5, "Send - send event" and "Close -
+send event"``. The headings come from asgiref's ``specs/asgi.rst``, ``specs/www.rst``,
+``specs/lifespan.rst``, ``docs/extensions.rst`` and ``specs/tls.rst``, with the spec's
+literal markup dropped (the spec writes ``Request - ``receive`` event``; a reader sees
+"Request - receive event"). A heading that two sections share (the HTTP and WebSocket
+"Disconnect - receive event") is listed once.
+
+``tests/test_citations.py`` checks every citation in the code, the docs and the trace
+against this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of the spec: where it lives, how it is cited, its headings."""
+
+    source: str  # the file in the asgiref repository
+    prefix: str  # how a citation names it
+    headings: tuple[str, ...]
+
+
+ASGI = Document(
+    source="specs/asgi.rst",
+    prefix="asgi spec",
+    headings=(
+        "Abstract",
+        "Rationale",
+        "Overview",
+        "Specification Details",
+        "Connection Scope",
+        "Events",
+        "Applications",
+        "Legacy Applications",
+        "Protocol Specifications",
+        "Middleware",
+        "Error Handling",
+        "Extensions",
+        "Strings and Unicode",
+        "Version History",
+    ),
+)
+
+WWW = Document(
+    source="specs/www.rst",
+    prefix="www spec 2.5",
+    headings=(
+        "Spec Versions",
+        "HTTP",
+        "HTTP Connection Scope",
+        "Request - receive event",
+        "Response Start - send event",
+        "Response Body - send event",
+        "Disconnected Client - send exception",
+        "Disconnect - receive event",
+        "WebSocket",
+        "Websocket Connection Scope",
+        "Connect - receive event",
+        "Accept - send event",
+        "Receive - receive event",
+        "Send - send event",
+        "Close - send event",
+        "WSGI Compatibility",
+        "WSGI encoding differences",
+        "Version History",
+    ),
+)
+
+LIFESPAN = Document(
+    source="specs/lifespan.rst",
+    prefix="lifespan spec 2.0",
+    headings=(
+        "Scope",
+        "Lifespan State",
+        "Startup - receive event",
+        "Startup Complete - send event",
+        "Startup Failed - send event",
+        "Shutdown - receive event",
+        "Shutdown Complete - send event",
+        "Shutdown Failed - send event",
+        "Version History",
+    ),
+)
+
+EXTENSIONS = Document(
+    source="docs/extensions.rst",
+    prefix="asgi extensions",
+    headings=(
+        "Websocket Denial Response",
+        "HTTP/2 Server Push",
+        "Zero Copy Send",
+        "Path Send",
+        "TLS",
+        "Early Hints",
+        "HTTP Trailers",
+        "Debug",
+    ),
+)
+
+TLS = Document(
+    source="specs/tls.rst",
+    prefix="tls extension",
+    headings=(
+        "The Base Protocol",
+        "When to use this extension",
+        "TLS Connection Scope",
+        "Events",
+        "Rationale (Informative)",
+    ),
+)
+
+DOCUMENTS: tuple[Document, ...] = (ASGI, WWW, LIFESPAN, EXTENSIONS, TLS)
+BY_PREFIX: dict[str, Document] = {d.prefix: d for d in DOCUMENTS}
+
+_PREFIXES = "|".join(re.escape(d.prefix) for d in sorted(DOCUMENTS, key=lambda d: -len(d.prefix)))
+# A citation in the one form, with any further headings of the same document.
+CITATION = re.compile(rf'\b({_PREFIXES}), "([^"\n]+)"((?:,? and "[^"\n]+"|, "[^"\n]+")*)')
+_MORE = re.compile(r'"([^"\n]+)"')
+# Anything that looks like a citation of a spec document followed by a quoted heading;
+# what does not also match CITATION is in another form.
+LOOSE = re.compile(
+    r"\b(?:asgi|www|lifespan|tls|TLS|extensions?)\b(?: spec| extensions?| extension| Extension)?"
+    r'(?: \d+\.\d+)?,? \(?"[A-Z]'
+)
+
+
+def cited(text: str) -> list[tuple[str, str]]:
+    """Return every (prefix, heading) that ``text`` cites in the one form."""
+    found = []
+    for match in CITATION.finditer(text):
+        found.append((match.group(1), match.group(2)))
+        found.extend((match.group(1), more) for more in _MORE.findall(match.group(3)))
+    return found
+
+
+def check(section: str) -> str | None:
+    """Return why ``section`` is not a citation of a heading that exists, or None if it is."""
+    pairs = cited(section)
+    if not pairs:
+        return None if not LOOSE.search(section) else f"not in the citation form: {section!r}"
+    for prefix, heading in pairs:
+        if heading not in BY_PREFIX[prefix].headings:
+            return f"{prefix} has no heading {heading!r}"
+    return None
+
+
+__all__ = ["ASGI", "BY_PREFIX", "CITATION", "DOCUMENTS", "EXTENSIONS", "LIFESPAN", "LOOSE", "TLS", "WWW", "cited"]

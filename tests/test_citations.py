@@ -1,0 +1,206 @@
+"""Every citation of the ASGI spec names a heading that exists, in the one citation form.
+
+The form is :data:`refserver.spec.headings.CITATION` (``www spec 2.5, "Disconnect - receive
+event"``); the headings are those of :mod:`refserver.spec.headings`. Checked here: the
+constants of :mod:`refserver.spec.sections`, every row of the machines' tables, every
+tracked source and document, the conformance catalogue's references, and the sections of
+the trace records of a real lifespan, HTTP request and WebSocket connection.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refserver.conformance.catalogue import SCENARIOS
+from refserver.protocol import http, lifespan, websocket
+from refserver.spec import headings, sections
+from refserver.testing import serve
+from refserver.trace import TraceRecord
+from tests.support import HTTPClient, WSClient
+
+ROOT = Path(__file__).resolve().parent.parent
+RFC = re.compile(r"RFC \d+ §\d+(?:\.\d+)*")
+DECISION = re.compile(r"docs/decisions\.md#[a-z0-9-]+")
+# The conformance catalogue's references are short labels in the report's own form
+# (``www "Disconnect - receive event"``): their headings are checked, not their form.
+CATALOGUE_DOCUMENTS = {
+    "asgi": headings.ASGI,
+    "www": headings.WWW,
+    "lifespan": headings.LIFESPAN,
+    "extensions": headings.EXTENSIONS,
+    "tls": headings.TLS,
+}
+# Where the catalogue's labels appear: the catalogue, the reports generated from it, the
+# tests that quote its scenarios, and the guide's "Rests on:" sentences (quoted from it).
+CATALOGUE_FILES = (
+    "refserver/conformance/",
+    "docs/conformance.md",
+    "docs/peer-findings.md",
+    "tests/test_conformance_verdicts.py",
+)
+LABEL = re.compile(r'\b(asgi|www|lifespan|extensions|tls) (?=")')
+RESTS_ON = re.compile(r"Rests on: [^\n]*")
+THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+
+
+def as_citations(labels: str) -> str:
+    """``www "Heading"`` (the catalogue's label) -> ``www spec 2.5, "Heading"``."""
+    return LABEL.sub(lambda m: CATALOGUE_DOCUMENTS[m.group(1)].prefix + ", ", labels)
+
+
+def problems(text: str, *, labels: bool = False) -> list[str]:
+    """Every citation in ``text`` that is not in the one form or names no heading; with
+    ``labels``, the catalogue's labels count as citations of the same headings."""
+    text = RESTS_ON.sub(lambda m: as_citations(m.group(0)), text)
+    if labels:
+        text = as_citations(text)
+    text = re.sub(r"\s*\n\s*(?:#\s*)?", " ", text)  # a citation may wrap, in prose or a comment
+    found = []
+    spans = []
+    for match in headings.CITATION.finditer(text):
+        spans.append(match.span())
+        prefix = match.group(1)
+        for heading in (match.group(2), *re.findall(r'"([^"]+)"', match.group(3))):
+            if heading not in headings.BY_PREFIX[prefix].headings:
+                found.append(f"{prefix} has no heading {heading!r}: {match.group(0)!r}")
+    for match in headings.LOOSE.finditer(text):
+        if not any(start <= match.start() < end for start, end in spans):
+            found.append(f"not in the one form: {text[match.start() : match.end() + 40]!r}")
+    return found
+
+
+def is_citation(section: str) -> bool:
+    """``section`` starts with a citation: a spec heading, an RFC section or a decision."""
+    return any(p.match(section) for p in (headings.CITATION, RFC, DECISION))
+
+
+class TestTheForm:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            'www spec 2.4, "Disconnected Client - send exception"',
+            'www spec, "Disconnected Client - send exception"',
+            '(www, "Disconnect - receive event")',
+            'lifespan spec 2.0, "Startup - send event"',
+            'asgi spec, "Versioning"',
+            'asgi extensions, "WebSocket Denial Response"',
+            'www spec 2.5, "Send - send event" and "Close - sent event"',
+            'lifespan, "Scope"',
+            'TLS extension, "TLS Connection Scope"',
+        ],
+    )
+    def test_a_wrong_citation_is_caught(self, text: str) -> None:
+        assert problems(text), text
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            'www spec 2.5, "Disconnect - receive event"',
+            'a receive (www spec 2.5, "Disconnect - receive\n    # event") that wraps',
+            'lifespan spec 2.0, "Startup Complete - send event" and "Shutdown - receive event"',
+            'asgi extensions, "Websocket Denial Response"',
+            'tls extension, "TLS Connection Scope"',
+            "RFC 6455 §7.1.5 and docs/decisions.md#disconnect-repeats",
+        ],
+    )
+    def test_a_right_citation_passes(self, text: str) -> None:
+        assert problems(text) == []
+
+
+def test_every_constant_of_sections_is_a_citation_of_a_heading() -> None:
+    constants = {name: value for name, value in vars(sections).items() if name.isupper() and isinstance(value, str)}
+    assert len(constants) > 20
+    for name, value in constants.items():
+        assert is_citation(value), name
+        assert problems(value) == [], name
+    for message_type, section in sections.LIFESPAN_MESSAGES.items():
+        kind = "receive event" if message_type.count(".") == 1 else "send event"
+        assert section.endswith(f' - {kind}"'), message_type
+
+
+def test_every_table_row_cites_a_heading_that_exists() -> None:
+    rows = [row for machine in (websocket, http, lifespan) for row in machine.TABLE.values()]
+    assert len(rows) > 100
+    wrong = {row.section for row in rows if problems(row.section)}
+    assert wrong == set()
+
+
+def tracked_texts() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=30).stdout
+    paths = [p for p in out.decode().split("\0") if p.endswith((".py", ".md", ".rst", ".txt", ".toml"))]
+    return [p for p in paths if p != THIS and (ROOT / p).exists()]
+
+
+def test_every_citation_in_the_code_and_the_docs_names_a_heading_that_exists() -> None:
+    files = tracked_texts()
+    assert {"README.md", "docs/guide.md", "docs/state-machines.md", "refserver/spec/sections.py"} <= set(files)
+    wrong = [
+        f"{path}: {problem}"
+        for path in files
+        for problem in problems((ROOT / path).read_text("utf-8"), labels=path.startswith(CATALOGUE_FILES))
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_catalogue_cites_headings_that_exist() -> None:
+    refs = {ref for scenario in SCENARIOS for ref in scenario.refs}
+    labelled = [ref for ref in refs if LABEL.match(ref)]
+    assert len(labelled) > 10
+    wrong = [ref for ref in labelled if problems(ref, labels=True)]
+    assert wrong == []
+
+
+# ---------------------------------------------------------------- the trace of real runs
+
+
+async def lifespan_http_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    elif scope["type"] == "http":
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await receive()  # http.disconnect, once the client has gone
+    else:
+        await receive()
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": message["text"]})
+        await receive()
+        try:
+            await send({"type": "websocket.send", "text": "too late"})
+        except OSError:
+            pass  # recorded as an error
+
+
+@pytest.mark.anyio
+async def test_every_section_in_the_trace_of_a_real_run_names_a_heading_that_exists() -> None:
+    records: list[TraceRecord]
+    async with serve(lifespan_http_websocket, record=True, lifespan="on") as server:
+        async with HTTPClient.open(server.port) as client:
+            await client.send_request()
+            response, body = await client.read_response()
+            assert (response.status_code, body) == (200, b"ok")
+        ws = await WSClient.connect(server.port)
+        await ws.send_text("hi")
+        assert await ws.next_message() == "hi"
+        await ws.close(1000)
+        await ws.expect_close()
+        records = server.records
+    scopes = {r.scope for r in records}
+    assert scopes == {"lifespan", "http", "ws"}
+    kinds = {r.kind for r in records}
+    assert {"recv", "send", "state", "error"} <= kinds
+    for record in records:
+        assert problems(record.section) == [], record
+        if record.kind in ("recv", "send", "state", "error", "ignored"):
+            assert is_citation(record.section), record
