@@ -2,9 +2,11 @@
 the app and timer fired, with the connection, the state and the rule behind the step.
 
 The runtime emits records where it applies a machine's effects, so nothing changes state
-without a record. With tracing off the runtime holds no :class:`ConnectionTrace` and does
-no work for it. Records go to the ``refserver.trace`` logger (text), to a file (text or
-JSON lines) and to any sinks (e.g. :mod:`refserver.testing` records them for tests).
+without a record. Every record carries the state after its step, on every protocol: a message
+that changes the state is recorded with the new state, then its ``state`` record names both.
+With tracing off the runtime holds no :class:`ConnectionTrace` and does no work for it.
+Records go to the ``refserver.trace`` logger (text), to a file (text or JSON lines) and to any
+sinks (e.g. :mod:`refserver.testing` records them for tests).
 """
 
 from __future__ import annotations

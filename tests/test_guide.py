@@ -3,6 +3,7 @@ refserver, and must not go stale. The generator runs on asyncio only (a few seco
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -122,3 +123,133 @@ class TestCommand:
         assert guide.main(["--write"]) == 0
         assert doc.read_text(encoding="utf-8") == "new\n"
         assert guide.main(["--check"]) == 0
+
+
+# ---------------------------------------------------------------- the prose against its traces
+
+KINDS = ("recv", "send", "state", "error", "timer", "ignored", "warning")
+SCOPES = ("ws", "http", "lifespan")
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4}
+ORDINALS = {"first": 1, "second": 2, "third": 3}
+# "No `ws` line", "The two `timer` lines", "The `error` line", "The first `error` line".
+CLAIM = re.compile(r"\b(No|[Tt]he(?: (one|two|three|four|first|second|third))?) `(\w+)` (lines?)\b")
+# An inline quote of a trace line: "`send websocket.accept [OPEN]`", "`state CONNECTING -> OPEN`".
+QUOTE = re.compile(rf"`((?:{'|'.join(KINDS)}) [^`]+)`")
+BRACKET = re.compile(r" \[([A-Z_]+)\] \(")
+STATE_CHANGE = re.compile(r"^(\S+ \S+) state (\w+) -> (\w+) ")
+
+
+READING = "Reading a trace line"  # explains the form of a line: its one example is no scenario
+
+
+def passages(doc: str) -> list[tuple[str, list[str], str]]:
+    """(chapter, the lines of the trace shown last, the prose after it) for each paragraph
+    of the guide that follows a trace in its chapter."""
+    found = []
+    for chapter in re.split(r"^## ", doc, flags=re.M)[1:]:
+        title = chapter.splitlines()[0]
+        if title == READING:
+            continue
+        trace: list[str] = []
+        for part in re.split(r"^(```text\n.*?^```)$", chapter, flags=re.M | re.S):
+            if part.startswith("```text\n"):
+                trace = [line for line in part.splitlines()[1:-1] if line != COLLAPSED]
+            elif trace:
+                found.extend((title, trace, paragraph) for paragraph in part.split("\n\n") if paragraph.strip())
+    return found
+
+
+def trace_blocks(doc: str) -> list[list[str]]:
+    return [block.splitlines() for block in re.findall(r"^```text\n(.*?)^```$", doc, re.M | re.S)]
+
+
+def count(trace: list[str], word: str) -> int:
+    """How many lines of ``trace`` are of the kind (``error``) or the scope (``ws``) ``word``."""
+    assert word in KINDS or word in SCOPES, word
+    field = 2 if word in KINDS else 1
+    return sum(1 for line in trace if line.split(" ")[field : field + 1] == [word])
+
+
+class TestProse:
+    """What the guide says about its traces is what its traces show."""
+
+    def test_the_guide_makes_claims_about_its_traces(self) -> None:
+        doc = DOC_PATH.read_text(encoding="utf-8")
+        claims = [m for _, _, prose in passages(doc) for m in CLAIM.finditer(prose)]
+        quotes = [m for _, _, prose in passages(doc) for m in QUOTE.finditer(prose)]
+        assert len(claims) >= 5
+        assert len(quotes) >= 4
+
+    def test_every_count_of_lines_is_the_count_in_the_trace_above(self) -> None:
+        wrong = []
+        for title, trace, prose in passages(DOC_PATH.read_text(encoding="utf-8")):
+            for match in CLAIM.finditer(prose):
+                lead, number, word, noun = match.groups()
+                seen = count(trace, word)
+                if lead == "No":
+                    ok = seen == 0
+                elif number in NUMBERS:
+                    ok = seen == NUMBERS[number]
+                elif number in ORDINALS:
+                    ok = seen >= max(2, ORDINALS[number])  # "the first" implies a second
+                else:
+                    ok = seen == 1 if noun == "line" else seen >= 2
+                if not ok:
+                    wrong.append(f"{title}: {match.group(0)!r}, but the trace has {seen}")
+        assert wrong == []
+
+    def test_every_quoted_line_is_in_the_trace_above(self) -> None:
+        wrong = []
+        for title, trace, prose in passages(DOC_PATH.read_text(encoding="utf-8")):
+            for match in QUOTE.finditer(re.sub(r"\s*\n", " ", prose)):
+                if not any(f" {match.group(1)}" in line for line in trace):
+                    wrong.append(f"{title}: {match.group(1)!r}")
+        assert wrong == []
+
+    def test_the_lines_the_reading_section_quotes_follow_each_other_in_a_trace(self) -> None:
+        """ "the line `send websocket.accept [OPEN]` comes before `state CONNECTING -> OPEN`"."""
+        doc = DOC_PATH.read_text(encoding="utf-8")
+        reading = doc.split(f"## {READING}\n", 1)[1].split("\n## ", 1)[0]
+        first, second = QUOTE.findall(re.sub(r"\s*\n", " ", reading))
+        assert (first, second) == ("send websocket.accept [OPEN]", "state CONNECTING -> OPEN")
+        pairs = [(a, b) for block in trace_blocks(doc) for a, b in itertools.pairwise(block)]
+        assert any(f" {first} " in a and f" {second} " in b for a, b in pairs)
+
+    def test_the_bracket_is_the_state_after_the_step(self) -> None:
+        """A message, error or timer line shows the state after it: the state its own
+        ``state`` lines (right after it, citing the same rule) lead to, or the state it found."""
+        checked = 0
+        for trace in trace_blocks(DOC_PATH.read_text(encoding="utf-8")):
+            lines = [line for line in trace if line != COLLAPSED]
+            current: dict[str, str] = {}
+            for i, line in enumerate(lines):
+                change = STATE_CHANGE.match(line)
+                if change:
+                    current[change.group(1)] = change.group(3)
+                    continue
+                bracket = BRACKET.search(line)
+                if not bracket:
+                    continue
+                who = " ".join(line.split(" ")[:2])
+                rule = line[bracket.end() :].split(":")[0].rstrip(")")
+                after = current.get(who)
+                for following in lines[i + 1 :]:
+                    step = STATE_CHANGE.match(following)
+                    if not step or step.group(1) != who or not following.split(" (", 1)[1].startswith(rule):
+                        break
+                    after = step.group(3)
+                if after is not None:
+                    assert bracket.group(1) == after, line
+                    checked += 1
+        assert checked > 50
+
+    def test_lifespan_startup_comes_first_and_shutdown_after_the_last_connection(self) -> None:
+        """Chapter 10: "startup completes before `c1` is served; on shutdown the idle HTTP
+        connection is closed first, and only then does the app get `lifespan.shutdown`"."""
+        chapter = next(trace for title, trace, _ in passages(DOC_PATH.read_text("utf-8")) if title == "10. Lifespan")
+        started = chapter.index("lifespan lifespan state STARTING -> STARTED " + chapter[2].split(" STARTED ", 1)[1])
+        served = [i for i, line in enumerate(chapter) if line.startswith("c1 ")]
+        shutdown = next(i for i, line in enumerate(chapter) if " recv lifespan.shutdown " in line)
+        assert started < served[0]
+        assert "-> CLOSED" in chapter[served[-1]]
+        assert served[-1] < shutdown
