@@ -145,7 +145,7 @@ READING = "Reading a trace line"  # explains the form of a line: its one example
 def passages(doc: str) -> list[tuple[str, list[str], str]]:
     """(chapter, the lines of the trace shown last, the prose after it) for each paragraph
     of the guide that follows a trace in its chapter."""
-    found = []
+    found: list[tuple[str, list[str], str]] = []
     for chapter in re.split(r"^## ", doc, flags=re.M)[1:]:
         title = chapter.splitlines()[0]
         if title == READING:
