@@ -517,7 +517,7 @@ class TestHttpConnectionScopeUnixSocket:
 
 class TestHttpConnectionScopeRootPath:
     """www "HTTP Connection Scope": root_path is the configured one; path with or without it is
-    the server's choice (docs/decisions.md #40 keeps path as sent)."""
+    the server's choice (docs/decisions.md#root-path-reported keeps path as sent)."""
 
     def test_root_path_in_front_of_path_differs(self) -> None:  # uvicorn 0.54.0
         scope = {"root_path": "/mount", "path": "/mount/http.scope.root-path/t3/x"}

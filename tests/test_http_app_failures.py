@@ -1,5 +1,5 @@
-"""App failures (docs/decisions.md #2, #6) and validation of every app->server message
-(asgi spec, "Error Handling")."""
+"""App failures (docs/decisions.md#after-complete-ignored, #http-app-ends-incomplete) and
+validation of every app->server message (asgi spec, "Error Handling")."""
 
 from __future__ import annotations
 
@@ -457,7 +457,7 @@ async def test_headers_may_be_any_iterable_of_pairs() -> None:
 
 async def test_messages_after_completion_are_ignored(caplog: pytest.LogCaptureFixture) -> None:
     """www spec 2.5, "Response Body - send event": after completion "any further messages on the
-    channel will be ignored" (docs/decisions.md #2: refserver takes the literal reading)."""
+    channel will be ignored" (docs/decisions.md#after-complete-ignored: refserver takes the literal reading)."""
     rec = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -499,7 +499,7 @@ async def test_escaping_protocol_error_is_an_app_error(caplog: pytest.LogCapture
 
 
 async def test_send_and_receive_of_an_ended_app_instance_touch_nothing() -> None:
-    """docs/decisions.md #48: a leaked send() is ignored and a leaked receive() says
+    """docs/decisions.md#ended-http-instance: a leaked send() is ignored and a leaked receive() says
     http.disconnect; the next request on the same connection is not affected."""
     rec = Recorder()
     leaked: list[Any] = []

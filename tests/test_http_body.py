@@ -1,5 +1,6 @@
 """Request bodies and response framing (www spec 2.5, "Request - receive event",
-"Response Start - send event" and "Response Body - send event"; docs/decisions.md #5, #7)."""
+"Response Start - send event" and "Response Body - send event";
+docs/decisions.md#expect-100-continue, #http-start-held)."""
 
 from __future__ import annotations
 
@@ -200,7 +201,7 @@ async def test_pipelined_requests_answered_in_order_each_with_own_scope() -> Non
     assert rec.of("path") == ["/a", "/b", "/c", "/d"]
 
 
-# ------------------------------------------------------ Expect: 100-continue (docs/decisions.md #5)
+# ------------------------------------------------------ Expect: 100-continue (docs/decisions.md#expect-100-continue)
 
 
 async def test_100_continue_sent_on_first_receive_only() -> None:

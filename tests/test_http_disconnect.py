@@ -1,6 +1,6 @@
 """Disconnects and closed sends over HTTP (www spec 2.5, "Disconnect - receive event";
 www spec 2.5, "Disconnected Client - send exception": a server-specific OSError subclass;
-docs/decisions.md #3, #4, #22)."""
+docs/decisions.md#http-send-after-disconnect, #http-disconnect-waits, #one-exception-class)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ async def test_unread_body_is_not_delivered_after_response_complete() -> None:
 
 
 async def test_receive_before_response_waits_for_the_real_disconnect() -> None:
-    """docs/decisions.md #4: with the body read and no response yet, receive() blocks until the client goes."""
+    """docs/decisions.md#http-disconnect-waits: with the body read and no response yet,
+    receive() blocks until the client goes."""
     rec = Recorder()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

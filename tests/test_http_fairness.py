@@ -1,7 +1,8 @@
-"""docs/decisions.md #42, #62: an HTTP connection whose app instances never have to wait
-cannot starve the other connections. The count of calls answered at once runs across the
-connection's app instances (pipelined requests), and starts again only when the connection's
-task waits for the next request; http.response.start, once per app instance, is not counted."""
+"""docs/decisions.md#fairness, docs/implementation.md#http-fairness-count: an HTTP connection
+whose app instances never have to wait cannot starve the other connections. The count of calls
+answered at once runs across the connection's app instances (pipelined requests), and starts
+again only when the connection's task waits for the next request; http.response.start, once per
+app instance, is not counted."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""www spec 2.5, "Response Body - send event", and docs/decisions.md #59: once its response is
+"""www spec 2.5, "Response Body - send event", and docs/decisions.md#one-instance-per-connection: once its response is
 complete an app instance may go on (background work after the response). The next request on
 the same keep-alive connection is read, and gets its own app instance, once that one has
 returned; it is answered then, never lost."""

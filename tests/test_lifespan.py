@@ -1,5 +1,5 @@
-"""Lifespan (lifespan spec 2.0; docs/decisions.md #13, #41): startup before the first
-connection is accepted, shutdown after the listeners stopped and connections closed,
+"""Lifespan (lifespan spec 2.0; docs/decisions.md#lifespan-unsupported, #lifespan-after-startup):
+startup before the first connection is accepted, shutdown after the listeners stopped and connections closed,
 failures, state, and the auto/on/off modes."""
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ async def test_app_raising_between_startup_and_shutdown_is_logged_once_and_fails
 
 
 async def test_app_returning_after_startup_complete_shuts_down_cleanly(caplog: pytest.LogCaptureFixture) -> None:
-    """docs/decisions.md #41: the app is gone; there is nothing to wait for at shutdown."""
+    """docs/decisions.md#lifespan-after-startup: the app is gone; there is nothing to wait for at shutdown."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":

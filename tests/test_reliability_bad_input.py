@@ -182,7 +182,7 @@ class TestRFC9110Section9_3_6Connect:
             raw = await exchange(server.port, request)
         assert raw.startswith(b"HTTP/1.1 ")
         [(status, body)] = responses(raw)
-        assert (status, body) == (501, b"CONNECT (a tunnel) is not supported\n")  # docs/decisions.md #54
+        assert (status, body) == (501, b"CONNECT (a tunnel) is not supported\n")  # docs/decisions.md#connect-501
         assert refserver_errors(caplog) == []
 
 

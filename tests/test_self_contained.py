@@ -90,7 +90,7 @@ def test_each_old_form_is_caught(line: str) -> None:
     "line",
     [
         'www spec 2.5, "Disconnect - receive event"',
-        "docs/decisions.md #15",
+        "docs/decisions.md#disconnect-repeats",
         'client=(c_request("GET", suffix="/caf%C3%A9?q=a%20b"), c_wait_responses(1)),',
         "return base64.b64encode(hashlib.sha1(key + _GUID).digest())",
         "customs = [custom_target(c) for c in commands]",

@@ -327,7 +327,7 @@ async def tcp_end(secure: TLSClient) -> str:
 class TestRFC8446Section6_1ClosureAlerts:
     """RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before closing its write side
     of the connection". refserver sends it, then closes TCP, without waiting for the client's
-    (docs/decisions.md #57); over wss, after the WebSocket close handshake."""
+    (docs/decisions.md#tls-close-notify); over wss, after the WebSocket close handshake."""
 
     async def test_https_connection_close(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
         async with serving(echo_until_disconnect, **tls_files) as listening:

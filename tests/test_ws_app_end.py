@@ -1,4 +1,4 @@
-"""The app ends (docs/decisions.md #19): close 1000 after a return, 1011 after a raise, HTTP 500
+"""The app ends (docs/decisions.md#app-end-close-codes): close 1000 after a return, 1011 after a raise, HTTP 500
 before accept; the TCP connection is closed after the peer's answer or the close timeout, and no
 socket outlives its app. (The close after accept, answered or not, with what is logged, is in
 tests/test_ws_timers.py.)"""

@@ -60,7 +60,7 @@ async def test_send_waits_while_the_client_does_not_read() -> None:
 
 async def test_incoming_messages_are_read_only_as_the_app_receives() -> None:
     """The server reads ahead at most READ_AHEAD_BYTES of complete messages beyond what the
-    app has taken (docs/decisions.md #33), then stops reading until the app receives.
+    app has taken (docs/decisions.md#read-ahead-bytes), then stops reading until the app receives.
 
     Over an in-memory pipe (tests/support.py, MemoryServer) the bytes the server has read are
     counted exactly, and waiting until every task is blocked is exact on both backends. (Over

@@ -92,7 +92,7 @@ async def test_after_a_fin_before_receive() -> None:
 
 
 async def test_after_an_rst_before_receive() -> None:
-    """Scenario 8 (docs/decisions.md #32): the app has not called receive() since the peer
+    """Scenario 8 (docs/decisions.md#send-after-reset): the app has not called receive() since the peer
     reset the connection; its very first send() raises, on asyncio as on trio, and so does
     every later one; the next receive() is the disconnect 1006."""
     rec = Recorder()

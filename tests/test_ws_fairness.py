@@ -1,4 +1,4 @@
-"""docs/decisions.md #42: an app that calls send() in a loop, never waiting for anything else,
+"""docs/decisions.md#fairness: an app that calls send() in a loop, never waiting for anything else,
 cannot starve the other connections: of the calls that can answer at once, every third yields
 to the event loop."""
 

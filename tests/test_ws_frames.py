@@ -1,6 +1,6 @@
 """The frame codec (refserver/protocol/frames.py) against RFC 6455 §5 and against wsproto.
 
-The codec drives wsproto's frame layer directly (docs/decisions.md #61), and adds the size
+The codec drives wsproto's frame layer directly (docs/implementation.md#frames-through-wsproto), and adds the size
 limit, message assembly and the close-code rules; wsproto's ``Connection`` is the oracle
 here: any stream of frames, valid or not, cut anywhere, must give the same messages, pings,
 pongs, close frame or failure code from both. The machine-level rules (when a failure is
@@ -108,7 +108,7 @@ PAYLOADS = st.one_of(
     st.binary(min_size=120, max_size=300),
     st.sampled_from([b"\xff", b"\xce\xba\xe1\xbd", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"a\xc0\xafb"]),
 )
-# 1014 is left out: wsproto alone rejects it (docs/decisions.md #35); the machine tests pin it.
+# 1014 is left out: wsproto alone rejects it (docs/decisions.md#malformed-offers); the machine tests pin it.
 CLOSE_CODES = st.sampled_from([0, 999, 1000, 1001, 1003, 1004, 1005, 1006, 1011, 1015, 1016, 2999, 3000, 4999, 5000])
 
 
@@ -213,7 +213,7 @@ class TestRFC6455Section5_2BaseFramingProtocol:
 
     @pytest.mark.parametrize("code", [1012, 1013, 1014])
     def test_registered_close_codes_are_accepted(self, code: int) -> None:
-        # RFC 6455 §7.4.2 and the IANA registry (docs/decisions.md #35).
+        # RFC 6455 §7.4.2 and the IANA registry (docs/decisions.md#malformed-offers).
         assert codec_outcome([raw_frame(0x8, struct.pack("!H", code) + b"later")]) == [("close", (code, "later"))]
 
     def test_nothing_after_the_close_frame(self) -> None:

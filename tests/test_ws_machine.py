@@ -501,7 +501,7 @@ class TestReceiveReceiveEvent:
 
 class TestReceiveHandedToTheWaitingReceive:
     """www spec 2.5, "Receive - receive event": a message that completes while the app waits
-    in receive() answers that receive() (docs/decisions.md #61); the order is unchanged."""
+    in receive() answers that receive() (docs/implementation.md#frames-through-wsproto); the order is unchanged."""
 
     def test_the_first_message_answers_the_waiting_receive_the_rest_queue(self) -> None:
         driver = opened()
@@ -857,7 +857,7 @@ class TestDisconnectReceiveEvent:
         assert driver.out() == b""
 
     def test_complete_messages_come_before_the_disconnect_and_an_unfinished_one_is_dropped(self) -> None:
-        """docs/decisions.md #18: every message that fully arrived is delivered, in order,
+        """docs/decisions.md#messages-before-disconnect: every message that fully arrived is delivered, in order,
         before the disconnect; a fragmented message unfinished at the close is dropped."""
         driver = opened()
         fx = driver.feed(

@@ -1,4 +1,4 @@
-"""Backpressure keeps memory bounded (docs/decisions.md #29; scenario 38 of tests/test_ws_peer_scenarios.py).
+"""Backpressure keeps memory bounded (docs/decisions.md#backpressure; scenario 38 of tests/test_ws_peer_scenarios.py).
 
 The app sends 1 MiB messages to a client that never reads. ``send()`` must block once the
 socket buffers are full instead of queueing frames, so the server's (in-process) Python

@@ -141,7 +141,7 @@ class TestRFC6455Section7_1_1CloseTheConnection:
     async def test_after_the_app_ends_tcp_closes_on_the_answer_or_at_the_close_timeout(
         self, raise_: bool, answered: bool, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """docs/decisions.md #19: close 1000 after a return, 1011 after a raise (its
+        """docs/decisions.md#app-end-close-codes: close 1000 after a return, 1011 after a raise (its
         traceback logged once, nothing else at error level)."""
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -181,13 +181,13 @@ class TestRFC6455Section7_1_1CloseTheConnection:
                 await rec.wait_kind("ended", timeout=FOREVER)
                 await ws.aclose()
         assert (close.code, close.reason) == (1001, "server shutting down")
-        assert told_after == 0.0  # the app learns at once (docs/decisions.md #17)
+        assert told_after == 0.0  # the app learns at once (docs/decisions.md#shutdown-1001)
         assert closed_after == pytest.approx(CLOSE_S)
         assert [event for event, _ in rec.of("event")] == [disconnect(1001, "server shutting down")]
         assert_every_send_raised(rec, "the server is shutting down (close code 1001)", 1001)
 
     async def test_a_close_behind_a_blocked_write_ends_at_the_close_timeout(self) -> None:
-        """docs/decisions.md #34: one app task is blocked in send() to a peer that stopped
+        """docs/decisions.md#close-and-ping-timeouts: one app task is blocked in send() to a peer that stopped
         reading; another sends websocket.close, which waits behind it. The close timeout runs
         from the close: when it expires, the blocked write is cut short, both send() calls
         raise and receive() gives 1006. (The pipe to the client holds two unread writes: a
@@ -243,7 +243,7 @@ class TestRFC6455Section7_1_1CloseTheConnection:
 
 
 class TestRFC6455Section7_1_7FailTheConnection:
-    """RFC 6455 §7.1.7 with docs/decisions.md #26: bad data behind messages the app has yet
+    """RFC 6455 §7.1.7 with docs/decisions.md#failing-the-connection: bad data behind messages the app has yet
     to take fails the connection when the app asks for more, or at the hold timeout (the
     close timeout) if it does not; the messages still come first."""
 
@@ -316,7 +316,7 @@ class TestRFC6455Section7_1_7FailTheConnection:
 class TestWebSocketKeepalive:
     """www spec 2.5, "WebSocket": the server pings as necessary for liveness. A ping every
     ws_ping_interval_s; no pong within ws_ping_timeout_s: close 1011 to the peer, 1006 to
-    the app (docs/decisions.md #27, #34); 0 disables either."""
+    the app (docs/decisions.md#keepalive-and-limits, #close-and-ping-timeouts); 0 disables either."""
 
     async def test_pings_come_at_each_interval_and_an_answering_peer_stays_past_the_timeout(self) -> None:
         rec = Recorder()

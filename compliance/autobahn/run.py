@@ -957,7 +957,7 @@ def render_matrix(rows: list[dict[str, Any]], requested: list[str], mode: str, e
         "",
         "NON-STRICT in 3.2-3.4, 4.1.3-4.2.5 and 5.15 means: the client sends a valid message and then a bad frame, "
         "and the server failed the connection before the valid message was echoed. refserver holds the failure "
-        "until the app has taken every earlier message (docs/decisions.md #26), so the echo "
+        "until the app has taken every earlier message (docs/decisions.md#failing-the-connection), so the echo "
         "goes out first.",
         "",
         "## Cases that are not OK",

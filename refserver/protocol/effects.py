@@ -100,7 +100,7 @@ class Effects:
 
     write: list[bytes] = UNFILLED  # bytes for the peer, in order
     # What receive() returns now: from a RECEIVE input, or from the input that completed the
-    # message a waiting receive() is handed (docs/decisions.md #61).
+    # message a waiting receive() is handed (docs/implementation.md#frames-through-wsproto).
     event: dict[str, Any] | None = None
     wake_app: bool = False  # a waiting receive() has something new
     reading: bool | None = None  # pause (False) or resume (True) reading; None: unchanged

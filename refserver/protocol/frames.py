@@ -16,9 +16,9 @@ The client's frames are parsed by wsproto's frame layer (its ``FrameDecoder`` an
 ``MessageDecoder``: header, opcode, RSV bits, mask, shortest length, control frames,
 fragments in order, UTF-8 as it arrives), driven directly rather than through wsproto's
 ``Connection``, which adds an event object, a generator and extension hooks per frame
-(docs/decisions.md #61). refserver adds what wsproto leaves to its user: the size limit,
+(docs/implementation.md#frames-through-wsproto). refserver adds what wsproto leaves to its user: the size limit,
 checked at each data frame's header (an uncompressed message) or while inflating (a
-compressed one), and the close frame's code rules (docs/decisions.md #35). The server's
+compressed one), and the close frame's code rules (docs/decisions.md#malformed-offers). The server's
 own frames are unmasked and unfragmented: their header is built here.
 """
 

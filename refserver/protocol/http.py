@@ -216,9 +216,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     ) -> None:
         """``last_request``: the server is shutting down and took this connection from the
         accept queue: its first request is served (with ``connection: close``), then it closes
-        (docs/decisions.md #47).
+        (docs/decisions.md#shutdown-serves-accept-queue).
         ``over_limit``: the server is at ``--limit-concurrency``: the first request (HTTP or a
-        WebSocket handshake) is answered 503 before any app sees it, then it closes (docs/decisions.md #46)."""
+        WebSocket handshake) is answered 503 before any app sees it, then it closes
+        (docs/decisions.md#limit-concurrency)."""
         self.over_limit = over_limit
         # Whether state changes are recorded in the effects (``transitions``): only a trace
         # reads them, and the runtime turns this off when the connection is not traced.
@@ -378,7 +379,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if event.method == b"CONNECT":
             # RFC 9110 §9.3.6: CONNECT asks for a tunnel, which ASGI has no way to carry; 501 is
-            # the answer for a method the server does not implement (§15.6.2; decision #54).
+            # the answer for a method the server does not implement (§15.6.2; docs/decisions.md#connect-501).
             self._refuse(501, "CONNECT (a tunnel) is not supported")
             return
         if self.over_limit:
@@ -400,7 +401,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 has_expect = True
         if has_upgrade and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
-            # within the same timeout as its head (docs/decisions.md #45).
+            # within the same timeout as its head (docs/decisions.md#upgrade-body-timeout).
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
@@ -530,7 +531,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _shutdown_upgrading(self, _: None) -> None:
         # The upgrade goes on; the WebSocket machine refuses it with 503 at once
-        # (docs/decisions.md #17).
+        # (docs/decisions.md#shutdown-1001).
         self.shutting_down = True
 
     # ------------------------------------------------------------------ the request body
@@ -552,7 +553,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
                     # like a bad head (RFC 9112 §7.1: an invalid chunk size is a bad request;
-                    # docs/decisions.md #44).
+                    # docs/decisions.md#malformed-body-400).
                     self.status = exc.error_status_hint
                     self._answer(self.status, f"malformed request body: {exc}\n".encode())
                 self._lose_client(f"malformed request body: {exc}")
@@ -613,7 +614,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if self._continue_owed:
             # The first time the app waits for the body: 100 Continue if the client waits
-            # for it (RFC 9110 §10.1.1; docs/decisions.md #5).
+            # for it (RFC 9110 §10.1.1; docs/decisions.md#expect-100-continue).
             self._continue_owed = False
             if self.state is State.AWAITING_START and self.conn.they_are_waiting_for_100_continue:
                 # Same status-line shape as every other response: with its reason phrase.
@@ -720,7 +721,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _ignore(self, message: Message) -> None:
         # www spec 2.5, "Response Body - send event": after completion "any further messages on the
-        # channel will be ignored" (docs/decisions.md #2).
+        # channel will be ignored" (docs/decisions.md#after-complete-ignored).
         self._fx.add_note(
             Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
         )
@@ -737,7 +738,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _ended_pending(self, _: None) -> None:
         """The app ended before its response completed. Nothing reached the wire (not
         started, or the start held): 500. Mid-body: the connection is closed, never
-        reused (docs/decisions.md #6)."""
+        reused (docs/decisions.md#http-app-ends-incomplete)."""
         self.must_close = True
         if self.state is State.SENDING_BODY:
             self._fx.ended_status = self.status

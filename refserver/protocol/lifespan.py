@@ -166,7 +166,7 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
 
     def _ended_started(self, raised: bool) -> None:
         # The app ended after startup.complete, before lifespan.shutdown could be sent
-        # (lifespan spec 2.0 is silent; docs/decisions.md #41). A return means it has
+        # (lifespan spec 2.0 is silent; docs/decisions.md#lifespan-after-startup). A return means it has
         # nothing to do at shutdown; an exception means its shutdown never runs.
         self.app_has_ended = True
         if raised:

@@ -12,7 +12,8 @@ every (state, input): the states it may lead to, the action and the spec section
 that cannot be taken names itself in the error. ``docs/state-machines.md`` is generated
 from it.
 
-The disconnect rules (docs/decisions.md #15, #16, #18, #21):
+The disconnect rules (docs/decisions.md#disconnect-repeats, #lost-connection-1006,
+#messages-before-disconnect, #own-close-then-echo):
 
 - exactly one ``websocket.disconnect`` is decided per connection, and every ``receive()``
   after it returns the same event again (a fresh dict each time);
@@ -46,13 +47,13 @@ MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 
 MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
 # Bytes of complete messages waiting for the app before reading pauses (backpressure). A
 # few socket reads: enough that a close frame behind a few unread messages is still seen
-# (docs/decisions.md #33).
+# (docs/decisions.md#read-ahead-bytes).
 READ_AHEAD_BYTES = 4 * 64 * 1024
 # After this many receive() calls that returned the disconnect, warn once: an app that
-# loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md #42).
+# loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md#fairness).
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
 
-# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md #24).
+# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md#accept-refusals).
 _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
@@ -332,10 +333,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._app_waiting = self.state is _OPEN  # the next message goes straight to it
         if self.state is _FAILING:
             # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md #26).
+            # more: now the connection fails (docs/decisions.md#failing-the-connection).
             self._fail_now()
         if self._disconnect is not None:
-            # docs/decisions.md #15: the disconnect again, on every later call; never hang.
+            # docs/decisions.md#disconnect-repeats: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
             self._disconnect_repeats += 1
             if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
@@ -482,7 +483,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _app_ended_before_accept(self, _: None) -> None:
         """Answer the handshake with HTTP 500."""
-        # docs/decisions.md #19: an app that ends without answering the handshake -> 500.
+        # docs/decisions.md#app-end-close-codes: an app that ends without answering the handshake -> 500.
         self._answer_500()
 
     def _app_ended_in_denial(self, _: None) -> None:
@@ -494,7 +495,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Answer the handshake with HTTP 503; the disconnect is 1001."""
         # Nothing of the app's answer is on the wire yet (a denial start is held until its
         # first body), so the handshake is refused like any unanswered one
-        # (docs/decisions.md #17).
+        # (docs/decisions.md#shutdown-1001).
         self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down", False)
         self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
@@ -556,12 +557,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _app_returned_open(self, _: None) -> None:
         """Write close 1000."""
-        # docs/decisions.md #19: an app that returns while open closes with 1000.
+        # docs/decisions.md#app-end-close-codes: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
         """Write close 1011."""
-        # docs/decisions.md #19: an app that raises while open closes with 1011.
+        # docs/decisions.md#app-end-close-codes: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
     def _app_ended_open(self, code: int, how: str) -> None:
@@ -614,7 +615,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _drop_message(self, data: str | bytes) -> None:
         """Drop it: data after the app's close frame is not delivered."""
-        # docs/decisions.md #21: data after the app's close is dropped.
+        # docs/decisions.md#own-close-then-echo: data after the app's close is dropped.
         self._fx.add_note(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, payload: bytes) -> None:
@@ -652,7 +653,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if self.state is State.OPEN and (self.inbox or self._app_holds_message):
             # Messages that fully arrived before the bad bytes are still delivered, and the
             # app may still answer them: the failure waits until the app asks for more, at
-            # most the close timeout (docs/decisions.md #26).
+            # most the close timeout (docs/decisions.md#failing-the-connection).
             self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
             self._cancel(Timer.PING, Timer.PONG)
             self._fx.arm_timer(Timer.HOLD, self.timeouts.close_s)
@@ -698,7 +699,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _shutdown_open(self, _: None) -> None:
         """Write close 1001; decide 1001; wait for the peer's close frame."""
-        # docs/decisions.md #17: close 1001 at once; the disconnect is 1001.
+        # docs/decisions.md#shutdown-1001: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
         self._decide(1001, reason, "the server is shutting down (close code 1001)")
@@ -708,7 +709,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _lost(self, _: Any) -> None:
         """Decide 1006 (no close frame) and close TCP."""
-        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md #16).
+        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md#lost-connection-1006).
         self._decide(1006, "", "connection lost without a close frame (code 1006)")
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
@@ -731,7 +732,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _closed_send(self, message: Message) -> None:
         """Raise ClientDisconnected from send()."""
         # www spec 2.5, "Disconnected Client - send exception": send() on a closed (or
-        # closing) connection raises an OSError subclass (docs/decisions.md #20).
+        # closing) connection raises an OSError subclass (docs/decisions.md#send-after-own-close-raises).
         raise ClientDisconnected(self.closed_reason, self.close_code)
 
     def _misuse(self, message: Message) -> None:

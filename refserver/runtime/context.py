@@ -20,16 +20,16 @@ from refserver.types import ASGIApp, Scope
 
 __all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Pacer", "Scope", "ServerContext", "record_steps"]
 
-# docs/decisions.md #42: of an app's receive() and send() calls that can answer at once,
+# docs/decisions.md#fairness: of an app's receive() and send() calls that can answer at once,
 # every third lets the event loop run (one that has to wait resets the count).
 CALLS_BETWEEN_YIELDS = 3
 
 
 class Pacer:
-    """Lets the event loop run during an app's receive() and send() calls (docs/decisions.md
-    #42): of the calls that can answer at once, every CALLS_BETWEEN_YIELDS-th yields; a call
-    that had to wait starts the count again. So an app that loops on them cannot starve the
-    other connections, and an echo pays for no extra pass of the loop."""
+    """Lets the event loop run during an app's receive() and send() calls (docs/decisions.md#fairness):
+    of the calls that can answer at once, every CALLS_BETWEEN_YIELDS-th yields; a call that had
+    to wait starts the count again. So an app that loops on them cannot starve the other
+    connections, and an echo pays for no extra pass of the loop."""
 
     __slots__ = ("_unyielded",)
 

@@ -115,13 +115,14 @@ class HTTPConnection:
         self._close_owed = False
         # Requests wait here for the connection's own task, which runs their app instances
         # (the machine reads the next request once the app instance before it has returned:
-        # docs/decisions.md #59).
+        # docs/decisions.md#one-instance-per-connection).
         self._requests: list[tuple[RequestHead, int]] = []
         self._request_wakeup = self.transport.new_wakeup()
         self._serving = False
         self._reader_done = False
-        # One count for the connection's app instances, one after the other (docs/decisions.md
-        # #42, #62): it starts again when the connection's task waits for the next request.
+        # One count for the connection's app instances, one after the other (docs/decisions.md#fairness,
+        # docs/implementation.md#http-fairness-count): it starts again when the connection's task
+        # waits for the next request.
         self._pace = Pacer()
         # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
         # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
@@ -293,7 +294,7 @@ class HTTPConnection:
                 return
             else:
                 # No request waits: the next one can only come from a later pass of the event
-                # loop, so this is a wait (docs/decisions.md #62).
+                # loop, so this is a wait (docs/implementation.md#http-fairness-count).
                 await self._request_wakeup.wait()
                 self._pace.waited()
 
@@ -356,7 +357,7 @@ class HTTPConnection:
             tls=self.tls,
         )
         machine, trace = self.machine, self.trace
-        pace = self._pace  # docs/decisions.md #42, #62
+        pace = self._pace  # docs/decisions.md#fairness, docs/implementation.md#http-fairness-count
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -421,7 +422,7 @@ class HTTPConnection:
                 raise gone
             if machine.state is not START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
-                # counted: it comes once per app instance (docs/decisions.md #62).
+                # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 if trace is not None:

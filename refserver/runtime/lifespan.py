@@ -152,7 +152,7 @@ class Lifespan:
                 raised = True
                 self._app_error = exc
                 if self.machine.state is not LifespanState.STARTING:
-                    # Raising after startup completed is an app error (docs/decisions.md #41).
+                    # Raising after startup completed is an app error (docs/decisions.md#lifespan-after-startup).
                     error_log.exception("Exception in ASGI lifespan application")
             finally:
                 self._apply(self.machine.app_ended(raised=raised))

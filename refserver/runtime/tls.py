@@ -14,7 +14,7 @@ connection, and the scope's ``tls`` extension (ASGI tls extension, "TLS Connecti
   party MUST send a close_notify alert before closing its write side of the connection") and
   does not wait for the peer's (the same section does not ask it to): :class:`ServerTLSStream`.
   A WebSocket's half-close after its close frame stays a plain wait for the peer's close frame
-  over TLS (docs/decisions.md #57).
+  over TLS (docs/decisions.md#tls-close-notify).
 """
 
 from __future__ import annotations

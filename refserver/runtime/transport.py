@@ -37,7 +37,7 @@ READ_SIZE_BYTES = 64 * 1024  # the most one receive() returns; also what may wai
 # On asyncio, bytes a send() has handed over may still wait in asyncio's own buffer (below
 # its high-water mark) when the connection closes: they get this long to reach the socket
 # before a peer that does not read is cut off.
-CLOSE_FLUSH_LIMIT_S = 5.0  # docs/decisions.md #60
+CLOSE_FLUSH_LIMIT_S = 5.0  # docs/decisions.md#close-flushes-for-5s
 
 Address = tuple[str, int] | tuple[str, None] | None
 

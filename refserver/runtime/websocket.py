@@ -434,7 +434,7 @@ class WebSocketConnection:
     # ------------------------------------------------------------------ shutdown
 
     async def shutdown(self) -> None:
-        """Close 1001 at once (docs/decisions.md #17); the app then has until the
+        """Close 1001 at once (docs/decisions.md#shutdown-1001); the app then has until the
         shutdown timeout to return."""
         self._apply(self.machine.server_shutdown())
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):

@@ -36,7 +36,7 @@ def split_target(target: bytes) -> Target:
         raw_path, _, query = target.partition(b"?")
     # www spec: "path ... with percent-encoded sequences and UTF-8 byte sequences decoded
     # into characters". Invalid UTF-8 is replaced, as every mainstream server does
-    # (docs/decisions.md #9).
+    # (docs/decisions.md#undecodable-paths).
     path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
     return Target(path, raw_path, query)
 

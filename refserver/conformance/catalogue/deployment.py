@@ -114,7 +114,7 @@ SCENARIOS: list[Scenario] = [
         "A server started with a root_path",
         "The scope's root_path is the configured one; whether path also carries it, the spec does not say.",
         G_HTTP_SCOPE,
-        (HTTP_SCOPE, "docs/decisions.md #40"),
+        (HTTP_SCOPE, "docs/decisions.md#root-path-reported"),
         MUST,
         client=(c_request(suffix="/x"), c_wait_responses(1)),
         app=(a_receive(), a_respond()),
@@ -139,7 +139,7 @@ SCENARIOS: list[Scenario] = [
         "A WebSocket on a server started with a root_path",
         "The WebSocket scope's root_path is the configured one too.",
         G_HANDSHAKE,
-        (WS_SCOPE, "docs/decisions.md #40"),
+        (WS_SCOPE, "docs/decisions.md#root-path-reported"),
         MUST,
         client=(c_handshake(suffix="/x"), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_close()),
@@ -164,7 +164,7 @@ SCENARIOS: list[Scenario] = [
         "A request head with a 64 KiB header field",
         "A server that will not process a head that large answers with a 4xx (431 names the cause), not silence.",
         G_HTTP_FLOW,
-        ("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md #12"),
+        ("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md#bad-client-input"),
         MUST,
         client=(
             c_request(raw=b"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: " + b"a" * BIG_FIELD + b"\r\n\r\n"),
@@ -181,7 +181,7 @@ SCENARIOS: list[Scenario] = [
         "A request line with a space inside the request target",
         "An invalid request line gets 400 (or a 301 to the encoded target), and the request is not processed.",
         G_HTTP_FLOW,
-        ("RFC 9112 §3", "docs/decisions.md #12"),
+        ("RFC 9112 §3", "docs/decisions.md#bad-client-input"),
         SHOULD,
         client=(c_request(raw=b"GET {path}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n"), c_wait_responses(1)),
         app=(a_receive(), a_respond()),
@@ -232,7 +232,7 @@ SCENARIOS: list[Scenario] = [
         "The server closes the TCP connection after a timeout; the app's disconnect then has no close frame "
         "behind it (1006).",
         G_APP_CLOSE,
-        ("RFC 6455 §7.1.1", "RFC 6455 §7.1.5", WS_DISC, "docs/decisions.md #21"),
+        ("RFC 6455 §7.1.1", "RFC 6455 §7.1.5", WS_DISC, "docs/decisions.md#own-close-then-echo"),
         SHOULD,
         # The window is 22 s: the server's close timeout is 1 s where it can be set, and the
         # common default (10 s) is still less than half of it.

@@ -127,7 +127,7 @@ SCENARIOS: list[Scenario] = [
         "A percent escape that is not UTF-8 (%FF)",
         "raw_path keeps the bytes as sent; what path decodes to is not specified.",
         G_HTTP_SCOPE,
-        (HTTP_SCOPE, "docs/decisions.md #9"),
+        (HTTP_SCOPE, "docs/decisions.md#undecodable-paths"),
         MUST,
         client=(c_request(suffix="/a%FFb"), c_wait_responses(1)),
         app=(a_receive(), a_respond()),

@@ -226,9 +226,9 @@ SCENARIOS: list[Scenario] = [
         "tls.handshake.plain-http",
         "Plain HTTP to the TLS port, then an HTTPS request",
         "A handshake that fails is the client's: the server closes that connection and serves the next one; "
-        "an error-level log line for it is refserver's call not to make (docs/decisions.md #53).",
+        "an error-level log line for it is refserver's call not to make (docs/decisions.md#tls-extension-contents).",
         G_TLS,
-        ("RFC 8446 §6.2", "docs/decisions.md #53"),
+        ("RFC 8446 §6.2", "docs/decisions.md#tls-extension-contents"),
         MUST,
         client=(
             c_plain_to_tls(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=3.0),
@@ -265,7 +265,7 @@ SCENARIOS: list[Scenario] = [
         "Over TLS as over TCP: the message comes back, the close frame is echoed, the app gets 1000; then the "
         "server sends close_notify and closes TCP.",
         G_TLS,
-        (WS_DISC, "RFC 6455 §5.5.1", "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md #57"),
+        (WS_DISC, "RFC 6455 §5.5.1", "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
         MUST,
         client=(
             c_handshake(),
@@ -292,7 +292,7 @@ SCENARIOS: list[Scenario] = [
         "wss: the app closes",
         "The server's close frame, the client's answer, then close_notify and the TCP close.",
         G_TLS,
-        (WS_DISC, "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md #57"),
+        (WS_DISC, "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
         MUST,
         client=(
             c_handshake(),
