@@ -15,7 +15,7 @@ ANCHOR = re.compile(r'^<a id="([a-z0-9]+(?:-[a-z0-9]+)*)"></a>\n### (?=\S)', re.
 # "docs/decisions.md#shutdown-1001, #lost-connection-1006", "implementation.md#http-fairness-count"
 CITATION = re.compile(r"\b(decisions|implementation)\.md#([a-z0-9-]+)((?:,? (?:and )?#[a-z0-9-]+)*)")
 MORE = re.compile(r"#([a-z0-9-]+)")
-# The numbered form these anchors replaced: "docs/decisions.md #15", "decision #42".
+# The numbered form these anchors replaced: "docs/decisions.md #N", "decision #N" (N a number).
 BY_NUMBER = re.compile(r"\bdecisions?(?:\.md)?\s+#\d")
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
@@ -71,6 +71,7 @@ def test_every_cited_anchor_exists_and_no_decision_is_cited_by_number() -> None:
         wrong += [f"{path}: by number: {m.group(0)!r}" for m in BY_NUMBER.finditer(text)]
         if path.startswith("docs/") and path.removeprefix("docs/") in DOCS:
             here = path.removeprefix("docs/").removesuffix(".md")
+            wrong += [f"{path}: by number: #{n}" for n in re.findall(r"(?<![\w/#&])#(\d+)\b", text)]
             for slug in re.findall(r"(?<![\w/#&\"])#([a-z][a-z0-9-]+)\b", text):
                 cited += 1
                 if slug not in known[here]:
