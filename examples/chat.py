@@ -8,8 +8,8 @@ What it shows:
 
 * every connection's ``send`` callable can be used from *another* connection's task: a
   broadcast is just a loop over the members' ``send``;
-* ``send()`` on a connection that has ended raises an ``OSError`` (www spec 2.4; refserver's
-  ``ClientDisconnected``), so the broadcast drops that member instead of writing into nowhere;
+* ``send()`` on a connection that has ended raises an ``OSError`` (www spec 2.5, "Disconnected Client - send exception";
+  refserver's ``ClientDisconnected``), so the broadcast drops that member instead of writing into nowhere;
 * ``websocket.disconnect`` arrives whenever a member goes away, closed tab or lost network.
 """
 

@@ -7,8 +7,9 @@ the handler stopping with ``WebSocketDisconnected``.
 Frameworks give handlers one exception for "the client is gone" (Falcon's
 ``WebSocketDisconnected``, Starlette's ``WebSocketDisconnect``). A handler that only *sends*
 never calls ``receive()``, so it cannot learn of the disconnect from ``websocket.disconnect``;
-it depends on www spec 2.4: "If send() is called on a closed connection the server should
-raise a server-specific subclass of OSError." The framework catches ``OSError`` (not one
+it depends on www spec 2.5, "Disconnected Client - send exception" (since 2.4): "If send()
+is called on a closed connection the server should raise a server-specific subclass of
+OSError." The framework catches ``OSError`` (not one
 server's class) and raises its own. On a server that silently drops such sends, the same
 handler would tick into nowhere until the process stops.
 """

@@ -12,9 +12,10 @@ drops the connection (the app then sees 1006). What the ASGI spec promises the a
 
 * www spec 2.5, "Disconnect - receive event": ``websocket.disconnect`` arrives with the code,
   and every later ``receive()`` returns it again (it never hangs);
-* www spec 2.4: ``send()`` on a closed connection raises an ``OSError`` subclass, so an app
-  that only sends (a feed, a clock) learns that nobody is listening any more. refserver's is
-  ``refserver.ClientDisconnected``; if it escapes the app, the server does not log it as an error.
+* www spec 2.5, "Disconnected Client - send exception": ``send()`` on a closed connection
+  raises an ``OSError`` subclass, so an app that only sends (a feed, a clock) learns that
+  nobody is listening any more. refserver's is ``refserver.ClientDisconnected``; if it escapes
+  the app, the server does not log it as an error.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   ``websocket.disconnect`` with the code Chromium sent (1001, "going away", RFC 6455 §7.4.1,
   for all three ways of leaving), its next ``receive()`` returns the same event (www spec 2.5,
   "Disconnect - receive event"), its next ``send()`` raises ``ClientDisconnected``, an OSError
-  (www spec 2.4); every new connection works; nothing is logged at error level.
+  (www spec 2.5, "Disconnected Client - send exception"); every new connection works; nothing is logged at error level.
 * Denial (examples/denial.py): the page sees the denied WebSocket fail (close 1006) while the
   test reads the app's HTTP response to the same handshake (asgi extensions, "Websocket Denial
   Response").

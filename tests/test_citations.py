@@ -46,6 +46,8 @@ CATALOGUE_FILES = (
 LABEL = re.compile(r'\b(asgi|www|lifespan|extensions|tls) (?=")')
 RESTS_ON = re.compile(r"Rests on: [^\n]*")
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
+# "www spec 2.4" for a rule www spec 2.5 states under a heading: one rule, two citations.
+OTHER_VERSION = re.compile(r"\b(www spec (?!2\.5\b)|lifespan spec (?!2\.0\b))(\d+\.\d+)")
 
 
 def as_citations(labels: str) -> str:
@@ -68,6 +70,8 @@ def problems(text: str, *, labels: bool = False) -> list[str]:
         for heading in (match.group(2), *re.findall(r'"([^"]+)"', match.group(3))):
             if heading not in headings.BY_PREFIX[prefix].headings:
                 found.append(f"{prefix} has no heading {heading!r}: {match.group(0)!r}")
+    for match in OTHER_VERSION.finditer(text):
+        found.append(f"a rule cited by the version that brought it (say 'since {match.group(2)}'): {match.group(0)!r}")
     for match in headings.LOOSE.finditer(text):
         if not any(start <= match.start() < end for start, end in spans):
             found.append(f"not in the one form: {text[match.start() : match.end() + 40]!r}")
@@ -92,6 +96,8 @@ class TestTheForm:
             'www spec 2.5, "Send - send event" and "Close - sent event"',
             'lifespan, "Scope"',
             'TLS extension, "TLS Connection Scope"',
+            "send() raises (www spec 2.4) and the room stops writing to it",
+            "www spec 2.2: ``server`` is ``[path, None]``",
         ],
     )
     def test_a_wrong_citation_is_caught(self, text: str) -> None:

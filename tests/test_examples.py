@@ -128,7 +128,8 @@ class TestChat:
 
     async def test_a_broadcast_drops_a_member_whose_send_raises_oserror(self) -> None:
         """The member's connection ended before its own task removed it: send() raises
-        (www spec 2.4) and the room stops writing to it; the others still get the message."""
+        (www spec 2.5, "Disconnected Client - send exception") and the room stops writing to
+        it; the others still get the message."""
         room = Room()
         got: list[dict[str, Any]] = []
 
@@ -146,7 +147,7 @@ class TestChat:
 
 @pytest.mark.anyio
 class TestPageReload:
-    """www spec 2.5, "Disconnect - receive event", and www spec 2.4 (send() on a closed connection)."""
+    """www spec 2.5, "Disconnect - receive event" and "Disconnected Client - send exception"."""
 
     @pytest.mark.parametrize(("how", "code"), [("close 1001", 1001), ("reset", 1006)])
     async def test_the_disconnect_repeats_and_the_next_send_raises(
@@ -221,7 +222,7 @@ class TestLifespanState:
 @pytest.mark.anyio
 class TestFalconStyle:
     """A send-only handler stops with the framework's exception, because send() on a closed
-    connection raises an OSError (www spec 2.4)."""
+    connection raises an OSError (www spec 2.5, "Disconnected Client - send exception")."""
 
     @pytest.mark.parametrize(("how", "code"), [("close 1000", 1000), ("reset", 1006)])
     async def test_a_send_only_handler_learns_of_the_disconnect_from_send(self, how: str, code: int) -> None:

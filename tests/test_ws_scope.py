@@ -156,7 +156,8 @@ async def test_subprotocols_from_every_header_in_order(headers: list[tuple[str, 
 
 
 async def test_unix_socket_server_is_path_and_none() -> None:
-    """www spec 2.2: ``server`` is ``[path, None]`` on a unix socket; there is no client address."""
+    """www spec 2.5, "Websocket Connection Scope" (since 2.2):
+    ``server`` is ``[path, None]`` on a unix socket; there is no client address."""
     import tempfile
     from pathlib import Path
 

@@ -68,7 +68,7 @@ _UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{inte
 # The options a scenario may need (model.ServerNeeds); a target without one is n/a for the
 # scenarios that need it, except ws_close_timeout, without which the target runs on its default.
 OPTIONS: dict[str, str] = {
-    "uds": "listen on a Unix socket (the scope's server is then [path, None], www spec 2.2)",
+    "uds": "listen on a Unix socket (the scope's server is then [path, None]; www spec 2.5, 'HTTP Connection Scope')",
     "root_path": "the root_path the scope reports",
     "ws_close_timeout": "how long to wait for the client's close frame after the server's",
     "tls": "serve TLS (https, wss) with a given certificate and key",

@@ -727,7 +727,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         )
 
     def _closed_send(self, message: Message) -> None:
-        # www spec 2.4: send() on a closed connection raises an OSError subclass.
+        # www spec 2.5, "Disconnected Client - send exception": send() on a closed connection raises an
+        # OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
     def _misuse(self, message: Message) -> None:

@@ -433,7 +433,8 @@ class HTTPConnection:
         try:
             await self.ctx.app(scope, receive, send)
         except ClientDisconnected:
-            pass  # www spec 2.4: our own exception escaping the app is not an error
+            # www spec 2.5, "Disconnected Client - send exception": our own exception escaping the app is not an error
+            pass
         except Exception:
             raised = True
             error_log.exception("Exception in ASGI application (%s %s)", scope["method"], scope["path"])

@@ -62,7 +62,7 @@ SCENARIOS: list[Scenario] = [
         MUST,
         client=(c_request(), c_wait_responses(1)),
         app=(a_receive(), a_respond(200, b"over a unix socket")),
-        # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
+        # The scope's server on a Unix socket: [path, None] (www spec 2.5, "HTTP Connection Scope": optional since 2.2),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
             ck(
@@ -90,7 +90,7 @@ SCENARIOS: list[Scenario] = [
         MUST,
         client=(c_handshake(), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_close()),
-        # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
+        # The scope's server on a Unix socket: [path, None] (www spec 2.5, "HTTP Connection Scope": optional since 2.2),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
             ck(
