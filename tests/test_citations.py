@@ -26,41 +26,13 @@ from tests.support import HTTPClient, WSClient
 ROOT = Path(__file__).resolve().parent.parent
 RFC = re.compile(r"RFC \d+ §\d+(?:\.\d+)*")
 DECISION = re.compile(r"docs/decisions\.md#[a-z0-9-]+")
-# The conformance catalogue's references are short labels in the report's own form
-# (``www "Disconnect - receive event"``): their headings are checked, not their form.
-CATALOGUE_DOCUMENTS = {
-    "asgi": headings.ASGI,
-    "www": headings.WWW,
-    "lifespan": headings.LIFESPAN,
-    "extensions": headings.EXTENSIONS,
-    "tls": headings.TLS,
-}
-# Where the catalogue's labels appear: the catalogue, the reports generated from it, the
-# tests that quote its scenarios, and the guide's "Rests on:" sentences (quoted from it).
-CATALOGUE_FILES = (
-    "refserver/conformance/",
-    "docs/conformance.md",
-    "docs/peer-findings.md",
-    "tests/test_conformance_verdicts.py",
-)
-LABEL = re.compile(r'\b(asgi|www|lifespan|extensions|tls) (?=")')
-RESTS_ON = re.compile(r"Rests on: [^\n]*")
 THIS = Path(__file__).resolve().relative_to(ROOT).as_posix()
 # "www spec 2.4" for a rule www spec 2.5 states under a heading: one rule, two citations.
 OTHER_VERSION = re.compile(r"\b(www spec (?!2\.5\b)|lifespan spec (?!2\.0\b))(\d+\.\d+)")
 
 
-def as_citations(labels: str) -> str:
-    """``www "Heading"`` (the catalogue's label) -> ``www spec 2.5, "Heading"``."""
-    return LABEL.sub(lambda m: CATALOGUE_DOCUMENTS[m.group(1)].prefix + ", ", labels)
-
-
-def problems(text: str, *, labels: bool = False) -> list[str]:
-    """Every citation in ``text`` that is not in the one form or names no heading; with
-    ``labels``, the catalogue's labels count as citations of the same headings."""
-    text = RESTS_ON.sub(lambda m: as_citations(m.group(0)), text)
-    if labels:
-        text = as_citations(text)
+def problems(text: str) -> list[str]:
+    """Every citation in ``text`` that is not in the one form or names no heading."""
     text = re.sub(r"\s*\n\s*(?:#\s*)?", " ", text)  # a citation may wrap, in prose or a comment
     found = []
     spans = []
@@ -145,20 +117,15 @@ def tracked_texts() -> list[str]:
 def test_every_citation_in_the_code_and_the_docs_names_a_heading_that_exists() -> None:
     files = tracked_texts()
     assert {"README.md", "docs/guide.md", "docs/state-machines.md", "refserver/spec/sections.py"} <= set(files)
-    wrong = [
-        f"{path}: {problem}"
-        for path in files
-        for problem in problems((ROOT / path).read_text("utf-8"), labels=path.startswith(CATALOGUE_FILES))
-    ]
+    wrong = [f"{path}: {problem}" for path in files for problem in problems((ROOT / path).read_text("utf-8"))]
     assert wrong == [], "\n".join(wrong)
 
 
-def test_the_catalogue_cites_headings_that_exist() -> None:
+def test_every_reference_of_the_catalogue_is_a_citation() -> None:
     refs = {ref for scenario in SCENARIOS for ref in scenario.refs}
-    labelled = [ref for ref in refs if LABEL.match(ref)]
-    assert len(labelled) > 10
-    wrong = [ref for ref in labelled if problems(ref, labels=True)]
-    assert wrong == []
+    documents = re.compile(rf"^(?:{'|'.join(re.escape(d.prefix) for d in headings.DOCUMENTS)})$")
+    assert sum(1 for ref in refs if headings.CITATION.match(ref)) > 20
+    assert [ref for ref in refs if problems(ref) or not (is_citation(ref) or documents.match(ref))] == []
 
 
 # ---------------------------------------------------------------- the trace of real runs

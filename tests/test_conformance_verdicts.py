@@ -79,7 +79,7 @@ def b(text: str) -> dict[str, Any]:
 
 
 class TestHttpConnectionScopeHeaders:
-    """www "HTTP Connection Scope": "Order of header values must be preserved from the original
+    """www spec 2.5, "HTTP Connection Scope": "Order of header values must be preserved from the original
     HTTP request; order of header names is not important." """
 
     def headers(self, pairs: list[tuple[str, str]]) -> list[Record]:
@@ -110,7 +110,7 @@ class TestHttpConnectionScopeHeaders:
 
 
 class TestDisconnectReceiveEventEmptyClose:
-    """www "Disconnect - receive event": with no code in the frame "the server should set this
+    """www spec 2.5, "Disconnect - receive event": with no code in the frame "the server should set this
     to 1005": a SHOULD, so another code deviates and never fails."""
 
     def test_level_is_should(self) -> None:
@@ -171,7 +171,7 @@ class TestFailTheWebSocketConnection:
 
 
 class TestLifespanStartupFailed:
-    """lifespan "Startup Failed - send event": "If a server sees this it should log/print the
+    """lifespan spec 2.0, "Startup Failed - send event": "If a server sees this it should log/print the
     message provided and then exit." An exit is the rule; its status is not named."""
 
     def run(self, value: str, output: str = "ERROR: Lifespan startup failed: no database") -> V.Cell:
@@ -221,8 +221,8 @@ class TestExpectContinueUnread:
 
 
 class TestVersioningClaims:
-    """www "Spec Versions": a target that advertises a version keeps every rule up to it, MUST
-    and SHOULD alike (www "Accept - send event": headers, since 2.1)."""
+    """www spec 2.5, "Spec Versions": a target that advertises a version keeps every rule up to it, MUST
+    and SHOULD alike (www spec 2.5, "Accept - send event": headers, since 2.1)."""
 
     def test_must_rule_of_an_advertised_version_breaks_the_claim(self) -> None:
         # granian: advertises 2.3 and drops the accept headers (a MUST since 2.1)
@@ -248,7 +248,7 @@ class TestVersioningClaims:
 
 
 class TestKeepaliveWindow:
-    """www "WebSocket" (pings): only a close inside the client's window counts as the keepalive
+    """www spec 2.5, "WebSocket" (pings): only a close inside the client's window counts as the keepalive
     drop; the app is still in receive() then, so a close on app return cannot pass for it."""
 
     def test_close_after_the_window_is_not_a_drop(self) -> None:
@@ -274,7 +274,7 @@ class TestKeepaliveWindow:
 
 
 class TestRaiseBeforeAcceptTiming:
-    """asgi "Error Handling": the 500 after the exception is judged over twice a 1 s polling."""
+    """asgi spec, "Error Handling": the 500 after the exception is judged over twice a 1 s polling."""
 
     def test_one_second_polling_passes(self) -> None:
         records = [hello(), app("ended", t=0.2, how="raised"), client("response", t=1.2, status=500, headers=[])]
@@ -376,7 +376,7 @@ class TestServerExit:
 
 
 class TestDisconnectedClientSendException:
-    """www "Disconnected Client - send exception": servers must catch the OSError they raised
+    """www spec 2.5, "Disconnected Client - send exception": servers must catch the OSError they raised
     into the app and should not log it as an error (a 2.4 rule)."""
 
     @pytest.mark.parametrize(
@@ -468,7 +468,7 @@ UDS = "/tmp/conformance-uds-x/probe.sock"
 
 
 class TestHttpConnectionScopeUnixSocket:
-    """www "HTTP Connection Scope" (2.2): on a Unix socket, server is [path, None], or absent."""
+    """www spec 2.5, "HTTP Connection Scope" (2.2): on a Unix socket, server is [path, None], or absent."""
 
     def served(self, server: Any, version: str = "2.3") -> V.Cell:
         records = [
@@ -516,7 +516,7 @@ class TestHttpConnectionScopeUnixSocket:
 
 
 class TestHttpConnectionScopeRootPath:
-    """www "HTTP Connection Scope": root_path is the configured one; path with or without it is
+    """www spec 2.5, "HTTP Connection Scope": root_path is the configured one; path with or without it is
     the server's choice (docs/decisions.md#root-path-reported keeps path as sent)."""
 
     def test_root_path_in_front_of_path_differs(self) -> None:  # uvicorn 0.54.0
@@ -556,7 +556,7 @@ class TestRequestLine:
 
 
 class TestRequestReceiveEventBackpressure:
-    """www "Request - receive event": the body is streamed in chunks. Reading it all ahead of
+    """www spec 2.5, "Request - receive event": the body is streamed in chunks. Reading it all ahead of
     the app only differs (the spec has no rule); losing any of it fails."""
 
     def run(self, *records: Record) -> V.Cell:
@@ -637,7 +637,7 @@ class TestCloseNeverAnswered:
 
 
 class TestErrorHandlingAfterAccept:
-    """asgi "Error Handling": the close after an exception is waited for over twice a 1 s polling
+    """asgi spec, "Error Handling": the close after an exception is waited for over twice a 1 s polling
     of the app instances (daphne's), so the verdict does not flip with the machine's load."""
 
     def test_window_is_twice_a_one_second_poll(self) -> None:
@@ -688,7 +688,7 @@ def extension(**changes: Any) -> dict[str, Any]:
 
 
 class TestTLSConnectionScope:
-    """tls "TLS Connection Scope": each entry against the certificates the run made and
+    """tls extension, "TLS Connection Scope": each entry against the certificates the run made and
     what the client's handshake negotiated."""
 
     def test_refserver_shape_passes(self) -> None:
@@ -753,7 +753,7 @@ class TestTLSConnectionScope:
 
 
 class TestWhenToUseThisExtension:
-    """tls "When to use this extension": "For non-TLS connections, the ASGI server is
+    """tls extension, "When to use this extension": "For non-TLS connections, the ASGI server is
     forbidden from providing this extension"."""
 
     def test_tls_extension_on_plain_text_fails(self) -> None:

@@ -47,7 +47,7 @@ META_CLAIMS = Scenario(
     "A server advertising a www spec version promises every rule up to it; a broken rule of an advertised "
     "version is a failure of its own.",
     G_META,
-    ('asgi "Applications"', 'www "Spec Versions"'),
+    ('asgi spec, "Applications"', 'www spec 2.5, "Spec Versions"'),
     MUST,
     "meta",
     (),

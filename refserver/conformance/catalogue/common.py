@@ -9,23 +9,23 @@ from refserver.conformance.model import Check, Level, Scenario, ServerNeeds, Ste
 MUST, SHOULD, UNSPEC = Level.MUST, Level.SHOULD, Level.UNSPECIFIED
 
 # Spec references, as the reports cite them.
-WWW = "www 2.5"
-CORE_ERR = 'asgi "Error Handling"'
-WS_SCOPE = 'www "Websocket Connection Scope"'
-WS_CONNECT = 'www "Connect - receive event"'
-WS_ACCEPT = 'www "Accept - send event"'
-WS_RECEIVE = 'www "Receive - receive event"'
-WS_SEND = 'www "Send - send event"'
-WS_DISC = 'www "Disconnect - receive event"'
-WS_CLOSE = 'www "Close - send event"'
-WS_24 = 'www "Disconnected Client - send exception"'
-DENIAL = 'extensions "Websocket Denial Response"'
-HTTP_SCOPE = 'www "HTTP Connection Scope"'
-HTTP_REQ = 'www "Request - receive event"'
-HTTP_START = 'www "Response Start - send event"'
-HTTP_BODY = 'www "Response Body - send event"'
-HTTP_DISC = 'www "Disconnect - receive event" (HTTP)'
-LIFESPAN = "lifespan 2.0"
+WWW = "www spec 2.5"
+CORE_ERR = 'asgi spec, "Error Handling"'
+WS_SCOPE = 'www spec 2.5, "Websocket Connection Scope"'
+WS_CONNECT = 'www spec 2.5, "Connect - receive event"'
+WS_ACCEPT = 'www spec 2.5, "Accept - send event"'
+WS_RECEIVE = 'www spec 2.5, "Receive - receive event"'
+WS_SEND = 'www spec 2.5, "Send - send event"'
+WS_DISC = 'www spec 2.5, "Disconnect - receive event"'
+WS_CLOSE = 'www spec 2.5, "Close - send event"'
+WS_24 = 'www spec 2.5, "Disconnected Client - send exception"'
+DENIAL = 'asgi extensions, "Websocket Denial Response"'
+HTTP_SCOPE = 'www spec 2.5, "HTTP Connection Scope"'
+HTTP_REQ = 'www spec 2.5, "Request - receive event"'
+HTTP_START = 'www spec 2.5, "Response Start - send event"'
+HTTP_BODY = 'www spec 2.5, "Response Body - send event"'
+HTTP_DISC = 'www spec 2.5, "Disconnect - receive event" (HTTP)'
+LIFESPAN = "lifespan spec 2.0"
 
 CONNECT_ACCEPT: tuple[Step, ...] = (a_receive(), a_accept())
 
@@ -108,7 +108,7 @@ def ck_fail_close(*codes: str) -> Check:
 
 
 def ck_not_logged() -> Check:
-    """www "Disconnected Client - send exception": servers "must be prepared to catch the
+    """www spec 2.5, "Disconnected Client - send exception": servers "must be prepared to catch the
     exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
     it escape; the server's output while the scenario ran is read for an error-level line or a
     traceback (``not-observed`` for refserver in-process, whose log is the runner's own)."""

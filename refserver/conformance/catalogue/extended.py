@@ -52,12 +52,12 @@ from refserver.conformance.model import (
 )
 
 NOT_101 = "re:(?!101$).*"  # any answer but a switch to WebSocket
-ZEROCOPY = 'extensions "Zero Copy Send"'
-PATHSEND = 'extensions "Path Send"'
-EARLY_HINTS = 'extensions "Early Hints"'
-TRAILERS = 'extensions "HTTP Trailers"'
-LIFESPAN_STATE = 'lifespan "Lifespan State"'
-LIFESPAN_SHUTDOWN_FAILED = 'lifespan "Shutdown Failed - send event"'
+ZEROCOPY = 'asgi extensions, "Zero Copy Send"'
+PATHSEND = 'asgi extensions, "Path Send"'
+EARLY_HINTS = 'asgi extensions, "Early Hints"'
+TRAILERS = 'asgi extensions, "HTTP Trailers"'
+LIFESPAN_STATE = 'lifespan spec 2.0, "Lifespan State"'
+LIFESPAN_SHUTDOWN_FAILED = 'lifespan spec 2.0, "Shutdown Failed - send event"'
 
 
 def deflated(text: str) -> bytes:

@@ -40,8 +40,8 @@ from refserver.conformance.model import (
     c_wait_responses,
 )
 
-TLS_SCOPE = 'tls "TLS Connection Scope"'
-TLS_WHEN = 'tls "When to use this extension"'
+TLS_SCOPE = 'tls extension, "TLS Connection Scope"'
+TLS_WHEN = 'tls extension, "When to use this extension"'
 CLOSURE = "RFC 8446 §6.1"
 CLIENT_SUBJECT = "CN=probe client,OU=client certificate,O=refserver conformance"
 DISCONNECT_ANY = "websocket.disconnect:*"
