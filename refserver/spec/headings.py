@@ -128,33 +128,51 @@ BY_PREFIX: dict[str, Document] = {d.prefix: d for d in DOCUMENTS}
 _PREFIXES = "|".join(re.escape(d.prefix) for d in sorted(DOCUMENTS, key=lambda d: -len(d.prefix)))
 # A citation in the one form, with any further headings of the same document.
 CITATION = re.compile(rf'\b({_PREFIXES}), "([^"\n]+)"((?:,? and "[^"\n]+"|, "[^"\n]+")*)')
-_MORE = re.compile(r'"([^"\n]+)"')
-# Anything that looks like a citation of a spec document followed by a quoted heading;
-# what does not also match CITATION is in another form.
+# Anything that looks like a citation of a spec document followed by a quoted heading
+# (``www, "..."``, ``www "..."``, ``TLS extension 0.2, "..."``); what CITATION does not also
+# match is in another form.
 LOOSE = re.compile(
     r"\b(?:asgi|www|lifespan|tls|TLS|extensions?)\b(?: spec| extensions?| extension| Extension)?"
     r'(?: \d+\.\d+)?,? \(?"[A-Z]'
 )
+# A www or lifespan version other than the one implemented: a rule cited by the version that
+# brought it is one rule with two citations ("since 2.4" says when it came).
+OTHER_VERSION = re.compile(r"\b(www spec (?!2\.5\b)|lifespan spec (?!2\.0\b))(\d+\.\d+)")
 
 
-def cited(text: str) -> list[tuple[str, str]]:
-    """Return every (prefix, heading) that ``text`` cites in the one form."""
+def problems(text: str) -> list[str]:
+    """Return every citation in ``text`` that is not in the one form or names no heading.
+
+    A citation may wrap over lines, in prose or in a ``#`` comment.
+    """
+    text = re.sub(r"\s*\n\s*(?:#\s*)?", " ", text)
     found = []
+    spans = []
     for match in CITATION.finditer(text):
-        found.append((match.group(1), match.group(2)))
-        found.extend((match.group(1), more) for more in _MORE.findall(match.group(3)))
+        spans.append(match.span())
+        prefix = match.group(1)
+        for heading in (match.group(2), *re.findall(r'"([^"]+)"', match.group(3))):
+            if heading not in BY_PREFIX[prefix].headings:
+                found.append(f"{prefix} has no heading {heading!r}: {match.group(0)!r}")
+    for match in OTHER_VERSION.finditer(text):
+        found.append(f"a rule cited by the version that brought it (say 'since {match.group(2)}'): {match.group(0)!r}")
+    for match in LOOSE.finditer(text):
+        if not any(start <= match.start() < end for start, end in spans):
+            found.append(f"not in the one form: {text[match.start() : match.end() + 40]!r}")
     return found
 
 
-def check(section: str) -> str | None:
-    """Return why ``section`` is not a citation of a heading that exists, or None if it is."""
-    pairs = cited(section)
-    if not pairs:
-        return None if not LOOSE.search(section) else f"not in the citation form: {section!r}"
-    for prefix, heading in pairs:
-        if heading not in BY_PREFIX[prefix].headings:
-            return f"{prefix} has no heading {heading!r}"
-    return None
-
-
-__all__ = ["ASGI", "BY_PREFIX", "CITATION", "DOCUMENTS", "EXTENSIONS", "LIFESPAN", "LOOSE", "TLS", "WWW", "cited"]
+__all__ = [
+    "ASGI",
+    "BY_PREFIX",
+    "CITATION",
+    "DOCUMENTS",
+    "EXTENSIONS",
+    "LIFESPAN",
+    "LOOSE",
+    "OTHER_VERSION",
+    "TLS",
+    "WWW",
+    "Document",
+    "problems",
+]
