@@ -77,9 +77,6 @@ def test_every_constant_of_sections_is_a_citation_of_a_heading() -> None:
     for name, value in constants.items():
         assert is_citation(value), name
         assert problems(value) == [], name
-    for message_type, section in sections.LIFESPAN_MESSAGES.items():
-        kind = "receive event" if message_type.count(".") == 1 else "send event"
-        assert section.endswith(f' - {kind}"'), message_type
 
 
 def test_every_table_row_cites_a_heading_that_exists() -> None:
@@ -158,3 +155,20 @@ async def test_every_section_in_the_trace_of_a_real_run_names_a_heading_that_exi
         assert problems(record.section) == [], record
         if record.kind in ("recv", "send", "state", "error", "ignored"):
             assert is_citation(record.section), record
+    messages = [(r, str(r.message["type"])) for r in records if r.kind in ("recv", "send") and r.message]
+    assert {message_type.split(".")[0] for _, message_type in messages} == {"lifespan", "http", "websocket"}
+    for record, message_type in messages:
+        assert record.section == sections.MESSAGES[message_type], record
+
+
+def test_every_message_type_has_its_own_section() -> None:
+    """The send events cite a "send event" heading, the receive events a "receive event" one."""
+    for message_type, section in sections.MESSAGES.items():
+        if message_type.startswith("websocket.http."):
+            assert section == sections.WS_DENIAL
+        elif message_type in ("http.request", "http.disconnect", "lifespan.startup", "lifespan.shutdown") or (
+            message_type in ("websocket.connect", "websocket.receive", "websocket.disconnect")
+        ):
+            assert section.endswith(' - receive event"'), message_type
+        else:
+            assert section.endswith(' - send event"'), message_type

@@ -498,7 +498,7 @@ class HTTPConnection:
 
 
 _RECEIVE_SECTIONS = {
-    "http.request": 'www spec 2.5, "Request - receive event"',
+    "http.request": sections.HTTP_REQUEST,
     "http.disconnect": sections.HTTP_DISCONNECT,
 }
 _SEND_SECTIONS = {

@@ -45,3 +45,21 @@ LIFESPAN_MESSAGES = {
     "lifespan.shutdown.complete": LIFESPAN_SHUTDOWN_COMPLETE,
     "lifespan.shutdown.failed": LIFESPAN_SHUTDOWN_FAILED,
 }
+
+# The section of every ASGI message, by its type: what a "recv" or "send" line of the trace
+# cites for it.
+MESSAGES = {
+    "http.request": HTTP_REQUEST,
+    "http.disconnect": HTTP_DISCONNECT,
+    "http.response.start": HTTP_RESPONSE_START,
+    "http.response.body": HTTP_RESPONSE_BODY,
+    "websocket.connect": WS_CONNECT,
+    "websocket.receive": WS_RECEIVE,
+    "websocket.disconnect": WS_DISCONNECT,
+    "websocket.accept": WS_ACCEPT,
+    "websocket.send": WS_SEND,
+    "websocket.close": WS_CLOSE,
+    "websocket.http.response.start": WS_DENIAL,
+    "websocket.http.response.body": WS_DENIAL,
+    **LIFESPAN_MESSAGES,
+}
