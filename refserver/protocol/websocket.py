@@ -868,15 +868,15 @@ _rows((S.CLOSED,), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 _rows((S.CLOSING,), I.CLOSE_TIMEOUT, (S.CLOSED,), M._close_overdue, _RFC_CLOSE)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.CLOSE_TIMEOUT, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
 _rows((S.FAILING,), I.HOLD_TIMEOUT, (S.DRAINING,), M._fail_now, _RFC_FAIL)
-_rows((S.OPEN,), I.PING_DUE, (), M._ping_due, 'www spec 2.5, "WebSocket"')
-_rows((S.OPEN,), I.PONG_TIMEOUT, (S.CLOSED,), M._pong_overdue, 'www spec 2.5, "WebSocket"')
-for _input, _armed_in in (
-    (I.CLOSE_TIMEOUT, _CLOSING_STATES),
-    (I.HOLD_TIMEOUT, {S.FAILING}),
-    (I.PING_DUE, {S.OPEN}),
-    (I.PONG_TIMEOUT, {S.OPEN}),
+_rows((S.OPEN,), I.PING_DUE, (), M._ping_due, sections.WS)
+_rows((S.OPEN,), I.PONG_TIMEOUT, (S.CLOSED,), M._pong_overdue, sections.WS)
+for _input, _armed_in, _rule in (  # a timer that fired where it is not armed: nothing to do
+    (I.CLOSE_TIMEOUT, _CLOSING_STATES, _RFC_CLOSE),
+    (I.HOLD_TIMEOUT, {S.FAILING}, _RFC_FAIL),
+    (I.PING_DUE, {S.OPEN}, sections.WS),
+    (I.PONG_TIMEOUT, {S.OPEN}, sections.WS),
 ):
-    _rows(tuple(s for s in State if s not in _armed_in), _input, (), M._nothing, "timer not armed in this state")
+    _rows(tuple(s for s in State if s not in _armed_in), _input, (), M._nothing, _rule)
 # -- shutdown
 _rows((S.CONNECTING, S.DENIAL_START_HELD), I.SHUTDOWN, (S.DRAINING,), M._shutdown_before_accept, sections.WS_DISCONNECT)
 _rows((S.OPEN,), I.SHUTDOWN, (S.SHUTTING_DOWN,), M._shutdown_open, sections.WS_DISCONNECT)
