@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from refserver.errors import AppLoadError
+from refserver.logs import error_log
 from refserver.types import ASGIApp, Receive, Scope, Send
 
 
@@ -34,6 +35,15 @@ def as_asgi3(app: Any) -> ASGIApp:
 
     asgi3.__qualname__ = f"asgi3({getattr(app, '__qualname__', app)!s})"
     return asgi3
+
+
+def _takes_no_arguments(obj: Any) -> bool:
+    """Whether ``obj()`` binds (False when Python cannot tell its signature)."""
+    try:
+        inspect.signature(obj).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp:
@@ -61,6 +71,16 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
     if factory:
         if not callable(obj):
             raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable app factory")
+        if is_asgi3(obj) or not _takes_no_arguments(obj):
+            # An app factory is called with no arguments; this is the app itself (or needs them).
+            what = "an ASGI 3 app" if is_asgi3(obj) else "a callable that takes arguments"
+            raise AppLoadError(f"{path} is {what}, not an app factory: run it without --factory")
+        obj = obj()
+    elif callable(obj) and not is_asgi3(obj) and _takes_no_arguments(obj):
+        # asgi spec "Legacy Applications": an ASGI 2 app takes the scope, so a callable taking
+        # nothing cannot be one. It is an app factory given without --factory (as uvicorn does,
+        # call it and say so, instead of answering every request with 500).
+        error_log.warning("%s takes no arguments, so it is taken for an app factory and called; pass --factory", path)
         obj = obj()
     if not callable(obj):
         raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable ASGI app")
