@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from refserver import __version__
 from refserver.config import Config
 from refserver.errors import AppLoadError
+from refserver.logs import trace_log
 
 _DEFAULTS = Config()
 
@@ -407,14 +408,30 @@ def parse_command_line(arguments: Sequence[str]) -> tuple[argparse.Namespace, Co
         parser.error(_flags_for_fields(str(exc)))
 
 
-def configure_logging(level: str) -> None:
-    numeric = logging.DEBUG if level == "trace" else getattr(logging, level.upper())
+def configure_logging(config: Config) -> None:
+    """The refserver loggers at ``--log-level``, on stderr; the trace, when asked for, always
+    prints (whatever the level), and as bare JSON lines with ``--trace-format jsonl``."""
+    numeric = logging.DEBUG if config.log_level == "trace" else getattr(logging, config.log_level.upper())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)-8s %(name)s: %(message)s"))
     root = logging.getLogger("refserver")
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     root.propagate = False
+    if config.trace and config.trace_file is None:
+        # An explicit --trace is not filtered by --log-level: it has its own handler.
+        trace_handler = logging.StreamHandler(sys.stderr)
+        jsonl = config.trace_format == "jsonl"
+        trace_handler.setFormatter(
+            logging.Formatter("%(message)s" if jsonl else "%(levelname)-8s %(name)s: %(message)s")
+        )
+        trace_log.handlers[:] = [trace_handler]
+        trace_log.setLevel(logging.DEBUG)
+        trace_log.propagate = False
+    else:
+        trace_log.handlers[:] = []
+        trace_log.setLevel(logging.NOTSET)
+        trace_log.propagate = True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -425,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return conformance_main(arguments[1:])
     args, config = parse_command_line(arguments)  # a wrong option: one line, exit 2
-    configure_logging(config.log_level)
+    configure_logging(config)
     if config.backend == "trio" and importlib.util.find_spec("trio") is None:
         print(
             "refserver: error: --backend trio needs trio, which is not installed; "
