@@ -37,6 +37,12 @@ def as_asgi3(app: Any) -> ASGIApp:
     return asgi3
 
 
+def _a(obj: Any) -> str:
+    """``obj``'s type with its article: "an int", "a str"."""
+    name = type(obj).__name__
+    return f"an {name}" if name[0].lower() in "aeiou" else f"a {name}"
+
+
 def _takes_no_arguments(obj: Any) -> bool:
     """Whether ``obj()`` binds (False when Python cannot tell its signature)."""
     try:
@@ -70,7 +76,7 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
             raise AppLoadError(f"module {module_name!r} has no attribute {attrs!r}") from None
     if factory:
         if not callable(obj):
-            raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable app factory")
+            raise AppLoadError(f"{path} is {_a(obj)}, not a callable app factory")
         if is_asgi3(obj) or not _takes_no_arguments(obj):
             # An app factory is called with no arguments; this is the app itself (or needs them).
             what = "an ASGI 3 app" if is_asgi3(obj) else "a callable that takes arguments"
@@ -83,5 +89,5 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
         error_log.warning("%s takes no arguments, so it is taken for an app factory and called; pass --factory", path)
         obj = obj()
     if not callable(obj):
-        raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable ASGI app")
+        raise AppLoadError(f"{path} is {_a(obj)}, not a callable ASGI app")
     return as_asgi3(obj)

@@ -361,14 +361,14 @@ def isolated_main(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         ),
         (["tests.apps.basic:nope"], "module 'tests.apps.basic' has no attribute 'nope'"),
         (["tests.apps.basic:Legacy.nope"], "module 'tests.apps.basic' has no attribute 'Legacy.nope'"),
-        (["tests.apps.basic:not_callable"], "tests.apps.basic:not_callable is a int, not a callable ASGI app"),
+        (["tests.apps.basic:not_callable"], "tests.apps.basic:not_callable is an int, not a callable ASGI app"),
         (
             ["tests.apps.basic:not_callable", "--factory"],
-            "tests.apps.basic:not_callable is a int, not a callable app factory",
+            "tests.apps.basic:not_callable is an int, not a callable app factory",
         ),
         (
             ["tests.apps.basic:create_nothing", "--factory"],
-            "tests.apps.basic:create_nothing is a int, not a callable ASGI app",
+            "tests.apps.basic:create_nothing is an int, not a callable ASGI app",
         ),
         (
             ["tests.apps.basic:app", "--factory"],
