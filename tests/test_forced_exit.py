@@ -1,0 +1,46 @@
+"""A second SIGINT during the shutdown forces the exit (docs/decisions.md #64): what the app's
+lifespan task sends while the server cancels it is not blamed on the app, and the exit says so
+and is non-zero. The CLI as a process, on the test's backend."""
+
+from __future__ import annotations
+
+import signal
+
+import anyio
+import pytest
+
+from tests.support import WSClient
+from tests.test_cli import read_rest, refserver_cli
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_second_sigint_is_a_forced_exit_that_blames_no_app(anyio_backend: str) -> None:
+    args = ("tests.apps.starlette_lifespan:app", "--port", "0")
+    async with refserver_cli(*args, backend=anyio_backend) as cli:
+        assert await cli.stdout_line() == "lifespan: startup"
+        await cli.wait_listening()
+        ws = await WSClient.connect(cli.port, "/ws")
+        assert await cli.stdout_line() == "socket: open"
+        hang = await anyio.connect_tcp("127.0.0.1", cli.port)
+        await hang.send(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await cli.stdout_line() == "hang: running"
+        cli.process.send_signal(signal.SIGINT)
+        await cli.stderr_until("Received SIGINT; shutting down")
+        cli.process.send_signal(signal.SIGINT)
+        with anyio.fail_after(5):
+            code = await cli.process.wait()
+        cli.stdout_lines += (await read_rest(cli.stdout)).decode().splitlines()
+        cli.stderr_lines += (await read_rest(cli.stderr)).decode().splitlines()
+        await ws.stream.aclose()
+        await hang.aclose()
+    stderr = "\n".join(cli.stderr_lines)
+    assert code == 1, stderr
+    assert "Exception in ASGI lifespan application" not in stderr
+    assert "ASGIProtocolError" not in stderr and "Traceback" not in stderr
+    assert cli.stderr_lines[-2:] == [
+        "WARNING  refserver.error: Received SIGINT again; forcing shutdown",
+        "ERROR    refserver.error: Forced exit: work still in flight was cut and lifespan shutdown did not run "
+        "(exit status 1)",
+    ]
+    assert "lifespan: shutdown" not in cli.stdout_lines
