@@ -53,8 +53,6 @@ UVICORN_ANSWERS: dict[str, tuple[bool, str]] = {
     ),
     "--env-file": (True, "refserver reads no environment file; set the variables in the shell or the service manager"),
     "--fd": (True, "refserver binds its own socket: use --host/--port or --uds"),
-    "--reload-dir": (True, "refserver has no --reload yet; restart it after a change"),
-    "--reload": (False, "refserver has no --reload yet; restart it after a change"),
     "--interface": (
         True,
         "refserver detects ASGI 2 and ASGI 3 apps by themselves; use --factory for an app factory (WSGI is not served)",
@@ -201,6 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factory", action="store_true", help="MODULE:ATTR is a factory returning the app")
     p.add_argument("--app-dir", default=d.app_dir, help="directory added to sys.path first (default .)")
     p.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the server whenever a .py file changes (development only; needs refserver[reload])",
+    )
+    p.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="with --reload: a directory to watch, given once per directory (default: --app-dir)",
+    )
+    p.add_argument(
         "--log-level",
         default=d.log_level,
         type=_one_of("critical", "error", "warning", "info", "debug", "trace"),
@@ -331,6 +340,32 @@ class _Answer(argparse.Action):
         parser.error(f"{option_string} is a uvicorn option: {self.answer}")
 
 
+def _reload(arguments: Sequence[str], directories: list[str], config: Config) -> int:
+    """--reload: this process watches; a child runs the same command line without --reload."""
+    if importlib.util.find_spec("watchfiles") is None:
+        print(
+            "refserver: error: --reload needs watchfiles, which is not installed; "
+            f"install it with: pip install '{RELOAD_EXTRA}'",
+            file=sys.stderr,
+        )
+        return 2
+    from refserver.reload import run_with_reload
+
+    child: list[str] = []
+    skip_value = False
+    for argument in arguments:
+        if skip_value:
+            skip_value = False
+        elif argument == "--reload-dir":
+            skip_value = True
+        elif argument != "--reload" and not argument.startswith("--reload-dir="):
+            child.append(argument)
+    return run_with_reload(child, directories, config.shutdown_timeout_s)
+
+
+RELOAD_EXTRA = "refserver[reload]"
+
+
 # Each Config field the command line sets, and the option that sets it.
 FLAG_OF_FIELD = {
     "host": "--host",
@@ -442,7 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return conformance_main(arguments[1:])
     args, config = parse_command_line(arguments)  # a wrong option: one line, exit 2
+    if args.reload_dir and not args.reload:
+        print(f"refserver: error: --reload-dir needs --reload; {HELP_HINT}", file=sys.stderr)
+        return 2
     configure_logging(config)
+    if args.reload:
+        return _reload(arguments, args.reload_dir or [config.app_dir], config)
     if config.backend == "trio" and importlib.util.find_spec("trio") is None:
         print(
             "refserver: error: --backend trio needs trio, which is not installed; "
