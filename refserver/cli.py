@@ -480,6 +480,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reload_dir and not args.reload:
         print(f"refserver: error: --reload-dir needs --reload; {HELP_HINT}", file=sys.stderr)
         return 2
+    if config.trace_file is not None:
+        try:
+            open(config.trace_file, "a", encoding="utf-8").close()  # the server appends to it
+        except OSError as exc:
+            print(
+                f"refserver: error: --trace-file: cannot open {config.trace_file}: {_os_error(exc)}; {HELP_HINT}",
+                file=sys.stderr,
+            )
+            return 2
     configure_logging(config)
     if args.reload:
         return _reload(arguments, args.reload_dir or [config.app_dir], config)
@@ -510,8 +519,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # The server could not listen: one line naming the address and the OS error.
         where = f"cannot listen on {exc.filename}: " if exc.filename else ""
-        print(f"refserver: error: {where}[Errno {exc.errno}] {exc.strerror or exc}", file=sys.stderr)
+        print(f"refserver: error: {where}{_os_error(exc)}", file=sys.stderr)
         return 1
+
+
+def _os_error(exc: OSError) -> str:
+    return f"[Errno {exc.errno}] {exc.strerror or exc}"
 
 
 __all__ = ["build_parser", "config_from_args", "main", "parse_command_line"]

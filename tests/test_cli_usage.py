@@ -182,3 +182,15 @@ def test_as_a_process_a_wrong_value_stops_before_the_app_starts() -> None:
     assert done.stderr == (
         "refserver: error: --shutdown-timeout: expected a finite number of seconds, 0 or more, not 'nan'" + HINT
     )
+
+
+def test_a_trace_file_that_cannot_be_opened_is_one_line(
+    never_serves: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "no-such-dir" / "trace.jsonl"
+    assert refserver.cli.main([APP, "--trace-file", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        f"refserver: error: --trace-file: cannot open {path}: [Errno 2] No such file or directory" + HINT,
+    )
