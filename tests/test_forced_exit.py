@@ -4,11 +4,13 @@ and is non-zero. The CLI as a process, on the test's backend."""
 
 from __future__ import annotations
 
+import logging
 import signal
-
 import anyio
 import pytest
 
+from refserver.runtime.lifespan import Lifespan
+from refserver.trace import Tracer, TraceRecord
 from tests.support import WSClient
 from tests.test_cli import read_rest, refserver_cli
 
@@ -44,3 +46,31 @@ async def test_a_second_sigint_is_a_forced_exit_that_blames_no_app(anyio_backend
         "(exit status 1)",
     ]
     assert "lifespan: shutdown" not in cli.stdout_lines
+
+
+async def test_what_the_lifespan_app_sends_while_cancelled_is_recorded_not_blamed(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same at the lowest layer: Starlette's way of answering a cancellation after startup
+    (``lifespan.shutdown.failed`` before ``lifespan.shutdown``) is traced as ignored, and no
+    error is logged."""
+    records: list[TraceRecord] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        try:
+            await receive()
+        except BaseException:
+            await send({"type": "lifespan.shutdown.failed", "message": "cancelled"})
+            raise
+
+    tracer = Tracer(sinks=[records.append], to_log=False)
+    lifespan = Lifespan(app, "auto", {}, trace=tracer.connection("lifespan", "lifespan"))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await lifespan.startup(tg)
+            tg.cancel_scope.cancel()  # what a forced exit does
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    ignored = [(r.kind, r.state, r.detail) for r in records if r.kind == "ignored"]
+    assert ignored == [("ignored", "STARTED", "sent while the server was cancelling the lifespan app")]
