@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import signal
+
 import anyio
 import pytest
 
 from refserver.runtime.lifespan import Lifespan
-from refserver.trace import Tracer, TraceRecord
+from refserver.trace import TraceRecord, Tracer
+from refserver.types import Receive, Scope, Send
 from tests.support import WSClient
 from tests.test_cli import read_rest, refserver_cli
 
