@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from refserver.runtime.lifespan import Lifespan
-from refserver.trace import TraceRecord, Tracer
+from refserver.trace import Tracer, TraceRecord
 from refserver.types import Receive, Scope, Send
 from tests.support import WSClient
 from tests.test_cli import read_rest, refserver_cli
