@@ -3,9 +3,9 @@
 Public API: :func:`serve`, :func:`run`, :class:`Config`, :class:`ClientDisconnected`.
 """
 
-from __future__ import annotations
-
-from typing import Any
+# No `from __future__ import annotations` and only private names from typing: the package's
+# namespace is its API (__all__) and its submodules, nothing else.
+from typing import Any as _Any
 
 from refserver.config import Config
 from refserver.errors import (
@@ -19,7 +19,7 @@ from refserver.errors import (
 __version__ = "0.1.0"
 
 
-def run(app: Any, **options: Any) -> None:
+def run(app: _Any, **options: _Any) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, like the command line. ``options`` are
     :class:`Config` fields. Raises SystemExit with a non-zero status if lifespan fails, and
     OSError (its ``filename`` is the address) if the server cannot listen."""
@@ -30,7 +30,7 @@ def run(app: Any, **options: Any) -> None:
         raise SystemExit(status)
 
 
-async def serve(app: Any, config: Config | None = None, **kwargs: Any) -> None:
+async def serve(app: _Any, config: Config | None = None, **kwargs: _Any) -> None:
     """Serve inside an anyio task group; see :func:`refserver.runtime.server.serve`."""
     from refserver.runtime.server import serve as _serve
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ class Config:
             "ws_ping_interval_s",
             "ws_ping_timeout_s",
         ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:  # nan and inf are not durations
+                raise ValueError(f"{name} must be a finite number, 0 or more, not {value!r}")
         if self.trace_format not in ("text", "jsonl"):
             raise ValueError(f"trace_format must be text or jsonl, not {self.trace_format!r}")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
@@ -87,6 +89,8 @@ class Config:
             raise ValueError("backlog must be positive")
         if self.ws_max_size_bytes < 1:
             raise ValueError("ws_max_size_bytes must be positive")
+        if self.h11_max_incomplete_event_size_bytes < 1:
+            raise ValueError("h11_max_incomplete_event_size_bytes must be positive")
         if self.ssl_cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
             raise ValueError(
                 f"ssl_cert_reqs must be 0 (none), 1 (optional) or 2 (required), not {self.ssl_cert_reqs!r}"

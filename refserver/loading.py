@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from refserver.errors import AppLoadError
+from refserver.logs import error_log
 from refserver.types import ASGIApp, Receive, Scope, Send
 
 
@@ -36,6 +37,21 @@ def as_asgi3(app: Any) -> ASGIApp:
     return asgi3
 
 
+def _a(obj: Any) -> str:
+    """``obj``'s type with its article: "an int", "a str"."""
+    name = type(obj).__name__
+    return f"an {name}" if name[0].lower() in "aeiou" else f"a {name}"
+
+
+def _takes_no_arguments(obj: Any) -> bool:
+    """Whether ``obj()`` binds (False when Python cannot tell its signature)."""
+    try:
+        inspect.signature(obj).bind()
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp:
     module_name, sep, attrs = path.partition(":")
     if not sep or not module_name or not attrs:
@@ -60,8 +76,18 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
             raise AppLoadError(f"module {module_name!r} has no attribute {attrs!r}") from None
     if factory:
         if not callable(obj):
-            raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable app factory")
+            raise AppLoadError(f"{path} is {_a(obj)}, not a callable app factory")
+        if is_asgi3(obj) or not _takes_no_arguments(obj):
+            # An app factory is called with no arguments; this is the app itself (or needs them).
+            what = "an ASGI 3 app" if is_asgi3(obj) else "a callable that takes arguments"
+            raise AppLoadError(f"{path} is {what}, not an app factory: run it without --factory")
+        obj = obj()
+    elif callable(obj) and not is_asgi3(obj) and _takes_no_arguments(obj):
+        # asgi spec "Legacy Applications": an ASGI 2 app takes the scope, so a callable taking
+        # nothing cannot be one. It is an app factory given without --factory (as uvicorn does,
+        # call it and say so, instead of answering every request with 500).
+        error_log.warning("%s takes no arguments, so it is taken for an app factory and called; pass --factory", path)
         obj = obj()
     if not callable(obj):
-        raise AppLoadError(f"{path} is a {type(obj).__name__}, not a callable ASGI app")
+        raise AppLoadError(f"{path} is {_a(obj)}, not a callable ASGI app")
     return as_asgi3(obj)

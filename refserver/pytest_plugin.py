@@ -1,9 +1,10 @@
 """refserver's pytest entry point (``pytest11``): inert until a project turns it on.
 
 Installing refserver makes pytest load this module in every project of that environment, so
-by itself it changes nothing: it declares one ini setting, defines no fixture and no hook that
-acts, and imports neither the server nor an event loop library. A project turns the fixtures of
-:mod:`refserver.pytest_fixtures` on in one of two ways:
+by itself it changes nothing: it declares one ini setting, defines no fixture, imports neither
+the server nor an event loop library, and its one other hook acts only on a test whose setup
+failed because a ``refserver_*`` fixture was not found, to say how to turn the fixtures on.
+A project turns the fixtures of :mod:`refserver.pytest_fixtures` on in one of two ways:
 
 * in its pytest configuration, ``refserver_fixtures = true`` (``[tool.pytest.ini_options]`` in
   pyproject.toml, or ``-o refserver_fixtures=true`` for one run);
@@ -15,10 +16,9 @@ acts, and imports neither the server nor an event loop library. A project turns 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Generator
 
-if TYPE_CHECKING:
-    import pytest
+import pytest
 
 FIXTURES = "refserver.pytest_fixtures"
 INI = "refserver_fixtures"
@@ -31,3 +31,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getini(INI) and not config.pluginmanager.has_plugin(FIXTURES):
         config.pluginmanager.import_plugin(FIXTURES)
+
+
+HINT = (
+    f"refserver's pytest fixtures are off until the project turns them on: add {INI} = true to its "
+    f"pytest configuration ([tool.pytest.ini_options] in pyproject.toml), or run pytest -p {FIXTURES}"
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if (
+        isinstance(error, pytest.FixtureLookupError)
+        and str(error.argname).startswith("refserver_")
+        and not item.config.pluginmanager.has_plugin(FIXTURES)
+    ):
+        report.sections.append(("refserver", HINT))
+    return report

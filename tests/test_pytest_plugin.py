@@ -97,6 +97,16 @@ class TestTheEntryPointIsInert:
         assert done.returncode == 1, done.stdout + done.stderr
         assert "fixture 'refserver_server_in_thread' not found" in done.stdout
         assert "1 error" in done.stdout
+        # ... and says how to turn them on
+        assert "refserver's pytest fixtures are off until the project turns them on: add refserver_fixtures = true" in (
+            done.stdout
+        )
+
+    def test_other_missing_fixtures_get_no_hint(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", "def test_x(no_such_fixture):\n    pass\n")
+        done = run_pytest(tmp_path, "")
+        assert "fixture 'no_such_fixture' not found" in done.stdout
+        assert "refserver" not in done.stdout
 
 
 class TestOptingIn:
@@ -120,3 +130,55 @@ class TestOptingIn:
         done = run_pytest(tmp_path, "refserver_fixtures = true\n", *args)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "1 passed" in done.stdout
+
+
+ASYNCIO_TEST = """
+import anyio
+
+
+@pytest.mark.asyncio
+async def test_under_pytest_asyncio(refserver_server):
+    reader, writer = await asyncio.open_connection(refserver_server.host, refserver_server.port)
+    writer.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\\r\\n\\r\\nplugin")
+"""
+
+WRONG_LOOP_TEST = """
+@pytest.mark.asyncio(loop_scope="module")
+async def test_on_a_module_loop(refserver_server):
+    pass
+"""
+
+NO_PLUGIN_TEST = """
+def test_sync_asks_for_the_async_fixture(refserver_server):
+    pass
+"""
+
+ASYNCIO_INI = "refserver_fixtures = true\nasyncio_default_fixture_loop_scope = function\n"
+
+
+class TestUnderPytestAsyncio:
+    """FastAPI users commonly have pytest-asyncio: refserver_server works in its tests too."""
+
+    def test_refserver_server_runs_on_the_pytest_asyncio_loop(self, tmp_path: Path) -> None:
+        pytest.importorskip("pytest_asyncio", reason="pytest-asyncio is in the test extra: pip install '.[test]'")
+        write(tmp_path / "test_it.py", "import asyncio\n" + APP + ASYNCIO_TEST + ASYNC_TEST)
+        done = run_pytest(tmp_path, ASYNCIO_INI)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "3 passed" in done.stdout  # pytest-asyncio's test, and anyio's on asyncio and trio
+
+    def test_a_loop_other_than_the_functions_is_refused_with_what_to_do(self, tmp_path: Path) -> None:
+        pytest.importorskip("pytest_asyncio", reason="pytest-asyncio is in the test extra: pip install '.[test]'")
+        write(tmp_path / "test_it.py", APP + WRONG_LOOP_TEST)
+        done = run_pytest(tmp_path, ASYNCIO_INI)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "not on this test's module-scoped one: ask for refserver_server_in_thread instead" in done.stdout
+
+    def test_without_an_async_plugin_the_failure_says_what_to_do(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", APP + NO_PLUGIN_TEST)
+        done = run_pytest(tmp_path, "refserver_fixtures = true\n", "-p", "no:asyncio")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "mark it @pytest.mark.anyio" in done.stdout
+        assert "for a synchronous test ask for refserver_server_in_thread" in done.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import importlib.util
 import json
 import sys
 import time
@@ -264,6 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in targets:
         if not t.info.installed:
             print(f"conformance: {t.name}: not installed ({t.info.reason})", file=sys.stderr)
+    scenarios, not_run = without_certificates(scenarios)
+    if not_run:
+        print(
+            f"conformance: {_tls_scenarios(not_run)} not run: their certificates are made with trustme, "
+            f"which is not installed; pip install '{TLS_EXTRA}' to run them",
+            file=sys.stderr,
+        )
+        if not scenarios:
+            return 1 if args.strict else 0
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     backend = "trio" if any(t.in_process_backend == "trio" for t in targets) else "asyncio"
     if args.in_process and {t.in_process_backend for t in targets} >= {"trio", "asyncio"}:
@@ -271,7 +281,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = anyio.run(
         lambda: run_report(targets, scenarios, jobs=args.jobs, repeat=args.repeat, progress=progress), backend=backend
     )
-    return finish(args, report, parser)
+    status = finish(args, report, parser)
+    if not_run and args.strict:
+        # --strict asks for every scenario: the ones not run are not a pass.
+        print(f"conformance: --strict: {_tls_scenarios(not_run)} not run (pip install '{TLS_EXTRA}')", file=sys.stderr)
+        return status or 1
+    return status
+
+
+TLS_EXTRA = "refserver[tls-scenarios]"
+
+
+def _tls_scenarios(scenarios: list[Scenario]) -> str:
+    return f"{len(scenarios)} TLS scenario{'' if len(scenarios) == 1 else 's'}"
+
+
+def without_certificates(scenarios: list[Scenario]) -> tuple[list[Scenario], list[Scenario]]:
+    """The scenarios that can run, and those that cannot: the TLS scenarios' certificates are
+    made with trustme (the ``tls-scenarios`` extra), which a plain install lacks."""
+    if importlib.util.find_spec("trustme") is not None:
+        return scenarios, []
+    needs = [s for s in scenarios if s.server is not None and "tls" in s.server.options()]
+    return [s for s in scenarios if s not in needs], needs
 
 
 def render(report: Report, fmt: str, *, traces: bool = True) -> str:

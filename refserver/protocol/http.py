@@ -117,6 +117,7 @@ class Input(FastEnum):
     HEAD_TIMEOUT = "keep-alive timer fired while a request head was arriving"
     # the server
     SHUTDOWN = "server shutdown"
+    SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
 _APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
@@ -146,6 +147,7 @@ _INPUT_SECTIONS = {
     Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
     Input.HEAD_TIMEOUT: _RFC_PERSISTENCE,
     Input.SHUTDOWN: _RFC_CLOSE,
+    Input.SHUTDOWN_TIMEOUT: _RFC_OVERLOAD,
 }
 
 
@@ -295,6 +297,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def server_shutdown(self) -> HTTPEffects:
         return self._step(Input.SHUTDOWN, None)
+
+    def shutdown_timeout(self) -> HTTPEffects:
+        """The server's shutdown timeout expired while an app instance runs: the server is about
+        to cancel it. ``ended_status`` is the status the client got (0: none)."""
+        return self._step(Input.SHUTDOWN_TIMEOUT, None)
 
     @property
     def keep_alive(self) -> bool:
@@ -750,6 +757,31 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(500, b"Internal Server Error\n", date=self.date, head_only=self.method == b"HEAD")
         self._go(State.CLOSED, "the app ended without a response; 500 sent", sections.CORE_ERRORS)
 
+    def _cancelled_pending(self, _: None) -> None:
+        """The app is cancelled at the shutdown timeout before its response completed
+        (docs/decisions.md#shutdown-timeout-503). Nothing reached the wire: 503 with connection: close (RFC 9110
+        §15.6.4: the server cannot handle the request now). Mid-body: the connection is closed."""
+        self.must_close = True
+        if self.state is State.SENDING_BODY:
+            self._fx.ended_status = self.status
+            self._go(State.CLOSED, "cancelled at the shutdown timeout mid-body; the response is cut", _RFC_OVERLOAD)
+            return
+        self.status = 503
+        self._fx.ended_status = 503
+        self._answer(
+            503,
+            b"Service Unavailable: the server is shutting down\n",
+            date=self.date,
+            head_only=self.method == b"HEAD",
+        )
+        self._go(State.CLOSED, "cancelled at the shutdown timeout before a response; 503 sent", _RFC_OVERLOAD)
+
+    def _cancelled_after(self, _: None) -> None:
+        """The app is cancelled at the shutdown timeout after its response completed, or after
+        the client left: the connection closes."""
+        self._fx.ended_status = self.status
+        self._go(State.CLOSED, "the app is cancelled at the shutdown timeout", _RFC_CLOSE)
+
     def _ended_gone(self, _: None) -> None:
         self._fx.ended_status = self.status
         self._go(State.CLOSED, "the app ended after the client left", sections.HTTP_DISCONNECT)
@@ -834,6 +866,9 @@ _rows(_HEAD, I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONNECT)
 _rows(_CYCLE, I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
+# -- the shutdown timeout (only while an app instance runs: the server cancels it)
+_rows(tuple(RESPONSE_PENDING), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_pending, _RFC_OVERLOAD)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app
 HTTPMachine.rows = TABLE

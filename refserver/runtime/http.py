@@ -44,6 +44,7 @@ class HTTPConnection:
         "_app_wakeup",
         "_close_owed",
         "_closing",
+        "_current",
         "_cycles",
         "_deadline",
         "_failure",
@@ -131,6 +132,9 @@ class HTTPConnection:
         self._timer_at = math.inf  # when _timer fires
         self._app_waiters = 0  # receive() calls blocked on _app_wakeup
         self._failure: Exception | None = None
+        # What the connection's app instance serves, and since when (for the shutdown timeout's
+        # record): a request head, or the WebSocket's path.
+        self._current: tuple[RequestHead | str, float] | None = None
 
     async def run(self) -> None:
         try:
@@ -210,6 +214,41 @@ class HTTPConnection:
             await self._websocket.shutdown()
             return
         self._apply(self.machine.server_shutdown())
+
+    async def shutdown_timed_out(self) -> None:
+        """The shutdown timeout expired with this connection's app still running, and the server
+        is about to cancel it (docs/decisions.md#shutdown-timeout-503): name it in a WARNING; a response that had
+        not started is answered 503 with connection: close, then the connection closes (traced,
+        access-logged), and the app's later messages are ignored. A WebSocket already got its
+        1001. Nothing to do when no app instance runs."""
+        current = self._current
+        if current is None:
+            return
+        served, since = current
+        ran = f"{anyio.current_time() - since:.1f} s"
+        why = "shutdown timeout: the server cancels the app"
+        websocket = self._websocket
+        if websocket is not None:
+            if websocket.trace is not None:
+                websocket.trace.record("timer", websocket.machine.state.name, sections.WS_DISCONNECT, why)
+            _cancelled(self.ctx, f"WebSocket {served} from {self.peer} (open {ran}; close 1001 sent at shutdown)")
+            return
+        if self._live_cycle == 0 or not isinstance(served, RequestHead):
+            return  # between requests
+        if self.trace is not None:
+            self.trace.record("timer", self._state, "RFC 9110 §15.6.4", why)
+        self._live_cycle = 0  # from now on the app's receive() and send() are those of an ended app
+        fx = self.machine.shutdown_timeout()
+        self._apply(fx)
+        status = fx.ended_status
+        path = served.target.decode("latin-1")
+        answer = "answered 503" if status == 503 else "its response cut" if status else "no response"
+        _cancelled(self.ctx, f"{served.method} {path} from {self.peer} (ran {ran}; {answer})")
+        if self.ctx.config.access_log and access_log.isEnabledFor(20):
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %s', self.peer, served.method, path, served.http_version, status or "-"
+            )
+        await self._flush_or_lose()
 
     # ------------------------------------------------------------------ effects
 
@@ -358,6 +397,7 @@ class HTTPConnection:
         )
         machine, trace = self.machine, self.trace
         pace = self._pace  # docs/decisions.md#fairness, docs/implementation.md#http-fairness-count
+        self._current = (head, anyio.current_time())
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -446,7 +486,10 @@ class HTTPConnection:
                     scope["path"],
                     machine.state.name,
                 )
+        if self._live_cycle != cycle:
+            return  # cancelled at the shutdown timeout: answered and recorded by shutdown_timed_out()
         self._live_cycle = 0
+        self._current = None
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
         self._apply(fx)
@@ -487,6 +530,7 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
+        self._current = (scope["path"], anyio.current_time())
         shutting_down = self._closing or self.machine.shutting_down
         # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
         # open for hours does not keep it.
@@ -505,6 +549,10 @@ _SEND_SECTIONS = {
     "http.response.start": sections.HTTP_RESPONSE_START,
     "http.response.body": sections.HTTP_RESPONSE_BODY,
 }
+
+
+def _cancelled(ctx: ServerContext, what: str) -> None:
+    error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)
 
 
 def _peer(client: Address) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from refserver.config import LifespanMode
 from refserver.errors import ASGIProtocolError, LifespanFailure
@@ -131,6 +132,21 @@ class Lifespan:
             await self._app_wakeup.wait()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except anyio.get_cancelled_exc_class():
+            # The server is cancelling the app (a forced exit, or the shutdown timeout): what it
+            # sends now answers the cancellation, not the protocol, so it is no app error
+            # (docs/decisions.md#forced-exit). Recorded, and the cancellation goes on.
+            if self.trace is not None:
+                self.trace.record(
+                    "ignored",
+                    self.machine.state.name,
+                    sections.LIFESPAN_SHUTDOWN,
+                    "sent while the server was cancelling the lifespan app",
+                    message=message,
+                )
+            raise
         try:
             fx = self.machine.app_send(message)
         except ASGIProtocolError as exc:

@@ -13,18 +13,30 @@ from refserver.errors import LifespanFailure
 from refserver.logs import error_log
 from refserver.runtime.server import Listening, serve
 
+# The exit status of a shutdown forced by a second signal: in-flight work was cut and lifespan
+# shutdown did not run, so the exit is not a clean one (docs/decisions.md#forced-exit).
+FORCED_EXIT_STATUS = 1
 
-async def _watch_signals(stop: anyio.Event, force: anyio.CancelScope) -> None:
-    """SIGINT/SIGTERM: graceful shutdown; a second one: stop at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if not stop.is_set():
-                error_log.info("Received %s; shutting down (again to force)", signal.Signals(signum).name)
-                stop.set()
-            else:
-                error_log.warning("Received %s again; forcing shutdown", signal.Signals(signum).name)
-                force.cancel()
-                return
+
+class _Signals:
+    """SIGINT/SIGTERM: graceful shutdown; a second one: stop at once (``forced``)."""
+
+    def __init__(self, force: anyio.CancelScope) -> None:
+        self.stop = anyio.Event()
+        self.force = force
+        self.forced = False
+
+    async def watch(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if not self.stop.is_set():
+                    error_log.info("Received %s; shutting down (again to force)", signal.Signals(signum).name)
+                    self.stop.set()
+                else:
+                    error_log.warning("Received %s again; forcing shutdown", signal.Signals(signum).name)
+                    self.forced = True
+                    self.force.cancel()
+                    return
 
 
 class _Announce:
@@ -41,14 +53,14 @@ class _Announce:
 async def _main(app: Any, config: Config, out: TextIO) -> int:
     # serve() runs in this task, not in a child started with tg.start(): an error raised
     # before it is listening then reaches this frame as itself, on every backend.
-    stop = anyio.Event()
     exit_code = 0
     cannot_listen: OSError | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, stop, tg.cancel_scope)
+        signals = _Signals(tg.cancel_scope)
+        tg.start_soon(signals.watch)
         try:
             try:
-                await serve(app, config, shutdown_trigger=stop.wait, task_status=_Announce(out))
+                await serve(app, config, shutdown_trigger=signals.stop.wait, task_status=_Announce(out))
             except OSError as exc:  # serve() raises the bind error as itself
                 cannot_listen = exc  # re-raised below, outside the task group, so not in a group
         except* LifespanFailure:
@@ -59,6 +71,12 @@ async def _main(app: Any, config: Config, out: TextIO) -> int:
             tg.cancel_scope.cancel()
     if cannot_listen is not None:
         raise cannot_listen
+    if signals.forced:
+        error_log.error(
+            "Forced exit: work still in flight was cut and lifespan shutdown did not run (exit status %d)",
+            FORCED_EXIT_STATUS,
+        )
+        return FORCED_EXIT_STATUS
     return exit_code
 
 

@@ -307,11 +307,28 @@ async def _serve_connections(
                     connections.start_soon(handler.shutdown)
                 with anyio.move_on_after(config.shutdown_timeout_s):
                     await ctx.all_closed.wait()
+                await _record_cancelled(ctx)
             connections.cancel_scope.cancel()
     finally:
         if config.uds:
             with contextlib.suppress(OSError):
                 os.unlink(config.uds)
+
+
+# How long the answers to the connections cancelled at the shutdown timeout may take to write
+# (a 503 each, at most): a client that does not read is not waited for longer.
+CANCEL_ANSWER_TIMEOUT_S = 1.0
+
+
+async def _record_cancelled(ctx: ServerContext) -> None:
+    """The shutdown timeout expired: before the server cancels what still runs, each connection
+    whose app runs is named in a WARNING and answers what it can (503 for a response that had
+    not started; docs/decisions.md#shutdown-timeout-503). Nothing is cancelled without a record."""
+    with anyio.move_on_after(CANCEL_ANSWER_TIMEOUT_S):
+        async with anyio.create_task_group() as tg:
+            for handler in list(ctx.handlers):
+                if isinstance(handler, HTTPConnection):
+                    tg.start_soon(handler.shutdown_timed_out)
 
 
 __all__ = ["LifespanFailure", "Listening", "TLSConfigError", "serve"]
