@@ -83,7 +83,7 @@ def load_app(path: str, *, app_dir: str = ".", factory: bool = False) -> ASGIApp
             raise AppLoadError(f"{path} is {what}, not an app factory: run it without --factory")
         obj = obj()
     elif callable(obj) and not is_asgi3(obj) and _takes_no_arguments(obj):
-        # asgi spec "Legacy Applications": an ASGI 2 app takes the scope, so a callable taking
+        # asgi spec, "Legacy Applications": an ASGI 2 app takes the scope, so a callable taking
         # nothing cannot be one. It is an app factory given without --factory (as uvicorn does,
         # call it and say so, instead of answering every request with 500).
         error_log.warning("%s takes no arguments, so it is taken for an app factory and called; pass --factory", path)
