@@ -312,9 +312,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ receive()
 
     def _receive(self, _: None) -> None:
-        """Hand the app the connect event, then queued messages, then the disconnect (again on every call).
-
-        In FAILING, asking for more once the queue is empty fails the connection now."""
+        """Return the connect event first, then each queued message, then the disconnect (again on every call)."""
         fx = self._fx
         if not self._connect_delivered:
             # www spec 2.5, "Connect - receive event": always the first event.
@@ -330,10 +328,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             return
         self._app_holds_message = False
         self._app_waiting = self.state is _OPEN  # the next message goes straight to it
-        if self.state is _FAILING:
-            # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md #26).
-            self._fail_now()
         if self._disconnect is not None:
             # docs/decisions.md #15: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
@@ -348,6 +342,17 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                         sections.WS_DISCONNECT,
                     )
                 )
+
+    def _receive_failing(self, _: None) -> None:
+        """Return the connect event or the next queued message; once none is left, fail the connection now.
+
+        The disconnect that the failure decides is returned at once."""
+        if self._connect_delivered and not self.inbox:
+            # The app has every message that arrived before the bad bytes and asks for
+            # more: now the connection fails (docs/decisions.md #26).
+            self._app_holds_message = False
+            self._fail_now()
+        self._receive(None)
 
     # ------------------------------------------------------------------ CONNECTING
 
@@ -410,18 +415,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
-            self._parse(trailing)
+            self._run(Input.BYTES, trailing)
 
     def _refuse(self, message: Message) -> None:
-        """Answer the handshake with HTTP 403; the disconnect is 1006."""
+        """Answer the handshake with HTTP 403 and decide the disconnect as 1006."""
         messages.validate(message, "websocket.close")
         # www spec 2.5, "Close - send event": close before accept -> HTTP 403, at once.
-        self._http_response(403, [], b"", more=False)
+        self._http_response(403, [], b"")
         self._decide(1006, "", "the handshake was refused with HTTP 403")
         self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
     def _deny_start(self, message: Message) -> None:
-        """Check and hold the denial response start until its first body message."""
+        """Check the denial response's start and hold it until its first body message."""
         message = messages.validate(message, "websocket.http.response.start")
         headers = list(message.get("headers", ()))
         check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
@@ -429,31 +434,39 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._denial_headers = headers
         self._go(State.DENIAL_START_HELD, "denial started; held until its first body message", sections.WS_DENIAL)
 
+    def _deny_first_body(self, message: Message) -> None:
+        """Send the held denial head, then send this body part as DENIAL_BODY does."""
+        validated = messages.validate(message, "websocket.http.response.body")
+        body, more = bytes(validated.get("body", b"")), validated.get("more_body", False)
+        self._http_head(self._denial_status, self._denial_headers, len(body), more)
+        self._denial_headers = []
+        self._go(State.DENIAL_BODY, f"denial response HTTP {self._denial_status} sent", sections.WS_DENIAL)
+        self._run(Input.DENIAL_BODY, validated)
+
     def _deny_body(self, message: Message) -> None:
-        """Send the held denial head with this body part, or the next body part; the last one ends the connection."""
+        """Send the body part; after the last one, end the connection."""
         message = messages.validate(message, "websocket.http.response.body")
-        body, more = bytes(message.get("body", b"")), message.get("more_body", False)
-        if self.state is State.DENIAL_START_HELD:
-            self._go(State.DENIAL_BODY, f"denial response HTTP {self._denial_status} sent", sections.WS_DENIAL)
-            self._http_response(self._denial_status, self._denial_headers, body, more)
-            self._denial_headers = []
-        else:
-            if body:
-                self._send_http(h11.Data(data=body), "websocket.http.response.body")
-            if not more:
-                self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
+        more = message.get("more_body", False)
+        self._http_body(bytes(message.get("body", b"")), more)
         if not more and self.state is not State.CLOSED:
             self._decide(1006, "", f"the handshake was answered with the app's HTTP {self._denial_status} response")
             self._go(State.DRAINING, "denial response complete", sections.WS_DENIAL)
 
-    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, more: bool) -> None:
+    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Answer the handshake with a whole HTTP response."""
+        self._http_head(status, headers, len(body), False)
+        self._http_body(body, False)
+
+    def _http_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int, more: bool) -> None:
         headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
         if not more and not any(n == b"content-length" for n, _ in headers):
-            headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"content-length", str(length).encode()))
         if not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))
         self._fx.status = status
         self._send_http(response_head(status, headers), "websocket.http.response.start")
+
+    def _http_body(self, body: bytes, more: bool) -> None:
         if body:
             self._send_http(h11.Data(data=body), "websocket.http.response.body")
         if not more:
@@ -476,7 +489,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _answer_500(self) -> None:
         body = b"Internal Server Error"
-        self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body, False)
+        self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body)
         self._decide(1006, "", "the handshake was answered with HTTP 500")
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
@@ -491,11 +504,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "the app ended during its denial response", sections.WS_DENIAL)
 
     def _shutdown_before_accept(self, _: None) -> None:
-        """Answer the handshake with HTTP 503; the disconnect is 1001."""
+        """Answer the handshake with HTTP 503 and decide the disconnect as 1001."""
         # Nothing of the app's answer is on the wire yet (a denial start is held until its
         # first body), so the handshake is refused like any unanswered one
         # (docs/decisions.md #17).
-        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down", False)
+        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down")
         self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
 
@@ -531,7 +544,22 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             ).with_state(self.state.name) from None
 
     def _send_close(self, message: Message) -> None:
-        """Write the app's close frame (and in FAILING, fail the connection now)."""
+        """Write the app's close frame and wait for the peer's."""
+        code, reason = self._close_frame_of(message)
+        self._write_close(code, reason)
+        self.closed_reason = f"the app already sent websocket.close (code {code})"
+        self.close_code = code
+        self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
+
+    def _close_failing(self, message: Message) -> None:
+        """Write the app's close frame and fail the connection: no close frame can come back.
+
+        The peer's bad bytes stopped the parser, so the closing handshake cannot complete."""
+        self._write_close(*self._close_frame_of(message))
+        self._fail_now()
+
+    def _close_frame_of(self, message: Message) -> tuple[int, str]:
+        """The code and reason of the app's websocket.close (a note if the reason is cut)."""
         message = messages.validate(message, "websocket.close")
         code = message.get("code")
         code = 1000 if code is None else code
@@ -545,22 +573,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                     sections.WS_CLOSE,
                 )
             )
-        self._write_close(code, reason)
-        if self.state is State.FAILING:
-            # The peer's bad bytes stopped the parser: no close frame can be read back.
-            self._fail_now()
-            return
-        self.closed_reason = f"the app already sent websocket.close (code {code})"
-        self.close_code = code
-        self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
+        return code, reason
 
     def _app_returned_open(self, _: None) -> None:
-        """Write close 1000."""
+        """Write close 1000 and wait for the peer's close frame."""
         # docs/decisions.md #19: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
-        """Write close 1011."""
+        """Write close 1011 and wait for the peer's close frame."""
         # docs/decisions.md #19: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
@@ -581,19 +602,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
 
     def _parse(self, data: bytes) -> None:
-        """Feed the frame codec; each frame or message it completes is an input of its own."""
+        """Feed the frame codec, and hand each frame or message it completes to its own row."""
         codec = self.codec
         if codec is None:  # pragma: no cover
             raise RuntimeError("no frame codec")
-        outer = self._row
         for kind, payload in codec.feed(data):
-            # An input found inside another (a frame inside the peer's bytes): its own row.
-            row = self._row = TABLE[(self.state, _FRAME_INPUTS[kind])]
-            row.action(self, payload)
-        self._row = outer
+            self._run(_FRAME_INPUTS[kind], payload)
 
     def _message(self, data: str | bytes) -> None:
-        """Hand the message to a receive() that waits, or queue it (reading pauses past the read-ahead budget)."""
+        """Hand the message to a waiting receive(), or queue it (reading pauses past the read-ahead budget)."""
         # The codec reassembles fragments and decodes UTF-8 as it arrives, so a character
         # split across frames arrives whole and bad UTF-8 fails the connection at once.
         fx = self._fx
@@ -613,30 +630,34 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         fx.wake_app = True
 
     def _drop_message(self, data: str | bytes) -> None:
-        """Drop it: data after the app's close frame is not delivered."""
+        """Drop the message: data after the app's close frame is not delivered."""
         # docs/decisions.md #21: data after the app's close is dropped.
         self._fx.add_note(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, payload: bytes) -> None:
-        """Write a pong with the same payload."""
+        """Write a pong with the ping's payload."""
         # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
-        if self._wire_open():
-            self._write(FrameCodec.control_frame(frames.PONG, payload))
+        self._write(FrameCodec.control_frame(frames.PONG, payload))
 
     def _pong(self, payload: bytes) -> None:
-        """A pong to our ping: cancel the pong timer, arm the next ping."""
-        if self.state is State.OPEN and self._ping_payload is not None and payload == self._ping_payload:
+        """Cancel the pong timer and arm the next ping, if the pong answers our ping."""
+        if self._ping_payload is not None and payload == self._ping_payload:
             self._ping_payload = None
             self._cancel(Timer.PONG)
             if self.timeouts.ping_interval_s > 0:
                 self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
-        """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
+        """Echo the close frame, decide the disconnect with the peer's code and reason, and close TCP."""
         code, reason = close
-        # If the peer began the closing handshake, echo its code (RFC 6455 §5.5.1) and, the
-        # handshake being complete, close TCP at once (§7.1.1); if we began it, nothing to send.
+        # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
+        # handshake being complete, close TCP at once (§7.1.1).
         self._write_close(code, reason)
+        self._peer_close_reply(close)
+
+    def _peer_close_reply(self, close: tuple[int, str]) -> None:
+        """Decide the disconnect with the peer's code and reason, and close TCP: the closing handshake is complete."""
+        code, reason = close
         self._close_received = True
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
@@ -644,23 +665,35 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _bad_data(self, failure: tuple[int, str]) -> None:
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
         # The codec has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
-        code = failure[0]
-        text = _FAILURE_REASONS.get(code, "protocol error")
-        if code == 1009:
-            text = f"message exceeds {self.max_size_bytes} bytes"
-        self._failure = (code, text)
-        if self.state is State.OPEN and (self.inbox or self._app_holds_message):
+        self._hold_failure(failure)
+        if self.inbox or self._app_holds_message:
             # Messages that fully arrived before the bad bytes are still delivered, and the
             # app may still answer them: the failure waits until the app asks for more, at
             # most the close timeout (docs/decisions.md #26).
-            self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
+            self._go(
+                State.FAILING,
+                f"bad data ({self._failure[1]}) behind messages the app has yet to take",
+                "RFC 6455 §7.1.7",
+            )
             self._cancel(Timer.PING, Timer.PONG)
             self._fx.arm_timer(Timer.HOLD, self.timeouts.close_s)
         else:
             self._fail_now()
 
+    def _bad_data_after_close(self, failure: tuple[int, str]) -> None:
+        """Decide the failure's code, send FIN and drain: our close frame is already out."""
+        self._hold_failure(failure)
+        self._fail_now()
+
+    def _hold_failure(self, failure: tuple[int, str]) -> None:
+        code = failure[0]
+        text = _FAILURE_REASONS.get(code, "protocol error")
+        if code == 1009:
+            text = f"message exceeds {self.max_size_bytes} bytes"
+        self._failure = (code, text)
+
     def _fail_now(self, _: Any = None) -> None:
-        """Write the failure close frame (1002, 1007, 1009); decide that code; send FIN and drain.
+        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
 
         RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
         code, text = self._failure
@@ -685,7 +718,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _pong_overdue(self, _: None) -> None:
-        """Write close 1011, decide 1006, close TCP (or try again if reading is paused)."""
+        """Write close 1011, decide 1006 and close TCP; while reading is paused, ping again later instead."""
         if not self._reading and not self._write_blocked:
             # The reader is paused (backpressure), so the pong may be sitting unread: try
             # again in the next interval.
@@ -697,7 +730,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "keepalive ping timed out; close 1011 sent", 'www spec 2.5, "WebSocket"', Tcp.ABORT)
 
     def _shutdown_open(self, _: None) -> None:
-        """Write close 1001; decide 1001; wait for the peer's close frame."""
+        """Write close 1001, decide 1001 and wait for the peer's close frame."""
         # docs/decisions.md #17: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
@@ -713,19 +746,19 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
     def _lost_while_failing(self, _: Any) -> None:
-        """Decide the pending failure code and close TCP."""
+        """Decide the held failure's code and close TCP."""
         # The peer broke the protocol and then left: the failure is the cause.
         code, text = self._failure
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
     def _close_overdue(self, _: None) -> None:
-        """Decide 1006 and close TCP."""
+        """Decide 1006 and close TCP: the peer did not finish the closing handshake in time."""
         self._decide(1006, "", "the peer did not answer the close frame in time (code 1006)")
         self._go(State.CLOSED, "close timeout: the peer did not finish the closing handshake", _RFC_CLOSE, Tcp.ABORT)
 
     def _tcp_gone(self, _: Any) -> None:
-        """Close TCP (the disconnect is already decided)."""
+        """Close TCP; the disconnect is already decided."""
         self._go(State.CLOSED, "the TCP connection ended (EOF or close timeout)", _RFC_CLOSE, Tcp.ABORT)
 
     def _closed_send(self, message: Message) -> None:
@@ -740,10 +773,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         raise _misuse(self.state, kind).with_state(self.state.name)
 
     def _nothing(self, _: Any) -> None:
-        """Nothing to do."""
+        """Do nothing."""
 
     def _discard(self, _: Any) -> None:
-        """Discard the bytes (the parser has stopped, or the connection is over)."""
+        """Discard the bytes: the parser has stopped, or the connection is over."""
 
     _write_blocked = False
 
@@ -805,36 +838,34 @@ _rows = _table.add
 
 
 _BEFORE_ACCEPT = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY)
-_PARSING = (S.OPEN, S.CLOSING, S.SHUTTING_DOWN)
-_NOT_PARSING = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.FAILING, S.DRAINING, S.CLOSED)
-_ALL = tuple(State)
+_DENYING = (S.DENIAL_START_HELD, S.DENIAL_BODY)
+_AFTER_CLOSE = (S.CLOSING, S.SHUTTING_DOWN)  # our close frame is out; the parser runs
+_NOT_PARSING = (*_BEFORE_ACCEPT, S.FAILING, S.DRAINING, S.CLOSED)
 _ENDED = (S.CLOSING, S.SHUTTING_DOWN, S.DRAINING, S.CLOSED)
 
+# Each row lists exactly the states its input can lead to from its own state.
 # -- the app's messages
 _rows((S.CONNECTING,), I.ACCEPT, (S.OPEN, S.DRAINING), M._accept, sections.WS_ACCEPT)
 _rows((S.CONNECTING,), I.CLOSE, (S.DRAINING,), M._refuse, sections.WS_CLOSE)
 _rows((S.CONNECTING,), I.DENIAL_START, (S.DENIAL_START_HELD,), M._deny_start, sections.WS_DENIAL)
 _rows((S.CONNECTING,), I.SEND, (), M._misuse, sections.WS_SEND)
 _rows((S.CONNECTING,), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
-_rows(
-    (S.DENIAL_START_HELD, S.DENIAL_BODY),
-    I.DENIAL_BODY,
-    (S.DENIAL_BODY, S.DRAINING, S.CLOSED),
-    M._deny_body,
-    sections.WS_DENIAL,
-)
+_rows((S.DENIAL_START_HELD,), I.DENIAL_BODY, (S.DENIAL_BODY,), M._deny_first_body, sections.WS_DENIAL)
+_rows((S.DENIAL_BODY,), I.DENIAL_BODY, (S.DRAINING, S.CLOSED), M._deny_body, sections.WS_DENIAL)
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START):
-    _rows((S.DENIAL_START_HELD, S.DENIAL_BODY), _input, (), M._misuse, sections.WS_DENIAL)
+    _rows(_DENYING, _input, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.SEND, (), M._send_data, sections.WS_SEND)
-_rows((S.OPEN, S.FAILING), I.CLOSE, (S.CLOSING, S.DRAINING), M._send_close, sections.WS_CLOSE)
+_rows((S.OPEN,), I.CLOSE, (S.CLOSING,), M._send_close, sections.WS_CLOSE)
+_rows((S.FAILING,), I.CLOSE, (S.DRAINING,), M._close_failing, sections.WS_CLOSE)
 _rows((S.OPEN, S.FAILING), I.ACCEPT, (), M._misuse, sections.WS_ACCEPT)
 _rows((S.OPEN, S.FAILING), I.DENIAL_START, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START, I.DENIAL_BODY):
     _rows(_ENDED, _input, (), M._closed_send, sections.WS_CLOSED_SEND)
-_rows(_ALL, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
+_rows(tuple(State), I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- receive()
-_rows(_ALL, I.RECEIVE, (S.DRAINING,), M._receive, sections.WS_DISCONNECT)
+_rows(tuple(s for s in State if s is not S.FAILING), I.RECEIVE, (), M._receive, sections.WS_DISCONNECT)
+_rows((S.FAILING,), I.RECEIVE, (S.DRAINING,), M._receive_failing, _RFC_FAIL)
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._app_ended_before_accept, sections.WS_ACCEPT)
@@ -845,21 +876,22 @@ _rows((S.OPEN,), I.APP_RETURNED, (S.CLOSING,), M._app_returned_open, sections.WS
 _rows((S.OPEN,), I.APP_RAISED, (S.CLOSING,), M._app_raised_open, sections.WS_CLOSE)
 # -- the peer's bytes, and the frames inside them
 _rows(_BEFORE_ACCEPT, I.BYTES, (), M._buffer_early, "RFC 6455 §4.2.2")
-_rows(_PARSING, I.BYTES, (), M._parse, "RFC 6455 §5.2")
+_rows((S.OPEN, *_AFTER_CLOSE), I.BYTES, (), M._parse, "RFC 6455 §5.2")
 _rows((S.FAILING, S.DRAINING, S.CLOSED), I.BYTES, (), M._discard, _RFC_FAIL)
 _rows((S.OPEN,), I.MESSAGE, (), M._message, sections.WS_RECEIVE)
-_rows((S.CLOSING, S.SHUTTING_DOWN), I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
-_rows(_PARSING, I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
-_rows(_PARSING, I.PONG, (), M._pong, "RFC 6455 §5.5.3")
-_rows(_PARSING, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows(_AFTER_CLOSE, I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
+_rows((S.OPEN,), I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
+_rows(_AFTER_CLOSE, I.PING, (), M._nothing, "RFC 6455 §5.5.1")
+_rows((S.OPEN,), I.PONG, (), M._pong, "RFC 6455 §5.5.3")
+_rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
+_rows((S.OPEN,), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows(_AFTER_CLOSE, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close_reply, _RFC_LOST)
 _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
-_rows((S.CLOSING, S.SHUTTING_DOWN), I.BAD_DATA, (S.DRAINING,), M._bad_data, _RFC_FAIL)
+_rows(_AFTER_CLOSE, I.BAD_DATA, (S.DRAINING,), M._bad_data_after_close, _RFC_FAIL)
 for _input in (I.MESSAGE, I.PING, I.PONG, I.CLOSE_FRAME, I.BAD_DATA):
     _rows(_NOT_PARSING, _input, (), M._nothing, _NO_FRAMES)
 # -- the peer goes away
-_rows(
-    (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST
-)
+_rows((*_BEFORE_ACCEPT, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST)
 _rows((S.FAILING,), I.PEER_GONE, (S.CLOSED,), M._lost_while_failing, _RFC_FAIL)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.PEER_GONE, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
 _rows((S.CLOSED,), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
