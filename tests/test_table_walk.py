@@ -96,16 +96,15 @@ def ws_key(m: WS) -> Hashable:
     its length, up to two)."""
     return (
         m.state,
-        m._connect_delivered,
-        m._app_holds_message,
-        m._app_waiting,
+        m.receiving,
+        m.handshake is None,
+        m.codec is None,
         min(len(m.inbox), 2),
         m._disconnect is not None,
+        m._failure,
+        tuple(m._denial_headers),
         m._ping_payload is not None,
         m._reading,
-        m._close_sent,
-        tuple(m._denial_headers),
-        m.codec is None,
     )
 
 

@@ -19,12 +19,34 @@ The disconnect rules (docs/decisions.md #15, #16, #18, #21):
 - it comes after every message that fully arrived before the end;
 - its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
   frame, or the code refserver sent when it failed the connection or shut down.
+
+The machine is its :class:`State` plus these data fields, and nothing else:
+
+- ``receiving`` (:class:`Receiving`): the app's side of ``receive()``;
+- ``handshake``: the h11 connection that parsed the upgrade request and answers it (None
+  once the 101 is sent: the HTTP side is over); ``early_bytes``: what the peer sent before;
+- ``codec``: the frames both ways, from the 101 on (None before);
+- ``inbox`` / ``inbox_bytes``: complete messages the app has not taken, oldest first;
+- ``disconnect``: the one ``websocket.disconnect``, once decided; ``close_code`` and
+  ``closed_reason``: what ``send()`` raises once the connection is closing;
+- ``failure``: the code and text of the failure FAILING holds;
+- ``denial_status`` / ``denial_headers``: the app's denial response start;
+- ``ping_payload``: the keepalive ping whose pong is awaited (None: none is);
+  ``pings_sent``: the pings so far (the next one's payload);
+- ``disconnect_repeats``: ``receive()`` calls that returned the disconnect (to warn once);
+- ``reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
+
+The closing handshake needs no field of its own: our close frame can be written only in
+OPEN and FAILING, and every state after them has sent it or never will; the peer's close
+frame leads straight to CLOSED. Set once at the start and never changed: ``key``,
+``offered_subprotocols``, ``deflate``, ``max_size_bytes``, ``timeouts``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import h11
@@ -57,7 +79,8 @@ _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
 class State(FastEnum):
-    """The one state of a WebSocket connection; nothing beside it needs remembering."""
+    """Where a WebSocket connection is: which inputs it takes and what each does. The data
+    fields listed at the top of this module hold the rest of what it remembers."""
 
     CONNECTING = "handshake received; waiting for the app's accept, close or denial"
     DENIAL_START_HELD = "denial response started; held until its first body message"
@@ -78,6 +101,15 @@ class State(FastEnum):
 _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
 # States in which the connection is closed or closing for the app's send().
 _SEND_CLOSED_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING, State.CLOSED})
+
+
+class Receiving(Enum):
+    """The app's side of ``receive()``."""
+
+    CONNECT_DUE = "websocket.connect is still to be returned: it is always the first event"
+    IDLE = "the app holds no message, and no receive() waits for one"
+    HOLDING = "the app took a message and has not asked for the next yet"
+    WAITING = "a receive() waits on an open connection and nothing is queued: the next message is handed to it"
 
 
 _RFC_CLOSE = "RFC 6455 §7.1.1"
@@ -184,37 +216,30 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         max_size_bytes: int,
         timeouts: Timeouts | None = None,
     ) -> None:
-        self.handshake = handshake
+        self.handshake: h11.Connection | None = handshake
         self.key = key
         self.offered_subprotocols = subprotocols
         self.deflate = deflate
         self.max_size_bytes = max_size_bytes
         self.timeouts = timeouts or Timeouts()
         self.state = State.CONNECTING
-        # The frames both ways, from the accept on; and the closing handshake's two halves.
+        # The data fields (see the module's docstring), in its order.
+        self.receiving = Receiving.CONNECT_DUE
+        self._early_bytes = 0
         self.codec: FrameCodec | None = None
-        self._close_sent = False
-        self._close_received = False
-        # Data that qualifies the state without being a state of its own:
-        # Complete messages the app has not taken, oldest first (a list: few wait at a time,
-        # and an empty list is a tenth of an empty deque's size for every idle connection).
+        # (A list: few messages wait at a time, and an empty list is a tenth of an empty
+        # deque's size for every idle connection.)
         self.inbox: list[dict[str, Any]] = []
         self._inbox_bytes = 0
-        self._disconnect: dict[str, Any] | None = None  # decided once (first writer wins)
-        self.closed_reason = ""  # why send() raises ClientDisconnected, once closing
+        self._disconnect: dict[str, Any] | None = None
         self.close_code: int | None = None
-        self._failure: tuple[int, str] = (0, "")  # the code and text of FAILING
-        self._connect_delivered = False
-        self._app_holds_message = False  # took a message, has not asked for the next yet
-        # A receive() waits and nothing is queued: the next message is handed to it at once
-        # (Effects.event of the input that completes it) instead of queued for another input.
-        self._app_waiting = False
-        self._disconnect_repeats = 0
-        self._early_bytes = 0  # bytes buffered by h11 before the accept
+        self.closed_reason = ""
+        self._failure: tuple[int, str] = (0, "")
         self._denial_status = 0
         self._denial_headers: list[tuple[bytes, bytes]] = []
-        self._ping_count = 0
         self._ping_payload: bytes | None = None
+        self._pings_sent = 0
+        self._disconnect_repeats = 0
         self._reading = True
         self._fx = Effects()
         self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
@@ -256,8 +281,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def timer_fired(self, timer: Timer, *, write_blocked: bool = False) -> Effects:
         """A deadline armed through ``Effects.arm`` passed. ``write_blocked``: a write is
         still waiting for socket buffer space (for the ping timeout)."""
-        self._write_blocked = write_blocked
-        return self._step(_TIMER_INPUTS[timer], None)
+        return self._step(_TIMER_INPUTS[timer], write_blocked)
 
     def server_shutdown(self) -> Effects:
         return self._step(Input.SHUTDOWN, None)
@@ -314,20 +338,19 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _receive(self, _: None) -> None:
         """Return the connect event first, then each queued message, then the disconnect (again on every call)."""
         fx = self._fx
-        if not self._connect_delivered:
+        if self.receiving is Receiving.CONNECT_DUE:
             # www spec 2.5, "Connect - receive event": always the first event.
-            self._connect_delivered = True
+            self.receiving = Receiving.IDLE
             fx.event = {"type": "websocket.connect"}
             return
         if self.inbox:
             event = self.inbox.pop(0)
             self._inbox_bytes -= _size(event)
-            self._app_holds_message = True
-            self._app_waiting = False
+            self.receiving = Receiving.HOLDING
             fx.event = event
             return
-        self._app_holds_message = False
-        self._app_waiting = self.state is _OPEN  # the next message goes straight to it
+        # On an open connection, the next message goes straight to this receive().
+        self.receiving = Receiving.WAITING if self.state is _OPEN else Receiving.IDLE
         if self._disconnect is not None:
             # docs/decisions.md #15: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
@@ -347,10 +370,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Return the connect event or the next queued message; once none is left, fail the connection now.
 
         The disconnect that the failure decides is returned at once."""
-        if self._connect_delivered and not self.inbox:
+        if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
             # The app has every message that arrived before the bad bytes and asks for
             # more: now the connection fails (docs/decisions.md #26).
-            self._app_holds_message = False
             self._fail_now()
         self._receive(None)
 
@@ -396,7 +418,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
         headers.extend(app_headers)
         try:
-            data = self.handshake.send(h11.InformationalResponse(status_code=101, headers=headers))
+            data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as exc:
             self._answer_500()
             self._fx.error = ASGIProtocolError(
@@ -405,9 +427,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             return
         self._write(data or b"")
         self._fx.status = 101
-        trailing, _closed = self.handshake.trailing_data
+        trailing, _closed = self._http().trailing_data
         # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
-        del self.handshake
+        self.handshake = None
         self._early_bytes = 0
         self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
@@ -479,7 +501,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if self.state is State.CLOSED:
             return
         try:
-            self._write(self.handshake.send(event) or b"")
+            self._write(self._http().send(event) or b"")
         except h11.LocalProtocolError as exc:
             self._decide(1006, "", "the handshake response could not be sent")
             self._go(State.CLOSED, "the denial response could not be completed", sections.WS_DENIAL)
@@ -516,7 +538,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Keep the bytes (h11 holds them) for the frame parser after the 101."""
         # Before the 101: h11 keeps the bytes as trailing data for the frame parser.
         self._early_bytes += len(data)
-        self.handshake.receive_data(data)
+        self._http().receive_data(data)
 
     # ------------------------------------------------------------------ OPEN (and FAILING)
 
@@ -556,7 +578,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
         The peer's bad bytes stopped the parser, so the closing handshake cannot complete."""
         self._write_close(*self._close_frame_of(message))
-        self._fail_now()
+        self._drain_failed()
 
     def _close_frame_of(self, message: Message) -> tuple[int, str]:
         """The code and reason of the app's websocket.close (a note if the reason is cut)."""
@@ -591,15 +613,16 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.close_code = code
         self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
-    def _wire_open(self) -> bool:
-        """Frames other than the close echo may still be sent (RFC 6455 §5.5.1: nothing after
-        a close frame; and none once the peer's close frame has come)."""
-        return self.codec is not None and not self._close_sent and not self._close_received
-
     def _write_close(self, code: int, reason: str) -> None:
-        if self._wire_open():
-            self._close_sent = True
-            self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
+        """Write our close frame: only OPEN and FAILING have not sent it, and after it no
+        other frame is sent (RFC 6455 §5.5.1)."""
+        self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
+
+    def _http(self) -> h11.Connection:
+        """The h11 connection that answers the handshake (its rows run before the 101)."""
+        if self.handshake is None:  # pragma: no cover - a bug in a row
+            raise RuntimeError("the HTTP side of the WebSocket connection is over")
+        return self.handshake
 
     def _parse(self, data: bytes) -> None:
         """Feed the frame codec, and hand each frame or message it completes to its own row."""
@@ -619,10 +642,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             message = {"type": "websocket.receive", "text": data}
         else:
             message = {"type": "websocket.receive", "bytes": data}
-        if self._app_waiting:
+        if self.receiving is Receiving.WAITING:
             # Nothing is queued before it and the app asked: this input answers that receive().
-            self._app_waiting = False
-            self._app_holds_message = True
+            self.receiving = Receiving.HOLDING
             fx.event = message
         else:
             self.inbox.append(message)
@@ -658,7 +680,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _peer_close_reply(self, close: tuple[int, str]) -> None:
         """Decide the disconnect with the peer's code and reason, and close TCP: the closing handshake is complete."""
         code, reason = close
-        self._close_received = True
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
@@ -666,7 +687,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
         # The codec has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
         self._hold_failure(failure)
-        if self.inbox or self._app_holds_message:
+        if self.inbox or self.receiving is Receiving.HOLDING:
             # Messages that fully arrived before the bad bytes are still delivered, and the
             # app may still answer them: the failure waits until the app asks for more, at
             # most the close timeout (docs/decisions.md #26).
@@ -683,7 +704,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _bad_data_after_close(self, failure: tuple[int, str]) -> None:
         """Decide the failure's code, send FIN and drain: our close frame is already out."""
         self._hold_failure(failure)
-        self._fail_now()
+        self._drain_failed()
 
     def _hold_failure(self, failure: tuple[int, str]) -> None:
         code = failure[0]
@@ -696,18 +717,19 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
 
         RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
+        self._write_close(*self._failure)
+        self._drain_failed()
+
+    def _drain_failed(self) -> None:
         code, text = self._failure
-        self._write_close(code, text)
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.DRAINING, f"connection failed with code {code} ({text})", "RFC 6455 §7.1.7")
 
-    def _ping_due(self, _: None) -> None:
+    def _ping_due(self, _: bool) -> None:
         """Write a keepalive ping and arm the pong timer."""
         # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
-        if not self._wire_open():
-            return
-        self._ping_count += 1
-        payload = self._ping_count.to_bytes(4, "big")
+        self._pings_sent += 1
+        payload = self._pings_sent.to_bytes(4, "big")
         self._write(FrameCodec.control_frame(frames.PING, payload))
         if self.timeouts.ping_timeout_s > 0:
             # The ping timeout runs from the moment the ping is queued: a peer that stopped
@@ -717,9 +739,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         else:
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
-    def _pong_overdue(self, _: None) -> None:
+    def _pong_overdue(self, write_blocked: bool) -> None:
         """Write close 1011, decide 1006 and close TCP; while reading is paused, ping again later instead."""
-        if not self._reading and not self._write_blocked:
+        if not self._reading and not write_blocked:
             # The reader is paused (backpressure), so the pong may be sitting unread: try
             # again in the next interval.
             self._ping_payload = None
@@ -752,7 +774,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
-    def _close_overdue(self, _: None) -> None:
+    def _close_overdue(self, _: bool) -> None:
         """Decide 1006 and close TCP: the peer did not finish the closing handshake in time."""
         self._decide(1006, "", "the peer did not answer the close frame in time (code 1006)")
         self._go(State.CLOSED, "close timeout: the peer did not finish the closing handshake", _RFC_CLOSE, Tcp.ABORT)
@@ -777,8 +799,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _discard(self, _: Any) -> None:
         """Discard the bytes: the parser has stopped, or the connection is over."""
-
-    _write_blocked = False
 
 
 def _size(event: Mapping[str, Any]) -> int:
