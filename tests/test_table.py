@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from refserver.protocol.effects import Effects, Timer, blank
+from refserver.protocol.effects import Effects, Timer
 from refserver.protocol.table import Row, TableBuilder, TableMachine
 
 
@@ -82,11 +82,11 @@ def test_a_row_changes_the_state_at_most_once_and_only_from_its_own_state() -> N
 
 
 class TestEffects:
-    """What every input returns: defaults shared by all effects, which nothing can add to."""
+    """What every input returns: every effect has lists of its own, empty by default."""
 
     def test_an_input_that_asks_for_nothing_equals_the_defaults(self) -> None:
-        fx = blank(Effects)()
-        assert fx == Effects() == Effects(write=[], arm={})
+        fx = Effects()
+        assert fx == Effects(write=[], arm={})
         assert (fx.write, fx.arm, fx.event, fx.tcp) == ([], {}, None, None)
         assert repr(Effects(wake_app=True)) == "Effects(wake_app=True)"
 
@@ -99,13 +99,12 @@ class TestEffects:
         assert (second.write, second.arm, Effects().write) == ([], {}, [])
         assert first != second
 
-    def test_the_shared_defaults_refuse_to_be_added_to(self) -> None:
+    def test_what_is_added_to_one_effect_leaks_into_no_other(self) -> None:
         fx = Effects()
-        with pytest.raises(TypeError, match="shared empty list"):
-            fx.write.append(b"leak")
-        with pytest.raises(TypeError, match="shared empty dict"):
-            fx.arm[Timer.PING] = 1.0
-        assert Effects().write == [] and Effects().arm == {}
+        fx.write.append(b"leak")
+        fx.arm[Timer.PING] = 1.0
+        fx.cancel.append(Timer.PONG)
+        assert Effects() == Effects(write=[], arm={}, cancel=[], transitions=[], notes=[])
 
     def test_an_unknown_field_is_refused(self) -> None:
         with pytest.raises(TypeError, match="has no field 'writes'"):

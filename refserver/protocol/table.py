@@ -57,9 +57,6 @@ class TableBuilder(Generic[S, I]):
 
 E = TypeVar("E", bound=Effects)
 
-# ``Transition(old, new, section, why)`` without the named tuple's Python-level ``__new__``.
-new_transition: Callable[[type[Transition], tuple[str, str, str, str]], Transition] = tuple.__new__
-
 
 class TableMachine(Generic[S, I, E]):
     """The dispatch every protocol machine shares: an input finds the row of (state, input),
@@ -81,8 +78,7 @@ class TableMachine(Generic[S, I, E]):
     _fx: E
     _reading: bool = True
 
-    # Makes the next input's effects: ``effects.blank(cls)`` runs no Python code per input.
-    _new_effects: Callable[[], E]
+    _new_effects: Callable[[], E]  # makes the next input's effects
 
     def _wants_read(self) -> bool | None:
         """Whether the runtime should read from the peer after this input (None: no peer)."""
@@ -135,6 +131,5 @@ class TableMachine(Generic[S, I, E]):
                 f"{row.input.name} in {row.state.name} led from {old.name} to {new.name}, which its row does not list"
             )
         self.state = new
-        # ``_name_`` is the member's plain attribute (``name`` goes through a descriptor).
-        self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
+        self._fx.transitions.append(Transition(old.name, new.name, section, why))
         return old

@@ -53,11 +53,12 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import frames
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer, blank
+from refserver.protocol.effects import Effects, Note, Tcp, Timer
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.responses import check_sendable_head, response_head
+from refserver.protocol.speedups import FastEnum
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -152,17 +153,6 @@ _APP_INPUTS = {
     "websocket.http.response.start": Input.DENIAL_START,
     "websocket.http.response.body": Input.DENIAL_BODY,
 }
-# Members the per-message paths name as module globals: Python 3.11 looks an enum member up
-# as a class attribute (``State.OPEN``) through the hook of EnumType.__getattr__, at ten
-# times the cost.
-_CONNECTING, _OPEN, _FAILING, _CLOSED = State.CONNECTING, State.OPEN, State.FAILING, State.CLOSED
-_BYTES, _RECEIVE, _APP_RETURNED, _APP_RAISED, _OTHER_MESSAGE = (
-    Input.BYTES,
-    Input.RECEIVE,
-    Input.APP_RETURNED,
-    Input.APP_RAISED,
-    Input.OTHER_MESSAGE,
-)
 _TIMER_INPUTS = {
     Timer.CLOSE: Input.CLOSE_TIMEOUT,
     Timer.HOLD: Input.HOLD_TIMEOUT,
@@ -250,26 +240,24 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """The app's ``send(message)``. Raises the error for the app when the message
         changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
         raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
-        kind = message.get("type") if type(message) is dict else None
-        if type(kind) is not str:
-            kind = messages.message_type(message)  # not a dict, or no str type: raises
+        kind = messages.message_type(message)
         state = self.state
         try:
-            return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
+            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> Effects:
         """The app's ``receive()``: ``Effects.event`` is what it returns now, or None when
         it has to wait for ``Effects.wake_app``."""
-        return self._step(_RECEIVE, None)
+        return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> Effects:
-        return self._step(_APP_RAISED if raised else _APP_RETURNED, None)
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> Effects:
         """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
-        return self._step(_BYTES, data)
+        return self._step(Input.BYTES, data)
 
     def peer_gone(self, why: str = "") -> Effects:
         """EOF, a reset or a failed write. ``Effects.error`` is the ClientDisconnected for a
@@ -288,21 +276,21 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    _new_effects = blank(Effects)
+    _new_effects = Effects
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state is _OPEN:
+        if state is State.OPEN:
             return self._inbox_bytes <= READ_AHEAD_BYTES
         if state is State.CONNECTING or state is State.DENIAL_START_HELD or state is State.DENIAL_BODY:
             return self._early_bytes <= MAX_BYTES_BEFORE_ACCEPT
-        return state is not _FAILING and state is not _CLOSED
+        return state is not State.FAILING and state is not State.CLOSED
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
         fx = self._fx
         old = self._enter(new, why, section)
-        if new is _CLOSED:
+        if new is State.CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
             fx.wake_app = True
@@ -350,7 +338,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             fx.event = event
             return
         # On an open connection, the next message goes straight to this receive().
-        self.receiving = Receiving.WAITING if self.state is _OPEN else Receiving.IDLE
+        self.receiving = Receiving.WAITING if self.state is State.OPEN else Receiving.IDLE
         if self._disconnect is not None:
             # docs/decisions.md #15: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
@@ -544,11 +532,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _send_data(self, message: Message) -> None:
         """Write a text or binary frame."""
-        data, text = message.get("bytes"), message.get("text")
-        if not ((type(data) is bytes and text is None) or (type(text) is str and data is None)):
-            # Not the usual shape (exactly one of bytes and text, of the exact type): the
-            # validator checks it and names what is wrong.
-            message = messages.validate(message, "websocket.send")
+        message = messages.validate(message, "websocket.send")
         codec = self.codec
         if codec is None:  # pragma: no cover - OPEN implies a codec
             raise RuntimeError("OPEN without a frame codec")
