@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from refserver.protocol.effects import Effects, Timer
+from refserver.protocol.speedups import blank
 from refserver.protocol.table import Row, TableBuilder, TableMachine
 
 
@@ -82,11 +83,11 @@ def test_a_row_changes_the_state_at_most_once_and_only_from_its_own_state() -> N
 
 
 class TestEffects:
-    """What every input returns: every effect has lists of its own, empty by default."""
+    """What every input returns: defaults shared by all effects, which nothing can add to."""
 
     def test_an_input_that_asks_for_nothing_equals_the_defaults(self) -> None:
-        fx = Effects()
-        assert fx == Effects(write=[], arm={})
+        fx = blank(Effects)()
+        assert fx == Effects() == Effects(write=[], arm={})
         assert (fx.write, fx.arm, fx.event, fx.tcp) == ([], {}, None, None)
         assert repr(Effects(wake_app=True)) == "Effects(wake_app=True)"
 
@@ -99,12 +100,13 @@ class TestEffects:
         assert (second.write, second.arm, Effects().write) == ([], {}, [])
         assert first != second
 
-    def test_what_is_added_to_one_effect_leaks_into_no_other(self) -> None:
+    def test_the_shared_defaults_refuse_to_be_added_to(self) -> None:
         fx = Effects()
-        fx.write.append(b"leak")
-        fx.arm[Timer.PING] = 1.0
-        fx.cancel.append(Timer.PONG)
-        assert Effects() == Effects(write=[], arm={}, cancel=[], transitions=[], notes=[])
+        with pytest.raises(TypeError, match="shared empty list"):
+            fx.write.append(b"leak")
+        with pytest.raises(TypeError, match="shared empty dict"):
+            fx.arm[Timer.PING] = 1.0
+        assert Effects().write == [] and Effects().arm == {}
 
     def test_an_unknown_field_is_refused(self) -> None:
         with pytest.raises(TypeError, match="has no field 'writes'"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, ClassVar, NamedTuple
 
+from refserver.protocol.speedups import EMPTY_DICT, EMPTY_LIST
+
 
 class Tcp(Enum):
     """What happens to the TCP connection."""
@@ -53,32 +55,28 @@ class Note(NamedTuple):
 class Effects:
     """Everything one input asks for, in the order the runtime applies it.
 
-    ``Effects(...)`` takes fields by name; two are equal when every field is. The scalar
-    fields' defaults live on the class; each effect has lists (and a dict) of its own."""
+    ``Effects(...)`` takes fields by name; two are equal when every field is. The defaults
+    live on the class (the empty lists too: ``speedups.EMPTY_LIST``); the machines add to an
+    effect through the ``add_*`` methods."""
 
     _FIELDS: ClassVar[tuple[str, ...]]
 
-    write: list[bytes]  # bytes for the peer, in order
+    write: list[bytes] = EMPTY_LIST  # bytes for the peer, in order
     # What receive() returns now: from a RECEIVE input, or from the input that completed the
     # message a waiting receive() is handed (docs/decisions.md #61).
     event: dict[str, Any] | None = None
     wake_app: bool = False  # a waiting receive() has something new
     reading: bool | None = None  # pause (False) or resume (True) reading; None: unchanged
-    arm: dict[Timer, float]  # timer -> seconds from now
-    cancel: list[Timer]
+    arm: dict[Timer, float] = EMPTY_DICT  # timer -> seconds from now
+    cancel: list[Timer] = EMPTY_LIST
     tcp: Tcp | None = None
-    transitions: list[Transition]  # empty where nothing traces (HTTPMachine.recording)
+    transitions: list[Transition] = EMPTY_LIST  # empty where nothing traces (HTTPMachine.recording)
     status: int = 0  # an HTTP status written in answer to a WebSocket handshake
     close_code: int | None = None  # the disconnect code, when it was decided by this input
     error: BaseException | None = None  # raise into the app after applying the rest
-    notes: list[Note]
+    notes: list[Note] = EMPTY_LIST
 
     def __init__(self, **fields: Any) -> None:
-        self.write = []
-        self.arm = {}
-        self.cancel = []
-        self.transitions = []
-        self.notes = []
         for name, value in fields.items():
             if name not in self._FIELDS:
                 raise TypeError(f"{type(self).__name__} has no field {name!r}")
@@ -99,30 +97,42 @@ class Effects:
     __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
     def __repr__(self) -> str:
-        defaults = type(self)()._values()
         given = ", ".join(
             f"{name}={value!r}"
-            for name, value, default in zip(self._FIELDS, self._values(), defaults, strict=True)
-            if value != default
+            for name, value in zip(self._FIELDS, self._values(), strict=True)
+            if value != getattr(type(self), name)
         )
         return f"{type(self).__name__}({given})"
 
     # -- adding to the list- and dict-valued effects (the names the machines use)
 
     def add_write(self, data: bytes) -> None:
-        self.write.append(data)
+        if self.write is EMPTY_LIST:
+            self.write = [data]
+        else:
+            self.write.append(data)
 
     def add_transition(self, step: Transition) -> None:
-        self.transitions.append(step)
+        self._add("transitions", step)
 
     def add_note(self, note: Note) -> None:
-        self.notes.append(note)
+        self._add("notes", note)
 
     def add_cancel(self, timer: Timer) -> None:
-        self.cancel.append(timer)
+        self._add("cancel", timer)
+
+    def _add(self, name: str, item: object) -> None:
+        items = getattr(self, name)
+        if items is EMPTY_LIST:
+            setattr(self, name, [item])
+        else:
+            items.append(item)
 
     def arm_timer(self, timer: Timer, seconds: float) -> None:
-        self.arm[timer] = seconds
+        if self.arm is EMPTY_DICT:
+            self.arm = {timer: seconds}
+        else:
+            self.arm[timer] = seconds
 
 
 def _fields_of(cls: type) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
-from refserver.protocol.speedups import FastEnum
+from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
@@ -309,7 +309,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    _new_effects = HTTPEffects
+    _new_effects = blank(HTTPEffects)
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]

@@ -109,13 +109,14 @@ class TableMachine(Generic[S, I, E]):
 
     def _run(self, given: I, arg: Any) -> None:
         """Run the action of the row of (state, ``given``) with ``arg``."""
-        row = self.rows.get((self.state, given))
-        if row is None:
+        try:
+            row = self.rows[(self.state, given)]
+        except KeyError:
             section = self._section_of(given)
             raise RuntimeError(
                 f"the {self.name} machine has no row for {given.name} in {self.state.name}"
                 + (f" ({section})" if section else "")
-            )
+            ) from None
         outer, self._row = self._row, row
         try:
             row.action(self, arg)
@@ -131,5 +132,5 @@ class TableMachine(Generic[S, I, E]):
                 f"{row.input.name} in {row.state.name} led from {old.name} to {new.name}, which its row does not list"
             )
         self.state = new
-        self._fx.transitions.append(Transition(old.name, new.name, section, why))
+        self._fx.add_transition(Transition(old.name, new.name, section, why))
         return old

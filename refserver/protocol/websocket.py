@@ -52,13 +52,13 @@ from typing import Any
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import frames
+from refserver.protocol import frames, speedups
 from refserver.protocol.effects import Effects, Note, Tcp, Timer
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.responses import check_sendable_head, response_head
-from refserver.protocol.speedups import FastEnum
+from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -97,11 +97,13 @@ class State(FastEnum):
     CLOSED = "the TCP connection is closed"
 
 
-# States in which the close timer runs (RFC 6455 §7.1.1: the server closes the TCP
-# connection if the peer does not finish the closing handshake).
+# Before the 101 (h11 buffers what the peer sends).
+_BEFORE_ACCEPT = frozenset({State.CONNECTING, State.DENIAL_START_HELD, State.DENIAL_BODY})
+# The close timer runs (RFC 6455 §7.1.1: the server closes the TCP connection if the peer
+# does not finish the closing handshake); the peer is read until its close frame or EOF.
 _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
-# States in which the connection is closed or closing for the app's send().
-_SEND_CLOSED_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING, State.CLOSED})
+# Nothing is read: the parser has stopped, or the connection is closed.
+_NOT_READING = frozenset({State.FAILING, State.CLOSED})
 
 
 class Receiving(Enum):
@@ -240,10 +242,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """The app's ``send(message)``. Raises the error for the app when the message
         changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
         raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
-        kind = messages.message_type(message)
+        kind = speedups.message_type(message)
         state = self.state
         try:
-            return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
+            return self._step(_APP_INPUTS.get(kind) or Input.OTHER_MESSAGE, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
@@ -276,15 +278,17 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    _new_effects = Effects
+    _new_effects = blank(Effects)
 
     def _wants_read(self) -> bool:
+        """Read unless in FAILING or CLOSED, while what waits for the app is within its budget."""
         state = self.state
-        if state is State.OPEN:
-            return self._inbox_bytes <= READ_AHEAD_BYTES
-        if state is State.CONNECTING or state is State.DENIAL_START_HELD or state is State.DENIAL_BODY:
+        if state in _BEFORE_ACCEPT:
             return self._early_bytes <= MAX_BYTES_BEFORE_ACCEPT
-        return state is not State.FAILING and state is not State.CLOSED
+        if state in _NOT_READING:
+            return False
+        # OPEN reads within the read-ahead budget; the closing states read up to the end.
+        return self._inbox_bytes <= READ_AHEAD_BYTES or state in _CLOSING_STATES
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
@@ -841,7 +845,6 @@ _table: TableBuilder[State, Input] = TableBuilder("WebSocket")
 _rows = _table.add
 
 
-_BEFORE_ACCEPT = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY)
 _DENYING = (S.DENIAL_START_HELD, S.DENIAL_BODY)
 _AFTER_CLOSE = (S.CLOSING, S.SHUTTING_DOWN)  # our close frame is out; the parser runs
 _NOT_PARSING = (*_BEFORE_ACCEPT, S.FAILING, S.DRAINING, S.CLOSED)
