@@ -8,9 +8,9 @@ Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime ap
 The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
 returning or raising, the peer's bytes (and, inside them, each frame kind and a parse
 failure), the peer going away, each timer, and server shutdown. ``TABLE`` has one row for
-every (state, input): the states it may lead to, the action and the spec section; a row
-that cannot be taken names itself in the error. ``docs/state-machines.md`` is generated
-from it.
+every (state, input): exactly the states it can lead to, the action and the spec section.
+``docs/state-machines.md`` is generated from it; ``tests/test_table_walk.py`` walks every
+input in every reachable situation and checks that the rows' next states are the ones taken.
 
 The disconnect rules (docs/decisions.md #15, #16, #18, #21):
 
@@ -20,21 +20,21 @@ The disconnect rules (docs/decisions.md #15, #16, #18, #21):
 - its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
   frame, or the code refserver sent when it failed the connection or shut down.
 
-The machine is its :class:`State` plus these data fields, and nothing else:
+The machine is its ``state`` (:class:`State`) plus these data fields, and nothing else:
 
 - ``receiving`` (:class:`Receiving`): the app's side of ``receive()``;
 - ``handshake``: the h11 connection that parsed the upgrade request and answers it (None
-  once the 101 is sent: the HTTP side is over); ``early_bytes``: what the peer sent before;
+  once the 101 is sent: the HTTP side is over); ``_early_bytes``: what the peer sent before;
 - ``codec``: the frames both ways, from the 101 on (None before);
-- ``inbox`` / ``inbox_bytes``: complete messages the app has not taken, oldest first;
-- ``disconnect``: the one ``websocket.disconnect``, once decided; ``close_code`` and
+- ``inbox`` / ``_inbox_bytes``: complete messages the app has not taken, oldest first;
+- ``_disconnect``: the one ``websocket.disconnect``, once decided; ``close_code`` and
   ``closed_reason``: what ``send()`` raises once the connection is closing;
-- ``failure``: the code and text of the failure FAILING holds;
-- ``denial_status`` / ``denial_headers``: the app's denial response start;
-- ``ping_payload``: the keepalive ping whose pong is awaited (None: none is);
-  ``pings_sent``: the pings so far (the next one's payload);
-- ``disconnect_repeats``: ``receive()`` calls that returned the disconnect (to warn once);
-- ``reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
+- ``_failure``: the code and text of the failure FAILING holds;
+- ``_denial_status`` / ``_denial_headers``: the app's denial response start;
+- ``_ping_payload``: the keepalive ping whose pong is awaited (None: none is);
+  ``_pings_sent``: the pings so far (the next one's payload);
+- ``_disconnect_repeats``: ``receive()`` calls that returned the disconnect (to warn once);
+- ``_reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
 
 The closing handshake needs no field of its own: our close frame can be written only in
 OPEN and FAILING, and every state after them has sent it or never will; the peer's close
@@ -377,26 +377,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
-            self._answer_500()
-            self._fx.error = ASGIProtocolError(
-                "websocket.accept",
-                f"chose subprotocol {subprotocol!r}, which the client did "
-                f"not offer (offered: {self.offered_subprotocols}; RFC 6455 §4.2.2); the "
-                "handshake was answered with HTTP 500",
-                sections.WS_ACCEPT,
-            ).with_state(State.CONNECTING.name)
-            return
+            offered = self.offered_subprotocols
+            return self._accept_failed(
+                f"chose subprotocol {subprotocol!r}, which the client did not offer (offered: {offered}; "
+                "RFC 6455 §4.2.2); the handshake was answered with HTTP 500"
+            )
         app_headers = list(message.get("headers", ()))
         for name, _ in app_headers:
             if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
-                self._answer_500()
-                self._fx.error = ASGIProtocolError(
-                    "websocket.accept",
-                    f"sets header {name.decode('latin-1')!r}, which only the "
-                    "server may set; the handshake was answered with HTTP 500",
-                    sections.WS_ACCEPT,
-                ).with_state(State.CONNECTING.name)
-                return
+                return self._accept_failed(
+                    f"sets header {name.decode('latin-1')!r}, which only the server may set; "
+                    "the handshake was answered with HTTP 500"
+                )
         headers = [
             (b"upgrade", b"websocket"),
             (b"connection", b"Upgrade"),
@@ -412,11 +404,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         try:
             data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as exc:
-            self._answer_500()
-            self._fx.error = ASGIProtocolError(
-                "websocket.accept", f"has headers h11 cannot send: {exc}", sections.WS_ACCEPT
-            ).with_state(State.CONNECTING.name)
-            return
+            return self._accept_failed(f"has headers h11 cannot send: {exc}")
         self._write(data or b"")
         self._fx.status = 101
         trailing, _closed = self._http().trailing_data
@@ -430,6 +418,13 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
             self._run(Input.BYTES, trailing)
+
+    def _accept_failed(self, text: str) -> None:
+        """Answer HTTP 500, and raise the accept's fault into the app once it is sent."""
+        self._answer_500()
+        self._fx.error = ASGIProtocolError("websocket.accept", text, sections.WS_ACCEPT).with_state(
+            State.CONNECTING.name
+        )
 
     def _refuse(self, message: Message) -> None:
         """Answer the handshake with HTTP 403 and decide the disconnect as 1006."""
@@ -780,7 +775,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError from send(), naming the message, the state and the section."""
         kind = messages.message_type(message)
-        raise _misuse(self.state, kind).with_state(self.state.name)
+        error = ASGIProtocolError(kind, _misuse_text(self.state, kind), self._row.section)
+        raise error.with_state(self.state.name)
 
     def _nothing(self, _: Any) -> None:
         """Do nothing."""
@@ -799,28 +795,21 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def _misuse(state: State, kind: str) -> ASGIProtocolError:
+def _misuse_text(state: State, kind: str) -> str:
+    """What is wrong with sending ``kind`` in ``state`` (the row gives the section)."""
     if kind not in _APP_INPUTS:
-        return ASGIProtocolError(kind, "is not a message a websocket connection accepts", sections.CORE_ERRORS)
+        return "is not a message a websocket connection accepts"
     if state is State.CONNECTING:
         if kind == "websocket.send":
-            return ASGIProtocolError(kind, "sent before websocket.accept", sections.WS_SEND)
-        return ASGIProtocolError(kind, "sent before websocket.http.response.start", sections.WS_DENIAL)
+            return "sent before websocket.accept"
+        return "sent before websocket.http.response.start"
     if state is State.OPEN or state is State.FAILING:
         if kind == "websocket.accept":
-            return ASGIProtocolError(kind, "sent twice: the connection is already accepted", sections.WS_ACCEPT)
-        return ASGIProtocolError(
-            kind,
-            "sent after websocket.accept: a denial response is only possible before accepting",
-            sections.WS_DENIAL,
-        )
+            return "sent twice: the connection is already accepted"
+        return "sent after websocket.accept: a denial response is only possible before accepting"
     if kind == "websocket.http.response.start":
-        return ASGIProtocolError(kind, "sent twice: the denial response has already started", sections.WS_DENIAL)
-    return ASGIProtocolError(
-        kind,
-        "sent during a denial response; only websocket.http.response.body may follow",
-        sections.WS_DENIAL,
-    )
+        return "sent twice: the denial response has already started"
+    return "sent during a denial response; only websocket.http.response.body may follow"
 
 
 # ---------------------------------------------------------------------- the table
