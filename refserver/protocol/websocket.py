@@ -877,6 +877,7 @@ _rows((S.FAILING, S.DRAINING, S.CLOSED), I.BYTES, (), M._discard, _RFC_FAIL)
 _rows((S.OPEN,), I.MESSAGE, (), M._message, sections.WS_RECEIVE)
 _rows(_AFTER_CLOSE, I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
 _rows((S.OPEN,), I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
+# After our close frame nothing is sent, a pong included (docs/decisions.md #63).
 _rows(_AFTER_CLOSE, I.PING, (), M._nothing, "RFC 6455 §5.5.1")
 _rows((S.OPEN,), I.PONG, (), M._pong, "RFC 6455 §5.5.3")
 _rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
