@@ -1,5 +1,5 @@
 """The transition tables of the protocol machines: one :class:`Row` per (state, input),
-giving the states the input may lead to, the action, and the spec section behind it.
+giving exactly the states the input can lead to, the action, and the spec section behind it.
 
 Each machine builds its table once, at import, with a :class:`TableBuilder`; building fails
 at once if a (state, input) pair has two rows, or (for a complete table) none.
