@@ -285,7 +285,7 @@ class TestUpgrade:
         assert (fx.reading, fx.tcp, fx.write) == (False, None, [])
         ws = fx.upgrade.machine
         assert (ws.state, ws.offered_subprotocols) == (WSState.CONNECTING, ["chat"])
-        assert ws.handshake.trailing_data == (b"\x81\x80", False)
+        assert ws.handshake is not None and ws.handshake.trailing_data == (b"\x81\x80", False)
 
     def test_a_bad_handshake_is_refused(self) -> None:
         m = machine()

@@ -97,7 +97,20 @@ def test_the_tour_test_block_passes(tmp_path: Path) -> None:
     (tmp_path / "test_tour_block.py").write_text(blocks("python")[0])
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asyncio", "-W", "error"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "-p",
+            "no:asyncio",
+            "-W",
+            "error",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

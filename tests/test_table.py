@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from refserver.protocol.effects import Effects, Timer, blank
-from refserver.protocol.table import Row, TableBuilder
+from refserver.protocol.effects import Effects, Timer
+from refserver.protocol.speedups import blank
+from refserver.protocol.table import Row, TableBuilder, TableMachine
 
 
 class St(Enum):
@@ -47,6 +48,38 @@ def test_a_complete_table_names_what_is_missing() -> None:
     assert len(table.build()) == 1  # partial is fine when not asked to be complete
     with pytest.raises(RuntimeError, match=r"the test table has no row for \[\('B', 'X'\)\]"):
         table.build(complete=(St, In))
+
+
+class TwoSteps(TableMachine[St, In, Effects]):
+    """X in A lists B and then tries a second change, from B, in the same row."""
+
+    name = "two steps"
+
+    def __init__(self) -> None:
+        self.state = St.A
+        self._fx = Effects()
+        self._row = TWO_STEPS[(St.A, In.X)]
+
+    def _new_effects(self) -> Effects:
+        return Effects()
+
+    def _twice(self, _: None) -> None:
+        self._enter(St.B, "first", "")
+        self._enter(St.A, "second", "")
+
+
+_two: TableBuilder[St, In] = TableBuilder("two steps")
+_two.add((St.A,), In.X, (St.B,), TwoSteps._twice, "")
+_two.add((St.B,), In.X, (St.A,), TwoSteps._twice, "")
+TWO_STEPS = _two.build(complete=(St, In))
+TwoSteps.rows = TWO_STEPS
+
+
+def test_a_row_changes_the_state_at_most_once_and_only_from_its_own_state() -> None:
+    machine = TwoSteps()
+    with pytest.raises(RuntimeError, match="X in A led from B to A, which its row does not list"):
+        machine._step(In.X, None)
+    assert machine._fx == Effects()  # the error left no half-collected effects behind
 
 
 class TestEffects:

@@ -313,7 +313,7 @@ class TestAcceptSendEvent:
         driver = make_driver()
         assert isinstance(driver.machine.handshake, h11.Connection)
         driver.send({"type": "websocket.accept"})
-        assert not hasattr(driver.machine, "handshake")
+        assert driver.machine.handshake is None
 
     def test_accept_with_subprotocol_and_headers_keeps_order_and_duplicates(self) -> None:
         driver = make_driver([("Sec-WebSocket-Protocol", "a, b"), ("Sec-WebSocket-Protocol", "c")])

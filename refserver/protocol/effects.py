@@ -8,20 +8,13 @@ records every step, so nothing can change state without a record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
-from functools import partial
-from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
+from typing import Any, ClassVar, NamedTuple
+
+from refserver.protocol.speedups import EMPTY_DICT, EMPTY_LIST
 
 
-class FastEnum(Enum):
-    """An Enum hashed by identity (members are singletons), so table look-ups keyed by its
-    members cost a C-level hash instead of Enum's Python-level one."""
-
-    __hash__ = object.__hash__
-
-
-class Tcp(FastEnum):
+class Tcp(Enum):
     """What happens to the TCP connection."""
 
     SEND_EOF = "send FIN once what is queued is written, and keep reading until EOF"
@@ -29,7 +22,7 @@ class Tcp(FastEnum):
     ABORT = "the peer is unresponsive: close the TCP connection, writing what is queued only if the socket takes it"
 
 
-class Timer(FastEnum):
+class Timer(Enum):
     """The deadlines a machine can arm; each fires as an input of its own."""
 
     CLOSE = "close timeout: the peer's close frame or EOF is overdue"
@@ -39,8 +32,7 @@ class Timer(FastEnum):
 
 
 class Transition(NamedTuple):
-    """A state change, with the rule behind it. (A named tuple: one is made per change of
-    state, and a tuple is built faster than a frozen dataclass.)"""
+    """A state change, with the rule behind it."""
 
     old: str
     new: str
@@ -60,65 +52,35 @@ class Note(NamedTuple):
     section: str = ""
 
 
-class _Unfilled(list[Any]):
-    """The empty list every list-valued effect starts as, one shared by all effects: an input
-    that asks for nothing of a kind allocates nothing for it. It refuses to be added to
-    (machines add through the ``add_*`` methods of :class:`Effects`, which give the effect a
-    list of its own), so that no effect can ever leak into another."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("an effect's shared empty list was added to; use Effects.add_* instead")
-
-    append = extend = insert = __setitem__ = __delitem__ = __iadd__ = _refuse
-
-
-class _UnfilledDict(dict[Any, Any]):
-    """:class:`_Unfilled`, for the dict-valued effect (``arm``)."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError("an effect's shared empty dict was added to; use Effects.arm_timer instead")
-
-    __setitem__ = update = setdefault = __ior__ = _refuse
-
-
-UNFILLED: list[Any] = _Unfilled()
-UNFILLED_DICT: dict[Any, Any] = _UnfilledDict()
-
-
 class Effects:
     """Everything one input asks for, in the order the runtime applies it.
 
-    Every input makes one, so the defaults live on the class and an input pays only for the
-    effects it asks for (a dataclass would set every field of every one). ``Effects(...)``
-    takes fields by name; two are equal when every field is."""
+    ``Effects(...)`` takes fields by name; two are equal when every field is. The defaults
+    live on the class (the empty lists too: ``speedups.EMPTY_LIST``); the machines add to an
+    effect through the ``add_*`` methods."""
 
     _FIELDS: ClassVar[tuple[str, ...]]
 
-    write: list[bytes] = UNFILLED  # bytes for the peer, in order
+    write: list[bytes] = EMPTY_LIST  # bytes for the peer, in order
     # What receive() returns now: from a RECEIVE input, or from the input that completed the
     # message a waiting receive() is handed (docs/implementation.md#frames-through-wsproto).
     event: dict[str, Any] | None = None
     wake_app: bool = False  # a waiting receive() has something new
     reading: bool | None = None  # pause (False) or resume (True) reading; None: unchanged
-    arm: dict[Timer, float] = UNFILLED_DICT  # timer -> seconds from now
-    cancel: list[Timer] = UNFILLED
+    arm: dict[Timer, float] = EMPTY_DICT  # timer -> seconds from now
+    cancel: list[Timer] = EMPTY_LIST
     tcp: Tcp | None = None
-    transitions: list[Transition] = UNFILLED  # empty where nothing traces (HTTPMachine.recording)
+    transitions: list[Transition] = EMPTY_LIST  # empty where nothing traces (HTTPMachine.recording)
     status: int = 0  # an HTTP status written in answer to a WebSocket handshake
     close_code: int | None = None  # the disconnect code, when it was decided by this input
     error: BaseException | None = None  # raise into the app after applying the rest
-    notes: list[Note] = UNFILLED
+    notes: list[Note] = EMPTY_LIST
 
     def __init__(self, **fields: Any) -> None:
-        if fields:
-            for name, value in fields.items():
-                if name not in self._FIELDS:
-                    raise TypeError(f"{type(self).__name__} has no field {name!r}")
-                setattr(self, name, value)
+        for name, value in fields.items():
+            if name not in self._FIELDS:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            setattr(self, name, value)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -142,33 +104,32 @@ class Effects:
         )
         return f"{type(self).__name__}({given})"
 
-    # -- adding to the list- and dict-valued effects
+    # -- adding to the list- and dict-valued effects (the names the machines use)
 
     def add_write(self, data: bytes) -> None:
-        if self.write is UNFILLED:
+        if self.write is EMPTY_LIST:
             self.write = [data]
         else:
             self.write.append(data)
 
     def add_transition(self, step: Transition) -> None:
-        self._append("transitions", step)
+        self._add("transitions", step)
 
     def add_note(self, note: Note) -> None:
-        self._append("notes", note)
+        self._add("notes", note)
 
     def add_cancel(self, timer: Timer) -> None:
-        self._append("cancel", timer)
+        self._add("cancel", timer)
 
-    def _append(self, name: str, item: object) -> None:
-        """(``add_write``, for the list-valued effects that are rarely added to.)"""
+    def _add(self, name: str, item: object) -> None:
         items = getattr(self, name)
-        if items is UNFILLED:
+        if items is EMPTY_LIST:
             setattr(self, name, [item])
         else:
             items.append(item)
 
     def arm_timer(self, timer: Timer, seconds: float) -> None:
-        if self.arm is UNFILLED_DICT:
+        if self.arm is EMPTY_DICT:
             self.arm = {timer: seconds}
         else:
             self.arm[timer] = seconds
@@ -185,12 +146,3 @@ def _fields_of(cls: type) -> tuple[str, ...]:
 
 
 Effects._FIELDS = _fields_of(Effects)
-
-
-E = TypeVar("E", bound=Effects)
-
-
-def blank(cls: type[E]) -> Callable[[], E]:
-    """A maker of ``cls()`` with every default that runs no Python code (``object.__new__``:
-    there is nothing to set), for the machines, which make one per input."""
-    return partial(object.__new__, cls)

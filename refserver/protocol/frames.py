@@ -33,6 +33,7 @@ from refserver.protocol import internals
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.spec.messages import close_code_may_be_sent
 
+# The opcodes (RFC 6455 §5.2), as plain ints: wsproto's ``Opcode`` is an IntEnum, equal to them.
 CONTINUATION = 0x0
 TEXT = 0x1
 BINARY = 0x2
@@ -40,15 +41,6 @@ CLOSE = 0x8
 PING = 0x9
 PONG = 0xA
 FAIL = -1  # not an opcode: the bytes broke the protocol
-# wsproto's opcodes as module globals: Python 3.11 looks an enum member up as a class attribute
-# (``Opcode.TEXT``) through the hook of EnumType.__getattr__, at ten times the cost.
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING = (
-    Opcode.CONTINUATION,
-    Opcode.TEXT,
-    Opcode.BINARY,
-    Opcode.CLOSE,
-    Opcode.PING,
-)
 
 Frame = tuple[int, Any]
 
@@ -142,14 +134,14 @@ class FrameCodec:
                         self._count_header(header)
                     return out
                 opcode = frame.opcode
-                if opcode is _OP_BINARY or opcode is _OP_TEXT or opcode is _OP_CONTINUATION:
-                    self._data(frame, out)
-                elif opcode is _OP_CLOSE:
+                if opcode == CLOSE:
                     self.stopped = True
                     out.append((CLOSE, parse_close(cast(bytes, frame.payload))))  # the decoder gives bytes
                     return out
+                if opcode in (PING, PONG):
+                    out.append((PING if opcode == PING else PONG, frame.payload))
                 else:
-                    out.append((PING if opcode is _OP_PING else PONG, frame.payload))
+                    self._data(frame, out)
         except ParseFailed as exc:
             self._fail(out, int(exc.code), str(exc))
         except FrameError as exc:
@@ -171,11 +163,11 @@ class FrameCodec:
     def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
-        if opcode is _OP_CONTINUATION:
+        if opcode == CONTINUATION:
             if self._compressed:
                 return
             size = self._size + length
-        elif opcode is _OP_TEXT or opcode is _OP_BINARY:
+        elif opcode in (TEXT, BINARY):
             self._compressed = compressed
             if compressed:
                 return
@@ -205,11 +197,11 @@ class FrameCodec:
         parts = self._parts
         if parts:
             parts.append(part.payload)
-            payload: Any = "".join(parts) if part.opcode is _OP_TEXT else b"".join(parts)
+            payload: Any = "".join(parts) if part.opcode == TEXT else b"".join(parts)
             self._parts = []
         else:
             payload = part.payload
-        out.append((TEXT if part.opcode is _OP_TEXT else BINARY, payload))
+        out.append((TEXT if part.opcode == TEXT else BINARY, payload))
 
     # ------------------------------------------------------------------ outbound
 

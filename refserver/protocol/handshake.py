@@ -168,7 +168,6 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
         seen: set[str] = set()
         server_nct = client_nct = False
         server_bits: int | None = None
-        client_bits_offered = False
         ok = True
         for key, value in params:
             if key in seen:
@@ -184,8 +183,8 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
                 ok = server_bits is not None and server_bits >= 9
             elif key == "client_max_window_bits":
                 # No value: the client merely supports the parameter. A value limits the
-                # client's window; we inflate with the largest window, so any is fine.
-                client_bits_offered = True
+                # client's window; we inflate with the largest window, so any is fine (and
+                # never echo it: we do not limit the client's window).
                 ok = value is None or _window_bits(value) is not None
             else:
                 ok = False
@@ -200,6 +199,5 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
         if client_nct:
             parts.append("client_no_context_takeover")
         parts.append(f"server_max_window_bits={window}")
-        del client_bits_offered  # never echoed: we do not limit the client's window
         return DeflateParams(server_nct, client_nct, window, "; ".join(parts).encode())
     return None

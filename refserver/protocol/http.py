@@ -30,9 +30,10 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Transition, blank
+from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
-from refserver.protocol.table import TableBuilder, TableMachine, new_transition
+from refserver.protocol.speedups import FastEnum, blank
+from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
 
@@ -340,7 +341,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
         self.state = new
         if self.recording:
-            self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
+            self._fx.add_transition(Transition(old.name, new.name, section, why))
         if new is _CLOSED:
             self._fx.tcp = Tcp.CLOSE
             self._fx.cancel_keep_alive = True

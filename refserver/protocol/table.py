@@ -1,5 +1,5 @@
 """The transition tables of the protocol machines: one :class:`Row` per (state, input),
-giving the states the input may lead to, the action, and the spec section behind it.
+giving exactly the states the input can lead to, the action, and the spec section behind it.
 
 Each machine builds its table once, at import, with a :class:`TableBuilder`; building fails
 at once if a (state, input) pair has two rows, or (for a complete table) none.
@@ -25,7 +25,7 @@ Action = Callable[[Any, Any], None]
 class Row(Generic[S, I]):
     state: S
     input: I
-    next: tuple[S, ...]  # the states this input may lead to (besides staying)
+    next: tuple[S, ...]  # exactly the states this input can lead to from ``state`` (staying aside)
     action: Action  # a method of the machine, called with the input's argument
     section: str  # the spec section, RFC section or decision behind the row
 
@@ -57,14 +57,16 @@ class TableBuilder(Generic[S, I]):
 
 E = TypeVar("E", bound=Effects)
 
-# ``Transition(old, new, section, why)`` without the named tuple's Python-level ``__new__``.
-new_transition: Callable[[type[Transition], tuple[str, str, str, str]], Transition] = tuple.__new__
-
 
 class TableMachine(Generic[S, I, E]):
     """The dispatch every protocol machine shares: an input finds the row of (state, input),
-    the row's action runs and collects effects, and the input returns them. A state change
-    must be one the row lists; it is recorded as a :class:`Transition`.
+    the row's action runs and collects effects, and the input returns them.
+
+    A row changes the state at most once, from its own state to one of the states it lists
+    (:meth:`_enter` refuses anything else); every change is recorded as a
+    :class:`Transition`. An action may hand an input it found inside its own (a frame inside
+    the peer's bytes) to the row of the state it is in then (:meth:`_run`): that row's change
+    is checked against that row.
 
     A machine sets ``rows`` (its table) once the table is built, and gives
     :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`."""
@@ -76,8 +78,7 @@ class TableMachine(Generic[S, I, E]):
     _fx: E
     _reading: bool = True
 
-    # Makes the next input's effects: ``effects.blank(cls)`` runs no Python code per input.
-    _new_effects: Callable[[], E]
+    _new_effects: Callable[[], E]  # makes the next input's effects
 
     def _wants_read(self) -> bool | None:
         """Whether the runtime should read from the peer after this input (None: no peer)."""
@@ -88,41 +89,48 @@ class TableMachine(Generic[S, I, E]):
         return ""
 
     def _step(self, given: I, arg: Any) -> E:
-        row = self.rows.get((self.state, given))
-        if row is None:
+        """Run the row of (state, ``given``) and return the effects it collected."""
+        try:
+            self._run(given, arg)
+        except BaseException:
+            self._fx = self._new_effects()  # an error leaves no half-applied effects behind
+            raise
+        return self._take()
+
+    def _take(self) -> E:
+        """Hand over the effects collected so far (with the change of reading, if any), and
+        start collecting the next input's."""
+        fx = self._fx
+        reading = self._wants_read()
+        if reading is not None and reading is not self._reading:
+            self._reading = fx.reading = reading
+        self._fx = self._new_effects()
+        return fx
+
+    def _run(self, given: I, arg: Any) -> None:
+        """Run the action of the row of (state, ``given``) with ``arg``."""
+        try:
+            row = self.rows[(self.state, given)]
+        except KeyError:
             section = self._section_of(given)
             raise RuntimeError(
                 f"the {self.name} machine has no row for {given.name} in {self.state.name}"
                 + (f" ({section})" if section else "")
-            )
-        self._row = row
+            ) from None
+        outer, self._row = self._row, row
         try:
             row.action(self, arg)
-        except BaseException:
-            self._take()  # an error leaves no half-applied effects behind
-            raise
-        # What _take does, written out: this runs for every input.
-        fx = self._fx
-        reading = self._wants_read()
-        if reading is not None and reading is not self._reading:
-            self._reading = fx.reading = reading
-        self._fx = self._new_effects()
-        return fx
-
-    def _take(self) -> E:
-        fx = self._fx
-        reading = self._wants_read()
-        if reading is not None and reading is not self._reading:
-            self._reading = fx.reading = reading
-        self._fx = self._new_effects()
-        return fx
+        finally:
+            self._row = outer
 
     def _enter(self, new: S, why: str, section: str) -> S:
-        """Change to ``new`` (which the current row must list); returns the old state."""
-        old = self.state
-        if new not in self._row.next:  # pragma: no cover - a bug in a row
-            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
+        """Change to ``new``, one of the states the current row lists, from the row's own
+        state; record the change. Return the old state."""
+        row, old = self._row, self.state
+        if old is not row.state or new not in row.next:
+            raise RuntimeError(
+                f"{row.input.name} in {row.state.name} led from {old.name} to {new.name}, which its row does not list"
+            )
         self.state = new
-        # ``_name_`` is the member's plain attribute (``name`` goes through a descriptor).
-        self._fx.add_transition(new_transition(Transition, (old._name_, new._name_, section, why)))
+        self._fx.add_transition(Transition(old.name, new.name, section, why))
         return old

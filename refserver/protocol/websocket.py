@@ -8,9 +8,9 @@ Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime ap
 The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
 returning or raising, the peer's bytes (and, inside them, each frame kind and a parse
 failure), the peer going away, each timer, and server shutdown. ``TABLE`` has one row for
-every (state, input): the states it may lead to, the action and the spec section; a row
-that cannot be taken names itself in the error. ``docs/state-machines.md`` is generated
-from it.
+every (state, input): exactly the states it can lead to, the action and the spec section.
+``docs/state-machines.md`` is generated from it; ``tests/test_table_walk.py`` walks every
+input in every reachable situation and checks that the rows' next states are the ones taken.
 
 The disconnect rules (docs/decisions.md#disconnect-repeats, #lost-connection-1006,
 #messages-before-disconnect, #own-close-then-echo):
@@ -20,23 +20,46 @@ The disconnect rules (docs/decisions.md#disconnect-repeats, #lost-connection-100
 - it comes after every message that fully arrived before the end;
 - its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
   frame, or the code refserver sent when it failed the connection or shut down.
+
+The machine is its ``state`` (:class:`State`) plus these data fields, and nothing else:
+
+- ``receiving`` (:class:`Receiving`): the app's side of ``receive()``;
+- ``handshake``: the h11 connection that parsed the upgrade request and answers it (None
+  once the 101 is sent: the HTTP side is over); ``_early_bytes``: what the peer sent before;
+- ``codec``: the frames both ways, from the 101 on (None before);
+- ``inbox`` / ``_inbox_bytes``: complete messages the app has not taken, oldest first;
+- ``_disconnect``: the one ``websocket.disconnect``, once decided; ``close_code`` and
+  ``closed_reason``: what ``send()`` raises once the connection is closing;
+- ``_failure``: the code and text of the failure FAILING holds;
+- ``_denial_status`` / ``_denial_headers``: the app's denial response start;
+- ``_ping_payload``: the keepalive ping whose pong is awaited (None: none is);
+  ``_pings_sent``: the pings so far (the next one's payload);
+- ``_disconnect_repeats``: ``receive()`` calls that returned the disconnect (to warn once);
+- ``_reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
+
+The closing handshake needs no field of its own: our close frame can be written only in
+OPEN and FAILING, and every state after them has sent it or never will; the peer's close
+frame leads straight to CLOSED. Set once at the start and never changed: ``key``,
+``offered_subprotocols``, ``deflate``, ``max_size_bytes``, ``timeouts``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import frames
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, Timer, blank
+from refserver.protocol import frames, speedups
+from refserver.protocol.effects import Effects, Note, Tcp, Timer
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.responses import check_sendable_head, response_head
+from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -58,7 +81,8 @@ _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
 class State(FastEnum):
-    """The one state of a WebSocket connection; nothing beside it needs remembering."""
+    """Where a WebSocket connection is: which inputs it takes and what each does. The data
+    fields listed at the top of this module hold the rest of what it remembers."""
 
     CONNECTING = "handshake received; waiting for the app's accept, close or denial"
     DENIAL_START_HELD = "denial response started; held until its first body message"
@@ -74,11 +98,22 @@ class State(FastEnum):
     CLOSED = "the TCP connection is closed"
 
 
-# States in which the close timer runs (RFC 6455 §7.1.1: the server closes the TCP
-# connection if the peer does not finish the closing handshake).
+# Before the 101 (h11 buffers what the peer sends).
+_BEFORE_ACCEPT = frozenset({State.CONNECTING, State.DENIAL_START_HELD, State.DENIAL_BODY})
+# The close timer runs (RFC 6455 §7.1.1: the server closes the TCP connection if the peer
+# does not finish the closing handshake); the peer is read until its close frame or EOF.
 _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
-# States in which the connection is closed or closing for the app's send().
-_SEND_CLOSED_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING, State.CLOSED})
+# Nothing is read: the parser has stopped, or the connection is closed.
+_NOT_READING = frozenset({State.FAILING, State.CLOSED})
+
+
+class Receiving(Enum):
+    """The app's side of ``receive()``."""
+
+    CONNECT_DUE = "websocket.connect is still to be returned: it is always the first event"
+    IDLE = "the app holds no message, and no receive() waits for one"
+    HOLDING = "the app took a message and has not asked for the next yet"
+    WAITING = "a receive() waits on an open connection and nothing is queued: the next message is handed to it"
 
 
 _RFC_CLOSE = "RFC 6455 §7.1.1"
@@ -121,17 +156,6 @@ _APP_INPUTS = {
     "websocket.http.response.start": Input.DENIAL_START,
     "websocket.http.response.body": Input.DENIAL_BODY,
 }
-# Members the per-message paths name as module globals: Python 3.11 looks an enum member up
-# as a class attribute (``State.OPEN``) through the hook of EnumType.__getattr__, at ten
-# times the cost.
-_CONNECTING, _OPEN, _FAILING, _CLOSED = State.CONNECTING, State.OPEN, State.FAILING, State.CLOSED
-_BYTES, _RECEIVE, _APP_RETURNED, _APP_RAISED, _OTHER_MESSAGE = (
-    Input.BYTES,
-    Input.RECEIVE,
-    Input.APP_RETURNED,
-    Input.APP_RAISED,
-    Input.OTHER_MESSAGE,
-)
 _TIMER_INPUTS = {
     Timer.CLOSE: Input.CLOSE_TIMEOUT,
     Timer.HOLD: Input.HOLD_TIMEOUT,
@@ -185,37 +209,30 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         max_size_bytes: int,
         timeouts: Timeouts | None = None,
     ) -> None:
-        self.handshake = handshake
+        self.handshake: h11.Connection | None = handshake
         self.key = key
         self.offered_subprotocols = subprotocols
         self.deflate = deflate
         self.max_size_bytes = max_size_bytes
         self.timeouts = timeouts or Timeouts()
         self.state = State.CONNECTING
-        # The frames both ways, from the accept on; and the closing handshake's two halves.
+        # The data fields (see the module's docstring), in its order.
+        self.receiving = Receiving.CONNECT_DUE
+        self._early_bytes = 0
         self.codec: FrameCodec | None = None
-        self._close_sent = False
-        self._close_received = False
-        # Data that qualifies the state without being a state of its own:
-        # Complete messages the app has not taken, oldest first (a list: few wait at a time,
-        # and an empty list is a tenth of an empty deque's size for every idle connection).
+        # (A list: few messages wait at a time, and an empty list is a tenth of an empty
+        # deque's size for every idle connection.)
         self.inbox: list[dict[str, Any]] = []
         self._inbox_bytes = 0
-        self._disconnect: dict[str, Any] | None = None  # decided once (first writer wins)
-        self.closed_reason = ""  # why send() raises ClientDisconnected, once closing
+        self._disconnect: dict[str, Any] | None = None
         self.close_code: int | None = None
-        self._failure: tuple[int, str] = (0, "")  # the code and text of FAILING
-        self._connect_delivered = False
-        self._app_holds_message = False  # took a message, has not asked for the next yet
-        # A receive() waits and nothing is queued: the next message is handed to it at once
-        # (Effects.event of the input that completes it) instead of queued for another input.
-        self._app_waiting = False
-        self._disconnect_repeats = 0
-        self._early_bytes = 0  # bytes buffered by h11 before the accept
+        self.closed_reason = ""
+        self._failure: tuple[int, str] = (0, "")
         self._denial_status = 0
         self._denial_headers: list[tuple[bytes, bytes]] = []
-        self._ping_count = 0
         self._ping_payload: bytes | None = None
+        self._pings_sent = 0
+        self._disconnect_repeats = 0
         self._reading = True
         self._fx = Effects()
         self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
@@ -226,26 +243,24 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """The app's ``send(message)``. Raises the error for the app when the message
         changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
         raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
-        kind = message.get("type") if type(message) is dict else None
-        if type(kind) is not str:
-            kind = messages.message_type(message)  # not a dict, or no str type: raises
+        kind = speedups.message_type(message)
         state = self.state
         try:
-            return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
+            return self._step(_APP_INPUTS.get(kind) or Input.OTHER_MESSAGE, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> Effects:
         """The app's ``receive()``: ``Effects.event`` is what it returns now, or None when
         it has to wait for ``Effects.wake_app``."""
-        return self._step(_RECEIVE, None)
+        return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> Effects:
-        return self._step(_APP_RAISED if raised else _APP_RETURNED, None)
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> Effects:
         """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
-        return self._step(_BYTES, data)
+        return self._step(Input.BYTES, data)
 
     def peer_gone(self, why: str = "") -> Effects:
         """EOF, a reset or a failed write. ``Effects.error`` is the ClientDisconnected for a
@@ -257,8 +272,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def timer_fired(self, timer: Timer, *, write_blocked: bool = False) -> Effects:
         """A deadline armed through ``Effects.arm`` passed. ``write_blocked``: a write is
         still waiting for socket buffer space (for the ping timeout)."""
-        self._write_blocked = write_blocked
-        return self._step(_TIMER_INPUTS[timer], None)
+        return self._step(_TIMER_INPUTS[timer], write_blocked)
 
     def server_shutdown(self) -> Effects:
         return self._step(Input.SHUTDOWN, None)
@@ -268,18 +282,20 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     _new_effects = blank(Effects)
 
     def _wants_read(self) -> bool:
+        """Read unless in FAILING or CLOSED, while what waits for the app is within its budget."""
         state = self.state
-        if state is _OPEN:
-            return self._inbox_bytes <= READ_AHEAD_BYTES
-        if state is State.CONNECTING or state is State.DENIAL_START_HELD or state is State.DENIAL_BODY:
+        if state in _BEFORE_ACCEPT:
             return self._early_bytes <= MAX_BYTES_BEFORE_ACCEPT
-        return state is not _FAILING and state is not _CLOSED
+        if state in _NOT_READING:
+            return False
+        # OPEN reads within the read-ahead budget; the closing states read up to the end.
+        return self._inbox_bytes <= READ_AHEAD_BYTES or state in _CLOSING_STATES
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
         fx = self._fx
         old = self._enter(new, why, section)
-        if new is _CLOSED:
+        if new is State.CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
             fx.wake_app = True
@@ -313,28 +329,21 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ receive()
 
     def _receive(self, _: None) -> None:
-        """Hand the app the connect event, then queued messages, then the disconnect (again on every call).
-
-        In FAILING, asking for more once the queue is empty fails the connection now."""
+        """Return the connect event first, then each queued message, then the disconnect (again on every call)."""
         fx = self._fx
-        if not self._connect_delivered:
+        if self.receiving is Receiving.CONNECT_DUE:
             # www spec 2.5, "Connect - receive event": always the first event.
-            self._connect_delivered = True
+            self.receiving = Receiving.IDLE
             fx.event = {"type": "websocket.connect"}
             return
         if self.inbox:
             event = self.inbox.pop(0)
             self._inbox_bytes -= _size(event)
-            self._app_holds_message = True
-            self._app_waiting = False
+            self.receiving = Receiving.HOLDING
             fx.event = event
             return
-        self._app_holds_message = False
-        self._app_waiting = self.state is _OPEN  # the next message goes straight to it
-        if self.state is _FAILING:
-            # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md#failing-the-connection).
-            self._fail_now()
+        # On an open connection, the next message goes straight to this receive().
+        self.receiving = Receiving.WAITING if self.state is State.OPEN else Receiving.IDLE
         if self._disconnect is not None:
             # docs/decisions.md#disconnect-repeats: the disconnect again, on every later call; never hang.
             fx.event = dict(self._disconnect)
@@ -350,6 +359,16 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                     )
                 )
 
+    def _receive_failing(self, _: None) -> None:
+        """Return the connect event or the next queued message; once none is left, fail the connection now.
+
+        The disconnect that the failure decides is returned at once."""
+        if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
+            # The app has every message that arrived before the bad bytes and asks for
+            # more: now the connection fails (docs/decisions.md#failing-the-connection).
+            self._fail_now()
+        self._receive(None)
+
     # ------------------------------------------------------------------ CONNECTING
 
     def _accept(self, message: Message) -> None:
@@ -359,26 +378,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
-            self._answer_500()
-            self._fx.error = ASGIProtocolError(
-                "websocket.accept",
-                f"chose subprotocol {subprotocol!r}, which the client did "
-                f"not offer (offered: {self.offered_subprotocols}; RFC 6455 §4.2.2); the "
-                "handshake was answered with HTTP 500",
-                sections.WS_ACCEPT,
-            ).with_state(State.CONNECTING.name)
-            return
+            offered = self.offered_subprotocols
+            return self._accept_failed(
+                f"chose subprotocol {subprotocol!r}, which the client did not offer (offered: {offered}; "
+                "RFC 6455 §4.2.2); the handshake was answered with HTTP 500"
+            )
         app_headers = list(message.get("headers", ()))
         for name, _ in app_headers:
             if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
-                self._answer_500()
-                self._fx.error = ASGIProtocolError(
-                    "websocket.accept",
-                    f"sets header {name.decode('latin-1')!r}, which only the "
-                    "server may set; the handshake was answered with HTTP 500",
-                    sections.WS_ACCEPT,
-                ).with_state(State.CONNECTING.name)
-                return
+                return self._accept_failed(
+                    f"sets header {name.decode('latin-1')!r}, which only the server may set; "
+                    "the handshake was answered with HTTP 500"
+                )
         headers = [
             (b"upgrade", b"websocket"),
             (b"connection", b"Upgrade"),
@@ -392,18 +403,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
         headers.extend(app_headers)
         try:
-            data = self.handshake.send(h11.InformationalResponse(status_code=101, headers=headers))
+            data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
         except h11.LocalProtocolError as exc:
-            self._answer_500()
-            self._fx.error = ASGIProtocolError(
-                "websocket.accept", f"has headers h11 cannot send: {exc}", sections.WS_ACCEPT
-            ).with_state(State.CONNECTING.name)
-            return
+            return self._accept_failed(f"has headers h11 cannot send: {exc}")
         self._write(data or b"")
         self._fx.status = 101
-        trailing, _closed = self.handshake.trailing_data
+        trailing, _closed = self._http().trailing_data
         # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
-        del self.handshake
+        self.handshake = None
         self._early_bytes = 0
         self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
@@ -411,18 +418,25 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
         if trailing:
             # Bytes the client sent right behind the handshake are not lost.
-            self._parse(trailing)
+            self._run(Input.BYTES, trailing)
+
+    def _accept_failed(self, text: str) -> None:
+        """Answer HTTP 500, and raise the accept's fault into the app once it is sent."""
+        self._answer_500()
+        self._fx.error = ASGIProtocolError("websocket.accept", text, sections.WS_ACCEPT).with_state(
+            State.CONNECTING.name
+        )
 
     def _refuse(self, message: Message) -> None:
-        """Answer the handshake with HTTP 403; the disconnect is 1006."""
+        """Answer the handshake with HTTP 403 and decide the disconnect as 1006."""
         messages.validate(message, "websocket.close")
         # www spec 2.5, "Close - send event": close before accept -> HTTP 403, at once.
-        self._http_response(403, [], b"", more=False)
+        self._http_response(403, [], b"")
         self._decide(1006, "", "the handshake was refused with HTTP 403")
         self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
     def _deny_start(self, message: Message) -> None:
-        """Check and hold the denial response start until its first body message."""
+        """Check the denial response's start and hold it until its first body message."""
         message = messages.validate(message, "websocket.http.response.start")
         headers = list(message.get("headers", ()))
         check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
@@ -430,31 +444,39 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._denial_headers = headers
         self._go(State.DENIAL_START_HELD, "denial started; held until its first body message", sections.WS_DENIAL)
 
+    def _deny_first_body(self, message: Message) -> None:
+        """Send the held denial head, then send this body part as DENIAL_BODY does."""
+        validated = messages.validate(message, "websocket.http.response.body")
+        body, more = bytes(validated.get("body", b"")), validated.get("more_body", False)
+        self._http_head(self._denial_status, self._denial_headers, len(body), more)
+        self._denial_headers = []
+        self._go(State.DENIAL_BODY, f"denial response HTTP {self._denial_status} sent", sections.WS_DENIAL)
+        self._run(Input.DENIAL_BODY, validated)
+
     def _deny_body(self, message: Message) -> None:
-        """Send the held denial head with this body part, or the next body part; the last one ends the connection."""
+        """Send the body part; after the last one, end the connection."""
         message = messages.validate(message, "websocket.http.response.body")
-        body, more = bytes(message.get("body", b"")), message.get("more_body", False)
-        if self.state is State.DENIAL_START_HELD:
-            self._go(State.DENIAL_BODY, f"denial response HTTP {self._denial_status} sent", sections.WS_DENIAL)
-            self._http_response(self._denial_status, self._denial_headers, body, more)
-            self._denial_headers = []
-        else:
-            if body:
-                self._send_http(h11.Data(data=body), "websocket.http.response.body")
-            if not more:
-                self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
+        more = message.get("more_body", False)
+        self._http_body(bytes(message.get("body", b"")), more)
         if not more and self.state is not State.CLOSED:
             self._decide(1006, "", f"the handshake was answered with the app's HTTP {self._denial_status} response")
             self._go(State.DRAINING, "denial response complete", sections.WS_DENIAL)
 
-    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, more: bool) -> None:
+    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Answer the handshake with a whole HTTP response."""
+        self._http_head(status, headers, len(body), False)
+        self._http_body(body, False)
+
+    def _http_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int, more: bool) -> None:
         headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
         if not more and not any(n == b"content-length" for n, _ in headers):
-            headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"content-length", str(length).encode()))
         if not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))
         self._fx.status = status
         self._send_http(response_head(status, headers), "websocket.http.response.start")
+
+    def _http_body(self, body: bytes, more: bool) -> None:
         if body:
             self._send_http(h11.Data(data=body), "websocket.http.response.body")
         if not more:
@@ -467,7 +489,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if self.state is State.CLOSED:
             return
         try:
-            self._write(self.handshake.send(event) or b"")
+            self._write(self._http().send(event) or b"")
         except h11.LocalProtocolError as exc:
             self._decide(1006, "", "the handshake response could not be sent")
             self._go(State.CLOSED, "the denial response could not be completed", sections.WS_DENIAL)
@@ -477,7 +499,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _answer_500(self) -> None:
         body = b"Internal Server Error"
-        self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body, False)
+        self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body)
         self._decide(1006, "", "the handshake was answered with HTTP 500")
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
@@ -492,11 +514,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "the app ended during its denial response", sections.WS_DENIAL)
 
     def _shutdown_before_accept(self, _: None) -> None:
-        """Answer the handshake with HTTP 503; the disconnect is 1001."""
+        """Answer the handshake with HTTP 503 and decide the disconnect as 1001."""
         # Nothing of the app's answer is on the wire yet (a denial start is held until its
         # first body), so the handshake is refused like any unanswered one
         # (docs/decisions.md#shutdown-1001).
-        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down", False)
+        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down")
         self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
 
@@ -504,17 +526,13 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Keep the bytes (h11 holds them) for the frame parser after the 101."""
         # Before the 101: h11 keeps the bytes as trailing data for the frame parser.
         self._early_bytes += len(data)
-        self.handshake.receive_data(data)
+        self._http().receive_data(data)
 
     # ------------------------------------------------------------------ OPEN (and FAILING)
 
     def _send_data(self, message: Message) -> None:
         """Write a text or binary frame."""
-        data, text = message.get("bytes"), message.get("text")
-        if not ((type(data) is bytes and text is None) or (type(text) is str and data is None)):
-            # Not the usual shape (exactly one of bytes and text, of the exact type): the
-            # validator checks it and names what is wrong.
-            message = messages.validate(message, "websocket.send")
+        message = messages.validate(message, "websocket.send")
         codec = self.codec
         if codec is None:  # pragma: no cover - OPEN implies a codec
             raise RuntimeError("OPEN without a frame codec")
@@ -532,7 +550,22 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             ).with_state(self.state.name) from None
 
     def _send_close(self, message: Message) -> None:
-        """Write the app's close frame (and in FAILING, fail the connection now)."""
+        """Write the app's close frame and wait for the peer's."""
+        code, reason = self._close_frame_of(message)
+        self._write_close(code, reason)
+        self.closed_reason = f"the app already sent websocket.close (code {code})"
+        self.close_code = code
+        self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
+
+    def _close_failing(self, message: Message) -> None:
+        """Write the app's close frame and fail the connection: no close frame can come back.
+
+        The peer's bad bytes stopped the parser, so the closing handshake cannot complete."""
+        self._write_close(*self._close_frame_of(message))
+        self._drain_failed()
+
+    def _close_frame_of(self, message: Message) -> tuple[int, str]:
+        """The code and reason of the app's websocket.close (a note if the reason is cut)."""
         message = messages.validate(message, "websocket.close")
         code = message.get("code")
         code = 1000 if code is None else code
@@ -546,22 +579,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                     sections.WS_CLOSE,
                 )
             )
-        self._write_close(code, reason)
-        if self.state is State.FAILING:
-            # The peer's bad bytes stopped the parser: no close frame can be read back.
-            self._fail_now()
-            return
-        self.closed_reason = f"the app already sent websocket.close (code {code})"
-        self.close_code = code
-        self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
+        return code, reason
 
     def _app_returned_open(self, _: None) -> None:
-        """Write close 1000."""
+        """Write close 1000 and wait for the peer's close frame."""
         # docs/decisions.md#app-end-close-codes: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
-        """Write close 1011."""
+        """Write close 1011 and wait for the peer's close frame."""
         # docs/decisions.md#app-end-close-codes: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
@@ -571,30 +597,27 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.close_code = code
         self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
-    def _wire_open(self) -> bool:
-        """Frames other than the close echo may still be sent (RFC 6455 §5.5.1: nothing after
-        a close frame; and none once the peer's close frame has come)."""
-        return self.codec is not None and not self._close_sent and not self._close_received
-
     def _write_close(self, code: int, reason: str) -> None:
-        if self._wire_open():
-            self._close_sent = True
-            self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
+        """Write our close frame: only OPEN and FAILING have not sent it, and after it no
+        other frame is sent (RFC 6455 §5.5.1)."""
+        self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
+
+    def _http(self) -> h11.Connection:
+        """The h11 connection that answers the handshake (its rows run before the 101)."""
+        if self.handshake is None:  # pragma: no cover - a bug in a row
+            raise RuntimeError("the HTTP side of the WebSocket connection is over")
+        return self.handshake
 
     def _parse(self, data: bytes) -> None:
-        """Feed the frame codec; each frame or message it completes is an input of its own."""
+        """Feed the frame codec, and hand each frame or message it completes to its own row."""
         codec = self.codec
         if codec is None:  # pragma: no cover
             raise RuntimeError("no frame codec")
-        outer = self._row
         for kind, payload in codec.feed(data):
-            # An input found inside another (a frame inside the peer's bytes): its own row.
-            row = self._row = TABLE[(self.state, _FRAME_INPUTS[kind])]
-            row.action(self, payload)
-        self._row = outer
+            self._run(_FRAME_INPUTS[kind], payload)
 
     def _message(self, data: str | bytes) -> None:
-        """Hand the message to a receive() that waits, or queue it (reading pauses past the read-ahead budget)."""
+        """Hand the message to a waiting receive(), or queue it (reading pauses past the read-ahead budget)."""
         # The codec reassembles fragments and decodes UTF-8 as it arrives, so a character
         # split across frames arrives whole and bad UTF-8 fails the connection at once.
         fx = self._fx
@@ -603,10 +626,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             message = {"type": "websocket.receive", "text": data}
         else:
             message = {"type": "websocket.receive", "bytes": data}
-        if self._app_waiting:
+        if self.receiving is Receiving.WAITING:
             # Nothing is queued before it and the app asked: this input answers that receive().
-            self._app_waiting = False
-            self._app_holds_message = True
+            self.receiving = Receiving.HOLDING
             fx.event = message
         else:
             self.inbox.append(message)
@@ -614,68 +636,84 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         fx.wake_app = True
 
     def _drop_message(self, data: str | bytes) -> None:
-        """Drop it: data after the app's close frame is not delivered."""
+        """Drop the message: data after the app's close frame is not delivered."""
         # docs/decisions.md#own-close-then-echo: data after the app's close is dropped.
         self._fx.add_note(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, payload: bytes) -> None:
-        """Write a pong with the same payload."""
+        """Write a pong with the ping's payload."""
         # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
-        if self._wire_open():
-            self._write(FrameCodec.control_frame(frames.PONG, payload))
+        self._write(FrameCodec.control_frame(frames.PONG, payload))
 
     def _pong(self, payload: bytes) -> None:
-        """A pong to our ping: cancel the pong timer, arm the next ping."""
-        if self.state is State.OPEN and self._ping_payload is not None and payload == self._ping_payload:
+        """Cancel the pong timer and arm the next ping, if the pong answers our ping."""
+        if self._ping_payload is not None and payload == self._ping_payload:
             self._ping_payload = None
             self._cancel(Timer.PONG)
             if self.timeouts.ping_interval_s > 0:
                 self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
-        """Echo the close frame; decide the disconnect with the peer's code and reason; close TCP."""
+        """Echo the close frame, decide the disconnect with the peer's code and reason, and close TCP."""
         code, reason = close
-        # If the peer began the closing handshake, echo its code (RFC 6455 §5.5.1) and, the
-        # handshake being complete, close TCP at once (§7.1.1); if we began it, nothing to send.
+        # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
+        # handshake being complete, close TCP at once (§7.1.1).
         self._write_close(code, reason)
-        self._close_received = True
+        self._peer_close_reply(close)
+
+    def _peer_close_reply(self, close: tuple[int, str]) -> None:
+        """Decide the disconnect with the peer's code and reason, and close TCP: the closing handshake is complete."""
+        code, reason = close
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
     def _bad_data(self, failure: tuple[int, str]) -> None:
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
         # The codec has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
-        code = failure[0]
-        text = _FAILURE_REASONS.get(code, "protocol error")
-        if code == 1009:
-            text = f"message exceeds {self.max_size_bytes} bytes"
-        self._failure = (code, text)
-        if self.state is State.OPEN and (self.inbox or self._app_holds_message):
+        self._hold_failure(failure)
+        if self.inbox or self.receiving is Receiving.HOLDING:
             # Messages that fully arrived before the bad bytes are still delivered, and the
             # app may still answer them: the failure waits until the app asks for more, at
             # most the close timeout (docs/decisions.md#failing-the-connection).
-            self._go(State.FAILING, f"bad data ({text}) behind messages the app has yet to take", "RFC 6455 §7.1.7")
+            self._go(
+                State.FAILING,
+                f"bad data ({self._failure[1]}) behind messages the app has yet to take",
+                "RFC 6455 §7.1.7",
+            )
             self._cancel(Timer.PING, Timer.PONG)
             self._fx.arm_timer(Timer.HOLD, self.timeouts.close_s)
         else:
             self._fail_now()
 
+    def _bad_data_after_close(self, failure: tuple[int, str]) -> None:
+        """Decide the failure's code, send FIN and drain: our close frame is already out."""
+        self._hold_failure(failure)
+        self._drain_failed()
+
+    def _hold_failure(self, failure: tuple[int, str]) -> None:
+        code = failure[0]
+        text = _FAILURE_REASONS.get(code, "protocol error")
+        if code == 1009:
+            text = f"message exceeds {self.max_size_bytes} bytes"
+        self._failure = (code, text)
+
     def _fail_now(self, _: Any = None) -> None:
-        """Write the failure close frame (1002, 1007, 1009); decide that code; send FIN and drain.
+        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
 
         RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
+        self._write_close(*self._failure)
+        self._drain_failed()
+
+    def _drain_failed(self) -> None:
         code, text = self._failure
-        self._write_close(code, text)
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.DRAINING, f"connection failed with code {code} ({text})", "RFC 6455 §7.1.7")
 
-    def _ping_due(self, _: None) -> None:
+    def _ping_due(self, _: bool) -> None:
         """Write a keepalive ping and arm the pong timer."""
         # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
-        if not self._wire_open():
-            return
-        self._ping_count += 1
-        payload = self._ping_count.to_bytes(4, "big")
+        self._pings_sent += 1
+        payload = self._pings_sent.to_bytes(4, "big")
         self._write(FrameCodec.control_frame(frames.PING, payload))
         if self.timeouts.ping_timeout_s > 0:
             # The ping timeout runs from the moment the ping is queued: a peer that stopped
@@ -685,9 +723,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         else:
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
-    def _pong_overdue(self, _: None) -> None:
-        """Write close 1011, decide 1006, close TCP (or try again if reading is paused)."""
-        if not self._reading and not self._write_blocked:
+    def _pong_overdue(self, write_blocked: bool) -> None:
+        """Write close 1011, decide 1006 and close TCP; while reading is paused, ping again later instead."""
+        if not self._reading and not write_blocked:
             # The reader is paused (backpressure), so the pong may be sitting unread: try
             # again in the next interval.
             self._ping_payload = None
@@ -698,7 +736,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "keepalive ping timed out; close 1011 sent", 'www spec 2.5, "WebSocket"', Tcp.ABORT)
 
     def _shutdown_open(self, _: None) -> None:
-        """Write close 1001; decide 1001; wait for the peer's close frame."""
+        """Write close 1001, decide 1001 and wait for the peer's close frame."""
         # docs/decisions.md#shutdown-1001: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
@@ -714,19 +752,19 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
     def _lost_while_failing(self, _: Any) -> None:
-        """Decide the pending failure code and close TCP."""
+        """Decide the held failure's code and close TCP."""
         # The peer broke the protocol and then left: the failure is the cause.
         code, text = self._failure
         self._decide(code, text, f"connection failed with code {code} ({text})")
         self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
-    def _close_overdue(self, _: None) -> None:
-        """Decide 1006 and close TCP."""
+    def _close_overdue(self, _: bool) -> None:
+        """Decide 1006 and close TCP: the peer did not finish the closing handshake in time."""
         self._decide(1006, "", "the peer did not answer the close frame in time (code 1006)")
         self._go(State.CLOSED, "close timeout: the peer did not finish the closing handshake", _RFC_CLOSE, Tcp.ABORT)
 
     def _tcp_gone(self, _: Any) -> None:
-        """Close TCP (the disconnect is already decided)."""
+        """Close TCP; the disconnect is already decided."""
         self._go(State.CLOSED, "the TCP connection ended (EOF or close timeout)", _RFC_CLOSE, Tcp.ABORT)
 
     def _closed_send(self, message: Message) -> None:
@@ -738,15 +776,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError from send(), naming the message, the state and the section."""
         kind = messages.message_type(message)
-        raise _misuse(self.state, kind).with_state(self.state.name)
+        error = ASGIProtocolError(kind, _misuse_text(self.state, kind), self._row.section)
+        raise error.with_state(self.state.name)
 
     def _nothing(self, _: Any) -> None:
-        """Nothing to do."""
+        """Do nothing."""
 
     def _discard(self, _: Any) -> None:
-        """Discard the bytes (the parser has stopped, or the connection is over)."""
-
-    _write_blocked = False
+        """Discard the bytes: the parser has stopped, or the connection is over."""
 
 
 def _size(event: Mapping[str, Any]) -> int:
@@ -759,28 +796,21 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def _misuse(state: State, kind: str) -> ASGIProtocolError:
+def _misuse_text(state: State, kind: str) -> str:
+    """What is wrong with sending ``kind`` in ``state`` (the row gives the section)."""
     if kind not in _APP_INPUTS:
-        return ASGIProtocolError(kind, "is not a message a websocket connection accepts", sections.CORE_ERRORS)
+        return "is not a message a websocket connection accepts"
     if state is State.CONNECTING:
         if kind == "websocket.send":
-            return ASGIProtocolError(kind, "sent before websocket.accept", sections.WS_SEND)
-        return ASGIProtocolError(kind, "sent before websocket.http.response.start", sections.WS_DENIAL)
+            return "sent before websocket.accept"
+        return "sent before websocket.http.response.start"
     if state is State.OPEN or state is State.FAILING:
         if kind == "websocket.accept":
-            return ASGIProtocolError(kind, "sent twice: the connection is already accepted", sections.WS_ACCEPT)
-        return ASGIProtocolError(
-            kind,
-            "sent after websocket.accept: a denial response is only possible before accepting",
-            sections.WS_DENIAL,
-        )
+            return "sent twice: the connection is already accepted"
+        return "sent after websocket.accept: a denial response is only possible before accepting"
     if kind == "websocket.http.response.start":
-        return ASGIProtocolError(kind, "sent twice: the denial response has already started", sections.WS_DENIAL)
-    return ASGIProtocolError(
-        kind,
-        "sent during a denial response; only websocket.http.response.body may follow",
-        sections.WS_DENIAL,
-    )
+        return "sent twice: the denial response has already started"
+    return "sent during a denial response; only websocket.http.response.body may follow"
 
 
 # ---------------------------------------------------------------------- the table
@@ -805,37 +835,34 @@ _table: TableBuilder[State, Input] = TableBuilder("WebSocket")
 _rows = _table.add
 
 
-_BEFORE_ACCEPT = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY)
-_PARSING = (S.OPEN, S.CLOSING, S.SHUTTING_DOWN)
-_NOT_PARSING = (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.FAILING, S.DRAINING, S.CLOSED)
-_ALL = tuple(State)
+_DENYING = (S.DENIAL_START_HELD, S.DENIAL_BODY)
+_AFTER_CLOSE = (S.CLOSING, S.SHUTTING_DOWN)  # our close frame is out; the parser runs
+_NOT_PARSING = (*_BEFORE_ACCEPT, S.FAILING, S.DRAINING, S.CLOSED)
 _ENDED = (S.CLOSING, S.SHUTTING_DOWN, S.DRAINING, S.CLOSED)
 
+# Each row lists exactly the states its input can lead to from its own state.
 # -- the app's messages
 _rows((S.CONNECTING,), I.ACCEPT, (S.OPEN, S.DRAINING), M._accept, sections.WS_ACCEPT)
 _rows((S.CONNECTING,), I.CLOSE, (S.DRAINING,), M._refuse, sections.WS_CLOSE)
 _rows((S.CONNECTING,), I.DENIAL_START, (S.DENIAL_START_HELD,), M._deny_start, sections.WS_DENIAL)
 _rows((S.CONNECTING,), I.SEND, (), M._misuse, sections.WS_SEND)
 _rows((S.CONNECTING,), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
-_rows(
-    (S.DENIAL_START_HELD, S.DENIAL_BODY),
-    I.DENIAL_BODY,
-    (S.DENIAL_BODY, S.DRAINING, S.CLOSED),
-    M._deny_body,
-    sections.WS_DENIAL,
-)
+_rows((S.DENIAL_START_HELD,), I.DENIAL_BODY, (S.DENIAL_BODY,), M._deny_first_body, sections.WS_DENIAL)
+_rows((S.DENIAL_BODY,), I.DENIAL_BODY, (S.DRAINING, S.CLOSED), M._deny_body, sections.WS_DENIAL)
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START):
-    _rows((S.DENIAL_START_HELD, S.DENIAL_BODY), _input, (), M._misuse, sections.WS_DENIAL)
+    _rows(_DENYING, _input, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.SEND, (), M._send_data, sections.WS_SEND)
-_rows((S.OPEN, S.FAILING), I.CLOSE, (S.CLOSING, S.DRAINING), M._send_close, sections.WS_CLOSE)
+_rows((S.OPEN,), I.CLOSE, (S.CLOSING,), M._send_close, sections.WS_CLOSE)
+_rows((S.FAILING,), I.CLOSE, (S.DRAINING,), M._close_failing, sections.WS_CLOSE)
 _rows((S.OPEN, S.FAILING), I.ACCEPT, (), M._misuse, sections.WS_ACCEPT)
 _rows((S.OPEN, S.FAILING), I.DENIAL_START, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START, I.DENIAL_BODY):
     _rows(_ENDED, _input, (), M._closed_send, sections.WS_CLOSED_SEND)
-_rows(_ALL, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
+_rows(tuple(State), I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- receive()
-_rows(_ALL, I.RECEIVE, (S.DRAINING,), M._receive, sections.WS_DISCONNECT)
+_rows(tuple(s for s in State if s is not S.FAILING), I.RECEIVE, (), M._receive, sections.WS_DISCONNECT)
+_rows((S.FAILING,), I.RECEIVE, (S.DRAINING,), M._receive_failing, _RFC_FAIL)
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._app_ended_before_accept, sections.WS_ACCEPT)
@@ -846,21 +873,23 @@ _rows((S.OPEN,), I.APP_RETURNED, (S.CLOSING,), M._app_returned_open, sections.WS
 _rows((S.OPEN,), I.APP_RAISED, (S.CLOSING,), M._app_raised_open, sections.WS_CLOSE)
 # -- the peer's bytes, and the frames inside them
 _rows(_BEFORE_ACCEPT, I.BYTES, (), M._buffer_early, "RFC 6455 §4.2.2")
-_rows(_PARSING, I.BYTES, (), M._parse, "RFC 6455 §5.2")
+_rows((S.OPEN, *_AFTER_CLOSE), I.BYTES, (), M._parse, "RFC 6455 §5.2")
 _rows((S.FAILING, S.DRAINING, S.CLOSED), I.BYTES, (), M._discard, _RFC_FAIL)
 _rows((S.OPEN,), I.MESSAGE, (), M._message, sections.WS_RECEIVE)
-_rows((S.CLOSING, S.SHUTTING_DOWN), I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
-_rows(_PARSING, I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
-_rows(_PARSING, I.PONG, (), M._pong, "RFC 6455 §5.5.3")
-_rows(_PARSING, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows(_AFTER_CLOSE, I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
+_rows((S.OPEN,), I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
+# After our close frame nothing is sent, a pong included (docs/decisions.md#no-pong-after-own-close).
+_rows(_AFTER_CLOSE, I.PING, (), M._nothing, "RFC 6455 §5.5.1")
+_rows((S.OPEN,), I.PONG, (), M._pong, "RFC 6455 §5.5.3")
+_rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
+_rows((S.OPEN,), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows(_AFTER_CLOSE, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close_reply, _RFC_LOST)
 _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
-_rows((S.CLOSING, S.SHUTTING_DOWN), I.BAD_DATA, (S.DRAINING,), M._bad_data, _RFC_FAIL)
+_rows(_AFTER_CLOSE, I.BAD_DATA, (S.DRAINING,), M._bad_data_after_close, _RFC_FAIL)
 for _input in (I.MESSAGE, I.PING, I.PONG, I.CLOSE_FRAME, I.BAD_DATA):
     _rows(_NOT_PARSING, _input, (), M._nothing, _NO_FRAMES)
 # -- the peer goes away
-_rows(
-    (S.CONNECTING, S.DENIAL_START_HELD, S.DENIAL_BODY, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST
-)
+_rows((*_BEFORE_ACCEPT, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST)
 _rows((S.FAILING,), I.PEER_GONE, (S.CLOSED,), M._lost_while_failing, _RFC_FAIL)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.PEER_GONE, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
 _rows((S.CLOSED,), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
