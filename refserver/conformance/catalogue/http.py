@@ -79,6 +79,10 @@ def _bad_http_send(id: str, title: str, steps: tuple[Step, ...], step: int, less
     )
 
 
+# How long the probe's lifespan app takes to answer lifespan.shutdown in lifespan.shutdown: a
+# server that stops waiting after a fixed short time instead of its shutdown timeout fails.
+SHUTDOWN_ANSWER_DELAY_S = 1.0
+
 SCENARIOS = [
     # ------------------------------------------------------------------ scope
     http(
@@ -636,7 +640,8 @@ SCENARIOS = [
     lifespan(
         "lifespan.shutdown",
         "Shutdown sends lifespan.shutdown and waits for the answer",
-        "On shutdown the app gets lifespan.shutdown after connections are closed, and the server exits 0.",
+        "On shutdown the app gets lifespan.shutdown after connections are closed, the server waits for "
+        "lifespan.shutdown.complete (here a second in coming), and exits 0.",
         (LIFESPAN,),
         MUST,
         client=(
@@ -644,18 +649,29 @@ SCENARIOS = [
             c_wait_responses(1),
             c_mark("stop"),
             c_shutdown_server(),
-            c_wait_app("mark:shutdown", timeout=5.0),
+            c_wait_app("sent:lifespan.shutdown.complete", timeout=6.0),
         ),
         lifespan_app=(
             a_receive(10.0),
             a_send({"type": "lifespan.startup.complete"}),
             a_receive(20.0),
             a_mark("shutdown"),
+            # an app with work to finish: the answer comes a second after lifespan.shutdown,
+            # well within any server's shutdown timeout (refserver's is 3 s here)
+            a_sleep(SHUTDOWN_ANSWER_DELAY_S),
             a_send({"type": "lifespan.shutdown.complete"}),
         ),
         app=(a_receive(), a_respond()),
         checks=(
             ck("app.step", "lifespan.shutdown", step=2, instance="lifespan", show=True),
+            # "lifespan.shutdown.complete: the server must wait for it before terminating"
+            ck(
+                "app.step",
+                "returned",
+                step=5,
+                instance="lifespan",
+                label="the server waited for lifespan.shutdown.complete",
+            ),
             ck(
                 "runner",
                 "status 0",
@@ -668,7 +684,7 @@ SCENARIOS = [
         ),
         extension="lifespan",
         server=ServerNeeds(lifespan=True, shutdown=True),
-        app_deadline_s=3.0,
+        app_deadline_s=3.0 + SHUTDOWN_ANSWER_DELAY_S,
     ),
     lifespan(
         "lifespan.scope",
