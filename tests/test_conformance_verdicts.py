@@ -123,7 +123,6 @@ class TestDisconnectReceiveEventEmptyClose:
 
 
 FAIL_THE_CONNECTION = {
-    "ws.data.unmasked-frame": "1002",
     "ws.data.reserved-bits": "1002",
     "ws.data.unknown-opcode": "1002",
     "ws.data.invalid-utf8": "1007",
@@ -168,6 +167,30 @@ class TestFailTheWebSocketConnection:
         c = cell("ws.data.invalid-utf8", [hello()])
         assert check(c, "client.closed").verdict == V.FAIL
         assert c.verdict == V.FAIL
+
+
+class TestRFC6455Section5_1UnmaskedFrame:
+    """RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that is not
+    masked. In this case, a server MAY send a Close frame with a status code of 1002": closing
+    without the frame only differs (the MAY is more specific than §7.1.7's SHOULD)."""
+
+    @pytest.mark.parametrize(("wire", "value"), [("empty", "empty"), ("eof", "none:eof"), ("rst", "none:rst")])
+    def test_no_1002_frame_differs(self, wire: str, value: str) -> None:
+        records: list[Record] = [hello()]
+        records.append(close_frame(None) if wire == "empty" else client(wire, t=0.2))
+        records.append(disconnect(1002))
+        c = cell("ws.data.unmasked-frame", records)
+        frame = check(c, "close frame with 1002 (RFC 6455 §5.1)")
+        assert (frame.value, frame.verdict, frame.level) == (value, V.DIFFERS, "MAY")
+        assert c.verdict == V.DIFFERS
+
+    def test_1002_passes(self) -> None:
+        c = cell("ws.data.unmasked-frame", [hello(), close_frame(1002), disconnect(1002)])
+        assert c.verdict == V.PASS
+
+    def test_open_connection_fails(self) -> None:
+        c = cell("ws.data.unmasked-frame", [hello()])
+        assert check(c, "client.closed").verdict == V.FAIL
 
 
 class TestLifespanStartupFailed:
@@ -403,9 +426,15 @@ class TestDisconnectedClientSendException:
         return cell("ws.send.after-disconnect", records, version=version)
 
     def test_logged_traceback_breaks_the_2_4_claim(self) -> None:
+        # A claim never raises a SHOULD: the check deviates, and the broken claim is counted
+        # once, by the meta scenario.
         c = self.run("error: Traceback (most recent call last):", "2.4")
-        assert check(c, "the escaped OSError is not logged as an error").verdict == V.FAIL
-        assert c.verdict == V.FAIL
+        logged = check(c, "the escaped OSError is not logged as an error")
+        assert (logged.verdict, logged.note[:15]) == (V.DEVIATES, "advertises 2.4,")
+        assert c.verdict == V.DEVIATES
+        cells = [c]
+        add_meta_cells(cells, [target("peer", {"websocket": "2.4"})])
+        assert (cells[-1].verdict, cells[-1].checks[0].value) == (V.FAIL, "broken: ws.send.after-disconnect")
 
     def test_silence_passes(self) -> None:
         assert self.run("none", "2.4").verdict == V.PASS

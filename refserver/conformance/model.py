@@ -26,8 +26,26 @@ class Level(Enum):
     """How strongly the spec asks for the expected outcome."""
 
     MUST = "MUST"  # breaking it is a fail
-    SHOULD = "SHOULD"  # breaking it deviates (a fail if the target claims the version that made it a rule)
+    SHOULD = "SHOULD"  # breaking it deviates, whatever spec version the target claims
+    MAY = "MAY"  # the spec allows it and nothing more: not doing it only differs from refserver
     UNSPECIFIED = "unspecified"  # the spec is silent; another value only differs from refserver's choice
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The sentence a level rests on: where it is (a spec section heading as the spec spells
+    it, or an RFC section) and the words, quoted. For an unspecified level the sentence is the
+    text that comes closest, and ``note`` says what it leaves open."""
+
+    level: Level
+    source: str
+    sentence: str
+    note: str = ""
+
+    def cite(self) -> str:
+        """One line: the level, the source and the quoted sentence."""
+        note = f" ({self.note})" if self.note else ""
+        return f'{self.level.value}: {self.source}: "{self.sentence}"{note}'
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class Check:
     params: Mapping[str, Any] = field(default_factory=dict)
     by_version: tuple[tuple[str, tuple[str, ...]], ...] = ()
     show: bool = False  # put the observed value into the matrix cell
+    rule: Rule | None = None  # the sentence this check's own level rests on (None: the scenario's)
 
     def allowed_for(self, version: tuple[int, int]) -> tuple[str, ...]:
         for minimum, patterns in self.by_version:
@@ -131,6 +150,11 @@ class Scenario:
     app_deadline_s: float = 4.0  # how long the runner waits for the app to end after the client script
     lifespan_app: tuple[Step, ...] = ()  # with ServerNeeds(lifespan=True): the script for the lifespan scope
     meta: bool = False  # judged from the other scenarios' results, not run
+    rule: Rule | None = None  # the sentence the scenario's level rests on
+
+    def rule_of(self, check: Check) -> Rule | None:
+        """The sentence a check's level rests on: its own, else the scenario's."""
+        return check.rule or self.rule
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +180,7 @@ class Scenario:
                     "refserver": c.choice,
                     "level": (c.level or self.level).value,
                     "since": c.since,
+                    "rule": rule.cite() if (rule := self.rule_of(c)) else None,
                 }
                 for c in self.checks
             ],

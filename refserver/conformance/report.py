@@ -98,10 +98,12 @@ scenario, so your CI lists the scenarios your server fails (`fail` and `crash` a
 ## Reading a cell
 
 A cell is the verdict of one scenario on one target, judged against the `spec_version` the
-target advertises: a rule newer than that version is `n/a`, and a SHOULD of a version the
-target claims is a `fail` (a claim it does not keep). The value in parentheses is what the
-target did, where it matters. The exit status is non-zero when refserver misses one of its
-own expectations (the values marked `refserver:` below).
+target advertises: a rule newer than that version is `n/a`. A claim never raises a level: a
+SHOULD of a version the target claims still `deviates`, and the broken claim is counted once, in
+`meta.spec-version-claims`. Every check's level rests on one sentence of the spec or an RFC,
+which `--explain` quotes. The value in parentheses is what the target did, where it matters.
+The exit status is non-zero when refserver misses one of its own expectations (the values
+marked `refserver:` below).
 
 `--format json` writes the same run as one document (`"format": "refserver-conformance/1"`):
 targets with versions and what they advertise, every scenario as data, and every cell with
@@ -177,7 +179,7 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
         broken = []
         for c in mine:
             for check in c.checks:
-                if check.verdict == V.FAIL and check.note.startswith("advertises"):
+                if check.verdict in (V.FAIL, V.DEVIATES) and check.note.startswith("advertises"):
                     broken.append(c.scenario)
         advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
         value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
@@ -507,6 +509,8 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
             out.append(
                 f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; allowed {list(c.allowed)}{choice}{note}"
             )
+            if c.rule:
+                out.append(f"             rests on {c.rule}")
         out.append("")
     left = target_cell.trace
     right = ref_cell.trace if ref_cell is not None and ref_cell is not target_cell else []
@@ -712,21 +716,28 @@ def _family(target: str) -> str:
     return target.split("-")[0]
 
 
+def _broken(check: V.CheckResult) -> bool:
+    """A MUST broken, or a SHOULD of a spec version the target advertises (a claim it does not keep)."""
+    return check.verdict == V.FAIL or (check.verdict == V.DEVIATES and check.note.startswith("advertises"))
+
+
 def findings(report: Report) -> list[dict[str, Any]]:
-    """Every peer cell that breaks a MUST, or a SHOULD of a spec version the peer advertises
-    (``fail``), or in which the peer went down (``crash``), grouped by root cause: the same
+    """Every peer cell that breaks a MUST (``fail``), or a SHOULD of a spec version the peer
+    advertises, or in which the peer went down (``crash``), grouped by root cause: the same
     server, the same observable and the same wrong value, across scenarios and variants."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for c in report.cells:
-        if c.target.startswith("refserver") or c.verdict not in (V.FAIL, V.CRASH) or c.scenario == META_CLAIMS.id:
+        if c.target.startswith("refserver") or c.scenario == META_CLAIMS.id:
             continue  # the meta scenario only sums up the others
+        if c.verdict != V.CRASH and not any(_broken(k) for k in c.checks):
+            continue
         scenario = BY_ID.get(c.scenario)
         if c.verdict == V.CRASH:
             what = (c.error or "").split("; log:")[0]
             key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))
             bad = [("server", what)]
         else:
-            failing = [k for k in c.checks if k.verdict == V.FAIL]
+            failing = [k for k in c.checks if _broken(k)]
             key = (_family(c.target), failing[0].observable, failing[0].value)
             bad = [(k.label, k.value) for k in failing]
         group = groups.setdefault(key, {"family": key[0], "kind": key[1], "value": key[2], "cells": []})
@@ -784,9 +795,11 @@ def render_findings(report: Report) -> str:
                 out.append(f"- **`{s.id}`** ({s.level.value}; {_md('; '.join(s.refs))}): {_md(s.lesson)}")
             expected = ""
             for k in c.checks:
-                if k.verdict == V.FAIL:
+                if _broken(k):
                     note = f"; {k.note}" if k.note else ""
                     expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
+                    if k.rule:
+                        expected += f" Rests on {_md(k.rule)}."
                     break
             did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
             out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")

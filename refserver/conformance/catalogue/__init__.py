@@ -12,6 +12,7 @@ from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, ck
+from refserver.conformance.catalogue.grading import attach
 from refserver.conformance.model import Scenario, a_accept, a_close, a_receive, a_respond, c_handshake, c_request
 from refserver.conformance.model import c_wait_app as _wait_app
 
@@ -57,14 +58,17 @@ META_CLAIMS = Scenario(
     meta=True,
 )
 
-SCENARIOS: list[Scenario] = [
-    *_websocket.SCENARIOS,
-    *_http.SCENARIOS,
-    *_extended.SCENARIOS,
-    *_deployment.SCENARIOS,
-    *_tls.SCENARIOS,
-    META_CLAIMS,
-]
+SCENARIOS: list[Scenario] = attach(
+    [
+        *_websocket.SCENARIOS,
+        *_http.SCENARIOS,
+        *_extended.SCENARIOS,
+        *_deployment.SCENARIOS,
+        *_tls.SCENARIOS,
+        META_CLAIMS,
+    ]
+)
+META_CLAIMS = SCENARIOS[-1]
 BY_ID: dict[str, Scenario] = {s.id: s for s in (*SCENARIOS, HELLO_HTTP, HELLO_WS)}
 
 if len(BY_ID) != len(SCENARIOS) + 2:  # pragma: no cover - a catalogue error

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from refserver.conformance.catalogue import rules
 from refserver.conformance.model import Check, Level, Scenario, ServerNeeds, Step, a_accept, a_receive
 
-MUST, SHOULD, UNSPEC = Level.MUST, Level.SHOULD, Level.UNSPECIFIED
+MUST, SHOULD, MAY, UNSPEC = Level.MUST, Level.SHOULD, Level.MAY, Level.UNSPECIFIED
 
 # Spec references, as the reports cite them.
 WWW = "www 2.5"
@@ -98,12 +99,13 @@ def ck_fail_close(*codes: str) -> Check:
         "client.close",
         codes,
         codes[0],
-        Level.SHOULD,
+        rules.FAIL_CLOSE_FRAME.level,
         None,
         f"close frame with {' or '.join(codes)} (RFC 6455 §7.1.7)",
         {},
         (),
         True,
+        rules.FAIL_CLOSE_FRAME,
     )
 
 
@@ -116,12 +118,13 @@ def ck_not_logged() -> Check:
         "server.log",
         ("none", "not-observed"),
         None,
-        Level.SHOULD,
+        rules.NOT_LOGGED.level,
         "2.4",
         "the escaped OSError is not logged as an error",
         {},
         (),
         False,
+        rules.NOT_LOGGED,
     )
 
 

@@ -112,9 +112,11 @@ SCENARIOS: list[Scenario] = [
     http(
         "http.scope.root-path",
         "A server started with a root_path",
-        "The scope's root_path is the configured one; whether path also carries it, the spec does not say.",
+        "The scope's root_path is the configured one; the www spec's WSGI section derives PATH_INFO by stripping "
+        "root_path from path, so path carrying it is the reading that implies, and refserver reports path as "
+        "received (docs/decisions.md #40).",
         G_HTTP_SCOPE,
-        (HTTP_SCOPE, "docs/decisions.md #40"),
+        (HTTP_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
         MUST,
         client=(c_request(suffix="/x"), c_wait_responses(1)),
         app=(a_receive(), a_respond()),
@@ -137,9 +139,9 @@ SCENARIOS: list[Scenario] = [
     ws(
         "ws.scope.root-path",
         "A WebSocket on a server started with a root_path",
-        "The WebSocket scope's root_path is the configured one too.",
+        "The WebSocket scope's root_path is the configured one too; path as for HTTP (www, WSGI Compatibility).",
         G_HANDSHAKE,
-        (WS_SCOPE, "docs/decisions.md #40"),
+        (WS_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
         MUST,
         client=(c_handshake(suffix="/x"), c_wait_app("ended")),
         app=(*CONNECT_ACCEPT, a_close()),
