@@ -130,7 +130,7 @@ class TestLifespanShutdownCompleteIsAwaited:
             {"t": 0.2, "side": "runner", "ev": "server_exit", "value": exit_status},
         ]
         if answered:
-            records.insert(-1, app("sent", instance="lifespan", step=5, kind="lifespan.shutdown.complete"))
+            records.insert(-1, app("mark", instance="lifespan", step=5, name="answering"))
         return judge(peer(), BY_ID["lifespan.shutdown"], records, None)
 
     def test_waiting_for_the_answer_passes(self) -> None:
@@ -140,4 +140,4 @@ class TestLifespanShutdownCompleteIsAwaited:
         c = self.run(False, "status 1")
         assert c.verdict == V.FAIL
         found = [k for k in c.checks if k.label == "the server waited for lifespan.shutdown.complete"]
-        assert [(k.value, k.verdict) for k in found] == [("not-reached", V.FAIL)]
+        assert [(k.value, k.verdict) for k in found] == [("missing first", V.FAIL)]
