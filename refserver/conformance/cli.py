@@ -37,6 +37,8 @@ from refserver.conformance.runner import LANES_PER_TARGET, Runner, TargetRun, de
 from refserver.conformance.targets import (
     BUILTIN_TARGETS,
     BY_NAME,
+    OPTION_PLACEHOLDERS,
+    OPTIONS,
     PLACEHOLDERS,
     REFSERVER_TARGETS,
     TargetInfo,
@@ -76,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{{{k}}}: {v}" for k, v in PLACEHOLDERS.items())
         + ". One simple command is exec'd by the shell, so SIGTERM reaches the server itself; a compound "
         "command (&&, a pipeline) gets its process group signalled",
+    )
+    p.add_argument(
+        "--target-option",
+        action="append",
+        default=[],
+        metavar="NAME:OPTION=ARGS",
+        help="how to start --target-command NAME with an option some scenarios need (repeatable): OPTION is one of "
+        + ", ".join(OPTIONS)
+        + "; ARGS go where the command has {options} (else at its end), and may use "
+        + "; ".join(f"{{{k}}}: {v}" for k, v in OPTION_PLACEHOLDERS.items())
+        + ". Without it, the scenarios that need the option are n/a",
     )
     p.add_argument(
         "--scenario",
@@ -170,7 +183,11 @@ def select_scenarios(patterns: Sequence[str]) -> list[Scenario]:
 
 
 def resolve_targets(
-    names: Sequence[str], commands: Sequence[str], python: str, in_process: bool = False
+    names: Sequence[str],
+    commands: Sequence[str],
+    python: str,
+    in_process: bool = False,
+    options: Sequence[str] = (),
 ) -> list[TargetRun]:
     specs: list[TargetSpec] = []
     for name in names:
@@ -180,7 +197,10 @@ def resolve_targets(
                 "(or use --target-command NAME=COMMAND)"
             )
         specs.append(BY_NAME[name])
-    customs = [custom_target(c) for c in commands]
+    customs = [custom_target(c, options) for c in commands]
+    unclaimed = {o.partition(":")[0].strip() for o in options} - {c.name for c in customs}
+    if unclaimed:
+        raise ValueError(f"--target-option for {', '.join(sorted(unclaimed))}: no --target-command of that name")
     explicit = bool(names or customs)
     if not explicit:
         specs = list(BUILTIN_TARGETS)
@@ -255,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.diff and not (args.target or args.target_command):
         args.target = [n for n in args.diff if n in BY_NAME]
     try:
-        targets = resolve_targets(args.target, args.target_command, args.python, args.in_process)
+        targets = resolve_targets(args.target, args.target_command, args.python, args.in_process, args.target_option)
     except ValueError as exc:
         parser.error(str(exc))
     for name in [*args.strict, *(args.diff or [])]:
@@ -350,13 +370,15 @@ def explain(args: argparse.Namespace) -> int:
     if scenario is None or scenario.meta:
         print(f"conformance: no scenario {args.explain!r} (see --list)", file=sys.stderr)
         return 2
-    names = list(args.target) or ["refserver"]
+    names = list(args.target) or ([] if args.target_command else ["refserver"])
     if len(names) + len(args.target_command) != 1:
         print("conformance: --explain needs exactly one --target (or --target-command)", file=sys.stderr)
         return 2
-    targets = resolve_targets(
-        names if not args.target_command else [], args.target_command, args.python, args.in_process
-    )
+    try:
+        targets = resolve_targets(names, args.target_command, args.python, args.in_process, args.target_option)
+    except ValueError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
     target = targets[0]
     if not target.info.installed:
         print(f"conformance: {target.name}: not installed ({target.info.reason})", file=sys.stderr)

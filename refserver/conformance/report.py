@@ -38,7 +38,7 @@ from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
-from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec
+from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec, target_args
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -90,6 +90,29 @@ shutdown scenarios reaches it; a compound command (`cd dir && ...`, a pipeline) 
 exec'd, so its whole process group is signalled instead. Each cell records the exact command
 line its server was started with (JSON `command`, `--explain`).
 
+Some scenarios need the server started with an option: TLS with a certificate (`tls`, and
+`client_cert` to require a client certificate), a Unix socket (`uds`), a root_path
+(`root_path`), a WebSocket close timeout (`ws_close_timeout`). Tell the harness how your
+server takes each with `--target-option NAME:OPTION=ARGS`; the arguments go where the command
+has `{options}` (else at its end), only for the scenarios that ask for the option, and may use
+these placeholders (the harness makes the certificates for each run with trustme):
+
+| placeholder | value |
+|---|---|
+OPTION_ROWS
+
+```sh
+python -m refserver.conformance --target-command 'mine=myserver {app} --port {port} {options}' \\
+    --target-option 'mine:tls=--certfile {certfile} --keyfile {keyfile}' \\
+    --target-option 'mine:client_cert=--ca-certs {ca_certs} --require-client-cert' \\
+    --target-option 'mine:uds=--unix-socket {uds}' --target-option 'mine:root_path=--root-path {root_path}'
+```
+
+Without an option, the scenarios that need it are `n/a`. `--explain` takes the same
+`--target-command` and `--target-option` flags, and every reproduce command the reports print
+for your server (JUnit, findings) repeats them. A server that exits or never starts is `crash`,
+with the reason (exit status, the end of its log) listed under the text matrix.
+
 `--strict mine` exits 1 when `mine` fails a scenario, crashes or never starts; a fault of the
 harness alone exits 3. `--format junit --out conformance.xml` writes one test case per
 scenario, so your CI lists the scenarios your server fails (`fail` and `crash` are failures,
@@ -112,10 +135,11 @@ keys are only ever added within a format version."""
 
 
 def intro() -> str:
-    from refserver.conformance.targets import PLACEHOLDERS
+    from refserver.conformance.targets import OPTION_PLACEHOLDERS, PLACEHOLDERS
 
     rows = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in PLACEHOLDERS.items())
-    return INTRO.replace("PLACEHOLDER_ROWS", rows)
+    options = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in OPTION_PLACEHOLDERS.items())
+    return INTRO.replace("PLACEHOLDER_ROWS", rows).replace("OPTION_ROWS", options)
 
 
 ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
@@ -242,12 +266,28 @@ def render_text(report: Report) -> str:
         totals = report.totals(n)
         lines.append(f"  {n:<20} " + "  ".join(f"{k} {totals[k]}" for k in ORDER if totals[k]))
     lines += ["", "Legend:"] + [f"  {k:<9} {v}" for k, v in V.LEGEND.items()]
+    crashes = [c for c in report.cells if c.verdict == V.CRASH]
+    if crashes:
+        lines += ["", "Crashes (the server exited, did not start, or stopped answering):"]
+        lines += [f"  {c.target} / {c.scenario}: {_one_line(c.error or 'no reason recorded')}" for c in crashes]
     errors = [c for c in report.cells if c.verdict == V.ERROR]
     if errors:
         lines += ["", "Errors:"] + [f"  {c.target} / {c.scenario}: {c.error}" for c in errors]
     lines.append("")
     lines.append("Details of one cell: python -m refserver.conformance --explain SCENARIO --target NAME")
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def reproduce(report: Report, cell: V.Cell) -> str:
+    """The command that runs one cell again with both traces side by side."""
+    target = next((t for t in report.targets if t.name == cell.target), None)
+    select = target_args(target.info.spec) if target is not None else f"--target {cell.target}"
+    return f"python -m refserver.conformance --explain {cell.scenario} {select}"
 
 
 def _md(text: str) -> str:
@@ -548,7 +588,8 @@ def load_json(path: str | Path) -> Report:
     scenarios = [BY_ID[s["id"]] for s in data["scenarios"] if s["id"] in BY_ID]
     targets = []
     for t in data["targets"]:
-        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False)
+        select = str(t.get("select") or f"--target {t['name']}")
+        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False, select=select)
         info = TargetInfo(spec, bool(t["installed"]), str(t.get("version", "")), str(t.get("reason", "")))
         run = TargetRun(info, "", "in-process" if t.get("in_process") else None)
         run.advertised = dict(t.get("advertised") or {})
@@ -575,6 +616,7 @@ def load_json(path: str | Path) -> Report:
                 k.get("refserver"),
                 show=shown(i, k),
                 note=k.get("note", ""),
+                rule=k.get("rule", ""),
             )
             for i, k in enumerate(c["checks"])
         ]
@@ -622,7 +664,7 @@ def render_junit(report: Report) -> str:
                 f"    <testcase classname={quoteattr(t.name)} name={quoteattr(c.scenario + ': ' + title)} "
                 f'time="{c.duration_s:.3f}">'
             )
-            detail = _cell_detail(c)
+            detail = _cell_detail(report, c)
             if c.verdict in V.STRICT_FAILURES:
                 out.append(f"      <failure message={quoteattr(c.summary)} type={quoteattr(c.verdict)}>")
                 out.append(escape(detail))
@@ -639,7 +681,7 @@ def render_junit(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _cell_detail(c: V.Cell) -> str:
+def _cell_detail(report: Report, c: V.Cell) -> str:
     lines = []
     if c.error:
         lines.append(c.error)
@@ -649,7 +691,7 @@ def _cell_detail(c: V.Cell) -> str:
             lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
     if c.command:
         lines.append(f"server: {c.command}")
-    lines.append(f"reproduce: python -m refserver.conformance --explain {c.scenario} --target {c.target}")
+    lines.append(f"reproduce: {reproduce(report, c)}")
     return "\n".join(lines)
 
 
@@ -803,6 +845,6 @@ def render_findings(report: Report) -> str:
                     break
             did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
             out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")
-            out.append(f"    Reproduce: `python -m refserver.conformance --explain {c.scenario} --target {c.target}`")
+            out.append(f"    Reproduce: `{reproduce(report, c)}`")
         out.append("")
     return "\n".join(out) + "\n"

@@ -50,7 +50,8 @@ LEGEND = {
     "meta.spec-version-claims)",
     DIFFERS: "the spec is silent, or only allows (MAY), and the target chose another value than refserver "
     "(the value is shown)",
-    NA: "the target does not advertise the extension or spec version the scenario needs",
+    NA: "the target does not advertise the extension or spec version the scenario needs, or cannot be started "
+    "with the option it needs (TLS, a Unix socket, a root_path: --target-option for your own server)",
     CRASH: "the server under test exited, never started, or stopped answering (reason and exit status shown)",
     ERROR: "the harness itself went wrong (reason shown); says nothing about the target",
     FLAKY: "repeated runs gave different verdicts",
