@@ -7,6 +7,7 @@ shape of what that peer did, reduced to the records the checks read.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from typing import Any
 
@@ -20,6 +21,16 @@ from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import Reporter, ScriptRunner
 from refserver.conformance.report import add_meta_cells
 from refserver.conformance.runner import Runner, TargetRun, judge
+from refserver.conformance.steps import (
+    OpenGate,
+    Receive,
+    SendUntilBlocked,
+    WaitApp,
+    WaitClose,
+    WaitEOF,
+    WaitFrame,
+    WriteBody,
+)
 from refserver.conformance.targets import BY_NAME, TargetInfo, describe_status
 
 Record = dict[str, Any]
@@ -291,9 +302,9 @@ class TestKeepaliveWindow:
 
     def test_app_outwaits_the_window_by_twice(self) -> None:
         s = BY_ID["ws.keepalive.ping"]
-        window = sum(step.args.get("timeout", 0) for step in s.client if step.op in ("wait_frame", "wait_close"))
-        receive = [step for step in s.app if step.op == "receive"][-1]
-        assert receive.args["timeout"] >= 2 * window
+        window = sum(step.timeout for step in s.client if isinstance(step, WaitFrame | WaitClose))
+        receive = [step for step in s.app if isinstance(step, Receive)][-1]
+        assert receive.timeout is not None and receive.timeout >= 2 * window
 
 
 class TestRaiseBeforeAcceptTiming:
@@ -333,7 +344,8 @@ class TestBackpressureProbe:
             raise AssertionError("not called")
 
         step = BY_ID["ws.backpressure.send"].app[-2]
-        args = {**step.args, "block_s": 0.1, "max_s": 5.0}
+        assert isinstance(step, SendUntilBlocked)
+        args = dataclasses.replace(step, block_s=0.1, max_s=5.0)
         script = ScriptRunner({}, receive, send, Recorder(None, "t1"))
 
         async def main() -> None:
@@ -626,9 +638,11 @@ class TestRequestReceiveEventBackpressure:
         assert c.verdict == V.FAIL
 
     def test_the_gate_waits_for_an_app_called_after_the_body(self) -> None:
-        steps = [s.op for s in BY_ID["http.request.body-backpressure"].client]
-        assert steps.index("gate") == steps.index("write_body") + 2
-        assert BY_ID["http.request.body-backpressure"].client[steps.index("gate") - 1].args["event"] == "hello"
+        client = BY_ID["http.request.body-backpressure"].client
+        kinds = [type(s) for s in client]
+        assert kinds.index(OpenGate) == kinds.index(WriteBody) + 2
+        before = client[kinds.index(OpenGate) - 1]
+        assert isinstance(before, WaitApp) and before.event == "hello"
 
 
 class TestCloseNeverAnswered:
@@ -659,7 +673,7 @@ class TestCloseNeverAnswered:
 
     def test_window_is_over_twice_a_ten_second_default(self) -> None:
         s = BY_ID["ws.close.client-never-answers"]
-        window = next(step.args["timeout"] for step in s.client if step.op == "wait_eof")
+        window = next(step.timeout for step in s.client if isinstance(step, WaitEOF))
         assert window > 2 * 10.0
         assert s.server is not None and s.server.ws_close_timeout_s is not None
         assert window > 2 * s.server.ws_close_timeout_s
@@ -671,7 +685,7 @@ class TestErrorHandlingAfterAccept:
 
     def test_window_is_twice_a_one_second_poll(self) -> None:
         s = BY_ID["ws.app.raise-after-accept"]
-        window = next(step.args["timeout"] for step in s.client if step.op == "wait_close")
+        window = next(step.timeout for step in s.client if isinstance(step, WaitClose))
         assert window >= 4.0  # a 1 s poll, and as long again on a loaded machine, twice over
 
     def test_close_after_a_poll_passes(self) -> None:

@@ -276,7 +276,7 @@ def app_body(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("app.body_len")
 def app_body_len(records: Records, params: Mapping[str, Any]) -> str:
-    """How many bytes of request content the app's ``a_drain_body`` got."""
+    """How many bytes of request content the app's ``DrainBody`` got."""
     for r in app_records(records, params):
         if r["ev"] == "body":
             return str((r.get("body") or {}).get("len", 0))

@@ -13,8 +13,8 @@ from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, ck
 from refserver.conformance.catalogue.grading import attach
-from refserver.conformance.model import Scenario, a_accept, a_close, a_receive, a_respond, c_handshake, c_request
-from refserver.conformance.model import c_wait_app as _wait_app
+from refserver.conformance.model import Scenario
+from refserver.conformance.steps import Handshake, Receive, Request, Respond, WaitApp, accept, close_socket
 
 # Used by the runner to read what a target advertises; not part of the catalogue.
 HELLO_HTTP = Scenario(
@@ -25,8 +25,8 @@ HELLO_HTTP = Scenario(
     (),
     UNSPEC,
     "http",
-    (c_request(), _wait_app("ended")),
-    (a_receive(), a_respond()),
+    (Request(), WaitApp("ended")),
+    (Receive(), Respond()),
     (),
 )
 HELLO_WS = Scenario(
@@ -37,8 +37,8 @@ HELLO_WS = Scenario(
     (),
     UNSPEC,
     "websocket",
-    (c_handshake(), _wait_app("ended")),
-    (a_receive(), a_accept(), a_close()),
+    (Handshake(), WaitApp("ended")),
+    (Receive(), accept(), close_socket()),
     (),
 )
 

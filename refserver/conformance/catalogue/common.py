@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from refserver.conformance.catalogue import rules
-from refserver.conformance.model import Check, Level, Scenario, ServerNeeds, Step, a_accept, a_receive
+from refserver.conformance.model import Check, Level, Scenario, ServerNeeds
+from refserver.conformance.steps import AppStep, ClientStep, Receive, accept
 
 MUST, SHOULD, MAY, UNSPEC = Level.MUST, Level.SHOULD, Level.MAY, Level.UNSPECIFIED
 
@@ -28,7 +29,7 @@ HTTP_BODY = 'www "Response Body - send event"'
 HTTP_DISC = 'www "Disconnect - receive event" (HTTP)'
 LIFESPAN = "lifespan 2.0"
 
-CONNECT_ACCEPT: tuple[Step, ...] = (a_receive(), a_accept())
+CONNECT_ACCEPT: tuple[AppStep, ...] = (Receive(), accept())
 
 # Groups: the report's rows are grouped by spec section, in this order.
 G_HANDSHAKE = "WebSocket: handshake and scope (www WebSocket scope; RFC 6455 §4)"
@@ -143,8 +144,8 @@ def ws(
     group: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
@@ -158,8 +159,8 @@ def http(
     group: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
@@ -172,8 +173,8 @@ def lifespan(
     lesson: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:

@@ -25,22 +25,24 @@ from refserver.conformance.catalogue.common import (
 from refserver.conformance.model import (
     Scenario,
     ServerNeeds,
-    a_close,
-    a_drain_body,
-    a_gate,
-    a_receive,
-    a_respond,
-    c_close_tcp,
-    c_gate,
-    c_handshake,
-    c_mark,
-    c_request,
-    c_wait_app,
-    c_wait_client,
-    c_wait_close,
-    c_wait_eof,
-    c_wait_responses,
-    c_write_body,
+)
+from refserver.conformance.steps import (
+    CloseTCP,
+    DrainBody,
+    Handshake,
+    Mark,
+    OpenGate,
+    Receive,
+    Request,
+    Respond,
+    WaitApp,
+    WaitClient,
+    WaitClose,
+    WaitEOF,
+    WaitGate,
+    WaitResponses,
+    WriteBody,
+    close_socket,
 )
 
 ROOT_PATH = "/mount"
@@ -60,8 +62,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_SCOPE,
         (HTTP_SCOPE,),
         MUST,
-        client=(c_request(), c_wait_responses(1)),
-        app=(a_receive(), a_respond(200, b"over a unix socket")),
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), Respond(200, b"over a unix socket")),
         # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
@@ -88,8 +90,8 @@ SCENARIOS: list[Scenario] = [
         G_HANDSHAKE,
         (WS_SCOPE,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
         # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
@@ -118,8 +120,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_SCOPE,
         (HTTP_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
         MUST,
-        client=(c_request(suffix="/x"), c_wait_responses(1)),
-        app=(a_receive(), a_respond()),
+        client=(Request(suffix="/x"), WaitResponses(1)),
+        app=(Receive(), Respond()),
         checks=(
             ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
             ck(
@@ -143,8 +145,8 @@ SCENARIOS: list[Scenario] = [
         G_HANDSHAKE,
         (WS_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
         MUST,
-        client=(c_handshake(suffix="/x"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(suffix="/x"), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
             ck(
@@ -169,10 +171,10 @@ SCENARIOS: list[Scenario] = [
         ("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md #12"),
         MUST,
         client=(
-            c_request(raw=b"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: " + b"a" * BIG_FIELD + b"\r\n\r\n"),
-            c_wait_responses(1),
+            Request(raw=b"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: " + b"a" * BIG_FIELD + b"\r\n\r\n"),
+            WaitResponses(1),
         ),
-        app=(a_receive(), a_respond()),
+        app=(Receive(), Respond()),
         checks=(
             ck("client.status", "4??", "200", choice="431", label="a 4xx, or the request is served"),
             ck("client.status", "431", level=UNSPEC, label="status", show=True),
@@ -185,8 +187,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         ("RFC 9112 §3", "docs/decisions.md #12"),
         SHOULD,
-        client=(c_request(raw=b"GET {path}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n"), c_wait_responses(1)),
-        app=(a_receive(), a_respond()),
+        client=(Request(raw=b"GET {path}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n"), WaitResponses(1)),
+        app=(Receive(), Respond()),
         checks=(
             ck("client.status", "400", "301", choice="400", label="400 or 301", show=True),
             ck("app.called", "not-called", label="the app is not called"),
@@ -202,16 +204,16 @@ SCENARIOS: list[Scenario] = [
         (HTTP_REQ,),
         MUST,
         client=(
-            c_request("POST", raw=b"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: %d\r\n\r\n" % BODY_BYTES),
-            c_wait_app("hello", required=False),
-            c_write_body(BODY_BYTES, stall_s=1.0, timeout=12.0),
+            Request("POST", raw=b"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: %d\r\n\r\n" % BODY_BYTES),
+            WaitApp("hello", required=False),
+            WriteBody(BODY_BYTES, stall_s=1.0, timeout=12.0),
             # a server that reads the whole body before it calls the app calls it only now
-            c_wait_app("hello", timeout=12.0),
-            c_gate("read"),
-            c_wait_client("body_written", timeout=12.0),
-            c_wait_responses(1, timeout=5.0),
+            WaitApp("hello", timeout=12.0),
+            OpenGate("read"),
+            WaitClient("body_written", timeout=12.0),
+            WaitResponses(1, timeout=5.0),
         ),
-        app=(a_gate("read", timeout=25.0), a_drain_body(timeout=12.0, quiet=True), a_respond()),
+        app=(WaitGate("read", timeout=25.0), DrainBody(timeout=12.0, quiet=True), Respond()),
         checks=(
             ck(
                 "client.body_write",
@@ -239,16 +241,16 @@ SCENARIOS: list[Scenario] = [
         # The window is 22 s: the server's close timeout is 1 s where it can be set, and the
         # common default (10 s) is still less than half of it.
         client=(
-            c_handshake(echo_close=False, close_on_eof=False),
-            c_wait_app("sent:websocket.accept"),
-            c_wait_close(3.0),
-            c_mark("close-received"),
-            c_wait_eof(22.0),
-            c_mark("window-ended"),
-            c_close_tcp(),
-            c_wait_app("ended", timeout=6.0),
+            Handshake(echo_close=False, close_on_eof=False),
+            WaitApp("sent:websocket.accept"),
+            WaitClose(3.0),
+            Mark("close-received"),
+            WaitEOF(22.0),
+            Mark("window-ended"),
+            CloseTCP(),
+            WaitApp("ended", timeout=6.0),
         ),
-        app=(*CONNECT_ACCEPT, a_close(1000), a_receive(30.0, catch=True)),
+        app=(*CONNECT_ACCEPT, close_socket(1000), Receive(30.0, catch=True)),
         checks=(
             ck("client.close", "1000", level=MUST, label="the app's close frame"),
             ck(

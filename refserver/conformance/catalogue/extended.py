@@ -34,22 +34,25 @@ from refserver.conformance.model import (
     Check,
     Scenario,
     ServerNeeds,
-    Step,
-    a_drain_body,
-    a_mutate_state,
-    a_receive,
-    a_require_extension,
-    a_respond,
-    a_send,
-    a_set_state,
-    c_close_tcp,
-    c_handshake,
-    c_request,
-    c_shutdown_server,
-    c_wait_app,
-    c_wait_close,
-    c_wait_eof,
-    c_wait_responses,
+)
+from refserver.conformance.steps import (
+    AppMark,
+    CloseTCP,
+    DrainBody,
+    FileResponse,
+    FrameIfNegotiated,
+    Handshake,
+    Receive,
+    Request,
+    RequireExtension,
+    Respond,
+    Send,
+    SetState,
+    ShutdownServer,
+    WaitApp,
+    WaitClose,
+    WaitEOF,
+    WaitResponses,
 )
 
 NOT_101 = "re:(?!101$).*"  # any answer but a switch to WebSocket
@@ -69,28 +72,16 @@ def deflated(text: str) -> bytes:
     return data[:-4]
 
 
-def a_file_response(kind: str, content: bytes) -> Step:
-    """Answer 200 with ``content`` sent through ``http.response.pathsend`` (``kind="path"``)
-    or ``http.response.zerocopysend`` (``kind="zerocopy"``); the probe writes the file first."""
-    return Step("file_response", {"kind": kind, "content": content})
-
-
-def c_frame_if_negotiated(extension: str, opcode: int, payload: bytes, rsv: int) -> Step:
-    """Send a frame only if the handshake response negotiated ``extension``; otherwise the
-    client reports ``unsupported`` (the cell is n/a)."""
-    return Step("frame_if_negotiated", {"extension": extension, "opcode": opcode, "payload": payload, "rsv": rsv})
-
-
 def _closes(label: str) -> Check:
     return ck("client.end", "eof", "rst", choice="eof", label=label)
 
 
 STATE_LIFESPAN = (
-    a_receive(10.0),
-    a_set_state("k", "v"),
-    a_send({"type": "lifespan.startup.complete"}),
-    a_receive(20.0),
-    a_send({"type": "lifespan.shutdown.complete"}),
+    Receive(10.0),
+    SetState("k", "v"),
+    Send({"type": "lifespan.startup.complete"}),
+    Receive(20.0),
+    Send({"type": "lifespan.shutdown.complete"}),
 )
 START_OK = {"type": "http.response.start", "status": 200, "headers": [[b"content-type", b"text/plain"]]}
 
@@ -103,8 +94,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_SCOPE,
         (HTTP_SCOPE, "RFC 9112 §9.3"),
         MUST,
-        client=(c_request(raw=b"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"), c_wait_responses(1), c_wait_eof(3.0)),
-        app=(a_receive(), a_respond(200, b"old")),
+        client=(Request(raw=b"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"), WaitResponses(1), WaitEOF(3.0)),
+        app=(Receive(), Respond(200, b"old")),
         checks=(
             ck("app.scope", "1.0", key="http_version", label="http_version", show=True),
             ck("client.status", "200"),
@@ -119,8 +110,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         ("RFC 9112 §9.6",),
         MUST,
-        client=(c_request(headers=(("Connection", "close"),)), c_wait_responses(1), c_wait_eof(3.0)),
-        app=(a_receive(), a_respond()),
+        client=(Request(headers=(("Connection", "close"),)), WaitResponses(1), WaitEOF(3.0)),
+        app=(Receive(), Respond()),
         checks=(ck("client.status", "200"), _closes("the connection is closed after the response")),
     ),
     http(
@@ -130,8 +121,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_SCOPE,
         (HTTP_SCOPE, "docs/decisions.md #9"),
         MUST,
-        client=(c_request(suffix="/a%FFb"), c_wait_responses(1)),
-        app=(a_receive(), a_respond()),
+        client=(Request(suffix="/a%FFb"), WaitResponses(1)),
+        app=(Receive(), Respond()),
         checks=(
             ck(
                 "app.scope",
@@ -154,8 +145,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         ("RFC 9110 §8.6", "RFC 9112 §6.1", "RFC 9110 §15.3.5"),
         MUST,
-        client=(c_request(), c_wait_responses(1), c_request(), c_wait_responses(2)),
-        app=(a_receive(), a_respond(204, b"")),
+        client=(Request(), WaitResponses(1), Request(), WaitResponses(2)),
+        app=(Receive(), Respond(204, b"")),
         checks=(
             ck("client.statuses", "204,204"),
             ck("client.has_headers", "none", names=["content-length", "transfer-encoding"]),
@@ -168,8 +159,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         ("RFC 9110 §15.4.5", "RFC 9112 §6.3"),
         MUST,
-        client=(c_request(), c_wait_responses(1), c_request(), c_wait_responses(2)),
-        app=(a_receive(), a_respond(304, b"")),
+        client=(Request(), WaitResponses(1), Request(), WaitResponses(2)),
+        app=(Receive(), Respond(304, b"")),
         checks=(ck("client.statuses", "304,304"), ck("client.bodies", '["",""]')),
     ),
     http(
@@ -179,11 +170,11 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (HTTP_BODY, "RFC 9112 §6.3"),
         MUST,
-        client=(c_request(), c_wait_responses(1), c_request(), c_wait_responses(2, 2.0)),
+        client=(Request(), WaitResponses(1), Request(), WaitResponses(2, 2.0)),
         app=(
-            a_receive(),
-            a_send({"type": "http.response.start", "status": 200, "headers": [[b"content-length", b"5"]]}),
-            a_send({"type": "http.response.body", "body": b"0123456789"}, catch=True),
+            Receive(),
+            Send({"type": "http.response.start", "status": 200, "headers": [[b"content-length", b"5"]]}),
+            Send({"type": "http.response.body", "body": b"0123456789"}, catch=True),
         ),
         checks=(
             ck("client.bodies", '["01234"]', '["01234","01234"]', "[]", choice="[]", show=True),
@@ -198,11 +189,11 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (HTTP_BODY, "RFC 9110 §8.6", "RFC 9112 §6.3"),
         MUST,
-        client=(c_request(), c_wait_eof(3.0)),
+        client=(Request(), WaitEOF(3.0)),
         app=(
-            a_receive(),
-            a_send({"type": "http.response.start", "status": 200, "headers": [[b"content-length", b"10"]]}),
-            a_send({"type": "http.response.body", "body": b"01234"}),
+            Receive(),
+            Send({"type": "http.response.start", "status": 200, "headers": [[b"content-length", b"10"]]}),
+            Send({"type": "http.response.body", "body": b"01234"}),
         ),
         checks=(_closes("the connection is closed"),),
     ),
@@ -214,14 +205,14 @@ SCENARIOS: list[Scenario] = [
         ("RFC 9112 §6.1", "RFC 9112 §6.3"),
         MUST,
         client=(
-            c_request(
+            Request(
                 raw=b"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
             ),
-            c_wait_responses(1),
-            c_wait_eof(3.0),
+            WaitResponses(1),
+            WaitEOF(3.0),
         ),
-        app=(a_drain_body(), a_respond()),
+        app=(DrainBody(), Respond()),
         checks=(
             ck("app.body", "hello", "not-reached", choice="hello", label="the body is the chunked one", show=True),
             ck("client.status", "200", "400", choice="200", level=UNSPEC, label="status"),
@@ -236,8 +227,8 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (PATHSEND,),
         SHOULD,
-        client=(c_request(), c_wait_responses(1)),
-        app=(a_receive(), a_require_extension("http.response.pathsend"), a_file_response("path", b"from a file")),
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), RequireExtension("http.response.pathsend"), FileResponse("path", b"from a file")),
         checks=(ck("client.body", "from a file", show=True), ck("client.status", "200")),
         extension="http.response.pathsend",
     ),
@@ -248,11 +239,11 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (ZEROCOPY,),
         SHOULD,
-        client=(c_request(), c_wait_responses(1)),
+        client=(Request(), WaitResponses(1)),
         app=(
-            a_receive(),
-            a_require_extension("http.response.zerocopysend"),
-            a_file_response("zerocopy", b"zero copy"),
+            Receive(),
+            RequireExtension("http.response.zerocopysend"),
+            FileResponse("zerocopy", b"zero copy"),
         ),
         checks=(ck("client.body", "zero copy", show=True), ck("client.status", "200")),
         extension="http.response.zerocopysend",
@@ -264,13 +255,13 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (EARLY_HINTS, HTTP_START),
         MUST,
-        client=(c_request(), c_wait_responses(1)),
+        client=(Request(), WaitResponses(1)),
         app=(
-            a_receive(),
-            a_require_extension("http.response.early_hint"),
-            a_send(START_OK),
-            a_send({"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload; as=style"]}, catch=True),
-            a_send({"type": "http.response.body", "body": b"after the hint"}),
+            Receive(),
+            RequireExtension("http.response.early_hint"),
+            Send(START_OK),
+            Send({"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload; as=style"]}, catch=True),
+            Send({"type": "http.response.body", "body": b"after the hint"}),
         ),
         checks=(
             ck("client.body", "after the hint"),
@@ -286,13 +277,13 @@ SCENARIOS: list[Scenario] = [
         G_HTTP_FLOW,
         (TRAILERS,),
         MUST,
-        client=(c_request(headers=(("TE", "trailers"),)), c_wait_responses(1)),
+        client=(Request(headers=(("TE", "trailers"),)), WaitResponses(1)),
         app=(
-            a_receive(),
-            a_require_extension("http.response.trailers"),
-            a_send({**START_OK, "trailers": True}),
-            a_send({"type": "http.response.body", "body": b"with trailers"}),
-            a_send({"type": "http.response.trailers", "headers": [[b"x-checksum", b"42"]], "more_trailers": False}),
+            Receive(),
+            RequireExtension("http.response.trailers"),
+            Send({**START_OK, "trailers": True}),
+            Send({"type": "http.response.body", "body": b"with trailers"}),
+            Send({"type": "http.response.trailers", "headers": [[b"x-checksum", b"42"]], "more_trailers": False}),
         ),
         checks=(
             ck("client.body", "with trailers"),
@@ -307,9 +298,9 @@ SCENARIOS: list[Scenario] = [
         "What the app puts in the lifespan state is in every WebSocket connection's scope['state'] too.",
         (LIFESPAN_STATE, WS_SCOPE),
         MUST,
-        client=(c_handshake(), c_wait_app("ended")),
+        client=(Handshake(), WaitApp("ended")),
         lifespan_app=STATE_LIFESPAN,
-        app=(*CONNECT_ACCEPT, a_send({"type": "websocket.close"})),
+        app=(*CONNECT_ACCEPT, Send({"type": "websocket.close"})),
         checks=(ck("app.scope", "v", key="state.k", label="state from the lifespan", show=True),),
         extension="lifespan",
     ),
@@ -320,14 +311,14 @@ SCENARIOS: list[Scenario] = [
         (LIFESPAN_STATE, WS_SCOPE),
         SHOULD,
         client=(
-            c_handshake(),
-            c_wait_app("ended"),
-            c_close_tcp(),
-            c_handshake(),
-            c_wait_app("ended", count=2),
+            Handshake(),
+            WaitApp("ended"),
+            CloseTCP(),
+            Handshake(),
+            WaitApp("ended", count=2),
         ),
         lifespan_app=STATE_LIFESPAN,
-        app=(*CONNECT_ACCEPT, a_mutate_state("k", "changed"), a_send({"type": "websocket.close"})),
+        app=(*CONNECT_ACCEPT, SetState("k", "changed"), Send({"type": "websocket.close"})),
         checks=(ck("app.scope", "v", key="state.k", instance=1, label="the next connection's state", show=True),),
         extension="lifespan",
     ),
@@ -337,15 +328,15 @@ SCENARIOS: list[Scenario] = [
         "The server should log the message and exit all the same; the status is its choice.",
         (LIFESPAN_SHUTDOWN_FAILED,),
         SHOULD,
-        client=(c_request(), c_wait_responses(1), c_shutdown_server(), c_wait_app("mark:shutdown", timeout=5.0)),
+        client=(Request(), WaitResponses(1), ShutdownServer(), WaitApp("mark:shutdown", timeout=5.0)),
         lifespan_app=(
-            a_receive(10.0),
-            a_send({"type": "lifespan.startup.complete"}),
-            a_receive(20.0),
-            Step("mark", {"name": "shutdown"}),
-            a_send({"type": "lifespan.shutdown.failed", "message": "could not flush"}, catch=True),
+            Receive(10.0),
+            Send({"type": "lifespan.startup.complete"}),
+            Receive(20.0),
+            AppMark("shutdown"),
+            Send({"type": "lifespan.shutdown.failed", "message": "could not flush"}, catch=True),
         ),
-        app=(a_receive(), a_respond()),
+        app=(Receive(), Respond()),
         checks=(
             ck("app.step", "lifespan.shutdown", step=2, instance="lifespan", level=MUST, show=True),
             ck("runner", "status *", ev="server_exit", label="the server exits"),
@@ -378,12 +369,12 @@ SCENARIOS: list[Scenario] = [
         ("RFC 6455 §4.2.1", WS_SCOPE),
         MUST,
         client=(
-            c_request(
+            Request(
                 headers=(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")),
             ),
-            c_wait_responses(1),
+            WaitResponses(1),
         ),
-        app=(a_receive(), a_respond(200, b"plain http")),
+        app=(Receive(), Respond(200, b"plain http")),
         checks=(
             ck("client.status", NOT_101, label="no switch to WebSocket"),
             ck("app.scope", "http", "not-called", choice="http", key="type", label="scope type"),
@@ -398,7 +389,7 @@ SCENARIOS: list[Scenario] = [
         ("RFC 6455 §4.2.1",),
         MUST,
         client=(
-            c_request(
+            Request(
                 "POST",
                 headers=(
                     ("Upgrade", "websocket"),
@@ -408,9 +399,9 @@ SCENARIOS: list[Scenario] = [
                 ),
                 body=b"",
             ),
-            c_wait_responses(1),
+            WaitResponses(1),
         ),
-        app=(a_receive(), a_respond(405, b"no")),
+        app=(Receive(), Respond(405, b"no")),
         checks=(
             ck("client.status", NOT_101, label="no switch to WebSocket"),
             ck("client.status", "400", "405", "426", "404", choice="400", level=UNSPEC, label="status", show=True),
@@ -423,8 +414,8 @@ SCENARIOS: list[Scenario] = [
         G_HANDSHAKE,
         ("RFC 6455 §4.2.1", "RFC 6455 §4.1"),
         MUST,
-        client=(c_handshake(key="AAAAAAAAAAA="), c_wait_responses(1)),
-        app=(*CONNECT_ACCEPT, a_send({"type": "websocket.close"})),
+        client=(Handshake(key="AAAAAAAAAAA="), WaitResponses(1)),
+        app=(*CONNECT_ACCEPT, Send({"type": "websocket.close"})),
         checks=(
             ck("client.status", NOT_101, label="no switch to WebSocket"),
             ck("client.status", "400", choice="400", level=UNSPEC, label="status", show=True),
@@ -437,12 +428,12 @@ SCENARIOS: list[Scenario] = [
         G_DENIAL,
         (DENIAL,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(1.0)),
+        client=(Handshake(), WaitApp("ended"), WaitClose(1.0)),
         app=(
-            a_receive(),
-            a_require_extension("websocket.http.response"),
-            a_send({"type": "websocket.http.response.start", "status": 403, "headers": []}),
-            a_send({"type": "websocket.http.response.body", "body": b""}),
+            Receive(),
+            RequireExtension("websocket.http.response"),
+            Send({"type": "websocket.http.response.start", "status": 403, "headers": []}),
+            Send({"type": "websocket.http.response.body", "body": b""}),
         ),
         checks=(ck("client.status", "403"), ck("client.body", "")),
         extension="websocket.http.response",
@@ -455,12 +446,12 @@ SCENARIOS: list[Scenario] = [
         ("RFC 7692 §6", "RFC 7692 §7.2.1", WS_RECEIVE),
         MUST,
         client=(
-            c_handshake(headers=(("Sec-WebSocket-Extensions", "permessage-deflate"),)),
-            c_wait_app("sent:websocket.accept"),
-            c_frame_if_negotiated("permessage-deflate", 1, deflated("squeezed text"), 4),
-            c_wait_app("received:websocket.receive", required=False),
+            Handshake(headers=(("Sec-WebSocket-Extensions", "permessage-deflate"),)),
+            WaitApp("sent:websocket.accept"),
+            FrameIfNegotiated("permessage-deflate", 1, deflated("squeezed text"), 4),
+            WaitApp("received:websocket.receive", required=False),
         ),
-        app=(*CONNECT_ACCEPT, a_receive(), a_send({"type": "websocket.close"})),
+        app=(*CONNECT_ACCEPT, Receive(), Send({"type": "websocket.close"})),
         checks=(ck("app.messages", '["text:squeezed text"]', show=True),),
         extension="permessage-deflate",
     ),

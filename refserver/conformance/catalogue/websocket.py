@@ -40,40 +40,43 @@ from refserver.conformance.catalogue.common import (
 from refserver.conformance.model import (
     Scenario,
     ServerNeeds,
-    Step,
-    a_accept,
-    a_bytes,
-    a_close,
-    a_echo,
-    a_gate,
-    a_mark,
-    a_raise,
-    a_receive,
-    a_require_extension,
-    a_return,
-    a_send,
-    a_send_until_blocked,
-    a_sleep,
-    a_text,
-    c_binary,
-    c_binary_sized,
-    c_close,
-    c_close_tcp,
-    c_frame,
-    c_gate,
-    c_half_close,
-    c_handshake,
-    c_mark,
-    c_ping,
-    c_reset,
-    c_shutdown_server,
-    c_stop_reading,
-    c_text,
-    c_wait_app,
-    c_wait_close,
-    c_wait_eof,
-    c_wait_frame,
-    c_wait_messages,
+)
+from refserver.conformance.steps import (
+    AppMark,
+    AppStep,
+    ClientStep,
+    Close,
+    CloseTCP,
+    Echo,
+    Frame,
+    HalfClose,
+    Handshake,
+    Mark,
+    OpenGate,
+    Raise,
+    Receive,
+    RequireExtension,
+    Reset,
+    Return,
+    Send,
+    SendUntilBlocked,
+    ShutdownServer,
+    Sleep,
+    StopReading,
+    WaitApp,
+    WaitClose,
+    WaitEOF,
+    WaitFrame,
+    WaitGate,
+    WaitMessages,
+    accept,
+    binary_frame,
+    close_socket,
+    ping_frame,
+    send_bytes,
+    send_text,
+    sized_binary_frame,
+    text_frame,
 )
 
 DISCONNECT_ANY = "websocket.disconnect:*"
@@ -82,25 +85,25 @@ ONE_MIB = b"\x00" * (1 << 20)
 EARLY_FRAME = b"\x81\x85\x01\x02\x03\x04" + bytes(b ^ m for b, m in zip(b"early", b"\x01\x02\x03\x04\x01", strict=True))
 
 
-def _open_then(*steps: Step) -> tuple[Step, ...]:
+def _open_then(*steps: ClientStep) -> tuple[ClientStep, ...]:
     """Client: handshake, wait until the app has accepted, then ``steps``."""
-    return (c_handshake(), c_wait_app("sent:websocket.accept"), *steps)
+    return (Handshake(), WaitApp("sent:websocket.accept"), *steps)
 
 
-def _open_manual(*steps: Step) -> tuple[Step, ...]:
+def _open_manual(*steps: ClientStep) -> tuple[ClientStep, ...]:
     """Like ``_open_then``, but the client does not answer the server's close frame by
     itself: the script says when (and whether) it does."""
-    return (c_handshake(echo_close=False), c_wait_app("sent:websocket.accept"), *steps)
+    return (Handshake(echo_close=False), WaitApp("sent:websocket.accept"), *steps)
 
 
-def _open_holding(*steps: Step) -> tuple[Step, ...]:
+def _open_holding(*steps: ClientStep) -> tuple[ClientStep, ...]:
     """Like ``_open_then``, but the client keeps its TCP connection open even after the
     server has closed its side (the subject of the scenario is what happens meanwhile)."""
-    return (c_handshake(close_on_eof=False), c_wait_app("sent:websocket.accept"), *steps)
+    return (Handshake(close_on_eof=False), WaitApp("sent:websocket.accept"), *steps)
 
 
-def _open_manual_holding(*steps: Step) -> tuple[Step, ...]:
-    return (c_handshake(echo_close=False, close_on_eof=False), c_wait_app("sent:websocket.accept"), *steps)
+def _open_manual_holding(*steps: ClientStep) -> tuple[ClientStep, ...]:
+    return (Handshake(echo_close=False, close_on_eof=False), WaitApp("sent:websocket.accept"), *steps)
 
 
 def _bad_send(id: str, title: str, message: dict[str, object], lesson: str, peer_case: int | None = None) -> Scenario:
@@ -112,8 +115,8 @@ def _bad_send(id: str, title: str, message: dict[str, object], lesson: str, peer
         G_VALIDATE,
         (CORE_ERR, WS_SEND),
         SHOULD,
-        client=_open_then(c_wait_close(4.0)),
-        app=(*CONNECT_ACCEPT, a_send(message, catch=True), a_text("after"), a_close()),
+        client=_open_then(WaitClose(4.0)),
+        app=(*CONNECT_ACCEPT, Send(message, catch=True), send_text("after"), close_socket()),
         checks=(
             ck(
                 "app.step",
@@ -129,7 +132,9 @@ def _bad_send(id: str, title: str, message: dict[str, object], lesson: str, peer
     )
 
 
-def _wrong_state(id: str, title: str, app: tuple[Step, ...], lesson: str, step: int, peer_case: int = 30) -> Scenario:
+def _wrong_state(
+    id: str, title: str, app: tuple[AppStep, ...], lesson: str, step: int, peer_case: int = 30
+) -> Scenario:
     return ws(
         id,
         title,
@@ -137,7 +142,7 @@ def _wrong_state(id: str, title: str, app: tuple[Step, ...], lesson: str, step: 
         G_VALIDATE,
         (CORE_ERR, WS_ACCEPT, WS_SEND),
         SHOULD,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(2.0)),
+        client=(Handshake(), WaitApp("ended"), WaitClose(2.0)),
         app=app,
         checks=(
             ck(
@@ -163,8 +168,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         (WS_CONNECT,),
         MUST,
-        client=_open_then(c_text("hi"), c_wait_app("ended")),
-        app=(a_receive(), a_accept(), a_receive(), a_close()),
+        client=_open_then(text_frame("hi"), WaitApp("ended")),
+        app=(Receive(), accept(), Receive(), close_socket()),
         checks=(
             ck("app.step", "websocket.connect", step=0, label="first event"),
             ck("app.step", "websocket.receive", step=2, label="then the message"),
@@ -178,8 +183,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         ("RFC 6455 §4.2.2",),
         MUST,
-        client=_open_then(c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=_open_then(WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck("client.header", '["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]', name="sec-websocket-accept"),
             ck("client.masked", "unmasked", label="server frames are never masked (RFC 6455 §5.1)"),
@@ -193,8 +198,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         ("RFC 6455 §4.2.2", "RFC 6455 §4.4"),
         MUST,
-        client=(c_handshake(version="99"),),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(version="99"),),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck("client.status", "4??", choice="426", show=True, label="an HTTP error, not 101"),
             ck(
@@ -214,8 +219,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         ("RFC 6455 §4.2.1",),
         MUST,
-        client=(c_handshake(key=None),),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(key=None),),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(ck("client.status", "4??", "none:*", choice="400", show=True, label="no 101"),),
     ),
     ws(
@@ -225,8 +230,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         (WS_SCOPE,),
         MUST,
-        client=(c_handshake(suffix="/caf%C3%A9?q=a%20b&x=1"), c_wait_app("ended"), c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(suffix="/caf%C3%A9?q=a%20b&x=1"), WaitApp("ended"), WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck("app.scope", "websocket", key="type"),
             ck("app.scope", "3.0", key="asgi.version"),
@@ -250,8 +255,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         (WS_SCOPE,),
         MUST,
-        client=(c_handshake(suffix="/a%2Fb?x=1"), c_wait_app("ended"), c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(suffix="/a%2Fb?x=1"), WaitApp("ended"), WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(ck("app.scope", "b'/*/a%2Fb'", "<absent>", "None", choice="b'/*/a%2Fb'", key="raw_path", show=True),),
     ),
     ws(
@@ -262,11 +267,11 @@ SCENARIOS = [
         (WS_SCOPE, "RFC 6455 §4.1", "RFC 9110 §5.3"),
         MUST,
         client=(
-            c_handshake(headers=(("Sec-WebSocket-Protocol", "p1, p2"), ("Sec-WebSocket-Protocol", "p3"))),
-            c_wait_app("ended"),
-            c_wait_close(2.0),
+            Handshake(headers=(("Sec-WebSocket-Protocol", "p1, p2"), ("Sec-WebSocket-Protocol", "p3"))),
+            WaitApp("ended"),
+            WaitClose(2.0),
         ),
-        app=(*CONNECT_ACCEPT, a_close()),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(ck("app.scope", '["p1","p2","p3"]', key="subprotocols", show=True),),
         peer_case=21,
     ),
@@ -278,7 +283,7 @@ SCENARIOS = [
         (WS_SCOPE,),
         MUST,
         client=(
-            c_handshake(
+            Handshake(
                 headers=(
                     ("X-Dup", "1"),
                     ("X-Other", "o"),
@@ -287,10 +292,10 @@ SCENARIOS = [
                     ("Sec-WebSocket-Protocol", "p1"),
                 )
             ),
-            c_wait_app("ended"),
-            c_wait_close(2.0),
+            WaitApp("ended"),
+            WaitClose(2.0),
         ),
-        app=(a_receive(), a_accept("p1"), a_close()),
+        app=(Receive(), accept("p1"), close_socket()),
         checks=(
             ck("app.header_values", '["1","2"]', name="x-dup", label="duplicates kept, not merged"),
             ck(
@@ -318,8 +323,8 @@ SCENARIOS = [
         G_HANDSHAKE,
         (WS_SCOPE,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(), WaitApp("ended"), WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck("app.scope", '["str","int"]', "<absent>", choice='["str","int"]', key="client_types", show=True),
             ck("app.scope", '["str","int"]', "<absent>", choice='["str","int"]', key="server_types"),
@@ -334,11 +339,11 @@ SCENARIOS = [
         ("RFC 7692 §5", "RFC 7692 §7.1"),
         UNSPEC,
         client=(
-            c_handshake(headers=(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),)),
-            c_wait_app("ended"),
-            c_wait_close(2.0),
+            Handshake(headers=(("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),)),
+            WaitApp("ended"),
+            WaitClose(2.0),
         ),
-        app=(*CONNECT_ACCEPT, a_close()),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
             ck(
                 "client.header",
@@ -359,11 +364,11 @@ SCENARIOS = [
         G_ACCEPT,
         (WS_ACCEPT,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(2.0)),
+        client=(Handshake(), WaitApp("ended"), WaitClose(2.0)),
         app=(
-            a_receive(),
-            a_accept(headers=((b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"))),
-            a_close(),
+            Receive(),
+            accept(headers=((b"x-custom", b"1"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"))),
+            close_socket(),
         ),
         checks=(
             ck("client.header", '["1"]', name="x-custom", since="2.1", show=True),
@@ -379,11 +384,11 @@ SCENARIOS = [
         (WS_ACCEPT, "RFC 6455 §4.2.2"),
         MUST,
         client=(
-            c_handshake(headers=(("Sec-WebSocket-Protocol", "chat, superchat"),)),
-            c_wait_app("ended"),
-            c_wait_close(2.0),
+            Handshake(headers=(("Sec-WebSocket-Protocol", "chat, superchat"),)),
+            WaitApp("ended"),
+            WaitClose(2.0),
         ),
-        app=(a_receive(), a_accept("superchat"), a_close()),
+        app=(Receive(), accept("superchat"), close_socket()),
         checks=(ck("client.header", '["superchat"]', name="sec-websocket-protocol"),),
     ),
     ws(
@@ -393,8 +398,8 @@ SCENARIOS = [
         G_ACCEPT,
         (WS_ACCEPT, "RFC 6455 §4.2.2"),
         MUST,
-        client=(c_handshake(headers=(("Sec-WebSocket-Protocol", "chat"),)), c_wait_app("ended"), c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=(Handshake(headers=(("Sec-WebSocket-Protocol", "chat"),)), WaitApp("ended"), WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(ck("client.header", "[]", name="sec-websocket-protocol"),),
     ),
     ws(
@@ -406,11 +411,11 @@ SCENARIOS = [
         (WS_ACCEPT, "RFC 6455 §4.1", "RFC 6455 §4.2.2"),
         UNSPEC,
         client=(
-            c_handshake(headers=(("Sec-WebSocket-Protocol", "chat, superchat"),)),
-            c_wait_app("ended"),
-            c_wait_close(1.0),
+            Handshake(headers=(("Sec-WebSocket-Protocol", "chat, superchat"),)),
+            WaitApp("ended"),
+            WaitClose(1.0),
         ),
-        app=(a_receive(), a_accept("bogus"), a_close()),
+        app=(Receive(), accept("bogus"), close_socket()),
         checks=(
             ck("client.status", "500", "none:*", choice="500", show=True, label="the handshake is refused"),
             ck("app.step", "error:*", choice="error:ASGIProtocolError", step=1, label="accept raises"),
@@ -424,8 +429,8 @@ SCENARIOS = [
         G_ACCEPT,
         (WS_ACCEPT, "RFC 6455 §4.2.2"),
         UNSPEC,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(1.0)),
-        app=(a_receive(), a_accept(headers=((b"sec-websocket-accept", b"forged"),)), a_close()),
+        client=(Handshake(), WaitApp("ended"), WaitClose(1.0)),
+        app=(Receive(), accept(headers=((b"sec-websocket-accept", b"forged"),)), close_socket()),
         checks=(
             ck("app.step", "error:*", choice="error:ASGIProtocolError", step=1, show=True, label="accept raises"),
             ck(
@@ -446,8 +451,8 @@ SCENARIOS = [
         G_DENIAL,
         (WS_CLOSE, WS_DISC),
         MUST,
-        client=(c_handshake(), c_wait_app("ended")),
-        app=(a_receive(), a_close(), a_receive(2.0)),
+        client=(Handshake(), WaitApp("ended")),
+        app=(Receive(), close_socket(), Receive(2.0)),
         checks=(
             ck("client.status", "403"),
             ck(
@@ -470,8 +475,8 @@ SCENARIOS = [
         SHOULD,
         # "At once" is judged within 2 s (over twice a 1 s polling), and the app returns only
         # after 4.5 s (over twice that), so neither a slow poll nor the return can blur it.
-        client=(c_handshake(timeout=7.0), c_wait_app("ended", timeout=7.0)),
-        app=(a_receive(), a_close(), a_mark("closed"), a_sleep(4.5)),
+        client=(Handshake(timeout=7.0), WaitApp("ended", timeout=7.0)),
+        app=(Receive(), close_socket(), AppMark("closed"), Sleep(4.5)),
         checks=(
             ck("client.status", "403"),
             ck_delay(
@@ -488,12 +493,12 @@ SCENARIOS = [
         G_DENIAL,
         (DENIAL,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(1.0)),
+        client=(Handshake(), WaitApp("ended"), WaitClose(1.0)),
         app=(
-            a_receive(),
-            a_require_extension("websocket.http.response"),
-            a_send({"type": "websocket.http.response.start", "status": 401, "headers": [[b"x-why", b"denied"]]}),
-            a_send({"type": "websocket.http.response.body", "body": b"nope"}),
+            Receive(),
+            RequireExtension("websocket.http.response"),
+            Send({"type": "websocket.http.response.start", "status": 401, "headers": [[b"x-why", b"denied"]]}),
+            Send({"type": "websocket.http.response.body", "body": b"nope"}),
         ),
         checks=(
             ck("client.status", "401"),
@@ -517,13 +522,13 @@ SCENARIOS = [
         G_DENIAL,
         (DENIAL,),
         MUST,
-        client=(c_handshake(), c_wait_app("ended"), c_wait_close(1.0)),
+        client=(Handshake(), WaitApp("ended"), WaitClose(1.0)),
         app=(
-            a_receive(),
-            a_require_extension("websocket.http.response"),
-            a_send({"type": "websocket.http.response.start", "status": 403, "headers": []}),
-            a_send({"type": "websocket.http.response.body", "body": b"no", "more_body": True}),
-            a_send({"type": "websocket.http.response.body", "body": b"pe"}),
+            Receive(),
+            RequireExtension("websocket.http.response"),
+            Send({"type": "websocket.http.response.start", "status": 403, "headers": []}),
+            Send({"type": "websocket.http.response.body", "body": b"no", "more_body": True}),
+            Send({"type": "websocket.http.response.body", "body": b"pe"}),
         ),
         checks=(ck("client.status", "403"), ck("client.body", "nope")),
         extension="websocket.http.response",
@@ -535,13 +540,13 @@ SCENARIOS = [
         G_DENIAL,
         (DENIAL, WS_DISC),
         MUST,
-        client=(c_handshake(), c_wait_app("ended", timeout=4.0)),
+        client=(Handshake(), WaitApp("ended", timeout=4.0)),
         app=(
-            a_receive(),
-            a_require_extension("websocket.http.response"),
-            a_send({"type": "websocket.http.response.start", "status": 401, "headers": []}),
-            a_send({"type": "websocket.http.response.body", "body": b"nope"}),
-            a_receive(2.0),
+            Receive(),
+            RequireExtension("websocket.http.response"),
+            Send({"type": "websocket.http.response.start", "status": 401, "headers": []}),
+            Send({"type": "websocket.http.response.body", "body": b"nope"}),
+            Receive(2.0),
         ),
         checks=(
             ck(
@@ -564,8 +569,8 @@ SCENARIOS = [
         G_DATA,
         (WS_RECEIVE, WS_SEND),
         MUST,
-        client=_open_then(c_text("héllo"), c_wait_messages(1), c_close(1000), c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        client=_open_then(text_frame("héllo"), WaitMessages(1), Close(1000), WaitClose()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(ck("app.messages", '["text:héllo"]'), ck("client.messages", '["text:héllo"]')),
     ),
     ws(
@@ -575,8 +580,8 @@ SCENARIOS = [
         G_DATA,
         (WS_RECEIVE, WS_SEND),
         MUST,
-        client=_open_then(c_binary(b"\x00\x01\xfe\xff"), c_wait_messages(1), c_close(1000), c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        client=_open_then(binary_frame(b"\x00\x01\xfe\xff"), WaitMessages(1), Close(1000), WaitClose()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(ck("app.messages", '["bytes:4"]'), ck("client.messages", '["bytes:4"]')),
     ),
     ws(
@@ -587,14 +592,14 @@ SCENARIOS = [
         (WS_RECEIVE, "RFC 6455 §5.4"),
         MUST,
         client=_open_then(
-            c_frame(1, b"ab", fin=False),
-            c_frame(0, b"cd", fin=False),
-            c_frame(0, b"ef"),
-            c_wait_messages(1),
-            c_close(1000),
-            c_wait_close(),
+            Frame(1, b"ab", fin=False),
+            Frame(0, b"cd", fin=False),
+            Frame(0, b"ef"),
+            WaitMessages(1),
+            Close(1000),
+            WaitClose(),
         ),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(ck("app.messages", '["text:abcdef"]'),),
     ),
     ws(
@@ -605,13 +610,13 @@ SCENARIOS = [
         ("RFC 6455 §5.6", "RFC 6455 §8.1"),
         MUST,
         client=_open_then(
-            c_frame(1, "é".encode()[:1], fin=False),
-            c_frame(0, "é".encode()[1:]),
-            c_wait_messages(1),
-            c_close(1000),
-            c_wait_close(),
+            Frame(1, "é".encode()[:1], fin=False),
+            Frame(0, "é".encode()[1:]),
+            WaitMessages(1),
+            Close(1000),
+            WaitClose(),
         ),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(ck("app.messages", '["text:é"]'),),
     ),
     ws(
@@ -622,14 +627,14 @@ SCENARIOS = [
         ("RFC 6455 §5.4", "RFC 6455 §5.5.2"),
         MUST,
         client=_open_then(
-            c_frame(1, b"ab", fin=False),
-            c_ping(b"mid"),
-            c_frame(0, b"cd"),
-            c_wait_messages(1),
-            c_close(1000),
-            c_wait_close(),
+            Frame(1, b"ab", fin=False),
+            ping_frame(b"mid"),
+            Frame(0, b"cd"),
+            WaitMessages(1),
+            Close(1000),
+            WaitClose(),
         ),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(ck("app.messages", '["text:abcd"]'), ck("client.pong", "mid")),
     ),
     ws(
@@ -639,8 +644,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.5.2", "www WebSocket"),
         MUST,
-        client=_open_then(c_ping(b"p-1"), c_wait_frame(10), c_text("x"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive(), a_close()),
+        client=_open_then(ping_frame(b"p-1"), WaitFrame(10), text_frame("x"), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive(), close_socket()),
         checks=(
             ck("client.pong", "p-1"),
             ck("app.step", "websocket.receive", step=2, label="no ping event for the app"),
@@ -653,8 +658,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.5.3",),
         MUST,
-        client=_open_then(c_frame(10, b"spare"), c_text("x"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive(), a_close()),
+        client=_open_then(Frame(10, b"spare"), text_frame("x"), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive(), close_socket()),
         checks=(ck("app.step", "websocket.receive", step=2),),
     ),
     ws(
@@ -665,12 +670,12 @@ SCENARIOS = [
         ("RFC 6455 §5.2",),
         MUST,
         client=(
-            c_handshake(chop=1, after=b""),
-            c_wait_app("sent:websocket.accept"),
-            c_text("chopped"),
-            c_wait_app("ended"),
+            Handshake(chop=1, after=b""),
+            WaitApp("sent:websocket.accept"),
+            text_frame("chopped"),
+            WaitApp("ended"),
         ),
-        app=(*CONNECT_ACCEPT, a_receive(), a_close()),
+        app=(*CONNECT_ACCEPT, Receive(), close_socket()),
         checks=(ck("app.messages", '["text:chopped"]'),),
     ),
     ws(
@@ -681,8 +686,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §4.1",),
         UNSPEC,
-        client=(c_handshake(after=EARLY_FRAME), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive(), a_close()),
+        client=(Handshake(after=EARLY_FRAME), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive(), close_socket()),
         checks=(ck("app.messages", '["text:early"]'),),
     ),
     ws(
@@ -692,8 +697,8 @@ SCENARIOS = [
         G_DATA,
         (WS_SEND,),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_text(""), a_text("after"), a_close()),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, send_text(""), send_text("after"), close_socket()),
         checks=(ck("client.messages", '["text:","text:after"]'),),
         peer_case=29,
     ),
@@ -704,8 +709,8 @@ SCENARIOS = [
         G_DATA,
         (WS_SEND,),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_bytes(b""), a_text("after"), a_close()),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, send_bytes(b""), send_text("after"), close_socket()),
         checks=(ck("client.messages", '["bytes:0","text:after"]'),),
         peer_case=29,
     ),
@@ -716,8 +721,10 @@ SCENARIOS = [
         G_DATA,
         (WS_DISC, "RFC 6455 §7.1.2"),
         SHOULD,
-        client=_open_then(c_text("1"), c_text("2"), c_text("3"), c_close(1000), c_wait_app("ended", timeout=4.0)),
-        app=(*CONNECT_ACCEPT, a_receive(), a_receive(), a_receive(), a_receive()),
+        client=_open_then(
+            text_frame("1"), text_frame("2"), text_frame("3"), Close(1000), WaitApp("ended", timeout=4.0)
+        ),
+        app=(*CONNECT_ACCEPT, Receive(), Receive(), Receive(), Receive()),
         checks=(
             ck(
                 "app.received_kinds",
@@ -736,8 +743,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.2",),
         UNSPEC,
-        client=_open_then(c_binary_sized(1_500_000), c_wait_app("ended", timeout=5.0), c_wait_close(1.0)),
-        app=(*CONNECT_ACCEPT, a_receive(4.0), a_close()),
+        client=_open_then(sized_binary_frame(1_500_000), WaitApp("ended", timeout=5.0), WaitClose(1.0)),
+        app=(*CONNECT_ACCEPT, Receive(4.0), close_socket()),
         checks=(ck("app.messages", '["bytes:1500000"]', show=True),),
         peer_case=34,
     ),
@@ -749,8 +756,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.1",),
         MUST,
-        client=_open_then(c_frame(1, b"plain", masked=False), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(1, b"plain", masked=False), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             # RFC 6455 §5.1 makes the close frame a MAY here, not §7.1.7's SHOULD
@@ -765,8 +772,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.2",),
         MUST,
-        client=_open_then(c_frame(1, b"x", rsv=2), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(1, b"x", rsv=2), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             ck_fail_close("1002"),
@@ -780,8 +787,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.2",),
         MUST,
-        client=_open_then(c_frame(3, b"x"), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(3, b"x"), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             ck_fail_close("1002"),
@@ -795,8 +802,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §8.1", "RFC 6455 §7.4.1"),
         MUST,
-        client=_open_then(c_frame(1, b"\xff\xfe"), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(1, b"\xff\xfe"), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             ck_fail_close("1007"),
@@ -811,8 +818,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.4",),
         MUST,
-        client=_open_then(c_frame(0, b"x"), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(0, b"x"), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             ck_fail_close("1002"),
@@ -825,8 +832,8 @@ SCENARIOS = [
         G_DATA,
         ("RFC 6455 §5.5",),
         MUST,
-        client=_open_then(c_frame(9, b"x", fin=False), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(9, b"x", fin=False), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.closed", "closed"),
             ck_fail_close("1002"),
@@ -892,21 +899,21 @@ SCENARIOS = [
     _wrong_state(
         "ws.send.accept-twice",
         "websocket.accept sent twice",
-        (*CONNECT_ACCEPT, a_accept(), a_close()),
+        (*CONNECT_ACCEPT, accept(), close_socket()),
         "A second accept is a message invalid for the state: send() raises.",
         2,
     ),
     _wrong_state(
         "ws.send.before-accept",
         "websocket.send before accept",
-        (a_receive(), a_text("early"), a_close()),
+        (Receive(), send_text("early"), close_socket()),
         "Nothing can be sent before the handshake is accepted: send() raises.",
         1,
     ),
     _wrong_state(
         "ws.send.unknown-before-accept",
         "An unknown message type before accept",
-        (a_receive(), a_send({"type": "websocket.bogus"}), a_close()),
+        (Receive(), Send({"type": "websocket.bogus"}), close_socket()),
         "Unknown types raise in the handshake state too.",
         1,
     ),
@@ -918,8 +925,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         (WS_DISC, "RFC 6455 §7.1.5", "docs/decisions.md #16"),
         MUST,
-        client=(c_handshake(), c_wait_app("mark:waiting"), c_reset(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_mark("waiting"), a_receive()),
+        client=(Handshake(), WaitApp("mark:waiting"), Reset(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, AppMark("waiting"), Receive()),
         checks=(
             ck("app.step", DISCONNECT_ANY, step=3, label="a disconnect is delivered"),
             ck("app.disconnect.code", "1005", "1006", choice="1006", show=True, label="code (either is graded a pass)"),
@@ -933,8 +940,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         (WS_DISC, "RFC 6455 §7.1.5"),
         MUST,
-        client=(c_handshake(), c_wait_app("mark:waiting"), c_half_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_mark("waiting"), a_receive()),
+        client=(Handshake(), WaitApp("mark:waiting"), HalfClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, AppMark("waiting"), Receive()),
         checks=(
             ck("app.step", DISCONNECT_ANY, step=3, label="a disconnect is delivered"),
             ck("app.disconnect.code", "1005", "1006", choice="1006", show=True),
@@ -949,12 +956,12 @@ SCENARIOS = [
         (WS_DISC, "RFC 6455 §7.1.5", "RFC 6455 §7.1.6"),
         MUST,
         client=_open_holding(
-            c_close(4001, "bye-ü"),
-            c_wait_app("received:websocket.disconnect", timeout=1.5, required=False),
-            c_close_tcp(),
-            c_wait_app("received:websocket.disconnect", timeout=3.0),
+            Close(4001, "bye-ü"),
+            WaitApp("received:websocket.disconnect", timeout=1.5, required=False),
+            CloseTCP(),
+            WaitApp("received:websocket.disconnect", timeout=3.0),
         ),
-        app=(*CONNECT_ACCEPT, a_receive(4.0)),
+        app=(*CONNECT_ACCEPT, Receive(4.0)),
         checks=(
             ck("app.disconnect.code", "4001", show=True),
             ck("app.disconnect.reason", "bye-ü", since="2.5", label="reason (2.5)"),
@@ -969,12 +976,12 @@ SCENARIOS = [
         (WS_DISC, "RFC 6455 §7.1.5"),
         SHOULD,
         client=_open_holding(
-            c_close(None),
-            c_wait_app("received:websocket.disconnect", timeout=1.5, required=False),
-            c_close_tcp(),
-            c_wait_app("received:websocket.disconnect"),
+            Close(None),
+            WaitApp("received:websocket.disconnect", timeout=1.5, required=False),
+            CloseTCP(),
+            WaitApp("received:websocket.disconnect"),
         ),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(ck("app.disconnect.code", "1005", show=True),),
         peer_case=4,
     ),
@@ -986,12 +993,12 @@ SCENARIOS = [
         (WS_DISC,),
         SHOULD,
         client=_open_holding(
-            c_close(4001, "bye"),
-            c_mark("closed"),
-            c_wait_app("received:websocket.disconnect", timeout=5.0, required=False),
+            Close(4001, "bye"),
+            Mark("closed"),
+            WaitApp("received:websocket.disconnect", timeout=5.0, required=False),
         ),
         # judged within 2 s (over twice a 1 s polling); the app waits twice that
-        app=(*CONNECT_ACCEPT, a_receive(4.0)),
+        app=(*CONNECT_ACCEPT, Receive(4.0)),
         checks=(
             ck_delay(
                 "client:mark:closed", "app:received:websocket.disconnect", 2.0, show=True, label="disconnect within 2 s"
@@ -1006,8 +1013,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         ("RFC 6455 §5.5.1",),
         MUST,
-        client=_open_then(c_close(4001, "bye"), c_wait_close(), c_wait_eof(2.0)),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Close(4001, "bye"), WaitClose(), WaitEOF(2.0)),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("client.close", "re:[0-9]+", "empty", choice="4001", label="a close frame in answer"),
             ck("client.close", "4001", level=UNSPEC, show=True, label="the close code is echoed"),
@@ -1022,8 +1029,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         ("RFC 6455 §5.5.1",),
         MUST,
-        client=_open_then(c_close(raw_payload=b"\x03"), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Close(raw_payload=b"\x03"), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck_fail_close("1002"),
             ck("app.step", DISCONNECT_ANY, step=2),
@@ -1036,8 +1043,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         ("RFC 6455 §7.4.1",),
         SHOULD,
-        client=_open_then(c_close(1005), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Close(1005), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(ck_fail_close("1002"),),
     ),
     ws(
@@ -1047,8 +1054,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         ("RFC 6455 §5.5.1", "RFC 6455 §8.1"),
         SHOULD,
-        client=_open_then(c_close(raw_payload=b"\x03\xe8\xff\xfe"), c_wait_close(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Close(raw_payload=b"\x03\xe8\xff\xfe"), WaitClose(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(ck_fail_close("1007", "1002"),),
     ),
     ws(
@@ -1058,8 +1065,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         (WS_DISC,),
         SHOULD,
-        client=_open_then(c_frame(1, b"part", fin=False), c_close(1000), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive()),
+        client=_open_then(Frame(1, b"part", fin=False), Close(1000), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive()),
         checks=(
             ck("app.step", DISCONNECT_ANY, choice="websocket.disconnect:1000", step=2, show=True),
             ck("app.disconnect.code", "1000", level=MUST),
@@ -1072,8 +1079,8 @@ SCENARIOS = [
         G_PEER_CLOSE,
         (WS_DISC, "RFC 6455 §1.4"),
         UNSPEC,
-        client=_open_manual(c_wait_close(), c_text("late"), c_close(1000), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close(4000), a_receive(2.0)),
+        client=_open_manual(WaitClose(), text_frame("late"), Close(1000), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket(4000), Receive(2.0)),
         checks=(ck("app.step", DISCONNECT_ANY, step=3, choice="websocket.disconnect:1000", show=True),),
     ),
     # ------------------------------------------------------------------ the app closes
@@ -1084,8 +1091,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE,),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close()),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(ck("client.close", "1000"),),
     ),
     ws(
@@ -1095,8 +1102,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE,),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(4002, "app-reason")),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket(4002, "app-reason")),
         checks=(ck("client.close", "4002"), ck("client.close.reason", "app-reason", since="2.3", show=True)),
         peer_case=33,
     ),
@@ -1107,8 +1114,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE, "RFC 6455 §7.4.1"),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(1001)),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket(1001)),
         checks=(ck("client.close", "1001", show=True),),
         peer_case=31,
     ),
@@ -1119,8 +1126,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE, "RFC 6455 §7.4.1"),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(1011)),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket(1011)),
         checks=(ck("client.close", "1011", show=True),),
         peer_case=31,
     ),
@@ -1131,8 +1138,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE, "RFC 6455 §7.4.1"),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(1006, catch=True), a_close(1000)),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket(1006, catch=True), close_socket(1000)),
         checks=(
             ck(
                 "client.close",
@@ -1162,8 +1169,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE, CORE_ERR),
         SHOULD,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close("4000"), a_close(1000)),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket("4000"), close_socket(1000)),
         checks=(ck("app.step", "error:*", choice="error:ASGIProtocolError", step=2, show=True),),
         peer_case=31,
     ),
@@ -1174,8 +1181,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         (WS_CLOSE, "RFC 6455 §5.5"),
         MUST,
-        client=_open_then(c_wait_close()),
-        app=(*CONNECT_ACCEPT, a_close(4000, "x" * 200), a_close(1000)),
+        client=_open_then(WaitClose()),
+        app=(*CONNECT_ACCEPT, close_socket(4000, "x" * 200), close_socket(1000)),
         checks=(
             ck("client.close.payload_len", "<=125", "no-close-frame", choice="<=125", show=True),
             ck(
@@ -1197,8 +1204,8 @@ SCENARIOS = [
         G_APP_CLOSE,
         ('asgi "Applications" (send returns once the send has been completed)',),
         SHOULD,
-        client=_open_manual_holding(c_wait_close(), c_close(1000), c_wait_app("ended", timeout=4.0)),
-        app=(*CONNECT_ACCEPT, a_close(1000, timeout=3.0)),
+        client=_open_manual_holding(WaitClose(), Close(1000), WaitApp("ended", timeout=4.0)),
+        app=(*CONNECT_ACCEPT, close_socket(1000, timeout=3.0)),
         checks=(ck("app.step.duration", "prompt", step=2, max_s=1.0, show=True),),
         peer_case=12,
     ),
@@ -1210,8 +1217,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_24, 'asgi "Error Handling"'),
         SHOULD,
-        client=_open_then(c_close(1000), c_wait_close(2.0), c_close_tcp(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_receive(), a_text("late")),
+        client=_open_then(Close(1000), WaitClose(2.0), CloseTCP(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, Receive(), send_text("late")),
         checks=(
             ck("app.step", DISCONNECT_ANY, step=2, level=MUST, label="a disconnect is delivered"),
             ck(
@@ -1234,8 +1241,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_24,),
         SHOULD,
-        client=_open_then(c_reset(), c_gate("gone"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_gate("gone"), a_text("late", catch=True), a_text("later")),
+        client=_open_then(Reset(), OpenGate("gone"), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, WaitGate("gone"), send_text("late", catch=True), send_text("later")),
         checks=(
             ck(
                 "app.steps",
@@ -1257,8 +1264,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_24,),
         SHOULD,
-        client=_open_holding(c_close(1000), c_wait_close(1.0), c_gate("closed"), c_wait_app("ended", timeout=5.0)),
-        app=(*CONNECT_ACCEPT, a_gate("closed"), a_send({"type": "websocket.send", "text": "late"}, timeout=4.0)),
+        client=_open_holding(Close(1000), WaitClose(1.0), OpenGate("closed"), WaitApp("ended", timeout=5.0)),
+        app=(*CONNECT_ACCEPT, WaitGate("closed"), Send({"type": "websocket.send", "text": "late"}, timeout=4.0)),
         checks=(
             ck("app.step", "returned", choice="oserror:ClientDisconnected", step=3, by_version=AFTER_CLOSE, show=True),
             ck("app.step.duration", "prompt", step=3, max_s=1.0, label="send() returns within 1 s"),
@@ -1273,8 +1280,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_DISC, 'www "Disconnect - receive event" (HTTP)', "docs/decisions.md #15"),
         UNSPEC,
-        client=_open_then(c_close(4001, "x"), c_wait_close(2.0), c_close_tcp(), c_wait_app("ended", timeout=6.0)),
-        app=(*CONNECT_ACCEPT, a_receive(), a_receive(1.0), a_receive(1.0), a_receive(1.0)),
+        client=_open_then(Close(4001, "x"), WaitClose(2.0), CloseTCP(), WaitApp("ended", timeout=6.0)),
+        app=(*CONNECT_ACCEPT, Receive(), Receive(1.0), Receive(1.0), Receive(1.0)),
         checks=(ck("app.after_disconnect", "repeats-same", show=True),),
         peer_case=10,
         app_deadline_s=6.0,
@@ -1286,8 +1293,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_DISC, "RFC 6455 §7.1.5"),
         UNSPEC,
-        client=_open_manual(c_wait_close(), c_close(4001, "r"), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close(4001, "r"), a_receive(2.0)),
+        client=_open_manual(WaitClose(), Close(4001, "r"), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket(4001, "r"), Receive(2.0)),
         checks=(ck("app.step", DISCONNECT_ANY, choice="websocket.disconnect:4001", step=3, show=True),),
         peer_case=11,
     ),
@@ -1298,8 +1305,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_24, WS_CLOSE),
         UNSPEC,
-        client=_open_manual(c_wait_close(), c_wait_app("ended"), c_close(1000)),
-        app=(*CONNECT_ACCEPT, a_close(), a_text("late")),
+        client=_open_manual(WaitClose(), WaitApp("ended"), Close(1000)),
+        app=(*CONNECT_ACCEPT, close_socket(), send_text("late")),
         checks=(
             ck("app.step", "oserror:*", "returned", "error:*", choice="oserror:ClientDisconnected", step=3, show=True),
             ck("client.messages", "[]", level=MUST, label="no data frame after the close frame (RFC 6455 §5.5.1)"),
@@ -1312,8 +1319,8 @@ SCENARIOS = [
         G_AFTER,
         (WS_CONNECT, WS_DISC),
         MUST,
-        client=_open_manual(c_wait_close(), c_close(1000), c_wait_app("ended")),
-        app=(a_accept(), a_close(), a_receive(2.0), a_receive(2.0)),
+        client=_open_manual(WaitClose(), Close(1000), WaitApp("ended")),
+        app=(accept(), close_socket(), Receive(2.0), Receive(2.0)),
         checks=(
             ck(
                 "app.steps",
@@ -1333,8 +1340,8 @@ SCENARIOS = [
         G_APP_END,
         (WS_SCOPE, CORE_ERR),
         SHOULD,
-        client=_open_then(c_wait_app("ended"), c_wait_close(2.0)),
-        app=(*CONNECT_ACCEPT, a_return()),
+        client=_open_then(WaitApp("ended"), WaitClose(2.0)),
+        app=(*CONNECT_ACCEPT, Return()),
         checks=(
             ck("client.closed", "closed", label="the connection is closed"),
             ck("client.close", "1000", "1011", choice="1000", level=UNSPEC, show=True, label="close code"),
@@ -1348,8 +1355,8 @@ SCENARIOS = [
         G_APP_END,
         (CORE_ERR,),
         MUST,
-        client=(c_handshake(timeout=3.0),),
-        app=(a_receive(), a_return()),
+        client=(Handshake(timeout=3.0),),
+        app=(Receive(), Return()),
         checks=(
             ck("client.status", "re:[1-5][0-9][0-9]", label="the handshake is answered"),
             ck("client.status", "500", level=UNSPEC, show=True, label="status"),
@@ -1365,8 +1372,8 @@ SCENARIOS = [
         MUST,
         # A server may notice the app's end by polling (daphne checks every second): the answer
         # is judged within 2.5 s, and the client waits 6 s, both over twice such a period.
-        client=(c_handshake(timeout=6.0), c_mark("answered")),
-        app=(a_receive(), a_raise()),
+        client=(Handshake(timeout=6.0), Mark("answered")),
+        app=(Receive(), Raise()),
         checks=(
             ck("client.status", "re:[1-5][0-9][0-9]", label="the handshake is answered"),
             ck("client.status", "500", level=UNSPEC, show=True, label="status"),
@@ -1382,8 +1389,8 @@ SCENARIOS = [
         (CORE_ERR, "RFC 6455 §7.4.1"),
         MUST,
         # 4 s: a server that polls its apps once a second (daphne) closes within twice that
-        client=_open_then(c_wait_app("ended"), c_wait_close(4.0)),
-        app=(*CONNECT_ACCEPT, a_raise()),
+        client=_open_then(WaitApp("ended"), WaitClose(4.0)),
+        app=(*CONNECT_ACCEPT, Raise()),
         checks=(
             ck("client.closed", "closed", label="the connection is closed"),
             ck("client.close", "1011", level=UNSPEC, show=True, label="close code"),
@@ -1397,8 +1404,8 @@ SCENARIOS = [
         G_APP_END,
         (CORE_ERR,),
         SHOULD,
-        client=_open_manual(c_wait_close(), c_close(4000), c_wait_app("ended"), c_wait_close(1.0)),
-        app=(*CONNECT_ACCEPT, a_close(4000), a_raise()),
+        client=_open_manual(WaitClose(), Close(4000), WaitApp("ended"), WaitClose(1.0)),
+        app=(*CONNECT_ACCEPT, close_socket(4000), Raise()),
         checks=(ck("client.close", "4000", show=True),),
     ),
     ws(
@@ -1408,12 +1415,12 @@ SCENARIOS = [
         G_APP_END,
         (DENIAL, CORE_ERR),
         UNSPEC,
-        client=(c_handshake(timeout=3.0), c_wait_app("ended"), c_wait_close(1.0)),
+        client=(Handshake(timeout=3.0), WaitApp("ended"), WaitClose(1.0)),
         app=(
-            a_receive(),
-            a_require_extension("websocket.http.response"),
-            a_send({"type": "websocket.http.response.start", "status": 401, "headers": []}),
-            a_return(),
+            Receive(),
+            RequireExtension("websocket.http.response"),
+            Send({"type": "websocket.http.response.start", "status": 401, "headers": []}),
+            Return(),
         ),
         checks=(ck("client.status", "500", "401", "none:*", choice="500", show=True),),
         extension="websocket.http.response",
@@ -1426,8 +1433,8 @@ SCENARIOS = [
         G_LIMITS,
         ("RFC 6455 §7.4.1", "RFC 6455 §10.4", "docs/decisions.md #27"),
         SHOULD,
-        client=_open_then(c_binary_sized(17_000_000), c_wait_close(5.0), c_wait_app("ended", timeout=5.0)),
-        app=(*CONNECT_ACCEPT, a_receive(5.0)),
+        client=_open_then(sized_binary_frame(17_000_000), WaitClose(5.0), WaitApp("ended", timeout=5.0)),
+        app=(*CONNECT_ACCEPT, Receive(5.0)),
         checks=(
             ck("client.close", "1009", show=True, label="client sees"),
             ck("app.disconnect.code", "1009", label="app sees"),
@@ -1447,13 +1454,13 @@ SCENARIOS = [
         # window) when the window ends, so a close on app return cannot pass for the keepalive
         # drop; then the client closes TCP and the app ends.
         client=_open_then(
-            c_wait_frame(9, timeout=3.0),
-            c_wait_close(4.0),
-            c_mark("window-ended"),
-            c_close_tcp(),
-            c_wait_app("ended", timeout=4.0),
+            WaitFrame(9, timeout=3.0),
+            WaitClose(4.0),
+            Mark("window-ended"),
+            CloseTCP(),
+            WaitApp("ended", timeout=4.0),
         ),
-        app=(*CONNECT_ACCEPT, a_receive(15.0, catch=True)),
+        app=(*CONNECT_ACCEPT, Receive(15.0, catch=True)),
         checks=(
             ck("client.ping", "ping", show=True, label="a ping arrives (interval 0.5 s where configurable)"),
             ck(
@@ -1480,8 +1487,8 @@ SCENARIOS = [
         G_LIMITS,
         ("docs/decisions.md #17", "RFC 6455 §7.4.1"),
         SHOULD,
-        client=_open_then(c_shutdown_server(), c_wait_close(5.0), c_wait_app("ended", timeout=5.0)),
-        app=(*CONNECT_ACCEPT, a_receive(8.0)),
+        client=_open_then(ShutdownServer(), WaitClose(5.0), WaitApp("ended", timeout=5.0)),
+        app=(*CONNECT_ACCEPT, Receive(8.0)),
         checks=(
             ck("client.close", "1001", "1012", choice="1001", show=True, label="client sees"),
             ck(
@@ -1504,8 +1511,8 @@ SCENARIOS = [
         G_LIMITS,
         ('www "Response Body - send event" (backpressure)', "docs/decisions.md #29"),
         UNSPEC,
-        client=(c_handshake(), c_stop_reading(), c_wait_app("mark:done", timeout=10.0), c_reset()),
-        app=(*CONNECT_ACCEPT, a_send_until_blocked({"type": "websocket.send", "bytes": ONE_MIB}), a_mark("done")),
+        client=(Handshake(), StopReading(), WaitApp("mark:done", timeout=10.0), Reset()),
+        app=(*CONNECT_ACCEPT, SendUntilBlocked({"type": "websocket.send", "bytes": ONE_MIB}), AppMark("done")),
         checks=(ck("app.backpressure", "blocked after *", choice="blocked after *", show=True),),
         peer_case=38,
         app_deadline_s=10.0,
@@ -1518,13 +1525,13 @@ SCENARIOS = [
         (WS_24,),
         SHOULD,
         client=(
-            c_handshake(),
-            c_stop_reading(),
-            c_wait_app("send_pending", timeout=10.0),
-            c_reset(),
-            c_wait_app("ended", timeout=5.0),
+            Handshake(),
+            StopReading(),
+            WaitApp("send_pending", timeout=10.0),
+            Reset(),
+            WaitApp("ended", timeout=5.0),
         ),
-        app=(*CONNECT_ACCEPT, a_send_until_blocked({"type": "websocket.send", "bytes": ONE_MIB}, then_wait_s=3.0)),
+        app=(*CONNECT_ACCEPT, SendUntilBlocked({"type": "websocket.send", "bytes": ONE_MIB}, then_wait_s=3.0)),
         checks=(
             ck(
                 "app.step",
