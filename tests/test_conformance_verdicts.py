@@ -15,20 +15,23 @@ import pytest
 
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID, META_CLAIMS
-from refserver.conformance.catalogue.extended import deflated
+from refserver.conformance.catalogue.websocket import deflated
 from refserver.conformance.model import Level
 from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import Reporter, ScriptRunner
 from refserver.conformance.report import add_meta_cells
 from refserver.conformance.runner import Runner, TargetRun, judge
 from refserver.conformance.steps import (
+    BodyOnContinue,
     OpenGate,
     Receive,
+    Request,
     SendUntilBlocked,
     WaitApp,
     WaitClose,
     WaitEOF,
     WaitFrame,
+    WaitResponses,
     WriteBody,
 )
 from refserver.conformance.targets import BY_NAME, TargetInfo, describe_status
@@ -250,8 +253,8 @@ class TestExpectContinueUnread:
         assert check(c, "client.status").verdict == V.PASS
 
     def test_script_sends_the_content_after_100(self) -> None:
-        ops = [s.op for s in BY_ID["http.expect-continue-unread"].client]
-        assert ops == ["request", "body_on_continue", "wait_responses"]
+        kinds = [type(s) for s in BY_ID["http.expect-continue-unread"].client]
+        assert kinds == [Request, BodyOnContinue, WaitResponses]
 
 
 class TestVersioningClaims:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample Sec-WebSocket-Key
 
@@ -28,8 +28,6 @@ def _short(value: Any) -> str:
 class _Step:
     """What every step has: a name for reports, and a one-line description."""
 
-    op: ClassVar[str] = ""
-
     def describe(self) -> str:
         """The step as reports show it: its name and the fields that are not their default."""
         shown = []
@@ -40,7 +38,7 @@ class _Step:
                 default = f.default_factory()
             if value != default or default is dataclasses.MISSING:
                 shown.append(f"{f.name}={_short(value)}")
-        return f"{self.op}({', '.join(shown)})"
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 class ClientStep(_Step):
@@ -59,8 +57,6 @@ class AppStep(_Step):
 class Connect(ClientStep):
     """Open a TCP connection without sending anything."""
 
-    op: ClassVar[str] = "connect"
-
 
 @dataclass(frozen=True)
 class Handshake(ClientStep):
@@ -70,7 +66,6 @@ class Handshake(ClientStep):
     answers the server's close frame with its own (the same code) unless ``echo_close`` is
     false, and closes its socket when the server closes TCP unless ``close_on_eof`` is false."""
 
-    op: ClassVar[str] = "handshake"
     _: KW_ONLY
     suffix: str = ""
     headers: tuple[tuple[str, str], ...] = ()
@@ -88,7 +83,6 @@ class Request(ClientStep):
     """Send one HTTP/1.1 request. ``raw`` replaces the whole request (``{path}`` and ``{host}``
     in it are filled in); ``end=False`` leaves a chunked body unfinished."""
 
-    op: ClassVar[str] = "request"
     method: str = "GET"
     _: KW_ONLY
     suffix: str = ""
@@ -105,7 +99,6 @@ class BodyOnContinue(ClientStep):
     (Continue), send ``data`` (the content), as an RFC 9110 §10.1.1 client does; after the
     final response, send nothing."""
 
-    op: ClassVar[str] = "body_on_continue"
     data: bytes
     timeout: float = 3.0
 
@@ -117,7 +110,6 @@ class WriteBody(ClientStep):
     server stopped reading: ``body_stalled``), once all is written (``body_written``), or after
     ``timeout``; the writing goes on after it returns."""
 
-    op: ClassVar[str] = "write_body"
     total: int
     _: KW_ONLY
     chunk: int = 1 << 16
@@ -131,7 +123,6 @@ class PlainToTLS(ClientStep):
     record what comes back (``plain_answer``) until the server ends the connection or
     ``timeout`` passes."""
 
-    op: ClassVar[str] = "plain_to_tls"
     data: bytes
     timeout: float = 3.0
 
@@ -140,7 +131,6 @@ class PlainToTLS(ClientStep):
 class SendRaw(ClientStep):
     """Write bytes as they are."""
 
-    op: ClassVar[str] = "send_raw"
     data: bytes
 
 
@@ -153,7 +143,6 @@ class Frame(ClientStep):
     """A frame built byte by byte (RFC 6455 §5.2); ``rsv`` is the three RSV bits as 0..7.
     With ``size``, the payload is that many zero bytes, made when the step runs."""
 
-    op: ClassVar[str] = "frame"
     opcode: int
     payload: bytes = b""
     _: KW_ONLY
@@ -168,7 +157,6 @@ class FrameIfNegotiated(ClientStep):
     """Send a frame only if the handshake response negotiated ``extension``; otherwise record
     ``unsupported`` (the cell is n/a)."""
 
-    op: ClassVar[str] = "frame_if_negotiated"
     extension: str
     opcode: int
     payload: bytes
@@ -179,7 +167,6 @@ class FrameIfNegotiated(ClientStep):
 class Close(ClientStep):
     """A close frame: with a code and reason, empty (``code=None``), or an arbitrary payload."""
 
-    op: ClassVar[str] = "close"
     code: int | None = 1000
     reason: str = ""
     _: KW_ONLY
@@ -194,35 +181,25 @@ class Close(ClientStep):
 class Reset(ClientStep):
     """Abort the TCP connection: SO_LINGER(1, 0), then close, sends an RST."""
 
-    op: ClassVar[str] = "reset"
-
 
 @dataclass(frozen=True)
 class CloseTCP(ClientStep):
     """Close the client's socket (the client is done)."""
-
-    op: ClassVar[str] = "close_tcp"
 
 
 @dataclass(frozen=True)
 class HalfClose(ClientStep):
     """Send FIN (shut down writing) and keep reading."""
 
-    op: ClassVar[str] = "half_close"
-
 
 @dataclass(frozen=True)
 class StopReading(ClientStep):
     """Stop reading from the socket, so that the server's writes back up."""
 
-    op: ClassVar[str] = "stop_reading"
-
 
 @dataclass(frozen=True)
 class ResumeReading(ClientStep):
     """Read from the socket again."""
-
-    op: ClassVar[str] = "resume_reading"
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,7 +212,6 @@ class WaitApp(ClientStep):
     ``received:<type>``, ``sent:<type>`` (send() returned or raised), ``mark:<name>``,
     ``ended``. A wait that times out is recorded, unless not ``required``."""
 
-    op: ClassVar[str] = "wait_app"
     event: str
     _: KW_ONLY
     count: int = 1
@@ -247,7 +223,6 @@ class WaitApp(ClientStep):
 class WaitClose(ClientStep):
     """Wait until the server's close frame arrives or the TCP connection ends."""
 
-    op: ClassVar[str] = "wait_close"
     timeout: float = 3.0
     _: KW_ONLY
     required: bool = False
@@ -257,7 +232,6 @@ class WaitClose(ClientStep):
 class WaitEOF(ClientStep):
     """Wait until the server ends the TCP connection."""
 
-    op: ClassVar[str] = "wait_eof"
     timeout: float = 3.0
 
 
@@ -265,7 +239,6 @@ class WaitEOF(ClientStep):
 class WaitMessages(ClientStep):
     """Wait until ``count`` data messages (or the close frame) have arrived."""
 
-    op: ClassVar[str] = "wait_messages"
     count: int = 1
     timeout: float = 3.0
 
@@ -274,7 +247,6 @@ class WaitMessages(ClientStep):
 class WaitFrame(ClientStep):
     """Wait until a frame with this opcode (or the end of the connection) arrives."""
 
-    op: ClassVar[str] = "wait_frame"
     opcode: int
     timeout: float = 3.0
 
@@ -283,7 +255,6 @@ class WaitFrame(ClientStep):
 class WaitResponses(ClientStep):
     """Wait until ``count`` complete HTTP responses (or the end of the connection)."""
 
-    op: ClassVar[str] = "wait_responses"
     count: int = 1
     timeout: float = 3.0
 
@@ -292,7 +263,6 @@ class WaitResponses(ClientStep):
 class WaitClient(ClientStep):
     """Wait until the client has recorded ``ev`` (``informational``, ``response``, ``eof``...)."""
 
-    op: ClassVar[str] = "wait_client"
     ev: str
     timeout: float = 3.0
 
@@ -305,7 +275,6 @@ class WaitClient(ClientStep):
 class OpenGate(ClientStep):
     """Let the app past its ``WaitGate(name)``."""
 
-    op: ClassVar[str] = "gate"
     name: str
 
 
@@ -313,7 +282,6 @@ class OpenGate(ClientStep):
 class Mark(ClientStep):
     """Record a point in the client's trace (timings are measured from marks)."""
 
-    op: ClassVar[str] = "mark"
     name: str
 
 
@@ -321,15 +289,12 @@ class Mark(ClientStep):
 class Pause(ClientStep):
     """Pause; only where time itself is the subject (keepalive, timeouts)."""
 
-    op: ClassVar[str] = "pause"
     seconds: float
 
 
 @dataclass(frozen=True)
 class ShutdownServer(ClientStep):
     """Ask the server to shut down gracefully (SIGTERM, or the in-process trigger)."""
-
-    op: ClassVar[str] = "shutdown_server"
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,7 +307,6 @@ class Receive(AppStep):
     is reported and re-raised (the app ends with it), unless ``catch``: then the script goes
     on, as an app that catches the exception would."""
 
-    op: ClassVar[str] = "receive"
     timeout: float | None = 3.0
     _: KW_ONLY
     catch: bool = False
@@ -352,7 +316,6 @@ class Receive(AppStep):
 class ReceiveUntil(AppStep):
     """Call ``receive()`` until it returns a message of type ``kind`` (or times out)."""
 
-    op: ClassVar[str] = "receive_until"
     kind: str
     timeout: float = 3.0
 
@@ -363,7 +326,6 @@ class Send(AppStep):
     blocked (it did not return within ``timeout``). What it raises is reported and re-raised,
     unless ``catch``."""
 
-    op: ClassVar[str] = "send"
     message: Mapping[str, Any]
     timeout: float | None = 3.0
     _: KW_ONLY
@@ -374,14 +336,11 @@ class Send(AppStep):
 class Echo(AppStep):
     """Receive one message and send the same data back."""
 
-    op: ClassVar[str] = "echo"
-
 
 @dataclass(frozen=True)
 class Respond(AppStep):
     """``http.response.start``, then one ``http.response.body``."""
 
-    op: ClassVar[str] = "respond"
     status: int = 200
     body: bytes = b"ok"
     headers: tuple[tuple[bytes, bytes], ...] = ()
@@ -393,7 +352,6 @@ class DrainBody(AppStep):
     With ``quiet``, the messages are not reported one by one (a large body would be hundreds
     of reports), only the body and the number of chunks."""
 
-    op: ClassVar[str] = "drain_body"
     timeout: float = 3.0
     _: KW_ONLY
     quiet: bool = False
@@ -404,7 +362,6 @@ class FileResponse(AppStep):
     """Answer 200 with ``content`` sent through ``http.response.pathsend`` (``kind="path"``)
     or ``http.response.zerocopysend`` (``kind="zerocopy"``); the probe writes the file first."""
 
-    op: ClassVar[str] = "file_response"
     kind: str
     content: bytes
 
@@ -416,7 +373,6 @@ class SendUntilBlocked(AppStep):
     ``then_wait_s``, the slow send is reported as ``send_pending`` and awaited (up to that
     long), and its end is reported like any send."""
 
-    op: ClassVar[str] = "send_until_blocked"
     message: Mapping[str, Any]
     _: KW_ONLY
     block_s: float = 0.5
@@ -429,7 +385,6 @@ class SendUntilBlocked(AppStep):
 class Sleep(AppStep):
     """Sleep; only where time itself is the subject."""
 
-    op: ClassVar[str] = "sleep"
     seconds: float
 
 
@@ -437,7 +392,6 @@ class Sleep(AppStep):
 class WaitGate(AppStep):
     """Wait until the client script opens the gate ``name``."""
 
-    op: ClassVar[str] = "gate"
     name: str
     timeout: float = 5.0
 
@@ -446,7 +400,6 @@ class WaitGate(AppStep):
 class AppMark(AppStep):
     """Report a mark (the client can wait for it: ``WaitApp("mark:<name>")``)."""
 
-    op: ClassVar[str] = "mark"
     name: str
 
 
@@ -454,21 +407,16 @@ class AppMark(AppStep):
 class Return(AppStep):
     """Return from the app."""
 
-    op: ClassVar[str] = "return"
-
 
 @dataclass(frozen=True)
 class Raise(AppStep):
     """Raise ``RuntimeError`` out of the app."""
-
-    op: ClassVar[str] = "raise"
 
 
 @dataclass(frozen=True)
 class RequireExtension(AppStep):
     """If ``scope["extensions"]`` lacks ``name``, report ``unsupported`` and end (the cell is n/a)."""
 
-    op: ClassVar[str] = "require_extension"
     name: str
 
 
@@ -478,7 +426,6 @@ class SetState(AppStep):
     copy of; on a connection's scope, a change that must stay in that copy. Reported as
     ``state_unsupported`` when the scope has no state."""
 
-    op: ClassVar[str] = "set_state"
     key: str
     value: Any
 

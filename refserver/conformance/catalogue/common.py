@@ -28,6 +28,12 @@ HTTP_START = 'www "Response Start - send event"'
 HTTP_BODY = 'www "Response Body - send event"'
 HTTP_DISC = 'www "Disconnect - receive event" (HTTP)'
 LIFESPAN = "lifespan 2.0"
+LIFESPAN_STATE = 'lifespan "Lifespan State"'
+LIFESPAN_SHUTDOWN_FAILED = 'lifespan "Shutdown Failed - send event"'
+ZEROCOPY = 'extensions "Zero Copy Send"'
+PATHSEND = 'extensions "Path Send"'
+EARLY_HINTS = 'extensions "Early Hints"'
+TRAILERS = 'extensions "HTTP Trailers"'
 
 CONNECT_ACCEPT: tuple[AppStep, ...] = (Receive(), accept())
 
@@ -69,7 +75,7 @@ GROUP_ORDER = (
 )
 
 
-def ck(
+def check(
     observable: str,
     *allowed: str,
     choice: str | None = None,
@@ -91,7 +97,7 @@ def ck(
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
 
 
-def ck_fail_close(*codes: str) -> Check:
+def check_fail_close(*codes: str) -> Check:
     """The one rule for every scenario in which the server must *Fail the WebSocket
     Connection* (RFC 6455 §7.1.7): it SHOULD send a close frame with an appropriate status
     code (the first of ``codes`` is refserver's). No close frame at all, an empty one, or
@@ -110,7 +116,7 @@ def ck_fail_close(*codes: str) -> Check:
     )
 
 
-def ck_not_logged() -> Check:
+def check_not_logged() -> Check:
     """www "Disconnected Client - send exception": servers "must be prepared to catch the
     exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
     it escape; the server's output while the scenario ran is read for an error-level line or a
@@ -129,7 +135,7 @@ def ck_not_logged() -> Check:
     )
 
 
-def ck_delay(
+def check_delay(
     frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "", show: bool = False
 ) -> Check:
     """The record ``to`` comes at most ``max_s`` seconds after ``frm`` (selectors as in
@@ -138,6 +144,7 @@ def ck_delay(
 
 
 def ws(
+    *,
     id: str,
     title: str,
     lesson: str,
@@ -149,10 +156,12 @@ def ws(
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
+    """A WebSocket scenario (the fields are :class:`Scenario`'s)."""
     return Scenario(id, title, lesson, group, refs, level, "websocket", client, app, checks, **kw)
 
 
 def http(
+    *,
     id: str,
     title: str,
     lesson: str,
@@ -164,10 +173,12 @@ def http(
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
+    """An HTTP scenario (the fields are :class:`Scenario`'s)."""
     return Scenario(id, title, lesson, group, refs, level, "http", client, app, checks, **kw)
 
 
 def lifespan(
+    *,
     id: str,
     title: str,
     lesson: str,

@@ -18,7 +18,7 @@ from refserver.conformance.catalogue.common import (
     UNSPEC,
     WS_DISC,
     WS_SCOPE,
-    ck,
+    check,
     http,
     ws,
 )
@@ -56,18 +56,18 @@ DISCONNECT_ANY = "websocket.disconnect:*"
 SCENARIOS: list[Scenario] = [
     # ------------------------------------------------------------------ Unix socket
     http(
-        "http.scope.unix-socket",
-        "An HTTP request over a Unix socket",
-        "On a Unix socket the scope's server is [path, None] (or absent); the request is served as over TCP.",
-        G_HTTP_SCOPE,
-        (HTTP_SCOPE,),
-        MUST,
+        id="http.scope.unix-socket",
+        title="An HTTP request over a Unix socket",
+        lesson="On a Unix socket the scope's server is [path, None] (or absent); the request is served as over TCP.",
+        group=G_HTTP_SCOPE,
+        refs=(HTTP_SCOPE,),
+        level=MUST,
         client=(Request(), WaitResponses(1)),
         app=(Receive(), Respond(200, b"over a unix socket")),
         # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
-            ck(
+            check(
                 "app.scope",
                 '["<uds>",null]',
                 "null",
@@ -78,24 +78,24 @@ SCENARIOS: list[Scenario] = [
                 label="server ([path, None])",
                 show=True,
             ),
-            ck("client.body", "over a unix socket"),
-            ck("app.scope", "*", choice="null", key="client", level=UNSPEC, label="client"),
+            check("client.body", "over a unix socket"),
+            check("app.scope", "*", choice="null", key="client", level=UNSPEC, label="client"),
         ),
         server=ServerNeeds(uds=True),
     ),
     ws(
-        "ws.scope.unix-socket",
-        "A WebSocket over a Unix socket",
-        "On a Unix socket the WebSocket scope's server is [path, None] (or absent) too.",
-        G_HANDSHAKE,
-        (WS_SCOPE,),
-        MUST,
+        id="ws.scope.unix-socket",
+        title="A WebSocket over a Unix socket",
+        lesson="On a Unix socket the WebSocket scope's server is [path, None] (or absent) too.",
+        group=G_HANDSHAKE,
+        refs=(WS_SCOPE,),
+        level=MUST,
         client=(Handshake(), WaitApp("ended")),
         app=(*CONNECT_ACCEPT, close_socket()),
         # The scope's server on a Unix socket: [path, None] (www spec 2.2 made the port optional),
         # or no server at all ("Optional; if missing defaults to None").
         checks=(
-            ck(
+            check(
                 "app.scope",
                 '["<uds>",null]',
                 "null",
@@ -106,25 +106,25 @@ SCENARIOS: list[Scenario] = [
                 label="server ([path, None])",
                 show=True,
             ),
-            ck("client.status", "101"),
+            check("client.status", "101"),
         ),
         server=ServerNeeds(uds=True),
     ),
     # ------------------------------------------------------------------ root_path
     http(
-        "http.scope.root-path",
-        "A server started with a root_path",
-        "The scope's root_path is the configured one; the www spec's WSGI section derives PATH_INFO by stripping "
-        "root_path from path, so path carrying it is the reading that implies, and refserver reports path as "
+        id="http.scope.root-path",
+        title="A server started with a root_path",
+        lesson="The scope's root_path is the configured one; the www spec's WSGI section derives PATH_INFO by "
+        "stripping root_path from path, so path carrying it is the reading that implies, and refserver reports path as "
         "received (docs/decisions.md #40).",
-        G_HTTP_SCOPE,
-        (HTTP_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
-        MUST,
+        group=G_HTTP_SCOPE,
+        refs=(HTTP_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
+        level=MUST,
         client=(Request(suffix="/x"), WaitResponses(1)),
         app=(Receive(), Respond()),
         checks=(
-            ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
-            ck(
+            check("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
+            check(
                 "app.scope",
                 "/http.scope.root-path/<token>/x",
                 f"{ROOT_PATH}/http.scope.root-path/<token>/x",
@@ -134,22 +134,22 @@ SCENARIOS: list[Scenario] = [
                 label="path",
                 show=True,
             ),
-            ck("client.status", "200"),
+            check("client.status", "200"),
         ),
         server=ServerNeeds(root_path=ROOT_PATH),
     ),
     ws(
-        "ws.scope.root-path",
-        "A WebSocket on a server started with a root_path",
-        "The WebSocket scope's root_path is the configured one too; path as for HTTP (www, WSGI Compatibility).",
-        G_HANDSHAKE,
-        (WS_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
-        MUST,
+        id="ws.scope.root-path",
+        title="A WebSocket on a server started with a root_path",
+        lesson="The WebSocket scope's root_path is the configured one too; path as for HTTP (www, WSGI Compatibility).",
+        group=G_HANDSHAKE,
+        refs=(WS_SCOPE, 'www "WSGI Compatibility"', "docs/decisions.md #40"),
+        level=MUST,
         client=(Handshake(suffix="/x"), WaitApp("ended")),
         app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
-            ck("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
-            ck(
+            check("app.scope", ROOT_PATH, key="root_path", label="root_path", show=True),
+            check(
                 "app.scope",
                 "/ws.scope.root-path/<token>/x",
                 f"{ROOT_PATH}/ws.scope.root-path/<token>/x",
@@ -158,51 +158,52 @@ SCENARIOS: list[Scenario] = [
                 level=UNSPEC,
                 label="path",
             ),
-            ck("client.status", "101"),
+            check("client.status", "101"),
         ),
         server=ServerNeeds(root_path=ROOT_PATH),
     ),
     # ------------------------------------------------------------------ bad request heads
     http(
-        "http.bad.head-too-large",
-        "A request head with a 64 KiB header field",
-        "A server that will not process a head that large answers with a 4xx (431 names the cause), not silence.",
-        G_HTTP_FLOW,
-        ("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md #12"),
-        MUST,
+        id="http.bad.head-too-large",
+        title="A request head with a 64 KiB header field",
+        lesson="A server that will not process a head that large answers with a 4xx (431 names the cause), not "
+        "silence.",
+        group=G_HTTP_FLOW,
+        refs=("RFC 9110 §5.4", "RFC 6585 §5", "docs/decisions.md #12"),
+        level=MUST,
         client=(
             Request(raw=b"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Big: " + b"a" * BIG_FIELD + b"\r\n\r\n"),
             WaitResponses(1),
         ),
         app=(Receive(), Respond()),
         checks=(
-            ck("client.status", "4??", "200", choice="431", label="a 4xx, or the request is served"),
-            ck("client.status", "431", level=UNSPEC, label="status", show=True),
+            check("client.status", "4??", "200", choice="431", label="a 4xx, or the request is served"),
+            check("client.status", "431", level=UNSPEC, label="status", show=True),
         ),
     ),
     http(
-        "http.bad.request-line",
-        "A request line with a space inside the request target",
-        "An invalid request line gets 400 (or a 301 to the encoded target), and the request is not processed.",
-        G_HTTP_FLOW,
-        ("RFC 9112 §3", "docs/decisions.md #12"),
-        SHOULD,
+        id="http.bad.request-line",
+        title="A request line with a space inside the request target",
+        lesson="An invalid request line gets 400 (or a 301 to the encoded target), and the request is not processed.",
+        group=G_HTTP_FLOW,
+        refs=("RFC 9112 §3", "docs/decisions.md #12"),
+        level=SHOULD,
         client=(Request(raw=b"GET {path}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n"), WaitResponses(1)),
         app=(Receive(), Respond()),
         checks=(
-            ck("client.status", "400", "301", choice="400", label="400 or 301", show=True),
-            ck("app.called", "not-called", label="the app is not called"),
+            check("client.status", "400", "301", choice="400", label="400 or 301", show=True),
+            check("app.called", "not-called", label="the app is not called"),
         ),
     ),
     # ------------------------------------------------------------------ request body backpressure
     http(
-        "http.request.body-backpressure",
-        "A 64 MiB request body while the app does not call receive()",
-        "The body is streamed in chunks: a server that stops reading while the app does not read keeps memory "
+        id="http.request.body-backpressure",
+        title="A 64 MiB request body while the app does not call receive()",
+        lesson="The body is streamed in chunks: a server that stops reading while the app does not read keeps memory "
         "bounded; once the app reads, all of it arrives.",
-        G_HTTP_FLOW,
-        (HTTP_REQ,),
-        MUST,
+        group=G_HTTP_FLOW,
+        refs=(HTTP_REQ,),
+        level=MUST,
         client=(
             Request("POST", raw=b"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: %d\r\n\r\n" % BODY_BYTES),
             WaitApp("hello", required=False),
@@ -215,7 +216,7 @@ SCENARIOS: list[Scenario] = [
         ),
         app=(WaitGate("read", timeout=25.0), DrainBody(timeout=12.0, quiet=True), Respond()),
         checks=(
-            ck(
+            check(
                 "client.body_write",
                 "stalled at ≤* MiB",
                 "took all * MiB",
@@ -224,20 +225,20 @@ SCENARIOS: list[Scenario] = [
                 label="while the app does not read",
                 show=True,
             ),
-            ck("app.body_len", str(BODY_BYTES), label="the app gets the whole body"),
-            ck("client.status", "200"),
+            check("app.body_len", str(BODY_BYTES), label="the app gets the whole body"),
+            check("client.status", "200"),
         ),
         app_deadline_s=6.0,
     ),
     # ------------------------------------------------------------------ a close never answered
     ws(
-        "ws.close.client-never-answers",
-        "The app closes; the client never answers the close frame and keeps TCP open",
-        "The server closes the TCP connection after a timeout; the app's disconnect then has no close frame "
+        id="ws.close.client-never-answers",
+        title="The app closes; the client never answers the close frame and keeps TCP open",
+        lesson="The server closes the TCP connection after a timeout; the app's disconnect then has no close frame "
         "behind it (1006).",
-        G_APP_CLOSE,
-        ("RFC 6455 §7.1.1", "RFC 6455 §7.1.5", WS_DISC, "docs/decisions.md #21"),
-        SHOULD,
+        group=G_APP_CLOSE,
+        refs=("RFC 6455 §7.1.1", "RFC 6455 §7.1.5", WS_DISC, "docs/decisions.md #21"),
+        level=SHOULD,
         # The window is 22 s: the server's close timeout is 1 s where it can be set, and the
         # common default (10 s) is still less than half of it.
         client=(
@@ -252,8 +253,8 @@ SCENARIOS: list[Scenario] = [
         ),
         app=(*CONNECT_ACCEPT, close_socket(1000), Receive(30.0, catch=True)),
         checks=(
-            ck("client.close", "1000", level=MUST, label="the app's close frame"),
-            ck(
+            check("client.close", "1000", level=MUST, label="the app's close frame"),
+            check(
                 "client.end",
                 "eof",
                 "rst",
@@ -262,8 +263,8 @@ SCENARIOS: list[Scenario] = [
                 label="the server closes TCP (within 22 s)",
                 show=True,
             ),
-            ck("app.step", DISCONNECT_ANY, step=3, level=MUST, label="the app gets a disconnect"),
-            ck(
+            check("app.step", DISCONNECT_ANY, step=3, level=MUST, label="the app gets a disconnect"),
+            check(
                 "app.step",
                 DISCONNECT_ANY,
                 choice="websocket.disconnect:1006",

@@ -5,8 +5,8 @@ level; ``CHECK_RULES`` gives a check that has a level of its own (or rests on a 
 than its scenario's) its rule, by the check's label (or, unlabelled, its observable and the
 parameter that tells it apart). The rule's level is the level the catalogue writes for the
 scenario or check: ``tests/test_conformance_rules.py`` fails when they part, when a scenario has
-no rule, or when one kind of check is judged at two levels. The shorthands ``ck_fail_close`` and
-``ck_not_logged`` in ``common.py`` carry their rules themselves.
+no rule, or when one kind of check is judged at two levels. The shorthands ``check_fail_close`` and
+``check_not_logged`` in ``common.py`` carry their rules themselves.
 
 To add a scenario: name its rule here (an existing one, or a new one in ``rules.py`` quoting
 the sentence).
