@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 
+from refserver.conformance import scenario_files
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import SCENARIOS
 from refserver.conformance.model import Scenario
@@ -97,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)",
     )
+    p.add_argument(
+        "--scenarios",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also run the scenarios of a file of your own, written against refserver.conformance.api "
+        "(its SCENARIOS list; repeatable)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument(
         "--format",
@@ -172,11 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def select_scenarios(patterns: Sequence[str]) -> list[Scenario]:
+def select_scenarios(patterns: Sequence[str], extra: Sequence[Scenario] = ()) -> list[Scenario]:
+    """The catalogue's scenarios and ``extra`` (from --scenarios files) whose id matches."""
     if not patterns:
-        return list(SCENARIOS)
+        return [*SCENARIOS, *extra]
     chosen = []
-    for s in SCENARIOS:
+    for s in [*SCENARIOS, *extra]:
         if any(fnmatch.fnmatchcase(s.id, p) or p in s.id for p in patterns):
             chosen.append(s)
     return chosen
@@ -247,7 +257,13 @@ def refserver_misses(report: Report) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    scenarios = select_scenarios(args.scenario)
+    extra: list[Scenario] = []
+    for path in args.scenarios:
+        try:
+            extra += scenario_files.load(path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            parser.error(f"--scenarios {path}: {exc}")
+    scenarios = select_scenarios(args.scenario, extra)
     if args.list:
         if args.format == "json":
             print(json.dumps([s.to_json() for s in scenarios], indent=2, ensure_ascii=False))
@@ -364,9 +380,7 @@ def exit_status(report: Report, strict: Sequence[str], *, check_refserver: bool 
 
 
 def explain(args: argparse.Namespace) -> int:
-    from refserver.conformance.catalogue import BY_ID
-
-    scenario = BY_ID.get(args.explain)
+    scenario = scenario_files.find(args.explain)
     if scenario is None or scenario.meta:
         print(f"conformance: no scenario {args.explain!r} (see --list)", file=sys.stderr)
         return 2

@@ -640,9 +640,9 @@ def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = No
 
 
 def _find(scenario_id: str) -> Any:
-    from refserver.conformance.catalogue import BY_ID
+    from refserver.conformance.scenario_files import find
 
-    return BY_ID.get(scenario_id)
+    return find(scenario_id)
 
 
 async def _run(steps: tuple[AppStep, ...], scope: Scope, receive: Receive, send: Send, rep: Reporter) -> None:

@@ -35,9 +35,10 @@ from xml.sax.saxutils import escape, quoteattr
 import refserver
 from refserver.conformance import JSON_FORMAT
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
+from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
+from refserver.conformance.scenario_files import find as find_scenario
 from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec, target_args
 
 INTRO = """\
@@ -118,6 +119,27 @@ harness alone exits 3. `--format junit --out conformance.xml` writes one test ca
 scenario, so your CI lists the scenarios your server fails (`fail` and `crash` are failures,
 `n/a` is skipped, `deviates` and `differs` pass with the values in the output).
 
+## Adding a scenario
+
+A scenario is one call with keyword arguments: the built-in ones are in
+`refserver/conformance/catalogue/`, one module per protocol (websocket, http, lifespan, tls,
+deployment). To add scenarios of your own without touching the harness, write them in a file
+against `refserver.conformance.api`, list them in `SCENARIOS`, and pass the file with
+`--scenarios PATH` (repeatable): they run beside the catalogue on every target, are reported
+the same way (their group is a section of its own), and work with `--scenario`, `--list` and
+`--explain`. The client steps (what the raw client does on the wire) and the app steps (what
+the probe app does) are the classes of `refserver/conformance/steps.py`; the observables a
+check reads are those of `refserver/conformance/observe.py`. This example,
+`refserver/conformance/example_scenarios.py`, is run by the test suite:
+
+```python
+EXAMPLE_SCENARIOS
+```
+
+```sh
+python -m refserver.conformance --scenarios refserver/conformance/example_scenarios.py --scenario 'mine.*'
+```
+
 ## Reading a cell
 
 A cell is the verdict of one scenario on one target, judged against the `spec_version` the
@@ -139,7 +161,8 @@ def intro() -> str:
 
     rows = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in PLACEHOLDERS.items())
     options = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in OPTION_PLACEHOLDERS.items())
-    return INTRO.replace("PLACEHOLDER_ROWS", rows).replace("OPTION_ROWS", options)
+    example = (Path(__file__).resolve().parent / "example_scenarios.py").read_text(encoding="utf-8").rstrip()
+    return INTRO.replace("PLACEHOLDER_ROWS", rows).replace("OPTION_ROWS", options).replace("EXAMPLE_SCENARIOS", example)
 
 
 ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
@@ -185,9 +208,9 @@ class Report:
             members = [s for s in self.scenarios if s.group == group]
             if members:
                 out.append((group, members))
-        others = [s for s in self.scenarios if s.group not in GROUP_ORDER]
-        if others:
-            out.append(("Other", others))
+        # the groups of --scenarios files, in the order they first appear
+        for group in dict.fromkeys(s.group for s in self.scenarios if s.group not in GROUP_ORDER):
+            out.append((group, [s for s in self.scenarios if s.group == group]))
         return out
 
 
@@ -585,7 +608,7 @@ def load_json(path: str | Path) -> Report:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if data.get("format") != JSON_FORMAT:
         raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
-    scenarios = [BY_ID[s["id"]] for s in data["scenarios"] if s["id"] in BY_ID]
+    scenarios = [found for s in data["scenarios"] if (found := find_scenario(s["id"])) is not None]
     targets = []
     for t in data["targets"]:
         select = str(t.get("select") or f"--target {t['name']}")
@@ -597,7 +620,7 @@ def load_json(path: str | Path) -> Report:
         targets.append(run)
     cells = []
     for c in data["cells"]:
-        known = BY_ID.get(c["scenario"])
+        known = find_scenario(c["scenario"])
 
         def shown(i: int, k: dict[str, Any], known: Scenario | None = known) -> bool:
             if "show" in k:
@@ -658,7 +681,7 @@ def render_junit(report: Report) -> str:
             f'errors="{totals[V.ERROR]}" skipped="{totals[V.NA]}" timestamp={quoteattr(report.generated)}>'
         )
         for c in mine:
-            scenario = BY_ID.get(c.scenario)
+            scenario = find_scenario(c.scenario)
             title = scenario.title if scenario is not None else c.scenario
             out.append(
                 f"    <testcase classname={quoteattr(t.name)} name={quoteattr(c.scenario + ': ' + title)} "
@@ -773,7 +796,7 @@ def findings(report: Report) -> list[dict[str, Any]]:
             continue  # the meta scenario only sums up the others
         if c.verdict != V.CRASH and not any(_broken(k) for k in c.checks):
             continue
-        scenario = BY_ID.get(c.scenario)
+        scenario = find_scenario(c.scenario)
         if c.verdict == V.CRASH:
             what = (c.error or "").split("; log:")[0]
             key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))

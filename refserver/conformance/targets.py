@@ -29,6 +29,7 @@ import anyio
 import anyio.abc
 
 import refserver
+from refserver.conformance import scenario_files
 from refserver.conformance.probe import LIFESPAN_ENV, REPORT_ENV
 
 PROBE_APP = "refserver.conformance.probe:app"
@@ -728,6 +729,7 @@ class ProcessServer:
         env[REPORT_ENV] = f"{HOST}:{self.report_port}"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root(), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(scenario_files.environment())  # the probe finds the scenarios of --scenarios files
         env.pop(LIFESPAN_ENV, None)
         if self.lifespan:
             env[LIFESPAN_ENV] = self.lifespan
