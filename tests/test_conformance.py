@@ -1,18 +1,14 @@
 """The conformance harness: the catalogue's shape, the whole catalogue against refserver
 (in-process, on asyncio and trio), and the known divergences of two peers.
 
-The peer test needs uvicorn and hypercorn in some interpreter: $REFSERVER_CONFORMANCE_PYTHON,
-/tmp/peers/bin/python, this interpreter, or a virtual environment it creates once in
-/tmp/refserver-conformance-peers with pip (skipped, with the reason, if that fails).
+The peer test runs when uvicorn and hypercorn are installed for the interpreter that runs the
+peers ($REFSERVER_CONFORMANCE_PYTHON, else this one): ``pip install -e '.[conformance]'``.
+Otherwise it is skipped with that message; the default suite installs nothing.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +17,8 @@ from refserver.conformance.cli import refserver_misses, run_report
 from refserver.conformance.model import Level
 from refserver.conformance.observe import OBSERVABLES
 from refserver.conformance.runner import TargetRun
-from refserver.conformance.targets import BY_NAME, TargetInfo, probe_target
-from refserver.conformance.verdict import FAIL
+from refserver.conformance.targets import BY_NAME, TargetInfo, default_python, probe_target
+from refserver.conformance.verdict import DEVIATES, FAIL
 
 pytestmark = pytest.mark.anyio
 
@@ -47,60 +43,27 @@ async def test_whole_catalogue_against_refserver_in_process(anyio_backend: str) 
     marks as its own choice."""
     spec = BY_NAME["refserver-trio" if anyio_backend == "trio" else "refserver"]
     target = TargetRun(TargetInfo(spec, True, "in-process", in_process=True), sys.executable, anyio_backend)
-    started = time.monotonic()
     report = await run_report([target], list(SCENARIOS))
-    elapsed = time.monotonic() - started
     assert len(report.cells) == len(SCENARIOS)
     missed = refserver_misses(report)
-    if missed:
-        # A loaded machine can stretch a timing check (e.g. "403 within 0.5 s"): the cells
-        # that missed run once more, and must pass then.
-        again = sorted({line.split(" / ")[1].split(":")[0] for line in missed})
-        retry = await run_report([target], [BY_ID[i] for i in again if i in BY_ID])
-        still = refserver_misses(retry)
-        assert not still, "first run:\n" + "\n".join(missed) + "\nagain:\n" + "\n".join(still)
-    assert elapsed < 30, f"the catalogue took {elapsed:.1f} s"
+    assert not missed, "\n".join(missed)
 
 
 # ---------------------------------------------------------------------- peers
 
 
-def _peer_python() -> tuple[str | None, str]:
-    candidates = [
-        os.environ.get("REFSERVER_CONFORMANCE_PYTHON"),
-        "/tmp/peers/bin/python",
-        sys.executable,
-        "/tmp/refserver-conformance-peers/bin/python",
-    ]
-    for python in candidates:
-        if (
-            python
-            and Path(python).exists()
-            and all(probe_target(BY_NAME[name], python).installed for name in ("hypercorn", "uvicorn-websockets"))
-        ):
-            return python, ""
-    venv = Path("/tmp/refserver-conformance-peers")
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", "uvicorn[standard]", "hypercorn", "websockets", "wsproto"],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"uvicorn and hypercorn are not installed and could not be installed with pip: {exc}"
-    python = str(venv / "bin" / "python")
-    if all(probe_target(BY_NAME[name], python).installed for name in ("hypercorn", "uvicorn-websockets")):
-        return python, ""
-    return None, "uvicorn and hypercorn could not be installed"
+PEERS = ("hypercorn", "uvicorn-websockets")
 
 
 @pytest.fixture(scope="module")
 def peer_python() -> str:
-    python, reason = _peer_python()
-    if python is None:
-        pytest.skip(reason)
+    python = default_python()
+    missing = [info.reason for info in (probe_target(BY_NAME[name], python) for name in PEERS) if not info.installed]
+    if missing:
+        pytest.skip(
+            "the peers are not installed (pip install -e '.[conformance]', or point $REFSERVER_CONFORMANCE_PYTHON "
+            "at an interpreter that has them): " + "; ".join(missing)
+        )
     return python
 
 
@@ -108,9 +71,7 @@ def peer_python() -> str:
 async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: str) -> None:
     """Peers' departures in scenarios 3, 7 and 10 of tests/test_ws_peer_scenarios.py, found by the
     harness on its own."""
-    targets = [
-        TargetRun(probe_target(BY_NAME[name], peer_python), peer_python) for name in ("hypercorn", "uvicorn-websockets")
-    ]
+    targets = [TargetRun(probe_target(BY_NAME[name], peer_python), peer_python) for name in PEERS]
     scenarios = [BY_ID[i] for i in ("ws.close.code-reason", "ws.send.after-disconnect", "ws.receive.after-disconnect")]
     report = await run_report(targets, scenarios, jobs=2)
 
@@ -124,9 +85,12 @@ async def test_harness_finds_known_divergences(peer_python: str, anyio_backend: 
     # hypercorn reports 1006 for a client close with code 4001.
     value, verdict, _ = check("hypercorn", "ws.close.code-reason", "app.disconnect.code")
     assert (value, verdict) == ("1006", FAIL)
-    # uvicorn --ws websockets raises RuntimeError on a send after the disconnect while advertising 2.4.
+    # uvicorn --ws websockets raises RuntimeError on a send after the disconnect while advertising 2.4:
+    # the SHOULD deviates (a claim never raises its level), and the broken claim is noted.
     value, verdict, advertised = check("uvicorn-websockets", "ws.send.after-disconnect", "send() after the disconnect")
-    assert (value, verdict, advertised) == ("error:RuntimeError", FAIL, "2.4")
+    assert (value, verdict, advertised) == ("error:RuntimeError", DEVIATES, "2.4")
+    cell = report.cell("uvicorn-websockets", "ws.send.after-disconnect")
+    assert cell is not None and any(c.note.startswith("advertises 2.4") for c in cell.checks)
     # hypercorn's second receive() after a disconnect hangs.
     value, _, _ = check("hypercorn", "ws.receive.after-disconnect", "app.after_disconnect")
     assert value == "hangs"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio
 
+from refserver.conformance import scenario_files
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import SCENARIOS
 from refserver.conformance.model import Scenario
@@ -38,6 +39,8 @@ from refserver.conformance.runner import LANES_PER_TARGET, Runner, TargetRun, de
 from refserver.conformance.targets import (
     BUILTIN_TARGETS,
     BY_NAME,
+    OPTION_PLACEHOLDERS,
+    OPTIONS,
     PLACEHOLDERS,
     REFSERVER_TARGETS,
     TargetInfo,
@@ -79,11 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
         "command (&&, a pipeline) gets its process group signalled",
     )
     p.add_argument(
+        "--target-option",
+        action="append",
+        default=[],
+        metavar="NAME:OPTION=ARGS",
+        help="how to start --target-command NAME with an option some scenarios need (repeatable): OPTION is one of "
+        + ", ".join(OPTIONS)
+        + "; ARGS go where the command has {options} (else at its end), and may use "
+        + "; ".join(f"{{{k}}}: {v}" for k, v in OPTION_PLACEHOLDERS.items())
+        + ". Without it, the scenarios that need the option are n/a",
+    )
+    p.add_argument(
         "--scenario",
         action="append",
         default=[],
         metavar="PATTERN",
         help="run only scenarios whose id matches (fnmatch, or a substring; repeatable)",
+    )
+    p.add_argument(
+        "--scenarios",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also run the scenarios of a file of your own, written against refserver.conformance.api "
+        "(its SCENARIOS list; repeatable)",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument(
@@ -160,18 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def select_scenarios(patterns: Sequence[str]) -> list[Scenario]:
+def select_scenarios(patterns: Sequence[str], extra: Sequence[Scenario] = ()) -> list[Scenario]:
+    """The catalogue's scenarios and ``extra`` (from --scenarios files) whose id matches."""
     if not patterns:
-        return list(SCENARIOS)
+        return [*SCENARIOS, *extra]
     chosen = []
-    for s in SCENARIOS:
+    for s in [*SCENARIOS, *extra]:
         if any(fnmatch.fnmatchcase(s.id, p) or p in s.id for p in patterns):
             chosen.append(s)
     return chosen
 
 
 def resolve_targets(
-    names: Sequence[str], commands: Sequence[str], python: str, in_process: bool = False
+    names: Sequence[str],
+    commands: Sequence[str],
+    python: str,
+    in_process: bool = False,
+    options: Sequence[str] = (),
 ) -> list[TargetRun]:
     specs: list[TargetSpec] = []
     for name in names:
@@ -181,7 +208,10 @@ def resolve_targets(
                 "(or use --target-command NAME=COMMAND)"
             )
         specs.append(BY_NAME[name])
-    customs = [custom_target(c) for c in commands]
+    customs = [custom_target(c, options) for c in commands]
+    unclaimed = {o.partition(":")[0].strip() for o in options} - {c.name for c in customs}
+    if unclaimed:
+        raise ValueError(f"--target-option for {', '.join(sorted(unclaimed))}: no --target-command of that name")
     explicit = bool(names or customs)
     if not explicit:
         specs = list(BUILTIN_TARGETS)
@@ -228,7 +258,13 @@ def refserver_misses(report: Report) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    scenarios = select_scenarios(args.scenario)
+    extra: list[Scenario] = []
+    for path in args.scenarios:
+        try:
+            extra += scenario_files.load(path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            parser.error(f"--scenarios {path}: {exc}")
+    scenarios = select_scenarios(args.scenario, extra)
     if args.list:
         if args.format == "json":
             print(json.dumps([s.to_json() for s in scenarios], indent=2, ensure_ascii=False))
@@ -256,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.diff and not (args.target or args.target_command):
         args.target = [n for n in args.diff if n in BY_NAME]
     try:
-        targets = resolve_targets(args.target, args.target_command, args.python, args.in_process)
+        targets = resolve_targets(args.target, args.target_command, args.python, args.in_process, args.target_option)
     except ValueError as exc:
         parser.error(str(exc))
     for name in [*args.strict, *(args.diff or [])]:
@@ -375,19 +411,19 @@ def exit_status(report: Report, strict: Sequence[str], *, check_refserver: bool 
 
 
 def explain(args: argparse.Namespace) -> int:
-    from refserver.conformance.catalogue import BY_ID
-
-    scenario = BY_ID.get(args.explain)
+    scenario = scenario_files.find(args.explain)
     if scenario is None or scenario.meta:
         print(f"conformance: no scenario {args.explain!r} (see --list)", file=sys.stderr)
         return 2
-    names = list(args.target) or ["refserver"]
+    names = list(args.target) or ([] if args.target_command else ["refserver"])
     if len(names) + len(args.target_command) != 1:
         print("conformance: --explain needs exactly one --target (or --target-command)", file=sys.stderr)
         return 2
-    targets = resolve_targets(
-        names if not args.target_command else [], args.target_command, args.python, args.in_process
-    )
+    try:
+        targets = resolve_targets(names, args.target_command, args.python, args.in_process, args.target_option)
+    except ValueError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
     target = targets[0]
     if not target.info.installed:
         print(f"conformance: {target.name}: not installed ({target.info.reason})", file=sys.stderr)

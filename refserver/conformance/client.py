@@ -12,6 +12,7 @@ import base64
 import errno
 import hashlib
 import os
+import re
 import socket
 import ssl
 import struct
@@ -23,6 +24,10 @@ import anyio
 import anyio.abc
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# RFC 9112 §4: a response begins with its status line, ``HTTP-version SP status-code SP``.
+# Anything before it is bytes the server wrote outside any response (a HEAD body, a body
+# message sent after the response completed, bytes beyond the Content-Length).
+STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] [0-9]{3}[ \r]")
 
 
 def accept_key(key: str) -> str:
@@ -391,7 +396,21 @@ class Connection:
             if not progressed:
                 return echo
 
+    def _skip_stray(self) -> bool:
+        """Record and drop what comes before the next status line; False until a status
+        line has arrived (what is left at the end of the connection is recorded by
+        :meth:`_finish_close_delimited`)."""
+        found = STATUS_LINE.search(self.buffer)
+        if found is None:
+            return False
+        if found.start():
+            self.trace.add("client", "stray", data=preview(bytes(self.buffer[: found.start()])))
+            del self.buffer[: found.start()]
+        return True
+
     def _parse_response(self) -> bool:
+        if not self._skip_stray():
+            return False
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return False
@@ -455,6 +474,10 @@ class Connection:
         return True
 
     def _finish_close_delimited(self) -> None:
+        if not STATUS_LINE.match(self.buffer):
+            self.trace.add("client", "stray", data=preview(bytes(self.buffer)))
+            self.buffer.clear()
+            return
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             self.trace.add("client", "partial", data=preview(bytes(self.buffer)))

@@ -276,7 +276,7 @@ def app_body(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("app.body_len")
 def app_body_len(records: Records, params: Mapping[str, Any]) -> str:
-    """How many bytes of request content the app's ``a_drain_body`` got."""
+    """How many bytes of request content the app's ``DrainBody`` got."""
     for r in app_records(records, params):
         if r["ev"] == "body":
             return str((r.get("body") or {}).get("len", 0))
@@ -414,7 +414,10 @@ def client_status(records: Records, params: Mapping[str, Any]) -> str:
 
 @observable("client.statuses")
 def client_statuses(records: Records, params: Mapping[str, Any]) -> str:
-    return ",".join(str(r["status"]) for r in _responses(records)) or _end(records)
+    """The statuses of the responses in order; ``stray`` where bytes came that were not part
+    of any response (before a status line, or left at the end of the connection)."""
+    seen = [r for r in client_records(records) if r["ev"] in ("response", "stray")]
+    return ",".join("stray" if r["ev"] == "stray" else str(r["status"]) for r in seen) or _end(records)
 
 
 @observable("client.informational")

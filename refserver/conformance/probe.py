@@ -9,7 +9,7 @@ UDP to the runner on loopback. The runner's address comes from the environment v
 ``REFSERVER_PROBE_REPORT`` (``127.0.0.1:PORT``) or from :func:`make_app`.
 
 The runner can also open *gates*: a datagram ``{"gate": NAME}`` sent back to the socket
-that reported lets the app past ``a_gate(NAME)``. So the client waits on the app and the
+that reported lets the app past ``WaitGate(NAME)``. So the client waits on the app and the
 app waits on the client by events, not by sleeping.
 
 Whatever ``receive()`` or ``send()`` raises into the app is reported and then re-raised, on
@@ -29,7 +29,24 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from refserver.conformance.model import Step
+from refserver.conformance.steps import (
+    AppMark,
+    AppStep,
+    DrainBody,
+    Echo,
+    FileResponse,
+    Raise,
+    ReceiveUntil,
+    RequireExtension,
+    Respond,
+    Return,
+    SendUntilBlocked,
+    SetState,
+    Sleep,
+    WaitGate,
+)
+from refserver.conformance.steps import Receive as ReceiveStep
+from refserver.conformance.steps import Send as SendStep
 
 REPORT_ENV = "REFSERVER_PROBE_REPORT"
 LIFESPAN_ENV = "REFSERVER_PROBE_LIFESPAN"  # "<scenario-id>/<token>": run that scenario on the lifespan scope
@@ -260,7 +277,7 @@ class ScriptRunner:
         self._receive = receive
         self._send = send
         self.rep = rep
-        self._quiet = False  # http.request messages are not reported one by one (a_drain_body(quiet=True))
+        self._quiet = False  # http.request messages are not reported one by one (DrainBody(quiet=True))
 
     async def receive(self, timeout: float | None, step: int, catch: bool = False) -> Any:
         started = time.monotonic()
@@ -310,92 +327,108 @@ class ScriptRunner:
         )
         return "returned"
 
-    async def run(self, steps: tuple[Step, ...]) -> None:
+    async def run(self, steps: tuple[AppStep, ...]) -> None:
+        """Run the app script, each step by its handler in :data:`APP_HANDLERS`."""
         for index, step in enumerate(steps):
-            a = step.args
-            op = step.op
-            if op == "receive":
-                await self.receive(a.get("timeout"), index, a.get("catch", False))
-            elif op == "receive_until":
-                deadline = time.monotonic() + a["timeout"]
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self.rep.report("receive_timeout", step=index, timeout=a["timeout"])
-                        break
-                    message = await self.receive(remaining, index)
-                    if message is None or message.get("type") == a["kind"]:
-                        break
-            elif op == "send":
-                await self.send(dict(a["message"]), a.get("timeout"), index, a.get("catch", False))
-            elif op == "echo":
-                message = await self.receive(3.0, index)
-                if message is not None and message.get("type") == "websocket.receive":
-                    reply: dict[str, Any] = {"type": "websocket.send"}
-                    if message.get("text") is not None:
-                        reply["text"] = message["text"]
-                    else:
-                        reply["bytes"] = message.get("bytes")
-                    await self.send(reply, 3.0, index)
-            elif op == "respond":
-                await self.send(
-                    {"type": "http.response.start", "status": a["status"], "headers": [list(h) for h in a["headers"]]},
-                    3.0,
-                    index,
-                )
-                await self.send({"type": "http.response.body", "body": a["body"]}, 3.0, index)
-            elif op == "drain_body":
-                body = bytearray()
-                length = 0  # with quiet, only the first bytes are kept (a large body is not held)
-                chunks = 0
-                deadline = time.monotonic() + a["timeout"]
-                self._quiet = bool(a.get("quiet"))
-                try:
-                    while True:
-                        message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
-                        if message is None or message.get("type") != "http.request":
-                            break
-                        chunks += 1
-                        data = message.get("body", b"")
-                        length += len(data)
-                        if not self._quiet or len(body) < _MAX_TEXT:
-                            body += data[: _MAX_TEXT - len(body)] if self._quiet else data
-                        if not message.get("more_body", False):
-                            break
-                finally:
-                    self._quiet = False
-                reported = jsonable(bytes(body))
-                reported["len"] = length
-                self.rep.report("body", step=index, body=reported, chunks=chunks)
-            elif op == "sleep":
-                await _sleep(a["seconds"])
-            elif op == "gate":
-                opened = await self.rep.wait_gate(a["name"], a["timeout"])
-                self.rep.report("gate", step=index, name=a["name"], opened=opened)
-            elif op == "mark":
-                self.rep.report("mark", step=index, name=a["name"])
-            elif op == "return":
+            handler = APP_HANDLERS.get(type(step))
+            if handler is None:  # pragma: no cover - a catalogue error
+                raise ValueError(f"no handler for the app step {step!r}")
+            if await handler(self, step, index) is _STOP:
                 return
-            elif op == "raise":
-                raise RuntimeError("the probe app raises here, as its script says")
-            elif op == "require_extension":
-                extensions = self.scope.get("extensions") or {}
-                if a["name"] not in extensions:
-                    self.rep.report("unsupported", step=index, extension=a["name"])
-                    raise _Unsupported(a["name"])
-            elif op == "file_response":
-                await self._file_response(a["kind"], a["content"], index)
-            elif op == "send_until_blocked":
-                await self._send_until_blocked(a, index)
-            elif op == "set_state":
-                state = self.scope.get("state")
-                if isinstance(state, MutableMapping):
-                    state[a["key"]] = a["value"]
-                    self.rep.report("state_set", step=index, key=a["key"])
-                else:
-                    self.rep.report("state_unsupported", step=index)
-            else:  # pragma: no cover - a catalogue error
-                raise ValueError(f"unknown app step {op!r}")
+
+    # ------------------------------------------------------------------ one handler per step
+
+    async def _do_receive(self, step: ReceiveStep, index: int) -> None:
+        await self.receive(step.timeout, index, step.catch)
+
+    async def _do_receive_until(self, step: ReceiveUntil, index: int) -> None:
+        deadline = time.monotonic() + step.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.rep.report("receive_timeout", step=index, timeout=step.timeout)
+                return
+            message = await self.receive(remaining, index)
+            if message is None or message.get("type") == step.kind:
+                return
+
+    async def _do_send(self, step: SendStep, index: int) -> None:
+        await self.send(dict(step.message), step.timeout, index, step.catch)
+
+    async def _do_echo(self, step: Echo, index: int) -> None:
+        message = await self.receive(3.0, index)
+        if message is not None and message.get("type") == "websocket.receive":
+            reply: dict[str, Any] = {"type": "websocket.send"}
+            if message.get("text") is not None:
+                reply["text"] = message["text"]
+            else:
+                reply["bytes"] = message.get("bytes")
+            await self.send(reply, 3.0, index)
+
+    async def _do_respond(self, step: Respond, index: int) -> None:
+        headers = [list(h) for h in step.headers]
+        await self.send({"type": "http.response.start", "status": step.status, "headers": headers}, 3.0, index)
+        await self.send({"type": "http.response.body", "body": step.body}, 3.0, index)
+
+    async def _do_drain_body(self, step: DrainBody, index: int) -> None:
+        body = bytearray()
+        length = 0  # with quiet, only the first bytes are kept (a large body is not held)
+        chunks = 0
+        deadline = time.monotonic() + step.timeout
+        self._quiet = step.quiet
+        try:
+            while True:
+                message = await self.receive(max(deadline - time.monotonic(), 0.01), index)
+                if message is None or message.get("type") != "http.request":
+                    break
+                chunks += 1
+                data = message.get("body", b"")
+                length += len(data)
+                if not self._quiet or len(body) < _MAX_TEXT:
+                    body += data[: _MAX_TEXT - len(body)] if self._quiet else data
+                if not message.get("more_body", False):
+                    break
+        finally:
+            self._quiet = False
+        reported = jsonable(bytes(body))
+        reported["len"] = length
+        self.rep.report("body", step=index, body=reported, chunks=chunks)
+
+    async def _do_sleep(self, step: Sleep, index: int) -> None:
+        await _sleep(step.seconds)
+
+    async def _do_wait_gate(self, step: WaitGate, index: int) -> None:
+        opened = await self.rep.wait_gate(step.name, step.timeout)
+        self.rep.report("gate", step=index, name=step.name, opened=opened)
+
+    async def _do_mark(self, step: AppMark, index: int) -> None:
+        self.rep.report("mark", step=index, name=step.name)
+
+    async def _do_return(self, step: Return, index: int) -> object:
+        return _STOP
+
+    async def _do_raise(self, step: Raise, index: int) -> None:
+        raise RuntimeError("the probe app raises here, as its script says")
+
+    async def _do_require_extension(self, step: RequireExtension, index: int) -> None:
+        extensions = self.scope.get("extensions") or {}
+        if step.name not in extensions:
+            self.rep.report("unsupported", step=index, extension=step.name)
+            raise _Unsupported(step.name)
+
+    async def _do_file_response(self, step: FileResponse, index: int) -> None:
+        await self._file_response(step.kind, step.content, index)
+
+    async def _do_send_until_blocked(self, step: SendUntilBlocked, index: int) -> None:
+        await self._send_until_blocked(step, index)
+
+    async def _do_set_state(self, step: SetState, index: int) -> None:
+        state = self.scope.get("state")
+        if isinstance(state, MutableMapping):
+            state[step.key] = step.value
+            self.rep.report("state_set", step=index, key=step.key)
+        else:
+            self.rep.report("state_unsupported", step=index)
 
     async def _file_response(self, kind: str, content: bytes, index: int) -> None:
         """200 with ``content`` from a file: by path (pathsend) or by file object (zerocopysend).
@@ -416,10 +449,10 @@ class ScriptRunner:
             with open(path, "rb") as file:
                 await self.send({"type": "http.response.zerocopysend", "file": file}, 3.0, index)
 
-    async def _send_until_pending(self, a: Mapping[str, Any], index: int) -> None:
+    async def _send_until_pending(self, a: SendUntilBlocked, index: int) -> None:
         """Send until one send() is slow; report ``send_pending`` and keep awaiting that
         same send (up to ``then_wait_s``), then report how it ended."""
-        message = dict(a["message"])
+        message = dict(a.message)
         size = len(message.get("bytes") or b"")
         total = 0
         started = time.monotonic()
@@ -432,7 +465,7 @@ class ScriptRunner:
                 self.rep.report("send_pending", step=index, kind=message.get("type"), after_bytes=total)
 
             try:
-                result = await _within(_watch(self._send(dict(message)), a["block_s"], pending), a["then_wait_s"])
+                result = await _within(_watch(self._send(dict(message)), a.block_s, pending), a.then_wait_s)
             except BaseException as exc:
                 self.rep.report(
                     "send_raised",
@@ -445,7 +478,7 @@ class ScriptRunner:
                 raise
             if result is _TIMED_OUT:
                 self.rep.report(
-                    "send_blocked", step=index, kind=message.get("type"), after_bytes=total, timeout=a["then_wait_s"]
+                    "send_blocked", step=index, kind=message.get("type"), after_bytes=total, timeout=a.then_wait_s
                 )
                 return
             total += size
@@ -458,15 +491,15 @@ class ScriptRunner:
                     duration=round(time.monotonic() - before, 4),
                 )
                 return
-            if total >= a["max_bytes"] or time.monotonic() - started >= a["max_s"]:
+            if total >= a.max_bytes or time.monotonic() - started >= a.max_s:
                 self.rep.report("never_blocked", step=index, sends=total // max(size, 1), after_bytes=total)
                 return
 
-    async def _send_until_blocked(self, a: Mapping[str, Any], index: int) -> None:
-        if a.get("then_wait_s"):
+    async def _send_until_blocked(self, a: SendUntilBlocked, index: int) -> None:
+        if a.then_wait_s:
             await self._send_until_pending(a, index)
             return
-        message = dict(a["message"])
+        message = dict(a.message)
         size = len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
         total = 0
         sends = 0
@@ -474,7 +507,7 @@ class ScriptRunner:
         while True:
             before = time.monotonic()
             try:
-                result = await _within(self._send(dict(message)), a["block_s"])
+                result = await _within(self._send(dict(message)), a.block_s)
             except BaseException as exc:
                 self.rep.report(
                     "send_raised",
@@ -487,7 +520,7 @@ class ScriptRunner:
                 )
                 raise
             took = time.monotonic() - before
-            if result is _TIMED_OUT or took > a["block_s"]:
+            if result is _TIMED_OUT or took > a.block_s:
                 # A send that outlived block_s blocked, whether or not the timeout could
                 # cancel it (a send that ignores cancellation returns late instead).
                 self.rep.report(
@@ -496,16 +529,38 @@ class ScriptRunner:
                     kind=message.get("type"),
                     sends=sends,
                     after_bytes=total,
-                    timeout=a["block_s"],
+                    timeout=a.block_s,
                     cancelled=result is _TIMED_OUT,
                     duration=round(took, 4),
                 )
                 return
             sends += 1
             total += size
-            if total >= a["max_bytes"] or time.monotonic() - started >= a["max_s"]:
+            if total >= a.max_bytes or time.monotonic() - started >= a.max_s:
                 self.rep.report("never_blocked", step=index, sends=sends, after_bytes=total)
                 return
+
+
+_STOP = object()  # returned by a handler that ends the script (Return)
+
+# Which handler runs each kind of app step.
+APP_HANDLERS: dict[type[AppStep], Callable[[ScriptRunner, Any, int], Awaitable[object]]] = {
+    ReceiveStep: ScriptRunner._do_receive,
+    ReceiveUntil: ScriptRunner._do_receive_until,
+    SendStep: ScriptRunner._do_send,
+    Echo: ScriptRunner._do_echo,
+    Respond: ScriptRunner._do_respond,
+    DrainBody: ScriptRunner._do_drain_body,
+    Sleep: ScriptRunner._do_sleep,
+    WaitGate: ScriptRunner._do_wait_gate,
+    AppMark: ScriptRunner._do_mark,
+    Return: ScriptRunner._do_return,
+    Raise: ScriptRunner._do_raise,
+    RequireExtension: ScriptRunner._do_require_extension,
+    FileResponse: ScriptRunner._do_file_response,
+    SendUntilBlocked: ScriptRunner._do_send_until_blocked,
+    SetState: ScriptRunner._do_set_state,
+}
 
 
 async def _watch(awaitable: Awaitable[Any], after_s: float, on_slow: Callable[[], None]) -> Any:
@@ -585,12 +640,12 @@ def make_app(report_to: tuple[str, int] | None = None, lifespan: str | None = No
 
 
 def _find(scenario_id: str) -> Any:
-    from refserver.conformance.catalogue import BY_ID
+    from refserver.conformance.scenario_files import find
 
-    return BY_ID.get(scenario_id)
+    return find(scenario_id)
 
 
-async def _run(steps: tuple[Step, ...], scope: Scope, receive: Receive, send: Send, rep: Reporter) -> None:
+async def _run(steps: tuple[AppStep, ...], scope: Scope, receive: Receive, send: Send, rep: Reporter) -> None:
     rep.report("hello", scope=_scope_summary(scope), python=sys.version.split()[0])
     how = "returned"
     try:

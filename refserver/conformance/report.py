@@ -35,10 +35,11 @@ from xml.sax.saxutils import escape, quoteattr
 import refserver
 from refserver.conformance import JSON_FORMAT
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import BY_ID, GROUP_ORDER, META_CLAIMS
+from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
-from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec
+from refserver.conformance.scenario_files import find as find_scenario
+from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec, target_args
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -90,18 +91,64 @@ shutdown scenarios reaches it; a compound command (`cd dir && ...`, a pipeline) 
 exec'd, so its whole process group is signalled instead. Each cell records the exact command
 line its server was started with (JSON `command`, `--explain`).
 
+Some scenarios need the server started with an option: TLS with a certificate (`tls`, and
+`client_cert` to require a client certificate), a Unix socket (`uds`), a root_path
+(`root_path`), a WebSocket close timeout (`ws_close_timeout`). Tell the harness how your
+server takes each with `--target-option NAME:OPTION=ARGS`; the arguments go where the command
+has `{options}` (else at its end), only for the scenarios that ask for the option, and may use
+these placeholders (the harness makes the certificates for each run with trustme):
+
+| placeholder | value |
+|---|---|
+OPTION_ROWS
+
+```sh
+python -m refserver.conformance --target-command 'mine=myserver {app} --port {port} {options}' \\
+    --target-option 'mine:tls=--certfile {certfile} --keyfile {keyfile}' \\
+    --target-option 'mine:client_cert=--ca-certs {ca_certs} --require-client-cert' \\
+    --target-option 'mine:uds=--unix-socket {uds}' --target-option 'mine:root_path=--root-path {root_path}'
+```
+
+Without an option, the scenarios that need it are `n/a`. `--explain` takes the same
+`--target-command` and `--target-option` flags, and every reproduce command the reports print
+for your server (JUnit, findings) repeats them. A server that exits or never starts is `crash`,
+with the reason (exit status, the end of its log) listed under the text matrix.
+
 `--strict mine` exits 1 when `mine` fails a scenario, crashes or never starts; a fault of the
 harness alone exits 3. `--format junit --out conformance.xml` writes one test case per
 scenario, so your CI lists the scenarios your server fails (`fail` and `crash` are failures,
 `n/a` is skipped, `deviates` and `differs` pass with the values in the output).
 
+## Adding a scenario
+
+A scenario is one call with keyword arguments: the built-in ones are in
+`refserver/conformance/catalogue/`, one module per protocol (websocket, http, lifespan, tls,
+deployment). To add scenarios of your own without touching the harness, write them in a file
+against `refserver.conformance.api`, list them in `SCENARIOS`, and pass the file with
+`--scenarios PATH` (repeatable): they run beside the catalogue on every target, are reported
+the same way (their group is a section of its own), and work with `--scenario`, `--list` and
+`--explain`. The client steps (what the raw client does on the wire) and the app steps (what
+the probe app does) are the classes of `refserver/conformance/steps.py`; the observables a
+check reads are those of `refserver/conformance/observe.py`. This example,
+`refserver/conformance/example_scenarios.py`, is run by the test suite:
+
+```python
+EXAMPLE_SCENARIOS
+```
+
+```sh
+python -m refserver.conformance --scenarios refserver/conformance/example_scenarios.py --scenario 'mine.*'
+```
+
 ## Reading a cell
 
 A cell is the verdict of one scenario on one target, judged against the `spec_version` the
-target advertises: a rule newer than that version is `n/a`, and a SHOULD of a version the
-target claims is a `fail` (a claim it does not keep). The value in parentheses is what the
-target did, where it matters. The exit status is non-zero when refserver misses one of its
-own expectations (the values marked `refserver:` below).
+target advertises: a rule newer than that version is `n/a`. A claim never raises a level: a
+SHOULD of a version the target claims still `deviates`, and the broken claim is counted once, in
+`meta.spec-version-claims`. Every check's level rests on one sentence of the spec or an RFC,
+which `--explain` quotes. The value in parentheses is what the target did, where it matters.
+The exit status is non-zero when refserver misses one of its own expectations (the values
+marked `refserver:` below).
 
 `--format json` writes the same run as one document (`"format": "refserver-conformance/1"`):
 targets with versions and what they advertise, every scenario as data, and every cell with
@@ -110,10 +157,12 @@ keys are only ever added within a format version."""
 
 
 def intro() -> str:
-    from refserver.conformance.targets import PLACEHOLDERS
+    from refserver.conformance.targets import OPTION_PLACEHOLDERS, PLACEHOLDERS
 
     rows = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in PLACEHOLDERS.items())
-    return INTRO.replace("PLACEHOLDER_ROWS", rows)
+    options = "\n".join(f"| `{{{k}}}` | {_md(v)} |" for k, v in OPTION_PLACEHOLDERS.items())
+    example = (Path(__file__).resolve().parent / "example_scenarios.py").read_text(encoding="utf-8").rstrip()
+    return INTRO.replace("PLACEHOLDER_ROWS", rows).replace("OPTION_ROWS", options).replace("EXAMPLE_SCENARIOS", example)
 
 
 ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
@@ -159,9 +208,9 @@ class Report:
             members = [s for s in self.scenarios if s.group == group]
             if members:
                 out.append((group, members))
-        others = [s for s in self.scenarios if s.group not in GROUP_ORDER]
-        if others:
-            out.append(("Other", others))
+        # the groups of --scenarios files, in the order they first appear
+        for group in dict.fromkeys(s.group for s in self.scenarios if s.group not in GROUP_ORDER):
+            out.append((group, [s for s in self.scenarios if s.group == group]))
         return out
 
 
@@ -177,7 +226,7 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
         broken = []
         for c in mine:
             for check in c.checks:
-                if check.verdict == V.FAIL and check.note.startswith("advertises"):
+                if check.verdict in (V.FAIL, V.DEVIATES) and check.note.startswith("advertises"):
                     broken.append(c.scenario)
         advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
         value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
@@ -240,12 +289,28 @@ def render_text(report: Report) -> str:
         totals = report.totals(n)
         lines.append(f"  {n:<20} " + "  ".join(f"{k} {totals[k]}" for k in ORDER if totals[k]))
     lines += ["", "Legend:"] + [f"  {k:<9} {v}" for k, v in V.LEGEND.items()]
+    crashes = [c for c in report.cells if c.verdict == V.CRASH]
+    if crashes:
+        lines += ["", "Crashes (the server exited, did not start, or stopped answering):"]
+        lines += [f"  {c.target} / {c.scenario}: {_one_line(c.error or 'no reason recorded')}" for c in crashes]
     errors = [c for c in report.cells if c.verdict == V.ERROR]
     if errors:
         lines += ["", "Errors:"] + [f"  {c.target} / {c.scenario}: {c.error}" for c in errors]
     lines.append("")
     lines.append("Details of one cell: python -m refserver.conformance --explain SCENARIO --target NAME")
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def reproduce(report: Report, cell: V.Cell) -> str:
+    """The command that runs one cell again with both traces side by side."""
+    target = next((t for t in report.targets if t.name == cell.target), None)
+    select = target_args(target.info.spec) if target is not None else f"--target {cell.target}"
+    return f"python -m refserver.conformance --explain {cell.scenario} {select}"
 
 
 def _md(text: str) -> str:
@@ -507,6 +572,8 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
             out.append(
                 f"  [{c.verdict:<8}] {c.label} ({c.level}): {c.value!r}; allowed {list(c.allowed)}{choice}{note}"
             )
+            if c.rule:
+                out.append(f"             rests on {c.rule}")
         out.append("")
     left = target_cell.trace
     right = ref_cell.trace if ref_cell is not None and ref_cell is not target_cell else []
@@ -541,10 +608,11 @@ def load_json(path: str | Path) -> Report:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if data.get("format") != JSON_FORMAT:
         raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
-    scenarios = [BY_ID[s["id"]] for s in data["scenarios"] if s["id"] in BY_ID]
+    scenarios = [found for s in data["scenarios"] if (found := find_scenario(s["id"])) is not None]
     targets = []
     for t in data["targets"]:
-        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False)
+        select = str(t.get("select") or f"--target {t['name']}")
+        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False, select=select)
         info = TargetInfo(spec, bool(t["installed"]), str(t.get("version", "")), str(t.get("reason", "")))
         run = TargetRun(info, "", "in-process" if t.get("in_process") else None)
         run.advertised = dict(t.get("advertised") or {})
@@ -552,7 +620,7 @@ def load_json(path: str | Path) -> Report:
         targets.append(run)
     cells = []
     for c in data["cells"]:
-        known = BY_ID.get(c["scenario"])
+        known = find_scenario(c["scenario"])
 
         def shown(i: int, k: dict[str, Any], known: Scenario | None = known) -> bool:
             if "show" in k:
@@ -571,6 +639,7 @@ def load_json(path: str | Path) -> Report:
                 k.get("refserver"),
                 show=shown(i, k),
                 note=k.get("note", ""),
+                rule=k.get("rule", ""),
             )
             for i, k in enumerate(c["checks"])
         ]
@@ -612,13 +681,13 @@ def render_junit(report: Report) -> str:
             f'errors="{totals[V.ERROR]}" skipped="{totals[V.NA]}" timestamp={quoteattr(report.generated)}>'
         )
         for c in mine:
-            scenario = BY_ID.get(c.scenario)
+            scenario = find_scenario(c.scenario)
             title = scenario.title if scenario is not None else c.scenario
             out.append(
                 f"    <testcase classname={quoteattr(t.name)} name={quoteattr(c.scenario + ': ' + title)} "
                 f'time="{c.duration_s:.3f}">'
             )
-            detail = _cell_detail(c)
+            detail = _cell_detail(report, c)
             if c.verdict in V.STRICT_FAILURES:
                 out.append(f"      <failure message={quoteattr(c.summary)} type={quoteattr(c.verdict)}>")
                 out.append(escape(detail))
@@ -635,7 +704,7 @@ def render_junit(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _cell_detail(c: V.Cell) -> str:
+def _cell_detail(report: Report, c: V.Cell) -> str:
     lines = []
     if c.error:
         lines.append(c.error)
@@ -645,7 +714,7 @@ def _cell_detail(c: V.Cell) -> str:
             lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
     if c.command:
         lines.append(f"server: {c.command}")
-    lines.append(f"reproduce: python -m refserver.conformance --explain {c.scenario} --target {c.target}")
+    lines.append(f"reproduce: {reproduce(report, c)}")
     return "\n".join(lines)
 
 
@@ -712,21 +781,28 @@ def _family(target: str) -> str:
     return target.split("-")[0]
 
 
+def _broken(check: V.CheckResult) -> bool:
+    """A MUST broken, or a SHOULD of a spec version the target advertises (a claim it does not keep)."""
+    return check.verdict == V.FAIL or (check.verdict == V.DEVIATES and check.note.startswith("advertises"))
+
+
 def findings(report: Report) -> list[dict[str, Any]]:
-    """Every peer cell that breaks a MUST, or a SHOULD of a spec version the peer advertises
-    (``fail``), or in which the peer went down (``crash``), grouped by root cause: the same
+    """Every peer cell that breaks a MUST (``fail``), or a SHOULD of a spec version the peer
+    advertises, or in which the peer went down (``crash``), grouped by root cause: the same
     server, the same observable and the same wrong value, across scenarios and variants."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for c in report.cells:
-        if c.target.startswith("refserver") or c.verdict not in (V.FAIL, V.CRASH) or c.scenario == META_CLAIMS.id:
+        if c.target.startswith("refserver") or c.scenario == META_CLAIMS.id:
             continue  # the meta scenario only sums up the others
-        scenario = BY_ID.get(c.scenario)
+        if c.verdict != V.CRASH and not any(_broken(k) for k in c.checks):
+            continue
+        scenario = find_scenario(c.scenario)
         if c.verdict == V.CRASH:
             what = (c.error or "").split("; log:")[0]
             key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))
             bad = [("server", what)]
         else:
-            failing = [k for k in c.checks if k.verdict == V.FAIL]
+            failing = [k for k in c.checks if _broken(k)]
             key = (_family(c.target), failing[0].observable, failing[0].value)
             bad = [(k.label, k.value) for k in failing]
         group = groups.setdefault(key, {"family": key[0], "kind": key[1], "value": key[2], "cells": []})
@@ -784,12 +860,14 @@ def render_findings(report: Report) -> str:
                 out.append(f"- **`{s.id}`** ({s.level.value}; {_md('; '.join(s.refs))}): {_md(s.lesson)}")
             expected = ""
             for k in c.checks:
-                if k.verdict == V.FAIL:
+                if _broken(k):
                     note = f"; {k.note}" if k.note else ""
                     expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
+                    if k.rule:
+                        expected += f" Rests on {_md(k.rule)}."
                     break
             did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
             out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")
-            out.append(f"    Reproduce: `python -m refserver.conformance --explain {c.scenario} --target {c.target}`")
+            out.append(f"    Reproduce: `{reproduce(report, c)}`")
         out.append("")
     return "\n".join(out) + "\n"

@@ -1,8 +1,8 @@
 """The runner: starts targets, runs each scenario's client script against them while the
 probe app runs the app script, collects both sides into one trace, and judges it.
 
-Timing is decided by events: the client waits on the probe's reports (``c_wait_app``) and
-the app waits on the client's gates (``a_gate``). Every wait is bounded, every scenario has
+Timing is decided by events: the client waits on the probe's reports (``WaitApp``) and
+the app waits on the client's gates (``WaitGate``). Every wait is bounded, every scenario has
 an overall deadline, and a server that dies or stops answering is killed (by the PID we
 started) and restarted; the cell then says ``crash`` with the reason (the exit status when
 the process died), and the run goes on. A problem of the harness itself is ``error``.
@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +27,38 @@ import anyio.abc
 
 from refserver.conformance import verdict as V
 from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, preview, request_bytes
-from refserver.conformance.model import Scenario, Step
+from refserver.conformance.model import Scenario
 from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
+from refserver.conformance.steps import (
+    BodyOnContinue,
+    ClientStep,
+    Close,
+    CloseTCP,
+    Connect,
+    Frame,
+    FrameIfNegotiated,
+    HalfClose,
+    Handshake,
+    Mark,
+    OpenGate,
+    Pause,
+    PlainToTLS,
+    Request,
+    Reset,
+    ResumeReading,
+    SendRaw,
+    ShutdownServer,
+    StopReading,
+    WaitApp,
+    WaitClient,
+    WaitClose,
+    WaitEOF,
+    WaitFrame,
+    WaitMessages,
+    WaitResponses,
+    WriteBody,
+)
 from refserver.conformance.targets import (
     HOST,
     OPTIONS,
@@ -38,7 +67,6 @@ from refserver.conformance.targets import (
     TargetInfo,
     TLSFiles,
     make_tls_files,
-    port_open,
 )
 
 SCENARIO_TIMEOUT_S = 40.0
@@ -124,7 +152,7 @@ def _matches_event(record: dict[str, Any], kind: str, detail: str) -> bool:
 
 
 def app_count(trace: Trace, event: str) -> int:
-    """How many probe reports match ``event`` (see :func:`refserver.conformance.model.c_wait_app`)."""
+    """How many probe reports match ``event`` (see :class:`refserver.conformance.steps.WaitApp`)."""
     kind, _, detail = event.partition(":")
     return sum(1 for r in trace.records if r["side"] == "app" and _matches_event(r, kind, detail))
 
@@ -683,155 +711,207 @@ class ClientScript:
             self.trace.add("client", "wait_timeout", what=what, timeout=timeout)
         return ok
 
-    async def step(self, index: int, step: Step) -> None:
-        a = step.args
-        op = step.op
-        trace = self.trace
-        if op == "connect":
-            await self._connect()
-        elif op == "handshake":
-            try:
-                conn = await self._connect()
-            except OSError as exc:
-                trace.add("client", "connect_failed", error=str(exc))
-                return
-            conn.methods.append("GET")
-            conn.echo_close = a.get("echo_close", True)
-            conn.close_on_eof = a.get("close_on_eof", True)
-            host = f"{HOST}:{self.server.port}"
-            data = handshake_bytes(self.path(a["suffix"]), a["headers"], a["key"], a["version"], host)
-            await conn.write(data + a["after"], "handshake", chop=a["chop"])
-            await self._wait("handshake response", lambda: conn.responses > 0 or conn.ended, a["timeout"])
-        elif op == "request":
-            try:
-                conn = await self._connect()
-            except OSError as exc:
-                trace.add("client", "connect_failed", error=str(exc))
-                return
-            conn.methods.append(a["method"])
-            host = f"{HOST}:{self.server.port}"
-            if a["raw"] is not None:
-                data = a["raw"].replace(b"{path}", self.path(a["suffix"]).encode()).replace(b"{host}", host.encode())
-            else:
-                data = request_bytes(
-                    a["method"], self.path(a["suffix"]), a["headers"], a["body"], a["chunked"], a["end"], host
-                )
-            await conn.write(data, f"{a['method']} request")
-        elif op == "body_on_continue":
-            current = self.conn
-            if current is not None:
-                await self._wait(
-                    "100 Continue or the response",
-                    lambda: current.responses > 0 or current.ended or bool(trace.of("client", "informational")),
-                    a["timeout"],
-                    False,
-                )
-                if current.responses == 0 and not current.ended and trace.of("client", "informational"):
-                    await current.write(a["data"], f"{len(a['data'])} bytes of content after 100 Continue")
-        elif op == "frame_if_negotiated":
-            response = next((r for r in trace.of("client", "response") if r.get("status") == 101), None)
-            offered = ",".join(v for n, v in (response or {}).get("headers", []) if n == "sec-websocket-extensions")
-            if response is None or a["extension"] not in offered:
-                trace.add("client", "unsupported", extension=a["extension"])
-            else:
-                frame = build_frame(a["opcode"], a["payload"], rsv=a["rsv"])
-                await (await self._connect()).write(frame, f"frame opcode={a['opcode']} rsv={a['rsv']} (compressed)")
-        elif op == "write_body":
+    async def step(self, index: int, step: ClientStep) -> None:
+        """Run one step of the client script (its handler in :data:`CLIENT_HANDLERS`)."""
+        handler = CLIENT_HANDLERS.get(type(step))
+        if handler is None:  # pragma: no cover - a catalogue error
+            raise ValueError(f"no handler for the client step {step!r}")
+        await handler(self, step)
+
+    # ------------------------------------------------------------------ one handler per step
+
+    async def _do_connect(self, step: Connect) -> None:
+        await self._connect()
+
+    async def _do_handshake(self, step: Handshake) -> None:
+        try:
             conn = await self._connect()
-            self.tg.start_soon(self._write_body, conn, a["total"], a["chunk"], a["stall_s"])
-            await self._wait(
-                "the body written, or a write stalled",
-                lambda: (
-                    bool(trace.of("client", "body_stalled") or trace.of("client", "body_written"))
-                    or bool(trace.of("client", "body_write_failed"))
-                ),
-                a["timeout"],
-            )
-        elif op == "plain_to_tls":
-            await self._plain_to_tls(a["data"], a["timeout"])
-        elif op == "send_raw":
-            await (await self._connect()).write(a["data"], f"{len(a['data'])} raw bytes")
-        elif op == "frame":
-            payload = a["payload"] if "payload" in a else b"\x00" * a["size"]
-            frame = build_frame(
-                a["opcode"], payload, fin=a.get("fin", True), rsv=a.get("rsv", 0), masked=a.get("masked", True)
-            )
-            await (await self._connect()).write(frame, f"frame opcode={a['opcode']} len={len(payload)}")
-        elif op == "close":
-            if a["raw_payload"] is not None:
-                payload = a["raw_payload"]
-            elif a["code"] is None:
-                payload = b""
-            else:
-                payload = int(a["code"]).to_bytes(2, "big") + a["reason"].encode("utf-8")
+        except OSError as exc:
+            self.trace.add("client", "connect_failed", error=str(exc))
+            return
+        conn.methods.append("GET")
+        conn.echo_close = step.echo_close
+        conn.close_on_eof = step.close_on_eof
+        host = f"{HOST}:{self.server.port}"
+        data = handshake_bytes(self.path(step.suffix), step.headers, step.key, step.version, host)
+        await conn.write(data + step.after, "handshake", chop=step.chop)
+        await self._wait("handshake response", lambda: conn.responses > 0 or conn.ended, step.timeout)
+
+    async def _do_request(self, step: Request) -> None:
+        try:
             conn = await self._connect()
-            conn.close_sent = True
-            await conn.write(build_frame(8, payload), f"close frame code={a['code']}")
-        elif op == "reset":
-            if self.conn is not None:
-                await self.conn.reset()
-        elif op == "close_tcp":
-            if self.conn is not None:
-                await self.conn.aclose()
-                trace.add("client", "closed_tcp")
-        elif op == "half_close":
-            if self.conn is not None:
-                await self.conn.half_close()
-        elif op == "stop_reading":
-            if self.conn is not None:
-                self.conn.reading = anyio.Event()
-                trace.add("client", "stopped_reading")
-        elif op == "resume_reading":
-            if self.conn is not None:
-                self.conn.reading.set()
-                trace.add("client", "resumed_reading")
-        elif op == "wait_app":
-            event, count = a["event"], a["count"]
+        except OSError as exc:
+            self.trace.add("client", "connect_failed", error=str(exc))
+            return
+        conn.methods.append(step.method)
+        host = f"{HOST}:{self.server.port}"
+        if step.raw is not None:
+            data = step.raw.replace(b"{path}", self.path(step.suffix).encode()).replace(b"{host}", host.encode())
+        else:
+            path = self.path(step.suffix)
+            data = request_bytes(step.method, path, step.headers, step.body, step.chunked, step.end, host)
+        await conn.write(data, f"{step.method} request")
+
+    async def _do_body_on_continue(self, step: BodyOnContinue) -> None:
+        current, trace = self.conn, self.trace
+        if current is None:
+            return
+        await self._wait(
+            "100 Continue or the response",
+            lambda: current.responses > 0 or current.ended or bool(trace.of("client", "informational")),
+            step.timeout,
+            False,
+        )
+        if current.responses == 0 and not current.ended and trace.of("client", "informational"):
+            await current.write(step.data, f"{len(step.data)} bytes of content after 100 Continue")
+
+    async def _do_frame_if_negotiated(self, step: FrameIfNegotiated) -> None:
+        response = next((r for r in self.trace.of("client", "response") if r.get("status") == 101), None)
+        offered = ",".join(v for n, v in (response or {}).get("headers", []) if n == "sec-websocket-extensions")
+        if response is None or step.extension not in offered:
+            self.trace.add("client", "unsupported", extension=step.extension)
+            return
+        frame = build_frame(step.opcode, step.payload, rsv=step.rsv)
+        await (await self._connect()).write(frame, f"frame opcode={step.opcode} rsv={step.rsv} (compressed)")
+
+    async def _do_write_body(self, step: WriteBody) -> None:
+        conn, trace = await self._connect(), self.trace
+        self.tg.start_soon(self._write_body, conn, step.total, step.chunk, step.stall_s)
+        await self._wait(
+            "the body written, or a write stalled",
+            lambda: (
+                bool(trace.of("client", "body_stalled") or trace.of("client", "body_written"))
+                or bool(trace.of("client", "body_write_failed"))
+            ),
+            step.timeout,
+        )
+
+    async def _do_plain_to_tls(self, step: PlainToTLS) -> None:
+        await self._plain_to_tls(step.data, step.timeout)
+
+    async def _do_send_raw(self, step: SendRaw) -> None:
+        await (await self._connect()).write(step.data, f"{len(step.data)} raw bytes")
+
+    async def _do_frame(self, step: Frame) -> None:
+        payload = step.payload if step.size is None else b"\x00" * step.size
+        frame = build_frame(step.opcode, payload, fin=step.fin, rsv=step.rsv, masked=step.masked)
+        await (await self._connect()).write(frame, f"frame opcode={step.opcode} len={len(payload)}")
+
+    async def _do_close(self, step: Close) -> None:
+        if step.raw_payload is not None:
+            payload = step.raw_payload
+        elif step.code is None:
+            payload = b""
+        else:
+            payload = int(step.code).to_bytes(2, "big") + step.reason.encode("utf-8")
+        conn = await self._connect()
+        conn.close_sent = True
+        await conn.write(build_frame(8, payload), f"close frame code={step.code}")
+
+    async def _do_reset(self, step: Reset) -> None:
+        if self.conn is not None:
+            await self.conn.reset()
+
+    async def _do_close_tcp(self, step: CloseTCP) -> None:
+        if self.conn is not None:
+            await self.conn.aclose()
+            self.trace.add("client", "closed_tcp")
+
+    async def _do_half_close(self, step: HalfClose) -> None:
+        if self.conn is not None:
+            await self.conn.half_close()
+
+    async def _do_stop_reading(self, step: StopReading) -> None:
+        if self.conn is not None:
+            self.conn.reading = anyio.Event()
+            self.trace.add("client", "stopped_reading")
+
+    async def _do_resume_reading(self, step: ResumeReading) -> None:
+        if self.conn is not None:
+            self.conn.reading.set()
+            self.trace.add("client", "resumed_reading")
+
+    async def _do_wait_app(self, step: WaitApp) -> None:
+        trace, event, count = self.trace, step.event, step.count
+        await self._wait(f"app {event} x{count}", lambda: app_count(trace, event) >= count, step.timeout, step.required)
+
+    async def _do_wait_close(self, step: WaitClose) -> None:
+        if self.conn is not None:
             await self._wait(
-                f"app {event} x{count}", lambda: app_count(trace, event) >= count, a["timeout"], a["required"]
+                "close frame or end of connection",
+                lambda: self._ended() or bool(self.trace.of("client", "close_frame")),
+                step.timeout,
+                step.required,
             )
-        elif op == "wait_close":
-            if self.conn is not None:
-                await self._wait(
-                    "close frame or end of connection",
-                    lambda: self._ended() or bool(trace.of("client", "close_frame")),
-                    a["timeout"],
-                    a["required"],
-                )
-        elif op == "wait_eof":
-            if self.conn is not None:
-                await self._wait("end of the TCP connection", lambda: self._ended(), a["timeout"], False)
-        elif op == "wait_messages":
-            if self.conn is not None:
-                await self._wait(
-                    f"{a['count']} messages", lambda: self._ended() or self._messages() >= a["count"], a["timeout"]
-                )
-        elif op == "wait_frame":
-            names = {8: "close_frame", 9: "ping", 10: "pong"}
-            name = names.get(a["opcode"], "frame")
-            if self.conn is not None:
-                await self._wait(
-                    f"frame {a['opcode']}", lambda: self._ended() or bool(trace.of("client", name)), a["timeout"], False
-                )
-        elif op == "wait_responses":
-            if self.conn is not None:
-                await self._wait(
-                    f"{a['count']} responses", lambda: self._ended() or self._responses() >= a["count"], a["timeout"]
-                )
-        elif op == "wait_client":
-            await self._wait(f"client {a['ev']}", lambda: bool(trace.of("client", a["ev"])), a["timeout"], False)
-        elif op == "gate":
-            sent = await self.hub.open_gate(self.token, a["name"])
-            trace.add("client", "gate", name=a["name"], instances=sent)
-        elif op == "mark":
-            trace.add("client", "mark", name=a["name"])
-        elif op == "pause":
-            await anyio.sleep(a["seconds"])
-        elif op == "shutdown_server":
-            trace.add("client", "mark", name="shutdown")
-            await self.server.shutdown()
-        elif op == "wait_listening":
-            ok = self.server.port and await port_open(self.server.port, a.get("timeout", 2.0))
-            trace.add("runner", "listening", value="yes" if ok else "no")
-        else:  # pragma: no cover - a catalogue error
-            raise ValueError(f"unknown client step {op!r}")
+
+    async def _do_wait_eof(self, step: WaitEOF) -> None:
+        if self.conn is not None:
+            await self._wait("end of the TCP connection", lambda: self._ended(), step.timeout, False)
+
+    async def _do_wait_messages(self, step: WaitMessages) -> None:
+        if self.conn is not None:
+            count = step.count
+            await self._wait(f"{count} messages", lambda: self._ended() or self._messages() >= count, step.timeout)
+
+    async def _do_wait_frame(self, step: WaitFrame) -> None:
+        name = {8: "close_frame", 9: "ping", 10: "pong"}.get(step.opcode, "frame")
+        if self.conn is not None:
+            await self._wait(
+                f"frame {step.opcode}",
+                lambda: self._ended() or bool(self.trace.of("client", name)),
+                step.timeout,
+                False,
+            )
+
+    async def _do_wait_responses(self, step: WaitResponses) -> None:
+        if self.conn is not None:
+            count = step.count
+            await self._wait(f"{count} responses", lambda: self._ended() or self._responses() >= count, step.timeout)
+
+    async def _do_wait_client(self, step: WaitClient) -> None:
+        await self._wait(f"client {step.ev}", lambda: bool(self.trace.of("client", step.ev)), step.timeout, False)
+
+    async def _do_open_gate(self, step: OpenGate) -> None:
+        sent = await self.hub.open_gate(self.token, step.name)
+        self.trace.add("client", "gate", name=step.name, instances=sent)
+
+    async def _do_mark(self, step: Mark) -> None:
+        self.trace.add("client", "mark", name=step.name)
+
+    async def _do_pause(self, step: Pause) -> None:
+        await anyio.sleep(step.seconds)
+
+    async def _do_shutdown_server(self, step: ShutdownServer) -> None:
+        self.trace.add("client", "mark", name="shutdown")
+        await self.server.shutdown()
+
+
+# Which handler runs each kind of client step.
+CLIENT_HANDLERS: dict[type[ClientStep], Callable[[ClientScript, Any], Awaitable[None]]] = {
+    Connect: ClientScript._do_connect,
+    Handshake: ClientScript._do_handshake,
+    Request: ClientScript._do_request,
+    BodyOnContinue: ClientScript._do_body_on_continue,
+    FrameIfNegotiated: ClientScript._do_frame_if_negotiated,
+    WriteBody: ClientScript._do_write_body,
+    PlainToTLS: ClientScript._do_plain_to_tls,
+    SendRaw: ClientScript._do_send_raw,
+    Frame: ClientScript._do_frame,
+    Close: ClientScript._do_close,
+    Reset: ClientScript._do_reset,
+    CloseTCP: ClientScript._do_close_tcp,
+    HalfClose: ClientScript._do_half_close,
+    StopReading: ClientScript._do_stop_reading,
+    ResumeReading: ClientScript._do_resume_reading,
+    WaitApp: ClientScript._do_wait_app,
+    WaitClose: ClientScript._do_wait_close,
+    WaitEOF: ClientScript._do_wait_eof,
+    WaitMessages: ClientScript._do_wait_messages,
+    WaitFrame: ClientScript._do_wait_frame,
+    WaitResponses: ClientScript._do_wait_responses,
+    WaitClient: ClientScript._do_wait_client,
+    OpenGate: ClientScript._do_open_gate,
+    Mark: ClientScript._do_mark,
+    Pause: ClientScript._do_pause,
+    ShutdownServer: ClientScript._do_shutdown_server,
+}

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ import anyio
 import anyio.abc
 
 import refserver
+from refserver.conformance import scenario_files
 from refserver.conformance.probe import LIFESPAN_ENV, REPORT_ENV
 
 PROBE_APP = "refserver.conformance.probe:app"
@@ -56,6 +57,9 @@ class TargetSpec:
     # Arguments of ``argv`` that an option replaces rather than adds to (daphne's TLS endpoint
     # takes the place of its TCP -b/-p), removed when that option is asked for.
     replaces: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The packages to install when a module of ``module`` is missing (module -> package).
+    packages: tuple[tuple[str, str], ...] = ()
+    select: str = ""  # read back from a JSON report: the arguments that selected the target
 
     def option_argv(self, name: str) -> tuple[str, ...] | None:
         """The arguments that set option ``name``, or None if the target has no such option."""
@@ -161,7 +165,7 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
             "warning",
             "--no-access-log",
         ),
-        "uvicorn",
+        "uvicorn,websockets",
         "uvicorn",
         _UVICORN_PING,
         options=_UVICORN_OPTIONS,
@@ -296,21 +300,64 @@ BY_NAME = {t.name: t for t in BUILTIN_TARGETS}
 REFSERVER_TARGETS = ("refserver", "refserver-trio")
 
 
-def custom_target(text: str) -> TargetSpec:
+def custom_target(text: str, options: Sequence[str] = ()) -> TargetSpec:
     """``NAME=COMMAND`` with the placeholders of :data:`PLACEHOLDERS` (``{app}``, ``{host}``,
-    ``{port}``, ``{python}``, ``{ping_interval}``...)."""
+    ``{port}``, ``{python}``, ``{ping_interval}``...), and the ``--target-option`` texts
+    ``NAME:OPTION=ARGS`` given for it (see :func:`target_option`); the others are ignored.
+
+    Raises:
+        ValueError: the text, a placeholder or an option is malformed."""
     name, sep, command = text.partition("=")
-    if not sep or not name.strip() or not command.strip():
+    name, command = name.strip(), command.strip()
+    if not sep or not name or not command:
         raise ValueError(f"--target-command wants NAME=COMMAND, not {text!r}")
     if "{port}" not in command:
         raise ValueError("--target-command: the command must contain {port} (and should contain {app})")
-    unknown = sorted(set(re.findall(r"\{([a-z_]+)\}", command)) - set(PLACEHOLDERS))
+    _check_placeholders("--target-command", command, {*PLACEHOLDERS, "options"})
+    chosen = []
+    for option_text in options:
+        target, option, args = target_option(option_text)
+        if target == name:
+            chosen.append((option, (args,)))
+    return TargetSpec(name, f"custom: {command}", (command,), builtin=False, shell=True, options=tuple(chosen))
+
+
+def target_option(text: str) -> tuple[str, str, str]:
+    """``NAME:OPTION=ARGS``: the arguments that ask target NAME (a ``--target-command``) for one
+    option of :data:`OPTIONS`, using the placeholders of :data:`OPTION_PLACEHOLDERS`. Returns
+    (name, option, args).
+
+    Raises:
+        ValueError: the text is malformed, the option unknown, or a placeholder unknown."""
+    head, sep, args = text.partition("=")
+    name, colon, option = head.partition(":")
+    name, option, args = name.strip(), option.strip(), args.strip()
+    if not sep or not colon or not name or not args:
+        raise ValueError(f"--target-option wants NAME:OPTION=ARGS, not {text!r}")
+    if option not in OPTIONS:
+        raise ValueError(f"--target-option: unknown option {option!r}; known: {', '.join(OPTIONS)}")
+    _check_placeholders("--target-option", args, {*PLACEHOLDERS, *OPTION_PLACEHOLDERS})
+    return name, option, args
+
+
+def _check_placeholders(flag: str, text: str, known: set[str]) -> None:
+    unknown = sorted(set(re.findall(r"\{([a-z_]+)\}", text)) - known)
     if unknown:
         raise ValueError(
-            f"--target-command: unknown placeholder {{{unknown[0]}}}; known: "
-            + ", ".join("{" + k + "}" for k in PLACEHOLDERS)
+            f"{flag}: unknown placeholder {{{unknown[0]}}}; known: " + ", ".join("{" + k + "}" for k in sorted(known))
         )
-    return TargetSpec(name.strip(), f"custom: {command.strip()}", (command.strip(),), builtin=False, shell=True)
+
+
+def target_args(spec: TargetSpec) -> str:
+    """The command-line arguments that select this target again (for a reproduce command)."""
+    if spec.select:
+        return spec.select
+    if not spec.shell:
+        return f"--target {spec.name}"
+    parts = ["--target-command", shlex.quote(f"{spec.name}={spec.argv[0]}")]
+    for option, args in spec.options:
+        parts += ["--target-option", shlex.quote(f"{spec.name}:{option}={' '.join(args)}")]
+    return " ".join(parts)
 
 
 @dataclass
@@ -329,6 +376,7 @@ class TargetInfo:
             "version": self.version,
             "reason": self.reason,
             "in_process": self.in_process,
+            "select": target_args(self.spec),
         }
 
 
@@ -345,7 +393,7 @@ def probe_target(spec: TargetSpec, python: str) -> TargetInfo:
         "import importlib.util, importlib.metadata, sys\n"
         f"mods = {[*spec.module.split(','), 'refserver']!r}\n"
         "missing = [m for m in mods if importlib.util.find_spec(m) is None]\n"
-        "if missing: print('missing ' + ' '.join(missing)); sys.exit(1)\n"
+        "if missing: print(' '.join(missing)); sys.exit(1)\n"
         f"try: print(importlib.metadata.version({spec.dist!r}))\n"
         "except importlib.metadata.PackageNotFoundError: print('unknown')\n"
     )
@@ -356,6 +404,10 @@ def probe_target(spec: TargetSpec, python: str) -> TargetInfo:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return TargetInfo(spec, False, "", f"cannot run {python}: {exc}")
     out = done.stdout.strip()
+    if done.returncode != 0 and out and not done.stderr.strip():
+        packages = dict(spec.packages)
+        wanted = " ".join(packages.get(m, m) for m in out.split())
+        return TargetInfo(spec, False, "", f"not installed for {python}: missing {out}; pip install {wanted}")
     if done.returncode != 0:
         return TargetInfo(spec, False, "", f"not installed for {python} ({out or done.stderr.strip()[-200:]})")
     if spec.dist == "refserver":
@@ -438,6 +490,17 @@ def remove_uds(path: str | None) -> None:
 
 DEFAULT_PING_INTERVAL_S = 20.0
 
+# The placeholders of a --target-option's arguments, beside those of PLACEHOLDERS: what the
+# harness made for the server start that asks for the option.
+OPTION_PLACEHOLDERS: dict[str, str] = {
+    "uds": "the path of a Unix socket, in a fresh directory, for the server to listen on (option uds)",
+    "root_path": "the root_path the server is to report (option root_path)",
+    "ws_close_timeout": "how long to wait for the client's close frame, in seconds (option ws_close_timeout)",
+    "certfile": "the server's certificate chain, PEM, made for the run (option tls)",
+    "keyfile": "the server's private key, PEM (option tls)",
+    "ca_certs": "the CA certificate that signed the client's certificate, PEM (option client_cert)",
+}
+
 PLACEHOLDERS: dict[str, str] = {
     "app": f"the probe app, {PROBE_APP} (refserver is put on the server's PYTHONPATH)",
     "host": f"the address to bind, {HOST}",
@@ -447,6 +510,7 @@ PLACEHOLDERS: dict[str, str] = {
     f"(0.5 for ws.keepalive.ping, {DEFAULT_PING_INTERVAL_S:g} otherwise)",
     "ping_interval_int": "the same, rounded up to whole seconds (at least 1)",
     "ping_timeout": "how long to wait for the pong: the same as ping_interval",
+    "options": "where the arguments of the --target-option flags a scenario asks for go (default: at the end)",
 }
 
 _SHELL_OPERATORS = set("();<>|&")
@@ -616,11 +680,7 @@ class ProcessServer:
     def argv(self) -> list[str]:
         values = self.values()
         if self.spec.shell:
-            command = self.spec.argv[0]
-            for key, value in values.items():
-                command = command.replace("{" + key + "}", shlex.quote(value))
-            argv, self.signal_group = shell_argv(command)
-            return argv
+            return self._shell_argv(values)
         argv = [part.format(**values) for part in self.spec.argv]
         for name, dropped in self.spec.replaces:
             if name in self.options:
@@ -644,6 +704,23 @@ class ProcessServer:
             argv[app_index:app_index] = extra
         return argv
 
+    def _shell_argv(self, values: dict[str, str]) -> list[str]:
+        """A --target-command with the options asked for put in at ``{options}`` (or at the end),
+        every placeholder filled in and shell-quoted."""
+        filled = {**values, **self.options, "uds": self.uds or ""}
+        if self.tls is not None:
+            filled.update(self.tls.placeholders())
+        wanted = [args[0] for name, args in self.spec.options if name in self.options]
+        command = self.spec.argv[0]
+        if "{options}" in command:
+            command = command.replace("{options}", " ".join(wanted))
+        elif wanted:
+            command = " ".join([command, *wanted])
+        for key, value in filled.items():
+            command = command.replace("{" + key + "}", shlex.quote(value))
+        argv, self.signal_group = shell_argv(command)
+        return argv
+
     async def start(self) -> None:
         self.port = free_port()
         if "uds" in self.options:
@@ -652,6 +729,7 @@ class ProcessServer:
         env[REPORT_ENV] = f"{HOST}:{self.report_port}"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root(), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(scenario_files.environment())  # the probe finds the scenarios of --scenarios files
         env.pop(LIFESPAN_ENV, None)
         if self.lifespan:
             env[LIFESPAN_ENV] = self.lifespan

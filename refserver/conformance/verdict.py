@@ -5,9 +5,10 @@ Per check:
 - the rule is newer than the version the target advertises (``since``) -> ``n/a``;
 - the value matches an allowed pattern -> ``pass``; for an unspecified check, a value
   other than refserver's choice -> ``differs`` (the value is shown);
-- otherwise: MUST -> ``fail``; SHOULD -> ``deviates``, or ``fail`` when the target
-  advertises the version that made it a rule (a claim it does not keep); unspecified ->
-  ``differs``.
+- otherwise: MUST -> ``fail``; SHOULD -> ``deviates``; MAY and unspecified -> ``differs``.
+  A target's version claim never raises a level: a SHOULD of a version the target advertises
+  still deviates, and the broken claim is noted (``advertises ...``) for the meta scenario
+  ``meta.spec-version-claims``, which counts it once.
 
 Per cell (scenario x target): ``crash`` if the server under test died, never started or
 stopped answering; ``error`` if the harness itself went wrong (reported apart: it says
@@ -44,10 +45,13 @@ STRICT_FAILURES = (FAIL, CRASH)
 
 LEGEND = {
     PASS: "the target does what the spec (or, where it is silent, refserver) does",
-    FAIL: "a MUST is broken, or a SHOULD of a spec version the target advertises (a claim it does not keep)",
-    DEVIATES: "a SHOULD is not followed (by a target that does not claim the version that made it a rule)",
-    DIFFERS: "the spec is silent and the target chose another value than refserver (the value is shown)",
-    NA: "the target does not advertise the extension or spec version the scenario needs",
+    FAIL: "a MUST is broken",
+    DEVIATES: "a SHOULD is not followed (a SHOULD of a version the target claims is also counted in "
+    "meta.spec-version-claims)",
+    DIFFERS: "the spec is silent, or only allows (MAY), and the target chose another value than refserver "
+    "(the value is shown)",
+    NA: "the target does not advertise the extension or spec version the scenario needs, or cannot be started "
+    "with the option it needs (TLS, a Unix socket, a root_path: --target-option for your own server)",
     CRASH: "the server under test exited, never started, or stopped answering (reason and exit status shown)",
     ERROR: "the harness itself went wrong (reason shown); says nothing about the target",
     FLAKY: "repeated runs gave different verdicts",
@@ -65,6 +69,7 @@ class CheckResult:
     choice: str | None
     show: bool = False
     note: str = ""
+    rule: str = ""  # the sentence the level rests on (Rule.cite())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +82,7 @@ class CheckResult:
             "refserver": self.choice,
             "note": self.note,
             "show": self.show,
+            "rule": self.rule,
         }
 
 
@@ -159,6 +165,8 @@ def brief(value: str) -> str:
 def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]], version: str | None) -> CheckResult:
     level = check.level or scenario.level
     label = check.label or check.observable
+    rule = scenario.rule_of(check)
+    cited = rule.cite() if rule else ""
     try:
         value = without_token(observe(check.observable, records, check.params), scenario.id)
     except Exception as exc:  # a harness problem, reported as such
@@ -167,30 +175,29 @@ def judge_check(check: Check, scenario: Scenario, records: list[dict[str, Any]],
         )
     advertised = parse_version(version)
     allowed = check.allowed_for(advertised)
-    result = CheckResult(label, check.observable, value, PASS, level.value, allowed, check.choice, check.show)
+    result = CheckResult(
+        label, check.observable, value, PASS, level.value, allowed, check.choice, check.show, rule=cited
+    )
     if check.since and advertised < parse_version(check.since):
         result.verdict = NA
         result.note = f"rule since {check.since}; the target advertises {version or '2.0 (nothing)'}"
         return result
     ok = any(matches(value, pattern) for pattern in allowed)
     if ok:
-        if level is Level.UNSPECIFIED and check.choice is not None and not matches(value, check.choice):
+        if level in (Level.UNSPECIFIED, Level.MAY) and check.choice is not None and not matches(value, check.choice):
             result.verdict = DIFFERS
         return result
-    if level is Level.UNSPECIFIED:
+    if level in (Level.UNSPECIFIED, Level.MAY):
         result.verdict = DIFFERS
         return result
+    result.verdict = FAIL if level is Level.MUST else DEVIATES
     # A rule that a spec version introduced, broken by a target advertising that version (or
-    # later), is a claim it does not keep: a fail, and noted so that the meta scenario (the
-    # advertised spec_version is kept) counts it, whether the rule is a MUST or a SHOULD.
+    # later), is also a claim it does not keep: noted, so that the meta scenario (the advertised
+    # spec_version is kept) counts it. The claim never raises the check's own level.
     if check.since and advertised >= parse_version(check.since):
-        result.verdict = FAIL
         result.note = f"advertises {version}, which makes this a rule (since {check.since})"
     elif check.by_version and advertised >= parse_version(check.by_version[-1][0]):
-        result.verdict = FAIL
         result.note = f"advertises {version}; the rule for that version is {list(allowed)}"
-    else:
-        result.verdict = FAIL if level is Level.MUST else DEVIATES
     return result
 
 

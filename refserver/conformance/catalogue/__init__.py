@@ -1,4 +1,11 @@
-"""The scenario catalogue: every scenario the harness runs, as data.
+"""The scenario catalogue: every scenario the harness runs, as data, one module per protocol:
+``websocket``, ``http``, ``lifespan``, ``tls``, and ``deployment`` (what needs the server
+started with an option: a Unix socket, a root_path; and bad or heavy input).
+
+A scenario is a call of ``ws(...)``, ``http(...)`` or ``lifespan(...)`` (``common.py``) with
+keyword arguments: the client script and the app script (typed steps of ``steps.py``), and the
+checks (``check(observable, *allowed, ...)``). Its level, and any check's own level, names the
+sentence it rests on in ``grading.py`` (the sentences are in ``rules.py``).
 
 ``SCENARIOS`` is the ordered list; ``BY_ID`` finds one by id (the probe app uses it to
 find the app script named in the request path). Standard library only.
@@ -7,13 +14,14 @@ find the app script named in the request path). Standard library only.
 from __future__ import annotations
 
 from refserver.conformance.catalogue import deployment as _deployment
-from refserver.conformance.catalogue import extended as _extended
 from refserver.conformance.catalogue import http as _http
+from refserver.conformance.catalogue import lifespan as _lifespan
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
-from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, ck
-from refserver.conformance.model import Scenario, a_accept, a_close, a_receive, a_respond, c_handshake, c_request
-from refserver.conformance.model import c_wait_app as _wait_app
+from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, check
+from refserver.conformance.catalogue.grading import attach
+from refserver.conformance.model import Scenario
+from refserver.conformance.steps import Handshake, Receive, Request, Respond, WaitApp, accept, close_socket
 
 # Used by the runner to read what a target advertises; not part of the catalogue.
 HELLO_HTTP = Scenario(
@@ -24,8 +32,8 @@ HELLO_HTTP = Scenario(
     (),
     UNSPEC,
     "http",
-    (c_request(), _wait_app("ended")),
-    (a_receive(), a_respond()),
+    (Request(), WaitApp("ended")),
+    (Receive(), Respond()),
     (),
 )
 HELLO_WS = Scenario(
@@ -36,8 +44,8 @@ HELLO_WS = Scenario(
     (),
     UNSPEC,
     "websocket",
-    (c_handshake(), _wait_app("ended")),
-    (a_receive(), a_accept(), a_close()),
+    (Handshake(), WaitApp("ended")),
+    (Receive(), accept(), close_socket()),
     (),
 )
 
@@ -52,19 +60,22 @@ META_CLAIMS = Scenario(
     "meta",
     (),
     (),
-    (ck("claims", "kept"),),
+    (check("claims", "kept"),),
     peer_case=26,
     meta=True,
 )
 
-SCENARIOS: list[Scenario] = [
-    *_websocket.SCENARIOS,
-    *_http.SCENARIOS,
-    *_extended.SCENARIOS,
-    *_deployment.SCENARIOS,
-    *_tls.SCENARIOS,
-    META_CLAIMS,
-]
+SCENARIOS: list[Scenario] = attach(
+    [
+        *_websocket.SCENARIOS,
+        *_http.SCENARIOS,
+        *_lifespan.SCENARIOS,
+        *_deployment.SCENARIOS,
+        *_tls.SCENARIOS,
+        META_CLAIMS,
+    ]
+)
+META_CLAIMS = SCENARIOS[-1]
 BY_ID: dict[str, Scenario] = {s.id: s for s in (*SCENARIOS, HELLO_HTTP, HELLO_WS)}
 
 if len(BY_ID) != len(SCENARIOS) + 2:  # pragma: no cover - a catalogue error

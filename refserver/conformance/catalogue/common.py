@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from refserver.conformance.model import Check, Level, Scenario, ServerNeeds, Step, a_accept, a_receive
+from refserver.conformance.catalogue import rules
+from refserver.conformance.model import Check, Level, Scenario, ServerNeeds
+from refserver.conformance.steps import AppStep, ClientStep, Receive, accept
 
-MUST, SHOULD, UNSPEC = Level.MUST, Level.SHOULD, Level.UNSPECIFIED
+MUST, SHOULD, MAY, UNSPEC = Level.MUST, Level.SHOULD, Level.MAY, Level.UNSPECIFIED
 
 # Spec references, as the reports cite them.
-WWW = "www spec 2.5"
+WWW = "www 2.5"
 CORE_ERR = 'asgi spec, "Error Handling"'
 WS_SCOPE = 'www spec 2.5, "Websocket Connection Scope"'
 WS_CONNECT = 'www spec 2.5, "Connect - receive event"'
@@ -26,8 +28,14 @@ HTTP_START = 'www spec 2.5, "Response Start - send event"'
 HTTP_BODY = 'www spec 2.5, "Response Body - send event"'
 HTTP_DISC = 'www spec 2.5, "Disconnect - receive event" (HTTP)'
 LIFESPAN = "lifespan spec 2.0"
+LIFESPAN_STATE = 'lifespan spec 2.0, "Lifespan State"'
+LIFESPAN_SHUTDOWN_FAILED = 'lifespan spec 2.0, "Shutdown Failed - send event"'
+ZEROCOPY = 'asgi extensions, "Zero Copy Send"'
+PATHSEND = 'asgi extensions, "Path Send"'
+EARLY_HINTS = 'asgi extensions, "Early Hints"'
+TRAILERS = 'asgi extensions, "HTTP Trailers"'
 
-CONNECT_ACCEPT: tuple[Step, ...] = (a_receive(), a_accept())
+CONNECT_ACCEPT: tuple[AppStep, ...] = (Receive(), accept())
 
 # Groups: the report's rows are grouped by spec section, in this order.
 G_HANDSHAKE = "WebSocket: handshake and scope (www WebSocket scope; RFC 6455 §4)"
@@ -67,7 +75,7 @@ GROUP_ORDER = (
 )
 
 
-def ck(
+def check(
     observable: str,
     *allowed: str,
     choice: str | None = None,
@@ -89,7 +97,7 @@ def ck(
     return Check(observable, tuple(allowed), choice, level, since, label, params, by_version, show)
 
 
-def ck_fail_close(*codes: str) -> Check:
+def check_fail_close(*codes: str) -> Check:
     """The one rule for every scenario in which the server must *Fail the WebSocket
     Connection* (RFC 6455 §7.1.7): it SHOULD send a close frame with an appropriate status
     code (the first of ``codes`` is refserver's). No close frame at all, an empty one, or
@@ -98,16 +106,17 @@ def ck_fail_close(*codes: str) -> Check:
         "client.close",
         codes,
         codes[0],
-        Level.SHOULD,
+        rules.FAIL_CLOSE_FRAME.level,
         None,
         f"close frame with {' or '.join(codes)} (RFC 6455 §7.1.7)",
         {},
         (),
         True,
+        rules.FAIL_CLOSE_FRAME,
     )
 
 
-def ck_not_logged() -> Check:
+def check_not_logged() -> Check:
     """www spec 2.5, "Disconnected Client - send exception": servers "must be prepared to catch the
     exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
     it escape; the server's output while the scenario ran is read for an error-level line or a
@@ -116,16 +125,17 @@ def ck_not_logged() -> Check:
         "server.log",
         ("none", "not-observed"),
         None,
-        Level.SHOULD,
+        rules.NOT_LOGGED.level,
         "2.4",
         "the escaped OSError is not logged as an error",
         {},
         (),
         False,
+        rules.NOT_LOGGED,
     )
 
 
-def ck_delay(
+def check_delay(
     frm: str, to: str, max_s: float, *, level: Level | None = None, label: str = "", show: bool = False
 ) -> Check:
     """The record ``to`` comes at most ``max_s`` seconds after ``frm`` (selectors as in
@@ -134,43 +144,48 @@ def ck_delay(
 
 
 def ws(
+    *,
     id: str,
     title: str,
     lesson: str,
     group: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
+    """A WebSocket scenario (the fields are :class:`Scenario`'s)."""
     return Scenario(id, title, lesson, group, refs, level, "websocket", client, app, checks, **kw)
 
 
 def http(
+    *,
     id: str,
     title: str,
     lesson: str,
     group: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:
+    """An HTTP scenario (the fields are :class:`Scenario`'s)."""
     return Scenario(id, title, lesson, group, refs, level, "http", client, app, checks, **kw)
 
 
 def lifespan(
+    *,
     id: str,
     title: str,
     lesson: str,
     refs: tuple[str, ...],
     level: Level,
-    client: tuple[Step, ...],
-    app: tuple[Step, ...],
+    client: tuple[ClientStep, ...],
+    app: tuple[AppStep, ...],
     checks: tuple[Check, ...],
     **kw: Any,
 ) -> Scenario:

@@ -14,7 +14,7 @@ from refserver.conformance.catalogue.common import (
     UNSPEC,
     WS_DISC,
     WS_SCOPE,
-    ck,
+    check,
     http,
     ws,
 )
@@ -22,22 +22,24 @@ from refserver.conformance.model import (
     Check,
     Scenario,
     ServerNeeds,
-    a_accept,
-    a_close,
-    a_echo,
-    a_receive,
-    a_require_extension,
-    a_respond,
-    c_close,
-    c_handshake,
-    c_plain_to_tls,
-    c_request,
-    c_text,
-    c_wait_app,
-    c_wait_close,
-    c_wait_eof,
-    c_wait_messages,
-    c_wait_responses,
+)
+from refserver.conformance.steps import (
+    Close,
+    Echo,
+    Handshake,
+    PlainToTLS,
+    Receive,
+    Request,
+    RequireExtension,
+    Respond,
+    WaitApp,
+    WaitClose,
+    WaitEOF,
+    WaitMessages,
+    WaitResponses,
+    accept,
+    close_socket,
+    text_frame,
 )
 
 TLS_SCOPE = 'tls extension, "TLS Connection Scope"'
@@ -51,7 +53,7 @@ TLS = ServerNeeds(tls=True)
 
 def _advertised() -> Check:
     """The extension is optional: a server that does not provide it only differs."""
-    return ck(
+    return check(
         "app.extension",
         "yes",
         "no",
@@ -64,14 +66,16 @@ def _advertised() -> Check:
 
 
 def _close_notify() -> Check:
-    return ck("client.tls_end", "close_notify", level=MUST, label="close_notify before the TCP close (RFC 8446 §6.1)")
+    return check(
+        "client.tls_end", "close_notify", level=MUST, label="close_notify before the TCP close (RFC 8446 §6.1)"
+    )
 
 
 def _fields(*, client_cert: bool) -> tuple[Check, ...]:
     """The entries of the ``tls`` extension: the three mandatory ones (server_cert, tls_version,
     cipher_suite; None only where the server cannot know them) and the client certificate's."""
     if client_cert:
-        chain = ck(
+        chain = check(
             "app.tls",
             "[the client's certificate]",
             "[the client's certificate, *]",
@@ -80,12 +84,14 @@ def _fields(*, client_cert: bool) -> tuple[Check, ...]:
             label="client_cert_chain (the client's first)",
             show=True,
         )
-        name = ck("app.tls", CLIENT_SUBJECT, field="client_cert_name", label="client_cert_name (RFC 4514)", show=True)
+        name = check(
+            "app.tls", CLIENT_SUBJECT, field="client_cert_name", label="client_cert_name (RFC 4514)", show=True
+        )
     else:
-        chain = ck("app.tls", "[]", "<absent>", choice="[]", field="client_cert_chain", label="client_cert_chain")
-        name = ck("app.tls", "null", "<absent>", choice="null", field="client_cert_name", label="client_cert_name")
+        chain = check("app.tls", "[]", "<absent>", choice="[]", field="client_cert_chain", label="client_cert_chain")
+        name = check("app.tls", "null", "<absent>", choice="null", field="client_cert_name", label="client_cert_name")
     return (
-        ck(
+        check(
             "app.tls",
             "the server's certificate",
             "null",
@@ -96,8 +102,8 @@ def _fields(*, client_cert: bool) -> tuple[Check, ...]:
         ),
         chain,
         name,
-        ck("app.tls", "null", "<absent>", choice="null", field="client_cert_error", label="client_cert_error"),
-        ck(
+        check("app.tls", "null", "<absent>", choice="null", field="client_cert_error", label="client_cert_error"),
+        check(
             "app.tls",
             "0x* (negotiated)",
             "null",
@@ -105,7 +111,7 @@ def _fields(*, client_cert: bool) -> tuple[Check, ...]:
             field="tls_version",
             label="tls_version (the negotiated one)",
         ),
-        ck(
+        check(
             "app.tls",
             "0x* (negotiated)",
             "null",
@@ -119,125 +125,125 @@ def _fields(*, client_cert: bool) -> tuple[Check, ...]:
 SCENARIOS: list[Scenario] = [
     # ------------------------------------------------------------------ https and wss
     http(
-        "tls.https.scheme",
-        "An HTTPS request with Connection: close",
-        "Over TLS the scope's scheme is https; the server ends the connection with close_notify, then TCP.",
-        G_TLS,
-        (HTTP_SCOPE, TLS_WHEN, CLOSURE),
-        MUST,
-        client=(c_request(headers=(("Connection", "close"),)), c_wait_responses(1), c_wait_eof(3.0)),
-        app=(a_receive(), a_respond(200, b"over tls")),
+        id="tls.https.scheme",
+        title="An HTTPS request with Connection: close",
+        lesson="Over TLS the scope's scheme is https; the server ends the connection with close_notify, then TCP.",
+        group=G_TLS,
+        refs=(HTTP_SCOPE, TLS_WHEN, CLOSURE),
+        level=MUST,
+        client=(Request(headers=(("Connection", "close"),)), WaitResponses(1), WaitEOF(3.0)),
+        app=(Receive(), Respond(200, b"over tls")),
         checks=(
-            ck("app.scope", "https", key="scheme", label="scheme", show=True),
-            ck("client.body", "over tls"),
+            check("app.scope", "https", key="scheme", label="scheme", show=True),
+            check("client.body", "over tls"),
             _close_notify(),
             _advertised(),
         ),
         server=TLS,
     ),
     http(
-        "tls.https.extension",
-        "The tls extension of an HTTPS request, where advertised",
-        "server_cert is the certificate the server sent, tls_version and cipher_suite are the negotiated ones as "
-        "integers; without a client certificate the chain is empty and the name None.",
-        G_TLS,
-        (TLS_SCOPE,),
-        MUST,
-        client=(c_request(), c_wait_responses(1)),
-        app=(a_receive(), a_require_extension("tls"), a_respond()),
+        id="tls.https.extension",
+        title="The tls extension of an HTTPS request, where advertised",
+        lesson="server_cert is the certificate the server sent, tls_version and cipher_suite are the negotiated ones "
+        "as integers; without a client certificate the chain is empty and the name None.",
+        group=G_TLS,
+        refs=(TLS_SCOPE,),
+        level=MUST,
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), RequireExtension("tls"), Respond()),
         checks=_fields(client_cert=False),
         extension="tls",
         server=TLS,
     ),
     ws(
-        "tls.wss.scheme",
-        "A WebSocket over TLS",
-        "Over TLS the WebSocket scope's scheme is wss.",
-        G_TLS,
-        (WS_SCOPE, TLS_WHEN),
-        MUST,
-        client=(c_handshake(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close()),
+        id="tls.wss.scheme",
+        title="A WebSocket over TLS",
+        lesson="Over TLS the WebSocket scope's scheme is wss.",
+        group=G_TLS,
+        refs=(WS_SCOPE, TLS_WHEN),
+        level=MUST,
+        client=(Handshake(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
-            ck("app.scope", "wss", key="scheme", label="scheme", show=True),
-            ck("client.status", "101"),
+            check("app.scope", "wss", key="scheme", label="scheme", show=True),
+            check("client.status", "101"),
             _advertised(),
         ),
         server=TLS,
     ),
     ws(
-        "tls.wss.extension",
-        "The tls extension of a WebSocket over TLS, where advertised",
-        "The WebSocket scope carries the same tls entries as an HTTPS request's.",
-        G_TLS,
-        (TLS_SCOPE, WS_SCOPE),
-        MUST,
-        client=(c_handshake(), c_wait_app("ended")),
-        app=(a_receive(), a_require_extension("tls"), a_accept(), a_close()),
+        id="tls.wss.extension",
+        title="The tls extension of a WebSocket over TLS, where advertised",
+        lesson="The WebSocket scope carries the same tls entries as an HTTPS request's.",
+        group=G_TLS,
+        refs=(TLS_SCOPE, WS_SCOPE),
+        level=MUST,
+        client=(Handshake(), WaitApp("ended")),
+        app=(Receive(), RequireExtension("tls"), accept(), close_socket()),
         checks=_fields(client_cert=False),
         extension="tls",
         server=TLS,
     ),
     http(
-        "tls.client-cert",
-        "A client certificate, on a server that requires one, where the tls extension is advertised",
-        "client_cert_chain starts with the certificate the client sent, and client_cert_name is its subject "
+        id="tls.client-cert",
+        title="A client certificate, on a server that requires one, where the tls extension is advertised",
+        lesson="client_cert_chain starts with the certificate the client sent, and client_cert_name is its subject "
         "in RFC 4514 form (last RDN first).",
-        G_TLS,
-        (TLS_SCOPE, "RFC 4514 §2.1"),
-        MUST,
-        client=(c_request(), c_wait_responses(1)),
-        app=(a_receive(), a_require_extension("tls"), a_respond()),
+        group=G_TLS,
+        refs=(TLS_SCOPE, "RFC 4514 §2.1"),
+        level=MUST,
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), RequireExtension("tls"), Respond()),
         checks=_fields(client_cert=True),
         extension="tls",
         server=ServerNeeds(tls=True, client_cert=True),
     ),
     # ------------------------------------------------------------------ plain text
     http(
-        "tls.plain.http",
-        "A plain-text HTTP request",
-        "A server must not provide the tls extension on a connection that is not over TLS.",
-        G_TLS,
-        (TLS_WHEN,),
-        MUST,
-        client=(c_request(), c_wait_responses(1)),
-        app=(a_receive(), a_respond()),
+        id="tls.plain.http",
+        title="A plain-text HTTP request",
+        lesson="A server must not provide the tls extension on a connection that is not over TLS.",
+        group=G_TLS,
+        refs=(TLS_WHEN,),
+        level=MUST,
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), Respond()),
         checks=(
-            ck("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
-            ck("app.scope", "http", "<absent>", choice="http", key="scheme", label="scheme"),
+            check("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
+            check("app.scope", "http", "<absent>", choice="http", key="scheme", label="scheme"),
         ),
     ),
     ws(
-        "tls.plain.websocket",
-        "A plain-text WebSocket",
-        "No tls extension on a WebSocket that is not over TLS either.",
-        G_TLS,
-        (TLS_WHEN,),
-        MUST,
-        client=(c_handshake(), c_wait_app("ended")),
-        app=(*CONNECT_ACCEPT, a_close()),
+        id="tls.plain.websocket",
+        title="A plain-text WebSocket",
+        lesson="No tls extension on a WebSocket that is not over TLS either.",
+        group=G_TLS,
+        refs=(TLS_WHEN,),
+        level=MUST,
+        client=(Handshake(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
         checks=(
-            ck("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
-            ck("app.scope", "ws", "<absent>", choice="ws", key="scheme", label="scheme"),
+            check("app.extension", "no", "no (no extensions)", choice="no", name="tls", label="no tls extension"),
+            check("app.scope", "ws", "<absent>", choice="ws", key="scheme", label="scheme"),
         ),
     ),
     # ------------------------------------------------------------------ a failed handshake
     http(
-        "tls.handshake.plain-http",
-        "Plain HTTP to the TLS port, then an HTTPS request",
-        "A handshake that fails is the client's: the server closes that connection and serves the next one; "
+        id="tls.handshake.plain-http",
+        title="Plain HTTP to the TLS port, then an HTTPS request",
+        lesson="A handshake that fails is the client's: the server closes that connection and serves the next one; "
         "an error-level log line for it is refserver's call not to make (docs/decisions.md#tls-extension-contents).",
-        G_TLS,
-        ("RFC 8446 §6.2", "docs/decisions.md#tls-extension-contents"),
-        MUST,
+        group=G_TLS,
+        refs=("RFC 8446 §6.2", "docs/decisions.md#tls-extension-contents"),
+        level=MUST,
         client=(
-            c_plain_to_tls(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=3.0),
-            c_request(),
-            c_wait_responses(1),
+            PlainToTLS(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=3.0),
+            Request(),
+            WaitResponses(1),
         ),
-        app=(a_receive(), a_respond(200, b"still serving")),
+        app=(Receive(), Respond(200, b"still serving")),
         checks=(
-            ck(
+            check(
                 "client.plain_answer",
                 "*eof",
                 "*rst",
@@ -245,9 +251,9 @@ SCENARIOS: list[Scenario] = [
                 label="the plain-text connection is closed (RFC 8446 §6.2)",
                 show=True,
             ),
-            ck("client.status", "200", label="the next connection is served"),
-            ck("client.body", "still serving"),
-            ck(
+            check("client.status", "200", label="the next connection is served"),
+            check("client.body", "still serving"),
+            check(
                 "server.log",
                 "none",
                 "not-observed",
@@ -260,51 +266,51 @@ SCENARIOS: list[Scenario] = [
     ),
     # ------------------------------------------------------------------ closing over TLS
     ws(
-        "tls.wss.echo-close",
-        "wss: an echo, then the client closes",
-        "Over TLS as over TCP: the message comes back, the close frame is echoed, the app gets 1000; then the "
+        id="tls.wss.echo-close",
+        title="wss: an echo, then the client closes",
+        lesson="Over TLS as over TCP: the message comes back, the close frame is echoed, the app gets 1000; then the "
         "server sends close_notify and closes TCP.",
-        G_TLS,
-        (WS_DISC, "RFC 6455 §5.5.1", "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
-        MUST,
+        group=G_TLS,
+        refs=(WS_DISC, "RFC 6455 §5.5.1", "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
+        level=MUST,
         client=(
-            c_handshake(),
-            c_wait_app("sent:websocket.accept"),
-            c_text("over wss"),
-            c_wait_messages(1),
-            c_close(1000),
-            c_wait_close(),
-            c_wait_eof(3.0),
-            c_wait_app("ended"),
+            Handshake(),
+            WaitApp("sent:websocket.accept"),
+            text_frame("over wss"),
+            WaitMessages(1),
+            Close(1000),
+            WaitClose(),
+            WaitEOF(3.0),
+            WaitApp("ended"),
         ),
-        app=(*CONNECT_ACCEPT, a_echo(), a_receive()),
+        app=(*CONNECT_ACCEPT, Echo(), Receive()),
         checks=(
-            ck("client.messages", '["text:over wss"]', label="the echo"),
-            ck("client.close", "1000", label="the close frame is echoed", show=True),
-            ck("app.step", "websocket.disconnect:1000", step=3, label="the app's disconnect"),
-            ck("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
+            check("client.messages", '["text:over wss"]', label="the echo"),
+            check("client.close", "1000", label="the close frame is echoed", show=True),
+            check("app.step", "websocket.disconnect:1000", step=3, label="the app's disconnect"),
+            check("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
             _close_notify(),
         ),
         server=TLS,
     ),
     ws(
-        "tls.wss.app-close",
-        "wss: the app closes",
-        "The server's close frame, the client's answer, then close_notify and the TCP close.",
-        G_TLS,
-        (WS_DISC, "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
-        MUST,
+        id="tls.wss.app-close",
+        title="wss: the app closes",
+        lesson="The server's close frame, the client's answer, then close_notify and the TCP close.",
+        group=G_TLS,
+        refs=(WS_DISC, "RFC 6455 §7.1.1", CLOSURE, "docs/decisions.md#tls-close-notify"),
+        level=MUST,
         client=(
-            c_handshake(),
-            c_wait_app("sent:websocket.accept"),
-            c_wait_close(),
-            c_wait_eof(3.0),
-            c_wait_app("ended"),
+            Handshake(),
+            WaitApp("sent:websocket.accept"),
+            WaitClose(),
+            WaitEOF(3.0),
+            WaitApp("ended"),
         ),
-        app=(*CONNECT_ACCEPT, a_close(1000), a_receive()),
+        app=(*CONNECT_ACCEPT, close_socket(1000), Receive()),
         checks=(
-            ck("client.close", "1000", label="the app's close frame"),
-            ck(
+            check("client.close", "1000", label="the app's close frame"),
+            check(
                 "app.step",
                 DISCONNECT_ANY,
                 choice="websocket.disconnect:1000",
@@ -312,7 +318,7 @@ SCENARIOS: list[Scenario] = [
                 label="the app's disconnect",
                 show=True,
             ),
-            ck("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
+            check("client.end", "eof", level=SHOULD, label="the server closes TCP (RFC 6455 §7.1.1)"),
             _close_notify(),
         ),
         server=TLS,
