@@ -612,8 +612,11 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         if self._written < self._queued:
             raise PeerGone(self.gone or "connection closed")
         while self._write_paused:
-            if self.gone is not None:
-                raise PeerGone(self.gone)
+            # A connection that is closing still writes what asyncio holds: the bytes reach
+            # the peer and this returns, as it does on trio (docs/decisions.md #63). Only
+            # a lost connection (reset, or aborted: the bytes dropped) raises.
+            if self._lost is not None:
+                raise PeerGone(self.gone or self._lost)
             waiter = self._write_waiter
             if waiter is None or waiter.done():
                 waiter = self._write_waiter = self._loop.create_future()
@@ -639,13 +642,13 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def close_soon(self, reason: str, flush_limit_s: float) -> None:
         """Mark the peer gone (``reason``) and close TCP once what is written has gone out,
         or after ``flush_limit_s`` (0: at once, dropping it)."""
-        self.abort(reason)
+        if flush_limit_s <= 0:
+            self.abort(reason)
+            return
+        self.gone = self.gone or reason
         self._receiver = None
         transport = self._transport
         if transport is None or transport.is_closing():
-            return
-        if flush_limit_s <= 0:
-            transport.abort()
             return
         transport.close()
         if transport.get_write_buffer_size():
@@ -676,7 +679,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return AsyncioWakeup(self._loop)
 
     def abort(self, reason: str) -> None:
+        """Mark the peer gone and close TCP at once, dropping what asyncio holds: a write
+        waiting for buffer space raises PeerGone once the connection is lost."""
         self.gone = self.gone or reason
+        self._receiver = None
+        if self._lost is None and self._transport is not None:
+            self._transport.abort()
         _wake(self._write_waiter)
 
     async def aclose(self) -> None:
