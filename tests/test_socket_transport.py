@@ -1,5 +1,5 @@
-"""The transport that reads and writes a socket itself (``runtime/transport.py``,
-``SocketTransport``; plain connections on trio), and the wake-up call of trio's runtime
+"""The transport that reads and writes a socket itself (``runtime/task_transport.py``,
+``SocketIO``; plain connections on trio), and the wake-up call of trio's runtime
 (``runtime/wakeup.py``, ``TrioWakeup``). Both run on either backend's readiness waits."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from refserver.runtime.transport import PeerGone, SocketTransport
+from refserver.runtime.task_transport import SocketIO
+from refserver.runtime.transport import PeerGone
 from refserver.runtime.wakeup import TrioWakeup
 from tests.support import TIMEOUT
 
@@ -48,7 +49,7 @@ async def read_all(sock: socket.socket, size: int) -> bytes:
 class TestRFC9293Section3_10_2SendCall:
     async def test_a_write_larger_than_the_buffers_arrives_whole_and_in_order(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         received: list[bytes] = []
         with client, anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
@@ -64,7 +65,7 @@ class TestRFC9293Section3_10_2SendCall:
 
     async def test_abort_cuts_a_blocked_write_short_and_nothing_more_is_written(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         raised: list[str] = []
         with client, anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
@@ -87,7 +88,7 @@ class TestRFC9293Section3_10_2SendCall:
 class TestRFC9293Section3_10_3ReceiveCall:
     async def test_bytes_then_the_peers_fin(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         with anyio.fail_after(TIMEOUT):
             client.sendall(b"hello")
             assert await transport.receive() == b"hello"
@@ -99,7 +100,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_a_reset_says_so(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()  # RST
         with anyio.fail_after(TIMEOUT):
@@ -109,7 +110,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_a_cancelled_read_takes_no_bytes(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         with client, anyio.fail_after(TIMEOUT):
             with anyio.CancelScope() as scope:
                 scope.cancel()
@@ -121,7 +122,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_closing_wakes_a_waiting_read_with_eof(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         results: list[bytes] = []
         with client, anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
