@@ -11,7 +11,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from refserver.runtime.task_transport import SocketIO
+from refserver.runtime.task_transport import SocketIO, TaskTransport
 from refserver.runtime.transport import PeerGone
 from refserver.runtime.wakeup import TrioWakeup
 from tests.support import TIMEOUT
@@ -64,24 +64,30 @@ class TestRFC9293Section3_10_2SendCall:
         assert received == [BIG + b"end"]
 
     async def test_abort_cuts_a_blocked_write_short_and_nothing_more_is_written(self) -> None:
+        """``TaskTransport.abort`` (the writer task's write, over a socket)."""
         server, client = tcp_pair()
-        transport = SocketIO(server)
+        transport = TaskTransport(SocketIO(server))
         raised: list[str] = []
-        with client, anyio.fail_after(TIMEOUT):
+
+        async def main() -> None:
+            transport.write([BIG])  # the peer does not read: the rest waits in the writer
             async with anyio.create_task_group() as tg:
 
-                async def writer() -> None:
+                async def flusher() -> None:
                     try:
-                        await transport.send(BIG)  # the peer does not read: it blocks
+                        await transport.flush()
                     except PeerGone as exc:
                         raised.append(str(exc))
 
-                tg.start_soon(writer)
+                tg.start_soon(flusher)
                 await anyio.wait_all_tasks_blocked()
                 transport.abort("aborted by the test")
+            transport.write([b"more"])
             with pytest.raises(PeerGone, match=r"^aborted by the test$"):
-                await transport.send(b"more")
-            await transport.aclose()
+                await transport.flush()
+
+        with client, anyio.fail_after(TIMEOUT):
+            await transport.run(main)
         assert raised == ["aborted by the test"]
 
 

@@ -19,7 +19,6 @@ import math
 import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -39,29 +38,8 @@ from refserver.runtime.transport import (
 from refserver.runtime.wakeup import Wakeup, new_wakeup
 
 
-class ByteIO(Protocol):
-    """One socket or stream: :meth:`receive` returns ``b""`` once the peer closed or failed
-    (see :attr:`gone`); a write that fails raises PeerGone."""
-
-    gone: str | None
-
-    async def receive(self) -> bytes: ...
-
-    async def send(self, data: bytes) -> None: ...
-
-    def try_send(self, data: bytes) -> int: ...
-
-    def abort(self, reason: str) -> None: ...
-
-    async def send_eof(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-    def addresses(self) -> tuple[Address, Address]: ...
-
-
 class TaskTransport:
-    """The driver's transport over a :class:`ByteIO`, with a reader and a writer task."""
+    """The driver's transport over one socket or stream, with a reader and a writer task."""
 
     __slots__ = (
         "_closed",
@@ -79,6 +57,7 @@ class TaskTransport:
         "_receiver",
         "_refused_from",
         "_timers",
+        "_write_scope",
         "_writer_done",
         "_writer_wakeup",
         "_writing",
@@ -87,7 +66,7 @@ class TaskTransport:
         "io",
     )
 
-    def __init__(self, io: ByteIO) -> None:
+    def __init__(self, io: SocketIO | StreamIO) -> None:
         self.io = io
         self.gone: str | None = None
         self._receiver: Receiver | None = None
@@ -102,6 +81,7 @@ class TaskTransport:
         self._written = 0  # bytes in the socket's send buffer in all
         self._refused_from: int | None = None  # bytes from here on were refused (peer gone)
         self._writing = False
+        self._write_scope: anyio.CancelScope | None = None  # around a write; abort() cancels it
         self._writer_wakeup = new_wakeup()
         self._drained: anyio.Event | None = None  # for flush() calls waiting on the writer
         self._eof_owed = False
@@ -249,12 +229,16 @@ class TaskTransport:
                     self._outbox = []
                     self._writing = True
                     try:
-                        await io.send(data)
+                        with anyio.CancelScope() as self._write_scope:
+                            await io.send(data)
                     except PeerGone as exc:
                         self._lose(str(exc))
                         return
                     finally:
                         self._writing = False
+                        self._write_scope = None
+                    if self._lost is not None:
+                        return  # aborted: part of it may be on the wire; nothing more can follow
                     self._written += len(data)
                     self._wake_flushers()
                 elif self._closing:
@@ -325,7 +309,8 @@ class TaskTransport:
         self._receiver = None
         self._closing = True
         self._lose(reason)
-        self.io.abort(reason)  # cuts a blocked write short
+        if self._write_scope is not None:
+            self._write_scope.cancel()  # a write waiting for buffer space
         self._writer_wakeup.fire()
 
     async def aclose(self) -> None:
@@ -368,51 +353,13 @@ class _Timer:
 # ---------------------------------------------------------------------- one socket or stream
 
 
-class _AbortableIO:
-    """A write that waits for buffer space runs in a scope that :meth:`abort` cancels."""
-
-    __slots__ = ("_send_scope", "gone")
-
-    def __init__(self) -> None:
-        self.gone: str | None = None  # why the peer is gone, once it is
-        self._send_scope: anyio.CancelScope | None = None
-
-    def abort(self, reason: str) -> None:
-        """Mark the peer gone and cut short a write that is waiting for buffer space."""
-        self.gone = self.gone or reason
-        if self._send_scope is not None:
-            self._send_scope.cancel()
-
-    async def _abortable_write(self, write: Callable[[], Awaitable[None]]) -> None:
-        """Run ``write`` in a scope that :meth:`abort` cancels; an I/O error, an abort or a
-        cut from outside leaves the stream gone."""
-        scope = anyio.CancelScope()
-        self._send_scope = scope
-        try:
-            with scope:
-                await write()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self.gone = self.gone or describe(exc)
-            raise PeerGone(self.gone) from None
-        except BaseException:
-            # Cancelled from outside: part of the bytes may be on the wire, so the byte
-            # stream is torn: nothing more can be written. (Re-raised.)
-            self.gone = self.gone or "a write was cut short"
-            raise
-        finally:
-            self._send_scope = None
-        if scope.cancelled_caught:
-            self.gone = self.gone or "connection aborted"
-            raise PeerGone(self.gone)
-
-
-class StreamIO(_AbortableIO):
+class StreamIO:
     """Over an anyio byte stream."""
 
-    __slots__ = ("_is_closing", "_stream")
+    __slots__ = ("_is_closing", "_stream", "gone")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        super().__init__()
+        self.gone: str | None = None  # why the peer is gone, once it is
         self._stream = stream
         # asyncio accepts a write to a connection the peer has reset and reports the error
         # later, through connection_lost; its transport knows at once that it is closing.
@@ -447,7 +394,11 @@ class StreamIO(_AbortableIO):
         """Write ``data``; returns once it is in the socket's send buffer. Raises PeerGone."""
         if self.gone is not None:
             raise PeerGone(self.gone)
-        await self._abortable_write(partial(self._stream.send, data))
+        try:
+            await self._stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            raise PeerGone(self.gone) from None
         if self._is_closing is not None and self._is_closing():
             self.gone = self.gone or "the peer closed or reset the connection"
             raise PeerGone(self.gone)
@@ -468,7 +419,7 @@ class StreamIO(_AbortableIO):
             self.gone = describe(exc)
 
     async def aclose(self) -> None:
-        self.abort("connection closed by the server")
+        self.gone = self.gone or "connection closed by the server"
         with anyio.CancelScope(shield=True):
             try:
                 await self._stream.aclose()
@@ -476,7 +427,7 @@ class StreamIO(_AbortableIO):
                 pass
 
 
-class SocketIO(_AbortableIO):
+class SocketIO:
     """A TCP or unix socket read and written directly, waiting for readiness through anyio:
     plain connections on trio. Neither anyio's socket stream nor trio's socket object is
     made for it (they were about a tenth of what an idle connection held), and a write
@@ -484,10 +435,10 @@ class SocketIO(_AbortableIO):
     A read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
     after."""
 
-    __slots__ = ("_sock",)
+    __slots__ = ("_sock", "gone")
 
     def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
+        self.gone: str | None = None  # why the peer is gone, once it is
         sock.setblocking(False)
         self._sock = sock
 
@@ -538,17 +489,15 @@ class SocketIO(_AbortableIO):
         sent = self.try_send(data)
         if sent == len(data):
             return
-        # The rest waits for room in the send buffer, in a scope that abort() cancels.
         sock = self._sock
         rest = memoryview(data)[sent:]
-
-        async def write_rest() -> None:
-            nonlocal rest
-            while rest:
+        try:
+            while rest:  # the rest waits for room in the send buffer
                 await anyio.wait_writable(sock)
                 rest = rest[_send(sock, rest) :]
-
-        await self._abortable_write(write_rest)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self.gone = self.gone or describe(exc)
+            raise PeerGone(self.gone) from None
 
     async def send_eof(self) -> None:
         """Half-close: send FIN, keep reading (RFC 6455 §7.1.1 lets the server close first)."""
@@ -560,7 +509,7 @@ class SocketIO(_AbortableIO):
             self.gone = describe(exc)
 
     async def aclose(self) -> None:
-        self.abort("connection closed by the server")
+        self.gone = self.gone or "connection closed by the server"
         sock = self._sock
         if sock.fileno() >= 0:
             anyio.notify_closing(sock)  # a task still waiting on it gets ClosedResourceError
