@@ -14,7 +14,6 @@ from typing import Self, cast
 
 from refserver.runtime.transport import (
     CLOSE_FLUSH_LIMIT_S,
-    READ_SIZE_BYTES,
     Address,
     PeerGone,
     Receiver,
@@ -28,8 +27,6 @@ class AsyncioTransport(asyncio.Protocol):
     """A socket served by asyncio's own transport, with this class as its protocol."""
 
     __slots__ = (
-        "_buffered",
-        "_chunks",
         "_eof",
         "_loop",
         "_lost",
@@ -47,8 +44,6 @@ class AsyncioTransport(asyncio.Protocol):
         self.gone: str | None = None
         self._loop = loop
         self._transport: asyncio.Transport | None = None
-        self._chunks: list[bytes] = []  # received between two receivers (a list: usually empty)
-        self._buffered = 0  # bytes in _chunks
         self._eof = False  # the peer half-closed
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._read_paused = False
@@ -81,13 +76,7 @@ class AsyncioTransport(asyncio.Protocol):
                 receiver.bytes_received(data)
             except Exception as exc:
                 self._receiver_failed(exc)
-            return
-        # Between two receivers (the WebSocket hand-over): kept for the next one.
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= READ_SIZE_BYTES and not self._read_paused and self._transport is not None:
-            self._read_paused = True
-            self._transport.pause_reading()  # the peer waits until a receiver takes them
+        # (No receiver: the connection is closing. Between two receivers reading is paused.)
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -135,16 +124,6 @@ class AsyncioTransport(asyncio.Protocol):
 
     def push_to(self, receiver: Receiver) -> None:
         self._receiver = receiver
-        while self._chunks and self._receiver is receiver:
-            chunk = self._chunks.pop(0)
-            self._buffered -= len(chunk)
-            try:
-                receiver.bytes_received(chunk)
-            except Exception as exc:
-                self._receiver_failed(exc)
-                return
-        if self._receiver is not receiver:
-            return
         if self._lost is not None or self._eof:
             self._receiver = None if self._lost is not None else receiver
             self.gone = self.gone or self._lost or "peer closed the connection"
@@ -153,11 +132,11 @@ class AsyncioTransport(asyncio.Protocol):
             except Exception as exc:
                 self._receiver_failed(exc)
             return
-        if self._read_paused:
-            self.set_reading(True)
+        self.set_reading(True)
 
     def stop_pushing(self) -> None:
         self._receiver = None
+        self.set_reading(False)  # until the next receiver
 
     def set_reading(self, on: bool) -> None:
         transport = self._transport

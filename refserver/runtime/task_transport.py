@@ -46,7 +46,6 @@ class TaskTransport:
         "_closing",
         "_drained",
         "_eof_owed",
-        "_held",
         "_lost",
         "_outbox",
         "_queued",
@@ -70,7 +69,6 @@ class TaskTransport:
         self.io = io
         self.gone: str | None = None
         self._receiver: Receiver | None = None
-        self._held: list[bytes] = []  # read while no receiver was set
         self._reading = True
         self._read_ended: str | None = None  # EOF or a failed read: why
         self._timers: list[_Timer] = []
@@ -128,8 +126,7 @@ class TaskTransport:
     def _deliver(self, data: bytes) -> None:
         receiver = self._receiver
         if receiver is None:
-            self._held.append(data)
-            return
+            return  # the connection is closing (between two receivers nothing is read)
         try:
             receiver.bytes_received(data)
         except Exception as exc:
@@ -153,13 +150,7 @@ class TaskTransport:
 
     def push_to(self, receiver: Receiver) -> None:
         self._receiver = receiver
-        held, self._held = self._held, []
-        for chunk in held:
-            if self._receiver is not receiver:
-                return
-            self._deliver(chunk)
-        if self._receiver is receiver:
-            self._tell_left()
+        self._tell_left()
         self.set_reading(True)
 
     def stop_pushing(self) -> None:
