@@ -206,3 +206,40 @@ class TestWhatABlockedSendSees:
             await ws.aclose()
         assert rec.of("send") == [("ClientDisconnected", 1001)]
         assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}]
+
+    async def test_the_app_cancels_its_own_send(self) -> None:
+        """A timeout around send() ends the wait, not the message: it is written whole, and
+        a later send() follows it."""
+        rec, resume = Recorder(), anyio.Event()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            with anyio.CancelScope() as wait:
+                rec.add("sending", wait)
+                await send({"type": "websocket.send", "bytes": PAYLOAD})
+            rec.add("send", "cancelled" if wait.cancelled_caught else "returned")
+            await resume.wait()
+            try:
+                await send({"type": "websocket.send", "text": "after"})
+            except ClientDisconnected as exc:
+                rec.add("after", (type(exc).__name__, exc.code))
+            else:
+                rec.add("after", "returned")
+            rec.add("event", await receive())
+
+        async with serving(app, ws_per_message_deflate=False) as server:
+            ws = await WSClient.connect(server.port)
+            [wait] = await rec.wait_kind("sending")
+            await anyio.wait_all_tasks_blocked()
+            wait.cancel()
+            await rec.wait_kind("send")
+            resume.set()
+            assert await ws.next_message() == PAYLOAD
+            assert await ws.next_message() == "after"
+            await ws.close(1000)
+            await ws.expect_close()
+            await rec.wait_kind("event")
+        assert rec.of("send") == ["cancelled"]
+        assert rec.of("after") == ["returned"]
+        assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1000, "reason": ""}]

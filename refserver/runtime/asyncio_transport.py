@@ -188,13 +188,9 @@ class AsyncioTransport(asyncio.Protocol):
             waiter = self._write_waiter
             if waiter is None or waiter.done():
                 waiter = self._write_waiter = self._loop.create_future()
-            try:
-                # Shielded: other writers wait on the same future, and a cancelled one must
-                # not cancel it for them.
-                await asyncio.shield(waiter)
-            except BaseException:
-                self.gone = self.gone or "a write was cut short"
-                raise
+            # Shielded: other writers wait on the same future, and a cancelled one must not
+            # cancel it for them. (A cancelled wait leaves the bytes to go out whole.)
+            await asyncio.shield(waiter)
 
     # ------------------------------------------------------------------ closing
 
