@@ -52,7 +52,6 @@ class HTTPConnection:
         "_reader_done",
         "_request_wakeup",
         "_requests",
-        "_serving",
         "_state",
         "_timer",
         "_timer_at",
@@ -114,7 +113,6 @@ class HTTPConnection:
         # docs/decisions.md #59).
         self._requests: list[tuple[RequestHead, int]] = []
         self._request_wakeup = self.transport.new_wakeup()
-        self._serving = False
         self._reader_done = False  # no more input: the connection closes or upgrades
         # One count for the connection's app instances, one after the other (docs/decisions.md
         # #42, #62): it starts again when the connection's task waits for the next request.
@@ -257,11 +255,7 @@ class HTTPConnection:
         while True:
             if self._requests:
                 head, cycle = self._requests.pop(0)
-                self._serving = True
-                try:
-                    await self._serve(head, cycle)
-                finally:
-                    self._serving = False
+                await self._serve(head, cycle)
             elif self._reader_done:
                 return
             else:

@@ -118,7 +118,8 @@ class TaskTransport:
                     if data:
                         self._deliver(data)
                     else:
-                        self._read_ended = io.gone or "peer closed the connection"
+                        # (A failed write closes the socket: that failure is the news.)
+                        self._read_ended = self._lost or io.gone or "peer closed the connection"
                         self._tell_left()
             self._reader_scope = None
             self._run_due_timers()
