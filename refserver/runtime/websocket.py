@@ -15,8 +15,8 @@ every state change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import MutableMapping
+from functools import partial
 from typing import Any
 
 import anyio
@@ -42,12 +42,11 @@ class WebSocketConnection:
         "_close_code",
         "_close_owed",
         "_closed",
-        "_deadlines",
         "_event",
         "_failure",
         "_pace",
         "_state",
-        "_timer",
+        "_timers",
         "client",
         "ctx",
         "machine",
@@ -75,8 +74,7 @@ class WebSocketConnection:
         self._state = machine.state.name  # for the trace and the access log
         self._app_wakeup = transport.new_wakeup()
         self._closed = transport.new_wakeup()  # TCP's end is decided (_close_owed)
-        self._deadlines: dict[Timer, float] = {}
-        self._timer: TimerHandle | None = None  # at the earliest deadline
+        self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
         self._accepted = False
@@ -96,7 +94,7 @@ class WebSocketConnection:
             while self._close_owed is None:
                 await self._closed.wait()
         finally:
-            self._cancel_timer()
+            self._cancel_timers()
             if self._close_owed is None:  # cancelled (server shutdown timed out)
                 self._close_owed = Tcp.ABORT
                 transport.abort(self.machine.closed_reason or "connection closed")
@@ -119,43 +117,27 @@ class WebSocketConnection:
         if self._close_owed is None:
             self._close_owed = Tcp.ABORT
             self.transport.abort("internal error")
-        self._cancel_timer()
+        self._cancel_timers()
         self._closed.fire()
         self._app_wakeup.fire()
 
-    def _on_timer(self) -> None:
-        handle, self._timer = self._timer, None
+    def _on_timer(self, timer: Timer) -> None:
+        self._timers.pop(timer, None)
         try:
-            self._fire_due_timers(max(self.transport.now(), handle.when() if handle else 0.0))
-            self._rearm()
-        except Exception as exc:
-            self.failed(exc)
-
-    def _fire_due_timers(self, now: float) -> None:
-        for timer in [t for t, deadline in self._deadlines.items() if deadline <= now]:
-            if timer not in self._deadlines:
-                continue  # cancelled by an earlier timer's effects
-            del self._deadlines[timer]
             if self.trace is not None:
                 self.trace.record("timer", self._state, "", timer.value)
             self._apply(self.machine.timer_fired(timer, write_blocked=self.transport.write_blocked))
+        except Exception as exc:
+            self.failed(exc)
 
-    def _rearm(self) -> None:
-        """One transport timer at the earliest deadline."""
-        deadline = min(self._deadlines.values(), default=math.inf)
-        handle = self._timer
+    def _cancel_timer(self, timer: Timer) -> None:
+        handle = self._timers.pop(timer, None)
         if handle is not None:
-            if handle.when() == deadline:
-                return
             handle.cancel()
-            self._timer = None
-        if deadline != math.inf and self._close_owed is None:
-            self._timer = self.transport.call_at(deadline, self._on_timer)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _cancel_timers(self) -> None:
+        for timer in list(self._timers):
+            self._cancel_timer(timer)
 
     def _end_tcp(self, tcp: Tcp) -> None:
         """Half-close or close TCP, after what is written (the close frame)."""
@@ -171,7 +153,7 @@ class WebSocketConnection:
         else:
             limit = _ABORT_FLUSH_S
         transport.close_soon(self.machine.closed_reason or "connection closed", limit)
-        self._cancel_timer()
+        self._cancel_timers()
         self._closed.fire()
         self._app_wakeup.fire()
 
@@ -191,14 +173,14 @@ class WebSocketConnection:
             self._access_log(fx.status)
         if fx.write:
             self.transport.write(fx.write)
-        if fx.cancel or fx.arm:
+        if fx.cancel:
             for timer in fx.cancel:
-                self._deadlines.pop(timer, None)
-            if fx.arm:
-                now = self.transport.now()
-                for timer, seconds in fx.arm.items():
-                    self._deadlines[timer] = now + seconds
-            self._rearm()
+                self._cancel_timer(timer)
+        if fx.arm and self._close_owed is None:
+            now = self.transport.now()
+            for timer, seconds in fx.arm.items():
+                self._cancel_timer(timer)
+                self._timers[timer] = self.transport.call_at(now + seconds, partial(self._on_timer, timer))
         if fx.reading is not None:
             self.transport.set_reading(fx.reading)
         if fx.tcp is not None:
