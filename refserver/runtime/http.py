@@ -28,7 +28,7 @@ import anyio.lowlevel
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
-from refserver.runtime.context import Pacer, ServerContext, record_steps
+from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.task_transport import StreamIO, TaskTransport
 from refserver.runtime.transport import Address, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
@@ -318,14 +318,7 @@ class HTTPConnection:
             try:
                 fx = machine.app_send(message)
             except (ASGIProtocolError, ClientDisconnected) as exc:
-                if trace is not None:
-                    trace.record(
-                        "error",
-                        self._state,
-                        getattr(exc, "section", sections.WS_CLOSED_SEND),
-                        str(exc),
-                        message=message,
-                    )
+                record_error(trace, self._state, exc, message, sections.WS_CLOSED_SEND)
                 await anyio.lowlevel.checkpoint()
                 raise
             if trace is not None:
@@ -333,16 +326,14 @@ class HTTPConnection:
             self._apply(fx)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                if trace is not None:
-                    trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
+                record_error(trace, self._state, gone, message, sections.WS_CLOSED_SEND)
                 raise gone
             if machine.state is not START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/decisions.md #62).
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
-                if trace is not None:
-                    trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
+                record_error(trace, self._state, fx.error, message, "")
                 raise fx.error
 
         raised = False

@@ -26,7 +26,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Pacer, Scope, ServerContext, record_steps
+from refserver.runtime.context import Pacer, Scope, ServerContext, record_error, record_steps
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
@@ -242,10 +242,7 @@ class WebSocketConnection:
         try:
             fx = self.machine.app_send(message)
         except (ASGIProtocolError, ClientDisconnected) as exc:
-            if trace is not None:
-                trace.record(
-                    "error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc), message=message
-                )
+            record_error(trace, self._state, exc, message, sections.WS_CLOSED_SEND)
             await anyio.lowlevel.checkpoint()
             raise
         if trace is not None:
@@ -258,13 +255,11 @@ class WebSocketConnection:
                 gone = self.machine.peer_gone(str(exc))
                 self._apply(gone)
                 if fx.error is None and gone.error is not None:
-                    if trace is not None:
-                        trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone.error), message=message)
+                    record_error(trace, self._state, gone.error, message, sections.WS_CLOSED_SEND)
                     raise gone.error from None
         await self._pace.answered_at_once()
         if fx.error is not None:
-            if trace is not None:
-                trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
+            record_error(trace, self._state, fx.error, message, "")
             raise fx.error
 
     async def _run_app(self) -> None:
