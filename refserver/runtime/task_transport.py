@@ -7,8 +7,8 @@ asyncio's event loop gives for free:
 - the reader reads while the driver wants bytes and hands them over; it also runs the
   timers (its cancel scope carries the earliest deadline);
 - the writer writes what the driver wrote, in order, then half-closes or closes TCP when
-  asked. A write the socket takes at once is made by the driver's own call (trio), without
-  waking the writer.
+  asked. It runs only while there is something to do: a write the socket takes at once is
+  made by the driver's own call (trio), and an idle connection holds no writer task.
 
 Below them, :class:`SocketIO` and :class:`StreamIO` read and write one socket or stream.
 """
@@ -25,7 +25,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from refserver.protocol.internals import asyncio_is_closing
-from refserver.runtime.tasks import open_task_group
+from refserver.runtime.tasks import TaskGroup, open_task_group
 from refserver.runtime.transport import (
     CLOSE_FLUSH_LIMIT_S,
     READ_SIZE_BYTES,
@@ -46,6 +46,7 @@ class TaskTransport:
         "_closing",
         "_drained",
         "_eof_owed",
+        "_io_closed",
         "_lost",
         "_outbox",
         "_queued",
@@ -55,10 +56,10 @@ class TaskTransport:
         "_reading",
         "_receiver",
         "_refused_from",
+        "_task_group",
         "_timers",
         "_write_scope",
-        "_writer_done",
-        "_writer_wakeup",
+        "_writer_running",
         "_writing",
         "_written",
         "gone",
@@ -80,19 +81,20 @@ class TaskTransport:
         self._refused_from: int | None = None  # bytes from here on were refused (peer gone)
         self._writing = False
         self._write_scope: anyio.CancelScope | None = None  # around a write; abort() cancels it
-        self._writer_wakeup = new_wakeup()
-        self._drained: anyio.Event | None = None  # for flush() calls waiting on the writer
+        self._writer_running = False
+        self._task_group: TaskGroup | None = None  # where the writer starts
+        self._drained: anyio.Event | None = None  # for tasks waiting on the writer
         self._eof_owed = False
-        self._closing = False  # the writer ends once the outbox is written
+        self._closing = False  # the socket closes once the outbox is written
         self._lost: str | None = None  # the writer stopped: nothing more is written (why)
-        self._writer_done = anyio.Event()
-        self._closed = False
+        self._closed = False  # closing the socket has begun
+        self._io_closed = False
 
     async def run(self, main: Callable[[], Awaitable[None]]) -> None:
         failure: Exception | None = None
         async with open_task_group() as tg:
+            self._task_group = tg
             tg.start_soon(self._read)
-            tg.start_soon(self._write)
             try:
                 await main()
             except Exception as exc:
@@ -212,9 +214,15 @@ class TaskTransport:
                 return
             data = data[sent:]
         self._outbox.append(data)
-        self._writer_wakeup.fire()
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writer_running and self._task_group is not None:
+            self._writer_running = True
+            self._task_group.start_soon(self._write)
 
     async def _write(self) -> None:
+        """Write the outbox, then half-close or close as asked; end when nothing is left."""
         io = self.io
         try:
             while self._lost is None:
@@ -236,17 +244,16 @@ class TaskTransport:
                         return  # aborted: part of it may be on the wire; nothing more can follow
                     self._written += len(data)
                     self._wake_flushers()
-                elif self._closing:
-                    return
-                elif self._eof_owed:
+                elif self._eof_owed and not self._closing:
                     self._eof_owed = False
                     await io.send_eof()  # RFC 6455 §7.1.1: after the close frame
                 else:
-                    await self._writer_wakeup.wait()
+                    return
         finally:
-            self._writer_done.set()
+            self._writer_running = False
             self._wake_flushers()
-            await self._close_io()  # the socket closes once what was written has gone out
+            if self._closing:
+                await self._close_io()  # the socket closes once what was written has gone out
 
     def _lose(self, reason: str) -> None:
         self._lost = self._lost or reason
@@ -258,6 +265,12 @@ class TaskTransport:
         if event is not None:
             self._drained = None
             event.set()
+
+    async def _wait_for_writer(self) -> None:
+        event = self._drained
+        if event is None:
+            event = self._drained = anyio.Event()
+        await event.wait()
 
     @property
     def flushed(self) -> bool:
@@ -274,17 +287,14 @@ class TaskTransport:
         while self._written < target:
             if self._lost is not None:
                 raise PeerGone(self.gone or self._lost)
-            event = self._drained
-            if event is None:
-                event = self._drained = anyio.Event()
-            await event.wait()
+            await self._wait_for_writer()
 
     # ------------------------------------------------------------------ closing
 
     def half_close(self) -> None:
         if self.gone is None:
             self._eof_owed = True
-            self._writer_wakeup.fire()
+            self._start_writer()
 
     def close_soon(self, reason: str, flush_limit_s: float) -> None:
         if flush_limit_s <= 0:
@@ -295,7 +305,7 @@ class TaskTransport:
         if self._closing:
             return
         self._closing = True
-        self._writer_wakeup.fire()
+        self._start_writer()
         if self._outbox or self._writing:
             self.call_at(self.now() + flush_limit_s, partial(self.abort, reason))
 
@@ -306,17 +316,20 @@ class TaskTransport:
         self._lose(reason)
         if self._write_scope is not None:
             self._write_scope.cancel()  # a write waiting for buffer space
-        self._writer_wakeup.fire()
+        self._start_writer()  # which closes the socket
 
     async def aclose(self) -> None:
         self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
-        await self._writer_done.wait()
+        while not self._io_closed:
+            await self._wait_for_writer()
 
     async def _close_io(self) -> None:
         if not self._closed:
             self._closed = True
             with anyio.CancelScope(shield=True):
                 await self.io.aclose()
+            self._io_closed = True
+            self._wake_flushers()
 
     # ------------------------------------------------------------------ the rest
 
