@@ -143,9 +143,9 @@ async def refserver_requests(requests: int, connections: int, websocket: bool) -
     """CPU seconds refserver (asyncio) takes for ``requests`` requests on each of
     ``connections`` connections."""
     from refserver.config import Config
+    from refserver.runtime.asyncio_transport import AsyncioTransport
     from refserver.runtime.context import ServerContext
     from refserver.runtime.http import HTTPConnection
-    from refserver.runtime.transport import AsyncioTransport
 
     ctx = ServerContext(app, Config(access_log=False))
     protocols, waits, tasks = [], [], []

@@ -1,4 +1,4 @@
-"""refserver's asyncio Protocol (``runtime/transport.py``, ``AsyncioTransport``): closing with
+"""refserver's asyncio Protocol (``runtime/asyncio_transport.py``, ``AsyncioTransport``): closing with
 bytes still in asyncio's buffer (RFC 9293 §3.6: what was sent before the close is delivered)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import socket
 import anyio
 import pytest
 
-from refserver.runtime.transport import AsyncioTransport
+from refserver.runtime.asyncio_transport import AsyncioTransport
 from tests.support import TIMEOUT
 
 pytestmark = pytest.mark.anyio
@@ -37,8 +37,7 @@ class TestRFC9293Section3_6Closing:
         server_sock, client_sock = socket.socketpair()
         with client_sock:
             transport = await ObservedTransport.over(server_sock)
-            transport.queue([CHUNK])
-            transport.write_queued()
+            transport.write([CHUNK])
             transport.close_soon("closing", 60.0)  # the bound is armed: bytes are still buffered
             client_sock.setblocking(False)
             loop = asyncio.get_running_loop()

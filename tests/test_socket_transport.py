@@ -1,5 +1,5 @@
-"""The transport that reads and writes a socket itself (``runtime/transport.py``,
-``SocketTransport``; plain connections on trio), and the wake-up call of trio's runtime
+"""The transport that reads and writes a socket itself (``runtime/task_transport.py``,
+``SocketIO``; plain connections on trio), and the wake-up call of trio's runtime
 (``runtime/wakeup.py``, ``TrioWakeup``). Both run on either backend's readiness waits."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from refserver.runtime.transport import PeerGone, SocketTransport
+from refserver.runtime.task_transport import SocketIO, TaskTransport
+from refserver.runtime.transport import PeerGone
 from refserver.runtime.wakeup import TrioWakeup
 from tests.support import TIMEOUT
 
@@ -48,7 +49,7 @@ async def read_all(sock: socket.socket, size: int) -> bytes:
 class TestRFC9293Section3_10_2SendCall:
     async def test_a_write_larger_than_the_buffers_arrives_whole_and_in_order(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         received: list[bytes] = []
         with client, anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
@@ -63,31 +64,37 @@ class TestRFC9293Section3_10_2SendCall:
         assert received == [BIG + b"end"]
 
     async def test_abort_cuts_a_blocked_write_short_and_nothing_more_is_written(self) -> None:
+        """``TaskTransport.abort`` (the writer task's write, over a socket)."""
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = TaskTransport(SocketIO(server))
         raised: list[str] = []
-        with client, anyio.fail_after(TIMEOUT):
+
+        async def main() -> None:
+            transport.write([BIG])  # the peer does not read: the rest waits in the writer
             async with anyio.create_task_group() as tg:
 
-                async def writer() -> None:
+                async def flusher() -> None:
                     try:
-                        await transport.send(BIG)  # the peer does not read: it blocks
+                        await transport.flush()
                     except PeerGone as exc:
                         raised.append(str(exc))
 
-                tg.start_soon(writer)
+                tg.start_soon(flusher)
                 await anyio.wait_all_tasks_blocked()
                 transport.abort("aborted by the test")
+            transport.write([b"more"])
             with pytest.raises(PeerGone, match=r"^aborted by the test$"):
-                await transport.send(b"more")
-            await transport.aclose()
+                await transport.flush()
+
+        with client, anyio.fail_after(TIMEOUT):
+            await transport.run(main)
         assert raised == ["aborted by the test"]
 
 
 class TestRFC9293Section3_10_3ReceiveCall:
     async def test_bytes_then_the_peers_fin(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         with anyio.fail_after(TIMEOUT):
             client.sendall(b"hello")
             assert await transport.receive() == b"hello"
@@ -99,7 +106,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_a_reset_says_so(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()  # RST
         with anyio.fail_after(TIMEOUT):
@@ -109,7 +116,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_a_cancelled_read_takes_no_bytes(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         with client, anyio.fail_after(TIMEOUT):
             with anyio.CancelScope() as scope:
                 scope.cancel()
@@ -121,7 +128,7 @@ class TestRFC9293Section3_10_3ReceiveCall:
 
     async def test_closing_wakes_a_waiting_read_with_eof(self) -> None:
         server, client = tcp_pair()
-        transport = SocketTransport(server)
+        transport = SocketIO(server)
         results: list[bytes] = []
         with client, anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:

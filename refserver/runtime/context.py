@@ -18,7 +18,16 @@ from refserver.protocol.websocket import Timeouts
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
 
-__all__ = ["CALLS_BETWEEN_YIELDS", "ASGIApp", "Handler", "Pacer", "Scope", "ServerContext", "record_steps"]
+__all__ = [
+    "CALLS_BETWEEN_YIELDS",
+    "ASGIApp",
+    "Handler",
+    "Pacer",
+    "Scope",
+    "ServerContext",
+    "record_error",
+    "record_steps",
+]
 
 # docs/decisions.md#fairness: of an app's receive() and send() calls that can answer at once,
 # every third lets the event loop run (one that has to wait resets the count).
@@ -123,3 +132,10 @@ def record_steps(fx: Effects, state: str, trace: ConnectionTrace | None) -> str:
         if trace is not None:
             trace.record(note.kind, state, note.section, note.text)
     return state
+
+
+def record_error(trace: ConnectionTrace | None, state: str, exc: BaseException, message: Any, section: str) -> None:
+    """Trace what an app's ``send(message)`` raises, with the spec section the error names
+    (``section`` when it names none)."""
+    if trace is not None:
+        trace.record("error", state, getattr(exc, "section", section), str(exc), message=message)

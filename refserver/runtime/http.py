@@ -1,22 +1,22 @@
-"""Drives one HTTPMachine over a Transport: the connection's reader, and one app task per
+"""Drives one HTTPMachine over a Transport (``runtime/transport.py``): one app task per
 request, until the peer leaves, keep-alive ends, or the request upgrades to a WebSocket.
 
 The machine decides everything (it owns the h11 connection; this module never imports
 h11); this module awaits. :meth:`HTTPConnection._apply` is the one place where effects
-take hold (queue bytes, start an app instance, wake the app, arm the keep-alive timer,
+take hold (write bytes, start an app instance, wake the app, arm the keep-alive timer,
 pause or resume reading, close TCP, hand over to the WebSocket runtime) and where the
 trace records every state change.
 
-- The reader is the connection's own task. It reads while the machine wants input (the
-  request body one chunk at a time, then only to notice a disconnect) and runs the
-  keep-alive timer: its cancel scope carries the deadline.
-- Writes keep the order in which the machine produced the bytes: one writer at a time
-  drains the outbox, others wait until their bytes are written.
+- The peer's bytes, its leaving and the keep-alive timer arrive as calls from the
+  transport; each is one input of the machine, applied at once. The machine asks for the
+  request body one chunk at a time, then reads only to notice a disconnect.
+- The connection's own task runs each request's app instance, one after the other.
+  Writes keep the order in which the machine produced the bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -28,9 +28,9 @@ import anyio.lowlevel
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
-from refserver.runtime.context import Pacer, ServerContext, record_steps
-from refserver.runtime.tasks import open_task_group
-from refserver.runtime.transport import Address, PeerGone, StreamTransport, Transport
+from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
+from refserver.runtime.task_transport import StreamIO, TaskTransport
+from refserver.runtime.transport import Address, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
@@ -50,15 +50,9 @@ class HTTPConnection:
         "_failure",
         "_live_cycle",
         "_pace",
-        "_pushed",
         "_reader_done",
-        "_reader_waiting",
-        "_reader_wakeup",
-        "_reading",
         "_request_wakeup",
         "_requests",
-        "_scope",
-        "_serving",
         "_state",
         "_timer",
         "_timer_at",
@@ -84,7 +78,9 @@ class HTTPConnection:
         over_limit: bool = False,
         tls: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
+        self.transport: Transport = (
+            TaskTransport(StreamIO(stream)) if isinstance(stream, anyio.abc.ByteStream) else stream
+        )
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.machine = HTTPMachine(ctx.http_settings, date=ctx.date, last_request=last_request, over_limit=over_limit)
@@ -104,46 +100,38 @@ class HTTPConnection:
         self._upgrade: Upgrade | None = None
         self._closing = False
         self._app_wakeup = self.transport.new_wakeup()
-        self._reader_wakeup = self.transport.new_wakeup()
+        self._app_waiters = 0  # receive() calls blocked on _app_wakeup
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
         self._cycles = 0
-        # The keep-alive deadline, the reader's scope and what is owed to TCP.
+        # The keep-alive deadline, and the transport timer armed for it (at _timer_at).
         self._deadline = math.inf
-        self._scope: anyio.CancelScope | None = None
-        self._reader_waiting = False
-        self._reading = True
+        self._timer: TimerHandle | None = None
+        self._timer_at = math.inf
         self._close_owed = False
         # Requests wait here for the connection's own task, which runs their app instances
         # (the machine reads the next request once the app instance before it has returned:
         # docs/decisions.md#one-instance-per-connection).
         self._requests: list[tuple[RequestHead, int]] = []
         self._request_wakeup = self.transport.new_wakeup()
-        self._serving = False
-        self._reader_done = False
-        # One count for the connection's app instances, one after the other (docs/decisions.md#fairness,
-        # docs/implementation.md#http-fairness-count): it starts again when the connection's task
-        # waits for the next request.
+        self._reader_done = False  # no more input: the connection closes or upgrades
+        # One count for the connection's app instances, one after the other
+        # (docs/decisions.md#fairness, docs/implementation.md#http-fairness-count): it starts
+        # again when the connection's task waits for the next request.
         self._pace = Pacer()
-        # When the transport pushes (asyncio): no reader task; bytes, EOF and the keep-alive
-        # timer arrive as event-loop callbacks, and effects on TCP take hold at once.
-        self._pushed = self.transport.pushes
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf  # when _timer fires
-        self._app_waiters = 0  # receive() calls blocked on _app_wakeup
         self._failure: Exception | None = None
         # What the connection's app instance serves, and since when (for the shutdown timeout's
         # record): a request head, or the WebSocket's path.
         self._current: tuple[RequestHead | str, float] | None = None
 
     async def run(self) -> None:
+        await self.transport.run(self._run)
+
+    async def _run(self) -> None:
         try:
-            if self._pushed:
-                self._apply(self.machine.opened())
-                self.transport.push_to(self)
-                await self._serve_requests()
-            else:
-                await self._run_pulled()
+            self._apply(self.machine.opened())
+            self.transport.push_to(self)
+            await self._serve_requests()
             self._cancel_timer()
             if self._failure is not None:
                 raise self._failure
@@ -153,15 +141,7 @@ class HTTPConnection:
             self._cancel_timer()
             await self.transport.aclose()
 
-    async def _run_pulled(self) -> None:
-        """The reader in a task of its own; returns (and lets go of the group) once the
-        connection closes or upgrades."""
-        async with open_task_group() as tg:
-            self._apply(self.machine.opened())
-            tg.start_soon(self._read_until_done)
-            await self._serve_requests()
-
-    # ------------------------------------------------------------------ pushed input
+    # ------------------------------------------------------------------ the transport's calls
 
     def bytes_received(self, data: bytes) -> None:
         self._apply(self.machine.receive_data(data))
@@ -171,7 +151,7 @@ class HTTPConnection:
             self._apply(self.machine.peer_gone(why))
 
     def failed(self, exc: Exception) -> None:
-        """An input raised inside an event-loop callback: end the connection; run() raises it."""
+        """An input raised inside a call from the transport: end the connection; run() raises it."""
         self._failure = exc
         self._close_owed = True
         self.transport.abort("internal error")
@@ -195,6 +175,12 @@ class HTTPConnection:
         except Exception as exc:
             self.failed(exc)
 
+    def _keep_alive_timeout(self) -> None:
+        self._deadline = math.inf
+        if self.trace is not None:
+            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
+        self._apply(self.machine.keep_alive_timeout())
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -216,11 +202,12 @@ class HTTPConnection:
         self._apply(self.machine.server_shutdown())
 
     async def shutdown_timed_out(self) -> None:
-        """The shutdown timeout expired with this connection's app still running, and the server
-        is about to cancel it (docs/decisions.md#shutdown-timeout-503): name it in a WARNING; a response that had
-        not started is answered 503 with connection: close, then the connection closes (traced,
-        access-logged), and the app's later messages are ignored. A WebSocket already got its
-        1001. Nothing to do when no app instance runs."""
+        """Record and answer this connection's app, still running at the shutdown timeout.
+
+        The server is about to cancel it (docs/decisions.md#shutdown-timeout-503). Name it in a
+        WARNING. Answer a response that had not started with 503 and ``connection: close``, then
+        close the connection (traced, access-logged); the app's later messages are ignored. A
+        WebSocket already got its 1001. Do nothing when no app instance runs."""
         current = self._current
         if current is None:
             return
@@ -244,7 +231,7 @@ class HTTPConnection:
         path = served.target.decode("latin-1")
         answer = "answered 503" if status == 503 else "its response cut" if status else "no response"
         _cancelled(self.ctx, f"{served.method} {path} from {self.peer} (ran {ran}; {answer})")
-        if self.ctx.config.access_log and access_log.isEnabledFor(20):
+        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 '%s - "%s %s HTTP/%s" %s', self.peer, served.method, path, served.http_version, status or "-"
             )
@@ -263,30 +250,20 @@ class HTTPConnection:
                 error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
             else:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
-        pushed = self._pushed
         if fx.write:
-            self.transport.queue(fx.write)
-            if pushed:
-                self.transport.write_queued()
+            self.transport.write(fx.write)
         if fx.cancel_keep_alive or fx.keep_alive_s is not None:
             self._deadline = math.inf if fx.keep_alive_s is None else self.transport.now() + fx.keep_alive_s
-            if pushed:
-                # A timer armed for an earlier deadline stays armed: when it fires it finds
-                # the deadline gone (a request is being served) or later (it re-arms then), so
-                # a request costs no cancel and no new timer.
-                deadline = self._deadline
-                if deadline != math.inf and self._timer_at > deadline:
-                    self._cancel_timer()
-                    self._timer_at = deadline
-                    self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
-            elif self._scope is not None:
-                self._scope.deadline = self._deadline
+            # A timer armed for an earlier deadline stays armed: when it fires it finds the
+            # deadline gone (a request is being served) or later (it re-arms then), so a
+            # request costs no cancel and no new timer.
+            deadline = self._deadline
+            if deadline != math.inf and self._timer_at > deadline:
+                self._cancel_timer()
+                self._timer_at = deadline
+                self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
         if fx.reading is not None:
-            self._reading = fx.reading
-            if pushed:
-                self.transport.set_reading(fx.reading)
-            else:
-                self._reader_wakeup.fire()
+            self.transport.set_reading(fx.reading)
         if fx.request is not None:
             self._cycles += 1
             self._live_cycle = self._cycles
@@ -295,15 +272,10 @@ class HTTPConnection:
         if fx.upgrade is not None or fx.tcp is not None:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
-            if pushed:
-                if fx.upgrade is not None:
-                    # What follows the handshake waits for the WebSocket runtime.
-                    self.transport.stop_pushing()
-                self._done_reading()
-            else:
-                self._reader_wakeup.fire()
-                if self._reader_waiting and self._scope is not None:
-                    self._scope.cancel()  # the reader is blocked in a read: it has other work now
+            if fx.upgrade is not None:
+                # What follows the handshake waits for the WebSocket runtime.
+                self.transport.stop_pushing()
+            self._done_reading()
         if fx.wake_app and self._app_waiters:  # a receive() that has not blocked asks the machine first
             self._app_wakeup.fire()
 
@@ -316,7 +288,7 @@ class HTTPConnection:
             return False
         return True
 
-    # ------------------------------------------------------------------ the reader
+    # ------------------------------------------------------------------ the requests
 
     async def _serve_requests(self) -> None:
         """The connection's own task: run each request's app instance, until the reader is
@@ -324,11 +296,7 @@ class HTTPConnection:
         while True:
             if self._requests:
                 head, cycle = self._requests.pop(0)
-                self._serving = True
-                try:
-                    await self._serve(head, cycle)
-                finally:
-                    self._serving = False
+                await self._serve(head, cycle)
             elif self._reader_done:
                 return
             else:
@@ -336,49 +304,6 @@ class HTTPConnection:
                 # loop, so this is a wait (docs/implementation.md#http-fairness-count).
                 await self._request_wakeup.wait()
                 self._pace.waited()
-
-    async def _read_until_done(self) -> None:
-        """Read until the connection closes or is handed to the WebSocket runtime."""
-        try:
-            await self._read_until_closed_or_upgraded()
-        finally:
-            self._reader_done = True
-            self._request_wakeup.fire()
-
-    async def _read_until_closed_or_upgraded(self) -> None:
-        while not self._close_owed and self._upgrade is None:
-            with anyio.CancelScope(deadline=self._deadline) as scope:
-                self._scope = scope
-                await self._read()
-            self._scope = None
-            self._reader_waiting = False
-            if not self._close_owed and self._upgrade is None and anyio.current_time() >= self._deadline:
-                self._keep_alive_timeout()
-        # Before closing: what is queued (a rejection, the end of a response).
-        await self._flush_or_lose()
-
-    def _keep_alive_timeout(self) -> None:
-        self._deadline = math.inf
-        if self.trace is not None:
-            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
-        self._apply(self.machine.keep_alive_timeout())
-
-    async def _read(self) -> None:
-        machine, transport = self.machine, self.transport
-        while not self._close_owed and self._upgrade is None:
-            self._reader_waiting = True
-            if not self._reading:
-                await self._reader_wakeup.wait()  # backpressure, or waiting for the app to end
-                self._reader_waiting = False
-                continue
-            data = await transport.receive()
-            self._reader_waiting = False
-            if data:
-                self._apply(machine.receive_data(data))
-            else:
-                self._apply(machine.peer_gone(transport.gone or "peer closed the connection"))
-            if self.transport.has_queued and not self.transport.flushing:
-                await self._flush_or_lose()
 
     # ------------------------------------------------------------------ one request
 
@@ -407,12 +332,7 @@ class HTTPConnection:
             waited = False
             while True:
                 fx = machine.app_receive()
-                self._apply(fx)
-                if fx.write and self.transport.has_queued and not self.transport.flushing:
-                    await self._flush_or_lose()  # 100 Continue
-                    waited = True
-                    if fx.event is None:
-                        continue  # the body may have arrived meanwhile: ask the machine again
+                self._apply(fx)  # (a 100 Continue is written, without waiting)
                 event = fx.event
                 if event is not None:
                     if waited:
@@ -440,14 +360,7 @@ class HTTPConnection:
             try:
                 fx = machine.app_send(message)
             except (ASGIProtocolError, ClientDisconnected) as exc:
-                if trace is not None:
-                    trace.record(
-                        "error",
-                        self._state,
-                        getattr(exc, "section", sections.WS_CLOSED_SEND),
-                        str(exc),
-                        message=message,
-                    )
+                record_error(trace, self._state, exc, message, sections.WS_CLOSED_SEND)
                 await anyio.lowlevel.checkpoint()
                 raise
             if trace is not None:
@@ -457,16 +370,14 @@ class HTTPConnection:
             self._apply(fx)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                if trace is not None:
-                    trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
+                record_error(trace, self._state, gone, message, sections.WS_CLOSED_SEND)
                 raise gone
             if machine.state is not START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
-                if trace is not None:
-                    trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
+                record_error(trace, self._state, fx.error, message, "")
                 raise fx.error
 
         raised = False
@@ -493,10 +404,9 @@ class HTTPConnection:
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
         self._apply(fx)
-        # The app's own sends flushed what they wrote; a pushing transport wrote the rest.
-        if fx.write or (not self._pushed and self.transport.has_queued):
+        if fx.write:
             await self._flush_or_lose()
-        if self.ctx.config.access_log and access_log.isEnabledFor(20):
+        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 '%s - "%s %s HTTP/%s" %s',
                 self.peer,

@@ -25,15 +25,17 @@ from refserver.config import Config
 from refserver.errors import LifespanFailure
 from refserver.loading import as_asgi3
 from refserver.logs import error_log
+from refserver.runtime.asyncio_transport import AsyncioTransport
 from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor, socket_stream
+from refserver.runtime.task_transport import SocketIO, TaskTransport
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import AsyncioTransport, SocketTransport, Transport
+from refserver.runtime.transport import Transport
 from refserver.trace import Tracer
 
 
@@ -241,10 +243,10 @@ async def _serve_connections(
                 extension: dict[str, Any] | None = None
                 try:
                     if tls is None and running_on_asyncio:
-                        # asyncio's own transport carries plain connections (runtime/transport.py).
+                        # asyncio's own transport carries plain connections (runtime/asyncio_transport.py).
                         stream = await AsyncioTransport.over(conn)
                     elif tls is None:
-                        stream = SocketTransport(conn)  # trio: the socket itself
+                        stream = TaskTransport(SocketIO(conn))  # trio: the socket itself
                     else:
                         stream = raw = await socket_stream(conn)
                 except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
