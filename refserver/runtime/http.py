@@ -440,16 +440,19 @@ class HTTPConnection:
             try:
                 fx = machine.app_send(message)
             except (ASGIProtocolError, ClientDisconnected) as exc:
-                if trace is not None:
-                    trace.record(
-                        "error",
-                        self._state,
-                        getattr(exc, "section", sections.WS_CLOSED_SEND),
-                        str(exc),
-                        message=message,
-                    )
-                await anyio.lowlevel.checkpoint()
-                raise
+                try:  # under --app-violations warn, a breach with a safe reading is served in it
+                    message, fx = self.ctx.violations.serve(exc, message, machine.app_send, trace)
+                except (ASGIProtocolError, ClientDisconnected) as error:
+                    if trace is not None:
+                        trace.record(
+                            "error",
+                            self._state,
+                            getattr(error, "section", sections.WS_CLOSED_SEND),
+                            str(error),
+                            message=message,
+                        )
+                    await anyio.lowlevel.checkpoint()
+                    raise error from None
             if trace is not None:
                 trace.record(
                     "send", machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
@@ -467,6 +470,7 @@ class HTTPConnection:
             if fx.error is not None:
                 if trace is not None:
                     trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
+                self.ctx.violations.report(fx.error)
                 raise fx.error
 
         raised = False

@@ -316,12 +316,19 @@ class WebSocketConnection:
         try:
             fx = self.machine.app_send(message)
         except (ASGIProtocolError, ClientDisconnected) as exc:
-            if trace is not None:
-                trace.record(
-                    "error", self._state, getattr(exc, "section", sections.WS_CLOSED_SEND), str(exc), message=message
-                )
-            await anyio.lowlevel.checkpoint()
-            raise
+            try:  # under --app-violations warn, a breach with a safe reading is served in it
+                message, fx = self.ctx.violations.serve(exc, message, self.machine.app_send, trace)
+            except (ASGIProtocolError, ClientDisconnected) as error:
+                if trace is not None:
+                    trace.record(
+                        "error",
+                        self._state,
+                        getattr(error, "section", sections.WS_CLOSED_SEND),
+                        str(error),
+                        message=message,
+                    )
+                await anyio.lowlevel.checkpoint()
+                raise error from None
         if trace is not None:
             trace.record(
                 "send", self.machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
@@ -341,6 +348,7 @@ class WebSocketConnection:
         if fx.error is not None:
             if trace is not None:
                 trace.record("error", self._state, getattr(fx.error, "section", ""), str(fx.error), message=message)
+            self.ctx.violations.report(fx.error)
             raise fx.error
 
     async def _run_app(self) -> None:
