@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import extended as _extended
+from refserver.conformance.catalogue import header_case as _header_case
 from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
@@ -60,6 +61,7 @@ META_CLAIMS = Scenario(
 SCENARIOS: list[Scenario] = [
     *_websocket.SCENARIOS,
     *_http.SCENARIOS,
+    *_header_case.SCENARIOS,
     *_extended.SCENARIOS,
     *_deployment.SCENARIOS,
     *_tls.SCENARIOS,
