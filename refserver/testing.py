@@ -21,7 +21,7 @@ within ``shutdown_timeout_s``, then run lifespan shutdown. The exit is checked: 
 lifespan startup or shutdown raises :class:`refserver.LifespanFailure` from the ``with``
 statement, and an exception raised inside the block comes out as itself after the shutdown.
 
-Every message the app sends that breaks a spec rule is kept in ``server.violations`` (a
+Every message the app sends on a connection that breaks a spec rule is kept in ``server.violations`` (a
 :class:`refserver.violations.Violation`: message type, problem, section, and the safe reading
 it was served in, if any), whether ``send()`` raised it or, with ``app_violations="warn"``,
 served it; so a framework's own suite can assert that it commits none::

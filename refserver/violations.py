@@ -14,7 +14,6 @@ a valid message never reaches this module.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,7 +60,6 @@ class Policy:
         self.mode = mode
         self.sinks = tuple(sinks)
         self._logged: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()  # serve_in_thread: the app's server and the test share sinks
 
     def serve(
         self,
@@ -79,13 +77,15 @@ class Policy:
                 ``raise``, the breach has no safe reading, or ``error`` is not a breach (a
                 closed connection); a breach is reported to the sinks first.
         """
+        taken: set[str] = set()  # each rule's reading is taken once: a reading that breaks its own rule raises
         while True:
             if not isinstance(error, ASGIProtocolError):
                 raise error
             reading = error.safe_reading
-            if reading is None or self.mode == "raise":
+            if reading is None or self.mode == "raise" or reading.rule in taken:
                 self.report(error)
                 raise error
+            taken.add(reading.rule)
             self._served(error, message, trace)
             message = reading.message
             try:
@@ -103,10 +103,9 @@ class Policy:
         reading = error.safe_reading
         assert reading is not None
         violation = Violation.of(error, served=True)
-        with self._lock:
-            first = (error.message_type, reading.rule) not in self._logged
-            self._logged.add((error.message_type, reading.rule))
-        if first:
+        rule = (error.message_type, reading.rule)
+        if rule not in self._logged:
+            self._logged.add(rule)
             error_log.warning("%s; later breaches of this rule are served alike without a warning", violation)
         if trace is not None:
             detail = f"{error.problem}; {reading.taken}"

@@ -299,3 +299,16 @@ def test_config_refuses_another_policy() -> None:
 
     with pytest.raises(ValueError, match=r"^app_violations must be raise or warn, not 'ignore'$"):
         Config(app_violations="ignore")  # type: ignore[arg-type]
+
+
+def test_a_reading_that_breaks_its_own_rule_again_raises_instead_of_looping() -> None:
+    kept: list[Violation] = []
+    message, error = breach(MIXED)
+
+    def refuses_every_reading(message: Any) -> str:
+        raise error  # as a machine that still finds the rule broken would
+
+    with pytest.raises(ASGIProtocolError) as info:
+        Policy("warn", [kept.append]).serve(error, message, refuses_every_reading, None)
+    assert info.value is error
+    assert [v.taken for v in kept] == ["sent as b'content-type'", None]
