@@ -218,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="disable the access log")
     p.add_argument(
+        "--app-violations",
+        type=_one_of("raise", "warn"),
+        metavar="raise|warn",
+        default=d.app_violations,
+        help=f"a message the app sends that breaks a spec rule: send() raises, or (warn) one with exactly one "
+        f"safe reading, such as an upper-case header name, is served in it and logged once per rule "
+        f"(default {d.app_violations})",
+    )
+    p.add_argument(
         "--trace",
         action="store_true",
         help="print every ASGI message and state change of every connection, with the spec rule behind it",
@@ -388,6 +397,7 @@ FLAG_OF_FIELD = {
     "ws_close_timeout_s": "--ws-close-timeout",
     "ws_per_message_deflate": "--ws-per-message-deflate",
     "access_log": "--no-access-log",
+    "app_violations": "--app-violations",
     "ssl_certfile": "--ssl-certfile",
     "ssl_keyfile": "--ssl-keyfile",
     "ssl_keyfile_password": "--ssl-keyfile-password",

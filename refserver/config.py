@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from refserver.trace import TraceRecord
+    from refserver.violations import Violation
 
 LifespanMode = Literal["auto", "on", "off"]
 Backend = Literal["asyncio", "trio"]
+AppViolations = Literal["raise", "warn"]  # refserver.violations
 
 MiB = 1024 * 1024
 
@@ -63,6 +65,13 @@ class Config:
     # Callables that receive every TraceRecord (e.g. refserver.testing records them); they
     # turn the trace on without --trace.
     trace_sinks: tuple[Callable[[TraceRecord], None], ...] = ()
+    # A message that breaks a spec rule: send() raises ("raise"), or, when the breach has
+    # exactly one safe reading, it is served in that reading and logged once per rule
+    # ("warn"; refserver.violations, docs/decisions.md#app-violations).
+    app_violations: AppViolations = "raise"
+    # Callables that receive every refserver.violations.Violation (e.g. refserver.testing
+    # keeps them), served or raised.
+    violation_sinks: tuple[Callable[[Violation], None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.lifespan not in ("auto", "on", "off"):
@@ -81,6 +90,8 @@ class Config:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:  # nan and inf are not durations
                 raise ValueError(f"{name} must be a finite number, 0 or more, not {value!r}")
+        if self.app_violations not in ("raise", "warn"):
+            raise ValueError(f"app_violations must be raise or warn, not {self.app_violations!r}")
         if self.trace_format not in ("text", "jsonl"):
             raise ValueError(f"trace_format must be text or jsonl, not {self.trace_format!r}")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:

@@ -18,6 +18,9 @@ or a WebSocket close code. refserver's own bugs are ordinary exceptions that esc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 
 class ClientDisconnected(OSError):
     """``send()`` was called on a connection that is closed or closing.
@@ -37,18 +40,34 @@ class RefserverError(Exception):
     """Base class of refserver's own (non-I/O) errors."""
 
 
+@dataclass(frozen=True, slots=True)
+class SafeReading:
+    """The one way a message that breaks a rule can still be served (docs/decisions.md#app-violations)."""
+
+    rule: str  # names the rule, the same for every breach of it (the warning is logged once per rule)
+    taken: str  # what serving it this way does, e.g. "sent as b'content-type'"
+    message: dict[str, Any]  # the message as served
+
+
+# The hint a violation with a safe reading carries under ``--app-violations raise`` (the default).
+WARN_HINT = "--app-violations warn would serve it"
+
+
 class ASGIProtocolError(RefserverError, RuntimeError):
     """The application sent a message that breaks the ASGI spec.
 
     The text names the message type, what is wrong, the state the connection was in and
     the spec section, e.g. ``http.response.body sent before http.response.start (state:
-    AWAITING_START; www spec 2.5, "Response Body - send event")``.
+    AWAITING_START; www spec 2.5, "Response Body - send event")``. A breach with a safe
+    reading (``safe_reading``) is raised only under ``--app-violations raise``; its text
+    ends with a hint naming ``--app-violations warn`` and what it would do.
     """
 
-    def __init__(self, message_type: str, problem: str, section: str) -> None:
+    def __init__(self, message_type: str, problem: str, section: str, safe_reading: SafeReading | None = None) -> None:
         self.message_type = message_type
         self.problem = problem
         self.section = section
+        self.safe_reading = safe_reading
         self.state: str | None = None
         super().__init__(self._render())
 
@@ -61,7 +80,10 @@ class ASGIProtocolError(RefserverError, RuntimeError):
 
     def _render(self) -> str:
         where = f"state: {self.state}; " if self.state else ""
-        return f"{self.message_type} {self.problem} ({where}{self.section})"
+        text = f"{self.message_type} {self.problem} ({where}{self.section})"
+        if self.safe_reading is not None:
+            text += f"; {WARN_HINT} ({self.safe_reading.taken})"
+        return text
 
 
 class AppLoadError(RefserverError):

@@ -25,13 +25,20 @@ pytest-asyncio's (``@pytest.mark.asyncio``, on the default function-scoped loop)
 runs on the test's own event loop. ``refserver_server_in_thread`` is for synchronous tests (and
 any other loop); its backend is ``refserver_options()["backend"]`` (default asyncio). Each test
 gets its own server, started before and stopped (with lifespan shutdown, checked) after it.
+
+A message the app sends that breaks a spec rule is kept in the server's ``violations``. A test
+fails if there are any when it ends, once the project sets ``refserver_fail_on_violations = true``
+in its pytest configuration, or for one test marked ``@pytest.mark.refserver_fail_on_violations``
+(``refserver_fail_on_violations(False)`` exempts a test from the ini setting). With
+``{"app_violations": "warn"}`` in ``refserver_options`` every breach with a safe reading is
+served, so one run lists them all (docs/testing.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, cast
 
 import pytest
@@ -103,6 +110,38 @@ else:
     refserver_server_asyncio = _pytest_asyncio.fixture(name="_refserver_server_asyncio", loop_scope="function")(
         _serve_in_a_task_of_its_own
     )
+
+FAIL_ON_VIOLATIONS = "refserver_fail_on_violations"  # the ini setting and the marker
+SERVER_FIXTURES = ("refserver_server", "refserver_server_in_thread")
+
+
+def _fails_on_violations(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker(FAIL_ON_VIOLATIONS)
+    if marker is not None:
+        return bool(marker.args[0]) if marker.args else True
+    try:
+        return bool(item.config.getini(FAIL_ON_VIOLATIONS))
+    except ValueError:  # the entry point that declares it is unloaded (-p no:refserver)
+        return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Fail a test whose app broke a spec rule, when the project or the test asks for it."""
+    result = yield
+    if _fails_on_violations(item):
+        funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+        for name in SERVER_FIXTURES:
+            server = funcargs.get(name)
+            if isinstance(server, RunningServer) and server.violations:
+                lines = "\n".join(f"  {violation}" for violation in server.violations)
+                pytest.fail(
+                    f"the app broke {len(server.violations)} ASGI spec rule(s) while {name} served it "
+                    f"({FAIL_ON_VIOLATIONS}):\n{lines}",
+                    pytrace=False,
+                )
+    return result
+
 
 NO_PLUGIN = (
     "refserver_server runs the server on the test's event loop, so the test must be async and run by "

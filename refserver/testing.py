@@ -21,6 +21,15 @@ within ``shutdown_timeout_s``, then run lifespan shutdown. The exit is checked: 
 lifespan startup or shutdown raises :class:`refserver.LifespanFailure` from the ``with``
 statement, and an exception raised inside the block comes out as itself after the shutdown.
 
+Every message the app sends on a connection that breaks a spec rule is kept in ``server.violations`` (a
+:class:`refserver.violations.Violation`: message type, problem, section, and the safe reading
+it was served in, if any), whether ``send()`` raised it or, with ``app_violations="warn"``,
+served it; so a framework's own suite can assert that it commits none::
+
+    async with serve(app, app_violations="warn") as server:
+        ...  # drive the app
+    assert server.violations == []
+
 A pytest plugin (``refserver.pytest_fixtures``) wraps these in fixtures; see its docstring.
 """
 
@@ -39,6 +48,7 @@ from refserver.config import Config
 from refserver.runtime.server import Listening
 from refserver.runtime.server import serve as _serve
 from refserver.trace import TraceRecord
+from refserver.violations import Violation
 
 __all__ = ["RunningServer", "serve", "serve_in_thread"]
 
@@ -57,6 +67,9 @@ class RunningServer:
     # received and sent, each state change, ignored message, error and timer; see
     # refserver.trace). Empty otherwise.
     records: list[TraceRecord] = field(default_factory=list)
+    # Every app message that broke a spec rule, in order: raised from send(), or served in
+    # its safe reading under ``app_violations="warn"`` (refserver.violations).
+    violations: list[Violation] = field(default_factory=list)
 
     def messages(self, kind: str, scope: str | None = None) -> list[dict[str, Any]]:
         """With ``record=True``: the ASGI messages the apps received (``kind="recv"``) or sent
@@ -106,14 +119,24 @@ class RunningServer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _config(options: dict[str, Any]) -> tuple[Config, list[TraceRecord]]:
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What the helper collects while the server runs."""
+
+    records: list[TraceRecord] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+
+
+def _config(options: dict[str, Any]) -> tuple[Config, _Kept]:
     # The one place where options become a Config. ``record=True`` is not a server setting:
-    # it adds a trace sink that collects every record into the list returned here.
-    records: list[TraceRecord] = []
+    # it adds a trace sink that collects every record into the lists returned here. A
+    # violation sink always collects the app's violations.
+    kept = _Kept()
     options = dict(options)
     if options.pop("record", False):
-        options["trace_sinks"] = (*options.get("trace_sinks", ()), records.append)
-    return Config.from_options(**{**TEST_DEFAULTS, **options}), records
+        options["trace_sinks"] = (*options.get("trace_sinks", ()), kept.records.append)
+    options["violation_sinks"] = (*options.get("violation_sinks", ()), kept.violations.append)
+    return Config.from_options(**{**TEST_DEFAULTS, **options}), kept
 
 
 @asynccontextmanager
@@ -123,18 +146,20 @@ async def serve(app: Any, **options: Any) -> AsyncIterator[RunningServer]:
     ``options`` are :class:`refserver.Config` fields (``lifespan="on"``, ``ws_max_size_bytes=...``),
     and ``record=True``, which keeps every trace record in ``server.records`` (see
     :meth:`RunningServer.messages`) so that a test can assert what its app was told;
+    ``app_violations="warn"`` serves a breach with a safe reading instead of raising it
+    (every breach is kept in ``server.violations`` either way);
     ``host`` defaults to ``127.0.0.1`` and ``port`` to ``0`` (a free port). ``backend`` is not
     accepted: the server runs on the loop of the test that calls this.
     """
     if "backend" in options:
         raise TypeError("serve() runs on the caller's event loop; backend= is an option of serve_in_thread()")
-    config, records = _config(options)
-    async with _running(app, config, records) as server:
+    config, kept = _config(options)
+    async with _running(app, config, kept) as server:
         yield server
 
 
 @asynccontextmanager
-async def _running(app: Any, config: Config, records: list[TraceRecord]) -> AsyncIterator[RunningServer]:
+async def _running(app: Any, config: Config, kept: _Kept) -> AsyncIterator[RunningServer]:
     stop = anyio.Event()
     stopped = anyio.Event()
 
@@ -148,7 +173,7 @@ async def _running(app: Any, config: Config, records: list[TraceRecord]) -> Asyn
         async with anyio.create_task_group() as tg:
             listening: Listening = await tg.start(run_server)
             try:
-                yield RunningServer(listening, config, records)
+                yield RunningServer(listening, config, kept.records, kept.violations)
             finally:
                 stop.set()
                 # A graceful shutdown even when the block raised (unless it was cancelled:
@@ -171,9 +196,9 @@ def _lone(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def serve_in_thread(app: Any, **options: Any) -> Iterator[RunningServer]:
     """Like :func:`serve`, for synchronous tests: the server runs on its own event loop
     (``backend="asyncio"`` or ``"trio"``, default asyncio) in a background thread."""
-    config, records = _config(options)  # an unknown option fails here, in the caller's thread
+    config, kept = _config(options)  # an unknown option fails here, in the caller's thread
     with (
         anyio.from_thread.start_blocking_portal(config.backend) as portal,
-        portal.wrap_async_context_manager(_running(app, config, records)) as server,
+        portal.wrap_async_context_manager(_running(app, config, kept)) as server,
     ):
         yield server

@@ -16,16 +16,17 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 # test functions x parameters in the blocks, with the test extra installed: hello (anyio's
 # plugin runs it on every backend installed: asyncio and trio), fixtures (2 + 1), pytest-asyncio
-# (1), Starlette (2 backends), Falcon (asyncio). A block that stops being collected fails this.
-EVERY_TEST = 9
+# (1), violations (2), Starlette (2 backends), Falcon (asyncio). A block that stops being
+# collected fails this.
+EVERY_TEST = 11
 # On a plain install: pytest-asyncio's block and Starlette on trio are skipped.
-PLAIN_INSTALL = (5, 2)
+PLAIN_INSTALL = (7, 2)
 HAS_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
 
 
 def test_the_doc_has_the_blocks_this_test_counts() -> None:
     blocks = BLOCK.findall(DOC.read_text())
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     assert "[tool.pytest.ini_options]\nrefserver_fixtures = true\n" in DOC.read_text()
 
 

@@ -282,7 +282,8 @@ INVALID: list[tuple[str, list[dict[str, Any]], Any, str]] = [
         "upper-case header name",
         [],
         {"type": "http.response.start", "status": 200, "headers": [(b"X-A", b"1")]},
-        f"http.response.start has a header name b'X-A' that is not lower-case (state: AWAITING_START; {RS})",
+        f"http.response.start has a header name b'X-A' that is not lower-case (state: AWAITING_START; {RS}); "
+        "--app-violations warn would serve it (sent as b'x-a')",
     ),
     (
         "pseudo-header",

@@ -182,3 +182,77 @@ class TestUnderPytestAsyncio:
         assert done.returncode == 1, done.stdout + done.stderr
         assert "mark it @pytest.mark.anyio" in done.stdout
         assert "for a synchronous test ask for refserver_server_in_thread" in done.stdout
+
+
+VIOLATING_APP = """
+from typing import Any
+
+import pytest
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Mixed", b"1")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def refserver_app() -> Any:
+    return app
+
+
+@pytest.fixture
+def refserver_options() -> dict[str, Any]:
+    return {"lifespan": "off", "app_violations": "warn"}
+"""
+
+VIOLATING_TESTS = """
+import urllib.request
+
+
+def get(server):
+    with urllib.request.urlopen(server.http_url, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_as_the_ini_says(refserver_server_in_thread):
+    get(refserver_server_in_thread)
+
+
+@pytest.mark.refserver_fail_on_violations
+def test_marked(refserver_server_in_thread):
+    get(refserver_server_in_thread)
+
+
+@pytest.mark.refserver_fail_on_violations(False)
+def test_exempt(refserver_server_in_thread):
+    get(refserver_server_in_thread)
+"""
+
+VIOLATION_LINE = (
+    "  http.response.start has a header name b'X-Mixed' that is not lower-case; sent as b'x-mixed' "
+    '(www spec 2.5, "Response Start - send event")'
+)
+
+
+class TestFailOnViolations:
+    """A test fails when the app its refserver fixture served broke a spec rule: for every
+    test with the ini setting ``refserver_fail_on_violations = true``, for one test with the
+    marker; ``refserver_fail_on_violations(False)`` exempts one."""
+
+    def test_the_marker_fails_one_test(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", VIOLATING_APP + VIOLATING_TESTS)
+        done = run_pytest(tmp_path, "refserver_fixtures = true\n", "--strict-markers")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "1 failed, 2 passed" in done.stdout, done.stdout
+        assert "FAILED test_it.py::test_marked" in done.stdout
+        assert "the app broke 1 ASGI spec rule(s) while refserver_server_in_thread served it" in done.stdout
+        assert VIOLATION_LINE in done.stdout
+
+    def test_the_ini_setting_fails_every_test_not_exempt(self, tmp_path: Path) -> None:
+        write(tmp_path / "test_it.py", VIOLATING_APP + VIOLATING_TESTS)
+        done = run_pytest(tmp_path, "refserver_fixtures = true\nrefserver_fail_on_violations = true\n")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "2 failed, 1 passed" in done.stdout, done.stdout
+        assert "FAILED test_it.py::test_as_the_ini_says" in done.stdout
+        assert "FAILED test_it.py::test_marked" in done.stdout

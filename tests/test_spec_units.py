@@ -78,7 +78,8 @@ def test_valid_messages_pass(message: dict[str, Any]) -> None:
         ),
         (
             {"type": "http.response.start", "status": 200, "headers": [(b"Content-Type", b"x")]},
-            f"http.response.start has a header name b'Content-Type' that is not lower-case ({RS})",
+            f"http.response.start has a header name b'Content-Type' that is not lower-case ({RS}); "
+            "--app-violations warn would serve it (sent as b'content-type')",
         ),
         (
             {"type": "http.response.start", "status": 200, "headers": [(b":path", b"/")]},

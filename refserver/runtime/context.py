@@ -17,6 +17,7 @@ from refserver.protocol.http import Settings
 from refserver.protocol.websocket import Timeouts
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp, Scope
+from refserver.violations import Policy
 
 __all__ = [
     "CALLS_BETWEEN_YIELDS",
@@ -73,6 +74,7 @@ class ServerContext:
         self.app = app
         self.config = config
         self.tracer = tracer  # None: tracing is off and costs nothing
+        self.violations = Policy(config.app_violations, config.violation_sinks)  # the app's, for every connection
         self._connections = 0
         self.state: dict[str, Any] = {}  # the lifespan state (lifespan spec 2.0, "Lifespan State")
         self.handlers: set[Handler] = set()

@@ -360,9 +360,12 @@ class HTTPConnection:
             try:
                 fx = machine.app_send(message)
             except (ASGIProtocolError, ClientDisconnected) as exc:
-                record_error(trace, self._state, exc, message, sections.WS_CLOSED_SEND)
-                await anyio.lowlevel.checkpoint()
-                raise
+                try:  # under --app-violations warn, a breach with a safe reading is served in it
+                    message, fx = self.ctx.violations.serve(exc, message, machine.app_send, trace)
+                except (ASGIProtocolError, ClientDisconnected) as error:
+                    record_error(trace, self._state, error, message, sections.WS_CLOSED_SEND)
+                    await anyio.lowlevel.checkpoint()
+                    raise error from None
             if trace is not None:
                 trace.record(
                     "send", machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
@@ -378,6 +381,7 @@ class HTTPConnection:
                 await anyio.lowlevel.checkpoint()
             if fx.error is not None:
                 record_error(trace, self._state, fx.error, message, "")
+                self.ctx.violations.report(fx.error)
                 raise fx.error
 
         raised = False

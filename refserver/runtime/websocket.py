@@ -242,9 +242,12 @@ class WebSocketConnection:
         try:
             fx = self.machine.app_send(message)
         except (ASGIProtocolError, ClientDisconnected) as exc:
-            record_error(trace, self._state, exc, message, sections.WS_CLOSED_SEND)
-            await anyio.lowlevel.checkpoint()
-            raise
+            try:  # under --app-violations warn, a breach with a safe reading is served in it
+                message, fx = self.ctx.violations.serve(exc, message, self.machine.app_send, trace)
+            except (ASGIProtocolError, ClientDisconnected) as error:
+                record_error(trace, self._state, error, message, sections.WS_CLOSED_SEND)
+                await anyio.lowlevel.checkpoint()
+                raise error from None
         if trace is not None:
             trace.record(
                 "send", self.machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
@@ -262,6 +265,7 @@ class WebSocketConnection:
         await self._pace.answered_at_once()
         if fx.error is not None:
             record_error(trace, self._state, fx.error, message, "")
+            self.ctx.violations.report(fx.error)
             raise fx.error
 
     async def _run_app(self) -> None:

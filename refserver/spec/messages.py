@@ -4,6 +4,11 @@ asgi spec, "Error Handling": an event with an unknown type, missing required key
 values of the wrong Python type makes ``send()`` raise; unknown *extra* keys must not.
 Each validator checks the shape only; which messages are allowed in which state is
 decided by the state tables in :mod:`refserver.protocol`.
+
+A breach with exactly one safe reading raises an error that carries it
+(:class:`~refserver.errors.SafeReading`); under ``--app-violations warn`` the runtime serves
+the message in that reading (:mod:`refserver.violations`; docs/decisions.md#app-violations).
+Only one rule has one: header names that are not lower-case.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
-from refserver.errors import ASGIProtocolError
+from refserver.errors import ASGIProtocolError, SafeReading
 from refserver.spec import sections
 
 Message = Mapping[str, Any]
@@ -58,9 +63,28 @@ def check_headers(message: Message, section: str, key: str = "headers") -> None:
         if not isinstance(name, bytes) or not isinstance(value, bytes):
             _fail(message, f"has a header {item!r} whose name and value are not both bytes", section)
         if not name.islower() and name != name.lower():  # (islower: the usual case, no copy made)
-            _fail(message, f"has a header name {name!r} that is not lower-case", section)
+            _header_name_case(message, key, name, section)
         if name.startswith(b":"):
             _fail(message, f"has a pseudo-header {name!r}", section)
+
+
+HEADER_NAME_CASE = "header names are lower-case"
+
+
+def _header_name_case(message: Message, key: str, name: bytes, section: str) -> NoReturn:
+    """www spec 2.5: "Header names must be lowercased." HTTP field names are case-insensitive
+    (RFC 9110 §5.1), so the name lower-cased is the one safe reading."""
+    lowered = []
+    for item in message.get(key, ()):
+        try:
+            item_name, value = item
+        except (TypeError, ValueError):
+            lowered.append(item)  # not a pair: the check of the reading names it
+            continue
+        lowered.append((item_name.lower(), value) if isinstance(item_name, bytes) else item)
+    reading = SafeReading(HEADER_NAME_CASE, f"sent as {name.lower()!r}", {**message, key: lowered})
+    problem = f"has a header name {name!r} that is not lower-case"
+    raise ASGIProtocolError(str(message.get("type")), problem, section, reading)
 
 
 def _status(message: Message, section: str) -> None:

@@ -14,6 +14,7 @@ find the app script named in the request path). Standard library only.
 from __future__ import annotations
 
 from refserver.conformance.catalogue import deployment as _deployment
+from refserver.conformance.catalogue import header_case as _header_case
 from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import lifespan as _lifespan
 from refserver.conformance.catalogue import tls as _tls
@@ -69,6 +70,7 @@ SCENARIOS: list[Scenario] = attach(
     [
         *_websocket.SCENARIOS,
         *_http.SCENARIOS,
+        *_header_case.SCENARIOS,
         *_lifespan.SCENARIOS,
         *_deployment.SCENARIOS,
         *_tls.SCENARIOS,

@@ -158,6 +158,7 @@ SCENARIO_RULES: dict[str, Rule] = {
     "http.send.status-str": R.INVALID_EVENT,
     "http.send.unknown-type": R.INVALID_EVENT,
     "http.send.websocket-message": R.INVALID_EVENT,
+    "http.response.header-name-case": R.RESPONSE_HEADER_CASE,
     "http.ext.pathsend": R.PATH_SEND,
     "http.ext.zerocopysend": R.ZERO_COPY_SEND,
     "http.ext.early-hint": R.EARLY_HINTS,

@@ -116,6 +116,13 @@ ROOT_PATH_IN_PATH = Rule(
     "so a path that starts with root_path is the reading the mapping implies; whether a server prepends its "
     "configured root_path to a request target that lacks it is not said (docs/decisions.md#root-path-reported)",
 )
+RESPONSE_HEADER_CASE = Rule(
+    UNSPEC,
+    'www spec 2.5, "Response Start - send event"',
+    "Header names must be lowercased.",
+    "the sentence binds the app; what a server does with a name that is not lower-case (raise, send it on, "
+    "or lower-case it) is not said (docs/decisions.md#header-names-lower-case)",
+)
 NON_UTF8_PATH = Rule(
     UNSPEC,
     'www spec 2.5, "HTTP Connection Scope"',
