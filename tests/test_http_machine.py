@@ -14,8 +14,9 @@ from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Tcp, Transition
 from refserver.protocol.http import HEAD_TOO_LARGE, TABLE, HTTPEffects, HTTPMachine, Input, Settings, State
 from refserver.protocol.lifespan import TABLE as LIFESPAN_TABLE
-from refserver.protocol.lifespan import Cause, LifespanMachine, LifespanState
+from refserver.protocol.lifespan import Cause, LifespanMachine
 from refserver.protocol.lifespan import Input as LifespanInput
+from refserver.protocol.lifespan import State as LifespanState
 from refserver.protocol.websocket import State as WSState
 from refserver.spec import sections
 
@@ -444,7 +445,7 @@ class TestLifespanStartupSendEvent:
     def test_an_app_ending_before_startup_completes(self, raised: bool, cause: Cause) -> None:
         m = LifespanMachine()
         fx = m.app_ended(raised=raised)
-        assert (m.state, m.cause, m.cause_state) == (LifespanState.STARTUP_FAILED, cause, LifespanState.STARTING)
+        assert (m.state, m.cause, m.cause_state) == (LifespanState.UNSUPPORTED, cause, LifespanState.STARTING)
         assert [t.section for t in fx.transitions] == ['lifespan spec 2.0, "Scope"']
 
 
