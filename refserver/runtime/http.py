@@ -17,6 +17,7 @@ trace records every state change.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -97,7 +98,6 @@ class HTTPConnection:
             self.peer = "a client that already left"
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
-        self.machine.recording = self.trace is not None  # state changes matter only to a trace
         self._state = self.machine.state.name  # for the trace
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
@@ -214,7 +214,7 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or fx.transitions:  # (the machine records transitions only when traced)
+        if fx.notes or fx.transitions:
             self._state = record_steps(fx, self._state, self.trace)
         if fx.refused is not None:
             refused = fx.refused
@@ -403,7 +403,7 @@ class HTTPConnection:
                     trace.record(
                         "error",
                         self._state,
-                        getattr(exc, "section", sections.WS_CLOSED_SEND),
+                        getattr(exc, "section", sections.HTTP_CLOSED_SEND),
                         str(exc),
                         message=message,
                     )
@@ -415,7 +415,7 @@ class HTTPConnection:
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
                 if trace is not None:
-                    trace.record("error", self._state, sections.WS_CLOSED_SEND, str(gone), message=message)
+                    trace.record("error", self._state, sections.HTTP_CLOSED_SEND, str(gone), message=message)
                 raise gone
             if machine.state is not START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
@@ -449,7 +449,7 @@ class HTTPConnection:
         # The app's own sends flushed what they wrote; a pushing transport wrote the rest.
         if fx.write or (not self._pushed and self.transport.has_queued):
             await self._flush_or_lose()
-        if self.ctx.config.access_log and access_log.isEnabledFor(20):
+        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 '%s - "%s %s HTTP/%s" %s',
                 self.peer,
