@@ -20,6 +20,8 @@ The machine is its :class:`State` plus these data fields, and nothing else:
 - ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
   of the ``ClientDisconnected`` a ``send()`` raises once the client has left.
 
+(``heads`` is a cache of checked response heads, not state: :class:`~refserver.protocol.responses.CheckedHeads`.)
+
 Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
 (:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
 raising, the peer's bytes, the peer going away, the keep-alive timer, and server
@@ -45,8 +47,8 @@ import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
-from refserver.protocol.effects import Effects, FastEnum, Note, Tcp
-from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
+from refserver.protocol.effects import Effects, FastEnum, Note, Tcp, blank
+from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
@@ -55,6 +57,7 @@ Message = Mapping[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 _NO_BODY_STATUSES = (204, 304)
+_END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
 
@@ -127,6 +130,14 @@ class Body(FastEnum):
     CHUNK_WAITS = "a chunk waits for the app's receive(); more is to come"
     LAST_CHUNK_WAITS = "the body's last chunk waits for the app's receive()"
     RECEIVED = "the app has received the whole body"
+
+
+# The bodies of which more is to come, and no chunk waits for the app.
+_BODY_ARRIVING = frozenset({Body.CONTINUE_OWED, Body.ARRIVING})
+# The bodies that have arrived whole.
+_BODY_IN = frozenset({Body.LAST_CHUNK_WAITS, Body.RECEIVED})
+# The bodies of which a chunk waits for the app.
+_BODY_WAITS = frozenset({Body.CHUNK_WAITS, Body.LAST_CHUNK_WAITS})
 
 
 class Input(FastEnum):
@@ -256,6 +267,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.requests = 0
         self.client_gone_reason = ""
         self.request: h11.Request | None = None
+        self.heads = CheckedHeads()
         self._new_cycle()
         self._fx = HTTPEffects()
         self._row = TABLE[(State.IDLE, Input.BYTES)]
@@ -338,32 +350,32 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _new_effects(self) -> HTTPEffects:
-        return HTTPEffects()
+    _new_effects = blank(HTTPEffects)
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state in APP_STATES:
-            body = self.body
-            if self.persistence is Persistence.CLIENT_GONE or body is Body.CHUNK_WAITS:
-                return False  # backpressure: the app has not taken the last chunk
-            if body is Body.ARRIVING or body is Body.CONTINUE_OWED:
-                return True
+        if state not in APP_STATES:
+            return state in _HEAD_STATES
+        if self.persistence is Persistence.CLIENT_GONE:
+            return False
+        body = self.body
+        if body in _BODY_ARRIVING:
+            return True
+        if body in _BODY_IN:
             # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
             return len(self._unparsed) <= self.settings.max_head_bytes
-        return state in _HEAD_STATES
+        return False  # backpressure: the app has not taken the last chunk
 
-    def _go(self, new: State, why: str, section: str) -> None:
-        """Change to ``new``, which the current row must list; closing also stops the
-        keep-alive timer."""
-        self._enter(new, why, section)
-        if new is State.CLOSED:
-            self._fx.tcp = Tcp.CLOSE
-            self._fx.cancel_keep_alive = True
-            self._fx.keep_alive_s = None
+    def _close(self, why: str, section: str) -> None:
+        """Change to ``CLOSED``: stop the keep-alive timer and close TCP once the queued
+        bytes are written."""
+        self._enter(State.CLOSED, why, section)
+        self._fx.tcp = Tcp.CLOSE
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
 
     def _end_after(self, persistence: Persistence) -> None:
         """Move ``persistence`` down to ``persistence``, never back up."""
@@ -394,11 +406,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if event is h11.NEED_DATA:
             if self.state is State.IDLE and len(self._unparsed):
-                self._go(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
+                self._enter(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
         if not isinstance(event, h11.Request):
             # ConnectionClosed: the peer left between requests (RFC 9112 §9.6).
-            self._go(State.CLOSED, "the peer closed the connection between requests", _RFC_CLOSE)
+            self._close("the peer closed the connection between requests", _RFC_CLOSE)
             return
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
@@ -418,7 +430,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if self.over_limit:
             self._fx.refused = Refusal("request", "the server is at its --limit-concurrency", 503)
             self._answer(503, b"Service Unavailable: too many connections\n")
-            self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_UNAVAILABLE)
+            self._close("over the concurrency limit: 503 sent", _RFC_UNAVAILABLE)
             return
         headers = internals.h11_header_pairs(event.headers)
         names = {name for name, _ in headers}
@@ -426,7 +438,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md #45).
             self.request = event
-            self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
+            self._enter(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._read_upgrade_body()
             return
         self._fx.cancel_keep_alive = True
@@ -443,7 +455,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # after responding to such a request".
             self._end_after(Persistence.CLOSE)
         self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
-        self._go(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
+        self._enter(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._read_body()
 
     def _refuse(self, status: int, reason: str) -> None:
@@ -453,7 +465,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
-        self._go(State.CLOSED, f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
+        self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
     def _answer(
         self,
@@ -482,25 +494,25 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.conn.receive_data(b"")
         self._read_head()  # h11 decides between a quiet close and a 400
         if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
-            self._go(State.CLOSED, "the peer left", _RFC_CLOSE)
+            self._close("the peer left", _RFC_CLOSE)
 
     def _idle_timeout(self, _: None) -> None:
         """Close quietly: no request arrived in time."""
-        self._go(State.CLOSED, "keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
+        self._close("keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
 
     def _head_timeout(self, _: None) -> None:
         """Close quietly: the request head did not complete in time."""
-        self._go(State.CLOSED, "keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
+        self._close("keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
 
     def _upgrade_body_timeout(self, _: None) -> None:
         """Close quietly: the upgrade request's body did not arrive in time. No app saw the
         request."""
-        self._go(State.CLOSED, "keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
+        self._close("keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
 
     def _shutdown_idle(self, _: None) -> None:
         """Close at once: no request is in flight."""
         self._end_after(Persistence.SHUTDOWN)
-        self._go(State.CLOSED, "server shutdown: no request in flight", _RFC_CLOSE)
+        self._close("server shutdown: no request in flight", _RFC_CLOSE)
 
     # ------------------------------------------------------------------ the upgrade
 
@@ -526,7 +538,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
-                self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+                self._close("the peer left during the upgrade request", _RFC_CLOSE)
                 return
         request = self.request
         if request is None:  # pragma: no cover - UPGRADING implies a request
@@ -536,7 +548,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
             self._answer(checked.status, checked.reason.encode() + b"\n", checked.headers)
-            self._go(State.CLOSED, f"bad WebSocket handshake (answered {checked.status})", _RFC_UPGRADE)
+            self._close(f"bad WebSocket handshake (answered {checked.status})", _RFC_UPGRADE)
             return
         settings = self.settings
         machine = WebSocketMachine(
@@ -550,12 +562,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.cancel_keep_alive = True
         self._fx.keep_alive_s = None
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
-        self._go(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
+        self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
     def _gone_upgrading(self, why: str) -> None:
         """Close: the peer left before the upgrade request was complete."""
         self._client_left(why)
-        self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+        self._close("the peer left during the upgrade request", _RFC_CLOSE)
 
     def _shutdown_upgrading(self, _: None) -> None:
         """Let the upgrade go on. The WebSocket machine refuses it with 503 at once."""
@@ -573,9 +585,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _read_body(self) -> None:
         """Hand the body to the app one chunk at a time ("Request - receive event"): all
         that h11 holds, joined, once the app has taken the last chunk."""
-        if self.body is not Body.ARRIVING and self.body is not Body.CONTINUE_OWED:
-            return
-        if self.persistence is Persistence.CLIENT_GONE:
+        if self.body not in _BODY_ARRIVING or self.persistence is Persistence.CLIENT_GONE:
             return
         chunks: list[bytes] = []
         while True:
@@ -614,7 +624,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._client_left(why)
         self._fx.wake_app = True
         if self.state in RESPONSE_PENDING:
-            self._go(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
+            self._enter(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
 
     def _gone_after_response(self, why: str) -> None:
         """Remember that the client has left. The connection carries no further request."""
@@ -642,7 +652,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             fx.event = disconnect_event()
             return
         body = self.body
-        if body is Body.CHUNK_WAITS or body is Body.LAST_CHUNK_WAITS:
+        if body in _BODY_WAITS:
             more = body is Body.CHUNK_WAITS
             fx.event = {"type": "http.request", "body": self.chunk, "more_body": more}
             self.body, self.chunk = (Body.ARRIVING if more else Body.RECEIVED), b""
@@ -695,16 +705,16 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         status = message["status"]
         # Built (and so checked by h11) now: a head that cannot be sent raises from this send().
         self.start = HeldStart(
-            sendable_head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
+            self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
         )
         self.status = status
-        self._go(
+        self._enter(
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
 
     def _first_body(self, message: Message) -> None:
         """Write the held status line and headers with the first body chunk. A body sent in
-        one message gets a Content-Length."""
+        one message gets a Content-Length, and completes the response."""
         messages.validate_http_response_body(message)
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
@@ -718,18 +728,27 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
         data = self._h11_send(head, "http.response.start")
         self.start = None
-        self._go(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
         try:
             out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
             # h11 took the head but refuses the body (it contradicts the app's own
             # Content-Length): nothing is written, so a response that lies about its length
             # never reaches the wire; the app's send() raises once this is applied.
+            self._enter(
+                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+            )
             self._fx.error = exc.with_state(self.state.name)
             return
         self._fx.add_write(out)  # never empty: it holds the head
-        if not more:
-            self._complete()
+        if more:
+            self._enter(
+                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+            )
+        else:
+            self._enter(
+                State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
+            )
+            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _next_body(self, message: Message) -> None:
         """Write the body chunk. The last one completes the response."""
@@ -747,11 +766,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
             out = self._h11_send(h11.Data(data=body), "http.response.body")
         if not more:
-            out += self._h11_send(h11.EndOfMessage(), "http.response.body")
+            out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
         return out
 
     def _complete(self) -> None:
-        self._go(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
+        self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
         self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _h11_send(self, event: h11.Event, kind: str) -> bytes:
@@ -788,28 +807,28 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._end_after(Persistence.CLOSE)
         if self.state is State.SENDING_BODY:
             self._fx.ended_status = self.status
-            self._go(State.CLOSED, "the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
+            self._close("the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
             return
         self.status = 500
         self._fx.ended_status = 500
         self._answer(500, b"Internal Server Error\n", date=self.date, head_only=self.method == b"HEAD")
-        self._go(State.CLOSED, "the app ended without a response; 500 sent", sections.CORE_ERRORS)
+        self._close("the app ended without a response; 500 sent", sections.CORE_ERRORS)
 
     def _ended_gone(self, _: None) -> None:
         """Close: the app has ended, and the client left before."""
         self._fx.ended_status = self.status
-        self._go(State.CLOSED, "the app ended after the client left", sections.HTTP_DISCONNECT)
+        self._close("the app ended after the client left", sections.HTTP_DISCONNECT)
 
     def _ended_complete(self, _: None) -> None:
         """Wait for the next request, and read it at once if it is already here. Close
         instead if the connection cannot carry another one."""
         self._fx.ended_status = self.status
         if not self.keep_alive:
-            self._go(State.CLOSED, "response complete; the connection cannot be reused", _RFC_PERSISTENCE)
+            self._close("response complete; the connection cannot be reused", _RFC_PERSISTENCE)
             return
         self.conn.start_next_cycle()
         self._new_cycle()
-        self._go(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
+        self._enter(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
         self._fx.cancel_keep_alive = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:
