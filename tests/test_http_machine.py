@@ -119,6 +119,17 @@ class TestRequestReceiveEvent:
         fx = m.app_ended(raised=False)
         assert (wire(fx), fx.tcp, fx.ended_status, m.state) == (b"", Tcp.CLOSE, 400, State.CLOSED)
 
+    def test_a_malformed_chunk_behind_a_waiting_chunk_ends_the_request_when_the_app_takes_it(self) -> None:
+        m = machine()
+        m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        fx = m.receive_data(b"ZZ\r\n")  # (reading was paused: the runtime need not deliver these)
+        assert (m.state, fx.write) == (State.AWAITING_START, [])
+        fx = m.app_receive()
+        assert fx.event == {"type": "http.request", "body": b"abc", "more_body": True}
+        assert wire(fx).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert [(t.old, t.new) for t in fx.transitions] == [("AWAITING_START", "CLIENT_GONE")]
+        assert m.app_receive().event == {"type": "http.disconnect"}
+
     def test_malformed_chunk_after_the_response_started_is_a_disconnect_only(self) -> None:
         m = machine()
         m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
