@@ -87,7 +87,6 @@ class HTTPConnection:
         self.transport = stream if isinstance(stream, Transport) else StreamTransport(stream)
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
-        self.machine = HTTPMachine(ctx.http_settings, date=ctx.date, last_request=last_request, over_limit=over_limit)
         self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
@@ -98,6 +97,13 @@ class HTTPConnection:
             self.peer = "a client that already left"
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
+        self.machine = HTTPMachine(
+            ctx.http_settings,
+            date=ctx.date,
+            last_request=last_request,
+            over_limit=over_limit,
+            traced=self.trace is not None,
+        )
         self._state = self.machine.state.name  # for the trace
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
