@@ -20,7 +20,9 @@ The machine is its :class:`State` plus these data fields, and nothing else:
 - ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
   of the ``ClientDisconnected`` a ``send()`` raises once the client has left.
 
-(``heads`` is a cache of checked response heads, not state: :class:`~refserver.protocol.responses.CheckedHeads`.)
+The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
+cache of checked response heads (``heads``, :class:`~refserver.protocol.responses.CheckedHeads`),
+and a live view of h11's buffer (``_unparsed``).
 
 Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
 (:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
