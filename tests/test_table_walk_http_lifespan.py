@@ -6,6 +6,7 @@ after each input; the lifespan walk is exhaustive, the HTTP walk random (seeded,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
@@ -224,7 +225,7 @@ def test_the_walk_fails_on_an_undeclared_or_a_missing_edge() -> None:
     key = (lifespan.State.STARTED, lifespan.Input.APP_RAISED)
     row = table[key]
     for wrong in ((lifespan.State.SHUTDOWN_FAILED, lifespan.State.DONE), ()):
-        table[key] = Row(row.state, row.input, wrong, row.action, row.section)
+        table[key] = dataclasses.replace(row, next=wrong)
         walk = Walk(table)
         machine = lifespan.LifespanMachine()
         machine.app_send({"type": "lifespan.startup.complete"})

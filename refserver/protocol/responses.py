@@ -1,5 +1,6 @@
-"""Building HTTP responses with h11: status lines with their reason phrase, and the
-small complete responses the server itself sends (400, 403, 426, 431, 500, 503)."""
+"""Building HTTP responses with h11: status lines with their reason phrase, the small
+complete responses the server itself sends (400, 403, 426, 431, 500, 503), and a
+connection's cache of the response heads h11 has checked (:class:`CheckedHeads`)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,16 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 def reason_phrase(status: int) -> bytes:
+    """Give the reason phrase of ``status`` (empty for a status without one)."""
     return _REASONS.get(status, b"")
 
 
 def response_head(status: int, headers: Headers) -> h11.Response:
+    """Build the h11 response head, with its reason phrase.
+
+    Raises:
+        h11.LocalProtocolError: h11 refuses a header.
+    """
     return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
 
 
@@ -32,8 +39,11 @@ def complete_response(
     date: bytes | None = None,
     head_only: bool = False,
 ) -> bytes:
-    """A whole response that closes the connection. Raises h11.LocalProtocolError if h11
-    cannot send a response now."""
+    """Give the bytes of a whole response of the server's own, which closes the connection.
+
+    Raises:
+        h11.LocalProtocolError: h11 cannot send a response now.
+    """
     all_headers = [
         *(headers or ()),
         (b"content-type", b"text/plain; charset=utf-8"),
