@@ -201,7 +201,9 @@ _STEPS = 16
 
 def test_random_walks_over_the_http_machine_take_exactly_the_declared_edges() -> None:
     """Random inputs (the ones with a row in the state the machine is in), from a fresh
-    connection each episode; the seed makes every run the same."""
+    connection each episode; the seed makes every run the same. Bytes arrive whenever the
+    walk likes, even while the machine has asked the runtime to stop reading: the table
+    covers every input the machine accepts."""
     assert set(_HTTP_CALLS) == set(http.Input)
     rng = random.Random(18)
     walk = Walk(http.TABLE)
