@@ -44,7 +44,7 @@ class Machine:
 
 _HTTP_HEAD = ("AWAITING_HEAD", ("IDLE", "READING_HEAD"))
 _HTTP_PENDING = ("RESPONSE_PENDING", ("AWAITING_START", "START_HELD", "SENDING_BODY"))
-# The HTTP machine has 30 edges: one diagram for a request and its response, one for the
+# The HTTP machine has 31 arrows: one diagram for a request and its response, one for the
 # upgrade, one for the ways a connection ends.
 HTTP_DIAGRAMS = (
     Diagram(
