@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,18 @@ _QUIET_ACTIONS = ("_nothing", "_discard")
 
 
 @dataclass(frozen=True)
+class Diagram:
+    """One state diagram of a machine: the edges into ``targets`` (every edge when empty).
+
+    ``groups`` name sets of states drawn as one box: an edge leaves the box when every
+    state in it has that edge, for the same inputs."""
+
+    title: str
+    targets: frozenset[str] = frozenset()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Machine:
     title: str
     module: str
@@ -26,13 +39,28 @@ class Machine:
     states: type[Enum]
     inputs: type[Enum]
     rows: Sequence[Any]  # objects with .state, .input, .next, .action, .section
+    diagrams: tuple[Diagram, ...] = (Diagram(""),)
+
+
+_HTTP_HEAD = ("AWAITING_HEAD", ("IDLE", "READING_HEAD"))
+_HTTP_PENDING = ("RESPONSE_PENDING", ("AWAITING_START", "START_HELD", "SENDING_BODY"))
+# The HTTP machine has 31 arrows: one diagram for a request and its response, one for the
+# upgrade, one for the ways a connection ends.
+HTTP_DIAGRAMS = (
+    Diagram(
+        "A request and its response",
+        frozenset({"IDLE", "READING_HEAD", "AWAITING_START", "START_HELD", "SENDING_BODY", "COMPLETE"}),
+    ),
+    Diagram("The WebSocket upgrade", frozenset({"UPGRADING", "UPGRADED"}), (_HTTP_HEAD,)),
+    Diagram("How a connection ends", frozenset({"CLIENT_GONE", "CLOSED"}), (_HTTP_HEAD, _HTTP_PENDING)),
+)
 
 
 def machines() -> list[Machine]:
     """Every protocol machine that has a transition table."""
-    from refserver.protocol import websocket
+    from refserver.protocol import http, lifespan, websocket
 
-    found = [
+    return [
         Machine(
             "WebSocket",
             "refserver/protocol/websocket.py",
@@ -40,34 +68,34 @@ def machines() -> list[Machine]:
             websocket.State,
             websocket.Input,
             list(websocket.TABLE.values()),
-        )
+        ),
+        Machine(
+            "HTTP/1.1",
+            "refserver/protocol/http.py",
+            "One HTTP/1.1 connection and its request/response cycles.",
+            http.State,
+            http.Input,
+            list(http.TABLE.values()),
+            HTTP_DIAGRAMS,
+        ),
+        Machine(
+            "Lifespan",
+            "refserver/protocol/lifespan.py",
+            "The lifespan scope: startup, serving, shutdown.",
+            lifespan.State,
+            lifespan.Input,
+            list(lifespan.TABLE.values()),
+        ),
     ]
-    for module_name, title, intro in (
-        ("refserver.protocol.http", "HTTP/1.1", "One HTTP/1.1 connection and its request/response cycles."),
-        ("refserver.protocol.lifespan", "Lifespan", "The lifespan scope: startup, serving, shutdown."),
-    ):
-        module = __import__(module_name, fromlist=["TABLE"])
-        table = getattr(module, "TABLE", None)
-        if isinstance(table, dict) and table and hasattr(next(iter(table.values())), "section"):
-            first = next(iter(table.values()))
-            found.append(
-                Machine(
-                    title,
-                    module_name.replace(".", "/") + ".py",
-                    intro,
-                    type(first.state),
-                    type(first.input),
-                    list(table.values()),
-                )
-            )
-    return found
 
 
-def _action_text(action: Any) -> str:
-    doc = (getattr(action, "__doc__", None) or "").strip().splitlines()
-    if doc and doc[0]:
-        return doc[0].rstrip(".")
-    return getattr(action, "__name__", str(action)).strip("_").replace("_", " ")
+def action_text(action: Any) -> str:
+    """Give what a row's action does: the first paragraph of its docstring, whole (the
+    action's name if it has none)."""
+    doc = inspect.getdoc(action) or ""
+    paragraph = doc.split("\n\n")[0]
+    text = " ".join(paragraph.split())
+    return text or getattr(action, "__name__", str(action)).strip("_").replace("_", " ")
 
 
 def _cell(text: str) -> str:
@@ -79,6 +107,70 @@ def _ordered(machine: Machine) -> list[Any]:
     states = {state: i for i, state in enumerate(machine.states)}
     inputs = {given: i for i, given in enumerate(machine.inputs)}
     return sorted(machine.rows, key=lambda row: (states[row.state], inputs[row.input]))
+
+
+def edges(machine: Machine) -> dict[tuple[str, str], list[str]]:
+    """Every state change the table declares: (old, new) -> the inputs that make it."""
+    order = {state: i for i, state in enumerate(machine.states)}
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in _ordered(machine):
+        for nxt in sorted(row.next, key=order.__getitem__):
+            if nxt is not row.state:
+                inputs = found.setdefault((row.state.name, nxt.name), [])
+                if row.input.name not in inputs:
+                    inputs.append(row.input.name)
+    return found
+
+
+def render_diagram(machine: Machine, diagram: Diagram) -> Iterable[str]:
+    """The mermaid lines of one diagram: its edges, with grouped states drawn as one box."""
+    shown = {
+        (old, new): inputs
+        for (old, new), inputs in edges(machine).items()
+        if not diagram.targets or new in diagram.targets
+    }
+    lines: list[str] = []
+    boxes: list[str] = []
+    for name, members in diagram.groups:
+        targets = {new for (old, new) in shown if old in members}
+        shared = [
+            new
+            for new in targets
+            if all(shown.get((member, new)) == shown.get((members[0], new)) for member in members)
+        ]
+        if not shared:
+            continue
+        boxes.append(name)
+        lines.append(f"    state {name} {{")
+        lines.extend(f"        {member}" for member in members)
+        lines.append("    }")
+        for new in sorted(shared, key=[state.name for state in machine.states].index):
+            inputs = shown[(members[0], new)]
+            for member in members:
+                del shown[(member, new)]
+            shown[(name, new)] = inputs
+    first = next(iter(machine.states)).name
+    yield "```mermaid"
+    yield "stateDiagram-v2"
+    if not diagram.targets or first in diagram.targets or any(old == first for old, _ in shown):
+        yield f"    [*] --> {first}"
+    yield from lines
+    order = [state.name for state in machine.states]
+    position = {name: order.index(members[0]) - 0.5 for name, members in diagram.groups}
+
+    def rank(edge: tuple[str, str]) -> tuple[float, int]:
+        old, new = edge
+        return (position[old] if old in position else order.index(old), order.index(new))
+
+    for old, new in sorted(shown, key=rank):
+        yield f"    {old} --> {new}: {', '.join(shown[(old, new)])}"
+    yield "```"
+    if boxes:
+        yield ""
+        for name, members in diagram.groups:
+            if name in boxes:
+                listed = ", ".join(f"`{member}`" for member in members)
+                yield f"- `{name}` is {listed}: an arrow from it leaves each of them, on the same inputs."
 
 
 def render_machine(machine: Machine) -> Iterable[str]:
@@ -98,19 +190,12 @@ def render_machine(machine: Machine) -> Iterable[str]:
     for given in machine.inputs:
         yield f"| `{given.name}` | {_cell(str(given.value))} |"
     yield ""
-    yield "```mermaid"
-    yield "stateDiagram-v2"
-    edges: dict[tuple[str, str], list[str]] = {}
-    for row in rows_in_order:
-        for nxt in sorted(row.next, key=order.__getitem__):
-            if nxt is not row.state:
-                edges.setdefault((row.state.name, nxt.name), []).append(row.input.name)
-    first = next(iter(machine.states)).name
-    yield f"    [*] --> {first}"
-    for (old, new), inputs in edges.items():
-        yield f"    {old} --> {new}: {', '.join(dict.fromkeys(inputs))}"
-    yield "```"
-    yield ""
+    for diagram in machine.diagrams:
+        if diagram.title:
+            yield f"**{diagram.title}**"
+            yield ""
+        yield from render_diagram(machine, diagram)
+        yield ""
     for state in machine.states:
         rows = [r for r in rows_in_order if r.state is state]
         yield f"### {state.name}"
@@ -125,7 +210,7 @@ def render_machine(machine: Machine) -> Iterable[str]:
                 continue
             nxt = ", ".join(f"`{n.name}`" for n in sorted(row.next, key=order.__getitem__) if n is not state)
             nxt = nxt or "(same)"
-            yield f"| `{row.input.name}` | {nxt} | {_cell(_action_text(row.action))} | {_cell(row.section)} |"
+            yield f"| `{row.input.name}` | {nxt} | {_cell(action_text(row.action))} | {_cell(row.section)} |"
         yield ""
         if quiet:
             yield "No effect: " + ", ".join(f"`{q}`" for q in quiet) + "."

@@ -14,8 +14,9 @@ from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Tcp, Transition
 from refserver.protocol.http import HEAD_TOO_LARGE, TABLE, HTTPEffects, HTTPMachine, Input, Settings, State
 from refserver.protocol.lifespan import TABLE as LIFESPAN_TABLE
-from refserver.protocol.lifespan import Cause, LifespanMachine, LifespanState
+from refserver.protocol.lifespan import Cause, LifespanMachine
 from refserver.protocol.lifespan import Input as LifespanInput
+from refserver.protocol.lifespan import State as LifespanState
 from refserver.protocol.websocket import State as WSState
 from refserver.spec import sections
 
@@ -117,6 +118,17 @@ class TestRequestReceiveEvent:
         assert m.app_receive().event == {"type": "http.disconnect"}
         fx = m.app_ended(raised=False)
         assert (wire(fx), fx.tcp, fx.ended_status, m.state) == (b"", Tcp.CLOSE, 400, State.CLOSED)
+
+    def test_a_malformed_chunk_behind_a_waiting_chunk_ends_the_request_when_the_app_takes_it(self) -> None:
+        m = machine()
+        m.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        fx = m.receive_data(b"ZZ\r\n")  # (reading was paused: the runtime need not deliver these)
+        assert (m.state, fx.write) == (State.AWAITING_START, [])
+        fx = m.app_receive()
+        assert fx.event == {"type": "http.request", "body": b"abc", "more_body": True}
+        assert wire(fx).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert [(t.old, t.new) for t in fx.transitions] == [("AWAITING_START", "CLIENT_GONE")]
+        assert m.app_receive().event == {"type": "http.disconnect"}
 
     def test_malformed_chunk_after_the_response_started_is_a_disconnect_only(self) -> None:
         m = machine()
@@ -444,7 +456,7 @@ class TestLifespanStartupSendEvent:
     def test_an_app_ending_before_startup_completes(self, raised: bool, cause: Cause) -> None:
         m = LifespanMachine()
         fx = m.app_ended(raised=raised)
-        assert (m.state, m.cause, m.cause_state) == (LifespanState.STARTUP_FAILED, cause, LifespanState.STARTING)
+        assert (m.state, m.cause, m.cause_state) == (LifespanState.UNSUPPORTED, cause, LifespanState.STARTING)
         assert [t.section for t in fx.transitions] == ['lifespan spec 2.0, "Scope"']
 
 

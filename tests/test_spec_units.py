@@ -14,7 +14,8 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.loading import as_asgi3, is_asgi3
 from refserver.protocol.effects import Tcp
 from refserver.protocol.http import HTTPEffects, HTTPMachine, State, scope_http_version
-from refserver.protocol.lifespan import LifespanMachine, LifespanState
+from refserver.protocol.lifespan import LifespanMachine
+from refserver.protocol.lifespan import State as LifespanState
 from refserver.spec import messages, scopes, sections
 
 RS = sections.HTTP_RESPONSE_START

@@ -53,7 +53,7 @@ class Walk(Generic[M]):
 
 
 @contextmanager
-def _recording(taken: set[Edge]) -> Iterator[None]:
+def recording(taken: set[Edge]) -> Iterator[None]:
     """Note every state change, with the row that made it, as it is made."""
     original = TableMachine._enter
 
@@ -99,7 +99,7 @@ def walk(
                 return None
         return machine
 
-    with _recording(result.taken):
+    with recording(result.taken):
         first = start()
         seen = {key(first)}
         frontier: list[tuple[tuple[str, ...], M]] = [((), first)]

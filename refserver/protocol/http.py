@@ -5,12 +5,31 @@ Covers www spec 2.5, "HTTP": "Request - receive event", "Response Start - send e
 "Response Body - send event", "Disconnect - receive event", and the 2.4 rule that
 ``send()`` on a closed connection raises an OSError subclass; RFC 9112 for the wire.
 
+The machine is its :class:`State` plus these data fields, and nothing else:
+
+- ``conn``: the ``h11.Connection``: the wire's own state (h11's ``our_state`` and
+  ``their_state``) and the received bytes it has not parsed yet.
+- ``persistence``: whether the connection carries another request after this cycle
+  (:class:`Persistence`); it only ever moves down that enum's list.
+- ``body``: how far the request body of this cycle has come (:class:`Body`), and
+  ``chunk``: the body bytes waiting for the app's ``receive()`` (in ``CHUNK_WAITS`` and
+  ``LAST_CHUNK_WAITS``).
+- ``start``: the response head of ``http.response.start``, held in ``START_HELD``.
+- ``method``, ``date``, ``status``: the request method, the Date header and the response
+  status of this cycle; ``request``: the upgrade request, in ``UPGRADING``.
+- ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
+  of the ``ClientDisconnected`` a ``send()`` raises once the client has left.
+
+The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
+cache of checked response heads (``heads``, :class:`~refserver.protocol.responses.CheckedHeads`),
+and a live view of h11's buffer (``_unparsed``).
+
 Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
 (:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
-raising, the peer's bytes, the peer going away, the keep-alive and head timeouts, and
-server shutdown. ``TABLE`` has one row per (state, input) that can happen: the states it
-may lead to, the action and the spec section; a pair without a row is an error naming
-the state, the input and the input's section.
+raising, the peer's bytes, the peer going away, the keep-alive timer, and server
+shutdown. ``TABLE`` has one row per (state, input) that can happen: the states it leads
+to, the action and the spec section; a pair without a row is an error naming the state,
+the input and the input's section.
 
 What the machine hands the runtime: a request head to run an app instance for
 (``HTTPEffects.request``), bytes to write (responses, rejections 400/431/505, ``100
@@ -31,7 +50,7 @@ import h11
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, internals
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
-from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
+from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
@@ -41,19 +60,21 @@ Message = Mapping[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 _NO_BODY_STATUSES = (204, 304)
-_END_OF_MESSAGE = h11.EndOfMessage()  # immutable: one serves every response
+_END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 
 
 def disconnect_event() -> dict[str, Any]:
-    """www spec 2.5, "Disconnect - receive event": a fresh dict on every call, so that an
-    app writing into one changes nothing for any other."""
+    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event").
+
+    A new dict on every call: an app that writes into one changes nothing for any other.
+    """
     return {"type": "http.disconnect"}
 
 
 def scope_http_version(version: bytes) -> str | None:
-    """The scope's ``http_version`` for a request line's version (www spec 2.5, "HTTP
-    Connection Scope": "1.0", "1.1" or "2"), or None if refserver cannot serve it.
+    """Give the scope's ``http_version`` for a request line's version, or None if refserver
+    cannot serve it (www spec 2.5, "HTTP Connection Scope": "1.0", "1.1" or "2").
 
     RFC 9112 §2.3: a higher minor version of HTTP/1 is processed as HTTP/1.1; another
     major version is answered 505 (RFC 9110 §15.6.6).
@@ -82,24 +103,44 @@ class State(FastEnum):
     CLOSED = "the TCP connection is closed once the queued bytes are written"
 
 
-# Python 3.11 looks an enum member up as a class attribute (``State.IDLE``) through the hook
-# of EnumType.__getattr__, at ten times the cost of a module global; the per-request paths
-# name their members through these.
-_IDLE, _AWAITING_START, _START_HELD, _SENDING_BODY, _COMPLETE, _CLIENT_GONE, _CLOSED = (
-    State.IDLE,
-    State.AWAITING_START,
-    State.START_HELD,
-    State.SENDING_BODY,
-    State.COMPLETE,
-    State.CLIENT_GONE,
-    State.CLOSED,
-)
 # States in which an app instance runs (a request/response cycle).
 APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.COMPLETE, State.CLIENT_GONE})
-# States in which the machine reads a request head (or an upgrade request's body).
-_HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 # States in which the app returning is an unfinished response.
 RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
+# States in which the machine reads a request head (or an upgrade request's body).
+_HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
+
+
+class Persistence(FastEnum):
+    """Whether the connection carries another request after this cycle (RFC 9112 §9.3).
+    It only ever moves down this list."""
+
+    KEEP_ALIVE = "the next request may follow, if h11 agrees (both sides of the cycle are done)"
+    CLOSE = "this cycle is the last: the request or the response rules out another (RFC 9112 §6.1, §9.6)"
+    SHUTDOWN = "this cycle is the last: the server is shutting down"
+    CLIENT_GONE = "the client has left: nothing more is read"
+
+
+_PERSISTENCE_ORDER = list(Persistence)
+
+
+class Body(FastEnum):
+    """How far the request body of this cycle has come (www spec 2.5, "Request - receive
+    event"): at most one chunk waits for the app, so reading pauses until it takes it."""
+
+    CONTINUE_OWED = "the client waits for 100 Continue before it sends the body"
+    ARRIVING = "more of the body is to come; no chunk waits for the app"
+    CHUNK_WAITS = "a chunk waits for the app's receive(); more is to come"
+    LAST_CHUNK_WAITS = "the body's last chunk waits for the app's receive()"
+    RECEIVED = "the app has received the whole body"
+
+
+# The bodies of which more is to come, and no chunk waits for the app.
+_BODY_ARRIVING = frozenset({Body.CONTINUE_OWED, Body.ARRIVING})
+# The bodies that have arrived whole.
+_BODY_IN = frozenset({Body.LAST_CHUNK_WAITS, Body.RECEIVED})
+# The bodies of which a chunk waits for the app.
+_BODY_WAITS = frozenset({Body.CHUNK_WAITS, Body.LAST_CHUNK_WAITS})
 
 
 class Input(FastEnum):
@@ -113,28 +154,20 @@ class Input(FastEnum):
     # the peer
     BYTES = "bytes from the peer"
     PEER_GONE = "EOF, reset, or a failed write"
-    # the keep-alive timer, by the state it fires in
-    KEEP_ALIVE_TIMEOUT = "keep-alive timer fired while idle"
-    HEAD_TIMEOUT = "keep-alive timer fired while a request head was arriving"
+    # the keep-alive timer
+    KEEP_ALIVE_TIMEOUT = "the keep-alive timer fired"
     # the server
     SHUTDOWN = "server shutdown"
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
 _APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
-_BYTES, _RECEIVE, _APP_RETURNED, _APP_RAISED, _OTHER_MESSAGE = (  # as the State members above
-    Input.BYTES,
-    Input.RECEIVE,
-    Input.APP_RETURNED,
-    Input.APP_RAISED,
-    Input.OTHER_MESSAGE,
-)
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
 _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
-_RFC_OVERLOAD = "RFC 9110 §15.6.4"  # 503 Service Unavailable
+_RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
@@ -146,9 +179,8 @@ _INPUT_SECTIONS = {
     Input.BYTES: _RFC_MESSAGE,
     Input.PEER_GONE: _RFC_CLOSE,
     Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
-    Input.HEAD_TIMEOUT: _RFC_PERSISTENCE,
     Input.SHUTDOWN: _RFC_CLOSE,
-    Input.SHUTDOWN_TIMEOUT: _RFC_OVERLOAD,
+    Input.SHUTDOWN_TIMEOUT: _RFC_UNAVAILABLE,
 }
 
 
@@ -164,14 +196,19 @@ class Settings:
 
 
 class RequestHead(NamedTuple):
-    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope").
-    (A named tuple: one is made per request, and a tuple is built faster than a frozen
-    dataclass.)"""
+    """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope")."""
 
     method: str
     target: bytes  # the raw request target
     http_version: str  # as the scope has it ("1.0" or "1.1")
     headers: Headers
+
+
+class HeldStart(NamedTuple):
+    """The response head of ``http.response.start``, held until the first body message."""
+
+    head: h11.Response  # built, and so checked, by h11
+    has_length: bool  # the app's headers include a content-length
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +241,15 @@ class HTTPEffects(Effects):
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
 
 
+class UntracedHTTPEffects(HTTPEffects):
+    """:class:`HTTPEffects` that drop the state changes: only a trace reads them. A connection
+    nobody traces saves 16k of 561k instructions per keep-alive request this way
+    (``benchmarks/instructions.py --valgrind``): the record and the runtime's pass over it."""
+
+    def add_transition(self, step: Transition) -> None:
+        """Drop the state change."""
+
+
 class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     """The sans-IO state of one HTTP/1.1 connection."""
 
@@ -216,31 +262,33 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         date: Callable[[], bytes],
         last_request: bool = False,
         over_limit: bool = False,
+        traced: bool = True,
     ) -> None:
-        """``last_request``: the server is shutting down and took this connection from the
-        accept queue: its first request is served (with ``connection: close``), then it closes
-        (docs/decisions.md#shutdown-serves-accept-queue).
-        ``over_limit``: the server is at ``--limit-concurrency``: the first request (HTTP or a
-        WebSocket handshake) is answered 503 before any app sees it, then it closes
-        (docs/decisions.md#limit-concurrency)."""
-        self.over_limit = over_limit
-        # Whether state changes are recorded in the effects (``transitions``): only a trace
-        # reads them, and the runtime turns this off when the connection is not traced.
-        self.recording = True
+        """Start a connection in ``IDLE``.
+
+        ``traced``: whether anything reads the state changes (``HTTPEffects.transitions``).
+
+        ``last_request``: the server is shutting down and took this connection from the
+        accept queue: its first request is served (with ``connection: close``), then it
+        closes (docs/decisions.md#shutdown-serves-accept-queue). ``over_limit``: the server is at
+        ``--limit-concurrency``: the first request (HTTP or a WebSocket handshake) is
+        answered 503 before any app sees it, then it closes (docs/decisions.md#limit-concurrency).
+        """
         self.settings = settings or Settings()
+        self.over_limit = over_limit
+        self._date_source = date
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
         self._unparsed = internals.h11_unparsed(self.conn)  # live: what h11 holds unparsed
-        self._date_source = date
         self.state = State.IDLE
-        self.requests = 0  # request heads handed out so far
-        self.shutting_down = last_request
-        self.client_gone_reason: str | None = None
-        self._eof_fed = False
-        self._request: h11.Request | None = None
-        self._reading = True
-        self._fx = HTTPEffects()
-        self._row = TABLE[(State.IDLE, Input.BYTES)]
+        self.persistence = Persistence.SHUTDOWN if last_request else Persistence.KEEP_ALIVE
+        self.requests = 0
+        self.client_gone_reason = ""
+        self.request: h11.Request | None = None
+        self.heads = CheckedHeads()
         self._new_cycle()
+        self._new_effects = blank(HTTPEffects if traced else UntracedHTTPEffects)
+        self._fx = self._new_effects()
+        self._row = TABLE[(State.IDLE, Input.BYTES)]
         # The connection opened: the keep-alive timer bounds the wait for the first head.
         self._fx.keep_alive_s = self.settings.keep_alive_s
 
@@ -249,103 +297,112 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.method = b""
         self.date = b""
         self.status = 0  # set by http.response.start (or 500)
-        self._held: h11.Response | None = None  # the head of http.response.start, until the first body
-        self._held_has_length = False  # the app's headers include a content-length
-        # receive side: at most one body chunk waits for the app (backpressure).
-        self._pending_body: dict[str, Any] | None = None
-        self.request_complete = False
-        self._continue_owed = False
-        self.must_close = False  # the connection cannot carry another request after this one
+        self.start: HeldStart | None = None
+        self.body = Body.ARRIVING
+        self.chunk = b""
 
     # ------------------------------------------------------------------ the contract
 
     def opened(self) -> HTTPEffects:
-        """The effects of the connection opening (the keep-alive timer)."""
+        """Give the effects of the connection opening: the keep-alive timer."""
         return self._take()
 
     def app_send(self, message: Message) -> HTTPEffects:
-        """The app's ``send(message)``. Raises the app's error (a misuse, a closed
-        connection) without changing anything."""
+        """Take the app's ``send(message)``.
+
+        Raises:
+            ASGIProtocolError: the message is malformed, not allowed in this state, or
+                cannot be sent; the state is unchanged.
+            ClientDisconnected: the client has left before the response completed.
+        """
         state = self.state
         try:
-            kind = message.get("type") if type(message) is dict else None
-            if type(kind) is not str:
-                kind = messages.message_type(message)  # not a dict, or no str type: raises
-            return self._step(_APP_INPUTS.get(kind, _OTHER_MESSAGE), message)
+            given = _APP_INPUTS.get(messages.message_type(message))
+            return self._step(Input.OTHER_MESSAGE if given is None else given, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> HTTPEffects:
-        """The app's ``receive()``: ``event`` is what it returns now, or None when it has to
-        wait for ``wake_app``."""
-        return self._step(_RECEIVE, None)
+        """Take the app's ``receive()``. ``event`` is what it returns now; None means it
+        waits for ``wake_app``."""
+        return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> HTTPEffects:
-        return self._step(_APP_RAISED if raised else _APP_RETURNED, None)
+        """Take the end of the app instance: it returned, or (``raised``) it raised."""
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> HTTPEffects:
-        """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
-        return self._step(_BYTES, data)
+        """Take bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
+        return self._step(Input.BYTES, data)
 
     def peer_gone(self, why: str = "peer closed the connection") -> HTTPEffects:
-        """EOF, a reset or a failed write."""
+        """Take the end of the peer: EOF, a reset or a failed write."""
         return self._step(Input.PEER_GONE, why)
 
     def keep_alive_timeout(self) -> HTTPEffects:
-        """The keep-alive timer armed through ``keep_alive_s`` fired."""
-        reading = self.state is State.READING_HEAD or self.state is State.UPGRADING
-        return self._step(Input.HEAD_TIMEOUT if reading else Input.KEEP_ALIVE_TIMEOUT, None)
+        """Take the keep-alive timer armed through ``keep_alive_s`` firing."""
+        return self._step(Input.KEEP_ALIVE_TIMEOUT, None)
 
     def server_shutdown(self) -> HTTPEffects:
+        """Take server shutdown: the response in flight may finish, then the connection closes."""
         return self._step(Input.SHUTDOWN, None)
 
     def shutdown_timeout(self) -> HTTPEffects:
-        """The server's shutdown timeout expired while an app instance runs: the server is about
-        to cancel it. ``ended_status`` is the status the client got (0: none)."""
+        """Take the shutdown timeout, expired while an app instance runs: the server cancels it.
+
+        ``HTTPEffects.ended_status`` is the status the client got (0: none)."""
         return self._step(Input.SHUTDOWN_TIMEOUT, None)
 
     @property
     def keep_alive(self) -> bool:
-        """Whether the connection can carry the next request (h11 decides the wire side)."""
+        """Tell whether the connection can carry the next request (h11 decides the wire side)."""
         return (
-            not self.must_close
-            and not self.shutting_down
-            and self.client_gone_reason is None
+            self.persistence is Persistence.KEEP_ALIVE
             and self.conn.our_state is h11.DONE
             and self.conn.their_state is h11.DONE
         )
 
-    # ------------------------------------------------------------------ dispatch
+    @property
+    def must_close(self) -> bool:
+        """Tell whether this cycle is the connection's last."""
+        return self.persistence is not Persistence.KEEP_ALIVE
 
-    _new_effects = blank(HTTPEffects)
+    @property
+    def shutting_down(self) -> bool:
+        """Tell whether the server is shutting down this connection."""
+        return self.persistence is Persistence.SHUTDOWN
+
+    # ------------------------------------------------------------------ dispatch
 
     def _section_of(self, given: Input) -> str:
         return _INPUT_SECTIONS[given]
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state in APP_STATES:  # (first: four of a request's five inputs come in these)
-            if self.client_gone_reason is not None:
-                return False
-            if not self.request_complete:
-                return self._pending_body is None  # backpressure: the app has the last chunk
+        if state not in APP_STATES:
+            return state in _HEAD_STATES
+        if self.persistence is Persistence.CLIENT_GONE:
+            return False
+        body = self.body
+        if body in _BODY_ARRIVING:
+            return True
+        if body in _BODY_IN:
             # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
             return len(self._unparsed) <= self.settings.max_head_bytes
-        return state in _HEAD_STATES and not self._eof_fed
+        return False  # backpressure: the app has not taken the last chunk
 
-    def _go(self, new: State, why: str, section: str) -> None:
-        """Change to ``new``, which the current row must list (``TableMachine._enter``, written
-        out: a request makes five of these)."""
-        old = self.state
-        if new not in self._row.next:  # pragma: no cover - a bug in a row
-            raise RuntimeError(f"{self._row.input.name} in {old.name} led to {new.name}, which its row does not list")
-        self.state = new
-        if self.recording:
-            self._fx.add_transition(Transition(old.name, new.name, section, why))
-        if new is _CLOSED:
-            self._fx.tcp = Tcp.CLOSE
-            self._fx.cancel_keep_alive = True
-            self._fx.keep_alive_s = None
+    def _close(self, why: str, section: str) -> None:
+        """Change to ``CLOSED``: stop the keep-alive timer and close TCP once the queued
+        bytes are written."""
+        self._enter(State.CLOSED, why, section)
+        self._fx.tcp = Tcp.CLOSE
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
+
+    def _end_after(self, persistence: Persistence) -> None:
+        """Move ``persistence`` down to ``persistence``, never back up."""
+        if _PERSISTENCE_ORDER.index(persistence) > _PERSISTENCE_ORDER.index(self.persistence):
+            self.persistence = persistence
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -354,8 +411,19 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     # ------------------------------------------------------------------ request heads
 
     def _bytes_head(self, data: bytes) -> None:
-        self.conn.receive_data(data)
+        """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
+        refusal; part of one waits for the rest."""
+        if data:
+            self.conn.receive_data(data)
         self._read_head()
+
+    def _hand_on_the_rest(self) -> None:
+        """Hand the bytes h11 holds to the row of the state just entered.
+
+        One row changes the state once: a body or an upgrade request's end that came in the
+        same bytes as its head, or a pipelined request behind a completed response, is that
+        state's own row's to read (``BYTES`` with nothing new, since h11 already holds them)."""
+        self._run(Input.BYTES, b"")
 
     def _read_head(self) -> None:
         """Parse the next request head from what h11 holds."""
@@ -369,11 +437,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         if event is h11.NEED_DATA:
             if self.state is State.IDLE and len(self._unparsed):
-                self._go(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
+                self._enter(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
         if not isinstance(event, h11.Request):
             # ConnectionClosed: the peer left between requests (RFC 9112 §9.6).
-            self._go(State.CLOSED, "the peer closed the connection between requests", _RFC_CLOSE)
+            self._close("the peer closed the connection between requests", _RFC_CLOSE)
             return
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
@@ -381,7 +449,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if buffered - len(self._unparsed) > limit:
             self._refuse(431, HEAD_TOO_LARGE)
             return
-        version = "1.1" if event.http_version == b"1.1" else scope_http_version(event.http_version)
+        version = scope_http_version(event.http_version)
         if version is None:
             self._refuse(505, f"HTTP/{event.http_version.decode('ascii', 'replace')} is not supported")
             return
@@ -393,51 +461,42 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if self.over_limit:
             self._fx.refused = Refusal("request", "the server is at its --limit-concurrency", 503)
             self._answer(503, b"Service Unavailable: too many connections\n")
-            self._go(State.CLOSED, "over the concurrency limit: 503 sent", _RFC_OVERLOAD)
+            self._close("over the concurrency limit: 503 sent", _RFC_UNAVAILABLE)
             return
-        self._request = event
         headers = internals.h11_header_pairs(event.headers)
-        has_upgrade = has_te = has_cl = has_expect = False
-        for name, _ in headers:
-            if name == b"upgrade":
-                has_upgrade = True
-            elif name == b"transfer-encoding":
-                has_te = True
-            elif name == b"content-length":
-                has_cl = True
-            elif name == b"expect":
-                has_expect = True
-        if has_upgrade and handshake.asks_for_websocket(headers):
+        names = {name for name, _ in headers}
+        if b"upgrade" in names and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md#upgrade-body-timeout).
-            self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
-            self._read_upgrade_body()
+            self.request = event
+            self._enter(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
+            self._hand_on_the_rest()
             return
-        fx = self._fx
-        fx.cancel_keep_alive = True
-        fx.keep_alive_s = None
+        self._fx.cancel_keep_alive = True
+        self._fx.keep_alive_s = None
         # The cycle's fields were reset when the last one ended (or the connection opened).
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
-        self._continue_owed = has_expect and conn.they_are_waiting_for_100_continue
-        if has_te and has_cl:
+        if b"expect" in names and conn.they_are_waiting_for_100_continue:
+            self.body = Body.CONTINUE_OWED
+        if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.1: such a request may be an attempt at request smuggling; h11
             # frames it by Transfer-Encoding, and the server "MUST close the connection
             # after responding to such a request".
-            self.must_close = True
+            self._end_after(Persistence.CLOSE)
         self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
-        self._go(_AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
-        self._read_body()
+        self._enter(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
+        self._hand_on_the_rest()
 
     def _refuse(self, status: int, reason: str) -> None:
-        """Malformed request line or headers: 400; head over the limit: 431; another major
-        version: 505. The connection closes after the answer."""
+        """Answer a request the server cannot serve, then close: a malformed request line or
+        headers get 400, a head over the limit 431, another major version 505."""
         if status == 431:
             reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
-        self._go(State.CLOSED, f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
+        self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
     def _answer(
         self,
@@ -448,7 +507,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         date: bytes | None = None,
         head_only: bool = False,
     ) -> None:
-        """A whole response of the server's own, if h11 can still send one."""
+        """Write a whole response of the server's own, if h11 can still send one."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         try:
@@ -460,40 +519,44 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._write(data)
 
     def _eof_head(self, why: str) -> None:
-        """The peer left before (or while) sending a head: h11 decides between a quiet
-        close and "peer unexpectedly closed connection" (answered 400)."""
-        self.client_gone_reason = why
-        if not self._eof_fed:
-            self._eof_fed = True
-            self.conn.receive_data(b"")
-        self._read_head()
+        """Close. A peer that left in the middle of a head is answered 400 if h11 can still
+        send it."""
+        self._client_left(why)
+        self.conn.receive_data(b"")
+        self._read_head()  # h11 decides between a quiet close and a 400
         if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
-            self._go(State.CLOSED, "the peer left", _RFC_CLOSE)
+            self._close("the peer left", _RFC_CLOSE)
 
     def _idle_timeout(self, _: None) -> None:
-        self._go(State.CLOSED, "keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
+        """Close quietly: no request arrived in time."""
+        self._close("keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
 
     def _head_timeout(self, _: None) -> None:
         """Close quietly: the request head did not complete in time."""
-        self._go(State.CLOSED, "keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
+        self._close("keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
 
     def _upgrade_body_timeout(self, _: None) -> None:
-        """Close quietly: the upgrade request's body did not arrive in time (no app saw it)."""
-        self._go(State.CLOSED, "keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
+        """Close quietly: the upgrade request's body did not arrive in time. No app saw the
+        request."""
+        self._close("keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
 
     def _shutdown_idle(self, _: None) -> None:
-        self.shutting_down = True
-        self._go(State.CLOSED, "server shutdown: no request in flight", _RFC_CLOSE)
+        """Close at once: no request is in flight."""
+        self._end_after(Persistence.SHUTDOWN)
+        self._close("server shutdown: no request in flight", _RFC_CLOSE)
 
     # ------------------------------------------------------------------ the upgrade
 
     def _bytes_upgrade(self, data: bytes) -> None:
-        self.conn.receive_data(data)
+        """Read the upgrade request's body. At its end, check the handshake and hand the
+        connection to the WebSocket machine."""
+        if data:
+            self.conn.receive_data(data)
         self._read_upgrade_body()
 
     def _read_upgrade_body(self) -> None:
-        """RFC 6455 §4.2: read the upgrade request's (normally empty) body to its end, check
-        the handshake, then hand the connection over."""
+        """Read the upgrade request's (normally empty) body to its end, check the handshake,
+        then hand the connection over (RFC 6455 §4.2)."""
         conn = self.conn
         while True:
             try:
@@ -507,9 +570,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
-                self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+                self._close("the peer left during the upgrade request", _RFC_CLOSE)
                 return
-        request = self._request
+        request = self.request
         if request is None:  # pragma: no cover - UPGRADING implies a request
             raise RuntimeError("UPGRADING without a request")
         headers = list(request.headers)
@@ -517,7 +580,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
             self._answer(checked.status, checked.reason.encode() + b"\n", checked.headers)
-            self._go(State.CLOSED, f"bad WebSocket handshake (answered {checked.status})", _RFC_UPGRADE)
+            self._close(f"bad WebSocket handshake (answered {checked.status})", _RFC_UPGRADE)
             return
         settings = self.settings
         machine = WebSocketMachine(
@@ -531,27 +594,31 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.cancel_keep_alive = True
         self._fx.keep_alive_s = None
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
-        self._go(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
+        self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
     def _gone_upgrading(self, why: str) -> None:
-        self.client_gone_reason = why
-        self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
+        """Close: the peer left before the upgrade request was complete."""
+        self._client_left(why)
+        self._close("the peer left during the upgrade request", _RFC_CLOSE)
 
     def _shutdown_upgrading(self, _: None) -> None:
-        # The upgrade goes on; the WebSocket machine refuses it with 503 at once
-        # (docs/decisions.md#shutdown-1001).
-        self.shutting_down = True
+        """Let the upgrade go on. The WebSocket machine refuses it with 503 at once."""
+        # docs/decisions.md#shutdown-1001.
+        self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ the request body
 
     def _bytes_body(self, data: bytes) -> None:
-        self.conn.receive_data(data)
+        """Read the request body. A malformed body is answered 400 if nothing of the
+        response is on the wire yet, and the client counts as gone."""
+        if data:
+            self.conn.receive_data(data)
         self._read_body()
 
     def _read_body(self) -> None:
         """Hand the body to the app one chunk at a time ("Request - receive event"): all
         that h11 holds, joined, once the app has taken the last chunk."""
-        if self.request_complete or self._pending_body is not None or self.client_gone_reason is not None:
+        if self.body not in _BODY_ARRIVING or self.persistence is Persistence.CLIENT_GONE:
             return
         chunks: list[bytes] = []
         while True:
@@ -570,60 +637,70 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 chunks.append(bytes(event.data))
                 continue
             if isinstance(event, h11.EndOfMessage):
-                self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-                self.request_complete = True
+                self.body, self.chunk = Body.LAST_CHUNK_WAITS, b"".join(chunks)
                 self._fx.wake_app = True
                 return
             if chunks:  # NEED_DATA with a chunk in hand: deliver it, then read on
-                self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+                self.body, self.chunk = Body.CHUNK_WAITS, b"".join(chunks)
                 self._fx.wake_app = True
             return
 
-    def _lose_client(self, why: str) -> None:
-        """The client is gone (or broke the body framing): "Disconnect - receive event"."""
-        if self.client_gone_reason is None:
+    def _client_left(self, why: str) -> None:
+        """Remember that the client has left, and why (the first reason is kept)."""
+        if self.persistence is not Persistence.CLIENT_GONE:
             self.client_gone_reason = why
-        self.must_close = True
+        self._end_after(Persistence.CLIENT_GONE)
+
+    def _lose_client(self, why: str) -> None:
+        """Tell the app the client is gone ("Disconnect - receive event"). An unfinished
+        response can no longer complete."""
+        self._client_left(why)
         self._fx.wake_app = True
         if self.state in RESPONSE_PENDING:
-            self._go(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
+            self._enter(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
 
-    def _gone_in_cycle(self, why: str) -> None:
+    def _gone_after_response(self, why: str) -> None:
+        """Remember that the client has left. The connection carries no further request."""
         self._lose_client(why)
 
     def _buffer(self, data: bytes) -> None:
-        """Bytes behind a complete request body (a pipelined request) wait in h11's
-        buffer until the next cycle."""
+        """Keep the bytes in h11's buffer: they belong to the next request (pipelining)."""
         self.conn.receive_data(data)
 
     def _shutdown_cycle(self, _: None) -> None:
-        # The response in flight may finish; then the connection closes.
-        self.shutting_down = True
+        """Let the response in flight finish, then close the connection."""
+        self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ receive()
 
     def _receive(self, _: None) -> None:
+        """Return the next body chunk, or http.disconnect once the response is complete or
+        the client is gone. Otherwise make the app wait, asking for 100 Continue first if
+        the client waits for it."""
         fx = self._fx
         # www spec 2.5, "Disconnect - receive event": "Sent to the application if receive
         # is called after a response has been sent", on every such call; request body the
         # app left unread is not delivered after that (docs/decisions.md).
-        if self.state is _COMPLETE:
+        if self.state is State.COMPLETE:
             fx.event = disconnect_event()
             return
-        if self._pending_body is not None:
-            fx.event, self._pending_body = self._pending_body, None
-            if not self.request_complete:
+        body = self.body
+        if body in _BODY_WAITS:
+            more = body is Body.CHUNK_WAITS
+            fx.event = {"type": "http.request", "body": self.chunk, "more_body": more}
+            self.body, self.chunk = (Body.ARRIVING if more else Body.RECEIVED), b""
+            if more:
                 self._read_body()  # the next chunk, if h11 holds one
             return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
-        if self.state is _CLIENT_GONE:
+        if self.state is State.CLIENT_GONE:
             fx.event = disconnect_event()
             return
-        if self._continue_owed:
+        if body is Body.CONTINUE_OWED:
             # The first time the app waits for the body: 100 Continue if the client waits
             # for it (RFC 9110 §10.1.1; docs/decisions.md#expect-100-continue).
-            self._continue_owed = False
+            self.body = Body.ARRIVING
             if self.state is State.AWAITING_START and self.conn.they_are_waiting_for_100_continue:
                 # Same status-line shape as every other response: with its reason phrase.
                 self._write(
@@ -634,6 +711,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     # ------------------------------------------------------------------ app -> peer
 
     def _hold_start(self, message: Message) -> None:
+        """Check the response head and hold it until the first body message."""
         message = messages.validate(message, "http.response.start")
         if message.get("trailers", False):
             raise ASGIProtocolError(
@@ -655,42 +733,58 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             headers.append((name, value))
         if not has_date:
             headers.append((b"date", self.date))
-        if (self.must_close or self.shutting_down) and not has_connection:
+        if self.persistence is not Persistence.KEEP_ALIVE and not has_connection:
             headers.append((b"connection", b"close"))  # tell the client this connection ends
         status = message["status"]
         # Built (and so checked by h11) now: a head that cannot be sent raises from this send().
-        self._held = sendable_head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START)
-        self._held_has_length = has_length
+        self.start = HeldStart(
+            self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
+        )
         self.status = status
-        self._go(_START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START)
+        self._enter(
+            State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
+        )
 
     def _first_body(self, message: Message) -> None:
+        """Write the held status line and headers with the first body chunk. A body sent in
+        one message gets a Content-Length, and completes the response."""
         messages.validate_http_response_body(message)
         body = bytes(message.get("body", b""))
         more = message.get("more_body", False)
-        head = self._held
-        if head is None:  # pragma: no cover - START_HELD implies a held head
+        start = self.start
+        if start is None:  # pragma: no cover - START_HELD implies a held head
             raise RuntimeError("START_HELD without a head")
-        if not more and not self._held_has_length and self.status not in _NO_BODY_STATUSES:
+        head = start.head
+        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
         data = self._h11_send(head, "http.response.start")
-        self._held = None
-        self._go(_SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+        self.start = None
         try:
             out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
             # h11 took the head but refuses the body (it contradicts the app's own
             # Content-Length): nothing is written, so a response that lies about its length
             # never reaches the wire; the app's send() raises once this is applied.
+            self._enter(
+                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+            )
             self._fx.error = exc.with_state(self.state.name)
             return
         self._fx.add_write(out)  # never empty: it holds the head
-        if not more:
-            self._complete()
+        if more:
+            self._enter(
+                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+            )
+        else:
+            self._enter(
+                State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
+            )
+            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _next_body(self, message: Message) -> None:
+        """Write the body chunk. The last one completes the response."""
         messages.validate_http_response_body(message)
         more = message.get("more_body", False)
         self._write(self._body_bytes(bytes(message.get("body", b"")), more))
@@ -698,36 +792,30 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._complete()
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
-        """The wire bytes of a body message (the two h11 sends of ``_h11_send``, written out)."""
+        """Give the wire bytes of a body message."""
         out = b""
-        conn = self.conn
-        try:
-            # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
-            # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
-            if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
-                out = conn.send(h11.Data(data=body)) or b""
-            if not more:
-                out += conn.send(_END_OF_MESSAGE) or b""
-        except h11.LocalProtocolError as exc:
-            self.must_close = True
-            raise ASGIProtocolError(
-                "http.response.body", f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
-            ) from None
+        # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
+        # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
+        if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+            out = self._h11_send(h11.Data(data=body), "http.response.body")
+        if not more:
+            out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
         return out
 
     def _complete(self) -> None:
-        self._go(_COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
+        self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
         self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _h11_send(self, event: h11.Event, kind: str) -> bytes:
         try:
             return self.conn.send(event) or b""
         except h11.LocalProtocolError as exc:
-            self.must_close = True
+            self._end_after(Persistence.CLOSE)
             section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
     def _ignore(self, message: Message) -> None:
+        """Ignore the message: the response is complete."""
         # www spec 2.5, "Response Body - send event": after completion "any further messages on the
         # channel will be ignored" (docs/decisions.md#after-complete-ignored).
         self._fx.add_note(
@@ -735,37 +823,39 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         )
 
     def _closed_send(self, message: Message) -> None:
-        # www spec 2.5, "Disconnected Client - send exception": send() on a closed connection raises an
-        # OSError subclass.
+        """Raise ClientDisconnected (an OSError): the client has left."""
+        # www spec 2.5, "Disconnected Client - send exception": send() on a closed connection raises
+        # an OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
     def _misuse(self, message: Message) -> None:
+        """Raise ASGIProtocolError: the message is not allowed in this state."""
         raise _misuse(messages.message_type(message))
 
     # ------------------------------------------------------------------ the app ends
 
     def _ended_pending(self, _: None) -> None:
-        """The app ended before its response completed. Nothing reached the wire (not
-        started, or the start held): 500. Mid-body: the connection is closed, never
-        reused (docs/decisions.md#http-app-ends-incomplete)."""
-        self.must_close = True
+        """Close: the app ended before its response completed. A response not yet on the
+        wire becomes a 500; one cut off mid-body is never completed."""
+        # docs/decisions.md#http-app-ends-incomplete: a connection whose response was cut off is never reused.
+        self._end_after(Persistence.CLOSE)
         if self.state is State.SENDING_BODY:
             self._fx.ended_status = self.status
-            self._go(State.CLOSED, "the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
+            self._close("the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
             return
         self.status = 500
         self._fx.ended_status = 500
         self._answer(500, b"Internal Server Error\n", date=self.date, head_only=self.method == b"HEAD")
-        self._go(State.CLOSED, "the app ended without a response; 500 sent", sections.CORE_ERRORS)
+        self._close("the app ended without a response; 500 sent", sections.CORE_ERRORS)
 
     def _cancelled_pending(self, _: None) -> None:
         """The app is cancelled at the shutdown timeout before its response completed
         (docs/decisions.md#shutdown-timeout-503). Nothing reached the wire: 503 with connection: close (RFC 9110
         §15.6.4: the server cannot handle the request now). Mid-body: the connection is closed."""
-        self.must_close = True
+        self._end_after(Persistence.CLOSE)
         if self.state is State.SENDING_BODY:
             self._fx.ended_status = self.status
-            self._go(State.CLOSED, "cancelled at the shutdown timeout mid-body; the response is cut", _RFC_OVERLOAD)
+            self._close("cancelled at the shutdown timeout mid-body; the response is cut", _RFC_UNAVAILABLE)
             return
         self.status = 503
         self._fx.ended_status = 503
@@ -775,33 +865,36 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             date=self.date,
             head_only=self.method == b"HEAD",
         )
-        self._go(State.CLOSED, "cancelled at the shutdown timeout before a response; 503 sent", _RFC_OVERLOAD)
+        self._close("cancelled at the shutdown timeout before a response; 503 sent", _RFC_UNAVAILABLE)
 
     def _cancelled_after(self, _: None) -> None:
         """The app is cancelled at the shutdown timeout after its response completed, or after
         the client left: the connection closes."""
         self._fx.ended_status = self.status
-        self._go(State.CLOSED, "the app is cancelled at the shutdown timeout", _RFC_CLOSE)
+        self._close("the app is cancelled at the shutdown timeout", _RFC_CLOSE)
 
     def _ended_gone(self, _: None) -> None:
+        """Close: the app has ended, and the client left before."""
         self._fx.ended_status = self.status
-        self._go(State.CLOSED, "the app ended after the client left", sections.HTTP_DISCONNECT)
+        self._close("the app ended after the client left", sections.HTTP_DISCONNECT)
 
     def _ended_complete(self, _: None) -> None:
+        """Wait for the next request, and read it at once if it is already here. Close
+        instead if the connection cannot carry another one."""
         self._fx.ended_status = self.status
         if not self.keep_alive:
-            self._go(State.CLOSED, "response complete; the connection cannot be reused", _RFC_PERSISTENCE)
+            self._close("response complete; the connection cannot be reused", _RFC_PERSISTENCE)
             return
         self.conn.start_next_cycle()
         self._new_cycle()
-        self._go(_IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
+        self._enter(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
         self._fx.cancel_keep_alive = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:
-            self._read_head()  # a pipelined request is waiting already
+            self._hand_on_the_rest()  # a pipelined request is waiting already
 
     def _nothing(self, _: Any) -> None:
-        """Nothing to do."""
+        """Do nothing."""
 
 
 def _misuse(kind: str) -> ASGIProtocolError:
@@ -822,53 +915,56 @@ I = Input  # noqa: E741 - the table reads better with one-letter names
 _table: TableBuilder[State, Input] = TableBuilder("HTTP")
 _rows = _table.add
 
-
-_HEAD = (S.IDLE, S.READING_HEAD)
-_AFTER_HEAD = (S.AWAITING_START, S.UPGRADING)  # a head may lead to a request or an upgrade
-_NEXT_REQUEST = (S.READING_HEAD, *_AFTER_HEAD, S.CLIENT_GONE, S.UPGRADED, S.CLOSED)  # what parsing a head may lead to
-_CYCLE = tuple(APP_STATES)
-_NO_APP = (S.IDLE, S.READING_HEAD, S.UPGRADING, S.UPGRADED, S.CLOSED)
+# What reading a request head may lead to: the rest of the head, the app (a request), the
+# client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
+# A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
+_AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
+_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY)  # RESPONSE_PENDING, in order
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
 _rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
-_rows((S.START_HELD,), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
+_rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
 _rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE), M._first_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.SENDING_BODY,), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
 _rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE,), M._next_body, sections.HTTP_RESPONSE_BODY)
-_rows(tuple(RESPONSE_PENDING), I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
+_rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 for _input in (I.START, I.BODY, I.OTHER_MESSAGE):
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
-    _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.WS_CLOSED_SEND)
+    _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()
-_rows(_CYCLE, I.RECEIVE, (), M._receive, sections.HTTP_DISCONNECT)
+# Handing a chunk over reads on: the bytes behind it may break the body's framing.
+_rows(_PENDING, I.RECEIVE, (S.CLIENT_GONE,), M._receive, sections.HTTP_DISCONNECT)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.RECEIVE, (), M._receive, sections.HTTP_DISCONNECT)
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
-    _rows(tuple(RESPONSE_PENDING), _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
+    _rows(_PENDING, _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
     _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_gone, sections.HTTP_DISCONNECT)
-    _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED, *_NEXT_REQUEST), M._ended_complete, _RFC_PERSISTENCE)
+    # The next request may be here already (pipelined): it is read at once.
+    _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED), M._ended_complete, _RFC_PERSISTENCE)
 # -- the peer's bytes
-_rows(_HEAD, I.BYTES, _NEXT_REQUEST, M._bytes_head, _RFC_MESSAGE)
+_rows((S.IDLE,), I.BYTES, (S.READING_HEAD, *_AFTER_HEAD), M._bytes_head, _RFC_MESSAGE)
+_rows((S.READING_HEAD,), I.BYTES, _AFTER_HEAD, M._bytes_head, _RFC_MESSAGE)
 _rows((S.UPGRADING,), I.BYTES, (S.UPGRADED, S.CLOSED), M._bytes_upgrade, _RFC_UPGRADE)
-_rows(tuple(RESPONSE_PENDING), I.BYTES, (S.CLIENT_GONE,), M._bytes_body, "RFC 9112 §6")
+_rows(_PENDING, I.BYTES, (S.CLIENT_GONE,), M._bytes_body, "RFC 9112 §6")
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BYTES, (), M._buffer, "RFC 9112 §9.3.2")
 _rows((S.CLOSED,), I.BYTES, (), M._nothing, _RFC_CLOSE)
 # -- the peer goes away
-_rows(_HEAD, I.PEER_GONE, (S.CLOSED,), M._eof_head, _RFC_CLOSE)
+_rows((S.IDLE, S.READING_HEAD), I.PEER_GONE, (S.CLOSED,), M._eof_head, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.PEER_GONE, (S.CLOSED,), M._gone_upgrading, _RFC_CLOSE)
-_rows(_CYCLE, I.PEER_GONE, (S.CLIENT_GONE,), M._gone_in_cycle, sections.HTTP_DISCONNECT)
+_rows(_PENDING, I.PEER_GONE, (S.CLIENT_GONE,), M._lose_client, sections.HTTP_DISCONNECT)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.PEER_GONE, (), M._gone_after_response, sections.HTTP_DISCONNECT)
 _rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
-# -- the keep-alive timer
+# -- the keep-alive timer (armed only while no app runs)
 _rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
-_rows((S.READING_HEAD,), I.HEAD_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
-_rows((S.UPGRADING,), I.HEAD_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
+_rows((S.READING_HEAD,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
+_rows((S.UPGRADING,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
 # -- shutdown
-_rows(_HEAD, I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
-_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONNECT)
-_rows(_CYCLE, I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
+_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
-_rows(tuple(RESPONSE_PENDING), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_pending, _RFC_OVERLOAD)
+_rows(tuple(RESPONSE_PENDING), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_pending, _RFC_UNAVAILABLE)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app

@@ -3,13 +3,20 @@
 The server sends ``lifespan.startup`` before accepting connections and
 ``lifespan.shutdown`` after it stopped accepting and closed them; the app answers each
 with ``.complete`` or ``.failed``. An app that raises before completing startup does not
-support lifespan (lifespan spec 2.0, "Scope"); what the server does then depends on
-``--lifespan`` (the runtime's call).
+support lifespan (lifespan spec 2.0, "Scope"): the machine enters ``UNSUPPORTED``, and
+what the server does then depends on ``--lifespan`` (the runtime's call).
+
+The machine is its :class:`State` plus these data fields, and nothing else:
+
+- ``startup_delivered``: ``receive()`` has returned ``lifespan.startup`` (it does so once).
+- ``cause``: why the machine is in ``UNSUPPORTED``, ``STARTUP_FAILED`` or ``SHUTDOWN_FAILED``
+  (:class:`Cause`), and ``cause_state``: the state it was in when that happened.
+- ``failure_message``: the ``message`` of the app's ``.failed`` event ("" otherwise).
 
 Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
 The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
 returning or raising, the server asking for shutdown, and the shutdown timeout. ``TABLE``
-has one row for every (state, input): the states it may lead to, the action and the spec
+has one row for every (state, input): the states it leads to, the action and the spec
 section.
 """
 
@@ -21,18 +28,21 @@ from typing import Any
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Effects
-from refserver.protocol.table import Action, TableBuilder, TableMachine
+from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
 _SCOPE = sections.LIFESPAN_SCOPE
 
 
-class LifespanState(Enum):
+class State(Enum):
+    """The one state of the lifespan scope."""
+
     STARTING = "lifespan.startup sent; waiting for startup.complete or startup.failed"
     STARTED = "startup complete; serving"
     SHUTTING_DOWN = "lifespan.shutdown sent; waiting for shutdown.complete or shutdown.failed"
     DONE = "shutdown complete (or nothing left to do at shutdown)"
-    STARTUP_FAILED = "startup did not complete: the app sent lifespan.startup.failed, returned or raised"
+    UNSUPPORTED = "the app ended before completing startup: it does not support lifespan"
+    STARTUP_FAILED = "the app sent lifespan.startup.failed"
     SHUTDOWN_FAILED = "shutdown did not complete: the app sent lifespan.shutdown.failed, returned, raised or timed out"
 
 
@@ -63,24 +73,29 @@ _APP_INPUTS = {
 }
 
 
-class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
+class LifespanMachine(TableMachine[State, Input, Effects]):
+    """The sans-IO state of the lifespan scope."""
+
     name = "lifespan"
 
     def __init__(self) -> None:
-        self.state = LifespanState.STARTING
-        self.failure_message = ""  # the message of a .failed event
-        self.cause: Cause | None = None  # why the state is STARTUP_FAILED or SHUTDOWN_FAILED
-        self.cause_state: LifespanState | None = None  # the state the cause happened in
-        self.app_has_ended = False
-        self._startup_delivered = False
+        self.state = State.STARTING
+        self.startup_delivered = False
+        self.cause: Cause | None = None
+        self.cause_state: State | None = None
+        self.failure_message = ""
         self._fx = Effects()
-        self._row = TABLE[(LifespanState.STARTING, Input.RECEIVE)]
+        self._row = TABLE[(State.STARTING, Input.RECEIVE)]
 
     # ------------------------------------------------------------------ the contract
 
     def app_send(self, message: Mapping[str, Any]) -> Effects:
-        """The app's ``send(message)``; raises ASGIProtocolError (state unchanged) for a
-        message that is not expected now."""
+        """Take the app's ``send(message)``.
+
+        Raises:
+            ASGIProtocolError: the message is malformed or not expected in this state; the
+                state is unchanged.
+        """
         kind = messages.message_type(message)
         state = self.state
         try:
@@ -89,16 +104,20 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> Effects:
-        """``Effects.event`` is what ``receive()`` returns now, or None: wait for ``wake_app``."""
+        """Take the app's ``receive()``. ``Effects.event`` is what it returns now; None means
+        it waits for ``wake_app``."""
         return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> Effects:
+        """Take the end of the app's lifespan call: it returned, or (``raised``) it raised."""
         return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, raised)
 
     def begin_shutdown(self) -> Effects:
+        """Ask the app to shut down: the server has stopped serving."""
         return self._step(Input.SHUTDOWN_REQUESTED, None)
 
     def timed_out(self) -> Effects:
+        """Give up on the app's answer to ``lifespan.shutdown``: the shutdown timeout passed."""
         return self._step(Input.TIMEOUT, None)
 
     # ------------------------------------------------------------------ dispatch
@@ -106,42 +125,42 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
     def _new_effects(self) -> Effects:
         return Effects()
 
-    def _go(self, new: LifespanState, why: str, section: str) -> None:
+    def _go(self, new: State, why: str, section: str) -> None:
         self._enter(new, why, section)
         self._fx.wake_app = True
 
-    def _fail(self, new: LifespanState, cause: Cause, why: str, section: str) -> None:
+    def _fail(self, new: State, cause: Cause, why: str, section: str) -> None:
         self.cause, self.cause_state = cause, self.state
         self._go(new, why, section)
 
     # ------------------------------------------------------------------ actions
 
     def _startup_complete(self, message: Mapping[str, Any]) -> None:
+        """Enter STARTED: the server starts serving."""
         messages.validate(message, "lifespan.startup.complete")
-        self._go(LifespanState.STARTED, "the app completed startup", sections.LIFESPAN_STARTUP_COMPLETE)
+        self._go(State.STARTED, "the app completed startup", sections.LIFESPAN_STARTUP_COMPLETE)
 
     def _startup_failed(self, message: Mapping[str, Any]) -> None:
+        """Keep the app's message and enter STARTUP_FAILED. The server exits without serving."""
         message = messages.validate(message, "lifespan.startup.failed")
         self.failure_message = message.get("message") or ""
-        self._fail(
-            LifespanState.STARTUP_FAILED, Cause.MESSAGE, "the app sent startup.failed", sections.LIFESPAN_STARTUP_FAILED
-        )
+        self._fail(State.STARTUP_FAILED, Cause.MESSAGE, "the app sent startup.failed", sections.LIFESPAN_STARTUP_FAILED)
 
     def _shutdown_complete(self, message: Mapping[str, Any]) -> None:
+        """Enter DONE: the app has cleaned up."""
         messages.validate(message, "lifespan.shutdown.complete")
-        self._go(LifespanState.DONE, "the app completed shutdown", sections.LIFESPAN_SHUTDOWN_COMPLETE)
+        self._go(State.DONE, "the app completed shutdown", sections.LIFESPAN_SHUTDOWN_COMPLETE)
 
     def _shutdown_failed(self, message: Mapping[str, Any]) -> None:
+        """Keep the app's message and enter SHUTDOWN_FAILED. The server exits with an error."""
         message = messages.validate(message, "lifespan.shutdown.failed")
         self.failure_message = message.get("message") or ""
         self._fail(
-            LifespanState.SHUTDOWN_FAILED,
-            Cause.MESSAGE,
-            "the app sent shutdown.failed",
-            sections.LIFESPAN_SHUTDOWN_FAILED,
+            State.SHUTDOWN_FAILED, Cause.MESSAGE, "the app sent shutdown.failed", sections.LIFESPAN_SHUTDOWN_FAILED
         )
 
     def _unexpected(self, message: Mapping[str, Any]) -> None:
+        """Raise ASGIProtocolError: the message is not expected in this state."""
         kind = messages.message_type(message)
         if not kind.startswith("lifespan."):
             section = sections.CORE_ERRORS
@@ -149,96 +168,106 @@ class LifespanMachine(TableMachine[LifespanState, Input, Effects]):
             section = sections.LIFESPAN_STARTUP
         else:
             section = sections.LIFESPAN_SHUTDOWN
-        raise ASGIProtocolError(kind, "is not expected now", section).with_state(self.state.name)
+        raise ASGIProtocolError(kind, "is not expected now", section)
 
     def _receive(self, _: None) -> None:
-        if not self._startup_delivered:
-            self._startup_delivered = True
+        """Return lifespan.startup on the first call. Return lifespan.shutdown while shutting
+        down. Otherwise make the app wait."""
+        if not self.startup_delivered:
+            self.startup_delivered = True
             self._fx.event = {"type": "lifespan.startup"}
-        elif self.state is LifespanState.SHUTTING_DOWN:
+        elif self.state is State.SHUTTING_DOWN:
             self._fx.event = {"type": "lifespan.shutdown"}
 
     def _ended_starting(self, raised: bool) -> None:
+        """Enter UNSUPPORTED: the app ended before completing startup, so it does not support
+        lifespan."""
         # lifespan spec 2.0, "Scope": an app that raises here does not support lifespan.
-        self.app_has_ended = True
         cause = Cause.RAISED if raised else Cause.RETURNED
-        self._fail(LifespanState.STARTUP_FAILED, cause, f"{cause.value} before completing startup", _SCOPE)
+        self._fail(State.UNSUPPORTED, cause, f"{cause.value} before completing startup", _SCOPE)
 
-    def _ended_started(self, raised: bool) -> None:
+    def _returned_serving(self, _: None) -> None:
+        """Enter DONE: an app that returns while serving has nothing to do at shutdown."""
         # The app ended after startup.complete, before lifespan.shutdown could be sent
-        # (lifespan spec 2.0 is silent; docs/decisions.md#lifespan-after-startup). A return means it has
-        # nothing to do at shutdown; an exception means its shutdown never runs.
-        self.app_has_ended = True
-        if raised:
-            self._fail(LifespanState.SHUTDOWN_FAILED, Cause.RAISED, "the app raised while serving", _SCOPE)
-        else:
-            self._go(LifespanState.DONE, "the app returned while serving: nothing to do at shutdown", _SCOPE)
+        # (lifespan spec 2.0 is silent; docs/decisions.md#lifespan-after-startup).
+        self._go(State.DONE, "the app returned while serving: nothing to do at shutdown", _SCOPE)
 
-    def _ended_shutting_down(self, raised: bool) -> None:
-        self.app_has_ended = True
-        cause = Cause.RAISED if raised else Cause.RETURNED
+    def _raised_serving(self, _: None) -> None:
+        """Enter SHUTDOWN_FAILED: an app that raises while serving never runs its shutdown."""
+        self._fail(State.SHUTDOWN_FAILED, Cause.RAISED, "the app raised while serving", _SCOPE)
+
+    def _returned_shutting_down(self, _: None) -> None:
+        """Enter SHUTDOWN_FAILED: the app returned before completing shutdown."""
         self._fail(
-            LifespanState.SHUTDOWN_FAILED,
-            cause,
-            f"{cause.value} before completing shutdown",
+            State.SHUTDOWN_FAILED,
+            Cause.RETURNED,
+            f"{Cause.RETURNED.value} before completing shutdown",
             sections.LIFESPAN_SHUTDOWN,
         )
 
-    def _ended_after(self, _: bool) -> None:
-        self.app_has_ended = True
+    def _raised_shutting_down(self, _: None) -> None:
+        """Enter SHUTDOWN_FAILED: the app raised before completing shutdown."""
+        self._fail(
+            State.SHUTDOWN_FAILED,
+            Cause.RAISED,
+            f"{Cause.RAISED.value} before completing shutdown",
+            sections.LIFESPAN_SHUTDOWN,
+        )
 
     def _begin_shutdown(self, _: None) -> None:
-        self._go(LifespanState.SHUTTING_DOWN, "the server asks for shutdown", sections.LIFESPAN_SHUTDOWN)
+        """Enter SHUTTING_DOWN. The app's receive() returns lifespan.shutdown."""
+        self._go(State.SHUTTING_DOWN, "the server asks for shutdown", sections.LIFESPAN_SHUTDOWN)
 
     def _timed_out(self, _: None) -> None:
+        """Enter SHUTDOWN_FAILED: the app did not complete shutdown in time."""
         self._fail(
-            LifespanState.SHUTDOWN_FAILED,
+            State.SHUTDOWN_FAILED,
             Cause.TIMEOUT,
             "shutdown did not complete in time",
             sections.LIFESPAN_SHUTDOWN_COMPLETE,
         )
 
     def _nothing(self, _: Any) -> None:
-        """Nothing to do."""
+        """Do nothing."""
 
 
 # ---------------------------------------------------------------------- the table
 
 
 M = LifespanMachine
-S = LifespanState
+S = State
 I = Input  # noqa: E741 - the table reads better with one-letter names
 
-_ROWS: list[tuple[LifespanState, Input, tuple[LifespanState, ...], Action, str]] = [
-    (S.STARTING, I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP_COMPLETE),
-    (S.STARTING, I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP_FAILED),
-    (S.SHUTTING_DOWN, I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN_COMPLETE),
-    (S.SHUTTING_DOWN, I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN_FAILED),
-    (S.STARTING, I.APP_RETURNED, (S.STARTUP_FAILED,), M._ended_starting, _SCOPE),
-    (S.STARTED, I.APP_RETURNED, (S.DONE, S.SHUTDOWN_FAILED), M._ended_started, _SCOPE),
-    (S.SHUTTING_DOWN, I.APP_RETURNED, (S.SHUTDOWN_FAILED,), M._ended_shutting_down, sections.LIFESPAN_SHUTDOWN),
-    (S.STARTED, I.SHUTDOWN_REQUESTED, (S.SHUTTING_DOWN,), M._begin_shutdown, sections.LIFESPAN_SHUTDOWN),
-    (S.SHUTTING_DOWN, I.TIMEOUT, (S.SHUTDOWN_FAILED,), M._timed_out, sections.LIFESPAN_SHUTDOWN_COMPLETE),
-]
-_ROWS += [(s, I.APP_RAISED, nxt, action, section) for s, i, nxt, action, section in _ROWS if i is I.APP_RETURNED]
-_ROWS += [(s, I.RECEIVE, (), M._receive, _SCOPE) for s in S]
-for _state in (S.DONE, S.STARTUP_FAILED, S.SHUTDOWN_FAILED):
-    _ROWS += [(_state, _i, (), M._ended_after, _SCOPE) for _i in (I.APP_RETURNED, I.APP_RAISED)]
-_ROWS += [
-    (s, i, (), M._nothing, sections.LIFESPAN_SHUTDOWN)
-    for s in S
-    for i in (I.SHUTDOWN_REQUESTED, I.TIMEOUT)
-    if not any(r[0] is s and r[1] is i for r in _ROWS)
-]
-_ROWS += [
-    (s, i, (), M._unexpected, sections.CORE_ERRORS)
-    for s in S
-    for i in (*_APP_INPUTS.values(), I.OTHER_MESSAGE)
-    if not any(r[0] is s and r[1] is i for r in _ROWS)
-]
+_table: TableBuilder[State, Input] = TableBuilder("lifespan")
+_rows = _table.add
+_ENDED = (S.DONE, S.UNSUPPORTED, S.STARTUP_FAILED, S.SHUTDOWN_FAILED)  # the outcome is decided
 
-_table: TableBuilder[LifespanState, Input] = TableBuilder("lifespan")
-for _state, _input, _next, _action, _section in _ROWS:
-    _table.add((_state,), _input, _next, _action, _section)
-TABLE = _table.build(complete=(LifespanState, Input))
+# -- the app's messages: each is expected in one state, and an error in every other
+_rows((S.STARTING,), I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP)
+_rows((S.STARTING,), I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP)
+_rows((S.SHUTTING_DOWN,), I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN)
+_rows((S.SHUTTING_DOWN,), I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN)
+_rows((s for s in S if s is not S.STARTING), I.STARTUP_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)
+_rows((s for s in S if s is not S.STARTING), I.STARTUP_FAILED, (), M._unexpected, sections.CORE_ERRORS)
+_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)
+_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_FAILED, (), M._unexpected, sections.CORE_ERRORS)
+_rows(S, I.OTHER_MESSAGE, (), M._unexpected, sections.CORE_ERRORS)
+# -- receive()
+_rows(S, I.RECEIVE, (), M._receive, _SCOPE)
+# -- the app ends
+_rows((S.STARTING,), I.APP_RETURNED, (S.UNSUPPORTED,), M._ended_starting, _SCOPE)
+_rows((S.STARTING,), I.APP_RAISED, (S.UNSUPPORTED,), M._ended_starting, _SCOPE)
+_rows((S.STARTED,), I.APP_RETURNED, (S.DONE,), M._returned_serving, _SCOPE)
+_rows((S.STARTED,), I.APP_RAISED, (S.SHUTDOWN_FAILED,), M._raised_serving, _SCOPE)
+_rows((S.SHUTTING_DOWN,), I.APP_RETURNED, (S.SHUTDOWN_FAILED,), M._returned_shutting_down, sections.LIFESPAN_SHUTDOWN)
+_rows((S.SHUTTING_DOWN,), I.APP_RAISED, (S.SHUTDOWN_FAILED,), M._raised_shutting_down, sections.LIFESPAN_SHUTDOWN)
+_rows(_ENDED, I.APP_RETURNED, (), M._nothing, _SCOPE)
+_rows(_ENDED, I.APP_RAISED, (), M._nothing, _SCOPE)
+# -- the server
+_rows((S.STARTED,), I.SHUTDOWN_REQUESTED, (S.SHUTTING_DOWN,), M._begin_shutdown, sections.LIFESPAN_SHUTDOWN)
+_rows((s for s in S if s is not S.STARTED), I.SHUTDOWN_REQUESTED, (), M._nothing, sections.LIFESPAN_SHUTDOWN)
+_rows((S.SHUTTING_DOWN,), I.TIMEOUT, (S.SHUTDOWN_FAILED,), M._timed_out, sections.LIFESPAN_SHUTDOWN)
+_rows((s for s in S if s is not S.SHUTTING_DOWN), I.TIMEOUT, (), M._nothing, sections.LIFESPAN_SHUTDOWN)
+
+TABLE = _table.build(complete=(State, Input))
 LifespanMachine.rows = TABLE

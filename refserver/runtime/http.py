@@ -35,8 +35,6 @@ from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
 
-START_HELD = State.START_HELD  # a module global: see refserver.protocol.http on enum members
-
 
 class HTTPConnection:
     __slots__ = (
@@ -83,7 +81,6 @@ class HTTPConnection:
         )
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
-        self.machine = HTTPMachine(ctx.http_settings, date=ctx.date, last_request=last_request, over_limit=over_limit)
         self.client, self.server = self.transport.addresses()
         # For the logs: "host:port", "unix client", or a TCP client that reset at once.
         if self.client is not None:
@@ -94,7 +91,13 @@ class HTTPConnection:
             self.peer = "a client that already left"
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
-        self.machine.recording = self.trace is not None  # state changes matter only to a trace
+        self.machine = HTTPMachine(
+            ctx.http_settings,
+            date=ctx.date,
+            last_request=last_request,
+            over_limit=over_limit,
+            traced=self.trace is not None,
+        )
         self._state = self.machine.state.name  # for the trace
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
@@ -241,7 +244,7 @@ class HTTPConnection:
 
     def _apply(self, fx: HTTPEffects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or fx.transitions:  # (the machine records transitions only when traced)
+        if fx.notes or fx.transitions:
             self._state = record_steps(fx, self._state, self.trace)
         if fx.refused is not None:
             refused = fx.refused
@@ -363,7 +366,7 @@ class HTTPConnection:
                 try:  # under --app-violations warn, a breach with a safe reading is served in it
                     message, fx = self.ctx.violations.serve(exc, message, machine.app_send, trace)
                 except (ASGIProtocolError, ClientDisconnected) as error:
-                    record_error(trace, self._state, error, message, sections.WS_CLOSED_SEND)
+                    record_error(trace, self._state, error, message, sections.HTTP_CLOSED_SEND)
                     await anyio.lowlevel.checkpoint()
                     raise error from None
             if trace is not None:
@@ -373,9 +376,9 @@ class HTTPConnection:
             self._apply(fx)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                record_error(trace, self._state, gone, message, sections.WS_CLOSED_SEND)
+                record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
                 raise gone
-            if machine.state is not START_HELD and pace.due():
+            if machine.state is not State.START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
                 await anyio.lowlevel.checkpoint()

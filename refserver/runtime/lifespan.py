@@ -18,7 +18,7 @@ from refserver.config import LifespanMode
 from refserver.errors import ASGIProtocolError, LifespanFailure
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
-from refserver.protocol.lifespan import Cause, LifespanMachine, LifespanState
+from refserver.protocol.lifespan import Cause, LifespanMachine, State
 from refserver.runtime.context import ASGIApp
 from refserver.runtime.wakeup import Wakeup
 from refserver.spec import sections
@@ -55,17 +55,17 @@ class Lifespan:
         server must not start."""
         machine = self.machine
         tg.start_soon(self._run_app)
-        while machine.state is LifespanState.STARTING:
+        while machine.state is State.STARTING:
             await self._changed.wait()
-        if machine.state is not LifespanState.STARTUP_FAILED:
-            # Startup completed (the app may have ended since: shutdown() deals with that).
-            self.running = True
-            return
-        if machine.cause is Cause.MESSAGE:
+        if machine.state is State.STARTUP_FAILED:
             text = machine.failure_message or "(no message)"
             error_log.error("Lifespan startup failed: %s", text)
             self._scope.cancel()
             raise LifespanFailure(f"lifespan startup failed: {text}")
+        if machine.state is not State.UNSUPPORTED:
+            # Startup completed (the app may have ended since: shutdown() deals with that).
+            self.running = True
+            return
         # The app raised or returned before completing startup.
         why = (
             f"it raised {type(self._app_error).__name__}: {self._app_error}"
@@ -87,7 +87,7 @@ class Lifespan:
         if not self.running:
             return
         machine = self.machine
-        if machine.state is LifespanState.STARTED:
+        if machine.state is State.STARTED:
             self._apply(machine.begin_shutdown())
             with anyio.move_on_after(timeout_s) as timer:
                 while self._shutting_down():
@@ -99,7 +99,7 @@ class Lifespan:
                     )
                 self._apply(machine.timed_out())
             self._scope.cancel()
-        if machine.state is LifespanState.DONE:
+        if machine.state is State.DONE:
             return
         cause, during = machine.cause, machine.cause_state
         if cause is Cause.TIMEOUT:
@@ -110,13 +110,13 @@ class Lifespan:
             error_log.error("Lifespan shutdown failed: %s", text)
             raise LifespanFailure(f"lifespan shutdown failed: {text}")
         if cause is Cause.RAISED:  # logged by _run_app
-            when = "before lifespan.shutdown" if during is LifespanState.STARTED else "during lifespan shutdown"
+            when = "before lifespan.shutdown" if during is State.STARTED else "during lifespan shutdown"
             raise LifespanFailure(f"the lifespan app raised {type(self._app_error).__name__} {when}")
         error_log.error("The lifespan app returned without answering lifespan.shutdown")
         raise LifespanFailure("the lifespan app returned without answering lifespan.shutdown")
 
     def _shutting_down(self) -> bool:
-        return self.machine.state is LifespanState.SHUTTING_DOWN
+        return self.machine.state is State.SHUTTING_DOWN
 
     async def _receive(self) -> MutableMapping[str, Any]:
         while True:
@@ -167,7 +167,7 @@ class Lifespan:
             except Exception as exc:
                 raised = True
                 self._app_error = exc
-                if self.machine.state is not LifespanState.STARTING:
+                if self.machine.state is not State.STARTING:
                     # Raising after startup completed is an app error (docs/decisions.md#lifespan-after-startup).
                     error_log.exception("Exception in ASGI lifespan application")
             finally:

@@ -1,0 +1,253 @@
+"""The HTTP and lifespan tables are exact: every state change a row declares happens, and no
+other does. The lifespan walk is exhaustive and compares the state before and after each
+input; the HTTP walk is random (seeded, bounded) and sees each change with the row that made
+it (an HTTP input can hand what it carries on to the row of the state it entered, as a head
+hands the body behind it to the body's row), and checks that each input's recorded
+transitions lead from the state before to the state after.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any
+
+import pytest
+
+from refserver.errors import ASGIProtocolError, ClientDisconnected
+from refserver.protocol import http, lifespan
+from refserver.protocol.effects import Effects
+from refserver.protocol.table import Row
+from tests.walker import Edge as RowEdge
+from tests.walker import declared_edges, recording
+
+Edge = tuple[Enum, Enum, Enum]  # (state before, input, state after)
+
+
+class Walk:
+    """The state changes seen, per row, and a check of each input's recorded transitions."""
+
+    def __init__(self, table: Mapping[tuple[Any, Any], Row[Any, Any]]) -> None:
+        self.table = table
+        self.seen: set[Edge] = set()
+        self.steps = 0
+
+    def step(self, machine: Any, given: Enum, call: Callable[[], Effects | None]) -> None:
+        before = machine.state
+        assert (before, given) in self.table, (before, given)
+        try:
+            fx = call()
+        except (ASGIProtocolError, ClientDisconnected):
+            # An app's error leaves the state unchanged.
+            assert machine.state is before, (before, given, machine.state)
+            fx = None
+        after = machine.state
+        self.steps += 1
+        if after is not before:
+            self.seen.add((before, given, after))
+        if fx is not None:
+            # The recorded transitions lead from the state before to the state after, in steps.
+            names = [before.name]
+            for step in fx.transitions:
+                assert step.old == names[-1], (before, given, fx.transitions)
+                names.append(step.new)
+            assert names[-1] == after.name, (before, given, fx.transitions)
+
+    def declared(self) -> set[Edge]:
+        return {(row.state, row.input, nxt) for row in self.table.values() for nxt in row.next}
+
+    def check(self) -> str:
+        declared = self.declared()
+        undeclared = sorted(_names(self.seen - declared))
+        never_taken = sorted(_names(declared - self.seen))
+        assert undeclared == [], f"state changes no row declares: {undeclared}"
+        assert never_taken == [], f"declared state changes never taken: {never_taken}"
+        return f"{len(self.seen)} of {len(declared)} declared edges taken in {self.steps} inputs"
+
+
+def _names(edges: Iterable[Edge]) -> list[str]:
+    return [f"{old.name} --{given.name}--> {new.name}" for old, given, new in edges]
+
+
+# ---------------------------------------------------------------------- lifespan
+
+_L = lifespan.Input
+_LIFESPAN_CALLS: dict[lifespan.Input, Callable[[lifespan.LifespanMachine], Effects]] = {
+    _L.STARTUP_COMPLETE: lambda m: m.app_send({"type": "lifespan.startup.complete"}),
+    _L.STARTUP_FAILED: lambda m: m.app_send({"type": "lifespan.startup.failed", "message": "no db"}),
+    _L.SHUTDOWN_COMPLETE: lambda m: m.app_send({"type": "lifespan.shutdown.complete"}),
+    _L.SHUTDOWN_FAILED: lambda m: m.app_send({"type": "lifespan.shutdown.failed"}),
+    _L.OTHER_MESSAGE: lambda m: m.app_send({"type": "http.response.start", "status": 200}),
+    _L.RECEIVE: lambda m: m.app_receive(),
+    _L.APP_RETURNED: lambda m: m.app_ended(raised=False),
+    _L.APP_RAISED: lambda m: m.app_ended(raised=True),
+    _L.SHUTDOWN_REQUESTED: lambda m: m.begin_shutdown(),
+    _L.TIMEOUT: lambda m: m.timed_out(),
+}
+
+
+def _lifespan_key(m: lifespan.LifespanMachine) -> tuple[Any, ...]:
+    return (m.state, m.startup_delivered, m.cause, m.cause_state, m.failure_message)
+
+
+def test_every_input_in_every_reachable_lifespan_state_takes_exactly_the_declared_edges() -> None:
+    """Exhaustive: every input from every reachable (state, data fields), breadth first."""
+    assert set(_LIFESPAN_CALLS) == set(lifespan.Input)
+    walk = Walk(lifespan.TABLE)
+    start = lifespan.LifespanMachine()
+    queue, known = [start], {_lifespan_key(start)}
+    while queue:
+        machine = queue.pop(0)
+        for given, call in _LIFESPAN_CALLS.items():
+            after = copy.deepcopy(machine)
+            walk.step(after, given, lambda after=after, call=call: call(after))  # type: ignore[misc]
+            if _lifespan_key(after) not in known:
+                known.add(_lifespan_key(after))
+                queue.append(after)
+    print(f"lifespan: {walk.check()}, from {len(known)} reachable configurations")
+    assert {key[0] for key in known} == set(lifespan.State)
+
+
+# ---------------------------------------------------------------------- HTTP
+
+_HEAD = b"GET / HTTP/1.1\r\nHost: x\r\n"  # a request head without its end
+_KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+_UPGRADE = b"Upgrade: websocket\r\nConnection: Upgrade\r\n" + _KEY
+# What may follow _HEAD: each ends the head in its own way.
+_HEAD_ENDS = [
+    b"\r\n",  # a GET
+    b"Connection: close\r\n\r\n",  # the connection's last request
+    b"Content-Length: 5\r\n\r\nab",  # a body, part of it here
+    b"Expect: 100-continue\r\nContent-Length: 2\r\n\r\n",  # the client waits for 100 Continue
+    b"Transfer-Encoding: chunked\r\n\r\n",  # a chunked body, none of it here
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",  # a chunked body, its first chunk here
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",  # a malformed chunk: the client counts as gone
+    b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",  # RFC 9112 §6.1: close after it
+    _UPGRADE + b"\r\n",  # a WebSocket upgrade
+    _UPGRADE + b"Content-Length: 3\r\n\r\na",  # a WebSocket upgrade, its body still arriving
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",  # a handshake without its key: 400
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 2\r\n\r\n",  # the same, with a body
+]
+_BYTES = [
+    _HEAD,
+    *_HEAD_ENDS,
+    *(_HEAD + end for end in _HEAD_ENDS),
+    b"cde",  # the rest of the 5-byte body
+    b"ok",  # the 2-byte body
+    b"bc",  # the rest of the upgrade's 3-byte body
+    b"3\r\nabc\r\n",  # a chunk
+    b"0\r\n\r\n",  # the last chunk
+    b"zz\r\n",  # a malformed chunk
+    b"\x00 nonsense\r\n\r\n",  # 400
+    b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",  # 505
+    b"CONNECT x:1 HTTP/1.1\r\nHost: x\r\n\r\n",  # 501
+]
+_STARTS: list[dict[str, Any]] = [  # (the usual messages more often than the rest)
+    {"type": "http.response.start", "status": 200},
+    {"type": "http.response.start", "status": 200},
+    {"type": "http.response.start", "status": 200},
+    {"type": "http.response.start", "status": 204},
+    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]},
+    {"type": "http.response.start", "status": 99},  # malformed
+]
+_BODIES: list[dict[str, Any]] = [
+    {"type": "http.response.body", "body": b"ok"},
+    {"type": "http.response.body", "body": b"ok"},
+    {"type": "http.response.body", "body": b"ok"},
+    {"type": "http.response.body", "body": b"ok", "more_body": True},
+    {"type": "http.response.body", "body": b"", "more_body": False},
+    {"type": "http.response.body", "body": "not bytes"},  # malformed
+]
+
+
+def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
+    """Bytes from the peer: often the rest of a head that has begun, or a whole GET; after a
+    complete response, a pipelined request (or the start of one)."""
+    if machine.state is http.State.COMPLETE:
+        return rng.choice([_HEAD, *(_HEAD + end for end in _HEAD_ENDS)])
+    if machine.state is http.State.READING_HEAD and rng.random() < 0.7:
+        return rng.choice(_HEAD_ENDS)
+    return rng.choice(_BYTES) if rng.random() < 0.7 else _HEAD + b"\r\n"
+
+
+_H = http.Input
+_HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]] = {
+    _H.START: lambda m, r: m.app_send(r.choice(_STARTS)),
+    _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
+    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.trailers"}),
+    _H.RECEIVE: lambda m, r: m.app_receive(),
+    _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
+    _H.APP_RAISED: lambda m, r: m.app_ended(raised=True),
+    _H.BYTES: lambda m, r: m.receive_data(_some_bytes(m, r)),
+    _H.PEER_GONE: lambda m, r: m.peer_gone("reset"),
+    _H.KEEP_ALIVE_TIMEOUT: lambda m, r: m.keep_alive_timeout(),
+    _H.SHUTDOWN: lambda m, r: m.server_shutdown(),
+    _H.SHUTDOWN_TIMEOUT: lambda m, r: m.shutdown_timeout(),
+}
+# How often each input is chosen, relative to the others: the app's messages often enough to
+# finish responses, the inputs that end a connection seldom enough to reach the late states.
+_WEIGHTS = {
+    _H.START: 4.0,
+    _H.BODY: 4.0,
+    _H.OTHER_MESSAGE: 0.5,
+    _H.RECEIVE: 1.0,
+    _H.APP_RETURNED: 1.0,
+    _H.APP_RAISED: 1.0,
+    _H.BYTES: 3.0,
+    _H.PEER_GONE: 0.2,
+    _H.KEEP_ALIVE_TIMEOUT: 0.2,
+    _H.SHUTDOWN: 0.2,
+    _H.SHUTDOWN_TIMEOUT: 0.1,
+}
+_EPISODES = 12000
+_STEPS = 16
+
+
+def test_random_walks_over_the_http_machine_take_exactly_the_declared_edges() -> None:
+    """Random inputs (the ones with a row in the state the machine is in), from a fresh
+    connection each episode; the seed makes every run the same. Bytes arrive whenever the
+    walk likes, even while the machine has asked the runtime to stop reading: the table
+    covers every input the machine accepts."""
+    assert set(_HTTP_CALLS) == set(http.Input)
+    rng = random.Random(18)
+    walk = Walk(http.TABLE)
+    by_row: set[RowEdge] = set()  # each change with the row that made it
+    with recording(by_row):
+        _walk_http(walk, rng)
+    declared = declared_edges(http.TABLE.values())
+    assert (sorted(by_row - declared), sorted(declared - by_row)) == ([], []), "undeclared, never taken by its row"
+    print(f"HTTP: {len(by_row)} of {len(declared)} declared edges taken, each by its own row, in {walk.steps} inputs")
+
+
+def _walk_http(walk: Walk, rng: random.Random) -> None:
+    for episode in range(_EPISODES):
+        machine = http.HTTPMachine(
+            http.Settings(max_head_bytes=1024),
+            date=lambda: b"Sun, 06 Nov 1994 08:49:37 GMT",
+            last_request=episode % 10 == 1,
+            over_limit=episode % 10 == 2,
+        )
+        for _ in range(_STEPS):
+            inputs = [given for given in http.Input if (machine.state, given) in http.TABLE]
+            [given] = rng.choices(inputs, [_WEIGHTS[given] for given in inputs])
+            walk.step(machine, given, lambda given=given, machine=machine: _HTTP_CALLS[given](machine, rng))  # type: ignore[misc]
+
+
+def test_the_walk_fails_on_an_undeclared_or_a_missing_edge() -> None:
+    """The check itself can fail: a row that lists one state too many, or one too few."""
+    table = dict(lifespan.TABLE)
+    key = (lifespan.State.STARTED, lifespan.Input.APP_RAISED)
+    row = table[key]
+    for wrong in ((lifespan.State.SHUTDOWN_FAILED, lifespan.State.DONE), ()):
+        table[key] = dataclasses.replace(row, next=wrong)
+        walk = Walk(table)
+        machine = lifespan.LifespanMachine()
+        machine.app_send({"type": "lifespan.startup.complete"})
+        walk.seen = Walk(lifespan.TABLE).declared()  # as if every declared edge was taken
+        walk.seen.discard((lifespan.State.STARTED, lifespan.Input.APP_RAISED, lifespan.State.SHUTDOWN_FAILED))
+        walk.step(machine, lifespan.Input.APP_RAISED, lambda machine=machine: machine.app_ended(raised=True))  # type: ignore[misc]
+        with pytest.raises(AssertionError):
+            walk.check()
