@@ -153,7 +153,7 @@ async def test_every_section_in_the_trace_of_a_real_run_names_a_heading_that_exi
     assert {"recv", "send", "state", "error"} <= kinds
     for record in records:
         assert problems(record.section) == [], record
-        if record.kind in ("recv", "send", "state", "error", "ignored"):
+        if record.kind in ("recv", "send", "state", "error", "ignored", "timer"):
             assert is_citation(record.section), record
     messages = [(r, str(r.message["type"])) for r in records if r.kind in ("recv", "send") and r.message]
     assert {message_type.split(".")[0] for _, message_type in messages} == {"lifespan", "http", "websocket"}

@@ -121,9 +121,10 @@ async def test_a_timer_that_fires_is_recorded_with_the_state_it_changes() -> Non
     assert kinds == [
         ("state", "OPEN", "the app accepted; 101 sent"),
         ("state", "CLOSING", "the app sent websocket.close (code 4000)"),
-        ("timer", "CLOSING", "close timeout: the peer's close frame or EOF is overdue"),
+        ("timer", "CLOSED", "close timeout: the peer's close frame or EOF is overdue"),
         ("state", "CLOSED", "close timeout: the peer did not finish the closing handshake"),
     ]
+    assert [r.section for r in records if r.kind == "timer"] == ["RFC 6455 §7.1.1"]  # the row's rule
     assert rec.of("event") == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
 
 

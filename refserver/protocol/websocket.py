@@ -240,9 +240,16 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ the contract
 
     def app_send(self, message: Message) -> Effects:
-        """The app's ``send(message)``. Raises the error for the app when the message
-        changes nothing (a closed connection, a misuse); otherwise ``Effects.error`` is
-        raised by the runtime after the rest is applied (e.g. after an HTTP 500)."""
+        """Take the app's ``send(message)``.
+
+        An error that changes nothing else is raised here; one that comes with effects (an
+        HTTP 500 for a bad accept) is ``Effects.error``, raised by the runtime after the rest.
+
+        Raises:
+            ClientDisconnected: the connection is closing or closed (an ``OSError``).
+            ASGIProtocolError: the message is invalid, or not allowed in this state; it names
+                the message, the state and the spec section.
+        """
         kind = speedups.message_type(message)
         state = self.state
         try:
@@ -251,31 +258,42 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             raise exc.with_state(state.name) from None
 
     def app_receive(self) -> Effects:
-        """The app's ``receive()``: ``Effects.event`` is what it returns now, or None when
-        it has to wait for ``Effects.wake_app``."""
+        """Take the app's ``receive()``.
+
+        ``Effects.event`` is what it returns now; None means it waits for ``Effects.wake_app``.
+        """
         return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> Effects:
+        """Take the app's return, or its exception (``raised``)."""
         return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> Effects:
-        """Bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
+        """Take bytes from the peer. They are never empty: EOF is :meth:`peer_gone`."""
         return self._step(Input.BYTES, data)
 
     def peer_gone(self, why: str = "") -> Effects:
-        """EOF, a reset or a failed write. ``Effects.error`` is the ClientDisconnected for a
-        ``send()`` whose write failed."""
+        """Take the peer's EOF, a reset or a failed write (``why`` says which).
+
+        ``Effects.error`` is the ClientDisconnected for a ``send()`` whose write failed."""
         fx = self._step(Input.PEER_GONE, why)
         fx.error = ClientDisconnected(self.closed_reason, self.close_code)
         return fx
 
     def timer_fired(self, timer: Timer, *, write_blocked: bool = False) -> Effects:
-        """A deadline armed through ``Effects.arm`` passed. ``write_blocked``: a write is
-        still waiting for socket buffer space (for the ping timeout)."""
+        """Take a deadline armed through ``Effects.arm`` passing.
+
+        ``write_blocked``: a write still waits for room in the socket's send buffer (the ping
+        timeout reads it)."""
         return self._step(_TIMER_INPUTS[timer], write_blocked)
 
     def server_shutdown(self) -> Effects:
+        """Take server shutdown: close 1001 on an open connection, 503 before the accept."""
         return self._step(Input.SHUTDOWN, None)
+
+    def timer_section(self, timer: Timer) -> str:
+        """Return the rule behind ``timer`` in the state the machine is in (for the trace)."""
+        return TABLE[(self.state, _TIMER_INPUTS[timer])].section
 
     # ------------------------------------------------------------------ dispatch
 

@@ -124,9 +124,11 @@ class WebSocketConnection:
     def _on_timer(self, timer: Timer) -> None:
         self._timers.pop(timer, None)
         try:
-            if self.trace is not None:
-                self.trace.record("timer", self._state, "", timer.value)
-            self._apply(self.machine.timer_fired(timer, write_blocked=self.transport.write_blocked))
+            section = self.machine.timer_section(timer)
+            fx = self.machine.timer_fired(timer, write_blocked=self.transport.write_blocked)
+            if self.trace is not None:  # the bracket shows the state after the step, as for a message
+                self.trace.record("timer", self.machine.state.name, section, timer.value)
+            self._apply(fx)
         except Exception as exc:
             self.failed(exc)
 
@@ -234,7 +236,7 @@ class WebSocketConnection:
             await self._pace.answered_at_once()
         self._event = None
         if self.trace is not None:
-            self.trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
+            self.trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
         return event  # a dict of its own (the machine never hands one out twice)
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
@@ -250,7 +252,7 @@ class WebSocketConnection:
                 raise error from None
         if trace is not None:
             trace.record(
-                "send", self.machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
+                "send", self.machine.state.name, sections.MESSAGES.get(str(message.get("type")), ""), message=message
             )
         self._apply(fx)
         if fx.write and not self.transport.flushed:
@@ -289,18 +291,5 @@ class WebSocketConnection:
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):
             await self._flush_or_lose()
 
-
-_RECEIVE_SECTIONS = {
-    "websocket.connect": sections.WS_CONNECT,
-    "websocket.receive": sections.WS_RECEIVE,
-    "websocket.disconnect": sections.WS_DISCONNECT,
-}
-_SEND_SECTIONS = {
-    "websocket.accept": sections.WS_ACCEPT,
-    "websocket.send": sections.WS_SEND,
-    "websocket.close": sections.WS_CLOSE,
-    "websocket.http.response.start": sections.WS_DENIAL,
-    "websocket.http.response.body": sections.WS_DENIAL,
-}
 
 __all__ = ["State", "WebSocketConnection"]
