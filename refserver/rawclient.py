@@ -147,7 +147,7 @@ async def connect(port: int, host: str = HOST) -> anyio.abc.SocketStream:
     return await anyio.connect_tcp(host, port)
 
 
-async def reset(stream: anyio.abc.SocketStream) -> None:
+async def reset(stream: anyio.abc.ByteStream) -> None:
     """Abort the connection with an RST: SO_LINGER(1, 0), then close."""
     sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
