@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from benchmarks.limits import masked_frame
+from refserver.rawclient import frame, handshake_request, request_bytes
 
 try:
     import picows
@@ -197,7 +197,7 @@ class _LeanEcho(asyncio.Protocol):
         self.meter = meter
         self.raw = raw
         self.size = len(payload)
-        self.frame = payload if raw else masked_frame(payload)
+        self.frame = payload if raw else frame(0x2, payload)
         self.buffer = bytearray()
         self.expect = self.size if raw else len(_server_frame_head(self.size)) + self.size
         self.sent_at = 0
@@ -212,11 +212,7 @@ class _LeanEcho(asyncio.Protocol):
         if self.raw:
             self.upgraded.set_result(None)
             return
-        key = base64.b64encode(os.urandom(16))
-        self.transport.write(
-            b"GET /echo HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        self.transport.write(handshake_request("/echo", key=base64.b64encode(os.urandom(16)).decode(), host=HOST))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -270,7 +266,7 @@ class _LeanEcho(asyncio.Protocol):
         if self.raw:
             self.transport.close()
         else:
-            self.transport.write(masked_frame(b"\x03\xe8", opcode=0x8))
+            self.transport.write(frame(0x8, b"\x03\xe8"))
         await self.closed
 
 
@@ -303,7 +299,7 @@ async def open_echo(port: int, meter: Meter, payload: bytes, raw: bool = False) 
 
 # --- HTTP/1.1 keep-alive GET ------------------------------------------------------------------
 
-_REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: refserver-bench\r\n\r\n"
+_REQUEST = request_bytes("GET", "/", [("User-Agent", "refserver-bench")], host="bench")
 
 
 class _HttpGet(asyncio.Protocol):

@@ -37,14 +37,11 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.echo_app import HTTP_BODY, app
-from benchmarks.limits import masked_frame
+from refserver.rawclient import frame, handshake_request, request_bytes
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: refserver-bench\r\n\r\n"
-HANDSHAKE = (
-    b"GET /echo HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-MESSAGE = masked_frame(bytes(range(32)))  # the client's 32 B binary message
+REQUEST = request_bytes("GET", "/", [("User-Agent", "refserver-bench")], host="bench")
+HANDSHAKE = handshake_request("/echo", host="bench")
+MESSAGE = frame(0x2, bytes(range(32)))  # the client's 32 B binary message
 ECHO = b"\x82\x20" + bytes(range(32))  # the server's echo of it, unmasked
 SERVERS = ("refserver", "uvicorn")
 WORKLOADS = ("http", "ws")

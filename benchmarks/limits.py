@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import signal
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,8 @@ import h11
 from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import BytesMessage, Message
+
+from refserver.rawclient import frame
 
 SMALL = 32
 LARGE = 1024 * 1024
@@ -75,20 +76,6 @@ def _serve_anyio(host: str, port: int) -> None:
     anyio.run(main)
 
 
-def masked_frame(payload: bytes, opcode: int = 0x2, key: bytes = b"\x12\x34\x56\x78") -> bytes:
-    """One final client frame (RFC 6455 section 5.2), masked with ``key``."""
-    length = len(payload)
-    if length < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    mask = int.from_bytes((key * (length // 4 + 1))[:length], "big") if length else 0
-    body = (int.from_bytes(payload, "big") ^ mask).to_bytes(length, "big") if length else b""
-    return head + key + body
-
-
 def _rate(step: Callable[[], None], seconds: float) -> float:
     """Calls of ``step`` per CPU second, over about ``seconds`` of CPU."""
     step()  # warm
@@ -105,10 +92,10 @@ def _rate(step: Callable[[], None], seconds: float) -> float:
 
 def _wsproto_echo(size: int) -> Callable[[], None]:
     conn = Connection(ConnectionType.SERVER)  # already open: the handshake is not what is measured
-    frame = masked_frame(os.urandom(size))
+    message = frame(0x2, os.urandom(size))
 
     def step() -> None:
-        conn.receive_data(frame)
+        conn.receive_data(message)
         for event in conn.events():
             if isinstance(event, BytesMessage) and event.message_finished:
                 conn.send(Message(data=event.data))

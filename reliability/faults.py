@@ -30,8 +30,6 @@ import gc
 import json
 import logging
 import os
-import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -48,6 +46,7 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection as WireConnection
 
 from refserver import ClientDisconnected, Config
+from refserver.rawclient import frame, handshake_request, reset
 from refserver.runtime.server import Listening, serve
 
 STATES = (
@@ -65,17 +64,7 @@ STALLS = ("stop_reading", "stop_sending")
 NO_APP = ("headers_incomplete", "upgrade_body_incomplete")
 WAIT = 5.0  # bound on every wait
 
-HANDSHAKE = (
-    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-)
-
-
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    """A masked client frame (RFC 6455 §5.2), payloads under 126 bytes."""
-    mask = b"\x01\x02\x03\x04"
-    head = bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)])
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+HANDSHAKE = handshake_request("/ws")
 
 
 @dataclass
@@ -324,16 +313,16 @@ async def _drive(
         if state == "headers_incomplete":
             await stream.send(HANDSHAKE[:60])
         elif state == "upgrade_body_incomplete":
-            await stream.send(HANDSHAKE + b"Content-Length: 10\r\n\r\nabc")
+            await stream.send(handshake_request("/ws", extra=[("Content-Length", "10")]) + b"abc")
         else:
-            await stream.send(HANDSHAKE + b"\r\n")
+            await stream.send(HANDSHAKE)
             await notes.wait("connect")
             if state != "awaiting_accept":
                 await notes.wait("ready")
                 if state != "blocked_send":
                     await _read_until(stream, reader, _has_head)
             if state == "mid_fragment":
-                await stream.send(client_frame(0x1, b"ab", fin=False) + client_frame(0x0, b"cd")[:3])
+                await stream.send(frame(0x1, b"ab", fin=False) + frame(0x0, b"cd")[:3])
             elif state == "blocked_send":
                 await notes.wait("sent", 2)
             elif state == "closing":
@@ -349,9 +338,7 @@ async def _drive(
         await anyio.wait_all_tasks_blocked()
         reads = False
         if fault == "rst":
-            sock: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            await stream.aclose()
+            await reset(stream)
         elif fault in ("fin", "half_close"):
             await stream.send_eof()
             reads = fault == "half_close" or state != "blocked_send"

@@ -36,6 +36,7 @@ from wsproto import ConnectionType
 from wsproto.connection import Connection as WireConnection
 
 from refserver import Config
+from refserver.rawclient import MASK, frame, handshake_request
 from refserver.runtime.server import Listening, serve
 
 WAIT = 5.0
@@ -104,19 +105,7 @@ def http_inputs() -> st.SearchStrategy[bytes]:
 
 
 def _masked(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bool = True) -> bytes:
-    head = bytearray([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    bit = 0x80 if mask else 0
-    n = len(payload)
-    if n < 126:
-        head.append(bit | n)
-    elif n < 1 << 16:
-        head += bytes([bit | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", n)
-    if not mask:
-        return bytes(head) + payload
-    key = b"\x11\x22\x33\x44"
-    return bytes(head) + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return frame(opcode, payload, fin=fin, rsv=rsv, mask=MASK if mask else None)
 
 
 _FRAME = st.builds(
@@ -250,15 +239,8 @@ _paths = itertools.count()
 async def run_ws_input(port: int, data: bytes, seen: WsSeen, *, deflate: bool = False) -> list[str]:
     """Handshake, send ``data``, FIN; every problem with what came back and what the app got."""
     path = f"/fuzz/{next(_paths)}"
-    extra = b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else b""
-    request = (
-        (
-            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        ).encode()
-        + extra
-        + b"\r\n"
-    )
+    extra = [("Sec-WebSocket-Extensions", "permessage-deflate")] if deflate else []
+    request = handshake_request(path, extra=extra, host="x")
     stream = await anyio.connect_tcp("127.0.0.1", port)
     raw = bytearray()
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -30,9 +31,8 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from wsproto.events import CloseConnection
 
-from reliability.client import LoadClient
+from refserver.rawclient import WSClient, connect, read_until_eof, request_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 20.0
@@ -89,39 +89,29 @@ async def _collect(stream: anyio.abc.ByteReceiveStream, into: bytearray) -> None
         pass
 
 
-async def _watch(client: LoadClient, cid: str, streaming: _Countdown, seen: dict[str, list[int]]) -> int | None:
+async def _watch(client: WSClient, cid: str, streaming: _Countdown, seen: dict[str, list[int]]) -> int | None:
     """Read numbered messages until the server's close frame; answer it; wait for EOF."""
     numbers = seen.setdefault(cid, [])
-    while True:
-        message = await client.next_message()
-        if message is None:
-            break
+    while (message := await client.receive_message(math.inf)) is not None:
         numbers.append(int(str(message).rsplit(":", 1)[1]))
         streaming.mark(cid)
     close = client.closed_by_server
-    if isinstance(close, CloseConnection):
+    if close is not None:
         try:
-            await client.stream.send(client.ws.send(close.response()))
-            while True:
-                await client.stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            await client.send_raw(client.wire.send(close.response()))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
-    await client.stream.aclose()
+        await read_until_eof(client.stream)
+    await client.aclose()
     return close.code if close is not None else None
 
 
 async def _request(port: int, ms: int, sent: _Countdown, rid: str) -> bytes:
-    stream = await anyio.connect_tcp("127.0.0.1", port)
+    stream = await connect(port)
     async with stream:
-        await stream.send(f"GET /slow?{ms} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await stream.send(request_bytes("GET", f"/slow?{ms}", [("Connection", "close")]))
         sent.mark(rid)
-        data = bytearray()
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            pass
-    return bytes(data)
+        return await read_until_eof(stream)
 
 
 async def shutdown_under_load(
@@ -154,7 +144,7 @@ async def shutdown_under_load(
                 async with anyio.create_task_group() as clients:
 
                     async def stream_to(cid: str) -> None:
-                        client = await LoadClient.open(port, f"/ws/{cid}?pace={pace_ms}")
+                        client = await WSClient.connect(port, f"/ws/{cid}?pace={pace_ms}", answer_pings=True)
                         codes[cid] = await _watch(client, cid, streaming, seen)
 
                     with anyio.fail_after(WAIT):

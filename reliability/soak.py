@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -39,7 +40,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from reliability.client import LoadClient
+from refserver.rawclient import WSClient, connect, read_until_eof, request_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,11 +128,11 @@ class _Run:
         self.next_id += 1
         return f"{self.prefix}{kind}{self.next_id}"
 
-    async def open(self, cid: str, initial: bool = False) -> LoadClient | None:
+    async def open(self, cid: str, initial: bool = False) -> WSClient | None:
         start = time.monotonic()
         try:
             with anyio.fail_after(self.options.handshake_timeout_s):
-                client = await LoadClient.open(self.port, f"/ws/{cid}")
+                client = await WSClient.connect(self.port, f"/ws/{cid}", answer_pings=True)
         except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError, Exception) as exc:
             self.result.handshake_failures.append(f"{cid}: {type(exc).__name__}: {exc}")
             return None
@@ -140,14 +141,14 @@ class _Run:
             self.result.later_handshake_s.append(time.monotonic() - start)
         return client
 
-    async def exchange(self, client: LoadClient, cid: str, seq: int, count: int) -> int:
+    async def exchange(self, client: WSClient, cid: str, seq: int, count: int) -> int:
         """Send ``count`` numbered messages at once, then read their echoes in order."""
         texts = [f"{cid}:{seq + i}:" + "x" * self.rng.randrange(0, 200) for i in range(count)]
         for text in texts:
             await client.send_text(text)
         self.result.sent += count
         for text in texts:
-            got = await client.next_message()
+            got = await client.receive_message(math.inf)
             if got != text:
                 self.result.problems.append(f"{cid}: expected {text[:40]!r}, got {str(got)[:40]!r}")
                 raise _Broken
@@ -168,7 +169,7 @@ class _Run:
             while time.monotonic() < self.deadline:
                 seq = await self.exchange(client, cid, seq, self.rng.randint(1, 3))
                 await self.pause()
-            extra = await client.close(1000)
+            extra = await client.close_and_wait(1000)
         except _Broken:
             await client.reset()
             return
@@ -198,7 +199,7 @@ class _Run:
                     seq = await self.exchange(client, cid, seq, self.rng.randint(1, 3))
                     await self.pause()
                 if has_reset and time.monotonic() >= self.deadline:
-                    extra = await client.close(1000)
+                    extra = await client.close_and_wait(1000)
                     if extra:
                         self.result.problems.append(f"{cid}: {len(extra)} message(s) after the close")
                     self.result.closed_ids.append(cid)
@@ -226,7 +227,7 @@ class _Run:
             return
         try:
             await self.exchange(client, cid, 0, 2)
-            extra = await client.close(1000)
+            extra = await client.close_and_wait(1000)
         except _Broken:
             await client.reset()
             return
@@ -300,16 +301,11 @@ def process_rss_kib(pid: int) -> int:
 
 
 async def http_get(port: int, target: str) -> bytes:
-    stream = await anyio.connect_tcp("127.0.0.1", port)
+    stream = await connect(port)
     async with stream:
-        await stream.send(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = bytearray()
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
+        await stream.send(request_bytes("GET", target, [("Connection", "close")]))
+        data = await read_until_eof(stream)
+    head, _, body = data.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200 "):
         raise RuntimeError(f"GET {target}: {head[:80]!r}")
     return body
@@ -441,10 +437,11 @@ async def on_demand(
             found = re.search(rb"127\.0\.0\.1:(\d+)", bytes(stdout))
             port = chosen_port or int(found.group(1))  # type: ignore[union-attr]
             await http_get(port, "/")
-            warm = await LoadClient.open(port, "/ws/warm-up")  # first-use allocations before "start"
+            # first-use allocations before "start"
+            warm = await WSClient.connect(port, "/ws/warm-up", answer_pings=True)
             await warm.send_text("warm-up")
-            await warm.next_message()
-            await warm.close(1000)
+            await warm.receive_message(math.inf)
+            await warm.close_and_wait(1000)
             with anyio.fail_after(10):
                 while json.loads(await http_get(port, "/stats"))["running"]:
                     await anyio.sleep(0.05)  # polling the child's record; bounded above

@@ -15,7 +15,7 @@ import pytest
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import BY_ID
 from refserver.conformance.cli import main, resolve_targets
-from refserver.conformance.report import Report, render_findings, render_junit, render_text
+from refserver.conformance.report import Report, Target, render_findings, render_junit, render_text
 from refserver.conformance.runner import TargetRun, missing_options
 from refserver.conformance.targets import (
     BY_NAME,
@@ -104,7 +104,8 @@ class TestOptionsOnTheCommandLine:
 
 def custom_report(cells: list[V.Cell]) -> Report:
     spec = custom_target(COMMAND, OPTIONS)
-    return Report([BY_ID[c.scenario] for c in cells], [TargetRun(TargetInfo(spec, True, "custom"), "")], cells)
+    target = Target.of(TargetRun(TargetInfo(spec, True, "custom"), ""))
+    return Report([BY_ID[c.scenario] for c in cells], [target], cells)
 
 
 def reproduced(command: str) -> list[str]:

@@ -18,6 +18,7 @@ from refserver.conformance.catalogue import BY_ID
 from refserver.conformance.cli import exit_status, main
 from refserver.conformance.report import (
     Report,
+    Target,
     findings,
     load_json,
     render_diff,
@@ -121,8 +122,10 @@ async def test_gates_opened_by_many_lanes_at_once_all_arrive(anyio_backend: str)
         assert names == {f"gate{lane}" for lane in range(lanes)}
 
 
-def _target(name: str, installed: bool = True) -> TargetRun:
-    return TargetRun(TargetInfo(TargetSpec(name, name, ("x",)), installed, "1", "" if installed else "missing"), "")
+def _target(name: str, installed: bool = True) -> Target:
+    return Target.of(
+        TargetRun(TargetInfo(TargetSpec(name, name, ("x",)), installed, "1", "" if installed else "missing"), "")
+    )
 
 
 def _report(cells: list[V.Cell], names: tuple[str, ...] = ("a", "b")) -> Report:
@@ -225,7 +228,7 @@ class TestFindings:
             cells,
         )
         groups = findings(report)
-        assert [(g["family"], g["kind"], g["value"], len(g["cells"])) for g in groups] == [
+        assert [(g.family, g.kind, g.value, len(g.cells)) for g in groups] == [
             ("granian", "crash", "the server process exited with status 1", 1),
             ("hypercorn", "app.disconnect.code", "1006", 2),
             ("hypercorn", "app.disconnect.code", "1000", 1),

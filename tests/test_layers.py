@@ -119,7 +119,7 @@ def test_runtime_never_imports_the_wire_libraries(path: Path) -> None:
     assert wire == [], f"{path.name} imports a wire library; only refserver/protocol may: {wire}"
 
 
-CONSUMERS = ("refserver.conformance", "refserver.testing", "refserver.pytest_fixtures")
+CONSUMERS = ("refserver.conformance", "refserver.testing", "refserver.pytest_fixtures", "refserver.rawclient")
 
 
 def core_modules() -> list[Path]:

@@ -5,7 +5,8 @@ Run it with ``python -m refserver.conformance`` (see ``--help`` and docs/conform
 A consumer of refserver's public API; the server core never imports this package.
 
 Modules: :mod:`.model` (what a scenario is), :mod:`.catalogue` (the scenarios),
-:mod:`.probe` (the ASGI app every target runs), :mod:`.client` (the raw client),
+:mod:`.probe` (the ASGI app every target runs), :mod:`.client` (the raw client's reader and
+the trace; its bytes are built by :mod:`refserver.rawclient`),
 :mod:`.observe` and :mod:`.verdict` (judging), :mod:`.targets`, :mod:`.runner`,
 :mod:`.report` and :mod:`.cli`.
 """

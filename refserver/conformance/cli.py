@@ -25,6 +25,7 @@ from refserver.conformance.catalogue import SCENARIOS
 from refserver.conformance.model import Scenario
 from refserver.conformance.report import (
     Report,
+    Target,
     add_meta_cells,
     load_json,
     render_diff,
@@ -243,7 +244,7 @@ async def run_report(
     cells = await runner.run(scenarios)
     if any(s.meta for s in scenarios):
         add_meta_cells(cells, targets)
-    return Report(scenarios, targets, cells, duration_s=time.monotonic() - started)
+    return Report(scenarios, [Target.of(t) for t in targets], cells, duration_s=time.monotonic() - started)
 
 
 def refserver_misses(report: Report) -> list[str]:
@@ -386,10 +387,10 @@ def exit_status(report: Report, strict: Sequence[str], *, check_refserver: bool 
         for line in missed[:40]:
             print(f"  {line}", file=sys.stderr)
     for name in strict:
-        target = next((t for t in report.targets if t.name == name), None)
-        if target is None or not target.info.installed:
+        target = report.target(name)
+        if target is None or not target.installed:
             status = 1
-            reason = target.info.reason if target is not None else "not in the report"
+            reason = target.reason if target is not None else "not in the report"
             print(f"conformance: --strict {name}: not run ({reason})", file=sys.stderr)
             continue
         bad = [c for c in report.cells if c.target == name and c.verdict in V.STRICT_FAILURES]

@@ -8,7 +8,6 @@ the server sends (HTTP responses, then WebSocket frames) into the trace as it ar
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import os
@@ -23,16 +22,12 @@ from typing import Any
 import anyio
 import anyio.abc
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from refserver.rawclient import apply_mask, frame, reset
+
 # RFC 9112 §4: a response begins with its status line, ``HTTP-version SP status-code SP``.
 # Anything before it is bytes the server wrote outside any response (a HEAD body, a body
 # message sent after the response completed, bytes beyond the Content-Length).
 STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] [0-9]{3}[ \r]")
-
-
-def accept_key(key: str) -> str:
-    """RFC 6455 §4.2.2: base64(SHA-1(key + GUID))."""
-    return base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
 
 
 def preview(data: bytes, limit: int = 200) -> dict[str, Any]:
@@ -72,29 +67,9 @@ class Trace:
 
 
 def build_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, masked: bool = True) -> bytes:
-    """A frame as RFC 6455 §5.2 draws it."""
-    head = bytearray([(0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)])
-    mask_bit = 0x80 if masked else 0
-    n = len(payload)
-    if n < 126:
-        head.append(mask_bit | n)
-    elif n < 1 << 16:
-        head.append(mask_bit | 126)
-        head += struct.pack("!H", n)
-    else:
-        head.append(mask_bit | 127)
-        head += struct.pack("!Q", n)
-    if not masked:
-        return bytes(head) + payload
-    mask = os.urandom(4)
-    return bytes(head) + mask + _xor(payload, mask)
-
-
-def _xor(payload: bytes, mask: bytes) -> bytes:
-    if not payload:
-        return b""
-    repeated = (mask * (len(payload) // 4 + 1))[: len(payload)]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(len(payload), "big")
+    """A frame as RFC 6455 §5.2 draws it, masked with a fresh key, as §5.3 asks of a client
+    ("MUST pick a fresh masking key from the set of allowed 32-bit values")."""
+    return frame(opcode, payload, fin=fin, rsv=rsv, mask=os.urandom(4) if masked else None)
 
 
 # RFC 8446 §4.2.1 and RFC 5246 appendix E: the version numbers the TLS extension reports.
@@ -318,11 +293,9 @@ class Connection:
         return True
 
     async def reset(self) -> None:
-        sock: socket.socket = self.stream.extra(anyio.abc.SocketAttribute.raw_socket)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.closed_locally = True
         # an abort: no close_notify first
-        await (self.stream.raw if isinstance(self.stream, TLSClient) else self.stream).aclose()
+        await reset(self.stream.raw if isinstance(self.stream, TLSClient) else self.stream)
         self.trace.add("client", "sent_rst")
 
     async def half_close(self) -> None:
@@ -530,7 +503,7 @@ class Connection:
             return False
         payload = bytes(buf[pos : pos + n])
         if masked:
-            payload = _xor(payload, mask)
+            payload = apply_mask(payload, mask)
         del buf[: pos + n]
         self.frames += 1
         record: dict[str, Any] = {"opcode": opcode, "fin": fin, "rsv": rsv, "masked": masked, "len": n}
@@ -576,12 +549,6 @@ def _framing(names: set[str]) -> str:
     return "none"
 
 
-def _dechunk(data: bytes) -> tuple[bytes, int] | None:
-    """Parse a chunked body; None if incomplete. Returns (body, bytes consumed)."""
-    parsed = _dechunk_with_trailers(data)
-    return None if parsed is None else parsed[:2]
-
-
 def _dechunk_with_trailers(data: bytes) -> tuple[bytes, int, list[list[str]]] | None:
     """Parse a chunked body; None if incomplete. Returns (body, bytes consumed, trailer fields)."""
     pos = 0
@@ -610,42 +577,3 @@ def _dechunk_with_trailers(data: bytes) -> tuple[bytes, int, list[list[str]]] | 
             return None
         body += data[pos : pos + size]
         pos += size + 2
-
-
-def handshake_bytes(
-    path: str, headers: tuple[tuple[str, str], ...], key: str | None, version: str | None, host: str
-) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade"]
-    if key is not None:
-        lines.append(f"Sec-WebSocket-Key: {key}")
-    if version is not None:
-        lines.append(f"Sec-WebSocket-Version: {version}")
-    lines += [f"{n}: {v}" for n, v in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-
-
-def request_bytes(
-    method: str,
-    path: str,
-    headers: tuple[tuple[str, str], ...],
-    body: bytes | None,
-    chunked: tuple[bytes, ...] | None,
-    end: bool,
-    host: str,
-) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    names = {n.lower() for n, _ in headers}
-    lines += [f"{n}: {v}" for n, v in headers]
-    payload = b""
-    if chunked is not None:
-        if "transfer-encoding" not in names:
-            lines.append("Transfer-Encoding: chunked")
-        for part in chunked:
-            payload += f"{len(part):x}\r\n".encode() + part + b"\r\n"
-        if end:
-            payload += b"0\r\n\r\n"
-    elif body is not None:
-        if "content-length" not in names:
-            lines.append(f"Content-Length: {len(body)}")
-        payload = body
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + payload

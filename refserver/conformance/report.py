@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from refserver.conformance.catalogue import GROUP_ORDER, META_CLAIMS
 from refserver.conformance.model import Scenario
 from refserver.conformance.runner import TargetRun
 from refserver.conformance.scenario_files import find as find_scenario
-from refserver.conformance.targets import BY_NAME, OPTIONS, TargetInfo, TargetSpec, target_args
+from refserver.conformance.targets import BY_NAME, OPTIONS, target_args
 
 INTRO = """\
 The harness runs one catalogue of scenarios against any ASGI server and looks at both sides:
@@ -165,41 +165,114 @@ def intro() -> str:
     return INTRO.replace("PLACEHOLDER_ROWS", rows).replace("OPTION_ROWS", options).replace("EXAMPLE_SCENARIOS", example)
 
 
+# ---------------------------------------------------------------------- the model every renderer reads
+
 ORDER = (V.PASS, V.FAIL, V.DEVIATES, V.DIFFERS, V.NA, V.CRASH, V.ERROR, V.FLAKY)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of a run, as the reports show it: from a live run (:meth:`of`) or read back
+    from a JSON report (:meth:`from_json`), the same either way."""
+
+    name: str
+    description: str
+    installed: bool
+    version: str
+    reason: str = ""  # why it is not installed
+    in_process: bool = False
+    select: str = ""  # the command-line arguments that select it again (for a reproduce command)
+    advertised: Mapping[str, str] = field(default_factory=dict)  # spec_version by protocol
+    restarts: int = 0
+
+    @classmethod
+    def of(cls, run: TargetRun) -> Target:
+        info = run.info
+        return cls(
+            run.name,
+            info.spec.description,
+            info.installed,
+            info.version,
+            info.reason,
+            run.in_process_backend is not None,
+            target_args(info.spec),
+            dict(run.advertised),
+            run.restarts,
+        )
+
+    @property
+    def advertises(self) -> str:
+        """``"http 2.3, websocket 2.4"``; empty when it advertises nothing."""
+        return advertises(self.advertised)
+
+    def to_json(self, totals: dict[str, int]) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "installed": self.installed,
+            "version": self.version,
+            "reason": self.reason,
+            "in_process": self.in_process,
+            "select": self.select,
+            "advertised": dict(self.advertised),
+            "restarts": self.restarts,
+            "totals": totals if self.installed else {},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Target:
+        return cls(
+            data["name"],
+            data.get("description", data["name"]),
+            bool(data["installed"]),
+            str(data.get("version", "")),
+            str(data.get("reason", "")),
+            bool(data.get("in_process")),
+            str(data.get("select") or f"--target {data['name']}"),
+            dict(data.get("advertised") or {}),
+            int(data.get("restarts") or 0),
+        )
+
+
+def advertises(advertised: Mapping[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(advertised.items()))
 
 
 @dataclass
 class Report:
+    """One run: its scenarios, its targets and a cell per scenario and target."""
+
     scenarios: list[Scenario]
-    targets: list[TargetRun]
+    targets: list[Target]
     cells: list[V.Cell]
     duration_s: float = 0.0
     generated: str = field(
         default_factory=lambda: datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     )
 
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    def ran_targets(self) -> list[Target]:
+        return [t for t in self.targets if t.installed]
+
     def cell(self, target: str, scenario: str) -> V.Cell | None:
-        for c in self.cells:
-            if c.target == target and c.scenario == scenario:
-                return c
-        return None
+        return next((c for c in self.cells if c.target == target and c.scenario == scenario), None)
+
+    def cells_of(self, target: str) -> list[V.Cell]:
+        return [c for c in self.cells if c.target == target]
+
+    def cells_with(self, *verdicts: str) -> list[V.Cell]:
+        return [c for c in self.cells if c.verdict in verdicts]
 
     def commands(self, target: str) -> list[str]:
         """The distinct command lines the target's servers were started with."""
-        seen: dict[str, None] = {}
-        for c in self.cells:
-            if c.target == target and c.command:
-                seen.setdefault(c.command, None)
-        return list(seen)
-
-    def ran_targets(self) -> list[TargetRun]:
-        return [t for t in self.targets if t.info.installed]
+        return list(dict.fromkeys(c.command for c in self.cells_of(target) if c.command))
 
     def totals(self, target: str) -> dict[str, int]:
         counts = dict.fromkeys(ORDER, 0)
-        for c in self.cells:
-            if c.target == target:
-                counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        for c in self.cells_of(target):
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
         return counts
 
     def groups(self) -> list[tuple[str, list[Scenario]]]:
@@ -213,6 +286,76 @@ class Report:
             out.append((group, [s for s in self.scenarios if s.group == group]))
         return out
 
+    def reproduce(self, cell: V.Cell) -> str:
+        """The command that runs one cell again with both traces side by side."""
+        target = self.target(cell.target)
+        select = target.select if target is not None else f"--target {cell.target}"
+        return f"python -m refserver.conformance --explain {cell.scenario} {select}"
+
+
+@dataclass(frozen=True)
+class FindingCell:
+    """One cell of a finding: the checks it breaks, or none when the server went down."""
+
+    cell: V.Cell
+    scenario: Scenario | None
+    broken: list[V.CheckResult]
+
+    @property
+    def bad(self) -> list[tuple[str, str]]:
+        """What the server did, as (label, value)."""
+        if self.cell.verdict == V.CRASH:
+            return [("server", _went_down(self.cell))]
+        return [(k.label, k.value) for k in self.broken]
+
+
+@dataclass
+class Finding:
+    """One root cause: the same server (``family``), the same observable (``kind``, or
+    ``crash``) and the same wrong value, across scenarios and variants."""
+
+    family: str
+    kind: str
+    value: str
+    cells: list[FindingCell] = field(default_factory=list)
+
+
+def _went_down(cell: V.Cell) -> str:
+    return (cell.error or "").split("; log:")[0]
+
+
+def _family(target: str) -> str:
+    """``hypercorn-trio`` -> ``hypercorn``: the variants of one server share its bugs."""
+    return target.split("-")[0]
+
+
+def claim_broken(check: V.CheckResult) -> bool:
+    """A check that failed or deviates on a rule of a spec version the target advertises."""
+    return check.verdict in (V.FAIL, V.DEVIATES) and check.note.startswith("advertises")
+
+
+def _broken(check: V.CheckResult) -> bool:
+    """A MUST broken, or a SHOULD of a spec version the target advertises (a claim it does not keep)."""
+    return check.verdict == V.FAIL or claim_broken(check)
+
+
+def findings(report: Report) -> list[Finding]:
+    """Every peer cell that breaks a MUST (``fail``), or a SHOULD of a spec version the peer
+    advertises, or in which the peer went down (``crash``), grouped by root cause."""
+    groups: dict[tuple[str, str, str], Finding] = {}
+    for c in report.cells:
+        if c.target.startswith("refserver") or c.scenario == META_CLAIMS.id:
+            continue  # the meta scenario only sums up the others
+        if c.verdict != V.CRASH and not any(_broken(k) for k in c.checks):
+            continue
+        broken = [k for k in c.checks if _broken(k)] if c.verdict != V.CRASH else []
+        if c.verdict == V.CRASH:
+            key = (_family(c.target), "crash", _went_down(c).replace(c.scenario, "SCENARIO"))
+        else:
+            key = (_family(c.target), broken[0].observable, broken[0].value)
+        groups.setdefault(key, Finding(*key)).cells.append(FindingCell(c, find_scenario(c.scenario), broken))
+    return sorted(groups.values(), key=lambda g: (g.family, -len(g.cells), g.kind, g.value))
+
 
 def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
     """A target keeps the spec_version it advertises, judged from every other cell: a failed
@@ -223,12 +366,7 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
         mine = [c for c in cells if c.target == target.name]
         if not mine:
             continue
-        broken = []
-        for c in mine:
-            for check in c.checks:
-                if check.verdict in (V.FAIL, V.DEVIATES) and check.note.startswith("advertises"):
-                    broken.append(c.scenario)
-        advertised = ", ".join(f"{k} {v}" for k, v in sorted(target.advertised.items())) or "nothing"
+        broken = [c.scenario for c in mine for check in c.checks if claim_broken(check)]
         value = "kept" if not broken else "broken: " + ", ".join(sorted(set(broken)))
         result = V.CheckResult(
             "claims kept",
@@ -239,11 +377,42 @@ def add_meta_cells(cells: list[V.Cell], targets: Sequence[TargetRun]) -> None:
             ("kept",),
             "kept",
             show=bool(broken),
-            note=f"advertises {advertised}",
+            note=f"advertises {advertises(target.advertised) or 'nothing'}",
         )
         cells.append(
             V.Cell(target.name, META_CLAIMS.id, result.verdict, [result], advertised=target.advertised.get("websocket"))
         )
+
+
+# ---------------------------------------------------------------------- JSON
+
+
+def render_json(report: Report, *, traces: bool = True) -> dict[str, Any]:
+    return {
+        "format": JSON_FORMAT,
+        "generated": report.generated,
+        "refserver_version": refserver.__version__,
+        "duration_s": round(report.duration_s, 2),
+        "legend": V.LEGEND,
+        "targets": [t.to_json(report.totals(t.name)) for t in report.targets],
+        "scenarios": [s.to_json() for s in report.scenarios],
+        "cells": [c.to_json(with_trace=traces) for c in report.cells],
+    }
+
+
+def load_json(path: str | Path) -> Report:
+    """A report written by ``--format json``, read back: it renders as text, markdown or
+    JUnit and compares with ``--diff`` without running anything again. Scenarios are the
+    catalogue's (by id); a scenario the catalogue no longer has is left out."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("format") != JSON_FORMAT:
+        raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
+    scenarios = [found for s in data["scenarios"] if (found := find_scenario(s["id"])) is not None]
+    targets = [Target.from_json(t) for t in data["targets"]]
+    cells = [V.Cell.from_json(c, find_scenario(c["scenario"])) for c in data["cells"]]
+    report = Report(scenarios, targets, cells, duration_s=float(data.get("duration_s") or 0.0))
+    report.generated = str(data.get("generated") or report.generated)
+    return report
 
 
 # ---------------------------------------------------------------------- text and markdown
@@ -257,13 +426,12 @@ def _cell_text(report: Report, target: str, scenario: str, width: int = 30) -> s
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _target_line(t: TargetRun) -> str:
-    if not t.info.installed:
-        return f"{t.name}: not installed ({t.info.reason})"
-    adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) or "?"
-    where = ", in-process" if t.in_process_backend else ""
+def _target_line(t: Target) -> str:
+    if not t.installed:
+        return f"{t.name}: not installed ({t.reason})"
+    where = ", in-process" if t.in_process else ""
     restarts = f", restarted {t.restarts}x" if t.restarts else ""
-    return f"{t.name}: {t.info.spec.description} {t.info.version}{where}; advertises {adv}{restarts}"
+    return f"{t.name}: {t.description} {t.version}{where}; advertises {t.advertises or '?'}{restarts}"
 
 
 def render_text(report: Report) -> str:
@@ -289,11 +457,11 @@ def render_text(report: Report) -> str:
         totals = report.totals(n)
         lines.append(f"  {n:<20} " + "  ".join(f"{k} {totals[k]}" for k in ORDER if totals[k]))
     lines += ["", "Legend:"] + [f"  {k:<9} {v}" for k, v in V.LEGEND.items()]
-    crashes = [c for c in report.cells if c.verdict == V.CRASH]
+    crashes = report.cells_with(V.CRASH)
     if crashes:
         lines += ["", "Crashes (the server exited, did not start, or stopped answering):"]
         lines += [f"  {c.target} / {c.scenario}: {_one_line(c.error or 'no reason recorded')}" for c in crashes]
-    errors = [c for c in report.cells if c.verdict == V.ERROR]
+    errors = report.cells_with(V.ERROR)
     if errors:
         lines += ["", "Errors:"] + [f"  {c.target} / {c.scenario}: {c.error}" for c in errors]
     lines.append("")
@@ -304,13 +472,6 @@ def render_text(report: Report) -> str:
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def reproduce(report: Report, cell: V.Cell) -> str:
-    """The command that runs one cell again with both traces side by side."""
-    target = next((t for t in report.targets if t.name == cell.target), None)
-    select = target_args(target.info.spec) if target is not None else f"--target {cell.target}"
-    return f"python -m refserver.conformance --explain {cell.scenario} {select}"
 
 
 def _md(text: str) -> str:
@@ -335,11 +496,11 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
         "|---|---|---|---|---|",
     ]
     for t in report.targets:
-        adv = ", ".join(f"{k} {v}" for k, v in sorted(t.advertised.items())) if t.info.installed else ""
-        note = "" if t.info.installed else f"not installed: {t.info.reason}"
+        adv = t.advertises if t.installed else ""
+        note = "" if t.installed else f"not installed: {t.reason}"
         if t.restarts:
             note = f"restarted {t.restarts} times during the run"
-        out.append(f"| {t.name} | {_md(t.info.spec.description)} | {t.info.version} | {adv} | {_md(note)} |")
+        out.append(f"| {t.name} | {_md(t.description)} | {t.version} | {adv} | {_md(note)} |")
     out += [
         "",
         "Every server was started with the command line below (the harness chose the port; a scenario "
@@ -388,8 +549,7 @@ def render_markdown(report: Report, *, catalogue: bool = True) -> str:
                     continue
                 parts = [
                     f"{_md(k.label)} = `{_md(k.value)}` ({k.verdict}{'; ' + _md(k.note) if k.note else ''})"
-                    for k in c.checks
-                    if k.verdict not in (V.PASS, V.NA)
+                    for k in c.departing
                 ]
                 out.append(f"  - {c.target}: **{c.verdict}**: " + "; ".join(parts))
         out.append("")
@@ -469,28 +629,6 @@ def _portable(command: str) -> str:
 
 def _anchor(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum() or ch in "-_ ").replace(" ", "-")
-
-
-def render_json(report: Report, *, traces: bool = True) -> dict[str, Any]:
-    return {
-        "format": JSON_FORMAT,
-        "generated": report.generated,
-        "refserver_version": refserver.__version__,
-        "duration_s": round(report.duration_s, 2),
-        "legend": V.LEGEND,
-        "targets": [
-            {
-                **t.info.to_json(),
-                "in_process": t.in_process_backend is not None,
-                "advertised": dict(t.advertised),
-                "restarts": t.restarts,
-                "totals": report.totals(t.name) if t.info.installed else {},
-            }
-            for t in report.targets
-        ],
-        "scenarios": [s.to_json() for s in report.scenarios],
-        "cells": [c.to_json(with_trace=traces) for c in report.cells],
-    }
 
 
 # ---------------------------------------------------------------------- --explain
@@ -598,71 +736,6 @@ def render_explain(scenario: Scenario, target_cell: V.Cell, ref_cell: V.Cell | N
     return "\n".join(out) + "\n"
 
 
-# ---------------------------------------------------------------------- JSON back to a report
-
-
-def load_json(path: str | Path) -> Report:
-    """A report written by ``--format json``, read back: it renders as text, markdown or
-    JUnit and compares with ``--diff`` without running anything again. Scenarios are the
-    catalogue's (by id); a scenario the catalogue no longer has is left out."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if data.get("format") != JSON_FORMAT:
-        raise ValueError(f"{path}: not a {JSON_FORMAT} report (format {data.get('format')!r})")
-    scenarios = [found for s in data["scenarios"] if (found := find_scenario(s["id"])) is not None]
-    targets = []
-    for t in data["targets"]:
-        select = str(t.get("select") or f"--target {t['name']}")
-        spec = TargetSpec(t["name"], t.get("description", t["name"]), (), builtin=False, select=select)
-        info = TargetInfo(spec, bool(t["installed"]), str(t.get("version", "")), str(t.get("reason", "")))
-        run = TargetRun(info, "", "in-process" if t.get("in_process") else None)
-        run.advertised = dict(t.get("advertised") or {})
-        run.restarts = int(t.get("restarts") or 0)
-        targets.append(run)
-    cells = []
-    for c in data["cells"]:
-        known = find_scenario(c["scenario"])
-
-        def shown(i: int, k: dict[str, Any], known: Scenario | None = known) -> bool:
-            if "show" in k:
-                return bool(k["show"])
-            # a report written before "show" was recorded: the catalogue's check says
-            return known is not None and i < len(known.checks) and known.checks[i].show
-
-        checks = [
-            V.CheckResult(
-                k["label"],
-                k["observable"],
-                k["value"],
-                k["verdict"],
-                k["level"],
-                tuple(k["allowed"]),
-                k.get("refserver"),
-                show=shown(i, k),
-                note=k.get("note", ""),
-                rule=k.get("rule", ""),
-            )
-            for i, k in enumerate(c["checks"])
-        ]
-        cells.append(
-            V.Cell(
-                c["target"],
-                c["scenario"],
-                c["verdict"],
-                checks,
-                advertised=c.get("advertised_spec_version"),
-                error=c.get("error"),
-                duration_s=float(c.get("duration_s") or 0.0),
-                trace=list(c.get("trace") or []),
-                attempts=list(c.get("attempts") or []),
-                command=str(c.get("command") or ""),
-                logged=str(c.get("logged") or "not-observed"),
-            )
-        )
-    report = Report(scenarios, targets, cells, duration_s=float(data.get("duration_s") or 0.0))
-    report.generated = str(data.get("generated") or report.generated)
-    return report
-
-
 # ---------------------------------------------------------------------- JUnit
 
 
@@ -673,7 +746,7 @@ def render_junit(report: Report) -> str:
     with the values in ``system-out``."""
     out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<testsuites name={quoteattr('refserver conformance')}>"]
     for t in report.ran_targets():
-        mine = [c for c in report.cells if c.target == t.name]
+        mine = report.cells_of(t.name)
         totals = report.totals(t.name)
         failures = sum(totals[v] for v in V.STRICT_FAILURES)
         out.append(
@@ -708,13 +781,12 @@ def _cell_detail(report: Report, c: V.Cell) -> str:
     lines = []
     if c.error:
         lines.append(c.error)
-    for k in c.checks:
-        if k.verdict not in (V.PASS, V.NA):
-            note = f" ({k.note})" if k.note else ""
-            lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
+    for k in c.departing:
+        note = f" ({k.note})" if k.note else ""
+        lines.append(f"{k.label} [{k.level}]: {k.value!r}, allowed {list(k.allowed)}{note}")
     if c.command:
         lines.append(f"server: {c.command}")
-    lines.append(f"reproduce: {reproduce(report, c)}")
+    lines.append(f"reproduce: {report.reproduce(c)}")
     return "\n".join(lines)
 
 
@@ -745,7 +817,7 @@ def render_diff(report: Report, left: str, right: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _option_table(targets: list[TargetRun]) -> list[str]:
+def _option_table(targets: list[Target]) -> list[str]:
     """Each built-in target's own flags for the options a scenario may ask for (a Unix socket, a
     root_path, TLS...); a target without one is n/a for the scenarios that need it."""
     # a report read back from JSON has the targets' names only: the built-in specs give their flags
@@ -776,45 +848,9 @@ def _option_table(targets: list[TargetRun]) -> list[str]:
 # ---------------------------------------------------------------------- findings for upstream
 
 
-def _family(target: str) -> str:
-    """``hypercorn-trio`` -> ``hypercorn``: the variants of one server share its bugs."""
-    return target.split("-")[0]
-
-
-def _broken(check: V.CheckResult) -> bool:
-    """A MUST broken, or a SHOULD of a spec version the target advertises (a claim it does not keep)."""
-    return check.verdict == V.FAIL or (check.verdict == V.DEVIATES and check.note.startswith("advertises"))
-
-
-def findings(report: Report) -> list[dict[str, Any]]:
-    """Every peer cell that breaks a MUST (``fail``), or a SHOULD of a spec version the peer
-    advertises, or in which the peer went down (``crash``), grouped by root cause: the same
-    server, the same observable and the same wrong value, across scenarios and variants."""
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for c in report.cells:
-        if c.target.startswith("refserver") or c.scenario == META_CLAIMS.id:
-            continue  # the meta scenario only sums up the others
-        if c.verdict != V.CRASH and not any(_broken(k) for k in c.checks):
-            continue
-        scenario = find_scenario(c.scenario)
-        if c.verdict == V.CRASH:
-            what = (c.error or "").split("; log:")[0]
-            key = (_family(c.target), "crash", what.replace(c.scenario, "SCENARIO"))
-            bad = [("server", what)]
-        else:
-            failing = [k for k in c.checks if _broken(k)]
-            key = (_family(c.target), failing[0].observable, failing[0].value)
-            bad = [(k.label, k.value) for k in failing]
-        group = groups.setdefault(key, {"family": key[0], "kind": key[1], "value": key[2], "cells": []})
-        group["cells"].append({"cell": c, "scenario": scenario, "bad": bad})
-    out = list(groups.values())
-    out.sort(key=lambda g: (g["family"], -len(g["cells"]), g["kind"], g["value"]))
-    return out
-
-
 def render_findings(report: Report) -> str:
     groups = findings(report)
-    versions = {t.name: t.info.version for t in report.targets}
+    versions = {t.name: t.version for t in report.targets}
     out = [
         "# Findings for upstream: where peers break the ASGI spec or the RFCs",
         "",
@@ -827,23 +863,21 @@ def render_findings(report: Report) -> str:
         "the rule (the scenario's lesson and the sections it rests on), what the server did, and the one command "
         "that reproduces it with both traces side by side.",
         "",
-        f"{len(groups)} findings in {sum(len(g['cells']) for g in groups)} cells.",
+        f"{len(groups)} findings in {sum(len(g.cells) for g in groups)} cells.",
         "",
     ]
     family = None
     for number, g in enumerate(groups, 1):
-        if g["family"] != family:
-            family = g["family"]
-            targets = sorted({e["cell"].target for x in groups if x["family"] == family for e in x["cells"]})
+        if g.family != family:
+            family = g.family
+            targets = sorted({e.cell.target for x in groups if x.family == family for e in x.cells})
             shown = ", ".join(f"{t} {versions.get(t, '')}".strip() for t in targets)
             out += [f"## {family}", "", f"Targets: {shown}.", ""]
-        first = g["cells"][0]
-        scenarios = sorted({e["cell"].scenario for e in g["cells"]})
-        if g["kind"] == "crash":
-            title = f"the server went down: {g['value']}"
+        scenarios = sorted({e.cell.scenario for e in g.cells})
+        if g.kind == "crash":
+            title = f"the server went down: {g.value}"
         else:
-            label = first["bad"][0][0]
-            title = f"{label} = `{_md(g['value'])}`"
+            title = f"{g.cells[0].broken[0].label} = `{_md(g.value)}`"
         out.append(f"### {number}. {_md(title)}")
         out.append("")
         out.append(
@@ -853,21 +887,20 @@ def render_findings(report: Report) -> str:
         )
         out.append("")
         seen: set[str] = set()
-        for e in g["cells"]:
-            s, c = e["scenario"], e["cell"]
+        for e in g.cells:
+            s, c = e.scenario, e.cell
             if s is not None and s.id not in seen:
                 seen.add(s.id)
                 out.append(f"- **`{s.id}`** ({s.level.value}; {_md('; '.join(s.refs))}): {_md(s.lesson)}")
             expected = ""
-            for k in c.checks:
-                if _broken(k):
-                    note = f"; {k.note}" if k.note else ""
-                    expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
-                    if k.rule:
-                        expected += f" Rests on {_md(k.rule)}."
-                    break
-            did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e["bad"])
+            if e.broken:
+                k = e.broken[0]
+                note = f"; {k.note}" if k.note else ""
+                expected = f" Expected {', '.join(f'`{_md(a)}`' for a in k.allowed)} ({k.level}{_md(note)})."
+                if k.rule:
+                    expected += f" Rests on {_md(k.rule)}."
+            did = "; ".join(f"{_md(label)} = `{_md(value)}`" for label, value in e.bad)
             out.append(f"  - {c.target} (advertises {c.advertised or '?'}): {did}.{expected}")
-            out.append(f"    Reproduce: `{reproduce(report, c)}`")
+            out.append(f"    Reproduce: `{report.reproduce(c)}`")
         out.append("")
     return "\n".join(out) + "\n"

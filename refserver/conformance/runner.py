@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 
 from refserver.conformance import verdict as V
-from refserver.conformance.client import Connection, Trace, build_frame, handshake_bytes, preview, request_bytes
+from refserver.conformance.client import Connection, Trace, build_frame, preview
 from refserver.conformance.model import Scenario
 from refserver.conformance.observe import logged_errors
 from refserver.conformance.probe import HEALTH_PATH
@@ -68,6 +68,7 @@ from refserver.conformance.targets import (
     TLSFiles,
     make_tls_files,
 )
+from refserver.rawclient import handshake_request, request_bytes
 
 SCENARIO_TIMEOUT_S = 40.0
 REFSERVER_NAMES = ("refserver", "refserver-trio")
@@ -286,9 +287,7 @@ class Runner:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(conn.read_forever)
                     conn.methods.append("GET")
-                    await conn.write(
-                        request_bytes("GET", HEALTH_PATH, (("Connection", "close"),), None, None, True, HOST), "health"
-                    )
+                    await conn.write(request_bytes("GET", HEALTH_PATH, (("Connection", "close"),), host=HOST), "health")
                     await trace.wait_for(lambda: conn.responses > 0 or conn.ended, HEALTH_TIMEOUT_S)
                     tg.cancel_scope.cancel()
             finally:
@@ -733,7 +732,9 @@ class ClientScript:
         conn.echo_close = step.echo_close
         conn.close_on_eof = step.close_on_eof
         host = f"{HOST}:{self.server.port}"
-        data = handshake_bytes(self.path(step.suffix), step.headers, step.key, step.version, host)
+        data = handshake_request(
+            self.path(step.suffix), extra=step.headers, key=step.key, version=step.version, host=host
+        )
         await conn.write(data + step.after, "handshake", chop=step.chop)
         await self._wait("handshake response", lambda: conn.responses > 0 or conn.ended, step.timeout)
 
@@ -749,7 +750,7 @@ class ClientScript:
             data = step.raw.replace(b"{path}", self.path(step.suffix).encode()).replace(b"{host}", host.encode())
         else:
             path = self.path(step.suffix)
-            data = request_bytes(step.method, path, step.headers, step.body, step.chunked, step.end, host)
+            data = request_bytes(step.method, path, step.headers, step.body, step.chunked, step.end, host=host)
         await conn.write(data, f"{step.method} request")
 
     async def _do_body_on_continue(self, step: BodyOnContinue) -> None:

@@ -59,7 +59,6 @@ class TargetSpec:
     replaces: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The packages to install when a module of ``module`` is missing (module -> package).
     packages: tuple[tuple[str, str], ...] = ()
-    select: str = ""  # read back from a JSON report: the arguments that selected the target
 
     def option_argv(self, name: str) -> tuple[str, ...] | None:
         """The arguments that set option ``name``, or None if the target has no such option."""
@@ -350,8 +349,6 @@ def _check_placeholders(flag: str, text: str, known: set[str]) -> None:
 
 def target_args(spec: TargetSpec) -> str:
     """The command-line arguments that select this target again (for a reproduce command)."""
-    if spec.select:
-        return spec.select
     if not spec.shell:
         return f"--target {spec.name}"
     parts = ["--target-command", shlex.quote(f"{spec.name}={spec.argv[0]}")]
@@ -367,17 +364,6 @@ class TargetInfo:
     version: str
     reason: str = ""
     in_process: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.spec.name,
-            "description": self.spec.description,
-            "installed": self.installed,
-            "version": self.version,
-            "reason": self.reason,
-            "in_process": self.in_process,
-            "select": target_args(self.spec),
-        }
 
 
 def repo_root() -> str:

@@ -85,6 +85,22 @@ class CheckResult:
             "rule": self.rule,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, show: bool = False) -> CheckResult:
+        """Read back what :meth:`to_json` wrote; ``show`` for a report written before "show" was."""
+        return cls(
+            data["label"],
+            data["observable"],
+            data["value"],
+            data["verdict"],
+            data["level"],
+            tuple(data["allowed"]),
+            data.get("refserver"),
+            show=bool(data.get("show", show)),
+            note=data.get("note", ""),
+            rule=data.get("rule", ""),
+        )
+
 
 @dataclass
 class Cell:
@@ -101,12 +117,17 @@ class Cell:
     logged: str = "not-observed"  # did the server log at error level meanwhile ("none", "error: ...")
 
     @property
+    def departing(self) -> list[CheckResult]:
+        """The checks that are neither ``pass`` nor ``n/a``."""
+        return [c for c in self.checks if c.verdict not in (PASS, NA)]
+
+    @property
     def summary(self) -> str:
         """A short text for a matrix cell: the verdict, and the value when it matters (the
         value of the first check that is not a pass, else of the first check marked to show)."""
         if self.verdict in (ERROR, CRASH, NA):
             return self.verdict
-        bad = [c.value for c in self.checks if c.verdict not in (PASS, NA)]
+        bad = [c.value for c in self.departing]
         shown = bad or [c.value for c in self.checks if c.show and c.verdict == PASS]
         skipped = [c.label for c in self.checks if c.verdict == NA]
         if skipped and not bad:
@@ -135,6 +156,25 @@ class Cell:
         if with_trace:
             data["trace"] = self.trace
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], scenario: Scenario | None = None) -> Cell:
+        """Read back what :meth:`to_json` wrote; ``scenario`` (the catalogue's) says which
+        checks to show in a report written before "show" was recorded."""
+        known = scenario.checks if scenario is not None else []
+        return cls(
+            data["target"],
+            data["scenario"],
+            data["verdict"],
+            [CheckResult.from_json(k, show=i < len(known) and known[i].show) for i, k in enumerate(data["checks"])],
+            advertised=data.get("advertised_spec_version"),
+            error=data.get("error"),
+            duration_s=float(data.get("duration_s") or 0.0),
+            trace=list(data.get("trace") or []),
+            attempts=list(data.get("attempts") or []),
+            command=str(data.get("command") or ""),
+            logged=str(data.get("logged") or "not-observed"),
+        )
 
 
 def matches(value: str, pattern: str) -> bool:
