@@ -67,8 +67,9 @@ def rule_lines(results: dict[str, Any]) -> list[str]:
     for step in results["steps"]:
         for v in step["violations"]:
             key = (v["message_type"], v["problem"], v["section"], v["taken"])
-            if step["step"] not in rules.setdefault(key, []):
-                rules[key].append(step["step"])
+            named = f"{step['step']} ({step['does']})"
+            if named not in rules.setdefault(key, []):
+                rules[key].append(named)
     lines = []
     for (message_type, problem, section, taken), steps in rules.items():
         served = f"served under warn: {taken}" if taken else "no safe reading: send() raised"
@@ -152,6 +153,20 @@ def render(runs: list[dict[str, Any]]) -> str:
         "(`GET /socket.io/?EIO=4&transport=polling`), and its WebSocket steps open "
         "`/socket.io/?EIO=4&transport=websocket`, connect to the default namespace and send the `echo` or `late` "
         "event.",
+        "",
+        "What the spec says each side is owed, against which the columns below are read:",
+        "",
+        "- A message the app sends that breaks a rule is an error; under `--app-violations warn` refserver serves "
+        "the one safe reading instead and records the breach (docs/decisions.md#app-violations). The column of "
+        "rules counts the distinct rules broken in the whole run.",
+        f"- When the connection ends, the app receives `websocket.disconnect` with the close code the client sent, "
+        f"1006 when the connection ended without a close frame (an RST; RFC 6455 §7.1.5), and 1001 on shutdown "
+        f'(docs/decisions.md#shutdown-1001) ({DISCONNECT}): "refserver '
+        f'delivered" is that message. "The app saw" is what the framework then told the handler.',
+        f"- A `send()` on a closed connection raises a server-specific subclass of `OSError` ({CLOSED_SEND}); "
+        'refserver\'s is `ClientDisconnected`, carrying the close code. "What `ClientDisconnected` became" is '
+        'what the handler\'s late `send()` raised instead (the late-send step); "escaped" is what then left '
+        "the app to the server.",
         "",
         "## Summary",
         "",

@@ -23,6 +23,7 @@ from refserver.testing import RunningServer, serve
 from tests.support import Rejected, WSClient, http_request
 
 TIMEOUT_S = 5.0
+SHUTDOWN = ("shutdown", "WebSocket echo of 'hello', then the server shuts down (as on SIGTERM)")
 SOCKETIO = "/socket.io/?EIO=4&transport="
 
 
@@ -192,8 +193,8 @@ async def run(framework: Framework) -> dict[str, Any]:
     server, v, r = stopped
     results.append(
         {
-            "step": "shutdown",
-            "does": "WebSocket echo of 'hello', then the server shuts down (as on SIGTERM)",
+            "step": SHUTDOWN[0],
+            "does": SHUTDOWN[1],
             "client": client_lines,
             "app": said,
             "delivered": delivered(server.records[r:]),
