@@ -175,10 +175,10 @@ def render(runs: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        rules = len(rule_lines(r))
+        broken = len(rule_lines(r))
         lines.append(
             f"| [{r['framework']}](#{anchor(r['framework'])}) | {r['distribution']}=={r['version']} | "
-            f"{rules or 'none'} | {became(r)} | {app_saw(r, 'close-4001')} | {app_saw(r, 'reset')} | "
+            f"{broken or 'none'} | {became(r)} | {app_saw(r, 'close-4001')} | {app_saw(r, 'reset')} | "
             f"{app_saw(r, 'shutdown')} |"
         )
     for r in runs:

@@ -13,9 +13,12 @@ import importlib.metadata
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from frameworks import seen
 from frameworks.doc import BY_MODULE, Framework
@@ -132,76 +135,62 @@ def violations(found: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(slots=True)
+class Step:
+    """One step under way: where the server's records stood when it began, and what the client saw."""
+
+    server: RunningServer
+    name: str
+    does: str
+    violations_from: int
+    records_from: int
+    client: list[str] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, server: RunningServer, name: str, does: str) -> Step:
+        seen.reset()
+        return cls(server, name, does, len(server.violations), len(server.records))
+
+    async def act(self, how: Callable[[], Awaitable[list[str]]]) -> None:
+        """Run the client's part, bounded; a failure is what the client saw."""
+        try:
+            with anyio.fail_after(TIMEOUT_S):
+                self.client += await how()
+        except Rejected as rejected:
+            self.client.append(f"the handshake was answered HTTP {rejected.response.status_code}")
+        except Exception as exc:
+            self.client.append(f"the client failed: {seen.describe(exc)}")
+
+    async def end(self) -> dict[str, Any]:
+        """Wait (bounded) until the app is done with the step; return what each side saw."""
+        said = await wait_for(app_lines(self.name))
+        return {
+            "step": self.name,
+            "does": self.does,
+            "client": self.client,
+            "app": said,
+            "delivered": delivered(self.server.records[self.records_from :]),
+            "escaped": list(seen.escaped),
+            "violations": violations(self.server.violations[self.violations_from :]),
+        }
+
+
 async def run(framework: Framework) -> dict[str, Any]:
+    """Serve the framework's app and run every step against it; return what was seen."""
     app = seen.outermost(importlib.import_module(f"frameworks.apps.{framework.module}").app)
     talk = Talk(framework)
     results: list[dict[str, Any]] = []
-
-    async def step(server: RunningServer, name: str, does: str, act: Callable[[], Awaitable[list[str]]]) -> None:
-        v, r = len(server.violations), len(server.records)
-        seen.reset()
-        try:
-            with anyio.fail_after(TIMEOUT_S):
-                client = await act()
-        except Rejected as rejected:
-            client = [f"the handshake was answered HTTP {rejected.response.status_code}"]
-        except Exception as exc:
-            client = [f"the client failed: {seen.describe(exc)}"]
-        said = await wait_for(app_lines(name))
-        results.append(
-            {
-                "step": name,
-                "does": does,
-                "client": client,
-                "app": said,
-                "delivered": delivered(server.records[r:]),
-                "escaped": list(seen.escaped),
-                "violations": violations(server.violations[v:]),
-            }
-        )
-
-    async with (
-        anyio.create_task_group() as tg,
-        serve(app, app_violations="warn", record=True, shutdown_timeout_s=2) as server,
-    ):
-        for name, does, how in steps(framework):
-            await step(server, name, does, lambda how=how: how(server, talk))  # type: ignore[misc]
-        v, r = len(server.violations), len(server.records)
-        seen.reset()
-        client_lines: list[str] = []
-        try:
-            with anyio.fail_after(TIMEOUT_S):
-                client, said = await echo(talk, server.port)
-            client_lines.append(said)
-
-            async def answer_close() -> None:
-                try:
-                    with anyio.fail_after(TIMEOUT_S):
-                        event = await client.expect_close(TIMEOUT_S)
-                        client_lines.append(f"the server closed with {event.code} {event.reason!r}")
-                        await client.send_raw(client.wire.send(event.response()))
-                except Exception as exc:
-                    client_lines.append(f"the client failed: {seen.describe(exc)}")
-
-            tg.start_soon(answer_close)
-        except Rejected as rejected:
-            client_lines.append(f"the handshake was answered HTTP {rejected.response.status_code}")
-        except Exception as exc:
-            client_lines.append(f"the client failed: {seen.describe(exc)}")
-        stopped = (server, v, r)
-    said = await wait_for(app_lines("shutdown"))
-    server, v, r = stopped
-    results.append(
-        {
-            "step": SHUTDOWN[0],
-            "does": SHUTDOWN[1],
-            "client": client_lines,
-            "app": said,
-            "delivered": delivered(server.records[r:]),
-            "escaped": list(seen.escaped),
-            "violations": violations(server.violations[v:]),
-        }
-    )
+    async with anyio.create_task_group() as tg:
+        async with serve(app, app_violations="warn", record=True, shutdown_timeout_s=2) as server:
+            for name, does, how in steps(framework):
+                step = Step.begin(server, name, does)
+                await step.act(partial(how, server, talk))
+                results.append(await step.end())
+            # The last step ends the block: the server shuts down with the WebSocket open, while
+            # the client waits for the close frame and answers it.
+            last = Step.begin(server, *SHUTDOWN)
+            await last.act(partial(open_for_shutdown, tg, last.client, server, talk))
+        results.append(await last.end())
     return {
         "framework": framework.name,
         "distribution": framework.distribution,
@@ -209,6 +198,24 @@ async def run(framework: Framework) -> dict[str, Any]:
         "module": framework.module,
         "steps": results,
     }
+
+
+async def open_for_shutdown(
+    tg: anyio.abc.TaskGroup, seen_by_client: list[str], server: RunningServer, talk: Talk
+) -> list[str]:
+    client, said = await echo(talk, server.port)
+
+    async def answer_close() -> None:
+        try:
+            with anyio.fail_after(TIMEOUT_S):
+                event = await client.expect_close(TIMEOUT_S)
+                seen_by_client.append(f"the server closed with {event.code} {event.reason!r}")
+                await client.send_raw(client.wire.send(event.response()))
+        except Exception as exc:
+            seen_by_client.append(f"the client failed: {seen.describe(exc)}")
+
+    tg.start_soon(answer_close)
+    return [said]
 
 
 async def wait_for(done: Callable[[], bool]) -> list[str]:
