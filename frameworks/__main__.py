@@ -9,12 +9,13 @@ Exit status: 0 when every framework ran; 1 when one is not installed or its run 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 
-from frameworks.doc import COMMAND, DOC_PATH, FRAMEWORKS, ROOT, render
+from frameworks.doc import COMMAND, DOC_PATH, EXTRA, FRAMEWORKS, ROOT, render
 
 RUN_TIMEOUT_S = 120
 
@@ -36,12 +37,24 @@ def run_one(module: str) -> dict[str, object]:
     return results
 
 
+def installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m frameworks", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--write", action="store_true", help=f"write {DOC_PATH.relative_to(ROOT)} (the doc says `{COMMAND}`)"
     )
     args = parser.parse_args(argv)
+    missing = [f.distribution for f in FRAMEWORKS if not installed(f.distribution)]
+    if missing:
+        print(f"not installed: {', '.join(missing)}; pip install -e '.[{EXTRA},test]'", file=sys.stderr)
+        return 1
     text = render([run_one(f.module) for f in FRAMEWORKS])
     if args.write:
         DOC_PATH.write_text(text)

@@ -57,9 +57,9 @@ def raised(exc: BaseException) -> None:
     ended(f"raised {describe(exc)}")
 
 
-def closed(code: Any, reason: Any = "(not given)") -> None:
-    """Record the close code (and reason) a framework handed to the app's disconnect callback."""
-    ended(f"told code={code!r} reason={reason!r}")
+def closed(code: Any) -> None:
+    """Record the close code a framework handed to the app's disconnect callback (without a reason)."""
+    ended(f"told code={code!r}, no reason")
 
 
 async def late_send(send: Callable[[], Awaitable[object]]) -> None:
