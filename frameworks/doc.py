@@ -115,8 +115,9 @@ def notes(results: dict[str, Any]) -> list[str]:
         )
     elif late.startswith("the late send returned"):
         out.append(
-            f"- A `send()` after the client closed with 1000 raises refserver's `ClientDisconnected` ({CLOSED_SEND}); "
-            "the framework swallows it: the app's send returned, and the app is not told that nothing was sent."
+            f"- The app's send after the client closed with 1000 returned without an error, so the app is not told "
+            f"that nothing reached the client (refserver raises `ClientDisconnected` from any `send()` on the closed "
+            f"connection, {CLOSED_SEND}; the framework either never made one or kept it from the app)."
         )
     elif "ClientDisconnected" not in late and "code=1000" not in late:
         out.append(
