@@ -114,10 +114,21 @@ def notes(results: dict[str, Any]) -> list[str]:
             f"the app is told no close code: {late}."
         )
     elif late.startswith("the late send returned"):
+        tried = step_of(results, "late-send")["send_raised"]
+        never = (
+            ""
+            if any(t.startswith("websocket.send:") for t in tried)
+            else "; the late message never became a `websocket.send`"
+        )
+        what = (
+            f"refserver refused `{'; '.join(tried)}` with `ClientDisconnected` ({CLOSED_SEND}) and the framework "
+            f"kept it from the app{never}"
+            if tried
+            else "the framework made no `send()` that refserver could refuse"
+        )
         out.append(
-            f"- The app's send after the client closed with 1000 returned without an error, so the app is not told "
-            f"that nothing reached the client (refserver raises `ClientDisconnected` from any `send()` on the closed "
-            f"connection, {CLOSED_SEND}; the framework either never made one or kept it from the app)."
+            f"- The app's send after the client closed with 1000 returned without an error: {what}; the app is "
+            "not told that nothing reached the client."
         )
     elif "ClientDisconnected" not in late and "code=1000" not in late:
         out.append(
@@ -197,14 +208,14 @@ def render(runs: list[dict[str, Any]]) -> str:
         if found:
             lines += ["Where the app is told something other than what happened:", "", *found, ""]
         lines += [
-            "| step | the client saw | refserver delivered (`websocket.disconnect`) | the app saw | "
-            "escaped from the app to the server |",
-            "|---|---|---|---|---|",
+            "| step | the client saw | refserver delivered (`websocket.disconnect`) | refserver's `send()` raised | "
+            "the app saw | escaped from the app to the server |",
+            "|---|---|---|---|---|---|",
         ]
         for s in r["steps"]:
             lines.append(
-                f"| {s['step']} | {cell(s['client'])} | {cell(s['delivered'])} | {cell(s['app'])} | "
-                f"{cell(s['escaped'])} |"
+                f"| {s['step']} | {cell(s['client'])} | {cell(s['delivered'])} | {cell(s['send_raised'])} | "
+                f"{cell(s['app'])} | {cell(s['escaped'])} |"
             )
     return "\n".join(lines) + "\n"
 

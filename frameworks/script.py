@@ -129,6 +129,11 @@ def delivered(records: list[Any]) -> list[str]:
     ]
 
 
+def raised_from_send(records: list[Any]) -> list[str]:
+    """What refserver's ``send()`` raised to the app: its ``error`` trace records."""
+    return [f"{r.message.get('type') if r.message else '?'}: {r.detail}" for r in records if r.kind == "error"]
+
+
 def violations(found: list[Any]) -> list[dict[str, Any]]:
     return [
         {"message_type": v.message_type, "problem": v.problem, "section": v.section, "taken": v.taken} for v in found
@@ -170,6 +175,7 @@ class Step:
             "client": self.client,
             "app": said,
             "delivered": delivered(self.server.records[self.records_from :]),
+            "send_raised": raised_from_send(self.server.records[self.records_from :]),
             "escaped": list(seen.escaped),
             "violations": violations(self.server.violations[self.violations_from :]),
         }

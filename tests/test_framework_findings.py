@@ -56,7 +56,16 @@ def results_shaped_like_a_run(framework: Framework) -> dict[str, object]:
         "version": "0",
         "module": framework.module,
         "steps": [
-            {"step": name, "does": does, "client": [], "app": [], "delivered": [], "escaped": [], "violations": []}
+            {
+                "step": name,
+                "does": does,
+                "client": [],
+                "app": [],
+                "delivered": [],
+                "send_raised": [],
+                "escaped": [],
+                "violations": [],
+            }
             for name, does in [*((name, does) for name, does, _ in steps(framework)), SHUTDOWN]
         ],
     }
