@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import http as _http
+from refserver.conformance.catalogue import http_wire as _http_wire
 from refserver.conformance.catalogue import lifespan as _lifespan
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
@@ -69,6 +70,7 @@ SCENARIOS: list[Scenario] = attach(
     [
         *_websocket.SCENARIOS,
         *_http.SCENARIOS,
+        *_http_wire.SCENARIOS,
         *_lifespan.SCENARIOS,
         *_deployment.SCENARIOS,
         *_tls.SCENARIOS,
