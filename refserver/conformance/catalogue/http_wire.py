@@ -20,14 +20,16 @@ from refserver.conformance.catalogue.common import (
     check,
     http,
 )
-from refserver.conformance.model import Check, Rule, Scenario
+from refserver.conformance.model import Check, Rule, Scenario, ServerNeeds
 from refserver.conformance.steps import (
     DrainBody,
     Receive,
     Request,
     Respond,
     Send,
+    ShutdownServer,
     Sleep,
+    WaitApp,
     WaitEOF,
     WaitResponses,
 )
@@ -183,6 +185,35 @@ TRAILERS_DISCARDED = Rule(
     "A recipient that removes the chunked coding from a message MAY selectively retain or discard the received "
     "trailer fields.",
     "ASGI has no request trailers: what the server does with them is not said, as long as the body arrives",
+)
+
+
+APP_TE_IGNORED = Rule(
+    MUST,
+    HTTP_START,
+    "You may send a ``Transfer-Encoding`` header in this message, but the server must ignore it.",
+    "a coding the server does not apply is not announced: the client reads the body as sent",
+)
+CONNECT_REFUSED = Rule(
+    UNSPEC,
+    "RFC 9110 §9.3.6",
+    "The CONNECT method requests that the recipient establish a tunnel to the destination origin server "
+    "identified by the request target",
+    "ASGI has no way to carry a tunnel; which status refuses it is not said (docs/decisions.md#connect-501)",
+)
+ABSOLUTE_FORM = Rule(
+    MUST,
+    "RFC 9112 §3.2.2",
+    "A server MUST accept the absolute-form in requests even though most HTTP/1.1 clients will only send the "
+    "absolute-form to a proxy.",
+    "the scope's path is the path of the URI, not the URI",
+)
+SHUTDOWN_IN_FLIGHT = Rule(
+    UNSPEC,
+    "RFC 9112 §9.6",
+    'A server that sends a "close" connection option MUST initiate closure of the connection (see below) after '
+    'it sends the response containing "close".',
+    "a server that is going down may finish the response in flight and say close in it; the spec does not ask",
 )
 
 
@@ -672,6 +703,72 @@ def _framing() -> list[Scenario]:
     ]
 
 
+def _server_side() -> list[Scenario]:
+    return [
+        http(
+            id="http.response.app-transfer-encoding-gzip",
+            title="The app sends Transfer-Encoding: gzip with a plain body",
+            lesson="The server ignores the app's Transfer-Encoding: it frames the body itself, and the client "
+            "reads the bytes the app sent.",
+            group=G_HTTP_FLOW,
+            refs=(HTTP_START,),
+            level=MUST,
+            client=(Request(), WaitResponses(1), Request(), WaitResponses(2)),
+            app=(Receive(), Respond(200, b"hello", headers=((b"transfer-encoding", b"gzip"),))),
+            checks=(
+                check("client.bodies", '["hello","hello"]'),
+                check("client.header", "[]", name="transfer-encoding", label="no Transfer-Encoding: gzip"),
+            ),
+            rule=APP_TE_IGNORED,
+        ),
+        http(
+            id="http.request.connect",
+            title="A CONNECT request",
+            lesson="ASGI cannot carry a tunnel: the server refuses CONNECT (501 by refserver's reading) and no app "
+            "answers it.",
+            group=G_HTTP_FLOW,
+            refs=("RFC 9110 §9.3.6", "docs/decisions.md#connect-501"),
+            level=UNSPEC,
+            client=(Request(raw=b"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n"), WaitResponses(1)),
+            app=(Receive(), Respond()),
+            checks=(check("client.status", "*", choice="501", show=True),),
+            rule=CONNECT_REFUSED,
+        ),
+        http(
+            id="http.request.absolute-form",
+            title="A request with an absolute-form target",
+            lesson="The scope's path and query_string are those of the URI, without its scheme and authority.",
+            group=G_HTTP_FLOW,
+            refs=("RFC 9112 §3.2.2", 'www spec 2.5, "HTTP Connection Scope"'),
+            level=MUST,
+            client=(Request(raw=b"GET http://{host}{path}?a=1 HTTP/1.1\r\nHost: {host}\r\n\r\n"), WaitResponses(1)),
+            app=(Receive(), Respond()),
+            checks=(
+                check("app.scope", "b'a=1'", key="query_string", label="query_string"),
+                check("client.status", "200"),
+            ),
+            rule=ABSOLUTE_FORM,
+        ),
+        http(
+            id="http.shutdown.in-flight",
+            title="Shutdown while a response is in flight",
+            lesson="A server going down may finish the response it is writing; refserver does, and says "
+            "Connection: close in it.",
+            group=G_HTTP_DISC,
+            refs=("RFC 9112 §9.6",),
+            level=UNSPEC,
+            client=(Request(), WaitApp("hello"), ShutdownServer(), WaitResponses(1, timeout=5.0)),
+            app=(Receive(), Sleep(0.5), Respond()),
+            checks=(
+                check("client.status", "*", choice="200", show=True),
+                check("client.header", "*", choice='["close"]', name="connection", label="Connection: close"),
+            ),
+            rule=SHUTDOWN_IN_FLIGHT,
+            server=ServerNeeds(shutdown=True),
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------- request bodies
 
 
@@ -752,5 +849,6 @@ SCENARIOS: list[Scenario] = [
     *_after_complete_family(),
     *_pipelining_and_close(),
     *_framing(),
+    *_server_side(),
     *_request_bodies(),
 ]
