@@ -1,6 +1,9 @@
 """The scenario catalogue: every scenario the harness runs, as data, one module per protocol:
-``websocket``, ``http``, ``lifespan``, ``tls``, and ``deployment`` (what needs the server
-started with an option: a Unix socket, a root_path; and bad or heavy input).
+``websocket``, ``http`` (and ``http_wire``: what the bytes on the wire must be), ``lifespan``
+(and ``lifespan_timing``: when shutdown comes and how long it is waited for), ``tls``, and
+``deployment`` (what needs the server started with an option: a Unix socket, a root_path; and
+bad or heavy input). ``http_wire`` and ``lifespan_timing`` carry the rules of their levels
+themselves.
 
 A scenario is a call of ``ws(...)``, ``http(...)`` or ``lifespan(...)`` (``common.py``) with
 keyword arguments: the client script and the app script (typed steps of ``steps.py``), and the
