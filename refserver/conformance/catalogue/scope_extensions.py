@@ -1,0 +1,81 @@
+"""What a server advertises in ``scope["extensions"]`` on a plain-text connection, for HTTP and
+WebSocket: never ``tls``, and otherwise the extensions it implements (which ones is its choice;
+refserver's is shown). Each scenario carries the rule its level rests on. Standard library only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from refserver.conformance.catalogue import rules as R
+from refserver.conformance.catalogue.common import (
+    CONNECT_ACCEPT,
+    G_HANDSHAKE,
+    G_HTTP_SCOPE,
+    MUST,
+    UNSPEC,
+    check,
+    http,
+    ws,
+)
+from refserver.conformance.model import Check, Rule, Scenario
+from refserver.conformance.steps import Handshake, Receive, Request, Respond, WaitApp, close_socket
+
+EXTENSIONS_CHOSEN = Rule(
+    UNSPEC,
+    'asgi spec, "Extensions"',
+    "named additions to a protocol specification that are optional but that, if provided by the server and "
+    "understood by the application, can be used to get more functionality",
+    "which extensions a server implements is its choice; it lists exactly those it implements",
+)
+NO_TLS = 're:^(?!.*"tls").*$'
+
+
+def ruled(rule: Rule, c: Check) -> Check:
+    """``c`` with its own rule (and the rule's level)."""
+    return dataclasses.replace(c, rule=rule, level=rule.level)
+
+
+SCENARIOS: list[Scenario] = [
+    http(
+        id="http.scope.extensions",
+        title="The extensions an HTTP scope advertises on a plain-text connection",
+        lesson="No tls entry without TLS; the rest is what the server implements.",
+        group=G_HTTP_SCOPE,
+        refs=('asgi spec, "Extensions"', 'tls extension, "When to use this extension"'),
+        level=MUST,
+        client=(Request(), WaitApp("ended")),
+        app=(Receive(), Respond()),
+        checks=(
+            check("app.scope", NO_TLS, key="extensions", label="no tls extension"),
+            ruled(
+                EXTENSIONS_CHOSEN, check("app.scope", "*", choice="[]", key="extensions", label="advertised", show=True)
+            ),
+        ),
+        rule=R.TLS_NOT_ON_PLAIN,
+    ),
+    ws(
+        id="ws.scope.extensions",
+        title="The extensions a WebSocket scope advertises on a plain-text connection",
+        lesson="No tls entry without TLS; refserver advertises the denial response, which it implements.",
+        group=G_HANDSHAKE,
+        refs=('asgi spec, "Extensions"', 'asgi extensions, "Websocket Denial Response"'),
+        level=MUST,
+        client=(Handshake(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
+        checks=(
+            check("app.scope", NO_TLS, key="extensions", label="no tls extension"),
+            ruled(
+                EXTENSIONS_CHOSEN,
+                check(
+                    "app.scope",
+                    "*",
+                    choice='["websocket.http.response"]',
+                    key="extensions",
+                    label="advertised",
+                    show=True,
+                ),
+            ),
+        ),
+        rule=R.TLS_NOT_ON_PLAIN,
+    ),
+]
