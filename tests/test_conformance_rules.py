@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import BY_ID, SCENARIOS, http_wire, lifespan_timing, scope_extensions
+from refserver.conformance.catalogue import BY_ID, SCENARIOS, http_wire, lifespan_timing, scope_keys
 from refserver.conformance.catalogue import rules as R
 from refserver.conformance.catalogue.common import G_VALIDATE
 from refserver.conformance.catalogue.grading import CHECK_RULES, SCENARIO_RULES, check_key
@@ -55,7 +55,7 @@ class TestEveryLevelRestsOnASentence:
             *vars(R).items(),
             *vars(http_wire).items(),
             *vars(lifespan_timing).items(),
-            *vars(scope_extensions).items(),
+            *vars(scope_keys).items(),
         ]:
             if isinstance(rule, Rule):
                 assert SOURCE.match(rule.source), (name, rule.source)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from refserver.conformance.catalogue import http_wire, lifespan_timing, scope_extensions
+from refserver.conformance.catalogue import http_wire, lifespan_timing, scope_keys
 from refserver.conformance.catalogue import rules as R
 from refserver.conformance.model import Check, Rule, Scenario
 
@@ -204,7 +204,7 @@ SCENARIO_RULES: dict[str, Rule] = {
 }
 
 # Catalogue modules whose scenarios carry their rules themselves (each quotes its own sentences).
-for _module in (http_wire, lifespan_timing, scope_extensions):
+for _module in (http_wire, lifespan_timing, scope_keys):
     SCENARIO_RULES.update({s.id: s.rule for s in _module.SCENARIOS if s.rule is not None})
 
 # (scenario, check) -> rule; a check is named by its label, or by its observable and the

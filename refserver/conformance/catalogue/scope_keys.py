@@ -1,6 +1,7 @@
-"""What a server advertises in ``scope["extensions"]`` on a plain-text connection, for HTTP and
-WebSocket: never ``tls``, and otherwise the extensions it implements (which ones is its choice;
-refserver's is shown). Each scenario carries the rule its level rests on. Standard library only."""
+"""What the scope carries beyond its basic keys: what a server advertises in ``scope["extensions"]``
+on a plain-text connection, for HTTP and WebSocket (never ``tls``; otherwise the extensions it
+implements, which ones being its choice: refserver's is shown), and every request header, Host
+included. Each scenario carries the rule its level rests on. Standard library only."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from refserver.conformance.catalogue.common import (
     ws,
 )
 from refserver.conformance.model import Check, Rule, Scenario
-from refserver.conformance.steps import Handshake, Receive, Request, Respond, WaitApp, close_socket
+from refserver.conformance.steps import Handshake, Receive, Request, Respond, WaitApp, WaitResponses, close_socket
 
 EXTENSIONS_CHOSEN = Rule(
     UNSPEC,
@@ -36,6 +37,24 @@ def ruled(rule: Rule, c: Check) -> Check:
 
 
 SCENARIOS: list[Scenario] = [
+    http(
+        id="http.scope.host-header",
+        title="The Host header reaches the scope",
+        lesson="Every request header is in scope['headers'], Host too: an app builds its URLs from it.",
+        group=G_HTTP_SCOPE,
+        refs=('www spec 2.5, "HTTP Connection Scope"',),
+        level=MUST,
+        client=(
+            Request(raw=b"GET {path} HTTP/1.1\r\nHost: example.test\r\nX-Other: 1\r\n\r\n"),
+            WaitResponses(1),
+        ),
+        app=(Receive(), Respond()),
+        checks=(
+            check("app.header_values", '["example.test"]', name="host", label="host", show=True),
+            check("app.header_values", '["1"]', name="x-other", label="x-other"),
+        ),
+        rule=R.HTTP_SCOPE_HEADERS,
+    ),
     http(
         id="http.scope.extensions",
         title="The extensions an HTTP scope advertises on a plain-text connection",
