@@ -28,6 +28,13 @@ EXTENSIONS_CHOSEN = Rule(
     "understood by the application, can be used to get more functionality",
     "which extensions a server implements is its choice; it lists exactly those it implements",
 )
+SPEC_VERSION = Rule(
+    UNSPEC,
+    'www spec 2.5, "Spec Versions"',
+    "Spec versions let you understand what the server you are using understands.",
+    "the scope's spec_version is optional, 2.0 when missing; which version a server claims is its choice, and "
+    "refserver claims the one it implements, 2.5",
+)
 NO_TLS = 're:^(?!.*"tls").*$'
 
 
@@ -37,6 +44,31 @@ def ruled(rule: Rule, c: Check) -> Check:
 
 
 SCENARIOS: list[Scenario] = [
+    http(
+        id="http.scope.spec-version",
+        title="The www spec version an HTTP scope claims",
+        lesson="A server claims the version it implements; without a claim an app must assume 2.0 and forgo what "
+        "came after.",
+        group=G_HTTP_SCOPE,
+        refs=('www spec 2.5, "HTTP Connection Scope"', 'www spec 2.5, "Spec Versions"'),
+        level=UNSPEC,
+        client=(Request(), WaitResponses(1)),
+        app=(Receive(), Respond()),
+        checks=(check("app.scope", "*", choice="2.5", key="asgi.spec_version", show=True),),
+        rule=SPEC_VERSION,
+    ),
+    ws(
+        id="ws.scope.spec-version",
+        title="The www spec version a WebSocket scope claims",
+        lesson="As for HTTP: the version the server implements, or 2.0 assumed.",
+        group=G_HANDSHAKE,
+        refs=('www spec 2.5, "Websocket Connection Scope"', 'www spec 2.5, "Spec Versions"'),
+        level=UNSPEC,
+        client=(Handshake(), WaitApp("ended")),
+        app=(*CONNECT_ACCEPT, close_socket()),
+        checks=(check("app.scope", "*", choice="2.5", key="asgi.spec_version", show=True),),
+        rule=SPEC_VERSION,
+    ),
     http(
         id="http.scope.host-header",
         title="The Host header reaches the scope",
