@@ -61,3 +61,11 @@ def test_a_planted_bug_is_caught(kind: str, name: str, scenario: str) -> None:
         root = run._scratch_copy(Path(tmp), own.BY_NAME[name] if kind == "own" else None)
         result = run._spawn(kind, name, [scenario], 1, root)
     assert list(result["missed"]) == [scenario]  # type: ignore[call-overload]
+
+
+def test_the_scenarios_added_for_survivors_exist_and_explanations_name_real_mutants() -> None:
+    from refserver.conformance.catalogue import BY_ID
+
+    known = {f"{k}:{n}" for k, n, _ in run.all_mutants("both", ())}
+    assert set(run.ADDED_FOR) <= known and set(run.EXPLAINED) <= known
+    assert all(scenario in BY_ID for scenario in run.ADDED_FOR.values())
