@@ -156,6 +156,8 @@ def render_section(
         pct = f"{100 * caught / total:.1f} %" if total else "n/a"
         lines.append(f"| {label} | {caught} | {total} | {pct} |")
     lines.append("")
+    lines.append(FIRST_MEASUREMENT)
+    lines.append("")
     rescued = [o for o in outcomes if o.caught and f"{o.kind}:{o.name}" in ADDED_FOR]
     if rescued:
         lines.append("Survivors of the first measurement, each caught since by the scenario added for it:")
@@ -182,6 +184,12 @@ def render_section(
     lines.append("")
     return "\n".join(lines) + "\n"
 
+
+# The first measurement, before scenarios were added for its survivors (which were then run again).
+FIRST_MEASUREMENT = (
+    "The first measurement, with the catalogue of 164 scenarios, caught 52 of 60 own-code mutants (86.7 %) and 61 "
+    "of 64 boundary mutants (95.3 %); the survivors were run again with the scenarios added for them."
+)
 
 # Survivors of the first measurement (164 scenarios) and the scenario added to catch each.
 ADDED_FOR: dict[str, str] = {
