@@ -218,7 +218,7 @@ async def test_unix_socket_and_options(anyio_backend: str) -> None:
             with anyio.fail_after(5):
                 async with await anyio.connect_unix(path) as stream:
                     client = HTTPClient(stream)
-                    await client.send_request("GET", "/mounted/p")
+                    await client.send_request("GET", "/p")
                     response, body = await client.read_response()
                     # then idle: closed by --timeout-keep-alive
                     assert await read_until_eof(stream) == b""

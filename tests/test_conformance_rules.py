@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from refserver.conformance import verdict as V
-from refserver.conformance.catalogue import BY_ID, SCENARIOS
+from refserver.conformance.catalogue import BY_ID, SCENARIOS, http_wire, lifespan_timing, scope_keys
 from refserver.conformance.catalogue import rules as R
 from refserver.conformance.catalogue.common import G_VALIDATE
 from refserver.conformance.catalogue.grading import CHECK_RULES, SCENARIO_RULES, check_key
@@ -51,7 +51,12 @@ class TestEveryLevelRestsOnASentence:
         assert set(SCENARIO_RULES) == {s.id for s in SCENARIOS}
 
     def test_rules_cite_a_section_and_quote_a_sentence(self) -> None:
-        for name, rule in vars(R).items():
+        for name, rule in [
+            *vars(R).items(),
+            *vars(http_wire).items(),
+            *vars(lifespan_timing).items(),
+            *vars(scope_keys).items(),
+        ]:
             if isinstance(rule, Rule):
                 assert SOURCE.match(rule.source), (name, rule.source)
                 assert len(rule.sentence) > 20, name

@@ -560,14 +560,20 @@ class TestHttpConnectionScopeUnixSocket:
 
 
 class TestHttpConnectionScopeRootPath:
-    """www spec 2.5, "HTTP Connection Scope": root_path is the configured one; path with or without it is
-    the server's choice (docs/decisions.md#root-path-reported keeps path as sent)."""
+    """www spec 2.5, "HTTP Connection Scope": root_path is the configured one; "WSGI Compatibility": path
+    starts with it (docs/decisions.md#root-path-in-path)."""
 
-    def test_root_path_in_front_of_path_differs(self) -> None:  # uvicorn 0.54.0
+    def test_root_path_in_front_of_path_passes(self) -> None:  # uvicorn 0.54.0
         scope = {"root_path": "/mount", "path": "/mount/http.scope.root-path/t3/x"}
         records = [hello(scope), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
         c = cell("http.scope.root-path", records)
-        assert (check(c, "path").value, c.verdict) == ("/mount/http.scope.root-path/<token>/x", V.DIFFERS)
+        assert (check(c, "path").value, c.verdict) == ("/mount/http.scope.root-path/<token>/x", V.PASS)
+
+    def test_path_as_sent_fails(self) -> None:  # hypercorn 0.18, daphne, granian
+        scope = {"root_path": "/mount", "path": "/http.scope.root-path/t3/x"}
+        records = [hello(scope), client("response", t=0.2, status=200, headers=[], body=b("ok"))]
+        c = cell("http.scope.root-path", records)
+        assert (check(c, "path").verdict, c.verdict) == (V.FAIL, V.FAIL)
 
     def test_missing_root_path_fails(self) -> None:
         scope = {"root_path": "", "path": "/http.scope.root-path/t3/x"}

@@ -191,7 +191,7 @@ def test_http_scope_is_complete_and_copies_state() -> None:
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/p",
+        "path": "/r/p",
         "raw_path": b"/p",
         "query_string": b"q",
         "root_path": "/r",

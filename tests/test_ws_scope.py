@@ -78,7 +78,7 @@ async def test_every_scope_key_exactly_typed() -> None:
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.5"}
     assert scope["http_version"] == "1.1"
     assert scope["scheme"] == "ws"
-    assert scope["path"] == "/a b/€"
+    assert scope["path"] == "/mount/a b/€"  # root_path in front (docs/decisions.md#root-path-in-path)
     assert type(scope["path"]) is str
     assert scope["raw_path"] == b"/a%20b/%E2%82%AC"  # no query string (www spec 2.5, "Websocket Connection Scope")
     assert type(scope["raw_path"]) is bytes

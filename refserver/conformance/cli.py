@@ -23,6 +23,7 @@ from refserver.conformance import scenario_files
 from refserver.conformance import verdict as V
 from refserver.conformance.catalogue import SCENARIOS
 from refserver.conformance.model import Scenario
+from refserver.conformance.mutants import run as mutant_run
 from refserver.conformance.report import (
     Report,
     Target,
@@ -364,6 +365,12 @@ def finish(args: argparse.Namespace, report: Report, parser: argparse.ArgumentPa
         text = render_diff(report, args.diff[0], args.diff[1])
     else:
         text = render(report, args.format, traces=not args.no_traces)
+    if args.docs and Path(args.out) == DOCS_PATH and DOCS_PATH.exists():
+        # The kill rate is measured by another command (python -m refserver.conformance.mutants
+        # --write-docs): keep its section as it stands.
+        kept = mutant_run.existing_section(DOCS_PATH.read_text(encoding="utf-8"))
+        if kept is not None:
+            text = mutant_run.splice_section(text, kept)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"conformance: report written to {args.out}", file=sys.stderr)

@@ -62,7 +62,9 @@ def http_scope(
         "http_version": http_version,
         "method": method,
         "scheme": scheme or ("http" if tls is None else "https"),
-        "path": target.path,
+        # www spec 2.5, "WSGI Compatibility": "PATH_INFO can be derived by stripping root_path from
+        # path", so path carries root_path; raw_path stays as received (docs/decisions.md#root-path-in-path).
+        "path": root_path + target.path,
         "raw_path": target.raw_path,
         "query_string": target.query_string,
         "root_path": root_path,
@@ -120,7 +122,9 @@ def websocket_scope(
         "asgi": dict(WEBSOCKET_ASGI),
         "http_version": http_version,
         "scheme": scheme or ("ws" if tls is None else "wss"),
-        "path": target.path,
+        # www spec 2.5, "WSGI Compatibility": "PATH_INFO can be derived by stripping root_path from
+        # path", so path carries root_path; raw_path stays as received (docs/decisions.md#root-path-in-path).
+        "path": root_path + target.path,
         "raw_path": target.raw_path,
         "query_string": target.query_string,
         "root_path": root_path,

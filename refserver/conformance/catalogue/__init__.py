@@ -1,6 +1,9 @@
 """The scenario catalogue: every scenario the harness runs, as data, one module per protocol:
-``websocket``, ``http``, ``lifespan``, ``tls``, and ``deployment`` (what needs the server
-started with an option: a Unix socket, a root_path; and bad or heavy input).
+``websocket``, ``http`` (and ``http_wire``: what the bytes on the wire must be), ``lifespan``
+(and ``lifespan_timing``: when shutdown comes and how long it is waited for), ``tls``, and
+``deployment`` (what needs the server started with an option: a Unix socket, a root_path; and
+bad or heavy input). ``http_wire`` and ``lifespan_timing`` carry the rules of their levels
+themselves.
 
 A scenario is a call of ``ws(...)``, ``http(...)`` or ``lifespan(...)`` (``common.py``) with
 keyword arguments: the client script and the app script (typed steps of ``steps.py``), and the
@@ -16,7 +19,10 @@ from __future__ import annotations
 from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import header_case as _header_case
 from refserver.conformance.catalogue import http as _http
+from refserver.conformance.catalogue import http_wire as _http_wire
 from refserver.conformance.catalogue import lifespan as _lifespan
+from refserver.conformance.catalogue import lifespan_timing as _lifespan_timing
+from refserver.conformance.catalogue import scope_keys as _scope_keys
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, check
@@ -71,8 +77,11 @@ SCENARIOS: list[Scenario] = attach(
         *_websocket.SCENARIOS,
         *_http.SCENARIOS,
         *_header_case.SCENARIOS,
+        *_http_wire.SCENARIOS,
         *_lifespan.SCENARIOS,
+        *_lifespan_timing.SCENARIOS,
         *_deployment.SCENARIOS,
+        *_scope_keys.SCENARIOS,
         *_tls.SCENARIOS,
         META_CLAIMS,
     ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from refserver.conformance.catalogue import http_wire, lifespan_timing, scope_keys
 from refserver.conformance.catalogue import rules as R
 from refserver.conformance.model import Check, Rule, Scenario
 
@@ -202,6 +203,10 @@ SCENARIO_RULES: dict[str, Rule] = {
     # spec version claims
     "meta.spec-version-claims": R.SPEC_VERSION_CLAIMS,
 }
+
+# Catalogue modules whose scenarios carry their rules themselves (each quotes its own sentences).
+for _module in (http_wire, lifespan_timing, scope_keys):
+    SCENARIO_RULES.update({s.id: s.rule for s in _module.SCENARIOS if s.rule is not None})
 
 # (scenario, check) -> rule; a check is named by its label, or by its observable and the
 # parameter that tells it apart (``app.scope[key=scheme]``), as :func:`check_key` spells it.

@@ -110,11 +110,11 @@ ROOT_PATH = Rule(
     "in WSGI.",
 )
 ROOT_PATH_IN_PATH = Rule(
-    UNSPEC,
+    MUST,
     'www spec 2.5, "WSGI Compatibility"',
     "``PATH_INFO`` can be derived by stripping ``root_path`` from ``path``",
-    "so a path that starts with root_path is the reading the mapping implies; whether a server prepends its "
-    "configured root_path to a request target that lacks it is not said (docs/decisions.md#root-path-reported)",
+    "so path starts with root_path: a server mounted at root_path puts it in front of the request target "
+    "(docs/decisions.md#root-path-in-path)",
 )
 RESPONSE_HEADER_CASE = Rule(
     UNSPEC,

@@ -1,0 +1,5 @@
+import sys
+
+from refserver.conformance.mutants.run import main
+
+sys.exit(main())
