@@ -162,6 +162,11 @@ _BODIES: list[dict[str, Any]] = [
     {"type": "http.response.body", "body": "not bytes"},  # malformed
 ]
 
+_HINTS: list[dict[str, Any]] = [
+    {"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]},
+    {"type": "http.response.early_hint", "links": b"not a list"},  # malformed
+]
+
 
 def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
     """Bytes from the peer: often the rest of a head that has begun, or a whole GET; after a
@@ -177,7 +182,8 @@ _H = http.Input
 _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]] = {
     _H.START: lambda m, r: m.app_send(r.choice(_STARTS)),
     _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
-    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.trailers"}),
+    _H.EARLY_HINT: lambda m, r: m.app_send(r.choice(_HINTS)),
+    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.push"}),
     _H.RECEIVE: lambda m, r: m.app_receive(),
     _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
     _H.APP_RAISED: lambda m, r: m.app_ended(raised=True),
@@ -192,6 +198,7 @@ _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.H
 _WEIGHTS = {
     _H.START: 4.0,
     _H.BODY: 4.0,
+    _H.EARLY_HINT: 0.5,
     _H.OTHER_MESSAGE: 0.5,
     _H.RECEIVE: 1.0,
     _H.APP_RETURNED: 1.0,

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 import refserver.cli
 from refserver import Config
 from refserver.conformance.client import TLSClient
+from refserver.protocol.http_extensions import ADVERTISED
 from refserver.runtime.tls import TLSConfigError, client_chain, load, rfc4514_subject
 from tests.support import (
     TIMEOUT,
@@ -187,6 +188,7 @@ class TestTLSConnectionScope:
         assert scope["client"] == ("127.0.0.1", client_port)
         assert scope["server"] == ("127.0.0.1", listening.port)
         assert scope["extensions"] == {
+            **{name: {} for name in ADVERTISED},
             "tls": {
                 "server_cert": pem(server_leaf.cert_chain_pems[0]),
                 "client_cert_chain": [],
@@ -194,7 +196,7 @@ class TestTLSConnectionScope:
                 "client_cert_error": None,
                 "tls_version": 0x0304,
                 "cipher_suite": TLS13_SUITES[cipher_name],
-            }
+            },
         }
 
     async def test_tls_12_with_the_configured_cipher(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
@@ -215,7 +217,7 @@ class TestTLSConnectionScope:
                 await client.send_request()
                 await client.read_response()
         (scope,) = recorder.of("scope")
-        assert (scope["scheme"], scope["extensions"]) == ("http", {})
+        assert (scope["scheme"], scope["extensions"]) == ("http", {name: {} for name in ADVERTISED})
 
     async def test_wss_scope(self, ca: trustme.CA, server_leaf: trustme.LeafCert, tls_files: dict[str, str]) -> None:
         recorder = Recorder()

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake, internals
+from refserver.protocol import handshake, http_extensions, internals
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.speedups import FastEnum, blank
@@ -147,6 +147,7 @@ class Input(FastEnum):
     # the app
     START = "http.response.start"
     BODY = "http.response.body"
+    EARLY_HINT = "http.response.early_hint"
     OTHER_MESSAGE = "a message of another type"
     RECEIVE = "receive() called"
     APP_RETURNED = "the app returned"
@@ -161,17 +162,24 @@ class Input(FastEnum):
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
-_APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
+_APP_INPUTS = {
+    "http.response.start": Input.START,
+    "http.response.body": Input.BODY,
+    # the response extensions (refserver.protocol.http_extensions)
+    "http.response.early_hint": Input.EARLY_HINT,
+}
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
 _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
+_RFC_1XX = "RFC 9110 §15.2"  # informational responses
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
     Input.BODY: sections.HTTP_RESPONSE_BODY,
+    Input.EARLY_HINT: sections.HTTP_EARLY_HINTS,
     Input.OTHER_MESSAGE: sections.CORE_ERRORS,
     Input.RECEIVE: sections.HTTP_DISCONNECT,
     Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
@@ -814,6 +822,27 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
+    def _early_hint(self, message: Message) -> None:
+        """Write a 103 Early Hints response with the links, ahead of the held head."""
+        # asgi extensions, "Early Hints": the server "should then attempt to send an informational
+        # response to the client with the provided links as ``Link`` headers".
+        message = messages.validate(message, "http.response.early_hint")
+        hint = http_extensions.early_hint(message["links"])
+        if self.conn.their_http_version == b"1.0":
+            # RFC 9110 §15.2: "A server MUST NOT send a 1xx response to an HTTP/1.0 client"
+            # (docs/decisions.md#early-hints).
+            self._fx.add_note(Note("ignored", "http.response.early_hint to an HTTP/1.0 client", _RFC_1XX))
+            return
+        self._write(self._h11_send(hint, "http.response.early_hint"))
+
+    def _late_early_hint(self, message: Message) -> None:
+        """Ignore the hint: the final response's head is on the wire already."""
+        messages.validate(message, "http.response.early_hint")
+        # RFC 9110 §15.2: a 1xx response comes before the final response, never after its head.
+        self._fx.add_note(
+            Note("ignored", "http.response.early_hint after the response head was sent", sections.HTTP_EARLY_HINTS)
+        )
+
     def _ignore(self, message: Message) -> None:
         """Ignore the message: the response is complete."""
         # www spec 2.5, "Response Body - send event": after completion "any further messages on the
@@ -902,6 +931,10 @@ def _misuse(kind: str) -> ASGIProtocolError:
         return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_RESPONSE_BODY)
     if kind == "http.response.start":
         return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
+    if kind == "http.response.early_hint":
+        # asgi extensions, "Early Hints": "sent at any time (and multiple times) after the *Response
+        # Start* message but before the final *Response Body* message".
+        return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_EARLY_HINTS)
     return ASGIProtocolError(kind, "is not a message an http connection accepts", sections.CORE_ERRORS)
 
 
@@ -928,7 +961,11 @@ _rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._misuse, sections.HTTP_RESP
 _rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE), M._first_body, sections.HTTP_RESPONSE_BODY)
 _rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE,), M._next_body, sections.HTTP_RESPONSE_BODY)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
-for _input in (I.START, I.BODY, I.OTHER_MESSAGE):
+# -- the response extensions (asgi extensions)
+_rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
+_rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINTS)
+_rows((S.SENDING_BODY,), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
+for _input in (I.START, I.BODY, I.EARLY_HINT, I.OTHER_MESSAGE):
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()

@@ -71,8 +71,11 @@ def http_scope(
         "server": server,
         # www spec: a *shallow copy* of the lifespan state for every connection scope.
         "state": state.copy(),
-        # asgi spec, "Extensions": list only what is implemented.
-        "extensions": {} if tls is None else _with_tls({}, tls),
+        # asgi spec, "Extensions": list only what is implemented (the HTTP response
+        # extensions of refserver.protocol.http_extensions), a fresh dict per scope.
+        "extensions": {"http.response.early_hint": {}}
+        if tls is None
+        else _with_tls({"http.response.early_hint": {}}, tls),
     }
 
 

@@ -1,0 +1,60 @@
+"""The HTTP response extensions over real loopback sockets, on both backends (asgi extensions,
+"Early Hints", "HTTP Trailers", "Path Send", "Zero Copy Send"; docs/decisions.md#early-hints).
+The machine's rows are pinned in tests/test_http_extensions_machine.py; here, what reaches
+the client and the trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from refserver.testing import serve
+from tests.support import TIMEOUT, connect, read_until_eof
+
+pytestmark = pytest.mark.anyio
+
+HINT = {"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload; as=style"]}
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send one request and read to EOF."""
+    stream = await connect(port)
+    try:
+        with anyio.fail_after(TIMEOUT):
+            await stream.send(request)
+            return await read_until_eof(stream)
+    finally:
+        await stream.aclose()
+
+
+def without_date(raw: bytes) -> bytes:
+    return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.startswith(b"date: "))
+
+
+async def test_early_hints_are_written_before_the_head_and_ignored_after_it() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert "http.response.early_hint" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200})
+        await send(HINT)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send(HINT)  # the head is on the wire: ignored
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async with serve(app, record=True) as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert without_date(raw) == (
+        b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload; as=style\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
+    )
+    assert [m["type"] for m in server.messages("send")] == [
+        "http.response.start",
+        "http.response.early_hint",
+        "http.response.body",
+        "http.response.early_hint",
+        "http.response.body",
+    ]
+    ignored = [r.detail for r in server.records if r.kind == "ignored"]
+    assert ignored == ["http.response.early_hint after the response head was sent"]
