@@ -58,3 +58,24 @@ async def test_early_hints_are_written_before_the_head_and_ignored_after_it() ->
     ]
     ignored = [r.detail for r in server.records if r.kind == "ignored"]
     assert ignored == ["http.response.early_hint after the response head was sent"]
+
+
+async def test_trailers_reach_a_client_that_asked_for_them_and_are_traced() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert "http.response.trailers" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"with trailers"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"42")], "more_trailers": True})
+        await send({"type": "http.response.trailers", "headers": [(b"x-more", b"1")]})
+
+    async with serve(app, record=True) as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        plain = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert without_date(raw) == (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"d\r\nwith trailers\r\n0\r\nx-checksum: 42\r\nx-more: 1\r\n\r\n"
+    )
+    assert plain.endswith(b"d\r\nwith trailers\r\n0\r\n\r\n")  # dropped: the request had no TE: trailers
+    assert [m["type"] for m in server.messages("send")][-2:] == ["http.response.trailers", "http.response.trailers"]
+    ignored = [r.detail for r in server.records if r.kind == "ignored"]
+    assert ignored == ["the trailers: the request did not carry TE: trailers"]

@@ -116,3 +116,109 @@ def test_an_early_hint_after_the_response_is_ignored() -> None:
     m.app_send({"type": "http.response.body", "body": b"ok"})
     fx = m.app_send(HINT)
     assert (wire(fx), [note.kind for note in fx.notes]) == (b"", ["ignored"])
+
+
+# ---------------------------------------------------------------------- HTTP Trailers
+
+TRAILERS_START = {**START, "trailers": True}
+TE = b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n"
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def body_sent(request: bytes = TE, start: dict[str, Any] = TRAILERS_START, body: bytes = b"ok") -> HTTPMachine:
+    m = started(request)
+    m.app_send(start)
+    m.app_send({"type": "http.response.body", "body": body})
+    assert m.state is State.AWAITING_TRAILERS
+    return m
+
+
+def test_trailers_follow_the_last_chunk_of_a_chunked_body_when_the_client_asked() -> None:
+    m = started(TE)
+    m.app_send(TRAILERS_START)
+    # A body in one message is chunked all the same: only a chunked body carries trailers.
+    fx = m.app_send({"type": "http.response.body", "body": b"ok"})
+    assert (wire(fx), fx.wake_app, m.state) == (CHUNKED_HEAD + b"2\r\nok\r\n", False, State.AWAITING_TRAILERS)
+    fx = m.app_send({"type": "http.response.trailers", "headers": [(b"x-a", b"1")], "more_trailers": True})
+    assert (wire(fx), m.state) == (b"", State.AWAITING_TRAILERS)
+    fx = m.app_send({"type": "http.response.trailers", "headers": iter([(b"x-b", b"2")])})
+    assert (wire(fx), fx.notes, fx.wake_app) == (b"0\r\nx-a: 1\r\nx-b: 2\r\n\r\n", [], True)
+    assert (m.state, m.keep_alive) == (State.COMPLETE, True)
+
+
+@pytest.mark.parametrize(
+    ("request_head", "start", "why"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", TRAILERS_START, "the request did not carry TE: trailers"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nTE: gzip;q=0.5\r\n\r\n", TRAILERS_START, "the request did not carry TE"),
+        (b"GET / HTTP/1.0\r\nTE: trailers\r\n\r\n", TRAILERS_START, "an HTTP/1.0 client gets no chunked body"),
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n", TRAILERS_START, "the response has no body"),
+        (TE, {**TRAILERS_START, "status": 204}, "the response has no body"),
+        (TE, {**TRAILERS_START, "headers": [(b"content-length", b"2")]}, "the app's content-length frames the body"),
+    ],
+)
+def test_trailers_the_response_cannot_carry_are_dropped_and_traced(
+    request_head: bytes, start: dict[str, Any], why: str
+) -> None:
+    m = body_sent(request_head, start)
+    fx = m.app_send({"type": "http.response.trailers", "headers": [(b"x-a", b"1")]})
+    assert b"x-a" not in wire(fx)
+    assert [(note.kind, note.section) for note in fx.notes] == [("ignored", sections.HTTP_TRAILERS)]
+    assert fx.notes[0].text.startswith(f"the trailers: {why}")
+    assert m.state is State.COMPLETE
+
+
+def test_a_te_list_with_trailers_among_others_accepts_them() -> None:
+    m = body_sent(b"GET / HTTP/1.1\r\nHost: x\r\nTE: gzip, Trailers\r\n\r\n")
+    assert wire(m.app_send({"type": "http.response.trailers", "headers": [(b"x-a", b"1")]})) == b"0\r\nx-a: 1\r\n\r\n"
+
+
+def test_a_streamed_body_ends_at_the_trailers() -> None:
+    m = started(TE)
+    m.app_send(TRAILERS_START)
+    m.app_send({"type": "http.response.body", "body": b"a", "more_body": True})
+    assert wire(m.app_send({"type": "http.response.body", "body": b"b"})) == b"1\r\nb\r\n"
+    assert m.state is State.AWAITING_TRAILERS
+    assert wire(m.app_send({"type": "http.response.trailers", "headers": []})) == b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("state_messages", [0, 1, 2])
+def test_trailers_before_the_last_body_message_are_an_app_error(state_messages: int) -> None:
+    m = started(TE)
+    for message in [TRAILERS_START, {"type": "http.response.body", "body": b"a", "more_body": True}][:state_messages]:
+        m.app_send(message)
+    before = m.state
+    with pytest.raises(ASGIProtocolError, match=r"sent before the last http\.response\.body") as info:
+        m.app_send({"type": "http.response.trailers", "headers": []})
+    assert (info.value.section, m.state) == (sections.HTTP_TRAILERS, before)
+
+
+def test_a_body_after_the_last_one_is_an_app_error() -> None:
+    m = body_sent()
+    with pytest.raises(ASGIProtocolError, match=r"http\.response\.trailers is owed"):
+        m.app_send({"type": "http.response.body", "body": b"more"})
+    assert m.state is State.AWAITING_TRAILERS
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ([(b"x-a", b"1\r\nx-injected: 1")], "has headers that cannot be sent: Illegal header value"),
+        ([(b"x a", b"1")], "has headers that cannot be sent: Illegal header name"),
+        ([(b":path", b"/")], "has a pseudo-header"),
+        ([("x-a", "1")], "whose name and value are not both bytes"),
+        ([(b"X-A", b"1")], "that is not lower-case"),
+    ],
+)
+def test_bad_trailers_are_answered_as_bad_headers(headers: Any, problem: str) -> None:
+    m = body_sent()
+    with pytest.raises(ASGIProtocolError, match=problem) as info:
+        m.app_send({"type": "http.response.trailers", "headers": headers})
+    assert (info.value.section, m.state) == (sections.HTTP_TRAILERS, State.AWAITING_TRAILERS)
+    assert wire(m.app_send({"type": "http.response.trailers", "headers": []})) == b"0\r\n\r\n"
+
+
+def test_the_app_ending_before_the_trailers_cuts_the_response() -> None:
+    m = body_sent()
+    fx = m.app_ended(raised=False)
+    assert (fx.write, fx.ended_status, m.state) == ([], 200, State.CLOSED)

@@ -15,6 +15,9 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   ``chunk``: the body bytes waiting for the app's ``receive()`` (in ``CHUNK_WAITS`` and
   ``LAST_CHUNK_WAITS``).
 - ``start``: the response head of ``http.response.start``, held in ``START_HELD``.
+- ``trailers``: None, or (the start said ``trailers: True``) the trailer fields the app has
+  sent so far; ``trailers_dropped``: why they will not be sent ("" if they will); and
+  ``te_trailers``: whether the request carried ``TE: trailers`` (asgi extensions, "HTTP Trailers").
 - ``method``, ``date``, ``status``: the request method, the Date header and the response
   status of this cycle; ``request``: the upgrade request, in ``UPGRADING``.
 - ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
@@ -96,6 +99,7 @@ class State(FastEnum):
     # body message, so it is held; this lets a one-message body get a Content-Length.
     START_HELD = "http.response.start held until the first body message"
     SENDING_BODY = "status line and headers sent; body streaming"
+    AWAITING_TRAILERS = "the last body message was sent; the http.response.trailers promised by the start are owed"
     COMPLETE = "response complete; further messages are ignored; the app may still run"
     CLIENT_GONE = "the client left before the response completed; the app still runs"
     UPGRADING = "a WebSocket upgrade request: reading its body up to its end"
@@ -104,9 +108,20 @@ class State(FastEnum):
 
 
 # States in which an app instance runs (a request/response cycle).
-APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.COMPLETE, State.CLIENT_GONE})
+APP_STATES = frozenset(
+    {
+        State.AWAITING_START,
+        State.START_HELD,
+        State.SENDING_BODY,
+        State.AWAITING_TRAILERS,
+        State.COMPLETE,
+        State.CLIENT_GONE,
+    }
+)
 # States in which the app returning is an unfinished response.
-RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
+RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.AWAITING_TRAILERS})
+# States in which the response head is on the wire, and the response is not complete.
+_HEAD_SENT = frozenset({State.SENDING_BODY, State.AWAITING_TRAILERS})
 # States in which the machine reads a request head (or an upgrade request's body).
 _HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 
@@ -148,6 +163,7 @@ class Input(FastEnum):
     START = "http.response.start"
     BODY = "http.response.body"
     EARLY_HINT = "http.response.early_hint"
+    TRAILERS = "http.response.trailers"
     OTHER_MESSAGE = "a message of another type"
     RECEIVE = "receive() called"
     APP_RETURNED = "the app returned"
@@ -167,6 +183,7 @@ _APP_INPUTS = {
     "http.response.body": Input.BODY,
     # the response extensions (refserver.protocol.http_extensions)
     "http.response.early_hint": Input.EARLY_HINT,
+    "http.response.trailers": Input.TRAILERS,
 }
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
@@ -180,6 +197,7 @@ _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
     Input.BODY: sections.HTTP_RESPONSE_BODY,
     Input.EARLY_HINT: sections.HTTP_EARLY_HINTS,
+    Input.TRAILERS: sections.HTTP_TRAILERS,
     Input.OTHER_MESSAGE: sections.CORE_ERRORS,
     Input.RECEIVE: sections.HTTP_DISCONNECT,
     Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
@@ -308,6 +326,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.start: HeldStart | None = None
         self.body = Body.ARRIVING
         self.chunk = b""
+        self.te_trailers = False
+        self.trailers: Headers | None = None
+        self.trailers_dropped = ""
 
     # ------------------------------------------------------------------ the contract
 
@@ -486,6 +507,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
+        self.te_trailers = b"te" in names and http_extensions.accepts_trailers(headers)
         if b"expect" in names and conn.they_are_waiting_for_100_continue:
             self.body = Body.CONTINUE_OWED
         if b"transfer-encoding" in names and b"content-length" in names:
@@ -721,12 +743,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _hold_start(self, message: Message) -> None:
         """Check the response head and hold it until the first body message."""
         message = messages.validate(message, "http.response.start")
-        if message.get("trailers", False):
-            raise ASGIProtocolError(
-                "http.response.start",
-                "asks for trailers, but the http.response.trailers extension is not advertised",
-                sections.HTTP_TRAILERS,
-            )
         headers: Headers = []
         has_date = has_connection = has_length = False
         for name, value in message.get("headers", ()):
@@ -749,6 +765,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
         )
         self.status = status
+        if message.get("trailers", False):
+            self.trailers = []
+            self.trailers_dropped = http_extensions.trailers_dropped(
+                te_trailers=self.te_trailers,
+                http_version=self.conn.their_http_version,
+                head_only=self.method == b"HEAD" or status in _NO_BODY_STATUSES,
+                has_length=has_length,
+            )
         self._enter(
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
@@ -763,7 +787,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if start is None:  # pragma: no cover - START_HELD implies a held head
             raise RuntimeError("START_HELD without a head")
         head = start.head
-        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES:
+        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
@@ -785,6 +809,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._enter(
                 State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
             )
+        elif self.trailers is not None:
+            self._owe_trailers()
         else:
             self._enter(
                 State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
@@ -796,7 +822,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         messages.validate_http_response_body(message)
         more = message.get("more_body", False)
         self._write(self._body_bytes(bytes(message.get("body", b"")), more))
-        if not more:
+        if more:
+            return
+        if self.trailers is not None:
+            self._owe_trailers()
+        else:
             self._complete()
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
@@ -806,7 +836,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
         if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
             out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more:
+        if not more and self.trailers is None:  # with trailers, the end is the trailers message's
             out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
         return out
 
@@ -821,6 +851,35 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._end_after(Persistence.CLOSE)
             section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
+
+    def _owe_trailers(self) -> None:
+        """Wait for the trailers: the body is complete, the response is not."""
+        # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
+        # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
+        self._enter(
+            State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
+        )
+
+    def _take_trailers(self, message: Message) -> None:
+        """Collect the trailer fields. The last trailers message ends the response: with the
+        trailer section if the client accepts it, with the last chunk alone otherwise."""
+        message = messages.validate(message, "http.response.trailers")
+        collected = self.trailers
+        if collected is None:  # pragma: no cover - AWAITING_TRAILERS implies trailers: True
+            raise RuntimeError("AWAITING_TRAILERS without trailers")
+        given = [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
+        http_extensions.check_trailers(given)  # checked now: a field that cannot be sent raises from this send()
+        collected.extend(given)
+        if message.get("more_trailers", False):
+            return
+        if self.trailers_dropped:
+            # asgi extensions, "HTTP Trailers": "The ASGI server will only send the trailing headers in case
+            # the client has sent the ``TE: trailers`` header in the request." (docs/decisions.md#trailers)
+            self._fx.add_note(Note("ignored", f"the trailers: {self.trailers_dropped}", sections.HTTP_TRAILERS))
+            collected = []
+        self._write(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers"))
+        self._enter(State.COMPLETE, "the trailers were sent; the response is complete", sections.HTTP_TRAILERS)
+        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _early_hint(self, message: Message) -> None:
         """Write a 103 Early Hints response with the links, ahead of the held head."""
@@ -857,6 +916,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # an OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
+    def _body_after_last(self, message: Message) -> None:
+        """Raise ASGIProtocolError: after the last body message, only the trailers may come."""
+        raise ASGIProtocolError(
+            "http.response.body",
+            "sent after the last body message of a start with trailers: True; http.response.trailers is owed",
+            sections.HTTP_TRAILERS,
+        )
+
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError: the message is not allowed in this state."""
         raise _misuse(messages.message_type(message))
@@ -868,7 +935,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         wire becomes a 500; one cut off mid-body is never completed."""
         # docs/decisions.md#http-app-ends-incomplete: a connection whose response was cut off is never reused.
         self._end_after(Persistence.CLOSE)
-        if self.state is State.SENDING_BODY:
+        if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
             self._close("the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
             return
@@ -882,7 +949,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         (docs/decisions.md#shutdown-timeout-503). Nothing reached the wire: 503 with connection: close (RFC 9110
         §15.6.4: the server cannot handle the request now). Mid-body: the connection is closed."""
         self._end_after(Persistence.CLOSE)
-        if self.state is State.SENDING_BODY:
+        if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
             self._close("cancelled at the shutdown timeout mid-body; the response is cut", _RFC_UNAVAILABLE)
             return
@@ -931,6 +998,12 @@ def _misuse(kind: str) -> ASGIProtocolError:
         return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_RESPONSE_BODY)
     if kind == "http.response.start":
         return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
+    if kind == "http.response.trailers":
+        # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
+        # when the start set ``trailers`` to ``True``.
+        return ASGIProtocolError(
+            kind, "sent before the last http.response.body of a start with trailers: True", sections.HTTP_TRAILERS
+        )
     if kind == "http.response.early_hint":
         # asgi extensions, "Early Hints": "sent at any time (and multiple times) after the *Response
         # Start* message but before the final *Response Body* message".
@@ -952,20 +1025,29 @@ _rows = _table.add
 # client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
 # A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
-_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY)  # RESPONSE_PENDING, in order
+_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS)  # RESPONSE_PENDING, in order
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
 _rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
-_rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
-_rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE), M._first_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE,), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
+_rows(
+    (S.START_HELD,),
+    I.BODY,
+    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
+    M._first_body,
+    sections.HTTP_RESPONSE_BODY,
+)
+_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._body_after_last, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)
 _rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
 _rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINTS)
-_rows((S.SENDING_BODY,), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
-for _input in (I.START, I.BODY, I.EARLY_HINT, I.OTHER_MESSAGE):
+_rows((S.SENDING_BODY, S.AWAITING_TRAILERS), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
+_rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misuse, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
+for _input in (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.OTHER_MESSAGE):
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()

@@ -466,6 +466,7 @@ _SEND_SECTIONS = {
     "http.response.start": sections.HTTP_RESPONSE_START,
     "http.response.body": sections.HTTP_RESPONSE_BODY,
     "http.response.early_hint": sections.HTTP_EARLY_HINTS,
+    "http.response.trailers": sections.HTTP_TRAILERS,
 }
 
 

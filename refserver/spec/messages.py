@@ -122,6 +122,12 @@ def validate_http_response_early_hint(message: Message) -> None:
             _fail(message, f"has a link {link!r} that is not a byte string", section)
 
 
+def validate_http_response_trailers(message: Message) -> None:
+    """asgi extensions, "HTTP Trailers": headers (as for a start), more_trailers."""
+    check_headers(message, sections.HTTP_TRAILERS)
+    _optional_bool(message, "more_trailers", sections.HTTP_TRAILERS)
+
+
 def validate_websocket_accept(message: Message) -> None:
     """www spec 2.5, "Accept - send event": subprotocol, headers (2.1)."""
     section = sections.WS_ACCEPT
@@ -205,6 +211,7 @@ VALIDATORS: dict[str, Validator] = {
     "http.response.start": validate_http_response_start,
     "http.response.body": validate_http_response_body,
     "http.response.early_hint": validate_http_response_early_hint,
+    "http.response.trailers": validate_http_response_trailers,
     "websocket.accept": validate_websocket_accept,
     "websocket.send": validate_websocket_send,
     "websocket.close": validate_websocket_close,
@@ -241,7 +248,9 @@ def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
     return message
 
 
-_CARRY_HEADERS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
+_CARRY_HEADERS = frozenset(
+    {"http.response.start", "http.response.trailers", "websocket.accept", "websocket.http.response.start"}
+)
 
 
 def validate(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:

@@ -73,9 +73,9 @@ def http_scope(
         "state": state.copy(),
         # asgi spec, "Extensions": list only what is implemented (the HTTP response
         # extensions of refserver.protocol.http_extensions), a fresh dict per scope.
-        "extensions": {"http.response.early_hint": {}}
+        "extensions": {"http.response.early_hint": {}, "http.response.trailers": {}}
         if tls is None
-        else _with_tls({"http.response.early_hint": {}}, tls),
+        else _with_tls({"http.response.early_hint": {}, "http.response.trailers": {}}, tls),
     }
 
 
