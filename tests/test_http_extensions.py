@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from refserver.errors import ASGIProtocolError
 from refserver.testing import serve
 from tests.support import TIMEOUT, connect, read_until_eof
 
@@ -79,3 +80,62 @@ async def test_trailers_reach_a_client_that_asked_for_them_and_are_traced() -> N
     assert [m["type"] for m in server.messages("send")][-2:] == ["http.response.trailers", "http.response.trailers"]
     ignored = [r.detail for r in server.records if r.kind == "ignored"]
     assert ignored == ["the trailers: the request did not carry TE: trailers"]
+
+
+async def test_pathsend_sends_the_file_as_the_body(tmp_path: Any) -> None:
+    content = bytes(range(256)) * 4096  # 1 MiB: several bounded reads where sendfile is not used
+    path = tmp_path / "big.bin"
+    path.write_bytes(content)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    async with serve(app, record=True) as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-length: 1048576" in head.split(b"\r\n")
+    assert body == content
+    assert [m["type"] for m in server.messages("send")] == ["http.response.start", "http.response.pathsend"]
+
+
+async def test_a_missing_pathsend_file_raises_from_send_and_the_app_can_answer(tmp_path: Any) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        try:
+            await send({"type": "http.response.pathsend", "path": str(tmp_path / "missing")})
+        except Exception as exc:
+            raised.append(exc)
+        await send({"type": "http.response.body", "body": b"instead"})
+
+    async with serve(app) as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.endswith(b"\r\n\r\ninstead")
+    [exc] = raised
+    assert isinstance(exc, ASGIProtocolError) and "cannot be opened" in str(exc)
+
+
+async def test_zerocopysend_mixes_with_body_and_leaves_the_file_open(tmp_path: Any) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789")
+    with open(path, "rb") as file:
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            assert "http.response.zerocopysend" in scope["extensions"]
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.zerocopysend", "file": file, "offset": 2, "count": 3, "more_body": True})
+            await send({"type": "http.response.body", "body": b"-", "more_body": True})
+            await send({"type": "http.response.zerocopysend", "file": file, "offset": 7})
+
+        async with serve(app, record=True) as server:
+            raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert not file.closed and file.read() == b"0123456789"  # still the app's to close
+    assert raw.endswith(b"\r\n\r\n3\r\n234\r\n1\r\n-\r\n3\r\n789\r\n0\r\n\r\n")
+    assert [m["type"] for m in server.messages("send")][1:] == [
+        "http.response.zerocopysend",
+        "http.response.body",
+        "http.response.zerocopysend",
+    ]

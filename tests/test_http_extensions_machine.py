@@ -222,3 +222,118 @@ def test_the_app_ending_before_the_trailers_cuts_the_response() -> None:
     m = body_sent()
     fx = m.app_ended(raised=False)
     assert (fx.write, fx.ended_status, m.state) == ([], 200, State.CLOSED)
+
+
+# ---------------------------------------------------------------------- Path Send, Zero Copy Send
+
+
+@pytest.fixture
+def data_file(tmp_path: Any) -> Any:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"0123456789")
+    return path
+
+
+def sent(fx: HTTPEffects) -> tuple[bytes, tuple[int, int, bool] | None, bytes]:
+    """The bytes before the file, the file part (offset, count, owned), the bytes after; the
+    file closed as the runtime closes it."""
+    if fx.file is None:
+        return wire(fx), None, b""
+    body = fx.file.body
+    body.close()
+    return wire(fx), (body.offset, body.count, body.owned), fx.file.after
+
+
+def test_pathsend_is_the_whole_body_with_its_length(data_file: Any) -> None:
+    m = started()
+    m.app_send(START)
+    fx = m.app_send({"type": "http.response.pathsend", "path": str(data_file)})
+    head = b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\ncontent-length: 10\r\n\r\n"
+    assert sent(fx) == (head, (0, 10, True), b"")
+    assert (m.state, fx.wake_app) == (State.COMPLETE, True)
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/no/such/file", "names a file that cannot be opened: No such file or directory"),
+        ("relative/path", "which is not absolute"),
+        (b"/bytes", "has path of type bytes"),
+        ("/", "which is not a regular file"),
+    ],
+)
+def test_a_pathsend_that_cannot_be_read_is_an_app_error(path: Any, problem: str) -> None:
+    m = started()
+    m.app_send(START)
+    with pytest.raises(ASGIProtocolError, match=problem) as info:
+        m.app_send({"type": "http.response.pathsend", "path": path})
+    assert (info.value.section, m.state) == (sections.HTTP_PATHSEND, State.START_HELD)
+
+
+def test_pathsend_is_not_mixed_with_body_messages(data_file: Any) -> None:
+    m = started()
+    m.app_send(START)
+    m.app_send({"type": "http.response.body", "body": b"a", "more_body": True})
+    with pytest.raises(ASGIProtocolError, match="cannot be mixed with http") as info:
+        m.app_send({"type": "http.response.pathsend", "path": str(data_file)})
+    assert (info.value.section, m.state) == (sections.HTTP_PATHSEND, State.SENDING_BODY)
+
+
+def test_pathsend_and_zerocopysend_before_the_start_are_app_errors(data_file: Any) -> None:
+    m = started()
+    with open(data_file, "rb") as file:
+        for message in (
+            {"type": "http.response.pathsend", "path": str(data_file)},
+            {"type": "http.response.zerocopysend", "file": file},
+        ):
+            with pytest.raises(ASGIProtocolError, match="sent before http"):
+                m.app_send(message)
+    assert m.state is State.AWAITING_START
+
+
+def test_zerocopysend_mixes_with_body_messages_and_honours_more_body(data_file: Any) -> None:
+    m = started()
+    m.app_send(START)
+    with open(data_file, "rb") as file:
+        file.seek(4)
+        fx = m.app_send({"type": "http.response.zerocopysend", "file": file, "count": 3, "more_body": True})
+        # from the file's position
+        assert (sent(fx), m.state) == ((CHUNKED_HEAD + b"3\r\n", (4, 3, False), b"\r\n"), State.SENDING_BODY)
+        assert wire(m.app_send({"type": "http.response.body", "body": b"ab", "more_body": True})) == b"2\r\nab\r\n"
+        fx = m.app_send({"type": "http.response.zerocopysend", "file": file, "offset": 8})
+        assert sent(fx) == (b"2\r\n", (8, 2, False), b"\r\n0\r\n\r\n")  # to the file's end
+        assert m.state is State.COMPLETE
+        assert file.fileno() >= 0 and not file.closed  # the app's file stays open
+
+
+def test_a_zerocopysend_in_one_message_gets_a_content_length(data_file: Any) -> None:
+    m = started()
+    m.app_send(START)
+    with open(data_file, "rb") as file:
+        fx = m.app_send({"type": "http.response.zerocopysend", "file": file, "offset": 1, "count": 5})
+    head = b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\ncontent-length: 5\r\n\r\n"
+    assert sent(fx) == (head, (1, 5, False), b"")
+
+
+def test_a_head_response_sends_no_file(data_file: Any) -> None:
+    m = started(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    m.app_send(START)
+    fx = m.app_send({"type": "http.response.pathsend", "path": str(data_file)})
+    assert sent(fx) == (b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\ncontent-length: 10\r\n\r\n", None, b"")
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        ({"file": None}, "has a file with no OS file descriptor"),
+        ({"offset": -1}, "has offset=-1"),
+        ({"count": "3"}, "has count='3'"),
+        ({"more_body": 1}, "has more_body=1"),
+    ],
+)
+def test_a_malformed_zerocopysend_is_an_app_error(data_file: Any, message: dict[str, Any], problem: str) -> None:
+    m = started()
+    m.app_send(START)
+    with open(data_file, "rb") as file, pytest.raises(ASGIProtocolError, match=problem) as info:
+        m.app_send({"type": "http.response.zerocopysend", "file": file, **message})
+    assert (info.value.section, m.state) == (sections.HTTP_ZEROCOPYSEND, State.START_HELD)

@@ -176,6 +176,26 @@ _TRAILERS: list[dict[str, Any]] = [
     {"type": "http.response.trailers", "headers": [(b"x a", b"1")]},  # malformed
 ]
 
+# A file to send: this test's own source (an absolute path; a file object opened once).
+_FILE = open(__file__, "rb")  # noqa: SIM115 - open for the whole run
+_PATHSENDS: list[dict[str, Any]] = [
+    {"type": "http.response.pathsend", "path": __file__},
+    {"type": "http.response.pathsend", "path": "/no/such/file"},  # an app error
+]
+_ZEROCOPYSENDS: list[dict[str, Any]] = [
+    {"type": "http.response.zerocopysend", "file": _FILE, "offset": 0, "count": 10},
+    {"type": "http.response.zerocopysend", "file": _FILE, "offset": 0, "count": 10, "more_body": True},
+    {"type": "http.response.zerocopysend", "file": _FILE, "count": -1},  # malformed
+]
+
+
+def _file_send(machine: http.HTTPMachine, message: dict[str, Any]) -> http.HTTPEffects:
+    """Send a file message, and close what the runtime would have closed once it was sent."""
+    fx = machine.app_send(message)
+    if fx.file is not None:
+        fx.file.body.close()
+    return fx
+
 
 def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
     """Bytes from the peer: often the rest of a head that has begun, or a whole GET; after a
@@ -193,6 +213,8 @@ _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.H
     _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
     _H.EARLY_HINT: lambda m, r: m.app_send(r.choice(_HINTS)),
     _H.TRAILERS: lambda m, r: m.app_send(r.choice(_TRAILERS)),
+    _H.PATHSEND: lambda m, r: _file_send(m, r.choice(_PATHSENDS)),
+    _H.ZEROCOPYSEND: lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS)),
     _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.push"}),
     _H.RECEIVE: lambda m, r: m.app_receive(),
     _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
@@ -210,6 +232,8 @@ _WEIGHTS = {
     _H.BODY: 4.0,
     _H.EARLY_HINT: 0.5,
     _H.TRAILERS: 2.0,
+    _H.PATHSEND: 1.0,
+    _H.ZEROCOPYSEND: 2.0,
     _H.OTHER_MESSAGE: 0.5,
     _H.RECEIVE: 1.0,
     _H.APP_RETURNED: 1.0,

@@ -164,6 +164,8 @@ class Input(FastEnum):
     BODY = "http.response.body"
     EARLY_HINT = "http.response.early_hint"
     TRAILERS = "http.response.trailers"
+    PATHSEND = "http.response.pathsend"
+    ZEROCOPYSEND = "http.response.zerocopysend"
     OTHER_MESSAGE = "a message of another type"
     RECEIVE = "receive() called"
     APP_RETURNED = "the app returned"
@@ -184,6 +186,8 @@ _APP_INPUTS = {
     # the response extensions (refserver.protocol.http_extensions)
     "http.response.early_hint": Input.EARLY_HINT,
     "http.response.trailers": Input.TRAILERS,
+    "http.response.pathsend": Input.PATHSEND,
+    "http.response.zerocopysend": Input.ZEROCOPYSEND,
 }
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
@@ -198,6 +202,8 @@ _INPUT_SECTIONS = {
     Input.BODY: sections.HTTP_RESPONSE_BODY,
     Input.EARLY_HINT: sections.HTTP_EARLY_HINTS,
     Input.TRAILERS: sections.HTTP_TRAILERS,
+    Input.PATHSEND: sections.HTTP_PATHSEND,
+    Input.ZEROCOPYSEND: sections.HTTP_ZEROCOPYSEND,
     Input.OTHER_MESSAGE: sections.CORE_ERRORS,
     Input.RECEIVE: sections.HTTP_DISCONNECT,
     Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
@@ -265,6 +271,7 @@ class HTTPEffects(Effects):
     cancel_keep_alive: bool = False
     refused: Refusal | None = None  # the server answered (or dropped) a bad request itself
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
+    file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
 
 
 class UntracedHTTPEffects(HTTPEffects):
@@ -852,6 +859,85 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
+    def _file(self, message: Message) -> None:
+        """Frame a file body as a body message's bytes would be, and hand the file to the
+        runtime to send (``HTTPEffects.file``): Path Send's whole file, or Zero Copy Send's
+        part of the app's file."""
+        # asgi extensions, "Zero Copy Send": "Except for the characteristics of zero-copy, it should
+        # behave the same as ordinary ``http.response.body``"; "Path Send" likewise.
+        kind = messages.message_type(message)
+        if kind == "http.response.pathsend":
+            file, more = http_extensions.open_path(message), False
+        else:
+            file, more = http_extensions.zerocopy_file(message), message.get("more_body", False)
+        try:
+            self._file_body(kind, file, more)
+        except BaseException:
+            file.close()
+            raise
+        if self._fx.file is None:
+            file.close()  # nothing of it is sent (HEAD, 204, 304, or no bytes)
+
+    def _file_body(self, kind: str, file: http_extensions.FileBody, more: bool) -> None:
+        out = b""
+        start = self.start
+        held = start is not None
+        if start is not None:  # START_HELD: the held head goes first
+            head = start.head
+            if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+                head = internals.h11_response_with_header(head, b"content-length", str(file.count).encode())
+            out = self._h11_send(head, "http.response.start")
+            self.start = None
+        after = b""
+        if file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+            try:
+                # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
+                pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
+            except h11.LocalProtocolError as exc:
+                # More than the app's own Content-Length: nothing of the body is written.
+                self._end_after(Persistence.CLOSE)
+                self._write(out)
+                if held:
+                    self._enter(
+                        State.SENDING_BODY,
+                        f"HTTP {self.status} status line and headers sent",
+                        sections.HTTP_RESPONSE_BODY,
+                    )
+                self._fx.error = ASGIProtocolError(
+                    kind, f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
+                ).with_state(self.state.name)
+                return
+            at = next(i for i, piece in enumerate(pieces) if piece is file)
+            out += b"".join(pieces[:at])
+            after = b"".join(pieces[at + 1 :])
+            self._fx.file = http_extensions.FileWrite(file, after)
+        if not more and self.trailers is None:
+            end = self._h11_send(_END_OF_MESSAGE, "http.response.body")
+            if self._fx.file is not None:
+                self._fx.file = http_extensions.FileWrite(file, after + end)
+            else:
+                out += end
+        self._write(out)
+        if more:
+            if held:
+                self._enter(
+                    State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+                )
+            return
+        if self.trailers is not None:
+            self._owe_trailers()
+        else:
+            self._complete()
+
+    def _pathsend_mixed(self, message: Message) -> None:
+        """Raise ASGIProtocolError: Path Send is the whole body, not a part of one."""
+        # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
+        raise ASGIProtocolError(
+            "http.response.pathsend",
+            "cannot be mixed with http.response.body: the body has begun",
+            sections.HTTP_PATHSEND,
+        )
+
     def _owe_trailers(self) -> None:
         """Wait for the trailers: the body is complete, the response is not."""
         # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
@@ -919,7 +1005,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _body_after_last(self, message: Message) -> None:
         """Raise ASGIProtocolError: after the last body message, only the trailers may come."""
         raise ASGIProtocolError(
-            "http.response.body",
+            messages.message_type(message),
             "sent after the last body message of a start with trailers: True; http.response.trailers is owed",
             sections.HTTP_TRAILERS,
         )
@@ -1004,6 +1090,10 @@ def _misuse(kind: str) -> ASGIProtocolError:
         return ASGIProtocolError(
             kind, "sent before the last http.response.body of a start with trailers: True", sections.HTTP_TRAILERS
         )
+    if kind in ("http.response.pathsend", "http.response.zerocopysend"):
+        section = sections.HTTP_PATHSEND if kind == "http.response.pathsend" else sections.HTTP_ZEROCOPYSEND
+        # asgi extensions: "sent at any time after the *Response Start* message".
+        return ASGIProtocolError(kind, "sent before http.response.start", section)
     if kind == "http.response.early_hint":
         # asgi extensions, "Early Hints": "sent at any time (and multiple times) after the *Response
         # Start* message but before the final *Response Body* message".
@@ -1047,7 +1137,22 @@ _rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINT
 _rows((S.SENDING_BODY, S.AWAITING_TRAILERS), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
 _rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misuse, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
-for _input in (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.OTHER_MESSAGE):
+_rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
+_rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
+_rows((S.SENDING_BODY,), I.PATHSEND, (), M._pathsend_mixed, sections.HTTP_PATHSEND)
+_rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
+_rows(
+    (S.START_HELD,),
+    I.ZEROCOPYSEND,
+    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
+    M._file,
+    sections.HTTP_ZEROCOPYSEND,
+)
+_rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
+_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_ALL_MESSAGES = (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.PATHSEND, I.ZEROCOPYSEND, I.OTHER_MESSAGE)
+for _input in _ALL_MESSAGES:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()
