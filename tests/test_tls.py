@@ -326,6 +326,42 @@ async def tcp_end(secure: TLSClient) -> str:
     return "data"
 
 
+class TestFileBodiesOverTLS:
+    """asgi extensions, "Zero Copy Send" and "Path Send" over TLS, where sendfile cannot be used:
+    the same bytes, read in bounded chunks (docs/decisions.md#zerocopysend)."""
+
+    async def test_zerocopysend_and_pathsend_over_tls(
+        self, ca: trustme.CA, tls_files: dict[str, str], tmp_path: Path
+    ) -> None:
+        content = bytes(range(256)) * 2048  # 512 KiB: more than one bounded read
+        path = tmp_path / "data.bin"
+        path.write_bytes(content)
+        with open(path, "rb") as file:
+
+            async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+                await send({"type": "http.response.start", "status": 200})
+                if scope["path"] == "/zerocopy":
+                    await send({"type": "http.response.zerocopysend", "file": file, "offset": 1, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"!"})
+                else:
+                    await send({"type": "http.response.pathsend", "path": str(path)})
+
+            async with (
+                serving(app, **tls_files) as listening,
+                tls_client(listening.port, client_context(ca)) as (
+                    client,
+                    _,
+                ),
+            ):
+                with anyio.fail_after(TIMEOUT):
+                    await client.send_request(target="/zerocopy")
+                    _, zerocopy = await client.read_response()
+                    await client.send_request(target="/pathsend")
+                    _, pathsend = await client.read_response()
+            assert not file.closed
+        assert (zerocopy, pathsend) == (content[1:] + b"!", content)
+
+
 class TestRFC8446Section6_1ClosureAlerts:
     """RFC 8446 §6.1: "Each party MUST send a "close_notify" alert before closing its write side
     of the connection". refserver sends it, then closes TCP, without waiting for the client's
