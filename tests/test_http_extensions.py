@@ -139,3 +139,25 @@ async def test_zerocopysend_mixes_with_body_and_leaves_the_file_open(tmp_path: A
         "http.response.body",
         "http.response.zerocopysend",
     ]
+
+
+async def test_a_file_shorter_than_its_count_cuts_the_connection_and_raises(tmp_path: Any) -> None:
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"0123456789")
+    raised: list[BaseException] = []
+    with open(path, "rb") as file:
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200})
+            try:
+                await send({"type": "http.response.zerocopysend", "file": file, "offset": 0, "count": 100})
+            except Exception as exc:
+                raised.append(exc)
+
+        async with serve(app) as server:
+            raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-length: 100" in head.split(b"\r\n")
+    assert body == b"0123456789"  # then the connection is cut: the client sees a short body
+    [exc] = raised
+    assert isinstance(exc, ASGIProtocolError) and "the file ended 90 bytes before the end of the body" in str(exc)

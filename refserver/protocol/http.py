@@ -856,7 +856,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return self.conn.send(event) or b""
         except h11.LocalProtocolError as exc:
             self._end_after(Persistence.CLOSE)
-            section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
+            section = _INPUT_SECTIONS[_APP_INPUTS.get(kind, Input.START)]  # the message's own section
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
 
     def _file(self, message: Message) -> None:
