@@ -161,3 +161,20 @@ async def test_a_file_shorter_than_its_count_cuts_the_connection_and_raises(tmp_
     assert body == b"0123456789"  # then the connection is cut: the client sees a short body
     [exc] = raised
     assert isinstance(exc, ASGIProtocolError) and "the file ended 90 bytes before the end of the body" in str(exc)
+
+
+async def test_a_mixed_case_trailer_name_has_the_header_rules_safe_reading() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await send({"type": "http.response.trailers", "headers": [(b"X-Checksum", b"42")]})
+
+    async with serve(app, app_violations="warn") as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    assert raw.endswith(b"2\r\nok\r\n0\r\nx-checksum: 42\r\n\r\n")
+    [violation] = server.violations
+    assert (violation.message_type, violation.taken, violation.section) == (
+        "http.response.trailers",
+        "sent as b'x-checksum'",
+        'asgi extensions, "HTTP Trailers"',
+    )
