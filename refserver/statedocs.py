@@ -43,13 +43,15 @@ class Machine:
 
 
 _HTTP_HEAD = ("AWAITING_HEAD", ("IDLE", "READING_HEAD"))
-_HTTP_PENDING = ("RESPONSE_PENDING", ("AWAITING_START", "START_HELD", "SENDING_BODY"))
-# The HTTP machine has 31 arrows: one diagram for a request and its response, one for the
+_HTTP_PENDING = ("RESPONSE_PENDING", ("AWAITING_START", "START_HELD", "SENDING_BODY", "AWAITING_TRAILERS"))
+# The HTTP machine has 27 arrows (pairs of states): one diagram for a request and its response, one for the
 # upgrade, one for the ways a connection ends.
 HTTP_DIAGRAMS = (
     Diagram(
         "A request and its response",
-        frozenset({"IDLE", "READING_HEAD", "AWAITING_START", "START_HELD", "SENDING_BODY", "COMPLETE"}),
+        frozenset(
+            {"IDLE", "READING_HEAD", "AWAITING_START", "START_HELD", "SENDING_BODY", "AWAITING_TRAILERS", "COMPLETE"}
+        ),
     ),
     Diagram("The WebSocket upgrade", frozenset({"UPGRADING", "UPGRADED"}), (_HTTP_HEAD,)),
     Diagram("How a connection ends", frozenset({"CLIENT_GONE", "CLOSED"}), (_HTTP_HEAD, _HTTP_PENDING)),

@@ -312,13 +312,6 @@ INVALID: list[tuple[str, list[dict[str, Any]], Any, str]] = [
         f"http.response.start has headers that cannot be sent: bad Content-Length (state: AWAITING_START; {RS})",
     ),
     (
-        "trailers without the extension",
-        [],
-        {"type": "http.response.start", "status": 200, "trailers": True},
-        "http.response.start asks for trailers, but the http.response.trailers extension is not advertised "
-        '(state: AWAITING_START; asgi extensions, "HTTP Trailers")',
-    ),
-    (
         "trailers not a bool",
         [],
         {"type": "http.response.start", "status": 200, "trailers": 0},

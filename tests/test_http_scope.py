@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from refserver.protocol.http_extensions import ADVERTISED
 from tests.support import HTTPClient, Recorder, http_request, serving
 
 pytestmark = pytest.mark.anyio
@@ -89,7 +90,7 @@ async def test_every_key_exactly_typed() -> None:
         "client": ("127.0.0.1", port),
         "server": ("127.0.0.1", server.port),
         "state": {},
-        "extensions": {},
+        "extensions": {name: {} for name in ADVERTISED},
     }
     # Exact Python types, not just equal values.
     assert type(scope["path"]) is str

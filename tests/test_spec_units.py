@@ -14,6 +14,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.loading import as_asgi3, is_asgi3
 from refserver.protocol.effects import Tcp
 from refserver.protocol.http import HTTPEffects, HTTPMachine, State, scope_http_version
+from refserver.protocol.http_extensions import ADVERTISED
 from refserver.protocol.lifespan import LifespanMachine
 from refserver.protocol.lifespan import State as LifespanState
 from refserver.spec import messages, scopes, sections
@@ -199,7 +200,7 @@ def test_http_scope_is_complete_and_copies_state() -> None:
         "client": ("127.0.0.1", 5000),
         "server": ("/tmp/s.sock", None),
         "state": state,
-        "extensions": {},
+        "extensions": {name: {} for name in ADVERTISED},
     }
     assert scope["state"] is not state and scope["state"]["pool"] is state["pool"]
     scope["asgi"]["version"] = "mutated"

@@ -125,6 +125,7 @@ _HEAD_ENDS = [
     b"Transfer-Encoding: chunked\r\n\r\n",  # a chunked body, none of it here
     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",  # a chunked body, its first chunk here
     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",  # a malformed chunk: the client counts as gone
+    b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n",  # a chunk, then a malformed one behind it
     b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",  # RFC 9112 §6.1: close after it
     _UPGRADE + b"\r\n",  # a WebSocket upgrade
     _UPGRADE + b"Content-Length: 3\r\n\r\na",  # a WebSocket upgrade, its body still arriving
@@ -150,6 +151,8 @@ _STARTS: list[dict[str, Any]] = [  # (the usual messages more often than the res
     {"type": "http.response.start", "status": 200},
     {"type": "http.response.start", "status": 200},
     {"type": "http.response.start", "status": 204},
+    {"type": "http.response.start", "status": 200, "trailers": True},
+    {"type": "http.response.start", "status": 200, "trailers": True},
     {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]},
     {"type": "http.response.start", "status": 99},  # malformed
 ]
@@ -161,6 +164,37 @@ _BODIES: list[dict[str, Any]] = [
     {"type": "http.response.body", "body": b"", "more_body": False},
     {"type": "http.response.body", "body": "not bytes"},  # malformed
 ]
+
+_HINTS: list[dict[str, Any]] = [
+    {"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]},
+    {"type": "http.response.early_hint", "links": b"not a list"},  # malformed
+]
+
+_TRAILERS: list[dict[str, Any]] = [
+    {"type": "http.response.trailers", "headers": [(b"x-sum", b"1")]},
+    {"type": "http.response.trailers", "headers": [], "more_trailers": True},
+    {"type": "http.response.trailers", "headers": [(b"x a", b"1")]},  # malformed
+]
+
+# A file to send: this test's own source (an absolute path; a file object opened once).
+_FILE = open(__file__, "rb")  # noqa: SIM115 - open for the whole run
+_PATHSENDS: list[dict[str, Any]] = [
+    {"type": "http.response.pathsend", "path": __file__},
+    {"type": "http.response.pathsend", "path": "/no/such/file"},  # an app error
+]
+_ZEROCOPYSENDS: list[dict[str, Any]] = [
+    {"type": "http.response.zerocopysend", "file": _FILE, "offset": 0, "count": 10},
+    {"type": "http.response.zerocopysend", "file": _FILE, "offset": 0, "count": 10, "more_body": True},
+    {"type": "http.response.zerocopysend", "file": _FILE, "count": -1},  # malformed
+]
+
+
+def _file_send(machine: http.HTTPMachine, message: dict[str, Any]) -> http.HTTPEffects:
+    """Send a file message, and close what the runtime would have closed once it was sent."""
+    fx = machine.app_send(message)
+    if fx.file is not None:
+        fx.file.body.close()
+    return fx
 
 
 def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
@@ -177,7 +211,11 @@ _H = http.Input
 _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]] = {
     _H.START: lambda m, r: m.app_send(r.choice(_STARTS)),
     _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
-    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.trailers"}),
+    _H.EARLY_HINT: lambda m, r: m.app_send(r.choice(_HINTS)),
+    _H.TRAILERS: lambda m, r: m.app_send(r.choice(_TRAILERS)),
+    _H.PATHSEND: lambda m, r: _file_send(m, r.choice(_PATHSENDS)),
+    _H.ZEROCOPYSEND: lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS)),
+    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.push"}),
     _H.RECEIVE: lambda m, r: m.app_receive(),
     _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
     _H.APP_RAISED: lambda m, r: m.app_ended(raised=True),
@@ -192,6 +230,10 @@ _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.H
 _WEIGHTS = {
     _H.START: 4.0,
     _H.BODY: 4.0,
+    _H.EARLY_HINT: 0.5,
+    _H.TRAILERS: 2.0,
+    _H.PATHSEND: 1.0,
+    _H.ZEROCOPYSEND: 2.0,
     _H.OTHER_MESSAGE: 0.5,
     _H.RECEIVE: 1.0,
     _H.APP_RETURNED: 1.0,

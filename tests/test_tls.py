@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 import refserver.cli
 from refserver import Config
 from refserver.conformance.client import TLSClient
+from refserver.protocol.http_extensions import ADVERTISED
 from refserver.runtime.tls import TLSConfigError, client_chain, load, rfc4514_subject
 from tests.support import (
     TIMEOUT,
@@ -187,6 +188,7 @@ class TestTLSConnectionScope:
         assert scope["client"] == ("127.0.0.1", client_port)
         assert scope["server"] == ("127.0.0.1", listening.port)
         assert scope["extensions"] == {
+            **{name: {} for name in ADVERTISED},
             "tls": {
                 "server_cert": pem(server_leaf.cert_chain_pems[0]),
                 "client_cert_chain": [],
@@ -194,7 +196,7 @@ class TestTLSConnectionScope:
                 "client_cert_error": None,
                 "tls_version": 0x0304,
                 "cipher_suite": TLS13_SUITES[cipher_name],
-            }
+            },
         }
 
     async def test_tls_12_with_the_configured_cipher(self, ca: trustme.CA, tls_files: dict[str, str]) -> None:
@@ -215,7 +217,7 @@ class TestTLSConnectionScope:
                 await client.send_request()
                 await client.read_response()
         (scope,) = recorder.of("scope")
-        assert (scope["scheme"], scope["extensions"]) == ("http", {})
+        assert (scope["scheme"], scope["extensions"]) == ("http", {name: {} for name in ADVERTISED})
 
     async def test_wss_scope(self, ca: trustme.CA, server_leaf: trustme.LeafCert, tls_files: dict[str, str]) -> None:
         recorder = Recorder()
@@ -322,6 +324,42 @@ async def tcp_end(secure: TLSClient) -> str:
         except anyio.BrokenResourceError:
             return "rst"
     return "data"
+
+
+class TestFileBodiesOverTLS:
+    """asgi extensions, "Zero Copy Send" and "Path Send" over TLS, where sendfile cannot be used:
+    the same bytes, read in bounded chunks (docs/decisions.md#zerocopysend)."""
+
+    async def test_zerocopysend_and_pathsend_over_tls(
+        self, ca: trustme.CA, tls_files: dict[str, str], tmp_path: Path
+    ) -> None:
+        content = bytes(range(256)) * 2048  # 512 KiB: more than one bounded read
+        path = tmp_path / "data.bin"
+        path.write_bytes(content)
+        with open(path, "rb") as file:
+
+            async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+                await send({"type": "http.response.start", "status": 200})
+                if scope["path"] == "/zerocopy":
+                    await send({"type": "http.response.zerocopysend", "file": file, "offset": 1, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"!"})
+                else:
+                    await send({"type": "http.response.pathsend", "path": str(path)})
+
+            async with (
+                serving(app, **tls_files) as listening,
+                tls_client(listening.port, client_context(ca)) as (
+                    client,
+                    _,
+                ),
+            ):
+                with anyio.fail_after(TIMEOUT):
+                    await client.send_request(target="/zerocopy")
+                    _, zerocopy = await client.read_response()
+                    await client.send_request(target="/pathsend")
+                    _, pathsend = await client.read_response()
+            assert not file.closed
+        assert (zerocopy, pathsend) == (content[1:] + b"!", content)
 
 
 class TestRFC8446Section6_1ClosureAlerts:

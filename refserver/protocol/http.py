@@ -15,6 +15,9 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   ``chunk``: the body bytes waiting for the app's ``receive()`` (in ``CHUNK_WAITS`` and
   ``LAST_CHUNK_WAITS``).
 - ``start``: the response head of ``http.response.start``, held in ``START_HELD``.
+- ``trailers``: None, or (the start said ``trailers: True``) the trailer fields the app has
+  sent so far; ``trailers_dropped``: why they will not be sent ("" if they will); and
+  ``te_trailers``: whether the request carried ``TE: trailers`` (asgi extensions, "HTTP Trailers").
 - ``method``, ``date``, ``status``: the request method, the Date header and the response
   status of this cycle; ``request``: the upgrade request, in ``UPGRADING``.
 - ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
@@ -48,7 +51,7 @@ from typing import Any, NamedTuple
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake, internals
+from refserver.protocol import handshake, http_extensions, internals
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.speedups import FastEnum, blank
@@ -96,6 +99,7 @@ class State(FastEnum):
     # body message, so it is held; this lets a one-message body get a Content-Length.
     START_HELD = "http.response.start held until the first body message"
     SENDING_BODY = "status line and headers sent; body streaming"
+    AWAITING_TRAILERS = "the last body message was sent; the http.response.trailers promised by the start are owed"
     COMPLETE = "response complete; further messages are ignored; the app may still run"
     CLIENT_GONE = "the client left before the response completed; the app still runs"
     UPGRADING = "a WebSocket upgrade request: reading its body up to its end"
@@ -104,9 +108,20 @@ class State(FastEnum):
 
 
 # States in which an app instance runs (a request/response cycle).
-APP_STATES = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.COMPLETE, State.CLIENT_GONE})
+APP_STATES = frozenset(
+    {
+        State.AWAITING_START,
+        State.START_HELD,
+        State.SENDING_BODY,
+        State.AWAITING_TRAILERS,
+        State.COMPLETE,
+        State.CLIENT_GONE,
+    }
+)
 # States in which the app returning is an unfinished response.
-RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY})
+RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.AWAITING_TRAILERS})
+# States in which the response head is on the wire, and the response is not complete.
+_HEAD_SENT = frozenset({State.SENDING_BODY, State.AWAITING_TRAILERS})
 # States in which the machine reads a request head (or an upgrade request's body).
 _HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 
@@ -147,6 +162,10 @@ class Input(FastEnum):
     # the app
     START = "http.response.start"
     BODY = "http.response.body"
+    EARLY_HINT = "http.response.early_hint"
+    TRAILERS = "http.response.trailers"
+    PATHSEND = "http.response.pathsend"
+    ZEROCOPYSEND = "http.response.zerocopysend"
     OTHER_MESSAGE = "a message of another type"
     RECEIVE = "receive() called"
     APP_RETURNED = "the app returned"
@@ -161,17 +180,30 @@ class Input(FastEnum):
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
-_APP_INPUTS = {"http.response.start": Input.START, "http.response.body": Input.BODY}
+_APP_INPUTS = {
+    "http.response.start": Input.START,
+    "http.response.body": Input.BODY,
+    # the response extensions (refserver.protocol.http_extensions)
+    "http.response.early_hint": Input.EARLY_HINT,
+    "http.response.trailers": Input.TRAILERS,
+    "http.response.pathsend": Input.PATHSEND,
+    "http.response.zerocopysend": Input.ZEROCOPYSEND,
+}
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
 _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
+_RFC_1XX = "RFC 9110 §15.2"  # informational responses
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
     Input.BODY: sections.HTTP_RESPONSE_BODY,
+    Input.EARLY_HINT: sections.HTTP_EARLY_HINTS,
+    Input.TRAILERS: sections.HTTP_TRAILERS,
+    Input.PATHSEND: sections.HTTP_PATHSEND,
+    Input.ZEROCOPYSEND: sections.HTTP_ZEROCOPYSEND,
     Input.OTHER_MESSAGE: sections.CORE_ERRORS,
     Input.RECEIVE: sections.HTTP_DISCONNECT,
     Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
@@ -239,6 +271,7 @@ class HTTPEffects(Effects):
     cancel_keep_alive: bool = False
     refused: Refusal | None = None  # the server answered (or dropped) a bad request itself
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
+    file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
 
 
 class UntracedHTTPEffects(HTTPEffects):
@@ -300,6 +333,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.start: HeldStart | None = None
         self.body = Body.ARRIVING
         self.chunk = b""
+        self.te_trailers = False
+        self.trailers: Headers | None = None
+        self.trailers_dropped = ""
 
     # ------------------------------------------------------------------ the contract
 
@@ -478,6 +514,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.requests += 1
         self.method = event.method
         self.date = self._date_source()
+        self.te_trailers = b"te" in names and http_extensions.accepts_trailers(headers)
         if b"expect" in names and conn.they_are_waiting_for_100_continue:
             self.body = Body.CONTINUE_OWED
         if b"transfer-encoding" in names and b"content-length" in names:
@@ -713,12 +750,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _hold_start(self, message: Message) -> None:
         """Check the response head and hold it until the first body message."""
         message = messages.validate(message, "http.response.start")
-        if message.get("trailers", False):
-            raise ASGIProtocolError(
-                "http.response.start",
-                "asks for trailers, but the http.response.trailers extension is not advertised",
-                sections.HTTP_TRAILERS,
-            )
         headers: Headers = []
         has_date = has_connection = has_length = False
         for name, value in message.get("headers", ()):
@@ -741,6 +772,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
         )
         self.status = status
+        if message.get("trailers", False):
+            self.trailers = []
+            self.trailers_dropped = http_extensions.trailers_dropped(
+                te_trailers=self.te_trailers,
+                http_version=self.conn.their_http_version,
+                head_only=self.method == b"HEAD" or status in _NO_BODY_STATUSES,
+                has_length=has_length,
+            )
         self._enter(
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
@@ -755,7 +794,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if start is None:  # pragma: no cover - START_HELD implies a held head
             raise RuntimeError("START_HELD without a head")
         head = start.head
-        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES:
+        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
@@ -777,6 +816,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._enter(
                 State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
             )
+        elif self.trailers is not None:
+            self._owe_trailers()
         else:
             self._enter(
                 State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
@@ -788,7 +829,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         messages.validate_http_response_body(message)
         more = message.get("more_body", False)
         self._write(self._body_bytes(bytes(message.get("body", b"")), more))
-        if not more:
+        if more:
+            return
+        if self.trailers is not None:
+            self._owe_trailers()
+        else:
             self._complete()
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
@@ -798,7 +843,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
         if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
             out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more:
+        if not more and self.trailers is None:  # with trailers, the end is the trailers message's
             out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
         return out
 
@@ -811,8 +856,137 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return self.conn.send(event) or b""
         except h11.LocalProtocolError as exc:
             self._end_after(Persistence.CLOSE)
-            section = sections.HTTP_RESPONSE_BODY if kind == "http.response.body" else sections.HTTP_RESPONSE_START
+            section = _INPUT_SECTIONS[_APP_INPUTS.get(kind, Input.START)]  # the message's own section
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
+
+    def _file(self, message: Message) -> None:
+        """Frame a file body as a body message's bytes would be, and hand the file to the
+        runtime to send (``HTTPEffects.file``): Path Send's whole file, or Zero Copy Send's
+        part of the app's file."""
+        # asgi extensions, "Zero Copy Send": "Except for the characteristics of zero-copy, it should
+        # behave the same as ordinary ``http.response.body``"; "Path Send" likewise.
+        kind = messages.message_type(message)
+        if kind == "http.response.pathsend":
+            file, more = http_extensions.open_path(message), False
+        else:
+            file, more = http_extensions.zerocopy_file(message), message.get("more_body", False)
+        try:
+            self._file_body(kind, file, more)
+        except BaseException:
+            file.close()
+            raise
+        if self._fx.file is None:
+            file.close()  # nothing of it is sent (HEAD, 204, 304, or no bytes)
+
+    def _file_body(self, kind: str, file: http_extensions.FileBody, more: bool) -> None:
+        out = b""
+        start = self.start
+        held = start is not None
+        if start is not None:  # START_HELD: the held head goes first
+            head = start.head
+            if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+                head = internals.h11_response_with_header(head, b"content-length", str(file.count).encode())
+            out = self._h11_send(head, "http.response.start")
+            self.start = None
+        after = b""
+        if file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+            try:
+                # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
+                pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
+            except h11.LocalProtocolError as exc:
+                # More than the app's own Content-Length: nothing of the body is written.
+                self._end_after(Persistence.CLOSE)
+                self._write(out)
+                if held:
+                    self._enter(
+                        State.SENDING_BODY,
+                        f"HTTP {self.status} status line and headers sent",
+                        sections.HTTP_RESPONSE_BODY,
+                    )
+                self._fx.error = ASGIProtocolError(
+                    kind, f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
+                ).with_state(self.state.name)
+                return
+            at = next(i for i, piece in enumerate(pieces) if piece is file)
+            out += b"".join(pieces[:at])
+            after = b"".join(pieces[at + 1 :])
+            self._fx.file = http_extensions.FileWrite(file, after)
+        if not more and self.trailers is None:
+            end = self._h11_send(_END_OF_MESSAGE, "http.response.body")
+            if self._fx.file is not None:
+                self._fx.file = http_extensions.FileWrite(file, after + end)
+            else:
+                out += end
+        self._write(out)
+        if more:
+            if held:
+                self._enter(
+                    State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
+                )
+            return
+        if self.trailers is not None:
+            self._owe_trailers()
+        else:
+            self._complete()
+
+    def _pathsend_mixed(self, message: Message) -> None:
+        """Raise ASGIProtocolError: Path Send is the whole body, not a part of one."""
+        # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
+        raise ASGIProtocolError(
+            "http.response.pathsend",
+            "cannot be mixed with http.response.body: the body has begun",
+            sections.HTTP_PATHSEND,
+        )
+
+    def _owe_trailers(self) -> None:
+        """Wait for the trailers: the body is complete, the response is not."""
+        # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
+        # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
+        self._enter(
+            State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
+        )
+
+    def _take_trailers(self, message: Message) -> None:
+        """Collect the trailer fields. The last trailers message ends the response: with the
+        trailer section if the client accepts it, with the last chunk alone otherwise."""
+        message = messages.validate(message, "http.response.trailers")
+        collected = self.trailers
+        if collected is None:  # pragma: no cover - AWAITING_TRAILERS implies trailers: True
+            raise RuntimeError("AWAITING_TRAILERS without trailers")
+        given = [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
+        http_extensions.check_trailers(given)  # checked now: a field that cannot be sent raises from this send()
+        collected.extend(given)
+        if message.get("more_trailers", False):
+            return
+        if self.trailers_dropped:
+            # asgi extensions, "HTTP Trailers": "The ASGI server will only send the trailing headers in case
+            # the client has sent the ``TE: trailers`` header in the request." (docs/decisions.md#trailers)
+            self._fx.add_note(Note("ignored", f"the trailers: {self.trailers_dropped}", sections.HTTP_TRAILERS))
+            collected = []
+        self._write(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers"))
+        self._enter(State.COMPLETE, "the trailers were sent; the response is complete", sections.HTTP_TRAILERS)
+        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
+
+    def _early_hint(self, message: Message) -> None:
+        """Write a 103 Early Hints response with the links, ahead of the held head."""
+        # asgi extensions, "Early Hints": the server "should then attempt to send an informational
+        # response to the client with the provided links as ``Link`` headers".
+        message = messages.validate(message, "http.response.early_hint")
+        hint = http_extensions.early_hint(message["links"])
+        if self.conn.their_http_version == b"1.0":
+            # RFC 9110 §15.2: "A server MUST NOT send a 1xx response to an HTTP/1.0 client"
+            # (docs/decisions.md#early-hints).
+            self._fx.add_note(Note("ignored", "http.response.early_hint to an HTTP/1.0 client", _RFC_1XX))
+            return
+        self._write(self._h11_send(hint, "http.response.early_hint"))
+
+    def _late_early_hint(self, message: Message) -> None:
+        """Ignore the hint: the final response's head is on the wire already."""
+        messages.validate(message, "http.response.early_hint")
+        # RFC 9110 §15.2: a 1xx response comes before the final response, never after its head.
+        self._fx.add_note(
+            Note("ignored", "http.response.early_hint after the response head was sent", sections.HTTP_EARLY_HINTS)
+        )
 
     def _ignore(self, message: Message) -> None:
         """Ignore the message: the response is complete."""
@@ -828,6 +1002,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # an OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
+    def _body_after_last(self, message: Message) -> None:
+        """Raise ASGIProtocolError: after the last body message, only the trailers may come."""
+        raise ASGIProtocolError(
+            messages.message_type(message),
+            "sent after the last body message of a start with trailers: True; http.response.trailers is owed",
+            sections.HTTP_TRAILERS,
+        )
+
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError: the message is not allowed in this state."""
         raise _misuse(messages.message_type(message))
@@ -839,7 +1021,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         wire becomes a 500; one cut off mid-body is never completed."""
         # docs/decisions.md#http-app-ends-incomplete: a connection whose response was cut off is never reused.
         self._end_after(Persistence.CLOSE)
-        if self.state is State.SENDING_BODY:
+        if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
             self._close("the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
             return
@@ -853,7 +1035,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         (docs/decisions.md#shutdown-timeout-503). Nothing reached the wire: 503 with connection: close (RFC 9110
         §15.6.4: the server cannot handle the request now). Mid-body: the connection is closed."""
         self._end_after(Persistence.CLOSE)
-        if self.state is State.SENDING_BODY:
+        if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
             self._close("cancelled at the shutdown timeout mid-body; the response is cut", _RFC_UNAVAILABLE)
             return
@@ -902,6 +1084,20 @@ def _misuse(kind: str) -> ASGIProtocolError:
         return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_RESPONSE_BODY)
     if kind == "http.response.start":
         return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
+    if kind == "http.response.trailers":
+        # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
+        # when the start set ``trailers`` to ``True``.
+        return ASGIProtocolError(
+            kind, "sent before the last http.response.body of a start with trailers: True", sections.HTTP_TRAILERS
+        )
+    if kind in ("http.response.pathsend", "http.response.zerocopysend"):
+        section = sections.HTTP_PATHSEND if kind == "http.response.pathsend" else sections.HTTP_ZEROCOPYSEND
+        # asgi extensions: "sent at any time after the *Response Start* message".
+        return ASGIProtocolError(kind, "sent before http.response.start", section)
+    if kind == "http.response.early_hint":
+        # asgi extensions, "Early Hints": "sent at any time (and multiple times) after the *Response
+        # Start* message but before the final *Response Body* message".
+        return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_EARLY_HINTS)
     return ASGIProtocolError(kind, "is not a message an http connection accepts", sections.CORE_ERRORS)
 
 
@@ -919,16 +1115,44 @@ _rows = _table.add
 # client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
 # A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
-_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY)  # RESPONSE_PENDING, in order
+_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS)  # RESPONSE_PENDING, in order
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
 _rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
-_rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
-_rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE), M._first_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE,), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
+_rows(
+    (S.START_HELD,),
+    I.BODY,
+    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
+    M._first_body,
+    sections.HTTP_RESPONSE_BODY,
+)
+_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._body_after_last, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
-for _input in (I.START, I.BODY, I.OTHER_MESSAGE):
+# -- the response extensions (asgi extensions)
+_rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
+_rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINTS)
+_rows((S.SENDING_BODY, S.AWAITING_TRAILERS), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
+_rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misuse, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
+_rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
+_rows((S.SENDING_BODY,), I.PATHSEND, (), M._pathsend_mixed, sections.HTTP_PATHSEND)
+_rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
+_rows(
+    (S.START_HELD,),
+    I.ZEROCOPYSEND,
+    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
+    M._file,
+    sections.HTTP_ZEROCOPYSEND,
+)
+_rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
+_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_ALL_MESSAGES = (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.PATHSEND, I.ZEROCOPYSEND, I.OTHER_MESSAGE)
+for _input in _ALL_MESSAGES:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()

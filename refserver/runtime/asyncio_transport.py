@@ -9,12 +9,14 @@ Nothing awaits unless a write has to wait for buffer space.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Self, cast
 
 from refserver.runtime.transport import (
     CLOSE_FLUSH_LIMIT_S,
     Address,
+    FileEnded,
     PeerGone,
     Receiver,
     addresses,
@@ -166,6 +168,26 @@ class AsyncioTransport(asyncio.Protocol):
             self.gone = self._lost or "the peer closed or reset the connection"
             return
         self._written += len(data)
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        # asyncio's loop.sendfile: os.sendfile on a plain socket (its own fallback reads
+        # otherwise); it waits for asyncio's write buffer to drain first.
+        await self.flush()
+        transport = self._transport
+        if self.gone is not None or self._lost is not None or transport is None or transport.is_closing():
+            raise PeerGone(self.gone or self._lost or "connection closed")
+        position = os.lseek(fd, 0, os.SEEK_CUR)  # loop.sendfile moves it; the file is the app's
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            try:
+                sent = await self._loop.sendfile(transport, file, offset, count)
+            except (ConnectionError, RuntimeError) as exc:
+                # RuntimeError: asyncio's "Connection is closed" for a transport closing meanwhile.
+                self.gone = self.gone or describe(exc)
+                raise PeerGone(self.gone) from exc
+            finally:
+                os.lseek(fd, position, os.SEEK_SET)
+        if sent < count:
+            raise FileEnded(f"the file ended {count - sent} bytes before the end of the body")
 
     @property
     def flushed(self) -> bool:

@@ -28,9 +28,10 @@ import anyio.lowlevel
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
+from refserver.protocol.http_extensions import FileWrite
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.task_transport import StreamIO, TaskTransport
-from refserver.runtime.transport import Address, PeerGone, TimerHandle, Transport
+from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
@@ -282,6 +283,31 @@ class HTTPConnection:
         if fx.wake_app and self._app_waiters:  # a receive() that has not blocked asks the machine first
             self._app_wakeup.fire()
 
+    async def _send_file(self, file: FileWrite, message: Mapping[str, Any], trace: Any) -> None:
+        """Send a file body the machine framed, then its framing, and close the file if the
+        server opened it (Path Send). A peer gone raises ClientDisconnected; a file shorter than
+        the body it promised cuts the connection and raises ASGIProtocolError."""
+        kind = str(message.get("type"))
+        try:
+            await self.transport.send_file(file.body.fd, file.body.offset, file.body.count)
+            if file.after:
+                self.transport.write([file.after])
+        except PeerGone as exc:
+            self._apply(self.machine.peer_gone(str(exc)))
+            gone = ClientDisconnected(self.machine.client_gone_reason or "client disconnected")
+            record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
+            raise gone from None
+        except (FileEnded, OSError) as exc:
+            # The framing promised bytes the file no longer has: the response cannot complete.
+            self.transport.abort(f"file body failed: {exc}")
+            self._apply(self.machine.peer_gone(f"the file body could not be sent ({exc})"))
+            section = sections.HTTP_PATHSEND if kind == "http.response.pathsend" else sections.HTTP_ZEROCOPYSEND
+            error = ASGIProtocolError(kind, f"could not be sent whole: {exc}; the connection is closed", section)
+            record_error(trace, self._state, error, message, "")
+            raise error from None
+        finally:
+            file.body.close()
+
     async def _flush_or_lose(self) -> bool:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input. False then."""
         try:
@@ -374,6 +400,8 @@ class HTTPConnection:
                     "send", machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
                 )
             self._apply(fx)
+            if fx.file is not None:
+                await self._send_file(fx.file, message, trace)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
                 gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
                 record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
@@ -465,6 +493,10 @@ _RECEIVE_SECTIONS = {
 _SEND_SECTIONS = {
     "http.response.start": sections.HTTP_RESPONSE_START,
     "http.response.body": sections.HTTP_RESPONSE_BODY,
+    "http.response.early_hint": sections.HTTP_EARLY_HINTS,
+    "http.response.trailers": sections.HTTP_TRAILERS,
+    "http.response.pathsend": sections.HTTP_PATHSEND,
+    "http.response.zerocopysend": sections.HTTP_ZEROCOPYSEND,
 }
 
 

@@ -34,6 +34,7 @@ from refserver.runtime.transport import (
     Receiver,
     addresses,
     describe,
+    send_file_by_reads,
 )
 from refserver.runtime.wakeup import Wakeup, new_wakeup
 
@@ -271,6 +272,10 @@ class TaskTransport:
         if event is None:
             event = self._drained = anyio.Event()
         await event.wait()
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        # No sendfile under a task's stream (TLS, trio): bounded reads (docs/decisions.md#zerocopysend).
+        await send_file_by_reads(self, fd, offset, count)
 
     @property
     def flushed(self) -> bool:

@@ -21,6 +21,7 @@ Callers never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStr
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -29,6 +30,7 @@ import anyio
 from refserver.runtime.wakeup import Wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one read takes; also what may wait unread between receivers
+FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file_by_reads)
 # Bytes a send() has handed over may still wait in the transport's own buffer when the
 # connection closes: they get this long to reach the socket before a peer that does not read
 # is cut off.
@@ -39,6 +41,10 @@ Address = tuple[str, int] | tuple[str, None] | None
 
 class PeerGone(Exception):
     """The peer can no longer be written to; ``str()`` says why."""
+
+
+class FileEnded(Exception):
+    """The file had fewer bytes than the response promised; ``str()`` says how many."""
 
 
 class Receiver(Protocol):
@@ -90,6 +96,13 @@ class Transport(Protocol):
     def write(self, chunks: list[bytes]) -> None:
         """Write ``chunks`` after everything written before; never waits. Nothing is written
         once the peer is gone: then :meth:`flush` raises PeerGone."""
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        """Write ``count`` bytes of the file ``fd`` from ``offset`` after everything written
+        before, and return once they are written as :meth:`flush` counts it: with
+        ``os.sendfile`` where the connection is a plain socket, by bounded reads otherwise
+        (:func:`send_file_by_reads`). The file's own position is not used; ``fd`` stays open.
+        Raises PeerGone if it cannot be written, FileEnded if the file is shorter."""
 
     @property
     def flushed(self) -> bool:
@@ -148,3 +161,22 @@ def addresses(local: object, remote: object) -> tuple[Address, Address]:
     else:
         client = None  # a unix socket's client, or a TCP client that already reset
     return client, server
+
+
+async def send_file_by_reads(transport: Transport, fd: int, offset: int, count: int) -> None:
+    """Send ``count`` bytes of ``fd`` from ``offset``, :data:`FILE_CHUNK_BYTES` at a time, each
+    flushed before the next is read: memory stays bounded whatever the file's size.
+
+    Raises:
+        PeerGone: the peer is gone.
+        FileEnded: the file has fewer than ``count`` bytes from ``offset``.
+    """
+    await transport.flush()
+    while count > 0:
+        data = os.pread(fd, min(FILE_CHUNK_BYTES, count), offset)
+        if not data:
+            raise FileEnded(f"the file ended {count} bytes before the end of the body")
+        transport.write([data])
+        offset += len(data)
+        count -= len(data)
+        await transport.flush()

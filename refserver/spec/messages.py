@@ -110,6 +110,24 @@ def validate_http_response_body(message: Message) -> None:
     _optional_bool(message, "more_body", sections.HTTP_RESPONSE_BODY)
 
 
+def validate_http_response_early_hint(message: Message) -> None:
+    """asgi extensions, "Early Hints": ``links``, an iterable of byte strings (link header
+    field values, RFC 8288)."""
+    section = sections.HTTP_EARLY_HINTS
+    links: Any = message.get("links")
+    if isinstance(links, str | bytes | bytearray | Mapping) or not hasattr(links, "__iter__"):
+        _fail(message, f"has links of type {type(links).__name__}; it must be an iterable of byte strings", section)
+    for link in links:
+        if not isinstance(link, bytes):
+            _fail(message, f"has a link {link!r} that is not a byte string", section)
+
+
+def validate_http_response_trailers(message: Message) -> None:
+    """asgi extensions, "HTTP Trailers": headers (as for a start), more_trailers."""
+    check_headers(message, sections.HTTP_TRAILERS)
+    _optional_bool(message, "more_trailers", sections.HTTP_TRAILERS)
+
+
 def validate_websocket_accept(message: Message) -> None:
     """www spec 2.5, "Accept - send event": subprotocol, headers (2.1)."""
     section = sections.WS_ACCEPT
@@ -192,6 +210,8 @@ def validate_lifespan_failed(message: Message) -> None:
 VALIDATORS: dict[str, Validator] = {
     "http.response.start": validate_http_response_start,
     "http.response.body": validate_http_response_body,
+    "http.response.early_hint": validate_http_response_early_hint,
+    "http.response.trailers": validate_http_response_trailers,
     "websocket.accept": validate_websocket_accept,
     "websocket.send": validate_websocket_send,
     "websocket.close": validate_websocket_close,
@@ -228,7 +248,9 @@ def with_reiterable_headers(message: Message, key: str = "headers") -> Message:
     return message
 
 
-_CARRY_HEADERS = frozenset({"http.response.start", "websocket.accept", "websocket.http.response.start"})
+_CARRY_HEADERS = frozenset(
+    {"http.response.start", "http.response.trailers", "websocket.accept", "websocket.http.response.start"}
+)
 
 
 def validate(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
@@ -240,5 +262,7 @@ def validate(message: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
         return message
     if kind in _CARRY_HEADERS:
         message = with_reiterable_headers(message)
+    elif kind == "http.response.early_hint":
+        message = with_reiterable_headers(message, "links")
     validator(message)
     return message

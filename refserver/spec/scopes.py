@@ -56,6 +56,16 @@ def http_scope(
 ) -> dict[str, Any]:
     """www spec 2.5, "HTTP Connection Scope". ``tls``: the connection's TLS extension
     entry, or None for a plain-text connection; ``scheme`` defaults to https or http."""
+    # asgi spec, "Extensions": list only what is implemented: the HTTP response extensions
+    # (refserver.protocol.http_extensions), each with its (empty) options, a fresh dict per scope.
+    extensions: dict[str, Any] = {
+        "http.response.early_hint": {},
+        "http.response.trailers": {},
+        "http.response.pathsend": {},
+        "http.response.zerocopysend": {},
+    }
+    if tls is not None:
+        _with_tls(extensions, tls)
     return {
         "type": "http",
         "asgi": dict(HTTP_ASGI),
@@ -73,8 +83,7 @@ def http_scope(
         "server": server,
         # www spec: a *shallow copy* of the lifespan state for every connection scope.
         "state": state.copy(),
-        # asgi spec, "Extensions": list only what is implemented.
-        "extensions": {} if tls is None else _with_tls({}, tls),
+        "extensions": extensions,
     }
 
 

@@ -35,6 +35,12 @@ SPEC_VERSION = Rule(
     "the scope's spec_version is optional, 2.0 when missing; which version a server claims is its choice, and "
     "refserver claims the one it implements, 2.5",
 )
+
+# What refserver advertises on a plain-text HTTP scope: the four HTTP response extensions it
+# implements (asgi extensions; docs/decisions.md#early-hints, #trailers, #pathsend, #zerocopysend).
+HTTP_EXTENSIONS = (
+    '["http.response.early_hint","http.response.pathsend","http.response.trailers","http.response.zerocopysend"]'
+)
 NO_TLS = 're:^(?!.*"tls").*$'
 
 
@@ -99,7 +105,15 @@ SCENARIOS: list[Scenario] = [
         checks=(
             check("app.scope", NO_TLS, key="extensions", label="no tls extension"),
             ruled(
-                EXTENSIONS_CHOSEN, check("app.scope", "*", choice="[]", key="extensions", label="advertised", show=True)
+                EXTENSIONS_CHOSEN,
+                check(
+                    "app.scope",
+                    "*",
+                    choice=HTTP_EXTENSIONS,
+                    key="extensions",
+                    label="advertised",
+                    show=True,
+                ),
             ),
         ),
         rule=R.TLS_NOT_ON_PLAIN,

@@ -66,8 +66,9 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.no-content-length",
         "a whole body is sent chunked instead of with Content-Length",
         _HTTP,
-        "if not more and not start.has_length and self.status not in _NO_BODY_STATUSES:",
-        "if False:",
+        "if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:\n"
+        "            # The whole body is known",
+        "if False:\n            # The whole body is known",
     ),
     SourceMutant(
         "http.app-transfer-encoding-kept",
@@ -96,8 +97,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.start-twice-ignored",
         "a second http.response.start before the body is ignored instead of raising",
         _HTTP,
-        "_rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)",
-        "_rows((S.START_HELD, S.SENDING_BODY), I.START, (), M._nothing, sections.HTTP_RESPONSE_START)",
+        "I.START, (), M._misuse, sections.HTTP_RESPONSE_START)",
+        "I.START, (), M._nothing, sections.HTTP_RESPONSE_START)",
     ),
     SourceMutant(
         "http.app-ends-no-500",
@@ -172,7 +173,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.http10-reported-as-11",
         "an HTTP/1.0 request reported as http_version 1.1",
         _HTTP,
-        'version = scope_http_version(event.http_version)',
+        "version = scope_http_version(event.http_version)",
         'version = "1.1" if event.http_version == b"1.0" else scope_http_version(event.http_version)',
     ),
     SourceMutant(
@@ -237,8 +238,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "scope.tls-extension-always",
         "the tls extension is advertised on plain-text connections",
         _SCOPES,
-        '"extensions": {} if tls is None else _with_tls({}, tls),',
-        '"extensions": {"tls": {}} if tls is None else _with_tls({}, tls),',
+        "    if tls is not None:\n        _with_tls(extensions, tls)\n",
+        '    _with_tls(extensions, tls or {"server_cert": None})\n',
     ),
     SourceMutant(
         "scope.denial-extension-missing",
