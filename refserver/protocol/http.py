@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake, internals
+from refserver.protocol import handshake, internals, request_checks
 from refserver.protocol.effects import Effects, Note, Tcp, Transition
 from refserver.protocol.responses import complete_response, reason_phrase, sendable_head
 from refserver.protocol.speedups import FastEnum, blank
@@ -43,6 +43,7 @@ Headers = list[tuple[bytes, bytes]]
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # immutable: one serves every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
+REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
 
 
 def disconnect_event() -> dict[str, Any]:
@@ -237,9 +238,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.client_gone_reason: str | None = None
         self._eof_fed = False
         self._request: h11.Request | None = None
+        # The bytes of the read that starts a request head, when h11 held nothing before it
+        # (then they begin with the head, and the head checks need no copy of h11's buffer).
+        self._head_source: bytes | None = None
         self._reading = True
         self._fx = HTTPEffects()
         self._row = TABLE[(State.IDLE, Input.BYTES)]
+        self._upgrade_headers: Headers = []
         self._new_cycle()
         # The connection opened: the keep-alive timer bounds the wait for the first head.
         self._fx.keep_alive_s = self.settings.keep_alive_s
@@ -256,6 +261,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.request_complete = False
         self._continue_owed = False
         self.must_close = False  # the connection cannot carry another request after this one
+        self._chunked = False  # the request body is chunked (its chunk lines are checked)
 
     # ------------------------------------------------------------------ the contract
 
@@ -354,6 +360,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     # ------------------------------------------------------------------ request heads
 
     def _bytes_head(self, data: bytes) -> None:
+        if not self._unparsed:
+            self._head_source = data
         self.conn.receive_data(data)
         self._read_head()
 
@@ -362,10 +370,16 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         conn = self.conn
         limit = self.settings.max_head_bytes
         buffered = len(self._unparsed)
+        # The raw bytes that begin with the head (h11 drops them from its buffer as it parses).
+        raw = self._head_source or bytes(self._unparsed[: limit + 1])
+        self._head_source = None
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            self._refuse(exc.error_status_hint, str(exc))
+            status = exc.error_status_hint
+            if status == 431 and request_checks.request_line_too_long(self._unparsed, limit):
+                status = 414
+            self._refuse(status, str(exc))
             return
         if event is h11.NEED_DATA:
             if self.state is State.IDLE and len(self._unparsed):
@@ -378,8 +392,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
         # depend on how TCP split the bytes.
-        if buffered - len(self._unparsed) > limit:
-            self._refuse(431, HEAD_TOO_LARGE)
+        head_bytes = buffered - len(self._unparsed)
+        if head_bytes > limit:
+            self._refuse(414 if request_checks.request_line_too_long(raw, limit) else 431, "")
             return
         version = "1.1" if event.http_version == b"1.1" else scope_http_version(event.http_version)
         if version is None:
@@ -398,20 +413,40 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._request = event
         headers = internals.h11_header_pairs(event.headers)
         has_upgrade = has_te = has_cl = has_expect = False
-        for name, _ in headers:
+        length = b""
+        for name, value in headers:
             if name == b"upgrade":
                 has_upgrade = True
             elif name == b"transfer-encoding":
                 has_te = True
             elif name == b"content-length":
                 has_cl = True
+                length = value
             elif name == b"expect":
                 has_expect = True
+        self._chunked = has_te
+        defect = self._strict_head(raw, head_bytes, length)
+        if defect is not None:
+            self._refuse(400, defect)
+            return
+        if event.target[:1] != b"/":
+            try:
+                authority = request_checks.absolute_form_authority(event.target)
+            except ValueError as exc:
+                self._refuse(400, str(exc))
+                return
+            if authority is not None:
+                headers = request_checks.with_host(headers, authority)
         if has_upgrade and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md#upgrade-body-timeout).
             self._go(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
-            self._read_upgrade_body()
+            if has_te and has_cl:
+                # RFC 9112 §6.1: the body's framing is ambiguous, so it is not read; the
+                # handshake is refused (docs/decisions.md#strict-request-framing).
+                self._hand_over(headers)
+            else:
+                self._read_upgrade_body(headers)
             return
         fx = self._fx
         fx.cancel_keep_alive = True
@@ -430,11 +465,45 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._go(_AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._read_body()
 
+    def _strict_head(self, raw: bytes, head_bytes: int, length: bytes) -> str | None:
+        """Why a head h11 accepted is refused (``request_checks``), or None: an obs-fold or a
+        control byte in it, a Content-Length over 2**63 - 1 (docs/decisions.md#obs-fold,
+        docs/decisions.md#strict-request-framing). A malformed chunk line is found as the body
+        is read (docs/decisions.md#malformed-body-400)."""
+        defect = request_checks.head_defect(raw, head_bytes)
+        if defect is None and length:
+            defect = request_checks.content_length_defect(length)
+        return defect
+
+    def _chunk_defect(self) -> str | None:
+        """Why the chunk-size line h11 reads next is refused, or None (also when h11 is not
+        about to read one, or its CRLF has not arrived)."""
+        start = internals.h11_chunk_line_start(self.conn)
+        if start is None:
+            return None
+        unparsed = self._unparsed
+        end = unparsed.find(b"\r\n", start)
+        if end == -1:
+            return None
+        return request_checks.chunk_line_defect(unparsed[start:end])
+
+    def _next_body_event(self) -> Any:
+        """h11's next event of a request body; a chunk line h11 would accept but RFC 9112
+        §7.1.1 does not is raised as h11 raises a bad chunk size."""
+        if self._chunked:
+            defect = self._chunk_defect()
+            if defect is not None:
+                raise h11.RemoteProtocolError(defect, error_status_hint=400)
+        return self.conn.next_event()
+
     def _refuse(self, status: int, reason: str) -> None:
-        """Malformed request line or headers: 400; head over the limit: 431; another major
-        version: 505. The connection closes after the answer."""
+        """Malformed request line or headers: 400; head over the limit: 431 (414 when the
+        request line alone is); another major version: 505. The connection closes after the
+        answer."""
         if status == 431:
             reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
+        elif status == 414:
+            reason = REQUEST_LINE_TOO_LONG
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
         self._go(State.CLOSED, f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
@@ -491,13 +560,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.conn.receive_data(data)
         self._read_upgrade_body()
 
-    def _read_upgrade_body(self) -> None:
+    def _read_upgrade_body(self, headers: Headers | None = None) -> None:
         """RFC 6455 §4.2: read the upgrade request's (normally empty) body to its end, check
         the handshake, then hand the connection over."""
-        conn = self.conn
+        if headers is not None:
+            self._upgrade_headers = headers
         while True:
             try:
-                event = conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
@@ -509,10 +579,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
                 self._go(State.CLOSED, "the peer left during the upgrade request", _RFC_CLOSE)
                 return
+        self._hand_over(self._upgrade_headers)
+
+    def _hand_over(self, headers: Headers) -> None:
+        """Check the handshake, then hand the connection to a WebSocket machine."""
+        conn = self.conn
         request = self._request
         if request is None:  # pragma: no cover - UPGRADING implies a request
             raise RuntimeError("UPGRADING without a request")
-        headers = list(request.headers)
         checked = handshake.validate_request(request.method, request.http_version, headers)
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
@@ -556,7 +630,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         chunks: list[bytes] = []
         while True:
             try:
-                event = self.conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
