@@ -425,11 +425,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             elif name == b"expect":
                 has_expect = True
         self._chunked = has_te
-        defect = self._strict_head(raw, head_bytes, length)
-        if defect is not None:
-            self._refuse(400, defect)
-            return
-        if event.target[:1] != b"/":
+        if length or request_checks.suspect(raw, 0, head_bytes) is not None:
+            defect = self._strict_head(raw, head_bytes, length)
+            if defect is not None:
+                self._refuse(400, defect)
+                return
+        if event.target[0] != 0x2F:  # not origin-form ("/...")
             try:
                 authority = request_checks.absolute_form_authority(event.target)
             except ValueError as exc:
@@ -488,12 +489,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return request_checks.chunk_line_defect(unparsed[start:end])
 
     def _next_body_event(self) -> Any:
-        """h11's next event of a request body; a chunk line h11 would accept but RFC 9112
-        §7.1.1 does not is raised as h11 raises a bad chunk size."""
-        if self._chunked:
-            defect = self._chunk_defect()
-            if defect is not None:
-                raise h11.RemoteProtocolError(defect, error_status_hint=400)
+        """h11's next event of a chunked request body; a chunk line h11 would accept but RFC
+        9112 §7.1.1 does not is raised as h11 raises a bad chunk size."""
+        defect = self._chunk_defect()
+        if defect is not None:
+            raise h11.RemoteProtocolError(defect, error_status_hint=400)
         return self.conn.next_event()
 
     def _refuse(self, status: int, reason: str) -> None:
@@ -565,9 +565,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         the handshake, then hand the connection over."""
         if headers is not None:
             self._upgrade_headers = headers
+        conn = self.conn
         while True:
             try:
-                event = self._next_body_event()
+                event = self._next_body_event() if self._chunked else conn.next_event()
             except h11.RemoteProtocolError as exc:
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
@@ -630,7 +631,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         chunks: list[bytes] = []
         while True:
             try:
-                event = self._next_body_event()
+                event = self._next_body_event() if self._chunked else self.conn.next_event()
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered

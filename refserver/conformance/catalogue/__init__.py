@@ -9,6 +9,7 @@ from __future__ import annotations
 from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import extended as _extended
 from refserver.conformance.catalogue import http as _http
+from refserver.conformance.catalogue import strict as _strict
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, ck
@@ -63,6 +64,7 @@ SCENARIOS: list[Scenario] = [
     *_extended.SCENARIOS,
     *_deployment.SCENARIOS,
     *_tls.SCENARIOS,
+    *_strict.SCENARIOS,
     META_CLAIMS,
 ]
 BY_ID: dict[str, Scenario] = {s.id: s for s in (*SCENARIOS, HELLO_HTTP, HELLO_WS)}
