@@ -117,6 +117,7 @@ class Input(FastEnum):
     # the keep-alive timer, by the state it fires in
     KEEP_ALIVE_TIMEOUT = "keep-alive timer fired while idle"
     HEAD_TIMEOUT = "keep-alive timer fired while a request head was arriving"
+    BODY_TIMEOUT = "the timer fired while a request body was arriving (grace period, then minimum rate)"
     # the server
     SHUTDOWN = "server shutdown"
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
@@ -136,6 +137,7 @@ _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
 _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_OVERLOAD = "RFC 9110 §15.6.4"  # 503 Service Unavailable
+_RFC_TIMEOUT = "RFC 9110 §15.5.9"  # 408 Request Timeout
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
@@ -148,6 +150,7 @@ _INPUT_SECTIONS = {
     Input.PEER_GONE: _RFC_CLOSE,
     Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
     Input.HEAD_TIMEOUT: _RFC_PERSISTENCE,
+    Input.BODY_TIMEOUT: _RFC_TIMEOUT,
     Input.SHUTDOWN: _RFC_CLOSE,
     Input.SHUTDOWN_TIMEOUT: _RFC_OVERLOAD,
 }
@@ -159,6 +162,10 @@ class Settings:
 
     max_head_bytes: int = 16384
     keep_alive_s: float = 5.0
+    # A request body must keep arriving: after a grace period, at a minimum rate (0: no limit;
+    # docs/decisions.md#request-body-rate).
+    body_grace_s: float = 20.0
+    body_min_rate_bytes_per_s: float = 500.0
     ws_max_size_bytes: int = 16 * 1024 * 1024
     ws_deflate: bool = True
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
@@ -261,6 +268,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.request_complete = False
         self._continue_owed = False
         self.must_close = False  # the connection cannot carry another request after this one
+        # The request body's timer (docs/decisions.md#request-body-rate): the seconds it has run
+        # in this window when it last fired (the sum of the intervals armed; the machine reads no
+        # clock), and the body bytes received in the window.
+        self._body_timer_s = 0.0
+        self._body_received = 0
         self._chunked = False  # the request body is chunked (its chunk lines are checked)
 
     # ------------------------------------------------------------------ the contract
@@ -298,9 +310,20 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return self._step(Input.PEER_GONE, why)
 
     def keep_alive_timeout(self) -> HTTPEffects:
-        """The keep-alive timer armed through ``keep_alive_s`` fired."""
-        reading = self.state is State.READING_HEAD or self.state is State.UPGRADING
+        """The timer armed through ``keep_alive_s`` fired: the keep-alive timer, or, while an
+        app runs, the request body's."""
+        state = self.state
+        if state in APP_STATES:
+            return self._step(Input.BODY_TIMEOUT, None)
+        reading = state is State.READING_HEAD or state is State.UPGRADING
         return self._step(Input.HEAD_TIMEOUT if reading else Input.KEEP_ALIVE_TIMEOUT, None)
+
+    def timer_rule(self) -> tuple[str, str]:
+        """The section and the name of the timer that :meth:`keep_alive_timeout` stands for now
+        (for the trace)."""
+        if self.state in APP_STATES:
+            return _RFC_TIMEOUT, "request body timer (grace period, then minimum rate)"
+        return _RFC_PERSISTENCE, "keep-alive timeout"
 
     def server_shutdown(self) -> HTTPEffects:
         return self._step(Input.SHUTDOWN, None)
@@ -465,6 +488,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
         self._go(_AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._read_body()
+        if not self.request_complete and self.client_gone_reason is None and self.settings.body_grace_s:
+            # The body is still to come: its timer starts with the grace period.
+            self._body_timer_s = fx.keep_alive_s = self.settings.body_grace_s
 
     def _strict_head(self, raw: bytes, head_bytes: int, length: bytes) -> str | None:
         """Why a head h11 accepted is refused (``request_checks``), or None: an obs-fold or a
@@ -643,16 +669,53 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 return
             if isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
+                self._body_received += len(event.data)
                 continue
             if isinstance(event, h11.EndOfMessage):
                 self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
                 self.request_complete = True
                 self._fx.wake_app = True
+                if self._body_timer_s:
+                    self._fx.cancel_keep_alive = True  # the body's timer
                 return
             if chunks:  # NEED_DATA with a chunk in hand: deliver it, then read on
                 self._pending_body = {"type": "http.request", "body": b"".join(chunks), "more_body": True}
                 self._fx.wake_app = True
             return
+
+    def _body_timeout(self, _: None) -> None:
+        """A request body too slow for its grace period and minimum rate is cut (408 if no response).
+
+        Like Apache's mod_reqtimeout, the body may take the grace period, plus one second for
+        every ``body_min_rate_bytes_per_s`` bytes that arrive; the timer then fires again at that
+        later time. Too slow: 408 Request Timeout when nothing of the response was sent, else the
+        connection is cut; the app gets http.disconnect
+        (RFC 9110 §15.5.9: "the server did not receive a complete request message within the time
+        that it was prepared to wait"; docs/decisions.md#request-body-rate)."""
+        if self.request_complete or self.client_gone_reason is not None or not self._body_timer_s:
+            return  # a timer that fired as the body completed
+        settings = self.settings
+        if self._pending_body is not None:
+            # The app has not taken the last chunk, so the server is not reading: the client is
+            # not to blame. A new window starts.
+            self._body_timer_s = self._fx.keep_alive_s = settings.body_grace_s
+            self._body_received = 0
+            return
+        allowed_s = settings.body_grace_s + self._body_received / settings.body_min_rate_bytes_per_s
+        if allowed_s > self._body_timer_s:
+            self._fx.keep_alive_s = allowed_s - self._body_timer_s
+            self._body_timer_s = allowed_s
+            return
+        why = (
+            f"request body too slow: {self._body_received} bytes in {allowed_s:g} s, under the minimum rate of "
+            f"{settings.body_min_rate_bytes_per_s:g} bytes/s after the {settings.body_grace_s:g} s grace period"
+        )
+        if self.state is State.AWAITING_START or self.state is State.START_HELD:
+            self._held = None
+            self.status = 408
+            self._fx.refused = Refusal("request", why, 408)
+            self._answer(408, b"Request Timeout: the request body arrived too slowly\n")
+        self._lose_client(why)
 
     def _lose_client(self, why: str) -> None:
         """The client is gone (or broke the body framing): "Disconnect - receive event"."""
@@ -937,6 +1000,9 @@ _rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 _rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
 _rows((S.READING_HEAD,), I.HEAD_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
 _rows((S.UPGRADING,), I.HEAD_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
+# -- the request body's timer (grace period, then minimum rate)
+_rows(tuple(RESPONSE_PENDING), I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
 # -- shutdown
 _rows(_HEAD, I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, sections.WS_DISCONNECT)

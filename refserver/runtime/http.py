@@ -360,7 +360,7 @@ class HTTPConnection:
     def _keep_alive_timeout(self) -> None:
         self._deadline = math.inf
         if self.trace is not None:
-            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
+            self.trace.record("timer", self._state, *self.machine.timer_rule())
         self._apply(self.machine.keep_alive_timeout())
 
     async def _read(self) -> None:
