@@ -10,6 +10,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refserver.protocol import request_checks
 from refserver.protocol.effects import Tcp
@@ -205,6 +207,44 @@ class TestAbsoluteForm:
 
     def test_origin_form_is_untouched(self) -> None:
         assert request_checks.absolute_form_authority(b"/p?q=http://x") is None
+
+
+# ---------------------------------------------------------------- properties
+
+CONTROL = [*range(0x01, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]  # h11 itself refuses 0x0B and 0x0C
+TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+tokens = st.text(TCHARS, min_size=1, max_size=6).map(str.encode)
+quoted = st.lists(
+    st.sampled_from([b"\t", b" ", b"!", b"#", b"[", b"]", b"~", b"\x80", b"\xff", b'\\"', b"\\\\"]), max_size=5
+).map(lambda parts: b'"' + b"".join(parts) + b'"')
+extensions = st.lists(
+    st.tuples(st.sampled_from([b"", b" ", b"\t "]), tokens, st.none() | tokens | quoted), max_size=4
+).map(
+    lambda exts: b"".join(ws + b";" + ws + name + (b"" if value is None else b"=" + value) for ws, name, value in exts)
+)
+
+
+@given(st.binary(max_size=20).filter(lambda v: not set(v) & {0x00, 0x0A, 0x0D}))
+def test_a_header_value_is_refused_exactly_when_it_holds_a_control_byte(value: bytes) -> None:
+    fx = machine().receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + value + b"\r\n\r\n")
+    if set(value) & set(CONTROL):
+        assert (fx.request, fx.refused is not None and fx.refused.status) == (None, 400)
+    else:
+        assert fx.request is not None and (b"x-a", value.strip(b" \t")) in fx.request.headers
+
+
+@given(st.integers(1, 2**60), extensions)
+def test_every_chunk_line_of_the_grammar_is_accepted(size: int, exts: bytes) -> None:
+    assert request_checks.chunk_line_defect(b"%x" % size + exts) is None
+
+
+@given(st.integers(1, 2**60), extensions, st.sampled_from([0x00, 0x0D, *CONTROL]), st.data())
+def test_a_control_byte_inside_the_extensions_is_refused(
+    size: int, exts: bytes, byte: int, data: st.DataObject
+) -> None:
+    line = b"%x" % size + b";" + exts.lstrip(b" \t;")
+    at = data.draw(st.integers(len(b"%x" % size) + 1, len(line)))
+    assert request_checks.chunk_line_defect(line[:at] + bytes([byte]) + line[at:]) is not None
 
 
 # ---------------------------------------------------------------- over sockets, both backends
