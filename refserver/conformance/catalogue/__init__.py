@@ -17,6 +17,7 @@ from refserver.conformance.catalogue import deployment as _deployment
 from refserver.conformance.catalogue import header_case as _header_case
 from refserver.conformance.catalogue import http as _http
 from refserver.conformance.catalogue import lifespan as _lifespan
+from refserver.conformance.catalogue import strict as _strict
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, check
@@ -74,6 +75,7 @@ SCENARIOS: list[Scenario] = attach(
         *_lifespan.SCENARIOS,
         *_deployment.SCENARIOS,
         *_tls.SCENARIOS,
+        *_strict.SCENARIOS,
         META_CLAIMS,
     ]
 )
