@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake, internals, request_checks
+from refserver.protocol import handshake, internals, request_checks, speedups
 from refserver.protocol.effects import Effects, Note, Tcp
 from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.speedups import FastEnum, blank
@@ -343,7 +343,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """
         state = self.state
         try:
-            given = _APP_INPUTS.get(messages.message_type(message))
+            given = _APP_INPUTS.get(speedups.message_type(message))
             return self._step(Input.OTHER_MESSAGE if given is None else given, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
@@ -828,7 +828,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _hold_start(self, message: Message) -> None:
         """Check the response head and hold it until the first body message."""
-        message = messages.validate(message, "http.response.start")
+        message = speedups.validate_response_start(message)
         if message.get("trailers", False):
             raise ASGIProtocolError(
                 "http.response.start",

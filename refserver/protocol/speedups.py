@@ -5,7 +5,7 @@ benchmarks/instructions.py --valgrind`` on CPython 3.11 (a 32 B WebSocket echo c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum, EnumType
 from functools import partial
 from typing import Any, NoReturn, TypeVar
@@ -91,3 +91,30 @@ def message_type(message: object) -> str:
         if type(kind) is str:
             return kind
     return messages.message_type(message)
+
+
+def validate_response_start(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """:func:`messages.validate` of an ``http.response.start``, without its ABC checks
+    (``Mapping``, ``Iterator``: Python-level calls) for the usual shape: a dict with an int
+    status of 200-599, no trailers, and headers in a list or tuple of (bytes, bytes) pairs
+    with lower-case names. Anything else goes to :func:`messages.validate`. With
+    :func:`message_type` in the HTTP machine: 15,100 instructions per HTTP request
+    (548,114 -> 533,013)."""
+    if type(message) is dict:
+        status = message.get("status")
+        headers = message.get("headers", ())
+        if (
+            type(status) is int
+            and 200 <= status <= 599
+            and (type(headers) is list or type(headers) is tuple)
+            and message.get("trailers", False) is False
+        ):
+            for item in headers:
+                if (type(item) is not tuple and type(item) is not list) or len(item) != 2:
+                    break
+                name, value = item
+                if type(name) is not bytes or type(value) is not bytes or name != name.lower() or name[:1] == b":":
+                    break
+            else:
+                return message
+    return messages.validate(message, "http.response.start")
