@@ -225,7 +225,7 @@ class HTTPConnection:
         if current is None:
             return
         served, since = current
-        ran = f"{anyio.current_time() - since:.1f} s"
+        ran = f"{self.transport.now() - since:.1f} s"
         why = "shutdown timeout: the server cancels the app"
         websocket = self._websocket
         if websocket is not None:
@@ -337,7 +337,7 @@ class HTTPConnection:
         )
         machine, trace = self.machine, self.trace
         pace = self._pace  # docs/decisions.md#fairness, docs/implementation.md#http-fairness-count
-        self._current = (head, anyio.current_time())
+        self._current = (head, self.transport.now())
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -459,7 +459,7 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        self._current = (scope["path"], anyio.current_time())
+        self._current = (scope["path"], self.transport.now())
         shutting_down = self._closing or self.machine.shutting_down
         # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
         # open for hours does not keep it.
