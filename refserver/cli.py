@@ -115,6 +115,14 @@ def _seconds(text: str) -> float:
     return float(value)
 
 
+def _positive_rate(text: str) -> float:
+    """A finite number above 0 (bytes per second)."""
+    value = _number(text, "a number of bytes per second", float)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of bytes per second above 0, not {text!r}")
+    return float(value)
+
+
 def _positive_int(text: str) -> int:
     value = _number(text, "a whole number", int)
     if value < 1:
@@ -262,6 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"close idle keep-alive connections and unfinished heads after this (default {d.timeout_keep_alive_s})",
     )
     p.add_argument(
+        "--request-body-timeout",
+        type=_seconds,
+        default=d.request_body_timeout_s,
+        metavar="SECONDS",
+        help="grace period for a request body, extended by a second for every --request-body-min-rate bytes "
+        f"that arrive; slower gets 408 (0: no limit; default {d.request_body_timeout_s})",
+    )
+    p.add_argument(
+        "--request-body-min-rate",
+        type=_positive_rate,
+        default=d.request_body_min_rate_bytes_per_s,
+        metavar="BYTES_PER_SECOND",
+        help=f"minimum rate of a request body after its grace period (default {d.request_body_min_rate_bytes_per_s})",
+    )
+    p.add_argument(
         "--ws-max-size",
         type=_positive_int,
         default=d.ws_max_size_bytes,
@@ -391,6 +414,8 @@ FLAG_OF_FIELD = {
     "shutdown_timeout_s": "--shutdown-timeout",
     "h11_max_incomplete_event_size_bytes": "--h11-max-incomplete-event-size",
     "timeout_keep_alive_s": "--timeout-keep-alive",
+    "request_body_timeout_s": "--request-body-timeout",
+    "request_body_min_rate_bytes_per_s": "--request-body-min-rate",
     "ws_max_size_bytes": "--ws-max-size",
     "ws_ping_interval_s": "--ws-ping-interval",
     "ws_ping_timeout_s": "--ws-ping-timeout",

@@ -39,6 +39,10 @@ class Config:
     limit_concurrency: int | None = None
     h11_max_incomplete_event_size_bytes: int = 16 * 1024
     timeout_keep_alive_s: float = 5.0
+    # A request body may take this long, plus one second per request_body_min_rate_bytes_per_s
+    # bytes received (Apache's mod_reqtimeout; 0: no limit); then 408 (docs/decisions.md#request-body-rate).
+    request_body_timeout_s: float = 20.0
+    request_body_min_rate_bytes_per_s: float = 500.0
     ws_max_size_bytes: int = 16 * MiB
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0
@@ -83,6 +87,7 @@ class Config:
         for name in (
             "shutdown_timeout_s",
             "timeout_keep_alive_s",
+            "request_body_timeout_s",
             "ws_close_timeout_s",
             "ws_ping_interval_s",
             "ws_ping_timeout_s",
@@ -98,6 +103,9 @@ class Config:
             raise ValueError("limit_concurrency must be positive")
         if self.backlog < 1:
             raise ValueError("backlog must be positive")
+        rate = self.request_body_min_rate_bytes_per_s
+        if not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"request_body_min_rate_bytes_per_s must be a finite number above 0, not {rate!r}")
         if self.ws_max_size_bytes < 1:
             raise ValueError("ws_max_size_bytes must be positive")
         if self.h11_max_incomplete_event_size_bytes < 1:

@@ -89,7 +89,7 @@ class TestRequestReceiveEvent:
         assert fx.request is not None
         assert (fx.request.method, fx.request.target, fx.request.http_version) == ("POST", b"/p?q=1", "1.1")
         assert fx.request.headers == [(b"host", b"x"), (b"content-length", b"3")]
-        assert (fx.cancel_keep_alive, fx.keep_alive_s, fx.wake_app, fx.write) == (True, None, True, [])
+        assert (fx.cancel_timer, fx.keep_alive_s, fx.wake_app, fx.write) == (True, None, True, [])
         assert fx.transitions == [
             Transition("IDLE", "AWAITING_START", sections.HTTP_RESPONSE_START, "request head received; the app runs")
         ]
@@ -219,7 +219,7 @@ class TestPersistence:
         assert fx.ended_status == 200
         assert fx.request is not None and fx.request.target == b"/second"
         assert [t.new for t in fx.transitions] == ["IDLE", "AWAITING_START"]
-        assert (fx.keep_alive_s, fx.cancel_keep_alive) == (None, True)
+        assert (fx.keep_alive_s, fx.cancel_timer) == (None, True)
 
     def test_idle_after_a_response_arms_the_timer_and_it_closes_quietly(self) -> None:
         m = machine(keep_alive_s=7.0)
@@ -309,7 +309,7 @@ class TestUpgrade:
     def test_an_upgrade_body_that_never_arrives_is_closed_by_the_head_timeout(self) -> None:
         m = machine()
         fx = m.receive_data(HANDSHAKE + b"Content-Length: 10\r\n\r\nabc")
-        assert (m.state, fx.upgrade, fx.cancel_keep_alive) == (State.UPGRADING, None, False)  # the timer runs on
+        assert (m.state, fx.upgrade, fx.cancel_timer) == (State.UPGRADING, None, False)  # the timer runs on
         fx = m.keep_alive_timeout()
         assert (wire(fx), fx.tcp, fx.upgrade, m.state) == (b"", Tcp.CLOSE, None, State.CLOSED)
 
@@ -318,13 +318,13 @@ class TestUpgrade:
         m.receive_data(HANDSHAKE + b"Content-Length: 3\r\n\r\nab")
         fx = m.receive_data(b"c")
         assert fx.upgrade is not None and m.state is State.UPGRADED
-        assert (fx.cancel_keep_alive, fx.keep_alive_s) == (True, None)
+        assert (fx.cancel_timer, fx.keep_alive_s) == (True, None)
 
 
 class TestServerShutdown:
     def test_idle_closes_at_once(self) -> None:
         fx = machine().server_shutdown()
-        assert (fx.write, fx.tcp, fx.cancel_keep_alive) == ([], Tcp.CLOSE, True)
+        assert (fx.write, fx.tcp, fx.cancel_timer) == ([], Tcp.CLOSE, True)
 
     def test_a_request_in_flight_finishes_then_closes(self) -> None:
         m = machine()

@@ -38,6 +38,24 @@ class TestH11Internals:
         assert unparsed is internals.h11_unparsed(conn)
         assert seen == [True] * 4, "h11 no longer keeps Connection._receive_buffer._data for the connection's life"
 
+    def test_the_chunk_line_start_follows_h11s_chunked_reader(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nab")
+        assert isinstance(conn.next_event(), h11.Request)
+        seen = [internals.h11_chunk_line_start(conn)]  # before the first chunk line: at 0
+        assert isinstance(conn.next_event(), h11.Data)
+        seen.append(internals.h11_chunk_line_start(conn))  # inside a chunk's data
+        conn.receive_data(b"c")
+        assert isinstance(conn.next_event(), h11.Data)
+        seen.append(internals.h11_chunk_line_start(conn))  # after the data, before its CRLF
+        conn.receive_data(b"\r")
+        assert conn.next_event() is h11.NEED_DATA
+        seen.append(internals.h11_chunk_line_start(conn))  # half the CRLF read
+        conn.receive_data(b"\n0\r\n")
+        assert conn.next_event() is h11.NEED_DATA
+        seen.append(internals.h11_chunk_line_start(conn))  # in the trailer section
+        assert seen == [0, None, 2, 1, None], "h11's ChunkedReader no longer keeps its position as it did"
+
     def test_header_pairs_are_the_headers_sequence(self) -> None:
         conn = h11.Connection(h11.SERVER)
         conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\nX-Two: a, b\r\n\r\n")

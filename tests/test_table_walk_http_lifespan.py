@@ -222,6 +222,7 @@ _HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.H
     _H.BYTES: lambda m, r: m.receive_data(_some_bytes(m, r)),
     _H.PEER_GONE: lambda m, r: m.peer_gone("reset"),
     _H.KEEP_ALIVE_TIMEOUT: lambda m, r: m.keep_alive_timeout(),
+    _H.BODY_TIMEOUT: lambda m, r: m.body_timeout(),
     _H.SHUTDOWN: lambda m, r: m.server_shutdown(),
     _H.SHUTDOWN_TIMEOUT: lambda m, r: m.shutdown_timeout(),
 }
@@ -241,6 +242,7 @@ _WEIGHTS = {
     _H.BYTES: 3.0,
     _H.PEER_GONE: 0.2,
     _H.KEEP_ALIVE_TIMEOUT: 0.2,
+    _H.BODY_TIMEOUT: 0.6,
     _H.SHUTDOWN: 0.2,
     _H.SHUTDOWN_TIMEOUT: 0.1,
 }

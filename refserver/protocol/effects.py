@@ -112,8 +112,9 @@ class Effects:
         else:
             self.write.append(data)
 
-    def add_transition(self, step: Transition) -> None:
-        self._add("transitions", step)
+    def add_transition(self, old: Enum, new: Enum, section: str, why: str) -> None:
+        """Record the change from state ``old`` to ``new``, with the rule behind it."""
+        self._add("transitions", Transition(old.name, new.name, section, why))
 
     def add_note(self, note: Note) -> None:
         self._add("notes", note)

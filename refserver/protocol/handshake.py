@@ -62,6 +62,10 @@ def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Re
         return bad(f"a WebSocket handshake must use GET, not {method.decode('latin-1')}")
     if http_version != b"1.1":
         return bad("a WebSocket handshake needs HTTP/1.1")
+    if _values(headers, b"transfer-encoding") and _values(headers, b"content-length"):
+        # RFC 9112 §6.1: such a request "ought to be handled as an error"; the server "MUST
+        # close the connection after responding" (docs/decisions.md#strict-request-framing).
+        return bad("a WebSocket handshake with both Content-Length and Transfer-Encoding")
     if len(_values(headers, b"host")) != 1:
         return bad("a WebSocket handshake needs exactly one Host header")
     if b"upgrade" not in _tokens(headers, b"connection"):

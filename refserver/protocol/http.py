@@ -19,25 +19,34 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   sent so far; ``trailers_dropped``: why they will not be sent ("" if they will); and
   ``te_trailers``: whether the request carried ``TE: trailers`` (asgi extensions, "HTTP Trailers").
 - ``method``, ``date``, ``status``: the request method, the Date header and the response
-  status of this cycle; ``request``: the upgrade request, in ``UPGRADING``.
+  status of this cycle; ``request`` and ``upgrade_headers``: the upgrade request and the
+  headers its handshake is checked with (an absolute-form target's authority as the Host
+  header: docs/decisions.md#absolute-form-host), in ``UPGRADING``.
+- ``chunked``: the request body of this cycle is chunked (its chunk lines are checked,
+  RFC 9112 §7.1.1).
+- ``body_timer_s`` and ``body_received_bytes``: the request body's timer
+  (docs/decisions.md#request-body-rate): the seconds it has run in this window when it last
+  fired (0: not armed; the sum of the intervals it asked for, as the machine reads no clock),
+  and the body bytes received in the window.
 - ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
   of the ``ClientDisconnected`` a ``send()`` raises once the client has left.
 
 The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
 cache of checked response heads (``heads``, :class:`~refserver.protocol.responses.CheckedHeads`),
-and a live view of h11's buffer (``_unparsed``).
+a live view of h11's buffer (``_unparsed``), and the read that began a request head
+(``_head_source``, so that the head checks need no copy of h11's buffer).
 
 Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
 (:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
-raising, the peer's bytes, the peer going away, the keep-alive timer, and server
-shutdown. ``TABLE`` has one row per (state, input) that can happen: the states it leads
-to, the action and the spec section; a pair without a row is an error naming the state,
-the input and the input's section.
+raising, the peer's bytes, the peer going away, the keep-alive timer, the request body's
+timer, and server shutdown. ``TABLE`` has one row per (state, input) that can happen: the
+states it leads to, the action and the spec section; a pair without a row is an error
+naming the state, the input and the input's section.
 
 What the machine hands the runtime: a request head to run an app instance for
-(``HTTPEffects.request``), bytes to write (responses, rejections 400/431/505, ``100
-Continue``), keep-alive (the keep-alive timer, ``Tcp.CLOSE``), and the WebSocket upgrade
-(``HTTPEffects.upgrade``, a :class:`~refserver.protocol.websocket.WebSocketMachine` over
+(``HTTPEffects.request``), bytes to write (responses, rejections 400/408/414/431/505, ``100
+Continue``), keep-alive (the keep-alive timer, ``Tcp.CLOSE``), the request body's timer, and
+the WebSocket upgrade (``HTTPEffects.upgrade``, a :class:`~refserver.protocol.websocket.WebSocketMachine` over
 the same ``h11.Connection``, which still holds the bytes that followed the handshake).
 Every h11 error becomes a status or a quiet close here; none reaches the runtime.
 """
@@ -46,13 +55,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, NamedTuple
 
 import h11
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
-from refserver.protocol import handshake, http_extensions, internals
-from refserver.protocol.effects import Effects, Note, Tcp, Transition
+from refserver.protocol import handshake, http_extensions, internals, request_checks, speedups
+from refserver.protocol.effects import Effects, Note, Tcp
 from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
 from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
@@ -65,6 +75,7 @@ Headers = list[tuple[bytes, bytes]]
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
+REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
 
 
 def disconnect_event() -> dict[str, Any]:
@@ -173,8 +184,9 @@ class Input(FastEnum):
     # the peer
     BYTES = "bytes from the peer"
     PEER_GONE = "EOF, reset, or a failed write"
-    # the keep-alive timer
+    # the timers (one runs at a time: the keep-alive timer while no app runs, the body's while one does)
     KEEP_ALIVE_TIMEOUT = "the keep-alive timer fired"
+    BODY_TIMEOUT = "the request body's timer fired (grace period, then minimum rate)"
     # the server
     SHUTDOWN = "server shutdown"
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
@@ -196,6 +208,7 @@ _RFC_CLOSE = "RFC 9112 §9.6"  # tear-down
 _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 _RFC_1XX = "RFC 9110 §15.2"  # informational responses
+_RFC_TIMEOUT = "RFC 9110 §15.5.9"  # 408 Request Timeout
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
@@ -211,6 +224,7 @@ _INPUT_SECTIONS = {
     Input.BYTES: _RFC_MESSAGE,
     Input.PEER_GONE: _RFC_CLOSE,
     Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
+    Input.BODY_TIMEOUT: _RFC_TIMEOUT,
     Input.SHUTDOWN: _RFC_CLOSE,
     Input.SHUTDOWN_TIMEOUT: _RFC_UNAVAILABLE,
 }
@@ -222,6 +236,10 @@ class Settings:
 
     max_head_bytes: int = 16384
     keep_alive_s: float = 5.0
+    # A request body must keep arriving: after a grace period, at a minimum rate (0: no limit;
+    # docs/decisions.md#request-body-rate).
+    body_grace_s: float = 20.0
+    body_min_rate_bytes_per_s: float = 500.0
     ws_max_size_bytes: int = 16 * 1024 * 1024
     ws_deflate: bool = True
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
@@ -267,8 +285,11 @@ class HTTPEffects(Effects):
 
     request: RequestHead | None = None  # run an app instance for this request
     upgrade: Upgrade | None = None  # hand the connection to this WebSocket machine
+    # The connection has one timer: the keep-alive timer while no app runs, the request body's
+    # while one does. Arming one replaces the other.
     keep_alive_s: float | None = None  # arm the keep-alive timer, seconds from now
-    cancel_keep_alive: bool = False
+    body_timer_s: float | None = None  # arm the request body's timer, seconds from now
+    cancel_timer: bool = False  # disarm the timer, whichever it is
     refused: Refusal | None = None  # the server answered (or dropped) a bad request itself
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
     file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
@@ -279,8 +300,8 @@ class UntracedHTTPEffects(HTTPEffects):
     nobody traces saves 16k of 561k instructions per keep-alive request this way
     (``benchmarks/instructions.py --valgrind``): the record and the runtime's pass over it."""
 
-    def add_transition(self, step: Transition) -> None:
-        """Drop the state change."""
+    def add_transition(self, old: Enum, new: Enum, section: str, why: str) -> None:
+        """Drop the state change (without building its record)."""
 
 
 class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
@@ -317,7 +338,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.requests = 0
         self.client_gone_reason = ""
         self.request: h11.Request | None = None
+        self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
+        self._head_source = b""
         self._new_cycle()
         self._new_effects = blank(HTTPEffects if traced else UntracedHTTPEffects)
         self._fx = self._new_effects()
@@ -336,6 +359,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.te_trailers = False
         self.trailers: Headers | None = None
         self.trailers_dropped = ""
+        self.chunked = False
+        self.body_timer_s = 0.0
+        self.body_received_bytes = 0
 
     # ------------------------------------------------------------------ the contract
 
@@ -353,7 +379,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """
         state = self.state
         try:
-            given = _APP_INPUTS.get(messages.message_type(message))
+            given = _APP_INPUTS.get(speedups.message_type(message))
             return self._step(Input.OTHER_MESSAGE if given is None else given, message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
@@ -378,6 +404,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def keep_alive_timeout(self) -> HTTPEffects:
         """Take the keep-alive timer armed through ``keep_alive_s`` firing."""
         return self._step(Input.KEEP_ALIVE_TIMEOUT, None)
+
+    def body_timeout(self) -> HTTPEffects:
+        """Take the request body's timer armed through ``body_timer_s`` firing."""
+        return self._step(Input.BODY_TIMEOUT, None)
 
     def server_shutdown(self) -> HTTPEffects:
         """Take server shutdown: the response in flight may finish, then the connection closes."""
@@ -432,7 +462,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         bytes are written."""
         self._enter(State.CLOSED, why, section)
         self._fx.tcp = Tcp.CLOSE
-        self._fx.cancel_keep_alive = True
+        self._fx.cancel_timer = True
         self._fx.keep_alive_s = None
 
     def _end_after(self, persistence: Persistence) -> None:
@@ -450,6 +480,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
         refusal; part of one waits for the rest."""
         if data:
+            if not self._unparsed:
+                self._head_source = data  # the head begins with these bytes
             self.conn.receive_data(data)
         self._read_head()
 
@@ -466,10 +498,16 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         conn = self.conn
         limit = self.settings.max_head_bytes
         buffered = len(self._unparsed)
+        # The raw bytes that begin with the head (h11 drops them from its buffer as it parses).
+        raw = self._head_source or bytes(self._unparsed[: limit + 1])
+        self._head_source = b""
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            self._refuse(exc.error_status_hint, str(exc))
+            status = exc.error_status_hint
+            if status == 431 and request_checks.request_line_too_long(self._unparsed, limit):
+                status = 414
+            self._refuse(status, str(exc))
             return
         if event is h11.NEED_DATA:
             if self.state is State.IDLE and len(self._unparsed):
@@ -482,8 +520,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
         # whole in a single read is held to the same limit here, so the answer does not
         # depend on how TCP split the bytes.
-        if buffered - len(self._unparsed) > limit:
-            self._refuse(431, HEAD_TOO_LARGE)
+        head_bytes = buffered - len(self._unparsed)
+        if head_bytes > limit:
+            self._refuse(414 if request_checks.request_line_too_long(raw, limit) else 431, "")
             return
         version = scope_http_version(event.http_version)
         if version is None:
@@ -501,14 +540,26 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return
         headers = internals.h11_header_pairs(event.headers)
         names = {name for name, _ in headers}
+        defect = request_checks.accepted_head_defect(raw, head_bytes, headers, b"content-length" in names)
+        if defect is not None:
+            self._refuse(400, defect)
+            return
+        if event.target[0] != 0x2F:  # not origin-form ("/..."): absolute-form gives the host
+            try:
+                headers = request_checks.with_target_host(event.target, headers)
+            except ValueError as exc:
+                self._refuse(400, str(exc))
+                return
+        self.chunked = b"transfer-encoding" in names
         if b"upgrade" in names and handshake.asks_for_websocket(headers):
             # The timer keeps running: the upgrade request's body (normally none) must arrive
             # within the same timeout as its head (docs/decisions.md#upgrade-body-timeout).
             self.request = event
+            self.upgrade_headers = headers
             self._enter(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._hand_on_the_rest()
             return
-        self._fx.cancel_keep_alive = True
+        self._fx.cancel_timer = True
         self._fx.keep_alive_s = None
         # The cycle's fields were reset when the last one ended (or the connection opened).
         self.requests += 1
@@ -523,14 +574,21 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # after responding to such a request".
             self._end_after(Persistence.CLOSE)
         self._fx.request = RequestHead(event.method.decode("ascii"), event.target, version, headers)
+        if self.settings.body_grace_s and (self.chunked or b"content-length" in names):
+            # A body is to come: its timer starts with the grace period (the body's row
+            # disarms it if the body is already here).
+            self.body_timer_s = self._fx.body_timer_s = self.settings.body_grace_s
         self._enter(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._hand_on_the_rest()
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a request the server cannot serve, then close: a malformed request line or
-        headers get 400, a head over the limit 431, another major version 505."""
+        headers get 400, a head over the limit 431 (414 when the request line alone is),
+        another major version 505."""
         if status == 431:
             reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
+        elif status == 414:
+            reason = REQUEST_LINE_TOO_LONG
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
         self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
@@ -593,11 +651,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _read_upgrade_body(self) -> None:
         """Read the upgrade request's (normally empty) body to its end, check the handshake,
-        then hand the connection over (RFC 6455 §4.2)."""
+        then hand the connection over (RFC 6455 §4.2). A request with both Content-Length
+        and Transfer-Encoding is checked at once: its body's framing is ambiguous, so it is not
+        read, and the handshake is refused (RFC 9112 §6.1; docs/decisions.md#strict-request-framing)."""
         conn = self.conn
-        while True:
+        headers = self.upgrade_headers
+        ambiguous = self.chunked and any(name == b"content-length" for name, _ in headers)
+        while not ambiguous:
             try:
-                event = conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
@@ -612,7 +674,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         request = self.request
         if request is None:  # pragma: no cover - UPGRADING implies a request
             raise RuntimeError("UPGRADING without a request")
-        headers = list(request.headers)
         checked = handshake.validate_request(request.method, request.http_version, headers)
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
@@ -628,7 +689,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             max_size_bytes=settings.ws_max_size_bytes,
             timeouts=settings.ws_timeouts,
         )
-        self._fx.cancel_keep_alive = True
+        self._fx.cancel_timer = True
         self._fx.keep_alive_s = None
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
         self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
@@ -660,7 +721,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         chunks: list[bytes] = []
         while True:
             try:
-                event = self.conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
@@ -672,15 +733,70 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 return
             if isinstance(event, h11.Data):
                 chunks.append(bytes(event.data))
+                self.body_received_bytes += len(event.data)
                 continue
             if isinstance(event, h11.EndOfMessage):
                 self.body, self.chunk = Body.LAST_CHUNK_WAITS, b"".join(chunks)
                 self._fx.wake_app = True
+                if self.body_timer_s:  # the whole body is here: its timer stops
+                    self.body_timer_s = 0.0
+                    self._fx.body_timer_s = None
+                    self._fx.cancel_timer = True
                 return
             if chunks:  # NEED_DATA with a chunk in hand: deliver it, then read on
                 self.body, self.chunk = Body.CHUNK_WAITS, b"".join(chunks)
                 self._fx.wake_app = True
             return
+
+    def _next_body_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+        """Give h11's next event of the request body. A chunk line h11 would accept but RFC
+        9112 §7.1.1 does not (or of a size no body can have) is raised as h11 raises a bad
+        chunk size."""
+        if self.chunked:
+            start = internals.h11_chunk_line_start(self.conn)  # None unless a chunk line is next
+            if start is not None:
+                unparsed = self._unparsed
+                end = unparsed.find(b"\r\n", start)
+                defect = None if end == -1 else request_checks.chunk_line_defect(unparsed[start:end])
+                if defect is not None:
+                    raise h11.RemoteProtocolError(defect, error_status_hint=400)
+        return self.conn.next_event()
+
+    def _body_timeout(self, _: None) -> None:
+        """Cut a request body too slow for its grace period and minimum rate (408 if no response).
+
+        Like Apache's mod_reqtimeout, the body may take the grace period, plus one second for
+        every ``body_min_rate_bytes_per_s`` bytes that arrive; the timer then fires again at that
+        later time. Too slow: 408 Request Timeout when nothing of the response was sent, else the
+        connection is cut; the app gets http.disconnect (RFC 9110 §15.5.9: "the server did not
+        receive a complete request message within the time that it was prepared to wait";
+        docs/decisions.md#request-body-rate)."""
+        if not self.body_timer_s or self.body in _BODY_IN or self.persistence is Persistence.CLIENT_GONE:
+            return  # a timer that fired as the body completed, or after the client left
+        settings = self.settings
+        if self.body is Body.CHUNK_WAITS or self.body is Body.CONTINUE_OWED:
+            # The app has not taken the last chunk (so the server is not reading), or has not
+            # yet asked for the body a client waiting for 100 Continue holds back: the client
+            # is not to blame. A new window starts.
+            self.body_timer_s = self._fx.body_timer_s = settings.body_grace_s
+            self.body_received_bytes = 0
+            return
+        allowed_s = settings.body_grace_s + self.body_received_bytes / settings.body_min_rate_bytes_per_s
+        if allowed_s > self.body_timer_s:
+            self._fx.body_timer_s = allowed_s - self.body_timer_s
+            self.body_timer_s = allowed_s
+            return
+        why = (
+            f"request body too slow: {self.body_received_bytes} bytes in {allowed_s:g} s, under the minimum rate of "
+            f"{settings.body_min_rate_bytes_per_s:g} bytes/s after the {settings.body_grace_s:g} s grace period"
+        )
+        self.body_timer_s = 0.0
+        if self.state is State.AWAITING_START or self.state is State.START_HELD:
+            self.start = None
+            self.status = 408
+            self._fx.refused = Refusal("request", why, 408)
+            self._answer(408, b"Request Timeout: the request body arrived too slowly\n")
+        self._lose_client(why)
 
     def _client_left(self, why: str) -> None:
         """Remember that the client has left, and why (the first reason is kept)."""
@@ -749,7 +865,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _hold_start(self, message: Message) -> None:
         """Check the response head and hold it until the first body message."""
-        message = messages.validate(message, "http.response.start")
+        message = speedups.validate_response_start(message)
         headers: Headers = []
         has_date = has_connection = has_length = False
         for name, value in message.get("headers", ()):
@@ -1070,7 +1186,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.conn.start_next_cycle()
         self._new_cycle()
         self._enter(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
-        self._fx.cancel_keep_alive = False
+        self._fx.cancel_timer = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:
             self._hand_on_the_rest()  # a pipelined request is waiting already
@@ -1182,6 +1298,9 @@ _rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 _rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
 _rows((S.READING_HEAD,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
 _rows((S.UPGRADING,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
+# -- the request body's timer (armed only while an app runs and its request body arrives)
+_rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
 # -- shutdown
 _rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)

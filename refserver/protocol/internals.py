@@ -24,6 +24,10 @@ naming the internal, when a new release of the dependency moves it.
 - h11's ``Headers`` is a ``Sequence`` whose items are made one Python call each; the
   (lower-case name, value) pairs are read straight from its private ``_full_items``:
   :func:`h11_header_pairs`.
+- h11 parses a chunk-size line without checking its extensions (RFC 9112 §7.1.1) and keeps
+  no record of it; whether its reader is about to read one, and where in its buffer, is in
+  its private ``ChunkedReader`` (``_bytes_in_chunk``, ``_bytes_to_discard``,
+  ``_reading_trailer``) behind ``Connection._reader``: :func:`h11_chunk_line_start`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable
 
 import h11
 from h11._headers import Headers as H11Headers
+from h11._readers import ChunkedReader
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import FrameDecoder, MessageDecoder
 
@@ -110,3 +115,23 @@ def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
     """``list(headers)`` for h11's ``Headers`` (names lower-case), read from its private
     ``_full_items`` (raw name, lower-case name, value)."""
     return [(name, value) for _, name, value in headers._full_items]
+
+
+def h11_chunk_line_start(conn: h11.Connection) -> int | None:
+    """Where in h11's unparsed bytes (:func:`h11_unparsed`) the chunk-size line h11 reads next
+    starts (after the CRLF that ends the last chunk's data, if still unread), or None when h11's
+    reader is not about to read one (not a chunked body, inside a chunk's data, or in the
+    trailer section). h11's private ``Connection._reader``, a ``ChunkedReader`` with its
+    ``_bytes_in_chunk``, ``_bytes_to_discard`` and ``_reading_trailer``."""
+    reader = getattr(conn, "_reader", None)
+    if type(reader) is not ChunkedReader:
+        return None
+    try:
+        if reader._reading_trailer or reader._bytes_in_chunk:
+            return None
+        discard = reader._bytes_to_discard  # the CRLF after a chunk's data (bytes since h11 0.16)
+        return len(discard) if isinstance(discard, bytes) else int(discard)
+    except AttributeError:
+        raise RuntimeError(
+            "h11 internals moved: ChunkedReader._bytes_in_chunk/_bytes_to_discard/_reading_trailer"
+        ) from None

@@ -5,8 +5,8 @@ benchmarks/instructions.py --valgrind`` on CPython 3.11 (a 32 B WebSocket echo c
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from enum import Enum
+from collections.abc import Callable, Mapping
+from enum import Enum, EnumType
 from functools import partial
 from typing import Any, NoReturn, TypeVar
 
@@ -15,10 +15,37 @@ from refserver.spec import messages
 T = TypeVar("T")
 
 
-class FastEnum(Enum):
+# The metaclass of an enum once it is made: EnumType without its ``__getattr__`` (Python 3.11's
+# keeps it for member names that are not in the class's dict; every member is). A class whose
+# metaclass has a ``__getattr__`` looks every attribute up through a Python-level call, so each
+# ``State.X`` in a machine costs about 600 instructions more than a plain class attribute.
+# EnumType's methods that call ``super()`` (making an enum, setting or deleting a class
+# attribute) are left out: an enum made is not changed.
+_MADE_ENUM_TYPE = type(
+    "EnumType",
+    (type,),
+    {
+        name: value
+        for name, value in vars(EnumType).items()
+        if name not in ("__getattr__", "__new__", "__setattr__", "__delattr__", "__dir__", "__dict__", "__weakref__")
+    },
+)
+
+
+class _FastEnumType(EnumType):
+    def __new__(metacls, *args: Any, **kwargs: Any) -> Any:
+        cls = super().__new__(metacls, *args, **kwargs)
+        if cls._member_names_:
+            cls.__class__ = _MADE_ENUM_TYPE
+        return cls
+
+
+class FastEnum(Enum, metaclass=_FastEnumType):
     """An Enum hashed by identity (its members are singletons, so equality is unchanged).
     ``Enum.__hash__`` is a Python-level call, and every table look-up hashes a state and an
-    input: this saves 13,900 instructions per echo and 16,600 per HTTP request."""
+    input: this saves 13,900 instructions per echo and 16,600 per HTTP request. Once made, its
+    class attributes are looked up as any class's (``_MADE_ENUM_TYPE``): 19,000 instructions per
+    HTTP request (567,078 -> 548,114)."""
 
     __hash__ = object.__hash__
 
@@ -64,3 +91,30 @@ def message_type(message: object) -> str:
         if type(kind) is str:
             return kind
     return messages.message_type(message)
+
+
+def validate_response_start(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """:func:`messages.validate` of an ``http.response.start``, without its ABC checks
+    (``Mapping``, ``Iterator``: Python-level calls) for the usual shape: a dict with an int
+    status of 200-599, no trailers, and headers in a list or tuple of (bytes, bytes) pairs
+    with lower-case names. Anything else goes to :func:`messages.validate`. With
+    :func:`message_type` in the HTTP machine: 15,100 instructions per HTTP request
+    (548,114 -> 533,013)."""
+    if type(message) is dict:
+        status = message.get("status")
+        headers = message.get("headers", ())
+        if (
+            type(status) is int
+            and 200 <= status <= 599
+            and (type(headers) is list or type(headers) is tuple)
+            and message.get("trailers", False) is False
+        ):
+            for item in headers:
+                if (type(item) is not tuple and type(item) is not list) or len(item) != 2:
+                    break
+                name, value = item
+                if type(name) is not bytes or type(value) is not bytes or name != name.lower() or name[:1] == b":":
+                    break
+            else:
+                return message
+    return messages.validate(message, "http.response.start")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
-from refserver.protocol.effects import Effects, Transition
+from refserver.protocol.effects import Effects
 
 S = TypeVar("S", bound=Enum)
 I = TypeVar("I", bound=Enum)  # noqa: E741 - matches the tables' one-letter names
@@ -132,5 +132,5 @@ class TableMachine(Generic[S, I, E]):
                 f"{row.input.name} in {row.state.name} led from {old.name} to {new.name}, which its row does not list"
             )
         self.state = new
-        self._fx.add_transition(Transition(old.name, new.name, section, why))
+        self._fx.add_transition(old, new, section, why)
         return old

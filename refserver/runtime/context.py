@@ -90,6 +90,8 @@ class ServerContext:
         return Settings(
             max_head_bytes=config.h11_max_incomplete_event_size_bytes,
             keep_alive_s=config.timeout_keep_alive_s,
+            body_grace_s=config.request_body_timeout_s,
+            body_min_rate_bytes_per_s=config.request_body_min_rate_bytes_per_s,
             ws_max_size_bytes=config.ws_max_size_bytes,
             ws_deflate=config.ws_per_message_deflate,
             ws_timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),

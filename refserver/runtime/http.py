@@ -3,12 +3,13 @@ request, until the peer leaves, keep-alive ends, or the request upgrades to a We
 
 The machine decides everything (it owns the h11 connection; this module never imports
 h11); this module awaits. :meth:`HTTPConnection._apply` is the one place where effects
-take hold (write bytes, start an app instance, wake the app, arm the keep-alive timer,
-pause or resume reading, close TCP, hand over to the WebSocket runtime) and where the
+take hold (write bytes, start an app instance, wake the app, arm the keep-alive timer or
+the request body's, pause or resume reading, close TCP, hand over to the WebSocket runtime) and where the
 trace records every state change.
 
-- The peer's bytes, its leaving and the keep-alive timer arrive as calls from the
-  transport; each is one input of the machine, applied at once. The machine asks for the
+- The peer's bytes, its leaving and the connection's timer arrive as calls from the
+  transport; each is one input of the machine (the timer's is the one the effects that
+  armed it named), applied at once. The machine asks for the
   request body one chunk at a time, then reads only to notice a disconnect.
 - The connection's own task runs each request's app instance, one after the other.
   Writes keep the order in which the machine produced the bytes.
@@ -41,6 +42,7 @@ class HTTPConnection:
     __slots__ = (
         "_app_waiters",
         "_app_wakeup",
+        "_body_timer",
         "_close_owed",
         "_closing",
         "_current",
@@ -108,8 +110,11 @@ class HTTPConnection:
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
         self._cycles = 0
-        # The keep-alive deadline, and the transport timer armed for it (at _timer_at).
+        # The connection's one timer: its deadline, whether it is the request body's (else the
+        # keep-alive timer's; the effects that armed it say), and the transport timer armed
+        # for it (at _timer_at).
         self._deadline = math.inf
+        self._body_timer = False
         self._timer: TimerHandle | None = None
         self._timer_at = math.inf
         self._close_owed = False
@@ -162,7 +167,7 @@ class HTTPConnection:
         self._done_reading()
         self._app_wakeup.fire()
 
-    def _on_keep_alive_timer(self) -> None:
+    def _on_timer(self) -> None:
         armed_for, self._timer, self._timer_at = self._timer_at, None, math.inf
         if self._close_owed or self._upgrade is not None:
             return
@@ -172,15 +177,20 @@ class HTTPConnection:
         if armed_for < deadline:
             # The deadline moved on since this timer was armed: wait for the new one.
             self._timer_at = deadline
-            self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
+            self._timer = self.transport.call_at(deadline, self._on_timer)
             return
         try:
-            self._keep_alive_timeout()
+            self._timer_fired()
         except Exception as exc:
             self.failed(exc)
 
-    def _keep_alive_timeout(self) -> None:
+    def _timer_fired(self) -> None:
         self._deadline = math.inf
+        if self._body_timer:
+            if self.trace is not None:
+                self.trace.record("timer", self._state, "RFC 9110 §15.5.9", "request body timer")
+            self._apply(self.machine.body_timeout())
+            return
         if self.trace is not None:
             self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
         self._apply(self.machine.keep_alive_timeout())
@@ -216,7 +226,7 @@ class HTTPConnection:
         if current is None:
             return
         served, since = current
-        ran = f"{anyio.current_time() - since:.1f} s"
+        ran = f"{self.transport.now() - since:.1f} s"
         why = "shutdown timeout: the server cancels the app"
         websocket = self._websocket
         if websocket is not None:
@@ -256,8 +266,10 @@ class HTTPConnection:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
         if fx.write:
             self.transport.write(fx.write)
-        if fx.cancel_keep_alive or fx.keep_alive_s is not None:
-            self._deadline = math.inf if fx.keep_alive_s is None else self.transport.now() + fx.keep_alive_s
+        if fx.cancel_timer or fx.keep_alive_s is not None or fx.body_timer_s is not None:
+            self._body_timer = fx.body_timer_s is not None
+            seconds = fx.body_timer_s if self._body_timer else fx.keep_alive_s
+            self._deadline = math.inf if seconds is None else self.transport.now() + seconds
             # A timer armed for an earlier deadline stays armed: when it fires it finds the
             # deadline gone (a request is being served) or later (it re-arms then), so a
             # request costs no cancel and no new timer.
@@ -265,7 +277,7 @@ class HTTPConnection:
             if deadline != math.inf and self._timer_at > deadline:
                 self._cancel_timer()
                 self._timer_at = deadline
-                self._timer = self.transport.call_at(deadline, self._on_keep_alive_timer)
+                self._timer = self.transport.call_at(deadline, self._on_timer)
         if fx.reading is not None:
             self.transport.set_reading(fx.reading)
         if fx.request is not None:
@@ -351,7 +363,7 @@ class HTTPConnection:
         )
         machine, trace = self.machine, self.trace
         pace = self._pace  # docs/decisions.md#fairness, docs/implementation.md#http-fairness-count
-        self._current = (head, anyio.current_time())
+        self._current = (head, self.transport.now())
 
         async def receive() -> MutableMapping[str, Any]:
             if cycle != self._live_cycle:
@@ -475,7 +487,7 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        self._current = (scope["path"], anyio.current_time())
+        self._current = (scope["path"], self.transport.now())
         shutting_down = self._closing or self.machine.shutting_down
         # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
         # open for hours does not keep it.

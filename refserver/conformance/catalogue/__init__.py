@@ -23,6 +23,7 @@ from refserver.conformance.catalogue import http_wire as _http_wire
 from refserver.conformance.catalogue import lifespan as _lifespan
 from refserver.conformance.catalogue import lifespan_timing as _lifespan_timing
 from refserver.conformance.catalogue import scope_keys as _scope_keys
+from refserver.conformance.catalogue import strict as _strict
 from refserver.conformance.catalogue import tls as _tls
 from refserver.conformance.catalogue import websocket as _websocket
 from refserver.conformance.catalogue.common import G_META, GROUP_ORDER, MUST, UNSPEC, check
@@ -83,6 +84,7 @@ SCENARIOS: list[Scenario] = attach(
         *_deployment.SCENARIOS,
         *_scope_keys.SCENARIOS,
         *_tls.SCENARIOS,
+        *_strict.SCENARIOS,
         META_CLAIMS,
     ]
 )

@@ -339,6 +339,66 @@ BAD_REQUEST_LINE = Rule(
     "Permanently) redirect with the request-target properly encoded.",
 )
 
+# ---------------------------------------------------------------- strict request framing
+
+OBS_FOLD = Rule(
+    MUST,
+    "RFC 9112 §5.2",
+    'A server that receives an obs-fold in a request message that is not within a "message/http" container MUST '
+    "either reject the message by sending a 400 (Bad Request), preferably with a representation explaining that "
+    "obsolete line folding is unacceptable, or replace each received obs-fold with one or more SP octets prior to "
+    "interpreting the field value or forwarding the message downstream.",
+)
+GRAMMAR_400 = Rule(
+    SHOULD,
+    "RFC 9112 §2.2",
+    "When a server listening only for HTTP request messages, or processing what appears from the start-line to be "
+    "an HTTP request message, receives a sequence of octets that does not match the HTTP-message grammar aside from "
+    "the robustness exceptions listed above, the server SHOULD respond with a 400 (Bad Request) response and close "
+    "the connection.",
+)
+LARGE_CHUNK_SIZE = Rule(
+    MUST,
+    "RFC 9112 §7.1",
+    "Recipients MUST anticipate potentially large hexadecimal numerals and prevent parsing errors due to integer "
+    "conversion overflows or precision loss due to integer representation.",
+)
+LARGE_CONTENT_LENGTH = Rule(
+    MUST,
+    "RFC 9110 §8.6",
+    "Since there is no predefined limit to the length of content, a recipient MUST anticipate potentially large "
+    "decimal numerals and prevent parsing errors due to integer conversion overflows or precision loss due to "
+    "integer conversion.",
+)
+FRAMING_STATUS = Rule(
+    UNSPEC,
+    "RFC 9110 §15.5.1",
+    "The 400 (Bad Request) status code indicates that the server cannot or will not process the request due to "
+    "something that is perceived to be a client error (e.g., malformed request syntax, invalid request message "
+    "framing, or deceptive request routing).",
+    "400 names the cause; which answer a refused request gets is the server's choice",
+)
+CONTROL_BYTES = Rule(
+    UNSPEC,
+    "RFC 9110 §5.5",
+    "Field values containing other CTL characters are also invalid; however, recipients MAY retain such characters "
+    "for the sake of robustness when they appear within a safe context (e.g., an application-specific quoted string "
+    "that will not be processed by any downstream HTTP parser).",
+    "retaining or rejecting them is the recipient's choice (docs/decisions.md#strict-request-framing)",
+)
+URI_TOO_LONG = Rule(
+    MUST,
+    "RFC 9112 §3",
+    "A server that receives a request-target longer than any URI it wishes to parse MUST respond with a 414 (URI "
+    "Too Long) status code.",
+)
+ABSOLUTE_FORM_HOST = Rule(
+    MUST,
+    "RFC 9112 §3.2.2",
+    "When an origin server receives a request with an absolute-form of request-target, the origin server MUST "
+    "ignore the received Host header field (if any) and instead use the host information of the request-target.",
+)
+
 # ---------------------------------------------------------------- extensions
 
 DENIAL_RESPONSE = Rule(

@@ -166,8 +166,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.big-head-accepted",
         "a request head over the limit that arrives in one read is served",
         _HTTP,
-        "        if buffered - len(self._unparsed) > limit:\n",
-        "        if buffered - len(self._unparsed) > limit * 100:\n",
+        "        if head_bytes > limit:\n",
+        "        if head_bytes > limit * 100:\n",
     ),
     SourceMutant(
         "http.http10-reported-as-11",

@@ -1,0 +1,75 @@
+"""The speed tricks of ``refserver/protocol/speedups.py`` answer exactly as the plain code
+they stand in for."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from refserver.errors import ASGIProtocolError
+from refserver.protocol import speedups
+from refserver.protocol.http import State
+from refserver.spec import messages
+
+START = {"type": "http.response.start", "status": 200}
+STARTS: list[Any] = [
+    START,
+    {**START, "headers": [(b"content-type", b"text/plain")]},
+    {**START, "headers": [[b"content-type", b"text/plain"]]},
+    {**START, "headers": ((b"a", b"1"), (b"b", b"2"))},
+    {**START, "headers": [(b"Content-Type", b"text/plain")]},  # upper case
+    {**START, "headers": [(b":status", b"200")]},  # a pseudo-header
+    {**START, "headers": [(b"a", "text")]},  # a str value
+    {**START, "headers": [(b"a",)]},  # not a pair
+    {**START, "headers": {b"a": b"1"}},  # a mapping
+    {**START, "status": True},
+    {**START, "status": 99},
+    {**START, "status": 101},
+    {**START, "status": 600},
+    {**START, "trailers": True},
+    {**START, "trailers": "yes"},
+    {"type": "http.response.start"},  # no status
+    MappingProxyType(START),  # a Mapping that is not a dict
+]
+
+
+def outcome(validate: Any, message: Mapping[str, Any]) -> Any:
+    try:
+        return dict(validate(message))
+    except ASGIProtocolError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("message", STARTS)
+def test_validate_response_start_answers_as_messages_validate(message: Any) -> None:
+    plain = outcome(lambda m: messages.validate(m, "http.response.start"), message)
+    assert outcome(speedups.validate_response_start, message) == plain
+
+
+def test_headers_given_as_an_iterator_are_read_once_into_a_list() -> None:
+    checked = speedups.validate_response_start({**START, "headers": iter([(b"a", b"1")])})
+    assert checked["headers"] == [(b"a", b"1")]
+
+
+@pytest.mark.parametrize("message", [{"type": "x"}, {"type": 1}, {}, MappingProxyType({"type": "y"}), ["type"]])
+def test_message_type_answers_as_messages_message_type(message: Any) -> None:
+    def outcome(find: Any) -> str:
+        try:
+            return str(find(message))
+        except ASGIProtocolError as exc:
+            return f"raised {exc}"
+
+    assert outcome(speedups.message_type) == outcome(messages.message_type)
+
+
+def test_a_made_fast_enum_is_still_an_enum() -> None:
+    assert State.IDLE is State["IDLE"] is State(State.IDLE.value)
+    assert next(iter(State)) is State.IDLE and len(State) == len(State.__members__)
+    assert pickle.loads(pickle.dumps(State.IDLE)) is State.IDLE
+    assert {State.IDLE: 1}[State.IDLE] == 1
+    with pytest.raises(ValueError):
+        State("no such state")
