@@ -27,6 +27,7 @@ from refserver.conformance.steps import (
     Receive,
     Request,
     SendUntilBlocked,
+    Trickle,
     WaitApp,
     WaitClose,
     WaitEOF,
@@ -686,6 +687,63 @@ class TestCloseNeverAnswered:
         assert window > 2 * 10.0
         assert s.server is not None and s.server.ws_close_timeout_s is not None
         assert window > 2 * s.server.ws_close_timeout_s
+
+
+class TestRFC9110Section15_5_9RequestTimeout:
+    """RFC 9110 §15.5.9: 408 says the server did not get the whole request in the time it would
+    wait; no RFC requires the cut, so a target that never cuts a trickling body differs. Only what
+    comes before the end of the window counts, and the time is measured from before the head."""
+
+    def run(self, *records: Record) -> V.Cell:
+        return cell(
+            "http.strict.body-trickle",
+            [hello(), client("mark", t=0.0, name="head"), *records, client("mark", t=4.0, name="window-ended")],
+        )
+
+    def test_408_after_the_grace_period_passes(self) -> None:
+        c = self.run(client("response", t=1.3, status=408, headers=[]), client("eof", t=1.3))
+        assert (check(c, "status").value, c.verdict) == ("408", V.PASS)
+        assert check(c, "cut after (within 4 s)").value == "1-2 s"
+
+    def test_never_cut_differs(self) -> None:
+        c = self.run()
+        assert [k.value for k in c.checks] == ["none:open", "never"]
+        assert c.verdict == V.DIFFERS
+
+    def test_a_close_after_the_window_is_no_cut(self) -> None:
+        c = cell(
+            "http.strict.body-trickle",
+            [
+                hello(),
+                client("mark", t=0.0, name="head"),
+                client("mark", t=4.0, name="window-ended"),
+                client("eof", t=4.1),
+            ],
+        )
+        assert check(c, "cut after (within 4 s)").value == "never"
+
+    def test_a_cut_without_status_is_shown_as_such(self) -> None:
+        c = self.run(client("rst", t=2.5))
+        assert [k.value for k in c.checks] == ["none:rst", "2-3 s"]
+
+    def test_the_grace_period_ends_halfway_between_two_bytes(self) -> None:
+        s = BY_ID["http.strict.body-trickle"]
+        trickle = next(step for step in s.client if isinstance(step, Trickle))
+        assert s.server is not None and s.server.request_body_timeout_s is not None
+        assert s.server.request_body_timeout_s % trickle.every_s == trickle.every_s / 2
+        assert trickle.count * trickle.every_s > 2 * s.server.request_body_timeout_s
+        assert s.server.options() == {"request_body_timeout": "1.25"}
+
+    def test_refserver_gets_the_flag_and_a_peer_without_one_its_default(self) -> None:
+        from refserver.conformance.runner import missing_options
+        from refserver.conformance.targets import ProcessServer
+
+        wanted = {"request_body_timeout": "1.25"}
+        argv = ProcessServer(BY_NAME["refserver"], "/venv/bin/python", 9, options=wanted).argv()
+        assert argv[argv.index("--request-body-timeout") + 1] == "1.25"
+        uvicorn = TargetRun(TargetInfo(BY_NAME["uvicorn"], True, "0.1"), "p")
+        assert BY_NAME["uvicorn"].option_argv("request_body_timeout") is None
+        assert missing_options(uvicorn, BY_ID["http.strict.body-trickle"]) == []
 
 
 class TestErrorHandlingAfterAccept:

@@ -90,10 +90,12 @@ class ServerNeeds:
     exits: bool = False  # the server is expected to exit by itself: wait for it (5 s), record "server_end"
     # Options a target may lack (see :data:`refserver.conformance.targets.OPTIONS`): a target
     # without ``uds`` or ``root_path`` is n/a for the scenario; one without a close timeout
-    # option is run with its own default (the scenario's window allows for a 10 s default).
+    # option is run with its own default (the scenario's window allows for a 10 s default); one
+    # without a request body timeout option is run with its own (the scenario shows whether it cuts).
     uds: bool = False  # listen on a Unix socket (in a fresh directory) instead of TCP; the client uses it
     root_path: str | None = None  # the server's root_path setting
     ws_close_timeout_s: float | None = None  # how long to wait for the peer's close frame, where configurable
+    request_body_timeout_s: float | None = None  # a request body's grace period, where configurable
     # TLS: the server gets a certificate and key the runner makes for the run (with ``trustme``)
     # and the client speaks TLS to it; ``client_cert`` also makes the server require a client
     # certificate signed by the run's CA, and the client present one. A target without the
@@ -114,6 +116,8 @@ class ServerNeeds:
             wanted["root_path"] = self.root_path
         if self.ws_close_timeout_s is not None:
             wanted["ws_close_timeout"] = f"{self.ws_close_timeout_s:g}"
+        if self.request_body_timeout_s is not None:
+            wanted["request_body_timeout"] = f"{self.request_body_timeout_s:g}"
         return wanted
 
 

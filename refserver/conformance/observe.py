@@ -10,6 +10,7 @@ in which they said hello), 1 for the next, and ``"lifespan"`` for the lifespan s
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -645,6 +646,23 @@ def delay(records: Records, params: Mapping[str, Any]) -> str:
         return "never"
     seconds = end - start
     return "prompt" if seconds <= params["max_s"] else f"late ({seconds:.2f} s)"
+
+
+@observable("elapsed")
+def elapsed(records: Records, params: Mapping[str, Any]) -> str:
+    """The whole seconds from the record ``from`` to the first of the records ``to`` (selectors
+    as in :func:`delay`, several joined by ``|``), as a one-second range (``"1-2 s"``);
+    "never" if none of them came (before the record ``until``, if given)."""
+    start = _time_of(records, params["from"])
+    if start is None:
+        return "no-start"
+    until = _time_of(records, params["until"]) if "until" in params else None
+    ends = [t for t in (_time_of(records, selector) for selector in params["to"].split("|")) if t is not None]
+    ends = [t for t in ends if until is None or t <= until]
+    if not ends:
+        return "never"
+    seconds = math.floor(max(min(ends) - start, 0.0))
+    return f"{seconds}-{seconds + 1} s"
 
 
 @observable("order")

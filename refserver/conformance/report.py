@@ -93,7 +93,8 @@ line its server was started with (JSON `command`, `--explain`).
 
 Some scenarios need the server started with an option: TLS with a certificate (`tls`, and
 `client_cert` to require a client certificate), a Unix socket (`uds`), a root_path
-(`root_path`), a WebSocket close timeout (`ws_close_timeout`). Tell the harness how your
+(`root_path`), a WebSocket close timeout (`ws_close_timeout`), a request body's grace period
+(`request_body_timeout`). Tell the harness how your
 server takes each with `--target-option NAME:OPTION=ARGS`; the arguments go where the command
 has `{options}` (else at its end), only for the scenarios that ask for the option, and may use
 these placeholders (the harness makes the certificates for each run with trustme):

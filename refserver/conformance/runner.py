@@ -50,6 +50,7 @@ from refserver.conformance.steps import (
     SendRaw,
     ShutdownServer,
     StopReading,
+    Trickle,
     WaitApp,
     WaitClient,
     WaitClose,
@@ -414,7 +415,7 @@ class Runner:
             lifespan = f"{scenario.id}/{token}~lifespan" if scenario.server.lifespan else None
             options = scenario.server.options()
             if target.in_process_backend is None:
-                # an option the target lacks but can do without (a close timeout) is left out
+                # an option the target lacks but can do without (a close or body timeout) is left out
                 options = {k: v for k, v in options.items() if target.info.spec.option_argv(k) is not None}
             server = self._new_server(target, lifespan, scenario.server.ping_interval_s, options)
             await server.start()
@@ -787,6 +788,15 @@ class ClientScript:
             step.timeout,
         )
 
+    async def _do_trickle(self, step: Trickle) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        for _ in range(step.count):
+            if conn.ended or not await conn.write(b"x", "1 byte of content"):
+                return
+            await self._wait("end of the TCP connection", lambda: conn.ended, step.every_s, False)
+
     async def _do_plain_to_tls(self, step: PlainToTLS) -> None:
         await self._plain_to_tls(step.data, step.timeout)
 
@@ -895,6 +905,7 @@ CLIENT_HANDLERS: dict[type[ClientStep], Callable[[ClientScript, Any], Awaitable[
     BodyOnContinue: ClientScript._do_body_on_continue,
     FrameIfNegotiated: ClientScript._do_frame_if_negotiated,
     WriteBody: ClientScript._do_write_body,
+    Trickle: ClientScript._do_trickle,
     PlainToTLS: ClientScript._do_plain_to_tls,
     SendRaw: ClientScript._do_send_raw,
     Frame: ClientScript._do_frame,

@@ -118,6 +118,15 @@ class WriteBody(ClientStep):
 
 
 @dataclass(frozen=True)
+class Trickle(ClientStep):
+    """On the connection in use, write one byte of request content, then wait ``every_s``
+    for the server to end the connection; ``count`` times, or until it ends."""
+
+    count: int
+    every_s: float
+
+
+@dataclass(frozen=True)
 class PlainToTLS(ClientStep):
     """On a connection of its own, send ``data`` in plain text to the server's TLS port and
     record what comes back (``plain_answer``) until the server ends the connection or

@@ -51,7 +51,7 @@ class TargetSpec:
     builtin: bool = True
     shell: bool = False  # a --target-command: run through the shell
     # How to ask for each option of :data:`OPTIONS` the target has, put in front of the app
-    # argument; ``{uds}``, ``{root_path}``, ``{ws_close_timeout}`` and the TLS files of
+    # argument; ``{uds}``, ``{root_path}``, ``{ws_close_timeout}``, ``{request_body_timeout}`` and the TLS files of
     # :class:`TLSFiles` (``{certfile}``, ``{keyfile}``, ``{ca_certs}``) are filled in.
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Arguments of ``argv`` that an option replaces rather than adds to (daphne's TLS endpoint
@@ -69,11 +69,13 @@ _COMMON = ("{python}", "-m")
 _UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{interval}")
 
 # The options a scenario may need (model.ServerNeeds); a target without one is n/a for the
-# scenarios that need it, except ws_close_timeout, without which the target runs on its default.
+# scenarios that need it, except ws_close_timeout and request_body_timeout, without which the
+# target runs on its default.
 OPTIONS: dict[str, str] = {
     "uds": "listen on a Unix socket (the scope's server is then [path, None]; www spec 2.5, 'HTTP Connection Scope')",
     "root_path": "the root_path the scope reports",
     "ws_close_timeout": "how long to wait for the client's close frame after the server's",
+    "request_body_timeout": "how long a request body may take before a minimum rate applies",
     "tls": "serve TLS (https, wss) with a given certificate and key",
     "client_cert": "require a client certificate, verified against given CA certificates",
 }
@@ -81,6 +83,7 @@ _REFSERVER_OPTIONS = (
     ("uds", ("--uds", "{uds}")),
     ("root_path", ("--root-path", "{root_path}")),
     ("ws_close_timeout", ("--ws-close-timeout", "{ws_close_timeout}")),
+    ("request_body_timeout", ("--request-body-timeout", "{request_body_timeout}")),
     ("tls", ("--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}")),
     ("client_cert", ("--ssl-ca-certs", "{ca_certs}", "--ssl-cert-reqs", "required")),
 )
@@ -482,6 +485,7 @@ OPTION_PLACEHOLDERS: dict[str, str] = {
     "uds": "the path of a Unix socket, in a fresh directory, for the server to listen on (option uds)",
     "root_path": "the root_path the server is to report (option root_path)",
     "ws_close_timeout": "how long to wait for the client's close frame, in seconds (option ws_close_timeout)",
+    "request_body_timeout": "the grace period of a request body, in seconds (option request_body_timeout)",
     "certfile": "the server's certificate chain, PEM, made for the run (option tls)",
     "keyfile": "the server's private key, PEM (option tls)",
     "ca_certs": "the CA certificate that signed the client's certificate, PEM (option client_cert)",
@@ -877,6 +881,8 @@ class InProcessServer:
             fields["root_path"] = self.options["root_path"]
         if "ws_close_timeout" in self.options:
             fields["ws_close_timeout_s"] = float(self.options["ws_close_timeout"])
+        if "request_body_timeout" in self.options:
+            fields["request_body_timeout_s"] = float(self.options["request_body_timeout"])
         if "tls" in self.options and self.tls is not None:
             fields["ssl_certfile"] = self.tls.certfile
             fields["ssl_keyfile"] = self.tls.keyfile

@@ -143,6 +143,16 @@ def check_delay(
     return Check("delay", ("prompt",), "prompt", level, None, label, {"from": frm, "to": to, "max_s": max_s}, (), show)
 
 
+def check_elapsed(
+    frm: str, to: str, until: str, *allowed: str, level: Level | None = None, label: str = "", show: bool = False
+) -> Check:
+    """The whole seconds from the record ``frm`` to the first of the records ``to``, up to the
+    record ``until`` (see :func:`refserver.conformance.observe.elapsed`); the first allowed
+    value is refserver's."""
+    params = {"from": frm, "to": to, "until": until}
+    return Check("elapsed", allowed, allowed[0], level, None, label, params, (), show)
+
+
 def ws(
     *,
     id: str,

@@ -151,6 +151,7 @@ SCENARIO_RULES: dict[str, Rule] = {
     "ws.handshake.cl-and-te": R.CL_AND_TE,
     "http.strict.uri-too-long": R.URI_TOO_LONG,
     "http.strict.absolute-form-host": R.ABSOLUTE_FORM_HOST,
+    "http.strict.body-trickle": R.REQUEST_TIMEOUT,
     "http.response.basic": R.RESPONSE_AS_SENT,
     "http.response.streaming": R.RESPONSE_BODY,
     "http.response.app-transfer-encoding": R.APP_TRANSFER_ENCODING,

@@ -398,6 +398,14 @@ ABSOLUTE_FORM_HOST = Rule(
     "When an origin server receives a request with an absolute-form of request-target, the origin server MUST "
     "ignore the received Host header field (if any) and instead use the host information of the request-target.",
 )
+REQUEST_TIMEOUT = Rule(
+    UNSPEC,
+    "RFC 9110 §15.5.9",
+    "The 408 (Request Timeout) status code indicates that the server did not receive a complete request message "
+    "within the time that it was prepared to wait.",
+    "no RFC requires a server to cut a body that trickles; refserver allows a grace period, then a minimum rate, "
+    "and answers 408 (docs/decisions.md#request-body-rate)",
+)
 
 # ---------------------------------------------------------------- extensions
 

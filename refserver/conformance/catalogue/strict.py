@@ -17,11 +17,23 @@ from refserver.conformance.catalogue.common import (
     SHOULD,
     UNSPEC,
     check,
+    check_elapsed,
     http,
     ws,
 )
-from refserver.conformance.model import Level, Scenario
-from refserver.conformance.steps import DrainBody, Receive, Request, Respond, Send, WaitEOF, WaitResponses
+from refserver.conformance.model import Level, Scenario, ServerNeeds
+from refserver.conformance.steps import (
+    Connect,
+    DrainBody,
+    Mark,
+    Receive,
+    Request,
+    Respond,
+    Send,
+    Trickle,
+    WaitEOF,
+    WaitResponses,
+)
 
 # The request behind the first one, on the same connection; its path is the scenario's own, so
 # the probe app serves it, and a second status in client.statuses shows it was served.
@@ -37,6 +49,15 @@ DRAIN_AND_ANSWER = (
     Send({"type": "http.response.start", "status": 200}, catch=True),
     Send({"type": "http.response.body", "body": b"ok"}, catch=True),
 )
+
+# A body that trickles: Content-Length 100, then one byte every TRICKLE_EVERY_S, TRICKLE_BYTES
+# times (a 4 s window, ended early when the server ends the connection). refserver runs with a
+# grace period of TRICKLE_GRACE_S (docs/decisions.md#request-body-rate): it ends halfway between
+# two bytes, so no byte arrives as the timer fires (which would start a new window); a peer
+# without such an option runs on its own default, and the cell shows whether it cuts in the window.
+TRICKLE_EVERY_S = 0.5
+TRICKLE_BYTES = 8
+TRICKLE_GRACE_S = 1.25
 
 
 def _smuggling(id: str, title: str, lesson: str, refs: tuple[str, ...], level: Level, data: bytes) -> Scenario:
@@ -207,6 +228,35 @@ SCENARIOS: list[Scenario] = [
         client=(Request(raw=b"GET http://evil.example{path} HTTP/1.1\r\nHost: {host}\r\n\r\n"), WaitResponses(1)),
         app=(Receive(), Respond()),
         checks=(check("app.header_values", '["evil.example"]', name="host", label="host is the target's", show=True),),
+    ),
+    http(
+        id="http.strict.body-trickle",
+        title=f"A body of Content-Length 100 that trickles, a byte every {TRICKLE_EVERY_S:g} s",
+        lesson="A server may stop waiting for a body that comes too slowly; 408 (Request Timeout) says it did not "
+        "get the whole request in the time it was prepared to wait. No RFC requires the cut.",
+        group=G_HTTP_FLOW,
+        refs=("RFC 9110 §15.5.9", "docs/decisions.md#request-body-rate"),
+        level=UNSPEC,
+        client=(
+            Connect(),
+            Mark("head"),  # before the head is written: the time measured is never less than the server's
+            Request("POST", raw=POST + b"Content-Length: 100\r\n\r\n"),
+            Trickle(TRICKLE_BYTES, TRICKLE_EVERY_S),
+            Mark("window-ended"),
+        ),
+        app=(DrainBody(timeout=6.0), *DRAIN_AND_ANSWER[1:]),
+        checks=(
+            check("client.status", "408", label="status", show=True),
+            check_elapsed(
+                "client:mark:head",
+                "client:response|client:eof|client:rst",
+                "client:mark:window-ended",
+                "1-2 s",
+                label=f"cut after (within {TRICKLE_EVERY_S * TRICKLE_BYTES:g} s)",
+                show=True,
+            ),
+        ),
+        server=ServerNeeds(request_body_timeout_s=TRICKLE_GRACE_S),
     ),
 ]
 
