@@ -166,6 +166,11 @@ def test_every_message_type_has_its_own_section() -> None:
     for message_type, section in sections.MESSAGES.items():
         if message_type.startswith("websocket.http."):
             assert section == sections.WS_DENIAL
+        elif message_type.startswith("http.response.") and message_type not in (
+            "http.response.start",
+            "http.response.body",
+        ):
+            assert section.startswith("asgi extensions, "), message_type  # an extension's own heading
         elif message_type in ("http.request", "http.disconnect", "lifespan.startup", "lifespan.shutdown") or (
             message_type in ("websocket.connect", "websocket.receive", "websocket.disconnect")
         ):

@@ -381,7 +381,7 @@ class HTTPConnection:
                     elif pace.due():
                         await anyio.lowlevel.checkpoint()
                     if trace is not None:
-                        trace.record("recv", self._state, _RECEIVE_SECTIONS.get(event["type"], ""), message=event)
+                        trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
                     return event  # a dict of its own (the machine never hands one out twice)
                 waited = True
                 self._app_waiters += 1
@@ -409,7 +409,7 @@ class HTTPConnection:
                     raise error from None
             if trace is not None:
                 trace.record(
-                    "send", machine.state.name, _SEND_SECTIONS.get(str(message.get("type")), ""), message=message
+                    "send", machine.state.name, sections.MESSAGES.get(str(message.get("type")), ""), message=message
                 )
             self._apply(fx)
             if fx.file is not None:
@@ -496,20 +496,6 @@ class HTTPConnection:
         if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()
-
-
-_RECEIVE_SECTIONS = {
-    "http.request": sections.HTTP_REQUEST,
-    "http.disconnect": sections.HTTP_DISCONNECT,
-}
-_SEND_SECTIONS = {
-    "http.response.start": sections.HTTP_RESPONSE_START,
-    "http.response.body": sections.HTTP_RESPONSE_BODY,
-    "http.response.early_hint": sections.HTTP_EARLY_HINTS,
-    "http.response.trailers": sections.HTTP_TRAILERS,
-    "http.response.pathsend": sections.HTTP_PATHSEND,
-    "http.response.zerocopysend": sections.HTTP_ZEROCOPYSEND,
-}
 
 
 def _cancelled(ctx: ServerContext, what: str) -> None:
