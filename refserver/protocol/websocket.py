@@ -419,11 +419,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if self.deflate is not None:
             headers.append((b"sec-websocket-extensions", self.deflate.response))
             deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
-        headers.extend(app_headers)
-        try:
-            data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
-        except h11.LocalProtocolError as exc:
-            return self._accept_failed(f"has headers h11 cannot send: {exc}")
+        if subprotocol is None and not app_headers:
+            data = speedups.switching_protocols(headers)
+        else:
+            headers.extend(app_headers)
+            try:
+                data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
+            except h11.LocalProtocolError as exc:
+                return self._accept_failed(f"has headers h11 cannot send: {exc}")
         self._write(data or b"")
         self._fx.status = 101
         trailing, _closed = self._http().trailing_data
