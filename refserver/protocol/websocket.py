@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import h11
@@ -107,7 +106,7 @@ _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING}
 _NOT_READING = frozenset({State.FAILING, State.CLOSED})
 
 
-class Receiving(Enum):
+class Receiving(FastEnum):
     """The app's side of ``receive()``."""
 
     CONNECT_DUE = "websocket.connect is still to be returned: it is always the first event"
