@@ -4,11 +4,15 @@ instructions, with no kernel.
     python benchmarks/instructions.py                  # CPU µs per request, refserver and uvicorn
     python benchmarks/instructions.py --valgrind       # machine instructions per request (valgrind)
     python benchmarks/instructions.py --valgrind --workload ws   # per 32 B WebSocket echo
+    python benchmarks/instructions.py --valgrind --workload churn  # per WebSocket connection
 
 One connection (or ``--connections N``), one GET or one 32 B binary message at a time (the
 ``http1`` and ``pingpong`` workloads of ``run.py``), served by the server's own asyncio protocol
 over a transport that only pretends to be a socket: the next request or message is handed to the
-server, in a later pass of the event loop, when the response or the echo is written. Everything
+server, in a later pass of the event loop, when the response or the echo is written. ``churn``
+(the ``churn`` workload of ``run.py``) makes one connection per iteration instead: the handshake,
+one 32 B echo, the client's close frame and the server's echo of it; the next connection starts
+when the server closes the transport. Everything
 the server does runs (parsing, framing, the app, the event loop's callbacks), nothing of the
 kernel's does, and no client shares the CPU.
 
@@ -37,14 +41,16 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.echo_app import HTTP_BODY, app
-from refserver.rawclient import frame, handshake_request, request_bytes
+from refserver.rawclient import close_frame, frame, handshake_request, request_bytes
 
 REQUEST = request_bytes("GET", "/", [("User-Agent", "refserver-bench")], host="bench")
 HANDSHAKE = handshake_request("/echo", host="bench")
 MESSAGE = frame(0x2, bytes(range(32)))  # the client's 32 B binary message
 ECHO = b"\x82\x20" + bytes(range(32))  # the server's echo of it, unmasked
+CLOSE = close_frame(1000)  # the client's close frame
+CLOSE_ECHO = b"\x88\x02\x03\xe8"  # the server's echo of it, unmasked
 SERVERS = ("refserver", "uvicorn")
-WORKLOADS = ("http", "ws")
+WORKLOADS = ("http", "ws", "churn")
 
 
 class PretendSocket(asyncio.Transport):
@@ -125,6 +131,105 @@ class PretendSocket(asyncio.Transport):
         pass
 
 
+class ChurnSocket(PretendSocket):
+    """One connection of ``churn``: the handshake, one echo, the client's close frame; the
+    server's close echo is the connection's answer, and its ``close()`` starts the next one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_closed: Any) -> None:
+        super().__init__(loop, 1, loop.create_future(), websocket=True)
+        self.on_closed = on_closed
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        data = bytes(data)
+        if data.startswith(b"HTTP/1.1 101"):
+            self._next(MESSAGE)
+        elif data == ECHO:
+            self._next(CLOSE)
+        elif data != CLOSE_ECHO:
+            raise RuntimeError(f"not the echo: {data[:40]!r}")
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            protocol = self.protocol
+            if protocol is not None:
+                self.loop.call_soon(protocol.connection_lost, None)
+            self.loop.call_soon(self.on_closed)
+
+    def abort(self) -> None:
+        self.close()
+
+
+async def _churn(new_protocol: Any, connections: int, loops: int) -> float:
+    """CPU seconds for ``connections`` connections made one after another on each of ``loops``
+    loops; ``new_protocol(transport)`` makes the server's protocol for a transport."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    left = [connections * loops]
+
+    def open_one() -> None:
+        transport = ChurnSocket(loop, closed)
+        protocol = new_protocol(transport)
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        transport._next(HANDSHAKE)  # once the server's connection task waits for it
+
+    def closed() -> None:
+        left[0] -= 1
+        if left[0] <= 0:
+            if not done.done():
+                done.set_result(None)
+        elif left[0] >= loops:
+            open_one()
+
+    started = time.process_time()
+    for _ in range(loops):
+        open_one()
+    await done
+    elapsed = time.process_time() - started
+    for _ in range(3):  # let the last connections' tasks end
+        await asyncio.sleep(0)
+    return elapsed
+
+
+async def refserver_churn(connections: int, loops: int) -> float:
+    from refserver.config import Config
+    from refserver.runtime.asyncio_transport import AsyncioTransport
+    from refserver.runtime.context import ServerContext
+    from refserver.runtime.http import HTTPConnection
+
+    ctx = ServerContext(app, Config(access_log=False))
+    tasks: set[asyncio.Task[None]] = set()
+
+    def new_protocol(transport: ChurnSocket) -> AsyncioTransport:
+        protocol = AsyncioTransport(asyncio.get_running_loop())
+        task = asyncio.get_running_loop().create_task(HTTPConnection(protocol, ctx).run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return protocol
+
+    return await _churn(new_protocol, connections, loops)
+
+
+async def uvicorn_churn(connections: int, loops: int) -> float:
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.server import ServerState
+
+    config = uvicorn.Config(app, http="h11", ws="wsproto", lifespan="off", access_log=False, log_level="critical")
+    config.load()
+    state = ServerState()
+
+    def new_protocol(transport: ChurnSocket) -> H11Protocol:
+        return H11Protocol(config, state, {}, asyncio.get_running_loop())
+
+    return await _churn(new_protocol, connections, loops)
+
+
 async def _connect(
     protocol: asyncio.Protocol, requests: int, websocket: bool
 ) -> tuple[PretendSocket, asyncio.Future[None]]:
@@ -189,6 +294,9 @@ async def uvicorn_requests(requests: int, connections: int, websocket: bool) -> 
 def run_requests(server: str, requests: int, connections: int = 1, workload: str = "http") -> float:
     """CPU seconds for ``requests`` requests (or messages) on each of ``connections``
     connections; with the WebSocket handshake, which is not counted, for ``ws``."""
+    if workload == "churn":  # ``requests`` connections on each of ``connections`` loops
+        churn = refserver_churn if server == "refserver" else uvicorn_churn
+        return asyncio.run(churn(requests, connections))
     serve = refserver_requests if server == "refserver" else uvicorn_requests
     return asyncio.run(serve(requests, connections, workload == "ws"))
 
@@ -222,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=0, help="per run (default 20,000; 4,000 with --valgrind)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per server (default 3)")
     parser.add_argument("--connections", type=int, default=1, help="each with one GET at a time (default 1)")
-    parser.add_argument("--workload", choices=WORKLOADS, default="http", help="http (GET) or ws (32 B echo)")
+    parser.add_argument("--workload", choices=WORKLOADS, default="http", help="http, ws or churn")
     parser.add_argument("--one", choices=SERVERS, help=argparse.SUPPRESS)  # one untimed run, for valgrind
     args = parser.parse_args(argv)
     if args.one:
@@ -248,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _unit(workload: str) -> str:
-    return "echo" if workload == "ws" else "request"
+    return {"ws": "echo", "churn": "connection"}.get(workload, "request")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import h11
 import pytest
 
 from refserver.errors import ASGIProtocolError
@@ -73,3 +74,19 @@ def test_a_made_fast_enum_is_still_an_enum() -> None:
     assert {State.IDLE: 1}[State.IDLE] == 1
     with pytest.raises(ValueError):
         State("no such state")
+
+
+@pytest.mark.parametrize("extensions", [[], [(b"sec-websocket-extensions", b"permessage-deflate")]])
+def test_switching_protocols_is_what_h11_writes(extensions: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        (b"upgrade", b"websocket"),
+        (b"connection", b"Upgrade"),
+        (b"sec-websocket-accept", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+    ]
+    headers += extensions
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    connection.next_event()
+    assert speedups.switching_protocols(headers) == connection.send(
+        h11.InformationalResponse(status_code=101, headers=headers)
+    )

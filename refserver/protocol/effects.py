@@ -11,10 +11,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, ClassVar, NamedTuple
 
-from refserver.protocol.speedups import EMPTY_DICT, EMPTY_LIST
+from refserver.protocol.speedups import EMPTY_DICT, EMPTY_LIST, FastEnum
 
 
-class Tcp(Enum):
+class Tcp(FastEnum):
     """What happens to the TCP connection."""
 
     SEND_EOF = "send FIN once what is queued is written, and keep reading until EOF"
@@ -22,7 +22,7 @@ class Tcp(Enum):
     ABORT = "the peer is unresponsive: close the TCP connection, writing what is queued only if the socket takes it"
 
 
-class Timer(Enum):
+class Timer(FastEnum):
     """The deadlines a machine can arm; each fires as an input of its own."""
 
     CLOSE = "close timeout: the peer's close frame or EOF is overdue"

@@ -45,7 +45,9 @@ class FastEnum(Enum, metaclass=_FastEnumType):
     ``Enum.__hash__`` is a Python-level call, and every table look-up hashes a state and an
     input: this saves 13,900 instructions per echo and 16,600 per HTTP request. Once made, its
     class attributes are looked up as any class's (``_MADE_ENUM_TYPE``): 19,000 instructions per
-    HTTP request (567,078 -> 548,114)."""
+    HTTP request (567,078 -> 548,114). The effects' ``Tcp`` and ``Timer`` and the WebSocket
+    machine's ``Receiving`` too: 25,400 instructions per WebSocket connection (``--workload
+    churn``: 1,158,779 -> 1,133,425)."""
 
     __hash__ = object.__hash__
 
@@ -118,3 +120,12 @@ def validate_response_start(message: Mapping[str, Any]) -> Mapping[str, Any]:
             else:
                 return message
     return messages.validate(message, "http.response.start")
+
+
+def switching_protocols(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The 101 response exactly as h11 writes it, for headers the server made itself (no
+    subprotocol, no app headers: nothing h11 would need to check). h11's
+    ``InformationalResponse`` validates every header and its ``Connection.send`` runs its state
+    machine, which nothing reads after the handshake: 76,800 instructions per WebSocket
+    connection (1,235,559 -> 1,158,779)."""
+    return b"HTTP/1.1 101 \r\n" + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"

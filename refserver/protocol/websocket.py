@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import h11
@@ -107,7 +106,7 @@ _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING}
 _NOT_READING = frozenset({State.FAILING, State.CLOSED})
 
 
-class Receiving(Enum):
+class Receiving(FastEnum):
     """The app's side of ``receive()``."""
 
     CONNECT_DUE = "websocket.connect is still to be returned: it is always the first event"
@@ -419,11 +418,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if self.deflate is not None:
             headers.append((b"sec-websocket-extensions", self.deflate.response))
             deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
-        headers.extend(app_headers)
-        try:
-            data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
-        except h11.LocalProtocolError as exc:
-            return self._accept_failed(f"has headers h11 cannot send: {exc}")
+        if subprotocol is None and not app_headers:
+            data = speedups.switching_protocols(headers)
+        else:
+            headers.extend(app_headers)
+            try:
+                data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
+            except h11.LocalProtocolError as exc:
+                return self._accept_failed(f"has headers h11 cannot send: {exc}")
         self._write(data or b"")
         self._fx.status = 101
         trailing, _closed = self._http().trailing_data
