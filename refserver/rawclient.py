@@ -183,7 +183,10 @@ async def open_raw(port: int, extra: Sequence[tuple[str, str]] = ()) -> tuple[an
         while b"\r\n\r\n" not in data:
             data += await stream.receive()
     head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 "), head
+    if not head.startswith(b"HTTP/1.1 101 "):
+        await stream.aclose()
+        status_line = head.partition(b"\r\n")[0]
+        raise ConnectionError(f"the handshake was answered {status_line!r}, not 101")
     return stream, head, rest
 
 
@@ -494,7 +497,8 @@ class WSClient:
 
     async def reset(self) -> None:
         """Abort the connection with an RST."""
-        assert isinstance(self.stream, anyio.abc.SocketStream), "an RST needs a TCP socket"
+        if not isinstance(self.stream, anyio.abc.SocketStream):
+            raise TypeError("an RST needs a TCP socket")
         await reset(self.stream)
 
     async def aclose(self) -> None:

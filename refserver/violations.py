@@ -101,7 +101,8 @@ class Policy:
 
     def _served(self, error: ASGIProtocolError, message: Message, trace: ConnectionTrace | None) -> None:
         reading = error.safe_reading
-        assert reading is not None
+        if reading is None:  # pragma: no cover - serve() hands over only breaches with a reading
+            raise RuntimeError(f"{error} has no safe reading to serve")
         violation = Violation.of(error, served=True)
         rule = (error.message_type, reading.rule)
         if rule not in self._logged:
