@@ -20,6 +20,7 @@ from refserver import __version__
 from refserver.config import Config
 from refserver.errors import AppLoadError
 from refserver.logs import trace_log
+from refserver.violations import POLICIES
 
 _DEFAULTS = Config()
 
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="disable the access log")
     p.add_argument(
         "--app-violations",
-        type=_one_of("raise", "warn"),
+        type=_one_of(*POLICIES),
         metavar="raise|warn",
         default=d.app_violations,
         help=f"a message the app sends that breaks a spec rule: send() raises, or (warn) one with exactly one "

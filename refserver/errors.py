@@ -59,7 +59,8 @@ class ASGIProtocolError(RefserverError, RuntimeError):
     The text names the message type, what is wrong, the state the connection was in and
     the spec section, e.g. ``http.response.body sent before http.response.start (state:
     AWAITING_START; www spec 2.5, "Response Body - send event")``. A breach with a safe
-    reading (``safe_reading``) is raised only under ``--app-violations raise``; its text
+    reading (``safe_reading``) is raised only under ``--app-violations raise`` (or, under warn,
+    when serving its reading breaks the rule again); its text
     ends with a hint naming ``--app-violations warn`` and what it would do.
     """
 

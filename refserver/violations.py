@@ -6,9 +6,10 @@ one safe reading (:class:`~refserver.errors.SafeReading`, decided in :mod:`refse
 is served in that reading, and the breach is logged at WARNING once per rule for the server's
 app; a breach without one still raises (docs/decisions.md#app-violations).
 
-Either way every breach is traced (a ``violation`` record when served, an ``error`` record when
-raised) and handed to the server's violation sinks as a :class:`Violation`, which is how
-:mod:`refserver.testing` keeps them. The policy acts only where ``send()`` has already failed:
+Either way every breach in an HTTP or WebSocket ``send()`` is traced (a ``violation`` record
+when served, an ``error`` record when raised) and handed to the server's violation sinks as a
+:class:`Violation`, which is how :mod:`refserver.testing` keeps them (a lifespan breach fails
+the startup or shutdown instead). The policy acts only where ``send()`` has already failed:
 a valid message never reaches this module.
 """
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Effects
+from refserver.protocol.speedups import blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -122,8 +123,7 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    def _new_effects(self) -> Effects:
-        return Effects()
+    _new_effects = blank(Effects)
 
     def _go(self, new: State, why: str, section: str) -> None:
         self._enter(new, why, section)
@@ -182,7 +182,8 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
     def _ended_starting(self, raised: bool) -> None:
         """Enter UNSUPPORTED: the app ended before completing startup, so it does not support
         lifespan."""
-        # lifespan spec 2.0, "Scope": an app that raises here does not support lifespan.
+        # lifespan spec 2.0, "Scope": an app that raises here does not support lifespan; one that
+        # returns is taken alike (docs/decisions.md#lifespan-unsupported).
         cause = Cause.RAISED if raised else Cause.RETURNED
         self._fail(State.UNSUPPORTED, cause, f"{cause.value} before completing startup", _SCOPE)
 
@@ -243,10 +244,12 @@ _rows = _table.add
 _ENDED = (S.DONE, S.UNSUPPORTED, S.STARTUP_FAILED, S.SHUTDOWN_FAILED)  # the outcome is decided
 
 # -- the app's messages: each is expected in one state, and an error in every other
-_rows((S.STARTING,), I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP)
-_rows((S.STARTING,), I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP)
-_rows((S.SHUTTING_DOWN,), I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN)
-_rows((S.SHUTTING_DOWN,), I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN)
+_rows((S.STARTING,), I.STARTUP_COMPLETE, (S.STARTED,), M._startup_complete, sections.LIFESPAN_STARTUP_COMPLETE)
+_rows((S.STARTING,), I.STARTUP_FAILED, (S.STARTUP_FAILED,), M._startup_failed, sections.LIFESPAN_STARTUP_FAILED)
+_rows((S.SHUTTING_DOWN,), I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, sections.LIFESPAN_SHUTDOWN_COMPLETE)
+_rows(
+    (S.SHUTTING_DOWN,), I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN_FAILED
+)
 _rows((s for s in S if s is not S.STARTING), I.STARTUP_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)
 _rows((s for s in S if s is not S.STARTING), I.STARTUP_FAILED, (), M._unexpected, sections.CORE_ERRORS)
 _rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)

@@ -88,6 +88,12 @@ class TableMachine(Generic[S, I, E]):
         """The section a missing row is judged by (for the error's text)."""
         return ""
 
+    def section_for(self, given: I) -> str:
+        """Return the rule of the row that ``given`` finds in the state the machine is in (for
+        the trace line of a timer, recorded before the input is taken)."""
+        row = self.rows.get((self.state, given))
+        return row.section if row is not None else self._section_of(given)
+
     def _step(self, given: I, arg: Any) -> E:
         """Run the row of (state, ``given``) and return the effects it collected."""
         try:

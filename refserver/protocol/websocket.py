@@ -292,7 +292,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def timer_section(self, timer: Timer) -> str:
         """Return the rule behind ``timer`` in the state the machine is in (for the trace)."""
-        return TABLE[(self.state, _TIMER_INPUTS[timer])].section
+        return self.section_for(_TIMER_INPUTS[timer])
 
     # ------------------------------------------------------------------ dispatch
 

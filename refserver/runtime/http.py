@@ -28,7 +28,7 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, RequestHead, State, Upgrade
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.task_transport import StreamIO, TaskTransport
@@ -186,14 +186,15 @@ class HTTPConnection:
 
     def _timer_fired(self) -> None:
         self._deadline = math.inf
-        if self._body_timer:
-            if self.trace is not None:
-                self.trace.record("timer", self._state, "RFC 9110 §15.5.9", "request body timer")
-            self._apply(self.machine.body_timeout())
-            return
-        if self.trace is not None:
-            self.trace.record("timer", self._state, "RFC 9112 §9.3", "keep-alive timeout")
-        self._apply(self.machine.keep_alive_timeout())
+        machine = self.machine
+        given, name = (
+            (Input.BODY_TIMEOUT, "request body timer")
+            if self._body_timer
+            else (Input.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
+        )
+        if self.trace is not None:  # the rule of the row the timer is judged by
+            self.trace.record("timer", self._state, machine.section_for(given), name)
+        self._apply(machine.body_timeout() if self._body_timer else machine.keep_alive_timeout())
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -19,7 +19,7 @@ from refserver.errors import ASGIProtocolError, LifespanFailure
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
 from refserver.protocol.lifespan import Cause, LifespanMachine, State
-from refserver.runtime.context import ASGIApp
+from refserver.runtime.context import ASGIApp, record_error
 from refserver.runtime.wakeup import Wakeup
 from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
@@ -150,8 +150,7 @@ class Lifespan:
         try:
             fx = self.machine.app_send(message)
         except ASGIProtocolError as exc:
-            if self.trace is not None:
-                self.trace.record("error", self.machine.state.name, exc.section, str(exc), message=message)
+            record_error(self.trace, self.machine.state.name, exc, message, "")
             raise
         if self.trace is not None:
             section = sections.LIFESPAN_MESSAGES.get(str(message.get("type")), sections.LIFESPAN_SCOPE)

@@ -6,7 +6,7 @@ timers, pause or resume reading, half-close or close TCP) and where the trace re
 every state change.
 
 - The peer's bytes, its leaving and the timers arrive as calls from the transport
-  (:meth:`bytes_received`, :meth:`peer_left`, one timer at the earliest deadline); each
+  (:meth:`bytes_received`, :meth:`peer_left`, and each armed timer as its own transport timer); each
   is one input of the machine, applied at once.
 - The app runs in the connection's own task. Writes keep the order in which the machine
   produced the bytes; ``send()`` returns once its frame has room in the socket's send
