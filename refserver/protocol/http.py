@@ -36,19 +36,13 @@ cache of checked response heads (``heads``, :class:`~refserver.protocol.response
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
-Every input returns :class:`HTTPEffects`; the runtime applies them. The inputs
-(:class:`Input`) are the app's messages and its ``receive()`` calls, the app returning or
-raising, the peer's bytes, the peer going away, the keep-alive timer, the request body's
-timer, and server shutdown. ``TABLE`` has one row per (state, input) that can happen: the
-states it leads to, the action and the spec section; a pair without a row is an error
-naming the state, the input and the input's section.
-
-What the machine hands the runtime: a request head to run an app instance for
-(``HTTPEffects.request``), bytes to write (responses, rejections 400/408/414/431/505, ``100
-Continue``), keep-alive (the keep-alive timer, ``Tcp.CLOSE``), the request body's timer, and
-the WebSocket upgrade (``HTTPEffects.upgrade``, a :class:`~refserver.protocol.websocket.WebSocketMachine` over
-the same ``h11.Connection``, which still holds the bytes that followed the handshake).
-Every h11 error becomes a status or a quiet close here; none reaches the runtime.
+Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies.
+``TABLE`` has one row per (state, input) that can happen: the states it leads to, the action
+and the spec section; a pair without a row is an error naming the state, the input and the
+input's section. Every h11 error becomes a status or a quiet close here; none reaches the
+runtime. The WebSocket upgrade hands over a
+:class:`~refserver.protocol.websocket.WebSocketMachine` on the same ``h11.Connection``, which
+still holds the bytes that followed the handshake.
 """
 
 from __future__ import annotations
@@ -191,15 +185,8 @@ class Input(FastEnum):
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
-_APP_INPUTS = {
-    "http.response.start": Input.START,
-    "http.response.body": Input.BODY,
-    # the response extensions (refserver.protocol.http_extensions)
-    "http.response.early_hint": Input.EARLY_HINT,
-    "http.response.trailers": Input.TRAILERS,
-    "http.response.pathsend": Input.PATHSEND,
-    "http.response.zerocopysend": Input.ZEROCOPYSEND,
-}
+# The app's messages by type (the response extensions' in refserver.protocol.http_extensions).
+_APP_INPUTS = {given.value: given for given in Input if given.value.startswith("http.response.")}
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
@@ -208,6 +195,23 @@ _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 _RFC_1XX = "RFC 9110 §15.2"  # informational responses
 _RFC_TIMEOUT = "RFC 9110 §15.5.9"  # 408 Request Timeout
+# Why a message is refused where its row calls it misuse; any other came before
+# http.response.start (asgi extensions, "Path Send" and "Zero Copy Send": "sent at any time after
+# the *Response Start* message"; "Early Hints": likewise, "but before the final *Response Body*
+# message").
+_MISUSE = {
+    Input.START: "sent twice: the response has already started",
+    # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
+    # when the start set ``trailers`` to ``True``.
+    Input.TRAILERS: "sent before the last http.response.body of a start with trailers: True",
+    Input.OTHER_MESSAGE: "is not a message an http connection accepts",
+}
+# What did not arrive in time, when the keep-alive timer fires in a state.
+_TIMED_OUT = {
+    State.IDLE: "no request arrived",
+    State.READING_HEAD: "the request head did not complete in time",
+    State.UPGRADING: "the upgrade request's body did not arrive in time",
+}
 # The section an input is judged by when no row covers it.
 _INPUT_SECTIONS = {
     Input.START: sections.HTTP_RESPONSE_START,
@@ -244,6 +248,13 @@ class Settings:
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
 
 
+class HeldStart(NamedTuple):
+    """The response head of ``http.response.start``, held until the first body message."""
+
+    head: h11.Response  # built, and so checked, by h11
+    has_length: bool  # the app's headers include a content-length
+
+
 class RequestHead(NamedTuple):
     """A request the runtime runs an app instance for (www spec 2.5, "HTTP Connection Scope")."""
 
@@ -251,13 +262,6 @@ class RequestHead(NamedTuple):
     target: bytes  # the raw request target
     http_version: str  # as the scope has it ("1.0" or "1.1")
     headers: Headers
-
-
-class HeldStart(NamedTuple):
-    """The response head of ``http.response.start``, held until the first body message."""
-
-    head: h11.Response  # built, and so checked, by h11
-    has_length: bool  # the app's headers include a content-length
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,25 +471,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ request heads
 
-    def _bytes_head(self, data: bytes) -> None:
+    def _read_head(self, data: bytes) -> None:
         """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
-        refusal; part of one waits for the rest."""
+        refusal; part of one waits for the rest.
+
+        One row changes the state once: a body or an upgrade request's end that came in the
+        same bytes as its head, or a pipelined request behind a completed response, is the
+        row's of the state entered (``BYTES`` with nothing new, since h11 already holds them)."""
         if data:
             if not self._unparsed:
                 self._head_source = data  # the head begins with these bytes
             self.conn.receive_data(data)
-        self._read_head()
-
-    def _hand_on_the_rest(self) -> None:
-        """Hand the bytes h11 holds to the row of the state just entered.
-
-        One row changes the state once: a body or an upgrade request's end that came in the
-        same bytes as its head, or a pipelined request behind a completed response, is that
-        state's own row's to read (``BYTES`` with nothing new, since h11 already holds them)."""
-        self._run(Input.BYTES, b"")
-
-    def _read_head(self) -> None:
-        """Parse the next request head from what h11 holds."""
         conn = self.conn
         limit = self.settings.max_head_bytes
         buffered = len(self._unparsed)
@@ -530,7 +526,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._close("over the concurrency limit: 503 sent", _RFC_UNAVAILABLE)
             return
         headers = internals.h11_header_pairs(event.headers)
-        names = {name for name, _ in headers}
+        names = dict(headers).keys()
         defect = request_checks.accepted_head_defect(raw, head_bytes, headers, b"content-length" in names)
         if defect is not None:
             self._refuse(400, defect)
@@ -548,7 +544,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self.request = event
             self.upgrade_headers = headers
             self._enter(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
-            self._hand_on_the_rest()
+            self._run(Input.BYTES, b"")
             return
         self._fx.cancel_timer = True
         self._fx.keep_alive_s = None
@@ -570,7 +566,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # disarms it if the body is already here).
             self.body_timer_s = self._fx.body_timer_s = self.settings.body_grace_s
         self._enter(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
-        self._hand_on_the_rest()
+        self._run(Input.BYTES, b"")
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a request the server cannot serve, then close: a malformed request line or
@@ -609,22 +605,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         send it."""
         self._client_left(why)
         self.conn.receive_data(b"")
-        self._read_head()  # h11 decides between a quiet close and a 400
+        self._read_head(b"")  # h11 decides between a quiet close and a 400
         if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
             self._close("the peer left", _RFC_CLOSE)
 
-    def _idle_timeout(self, _: None) -> None:
-        """Close quietly: no request arrived in time."""
-        self._close("keep-alive timeout: no request arrived", _RFC_PERSISTENCE)
-
-    def _head_timeout(self, _: None) -> None:
-        """Close quietly: the request head did not complete in time."""
-        self._close("keep-alive timeout: the request head did not complete in time", _RFC_PERSISTENCE)
-
-    def _upgrade_body_timeout(self, _: None) -> None:
-        """Close quietly: the upgrade request's body did not arrive in time. No app saw the
-        request."""
-        self._close("keep-alive timeout: the upgrade request's body did not arrive in time", _RFC_UPGRADE)
+    def _keep_alive_timeout(self, _: None) -> None:
+        """Close quietly: no request, no whole head, or no whole upgrade request arrived in time."""
+        self._close(f"keep-alive timeout: {_TIMED_OUT[self.state]}", self._row.section)
 
     def _shutdown_idle(self, _: None) -> None:
         """Close at once: no request is in flight."""
@@ -633,18 +620,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ the upgrade
 
-    def _bytes_upgrade(self, data: bytes) -> None:
-        """Read the upgrade request's body. At its end, check the handshake and hand the
-        connection to the WebSocket machine."""
+    def _read_upgrade(self, data: bytes) -> None:
+        """Read the upgrade request's (normally empty) body to its end, check the handshake,
+        then hand the connection to the WebSocket machine (RFC 6455 §4.2). A request with
+        both Content-Length and Transfer-Encoding is checked at once: its body's framing is
+        ambiguous, so it is not read, and the handshake is refused (RFC 9112 §6.1;
+        docs/decisions.md#strict-request-framing)."""
         if data:
             self.conn.receive_data(data)
-        self._read_upgrade_body()
-
-    def _read_upgrade_body(self) -> None:
-        """Read the upgrade request's (normally empty) body to its end, check the handshake,
-        then hand the connection over (RFC 6455 §4.2). A request with both Content-Length
-        and Transfer-Encoding is checked at once: its body's framing is ambiguous, so it is not
-        read, and the handshake is refused (RFC 9112 §6.1; docs/decisions.md#strict-request-framing)."""
         conn = self.conn
         headers = self.upgrade_headers
         ambiguous = self.chunked and any(name == b"content-length" for name, _ in headers)
@@ -697,16 +680,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     # ------------------------------------------------------------------ the request body
 
-    def _bytes_body(self, data: bytes) -> None:
-        """Read the request body. A malformed body is answered 400 if nothing of the
-        response is on the wire yet, and the client counts as gone."""
+    def _read_body(self, data: bytes) -> None:
+        """Read the request body, and hand it to the app one chunk at a time ("Request -
+        receive event"): all that h11 holds, joined, once the app has taken the last chunk.
+        A malformed body is answered 400 if nothing of the response is on the wire yet, and
+        the client counts as gone."""
         if data:
             self.conn.receive_data(data)
-        self._read_body()
-
-    def _read_body(self) -> None:
-        """Hand the body to the app one chunk at a time ("Request - receive event"): all
-        that h11 holds, joined, once the app has taken the last chunk."""
         if self.body not in _BODY_ARRIVING or self.persistence is Persistence.CLIENT_GONE:
             return
         chunks: list[bytes] = []
@@ -722,11 +702,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                     self._answer(self.status, f"malformed request body: {exc}\n".encode())
                 self._lose_client(f"malformed request body: {exc}")
                 return
-            if isinstance(event, h11.Data):
+            if type(event) is h11.Data:
                 chunks.append(bytes(event.data))
                 self.body_received_bytes += len(event.data)
                 continue
-            if isinstance(event, h11.EndOfMessage):
+            if type(event) is h11.EndOfMessage:
                 self.body, self.chunk = Body.LAST_CHUNK_WAITS, b"".join(chunks)
                 self._fx.wake_app = True
                 if self.body_timer_s:  # the whole body is here: its timer stops
@@ -803,10 +783,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if self.state in RESPONSE_PENDING:
             self._enter(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
 
-    def _gone_after_response(self, why: str) -> None:
-        """Remember that the client has left. The connection carries no further request."""
-        self._lose_client(why)
-
     def _buffer(self, data: bytes) -> None:
         """Keep the bytes in h11's buffer: they belong to the next request (pipelining)."""
         self.conn.receive_data(data)
@@ -834,7 +810,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             fx.event = {"type": "http.request", "body": self.chunk, "more_body": more}
             self.body, self.chunk = (Body.ARRIVING if more else Body.RECEIVED), b""
             if more:
-                self._read_body()  # the next chunk, if h11 holds one
+                self._read_body(b"")  # the next chunk, if h11 holds one
             return
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
@@ -894,54 +870,31 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _first_body(self, message: Message) -> None:
         """Write the held status line and headers with the first body chunk. A body sent in
         one message gets a Content-Length, and completes the response."""
-        messages.validate_http_response_body(message)
-        body = bytes(message.get("body", b""))
-        more = message.get("more_body", False)
-        start = self.start
-        if start is None:  # pragma: no cover - START_HELD implies a held head
-            raise RuntimeError("START_HELD without a head")
-        head = start.head
-        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
-            # The whole body is known: frame it with Content-Length (for HEAD too, where
-            # it tells what a GET would have carried; RFC 9110 §9.3.2).
-            head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
-        data = self._h11_send(head, "http.response.start")
-        self.start = None
+        body, more = messages.response_body(message)
+        data = self._send_held(len(body), more)
         try:
             out = data + self._body_bytes(body, more)
         except ASGIProtocolError as exc:
             # h11 took the head but refuses the body (it contradicts the app's own
             # Content-Length): nothing is written, so a response that lies about its length
             # never reaches the wire; the app's send() raises once this is applied.
-            self._enter(
-                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
-            )
+            self._head_sent()
             self._fx.error = exc.with_state(self.state.name)
             return
         self._fx.add_write(out)  # never empty: it holds the head
-        if more:
-            self._enter(
-                State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
-            )
-        elif self.trailers is not None:
-            self._owe_trailers()
-        else:
-            self._enter(
-                State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
-            )
-            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
+        if more or self.trailers is not None:
+            self._body_sent(more, held=True)
+            return
+        self._enter(
+            State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
+        )
+        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _next_body(self, message: Message) -> None:
         """Write the body chunk. The last one completes the response."""
-        messages.validate_http_response_body(message)
-        more = message.get("more_body", False)
-        self._write(self._body_bytes(bytes(message.get("body", b"")), more))
-        if more:
-            return
-        if self.trailers is not None:
-            self._owe_trailers()
-        else:
-            self._complete()
+        body, more = messages.response_body(message)
+        self._write(self._body_bytes(body, more))
+        self._body_sent(more, held=False)
 
     def _body_bytes(self, body: bytes, more: bool) -> bytes:
         """Give the wire bytes of a body message."""
@@ -954,9 +907,38 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
         return out
 
-    def _complete(self) -> None:
-        self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
-        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
+    def _send_held(self, length: int, more: bool) -> bytes:
+        """Give the held status line and headers; a body sent whole has ``length`` bytes."""
+        start = self.start
+        if start is None:  # pragma: no cover - START_HELD implies a held head
+            raise RuntimeError("START_HELD without a head")
+        head = start.head
+        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+            # The whole body is known: frame it with Content-Length (for HEAD too, where
+            # it tells what a GET would have carried; RFC 9110 §9.3.2).
+            head = internals.h11_response_with_header(head, b"content-length", str(length).encode())
+        data = self._h11_send(head, "http.response.start")
+        self.start = None
+        return data
+
+    def _head_sent(self) -> None:
+        self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+
+    def _body_sent(self, more: bool, held: bool) -> None:
+        """Move on after a body message (``held``: the first, which wrote the head): more is
+        to come, the trailers are owed, or the response is complete."""
+        if more:
+            if held:
+                self._head_sent()
+        elif self.trailers is not None:
+            # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
+            # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
+            self._enter(
+                State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
+            )
+        else:
+            self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
+            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
     def _h11_send(self, event: h11.Event, kind: str) -> bytes:
         try:
@@ -986,15 +968,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             file.close()  # nothing of it is sent (HEAD, 204, 304, or no bytes)
 
     def _file_body(self, kind: str, file: http_extensions.FileBody, more: bool) -> None:
-        out = b""
-        start = self.start
-        held = start is not None
-        if start is not None:  # START_HELD: the held head goes first
-            head = start.head
-            if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
-                head = internals.h11_response_with_header(head, b"content-length", str(file.count).encode())
-            out = self._h11_send(head, "http.response.start")
-            self.start = None
+        held = self.start is not None
+        out = self._send_held(file.count, more) if held else b""  # START_HELD: the held head goes first
         after = b""
         if file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
             try:
@@ -1005,11 +980,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 self._end_after(Persistence.CLOSE)
                 self._write(out)
                 if held:
-                    self._enter(
-                        State.SENDING_BODY,
-                        f"HTTP {self.status} status line and headers sent",
-                        sections.HTTP_RESPONSE_BODY,
-                    )
+                    self._head_sent()
                 self._fx.error = ASGIProtocolError(
                     kind, f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
                 ).with_state(self.state.name)
@@ -1025,16 +996,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             else:
                 out += end
         self._write(out)
-        if more:
-            if held:
-                self._enter(
-                    State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY
-                )
-            return
-        if self.trailers is not None:
-            self._owe_trailers()
-        else:
-            self._complete()
+        self._body_sent(more, held)
 
     def _pathsend_mixed(self, message: Message) -> None:
         """Raise ASGIProtocolError: Path Send is the whole body, not a part of one."""
@@ -1043,14 +1005,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             "http.response.pathsend",
             "cannot be mixed with http.response.body: the body has begun",
             sections.HTTP_PATHSEND,
-        )
-
-    def _owe_trailers(self) -> None:
-        """Wait for the trailers: the body is complete, the response is not."""
-        # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
-        # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
-        self._enter(
-            State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
         )
 
     def _take_trailers(self, message: Message) -> None:
@@ -1119,7 +1073,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError: the message is not allowed in this state."""
-        raise _misuse(messages.message_type(message))
+        problem = _MISUSE.get(self._row.input, "sent before http.response.start")
+        raise ASGIProtocolError(messages.message_type(message), problem, self._row.section)
 
     # ------------------------------------------------------------------ the app ends
 
@@ -1146,14 +1101,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._fx.ended_status = self.status
             self._close("cancelled at the shutdown timeout mid-body; the response is cut", _RFC_UNAVAILABLE)
             return
-        self.status = 503
-        self._fx.ended_status = 503
-        self._answer(
-            503,
-            b"Service Unavailable: the server is shutting down\n",
-            date=self.date,
-            head_only=self.method == b"HEAD",
-        )
+        self.status = self._fx.ended_status = 503
+        body = b"Service Unavailable: the server is shutting down\n"
+        self._answer(503, body, date=self.date, head_only=self.method == b"HEAD")
         self._close("cancelled at the shutdown timeout before a response; 503 sent", _RFC_UNAVAILABLE)
 
     def _cancelled_after(self, _: None) -> None:
@@ -1180,32 +1130,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.cancel_timer = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:
-            self._hand_on_the_rest()  # a pipelined request is waiting already
+            self._run(Input.BYTES, b"")  # a pipelined request is waiting already
 
     def _nothing(self, _: Any) -> None:
         """Do nothing."""
-
-
-def _misuse(kind: str) -> ASGIProtocolError:
-    if kind == "http.response.body":
-        return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_RESPONSE_BODY)
-    if kind == "http.response.start":
-        return ASGIProtocolError(kind, "sent twice: the response has already started", sections.HTTP_RESPONSE_START)
-    if kind == "http.response.trailers":
-        # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
-        # when the start set ``trailers`` to ``True``.
-        return ASGIProtocolError(
-            kind, "sent before the last http.response.body of a start with trailers: True", sections.HTTP_TRAILERS
-        )
-    if kind in ("http.response.pathsend", "http.response.zerocopysend"):
-        section = sections.HTTP_PATHSEND if kind == "http.response.pathsend" else sections.HTTP_ZEROCOPYSEND
-        # asgi extensions: "sent at any time after the *Response Start* message".
-        return ASGIProtocolError(kind, "sent before http.response.start", section)
-    if kind == "http.response.early_hint":
-        # asgi extensions, "Early Hints": "sent at any time (and multiple times) after the *Response
-        # Start* message but before the final *Response Body* message".
-        return ASGIProtocolError(kind, "sent before http.response.start", sections.HTTP_EARLY_HINTS)
-    return ASGIProtocolError(kind, "is not a message an http connection accepts", sections.CORE_ERRORS)
 
 
 # ---------------------------------------------------------------------- the table
@@ -1273,22 +1201,21 @@ for _input in (I.APP_RETURNED, I.APP_RAISED):
     # The next request may be here already (pipelined): it is read at once.
     _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED), M._ended_complete, _RFC_PERSISTENCE)
 # -- the peer's bytes
-_rows((S.IDLE,), I.BYTES, (S.READING_HEAD, *_AFTER_HEAD), M._bytes_head, _RFC_MESSAGE)
-_rows((S.READING_HEAD,), I.BYTES, _AFTER_HEAD, M._bytes_head, _RFC_MESSAGE)
-_rows((S.UPGRADING,), I.BYTES, (S.UPGRADED, S.CLOSED), M._bytes_upgrade, _RFC_UPGRADE)
-_rows(_PENDING, I.BYTES, (S.CLIENT_GONE,), M._bytes_body, "RFC 9112 §6")
+_rows((S.IDLE,), I.BYTES, (S.READING_HEAD, *_AFTER_HEAD), M._read_head, _RFC_MESSAGE)
+_rows((S.READING_HEAD,), I.BYTES, _AFTER_HEAD, M._read_head, _RFC_MESSAGE)
+_rows((S.UPGRADING,), I.BYTES, (S.UPGRADED, S.CLOSED), M._read_upgrade, _RFC_UPGRADE)
+_rows(_PENDING, I.BYTES, (S.CLIENT_GONE,), M._read_body, "RFC 9112 §6")
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BYTES, (), M._buffer, "RFC 9112 §9.3.2")
 _rows((S.CLOSED,), I.BYTES, (), M._nothing, _RFC_CLOSE)
 # -- the peer goes away
 _rows((S.IDLE, S.READING_HEAD), I.PEER_GONE, (S.CLOSED,), M._eof_head, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.PEER_GONE, (S.CLOSED,), M._gone_upgrading, _RFC_CLOSE)
 _rows(_PENDING, I.PEER_GONE, (S.CLIENT_GONE,), M._lose_client, sections.HTTP_DISCONNECT)
-_rows((S.COMPLETE, S.CLIENT_GONE), I.PEER_GONE, (), M._gone_after_response, sections.HTTP_DISCONNECT)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.PEER_GONE, (), M._lose_client, sections.HTTP_DISCONNECT)
 _rows((S.UPGRADED, S.CLOSED), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 # -- the keep-alive timer (armed only while no app runs)
-_rows((S.IDLE,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._idle_timeout, _RFC_PERSISTENCE)
-_rows((S.READING_HEAD,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._head_timeout, _RFC_PERSISTENCE)
-_rows((S.UPGRADING,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._upgrade_body_timeout, _RFC_UPGRADE)
+_rows((S.IDLE, S.READING_HEAD), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._keep_alive_timeout, _RFC_PERSISTENCE)
+_rows((S.UPGRADING,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._keep_alive_timeout, _RFC_UPGRADE)
 # -- the request body's timer (armed only while an app runs and its request body arrives)
 _rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)

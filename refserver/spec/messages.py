@@ -20,7 +20,7 @@ from refserver.errors import ASGIProtocolError, SafeReading
 from refserver.spec import sections
 
 Message = Mapping[str, Any]
-Validator = Callable[[Message], None]
+Validator = Callable[[Message], object]
 
 
 def _fail(message: Message, problem: str, section: str) -> NoReturn:
@@ -31,12 +31,6 @@ def _optional_bool(message: Message, key: str, section: str) -> None:
     value = message.get(key, False)
     if not isinstance(value, bool):
         _fail(message, f"has {key}={value!r}; it must be a bool", section)
-
-
-def _optional_bytes(message: Message, key: str, section: str) -> None:
-    value = message.get(key, b"")
-    if not isinstance(value, (bytes, bytearray)):
-        _fail(message, f"has {key} of type {type(value).__name__}; it must be bytes", section)
 
 
 def check_headers(message: Message, section: str, key: str = "headers") -> None:
@@ -104,10 +98,16 @@ def validate_http_response_start(message: Message) -> None:
     _optional_bool(message, "trailers", section)
 
 
-def validate_http_response_body(message: Message) -> None:
-    """www spec 2.5, "Response Body - send event": body, more_body."""
-    _optional_bytes(message, "body", sections.HTTP_RESPONSE_BODY)
-    _optional_bool(message, "more_body", sections.HTTP_RESPONSE_BODY)
+def response_body(message: Message, section: str = sections.HTTP_RESPONSE_BODY) -> tuple[bytes, bool]:
+    """www spec 2.5, "Response Body - send event": check body and more_body, and return
+    them (the body as bytes)."""
+    body = message.get("body", b"")
+    if not isinstance(body, (bytes, bytearray)):
+        _fail(message, f"has body of type {type(body).__name__}; it must be bytes", section)
+    more = message.get("more_body", False)
+    if not isinstance(more, bool):
+        _fail(message, f"has more_body={more!r}; it must be a bool", section)
+    return bytes(body), more
 
 
 def validate_http_response_early_hint(message: Message) -> None:
@@ -186,9 +186,7 @@ def validate_websocket_http_response_start(message: Message) -> None:
 
 def validate_websocket_http_response_body(message: Message) -> None:
     """asgi extensions, "Websocket Denial Response": same keys as http.response.body."""
-    section = sections.WS_DENIAL
-    _optional_bytes(message, "body", section)
-    _optional_bool(message, "more_body", section)
+    response_body(message, sections.WS_DENIAL)
 
 
 def validate_lifespan_complete(message: Message) -> None:
@@ -209,7 +207,7 @@ def validate_lifespan_failed(message: Message) -> None:
 
 VALIDATORS: dict[str, Validator] = {
     "http.response.start": validate_http_response_start,
-    "http.response.body": validate_http_response_body,
+    "http.response.body": response_body,
     "http.response.early_hint": validate_http_response_early_hint,
     "http.response.trailers": validate_http_response_trailers,
     "websocket.accept": validate_websocket_accept,
