@@ -45,6 +45,8 @@ class Walk:
             assert machine.state is before, (before, given, machine.state)
             fx = None
         after = machine.state
+        # The machine reads as it asks to, also after an input it does not ask (``_reading_kept``).
+        assert machine._wants_read() in (None, machine._reading), (before, given, after)
         self.steps += 1
         if after is not before:
             self.seen.add((before, given, after))

@@ -69,7 +69,8 @@ class TableMachine(Generic[S, I, E]):
     is checked against that row.
 
     A machine sets ``rows`` (its table) once the table is built, and gives
-    :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`."""
+    :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`, asked after
+    every input but those in ``_reading_kept``."""
 
     name: ClassVar[str]
     rows: ClassVar[Mapping[tuple[Any, Any], Row[Any, Any]]]
@@ -81,6 +82,8 @@ class TableMachine(Generic[S, I, E]):
     # traces makes no record of them, which saves 16k of 561k instructions per HTTP
     # keep-alive request (the record and the runtime's pass over it).
     traced: bool = True
+    # The inputs after which the machine reads as before: they change nothing :meth:`_wants_read` reads.
+    _reading_kept: ClassVar[frozenset[Any]] = frozenset()
 
     _new_effects: Callable[[], E]  # makes the next input's effects
 
@@ -109,9 +112,10 @@ class TableMachine(Generic[S, I, E]):
         except BaseException:
             self._fx = self._new_effects()  # an error leaves no half-applied effects behind
             raise
-        reading = self._wants_read()
-        if reading is not None and reading is not self._reading:
-            self._reading = fx.reading = reading
+        if given not in self._reading_kept:
+            reading = self._wants_read()
+            if reading is not None and reading is not self._reading:
+                self._reading = fx.reading = reading
         self._fx = self._new_effects()
         return fx
 
