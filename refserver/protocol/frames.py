@@ -149,17 +149,12 @@ class FrameCodec:
     def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
-        if opcode == CONTINUATION:
-            if self._compressed:
-                return
-            size = self._size + length
-        elif opcode in (TEXT, BINARY):
+        if opcode != CONTINUATION:  # a message's first frame (never a control frame: see the callers)
             self._compressed = compressed
-            if compressed:
-                return
-            size = length
-        else:
-            return  # a control frame: at most 125 bytes, checked by wsproto
+            self._size = 0
+        if self._compressed:
+            return
+        size = self._size + length
         self._size = size
         if size > self._max_size:
             raise ParseFailed(f"message exceeds {self._max_size} bytes", CloseReason.MESSAGE_TOO_BIG)

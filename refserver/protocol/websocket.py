@@ -8,14 +8,11 @@ Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects
 runtime applies. ``TABLE`` has one row per (state, input): exactly the states it can lead to,
 the action and the spec section (``docs/state-machines.md`` is generated from it).
 
-The disconnect rules (docs/decisions.md#disconnect-repeats, #lost-connection-1006,
-#messages-before-disconnect, #own-close-then-echo):
-
-- exactly one ``websocket.disconnect`` is decided per connection, and every ``receive()``
-  after it returns the same event again (a fresh dict each time);
-- it comes after every message that fully arrived before the end;
-- its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
-  frame, or the code refserver sent when it failed the connection or shut down.
+Exactly one ``websocket.disconnect`` is decided per connection; it comes after every message
+that fully arrived before the end, and every later ``receive()`` returns it again. Its code is
+the peer's (1005 for an empty close frame), 1006 for a loss without a close frame, or the code
+refserver sent when it failed the connection or shut down (docs/decisions.md#disconnect-repeats,
+#lost-connection-1006, #messages-before-disconnect, #own-close-then-echo).
 
 The machine is its ``state`` (:class:`State`) plus these data fields, and nothing else:
 
@@ -292,19 +289,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
-        fx = self._fx
         old = self._enter(new, why, section)
+        fx = self._fx
+        fx.wake_app = True
         if new is State.CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
-            fx.wake_app = True
             return
         if new in _CLOSING_STATES and old not in _CLOSING_STATES:
             self._cancel(Timer.HOLD, Timer.PING, Timer.PONG)
             fx.arm_timer(Timer.CLOSE, self.timeouts.close_s)
         if new is State.DRAINING:
             fx.tcp = Tcp.SEND_EOF
-        fx.wake_app = True
 
     def _cancel(self, *timers: Timer) -> None:
         fx = self._fx
@@ -349,24 +345,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             fx.event = dict(self._disconnect)
             self._disconnect_repeats += 1
             if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
-                fx.add_note(
-                    Note(
-                        "warning",
-                        f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after "
-                        "websocket.disconnect; the connection is over, so the app should return "
-                        "when it receives websocket.disconnect",
-                        sections.WS_DISCONNECT,
-                    )
+                text = (
+                    f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after websocket.disconnect; "
+                    "the connection is over, so the app should return when it receives websocket.disconnect"
                 )
+                fx.add_note(Note("warning", text, sections.WS_DISCONNECT))
 
     def _receive_failing(self, _: None) -> None:
         """Return the connect event or the next queued message; once none is left, fail the connection now.
 
         The disconnect that the failure decides is returned at once."""
         if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
-            # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md#failing-the-connection).
-            self._fail_now()
+            self._fail_now()  # the app has every message that arrived before the bad bytes
         self._receive(None)
 
     # ------------------------------------------------------------------ CONNECTING
@@ -491,15 +481,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 State.DENIAL_BODY.name
             )
 
-    def _answer_500(self) -> None:
+    def _answer_500(self, _: Any = None) -> None:
+        """Answer the handshake with HTTP 500."""
         self._fx.status = 500
         self._write(complete_response(self._http(), 500, b"Internal Server Error"))
         self._decide(1006, "", "the handshake was answered with HTTP 500")
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
-
-    def _app_ended_before_accept(self, _: None) -> None:
-        """Answer the handshake with HTTP 500."""
-        self._answer_500()
 
     def _app_ended_in_denial(self, _: None) -> None:
         """Close TCP: the denial response cannot be completed."""
@@ -556,14 +543,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         code = 1000 if code is None else code
         reason, cut = truncate_reason(message.get("reason") or "")
         if cut:
-            self._fx.add_note(
-                Note(
-                    "warning",
-                    f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
-                    "it was cut to fit the close frame (RFC 6455 §5.5)",
-                    sections.WS_CLOSE,
-                )
+            text = (
+                f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
+                "it was cut to fit the close frame (RFC 6455 §5.5)"
             )
+            self._fx.add_note(Note("warning", text, sections.WS_CLOSE))
         return code, reason
 
     def _app_returned_open(self, _: None) -> None:
@@ -597,21 +581,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _message(self, data: str | bytes) -> None:
         """Hand the message to a waiting receive(), or queue it (reading pauses past the read-ahead budget)."""
-        # The codec reassembles fragments and decodes UTF-8 as it arrives, so a character
-        # split across frames arrives whole and bad UTF-8 fails the connection at once.
         fx = self._fx
-        message: dict[str, Any]
-        if isinstance(data, str):
-            message = {"type": "websocket.receive", "text": data}
-        else:
-            message = {"type": "websocket.receive", "bytes": data}
+        message = {"type": "websocket.receive", ("text" if isinstance(data, str) else "bytes"): data}
         if self.receiving is Receiving.WAITING:
             # Nothing is queued before it and the app asked: this input answers that receive().
             self.receiving = Receiving.HOLDING
             fx.event = message
         else:
             self.inbox.append(message)
-            self._inbox_bytes += len(data) if not isinstance(data, str) else _utf8_size(data)
+            self._inbox_bytes += _size(message)
         fx.wake_app = True
 
     def _drop_message(self, data: str | bytes) -> None:
@@ -747,12 +725,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
 
 def _size(event: Mapping[str, Any]) -> int:
-    data = event.get("bytes")
-    return len(data) if data is not None else _utf8_size(event.get("text") or "")
-
-
-def _utf8_size(text: str) -> int:
-    """The UTF-8 size of ``text``, without encoding it when it is ASCII (the common case)."""
+    """The payload's size in bytes (text is not encoded when it is ASCII, the common case)."""
+    text = event.get("text")
+    if text is None:
+        return len(event["bytes"])
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
@@ -828,7 +804,7 @@ _rows(tuple(s for s in State if s is not S.FAILING), I.RECEIVE, (), M._receive, 
 _rows((S.FAILING,), I.RECEIVE, (S.DRAINING,), M._receive_failing, _RFC_FAIL)
 # -- the app ends (docs/decisions.md#app-end-close-codes)
 for _input in (I.APP_RETURNED, I.APP_RAISED):
-    _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._app_ended_before_accept, sections.WS_ACCEPT)
+    _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._answer_500, sections.WS_ACCEPT)
     _rows((S.DENIAL_BODY,), _input, (S.CLOSED,), M._app_ended_in_denial, sections.WS_DENIAL)
     _rows((S.FAILING,), _input, (S.DRAINING,), M._fail_now, _RFC_FAIL)
     _rows(_ENDED, _input, (), M._nothing, sections.WS_CLOSE)

@@ -1,16 +1,9 @@
 """Drives one WebSocketMachine over a Transport (``runtime/transport.py``).
 
-The machine decides everything; this module awaits. :meth:`WebSocketConnection._apply`
-is the one place where effects take hold (write bytes, wake the app, arm and cancel
-timers, pause or resume reading, half-close or close TCP) and where the trace records
-every state change.
-
-- The peer's bytes, its leaving and the timers arrive as calls from the transport
-  (:meth:`bytes_received`, :meth:`peer_left`, and each armed timer as its own transport timer); each
-  is one input of the machine, applied at once.
-- The app runs in the connection's own task. Writes keep the order in which the machine
-  produced the bytes; ``send()`` returns once its frame has room in the socket's send
-  buffer (backpressure).
+The machine decides everything; this module awaits (docs/how-it-works.md, "The runtime loop").
+:meth:`WebSocketConnection._apply` is the one place where effects take hold and where the
+trace records every state change. The app runs in the connection's own task. Writes keep the
+machine's order; ``send()`` returns once its frame has room in the socket's send buffer.
 """
 
 from __future__ import annotations
