@@ -33,9 +33,6 @@ class PerMessageDeflate(Extension):
         self._frame_compressed = False  # the frame arriving is (part of) a compressed message
         self._inflated = 0
 
-    def enabled(self) -> bool:
-        return True
-
     def offer(self) -> bool:  # server side only: negotiation is in protocol.handshake
         return False
 
@@ -76,9 +73,7 @@ class PerMessageDeflate(Extension):
         proto: FrameDecoder | FrameProtocol,
         data: bytes,
     ) -> bytes | CloseReason:
-        if not self._frame_compressed:
-            return data
-        return self._inflate(data)
+        return self._inflate(data) if self._frame_compressed else data
 
     def frame_inbound_complete(
         self,

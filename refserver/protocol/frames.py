@@ -12,22 +12,17 @@ the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
 
 Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
 
-The client's frames are parsed by wsproto's frame layer (its ``FrameDecoder`` and
-``MessageDecoder``: header, opcode, RSV bits, mask, shortest length, control frames,
-fragments in order, UTF-8 as it arrives), driven directly rather than through wsproto's
-``Connection``, which adds an event object, a generator and extension hooks per frame
-(docs/implementation.md#frames-through-wsproto). refserver adds what wsproto leaves to its user: the size limit,
-checked at each data frame's header (an uncompressed message) or while inflating (a
-compressed one), and the close frame's code rules (docs/decisions.md#malformed-offers). The server's
-own frames are unmasked and unfragmented: their header is built here.
+The client's frames are parsed by wsproto's ``FrameDecoder`` and ``MessageDecoder``, driven
+directly (docs/implementation.md#frames-through-wsproto); refserver adds the size limit and
+the close code rules. The server's own frames are unmasked and whole: their header is built here.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from wsproto.frame_protocol import CloseReason, Header, Opcode, ParseFailed
 from wsproto.frame_protocol import Frame as WireFrame
-from wsproto.frame_protocol import Header, Opcode, ParseFailed
 
 from refserver.protocol import internals
 from refserver.protocol.extensions import PerMessageDeflate
@@ -43,15 +38,6 @@ PONG = 0xA
 FAIL = -1  # not an opcode: the bytes broke the protocol
 
 Frame = tuple[int, Any]
-
-
-class FrameError(Exception):
-    """The peer broke the protocol: fail the connection with ``code``."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 def frame_head(opcode: int, length: int, rsv1: bool = False) -> bytes:
@@ -73,20 +59,22 @@ def close_payload(code: int, reason: str) -> bytes:
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
-    """A close frame's code and reason (RFC 6455 §5.5.1, §7.4); FrameError if malformed."""
+    """A close frame's code and reason (RFC 6455 §5.5.1, §7.4); ParseFailed if malformed."""
     if not payload:
         return 1005, ""  # RFC 6455 §7.1.5: no status code
     if len(payload) == 1:
-        raise FrameError(1002, "close frame with a 1-byte payload")
+        raise ParseFailed("close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
     # RFC 6455 §7.4.1/§7.4.2 and the IANA registry (1012-1014): 1004 is reserved,
     # 1005/1006/1015 are local-only, 1016-2999 are reserved for future RFCs.
     if not close_code_may_be_sent(code):
-        raise FrameError(1002, f"close frame with code {code}, which may not be sent")
+        raise ParseFailed(f"close frame with code {code}, which may not be sent")
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise FrameError(1007, "close frame with a reason that is not UTF-8") from None
+        raise ParseFailed(
+            "close frame with a reason that is not UTF-8", CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        ) from None
     return code, reason
 
 
@@ -144,8 +132,6 @@ class FrameCodec:
                     self._data(frame, out)
         except ParseFailed as exc:
             self._fail(out, int(exc.code), str(exc))
-        except FrameError as exc:
-            self._fail(out, exc.code, exc.text)
         return out
 
     def _fail(self, out: list[Frame], code: int, text: str) -> None:
@@ -163,20 +149,15 @@ class FrameCodec:
     def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
-        if opcode == CONTINUATION:
-            if self._compressed:
-                return
-            size = self._size + length
-        elif opcode in (TEXT, BINARY):
+        if opcode != CONTINUATION:  # a message's first frame (never a control frame: see the callers)
             self._compressed = compressed
-            if compressed:
-                return
-            size = length
-        else:
-            return  # a control frame: at most 125 bytes, checked by wsproto
+            self._size = 0
+        if self._compressed:
+            return
+        size = self._size + length
         self._size = size
         if size > self._max_size:
-            raise FrameError(1009, f"message exceeds {self._max_size} bytes")
+            raise ParseFailed(f"message exceeds {self._max_size} bytes", CloseReason.MESSAGE_TOO_BIG)
 
     def _data(self, frame: WireFrame, out: list[Frame]) -> None:
         """A data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,

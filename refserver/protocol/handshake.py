@@ -126,23 +126,16 @@ def _parse_extension_list(
             if not item.strip():
                 continue
             name, *raw_params = (p.strip() for p in item.split(";"))
-            if not name or not _is_token(name):
+            if not _is_token(name):
                 return None
             params: list[tuple[str, str | None]] = []
             for raw in raw_params:
-                key, eq, val = raw.partition("=")
-                key = key.strip()
-                if not _is_token(key):
+                key, eq, val = (part.strip() for part in raw.partition("="))
+                if eq and len(val) >= 2 and val[0] == val[-1] == '"':
+                    val = val[1:-1]
+                if not _is_token(key) or (eq and not _is_token(val)):
                     return None
-                if eq:
-                    val = val.strip()
-                    if len(val) >= 2 and val[0] == val[-1] == '"':
-                        val = val[1:-1]
-                    if not _is_token(val):
-                        return None
-                    params.append((key, val))
-                else:
-                    params.append((key, None))
+                params.append((key, val if eq else None))
             offers.append((name.lower(), params))
     return offers
 
@@ -158,50 +151,37 @@ def _window_bits(value: str | None) -> int | None:
     return bits if 8 <= bits <= 15 else None
 
 
+# What each permessage-deflate parameter may be (RFC 7692 §7.1), for an offer we can honour.
+_PARAMETERS = {
+    "server_no_context_takeover": lambda value: value is None,
+    "client_no_context_takeover": lambda value: value is None,
+    # zlib cannot build an 8-bit raw-deflate compressor.
+    "server_max_window_bits": lambda value: (_window_bits(value) or 0) >= 9,
+    # No value: the client merely supports it. A value limits the client's window, which we
+    # inflate with the largest window whatever it is (and never echo: we do not limit it).
+    "client_max_window_bits": lambda value: value is None or _window_bits(value) is not None,
+}
+
+
 def negotiate_deflate(headers: Headers) -> DeflateParams | None:
     """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1).
 
-    An offer with an unknown, duplicated or out-of-range parameter is declined, as is
-    ``server_max_window_bits=8``: zlib cannot build an 8-bit raw-deflate compressor.
-    Declining is not a failure: the connection simply goes uncompressed.
+    An offer with an unknown, duplicated or out-of-range parameter is declined: the
+    connection simply goes uncompressed.
     """
-    offers = _parse_extension_list(headers)
-    for name, params in offers or ():
-        if name != "permessage-deflate":
+    for name, params in _parse_extension_list(headers) or ():
+        values = dict(params)
+        if name != "permessage-deflate" or len(values) != len(params):
             continue
-        seen: set[str] = set()
-        server_nct = client_nct = False
-        server_bits: int | None = None
-        ok = True
-        for key, value in params:
-            if key in seen:
-                ok = False
-                break
-            seen.add(key)
-            if key == "server_no_context_takeover" and value is None:
-                server_nct = True
-            elif key == "client_no_context_takeover" and value is None:
-                client_nct = True
-            elif key == "server_max_window_bits":
-                server_bits = _window_bits(value)
-                ok = server_bits is not None and server_bits >= 9
-            elif key == "client_max_window_bits":
-                # No value: the client merely supports the parameter. A value limits the
-                # client's window; we inflate with the largest window, so any is fine (and
-                # never echo it: we do not limit the client's window).
-                ok = value is None or _window_bits(value) is not None
-            else:
-                ok = False
-            if not ok:
-                break
-        if not ok:
-            continue
-        window = min(server_bits or DEFAULT_SERVER_WINDOW_BITS, DEFAULT_SERVER_WINDOW_BITS)
-        parts = ["permessage-deflate"]
-        if server_nct:
-            parts.append("server_no_context_takeover")
-        if client_nct:
-            parts.append("client_no_context_takeover")
-        parts.append(f"server_max_window_bits={window}")
-        return DeflateParams(server_nct, client_nct, window, "; ".join(parts).encode())
+        if all(key in _PARAMETERS and _PARAMETERS[key](value) for key, value in params):
+            window = min(_window_bits(values.get("server_max_window_bits")) or 15, DEFAULT_SERVER_WINDOW_BITS)
+            server_nct = "server_no_context_takeover" in values
+            client_nct = "client_no_context_takeover" in values
+            parts = ["permessage-deflate"]
+            if server_nct:
+                parts.append("server_no_context_takeover")
+            if client_nct:
+                parts.append("client_no_context_takeover")
+            parts.append(f"server_max_window_bits={window}")
+            return DeflateParams(server_nct, client_nct, window, "; ".join(parts).encode())
     return None

@@ -4,29 +4,22 @@ Covers www spec 2.5, "WebSocket" (its receive and send events, and "Disconnected
 send exception": ``send()`` on a closed connection raises an OSError subclass), asgi
 extensions, "Websocket Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
-Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
-The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
-returning or raising, the peer's bytes (and, inside them, each frame kind and a parse
-failure), the peer going away, each timer, and server shutdown. ``TABLE`` has one row for
-every (state, input): exactly the states it can lead to, the action and the spec section.
-``docs/state-machines.md`` is generated from it; ``tests/test_table_walk.py`` walks every
-input in every reachable situation and checks that the rows' next states are the ones taken.
+Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects`, which the
+runtime applies. ``TABLE`` has one row per (state, input): exactly the states it can lead to,
+the action and the spec section (``docs/state-machines.md`` is generated from it).
 
-The disconnect rules (docs/decisions.md#disconnect-repeats, #lost-connection-1006,
-#messages-before-disconnect, #own-close-then-echo):
-
-- exactly one ``websocket.disconnect`` is decided per connection, and every ``receive()``
-  after it returns the same event again (a fresh dict each time);
-- it comes after every message that fully arrived before the end;
-- its code is the peer's (1005 for an empty close frame), 1006 for a loss without a close
-  frame, or the code refserver sent when it failed the connection or shut down.
+Exactly one ``websocket.disconnect`` is decided per connection; it comes after every message
+that fully arrived before the end, and every later ``receive()`` returns it again. Its code is
+the peer's (1005 for an empty close frame), 1006 for a loss without a close frame, or the code
+refserver sent when it failed the connection or shut down (docs/decisions.md#disconnect-repeats,
+#lost-connection-1006, #messages-before-disconnect, #own-close-then-echo).
 
 The machine is its ``state`` (:class:`State`) plus these data fields, and nothing else:
 
 - ``receiving`` (:class:`Receiving`): the app's side of ``receive()``;
 - ``handshake``: the h11 connection that parsed the upgrade request and answers it (None
   once the 101 is sent: the HTTP side is over); ``_early_bytes``: what the peer sent before;
-- ``codec``: the frames both ways, from the 101 on (None before);
+- ``codec``: the frames both ways (parsing starts at the 101);
 - ``inbox`` / ``_inbox_bytes``: complete messages the app has not taken, oldest first;
 - ``_disconnect``: the one ``websocket.disconnect``, once decided; ``close_code`` and
   ``closed_reason``: what ``send()`` raises once the connection is closing;
@@ -57,7 +50,7 @@ from refserver.protocol.effects import Effects, Note, Tcp, Timer
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
-from refserver.protocol.responses import check_sendable_head, response_head
+from refserver.protocol.responses import check_sendable_head, complete_response, response_head
 from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
@@ -80,8 +73,7 @@ _SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
 class State(FastEnum):
-    """Where a WebSocket connection is: which inputs it takes and what each does. The data
-    fields listed at the top of this module hold the rest of what it remembers."""
+    """Where a WebSocket connection is (the data fields at the top of this module hold the rest)."""
 
     CONNECTING = "handshake received; waiting for the app's accept, close or denial"
     DENIAL_START_HELD = "denial response started; held until its first body message"
@@ -148,13 +140,7 @@ class Input(FastEnum):
     SHUTDOWN = "server shutdown"
 
 
-_APP_INPUTS = {
-    "websocket.accept": Input.ACCEPT,
-    "websocket.send": Input.SEND,
-    "websocket.close": Input.CLOSE,
-    "websocket.http.response.start": Input.DENIAL_START,
-    "websocket.http.response.body": Input.DENIAL_BODY,
-}
+_APP_INPUTS = {i.value: i for i in (Input.ACCEPT, Input.SEND, Input.CLOSE, Input.DENIAL_START, Input.DENIAL_BODY)}
 _TIMER_INPUTS = {
     Timer.CLOSE: Input.CLOSE_TIMEOUT,
     Timer.HOLD: Input.HOLD_TIMEOUT,
@@ -172,15 +158,10 @@ def truncate_reason(reason: str) -> tuple[str, bool]:
     return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore"), True
 
 
-def disconnect_event(code: int, reason: str) -> dict[str, Any]:
-    """www spec 2.5, "Disconnect - receive event": code always present, reason (2.5)."""
-    return {"type": "websocket.disconnect", "code": code, "reason": reason}
-
-
 _FAILURE_REASONS = {
     1002: "protocol error",
     1007: "invalid UTF-8 or payload data",
-    1009: "message too big",
+    1009: "message exceeds {} bytes",
 }
 
 
@@ -218,10 +199,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         # The data fields (see the module's docstring), in its order.
         self.receiving = Receiving.CONNECT_DUE
         self._early_bytes = 0
-        self.codec: FrameCodec | None = None
-        # (A list: few messages wait at a time, and an empty list is a tenth of an empty
-        # deque's size for every idle connection.)
-        self.inbox: list[dict[str, Any]] = []
+        self.codec = FrameCodec(max_size_bytes, PerMessageDeflate(deflate, max_size_bytes) if deflate else None)
+        self.inbox: list[dict[str, Any]] = []  # a list: an empty deque is ten times its size
         self._inbox_bytes = 0
         self._disconnect: dict[str, Any] | None = None
         self.close_code: int | None = None
@@ -310,19 +289,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _go(self, new: State, why: str, section: str, tcp: Tcp = Tcp.CLOSE) -> None:
         """Change state; arm and cancel the timers and close TCP as the new state needs."""
-        fx = self._fx
         old = self._enter(new, why, section)
+        fx = self._fx
+        fx.wake_app = True
         if new is State.CLOSED:
             self._cancel(*Timer)
             fx.tcp = tcp
-            fx.wake_app = True
             return
         if new in _CLOSING_STATES and old not in _CLOSING_STATES:
             self._cancel(Timer.HOLD, Timer.PING, Timer.PONG)
             fx.arm_timer(Timer.CLOSE, self.timeouts.close_s)
         if new is State.DRAINING:
             fx.tcp = Tcp.SEND_EOF
-        fx.wake_app = True
 
     def _cancel(self, *timers: Timer) -> None:
         fx = self._fx
@@ -334,7 +312,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _decide(self, code: int, reason: str, why: str) -> None:
         """Decide the one websocket.disconnect of this connection, if not yet decided."""
         if self._disconnect is None:
-            self._disconnect = disconnect_event(code, reason)
+            # www spec 2.5, "Disconnect - receive event": the code is always present.
+            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self.close_code = code
             self.closed_reason = why
             self._fx.close_code = code
@@ -366,24 +345,18 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             fx.event = dict(self._disconnect)
             self._disconnect_repeats += 1
             if self._disconnect_repeats == DISCONNECT_REPEATS_BEFORE_WARNING:
-                fx.add_note(
-                    Note(
-                        "warning",
-                        f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after "
-                        "websocket.disconnect; the connection is over, so the app should return "
-                        "when it receives websocket.disconnect",
-                        sections.WS_DISCONNECT,
-                    )
+                text = (
+                    f"the app called receive() {DISCONNECT_REPEATS_BEFORE_WARNING} times after websocket.disconnect; "
+                    "the connection is over, so the app should return when it receives websocket.disconnect"
                 )
+                fx.add_note(Note("warning", text, sections.WS_DISCONNECT))
 
     def _receive_failing(self, _: None) -> None:
         """Return the connect event or the next queued message; once none is left, fail the connection now.
 
         The disconnect that the failure decides is returned at once."""
         if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
-            # The app has every message that arrived before the bad bytes and asks for
-            # more: now the connection fails (docs/decisions.md#failing-the-connection).
-            self._fail_now()
+            self._fail_now()  # the app has every message that arrived before the bad bytes
         self._receive(None)
 
     # ------------------------------------------------------------------ CONNECTING
@@ -414,10 +387,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         ]
         if subprotocol is not None:
             headers.append((b"sec-websocket-protocol", subprotocol.encode()))
-        deflate = None
         if self.deflate is not None:
             headers.append((b"sec-websocket-extensions", self.deflate.response))
-            deflate = PerMessageDeflate(self.deflate, self.max_size_bytes)
         if subprotocol is None and not app_headers:
             data = speedups.switching_protocols(headers)
         else:
@@ -428,11 +399,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 return self._accept_failed(f"has headers h11 cannot send: {exc}")
         self._write(data or b"")
         self._fx.status = 101
-        trailing, _closed = self._http().trailing_data
+        trailing = self._http().trailing_data[0]
         # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
         self.handshake = None
         self._early_bytes = 0
-        self.codec = FrameCodec(self.max_size_bytes, deflate)
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
         if self.timeouts.ping_interval_s > 0:
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
@@ -450,8 +420,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _refuse(self, message: Message) -> None:
         """Answer the handshake with HTTP 403 and decide the disconnect as 1006."""
         messages.validate(message, "websocket.close")
-        # www spec 2.5, "Close - send event": close before accept -> HTTP 403, at once.
-        self._http_response(403, [], b"")
+        self._http_head(403, [], 0, False)
+        self._http_body(b"", False)
         self._decide(1006, "", "the handshake was refused with HTTP 403")
         self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
@@ -482,11 +452,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._decide(1006, "", f"the handshake was answered with the app's HTTP {self._denial_status} response")
             self._go(State.DRAINING, "denial response complete", sections.WS_DENIAL)
 
-    def _http_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        """Answer the handshake with a whole HTTP response."""
-        self._http_head(status, headers, len(body), False)
-        self._http_body(body, False)
-
     def _http_head(self, status: int, headers: list[tuple[bytes, bytes]], length: int, more: bool) -> None:
         headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
         if not more and not any(n == b"content-length" for n, _ in headers):
@@ -503,9 +468,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
 
     def _send_http(self, event: h11.Event, kind: str) -> None:
-        """One part of an HTTP answer to the handshake. A part h11 refuses (a body longer or
-        shorter than the app's Content-Length, RFC 9112 §6.3) raises from the app's send();
-        the response cannot be completed, so the connection is closed after what was sent."""
+        """Write one part of the answer; one h11 refuses (a body off the app's Content-Length,
+        RFC 9112 §6.3) closes the connection and raises from the app's send()."""
         if self.state is State.CLOSED:
             return
         try:
@@ -517,16 +481,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 State.DENIAL_BODY.name
             )
 
-    def _answer_500(self) -> None:
-        body = b"Internal Server Error"
-        self._http_response(500, [(b"content-type", b"text/plain; charset=utf-8")], body)
+    def _answer_500(self, _: Any = None) -> None:
+        """Answer the handshake with HTTP 500."""
+        self._fx.status = 500
+        self._write(complete_response(self._http(), 500, b"Internal Server Error"))
         self._decide(1006, "", "the handshake was answered with HTTP 500")
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
-
-    def _app_ended_before_accept(self, _: None) -> None:
-        """Answer the handshake with HTTP 500."""
-        # docs/decisions.md#app-end-close-codes: an app that ends without answering the handshake -> 500.
-        self._answer_500()
 
     def _app_ended_in_denial(self, _: None) -> None:
         """Close TCP: the denial response cannot be completed."""
@@ -535,16 +495,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _shutdown_before_accept(self, _: None) -> None:
         """Answer the handshake with HTTP 503 and decide the disconnect as 1001."""
-        # Nothing of the app's answer is on the wire yet (a denial start is held until its
-        # first body), so the handshake is refused like any unanswered one
-        # (docs/decisions.md#shutdown-1001).
-        self._http_response(503, [(b"content-type", b"text/plain; charset=utf-8")], b"Server shutting down")
+        # Nothing of the app's answer is on the wire yet (a denial start is held until its first body).
+        self._fx.status = 503
+        self._write(complete_response(self._http(), 503, b"Server shutting down"))
         self._decide(1001, "server shutting down", "the server is shutting down (HTTP 503)")
         self._go(State.DRAINING, "server shutdown before the accept; HTTP 503 sent", sections.WS_DISCONNECT)
 
     def _buffer_early(self, data: bytes) -> None:
         """Keep the bytes (h11 holds them) for the frame parser after the 101."""
-        # Before the 101: h11 keeps the bytes as trailing data for the frame parser.
         self._early_bytes += len(data)
         self._http().receive_data(data)
 
@@ -553,21 +511,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _send_data(self, message: Message) -> None:
         """Write a text or binary frame."""
         message = messages.validate(message, "websocket.send")
-        codec = self.codec
-        if codec is None:  # pragma: no cover - OPEN implies a codec
-            raise RuntimeError("OPEN without a frame codec")
         text = message.get("text")
         try:
             if text is not None:
-                self._fx.add_write(codec.data_frame(text.encode("utf-8"), True))
+                self._fx.add_write(self.codec.data_frame(text.encode("utf-8"), True))
             else:
-                self._fx.add_write(codec.data_frame(bytes(message["bytes"]), False))
+                self._fx.add_write(self.codec.data_frame(bytes(message["bytes"]), False))
         except UnicodeEncodeError as exc:
-            raise ASGIProtocolError(
-                "websocket.send",
-                f"has text that is not encodable as UTF-8 ({exc.reason})",
-                sections.WS_SEND,
-            ).with_state(self.state.name) from None
+            text = f"has text that is not encodable as UTF-8 ({exc.reason})"
+            raise ASGIProtocolError("websocket.send", text, sections.WS_SEND) from None
 
     def _send_close(self, message: Message) -> None:
         """Write the app's close frame and wait for the peer's."""
@@ -591,24 +543,19 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         code = 1000 if code is None else code
         reason, cut = truncate_reason(message.get("reason") or "")
         if cut:
-            self._fx.add_note(
-                Note(
-                    "warning",
-                    f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
-                    "it was cut to fit the close frame (RFC 6455 §5.5)",
-                    sections.WS_CLOSE,
-                )
+            text = (
+                f"websocket.close reason is longer than {MAX_CLOSE_REASON_BYTES} UTF-8 bytes; "
+                "it was cut to fit the close frame (RFC 6455 §5.5)"
             )
+            self._fx.add_note(Note("warning", text, sections.WS_CLOSE))
         return code, reason
 
     def _app_returned_open(self, _: None) -> None:
         """Write close 1000 and wait for the peer's close frame."""
-        # docs/decisions.md#app-end-close-codes: an app that returns while open closes with 1000.
         self._app_ended_open(1000, "returned")
 
     def _app_raised_open(self, _: None) -> None:
         """Write close 1011 and wait for the peer's close frame."""
-        # docs/decisions.md#app-end-close-codes: an app that raises while open closes with 1011.
         self._app_ended_open(1011, "raised")
 
     def _app_ended_open(self, code: int, how: str) -> None:
@@ -618,8 +565,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
     def _write_close(self, code: int, reason: str) -> None:
-        """Write our close frame: only OPEN and FAILING have not sent it, and after it no
-        other frame is sent (RFC 6455 §5.5.1)."""
+        """Write our close frame (only OPEN and FAILING have not sent it; nothing follows it)."""
         self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
 
     def _http(self) -> h11.Connection:
@@ -630,39 +576,28 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _parse(self, data: bytes) -> None:
         """Feed the frame codec, and hand each frame or message it completes to its own row."""
-        codec = self.codec
-        if codec is None:  # pragma: no cover
-            raise RuntimeError("no frame codec")
-        for kind, payload in codec.feed(data):
+        for kind, payload in self.codec.feed(data):
             self._run(_FRAME_INPUTS[kind], payload)
 
     def _message(self, data: str | bytes) -> None:
         """Hand the message to a waiting receive(), or queue it (reading pauses past the read-ahead budget)."""
-        # The codec reassembles fragments and decodes UTF-8 as it arrives, so a character
-        # split across frames arrives whole and bad UTF-8 fails the connection at once.
         fx = self._fx
-        message: dict[str, Any]
-        if isinstance(data, str):
-            message = {"type": "websocket.receive", "text": data}
-        else:
-            message = {"type": "websocket.receive", "bytes": data}
+        message = {"type": "websocket.receive", ("text" if isinstance(data, str) else "bytes"): data}
         if self.receiving is Receiving.WAITING:
             # Nothing is queued before it and the app asked: this input answers that receive().
             self.receiving = Receiving.HOLDING
             fx.event = message
         else:
             self.inbox.append(message)
-            self._inbox_bytes += len(data) if not isinstance(data, str) else _utf8_size(data)
+            self._inbox_bytes += _size(message)
         fx.wake_app = True
 
     def _drop_message(self, data: str | bytes) -> None:
         """Drop the message: data after the app's close frame is not delivered."""
-        # docs/decisions.md#own-close-then-echo: data after the app's close is dropped.
         self._fx.add_note(Note("ignored", "a data message after the close frame was sent", "RFC 6455 §1.4"))
 
     def _answer_ping(self, payload: bytes) -> None:
         """Write a pong with the ping's payload."""
-        # RFC 6455 §5.5.2: answer with a Pong carrying the same payload.
         self._write(FrameCodec.control_frame(frames.PONG, payload))
 
     def _pong(self, payload: bytes) -> None:
@@ -676,8 +611,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the close frame, decide the disconnect with the peer's code and reason, and close TCP."""
         code, reason = close
-        # The peer began the closing handshake: echo its code (RFC 6455 §5.5.1) and, the
-        # handshake being complete, close TCP at once (§7.1.1).
         self._write_close(code, reason)
         self._peer_close_reply(close)
 
@@ -689,17 +622,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _bad_data(self, failure: tuple[int, str]) -> None:
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
-        # The codec has stopped: fail the connection (RFC 6455 §7.1.7) with its code.
         self._hold_failure(failure)
         if self.inbox or self.receiving is Receiving.HOLDING:
-            # Messages that fully arrived before the bad bytes are still delivered, and the
-            # app may still answer them: the failure waits until the app asks for more, at
-            # most the close timeout (docs/decisions.md#failing-the-connection).
-            self._go(
-                State.FAILING,
-                f"bad data ({self._failure[1]}) behind messages the app has yet to take",
-                "RFC 6455 §7.1.7",
-            )
+            # The app may still answer what arrived before the bad bytes: the failure waits until it asks for more.
+            why = f"bad data ({self._failure[1]}) behind messages the app has yet to take"
+            self._go(State.FAILING, why, _RFC_FAIL)
             self._cancel(Timer.PING, Timer.PONG)
             self._fx.arm_timer(Timer.HOLD, self.timeouts.close_s)
         else:
@@ -711,11 +638,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._drain_failed()
 
     def _hold_failure(self, failure: tuple[int, str]) -> None:
-        code = failure[0]
-        text = _FAILURE_REASONS.get(code, "protocol error")
-        if code == 1009:
-            text = f"message exceeds {self.max_size_bytes} bytes"
-        self._failure = (code, text)
+        code = failure[0]  # the reason is refserver's own (docs/decisions.md#own-close-reasons)
+        self._failure = (code, _FAILURE_REASONS.get(code, "protocol error").format(self.max_size_bytes))
 
     def _fail_now(self, _: Any = None) -> None:
         """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
@@ -725,19 +649,21 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._drain_failed()
 
     def _drain_failed(self) -> None:
+        self._go(State.DRAINING, self._decide_failure(), _RFC_FAIL)
+
+    def _decide_failure(self) -> str:
         code, text = self._failure
-        self._decide(code, text, f"connection failed with code {code} ({text})")
-        self._go(State.DRAINING, f"connection failed with code {code} ({text})", "RFC 6455 §7.1.7")
+        why = f"connection failed with code {code} ({text})"
+        self._decide(code, text, why)
+        return why
 
     def _ping_due(self, _: bool) -> None:
         """Write a keepalive ping and arm the pong timer."""
-        # www spec 2.5, "WebSocket": the server should ping as necessary for liveness.
         self._pings_sent += 1
         payload = self._pings_sent.to_bytes(4, "big")
         self._write(FrameCodec.control_frame(frames.PING, payload))
         if self.timeouts.ping_timeout_s > 0:
-            # The ping timeout runs from the moment the ping is queued: a peer that stopped
-            # reading keeps the ping from going out, and must be detected all the same.
+            # From the moment the ping is queued (docs/decisions.md#close-and-ping-timeouts).
             self._ping_payload = payload
             self._fx.arm_timer(Timer.PONG, self.timeouts.ping_timeout_s)
         else:
@@ -746,8 +672,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _pong_overdue(self, write_blocked: bool) -> None:
         """Write close 1011, decide 1006 and close TCP; while reading is paused, ping again later instead."""
         if not self._reading and not write_blocked:
-            # The reader is paused (backpressure), so the pong may be sitting unread: try
-            # again in the next interval.
+            # The reader is paused (backpressure), so the pong may be sitting unread.
             self._ping_payload = None
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
             return
@@ -757,7 +682,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _shutdown_open(self, _: None) -> None:
         """Write close 1001, decide 1001 and wait for the peer's close frame."""
-        # docs/decisions.md#shutdown-1001: close 1001 at once; the disconnect is 1001.
         reason = "server shutting down"
         self._write_close(1001, reason)
         self._decide(1001, reason, "the server is shutting down (close code 1001)")
@@ -767,15 +691,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _lost(self, _: Any) -> None:
         """Decide 1006 (no close frame) and close TCP."""
-        # RFC 6455 §7.1.5: no close frame received -> 1006 (docs/decisions.md#lost-connection-1006).
         self._decide(1006, "", "connection lost without a close frame (code 1006)")
         self._go(State.CLOSED, "the peer went away without a close frame", _RFC_LOST, Tcp.ABORT)
 
     def _lost_while_failing(self, _: Any) -> None:
-        """Decide the held failure's code and close TCP."""
-        # The peer broke the protocol and then left: the failure is the cause.
-        code, text = self._failure
-        self._decide(code, text, f"connection failed with code {code} ({text})")
+        """Decide the held failure's code and close TCP: the peer broke the protocol and then left."""
+        self._decide_failure()
         self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
 
     def _close_overdue(self, _: bool) -> None:
@@ -789,15 +710,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _closed_send(self, message: Message) -> None:
         """Raise ClientDisconnected from send()."""
-        # www spec 2.5, "Disconnected Client - send exception": send() on a closed (or
-        # closing) connection raises an OSError subclass (docs/decisions.md#send-after-own-close-raises).
         raise ClientDisconnected(self.closed_reason, self.close_code)
 
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError from send(), naming the message, the state and the section."""
         kind = messages.message_type(message)
-        error = ASGIProtocolError(kind, _misuse_text(self.state, kind), self._row.section)
-        raise error.with_state(self.state.name)
+        raise ASGIProtocolError(kind, _misuse_text(self.state, kind), self._row.section)
 
     def _nothing(self, _: Any) -> None:
         """Do nothing."""
@@ -807,12 +725,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
 
 def _size(event: Mapping[str, Any]) -> int:
-    data = event.get("bytes")
-    return len(data) if data is not None else _utf8_size(event.get("text") or "")
-
-
-def _utf8_size(text: str) -> int:
-    """The UTF-8 size of ``text``, without encoding it when it is ASCII (the common case)."""
+    """The payload's size in bytes (text is not encoded when it is ASCII, the common case)."""
+    text = event.get("text")
+    if text is None:
+        return len(event["bytes"])
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
@@ -835,7 +751,6 @@ def _misuse_text(state: State, kind: str) -> str:
 
 # ---------------------------------------------------------------------- the table
 
-
 _FRAME_INPUTS = {
     frames.TEXT: Input.MESSAGE,
     frames.BINARY: Input.MESSAGE,
@@ -850,19 +765,19 @@ S = State
 I = Input  # noqa: E741 - the table reads better with one-letter names
 
 _NO_FRAMES = "RFC 6455 §5: frames are parsed only after the 101 and before the end"
+_DENYING = (S.DENIAL_START_HELD, S.DENIAL_BODY)
+_AFTER_CLOSE = (S.CLOSING, S.SHUTTING_DOWN)  # our close frame is out; the parser runs
+_NOT_PARSING = (*_BEFORE_ACCEPT, S.FAILING, S.DRAINING, S.CLOSED)
+_ENDED = (*_CLOSING_STATES, S.CLOSED)
 
 _table: TableBuilder[State, Input] = TableBuilder("WebSocket")
 _rows = _table.add
 
-
-_DENYING = (S.DENIAL_START_HELD, S.DENIAL_BODY)
-_AFTER_CLOSE = (S.CLOSING, S.SHUTTING_DOWN)  # our close frame is out; the parser runs
-_NOT_PARSING = (*_BEFORE_ACCEPT, S.FAILING, S.DRAINING, S.CLOSED)
-_ENDED = (S.CLOSING, S.SHUTTING_DOWN, S.DRAINING, S.CLOSED)
-
 # Each row lists exactly the states its input can lead to from its own state.
 # -- the app's messages
 _rows((S.CONNECTING,), I.ACCEPT, (S.OPEN, S.DRAINING), M._accept, sections.WS_ACCEPT)
+# www spec 2.5, "Close - send event": "If this is sent before the socket is accepted, the server must
+# close the connection with a HTTP 403 error code (Forbidden), and not complete the WebSocket handshake".
 _rows((S.CONNECTING,), I.CLOSE, (S.DRAINING,), M._refuse, sections.WS_CLOSE)
 _rows((S.CONNECTING,), I.DENIAL_START, (S.DENIAL_START_HELD,), M._deny_start, sections.WS_DENIAL)
 _rows((S.CONNECTING,), I.SEND, (), M._misuse, sections.WS_SEND)
@@ -872,20 +787,24 @@ _rows((S.DENIAL_BODY,), I.DENIAL_BODY, (S.DRAINING, S.CLOSED), M._deny_body, sec
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START):
     _rows(_DENYING, _input, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.SEND, (), M._send_data, sections.WS_SEND)
+# "If this is sent after the socket is accepted, the server must close the socket with the close code
+# passed in the message (or 1000 if none is specified)."
 _rows((S.OPEN,), I.CLOSE, (S.CLOSING,), M._send_close, sections.WS_CLOSE)
 _rows((S.FAILING,), I.CLOSE, (S.DRAINING,), M._close_failing, sections.WS_CLOSE)
 _rows((S.OPEN, S.FAILING), I.ACCEPT, (), M._misuse, sections.WS_ACCEPT)
 _rows((S.OPEN, S.FAILING), I.DENIAL_START, (), M._misuse, sections.WS_DENIAL)
 _rows((S.OPEN, S.FAILING), I.DENIAL_BODY, (), M._misuse, sections.WS_DENIAL)
+# www spec 2.5, "Disconnected Client - send exception": "If send() is called on a closed connection the
+# server should raise a server-specific subclass of OSError" (docs/decisions.md#send-after-own-close-raises).
 for _input in (I.ACCEPT, I.SEND, I.CLOSE, I.DENIAL_START, I.DENIAL_BODY):
     _rows(_ENDED, _input, (), M._closed_send, sections.WS_CLOSED_SEND)
 _rows(tuple(State), I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- receive()
 _rows(tuple(s for s in State if s is not S.FAILING), I.RECEIVE, (), M._receive, sections.WS_DISCONNECT)
 _rows((S.FAILING,), I.RECEIVE, (S.DRAINING,), M._receive_failing, _RFC_FAIL)
-# -- the app ends
+# -- the app ends (docs/decisions.md#app-end-close-codes)
 for _input in (I.APP_RETURNED, I.APP_RAISED):
-    _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._app_ended_before_accept, sections.WS_ACCEPT)
+    _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._answer_500, sections.WS_ACCEPT)
     _rows((S.DENIAL_BODY,), _input, (S.CLOSED,), M._app_ended_in_denial, sections.WS_DENIAL)
     _rows((S.FAILING,), _input, (S.DRAINING,), M._fail_now, _RFC_FAIL)
     _rows(_ENDED, _input, (), M._nothing, sections.WS_CLOSE)
@@ -896,19 +815,29 @@ _rows(_BEFORE_ACCEPT, I.BYTES, (), M._buffer_early, "RFC 6455 §4.2.2")
 _rows((S.OPEN, *_AFTER_CLOSE), I.BYTES, (), M._parse, "RFC 6455 §5.2")
 _rows((S.FAILING, S.DRAINING, S.CLOSED), I.BYTES, (), M._discard, _RFC_FAIL)
 _rows((S.OPEN,), I.MESSAGE, (), M._message, sections.WS_RECEIVE)
+# RFC 6455 §1.4: "after receiving a control frame indicating the connection should be closed, a peer
+# discards any further data received"; refserver drops data after its own close too
+# (docs/decisions.md#own-close-then-echo).
 _rows(_AFTER_CLOSE, I.MESSAGE, (), M._drop_message, "RFC 6455 §1.4")
+# RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response, unless
+# it already received a Close frame." After our close frame nothing is sent, a pong included
+# (docs/decisions.md#no-pong-after-own-close).
 _rows((S.OPEN,), I.PING, (), M._answer_ping, "RFC 6455 §5.5.2")
-# After our close frame nothing is sent, a pong included (docs/decisions.md#no-pong-after-own-close).
 _rows(_AFTER_CLOSE, I.PING, (), M._nothing, "RFC 6455 §5.5.1")
 _rows((S.OPEN,), I.PONG, (), M._pong, "RFC 6455 §5.5.3")
 _rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
+# RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close frame, the
+# endpoint MUST send a Close frame in response." "After both sending and receiving a Close message, an
+# endpoint considers the WebSocket connection closed and MUST close the underlying TCP connection."
 _rows((S.OPEN,), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
 _rows(_AFTER_CLOSE, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close_reply, _RFC_LOST)
+# RFC 6455 §7.1.7: "the endpoint SHOULD send a Close frame with an appropriate status code (Section 7.4)
+# before proceeding to _Close the WebSocket Connection_" (docs/decisions.md#failing-the-connection).
 _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
 _rows(_AFTER_CLOSE, I.BAD_DATA, (S.DRAINING,), M._bad_data_after_close, _RFC_FAIL)
 for _input in (I.MESSAGE, I.PING, I.PONG, I.CLOSE_FRAME, I.BAD_DATA):
     _rows(_NOT_PARSING, _input, (), M._nothing, _NO_FRAMES)
-# -- the peer goes away
+# -- the peer goes away (RFC 6455 §7.1.5: no close frame received, the close code "is considered to be 1006")
 _rows((*_BEFORE_ACCEPT, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST)
 _rows((S.FAILING,), I.PEER_GONE, (S.CLOSED,), M._lost_while_failing, _RFC_FAIL)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.PEER_GONE, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
@@ -917,6 +846,8 @@ _rows((S.CLOSED,), I.PEER_GONE, (), M._nothing, _RFC_CLOSE)
 _rows((S.CLOSING,), I.CLOSE_TIMEOUT, (S.CLOSED,), M._close_overdue, _RFC_CLOSE)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.CLOSE_TIMEOUT, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)
 _rows((S.FAILING,), I.HOLD_TIMEOUT, (S.DRAINING,), M._fail_now, _RFC_FAIL)
+# www spec 2.5, "WebSocket": servers "should handle PING/PONG messages themselves, and send PING messages
+# as necessary to ensure the connection is alive" (docs/decisions.md#keepalive-and-limits).
 _rows((S.OPEN,), I.PING_DUE, (), M._ping_due, sections.WS)
 _rows((S.OPEN,), I.PONG_TIMEOUT, (S.CLOSED,), M._pong_overdue, sections.WS)
 for _input, _armed_in, _rule in (  # a timer that fired where it is not armed: nothing to do
@@ -926,7 +857,7 @@ for _input, _armed_in, _rule in (  # a timer that fired where it is not armed: n
     (I.PONG_TIMEOUT, {S.OPEN}, sections.WS),
 ):
     _rows(tuple(s for s in State if s not in _armed_in), _input, (), M._nothing, _rule)
-# -- shutdown
+# -- shutdown (docs/decisions.md#shutdown-1001)
 _rows((S.CONNECTING, S.DENIAL_START_HELD), I.SHUTDOWN, (S.DRAINING,), M._shutdown_before_accept, sections.WS_DISCONNECT)
 _rows((S.OPEN,), I.SHUTDOWN, (S.SHUTTING_DOWN,), M._shutdown_open, sections.WS_DISCONNECT)
 _rows((S.FAILING,), I.SHUTDOWN, (S.DRAINING,), M._fail_now, _RFC_FAIL)

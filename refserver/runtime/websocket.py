@@ -1,16 +1,9 @@
 """Drives one WebSocketMachine over a Transport (``runtime/transport.py``).
 
-The machine decides everything; this module awaits. :meth:`WebSocketConnection._apply`
-is the one place where effects take hold (write bytes, wake the app, arm and cancel
-timers, pause or resume reading, half-close or close TCP) and where the trace records
-every state change.
-
-- The peer's bytes, its leaving and the timers arrive as calls from the transport
-  (:meth:`bytes_received`, :meth:`peer_left`, and each armed timer as its own transport timer); each
-  is one input of the machine, applied at once.
-- The app runs in the connection's own task. Writes keep the order in which the machine
-  produced the bytes; ``send()`` returns once its frame has room in the socket's send
-  buffer (backpressure).
+The machine decides everything; this module awaits (docs/how-it-works.md, "The runtime loop").
+:meth:`WebSocketConnection._apply` is the one place where effects take hold and where the
+trace records every state change. The app runs in the connection's own task. Writes keep the
+machine's order; ``send()`` returns once its frame has room in the socket's send buffer.
 """
 
 from __future__ import annotations
@@ -117,9 +110,7 @@ class WebSocketConnection:
         if self._close_owed is None:
             self._close_owed = Tcp.ABORT
             self.transport.abort("internal error")
-        self._cancel_timers()
-        self._closed.fire()
-        self._app_wakeup.fire()
+        self._ended()
 
     def _on_timer(self, timer: Timer) -> None:
         self._timers.pop(timer, None)
@@ -155,6 +146,10 @@ class WebSocketConnection:
         else:
             limit = _ABORT_FLUSH_S
         transport.close_soon(self.machine.closed_reason or "connection closed", limit)
+        self._ended()
+
+    def _ended(self) -> None:
+        """TCP's end is decided: stop the timers, and wake run() and the app."""
         self._cancel_timers()
         self._closed.fire()
         self._app_wakeup.fire()
@@ -212,29 +207,19 @@ class WebSocketConnection:
     # ------------------------------------------------------------------ the app
 
     async def _receive(self) -> MutableMapping[str, Any]:
-        event = self._event
-        if event is None:
-            # No message was handed over yet: ask the machine, and wait until an input hands
-            # one over (or changes what the machine answers).
-            machine = self.machine
-            waited = False
-            while True:
-                self._apply(machine.app_receive())
-                event = self._event
-                if event is not None:
-                    break
+        # Unless an input handed a message over, ask the machine, and wait until an input hands
+        # one over (or changes what the machine answers).
+        waited = False
+        while self._event is None:
+            self._apply(self.machine.app_receive())
+            if self._event is None:
                 waited = True
                 await self._app_wakeup.wait()
-                event = self._event
-                if event is not None:
-                    break
-            if waited:
-                self._pace.waited()
-            else:
-                await self._pace.answered_at_once()
+        if waited:
+            self._pace.waited()
         else:
             await self._pace.answered_at_once()
-        self._event = None
+        event, self._event = self._event, None
         if self.trace is not None:
             self.trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
         return event  # a dict of its own (the machine never hands one out twice)
