@@ -1,16 +1,10 @@
-"""The transport over a byte stream that tasks read and write: the socket itself on trio, and
-any anyio byte stream (TLS, in-memory pipes) on either backend.
+"""The transport whose bytes tasks move: the socket itself on trio (:class:`SocketIO`), any
+anyio byte stream (:class:`StreamIO`: TLS, in-memory pipes) on either backend.
 
-Two tasks beside the driver give it the interface of ``runtime/transport.py``, the one
-asyncio's event loop gives for free:
-
-- the reader reads while the driver wants bytes and hands them over; it also runs the
-  timers (its cancel scope carries the earliest deadline);
-- the writer writes what the driver wrote, in order, then half-closes or closes TCP when
-  asked. It runs only while there is something to do: a write the socket takes at once is
-  made by the driver's own call (trio), and an idle connection holds no writer task.
-
-Below them, :class:`SocketIO` and :class:`StreamIO` read and write one socket or stream.
+The reader task reads while the driver wants bytes and runs the timers (its cancel scope
+carries the earliest deadline). The writer task writes, in order, what the socket did not
+take at once, then half-closes or closes TCP when asked; it runs only while there is
+something to do, so an idle connection holds none.
 """
 
 from __future__ import annotations
@@ -18,28 +12,17 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from refserver.protocol.internals import asyncio_is_closing
 from refserver.runtime.tasks import TaskGroup, open_task_group
-from refserver.runtime.transport import (
-    CLOSE_FLUSH_LIMIT_S,
-    READ_SIZE_BYTES,
-    Address,
-    PeerGone,
-    Receiver,
-    addresses,
-    describe,
-    send_file_by_reads,
-)
-from refserver.runtime.wakeup import Wakeup, new_wakeup
+from refserver.runtime.transport import IO_ERRORS, READ_SIZE_BYTES, Address, PeerGone, Transport, addresses, describe
+from refserver.runtime.wakeup import new_wakeup
 
 
-class TaskTransport:
+class TaskTransport(Transport):
     """The driver's transport over one socket or stream, with a reader and a writer task."""
 
     __slots__ = (
@@ -50,35 +33,26 @@ class TaskTransport:
         "_io_closed",
         "_lost",
         "_outbox",
-        "_queued",
-        "_read_ended",
         "_reader_scope",
         "_reader_wakeup",
         "_reading",
-        "_receiver",
         "_refused_from",
         "_task_group",
         "_timers",
         "_write_scope",
         "_writer_running",
         "_writing",
-        "_written",
-        "gone",
         "io",
     )
 
     def __init__(self, io: SocketIO | StreamIO) -> None:
+        super().__init__()
         self.io = io
-        self.gone: str | None = None
-        self._receiver: Receiver | None = None
         self._reading = True
-        self._read_ended: str | None = None  # EOF or a failed read: why
         self._timers: list[_Timer] = []
         self._reader_scope: anyio.CancelScope | None = None
         self._reader_wakeup = new_wakeup()
         self._outbox: list[bytes] = []  # written by the driver, not yet by the writer
-        self._queued = 0  # bytes given to write() in all
-        self._written = 0  # bytes in the socket's send buffer in all
         self._refused_from: int | None = None  # bytes from here on were refused (peer gone)
         self._writing = False
         self._write_scope: anyio.CancelScope | None = None  # around a write; abort() cancels it
@@ -112,8 +86,8 @@ class TaskTransport:
     async def _read(self) -> None:
         io = self.io
         while True:
-            # One cancel scope for many reads (a scope per read costs trio a fifth of a small
-            # echo); it ends when the earliest timer is due.
+            # One cancel scope for many reads (docs/implementation.md#one-transport-seam); it
+            # ends when the earliest timer is due.
             with anyio.CancelScope(deadline=self._next_deadline()) as scope:
                 self._reader_scope = scope
                 while True:
@@ -122,46 +96,12 @@ class TaskTransport:
                         continue
                     data = await io.receive()
                     if data:
-                        self._deliver(data)
+                        self.data_received(data)
                     else:
                         # (A failed write closes the socket: that failure is the news.)
-                        self._read_ended = self._lost or io.gone or "peer closed the connection"
-                        self._tell_left()
+                        self._peer_left(self._lost or io.gone or "peer closed the connection")
             self._reader_scope = None
             self._run_due_timers()
-
-    def _deliver(self, data: bytes) -> None:
-        receiver = self._receiver
-        if receiver is None:
-            return  # the connection is closing (between two receivers nothing is read)
-        try:
-            receiver.bytes_received(data)
-        except Exception as exc:
-            self._receiver_failed(exc)
-
-    def _tell_left(self) -> None:
-        receiver, why = self._receiver, self._read_ended
-        if receiver is None or why is None:
-            return
-        self.gone = self.gone or why  # nothing more is written to a peer that has left
-        try:
-            receiver.peer_left(why)
-        except Exception as exc:
-            self._receiver_failed(exc)
-
-    def _receiver_failed(self, exc: Exception) -> None:
-        receiver = self._receiver
-        self.abort("internal error")
-        if receiver is not None:
-            receiver.failed(exc)
-
-    def push_to(self, receiver: Receiver) -> None:
-        self._receiver = receiver
-        self._tell_left()
-        self.set_reading(True)
-
-    def stop_pushing(self) -> None:
-        self._receiver = None
 
     def set_reading(self, on: bool) -> None:
         self._reading = on
@@ -169,9 +109,6 @@ class TaskTransport:
             self._reader_wakeup.fire()
 
     # ------------------------------------------------------------------ timers (run by the reader)
-
-    def now(self) -> float:
-        return anyio.current_time()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> _Timer:
         timer = _Timer(self._timers, deadline, callback)
@@ -273,10 +210,6 @@ class TaskTransport:
             event = self._drained = anyio.Event()
         await event.wait()
 
-    async def send_file(self, fd: int, offset: int, count: int) -> None:
-        # No sendfile under a task's stream (TLS, trio): bounded reads (docs/decisions.md#zerocopysend).
-        await send_file_by_reads(self, fd, offset, count)
-
     @property
     def flushed(self) -> bool:
         return self._written >= self._queued
@@ -301,18 +234,12 @@ class TaskTransport:
             self._eof_owed = True
             self._start_writer()
 
-    def close_soon(self, reason: str, flush_limit_s: float) -> None:
-        if flush_limit_s <= 0:
-            self.abort(reason)
-            return
-        self.gone = self.gone or reason
-        self._receiver = None
+    def _close(self) -> bool:
         if self._closing:
-            return
+            return False
         self._closing = True
         self._start_writer()
-        if self._outbox or self._writing:
-            self.call_at(self.now() + flush_limit_s, partial(self.abort, reason))
+        return bool(self._outbox or self._writing)
 
     def abort(self, reason: str) -> None:
         self.gone = self.gone or reason
@@ -324,7 +251,7 @@ class TaskTransport:
         self._start_writer()  # which closes the socket
 
     async def aclose(self) -> None:
-        self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
+        await super().aclose()
         while not self._io_closed:
             await self._wait_for_writer()
 
@@ -336,13 +263,8 @@ class TaskTransport:
             self._io_closed = True
             self._wake_flushers()
 
-    # ------------------------------------------------------------------ the rest
-
     def addresses(self) -> tuple[Address, Address]:
         return self.io.addresses()
-
-    def new_wakeup(self) -> Wakeup:
-        return new_wakeup()
 
 
 class _Timer:
@@ -366,30 +288,32 @@ class _Timer:
 # ---------------------------------------------------------------------- one socket or stream
 
 
+def _addresses(sock: socket.socket | None) -> tuple[Address, Address]:
+    if sock is None:
+        return None, None
+    try:
+        local = sock.getsockname()
+    except OSError:
+        return None, None
+    try:
+        remote = sock.getpeername()
+    except OSError:  # a TCP client already reset
+        remote = None
+    return addresses(local, remote)
+
+
 class StreamIO:
     """Over an anyio byte stream."""
 
-    __slots__ = ("_is_closing", "_stream", "gone")
+    __slots__ = ("_stream", "gone")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.gone: str | None = None  # why the peer is gone, once it is
         self._stream = stream
-        # asyncio accepts a write to a connection the peer has reset and reports the error
-        # later, through connection_lost; its transport knows at once that it is closing.
-        # (trio raises from the write itself.)
-        self._is_closing: Callable[[], bool] | None = asyncio_is_closing(stream)
 
     def addresses(self) -> tuple[Address, Address]:
-        stream = self._stream
-        try:
-            local = stream.extra(anyio.abc.SocketAttribute.local_address)
-        except (anyio.TypedAttributeLookupError, OSError):
-            return None, None
-        try:
-            remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
-        except (anyio.TypedAttributeLookupError, OSError):  # a TCP client already reset
-            remote = None
-        return addresses(local, remote)
+        """The socket's under the stream (a TLS stream's too); none for an in-memory stream."""
+        return _addresses(self._stream.extra(anyio.abc.SocketAttribute.raw_socket, None))
 
     async def receive(self) -> bytes:
         """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
@@ -399,7 +323,7 @@ class StreamIO:
             return await self._stream.receive(READ_SIZE_BYTES)
         except anyio.EndOfStream:
             self.gone = "peer closed the connection"
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except IO_ERRORS as exc:
             self.gone = describe(exc)
         return b""
 
@@ -409,12 +333,9 @@ class StreamIO:
             raise PeerGone(self.gone)
         try:
             await self._stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except IO_ERRORS as exc:
             self.gone = self.gone or describe(exc)
             raise PeerGone(self.gone) from None
-        if self._is_closing is not None and self._is_closing():
-            self.gone = self.gone or "the peer closed or reset the connection"
-            raise PeerGone(self.gone)
 
     def try_send(self, data: bytes) -> int:
         """How much of ``data`` is written without waiting: none (a stream's writes await)."""
@@ -428,7 +349,7 @@ class StreamIO:
             return
         try:
             await self._stream.send_eof()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except IO_ERRORS as exc:
             self.gone = describe(exc)
 
     async def aclose(self) -> None:
@@ -436,17 +357,15 @@ class StreamIO:
         with anyio.CancelScope(shield=True):
             try:
                 await self._stream.aclose()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            except IO_ERRORS:
                 pass
 
 
 class SocketIO:
-    """A TCP or unix socket read and written directly, waiting for readiness through anyio:
-    plain connections on trio. Neither anyio's socket stream nor trio's socket object is
-    made for it (they were about a tenth of what an idle connection held), and a write
-    that fits in the send buffer returns without a pass of the event loop, like asyncio's.
-    A read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
-    after."""
+    """A TCP or unix socket read and written directly, waiting for readiness through anyio
+    (plain connections on trio: docs/implementation.md#one-transport-seam). A write that fits
+    in the send buffer returns without a pass of the event loop. A read is a checkpoint as
+    trio's own are: cancellable before the bytes are taken, never after."""
 
     __slots__ = ("_sock", "gone")
 
@@ -456,16 +375,7 @@ class SocketIO:
         self._sock = sock
 
     def addresses(self) -> tuple[Address, Address]:
-        sock = self._sock
-        try:
-            local = sock.getsockname()
-        except OSError:
-            return None, None
-        try:
-            remote = sock.getpeername()
-        except OSError:  # a TCP client already reset
-            remote = None
-        return addresses(local, remote)
+        return _addresses(self._sock)
 
     async def receive(self) -> bytes:
         """Bytes from the peer; ``b""`` once it closed or failed (see :attr:`gone`)."""
@@ -480,7 +390,7 @@ class SocketIO:
             while data is None:  # (not awaited inside an except: that would keep the error)
                 await anyio.wait_readable(sock)
                 data = _recv(sock)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except IO_ERRORS as exc:
             self.gone = self.gone or describe(exc)
             return b""
         if not data:
@@ -508,7 +418,7 @@ class SocketIO:
             while rest:  # the rest waits for room in the send buffer
                 await anyio.wait_writable(sock)
                 rest = rest[_send(sock, rest) :]
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except IO_ERRORS as exc:
             self.gone = self.gone or describe(exc)
             raise PeerGone(self.gone) from None
 

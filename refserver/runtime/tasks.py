@@ -1,13 +1,5 @@
-"""Task groups for connections that hold as little as the backend allows.
-
-anyio's task group gives every task it starts a handle: a cancel scope, an event and a
-wrapper coroutine, so that the task can be awaited or cancelled alone. refserver never
-does either (a connection's tasks end together, with their group), and on trio those
-objects were about a third of what an idle WebSocket connection held. On trio a
-connection's tasks therefore go into a trio nursery, through trio's public API: anyio on
-trio runs trio's own cancel scopes, so cancelling works across both alike. On asyncio
-the group is anyio's.
-"""
+"""Task groups for connections whose tasks carry no handle of their own: on trio a trio
+nursery, on asyncio anyio's group (docs/implementation.md#one-transport-seam)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,10 @@
-"""A reusable wake-up call for one waiting task."""
+"""A reusable wake-up call for one waiting task, made with the running event loop's own
+parking (no event objects): :func:`new_wakeup`."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-
-import anyio
-
-from refserver.runtime.tasks import on_asyncio
 
 if TYPE_CHECKING:
     import trio
@@ -17,39 +14,25 @@ class Wakeup:
     """Like an anyio.Event that re-arms itself after each wait.
 
     A ``fire()`` that comes while nobody waits is remembered, so the next ``wait()``
-    returns at once; callers re-check their condition after every wait. An event is
-    allocated only when a waiter really has to block.
+    returns at once; callers re-check their condition after every wait.
     """
 
-    __slots__ = ("_event", "_fired")
-
-    def __init__(self) -> None:
-        self._fired = False
-        self._event: anyio.Event | None = None
+    __slots__ = ("_fired",)
 
     def fire(self) -> None:
-        self._fired = True
-        event = self._event
-        if event is not None:
-            event.set()
+        raise NotImplementedError
 
     async def wait(self) -> None:
-        if not self._fired:
-            event = self._event = anyio.Event()
-            try:
-                await event.wait()
-            finally:
-                self._event = None
-        self._fired = False
+        raise NotImplementedError
 
 
 class AsyncioWakeup(Wakeup):
-    """The same on asyncio, with a bare future: no event object, one callback to wake."""
+    """On asyncio: a bare future, made only when the waiter has to block."""
 
     __slots__ = ("_future", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+        self._fired = False
         self._loop = loop
         self._future: asyncio.Future[None] | None = None
 
@@ -70,13 +53,13 @@ class AsyncioWakeup(Wakeup):
 
 
 class TrioWakeup(Wakeup):
-    """The same on trio, with trio's own low-level parking (no event objects): the waiting
-    task is rescheduled by ``fire()``; a cancelled wait forgets it."""
+    """On trio: the waiting task is parked and rescheduled by ``fire()``; a cancelled wait
+    forgets it."""
 
     __slots__ = ("_task",)
 
     def __init__(self) -> None:
-        super().__init__()
+        self._fired = False
         self._task: trio.lowlevel.Task | None = None
         if _trio is None:
             _load_trio()
@@ -111,5 +94,9 @@ def _load_trio() -> None:
 
 
 def new_wakeup() -> Wakeup:
-    """A wake-up call for a task of the running event loop: on trio a :class:`TrioWakeup`."""
-    return Wakeup() if on_asyncio() else TrioWakeup()
+    """A wake-up call for a task of the running event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TrioWakeup()
+    return AsyncioWakeup(loop)
