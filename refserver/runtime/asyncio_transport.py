@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from typing import Self, cast
 
+from refserver.runtime.tasks import AsyncioWakeup, Wakeup
 from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport, addresses, describe
-from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
 
 
 class AsyncioTransport(Transport, asyncio.Protocol):

@@ -20,7 +20,7 @@ from refserver.logs import error_log
 from refserver.protocol.effects import Effects
 from refserver.protocol.lifespan import Cause, LifespanMachine, State
 from refserver.runtime.context import ASGIApp, record_error, record_steps
-from refserver.runtime.wakeup import new_wakeup
+from refserver.runtime.tasks import new_wakeup
 from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
 from refserver.trace import ConnectionTrace

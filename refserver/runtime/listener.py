@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 
 from refserver.logs import error_log
-from refserver.runtime.wakeup import AsyncioWakeup
+from refserver.runtime.tasks import AsyncioWakeup
 
 # accept() errors that concern one connection (it went away while queued): take the next.
 _PER_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})

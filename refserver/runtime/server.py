@@ -28,7 +28,7 @@ from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
-from refserver.runtime.task_transport import SocketIO, StreamIO, TaskTransport
+from refserver.runtime.task_transport import SocketIO, TaskTransport
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
@@ -111,7 +111,7 @@ async def _open_transport(
         return None
     try:
         secure = await handshake(raw, tls, handshake_timeout_s)
-        return TaskTransport(StreamIO(secure)), tls_extension(secure, tls)
+        return TaskTransport(secure), tls_extension(secure, tls)
     except HandshakeFailed as exc:
         error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
         with anyio.CancelScope(shield=True):

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import anyio
 
-from refserver.runtime.wakeup import Wakeup, new_wakeup
+from refserver.runtime.tasks import Wakeup, new_wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one read takes; also what may wait unread between receivers
 FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file)
