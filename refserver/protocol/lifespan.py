@@ -197,22 +197,11 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
         """Enter SHUTDOWN_FAILED: an app that raises while serving never runs its shutdown."""
         self._fail(State.SHUTDOWN_FAILED, Cause.RAISED, "the app raised while serving", _SCOPE)
 
-    def _returned_shutting_down(self, _: None) -> None:
-        """Enter SHUTDOWN_FAILED: the app returned before completing shutdown."""
+    def _ended_shutting_down(self, raised: bool) -> None:
+        """Enter SHUTDOWN_FAILED: the app returned or raised before completing shutdown."""
+        cause = Cause.RAISED if raised else Cause.RETURNED
         self._fail(
-            State.SHUTDOWN_FAILED,
-            Cause.RETURNED,
-            f"{Cause.RETURNED.value} before completing shutdown",
-            sections.LIFESPAN_SHUTDOWN,
-        )
-
-    def _raised_shutting_down(self, _: None) -> None:
-        """Enter SHUTDOWN_FAILED: the app raised before completing shutdown."""
-        self._fail(
-            State.SHUTDOWN_FAILED,
-            Cause.RAISED,
-            f"{Cause.RAISED.value} before completing shutdown",
-            sections.LIFESPAN_SHUTDOWN,
+            State.SHUTDOWN_FAILED, cause, f"{cause.value} before completing shutdown", sections.LIFESPAN_SHUTDOWN
         )
 
     def _begin_shutdown(self, _: None) -> None:
@@ -262,8 +251,8 @@ _rows((S.STARTING,), I.APP_RETURNED, (S.UNSUPPORTED,), M._ended_starting, _SCOPE
 _rows((S.STARTING,), I.APP_RAISED, (S.UNSUPPORTED,), M._ended_starting, _SCOPE)
 _rows((S.STARTED,), I.APP_RETURNED, (S.DONE,), M._returned_serving, _SCOPE)
 _rows((S.STARTED,), I.APP_RAISED, (S.SHUTDOWN_FAILED,), M._raised_serving, _SCOPE)
-_rows((S.SHUTTING_DOWN,), I.APP_RETURNED, (S.SHUTDOWN_FAILED,), M._returned_shutting_down, sections.LIFESPAN_SHUTDOWN)
-_rows((S.SHUTTING_DOWN,), I.APP_RAISED, (S.SHUTDOWN_FAILED,), M._raised_shutting_down, sections.LIFESPAN_SHUTDOWN)
+_rows((S.SHUTTING_DOWN,), I.APP_RETURNED, (S.SHUTDOWN_FAILED,), M._ended_shutting_down, sections.LIFESPAN_SHUTDOWN)
+_rows((S.SHUTTING_DOWN,), I.APP_RAISED, (S.SHUTDOWN_FAILED,), M._ended_shutting_down, sections.LIFESPAN_SHUTDOWN)
 _rows(_ENDED, I.APP_RETURNED, (), M._nothing, _SCOPE)
 _rows(_ENDED, I.APP_RAISED, (), M._nothing, _SCOPE)
 # -- the server

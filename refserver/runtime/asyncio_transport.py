@@ -10,50 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Self, cast
 
-from refserver.runtime.transport import (
-    CLOSE_FLUSH_LIMIT_S,
-    Address,
-    FileEnded,
-    PeerGone,
-    Receiver,
-    addresses,
-    describe,
-)
-from refserver.runtime.wakeup import AsyncioWakeup, Wakeup
+from refserver.runtime.tasks import AsyncioWakeup, Wakeup
+from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport, addresses, describe
 
 
-class AsyncioTransport(asyncio.Protocol):
+class AsyncioTransport(Transport, asyncio.Protocol):
     """A socket served by asyncio's own transport, with this class as its protocol."""
 
-    __slots__ = (
-        "_eof",
-        "_loop",
-        "_lost",
-        "_queued",
-        "_read_paused",
-        "_receiver",
-        "_transport",
-        "_write_paused",
-        "_write_waiter",
-        "_written",
-        "gone",
-    )
+    __slots__ = ("_loop", "_lost", "_read_paused", "_transport", "_write_paused", "_write_waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.gone: str | None = None
+        super().__init__()
         self._loop = loop
         self._transport: asyncio.Transport | None = None
-        self._eof = False  # the peer half-closed
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._read_paused = False
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
-        self._receiver: Receiver | None = None
-        self._queued = 0  # bytes given to write() in all
-        self._written = 0  # bytes handed to asyncio's transport in all
 
     @classmethod
     async def over(cls, sock: object) -> Self:
@@ -62,58 +38,23 @@ class AsyncioTransport(asyncio.Protocol):
         _, protocol = await loop.connect_accepted_socket(lambda: cls(loop), sock)  # type: ignore[arg-type]
         return protocol
 
-    async def run(self, main: Callable[[], Awaitable[None]]) -> None:
-        await main()  # the event loop's callbacks do the rest
-
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream socket's transport (connect_accepted_socket) is an asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
-        receiver = self._receiver
-        if receiver is not None:
-            try:
-                receiver.bytes_received(data)
-            except Exception as exc:
-                self._receiver_failed(exc)
-        # (No receiver: the connection is closing. Between two receivers reading is paused.)
+    # (data_received is the Transport's: between two receivers reading is paused.)
 
     def eof_received(self) -> bool:
-        self._eof = True
-        receiver = self._receiver
-        if receiver is not None:
-            # Nothing more is written to a peer that has left.
-            self.gone = self.gone or "peer closed the connection"
-            try:
-                receiver.peer_left("peer closed the connection")
-            except Exception as exc:
-                self._receiver_failed(exc)
+        self._peer_left("peer closed the connection")
         return True  # keep the writing side open: the close echo may still go out
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None:
-            self._lost = describe(exc)
-        elif self._eof:
-            self._lost = "peer closed the connection"
-        else:
-            self._lost = "connection closed"
+        self._lost = describe(exc) if exc is not None else self._read_ended or "connection closed"
         _wake(self._write_waiter)
-        receiver = self._receiver
-        if receiver is not None:
-            self._receiver = None  # nothing comes after this
-            self.gone = self.gone or self._lost
-            try:
-                receiver.peer_left(self._lost)
-            except Exception as exc:
-                receiver.failed(exc)
-
-    def _receiver_failed(self, exc: Exception) -> None:
-        receiver = self._receiver
-        self.abort("internal error")
-        if receiver is not None:
-            receiver.failed(exc)
+        self._peer_left(self._lost)
+        self._receiver = None  # nothing comes after this
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -123,22 +64,6 @@ class AsyncioTransport(asyncio.Protocol):
         _wake(self._write_waiter)
 
     # ------------------------------------------------------------------ reading
-
-    def push_to(self, receiver: Receiver) -> None:
-        self._receiver = receiver
-        if self._lost is not None or self._eof:
-            self._receiver = None if self._lost is not None else receiver
-            self.gone = self.gone or self._lost or "peer closed the connection"
-            try:
-                receiver.peer_left(self._lost or "peer closed the connection")
-            except Exception as exc:
-                self._receiver_failed(exc)
-            return
-        self.set_reading(True)
-
-    def stop_pushing(self) -> None:
-        self._receiver = None
-        self.set_reading(False)  # until the next receiver
 
     def set_reading(self, on: bool) -> None:
         transport = self._transport
@@ -203,8 +128,8 @@ class AsyncioTransport(asyncio.Protocol):
             raise PeerGone(self.gone or "connection closed")
         while self._write_paused:
             # A connection that is closing still writes what asyncio holds: the bytes reach
-            # the peer and this returns (docs/decisions.md#blocked-send-delivered-returns). Only a lost connection
-            # (reset, or aborted: the bytes dropped) raises.
+            # the peer and this returns (docs/decisions.md#blocked-send-delivered-returns).
+            # Only a lost connection (reset, or aborted: the bytes dropped) raises.
             if self._lost is not None:
                 raise PeerGone(self.gone or self._lost)
             waiter = self._write_waiter
@@ -221,34 +146,20 @@ class AsyncioTransport(asyncio.Protocol):
         if self.gone is None and transport is not None and not transport.is_closing() and transport.can_write_eof():
             transport.write_eof()
 
-    def close_soon(self, reason: str, flush_limit_s: float) -> None:
-        if flush_limit_s <= 0:
-            self.abort(reason)
-            return
-        self.gone = self.gone or reason
-        self._receiver = None
+    def _close(self) -> bool:
         transport = self._transport
         if transport is None or transport.is_closing():
-            return
+            return False
         transport.close()
-        if transport.get_write_buffer_size():
-            self._loop.call_later(flush_limit_s, self._abort_unless_lost)
-
-    def _abort_unless_lost(self) -> None:
-        """The bound of :meth:`close_soon`: drop what is left unless the connection has
-        ended meanwhile (asyncio's transport must not be aborted after connection_lost)."""
-        if self._lost is None and self._transport is not None:
-            self._transport.abort()
+        return transport.get_write_buffer_size() > 0
 
     def abort(self, reason: str) -> None:
         self.gone = self.gone or reason
         self._receiver = None
+        # (asyncio's transport must not be aborted after connection_lost.)
         if self._lost is None and self._transport is not None:
             self._transport.abort()
         _wake(self._write_waiter)
-
-    async def aclose(self) -> None:
-        self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
 
     # ------------------------------------------------------------------ the rest
 

@@ -30,9 +30,7 @@ __all__ = [
     "record_steps",
 ]
 
-# docs/decisions.md#fairness: of an app's receive() and send() calls that can answer at once,
-# every third lets the event loop run (one that has to wait resets the count).
-CALLS_BETWEEN_YIELDS = 3
+CALLS_BETWEEN_YIELDS = 3  # docs/decisions.md#fairness
 
 
 class Pacer:

@@ -19,8 +19,8 @@ from refserver.errors import ASGIProtocolError, LifespanFailure
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
 from refserver.protocol.lifespan import Cause, LifespanMachine, State
-from refserver.runtime.context import ASGIApp, record_error
-from refserver.runtime.wakeup import Wakeup
+from refserver.runtime.context import ASGIApp, record_error, record_steps
+from refserver.runtime.tasks import new_wakeup
 from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
 from refserver.trace import ConnectionTrace
@@ -36,16 +36,14 @@ class Lifespan:
         self.trace = trace
         self.machine = LifespanMachine()
         self.running = False  # the app supports lifespan and its task is alive
-        self._changed = Wakeup()  # for the server's wait
-        self._app_wakeup = Wakeup()  # for the app's receive()
+        self._changed = new_wakeup()  # for the server's wait
+        self._app_wakeup = new_wakeup()  # for the app's receive()
         self._app_error: BaseException | None = None
         self._scope = anyio.CancelScope()
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold; the only place that does."""
-        for step in fx.transitions:
-            if self.trace is not None:
-                self.trace.record("state", step.new, step.section, step.why, old_state=step.old)
+        record_steps(fx, self.machine.state.name, self.trace)
         if fx.wake_app:
             self._app_wakeup.fire()
             self._changed.fire()
@@ -77,10 +75,7 @@ class Lifespan:
             raise LifespanFailure(f"lifespan startup failed: {why}")
         # lifespan spec 2.0, "Scope": an app that raises does not support lifespan; the
         # server carries on without it.
-        error_log.info(
-            "ASGI 'lifespan' protocol appears unsupported by the app (%s); continuing without it",
-            why,
-        )
+        error_log.info("ASGI 'lifespan' protocol appears unsupported by the app (%s); continuing without it", why)
 
     async def shutdown(self, timeout_s: float) -> None:
         """Send lifespan.shutdown and wait for the answer, at most ``timeout_s``."""
@@ -115,7 +110,7 @@ class Lifespan:
         error_log.error("The lifespan app returned without answering lifespan.shutdown")
         raise LifespanFailure("the lifespan app returned without answering lifespan.shutdown")
 
-    def _shutting_down(self) -> bool:
+    def _shutting_down(self) -> bool:  # (a call: mypy would keep machine.state narrowed to STARTED)
         return self.machine.state is State.SHUTTING_DOWN
 
     async def _receive(self) -> MutableMapping[str, Any]:

@@ -1,7 +1,7 @@
 """Accepting connections: every connection waiting in the kernel's accept queue is taken
 each time the listening socket is readable, so that new clients are not starved by busy
-ones (anyio's ``Listener.serve`` takes one per pass of the event loop), and the queue is
-drained once more at shutdown, so that a client already queued is served, not reset.
+ones, and the queue is drained once more at shutdown, so that a client already queued is
+served, not reset (docs/implementation.md#one-transport-seam).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import socket
 from collections.abc import Callable
 
 import anyio
-import anyio.abc
 
 from refserver.logs import error_log
-from refserver.runtime.wakeup import AsyncioWakeup
+from refserver.runtime.tasks import AsyncioWakeup
 
 # accept() errors that concern one connection (it went away while queued): take the next.
 _PER_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
@@ -48,9 +47,8 @@ class Acceptor:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
 
     async def _serve_registered(self, loop: asyncio.AbstractEventLoop, handle: Handle) -> None:
-        """On asyncio the listening socket stays registered with the event loop (no epoll
-        change per wait). Its callback only wakes this task, which accepts: ``handle`` starts
-        tasks through anyio, which knows the event loop only inside a task."""
+        """On asyncio the listening socket stays registered; its callback only wakes this task,
+        which accepts: ``handle`` starts tasks through anyio, which knows the loop only in a task."""
         sock = self.sock
         readable = AsyncioWakeup(loop)
         loop.add_reader(sock, readable.fire)
@@ -82,10 +80,3 @@ class Acceptor:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             handle(conn)
             taken += 1
-
-
-async def socket_stream(conn: socket.socket) -> anyio.abc.SocketStream:
-    """The anyio stream over an accepted socket (TCP or unix)."""
-    if conn.family == socket.AF_UNIX:
-        return await anyio.abc.UNIXSocketStream.from_socket(conn)
-    return await anyio.abc.SocketStream.from_socket(conn)

@@ -9,7 +9,6 @@ only then is ``lifespan.shutdown`` sent.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
 import stat
@@ -19,7 +18,6 @@ from typing import Any, TextIO
 
 import anyio
 import anyio.abc
-import anyio.streams.stapled
 
 from refserver.config import Config
 from refserver.errors import LifespanFailure
@@ -29,7 +27,7 @@ from refserver.runtime.asyncio_transport import AsyncioTransport
 from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
-from refserver.runtime.listener import Acceptor, socket_stream
+from refserver.runtime.listener import Acceptor
 from refserver.runtime.task_transport import SocketIO, TaskTransport
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
@@ -66,30 +64,24 @@ class Listening:
         return first[1]
 
 
-async def _open_listeners(config: Config) -> tuple[list[anyio.abc.Listener[Any]], Listening]:
+async def _open_listener(config: Config) -> tuple[anyio.abc.Listener[Any], list[socket.socket]]:
+    """The listener ``config`` asks for, and its listening sockets."""
     if config.uds:
-        path = config.uds
         with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)  # a stale socket file from an earlier run
-        listener = await anyio.create_unix_listener(path, backlog=config.backlog)
-        return [listener], Listening((path,))
+            if stat.S_ISSOCK(os.stat(config.uds).st_mode):
+                os.unlink(config.uds)  # a stale socket file from an earlier run
+        listener = await anyio.create_unix_listener(config.uds, backlog=config.backlog)
+        return listener, [listener.extra(anyio.abc.SocketAttribute.raw_socket)]
     multi = await anyio.create_tcp_listener(
         local_host=config.host, local_port=config.port, reuse_port=False, backlog=config.backlog
     )
-    addresses: list[tuple[str, int] | str] = []
-    for sub in multi.listeners:
-        sock: socket.socket = sub.extra(anyio.abc.SocketAttribute.raw_socket)
-        host, port = sock.getsockname()[:2]
-        addresses.append((str(host), int(port)))
-    return [multi], Listening(tuple(addresses))
+    return multi, [sub.extra(anyio.abc.SocketAttribute.raw_socket) for sub in multi.listeners]
 
 
-def _raw_sockets(listener: anyio.abc.Listener[Any]) -> list[socket.socket]:
-    subs: list[Any] = (
-        list(listener.listeners) if isinstance(listener, anyio.streams.stapled.MultiListener) else [listener]
-    )
-    return [sub.extra(anyio.abc.SocketAttribute.raw_socket) for sub in subs]
+def _bound(sock: socket.socket) -> tuple[str, int] | str:
+    """A listening socket's address: (host, port), or a unix socket's path."""
+    name = sock.getsockname()
+    return name if isinstance(name, str) else (str(name[0]), int(name[1]))
 
 
 @dataclass(slots=True, eq=False)
@@ -100,6 +92,31 @@ class _Accepted:
 
     async def shutdown(self) -> None:
         self.closing = True  # becomes the handler's last_request
+
+
+async def _open_transport(
+    conn: socket.socket, tls: ServerTLS | None, handshake_timeout_s: float
+) -> tuple[Transport, dict[str, Any] | None] | None:
+    """The transport for an accepted socket (docs/implementation.md#one-transport-seam) and
+    the scope's ``tls`` extension entry; None if the client left first or failed the TLS
+    handshake (logged at INFO: the client's failure, not the server's)."""
+    try:
+        if tls is None:
+            transport = await AsyncioTransport.over(conn) if on_asyncio() else TaskTransport(SocketIO(conn))
+            return transport, None
+        stream_type = anyio.abc.UNIXSocketStream if conn.family == socket.AF_UNIX else anyio.abc.SocketStream
+        raw = await stream_type.from_socket(conn)
+    except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
+        conn.close()
+        return None
+    try:
+        secure = await handshake(raw, tls, handshake_timeout_s)
+        return TaskTransport(secure), tls_extension(secure, tls)
+    except HandshakeFailed as exc:
+        error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
+        with anyio.CancelScope(shield=True):
+            await raw.aclose()
+        return None
 
 
 def _peer_of(conn: socket.socket) -> str:
@@ -113,17 +130,12 @@ def _peer_of(conn: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
-def _address(config: Config) -> str:
-    """The address ``config`` asks for, as a person would write it."""
-    if config.uds:
-        return config.uds
-    return f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
-
-
 def _cannot_listen(config: Config, exc: OSError) -> OSError:
     """The bind error, naming the address: ``str()`` gives
     ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
-    return OSError(exc.errno, exc.strerror or str(exc), _address(config))
+    host, port = config.host, config.port
+    address = config.uds or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return OSError(exc.errno, exc.strerror or str(exc), address)
 
 
 async def serve(
@@ -144,7 +156,8 @@ async def serve(
     config = config or Config()
     tls = load_tls(config)
     try:
-        await _serve(app, config, tls, shutdown_trigger, task_status)
+        with _tracer(config) as tracer:
+            await _serve(app, config, tls, shutdown_trigger, task_status, tracer)
     except BaseExceptionGroup as group:
         # Task groups wrap errors; a lifespan failure is the one error serve() promises
         # to raise, so it comes out as itself.
@@ -159,17 +172,6 @@ def _only(group: BaseExceptionGroup[BaseException], kind: type[LifespanFailure])
     while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
         inner = inner.exceptions[0]
     return inner if isinstance(inner, kind) else None
-
-
-async def _serve(
-    app: Any,
-    config: Config,
-    tls: ServerTLS | None,
-    shutdown_trigger: Callable[[], Awaitable[object]] | None,
-    task_status: anyio.abc.TaskStatus[Listening],
-) -> None:
-    with _tracer(config) as tracer:
-        await _serve_traced(app, config, tls, shutdown_trigger, task_status, tracer)
 
 
 @contextlib.contextmanager
@@ -194,7 +196,7 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
             file.close()
 
 
-async def _serve_traced(
+async def _serve(
     app: Any,
     config: Config,
     tls: ServerTLS | None,
@@ -209,7 +211,7 @@ async def _serve_traced(
         if config.lifespan != "off":
             await lifespan.startup(root)
         try:
-            listeners, listening = await _open_listeners(config)
+            listener, socks = await _open_listener(config)
         except OSError as exc:
             # The app started; let it clean up before the bind error ends serve(). A failed
             # shutdown is logged by Lifespan; the error to report is the bind error.
@@ -218,7 +220,7 @@ async def _serve_traced(
             with contextlib.suppress(LifespanFailure):
                 await lifespan.shutdown(config.shutdown_timeout_s)
         else:
-            await _serve_connections(ctx, config, tls, listeners, listening, shutdown_trigger, task_status)
+            await _serve_connections(ctx, config, tls, listener, socks, shutdown_trigger, task_status)
             await lifespan.shutdown(config.shutdown_timeout_s)
     if cannot_listen is not None:
         # Raised outside the task group, so it is not wrapped in an exception group.
@@ -229,47 +231,25 @@ async def _serve_connections(
     ctx: ServerContext,
     config: Config,
     tls: ServerTLS | None,
-    listeners: list[anyio.abc.Listener[Any]],
-    listening: Listening,
+    listener: anyio.abc.Listener[Any],
+    socks: list[socket.socket],
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
-    running_on_asyncio = on_asyncio()
     try:
         async with open_task_group() as connections:
 
             async def serve_connection(conn: socket.socket, pending: _Accepted) -> None:
-                stream: anyio.abc.ByteStream | Transport
-                extension: dict[str, Any] | None = None
-                try:
-                    if tls is None and running_on_asyncio:
-                        # asyncio's own transport carries plain connections (runtime/asyncio_transport.py).
-                        stream = await AsyncioTransport.over(conn)
-                    elif tls is None:
-                        stream = TaskTransport(SocketIO(conn))  # trio: the socket itself
-                    else:
-                        stream = raw = await socket_stream(conn)
-                except (OSError, ValueError):  # reset before it was served: anyio finds it unconnected
-                    conn.close()
+                opened = await _open_transport(conn, tls, config.timeout_keep_alive_s)
+                if opened is None:
                     ctx.remove(pending)
                     return
-                if tls is not None:
-                    try:
-                        secure = await handshake(raw, tls, config.timeout_keep_alive_s)
-                        extension = tls_extension(secure, tls)
-                    except HandshakeFailed as exc:
-                        # The client's failure, not the server's: INFO, never ERROR.
-                        error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
-                        with anyio.CancelScope(shield=True):
-                            await raw.aclose()
-                        ctx.remove(pending)
-                        return
-                    stream = secure
+                transport, extension = opened
                 # Taken from the queue during shutdown: its first request is served, then it closes.
                 limit = config.limit_concurrency
                 over_limit = limit is not None and len(ctx.handlers) > limit  # this one counted
                 handler = HTTPConnection(
-                    stream, ctx, last_request=pending.closing, over_limit=over_limit, tls=extension
+                    transport, ctx, last_request=pending.closing, over_limit=over_limit, tls=extension
                 )
                 ctx.add(handler)
                 ctx.remove(pending)
@@ -286,11 +266,11 @@ async def _serve_connections(
                 ctx.add(pending)  # at once, so that shutdown waits for it
                 connections.start_soon(serve_connection, conn, pending)
 
-            acceptors = [Acceptor(sock) for listener in listeners for sock in _raw_sockets(listener)]
+            acceptors = [Acceptor(sock) for sock in socks]
             async with anyio.create_task_group() as accepting:
                 for acceptor in acceptors:
                     accepting.start_soon(acceptor.serve, accept)
-                task_status.started(dataclasses.replace(listening, state=ctx.state, tls=tls is not None))
+                task_status.started(Listening(tuple(map(_bound, socks)), state=ctx.state, tls=tls is not None))
                 if shutdown_trigger is None:
                     await anyio.sleep_forever()
                 else:
@@ -302,8 +282,7 @@ async def _serve_connections(
                 # Clients already in the accept queue are served (their first request, with
                 # connection: close), not reset: they are not told to shut down like the rest.
                 acceptor.accept_waiting(accept)
-            for listener in listeners:
-                await listener.aclose()
+            await listener.aclose()
             if ctx.handlers:
                 for handler in open_connections:
                     connections.start_soon(handler.shutdown)

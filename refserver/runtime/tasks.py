@@ -1,22 +1,19 @@
-"""Task groups for connections that hold as little as the backend allows.
-
-anyio's task group gives every task it starts a handle: a cancel scope, an event and a
-wrapper coroutine, so that the task can be awaited or cancelled alone. refserver never
-does either (a connection's tasks end together, with their group), and on trio those
-objects were about a third of what an idle WebSocket connection held. On trio a
-connection's tasks therefore go into a trio nursery, through trio's public API: anyio on
-trio runs trio's own cancel scopes, so cancelling works across both alike. On asyncio
-the group is anyio's.
-"""
+"""What a connection's tasks need of the event loop, made with the loop's own means
+(docs/implementation.md#one-transport-seam): a task group whose tasks carry no handle of
+their own (on trio a nursery, on asyncio anyio's group) and a reusable wake-up call for one
+waiting task (a bare future on asyncio, trio's own parking on trio)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
+
+if TYPE_CHECKING:
+    import trio
 
 
 class Scope(Protocol):
@@ -48,3 +45,91 @@ def open_task_group() -> AbstractAsyncContextManager[TaskGroup]:
     import trio  # only on trio, where it is installed
 
     return cast("AbstractAsyncContextManager[TaskGroup]", trio.open_nursery())
+
+
+class Wakeup:
+    """Like an anyio.Event that re-arms itself after each wait.
+
+    A ``fire()`` that comes while nobody waits is remembered, so the next ``wait()``
+    returns at once; callers re-check their condition after every wait.
+    """
+
+    __slots__ = ("_fired",)
+
+    def fire(self) -> None:
+        raise NotImplementedError
+
+    async def wait(self) -> None:
+        raise NotImplementedError
+
+
+class AsyncioWakeup(Wakeup):
+    """On asyncio: a bare future, made only when the waiter has to block."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._fired = False
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+
+    def fire(self) -> None:
+        self._fired = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self) -> None:
+        if not self._fired:
+            future = self._future = self._loop.create_future()
+            try:
+                await future
+            finally:
+                self._future = None
+        self._fired = False
+
+
+class TrioWakeup(Wakeup):
+    """On trio: the waiting task is parked and rescheduled by ``fire()``; a cancelled wait
+    forgets it."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        global _trio
+        self._fired = False
+        self._task: trio.lowlevel.Task | None = None
+        if _trio is None:
+            import trio.lowlevel  # trio is optional: imported only when it runs
+
+            _trio = trio.lowlevel
+
+    def fire(self) -> None:
+        self._fired = True
+        task = self._task
+        if task is not None:
+            self._task = None
+            _trio.reschedule(task)
+
+    async def wait(self) -> None:
+        if not self._fired:
+            self._task = _trio.current_task()
+            await _trio.wait_task_rescheduled(self._abort)
+        self._fired = False
+
+    def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        self._task = None
+        succeeded: trio.lowlevel.Abort = _trio.Abort.SUCCEEDED
+        return succeeded
+
+
+_trio: Any = None  # trio.lowlevel, once a TrioWakeup is made
+
+
+def new_wakeup() -> Wakeup:
+    """A wake-up call for a task of the running event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TrioWakeup()
+    return AsyncioWakeup(loop)

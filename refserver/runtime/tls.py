@@ -1,20 +1,8 @@
 """TLS: the server's ``SSLContext`` built from the config, the handshake on each accepted
-connection, and the scope's ``tls`` extension (ASGI tls extension, "TLS Connection Scope").
-
-- The handshake is bounded by ``timeout_keep_alive_s``, like an unfinished request head, so a
-  client that never finishes it cannot hold a connection. A failed or timed-out handshake is
-  the client's business: it is logged at INFO with the peer and the reason, never as an error.
-- The extension is filled once per connection, after the handshake, and every scope on the
-  connection gets its own copy. Python exposes only the peer's leaf certificate before 3.13,
-  so ``client_cert_chain`` holds that one certificate there (the whole chain the client sent,
-  leaf first, where ``SSLObject.get_unverified_chain`` exists).
-- ``client_cert_error`` is always None: a client certificate that fails verification fails the
-  handshake (the spec: "Most web server implementations will reject the connection").
-- Closing a connection sends the close_notify alert before the TCP close (RFC 8446 §6.1, "Each
-  party MUST send a close_notify alert before closing its write side of the connection") and
-  does not wait for the peer's (the same section does not ask it to): :class:`ServerTLSStream`.
-  A WebSocket's half-close after its close frame stays a plain wait for the peer's close frame
-  over TLS (docs/decisions.md#tls-close-notify).
+connection (bounded by ``timeout_keep_alive_s``; a failure is the client's, logged at INFO), the
+scope's ``tls`` extension (ASGI tls extension, "TLS Connection Scope";
+docs/decisions.md#tls-extension-contents), and a close that sends close_notify without waiting
+for the peer's (RFC 8446 §6.1; docs/decisions.md#tls-close-notify).
 """
 
 from __future__ import annotations

@@ -1,21 +1,16 @@
 """The seam between the connection drivers and the event loop: :class:`Transport`.
 
 The HTTP and WebSocket drivers (``runtime/http.py``, ``runtime/websocket.py``) are written
-once, against this interface. The peer's bytes are pushed to them (:class:`Receiver`), as
-they arrive; their writes never wait except for buffer space (:meth:`Transport.flush`); their
-timers and TCP's half-close and close take effect without awaiting. Two implementations:
+once, against this class. The peer's bytes are pushed to them (:class:`Receiver`) as they
+arrive; their writes never wait except for buffer space (:meth:`Transport.flush`); their
+timers and TCP's half-close and close take effect without awaiting. What every transport
+does alike is written here; two subclasses move the bytes: ``AsyncioTransport`` (plain
+sockets on asyncio) and ``TaskTransport`` (trio, TLS, in-memory streams), as
+docs/implementation.md#one-transport-seam says.
 
-- ``runtime/asyncio_transport.py``: an ``asyncio.Protocol`` of its own, for plain TCP and
-  unix sockets on asyncio. asyncio's event loop already works this way, so the seam costs
-  nothing there (anyio's own asyncio stream costs two epoll changes and a cancel scope per
-  read and a loop pass per write, about half of the CPU per small message).
-- ``runtime/task_transport.py``: a reader task and a writer task over a byte stream read and
-  written by tasks: the socket itself on trio, any anyio byte stream (TLS, in-memory pipes)
-  on either backend.
-
-This module is also the one place where I/O errors become "peer gone": a transport says why
-the peer left (:func:`describe`) and a write that cannot be made raises :class:`PeerGone`.
-Callers never see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
+I/O errors become "peer gone" here and nowhere else: a transport says why the peer left
+(:func:`describe`) and a write that cannot be made raises :class:`PeerGone`. Callers never
+see ``OSError``, ``anyio.BrokenResourceError`` or ``anyio.EndOfStream``.
 """
 
 from __future__ import annotations
@@ -23,18 +18,20 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import anyio
 
-from refserver.runtime.wakeup import Wakeup
+from refserver.runtime.tasks import Wakeup, new_wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one read takes; also what may wait unread between receivers
-FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file_by_reads)
+FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file)
 # Bytes a send() has handed over may still wait in the transport's own buffer when the
 # connection closes: they get this long to reach the socket before a peer that does not read
 # is cut off.
 CLOSE_FLUSH_LIMIT_S = 5.0  # docs/decisions.md#close-flushes-for-5s
+IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)  # the peer is gone
 
 Address = tuple[str, int] | tuple[str, None] | None
 
@@ -63,71 +60,154 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
-class Transport(Protocol):
+class Transport:
     """One client connection, as the drivers see it."""
 
-    gone: str | None  # why the peer is gone (or the connection closing), once it is
+    __slots__ = ("_queued", "_read_ended", "_receiver", "_written", "gone")
+
+    def __init__(self) -> None:
+        self.gone: str | None = None  # why the peer is gone (or the connection closing), once it is
+        self._receiver: Receiver | None = None
+        self._read_ended: str | None = None  # the peer's EOF or a failed read: why
+        self._queued = 0  # bytes given to write() in all
+        self._written = 0  # bytes that left the transport's own hands in all
 
     async def run(self, main: Callable[[], Awaitable[None]]) -> None:
         """Run ``main`` (the driver) with whatever tasks the transport needs beside it."""
+        await main()
 
     def addresses(self) -> tuple[Address, Address]:
         """``client`` and ``server`` for the scope."""
+        raise NotImplementedError
 
     def new_wakeup(self) -> Wakeup:
         """A wake-up call suited to this transport's event loop."""
+        return new_wakeup()
 
     def now(self) -> float:
         """The event loop's clock (deadlines are on it)."""
+        return anyio.current_time()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         """Run ``callback`` at ``deadline``, as the peer's bytes are run: with no await."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reading
 
     def push_to(self, receiver: Receiver) -> None:
         """From now on hand every byte to ``receiver`` as it arrives, starting with what
         arrived since the last receiver, and tell it when the peer leaves."""
+        self._receiver = receiver
+        if self._read_ended is not None:
+            self._peer_left(self._read_ended)
+        else:
+            self.set_reading(True)
 
     def stop_pushing(self) -> None:
         """Keep what arrives from now on for the next :meth:`push_to` (the WebSocket hand-over)."""
+        self._receiver = None
+        self.set_reading(False)
 
     def set_reading(self, on: bool) -> None:
         """Resume or pause reading from the socket (backpressure)."""
+        raise NotImplementedError
+
+    def data_received(self, data: bytes) -> None:
+        """Hand the peer's bytes to the receiver (none: the connection is closing)."""
+        receiver = self._receiver
+        if receiver is not None:
+            try:
+                receiver.bytes_received(data)
+            except Exception as exc:
+                self._receiver_failed(exc)
+
+    def _peer_left(self, why: str) -> None:
+        """Tell the receiver the peer has left; nothing more is written to it."""
+        self._read_ended = why
+        receiver = self._receiver
+        if receiver is not None:
+            self.gone = self.gone or why
+            try:
+                receiver.peer_left(why)
+            except Exception as exc:
+                self._receiver_failed(exc)
+
+    def _receiver_failed(self, exc: Exception) -> None:
+        receiver = self._receiver
+        self.abort("internal error")
+        if receiver is not None:
+            receiver.failed(exc)
+
+    # ------------------------------------------------------------------ writing
 
     def write(self, chunks: list[bytes]) -> None:
         """Write ``chunks`` after everything written before; never waits. Nothing is written
         once the peer is gone: then :meth:`flush` raises PeerGone."""
+        raise NotImplementedError
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         """Write ``count`` bytes of the file ``fd`` from ``offset`` after everything written
-        before, and return once they are written as :meth:`flush` counts it: with
-        ``os.sendfile`` where the connection is a plain socket, by bounded reads otherwise
-        (:func:`send_file_by_reads`). The file's own position is not used; ``fd`` stays open.
-        Raises PeerGone if it cannot be written, FileEnded if the file is shorter."""
+        before, and return once they are written as :meth:`flush` counts it. Here by reads of
+        :data:`FILE_CHUNK_BYTES`, each flushed before the next: memory stays bounded whatever
+        the file's size. The file's own position is not used; ``fd`` stays open.
+
+        Raises:
+            PeerGone: the peer is gone.
+            FileEnded: the file has fewer than ``count`` bytes from ``offset``.
+        """
+        await self.flush()
+        while count > 0:
+            data = os.pread(fd, min(FILE_CHUNK_BYTES, count), offset)
+            if not data:
+                raise FileEnded(f"the file ended {count} bytes before the end of the body")
+            self.write([data])
+            offset += len(data)
+            count -= len(data)
+            await self.flush()
 
     @property
     def flushed(self) -> bool:
         """:meth:`flush` would return at once, raising nothing."""
+        raise NotImplementedError
 
     @property
     def write_blocked(self) -> bool:
         """Written bytes wait for room in the socket's send buffer (the peer reads slowly)."""
+        raise NotImplementedError
 
     async def flush(self) -> None:
         """Return once what was written has room: it is in the socket's send buffer, or in the
         transport's own below its high-water mark. Raises PeerGone if it cannot be written."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ closing
 
     def half_close(self) -> None:
         """Send FIN once what is written has gone out; keep reading (RFC 6455 §7.1.1)."""
+        raise NotImplementedError
 
     def close_soon(self, reason: str, flush_limit_s: float) -> None:
         """Mark the peer gone (``reason``) and close TCP once what is written has gone out,
         or after ``flush_limit_s`` (0: at once, dropping it)."""
+        if flush_limit_s <= 0:
+            self.abort(reason)
+            return
+        self.gone = self.gone or reason
+        self._receiver = None
+        if self._close():
+            self.call_at(self.now() + flush_limit_s, partial(self.abort, reason))
+
+    def _close(self) -> bool:
+        """Close TCP once what is written has gone out; whether bytes still wait."""
+        raise NotImplementedError
 
     def abort(self, reason: str) -> None:
         """Mark the peer gone and close TCP at once, dropping what is not yet written."""
+        raise NotImplementedError
 
     async def aclose(self) -> None:
         """Close, letting what is written go out for up to CLOSE_FLUSH_LIMIT_S."""
+        self.close_soon("connection closed by the server", CLOSE_FLUSH_LIMIT_S)
 
 
 def describe(exc: BaseException) -> str:
@@ -161,22 +241,3 @@ def addresses(local: object, remote: object) -> tuple[Address, Address]:
     else:
         client = None  # a unix socket's client, or a TCP client that already reset
     return client, server
-
-
-async def send_file_by_reads(transport: Transport, fd: int, offset: int, count: int) -> None:
-    """Send ``count`` bytes of ``fd`` from ``offset``, :data:`FILE_CHUNK_BYTES` at a time, each
-    flushed before the next is read: memory stays bounded whatever the file's size.
-
-    Raises:
-        PeerGone: the peer is gone.
-        FileEnded: the file has fewer than ``count`` bytes from ``offset``.
-    """
-    await transport.flush()
-    while count > 0:
-        data = os.pread(fd, min(FILE_CHUNK_BYTES, count), offset)
-        if not data:
-            raise FileEnded(f"the file ended {count} bytes before the end of the body")
-        transport.write([data])
-        offset += len(data)
-        count -= len(data)
-        await transport.flush()
