@@ -968,7 +968,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         held = self.start is not None
         out = self._send_held(file.count, more) if held else b""  # START_HELD: the held head goes first
         after = b""
-        if file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+        sent = file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES
+        if sent:
             try:
                 # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
                 pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
@@ -985,13 +986,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             at = next(i for i, piece in enumerate(pieces) if piece is file)
             out += b"".join(pieces[:at])
             after = b"".join(pieces[at + 1 :])
-            self._fx.file = http_extensions.FileWrite(file, after)
         if not more and self.trailers is None:
-            end = self._h11_send(_END_OF_MESSAGE, "http.response.body")
-            if self._fx.file is not None:
-                self._fx.file = http_extensions.FileWrite(file, after + end)
-            else:
-                out += end
+            after += self._h11_send(_END_OF_MESSAGE, "http.response.body")
+        if sent:
+            self._fx.file = http_extensions.FileWrite(file, after)
+        else:
+            out += after
         self._write(out)
         self._body_sent(more, held)
 
