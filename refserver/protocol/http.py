@@ -28,8 +28,8 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   (docs/decisions.md#request-body-rate): the seconds it has run in this window when it last
   fired (0: not armed; the sum of the intervals it asked for, as the machine reads no clock),
   and the body bytes received in the window.
-- ``requests``: how many request heads were handed out; ``client_gone_reason``: the text
-  of the ``ClientDisconnected`` a ``send()`` raises once the client has left.
+- ``client_gone_reason``: the text of the ``ClientDisconnected`` a ``send()`` raises once
+  the client has left.
 
 The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
 cache of checked response heads (``heads``, :class:`~refserver.protocol.responses.CheckedHeads`),
@@ -212,14 +212,9 @@ _TIMED_OUT = {
     State.READING_HEAD: "the request head did not complete in time",
     State.UPGRADING: "the upgrade request's body did not arrive in time",
 }
-# The section an input is judged by when no row covers it.
+# The section an input is judged by when no row covers it (an app's message: its own,
+# sections.MESSAGES).
 _INPUT_SECTIONS = {
-    Input.START: sections.HTTP_RESPONSE_START,
-    Input.BODY: sections.HTTP_RESPONSE_BODY,
-    Input.EARLY_HINT: sections.HTTP_EARLY_HINTS,
-    Input.TRAILERS: sections.HTTP_TRAILERS,
-    Input.PATHSEND: sections.HTTP_PATHSEND,
-    Input.ZEROCOPYSEND: sections.HTTP_ZEROCOPYSEND,
     Input.OTHER_MESSAGE: sections.CORE_ERRORS,
     Input.RECEIVE: sections.HTTP_DISCONNECT,
     Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
@@ -329,7 +324,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._unparsed = internals.h11_unparsed(self.conn)  # live: what h11 holds unparsed
         self.state = State.IDLE
         self.persistence = Persistence.SHUTDOWN if last_request else Persistence.KEEP_ALIVE
-        self.requests = 0
         self.client_gone_reason = ""
         self.request: h11.Request | None = None
         self.upgrade_headers: Headers = []
@@ -439,7 +433,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _reading_kept = frozenset(_APP_INPUTS.values()) | {Input.OTHER_MESSAGE}
 
     def _section_of(self, given: Input) -> str:
-        return _INPUT_SECTIONS[given]
+        return sections.MESSAGES.get(given.value) or _INPUT_SECTIONS[given]
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -552,7 +546,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.cancel_timer = True
         self._fx.keep_alive_s = None
         # The cycle's fields were reset when the last one ended (or the connection opened).
-        self.requests += 1
         self.method = event.method
         self.date = self._date_source()
         self.te_trailers = b"te" in names and http_extensions.accepts_trailers(headers)
@@ -636,7 +629,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         ambiguous = self.chunked and any(name == b"content-length" for name, _ in headers)
         while not ambiguous:
             try:
-                event = self._next_body_event()
+                if self.chunked:
+                    self._check_chunk_line()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
@@ -688,14 +683,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         receive event"): all that h11 holds, joined, once the app has taken the last chunk.
         A malformed body is answered 400 if nothing of the response is on the wire yet, and
         the client counts as gone."""
+        conn = self.conn
         if data:
-            self.conn.receive_data(data)
+            conn.receive_data(data)
         if self.body not in _BODY_ARRIVING or self.persistence is Persistence.CLIENT_GONE:
             return
         chunks: list[bytes] = []
         while True:
             try:
-                event = self._next_body_event()
+                if self.chunked:
+                    self._check_chunk_line()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
@@ -722,19 +720,16 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 self._fx.wake_app = True
             return
 
-    def _next_body_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
-        """Give h11's next event of the request body. A chunk line h11 would accept but RFC
-        9112 §7.1.1 does not (or of a size no body can have) is raised as h11 raises a bad
-        chunk size."""
-        if self.chunked:
-            start = internals.h11_chunk_line_start(self.conn)  # None unless a chunk line is next
-            if start is not None:
-                unparsed = self._unparsed
-                end = unparsed.find(b"\r\n", start)
-                defect = None if end == -1 else request_checks.chunk_line_defect(unparsed[start:end])
-                if defect is not None:
-                    raise h11.RemoteProtocolError(defect, error_status_hint=400)
-        return self.conn.next_event()
+    def _check_chunk_line(self) -> None:
+        """Raise, as h11 raises a bad chunk size, for a chunk line h11 is about to read and
+        would accept but RFC 9112 §7.1.1 does not (or of a size no body can have)."""
+        start = internals.h11_chunk_line_start(self.conn)  # None unless a chunk line is next
+        if start is not None:
+            unparsed = self._unparsed
+            end = unparsed.find(b"\r\n", start)
+            defect = None if end == -1 else request_checks.chunk_line_defect(unparsed[start:end])
+            if defect is not None:
+                raise h11.RemoteProtocolError(defect, error_status_hint=400)
 
     def _body_timeout(self, _: None) -> None:
         """Cut a request body too slow for its grace period and minimum rate (408 if no response).
@@ -948,8 +943,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             return self.conn.send(event) or b""
         except h11.LocalProtocolError as exc:
             self._end_after(Persistence.CLOSE)
-            section = _INPUT_SECTIONS[_APP_INPUTS.get(kind, Input.START)]  # the message's own section
-            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", section) from None
+            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None
 
     def _file(self, message: Message) -> None:
         """Frame a file body as a body message's bytes would be, and hand the file to the
@@ -974,7 +968,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         held = self.start is not None
         out = self._send_held(file.count, more) if held else b""  # START_HELD: the held head goes first
         after = b""
-        if file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+        sent = file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES
+        if sent:
             try:
                 # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
                 pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
@@ -991,13 +986,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             at = next(i for i, piece in enumerate(pieces) if piece is file)
             out += b"".join(pieces[:at])
             after = b"".join(pieces[at + 1 :])
-            self._fx.file = http_extensions.FileWrite(file, after)
         if not more and self.trailers is None:
-            end = self._h11_send(_END_OF_MESSAGE, "http.response.body")
-            if self._fx.file is not None:
-                self._fx.file = http_extensions.FileWrite(file, after + end)
-            else:
-                out += end
+            after += self._h11_send(_END_OF_MESSAGE, "http.response.body")
+        if sent:
+            self._fx.file = http_extensions.FileWrite(file, after)
+        else:
+            out += after
         self._write(out)
         self._body_sent(more, held)
 
@@ -1130,7 +1124,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.conn.start_next_cycle()
         self._new_cycle()
         self._enter(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
-        self._fx.cancel_timer = False
         self._fx.keep_alive_s = self.settings.keep_alive_s
         if self._unparsed:
             self._run(Input.BYTES, b"")  # a pipelined request is waiting already

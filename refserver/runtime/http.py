@@ -307,9 +307,7 @@ class HTTPConnection:
                 self.transport.write([file.after])
         except PeerGone as exc:
             self._apply(self.machine.peer_gone(str(exc)))
-            gone = ClientDisconnected(self.machine.client_gone_reason or "client disconnected")
-            record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
-            raise gone from None
+            raise self._client_gone(message, trace) from None
         except (FileEnded, OSError) as exc:
             # The framing promised bytes the file no longer has: the response cannot complete.
             self.transport.abort(f"file body failed: {exc}")
@@ -320,6 +318,12 @@ class HTTPConnection:
             raise error from None
         finally:
             file.body.close()
+
+    def _client_gone(self, message: Mapping[str, Any], trace: Any) -> ClientDisconnected:
+        """Record and give the ClientDisconnected a send() raises once the client has left."""
+        gone = ClientDisconnected(self.machine.client_gone_reason or "client disconnected")
+        record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
+        return gone
 
     async def _flush_or_lose(self) -> bool:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input. False then."""
@@ -416,9 +420,7 @@ class HTTPConnection:
             if fx.file is not None:
                 await self._send_file(fx.file, message, trace)
             if fx.write and not self.transport.flushed and not await self._flush_or_lose():
-                gone = ClientDisconnected(machine.client_gone_reason or "client disconnected")
-                record_error(trace, self._state, gone, message, sections.HTTP_CLOSED_SEND)
-                raise gone
+                raise self._client_gone(message, trace)
             if machine.state is not State.START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
