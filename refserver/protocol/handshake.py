@@ -112,29 +112,27 @@ class DeflateParams:
 DEFAULT_SERVER_WINDOW_BITS = 12
 
 
-def _parse_extension_list(
-    headers: Headers,
-) -> list[tuple[str, list[tuple[str, str | None]]]] | None:
-    """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); None when malformed."""
+def _parse_extension_list(headers: Headers) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); a malformed header offers nothing."""
     offers: list[tuple[str, list[tuple[str, str | None]]]] = []
     for value in _values(headers, b"sec-websocket-extensions"):
         try:
             text = value.decode("ascii")
         except UnicodeDecodeError:
-            return None
+            return []
         for item in text.split(","):
             if not item.strip():
                 continue
             name, *raw_params = (p.strip() for p in item.split(";"))
             if not _is_token(name):
-                return None
+                return []
             params: list[tuple[str, str | None]] = []
             for raw in raw_params:
                 key, eq, val = (part.strip() for part in raw.partition("="))
                 if eq and len(val) >= 2 and val[0] == val[-1] == '"':
                     val = val[1:-1]
                 if not _is_token(key) or (eq and not _is_token(val)):
-                    return None
+                    return []
                 params.append((key, val if eq else None))
             offers.append((name.lower(), params))
     return offers
@@ -169,7 +167,7 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
     An offer with an unknown, duplicated or out-of-range parameter is declined: the
     connection simply goes uncompressed.
     """
-    for name, params in _parse_extension_list(headers) or ():
+    for name, params in _parse_extension_list(headers):
         values = dict(params)
         if name != "permessage-deflate" or len(values) != len(params):
             continue
