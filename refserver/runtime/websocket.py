@@ -170,8 +170,9 @@ class WebSocketConnection:
             self._access_log(fx.status)
         if fx.write:
             self.transport.write(fx.write)
-        for timer in fx.cancel:
-            self._cancel_timer(timer)
+        if fx.cancel:
+            for timer in fx.cancel:
+                self._cancel_timer(timer)
         if fx.arm and self._close_owed is None:
             now = self.transport.now()
             for timer, seconds in fx.arm.items():
