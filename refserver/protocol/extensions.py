@@ -38,11 +38,7 @@ class PerMessageDeflate(Extension):
 
     # RFC 7692 §6: RSV1 marks the first frame of a compressed message.
     def frame_inbound_header(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        opcode: Opcode,
-        rsv: RsvBits,
-        payload_length: int,
+        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits, payload_length: int
     ) -> CloseReason | RsvBits:
         if rsv.rsv1 and (opcode.iscontrol() or opcode is Opcode.CONTINUATION):
             return CloseReason.PROTOCOL_ERROR  # RFC 7692 §6.1: only on a first data frame
@@ -68,18 +64,10 @@ class PerMessageDeflate(Extension):
             return CloseReason.MESSAGE_TOO_BIG
         return out
 
-    def frame_inbound_payload_data(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        data: bytes,
-    ) -> bytes | CloseReason:
+    def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol, data: bytes) -> bytes | CloseReason:
         return self._inflate(data) if self._frame_compressed else data
 
-    def frame_inbound_complete(
-        self,
-        proto: FrameDecoder | FrameProtocol,
-        fin: bool,
-    ) -> bytes | CloseReason | None:
+    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol, fin: bool) -> bytes | CloseReason | None:
         if not fin or not self._frame_compressed:
             return None
         out = self._inflate(_DEFLATE_TAIL)  # RFC 7692 §7.2.2: the removed tail

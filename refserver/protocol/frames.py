@@ -1,6 +1,6 @@
 """RFC 6455 §5 framing, server side: the client's frames parsed by wsproto, the server's built.
 
-One :class:`FrameCodec` per connection, made at the accept. :meth:`FrameCodec.feed` takes
+One :class:`FrameCodec` per connection (it parses from the accept on). :meth:`FrameCodec.feed` takes
 the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
 
 - ``TEXT`` with a ``str`` / ``BINARY`` with ``bytes``: a whole data message, reassembled

@@ -1,7 +1,7 @@
 """The WebSocket opening handshake, server side (RFC 6455 §4.2, RFC 7692 §7).
 
-Pure functions: decide whether a request asks for a WebSocket, validate it, negotiate
-permessage-deflate, and build the 101 headers. No I/O.
+Pure functions: decide whether a request asks for a WebSocket, validate it, compute the
+accept key and negotiate permessage-deflate. No I/O.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Re
     if not versions:
         return bad("the Sec-WebSocket-Version header is missing")
     if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
-        # RFC 6455 §4.2.2 item 4: answer "426 Upgrade Required" naming the versions we speak.
+        # RFC 6455 §4.2.2 item 4: the server "MUST abort the WebSocket handshake described in this section and
+        # instead send an appropriate HTTP error code (such as 426 Upgrade Required) and a |Sec-WebSocket-Version|
+        # header field indicating the version(s) the server is capable of understanding."
         return Rejection(
             426,
             "unsupported WebSocket version; this server speaks 13",
@@ -106,35 +108,31 @@ class DeflateParams:
     response: bytes  # the Sec-WebSocket-Extensions value to send
 
 
-# Our compressor's window when the client does not ask for a smaller one: 2**12 bytes
-# keeps per-connection memory small at a modest cost in ratio (RFC 7692 §7.1.2.1 lets the
-# server add server_max_window_bits on its own).
+# Our compressor's window unless the client asks for a smaller one (docs/decisions.md#permessage-deflate).
 DEFAULT_SERVER_WINDOW_BITS = 12
 
 
-def _parse_extension_list(
-    headers: Headers,
-) -> list[tuple[str, list[tuple[str, str | None]]]] | None:
-    """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); None when malformed."""
+def _parse_extension_list(headers: Headers) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """Parse Sec-WebSocket-Extensions (RFC 6455 §9.1); a malformed header offers nothing."""
     offers: list[tuple[str, list[tuple[str, str | None]]]] = []
     for value in _values(headers, b"sec-websocket-extensions"):
         try:
             text = value.decode("ascii")
         except UnicodeDecodeError:
-            return None
+            return []
         for item in text.split(","):
             if not item.strip():
                 continue
             name, *raw_params = (p.strip() for p in item.split(";"))
             if not _is_token(name):
-                return None
+                return []
             params: list[tuple[str, str | None]] = []
             for raw in raw_params:
                 key, eq, val = (part.strip() for part in raw.partition("="))
                 if eq and len(val) >= 2 and val[0] == val[-1] == '"':
                     val = val[1:-1]
                 if not _is_token(key) or (eq and not _is_token(val)):
-                    return None
+                    return []
                 params.append((key, val if eq else None))
             offers.append((name.lower(), params))
     return offers
@@ -169,7 +167,7 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
     An offer with an unknown, duplicated or out-of-range parameter is declined: the
     connection simply goes uncompressed.
     """
-    for name, params in _parse_extension_list(headers) or ():
+    for name, params in _parse_extension_list(headers):
         values = dict(params)
         if name != "permessage-deflate" or len(values) != len(params):
             continue
