@@ -309,9 +309,6 @@ class _Timer:
         self.deadline = deadline
         self.callback = callback
 
-    def when(self) -> float:
-        return self.deadline
-
     def cancel(self) -> None:
         if self in self._timers:
             self._timers.remove(self)
