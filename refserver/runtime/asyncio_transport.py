@@ -25,7 +25,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
-        self._transport: asyncio.Transport  # from connection_made, before any other call
+        self._transport: asyncio.Transport | None = None
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._read_paused = False
         self._write_paused = False
@@ -67,7 +67,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def set_reading(self, on: bool) -> None:
         transport = self._transport
-        if transport.is_closing() or self._read_paused is not on:
+        if transport is None or transport.is_closing() or self._read_paused is not on:
             return
         self._read_paused = not on
         if on:
@@ -83,7 +83,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         if self.gone is not None:
             return
         transport = self._transport
-        if self._lost is not None or transport.is_closing():
+        if self._lost is not None or transport is None or transport.is_closing():
             self.gone = self._lost or "the peer closed or reset the connection"
             return
         transport.write(data)
@@ -99,7 +99,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         # otherwise); it waits for asyncio's write buffer to drain first.
         await self.flush()
         transport = self._transport
-        if self.gone is not None or self._lost is not None or transport.is_closing():
+        if self.gone is not None or self._lost is not None or transport is None or transport.is_closing():
             raise PeerGone(self.gone or self._lost or "connection closed")
         position = os.lseek(fd, 0, os.SEEK_CUR)  # loop.sendfile moves it; the file is the app's
         with os.fdopen(fd, "rb", closefd=False) as file:
@@ -143,12 +143,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def half_close(self) -> None:
         transport = self._transport
-        if self.gone is None and not transport.is_closing() and transport.can_write_eof():
+        if self.gone is None and transport is not None and not transport.is_closing() and transport.can_write_eof():
             transport.write_eof()
 
     def _close(self) -> bool:
         transport = self._transport
-        if transport.is_closing():
+        if transport is None or transport.is_closing():
             return False
         transport.close()
         return transport.get_write_buffer_size() > 0
@@ -157,7 +157,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self.gone = self.gone or reason
         self._receiver = None
         # (asyncio's transport must not be aborted after connection_lost.)
-        if self._lost is None:
+        if self._lost is None and self._transport is not None:
             self._transport.abort()
         _wake(self._write_waiter)
 
@@ -165,6 +165,8 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def addresses(self) -> tuple[Address, Address]:
         transport = self._transport
+        if transport is None:
+            return None, None
         return addresses(transport.get_extra_info("sockname"), transport.get_extra_info("peername"))
 
     def new_wakeup(self) -> Wakeup:
