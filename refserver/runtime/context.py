@@ -48,14 +48,12 @@ class Pacer:
         self._unyielded = 0
 
     async def answered_at_once(self) -> None:
-        self._unyielded += 1
-        if self._unyielded >= CALLS_BETWEEN_YIELDS:
-            self._unyielded = 0
+        if self.due():
             await anyio.lowlevel.checkpoint()
 
     def due(self) -> bool:
-        """:meth:`answered_at_once` without the coroutine: True when the caller must now let
-        the event loop run (``await anyio.lowlevel.checkpoint()``)."""
+        """Count a call that answered at once; True when the caller must now let the event
+        loop run (``await anyio.lowlevel.checkpoint()``, as :meth:`answered_at_once` does)."""
         self._unyielded += 1
         if self._unyielded >= CALLS_BETWEEN_YIELDS:
             self._unyielded = 0

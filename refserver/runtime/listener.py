@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 
 from refserver.logs import error_log
-from refserver.runtime.tasks import AsyncioWakeup
+from refserver.runtime.tasks import AsyncioWakeup, on_asyncio
 
 # accept() errors that concern one connection (it went away while queued): take the next.
 _PER_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
@@ -34,22 +34,18 @@ class Acceptor:
 
     async def serve(self, handle: Handle) -> None:
         """Accept until cancelled."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # trio
-            loop = None
-        if loop is not None:
-            await self._serve_registered(loop, handle)
+        if on_asyncio():
+            await self._serve_registered(handle)
             return
         while True:
             await anyio.wait_readable(self.sock)
             if self.accept_waiting(handle) < 0:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
 
-    async def _serve_registered(self, loop: asyncio.AbstractEventLoop, handle: Handle) -> None:
+    async def _serve_registered(self, handle: Handle) -> None:
         """On asyncio the listening socket stays registered; its callback only wakes this task,
         which accepts: ``handle`` starts tasks through anyio, which knows the loop only in a task."""
-        sock = self.sock
+        sock, loop = self.sock, asyncio.get_running_loop()
         readable = AsyncioWakeup(loop)
         loop.add_reader(sock, readable.fire)
         try:

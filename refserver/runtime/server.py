@@ -14,7 +14,7 @@ import socket
 import stat
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -161,17 +161,12 @@ async def serve(
     except BaseExceptionGroup as group:
         # Task groups wrap errors; a lifespan failure is the one error serve() promises
         # to raise, so it comes out as itself.
-        failure = _only(group, LifespanFailure)
-        if failure is None:
+        inner: BaseException = group
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if not isinstance(inner, LifespanFailure):
             raise
-        raise failure from None
-
-
-def _only(group: BaseExceptionGroup[BaseException], kind: type[LifespanFailure]) -> LifespanFailure | None:
-    inner: BaseException = group
-    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-        inner = inner.exceptions[0]
-    return inner if isinstance(inner, kind) else None
+        raise inner from None
 
 
 @contextlib.contextmanager
@@ -180,10 +175,8 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
     if not config.trace and not config.trace_sinks:
         yield None
         return
-    file: TextIO | None = None
-    if config.trace_file is not None:
-        file = open(config.trace_file, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-    try:
+    path = config.trace_file
+    with open(path, "a", encoding="utf-8") if path is not None else contextlib.nullcontext() as file:
         yield Tracer(
             bodies=config.trace_bodies,
             fmt=config.trace_format,
@@ -191,9 +184,6 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
             to_log=config.trace,
             sinks=config.trace_sinks,
         )
-    finally:
-        if file is not None:
-            file.close()
 
 
 async def _serve(

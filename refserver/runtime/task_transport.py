@@ -93,17 +93,17 @@ class TaskTransport(Transport):
                     if self._receiver is None or not self._reading or self._read_ended is not None:
                         await self._reader_wakeup.wait()
                         continue
+                    if self._lost is not None:  # a failed write: that failure is the news
+                        self._peer_left(self._lost)
+                        continue
                     try:
-                        data = await io.receive(READ_SIZE_BYTES) if self._lost is None else b""
+                        data = await io.receive(READ_SIZE_BYTES)
                     except anyio.EndOfStream:
-                        data = b""
+                        self._peer_left(self._lost or "peer closed the connection")
                     except IO_ERRORS as exc:
                         self._peer_left(self._lost or describe(exc))
-                        continue
-                    if data:
+                    else:
                         self.data_received(data)
-                    else:  # (after a failed write, that failure is the news)
-                        self._peer_left(self._lost or "peer closed the connection")
             self._reader_scope = None
             self._run_due_timers()
 
@@ -308,9 +308,6 @@ class _Timer:
         self._timers = timers
         self.deadline = deadline
         self.callback = callback
-
-    def when(self) -> float:
-        return self.deadline
 
     def cancel(self) -> None:
         if self in self._timers:

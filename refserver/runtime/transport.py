@@ -55,8 +55,6 @@ class Receiver(Protocol):
 
 
 class TimerHandle(Protocol):
-    def when(self) -> float: ...
-
     def cancel(self) -> None: ...
 
 
