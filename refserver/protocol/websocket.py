@@ -68,9 +68,6 @@ READ_AHEAD_BYTES = 4 * 64 * 1024
 # loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md#fairness).
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
 
-# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md#accept-refusals).
-_SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
-
 
 class State(FastEnum):
     """Where a WebSocket connection is (the data fields at the top of this module hold the rest)."""
@@ -158,11 +155,7 @@ def truncate_reason(reason: str) -> tuple[str, bool]:
     return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore"), True
 
 
-_FAILURE_REASONS = {
-    1002: "protocol error",
-    1007: "invalid UTF-8 or payload data",
-    1009: "message exceeds {} bytes",
-}
+_FAILURE_REASONS = {1002: "protocol error", 1007: "invalid UTF-8 or payload data", 1009: "message exceeds {} bytes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +367,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 "RFC 6455 §4.2.2); the handshake was answered with HTTP 500"
             )
         app_headers = list(message.get("headers", ()))
-        for name, _ in app_headers:
-            if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
+        for name, _ in app_headers:  # headers only the server may set (docs/decisions.md#accept-refusals)
+            if name.startswith(b"sec-websocket-") or name in (b"upgrade", b"connection"):
                 return self._accept_failed(
                     f"sets header {name.decode('latin-1')!r}, which only the server may set; "
                     "the handshake was answered with HTTP 500"
