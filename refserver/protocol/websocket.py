@@ -60,12 +60,9 @@ Message = Mapping[str, Any]
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 for the code
 # Bytes buffered before the app's accept (and during a denial) before reading pauses.
 MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
-# Bytes of complete messages waiting for the app before reading pauses (backpressure). A
-# few socket reads: enough that a close frame behind a few unread messages is still seen
-# (docs/decisions.md#read-ahead-bytes).
+# Bytes of complete messages waiting for the app before reading pauses (docs/decisions.md#read-ahead-bytes).
 READ_AHEAD_BYTES = 4 * 64 * 1024
-# After this many receive() calls that returned the disconnect, warn once: an app that
-# loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md#fairness).
+# After this many receive() calls that returned the disconnect, warn once (docs/decisions.md#fairness).
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
 
 
@@ -88,8 +85,7 @@ class State(FastEnum):
 
 # Before the 101 (h11 buffers what the peer sends).
 _BEFORE_ACCEPT = frozenset({State.CONNECTING, State.DENIAL_START_HELD, State.DENIAL_BODY})
-# The close timer runs (RFC 6455 §7.1.1: the server closes the TCP connection if the peer
-# does not finish the closing handshake); the peer is read until its close frame or EOF.
+# The close timer runs (RFC 6455 §7.1.1); the peer is read until its close frame or EOF.
 _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
 # Nothing is read: the parser has stopped, or the connection is closed.
 _NOT_READING = frozenset({State.FAILING, State.CLOSED})
