@@ -31,10 +31,8 @@ def _values(headers: Headers, name: bytes) -> list[bytes]:
 
 
 def asks_for_websocket(headers: Headers) -> bool:
-    """A request asks for a WebSocket when its Upgrade header names ``websocket``.
-
-    Every other request, including other upgrades such as h2c, is served as plain HTTP.
-    """
+    """A request asks for a WebSocket when its Upgrade header names ``websocket``; every
+    other request, other upgrades such as h2c included, is served as plain HTTP."""
     return b"websocket" in _tokens(headers, b"upgrade")
 
 

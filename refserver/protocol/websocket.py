@@ -60,16 +60,10 @@ Message = Mapping[str, Any]
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 §5.5: control payload <= 125 bytes, 2 for the code
 # Bytes buffered before the app's accept (and during a denial) before reading pauses.
 MAX_BYTES_BEFORE_ACCEPT = 64 * 1024
-# Bytes of complete messages waiting for the app before reading pauses (backpressure). A
-# few socket reads: enough that a close frame behind a few unread messages is still seen
-# (docs/decisions.md#read-ahead-bytes).
+# Bytes of complete messages waiting for the app before reading pauses (docs/decisions.md#read-ahead-bytes).
 READ_AHEAD_BYTES = 4 * 64 * 1024
-# After this many receive() calls that returned the disconnect, warn once: an app that
-# loops on receive() without looking for websocket.disconnect never ends (docs/decisions.md#fairness).
+# After this many receive() calls that returned the disconnect, warn once (docs/decisions.md#fairness).
 DISCONNECT_REPEATS_BEFORE_WARNING = 100
-
-# Headers only the server may set on the 101 (RFC 6455 §4.2.2; docs/decisions.md#accept-refusals).
-_SERVER_ONLY_HEADERS = (b"upgrade", b"connection")
 
 
 class State(FastEnum):
@@ -91,8 +85,7 @@ class State(FastEnum):
 
 # Before the 101 (h11 buffers what the peer sends).
 _BEFORE_ACCEPT = frozenset({State.CONNECTING, State.DENIAL_START_HELD, State.DENIAL_BODY})
-# The close timer runs (RFC 6455 §7.1.1: the server closes the TCP connection if the peer
-# does not finish the closing handshake); the peer is read until its close frame or EOF.
+# The close timer runs (RFC 6455 §7.1.1); the peer is read until its close frame or EOF.
 _CLOSING_STATES = frozenset({State.CLOSING, State.SHUTTING_DOWN, State.DRAINING})
 # Nothing is read: the parser has stopped, or the connection is closed.
 _NOT_READING = frozenset({State.FAILING, State.CLOSED})
@@ -158,11 +151,7 @@ def truncate_reason(reason: str) -> tuple[str, bool]:
     return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore"), True
 
 
-_FAILURE_REASONS = {
-    1002: "protocol error",
-    1007: "invalid UTF-8 or payload data",
-    1009: "message exceeds {} bytes",
-}
+_FAILURE_REASONS = {1002: "protocol error", 1007: "invalid UTF-8 or payload data", 1009: "message exceeds {} bytes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +363,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 "RFC 6455 §4.2.2); the handshake was answered with HTTP 500"
             )
         app_headers = list(message.get("headers", ()))
-        for name, _ in app_headers:
-            if name.startswith(b"sec-websocket-") or name in _SERVER_ONLY_HEADERS:
+        for name, _ in app_headers:  # headers only the server may set (docs/decisions.md#accept-refusals)
+            if name.startswith(b"sec-websocket-") or name in (b"upgrade", b"connection"):
                 return self._accept_failed(
                     f"sets header {name.decode('latin-1')!r}, which only the server may set; "
                     "the handshake was answered with HTTP 500"
