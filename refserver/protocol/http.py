@@ -72,10 +72,8 @@ REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-inco
 
 
 def disconnect_event() -> dict[str, Any]:
-    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event").
-
-    A new dict on every call: an app that writes into one changes nothing for any other.
-    """
+    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event"): an
+    app that writes into one changes nothing for any other."""
     return {"type": "http.disconnect"}
 
 
@@ -366,8 +364,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """
         state = self.state
         try:
-            given = _APP_INPUTS.get(speedups.message_type(message))
-            return self._step(Input.OTHER_MESSAGE if given is None else given, message)
+            return self._step(_APP_INPUTS.get(speedups.message_type(message), Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
