@@ -28,7 +28,7 @@ from tests.walker import declared_edges, recording
 Edge = tuple[Enum, Enum, Enum]  # (state before, input, state after)
 # The effects the HTTP runtime applies (runtime.http.HTTPConnection._apply).
 _APPLIED = {"notes", "transitions", "refused", "write", "cancel_timer", "keep_alive_s", "body_timer_s"}
-_APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app"}
+_APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file", "error"}
 
 
 class Walk:

@@ -264,9 +264,9 @@ class HTTPConnection:
 
     # ------------------------------------------------------------------ effects
 
-    def _apply(self, fx: HTTPEffects) -> None:
-        """Make one input's effects take hold, in order; the only place that does. ``given``
-        holds the effects the input set (``speedups.effects_set``)."""
+    def _apply(self, fx: HTTPEffects) -> dict[str, Any]:
+        """Make one input's effects take hold, in order; the only place that does. Return the
+        effects the input set, by name (``speedups.effects_set``)."""
         given = effects_set(fx)
         if "notes" in given or "transitions" in given:
             self._state = record_steps(fx, self._state, self.trace)
@@ -307,6 +307,7 @@ class HTTPConnection:
             self._done_reading()
         if "wake_app" in given and self._app_waiters:  # a receive() that has not blocked asks the machine first
             self._app_wakeup.fire()
+        return given
 
     async def _send_file(self, file: FileWrite, message: Mapping[str, Any], trace: Any) -> None:
         """Send a file body the machine framed, then its framing, and close the file if the
@@ -390,8 +391,8 @@ class HTTPConnection:
             waited = False
             while True:
                 fx = machine.app_receive()
-                self._apply(fx)  # (a 100 Continue is written, without waiting)
-                event = fx.event
+                # (a 100 Continue is written, without waiting)
+                event: MutableMapping[str, Any] | None = self._apply(fx).get("event")
                 if event is not None:
                     if waited:
                         pace.waited()
@@ -428,19 +429,20 @@ class HTTPConnection:
                 trace.record(
                     "send", machine.state.name, sections.MESSAGES.get(str(message.get("type")), ""), message=message
                 )
-            self._apply(fx)
-            if fx.file is not None:
-                await self._send_file(fx.file, message, trace)
-            if fx.write and not self.transport.flushed and not await self._flush_or_lose():
+            given = self._apply(fx)
+            if "file" in given:
+                await self._send_file(given["file"], message, trace)
+            if "write" in given and not self.transport.flushed and not await self._flush_or_lose():
                 raise self._client_gone(message, trace)
             if machine.state is not State.START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
                 await anyio.lowlevel.checkpoint()
-            if fx.error is not None:
-                record_error(trace, self._state, fx.error, message, "")
-                self.ctx.violations.report(fx.error)
-                raise fx.error
+            if "error" in given:
+                failure: BaseException = given["error"]
+                record_error(trace, self._state, failure, message, "")
+                self.ctx.violations.report(failure)
+                raise failure
 
         raised = False
         try:
@@ -465,8 +467,7 @@ class HTTPConnection:
         self._current = None
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
-        self._apply(fx)
-        if fx.write:
+        if "write" in self._apply(fx):
             await self._flush_or_lose()
         if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(
