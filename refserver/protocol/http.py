@@ -185,6 +185,7 @@ class Input(FastEnum):
 
 # The app's messages by type (the response extensions' in refserver.protocol.http_extensions).
 _APP_INPUTS = {given.value: given for given in Input if given.value.startswith("http.response.")}
+_MESSAGE_INPUTS = (*_APP_INPUTS.values(), Input.OTHER_MESSAGE)  # every input of an app's send()
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
@@ -427,7 +428,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _new_effects = blank(HTTPEffects)
     # The app's messages change neither the request body, nor h11's buffer, nor whether the client
     # is gone, and lead from a state with an app to another: 1,800 instructions per request.
-    _reading_kept = frozenset(_APP_INPUTS.values()) | {Input.OTHER_MESSAGE}
+    _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _section_of(self, given: Input) -> str:
         return sections.MESSAGES.get(given.value) or _INPUT_SECTIONS[given]
@@ -1179,8 +1180,7 @@ _rows(
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
 _rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
-_ALL_MESSAGES = (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.PATHSEND, I.ZEROCOPYSEND, I.OTHER_MESSAGE)
-for _input in _ALL_MESSAGES:
+for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()
