@@ -20,11 +20,15 @@ import pytest
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import http, lifespan
 from refserver.protocol.effects import Effects
+from refserver.protocol.speedups import effects_set
 from refserver.protocol.table import Row
 from tests.walker import Edge as RowEdge
 from tests.walker import declared_edges, recording
 
 Edge = tuple[Enum, Enum, Enum]  # (state before, input, state after)
+# The effects the HTTP runtime applies (runtime.http.HTTPConnection._apply).
+_APPLIED = {"notes", "transitions", "refused", "write", "cancel_timer", "keep_alive_s", "body_timer_s"}
+_APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file", "error"}
 
 
 class Walk:
@@ -57,6 +61,15 @@ class Walk:
                 assert step.old == names[-1], (before, given, fx.transitions)
                 names.append(step.new)
             assert names[-1] == after.name, (before, given, fx.transitions)
+            if isinstance(fx, http.HTTPEffects):
+                # The runtime applies the effects an input set (speedups.effects_set): every one
+                # that differs from its default; of those it applies, none set to its default
+                # but a timer's seconds (None) with cancel_timer.
+                given_names = set(effects_set(fx))
+                default = {name for name in fx._FIELDS if getattr(fx, name) == getattr(type(fx), name)}
+                assert set(fx._FIELDS) - default <= given_names, (before, given, fx)
+                timers = {"keep_alive_s", "body_timer_s"} if fx.cancel_timer else set()
+                assert given_names & default & _APPLIED <= timers, (before, given, fx)
 
     def declared(self) -> set[Edge]:
         return {(row.state, row.input, nxt) for row in self.table.values() for nxt in row.next}

@@ -72,10 +72,8 @@ REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-inco
 
 
 def disconnect_event() -> dict[str, Any]:
-    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event").
-
-    A new dict on every call: an app that writes into one changes nothing for any other.
-    """
+    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event"): an
+    app that writes into one changes nothing for any other."""
     return {"type": "http.disconnect"}
 
 
@@ -187,6 +185,7 @@ class Input(FastEnum):
 
 # The app's messages by type (the response extensions' in refserver.protocol.http_extensions).
 _APP_INPUTS = {given.value: given for given in Input if given.value.startswith("http.response.")}
+_MESSAGE_INPUTS = (*_APP_INPUTS.values(), Input.OTHER_MESSAGE)  # every input of an app's send()
 
 _RFC_MESSAGE = "RFC 9112 §2.2"  # message parsing
 _RFC_PERSISTENCE = "RFC 9112 §9.3"  # persistence (keep-alive)
@@ -366,8 +365,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """
         state = self.state
         try:
-            given = _APP_INPUTS.get(speedups.message_type(message))
-            return self._step(Input.OTHER_MESSAGE if given is None else given, message)
+            return self._step(_APP_INPUTS.get(speedups.message_type(message), Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
             raise exc.with_state(state.name) from None
 
@@ -430,7 +428,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _new_effects = blank(HTTPEffects)
     # The app's messages change neither the request body, nor h11's buffer, nor whether the client
     # is gone, and lead from a state with an app to another: 1,800 instructions per request.
-    _reading_kept = frozenset(_APP_INPUTS.values()) | {Input.OTHER_MESSAGE}
+    _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _section_of(self, given: Input) -> str:
         return sections.MESSAGES.get(given.value) or _INPUT_SECTIONS[given]
@@ -1182,8 +1180,7 @@ _rows(
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
 _rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
-_ALL_MESSAGES = (I.START, I.BODY, I.EARLY_HINT, I.TRAILERS, I.PATHSEND, I.ZEROCOPYSEND, I.OTHER_MESSAGE)
-for _input in _ALL_MESSAGES:
+for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
 # -- receive()

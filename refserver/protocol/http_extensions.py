@@ -121,10 +121,6 @@ class FileWrite(NamedTuple):
     after: bytes
 
 
-def _file_error(kind: str, problem: str, section: str) -> ASGIProtocolError:
-    return ASGIProtocolError(kind, problem, section)
-
-
 def open_path(message: Mapping[str, Any]) -> FileBody:
     """Open the file of an ``http.response.pathsend`` message, whole, as a body.
 
@@ -138,17 +134,19 @@ def open_path(message: Mapping[str, Any]) -> FileBody:
     kind, section = "http.response.pathsend", sections.HTTP_PATHSEND
     path = message.get("path")
     if not isinstance(path, str):
-        raise _file_error(kind, f"has path of type {type(path).__name__}; it must be a str", section)
+        raise ASGIProtocolError(kind, f"has path of type {type(path).__name__}; it must be a str", section)
     if not os.path.isabs(path):
-        raise _file_error(kind, f"has path {path!r}, which is not absolute", section)
+        raise ASGIProtocolError(kind, f"has path {path!r}, which is not absolute", section)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise _file_error(kind, f"names a file that cannot be opened: {exc.strerror} ({path!r})", section) from None
+        raise ASGIProtocolError(
+            kind, f"names a file that cannot be opened: {exc.strerror} ({path!r})", section
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _file_error(kind, f"names {path!r}, which is not a regular file", section)
+            raise ASGIProtocolError(kind, f"names {path!r}, which is not a regular file", section)
     except BaseException:
         os.close(fd)
         raise
@@ -170,16 +168,16 @@ def zerocopy_file(message: Mapping[str, Any]) -> FileBody:
     try:
         fd = file.fileno()  # type: ignore[union-attr]
     except (AttributeError, OSError, ValueError) as exc:
-        raise _file_error(kind, f"has a file with no OS file descriptor ({exc})", section) from None
+        raise ASGIProtocolError(kind, f"has a file with no OS file descriptor ({exc})", section) from None
     if not isinstance(fd, int):
-        raise _file_error(kind, f"has a file whose fileno() is {fd!r}, not an int", section)
+        raise ASGIProtocolError(kind, f"has a file whose fileno() is {fd!r}, not an int", section)
     for key in ("offset", "count"):
         value = message.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise _file_error(kind, f"has {key}={value!r}; it must be an int >= 0", section)
+            raise ASGIProtocolError(kind, f"has {key}={value!r}; it must be an int >= 0", section)
     more = message.get("more_body", False)
     if not isinstance(more, bool):
-        raise _file_error(kind, f"has more_body={more!r}; it must be a bool", section)
+        raise ASGIProtocolError(kind, f"has more_body={more!r}; it must be a bool", section)
     try:
         offset = message.get("offset")
         if offset is None:
@@ -188,5 +186,5 @@ def zerocopy_file(message: Mapping[str, Any]) -> FileBody:
         if count is None:
             count = max(0, os.fstat(fd).st_size - offset)
     except OSError as exc:
-        raise _file_error(kind, f"has a file that cannot be read: {exc.strerror}", section) from None
+        raise ASGIProtocolError(kind, f"has a file that cannot be read: {exc.strerror}", section) from None
     return FileBody(fd, offset, count, owned=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from enum import Enum, EnumType
 from functools import partial
+from operator import attrgetter
 from typing import Any, NoReturn, TypeVar
 
 from refserver.spec import messages
@@ -82,6 +83,14 @@ EMPTY_DICT: dict[Any, Any] = _EmptyDict()
 def blank(cls: type[T]) -> Callable[[], T]:
     """A maker of ``cls()`` with every default: ``object.__new__``, as there is nothing to set."""
     return partial(object.__new__, cls)
+
+
+# The names of the effects an input set, as the keys of its effects' instance dict: an
+# ``Effects`` holds its defaults on the class, so a field is in the dict only once an input set
+# it (even to its default value, which is then applied). The runtime tests these keys instead of
+# reading each field through the class, a look-up the interpreter cannot specialize: 2,800
+# instructions per HTTP request (519,306 -> 516,538).
+effects_set: Callable[[object], dict[str, Any]] = attrgetter("__dict__")
 
 
 def message_type(message: object) -> str:

@@ -28,8 +28,18 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
+from refserver.protocol.http import (
+    RESPONSE_PENDING,
+    HTTPEffects,
+    HTTPMachine,
+    Input,
+    Refusal,
+    RequestHead,
+    State,
+    Upgrade,
+)
 from refserver.protocol.http_extensions import FileWrite
+from refserver.protocol.speedups import effects_set
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.task_transport import StreamIO, TaskTransport
 from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
@@ -254,20 +264,22 @@ class HTTPConnection:
 
     # ------------------------------------------------------------------ effects
 
-    def _apply(self, fx: HTTPEffects) -> None:
-        """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or fx.transitions:
+    def _apply(self, fx: HTTPEffects) -> dict[str, Any]:
+        """Make one input's effects take hold, in order; the only place that does. Return the
+        effects the input set, by name (``speedups.effects_set``)."""
+        given = effects_set(fx)
+        if "notes" in given or "transitions" in given:
             self._state = record_steps(fx, self._state, self.trace)
-        if fx.refused is not None:
-            refused = fx.refused
+        if "refused" in given:
+            refused: Refusal = given["refused"]
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"
             if refused.status == 503:
                 error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
             else:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
-        if fx.write:
+        if "write" in given:
             self.transport.write(fx.write)
-        if fx.cancel_timer or fx.keep_alive_s is not None or fx.body_timer_s is not None:
+        if "cancel_timer" in given or "keep_alive_s" in given or "body_timer_s" in given:
             self._body_timer = fx.body_timer_s is not None
             seconds = fx.body_timer_s if self._body_timer else fx.keep_alive_s
             self._deadline = math.inf if seconds is None else self.transport.now() + seconds
@@ -279,22 +291,23 @@ class HTTPConnection:
                 self._cancel_timer()
                 self._timer_at = deadline
                 self._timer = self.transport.call_at(deadline, self._on_timer)
-        if fx.reading is not None:
-            self.transport.set_reading(fx.reading)
-        if fx.request is not None:
+        if "reading" in given:
+            self.transport.set_reading(given["reading"])
+        if "request" in given:
             self._cycles += 1
             self._live_cycle = self._cycles
-            self._requests.append((fx.request, self._cycles))
+            self._requests.append((given["request"], self._cycles))
             self._request_wakeup.fire()
-        if fx.upgrade is not None or fx.tcp is not None:
+        if "upgrade" in given or "tcp" in given:
             self._upgrade = fx.upgrade or self._upgrade
             self._close_owed = self._close_owed or fx.tcp is not None
             if fx.upgrade is not None:
                 # What follows the handshake waits for the WebSocket runtime.
                 self.transport.stop_pushing()
             self._done_reading()
-        if fx.wake_app and self._app_waiters:  # a receive() that has not blocked asks the machine first
+        if "wake_app" in given and self._app_waiters:  # a receive() that has not blocked asks the machine first
             self._app_wakeup.fire()
+        return given
 
     async def _send_file(self, file: FileWrite, message: Mapping[str, Any], trace: Any) -> None:
         """Send a file body the machine framed, then its framing, and close the file if the
@@ -378,8 +391,8 @@ class HTTPConnection:
             waited = False
             while True:
                 fx = machine.app_receive()
-                self._apply(fx)  # (a 100 Continue is written, without waiting)
-                event = fx.event
+                # (a 100 Continue is written, without waiting)
+                event: MutableMapping[str, Any] | None = self._apply(fx).get("event")
                 if event is not None:
                     if waited:
                         pace.waited()
@@ -416,19 +429,20 @@ class HTTPConnection:
                 trace.record(
                     "send", machine.state.name, sections.MESSAGES.get(str(message.get("type")), ""), message=message
                 )
-            self._apply(fx)
-            if fx.file is not None:
-                await self._send_file(fx.file, message, trace)
-            if fx.write and not self.transport.flushed and not await self._flush_or_lose():
+            given = self._apply(fx)
+            if "file" in given:
+                await self._send_file(given["file"], message, trace)
+            if "write" in given and not self.transport.flushed and not await self._flush_or_lose():
                 raise self._client_gone(message, trace)
             if machine.state is not State.START_HELD and pace.due():
                 # http.response.start, held and written with the first body message, is not
                 # counted: it comes once per app instance (docs/implementation.md#http-fairness-count).
                 await anyio.lowlevel.checkpoint()
-            if fx.error is not None:
-                record_error(trace, self._state, fx.error, message, "")
-                self.ctx.violations.report(fx.error)
-                raise fx.error
+            if "error" in given:
+                failure: BaseException = given["error"]
+                record_error(trace, self._state, failure, message, "")
+                self.ctx.violations.report(failure)
+                raise failure
 
         raised = False
         try:
@@ -453,8 +467,7 @@ class HTTPConnection:
         self._current = None
         fx = machine.app_ended(raised=raised)
         status = fx.ended_status
-        self._apply(fx)
-        if fx.write:
+        if "write" in self._apply(fx):
             await self._flush_or_lose()
         if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             access_log.info(
