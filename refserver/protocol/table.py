@@ -64,7 +64,7 @@ class TableMachine(Generic[S, I, E]):
 
     A row changes the state at most once, from its own state to one of the states it lists
     (:meth:`_enter` refuses anything else); every change is recorded as a
-    :class:`Transition`. An action may hand an input it found inside its own (a frame inside
+    :class:`Transition` when ``traced``. An action may hand an input it found inside its own (a frame inside
     the peer's bytes) to the row of the state it is in then (:meth:`_run`): that row's change
     is checked against that row.
 
