@@ -306,16 +306,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         over_limit: bool = False,
         traced: bool = True,
     ) -> None:
-        """Start a connection in ``IDLE``.
-
-        ``traced``: whether anything reads the state changes (``HTTPEffects.transitions``).
-
-        ``last_request``: the server is shutting down and took this connection from the
-        accept queue: its first request is served (with ``connection: close``), then it
-        closes (docs/decisions.md#shutdown-serves-accept-queue). ``over_limit``: the server is at
-        ``--limit-concurrency``: the first request (HTTP or a WebSocket handshake) is
-        answered 503 before any app sees it, then it closes (docs/decisions.md#limit-concurrency).
-        """
+        """Start a connection in ``IDLE``. ``traced``: whether anything reads the state changes.
+        ``last_request``: serve one request, then close (docs/decisions.md#shutdown-serves-accept-queue).
+        ``over_limit``: answer the first request 503, then close (docs/decisions.md#limit-concurrency)."""
         self.settings = settings or Settings()
         self.over_limit = over_limit
         self._date_source = date
@@ -620,9 +613,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         both Content-Length and Transfer-Encoding is checked at once: its body's framing is
         ambiguous, so it is not read, and the handshake is refused (RFC 9112 §6.1;
         docs/decisions.md#strict-request-framing)."""
-        if data:
-            self.conn.receive_data(data)
         conn = self.conn
+        if data:
+            conn.receive_data(data)
         headers = self.upgrade_headers
         ambiguous = self.chunked and any(name == b"content-length" for name, _ in headers)
         while not ambiguous:
@@ -730,14 +723,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 raise h11.RemoteProtocolError(defect, error_status_hint=400)
 
     def _body_timeout(self, _: None) -> None:
-        """Cut a request body too slow for its grace period and minimum rate (408 if no response).
-
-        Like Apache's mod_reqtimeout, the body may take the grace period, plus one second for
-        every ``body_min_rate_bytes_per_s`` bytes that arrive; the timer then fires again at that
-        later time. Too slow: 408 Request Timeout when nothing of the response was sent, else the
-        connection is cut; the app gets http.disconnect (RFC 9110 §15.5.9: "the server did not
-        receive a complete request message within the time that it was prepared to wait";
-        docs/decisions.md#request-body-rate)."""
+        """Cut a request body too slow for its grace period and minimum rate: 408 if nothing of
+        the response was sent, else the connection is cut; the app gets http.disconnect (RFC 9110
+        §15.5.9; docs/decisions.md#request-body-rate). In time: the timer fires again when the
+        bytes that arrived allow."""
         if not self.body_timer_s or self.body in _BODY_IN or self.persistence is Persistence.CLIENT_GONE:
             return  # a timer that fired as the body completed, or after the client left
         settings = self.settings

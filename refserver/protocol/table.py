@@ -64,9 +64,9 @@ class TableMachine(Generic[S, I, E]):
 
     A row changes the state at most once, from its own state to one of the states it lists
     (:meth:`_enter` refuses anything else); every change is recorded as a
-    :class:`Transition`. An action may hand an input it found inside its own (a frame inside
-    the peer's bytes) to the row of the state it is in then (:meth:`_run`): that row's change
-    is checked against that row.
+    :class:`Transition` when ``traced``. An action may hand an input it found inside its own
+    (a frame inside the peer's bytes) to the row of the state it is in then (:meth:`_run`):
+    that row's change is checked against that row.
 
     A machine sets ``rows`` (its table) once the table is built, and gives
     :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`, asked after
@@ -130,6 +130,7 @@ class TableMachine(Generic[S, I, E]):
             self._row = outer
 
     def _no_row(self, given: I) -> NoReturn:
+        """Raise RuntimeError: no row takes ``given`` in this state."""
         section = self._section_of(given)
         raise RuntimeError(
             f"the {self.name} machine has no row for {given.name} in {self.state.name}"

@@ -28,16 +28,7 @@ import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
-from refserver.protocol.http import (
-    RESPONSE_PENDING,
-    HTTPEffects,
-    HTTPMachine,
-    Input,
-    Refusal,
-    RequestHead,
-    State,
-    Upgrade,
-)
+from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
@@ -271,7 +262,7 @@ class HTTPConnection:
         if "notes" in given or "transitions" in given:
             self._state = record_steps(fx, self._state, self.trace)
         if "refused" in given:
-            refused: Refusal = given["refused"]
+            refused = given["refused"]
             answer = f"answered {refused.status}" if self.transport.gone is None else "the client is gone; not answered"
             if refused.status == 503:
                 error_log.warning("Refused a request from %s: %s (%s)", self.peer, refused.reason, answer)
