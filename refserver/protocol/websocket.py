@@ -341,9 +341,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 fx.add_note(Note("warning", text, sections.WS_DISCONNECT))
 
     def _receive_failing(self, _: None) -> None:
-        """Return the connect event or the next queued message; once none is left, fail the connection now.
-
-        The disconnect that the failure decides is returned at once."""
+        """Return the connect event or the next queued message; once none is left, fail and return the disconnect."""
         if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
             self._fail_now()  # the app has every message that arrived before the bad bytes
         self._receive(None)
@@ -351,9 +349,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ CONNECTING
 
     def _accept(self, message: Message) -> None:
-        """Send the 101 and start framing and the keepalive (or answer HTTP 500 and raise).
-
-        HTTP 500 for a subprotocol the client did not offer or a header only the server may set."""
+        """Send the 101 and start framing and the keepalive (or answer HTTP 500 and raise)."""
         message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
@@ -519,9 +515,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
 
     def _close_failing(self, message: Message) -> None:
-        """Write the app's close frame and fail the connection: no close frame can come back.
-
-        The peer's bad bytes stopped the parser, so the closing handshake cannot complete."""
+        """Write the app's close frame and fail the connection (the parser has stopped: no close frame comes back)."""
         self._write_close(*self._close_frame_of(message))
         self._drain_failed()
 
@@ -622,9 +616,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._failure = (code, _FAILURE_REASONS.get(code, "protocol error").format(self.max_size_bytes))
 
     def _fail_now(self, _: Any = None) -> None:
-        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
-
-        RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
+        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain."""
         self._write_close(*self._failure)
         self._drain_failed()
 
