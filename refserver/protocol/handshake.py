@@ -156,11 +156,8 @@ _PARAMETERS = {
 
 
 def negotiate_deflate(headers: Headers) -> DeflateParams | None:
-    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1).
-
-    An offer with an unknown, duplicated or out-of-range parameter is declined: the
-    connection simply goes uncompressed.
-    """
+    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1;
+    docs/decisions.md#permessage-deflate: any other offer leaves the connection uncompressed)."""
     for name, params in _parse_extension_list(headers):
         values = dict(params)
         if name != "permessage-deflate" or len(values) != len(params):
