@@ -1,10 +1,5 @@
-"""Bounded permessage-deflate (RFC 7692), as an extension of wsproto's frame layer.
-
-A compressed message fails the connection with 1009 as soon as inflating it would pass the
-size limit: ``max_length`` keeps a compression bomb from ever inflating past it. (An
-uncompressed message is checked at its frame headers, by ``protocol.frames``.) The server's
-messages are compressed whole by :meth:`PerMessageDeflate.deflate`.
-"""
+"""Bounded permessage-deflate (RFC 7692), as an extension of wsproto's frame layer: inflating
+stops at the size limit, with 1009 (docs/decisions.md#permessage-deflate)."""
 
 from __future__ import annotations
 

@@ -119,13 +119,10 @@ class FrameCodec:
                 else:
                     self._data(frame, out)
         except ParseFailed as exc:
-            self._fail(out, int(exc.code), str(exc))
+            self.stopped = True
+            self._parts = []
+            out.append((FAIL, (int(exc.code), str(exc))))
         return out
-
-    def _fail(self, out: list[Frame], code: int, text: str) -> None:
-        self.stopped = True
-        self._parts = []
-        out.append((FAIL, (code, text)))
 
     def _count_header(self, header: Header) -> None:
         """RFC 6455 §10.4: a data frame's size is counted once, at its header, before its

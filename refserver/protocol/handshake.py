@@ -53,8 +53,8 @@ def accept_key(key: bytes) -> bytes:
 def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Rejection | bytes:
     """RFC 6455 §4.2.1: return the client's key, or the rejection to send."""
 
-    def bad(reason: str) -> Rejection:
-        return Rejection(400, reason, [(b"sec-websocket-version", SUPPORTED_VERSION)])
+    def bad(reason: str, status: int = 400) -> Rejection:
+        return Rejection(status, reason, [(b"sec-websocket-version", SUPPORTED_VERSION)])
 
     if method != b"GET":
         return bad(f"a WebSocket handshake must use GET, not {method.decode('latin-1')}")
@@ -85,11 +85,7 @@ def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Re
         # RFC 6455 §4.2.2 item 4: the server "MUST abort the WebSocket handshake described in this section and
         # instead send an appropriate HTTP error code (such as 426 Upgrade Required) and a |Sec-WebSocket-Version|
         # header field indicating the version(s) the server is capable of understanding."
-        return Rejection(
-            426,
-            "unsupported WebSocket version; this server speaks 13",
-            [(b"sec-websocket-version", SUPPORTED_VERSION)],
-        )
+        return bad("unsupported WebSocket version; this server speaks 13", 426)
     return key
 
 
@@ -160,11 +156,8 @@ _PARAMETERS = {
 
 
 def negotiate_deflate(headers: Headers) -> DeflateParams | None:
-    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1).
-
-    An offer with an unknown, duplicated or out-of-range parameter is declined: the
-    connection simply goes uncompressed.
-    """
+    """Accept the first permessage-deflate offer we can honour (RFC 7692 §5, §7.1;
+    docs/decisions.md#permessage-deflate: any other offer leaves the connection uncompressed)."""
     for name, params in _parse_extension_list(headers):
         values = dict(params)
         if name != "permessage-deflate" or len(values) != len(params):

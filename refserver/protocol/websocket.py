@@ -233,7 +233,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def app_ended(self, *, raised: bool) -> Effects:
         """Take the app's return, or its exception (``raised``)."""
-        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
+        return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, raised)
 
     def receive_data(self, data: bytes) -> Effects:
         """Take bytes from the peer. They are never empty: EOF is :meth:`peer_gone`."""
@@ -341,9 +341,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 fx.add_note(Note("warning", text, sections.WS_DISCONNECT))
 
     def _receive_failing(self, _: None) -> None:
-        """Return the connect event or the next queued message; once none is left, fail the connection now.
-
-        The disconnect that the failure decides is returned at once."""
+        """Return the connect event or the next queued message; once none is left, fail and return the disconnect."""
         if self.receiving is not Receiving.CONNECT_DUE and not self.inbox:
             self._fail_now()  # the app has every message that arrived before the bad bytes
         self._receive(None)
@@ -351,9 +349,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ CONNECTING
 
     def _accept(self, message: Message) -> None:
-        """Send the 101 and start framing and the keepalive (or answer HTTP 500 and raise).
-
-        HTTP 500 for a subprotocol the client did not offer or a header only the server may set."""
+        """Send the 101 and start framing and the keepalive (or answer HTTP 500 and raise)."""
         message = messages.validate(message, "websocket.accept")
         subprotocol = message.get("subprotocol")
         if subprotocol is not None and subprotocol not in self.offered_subprotocols:
@@ -477,7 +473,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._decide(1006, "", "the handshake was answered with HTTP 500")
         self._go(State.DRAINING, "HTTP 500 sent in answer to the handshake", sections.WS_ACCEPT)
 
-    def _app_ended_in_denial(self, _: None) -> None:
+    def _app_ended_in_denial(self, _: bool) -> None:
         """Close TCP: the denial response cannot be completed."""
         self._decide(1006, "", "the app ended during its denial response")
         self._go(State.CLOSED, "the app ended during its denial response", sections.WS_DENIAL)
@@ -519,9 +515,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSING, f"the app sent websocket.close (code {code})", sections.WS_CLOSE)
 
     def _close_failing(self, message: Message) -> None:
-        """Write the app's close frame and fail the connection: no close frame can come back.
-
-        The peer's bad bytes stopped the parser, so the closing handshake cannot complete."""
+        """Write the app's close frame and fail the connection (the parser has stopped: no close frame comes back)."""
         self._write_close(*self._close_frame_of(message))
         self._drain_failed()
 
@@ -539,15 +533,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._fx.add_note(Note("warning", text, sections.WS_CLOSE))
         return code, reason
 
-    def _app_returned_open(self, _: None) -> None:
-        """Write close 1000 and wait for the peer's close frame."""
-        self._app_ended_open(1000, "returned")
-
-    def _app_raised_open(self, _: None) -> None:
-        """Write close 1011 and wait for the peer's close frame."""
-        self._app_ended_open(1011, "raised")
-
-    def _app_ended_open(self, code: int, how: str) -> None:
+    def _app_ended_open(self, raised: bool) -> None:
+        """Write close 1000 (1011 if the app raised) and wait for the peer's close frame."""
+        code, how = (1011, "raised") if raised else (1000, "returned")
         self._write_close(code, "")
         self.closed_reason = f"the app ended (close code {code})"
         self.close_code = code
@@ -598,14 +586,11 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
-        """Echo the close frame, decide the disconnect with the peer's code and reason, and close TCP."""
+        """Echo the close frame unless ours is out, decide the disconnect with the peer's code and
+        reason, and close TCP: the closing handshake is complete."""
         code, reason = close
-        self._write_close(code, reason)
-        self._peer_close_reply(close)
-
-    def _peer_close_reply(self, close: tuple[int, str]) -> None:
-        """Decide the disconnect with the peer's code and reason, and close TCP: the closing handshake is complete."""
-        code, reason = close
+        if self.state is State.OPEN:
+            self._write_close(code, reason)
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
@@ -631,9 +616,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._failure = (code, _FAILURE_REASONS.get(code, "protocol error").format(self.max_size_bytes))
 
     def _fail_now(self, _: Any = None) -> None:
-        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain.
-
-        RFC 6455 §7.1.7; the rest of the input is discarded, since the parser has stopped."""
+        """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain."""
         self._write_close(*self._failure)
         self._drain_failed()
 
@@ -796,9 +779,8 @@ for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows((S.CONNECTING, S.DENIAL_START_HELD), _input, (S.DRAINING,), M._answer_500, sections.WS_ACCEPT)
     _rows((S.DENIAL_BODY,), _input, (S.CLOSED,), M._app_ended_in_denial, sections.WS_DENIAL)
     _rows((S.FAILING,), _input, (S.DRAINING,), M._fail_now, _RFC_FAIL)
+    _rows((S.OPEN,), _input, (S.CLOSING,), M._app_ended_open, sections.WS_CLOSE)
     _rows(_ENDED, _input, (), M._nothing, sections.WS_CLOSE)
-_rows((S.OPEN,), I.APP_RETURNED, (S.CLOSING,), M._app_returned_open, sections.WS_CLOSE)
-_rows((S.OPEN,), I.APP_RAISED, (S.CLOSING,), M._app_raised_open, sections.WS_CLOSE)
 # -- the peer's bytes, and the frames inside them
 _rows(_BEFORE_ACCEPT, I.BYTES, (), M._buffer_early, "RFC 6455 §4.2.2")
 _rows((S.OPEN, *_AFTER_CLOSE), I.BYTES, (), M._parse, "RFC 6455 §5.2")
@@ -818,8 +800,7 @@ _rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
 # RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close frame, the
 # endpoint MUST send a Close frame in response." "After both sending and receiving a Close message, an
 # endpoint considers the WebSocket connection closed and MUST close the underlying TCP connection."
-_rows((S.OPEN,), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
-_rows(_AFTER_CLOSE, I.CLOSE_FRAME, (S.CLOSED,), M._peer_close_reply, _RFC_LOST)
+_rows((S.OPEN, *_AFTER_CLOSE), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
 # RFC 6455 §7.1.7: "the endpoint SHOULD send a Close frame with an appropriate status code (Section 7.4)
 # before proceeding to _Close the WebSocket Connection_" (docs/decisions.md#failing-the-connection).
 _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)

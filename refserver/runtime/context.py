@@ -8,7 +8,6 @@ from email.utils import formatdate
 from typing import Any, Protocol
 
 import anyio
-import anyio.lowlevel
 
 from refserver.config import Config
 from refserver.logs import error_log
@@ -47,13 +46,9 @@ class Pacer:
     def waited(self) -> None:
         self._unyielded = 0
 
-    async def answered_at_once(self) -> None:
-        if self.due():
-            await anyio.lowlevel.checkpoint()
-
     def due(self) -> bool:
         """Count a call that answered at once; True when the caller must now let the event
-        loop run (``await anyio.lowlevel.checkpoint()``, as :meth:`answered_at_once` does)."""
+        loop run (``await anyio.lowlevel.checkpoint()``)."""
         self._unyielded += 1
         if self._unyielded >= CALLS_BETWEEN_YIELDS:
             self._unyielded = 0

@@ -197,12 +197,15 @@ class WebSocketConnection:
         elif self._accepted:
             access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self._close_code)
 
-    async def _flush_or_lose(self) -> None:
-        """Flush; a peer that is gone becomes the machine's PEER_GONE input."""
+    async def _flush_or_lose(self) -> BaseException | None:
+        """Flush; a peer that is gone becomes the machine's PEER_GONE input, whose error is returned."""
         try:
             await self.transport.flush()
         except PeerGone as exc:
-            self._apply(self.machine.peer_gone(str(exc)))
+            gone = self.machine.peer_gone(str(exc))
+            self._apply(gone)
+            return gone.error
+        return None
 
     # ------------------------------------------------------------------ the app
 
@@ -217,8 +220,8 @@ class WebSocketConnection:
                 await self._app_wakeup.wait()
         if waited:
             self._pace.waited()
-        else:
-            await self._pace.answered_at_once()
+        elif self._pace.due():
+            await anyio.lowlevel.checkpoint()
         event, self._event = self._event, None
         if self.trace is not None:
             self.trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
@@ -241,15 +244,12 @@ class WebSocketConnection:
             )
         self._apply(fx)
         if fx.write and not self.transport.flushed:
-            try:
-                await self.transport.flush()
-            except PeerGone as exc:
-                gone = self.machine.peer_gone(str(exc))
-                self._apply(gone)
-                if fx.error is None and gone.error is not None:
-                    record_error(trace, self._state, gone.error, message, sections.WS_CLOSED_SEND)
-                    raise gone.error from None
-        await self._pace.answered_at_once()
+            lost = await self._flush_or_lose()
+            if lost is not None and fx.error is None:
+                record_error(trace, self._state, lost, message, sections.WS_CLOSED_SEND)
+                raise lost from None
+        if self._pace.due():
+            await anyio.lowlevel.checkpoint()
         if fx.error is not None:
             record_error(trace, self._state, fx.error, message, "")
             self.ctx.violations.report(fx.error)
