@@ -188,8 +188,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "scope.raw-path-decoded",
         "raw_path is the decoded path",
         _SCOPES,
-        "    return Target(path, raw_path, query)",
-        '    return Target(path, path.encode("utf-8"), query)',
+        "    return path, raw_path, query",
+        '    return path, path.encode("utf-8"), query',
     ),
     SourceMutant(
         "scope.path-not-decoded",
@@ -202,8 +202,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "scope.query-decoded",
         "query_string is percent-decoded",
         _SCOPES,
-        "    return Target(path, raw_path, query)",
-        "    return Target(path, raw_path, unquote_to_bytes(query))",
+        "    return path, raw_path, query",
+        "    return path, raw_path, unquote_to_bytes(query)",
     ),
     SourceMutant(
         "scope.absolute-form-kept",
