@@ -440,17 +440,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state not in APP_STATES:
-            return state in _HEAD_STATES
-        if self.persistence is Persistence.CLIENT_GONE:
+        if state in _HEAD_STATES:
+            return True
+        if state not in APP_STATES or self.persistence is Persistence.CLIENT_GONE:
             return False
         body = self.body
-        if body in _BODY_ARRIVING:
-            return True
-        if body in _BODY_IN:
-            # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
-            return len(self._unparsed) <= self.settings.max_head_bytes
-        return False  # backpressure: the app has not taken the last chunk
+        if body is Body.CHUNK_WAITS:
+            return False  # backpressure: the app has not taken the last chunk
+        # Once the body is in, keep reading to notice a disconnect, until enough pipelined bytes are buffered.
+        return body in _BODY_ARRIVING or len(self._unparsed) <= self.settings.max_head_bytes
 
     def _close(self, why: str, section: str) -> None:
         """Change to ``CLOSED``: stop the keep-alive timer and close TCP once the queued
