@@ -195,17 +195,23 @@ _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 _RFC_1XX = "RFC 9110 §15.2"  # informational responses
 _RFC_TIMEOUT = "RFC 9110 §15.5.9"  # 408 Request Timeout
-# Why a message is refused where its row calls it misuse; any other came before
-# http.response.start (asgi extensions, "Path Send" and "Zero Copy Send": "sent at any time after
-# the *Response Start* message"; "Early Hints": likewise, "but before the final *Response Body*
-# message").
-_MISUSE = {
+# Why a message is refused where its row calls it misuse, by (state, input), else by input; any
+# other came before http.response.start (asgi extensions, "Path Send" and "Zero Copy Send": "sent at
+# any time after the *Response Start* message"; "Early Hints": likewise, "but before the final
+# *Response Body* message").
+_MISUSE: dict[Any, str] = {
     Input.START: "sent twice: the response has already started",
     # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
     # when the start set ``trailers`` to ``True``.
     Input.TRAILERS: "sent before the last http.response.body of a start with trailers: True",
     Input.OTHER_MESSAGE: "is not a message an http connection accepts",
+    # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
+    (State.SENDING_BODY, Input.PATHSEND): "cannot be mixed with http.response.body: the body has begun",
 }
+for _body in (Input.BODY, Input.PATHSEND, Input.ZEROCOPYSEND):
+    _MISUSE[State.AWAITING_TRAILERS, _body] = (
+        "sent after the last body message of a start with trailers: True; http.response.trailers is owed"
+    )
 # What did not arrive in time, when the keep-alive timer fires in a state.
 _TIMED_OUT = {
     State.IDLE: "no request arrived",
@@ -990,15 +996,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._write(out)
         self._body_sent(more, held)
 
-    def _pathsend_mixed(self, message: Message) -> None:
-        """Raise ASGIProtocolError: Path Send is the whole body, not a part of one."""
-        # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
-        raise ASGIProtocolError(
-            "http.response.pathsend",
-            "cannot be mixed with http.response.body: the body has begun",
-            sections.HTTP_PATHSEND,
-        )
-
     def _take_trailers(self, message: Message) -> None:
         """Collect the trailer fields. The last trailers message ends the response: with the
         trailer section if the client accepts it, with the last chunk alone otherwise."""
@@ -1055,18 +1052,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # an OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
-    def _body_after_last(self, message: Message) -> None:
-        """Raise ASGIProtocolError: after the last body message, only the trailers may come."""
-        raise ASGIProtocolError(
-            messages.message_type(message),
-            "sent after the last body message of a start with trailers: True; http.response.trailers is owed",
-            sections.HTTP_TRAILERS,
-        )
-
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError: the message is not allowed in this state."""
-        problem = _MISUSE.get(self._row.input, "sent before http.response.start")
-        raise ASGIProtocolError(messages.message_type(message), problem, self._row.section)
+        row = self._row
+        problem = _MISUSE.get((row.state, row.input)) or _MISUSE.get(row.input, "sent before http.response.start")
+        raise ASGIProtocolError(messages.message_type(message), problem, row.section)
 
     # ------------------------------------------------------------------ the app ends
 
@@ -1142,7 +1132,7 @@ _rows(
     sections.HTTP_RESPONSE_BODY,
 )
 _rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._misuse, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)
 _rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
@@ -1152,7 +1142,7 @@ _rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misus
 _rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
 _rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
-_rows((S.SENDING_BODY,), I.PATHSEND, (), M._pathsend_mixed, sections.HTTP_PATHSEND)
+_rows((S.SENDING_BODY,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
 _rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
 _rows(
     (S.START_HELD,),
@@ -1162,8 +1152,8 @@ _rows(
     sections.HTTP_ZEROCOPYSEND,
 )
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
-_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._misuse, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_TRAILERS)
 for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
