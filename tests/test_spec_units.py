@@ -162,15 +162,15 @@ def test_with_reiterable_headers_copies_only_iterators() -> None:
     ],
 )
 def test_split_target(target: bytes, path: str, raw_path: bytes, query: bytes) -> None:
-    assert scopes.split_target(target) == scopes.Target(path=path, raw_path=raw_path, query_string=query)
+    assert scopes.split_target(target) == (path, raw_path, query)
 
 
 @given(st.binary(max_size=40).map(lambda b: b"/" + b.replace(b"#", b"")))
 def test_origin_form_target_is_split_without_loss(target: bytes) -> None:
-    split = scopes.split_target(target)
-    rebuilt = split.raw_path + (b"?" + split.query_string if b"?" in target else b"")
+    path, raw_path, query_string = scopes.split_target(target)
+    rebuilt = raw_path + (b"?" + query_string if b"?" in target else b"")
     assert rebuilt == target
-    assert isinstance(split.path, str)
+    assert isinstance(path, str)
 
 
 def test_http_scope_is_complete_and_copies_state() -> None:

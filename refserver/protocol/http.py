@@ -14,7 +14,8 @@ The machine is its :class:`State` plus these data fields, and nothing else:
 - ``body``: how far the request body of this cycle has come (:class:`Body`), and
   ``chunk``: the body bytes waiting for the app's ``receive()`` (in ``CHUNK_WAITS`` and
   ``LAST_CHUNK_WAITS``).
-- ``start``: the response head of ``http.response.start``, held in ``START_HELD``.
+- ``start``: the response head of ``http.response.start``, held in ``START_HELD``, and
+  ``has_length``: whether the app's headers include a content-length.
 - ``trailers``: None, or (the start said ``trailers: True``) the trailer fields the app has
   sent so far; ``trailers_dropped``: why they will not be sent ("" if they will); and
   ``te_trailers``: whether the request carried ``TE: trailers`` (asgi extensions, "HTTP Trailers").
@@ -194,23 +195,46 @@ _RFC_UPGRADE = "RFC 6455 §4.2"
 _RFC_UNAVAILABLE = "RFC 9110 §15.6.4"  # 503 Service Unavailable
 _RFC_1XX = "RFC 9110 §15.2"  # informational responses
 _RFC_TIMEOUT = "RFC 9110 §15.5.9"  # 408 Request Timeout
-# Why a message is refused where its row calls it misuse; any other came before
-# http.response.start (asgi extensions, "Path Send" and "Zero Copy Send": "sent at any time after
-# the *Response Start* message"; "Early Hints": likewise, "but before the final *Response Body*
-# message").
-_MISUSE = {
+# Why a message is refused where its row calls it misuse, by (state, input), else by input; any
+# other came before http.response.start (asgi extensions, "Path Send" and "Zero Copy Send": "sent at
+# any time after the *Response Start* message"; "Early Hints": likewise, "but before the final
+# *Response Body* message").
+_MISUSE: dict[Any, str] = {
     Input.START: "sent twice: the response has already started",
     # asgi extensions, "HTTP Trailers": sent "after the last ``http.response.body`` message", and only
     # when the start set ``trailers`` to ``True``.
     Input.TRAILERS: "sent before the last http.response.body of a start with trailers: True",
     Input.OTHER_MESSAGE: "is not a message an http connection accepts",
+    # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
+    (State.SENDING_BODY, Input.PATHSEND): "cannot be mixed with http.response.body: the body has begun",
 }
+for _body in (Input.BODY, Input.PATHSEND, Input.ZEROCOPYSEND):
+    _MISUSE[State.AWAITING_TRAILERS, _body] = (
+        "sent after the last body message of a start with trailers: True; http.response.trailers is owed"
+    )
 # What did not arrive in time, when the keep-alive timer fires in a state.
 _TIMED_OUT = {
     State.IDLE: "no request arrived",
     State.READING_HEAD: "the request head did not complete in time",
     State.UPGRADING: "the upgrade request's body did not arrive in time",
 }
+# What the server answers when the app ends (or is cancelled) before its response is on the wire,
+# and why the connection closes then and when the response was cut off mid-body.
+_UNFINISHED = {
+    Input.APP_RETURNED: (
+        500,
+        b"Internal Server Error\n",
+        "the app ended without a response; 500 sent",
+        "the app ended mid-body; the response cannot be completed",
+    ),
+    Input.SHUTDOWN_TIMEOUT: (
+        503,
+        b"Service Unavailable: the server is shutting down\n",
+        "cancelled at the shutdown timeout before a response; 503 sent",
+        "cancelled at the shutdown timeout mid-body; the response is cut",
+    ),
+}
+_UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
 # The section an input is judged by when no row covers it (an app's message: its own,
 # sections.MESSAGES).
 _INPUT_SECTIONS = {
@@ -240,13 +264,6 @@ class Settings:
     ws_max_size_bytes: int = 16 * 1024 * 1024
     ws_deflate: bool = True
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
-
-
-class HeldStart(NamedTuple):
-    """The response head of ``http.response.start``, held until the first body message."""
-
-    head: h11.Response  # built, and so checked, by h11
-    has_length: bool  # the app's headers include a content-length
 
 
 class RequestHead(NamedTuple):
@@ -331,7 +348,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.method = b""
         self.date = b""
         self.status = 0  # set by http.response.start (or 500)
-        self.start: HeldStart | None = None
+        self.start: h11.Response | None = None
+        self.has_length = False
         self.body = Body.ARRIVING
         self.chunk = b""
         self.te_trailers = False
@@ -428,17 +446,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _wants_read(self) -> bool:
         state = self.state
-        if state not in APP_STATES:
-            return state in _HEAD_STATES
-        if self.persistence is Persistence.CLIENT_GONE:
+        if state in _HEAD_STATES:
+            return True
+        if state not in APP_STATES or self.persistence is Persistence.CLIENT_GONE:
             return False
         body = self.body
-        if body in _BODY_ARRIVING:
-            return True
-        if body in _BODY_IN:
-            # Keep reading to notice a disconnect, until enough pipelined bytes are buffered.
-            return len(self._unparsed) <= self.settings.max_head_bytes
-        return False  # backpressure: the app has not taken the last chunk
+        if body is Body.CHUNK_WAITS:
+            return False  # backpressure: the app has not taken the last chunk
+        # Once the body is in, keep reading to notice a disconnect, until enough pipelined bytes are buffered.
+        return body in _BODY_ARRIVING or len(self._unparsed) <= self.settings.max_head_bytes
 
     def _close(self, why: str, section: str) -> None:
         """Change to ``CLOSED``: stop the keep-alive timer and close TCP once the queued
@@ -836,9 +852,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             headers.append((b"connection", b"close"))  # tell the client this connection ends
         status = message["status"]
         # Built (and so checked by h11) now: a head that cannot be sent raises from this send().
-        self.start = HeldStart(
-            self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START), has_length
-        )
+        self.start = self.heads.head(status, headers, "http.response.start", sections.HTTP_RESPONSE_START)
+        self.has_length = has_length
         self.status = status
         if message.get("trailers", False):
             self.trailers = []
@@ -894,11 +909,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _send_held(self, length: int, more: bool) -> bytes:
         """Give the held status line and headers; a body sent whole has ``length`` bytes."""
-        start = self.start
-        if start is None:  # pragma: no cover - START_HELD implies a held head
+        head = self.start
+        if head is None:  # pragma: no cover - START_HELD implies a held head
             raise RuntimeError("START_HELD without a head")
-        head = start.head
-        if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+        if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
             # The whole body is known: frame it with Content-Length (for HEAD too, where
             # it tells what a GET would have carried; RFC 9110 §9.3.2).
             head = internals.h11_response_with_header(head, b"content-length", str(length).encode())
@@ -982,15 +996,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._write(out)
         self._body_sent(more, held)
 
-    def _pathsend_mixed(self, message: Message) -> None:
-        """Raise ASGIProtocolError: Path Send is the whole body, not a part of one."""
-        # asgi extensions, "Path Send": it "cannot be mixed with ``http.response.body``".
-        raise ASGIProtocolError(
-            "http.response.pathsend",
-            "cannot be mixed with http.response.body: the body has begun",
-            sections.HTTP_PATHSEND,
-        )
-
     def _take_trailers(self, message: Message) -> None:
         """Collect the trailer fields. The last trailers message ends the response: with the
         trailer section if the client accepts it, with the last chunk alone otherwise."""
@@ -1047,48 +1052,28 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # an OSError subclass.
         raise ClientDisconnected(self.client_gone_reason or "client disconnected")
 
-    def _body_after_last(self, message: Message) -> None:
-        """Raise ASGIProtocolError: after the last body message, only the trailers may come."""
-        raise ASGIProtocolError(
-            messages.message_type(message),
-            "sent after the last body message of a start with trailers: True; http.response.trailers is owed",
-            sections.HTTP_TRAILERS,
-        )
-
     def _misuse(self, message: Message) -> None:
         """Raise ASGIProtocolError: the message is not allowed in this state."""
-        problem = _MISUSE.get(self._row.input, "sent before http.response.start")
-        raise ASGIProtocolError(messages.message_type(message), problem, self._row.section)
+        row = self._row
+        problem = _MISUSE.get((row.state, row.input)) or _MISUSE.get(row.input, "sent before http.response.start")
+        raise ASGIProtocolError(messages.message_type(message), problem, row.section)
 
     # ------------------------------------------------------------------ the app ends
 
     def _ended_pending(self, _: None) -> None:
-        """Close: the app ended before its response completed. A response not yet on the
-        wire becomes a 500; one cut off mid-body is never completed."""
-        # docs/decisions.md#http-app-ends-incomplete: a connection whose response was cut off is never reused.
+        """Close: the app ended, or is cancelled at the shutdown timeout, before its response
+        completed. A response not yet on the wire becomes a 500 (a 503: RFC 9110 §15.6.4, the
+        server cannot handle the request now; docs/decisions.md#shutdown-timeout-503); one cut
+        off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
+        status, body, unanswered, cut = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
-            self._close("the app ended mid-body; the response cannot be completed", sections.CORE_ERRORS)
+            self._close(cut, self._row.section)
             return
-        self.status = 500
-        self._fx.ended_status = 500
-        self._answer(500, b"Internal Server Error\n", date=self.date, head_only=self.method == b"HEAD")
-        self._close("the app ended without a response; 500 sent", sections.CORE_ERRORS)
-
-    def _cancelled_pending(self, _: None) -> None:
-        """The app is cancelled at the shutdown timeout before its response completed
-        (docs/decisions.md#shutdown-timeout-503). Nothing reached the wire: 503 with connection: close (RFC 9110
-        §15.6.4: the server cannot handle the request now). Mid-body: the connection is closed."""
-        self._end_after(Persistence.CLOSE)
-        if self.state in _HEAD_SENT:
-            self._fx.ended_status = self.status
-            self._close("cancelled at the shutdown timeout mid-body; the response is cut", _RFC_UNAVAILABLE)
-            return
-        self.status = self._fx.ended_status = 503
-        body = b"Service Unavailable: the server is shutting down\n"
-        self._answer(503, body, date=self.date, head_only=self.method == b"HEAD")
-        self._close("cancelled at the shutdown timeout before a response; 503 sent", _RFC_UNAVAILABLE)
+        self.status = self._fx.ended_status = status
+        self._answer(status, body, date=self.date, head_only=self.method == b"HEAD")
+        self._close(unanswered, self._row.section)
 
     def _cancelled_after(self, _: None) -> None:
         """The app is cancelled at the shutdown timeout after its response completed, or after
@@ -1147,7 +1132,7 @@ _rows(
     sections.HTTP_RESPONSE_BODY,
 )
 _rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._misuse, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)
 _rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
@@ -1157,7 +1142,7 @@ _rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misus
 _rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
 _rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
-_rows((S.SENDING_BODY,), I.PATHSEND, (), M._pathsend_mixed, sections.HTTP_PATHSEND)
+_rows((S.SENDING_BODY,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
 _rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
 _rows(
     (S.START_HELD,),
@@ -1167,8 +1152,8 @@ _rows(
     sections.HTTP_ZEROCOPYSEND,
 )
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
-_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._body_after_last, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._misuse, sections.HTTP_TRAILERS)
+_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_TRAILERS)
 for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)
@@ -1207,7 +1192,7 @@ _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
 _rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
-_rows(tuple(RESPONSE_PENDING), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_pending, _RFC_UNAVAILABLE)
+_rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_pending, _RFC_UNAVAILABLE)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app

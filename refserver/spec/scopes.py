@@ -7,26 +7,22 @@ values so that they can be tested without a socket or an h11 connection.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from refserver.spec.versions import HTTP_ASGI, WEBSOCKET_ASGI
 
 Headers = list[tuple[bytes, bytes]]
 Address = tuple[str, int] | tuple[str, None] | None
-
-
-class Target(NamedTuple):
-    """A request target split the way the www spec wants it. (A named tuple: one is made per
-    request, and a tuple is built faster than a frozen dataclass.)"""
-
-    path: str  # percent-decoded, UTF-8-decoded ("path")
-    raw_path: bytes  # as received, without the query string (www spec 2.5, "HTTP Connection Scope")
-    query_string: bytes  # after "?", still percent-encoded ("query_string")
+# A request target split the way the www spec wants it (www spec 2.5, "HTTP Connection Scope"):
+# ``path`` percent-decoded and UTF-8-decoded, ``raw_path`` as received without the query string,
+# and ``query_string`` (after "?", still percent-encoded).
+Target = tuple[str, bytes, bytes]
 
 
 def split_target(target: bytes) -> Target:
-    """Split a request target (origin-form, absolute-form or ``*``) into path and query."""
+    """Split a request target (origin-form, absolute-form or ``*``) into the scope's ``path``,
+    ``raw_path`` and ``query_string``."""
     if not target.startswith(b"/") and target != b"*" and b"://" in target:
         # absolute-form (RFC 9112 §3.2.2): keep only the path and query of the URL.
         parts = urlsplit(target)
@@ -38,7 +34,7 @@ def split_target(target: bytes) -> Target:
     # into characters". Invalid UTF-8 is replaced, as every mainstream server does
     # (docs/decisions.md#undecodable-paths).
     path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
-    return Target(path, raw_path, query)
+    return path, raw_path, query
 
 
 def http_scope(
@@ -66,6 +62,7 @@ def http_scope(
     }
     if tls is not None:
         _with_tls(extensions, tls)
+    path, raw_path, query_string = target
     return {
         "type": "http",
         "asgi": dict(HTTP_ASGI),
@@ -74,9 +71,9 @@ def http_scope(
         "scheme": scheme or ("http" if tls is None else "https"),
         # www spec 2.5, "WSGI Compatibility": "PATH_INFO can be derived by stripping root_path from
         # path", so path carries root_path; raw_path stays as received (docs/decisions.md#root-path-in-path).
-        "path": root_path + target.path,
-        "raw_path": target.raw_path,
-        "query_string": target.query_string,
+        "path": root_path + path,
+        "raw_path": raw_path,
+        "query_string": query_string,
         "root_path": root_path,
         "headers": headers,
         "client": client,
@@ -126,6 +123,7 @@ def websocket_scope(
 ) -> dict[str, Any]:
     """www spec 2.5, "Websocket Connection Scope". ``tls`` and ``scheme`` as for
     :func:`http_scope` (wss or ws)."""
+    path, raw_path, query_string = target
     return {
         "type": "websocket",
         "asgi": dict(WEBSOCKET_ASGI),
@@ -133,9 +131,9 @@ def websocket_scope(
         "scheme": scheme or ("ws" if tls is None else "wss"),
         # www spec 2.5, "WSGI Compatibility": "PATH_INFO can be derived by stripping root_path from
         # path", so path carries root_path; raw_path stays as received (docs/decisions.md#root-path-in-path).
-        "path": root_path + target.path,
-        "raw_path": target.raw_path,
-        "query_string": target.query_string,
+        "path": root_path + path,
+        "raw_path": raw_path,
+        "query_string": query_string,
         "root_path": root_path,
         "headers": headers,
         "client": client,

@@ -66,7 +66,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.no-content-length",
         "a whole body is sent chunked instead of with Content-Length",
         _HTTP,
-        "if not more and not start.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:\n"
+        "if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:\n"
         "            # The whole body is known",
         "if False:\n            # The whole body is known",
     ),
@@ -104,7 +104,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.app-ends-no-500",
         "an app that ends without a response leaves the client without an answer",
         _HTTP,
-        """        self._answer(500, b"Internal Server Error\\n", date=self.date, head_only=self.method == b"HEAD")""",
+        """        self._answer(status, body, date=self.date, head_only=self.method == b"HEAD")""",
         "        pass",
     ),
     SourceMutant(
@@ -188,8 +188,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "scope.raw-path-decoded",
         "raw_path is the decoded path",
         _SCOPES,
-        "    return Target(path, raw_path, query)",
-        '    return Target(path, path.encode("utf-8"), query)',
+        "    return path, raw_path, query",
+        '    return path, path.encode("utf-8"), query',
     ),
     SourceMutant(
         "scope.path-not-decoded",
@@ -202,8 +202,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "scope.query-decoded",
         "query_string is percent-decoded",
         _SCOPES,
-        "    return Target(path, raw_path, query)",
-        "    return Target(path, raw_path, unquote_to_bytes(query))",
+        "    return path, raw_path, query",
+        "    return path, raw_path, unquote_to_bytes(query)",
     ),
     SourceMutant(
         "scope.absolute-form-kept",
