@@ -38,6 +38,9 @@ ALPN_PROTOCOLS = ("http/1.1",)
 # reading holds it back); then the connection is closed without it.
 CLOSE_NOTIFY_TIMEOUT_S = 1.0
 
+# The certfile's first certificate is the server's own; a chain follows it.
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+
 
 class TLSConfigError(ValueError):
     """The TLS options cannot make a server context (a missing or unreadable file, a key
@@ -83,9 +86,10 @@ def load(config: Config) -> ServerTLS | None:
             raise TLSConfigError(f"no cipher matches {config.ssl_ciphers!r}: {exc}") from exc
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
     try:
-        server_cert = first_certificate(Path(certfile).read_text(encoding="ascii", errors="replace"))
+        pem = _PEM_CERTIFICATE.search(Path(certfile).read_text(encoding="ascii", errors="replace"))
     except OSError as exc:
         raise TLSConfigError(f"cannot read the certificate {certfile!r}: {exc}") from exc
+    server_cert = None if pem is None else ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(pem.group(0)))
     suites = {cipher["name"]: int(cipher["id"]) & 0xFFFF for cipher in context.get_ciphers()}
     return ServerTLS(context=context, server_cert=server_cert, cipher_suites=suites)
 
@@ -103,18 +107,6 @@ def _password(config: Config) -> Any:
         )
 
     return refuse
-
-
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL)
-
-
-def first_certificate(pem_text: str) -> str | None:
-    """The first certificate of a PEM file (the server's own; a chain follows it), in the
-    canonical PEM form of :func:`ssl.DER_cert_to_PEM_cert`; None if there is none."""
-    match = _PEM_CERTIFICATE.search(pem_text)
-    if match is None:
-        return None
-    return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(match.group(0)))
 
 
 class ServerTLSStream(TLSStream):
