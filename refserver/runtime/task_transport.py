@@ -82,7 +82,7 @@ class TaskTransport(Transport):
         while True:
             # One cancel scope for many reads (docs/implementation.md#one-transport-seam); it
             # ends when the earliest timer is due.
-            with anyio.CancelScope(deadline=self._next_deadline()) as scope:
+            with anyio.CancelScope(deadline=min((t.deadline for t in self._timers), default=math.inf)) as scope:
                 self._reader_scope = scope
                 while True:
                     if self._receiver is None or not self._reading or self._read_ended is not None:
@@ -116,9 +116,6 @@ class TaskTransport(Transport):
         if scope is not None and deadline < scope.deadline:
             scope.deadline = deadline
         return timer
-
-    def _next_deadline(self) -> float:
-        return min((timer.deadline for timer in self._timers), default=math.inf)
 
     def _run_due_timers(self) -> None:
         now = anyio.current_time()

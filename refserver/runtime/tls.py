@@ -34,9 +34,7 @@ TLS_VERSIONS: Mapping[str, int] = {
 # ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
 ALPN_PROTOCOLS = ("http/1.1",)
 
-# How long the close_notify alert may take to reach the socket's send buffer (a peer that stopped
-# reading holds it back); then the connection is closed without it.
-CLOSE_NOTIFY_TIMEOUT_S = 1.0
+CLOSE_NOTIFY_TIMEOUT_S = 1.0  # the most writing close_notify may take (docs/decisions.md#tls-close-notify)
 
 # The certfile's first certificate is the server's own; a chain follows it.
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
@@ -110,9 +108,9 @@ def _password(config: Config) -> Any:
 
 
 class ServerTLSStream(TLSStream):
-    """anyio's ``TLSStream`` closed as RFC 8446 §6.1 asks: :meth:`aclose` sends close_notify,
-    then closes TCP, without waiting for the peer's close_notify. (anyio's own close either
-    sends nothing, or waits for the peer's alert and fails when the peer just closes TCP.)"""
+    """anyio's ``TLSStream`` closed as RFC 8446 §6.1 asks (docs/decisions.md#tls-close-notify).
+    (anyio's own close either sends nothing, or waits for the peer's alert and fails when the
+    peer just closes TCP.)"""
 
     async def aclose(self) -> None:
         try:

@@ -136,9 +136,8 @@ class Transport:
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         """Write ``count`` bytes of the file ``fd`` from ``offset`` after everything written
-        before, and return once they are written as :meth:`flush` counts it. Here by reads of
-        :data:`FILE_CHUNK_BYTES`, each flushed before the next: memory stays bounded whatever
-        the file's size. The file's own position is not used; ``fd`` stays open.
+        before, and return once they are written as :meth:`flush` counts it. Here by bounded
+        reads (docs/implementation.md#file-bodies). The file's position is not used; ``fd`` stays open.
 
         Raises:
             PeerGone: the peer is gone.
