@@ -147,8 +147,7 @@ async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: flo
         except anyio.EndOfStream:
             raise HandshakeFailed("the client closed the connection during the handshake") from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            cause = exc.__cause__
-            raise HandshakeFailed(f"connection lost during the handshake ({cause or 'broken'})") from None
+            raise HandshakeFailed(f"connection lost during the handshake ({exc.__cause__ or 'broken'})") from None
         except ssl.SSLError as exc:
             raise HandshakeFailed(f"{exc.reason or exc}") from None
         except OSError as exc:
