@@ -1,6 +1,6 @@
 """Accepting connections: every connection waiting in the kernel's accept queue is taken each
-time the listening socket is readable, so that busy ones do not starve new clients, and once
-more at shutdown (docs/implementation.md#one-transport-seam)."""
+time the listening socket is readable, so that busy connections do not starve new clients, and
+once more at shutdown (docs/implementation.md#one-transport-seam)."""
 
 from __future__ import annotations
 
