@@ -98,11 +98,10 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
                 state is unchanged.
         """
         kind = messages.message_type(message)
-        state = self.state
         try:
             return self._step(_APP_INPUTS.get(kind, Input.OTHER_MESSAGE), message)
         except ASGIProtocolError as exc:
-            raise exc.with_state(state.name) from None
+            raise exc.with_state(self.state.name) from None
 
     def app_receive(self) -> Effects:
         """Take the app's ``receive()``. ``Effects.event`` is what it returns now; None means

@@ -1,10 +1,5 @@
-"""The transport on asyncio, for plain TCP and unix sockets: an ``asyncio.Protocol`` of its own.
-
-asyncio's event loop calls it when bytes arrive, and it hands them to the driver at once;
-a write goes straight to asyncio's transport, which keeps what the socket does not take yet
-(``flush()`` waits while that is above its high-water mark). Timers are the loop's own.
-Nothing awaits unless a write has to wait for buffer space.
-"""
+"""The transport on asyncio, for plain TCP and unix sockets: an ``asyncio.Protocol`` of its own
+(docs/implementation.md#one-transport-seam)."""
 
 from __future__ import annotations
 
@@ -78,21 +73,19 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     # ------------------------------------------------------------------ writing
 
     def write(self, chunks: list[bytes]) -> None:
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        data = b"".join(chunks)
         self._queued += len(data)
         if self.gone is not None:
             return
         transport = self._transport
-        if self._lost is not None or transport is None or transport.is_closing():
-            self.gone = self._lost or "the peer closed or reset the connection"
-            return
-        transport.write(data)
-        if transport.is_closing():
+        if self._lost is None and transport is not None and not transport.is_closing():
+            transport.write(data)
             # asyncio takes a write to a connection the peer has reset and reports the error
             # later (connection_lost); its transport knows at once that it is closing.
-            self.gone = self._lost or "the peer closed or reset the connection"
-            return
-        self._written += len(data)
+            if not transport.is_closing():
+                self._written += len(data)
+                return
+        self.gone = self._lost or "the peer closed or reset the connection"
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         # asyncio's loop.sendfile: os.sendfile on a plain socket (its own fallback reads

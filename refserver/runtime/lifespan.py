@@ -130,9 +130,7 @@ class Lifespan:
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
         except anyio.get_cancelled_exc_class():
-            # The server is cancelling the app (a forced exit, or the shutdown timeout): what it
-            # sends now answers the cancellation, not the protocol, so it is no app error
-            # (docs/decisions.md#forced-exit). Recorded, and the cancellation goes on.
+            # The server is cancelling the app: what it sends now is no app error (docs/decisions.md#forced-exit).
             if self.trace is not None:
                 self.trace.record(
                     "ignored",

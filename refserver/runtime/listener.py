@@ -1,8 +1,6 @@
-"""Accepting connections: every connection waiting in the kernel's accept queue is taken
-each time the listening socket is readable, so that new clients are not starved by busy
-ones, and the queue is drained once more at shutdown, so that a client already queued is
-served, not reset (docs/implementation.md#one-transport-seam).
-"""
+"""Accepting connections: every connection waiting in the kernel's accept queue is taken each
+time the listening socket is readable, so that busy connections do not starve new clients, and
+once more at shutdown (docs/implementation.md#one-transport-seam)."""
 
 from __future__ import annotations
 

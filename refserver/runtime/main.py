@@ -13,9 +13,7 @@ from refserver.errors import LifespanFailure
 from refserver.logs import error_log
 from refserver.runtime.server import Listening, serve
 
-# The exit status of a shutdown forced by a second signal: in-flight work was cut and lifespan
-# shutdown did not run, so the exit is not a clean one (docs/decisions.md#forced-exit).
-FORCED_EXIT_STATUS = 1
+FORCED_EXIT_STATUS = 1  # a second signal cut in-flight work: not a clean exit (docs/decisions.md#forced-exit)
 
 
 class _Signals:

@@ -286,15 +286,12 @@ async def _serve_connections(
                 os.unlink(config.uds)
 
 
-# How long the answers to the connections cancelled at the shutdown timeout may take to write
-# (a 503 each, at most): a client that does not read is not waited for longer.
-CANCEL_ANSWER_TIMEOUT_S = 1.0
+CANCEL_ANSWER_TIMEOUT_S = 1.0  # the most writing the 503s may take (docs/decisions.md#shutdown-timeout-503)
 
 
 async def _record_cancelled(ctx: ServerContext) -> None:
-    """The shutdown timeout expired: before the server cancels what still runs, each connection
-    whose app runs is named in a WARNING and answers what it can (503 for a response that had
-    not started; docs/decisions.md#shutdown-timeout-503). Nothing is cancelled without a record."""
+    """Before the server cancels what still runs at the shutdown timeout, let each connection
+    whose app runs record it and answer what it can (docs/decisions.md#shutdown-timeout-503)."""
     with anyio.move_on_after(CANCEL_ANSWER_TIMEOUT_S):
         async with anyio.create_task_group() as tg:
             for handler in list(ctx.handlers):

@@ -1,10 +1,6 @@
-"""The transport whose bytes tasks move, over a byte stream: the socket itself on trio
-(:class:`SocketIO`), or an anyio byte stream (TLS, in-memory pipes) on either backend.
-
-The reader task reads while the driver wants bytes and runs the timers (its cancel scope
-carries the earliest deadline). The writer task writes, in order, what the socket did not
-take at once, then half-closes or closes TCP when asked; it runs only while there is
-something to do, so an idle connection holds none.
+"""The transport whose bytes a reader and a writer task move, over a byte stream: the socket
+itself on trio (:class:`SocketIO`), or an anyio byte stream (TLS, in-memory pipes) on either
+backend (docs/implementation.md#one-transport-seam). The reader also runs the timers.
 """
 
 from __future__ import annotations
@@ -23,8 +19,7 @@ from refserver.runtime.transport import IO_ERRORS, READ_SIZE_BYTES, Address, Pee
 
 
 class TaskTransport(Transport):
-    """The driver's transport over one byte stream, with a reader and a writer task. The
-    stream's errors are turned into "peer gone" here."""
+    """The driver's transport over one byte stream."""
 
     __slots__ = (
         "_closed",
@@ -87,7 +82,7 @@ class TaskTransport(Transport):
         while True:
             # One cancel scope for many reads (docs/implementation.md#one-transport-seam); it
             # ends when the earliest timer is due.
-            with anyio.CancelScope(deadline=self._next_deadline()) as scope:
+            with anyio.CancelScope(deadline=min((t.deadline for t in self._timers), default=math.inf)) as scope:
                 self._reader_scope = scope
                 while True:
                     if self._receiver is None or not self._reading or self._read_ended is not None:
@@ -122,9 +117,6 @@ class TaskTransport(Transport):
             scope.deadline = deadline
         return timer
 
-    def _next_deadline(self) -> float:
-        return min((timer.deadline for timer in self._timers), default=math.inf)
-
     def _run_due_timers(self) -> None:
         now = anyio.current_time()
         for timer in [timer for timer in self._timers if timer.deadline <= now]:
@@ -138,7 +130,7 @@ class TaskTransport(Transport):
     # ------------------------------------------------------------------ the writer task
 
     def write(self, chunks: list[bytes]) -> None:
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        data = b"".join(chunks)
         size = len(data)
         self._queued += size
         if self.gone is not None or self._lost is not None:
@@ -152,7 +144,7 @@ class TaskTransport(Transport):
                 return
             if isinstance(io, SocketIO):  # (what the send buffer takes now, without the writer)
                 try:
-                    sent = io.try_send(data)
+                    sent = _send(io.sock, data)
                 except OSError as exc:
                     self._lose(describe(exc))
                     return
@@ -177,8 +169,7 @@ class TaskTransport(Transport):
                     if self._read_ended is not None:
                         self._lose(self._read_ended)
                         return
-                    out = self._outbox
-                    data = out[0] if len(out) == 1 else b"".join(out)
+                    data = b"".join(self._outbox)
                     self._outbox = []
                     try:
                         with anyio.CancelScope() as self._write_scope:
@@ -324,11 +315,10 @@ def StreamIO(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
 
 
 class SocketIO:
-    """A byte stream as anyio's are, over a TCP or unix socket read and written directly,
-    waiting for readiness through anyio (plain connections on trio:
-    docs/implementation.md#one-transport-seam). A read is a checkpoint as trio's own are:
-    cancellable before the bytes are taken, never after. Errors are the socket's own
-    (``OSError``) and anyio's (``EndOfStream``, ``ClosedResourceError``)."""
+    """A byte stream as anyio's are, over a TCP or unix socket read and written directly. A
+    read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
+    after. Errors are the socket's own (``OSError``) and anyio's (``EndOfStream``,
+    ``ClosedResourceError``)."""
 
     __slots__ = ("sock",)
 
@@ -348,10 +338,6 @@ class SocketIO:
         if not data:
             raise anyio.EndOfStream
         return data
-
-    def try_send(self, data: bytes) -> int:
-        """How much of ``data`` the send buffer takes now."""
-        return _send(self.sock, data)
 
     async def send(self, data: bytes) -> None:
         """Write ``data``; returns once it is in the socket's send buffer."""

@@ -1,7 +1,5 @@
-"""What a connection's tasks need of the event loop, made with the loop's own means
-(docs/implementation.md#one-transport-seam): a task group whose tasks carry no handle of
-their own (on trio a nursery, on asyncio anyio's group) and a reusable wake-up call for one
-waiting task (a bare future on asyncio, trio's own parking on trio)."""
+"""What a connection's tasks need of the event loop, made with the loop's own means: a task
+group and a wake-up call (docs/implementation.md#one-transport-seam)."""
 
 from __future__ import annotations
 
@@ -128,8 +126,4 @@ _trio: Any = None  # trio.lowlevel, once a TrioWakeup is made
 
 def new_wakeup() -> Wakeup:
     """A wake-up call for a task of the running event loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return TrioWakeup()
-    return AsyncioWakeup(loop)
+    return AsyncioWakeup(asyncio.get_running_loop()) if on_asyncio() else TrioWakeup()

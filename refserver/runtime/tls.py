@@ -34,9 +34,10 @@ TLS_VERSIONS: Mapping[str, int] = {
 # ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
 ALPN_PROTOCOLS = ("http/1.1",)
 
-# How long the close_notify alert may take to reach the socket's send buffer (a peer that stopped
-# reading holds it back); then the connection is closed without it.
-CLOSE_NOTIFY_TIMEOUT_S = 1.0
+CLOSE_NOTIFY_TIMEOUT_S = 1.0  # the most writing close_notify may take (docs/decisions.md#tls-close-notify)
+
+# The certfile's first certificate is the server's own; a chain follows it.
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
 
 
 class TLSConfigError(ValueError):
@@ -83,9 +84,10 @@ def load(config: Config) -> ServerTLS | None:
             raise TLSConfigError(f"no cipher matches {config.ssl_ciphers!r}: {exc}") from exc
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
     try:
-        server_cert = first_certificate(Path(certfile).read_text(encoding="ascii", errors="replace"))
+        pem = _PEM_CERTIFICATE.search(Path(certfile).read_text(encoding="ascii", errors="replace"))
     except OSError as exc:
         raise TLSConfigError(f"cannot read the certificate {certfile!r}: {exc}") from exc
+    server_cert = None if pem is None else ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(pem.group(0)))
     suites = {cipher["name"]: int(cipher["id"]) & 0xFFFF for cipher in context.get_ciphers()}
     return ServerTLS(context=context, server_cert=server_cert, cipher_suites=suites)
 
@@ -105,22 +107,10 @@ def _password(config: Config) -> Any:
     return refuse
 
 
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL)
-
-
-def first_certificate(pem_text: str) -> str | None:
-    """The first certificate of a PEM file (the server's own; a chain follows it), in the
-    canonical PEM form of :func:`ssl.DER_cert_to_PEM_cert`; None if there is none."""
-    match = _PEM_CERTIFICATE.search(pem_text)
-    if match is None:
-        return None
-    return ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(match.group(0)))
-
-
 class ServerTLSStream(TLSStream):
-    """anyio's ``TLSStream`` closed as RFC 8446 §6.1 asks: :meth:`aclose` sends close_notify,
-    then closes TCP, without waiting for the peer's close_notify. (anyio's own close either
-    sends nothing, or waits for the peer's alert and fails when the peer just closes TCP.)"""
+    """anyio's ``TLSStream`` closed as RFC 8446 §6.1 asks (docs/decisions.md#tls-close-notify).
+    (anyio's own close either sends nothing, or waits for the peer's alert and fails when the
+    peer just closes TCP.)"""
 
     async def aclose(self) -> None:
         try:
@@ -157,8 +147,7 @@ async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: flo
         except anyio.EndOfStream:
             raise HandshakeFailed("the client closed the connection during the handshake") from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            cause = exc.__cause__
-            raise HandshakeFailed(f"connection lost during the handshake ({cause or 'broken'})") from None
+            raise HandshakeFailed(f"connection lost during the handshake ({exc.__cause__ or 'broken'})") from None
         except ssl.SSLError as exc:
             raise HandshakeFailed(f"{exc.reason or exc}") from None
         except OSError as exc:

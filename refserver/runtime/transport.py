@@ -1,12 +1,5 @@
-"""The seam between the connection drivers and the event loop: :class:`Transport`.
-
-The HTTP and WebSocket drivers (``runtime/http.py``, ``runtime/websocket.py``) are written
-once, against this class. The peer's bytes are pushed to them (:class:`Receiver`) as they
-arrive; their writes never wait except for buffer space (:meth:`Transport.flush`); their
-timers and TCP's half-close and close take effect without awaiting. What every transport
-does alike is written here; two subclasses move the bytes: ``AsyncioTransport`` (plain
-sockets on asyncio) and ``TaskTransport`` (trio, TLS, in-memory streams), as
-docs/implementation.md#one-transport-seam says.
+"""The seam between the connection drivers and the event loop: :class:`Transport`, what every
+transport does alike; its subclasses move the bytes (docs/implementation.md#one-transport-seam).
 
 I/O errors become "peer gone" here and nowhere else: a transport says why the peer left
 (:func:`describe`) and a write that cannot be made raises :class:`PeerGone`. Callers never
@@ -27,10 +20,7 @@ from refserver.runtime.tasks import Wakeup, new_wakeup
 
 READ_SIZE_BYTES = 64 * 1024  # the most one read takes; also what may wait unread between receivers
 FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file)
-# Bytes a send() has handed over may still wait in the transport's own buffer when the
-# connection closes: they get this long to reach the socket before a peer that does not read
-# is cut off.
-CLOSE_FLUSH_LIMIT_S = 5.0  # docs/decisions.md#close-flushes-for-5s
+CLOSE_FLUSH_LIMIT_S = 5.0  # what is written gets this long to go out at close (docs/decisions.md#close-flushes-for-5s)
 IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)  # the peer is gone
 
 Address = tuple[str, int] | tuple[str, None] | None
@@ -70,9 +60,10 @@ class Transport:
         self._queued = 0  # bytes given to write() in all
         self._written = 0  # bytes that left the transport's own hands in all
 
-    async def run(self, main: Callable[[], Awaitable[None]]) -> None:
-        """Run ``main`` (the driver) with whatever tasks the transport needs beside it."""
-        await main()
+    def run(self, main: Callable[[], Awaitable[None]]) -> Awaitable[None]:
+        """Run ``main`` (the driver) with whatever tasks the transport needs beside it. (Here
+        ``main()`` itself: awaiting it directly spares every resumption of the driver a frame.)"""
+        return main()
 
     def addresses(self) -> tuple[Address, Address]:
         """``client`` and ``server`` for the scope."""
@@ -145,9 +136,8 @@ class Transport:
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         """Write ``count`` bytes of the file ``fd`` from ``offset`` after everything written
-        before, and return once they are written as :meth:`flush` counts it. Here by reads of
-        :data:`FILE_CHUNK_BYTES`, each flushed before the next: memory stays bounded whatever
-        the file's size. The file's own position is not used; ``fd`` stays open.
+        before, and return once they are written as :meth:`flush` counts it. Here by bounded
+        reads (docs/implementation.md#file-bodies). The file's position is not used; ``fd`` stays open.
 
         Raises:
             PeerGone: the peer is gone.
