@@ -4,7 +4,6 @@ release moves one of them."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 import anyio
@@ -81,22 +80,6 @@ class TestH11Internals:
 
 
 @pytest.mark.anyio
-async def test_asyncio_transport_is_closing_is_reachable(anyio_backend_name: str) -> None:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    async with listener:
-        sock = listener.extra(anyio.abc.SocketAttribute.raw_socket)
-        assert isinstance(sock, socket.socket)
-        port = sock.getsockname()[1]
-        stream = await anyio.connect_tcp("127.0.0.1", port)
-        async with stream:
-            is_closing = internals.asyncio_is_closing(stream)
-            if anyio_backend_name == "asyncio":
-                assert is_closing is not None, "anyio moved its asyncio SocketStream._transport"
-                assert is_closing() is False
-            else:
-                assert is_closing is None
-
-
 async def test_anyio_tls_stream_outgoing_bytes_are_reachable(anyio_backend_name: str) -> None:
     """refserver's close_notify (runtime/tls.py) writes what the SSLObject put in anyio's
     TLSStream._write_bio, unless TLSStream._broken says a write was cut short."""

@@ -8,8 +8,6 @@ naming the internal, when a new release of the dependency moves it.
   ``process_buffer`` and ``header``, and ``MessageDecoder.process_frame``) to skip the
   event objects and the generator ``Connection`` adds per frame: :func:`frame_decoder`,
   :func:`message_decoder`.
-- anyio does not expose asyncio's ``transport.is_closing()``, which knows at once that a
-  peer reset the connection (trio raises from the write itself): :func:`asyncio_is_closing`.
 - anyio's ``TLSStream`` sends close_notify only by waiting for the peer's as well (``unwrap``);
   sending it alone needs the stream's outgoing TLS bytes (its private ``_write_bio``) and
   whether a write was cut short (its private ``_broken``): :func:`tls_outgoing`,
@@ -33,7 +31,6 @@ naming the internal, when a new release of the dependency moves it.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
 
 import h11
 from h11._headers import Headers as H11Headers
@@ -60,14 +57,6 @@ def message_decoder() -> MessageDecoder:
     if not callable(getattr(decoder, "process_frame", None)):
         raise RuntimeError("wsproto internals moved: MessageDecoder.process_frame")
     return decoder
-
-
-def asyncio_is_closing(stream: object) -> Callable[[], bool] | None:
-    """asyncio's ``transport.is_closing`` behind an anyio socket stream (its private
-    ``_transport``), or None on trio and for streams without one."""
-    transport = getattr(stream, "_transport", None)
-    is_closing = getattr(transport, "is_closing", None)
-    return is_closing if callable(is_closing) else None
 
 
 def tls_outgoing(stream: object) -> ssl.MemoryBIO:
