@@ -110,19 +110,11 @@ class State(FastEnum):
     CLOSED = "the TCP connection is closed once the queued bytes are written"
 
 
+# States in which the app returning is an unfinished response (the tuple orders the table's rows).
+_PENDING = (State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.AWAITING_TRAILERS)
+RESPONSE_PENDING = frozenset(_PENDING)
 # States in which an app instance runs (a request/response cycle).
-APP_STATES = frozenset(
-    {
-        State.AWAITING_START,
-        State.START_HELD,
-        State.SENDING_BODY,
-        State.AWAITING_TRAILERS,
-        State.COMPLETE,
-        State.CLIENT_GONE,
-    }
-)
-# States in which the app returning is an unfinished response.
-RESPONSE_PENDING = frozenset({State.AWAITING_START, State.START_HELD, State.SENDING_BODY, State.AWAITING_TRAILERS})
+APP_STATES = RESPONSE_PENDING | {State.COMPLETE, State.CLIENT_GONE}
 # States in which the response head is on the wire, and the response is not complete.
 _HEAD_SENT = frozenset({State.SENDING_BODY, State.AWAITING_TRAILERS})
 # States in which the machine reads a request head (or an upgrade request's body).
@@ -1118,7 +1110,6 @@ _rows = _table.add
 # client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
 # A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
-_PENDING = (S.AWAITING_START, S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS)  # RESPONSE_PENDING, in order
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
