@@ -40,6 +40,7 @@ from refserver.rawclient import (
 from refserver.runtime.context import ServerContext
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.server import Listening, serve
+from refserver.runtime.task_transport import TaskTransport
 
 __all__ = [  # the clients are refserver.rawclient's, re-exported under the names the tests import
     "TIMEOUT",
@@ -192,7 +193,7 @@ class MemoryServer:
         return await WSClient.handshake(client, path, **handshake)
 
     async def _serve(self, stream: MemoryByteStream) -> None:
-        handler = HTTPConnection(stream, self.ctx)
+        handler = HTTPConnection(TaskTransport(stream), self.ctx)
         self.ctx.add(handler)
         try:
             await handler.run()

@@ -23,7 +23,6 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
@@ -32,7 +31,6 @@ from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, 
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
-from refserver.runtime.task_transport import StreamIO, TaskTransport
 from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
@@ -73,16 +71,14 @@ class HTTPConnection:
 
     def __init__(
         self,
-        stream: anyio.abc.ByteStream | Transport,
+        transport: Transport,
         ctx: ServerContext,
         *,
         last_request: bool = False,
         over_limit: bool = False,
         tls: Mapping[str, Any] | None = None,
     ) -> None:
-        self.transport: Transport = (
-            TaskTransport(StreamIO(stream)) if isinstance(stream, anyio.abc.ByteStream) else stream
-        )
+        self.transport = transport
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.client, self.server = self.transport.addresses()

@@ -305,12 +305,6 @@ class _Timer:
             self._timers.remove(self)
 
 
-def StreamIO(stream: anyio.abc.ByteStream) -> anyio.abc.ByteStream:
-    """What TaskTransport takes for an anyio stream: the stream itself. (Only ``runtime/http.py``
-    still wraps a stream in it; it goes once that passes the stream straight.)"""
-    return stream
-
-
 # ---------------------------------------------------------------------- the socket itself
 
 
