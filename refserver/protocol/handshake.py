@@ -163,7 +163,10 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
         if name != "permessage-deflate" or len(values) != len(params):
             continue
         if all(key in _PARAMETERS and _PARAMETERS[key](value) for key, value in params):
-            window = min(_window_bits(values.get("server_max_window_bits")) or 15, DEFAULT_SERVER_WINDOW_BITS)
+            window = min(
+                _window_bits(values.get("server_max_window_bits")) or DEFAULT_SERVER_WINDOW_BITS,
+                DEFAULT_SERVER_WINDOW_BITS,
+            )
             server_nct = "server_no_context_takeover" in values
             client_nct = "client_no_context_takeover" in values
             parts = ["permessage-deflate"]

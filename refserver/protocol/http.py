@@ -769,8 +769,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._end_after(Persistence.CLIENT_GONE)
 
     def _lose_client(self, why: str) -> None:
-        """Tell the app the client is gone ("Disconnect - receive event"). An unfinished
-        response can no longer complete."""
+        """Remember that the client is gone, and wake the app ("Disconnect - receive event"):
+        the connection carries no further request, and a response still unfinished is cut."""
         self._client_left(why)
         self._fx.wake_app = True
         if self.state in RESPONSE_PENDING:
@@ -1054,8 +1054,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _ended_pending(self, _: None) -> None:
         """Close: the app ended, or is cancelled at the shutdown timeout, before its response
-        completed. A response not yet on the wire becomes a 500 (a 503: RFC 9110 §15.6.4, the
-        server cannot handle the request now; docs/decisions.md#shutdown-timeout-503); one cut
+        completed. A response not yet on the wire becomes a 500, or a 503 when cancelled at the
+        shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
+        docs/decisions.md#shutdown-timeout-503); one cut
         off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
         status, body, unanswered, cut = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)

@@ -542,7 +542,9 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._go(State.CLOSING, f"the app {how}; close {code} sent", sections.WS_CLOSE)
 
     def _write_close(self, code: int, reason: str) -> None:
-        """Write our close frame (only OPEN and FAILING have not sent it; nothing follows it)."""
+        """Write our close frame (only OPEN and FAILING have not sent it). Nothing follows it:
+        RFC 6455 §5.5.1, "The application MUST NOT send any more data frames after sending a
+        Close frame"."""
         self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
 
     def _http(self) -> h11.Connection:
