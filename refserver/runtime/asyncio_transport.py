@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from typing import Self, cast
 
-from refserver.runtime.tasks import AsyncioWakeup, Wakeup
 from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport, addresses, describe
 
 
@@ -161,9 +160,6 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         if transport is None:
             return None, None
         return addresses(transport.get_extra_info("sockname"), transport.get_extra_info("peername"))
-
-    def new_wakeup(self) -> Wakeup:
-        return AsyncioWakeup(self._loop)
 
     def now(self) -> float:
         return self._loop.time()

@@ -31,6 +31,7 @@ from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, 
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
+from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
@@ -102,7 +103,7 @@ class HTTPConnection:
         self._websocket: WebSocketConnection | None = None
         self._upgrade: Upgrade | None = None
         self._closing = False
-        self._app_wakeup = self.transport.new_wakeup()
+        self._app_wakeup = new_wakeup()
         self._app_waiters = 0  # receive() calls blocked on _app_wakeup
         # The app instance whose receive() and send() are live (0: none).
         self._live_cycle = 0
@@ -119,7 +120,7 @@ class HTTPConnection:
         # (the machine reads the next request once the app instance before it has returned:
         # docs/decisions.md#one-instance-per-connection).
         self._requests: list[tuple[RequestHead, int]] = []
-        self._request_wakeup = self.transport.new_wakeup()
+        self._request_wakeup = new_wakeup()
         self._reader_done = False  # no more input: the connection closes or upgrades
         # One count for the connection's app instances, one after the other
         # (docs/decisions.md#fairness, docs/implementation.md#http-fairness-count): it starts

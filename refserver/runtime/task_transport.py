@@ -309,7 +309,8 @@ class _Timer:
 
 
 class SocketIO:
-    """A byte stream as anyio's are, over a TCP or unix socket read and written directly. A
+    """A TCP or unix socket read and written directly, with ``receive``, ``send``, ``send_eof``
+    and ``aclose`` as an anyio byte stream has them (not the rest of one: no ``extra``). A
     read is a checkpoint as trio's own are: cancellable before the bytes are taken, never
     after. Errors are the socket's own (``OSError``) and anyio's (``EndOfStream``,
     ``ClosedResourceError``)."""

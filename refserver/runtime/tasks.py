@@ -126,4 +126,8 @@ _trio: Any = None  # trio.lowlevel, once a TrioWakeup is made
 
 def new_wakeup() -> Wakeup:
     """A wake-up call for a task of the running event loop."""
-    return AsyncioWakeup(asyncio.get_running_loop()) if on_asyncio() else TrioWakeup()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TrioWakeup()
+    return AsyncioWakeup(loop)

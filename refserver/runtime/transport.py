@@ -16,8 +16,6 @@ from typing import Protocol
 
 import anyio
 
-from refserver.runtime.tasks import Wakeup, new_wakeup
-
 READ_SIZE_BYTES = 64 * 1024  # the most one read takes; also what may wait unread between receivers
 FILE_CHUNK_BYTES = 256 * 1024  # the most of a file body read into memory at once (send_file)
 CLOSE_FLUSH_LIMIT_S = 5.0  # what is written gets this long to go out at close (docs/decisions.md#close-flushes-for-5s)
@@ -68,10 +66,6 @@ class Transport:
     def addresses(self) -> tuple[Address, Address]:
         """``client`` and ``server`` for the scope."""
         raise NotImplementedError
-
-    def new_wakeup(self) -> Wakeup:
-        """A wake-up call suited to this transport's event loop."""
-        return new_wakeup()
 
     def now(self) -> float:
         """The event loop's clock (deadlines are on it)."""

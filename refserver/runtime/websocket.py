@@ -20,6 +20,7 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
 from refserver.runtime.context import Pacer, Scope, ServerContext, record_error, record_steps
+from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
@@ -65,8 +66,8 @@ class WebSocketConnection:
         self.client = client
         self.trace = trace
         self._state = machine.state.name  # for the trace and the access log
-        self._app_wakeup = transport.new_wakeup()
-        self._closed = transport.new_wakeup()  # TCP's end is decided (_close_owed)
+        self._app_wakeup = new_wakeup()
+        self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
         self._close_code: int | None = None
