@@ -588,11 +588,15 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
-        """Echo the close frame unless ours is out, decide the disconnect with the peer's code and
-        reason, and close TCP: the closing handshake is complete."""
+        """Echo the peer's close frame, then end as :meth:`_peer_closed` does."""
         code, reason = close
-        if self.state is State.OPEN:
-            self._write_close(code, reason)
+        self._write_close(code, reason)
+        self._peer_closed(close)
+
+    def _peer_closed(self, close: tuple[int, str]) -> None:
+        """Decide the disconnect with the peer's code and reason, and close TCP: the closing
+        handshake is complete (our close frame is out)."""
+        code, reason = close
         self._decide(code, reason, f"peer closed the connection with code {code}")
         self._go(State.CLOSED, f"the peer's close frame (code {code})", "RFC 6455 §7.1.5")
 
@@ -802,7 +806,8 @@ _rows(_AFTER_CLOSE, I.PONG, (), M._nothing, "RFC 6455 §5.5.3")
 # RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close frame, the
 # endpoint MUST send a Close frame in response." "After both sending and receiving a Close message, an
 # endpoint considers the WebSocket connection closed and MUST close the underlying TCP connection."
-_rows((S.OPEN, *_AFTER_CLOSE), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows((S.OPEN,), I.CLOSE_FRAME, (S.CLOSED,), M._peer_close, _RFC_LOST)
+_rows(_AFTER_CLOSE, I.CLOSE_FRAME, (S.CLOSED,), M._peer_closed, _RFC_LOST)
 # RFC 6455 §7.1.7: "the endpoint SHOULD send a Close frame with an appropriate status code (Section 7.4)
 # before proceeding to _Close the WebSocket Connection_" (docs/decisions.md#failing-the-connection).
 _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
