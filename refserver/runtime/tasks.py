@@ -45,26 +45,10 @@ def open_task_group() -> AbstractAsyncContextManager[TaskGroup]:
     return cast("AbstractAsyncContextManager[TaskGroup]", trio.open_nursery())
 
 
-class Wakeup:
-    """Like an anyio.Event that re-arms itself after each wait.
-
-    A ``fire()`` that comes while nobody waits is remembered, so the next ``wait()``
-    returns at once; callers re-check their condition after every wait.
-    """
-
-    __slots__ = ("_fired",)
-
-    def fire(self) -> None:
-        raise NotImplementedError
-
-    async def wait(self) -> None:
-        raise NotImplementedError
-
-
-class AsyncioWakeup(Wakeup):
+class AsyncioWakeup:
     """On asyncio: a bare future, made only when the waiter has to block."""
 
-    __slots__ = ("_future", "_loop")
+    __slots__ = ("_fired", "_future", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._fired = False
@@ -87,11 +71,11 @@ class AsyncioWakeup(Wakeup):
         self._fired = False
 
 
-class TrioWakeup(Wakeup):
+class TrioWakeup:
     """On trio: the waiting task is parked and rescheduled by ``fire()``; a cancelled wait
     forgets it."""
 
-    __slots__ = ("_task",)
+    __slots__ = ("_fired", "_task")
 
     def __init__(self) -> None:
         global _trio
@@ -124,8 +108,10 @@ class TrioWakeup(Wakeup):
 _trio: Any = None  # trio.lowlevel, once a TrioWakeup is made
 
 
-def new_wakeup() -> Wakeup:
-    """A wake-up call for a task of the running event loop."""
+def new_wakeup() -> AsyncioWakeup | TrioWakeup:
+    """A wake-up call for a task of the running event loop: like an anyio.Event that re-arms
+    itself after each wait. A ``fire()`` that comes while nobody waits is remembered, so the
+    next ``wait()`` returns at once; callers re-check their condition after every wait."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -7,9 +7,10 @@ for the peer's (RFC 8446 §6.1; docs/decisions.md#tls-close-notify).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,6 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from refserver.config import Config
 from refserver.protocol.internals import tls_broken, tls_outgoing
-
-# tls extension, "TLS Connection Scope": ``tls_version`` is "one of the version numbers as defined in the TLS
-# specifications" (RFC 8446 §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1).
-TLS_VERSIONS: Mapping[str, int] = {
-    "SSLv3": 0x0300,
-    "TLSv1": 0x0301,
-    "TLSv1.1": 0x0302,
-    "TLSv1.2": 0x0303,
-    "TLSv1.3": 0x0304,
-}
 
 # ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
 ALPN_PROTOCOLS = ("http/1.1",)
@@ -160,7 +151,9 @@ def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
     ``scope["extensions"]`` for a connection whose handshake is done. Raises
     :class:`HandshakeFailed` for a client certificate whose subject cannot be read."""
     ssl_object: ssl.SSLObject = stream.extra(TLSAttribute.ssl_object)
-    version = ssl_object.version()
+    # ``tls_version`` is "one of the version numbers as defined in the TLS specifications" (RFC 8446
+    # §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1): ssl.TLSVersion's values, "TLSv1.3" its TLSv1_3.
+    version = ssl.TLSVersion.__members__.get((ssl_object.version() or "").replace(".", "_"))
     cipher = ssl_object.cipher()
     chain = client_chain(ssl_object)
     try:
@@ -172,7 +165,7 @@ def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
         "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der) for der in chain],
         "client_cert_name": name,
         "client_cert_error": None,
-        "tls_version": None if version is None else TLS_VERSIONS.get(version),
+        "tls_version": None if version is None else int(version),
         "cipher_suite": None if cipher is None else tls.cipher_suites.get(cipher[0]),
     }
 
@@ -184,13 +177,8 @@ def client_chain(ssl_object: Any) -> list[bytes]:
         return []
     # Python 3.13+: the chain as the client sent it. (OpenSSL leaves the leaf out of the
     # chain it keeps on the server side; Python puts it back, but do not rely on that.)
-    unverified = getattr(ssl_object, "get_unverified_chain", None)
-    sent: list[bytes] = []
-    if callable(unverified):
-        sent = [bytes(der) for der in unverified() or ()]
-    if not sent or sent[0] != leaf:
-        sent.insert(0, leaf)
-    return sent
+    sent = [bytes(der) for der in getattr(ssl_object, "get_unverified_chain", lambda: None)() or ()]
+    return sent if sent[:1] == [leaf] else [leaf, *sent]
 
 
 # ---------------------------------------------------------------- RFC 4514
@@ -220,103 +208,67 @@ _STRING_TYPES: Mapping[int, str] = {
     0x1C: "utf-32-be",  # UniversalString
     0x1E: "utf-16-be",  # BMPString
 }
-_SEQUENCE, _SET, _OID, _EXPLICIT_0 = 0x30, 0x31, 0x06, 0xA0
+_EXPLICIT_0 = 0xA0  # tbsCertificate's version (RFC 5280 §4.1), which may be left out
+# RFC 4514 §2.4: what is escaped with a backslash (NUL is written as \00).
+_MUST_ESCAPE = re.compile(r'["+,;<>\\]|^[ #]| \Z')
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """One DER element at ``pos``: (tag, start of its content, end of its content)."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 0 < count <= 4 or pos + count > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, pos, pos + length
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """The elements between ``start`` and ``end``: (tag, element start, content start, end)."""
-    out = []
-    pos = start
-    while pos < end:
-        tag, content, stop = _tlv(data, pos)
-        out.append((tag, pos, content, stop))
-        pos = stop
-    return out
+def _elements(der: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """The DER elements from ``start`` to ``end`` (X.690 §8.1): (tag, element start, content
+    start, content end) each. The certificate is one OpenSSL has already verified."""
+    while start < end:
+        tag, length, content = der[start], der[start + 1], start + 2
+        if length & 0x80:  # the long form: the length is in the next (length & 0x7F) bytes
+            content += length & 0x7F
+            length = int.from_bytes(der[start + 2 : content], "big")
+        if content + length > end:
+            raise ValueError("truncated DER")
+        yield tag, start, content, content + length
+        start = content + length
 
 
 def _oid(content: bytes) -> str:
-    parts: list[int] = []
+    """An OBJECT IDENTIFIER's content as dotted decimal (X.690 §8.19)."""
+    arcs: list[int] = []
     value = 0
     for byte in content:
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
-            parts.append(value)
+            arcs.append(value)
             value = 0
-    if not parts:
-        raise ValueError("empty OID")
-    first = parts[0]
-    head = [first // 40, first % 40] if first < 80 else [2, first - 80]
-    return ".".join(map(str, head + parts[1:]))
+    first = min(arcs[0] // 40, 2)  # the first two arcs share the first number
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
 
 
-def _escape(value: str) -> str:
-    """RFC 4514 §2.4: the characters that must be escaped in an attribute value."""
-    out = []
-    for i, char in enumerate(value):
-        if char in '"+,;<>\\' or (char == "#" and i == 0) or (char == " " and i in (0, len(value) - 1)):
-            out.append("\\" + char)
-        elif char == "\0":
-            out.append("\\00")
-        else:
-            out.append(char)
-    return "".join(out)
+def _value(name: str | None, tag: int, encoded: bytes, content: bytes) -> str:
+    """RFC 4514 §2.4: an escaped string, or ``#`` and the hex of the value's BER encoding when
+    its type is written dotted-decimal (``name`` None) or it is not a string."""
+    encoding = _STRING_TYPES.get(tag)
+    if name is not None and encoding is not None:
+        with contextlib.suppress(UnicodeDecodeError):
+            text = content.decode(encoding)
+            return _MUST_ESCAPE.sub(lambda match: "\\" + match.group(), text).replace("\0", "\\00")
+    return "#" + encoded.hex()
 
 
 def rfc4514_subject(der_cert: bytes) -> str:
     """The subject of a DER certificate as an RFC 4514 string: RDNs last to first (§2.1),
     multi-valued RDNs joined with ``+`` (§2.2), short names for the types of §3 and
-    dotted-decimal OIDs for the rest (§2.3), and values as escaped strings, or ``#`` and
-    the hex of their BER encoding when the type is dotted-decimal or not a string (§2.4)."""
-    tag, start, end = _tlv(der_cert, 0)
-    if tag != _SEQUENCE:
-        raise ValueError("not a certificate")
-    tag, start, end = _tlv(der_cert, start)  # tbsCertificate
-    fields = _children(der_cert, start, end)
-    if fields and fields[0][0] == _EXPLICIT_0:
-        fields = fields[1:]  # version
-    # serialNumber, signature, issuer, validity, subject (RFC 5280 §4.1)
-    subject = fields[4]
+    dotted-decimal OIDs for the rest (§2.3), and values as :func:`_value` writes them (§2.4)."""
+    ((_, _, start, end),) = _elements(der_cert, 0, len(der_cert))  # Certificate
+    _, _, start, end = next(_elements(der_cert, start, end))  # tbsCertificate
+    fields = [field for field in _elements(der_cert, start, end) if field[0] != _EXPLICIT_0]
+    _, _, start, end = fields[4]  # serialNumber, signature, issuer, validity, subject (RFC 5280 §4.1)
     rdns = []
-    for set_tag, _, set_start, set_end in _children(der_cert, subject[2], subject[3]):
-        if set_tag != _SET:
-            raise ValueError("bad RDN")
+    for _, _, rdn_start, rdn_end in _elements(der_cert, start, end):  # a SET of attributes
         pairs = []
-        for seq_tag, _, seq_start, seq_end in _children(der_cert, set_start, set_end):
-            if seq_tag != _SEQUENCE:
-                raise ValueError("bad attribute")
-            (oid_tag, _, oid_start, oid_end), (value_tag, value_pos, value_start, value_end) = _children(
-                der_cert, seq_start, seq_end
+        for _, _, pair_start, pair_end in _elements(der_cert, rdn_start, rdn_end):  # type, value
+            (_, _, oid_start, oid_end), (tag, value_pos, value_start, value_end) = _elements(
+                der_cert, pair_start, pair_end
             )
-            if oid_tag != _OID:
-                raise ValueError("bad attribute type")
             oid = _oid(der_cert[oid_start:oid_end])
             name = SHORT_NAMES.get(oid)
-            text: str | None = None
-            encoding = _STRING_TYPES.get(value_tag)
-            if name is not None and encoding is not None:
-                try:
-                    text = _escape(der_cert[value_start:value_end].decode(encoding))
-                except UnicodeDecodeError:
-                    text = None
-            if text is None:
-                text = "#" + der_cert[value_pos:value_end].hex()
-            pairs.append(f"{name or oid}={text}")
+            value = _value(name, tag, der_cert[value_pos:value_end], der_cert[value_start:value_end])
+            pairs.append(f"{name or oid}={value}")
         rdns.append("+".join(pairs))
     return ",".join(reversed(rdns))
