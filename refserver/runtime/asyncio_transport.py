@@ -14,14 +14,13 @@ from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport,
 class AsyncioTransport(Transport, asyncio.Protocol):
     """A socket served by asyncio's own transport, with this class as its protocol."""
 
-    __slots__ = ("_loop", "_lost", "_read_paused", "_transport", "_write_paused", "_write_waiter")
+    __slots__ = ("_loop", "_lost", "_transport", "_write_paused", "_write_waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._lost: str | None = None  # the connection ended (why), seen after the buffer
-        self._read_paused = False
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
 
@@ -60,14 +59,13 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     # ------------------------------------------------------------------ reading
 
     def set_reading(self, on: bool) -> None:
+        # (asyncio's transport does nothing when asked twice, or once it is closing.)
         transport = self._transport
-        if transport is None or transport.is_closing() or self._read_paused is not on:
-            return
-        self._read_paused = not on
-        if on:
-            transport.resume_reading()
-        else:
-            transport.pause_reading()
+        if transport is not None:
+            if on:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     # ------------------------------------------------------------------ writing
 
@@ -77,7 +75,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         if self.gone is not None:
             return
         transport = self._transport
-        if self._lost is None and transport is not None and not transport.is_closing():
+        if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
             transport.write(data)
             # asyncio takes a write to a connection the peer has reset and reports the error
             # later (connection_lost); its transport knows at once that it is closing.
@@ -91,7 +89,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         # otherwise); it waits for asyncio's write buffer to drain first.
         await self.flush()
         transport = self._transport
-        if self.gone is not None or self._lost is not None or transport is None or transport.is_closing():
+        if self.gone is not None or transport is None or transport.is_closing():
             raise PeerGone(self.gone or self._lost or "connection closed")
         position = os.lseek(fd, 0, os.SEEK_CUR)  # loop.sendfile moves it; the file is the app's
         with os.fdopen(fd, "rb", closefd=False) as file:
@@ -134,8 +132,9 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     # ------------------------------------------------------------------ closing
 
     def half_close(self) -> None:
+        # (asyncio's transport does nothing once it is closing.)
         transport = self._transport
-        if self.gone is None and transport is not None and not transport.is_closing() and transport.can_write_eof():
+        if self.gone is None and transport is not None and transport.can_write_eof():
             transport.write_eof()
 
     def _close(self) -> bool:

@@ -133,7 +133,7 @@ class TaskTransport(Transport):
         data = b"".join(chunks)
         size = len(data)
         self._queued += size
-        if self.gone is not None or self._lost is not None:
+        if self.gone is not None:  # (set whenever _lost is)
             if self._refused_from is None:
                 self._refused_from = self._queued - size
             return
@@ -253,7 +253,6 @@ class TaskTransport(Transport):
         return bool(self._outbox) or self._write_scope is not None
 
     def abort(self, reason: str) -> None:
-        self.gone = self.gone or reason
         self._receiver = None
         self._closing = True
         self._lose(reason)
@@ -279,15 +278,7 @@ class TaskTransport(Transport):
         sock = io.sock if isinstance(io, SocketIO) else io.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:  # an in-memory stream
             return None, None
-        try:
-            local = sock.getsockname()
-        except OSError:
-            return None, None
-        try:
-            remote = sock.getpeername()
-        except OSError:  # a TCP client already reset
-            remote = None
-        return addresses(local, remote)
+        return addresses(_name(sock.getsockname), _name(sock.getpeername))
 
 
 class _Timer:
@@ -350,6 +341,14 @@ class SocketIO:
         if sock.fileno() >= 0:
             anyio.notify_closing(sock)  # a task still waiting on it gets ClosedResourceError
             sock.close()
+
+
+def _name(get: Callable[[], object]) -> object:
+    """A socket's own or its peer's address; None if there is none (a TCP client that already reset)."""
+    try:
+        return get()
+    except OSError:
+        return None
 
 
 def _recv(sock: socket.socket, max_bytes: int) -> bytes | None:

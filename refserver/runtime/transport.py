@@ -208,18 +208,9 @@ def describe(exc: BaseException) -> str:
 def addresses(local: object, remote: object) -> tuple[Address, Address]:
     """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets) from a
     socket's local and remote addresses (None when unknown)."""
-    if local is None:
-        return None, None
-    server: Address
-    client: Address
     if isinstance(local, str):
-        server = (local, None)
-    elif isinstance(local, tuple):
-        server = (str(local[0]), int(local[1]))
-    else:
+        return None, (local, None)  # a unix socket's client has no address
+    if not isinstance(local, tuple):
         return None, None
-    if isinstance(remote, tuple) and len(remote) >= 2:
-        client = (str(remote[0]), int(remote[1]))
-    else:
-        client = None  # a unix socket's client, or a TCP client that already reset
-    return client, server
+    client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None  # None: reset already
+    return client, (str(local[0]), int(local[1]))
