@@ -9,6 +9,7 @@ import contextlib
 import math
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -185,7 +186,11 @@ class TaskTransport(Transport):
                     self._wake_flushers()
                 elif self._eof_owed and not self._closing:
                     self._eof_owed = False
-                    await self._send_eof()
+                    if self._read_ended is None:
+                        try:
+                            await io.send_eof()
+                        except IO_ERRORS as exc:
+                            self._lose(describe(exc))
                 else:
                     return
         finally:
@@ -193,16 +198,6 @@ class TaskTransport(Transport):
             self._wake_flushers()
             if self._closing:
                 await self._close_io()  # the socket closes once what was written has gone out
-
-    async def _send_eof(self) -> None:
-        """Half-close: send FIN, keep reading (RFC 6455 §7.1.1: after the close frame). A TLS
-        stream cannot (docs/decisions.md#tls-close-notify)."""
-        io = self.io
-        if self._read_ended is None and isinstance(io, SocketIO | anyio.abc.SocketStream):
-            try:
-                await io.send_eof()
-            except IO_ERRORS as exc:
-                self._lose(describe(exc))
 
     def _lose(self, reason: str) -> None:
         self._lost = self._lost or reason
@@ -241,7 +236,8 @@ class TaskTransport(Transport):
     # ------------------------------------------------------------------ closing
 
     def half_close(self) -> None:
-        if self.gone is None:
+        # (A TLS stream cannot: docs/decisions.md#tls-close-notify.)
+        if self.gone is None and isinstance(self.io, SocketIO | anyio.abc.SocketStream):
             self._eof_owed = True
             self._start_writer()
 
@@ -281,15 +277,13 @@ class TaskTransport(Transport):
         return addresses(_name(sock.getsockname), _name(sock.getpeername))
 
 
+@dataclass(slots=True, eq=False)
 class _Timer:
     """What :meth:`TaskTransport.call_at` returns: cancelled by taking it off the list."""
 
-    __slots__ = ("_timers", "callback", "deadline")
-
-    def __init__(self, timers: list[_Timer], deadline: float, callback: Callable[[], None]) -> None:
-        self._timers = timers
-        self.deadline = deadline
-        self.callback = callback
+    _timers: list[_Timer]
+    deadline: float
+    callback: Callable[[], None]
 
     def cancel(self) -> None:
         if self in self._timers:

@@ -21,6 +21,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from refserver.config import Config
 from refserver.protocol.internals import tls_broken, tls_outgoing
+from refserver.runtime.transport import IO_ERRORS, describe
 
 # ALPN (RFC 7301): refserver speaks HTTP/1.1 only, so that is all it agrees to.
 ALPN_PROTOCOLS = ("http/1.1",)
@@ -56,31 +57,31 @@ def load(config: Config) -> ServerTLS | None:
     if certfile is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
+    with _fails_as(f"cannot load the certificate {certfile!r} / key {config.ssl_keyfile!r}"):
         context.load_cert_chain(certfile, config.ssl_keyfile, _password(config))
-    except TLSConfigError:
-        raise
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise TLSConfigError(f"cannot load the certificate {certfile!r} / key {config.ssl_keyfile!r}: {exc}") from exc
+        pem = _PEM_CERTIFICATE.search(Path(certfile).read_text(encoding="ascii", errors="replace"))
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     if config.ssl_ca_certs is not None:
-        try:
+        with _fails_as(f"cannot load the CA certificates {config.ssl_ca_certs!r}"):
             context.load_verify_locations(cafile=config.ssl_ca_certs)
-        except (OSError, ValueError) as exc:
-            raise TLSConfigError(f"cannot load the CA certificates {config.ssl_ca_certs!r}: {exc}") from exc
     if config.ssl_ciphers is not None:
-        try:
+        with _fails_as(f"no cipher matches {config.ssl_ciphers!r}"):
             context.set_ciphers(config.ssl_ciphers)
-        except ssl.SSLError as exc:
-            raise TLSConfigError(f"no cipher matches {config.ssl_ciphers!r}: {exc}") from exc
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
-    try:
-        pem = _PEM_CERTIFICATE.search(Path(certfile).read_text(encoding="ascii", errors="replace"))
-    except OSError as exc:
-        raise TLSConfigError(f"cannot read the certificate {certfile!r}: {exc}") from exc
     server_cert = None if pem is None else ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(pem.group(0)))
     suites = {cipher["name"]: int(cipher["id"]) & 0xFFFF for cipher in context.get_ciphers()}
     return ServerTLS(context=context, server_cert=server_cert, cipher_suites=suites)
+
+
+@contextlib.contextmanager
+def _fails_as(message: str) -> Iterator[None]:
+    """Raise what fails inside as a :class:`TLSConfigError` that starts with ``message``."""
+    try:
+        yield
+    except TLSConfigError:
+        raise  # (the password callback's: a ValueError too)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise TLSConfigError(f"{message}: {exc}") from exc
 
 
 def _password(config: Config) -> Any:
@@ -105,10 +106,9 @@ class ServerTLSStream(TLSStream):
 
     async def aclose(self) -> None:
         try:
-            with anyio.move_on_after(CLOSE_NOTIFY_TIMEOUT_S):
+            # (IO_ERRORS: the peer is gone, or the session failed: nothing to say goodbye to.)
+            with anyio.move_on_after(CLOSE_NOTIFY_TIMEOUT_S), contextlib.suppress(*IO_ERRORS):
                 await self.send_close_notify()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass  # the peer is gone, or the session failed: nothing to say goodbye to
         finally:
             await self.transport_stream.aclose()
 
@@ -137,12 +137,10 @@ async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: flo
             )
         except anyio.EndOfStream:
             raise HandshakeFailed("the client closed the connection during the handshake") from None
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise HandshakeFailed(f"connection lost during the handshake ({exc.__cause__ or 'broken'})") from None
         except ssl.SSLError as exc:
             raise HandshakeFailed(f"{exc.reason or exc}") from None
-        except OSError as exc:
-            raise HandshakeFailed(f"connection lost during the handshake ({exc})") from None
+        except IO_ERRORS as exc:
+            raise HandshakeFailed(describe(exc)) from None
     raise HandshakeFailed(f"no handshake within {timeout_s:g} s")
 
 
