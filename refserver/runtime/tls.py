@@ -211,18 +211,20 @@ _EXPLICIT_0 = 0xA0  # tbsCertificate's version (RFC 5280 §4.1), which may be le
 _MUST_ESCAPE = re.compile(r'["+,;<>\\]|^[ #]| \Z')
 
 
-def _elements(der: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """The DER elements from ``start`` to ``end`` (X.690 §8.1): (tag, element start, content
-    start, content end) each. The certificate is one OpenSSL has already verified."""
-    while start < end:
-        tag, length, content = der[start], der[start + 1], start + 2
+def _elements(der: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """The DER elements in ``der`` (X.690 §8.1): (tag, the whole element, its content) each.
+    The certificate is one OpenSSL has already verified."""
+    pos = 0
+    while pos < len(der):
+        tag, length, content = der[pos], der[pos + 1], pos + 2
         if length & 0x80:  # the long form: the length is in the next (length & 0x7F) bytes
             content += length & 0x7F
-            length = int.from_bytes(der[start + 2 : content], "big")
-        if content + length > end:
+            length = int.from_bytes(der[pos + 2 : content], "big")
+        end = content + length
+        if end > len(der):
             raise ValueError("truncated DER")
-        yield tag, start, content, content + length
-        start = content + length
+        yield tag, der[pos:end], der[content:end]
+        pos = end
 
 
 def _oid(content: bytes) -> str:
@@ -253,20 +255,17 @@ def rfc4514_subject(der_cert: bytes) -> str:
     """The subject of a DER certificate as an RFC 4514 string: RDNs last to first (§2.1),
     multi-valued RDNs joined with ``+`` (§2.2), short names for the types of §3 and
     dotted-decimal OIDs for the rest (§2.3), and values as :func:`_value` writes them (§2.4)."""
-    ((_, _, start, end),) = _elements(der_cert, 0, len(der_cert))  # Certificate
-    _, _, start, end = next(_elements(der_cert, start, end))  # tbsCertificate
-    fields = [field for field in _elements(der_cert, start, end) if field[0] != _EXPLICIT_0]
-    _, _, start, end = fields[4]  # serialNumber, signature, issuer, validity, subject (RFC 5280 §4.1)
+    ((_, _, certificate),) = _elements(der_cert)
+    _, _, tbs_certificate = next(_elements(certificate))
+    fields = [content for tag, _, content in _elements(tbs_certificate) if tag != _EXPLICIT_0]
     rdns = []
-    for _, _, rdn_start, rdn_end in _elements(der_cert, start, end):  # a SET of attributes
+    # serialNumber, signature, issuer, validity, subject (RFC 5280 §4.1); an RDN is a SET of attributes
+    for _, _, rdn in _elements(fields[4]):
         pairs = []
-        for _, _, pair_start, pair_end in _elements(der_cert, rdn_start, rdn_end):  # type, value
-            (_, _, oid_start, oid_end), (tag, value_pos, value_start, value_end) = _elements(
-                der_cert, pair_start, pair_end
-            )
-            oid = _oid(der_cert[oid_start:oid_end])
+        for _, _, attribute in _elements(rdn):
+            (_, _, oid_content), (tag, encoded, content) = _elements(attribute)
+            oid = _oid(oid_content)
             name = SHORT_NAMES.get(oid)
-            value = _value(name, tag, der_cert[value_pos:value_end], der_cert[value_start:value_end])
-            pairs.append(f"{name or oid}={value}")
+            pairs.append(f"{name or oid}={_value(name, tag, encoded, content)}")
         rdns.append("+".join(pairs))
     return ",".join(reversed(rdns))
