@@ -30,9 +30,9 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
-from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
+from refserver.runtime.context import Pacer, ServerContext, client_text, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
-from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
+from refserver.runtime.transport import FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
@@ -83,13 +83,7 @@ class HTTPConnection:
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.client, self.server = self.transport.addresses()
-        # For the logs: "host:port", "unix client", or a TCP client that reset at once.
-        if self.client is not None:
-            self.peer = _peer(self.client)
-        elif self.server is not None and self.server[1] is None:
-            self.peer = "unix client"
-        else:
-            self.peer = "a client that already left"
+        self.peer = client_text(self.client, self.server)  # for the logs
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
         self.machine = HTTPMachine(
@@ -504,7 +498,3 @@ class HTTPConnection:
 
 def _cancelled(ctx: ServerContext, what: str) -> None:
     error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)
-
-
-def _peer(client: Address) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix client"

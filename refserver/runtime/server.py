@@ -24,7 +24,7 @@ from refserver.errors import LifespanFailure
 from refserver.loading import as_asgi3
 from refserver.logs import error_log
 from refserver.runtime.asyncio_transport import AsyncioTransport
-from refserver.runtime.context import ServerContext
+from refserver.runtime.context import ServerContext, client_text, netloc
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
@@ -33,7 +33,7 @@ from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import Transport
+from refserver.runtime.transport import Transport, addresses
 from refserver.trace import Tracer
 
 
@@ -52,9 +52,7 @@ class Listening:
         first = self.addresses[0]
         if isinstance(first, str):
             return f"unix:{first}"
-        host, port = first
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{netloc(*first)}"
 
     @property
     def port(self) -> int:
@@ -120,22 +118,18 @@ async def _open_transport(
 
 
 def _peer_of(conn: socket.socket) -> str:
-    """The client of an accepted socket, for the logs: ``host:port`` or ``unix client``."""
-    if conn.family == socket.AF_UNIX:
-        return "unix client"
+    """The client of an accepted socket, for the logs (:func:`client_text`)."""
     try:
-        host, port = conn.getpeername()[:2]
+        remote = conn.getpeername()
     except OSError:
-        return "a client that already left"
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        remote = None
+    return client_text(*addresses(conn.getsockname(), remote))
 
 
 def _cannot_listen(config: Config, exc: OSError) -> OSError:
     """The bind error, naming the address: ``str()`` gives
     ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
-    host, port = config.host, config.port
-    address = config.uds or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return OSError(exc.errno, exc.strerror or str(exc), address)
+    return OSError(exc.errno, exc.strerror or str(exc), config.uds or netloc(config.host, config.port))
 
 
 async def serve(
