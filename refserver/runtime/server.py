@@ -149,9 +149,26 @@ async def serve(
     """
     config = config or Config()
     tls = load_tls(config)
+    cannot_listen: OSError | None = None
     try:
         with _tracer(config) as tracer:
-            await _serve(app, config, tls, shutdown_trigger, task_status, tracer)
+            ctx = ServerContext(as_asgi3(app), config, tracer)
+            lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
+            async with anyio.create_task_group() as root:
+                if config.lifespan != "off":
+                    await lifespan.startup(root)
+                try:
+                    listener, socks = await _open_listener(config)
+                except OSError as exc:
+                    # The app started; let it clean up before the bind error ends serve(). A failed
+                    # shutdown is logged by Lifespan; the error to report is the bind error.
+                    cannot_listen = _cannot_listen(config, exc)
+                    cannot_listen.__cause__ = exc
+                    with contextlib.suppress(LifespanFailure):
+                        await lifespan.shutdown(config.shutdown_timeout_s)
+                else:
+                    await _serve_connections(ctx, tls, listener, socks, shutdown_trigger, task_status)
+                    await lifespan.shutdown(config.shutdown_timeout_s)
     except BaseExceptionGroup as group:
         # Task groups wrap errors; a lifespan failure is the one error serve() promises
         # to raise, so it comes out as itself.
@@ -161,6 +178,9 @@ async def serve(
         if not isinstance(inner, LifespanFailure):
             raise
         raise inner from None
+    if cannot_listen is not None:
+        # Raised outside the task group, so it is not wrapped in an exception group.
+        raise cannot_listen
 
 
 @contextlib.contextmanager
@@ -180,46 +200,15 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
         )
 
 
-async def _serve(
-    app: Any,
-    config: Config,
-    tls: ServerTLS | None,
-    shutdown_trigger: Callable[[], Awaitable[object]] | None,
-    task_status: anyio.abc.TaskStatus[Listening],
-    tracer: Tracer | None,
-) -> None:
-    ctx = ServerContext(as_asgi3(app), config, tracer)
-    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
-    cannot_listen: OSError | None = None
-    async with anyio.create_task_group() as root:
-        if config.lifespan != "off":
-            await lifespan.startup(root)
-        try:
-            listener, socks = await _open_listener(config)
-        except OSError as exc:
-            # The app started; let it clean up before the bind error ends serve(). A failed
-            # shutdown is logged by Lifespan; the error to report is the bind error.
-            cannot_listen = _cannot_listen(config, exc)
-            cannot_listen.__cause__ = exc
-            with contextlib.suppress(LifespanFailure):
-                await lifespan.shutdown(config.shutdown_timeout_s)
-        else:
-            await _serve_connections(ctx, config, tls, listener, socks, shutdown_trigger, task_status)
-            await lifespan.shutdown(config.shutdown_timeout_s)
-    if cannot_listen is not None:
-        # Raised outside the task group, so it is not wrapped in an exception group.
-        raise cannot_listen
-
-
 async def _serve_connections(
     ctx: ServerContext,
-    config: Config,
     tls: ServerTLS | None,
     listener: anyio.abc.Listener[Any],
     socks: list[socket.socket],
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
+    config = ctx.config
     try:
         async with open_task_group() as connections:
 
