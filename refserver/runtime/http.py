@@ -42,7 +42,6 @@ class HTTPConnection:
         "_failure",
         "_live",
         "_pace",
-        "_reader_done",
         "_request_wakeup",
         "_requests",
         "_since",
@@ -107,7 +106,6 @@ class HTTPConnection:
         # docs/decisions.md#one-instance-per-connection).
         self._requests: list[RequestHead] = []
         self._request_wakeup = new_wakeup()
-        self._reader_done = False  # no more input: the connection closes or upgrades
         # One count for the connection's app instances, one after the other
         # (docs/decisions.md#fairness, docs/implementation.md#http-fairness-count): it starts
         # again when the connection's task waits for the next request.
@@ -179,9 +177,8 @@ class HTTPConnection:
             self._timer_at = math.inf
 
     def _done_reading(self) -> None:
-        """No more input for this machine: the connection closes or upgrades."""
+        """No more input for this machine: the connection closes (``_close_owed``) or upgrades."""
         self._cancel_timer()
-        self._reader_done = True
         self._request_wakeup.fire()
 
     async def shutdown(self) -> None:
@@ -318,8 +315,8 @@ class HTTPConnection:
         while True:
             if self._requests:
                 await self._serve(self._requests.pop(0))
-            elif self._reader_done:
-                return
+            elif self._close_owed or self._upgrade is not None:
+                return  # no more input
             else:
                 # No request waits: the next one can only come from a later pass of the event
                 # loop, so this is a wait (docs/implementation.md#http-fairness-count).
