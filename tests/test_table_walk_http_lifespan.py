@@ -184,43 +184,25 @@ def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
 
 
 _H = http.Input
-_HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]] = {
-    _H.START: lambda m, r: m.app_send(r.choice(_STARTS)),
-    _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
-    _H.EARLY_HINT: lambda m, r: m.app_send(r.choice(_HINTS)),
-    _H.TRAILERS: lambda m, r: m.app_send(r.choice(_TRAILERS)),
-    _H.PATHSEND: lambda m, r: _file_send(m, r.choice(_PATHSENDS)),
-    _H.ZEROCOPYSEND: lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS)),
-    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.push"}),
-    _H.RECEIVE: lambda m, r: m.app_receive(),
-    _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
-    _H.APP_RAISED: lambda m, r: m.app_ended(raised=True),
-    _H.BYTES: lambda m, r: m.receive_data(_some_bytes(m, r)),
-    _H.PEER_GONE: lambda m, r: m.peer_gone("reset"),
-    _H.KEEP_ALIVE_TIMEOUT: lambda m, r: m.keep_alive_timeout(),
-    _H.BODY_TIMEOUT: lambda m, r: m.body_timeout(),
-    _H.SHUTDOWN: lambda m, r: m.server_shutdown(),
-    _H.SHUTDOWN_TIMEOUT: lambda m, r: m.shutdown_timeout(),
-}
-# How often each input is chosen, relative to the others: the app's messages often enough to
-# finish responses, the inputs that end a connection seldom enough to reach the late states.
-_WEIGHTS = {
-    _H.START: 4.0,
-    _H.BODY: 4.0,
-    _H.EARLY_HINT: 0.5,
-    _H.TRAILERS: 2.0,
-    _H.PATHSEND: 1.0,
-    _H.ZEROCOPYSEND: 2.0,
-    _H.OTHER_MESSAGE: 0.5,
-    _H.RECEIVE: 1.0,
-    _H.APP_RETURNED: 1.0,
-    _H.APP_RAISED: 1.0,
-    _H.BYTES: 3.0,
-    _H.PEER_GONE: 0.2,
-    _H.KEEP_ALIVE_TIMEOUT: 0.2,
-    _H.BODY_TIMEOUT: 0.6,
-    _H.SHUTDOWN: 0.2,
-    _H.SHUTDOWN_TIMEOUT: 0.1,
+# Each input, with how often it is chosen relative to the others: the app's messages often enough
+# to finish responses, the inputs that end a connection seldom enough to reach the late states.
+_HTTP_CALLS: dict[http.Input, tuple[float, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]]] = {
+    _H.START: (4.0, lambda m, r: m.app_send(r.choice(_STARTS))),
+    _H.BODY: (4.0, lambda m, r: m.app_send(r.choice(_BODIES))),
+    _H.EARLY_HINT: (0.5, lambda m, r: m.app_send(r.choice(_HINTS))),
+    _H.TRAILERS: (2.0, lambda m, r: m.app_send(r.choice(_TRAILERS))),
+    _H.PATHSEND: (1.0, lambda m, r: _file_send(m, r.choice(_PATHSENDS))),
+    _H.ZEROCOPYSEND: (2.0, lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS))),
+    _H.OTHER_MESSAGE: (0.5, lambda m, r: m.app_send({"type": "http.response.push"})),
+    _H.RECEIVE: (1.0, lambda m, r: m.app_receive()),
+    _H.APP_RETURNED: (1.0, lambda m, r: m.app_ended(raised=False)),
+    _H.APP_RAISED: (1.0, lambda m, r: m.app_ended(raised=True)),
+    _H.BYTES: (3.0, lambda m, r: m.receive_data(_some_bytes(m, r))),
+    _H.PEER_GONE: (0.2, lambda m, r: m.peer_gone("reset")),
+    _H.KEEP_ALIVE_TIMEOUT: (0.2, lambda m, r: m.keep_alive_timeout()),
+    _H.BODY_TIMEOUT: (0.6, lambda m, r: m.body_timeout()),
+    _H.SHUTDOWN: (0.2, lambda m, r: m.server_shutdown()),
+    _H.SHUTDOWN_TIMEOUT: (0.1, lambda m, r: m.shutdown_timeout()),
 }
 _EPISODES = 12000
 _STEPS = 16
@@ -251,5 +233,5 @@ def _walk_http(rng: random.Random) -> None:
         )
         for _ in range(_STEPS):
             inputs = [given for given in http.Input if (machine.state, given) in http.TABLE]
-            [given] = rng.choices(inputs, [_WEIGHTS[given] for given in inputs])
-            _step(machine, given, lambda m, given=given: _HTTP_CALLS[given](m, rng))  # type: ignore[misc]
+            [given] = rng.choices(inputs, [_HTTP_CALLS[given][0] for given in inputs])
+            _step(machine, given, lambda m, given=given: _HTTP_CALLS[given][1](m, rng))  # type: ignore[misc]

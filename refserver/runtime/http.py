@@ -190,12 +190,8 @@ class HTTPConnection:
         self._apply(self.machine.server_shutdown())
 
     async def shutdown_timed_out(self) -> None:
-        """Record and answer this connection's app, still running at the shutdown timeout.
-
-        The server is about to cancel it (docs/decisions.md#shutdown-timeout-503). Name it in a
-        WARNING. Answer a response that had not started with 503 and ``connection: close``, then
-        close the connection (traced, access-logged); the app's later messages are ignored. A
-        WebSocket already got its 1001. Do nothing when no app instance runs."""
+        """Record and answer this connection's app, still running at the shutdown timeout, which
+        the server is about to cancel (docs/decisions.md#shutdown-timeout-503)."""
         ran = f"{self.transport.now() - self._since:.1f} s"
         why = "shutdown timeout: the server cancels the app"
         websocket, head = self._websocket, self._live
