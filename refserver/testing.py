@@ -45,6 +45,7 @@ import anyio.abc
 import anyio.from_thread
 
 from refserver.config import Config
+from refserver.runtime.context import netloc
 from refserver.runtime.server import Listening
 from refserver.runtime.server import serve as _serve
 from refserver.trace import TraceRecord
@@ -99,12 +100,12 @@ class RunningServer:
     @property
     def http_url(self) -> str:
         """``http://127.0.0.1:PORT``, without a trailing slash: append the path."""
-        return f"http://{self._netloc}"
+        return f"http://{netloc(*self.address)}"
 
     @property
     def ws_url(self) -> str:
         """``ws://127.0.0.1:PORT``, without a trailing slash: append the path."""
-        return f"ws://{self._netloc}"
+        return f"ws://{netloc(*self.address)}"
 
     @property
     def state(self) -> dict[str, Any]:
@@ -112,11 +113,6 @@ class RunningServer:
         ``scope["state"]`` during startup. Each connection's ``scope["state"]`` is a shallow
         copy of this dict, so objects in it are shared and rebinding a key is not."""
         return self.listening.state
-
-    @property
-    def _netloc(self) -> str:
-        host, port = self.address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)

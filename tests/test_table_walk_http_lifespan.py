@@ -1,90 +1,57 @@
-"""The HTTP and lifespan tables are exact: every state change a row declares happens, and no
-other does. The lifespan walk is exhaustive and compares the state before and after each
-input; the HTTP walk is random (seeded, bounded) and sees each change with the row that made
-it (an HTTP input can hand what it carries on to the row of the state it entered, as a head
-hands the body behind it to the body's row), and checks that each input's recorded
-transitions lead from the state before to the state after.
+"""The HTTP and lifespan tables are exact: every state change a row declares is made by that
+row, and no other is (``tests/walker.py``; an HTTP input can hand what it carries on to the row
+of the state it entered, as a head hands the body behind it to the body's row). The lifespan
+walk is exhaustive, the HTTP walk random (seeded, bounded); both check each input's effects
+(:func:`_step`).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
-
-import pytest
+from typing import Any, TypeVar
 
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import http, lifespan
 from refserver.protocol.effects import Effects
 from refserver.protocol.speedups import effects_set
-from refserver.protocol.table import Row
-from tests.walker import Edge as RowEdge
-from tests.walker import declared_edges, recording
+from tests.walker import Edge, declared_edges, recording, walk
 
-Edge = tuple[Enum, Enum, Enum]  # (state before, input, state after)
+M = TypeVar("M", http.HTTPMachine, lifespan.LifespanMachine)
 # The effects the HTTP runtime applies (runtime.http.HTTPConnection._apply).
 _APPLIED = {"notes", "transitions", "refused", "write", "cancel_timer", "keep_alive_s", "body_timer_s"}
 _APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file", "error"}
 
 
-class Walk:
-    """The state changes seen, per row, and a check of each input's recorded transitions."""
-
-    def __init__(self, table: Mapping[tuple[Any, Any], Row[Any, Any]]) -> None:
-        self.table = table
-        self.seen: set[Edge] = set()
-        self.steps = 0
-
-    def step(self, machine: Any, given: Enum, call: Callable[[], Effects | None]) -> None:
-        before = machine.state
-        assert (before, given) in self.table, (before, given)
-        try:
-            fx = call()
-        except (ASGIProtocolError, ClientDisconnected):
-            # An app's error leaves the state unchanged.
-            assert machine.state is before, (before, given, machine.state)
-            fx = None
-        after = machine.state
-        # The machine reads as it asks to, also after an input it does not ask (``_reading_kept``).
-        assert machine._wants_read() in (None, machine._reading), (before, given, after)
-        self.steps += 1
-        if after is not before:
-            self.seen.add((before, given, after))
-        if fx is not None:
-            # The recorded transitions lead from the state before to the state after, in steps.
-            names = [before.name]
-            for step in fx.transitions:
-                assert step.old == names[-1], (before, given, fx.transitions)
-                names.append(step.new)
-            assert names[-1] == after.name, (before, given, fx.transitions)
-            if isinstance(fx, http.HTTPEffects):
-                # The runtime applies the effects an input set (speedups.effects_set): every one
-                # that differs from its default; of those it applies, none set to its default
-                # but a timer's seconds (None) with cancel_timer.
-                given_names = set(effects_set(fx))
-                default = {name for name in fx._FIELDS if getattr(fx, name) == getattr(type(fx), name)}
-                assert set(fx._FIELDS) - default <= given_names, (before, given, fx)
-                timers = {"keep_alive_s", "body_timer_s"} if fx.cancel_timer else set()
-                assert given_names & default & _APPLIED <= timers, (before, given, fx)
-
-    def declared(self) -> set[Edge]:
-        return {(row.state, row.input, nxt) for row in self.table.values() for nxt in row.next}
-
-    def check(self) -> str:
-        declared = self.declared()
-        undeclared = sorted(_names(self.seen - declared))
-        never_taken = sorted(_names(declared - self.seen))
-        assert undeclared == [], f"state changes no row declares: {undeclared}"
-        assert never_taken == [], f"declared state changes never taken: {never_taken}"
-        return f"{len(self.seen)} of {len(declared)} declared edges taken in {self.steps} inputs"
-
-
-def _names(edges: Iterable[Edge]) -> list[str]:
-    return [f"{old.name} --{given.name}--> {new.name}" for old, given, new in edges]
+def _step(machine: M, given: Enum, call: Callable[[M], Effects]) -> None:
+    """Apply one input and check its effects: an app's error leaves the state unchanged; the
+    machine reads as it asks to, also after an input it does not ask (``_reading_kept``); the
+    recorded transitions lead from the state before to the state after, in steps."""
+    before = machine.state
+    try:
+        fx: Effects | None = call(machine)
+    except (ASGIProtocolError, ClientDisconnected):
+        assert machine.state is before, (before, given, machine.state)
+        fx = None
+    after = machine.state
+    assert machine._wants_read() in (None, machine._reading), (before, given, after)
+    if fx is None:
+        return
+    names = [before.name]
+    for step in fx.transitions:
+        assert step.old == names[-1], (before, given, fx.transitions)
+        names.append(step.new)
+    assert names[-1] == after.name, (before, given, fx.transitions)
+    if isinstance(fx, http.HTTPEffects):
+        # The runtime applies the effects an input set (speedups.effects_set): every one
+        # that differs from its default; of those it applies, none set to its default
+        # but a timer's seconds (None) with cancel_timer.
+        given_names = set(effects_set(fx))
+        default = {name for name in fx._FIELDS if getattr(fx, name) == getattr(type(fx), name)}
+        assert set(fx._FIELDS) - default <= given_names, (before, given, fx)
+        timers = {"keep_alive_s", "body_timer_s"} if fx.cancel_timer else set()
+        assert given_names & default & _APPLIED <= timers, (before, given, fx)
 
 
 # ---------------------------------------------------------------------- lifespan
@@ -111,19 +78,13 @@ def _lifespan_key(m: lifespan.LifespanMachine) -> tuple[Any, ...]:
 def test_every_input_in_every_reachable_lifespan_state_takes_exactly_the_declared_edges() -> None:
     """Exhaustive: every input from every reachable (state, data fields), breadth first."""
     assert set(_LIFESPAN_CALLS) == set(lifespan.Input)
-    walk = Walk(lifespan.TABLE)
-    start = lifespan.LifespanMachine()
-    queue, known = [start], {_lifespan_key(start)}
-    while queue:
-        machine = queue.pop(0)
-        for given, call in _LIFESPAN_CALLS.items():
-            after = copy.deepcopy(machine)
-            walk.step(after, given, lambda after=after, call=call: call(after))  # type: ignore[misc]
-            if _lifespan_key(after) not in known:
-                known.add(_lifespan_key(after))
-                queue.append(after)
-    print(f"lifespan: {walk.check()}, from {len(known)} reachable configurations")
-    assert {key[0] for key in known} == set(lifespan.State)
+    inputs: dict[str, Callable[[lifespan.LifespanMachine], object]] = {
+        given.name: lambda m, given=given, call=call: _step(m, given, call)  # type: ignore[misc]
+        for given, call in _LIFESPAN_CALLS.items()
+    }
+    result = walk(lifespan.LifespanMachine, lambda m: inputs, _lifespan_key, rows=lifespan.TABLE.values(), max_depth=10)
+    assert (result.errors, result.complete, result.undeclared, result.untaken) == ([], True, set(), set())
+    print(f"lifespan: {len(result.taken)} edges taken, {result.situations} reachable configurations")
 
 
 # ---------------------------------------------------------------------- HTTP
@@ -223,43 +184,25 @@ def _some_bytes(machine: http.HTTPMachine, rng: random.Random) -> bytes:
 
 
 _H = http.Input
-_HTTP_CALLS: dict[http.Input, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]] = {
-    _H.START: lambda m, r: m.app_send(r.choice(_STARTS)),
-    _H.BODY: lambda m, r: m.app_send(r.choice(_BODIES)),
-    _H.EARLY_HINT: lambda m, r: m.app_send(r.choice(_HINTS)),
-    _H.TRAILERS: lambda m, r: m.app_send(r.choice(_TRAILERS)),
-    _H.PATHSEND: lambda m, r: _file_send(m, r.choice(_PATHSENDS)),
-    _H.ZEROCOPYSEND: lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS)),
-    _H.OTHER_MESSAGE: lambda m, r: m.app_send({"type": "http.response.push"}),
-    _H.RECEIVE: lambda m, r: m.app_receive(),
-    _H.APP_RETURNED: lambda m, r: m.app_ended(raised=False),
-    _H.APP_RAISED: lambda m, r: m.app_ended(raised=True),
-    _H.BYTES: lambda m, r: m.receive_data(_some_bytes(m, r)),
-    _H.PEER_GONE: lambda m, r: m.peer_gone("reset"),
-    _H.KEEP_ALIVE_TIMEOUT: lambda m, r: m.keep_alive_timeout(),
-    _H.BODY_TIMEOUT: lambda m, r: m.body_timeout(),
-    _H.SHUTDOWN: lambda m, r: m.server_shutdown(),
-    _H.SHUTDOWN_TIMEOUT: lambda m, r: m.shutdown_timeout(),
-}
-# How often each input is chosen, relative to the others: the app's messages often enough to
-# finish responses, the inputs that end a connection seldom enough to reach the late states.
-_WEIGHTS = {
-    _H.START: 4.0,
-    _H.BODY: 4.0,
-    _H.EARLY_HINT: 0.5,
-    _H.TRAILERS: 2.0,
-    _H.PATHSEND: 1.0,
-    _H.ZEROCOPYSEND: 2.0,
-    _H.OTHER_MESSAGE: 0.5,
-    _H.RECEIVE: 1.0,
-    _H.APP_RETURNED: 1.0,
-    _H.APP_RAISED: 1.0,
-    _H.BYTES: 3.0,
-    _H.PEER_GONE: 0.2,
-    _H.KEEP_ALIVE_TIMEOUT: 0.2,
-    _H.BODY_TIMEOUT: 0.6,
-    _H.SHUTDOWN: 0.2,
-    _H.SHUTDOWN_TIMEOUT: 0.1,
+# Each input, with how often it is chosen relative to the others: the app's messages often enough
+# to finish responses, the inputs that end a connection seldom enough to reach the late states.
+_HTTP_CALLS: dict[http.Input, tuple[float, Callable[[http.HTTPMachine, random.Random], http.HTTPEffects]]] = {
+    _H.START: (4.0, lambda m, r: m.app_send(r.choice(_STARTS))),
+    _H.BODY: (4.0, lambda m, r: m.app_send(r.choice(_BODIES))),
+    _H.EARLY_HINT: (0.5, lambda m, r: m.app_send(r.choice(_HINTS))),
+    _H.TRAILERS: (2.0, lambda m, r: m.app_send(r.choice(_TRAILERS))),
+    _H.PATHSEND: (1.0, lambda m, r: _file_send(m, r.choice(_PATHSENDS))),
+    _H.ZEROCOPYSEND: (2.0, lambda m, r: _file_send(m, r.choice(_ZEROCOPYSENDS))),
+    _H.OTHER_MESSAGE: (0.5, lambda m, r: m.app_send({"type": "http.response.push"})),
+    _H.RECEIVE: (1.0, lambda m, r: m.app_receive()),
+    _H.APP_RETURNED: (1.0, lambda m, r: m.app_ended(raised=False)),
+    _H.APP_RAISED: (1.0, lambda m, r: m.app_ended(raised=True)),
+    _H.BYTES: (3.0, lambda m, r: m.receive_data(_some_bytes(m, r))),
+    _H.PEER_GONE: (0.2, lambda m, r: m.peer_gone("reset")),
+    _H.KEEP_ALIVE_TIMEOUT: (0.2, lambda m, r: m.keep_alive_timeout()),
+    _H.BODY_TIMEOUT: (0.6, lambda m, r: m.body_timeout()),
+    _H.SHUTDOWN: (0.2, lambda m, r: m.server_shutdown()),
+    _H.SHUTDOWN_TIMEOUT: (0.1, lambda m, r: m.shutdown_timeout()),
 }
 _EPISODES = 12000
 _STEPS = 16
@@ -272,16 +215,15 @@ def test_random_walks_over_the_http_machine_take_exactly_the_declared_edges() ->
     covers every input the machine accepts."""
     assert set(_HTTP_CALLS) == set(http.Input)
     rng = random.Random(18)
-    walk = Walk(http.TABLE)
-    by_row: set[RowEdge] = set()  # each change with the row that made it
+    by_row: set[Edge] = set()  # each change with the row that made it
     with recording(by_row):
-        _walk_http(walk, rng)
+        _walk_http(rng)
     declared = declared_edges(http.TABLE.values())
     assert (sorted(by_row - declared), sorted(declared - by_row)) == ([], []), "undeclared, never taken by its row"
-    print(f"HTTP: {len(by_row)} of {len(declared)} declared edges taken, each by its own row, in {walk.steps} inputs")
+    print(f"HTTP: {len(by_row)} of {len(declared)} declared edges taken, each by its own row")
 
 
-def _walk_http(walk: Walk, rng: random.Random) -> None:
+def _walk_http(rng: random.Random) -> None:
     for episode in range(_EPISODES):
         machine = http.HTTPMachine(
             http.Settings(max_head_bytes=1024),
@@ -291,22 +233,5 @@ def _walk_http(walk: Walk, rng: random.Random) -> None:
         )
         for _ in range(_STEPS):
             inputs = [given for given in http.Input if (machine.state, given) in http.TABLE]
-            [given] = rng.choices(inputs, [_WEIGHTS[given] for given in inputs])
-            walk.step(machine, given, lambda given=given, machine=machine: _HTTP_CALLS[given](machine, rng))  # type: ignore[misc]
-
-
-def test_the_walk_fails_on_an_undeclared_or_a_missing_edge() -> None:
-    """The check itself can fail: a row that lists one state too many, or one too few."""
-    table = dict(lifespan.TABLE)
-    key = (lifespan.State.STARTED, lifespan.Input.APP_RAISED)
-    row = table[key]
-    for wrong in ((lifespan.State.SHUTDOWN_FAILED, lifespan.State.DONE), ()):
-        table[key] = dataclasses.replace(row, next=wrong)
-        walk = Walk(table)
-        machine = lifespan.LifespanMachine()
-        machine.app_send({"type": "lifespan.startup.complete"})
-        walk.seen = Walk(lifespan.TABLE).declared()  # as if every declared edge was taken
-        walk.seen.discard((lifespan.State.STARTED, lifespan.Input.APP_RAISED, lifespan.State.SHUTDOWN_FAILED))
-        walk.step(machine, lifespan.Input.APP_RAISED, lambda machine=machine: machine.app_ended(raised=True))  # type: ignore[misc]
-        with pytest.raises(AssertionError):
-            walk.check()
+            [given] = rng.choices(inputs, [_HTTP_CALLS[given][0] for given in inputs])
+            _step(machine, given, lambda m, given=given: _HTTP_CALLS[given][1](m, rng))  # type: ignore[misc]

@@ -1,31 +1,8 @@
 """Every place where refserver relies on a dependency's private internals, and nothing else.
 
-Each function names the internal it touches; ``tests/test_internals.py`` fails loudly,
-naming the internal, when a new release of the dependency moves it.
-
-- wsproto documents its ``Connection``; refserver drives the frame layer beneath it
-  (``wsproto.frame_protocol``: ``FrameDecoder`` with its ``receive_bytes``,
-  ``process_buffer`` and ``header``, and ``MessageDecoder.process_frame``) to skip the
-  event objects and the generator ``Connection`` adds per frame: :func:`frame_decoder`,
-  :func:`message_decoder`.
-- anyio's ``TLSStream`` sends close_notify only by waiting for the peer's as well (``unwrap``);
-  sending it alone needs the stream's outgoing TLS bytes (its private ``_write_bio``) and
-  whether a write was cut short (its private ``_broken``): :func:`tls_outgoing`,
-  :func:`tls_broken`.
-- h11 tells how many received bytes it has not parsed yet only by copying them
-  (``Connection.trailing_data``); its private ``_receive_buffer._data`` is the one bytearray
-  that holds them, for the connection's life: :func:`h11_unparsed`.
-- h11 validates a response's headers whenever a ``Response`` is built from a list; one header
-  refserver adds to headers h11 already validated (the ``Content-Length`` it computes) goes on
-  the validated ``Headers`` (its private ``_full_items``, and the constructor's ``_parsed``):
-  :func:`h11_response_with_header`.
-- h11's ``Headers`` is a ``Sequence`` whose items are made one Python call each; the
-  (lower-case name, value) pairs are read straight from its private ``_full_items``:
-  :func:`h11_header_pairs`.
-- h11 parses a chunk-size line without checking its extensions (RFC 9112 §7.1.1) and keeps
-  no record of it; whether its reader is about to read one, and where in its buffer, is in
-  its private ``ChunkedReader`` (``_bytes_in_chunk``, ``_bytes_to_discard``,
-  ``_reading_trailer``) behind ``Connection._reader``: :func:`h11_chunk_line_start`.
+Each function names the internal it touches and what the public API lacks;
+``tests/test_internals.py`` fails loudly, naming the internal, when a new release of the
+dependency moves it.
 """
 
 from __future__ import annotations
@@ -40,7 +17,9 @@ from wsproto.frame_protocol import FrameDecoder, MessageDecoder
 
 
 def frame_decoder(extensions: list[Extension]) -> FrameDecoder:
-    """wsproto's server-side frame parser (RFC 6455 §5.2: client frames must be masked)."""
+    """wsproto's server-side frame parser (RFC 6455 §5.2: client frames must be masked), driven
+    beneath the documented ``Connection`` to skip the event objects and the generator it adds per
+    frame (``FrameDecoder``'s ``receive_bytes``, ``process_buffer`` and ``header``)."""
     decoder = FrameDecoder(client=False, extensions=extensions)
     if not (
         callable(getattr(decoder, "process_buffer", None))
@@ -52,7 +31,8 @@ def frame_decoder(extensions: list[Extension]) -> FrameDecoder:
 
 
 def message_decoder() -> MessageDecoder:
-    """wsproto's check of fragments' order and of UTF-8 across a message (RFC 6455 §5.4, §8.1)."""
+    """wsproto's check of fragments' order and of UTF-8 across a message (RFC 6455 §5.4, §8.1):
+    ``MessageDecoder.process_frame``, beneath ``Connection`` too."""
     decoder = MessageDecoder()
     if not callable(getattr(decoder, "process_frame", None)):
         raise RuntimeError("wsproto internals moved: MessageDecoder.process_frame")
@@ -61,7 +41,8 @@ def message_decoder() -> MessageDecoder:
 
 def tls_outgoing(stream: object) -> ssl.MemoryBIO:
     """anyio's ``TLSStream._write_bio``: the TLS bytes its ``SSLObject`` produced and the
-    stream has not yet written to the transport."""
+    stream has not yet written to the transport. ``TLSStream`` sends close_notify only by
+    waiting for the peer's as well (``unwrap``); sending it alone needs these bytes."""
     bio = getattr(stream, "_write_bio", None)
     if not isinstance(bio, ssl.MemoryBIO):
         raise RuntimeError("anyio internals moved: TLSStream._write_bio is gone")
@@ -76,8 +57,8 @@ def tls_broken(stream: object) -> bool:
 
 def h11_unparsed(conn: h11.Connection) -> bytearray:
     """The received bytes h11 holds unparsed, live: the same bytearray for the connection's
-    life, so its ``len()`` is always ``len(conn.trailing_data[0])``, without the copy
-    (h11's private ``Connection._receive_buffer._data``)."""
+    life, so its ``len()`` is always ``len(conn.trailing_data[0])``, without the copy that
+    ``trailing_data`` makes (h11's private ``Connection._receive_buffer._data``)."""
     data = getattr(getattr(conn, "_receive_buffer", None), "_data", None)
     if not isinstance(data, bytearray):
         raise RuntimeError("h11 internals moved: Connection._receive_buffer._data is gone")
@@ -101,8 +82,9 @@ def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) 
 
 
 def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
-    """``list(headers)`` for h11's ``Headers`` (names lower-case), read from its private
-    ``_full_items`` (raw name, lower-case name, value)."""
+    """``list(headers)`` for h11's ``Headers`` (names lower-case), without the Python call per
+    item its ``Sequence`` makes: read from its private ``_full_items`` (raw name, lower-case
+    name, value)."""
     return [(name, value) for _, name, value in headers._full_items]
 
 
@@ -110,8 +92,9 @@ def h11_chunk_line_start(conn: h11.Connection) -> int | None:
     """Where in h11's unparsed bytes (:func:`h11_unparsed`) the chunk-size line h11 reads next
     starts (after the CRLF that ends the last chunk's data, if still unread), or None when h11's
     reader is not about to read one (not a chunked body, inside a chunk's data, or in the
-    trailer section). h11's private ``Connection._reader``, a ``ChunkedReader`` with its
-    ``_bytes_in_chunk``, ``_bytes_to_discard`` and ``_reading_trailer``."""
+    trailer section). h11 parses that line without checking its extensions (RFC 9112 §7.1.1)
+    and keeps no record of it. h11's private ``Connection._reader``, a ``ChunkedReader`` with
+    its ``_bytes_in_chunk``, ``_bytes_to_discard`` and ``_reading_trailer``."""
     reader = getattr(conn, "_reader", None)
     if type(reader) is not ChunkedReader:
         return None

@@ -13,11 +13,8 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   (:class:`Cause`), and ``cause_state``: the state it was in when that happened.
 - ``failure_message``: the ``message`` of the app's ``.failed`` event ("" otherwise).
 
-Every input returns :class:`~refserver.protocol.effects.Effects`; the runtime applies them.
-The inputs (:class:`Input`) are the app's messages and its ``receive()`` calls, the app
-returning or raising, the server asking for shutdown, and the shutdown timeout. ``TABLE``
-has one row for every (state, input): the states it leads to, the action and the spec
-section.
+Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects`; ``TABLE``
+has one row for every (state, input).
 """
 
 from __future__ import annotations

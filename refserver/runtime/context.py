@@ -14,20 +14,11 @@ from refserver.logs import error_log
 from refserver.protocol.effects import Effects
 from refserver.protocol.http import Settings
 from refserver.protocol.websocket import Timeouts
+from refserver.runtime.transport import Address
 from refserver.trace import ConnectionTrace, Tracer
-from refserver.types import ASGIApp, Scope
+from refserver.types import ASGIApp
+from refserver.types import Scope as Scope  # for runtime/websocket.py
 from refserver.violations import Policy
-
-__all__ = [
-    "CALLS_BETWEEN_YIELDS",
-    "ASGIApp",
-    "Handler",
-    "Pacer",
-    "Scope",
-    "ServerContext",
-    "record_error",
-    "record_steps",
-]
 
 CALLS_BETWEEN_YIELDS = 3  # docs/decisions.md#fairness
 
@@ -54,6 +45,18 @@ class Pacer:
             self._unyielded = 0
             return True
         return False
+
+
+def netloc(host: str, port: int | None) -> str:
+    """``host:port``, an IPv6 host in brackets (RFC 3986 §3.2.2)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def client_text(client: Address, server: Address) -> str:
+    """The client, for the logs: ``host:port``, a unix socket's, or a TCP client that reset at once."""
+    if client is not None:
+        return netloc(*client)
+    return "unix client" if server is not None and server[1] is None else "a client that already left"
 
 
 class Handler(Protocol):

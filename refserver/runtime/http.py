@@ -1,18 +1,11 @@
 """Drives one HTTPMachine over a Transport (``runtime/transport.py``): one app task per
 request, until the peer leaves, keep-alive ends, or the request upgrades to a WebSocket.
 
-The machine decides everything (it owns the h11 connection; this module never imports
-h11); this module awaits. :meth:`HTTPConnection._apply` is the one place where effects
-take hold (write bytes, start an app instance, wake the app, arm the keep-alive timer or
-the request body's, pause or resume reading, close TCP, hand over to the WebSocket runtime) and where the
-trace records every state change.
-
-- The peer's bytes, its leaving and the connection's timer arrive as calls from the
-  transport; each is one input of the machine (the timer's is the one the effects that
-  armed it named), applied at once. The machine asks for the
-  request body one chunk at a time, then reads only to notice a disconnect.
-- The connection's own task runs each request's app instance, one after the other.
-  Writes keep the order in which the machine produced the bytes.
+The machine decides everything (it owns the h11 connection); this module awaits.
+:meth:`HTTPConnection._apply` is the one place where effects take hold and where the trace
+records every state change. The transport's calls (the peer's bytes, its leaving, the timer)
+are inputs of the machine, applied at once; the connection's own task runs each request's
+app instance, one after the other.
 """
 
 from __future__ import annotations
@@ -30,9 +23,9 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
-from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
+from refserver.runtime.context import Pacer, ServerContext, client_text, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
-from refserver.runtime.transport import Address, FileEnded, PeerGone, TimerHandle, Transport
+from refserver.runtime.transport import FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
 from refserver.spec import scopes, sections
 from refserver.trace import ConnectionTrace
@@ -45,15 +38,13 @@ class HTTPConnection:
         "_body_timer",
         "_close_owed",
         "_closing",
-        "_current",
-        "_cycles",
         "_deadline",
         "_failure",
-        "_live_cycle",
+        "_live",
         "_pace",
-        "_reader_done",
         "_request_wakeup",
         "_requests",
+        "_since",
         "_state",
         "_timer",
         "_timer_at",
@@ -83,13 +74,7 @@ class HTTPConnection:
         self.ctx = ctx
         self.tls = tls  # the scope's TLS extension entry; None: plain text (http, ws)
         self.client, self.server = self.transport.addresses()
-        # For the logs: "host:port", "unix client", or a TCP client that reset at once.
-        if self.client is not None:
-            self.peer = _peer(self.client)
-        elif self.server is not None and self.server[1] is None:
-            self.peer = "unix client"
-        else:
-            self.peer = "a client that already left"
+        self.peer = client_text(self.client, self.server)  # for the logs
         self.conn_id = ctx.new_connection_id()
         self.trace: ConnectionTrace | None = ctx.trace_for(self.conn_id, "http")
         self.machine = HTTPMachine(
@@ -105,9 +90,9 @@ class HTTPConnection:
         self._closing = False
         self._app_wakeup = new_wakeup()
         self._app_waiters = 0  # receive() calls blocked on _app_wakeup
-        # The app instance whose receive() and send() are live (0: none).
-        self._live_cycle = 0
-        self._cycles = 0
+        # The request whose app instance's receive() and send() are live, and since when.
+        self._live: RequestHead | None = None
+        self._since = 0.0
         # The connection's one timer: its deadline, whether it is the request body's (else the
         # keep-alive timer's; the effects that armed it say), and the transport timer armed
         # for it (at _timer_at).
@@ -119,17 +104,13 @@ class HTTPConnection:
         # Requests wait here for the connection's own task, which runs their app instances
         # (the machine reads the next request once the app instance before it has returned:
         # docs/decisions.md#one-instance-per-connection).
-        self._requests: list[tuple[RequestHead, int]] = []
+        self._requests: list[RequestHead] = []
         self._request_wakeup = new_wakeup()
-        self._reader_done = False  # no more input: the connection closes or upgrades
         # One count for the connection's app instances, one after the other
         # (docs/decisions.md#fairness, docs/implementation.md#http-fairness-count): it starts
         # again when the connection's task waits for the next request.
         self._pace = Pacer()
         self._failure: Exception | None = None
-        # What the connection's app instance serves, and since when (for the shutdown timeout's
-        # record): a request head, or the WebSocket's path.
-        self._current: tuple[RequestHead | str, float] | None = None
 
     async def run(self) -> None:
         await self.transport.run(self._run)
@@ -167,22 +148,14 @@ class HTTPConnection:
 
     def _on_timer(self) -> None:
         armed_for, self._timer, self._timer_at = self._timer_at, None, math.inf
-        if self._close_owed or self._upgrade is not None:
-            return
         deadline = self._deadline
-        if deadline == math.inf:
-            return  # disarmed since (a request is being served)
+        if self._close_owed or self._upgrade is not None or deadline == math.inf:
+            return  # no more input, or disarmed since (a request is being served)
         if armed_for < deadline:
             # The deadline moved on since this timer was armed: wait for the new one.
             self._timer_at = deadline
             self._timer = self.transport.call_at(deadline, self._on_timer)
             return
-        try:
-            self._timer_fired()
-        except Exception as exc:
-            self.failed(exc)
-
-    def _timer_fired(self) -> None:
         self._deadline = math.inf
         machine = self.machine
         given, name = (
@@ -190,9 +163,12 @@ class HTTPConnection:
             if self._body_timer
             else (Input.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
         )
-        if self.trace is not None:  # the rule of the row the timer is judged by
-            self.trace.record("timer", self._state, machine.section_for(given), name)
-        self._apply(machine.body_timeout() if self._body_timer else machine.keep_alive_timeout())
+        try:
+            if self.trace is not None:  # the rule of the row the timer is judged by
+                self.trace.record("timer", self._state, machine.section_for(given), name)
+            self._apply(machine.body_timeout() if self._body_timer else machine.keep_alive_timeout())
+        except Exception as exc:
+            self.failed(exc)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -201,9 +177,8 @@ class HTTPConnection:
             self._timer_at = math.inf
 
     def _done_reading(self) -> None:
-        """No more input for this machine: the connection closes or upgrades."""
+        """No more input for this machine: the connection closes (``_close_owed``) or upgrades."""
         self._cancel_timer()
-        self._reader_done = True
         self._request_wakeup.fire()
 
     async def shutdown(self) -> None:
@@ -215,40 +190,35 @@ class HTTPConnection:
         self._apply(self.machine.server_shutdown())
 
     async def shutdown_timed_out(self) -> None:
-        """Record and answer this connection's app, still running at the shutdown timeout.
-
-        The server is about to cancel it (docs/decisions.md#shutdown-timeout-503). Name it in a
-        WARNING. Answer a response that had not started with 503 and ``connection: close``, then
-        close the connection (traced, access-logged); the app's later messages are ignored. A
-        WebSocket already got its 1001. Do nothing when no app instance runs."""
-        current = self._current
-        if current is None:
-            return
-        served, since = current
-        ran = f"{self.transport.now() - since:.1f} s"
+        """Record and answer this connection's app, still running at the shutdown timeout, which
+        the server is about to cancel (docs/decisions.md#shutdown-timeout-503)."""
+        ran = f"{self.transport.now() - self._since:.1f} s"
         why = "shutdown timeout: the server cancels the app"
-        websocket = self._websocket
+        websocket, head = self._websocket, self._live
         if websocket is not None:
             if websocket.trace is not None:
                 websocket.trace.record("timer", websocket.machine.state.name, sections.WS_DISCONNECT, why)
-            _cancelled(self.ctx, f"WebSocket {served} from {self.peer} (open {ran}; close 1001 sent at shutdown)")
+            what = f"WebSocket {websocket.scope['path']} from {self.peer} (open {ran}; close 1001 sent at shutdown)"
+            _cancelled(self.ctx, what)
             return
-        if self._live_cycle == 0 or not isinstance(served, RequestHead):
+        if head is None:
             return  # between requests
         if self.trace is not None:
             self.trace.record("timer", self._state, "RFC 9110 §15.6.4", why)
-        self._live_cycle = 0  # from now on the app's receive() and send() are those of an ended app
+        self._live = None  # from now on the app's receive() and send() are those of an ended app
         fx = self.machine.shutdown_timeout()
         self._apply(fx)
         status = fx.ended_status
-        path = served.target.decode("latin-1")
         answer = "answered 503" if status == 503 else "its response cut" if status else "no response"
-        _cancelled(self.ctx, f"{served.method} {path} from {self.peer} (ran {ran}; {answer})")
-        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                '%s - "%s %s HTTP/%s" %s', self.peer, served.method, path, served.http_version, status or "-"
-            )
+        _cancelled(self.ctx, f"{head.method} {head.target.decode('latin-1')} from {self.peer} (ran {ran}; {answer})")
+        self._log_access(head, status)
         await self._flush_or_lose()
+
+    def _log_access(self, head: RequestHead, status: int) -> None:
+        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
+            target, version = head.target.decode("latin-1"), head.http_version
+            answer = status or "- (client gone before a response)"
+            access_log.info('%s - "%s %s HTTP/%s" %s', self.peer, head.method, target, version, answer)
 
     # ------------------------------------------------------------------ effects
 
@@ -282,9 +252,7 @@ class HTTPConnection:
         if "reading" in given:
             self.transport.set_reading(given["reading"])
         if "request" in given:
-            self._cycles += 1
-            self._live_cycle = self._cycles
-            self._requests.append((given["request"], self._cycles))
+            self._requests.append(given["request"])
             self._request_wakeup.fire()
         if "upgrade" in given or "tcp" in given:
             self._upgrade = fx.upgrade or self._upgrade
@@ -342,10 +310,9 @@ class HTTPConnection:
         done (the connection closes or upgrades) and no request waits."""
         while True:
             if self._requests:
-                head, cycle = self._requests.pop(0)
-                await self._serve(head, cycle)
-            elif self._reader_done:
-                return
+                await self._serve(self._requests.pop(0))
+            elif self._close_owed or self._upgrade is not None:
+                return  # no more input
             else:
                 # No request waits: the next one can only come from a later pass of the event
                 # loop, so this is a wait (docs/implementation.md#http-fairness-count).
@@ -354,7 +321,7 @@ class HTTPConnection:
 
     # ------------------------------------------------------------------ one request
 
-    async def _serve(self, head: RequestHead, cycle: int) -> None:
+    async def _serve(self, head: RequestHead) -> None:
         """Run one app instance for one request; the machine takes it from there."""
         scope = scopes.http_scope(
             method=head.method,
@@ -369,10 +336,10 @@ class HTTPConnection:
         )
         machine, trace = self.machine, self.trace
         pace = self._pace  # docs/decisions.md#fairness, docs/implementation.md#http-fairness-count
-        self._current = (head, self.transport.now())
+        self._live, self._since = head, self.transport.now()
 
         async def receive() -> MutableMapping[str, Any]:
-            if cycle != self._live_cycle:
+            if head is not self._live:
                 # A receive() of an app instance that has ended: its response is over.
                 await anyio.lowlevel.checkpoint()
                 return {"type": "http.disconnect"}
@@ -397,7 +364,7 @@ class HTTPConnection:
                     self._app_waiters -= 1
 
         async def send(message: MutableMapping[str, Any]) -> None:
-            if cycle != self._live_cycle:
+            if head is not self._live:
                 # A send() of an app instance that has ended: ignored like any message
                 # after the response completed (www spec 2.5, "Response Body - send event").
                 if trace is not None:
@@ -449,23 +416,13 @@ class HTTPConnection:
                     scope["path"],
                     machine.state.name,
                 )
-        if self._live_cycle != cycle:
+        if head is not self._live:
             return  # cancelled at the shutdown timeout: answered and recorded by shutdown_timed_out()
-        self._live_cycle = 0
-        self._current = None
+        self._live = None
         fx = machine.app_ended(raised=raised)
-        status = fx.ended_status
         if "write" in self._apply(fx):
             await self._flush_or_lose()
-        if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                '%s - "%s %s HTTP/%s" %s',
-                self.peer,
-                scope["method"],
-                head.target.decode("latin-1"),
-                scope["http_version"],
-                status or "- (client gone before a response)",
-            )
+        self._log_access(head, fx.ended_status)
 
     # ------------------------------------------------------------------ websocket
 
@@ -491,7 +448,7 @@ class HTTPConnection:
             client=self.peer,
             trace=self.ctx.trace_for(self.conn_id, "ws"),
         )
-        self._current = (scope["path"], self.transport.now())
+        self._since = self.transport.now()
         shutting_down = self._closing or self.machine.shutting_down
         # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
         # open for hours does not keep it.
@@ -504,7 +461,3 @@ class HTTPConnection:
 
 def _cancelled(ctx: ServerContext, what: str) -> None:
     error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)
-
-
-def _peer(client: Address) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix client"

@@ -19,11 +19,12 @@ from refserver.errors import ASGIProtocolError, LifespanFailure
 from refserver.logs import error_log
 from refserver.protocol.effects import Effects
 from refserver.protocol.lifespan import Cause, LifespanMachine, State
-from refserver.runtime.context import ASGIApp, record_error, record_steps
+from refserver.runtime.context import record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
 from refserver.spec import sections
 from refserver.spec.versions import LIFESPAN_ASGI
 from refserver.trace import ConnectionTrace
+from refserver.types import ASGIApp
 
 
 class Lifespan:

@@ -24,7 +24,7 @@ from refserver.errors import LifespanFailure
 from refserver.loading import as_asgi3
 from refserver.logs import error_log
 from refserver.runtime.asyncio_transport import AsyncioTransport
-from refserver.runtime.context import ServerContext
+from refserver.runtime.context import ServerContext, client_text, netloc
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
@@ -33,7 +33,7 @@ from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import Transport
+from refserver.runtime.transport import Transport, addresses
 from refserver.trace import Tracer
 
 
@@ -52,9 +52,7 @@ class Listening:
         first = self.addresses[0]
         if isinstance(first, str):
             return f"unix:{first}"
-        host, port = first
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{netloc(*first)}"
 
     @property
     def port(self) -> int:
@@ -120,22 +118,18 @@ async def _open_transport(
 
 
 def _peer_of(conn: socket.socket) -> str:
-    """The client of an accepted socket, for the logs: ``host:port`` or ``unix client``."""
-    if conn.family == socket.AF_UNIX:
-        return "unix client"
+    """The client of an accepted socket, for the logs (:func:`client_text`)."""
     try:
-        host, port = conn.getpeername()[:2]
+        remote = conn.getpeername()
     except OSError:
-        return "a client that already left"
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        remote = None
+    return client_text(*addresses(conn.getsockname(), remote))
 
 
 def _cannot_listen(config: Config, exc: OSError) -> OSError:
     """The bind error, naming the address: ``str()`` gives
     ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
-    host, port = config.host, config.port
-    address = config.uds or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return OSError(exc.errno, exc.strerror or str(exc), address)
+    return OSError(exc.errno, exc.strerror or str(exc), config.uds or netloc(config.host, config.port))
 
 
 async def serve(
@@ -155,9 +149,26 @@ async def serve(
     """
     config = config or Config()
     tls = load_tls(config)
+    cannot_listen: OSError | None = None
     try:
         with _tracer(config) as tracer:
-            await _serve(app, config, tls, shutdown_trigger, task_status, tracer)
+            ctx = ServerContext(as_asgi3(app), config, tracer)
+            lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
+            async with anyio.create_task_group() as root:
+                if config.lifespan != "off":
+                    await lifespan.startup(root)
+                try:
+                    listener, socks = await _open_listener(config)
+                except OSError as exc:
+                    # The app started; let it clean up before the bind error ends serve(). A failed
+                    # shutdown is logged by Lifespan; the error to report is the bind error.
+                    cannot_listen = _cannot_listen(config, exc)
+                    cannot_listen.__cause__ = exc
+                    with contextlib.suppress(LifespanFailure):
+                        await lifespan.shutdown(config.shutdown_timeout_s)
+                else:
+                    await _serve_connections(ctx, tls, listener, socks, shutdown_trigger, task_status)
+                    await lifespan.shutdown(config.shutdown_timeout_s)
     except BaseExceptionGroup as group:
         # Task groups wrap errors; a lifespan failure is the one error serve() promises
         # to raise, so it comes out as itself.
@@ -167,6 +178,9 @@ async def serve(
         if not isinstance(inner, LifespanFailure):
             raise
         raise inner from None
+    if cannot_listen is not None:
+        # Raised outside the task group, so it is not wrapped in an exception group.
+        raise cannot_listen
 
 
 @contextlib.contextmanager
@@ -186,46 +200,15 @@ def _tracer(config: Config) -> Iterator[Tracer | None]:
         )
 
 
-async def _serve(
-    app: Any,
-    config: Config,
-    tls: ServerTLS | None,
-    shutdown_trigger: Callable[[], Awaitable[object]] | None,
-    task_status: anyio.abc.TaskStatus[Listening],
-    tracer: Tracer | None,
-) -> None:
-    ctx = ServerContext(as_asgi3(app), config, tracer)
-    lifespan = Lifespan(ctx.app, config.lifespan, ctx.state, trace=ctx.trace_for("lifespan", "lifespan"))
-    cannot_listen: OSError | None = None
-    async with anyio.create_task_group() as root:
-        if config.lifespan != "off":
-            await lifespan.startup(root)
-        try:
-            listener, socks = await _open_listener(config)
-        except OSError as exc:
-            # The app started; let it clean up before the bind error ends serve(). A failed
-            # shutdown is logged by Lifespan; the error to report is the bind error.
-            cannot_listen = _cannot_listen(config, exc)
-            cannot_listen.__cause__ = exc
-            with contextlib.suppress(LifespanFailure):
-                await lifespan.shutdown(config.shutdown_timeout_s)
-        else:
-            await _serve_connections(ctx, config, tls, listener, socks, shutdown_trigger, task_status)
-            await lifespan.shutdown(config.shutdown_timeout_s)
-    if cannot_listen is not None:
-        # Raised outside the task group, so it is not wrapped in an exception group.
-        raise cannot_listen
-
-
 async def _serve_connections(
     ctx: ServerContext,
-    config: Config,
     tls: ServerTLS | None,
     listener: anyio.abc.Listener[Any],
     socks: list[socket.socket],
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     task_status: anyio.abc.TaskStatus[Listening],
 ) -> None:
+    config = ctx.config
     try:
         async with open_task_group() as connections:
 
