@@ -859,84 +859,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
 
-    def _first_body(self, message: Message) -> None:
-        """Write the held status line and headers with the first body chunk. A body sent in
-        one message gets a Content-Length, and completes the response."""
+    def _body(self, message: Message) -> None:
+        """Write the body chunk, the first after the held status line and headers (a body sent
+        in one message gets a Content-Length). The last completes the response, or leaves the
+        trailers owed."""
         body, more = messages.response_body(message)
-        data = self._send_held(len(body), more)
-        try:
-            out = data + self._body_bytes(body, more)
-        except ASGIProtocolError as exc:
-            # h11 took the head but refuses the body (it contradicts the app's own
-            # Content-Length): nothing is written, so a response that lies about its length
-            # never reaches the wire; the app's send() raises once this is applied.
-            self._head_sent()
-            self._fx.error = exc.with_state(self.state.name)
-            return
-        self._fx.add_write(out)  # never empty: it holds the head
-        if more or self.trailers is not None:
-            self._body_sent(more, held=True)
-            return
-        self._enter(
-            State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
-        )
-        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
-
-    def _next_body(self, message: Message) -> None:
-        """Write the body chunk. The last one completes the response."""
-        body, more = messages.response_body(message)
-        self._write(self._body_bytes(body, more))
-        self._body_sent(more, held=False)
-
-    def _body_bytes(self, body: bytes, more: bool) -> bytes:
-        """Give the wire bytes of a body message."""
-        out = b""
-        # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
-        # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
-        if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
-            out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more and self.trailers is None:  # with trailers, the end is the trailers message's
-            out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
-        return out
-
-    def _send_held(self, length: int, more: bool) -> bytes:
-        """Give the held status line and headers; a body sent whole has ``length`` bytes."""
-        head = self.start
-        if head is None:  # pragma: no cover - START_HELD implies a held head
-            raise RuntimeError("START_HELD without a head")
-        if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
-            # The whole body is known: frame it with Content-Length (for HEAD too, where
-            # it tells what a GET would have carried; RFC 9110 §9.3.2).
-            head = internals.h11_response_with_header(head, b"content-length", str(length).encode())
-        data = self._h11_send(head, "http.response.start")
-        self.start = None
-        return data
-
-    def _head_sent(self) -> None:
-        self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
-
-    def _body_sent(self, more: bool, held: bool) -> None:
-        """Move on after a body message (``held``: the first, which wrote the head): more is
-        to come, the trailers are owed, or the response is complete."""
-        if more:
-            if held:
-                self._head_sent()
-        elif self.trailers is not None:
-            # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
-            # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
-            self._enter(
-                State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
-            )
-        else:
-            self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
-            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
-
-    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
-        try:
-            return self.conn.send(event) or b""
-        except h11.LocalProtocolError as exc:
-            self._end_after(Persistence.CLOSE)
-            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None
+        self._send_body("http.response.body", body, more)
 
     def _file(self, message: Message) -> None:
         """Frame a file body as a body message's bytes would be, and hand the file to the
@@ -950,43 +878,83 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         else:
             file, more = http_extensions.zerocopy_file(message), message.get("more_body", False)
         try:
-            self._file_body(kind, file, more)
+            self._send_body(kind, file, more)
         except BaseException:
             file.close()
             raise
         if self._fx.file is None:
-            file.close()  # nothing of it is sent (HEAD, 204, 304, or no bytes)
+            file.close()  # nothing of it is sent (HEAD, 204, 304, no bytes, or an error)
 
-    def _file_body(self, kind: str, file: http_extensions.FileBody, more: bool) -> None:
-        held = self.start is not None
-        out = self._send_held(file.count, more) if held else b""  # START_HELD: the held head goes first
-        after = b""
-        sent = file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES
-        if sent:
-            try:
-                # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
-                pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
-            except h11.LocalProtocolError as exc:
-                # More than the app's own Content-Length: nothing of the body is written.
-                self._end_after(Persistence.CLOSE)
-                self._write(out)
-                if held:
-                    self._head_sent()
-                self._fx.error = ASGIProtocolError(
-                    kind, f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
-                ).with_state(self.state.name)
-                return
-            at = next(i for i, piece in enumerate(pieces) if piece is file)
-            out += b"".join(pieces[:at])
-            after = b"".join(pieces[at + 1 :])
-        if not more and self.trailers is None:
-            after += self._h11_send(_END_OF_MESSAGE, "http.response.body")
-        if sent:
-            self._fx.file = http_extensions.FileWrite(file, after)
+    def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
+        """Write a body message's bytes, or its file's framing around ``HTTPEffects.file``; the
+        first goes after the held status line and headers, and a body sent whole gets a
+        Content-Length. Then more is to come, the trailers are owed, or the response is complete."""
+        head, out, after, file = self.start, b"", b"", None
+        held = head is not None
+        if head is not None:
+            if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+                # The whole body is known: frame it with Content-Length (for HEAD too, where
+                # it tells what a GET would have carried; RFC 9110 §9.3.2).
+                head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
+            out = self._h11_send(head, "http.response.start")
+            self.start = None
+        try:
+            # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
+            # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
+            if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+                # h11 passes a file through where its bytes go, framed by its len() (h11's way to sendfile).
+                pieces = self._h11_pieces(h11.Data(data=body), kind)  # type: ignore[arg-type]
+                if isinstance(body, bytes):
+                    out += b"".join(pieces)
+                else:
+                    at = pieces.index(body)
+                    out += b"".join(pieces[:at])
+                    after, file = b"".join(pieces[at + 1 :]), body
+            if not more and self.trailers is None:  # with trailers, the end is the trailers message's
+                after += self._h11_send(_END_OF_MESSAGE, kind)
+        except ASGIProtocolError as exc:
+            if not held:
+                raise
+            # h11 took the head but refuses the body (it contradicts the app's own
+            # Content-Length): nothing is written, so a response that lies about its length
+            # never reaches the wire; the app's send() raises once this is applied.
+            self._head_sent()
+            self._fx.error = exc.with_state(self.state.name)
+            return
+        if file is not None:
+            self._fx.file, after = http_extensions.FileWrite(file, after), b""
+        self._write(out + after)
+        if more:
+            if held:
+                self._head_sent()
+        elif self.trailers is not None:
+            # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
+            # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
+            self._enter(
+                State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
+            )
         else:
-            out += after
-        self._write(out)
-        self._body_sent(more, held)
+            why = f"HTTP {self.status} response sent in one body message" if held else "the last body message was sent"
+            self._enter(State.COMPLETE, why, sections.HTTP_RESPONSE_BODY)
+            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
+
+    def _head_sent(self) -> None:
+        self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+
+    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
+        return b"".join(self._h11_pieces(event, kind))
+
+    def _h11_pieces(self, event: h11.Event, kind: str) -> list[Any]:
+        """Give h11's bytes for the event, in pieces (a file body passes through as itself).
+
+        Raises:
+            ASGIProtocolError: h11 cannot send it; the connection closes after this cycle.
+        """
+        try:
+            return self.conn.send_with_data_passthrough(event) or []
+        except h11.LocalProtocolError as exc:
+            self._end_after(Persistence.CLOSE)
+            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None
 
     def _take_trailers(self, message: Message) -> None:
         """Collect the trailer fields. The last trailers message ends the response: with the
@@ -1116,14 +1084,8 @@ _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
 _rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
 _rows((S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
-_rows(
-    (S.START_HELD,),
-    I.BODY,
-    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
-    M._first_body,
-    sections.HTTP_RESPONSE_BODY,
-)
-_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
+_rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._body, sections.HTTP_RESPONSE_BODY)
+_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._body, sections.HTTP_RESPONSE_BODY)
 _rows((S.AWAITING_TRAILERS,), I.BODY, (), M._misuse, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)

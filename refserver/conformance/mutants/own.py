@@ -67,8 +67,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a whole body is sent chunked instead of with Content-Length",
         _HTTP,
         "if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:\n"
-        "            # The whole body is known",
-        "if False:\n            # The whole body is known",
+        "                # The whole body is known",
+        "if False:\n                # The whole body is known",
     ),
     SourceMutant(
         "http.app-transfer-encoding-kept",
