@@ -37,11 +37,8 @@ cache of checked response heads (``heads``, :class:`~refserver.protocol.response
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
-Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies.
-``TABLE`` has one row per (state, input) that can happen: the states it leads to, the action
-and the spec section; a pair without a row is an error naming the state, the input and the
-input's section. Every h11 error becomes a status or a quiet close here; none reaches the
-runtime. The WebSocket upgrade hands over a
+Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies. Every h11
+error becomes a status or a quiet close here. The WebSocket upgrade hands over a
 :class:`~refserver.protocol.websocket.WebSocketMachine` on the same ``h11.Connection``, which
 still holds the bytes that followed the handshake.
 """
@@ -70,12 +67,6 @@ _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
-
-
-def disconnect_event() -> dict[str, Any]:
-    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event"): an
-    app that writes into one changes nothing for any other."""
-    return {"type": "http.disconnect"}
 
 
 def scope_http_version(version: bytes) -> str | None:
@@ -227,20 +218,6 @@ _UNFINISHED = {
     ),
 }
 _UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
-# The section an input is judged by when no row covers it (an app's message: its own,
-# sections.MESSAGES).
-_INPUT_SECTIONS = {
-    Input.OTHER_MESSAGE: sections.CORE_ERRORS,
-    Input.RECEIVE: sections.HTTP_DISCONNECT,
-    Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
-    Input.APP_RAISED: sections.CORE_ERRORS,
-    Input.BYTES: _RFC_MESSAGE,
-    Input.PEER_GONE: _RFC_CLOSE,
-    Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
-    Input.BODY_TIMEOUT: _RFC_TIMEOUT,
-    Input.SHUTDOWN: _RFC_CLOSE,
-    Input.SHUTDOWN_TIMEOUT: _RFC_UNAVAILABLE,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +411,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _section_of(self, given: Input) -> str:
-        return sections.MESSAGES.get(given.value) or _INPUT_SECTIONS[given]
+        return next(row.section for row in TABLE.values() if row.input is given)  # its first row's
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -469,11 +446,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _read_head(self, data: bytes) -> None:
         """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
-        refusal; part of one waits for the rest.
-
-        One row changes the state once: a body or an upgrade request's end that came in the
-        same bytes as its head, or a pipelined request behind a completed response, is the
-        row's of the state entered (``BYTES`` with nothing new, since h11 already holds them)."""
+        refusal; part of one waits for the rest."""
         if data:
             if not self._unparsed:
                 self._head_source = data  # the head begins with these bytes
@@ -585,8 +558,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         head_only: bool = False,
     ) -> None:
         """Write a whole response of the server's own, if h11 can still send one."""
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
         try:
             data = complete_response(
                 self.conn, status, body, headers=headers, date=date or self._date_source(), head_only=head_only
@@ -795,7 +766,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # is called after a response has been sent", on every such call; request body the
         # app left unread is not delivered after that (docs/decisions.md).
         if self.state is State.COMPLETE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return
         body = self.body
         if body in _BODY_WAITS:
@@ -808,7 +779,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
         if self.state is State.CLIENT_GONE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return
         if body is Body.CONTINUE_OWED:
             # The first time the app waits for the body: 100 Continue if the client waits
@@ -1079,35 +1050,28 @@ _rows = _table.add
 # client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
 # A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
+# What the first body message may lead to (the head goes with it).
+_FIRST_BODY_LEADS = (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS)
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
+for _input in (I.BODY, I.EARLY_HINT, I.PATHSEND, I.ZEROCOPYSEND):  # before http.response.start
+    _rows((S.AWAITING_START,), _input, (), M._misuse, sections.MESSAGES[_input.value])
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
-_rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
 _rows((S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
-_rows((S.START_HELD,), I.BODY, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._body, sections.HTTP_RESPONSE_BODY)
+_rows((S.START_HELD,), I.BODY, _FIRST_BODY_LEADS, M._body, sections.HTTP_RESPONSE_BODY)
 _rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._body, sections.HTTP_RESPONSE_BODY)
-_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._misuse, sections.HTTP_TRAILERS)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)
-_rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
 _rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINTS)
 _rows((S.SENDING_BODY, S.AWAITING_TRAILERS), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
 _rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misuse, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
-_rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
+_rows((S.START_HELD,), I.PATHSEND, _FIRST_BODY_LEADS, M._file, sections.HTTP_PATHSEND)
 _rows((S.SENDING_BODY,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
-_rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
-_rows(
-    (S.START_HELD,),
-    I.ZEROCOPYSEND,
-    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
-    M._file,
-    sections.HTTP_ZEROCOPYSEND,
-)
+_rows((S.START_HELD,), I.ZEROCOPYSEND, _FIRST_BODY_LEADS, M._file, sections.HTTP_ZEROCOPYSEND)
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
-_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._misuse, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_TRAILERS)
+for _input in (I.BODY, I.PATHSEND, I.ZEROCOPYSEND):  # http.response.trailers is owed
+    _rows((S.AWAITING_TRAILERS,), _input, (), M._misuse, sections.HTTP_TRAILERS)
 for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)

@@ -112,7 +112,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a receive() after the response completed hangs instead of returning http.disconnect",
         _HTTP,
         """        if self.state is State.COMPLETE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return""",
         """        if self.state is State.COMPLETE:
             return""",
@@ -122,7 +122,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a receive() after the client left hangs instead of returning http.disconnect",
         _HTTP,
         """        if self.state is State.CLIENT_GONE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return""",
         """        if self.state is State.CLIENT_GONE:
             return""",
