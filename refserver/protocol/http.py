@@ -37,11 +37,8 @@ cache of checked response heads (``heads``, :class:`~refserver.protocol.response
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
-Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies.
-``TABLE`` has one row per (state, input) that can happen: the states it leads to, the action
-and the spec section; a pair without a row is an error naming the state, the input and the
-input's section. Every h11 error becomes a status or a quiet close here; none reaches the
-runtime. The WebSocket upgrade hands over a
+Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies. Every h11
+error becomes a status or a quiet close here. The WebSocket upgrade hands over a
 :class:`~refserver.protocol.websocket.WebSocketMachine` on the same ``h11.Connection``, which
 still holds the bytes that followed the handshake.
 """
@@ -70,12 +67,6 @@ _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
-
-
-def disconnect_event() -> dict[str, Any]:
-    """Make a fresh ``http.disconnect`` event (www spec 2.5, "Disconnect - receive event"): an
-    app that writes into one changes nothing for any other."""
-    return {"type": "http.disconnect"}
 
 
 def scope_http_version(version: bytes) -> str | None:
@@ -227,20 +218,6 @@ _UNFINISHED = {
     ),
 }
 _UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
-# The section an input is judged by when no row covers it (an app's message: its own,
-# sections.MESSAGES).
-_INPUT_SECTIONS = {
-    Input.OTHER_MESSAGE: sections.CORE_ERRORS,
-    Input.RECEIVE: sections.HTTP_DISCONNECT,
-    Input.APP_RETURNED: sections.HTTP_RESPONSE_BODY,
-    Input.APP_RAISED: sections.CORE_ERRORS,
-    Input.BYTES: _RFC_MESSAGE,
-    Input.PEER_GONE: _RFC_CLOSE,
-    Input.KEEP_ALIVE_TIMEOUT: _RFC_PERSISTENCE,
-    Input.BODY_TIMEOUT: _RFC_TIMEOUT,
-    Input.SHUTDOWN: _RFC_CLOSE,
-    Input.SHUTDOWN_TIMEOUT: _RFC_UNAVAILABLE,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +411,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _section_of(self, given: Input) -> str:
-        return sections.MESSAGES.get(given.value) or _INPUT_SECTIONS[given]
+        return next(row.section for row in TABLE.values() if row.input is given)  # its first row's
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -469,11 +446,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _read_head(self, data: bytes) -> None:
         """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
-        refusal; part of one waits for the rest.
-
-        One row changes the state once: a body or an upgrade request's end that came in the
-        same bytes as its head, or a pipelined request behind a completed response, is the
-        row's of the state entered (``BYTES`` with nothing new, since h11 already holds them)."""
+        refusal; part of one waits for the rest."""
         if data:
             if not self._unparsed:
                 self._head_source = data  # the head begins with these bytes
@@ -585,8 +558,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         head_only: bool = False,
     ) -> None:
         """Write a whole response of the server's own, if h11 can still send one."""
-        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
         try:
             data = complete_response(
                 self.conn, status, body, headers=headers, date=date or self._date_source(), head_only=head_only
@@ -795,7 +766,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # is called after a response has been sent", on every such call; request body the
         # app left unread is not delivered after that (docs/decisions.md).
         if self.state is State.COMPLETE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return
         body = self.body
         if body in _BODY_WAITS:
@@ -808,7 +779,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         # ... "or after the HTTP connection has been closed": body that fully arrived
         # before the connection was lost is still delivered first.
         if self.state is State.CLIENT_GONE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return
         if body is Body.CONTINUE_OWED:
             # The first time the app waits for the body: 100 Continue if the client waits
@@ -859,84 +830,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             State.START_HELD, "http.response.start held until the first body message", sections.HTTP_RESPONSE_START
         )
 
-    def _first_body(self, message: Message) -> None:
-        """Write the held status line and headers with the first body chunk. A body sent in
-        one message gets a Content-Length, and completes the response."""
+    def _body(self, message: Message) -> None:
+        """Write the body chunk, the first after the held status line and headers (a body sent
+        in one message gets a Content-Length). The last completes the response, or leaves the
+        trailers owed."""
         body, more = messages.response_body(message)
-        data = self._send_held(len(body), more)
-        try:
-            out = data + self._body_bytes(body, more)
-        except ASGIProtocolError as exc:
-            # h11 took the head but refuses the body (it contradicts the app's own
-            # Content-Length): nothing is written, so a response that lies about its length
-            # never reaches the wire; the app's send() raises once this is applied.
-            self._head_sent()
-            self._fx.error = exc.with_state(self.state.name)
-            return
-        self._fx.add_write(out)  # never empty: it holds the head
-        if more or self.trailers is not None:
-            self._body_sent(more, held=True)
-            return
-        self._enter(
-            State.COMPLETE, f"HTTP {self.status} response sent in one body message", sections.HTTP_RESPONSE_BODY
-        )
-        self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
-
-    def _next_body(self, message: Message) -> None:
-        """Write the body chunk. The last one completes the response."""
-        body, more = messages.response_body(message)
-        self._write(self._body_bytes(body, more))
-        self._body_sent(more, held=False)
-
-    def _body_bytes(self, body: bytes, more: bool) -> bytes:
-        """Give the wire bytes of a body message."""
-        out = b""
-        # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
-        # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
-        if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
-            out = self._h11_send(h11.Data(data=body), "http.response.body")
-        if not more and self.trailers is None:  # with trailers, the end is the trailers message's
-            out += self._h11_send(_END_OF_MESSAGE, "http.response.body")
-        return out
-
-    def _send_held(self, length: int, more: bool) -> bytes:
-        """Give the held status line and headers; a body sent whole has ``length`` bytes."""
-        head = self.start
-        if head is None:  # pragma: no cover - START_HELD implies a held head
-            raise RuntimeError("START_HELD without a head")
-        if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
-            # The whole body is known: frame it with Content-Length (for HEAD too, where
-            # it tells what a GET would have carried; RFC 9110 §9.3.2).
-            head = internals.h11_response_with_header(head, b"content-length", str(length).encode())
-        data = self._h11_send(head, "http.response.start")
-        self.start = None
-        return data
-
-    def _head_sent(self) -> None:
-        self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
-
-    def _body_sent(self, more: bool, held: bool) -> None:
-        """Move on after a body message (``held``: the first, which wrote the head): more is
-        to come, the trailers are owed, or the response is complete."""
-        if more:
-            if held:
-                self._head_sent()
-        elif self.trailers is not None:
-            # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
-            # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
-            self._enter(
-                State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
-            )
-        else:
-            self._enter(State.COMPLETE, "the last body message was sent", sections.HTTP_RESPONSE_BODY)
-            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
-
-    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
-        try:
-            return self.conn.send(event) or b""
-        except h11.LocalProtocolError as exc:
-            self._end_after(Persistence.CLOSE)
-            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None
+        self._send_body("http.response.body", body, more)
 
     def _file(self, message: Message) -> None:
         """Frame a file body as a body message's bytes would be, and hand the file to the
@@ -950,43 +849,83 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         else:
             file, more = http_extensions.zerocopy_file(message), message.get("more_body", False)
         try:
-            self._file_body(kind, file, more)
+            self._send_body(kind, file, more)
         except BaseException:
             file.close()
             raise
         if self._fx.file is None:
-            file.close()  # nothing of it is sent (HEAD, 204, 304, or no bytes)
+            file.close()  # nothing of it is sent (HEAD, 204, 304, no bytes, or an error)
 
-    def _file_body(self, kind: str, file: http_extensions.FileBody, more: bool) -> None:
-        held = self.start is not None
-        out = self._send_held(file.count, more) if held else b""  # START_HELD: the held head goes first
-        after = b""
-        sent = file.count and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES
-        if sent:
-            try:
-                # h11 passes the file through where its bytes go, framed by its len() (h11's way to sendfile).
-                pieces: list[Any] = self.conn.send_with_data_passthrough(h11.Data(data=file)) or []  # type: ignore[arg-type]
-            except h11.LocalProtocolError as exc:
-                # More than the app's own Content-Length: nothing of the body is written.
-                self._end_after(Persistence.CLOSE)
-                self._write(out)
-                if held:
-                    self._head_sent()
-                self._fx.error = ASGIProtocolError(
-                    kind, f"cannot be sent: {exc}", sections.HTTP_RESPONSE_BODY
-                ).with_state(self.state.name)
-                return
-            at = next(i for i, piece in enumerate(pieces) if piece is file)
-            out += b"".join(pieces[:at])
-            after = b"".join(pieces[at + 1 :])
-        if not more and self.trailers is None:
-            after += self._h11_send(_END_OF_MESSAGE, "http.response.body")
-        if sent:
-            self._fx.file = http_extensions.FileWrite(file, after)
+    def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
+        """Write a body message's bytes, or its file's framing around ``HTTPEffects.file``; the
+        first goes after the held status line and headers, and a body sent whole gets a
+        Content-Length. Then more is to come, the trailers are owed, or the response is complete."""
+        head, out, after, file = self.start, b"", b"", None
+        held = head is not None
+        if head is not None:
+            if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
+                # The whole body is known: frame it with Content-Length (for HEAD too, where
+                # it tells what a GET would have carried; RFC 9110 §9.3.2).
+                head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
+            out = self._h11_send(head, "http.response.start")
+            self.start = None
+        try:
+            # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
+            # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
+            if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
+                # h11 passes a file through where its bytes go, framed by its len() (h11's way to sendfile).
+                pieces = self._h11_pieces(h11.Data(data=body), kind)  # type: ignore[arg-type]
+                if isinstance(body, bytes):
+                    out += b"".join(pieces)
+                else:
+                    at = pieces.index(body)
+                    out += b"".join(pieces[:at])
+                    after, file = b"".join(pieces[at + 1 :]), body
+            if not more and self.trailers is None:  # with trailers, the end is the trailers message's
+                after += self._h11_send(_END_OF_MESSAGE, kind)
+        except ASGIProtocolError as exc:
+            if not held:
+                raise
+            # h11 took the head but refuses the body (it contradicts the app's own
+            # Content-Length): nothing is written, so a response that lies about its length
+            # never reaches the wire; the app's send() raises once this is applied.
+            self._head_sent()
+            self._fx.error = exc.with_state(self.state.name)
+            return
+        if file is not None:
+            self._fx.file, after = http_extensions.FileWrite(file, after), b""
+        self._write(out + after)
+        if more:
+            if held:
+                self._head_sent()
+        elif self.trailers is not None:
+            # asgi extensions, "HTTP Trailers": "after the last ``http.response.body`` message (``more_body``
+            # being ``False``), the ASGI framework will send a ``http.response.trailers`` message".
+            self._enter(
+                State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
+            )
         else:
-            out += after
-        self._write(out)
-        self._body_sent(more, held)
+            why = f"HTTP {self.status} response sent in one body message" if held else "the last body message was sent"
+            self._enter(State.COMPLETE, why, sections.HTTP_RESPONSE_BODY)
+            self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
+
+    def _head_sent(self) -> None:
+        self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
+
+    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
+        return b"".join(self._h11_pieces(event, kind))
+
+    def _h11_pieces(self, event: h11.Event, kind: str) -> list[Any]:
+        """Give h11's bytes for the event, in pieces (a file body passes through as itself).
+
+        Raises:
+            ASGIProtocolError: h11 cannot send it; the connection closes after this cycle.
+        """
+        try:
+            return self.conn.send_with_data_passthrough(event) or []
+        except h11.LocalProtocolError as exc:
+            self._end_after(Persistence.CLOSE)
+            raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None
 
     def _take_trailers(self, message: Message) -> None:
         """Collect the trailer fields. The last trailers message ends the response: with the
@@ -1111,41 +1050,28 @@ _rows = _table.add
 # client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
 # A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
+# What the first body message may lead to (the head goes with it).
+_FIRST_BODY_LEADS = (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS)
 
 # -- the app's messages (an app runs only in the cycle states; the runtime makes sure)
+for _input in (I.BODY, I.EARLY_HINT, I.PATHSEND, I.ZEROCOPYSEND):  # before http.response.start
+    _rows((S.AWAITING_START,), _input, (), M._misuse, sections.MESSAGES[_input.value])
 _rows((S.AWAITING_START,), I.START, (S.START_HELD,), M._hold_start, sections.HTTP_RESPONSE_START)
-_rows((S.AWAITING_START,), I.BODY, (), M._misuse, sections.HTTP_RESPONSE_BODY)
 _rows((S.START_HELD, S.SENDING_BODY, S.AWAITING_TRAILERS), I.START, (), M._misuse, sections.HTTP_RESPONSE_START)
-_rows(
-    (S.START_HELD,),
-    I.BODY,
-    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
-    M._first_body,
-    sections.HTTP_RESPONSE_BODY,
-)
-_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._next_body, sections.HTTP_RESPONSE_BODY)
-_rows((S.AWAITING_TRAILERS,), I.BODY, (), M._misuse, sections.HTTP_TRAILERS)
+_rows((S.START_HELD,), I.BODY, _FIRST_BODY_LEADS, M._body, sections.HTTP_RESPONSE_BODY)
+_rows((S.SENDING_BODY,), I.BODY, (S.COMPLETE, S.AWAITING_TRAILERS), M._body, sections.HTTP_RESPONSE_BODY)
 _rows(_PENDING, I.OTHER_MESSAGE, (), M._misuse, sections.CORE_ERRORS)
 # -- the response extensions (asgi extensions)
-_rows((S.AWAITING_START,), I.EARLY_HINT, (), M._misuse, sections.HTTP_EARLY_HINTS)
 _rows((S.START_HELD,), I.EARLY_HINT, (), M._early_hint, sections.HTTP_EARLY_HINTS)
 _rows((S.SENDING_BODY, S.AWAITING_TRAILERS), I.EARLY_HINT, (), M._late_early_hint, sections.HTTP_EARLY_HINTS)
 _rows((S.AWAITING_START, S.START_HELD, S.SENDING_BODY), I.TRAILERS, (), M._misuse, sections.HTTP_TRAILERS)
 _rows((S.AWAITING_TRAILERS,), I.TRAILERS, (S.COMPLETE,), M._take_trailers, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_START,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
-_rows((S.START_HELD,), I.PATHSEND, (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_PATHSEND)
+_rows((S.START_HELD,), I.PATHSEND, _FIRST_BODY_LEADS, M._file, sections.HTTP_PATHSEND)
 _rows((S.SENDING_BODY,), I.PATHSEND, (), M._misuse, sections.HTTP_PATHSEND)
-_rows((S.AWAITING_START,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_ZEROCOPYSEND)
-_rows(
-    (S.START_HELD,),
-    I.ZEROCOPYSEND,
-    (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS),
-    M._file,
-    sections.HTTP_ZEROCOPYSEND,
-)
+_rows((S.START_HELD,), I.ZEROCOPYSEND, _FIRST_BODY_LEADS, M._file, sections.HTTP_ZEROCOPYSEND)
 _rows((S.SENDING_BODY,), I.ZEROCOPYSEND, (S.COMPLETE, S.AWAITING_TRAILERS), M._file, sections.HTTP_ZEROCOPYSEND)
-_rows((S.AWAITING_TRAILERS,), I.PATHSEND, (), M._misuse, sections.HTTP_TRAILERS)
-_rows((S.AWAITING_TRAILERS,), I.ZEROCOPYSEND, (), M._misuse, sections.HTTP_TRAILERS)
+for _input in (I.BODY, I.PATHSEND, I.ZEROCOPYSEND):  # http.response.trailers is owed
+    _rows((S.AWAITING_TRAILERS,), _input, (), M._misuse, sections.HTTP_TRAILERS)
 for _input in _MESSAGE_INPUTS:
     _rows((S.COMPLETE,), _input, (), M._ignore, sections.HTTP_RESPONSE_BODY)
     _rows((S.CLIENT_GONE,), _input, (), M._closed_send, sections.HTTP_CLOSED_SEND)

@@ -85,8 +85,6 @@ def check_trailers(fields: Headers) -> None:
     Raises:
         ASGIProtocolError: a name is not a token, or a value has CR, LF or NUL (RFC 9110 §5.1, §5.5).
     """
-    if not fields:
-        return
     try:
         h11.EndOfMessage(headers=fields)
     except h11.LocalProtocolError as exc:

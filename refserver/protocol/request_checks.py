@@ -7,8 +7,7 @@ docs/decisions.md#strict-request-framing).
 
 Cost: per request, one regex search over the head's raw bytes (:func:`accepted_head_defect`, about 7,000
 machine instructions for a 60-byte head, half of what a two-branch pattern costs, whose first byte
-the regex engine cannot scan for); the diagnosis (:func:`head_defect`) runs only when it finds
-something.
+the regex engine cannot scan for).
 """
 
 from __future__ import annotations
@@ -41,26 +40,16 @@ _CHUNK_LINE = re.compile(
 _H11_CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]{1,20}(?:;[^\n]*)?[ \t]*")
 # RFC 3986 §3.2: the authority of an absolute-form target, without userinfo (RFC 9110 §4.2.4).
 _AUTHORITY = re.compile(rb"[A-Za-z0-9\-._~%!$&'()*+,;=:\[\]]+")
+_PATH_START = re.compile(rb"[/?#]")  # RFC 3986 §3.2: what ends the authority
 
 
 def accepted_head_defect(
     raw: bytes | bytearray, end: int, headers: list[tuple[bytes, bytes]], has_length: bool
 ) -> str | None:
     """Return why a request head h11 accepted is refused, or None: an obs-fold or a control
-    byte in the raw head ``raw[:end]`` (:func:`head_defect`), or a Content-Length over
-    2**63 - 1 (``has_length``: ``headers`` hold one; :func:`content_length_defect`). A
-    malformed chunk line is found as the body is read (:func:`chunk_line_defect`)."""
-    if _SUSPECT.search(raw, 0, end) is not None:
-        return head_defect(raw, end)
-    if has_length:
-        for name, value in headers:
-            if name == b"content-length":
-                return content_length_defect(value)
-    return None
-
-
-def head_defect(raw: bytes | bytearray, end: int) -> str | None:
-    """Return why the request head ``raw[:end]``, which h11 accepted, is refused, or None.
+    byte in the raw head ``raw[:end]``, or a Content-Length over 2**63 - 1 (``has_length``:
+    ``headers`` hold one; RFC 9112 §6.2). A malformed chunk line is found as the body is read
+    (:func:`chunk_line_defect`).
 
     RFC 9112 §5.2: a server that receives an obs-fold "MUST either reject the message by
     sending a 400 (Bad Request) ... or replace each received obs-fold with one or more SP
@@ -68,17 +57,14 @@ def head_defect(raw: bytes | bytearray, end: int) -> str | None:
     control byte other than HTAB may retain it; refserver rejects it.
     """
     found = _SUSPECT.search(raw, 0, end)
-    if found is None:
-        return None
-    if found.group()[0] == 0x0A:
-        return "obs-fold (a header line starting with whitespace) is not accepted (RFC 9112 §5.2)"
-    return f"control character {found.group()!r} in a header value (RFC 9110 §5.5)"
-
-
-def content_length_defect(value: bytes) -> str | None:
-    """Return why a Content-Length value h11 accepted is refused, or None (RFC 9112 §6.2)."""
-    if len(value) >= 19 and int(value) > MAX_BODY_BYTES:  # 18 digits are always below 2**63
-        return "Content-Length larger than any body can be (over 2**63 - 1 bytes)"
+    if found is not None:
+        if found.group()[0] == 0x0A:
+            return "obs-fold (a header line starting with whitespace) is not accepted (RFC 9112 §5.2)"
+        return f"control character {found.group()!r} in a header value (RFC 9110 §5.5)"
+    if has_length:
+        length = next(value for name, value in headers if name == b"content-length")
+        if len(length) >= 19 and int(length) > MAX_BODY_BYTES:  # 18 digits are always below 2**63
+            return "Content-Length larger than any body can be (over 2**63 - 1 bytes)"
     return None
 
 
@@ -120,46 +106,27 @@ def absolute_form_authority(target: bytes) -> bytes | None:
         ValueError: the target's authority is empty or carries userinfo (RFC 9110 §4.2.1,
             §4.2.4), or is not an authority at all.
     """
-    if target[:1] == b"/" or target == b"*":
-        return None
     scheme, sep, rest = target.partition(b"://")
-    if not sep or not scheme:
+    if not sep or not scheme or target[:1] == b"/":
         return None
-    end = len(rest)
-    for stop in (b"/", b"?", b"#"):
-        at = rest.find(stop)
-        if at != -1 and at < end:
-            end = at
-    authority = rest[:end]
+    authority = _PATH_START.split(rest, 1)[0]
     if not authority or b"@" in authority or _AUTHORITY.fullmatch(authority) is None:
         raise ValueError(f"absolute-form target without a valid host: {target!r} (RFC 9110 §4.2.1, §4.2.4)")
     return authority
 
 
 def with_target_host(target: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` as the app sees them for ``target``: with an absolute-form target's
-    authority as the Host header (:func:`absolute_form_authority`, :func:`with_host`), else
-    unchanged.
+    """``headers`` as the app sees them for ``target``: an absolute-form target's authority
+    (:func:`absolute_form_authority`) replaces every Host header, where the first one was (or
+    first, if there was none; docs/decisions.md#absolute-form-host); else unchanged.
 
     Raises:
         ValueError: the target is absolute-form without a valid authority.
     """
     authority = absolute_form_authority(target)
-    return headers if authority is None else with_host(headers, authority)
-
-
-def with_host(headers: list[tuple[bytes, bytes]], authority: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` with every Host header replaced by one carrying ``authority``, where the
-    first one was (or first, if there was none); docs/decisions.md#absolute-form-host."""
-    out: list[tuple[bytes, bytes]] = []
-    placed = False
-    for name, value in headers:
-        if name == b"host":
-            if not placed:
-                out.append((b"host", authority))
-                placed = True
-            continue
-        out.append((name, value))
-    if not placed:
-        out.insert(0, (b"host", authority))
+    if authority is None:
+        return headers
+    at = next((i for i, (name, _) in enumerate(headers) if name == b"host"), 0)
+    out = [field for field in headers if field[0] != b"host"]
+    out.insert(at, (b"host", authority))
     return out

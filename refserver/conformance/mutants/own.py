@@ -67,8 +67,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a whole body is sent chunked instead of with Content-Length",
         _HTTP,
         "if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:\n"
-        "            # The whole body is known",
-        "if False:\n            # The whole body is known",
+        "                # The whole body is known",
+        "if False:\n                # The whole body is known",
     ),
     SourceMutant(
         "http.app-transfer-encoding-kept",
@@ -112,7 +112,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a receive() after the response completed hangs instead of returning http.disconnect",
         _HTTP,
         """        if self.state is State.COMPLETE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return""",
         """        if self.state is State.COMPLETE:
             return""",
@@ -122,7 +122,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "a receive() after the client left hangs instead of returning http.disconnect",
         _HTTP,
         """        if self.state is State.CLIENT_GONE:
-            fx.event = disconnect_event()
+            fx.event = {"type": "http.disconnect"}
             return""",
         """        if self.state is State.CLIENT_GONE:
             return""",
