@@ -7,8 +7,9 @@ the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
   from its fragments (RFC 6455 §5.4) and, when permessage-deflate compressed it, inflated;
 - ``PING`` / ``PONG`` with the payload (§5.5.2, §5.5.3);
 - ``CLOSE`` with ``(code, reason)``; 1005 for an empty close frame (§7.1.5, §7.4.1);
-- ``FAIL`` with ``(code, text)``: the bytes break the protocol and the connection must fail
-  (§7.1.7) with 1002, 1007 (bad UTF-8, §8.1) or 1009 (over the size limit, §10.4).
+- ``FAIL`` with ``(code, reason)``: the bytes break the protocol and the connection must fail
+  (§7.1.7) with 1002, 1007 (bad UTF-8, §8.1) or 1009 (over the size limit, §10.4), and
+  refserver's own reason (docs/decisions.md#own-close-reasons).
 
 Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
 
@@ -36,6 +37,7 @@ CLOSE = 0x8
 PING = 0x9
 PONG = 0xA
 FAIL = -1  # not an opcode: the bytes broke the protocol
+_FAILURE_REASONS = {1007: "invalid UTF-8 or payload data", 1009: "message exceeds {} bytes"}
 
 Frame = tuple[int, Any]
 
@@ -133,7 +135,8 @@ class FrameCodec:
         except ParseFailed as exc:
             self.stopped = True
             self._parts = []
-            out.append((FAIL, (int(exc.code), str(exc))))
+            code = int(exc.code)
+            out.append((FAIL, (code, _FAILURE_REASONS.get(code, "protocol error").format(self._max_size))))
         return out
 
     def _count_header(self, header: Header) -> None:

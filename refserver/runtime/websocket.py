@@ -31,9 +31,7 @@ _ABORT_FLUSH_S = 1.0
 
 class WebSocketConnection:
     __slots__ = (
-        "_accepted",
         "_app_wakeup",
-        "_close_code",
         "_close_owed",
         "_closed",
         "_event",
@@ -70,8 +68,6 @@ class WebSocketConnection:
         self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
-        self._close_code: int | None = None
-        self._accepted = False
         # What the app's receive() returns next, handed over by _apply (an input that
         # answered a receive(), or one that completed a message while a receive() waited).
         self._event: dict[str, Any] | None = None
@@ -164,8 +160,6 @@ class WebSocketConnection:
             self._state = record_steps(fx, self._state, self.trace)
         elif transitions:
             self._state = transitions[-1].new  # nothing to record: only the state moves
-        if fx.close_code is not None:
-            self._close_code = fx.close_code
         # CLOSED is final, so a transition into it comes once.
         if (fx.status or (transitions and transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
             self._access_log(fx.status)
@@ -190,13 +184,12 @@ class WebSocketConnection:
 
     def _access_log(self, status: int) -> None:
         """The upgrade with its result (101, 403, the denial status, 500, 503), and the
-        end of an accepted connection with its close code."""
+        end of an accepted connection (the 101 sent: no handshake left) with its close code."""
         path = self.scope.get("path")
         if status:
-            self._accepted = status == 101
             access_log.info('%s - "WebSocket %s" %d', self.client, path, status)
-        elif self._accepted:
-            access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self._close_code)
+        elif self.machine.handshake is None:
+            access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self.machine.close_code)
 
     async def _flush_or_lose(self) -> BaseException | None:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input, whose error is returned."""

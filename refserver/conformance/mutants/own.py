@@ -410,8 +410,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "ws.every-failure-1002",
         "every bad frame fails the connection with 1002 (bad UTF-8 too, where 1007 is due)",
         _FRAMES,
-        "            out.append((FAIL, (int(exc.code), str(exc))))",
-        "            out.append((FAIL, (1002, str(exc))))",
+        "            code = int(exc.code)\n",
+        "            code = 1002\n",
     ),
     SourceMutant(
         "ws.ping-not-answered",
