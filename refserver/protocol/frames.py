@@ -67,8 +67,6 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     if len(payload) == 1:
         raise ParseFailed("close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    # RFC 6455 §7.4.1/§7.4.2 and the IANA registry (1012-1014): 1004 is reserved,
-    # 1005/1006/1015 are local-only, 1016-2999 are reserved for future RFCs.
     if not close_code_may_be_sent(code):
         raise ParseFailed(f"close frame with code {code}, which may not be sent")
     try:
@@ -191,11 +189,7 @@ class FrameCodec:
         deflate = self.deflate
         if deflate is not None:
             payload = deflate.deflate(payload)
-            return frame_head(TEXT if text else BINARY, len(payload), True) + payload
-        length = len(payload)
-        if length < 126:
-            return bytes((0x81 if text else 0x82, length)) + payload
-        return frame_head(TEXT if text else BINARY, length) + payload
+        return frame_head(TEXT if text else BINARY, len(payload), deflate is not None) + payload
 
     @staticmethod
     def control_frame(opcode: int, payload: bytes) -> bytes:

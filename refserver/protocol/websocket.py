@@ -319,7 +319,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self.receiving = Receiving.HOLDING
             fx.event = event
             return
-        # On an open connection, the next message goes straight to this receive().
         self.receiving = Receiving.WAITING if self.state is State.OPEN else Receiving.IDLE
         if self._disconnect is not None:
             # docs/decisions.md#disconnect-repeats: the disconnect again, on every later call; never hang.
@@ -377,7 +376,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write(data or b"")
         self._fx.status = 101
         trailing = self._http().trailing_data[0]
-        # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
         self.handshake = None
         self._early_bytes = 0
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
@@ -555,7 +553,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         fx = self._fx
         message = {"type": "websocket.receive", ("text" if isinstance(data, str) else "bytes"): data}
         if self.receiving is Receiving.WAITING:
-            # Nothing is queued before it and the app asked: this input answers that receive().
             self.receiving = Receiving.HOLDING
             fx.event = message
         else:

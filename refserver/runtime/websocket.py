@@ -37,7 +37,6 @@ class WebSocketConnection:
         "_event",
         "_failure",
         "_pace",
-        "_state",
         "_timers",
         "client",
         "ctx",
@@ -63,7 +62,6 @@ class WebSocketConnection:
         self.ctx = ctx
         self.client = client
         self.trace = trace
-        self._state = machine.state.name  # for the trace and the access log
         self._app_wakeup = new_wakeup()
         self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
@@ -157,9 +155,7 @@ class WebSocketConnection:
         """Make one input's effects take hold, in order; the only place that does."""
         transitions = fx.transitions
         if fx.notes or (transitions and self.trace is not None):
-            self._state = record_steps(fx, self._state, self.trace)
-        elif transitions:
-            self._state = transitions[-1].new  # nothing to record: only the state moves
+            record_steps(fx, self.machine.state.name, self.trace)
         # CLOSED is final, so a transition into it comes once.
         if (fx.status or (transitions and transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
             self._access_log(fx.status)
@@ -218,7 +214,7 @@ class WebSocketConnection:
             await anyio.lowlevel.checkpoint()
         event, self._event = self._event, None
         if self.trace is not None:
-            self.trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
+            self.trace.record("recv", self.machine.state.name, sections.MESSAGES.get(event["type"], ""), message=event)
         return event  # a dict of its own (the machine never hands one out twice)
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
@@ -229,7 +225,7 @@ class WebSocketConnection:
             try:  # under --app-violations warn, a breach with a safe reading is served in it
                 message, fx = self.ctx.violations.serve(exc, message, self.machine.app_send, trace)
             except (ASGIProtocolError, ClientDisconnected) as error:
-                record_error(trace, self._state, error, message, sections.WS_CLOSED_SEND)
+                record_error(trace, self.machine.state.name, error, message, sections.WS_CLOSED_SEND)
                 await anyio.lowlevel.checkpoint()
                 raise error from None
         if trace is not None:
@@ -240,12 +236,12 @@ class WebSocketConnection:
         if fx.write and not self.transport.flushed:
             lost = await self._flush_or_lose()
             if lost is not None and fx.error is None:
-                record_error(trace, self._state, lost, message, sections.WS_CLOSED_SEND)
+                record_error(trace, self.machine.state.name, lost, message, sections.WS_CLOSED_SEND)
                 raise lost from None
         if self._pace.due():
             await anyio.lowlevel.checkpoint()
         if fx.error is not None:
-            record_error(trace, self._state, fx.error, message, "")
+            record_error(trace, self.machine.state.name, fx.error, message, "")
             self.ctx.violations.report(fx.error)
             raise fx.error
 

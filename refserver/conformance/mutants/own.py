@@ -438,8 +438,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "ws.text-sent-binary",
         "the app's text messages go out as binary frames",
         _FRAMES,
-        "            return bytes((0x81 if text else 0x82, length)) + payload",
-        "            return bytes((0x82, length)) + payload",
+        "        return frame_head(TEXT if text else BINARY, len(payload), deflate is not None) + payload",
+        "        return frame_head(BINARY, len(payload), deflate is not None) + payload",
     ),
     SourceMutant(
         "ws.fragments-joined-wrong",
