@@ -13,9 +13,8 @@ the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
 
 Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
 
-The client's frames are parsed by wsproto's ``FrameDecoder`` and ``MessageDecoder``, driven
-directly (docs/implementation.md#frames-through-wsproto); refserver adds the size limit and
-the close code rules. The server's own frames are unmasked and whole: their header is built here.
+wsproto's ``FrameDecoder`` and ``MessageDecoder`` are driven directly (docs/implementation.md#frames-through-wsproto);
+refserver adds the size limit and the close code rules. The server's own frames are unmasked and whole.
 """
 
 from __future__ import annotations
@@ -82,7 +81,6 @@ class FrameCodec:
     """The frames of one server-side connection, both ways (sans-IO)."""
 
     __slots__ = (
-        "_compressed",
         "_counted",
         "_frames",
         "_max_size",
@@ -100,7 +98,6 @@ class FrameCodec:
         self._frames = internals.frame_decoder([deflate] if deflate is not None else [])
         self._messages = internals.message_decoder()
         self._counted: object = None  # the header of the data frame whose size was counted
-        self._compressed = False  # the message arriving is compressed
         self._size = 0  # payload bytes of the uncompressed message so far (for the limit)
         self._parts: list[Any] = []  # the message being assembled
 
@@ -142,15 +139,15 @@ class FrameCodec:
         payload is buffered."""
         if header is not self._counted and not header.opcode & 0x8:
             self._counted = header
-            self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+            self._count(header.opcode, header.payload_len)
 
-    def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
+    def _count(self, opcode: Opcode, length: int) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
         if opcode != CONTINUATION:  # a message's first frame (never a control frame: see the callers)
-            self._compressed = compressed
             self._size = 0
-        if self._compressed:
+        deflate = self.deflate
+        if deflate is not None and deflate.inbound_compressed:
             return
         size = self._size + length
         self._size = size
@@ -164,8 +161,7 @@ class FrameCodec:
         if header is not None:  # part of a frame: the rest of its payload is to come
             self._count_header(header)
         elif self._counted is None:  # the whole frame arrived at once
-            deflate = self.deflate
-            self._count(frame.opcode, len(frame.payload), deflate is not None and deflate.inbound_compressed)
+            self._count(frame.opcode, len(frame.payload))
         else:
             self._counted = None
         part = self._messages.process_frame(frame)

@@ -66,8 +66,7 @@ class WebSocketConnection:
         self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
-        # What the app's receive() returns next, handed over by _apply (an input that
-        # answered a receive(), or one that completed a message while a receive() waited).
+        # What the app's receive() returns next: an Effects.event, handed over by _apply.
         self._event: dict[str, Any] | None = None
         self._pace = Pacer()
         self._failure: Exception | None = None
