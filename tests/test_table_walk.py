@@ -98,7 +98,6 @@ def ws_key(m: WS) -> Hashable:
         m.state,
         m.receiving,
         m.handshake is None,
-        m.codec is None,
         min(len(m.inbox), 2),
         m._disconnect is not None,
         m._failure,

@@ -7,14 +7,14 @@ the peer's bytes and returns what they completed, as ``(kind, payload)`` pairs:
   from its fragments (RFC 6455 §5.4) and, when permessage-deflate compressed it, inflated;
 - ``PING`` / ``PONG`` with the payload (§5.5.2, §5.5.3);
 - ``CLOSE`` with ``(code, reason)``; 1005 for an empty close frame (§7.1.5, §7.4.1);
-- ``FAIL`` with ``(code, text)``: the bytes break the protocol and the connection must fail
-  (§7.1.7) with 1002, 1007 (bad UTF-8, §8.1) or 1009 (over the size limit, §10.4).
+- ``FAIL`` with ``(code, reason)``: the bytes break the protocol and the connection must fail
+  (§7.1.7) with 1002, 1007 (bad UTF-8, §8.1) or 1009 (over the size limit, §10.4), and
+  refserver's own reason (docs/decisions.md#own-close-reasons).
 
 Nothing is returned after a ``CLOSE`` or a ``FAIL``: the parser has stopped.
 
-The client's frames are parsed by wsproto's ``FrameDecoder`` and ``MessageDecoder``, driven
-directly (docs/implementation.md#frames-through-wsproto); refserver adds the size limit and
-the close code rules. The server's own frames are unmasked and whole: their header is built here.
+wsproto's ``FrameDecoder`` and ``MessageDecoder`` are driven directly (docs/implementation.md#frames-through-wsproto);
+refserver adds the size limit and the close code rules. The server's own frames are unmasked and whole.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ CLOSE = 0x8
 PING = 0x9
 PONG = 0xA
 FAIL = -1  # not an opcode: the bytes broke the protocol
+_FAILURE_REASONS = {1007: "invalid UTF-8 or payload data", 1009: "message exceeds {} bytes"}
 
 Frame = tuple[int, Any]
 
@@ -65,8 +66,6 @@ def parse_close(payload: bytes) -> tuple[int, str]:
     if len(payload) == 1:
         raise ParseFailed("close frame with a 1-byte payload")
     code = int.from_bytes(payload[:2], "big")
-    # RFC 6455 §7.4.1/§7.4.2 and the IANA registry (1012-1014): 1004 is reserved,
-    # 1005/1006/1015 are local-only, 1016-2999 are reserved for future RFCs.
     if not close_code_may_be_sent(code):
         raise ParseFailed(f"close frame with code {code}, which may not be sent")
     try:
@@ -82,7 +81,6 @@ class FrameCodec:
     """The frames of one server-side connection, both ways (sans-IO)."""
 
     __slots__ = (
-        "_compressed",
         "_counted",
         "_frames",
         "_max_size",
@@ -100,7 +98,6 @@ class FrameCodec:
         self._frames = internals.frame_decoder([deflate] if deflate is not None else [])
         self._messages = internals.message_decoder()
         self._counted: object = None  # the header of the data frame whose size was counted
-        self._compressed = False  # the message arriving is compressed
         self._size = 0  # payload bytes of the uncompressed message so far (for the limit)
         self._parts: list[Any] = []  # the message being assembled
 
@@ -133,7 +130,8 @@ class FrameCodec:
         except ParseFailed as exc:
             self.stopped = True
             self._parts = []
-            out.append((FAIL, (int(exc.code), str(exc))))
+            code = int(exc.code)
+            out.append((FAIL, (code, _FAILURE_REASONS.get(code, "protocol error").format(self._max_size))))
         return out
 
     def _count_header(self, header: Header) -> None:
@@ -141,15 +139,15 @@ class FrameCodec:
         payload is buffered."""
         if header is not self._counted and not header.opcode & 0x8:
             self._counted = header
-            self._count(header.opcode, header.payload_len, header.rsv.rsv1)
+            self._count(header.opcode, header.payload_len)
 
-    def _count(self, opcode: Opcode, length: int, compressed: bool) -> None:
+    def _count(self, opcode: Opcode, length: int) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
         if opcode != CONTINUATION:  # a message's first frame (never a control frame: see the callers)
-            self._compressed = compressed
             self._size = 0
-        if self._compressed:
+        deflate = self.deflate
+        if deflate is not None and deflate.inbound_compressed:
             return
         size = self._size + length
         self._size = size
@@ -163,8 +161,7 @@ class FrameCodec:
         if header is not None:  # part of a frame: the rest of its payload is to come
             self._count_header(header)
         elif self._counted is None:  # the whole frame arrived at once
-            deflate = self.deflate
-            self._count(frame.opcode, len(frame.payload), deflate is not None and deflate.inbound_compressed)
+            self._count(frame.opcode, len(frame.payload))
         else:
             self._counted = None
         part = self._messages.process_frame(frame)
@@ -188,11 +185,7 @@ class FrameCodec:
         deflate = self.deflate
         if deflate is not None:
             payload = deflate.deflate(payload)
-            return frame_head(TEXT if text else BINARY, len(payload), True) + payload
-        length = len(payload)
-        if length < 126:
-            return bytes((0x81 if text else 0x82, length)) + payload
-        return frame_head(TEXT if text else BINARY, length) + payload
+        return frame_head(TEXT if text else BINARY, len(payload), deflate is not None) + payload
 
     @staticmethod
     def control_frame(opcode: int, payload: bytes) -> bytes:

@@ -169,11 +169,7 @@ def negotiate_deflate(headers: Headers) -> DeflateParams | None:
             )
             server_nct = "server_no_context_takeover" in values
             client_nct = "client_no_context_takeover" in values
-            parts = ["permessage-deflate"]
-            if server_nct:
-                parts.append("server_no_context_takeover")
-            if client_nct:
-                parts.append("client_no_context_takeover")
-            parts.append(f"server_max_window_bits={window}")
-            return DeflateParams(server_nct, client_nct, window, "; ".join(parts).encode())
+            agreed = [p for p in ("server_no_context_takeover", "client_no_context_takeover") if p in values]
+            response = "; ".join(["permessage-deflate", *agreed, f"server_max_window_bits={window}"])
+            return DeflateParams(server_nct, client_nct, window, response.encode())
     return None

@@ -4,15 +4,10 @@ Covers www spec 2.5, "WebSocket" (its receive and send events, and "Disconnected
 send exception": ``send()`` on a closed connection raises an OSError subclass), asgi
 extensions, "Websocket Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
-Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects`, which the
-runtime applies. ``TABLE`` has one row per (state, input): exactly the states it can lead to,
-the action and the spec section (``docs/state-machines.md`` is generated from it).
-
-Exactly one ``websocket.disconnect`` is decided per connection; it comes after every message
-that fully arrived before the end, and every later ``receive()`` returns it again. Its code is
-the peer's (1005 for an empty close frame), 1006 for a loss without a close frame, or the code
-refserver sent when it failed the connection or shut down (docs/decisions.md#disconnect-repeats,
-#lost-connection-1006, #messages-before-disconnect, #own-close-then-echo).
+Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects` for the runtime
+to apply, as the row of ``TABLE`` decides (``docs/state-machines.md`` is generated from it).
+Exactly one ``websocket.disconnect`` is decided per connection; what ``receive()`` returns after
+the end, and with which code, is in docs/how-it-works.md ("What does receive() return after the end?").
 
 The machine is its ``state`` (:class:`State`) plus these data fields, and nothing else:
 
@@ -149,9 +144,6 @@ def truncate_reason(reason: str) -> tuple[str, bool]:
     if len(data) <= MAX_CLOSE_REASON_BYTES:
         return reason, False
     return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore"), True
-
-
-_FAILURE_REASONS = {1002: "protocol error", 1007: "invalid UTF-8 or payload data", 1009: "message exceeds {} bytes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +319,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self.receiving = Receiving.HOLDING
             fx.event = event
             return
-        # On an open connection, the next message goes straight to this receive().
         self.receiving = Receiving.WAITING if self.state is State.OPEN else Receiving.IDLE
         if self._disconnect is not None:
             # docs/decisions.md#disconnect-repeats: the disconnect again, on every later call; never hang.
@@ -385,7 +376,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write(data or b"")
         self._fx.status = 101
         trailing = self._http().trailing_data[0]
-        # The HTTP side of the connection is over: an open WebSocket keeps no h11 state.
         self.handshake = None
         self._early_bytes = 0
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
@@ -563,7 +553,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         fx = self._fx
         message = {"type": "websocket.receive", ("text" if isinstance(data, str) else "bytes"): data}
         if self.receiving is Receiving.WAITING:
-            # Nothing is queued before it and the app asked: this input answers that receive().
             self.receiving = Receiving.HOLDING
             fx.event = message
         else:
@@ -602,7 +591,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _bad_data(self, failure: tuple[int, str]) -> None:
         """Fail the connection now, or hold the failure while earlier messages wait for the app."""
-        self._hold_failure(failure)
+        self._failure = failure
         if self.inbox or self.receiving is Receiving.HOLDING:
             # The app may still answer what arrived before the bad bytes: the failure waits until it asks for more.
             why = f"bad data ({self._failure[1]}) behind messages the app has yet to take"
@@ -614,12 +603,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _bad_data_after_close(self, failure: tuple[int, str]) -> None:
         """Decide the failure's code, send FIN and drain: our close frame is already out."""
-        self._hold_failure(failure)
+        self._failure = failure
         self._drain_failed()
-
-    def _hold_failure(self, failure: tuple[int, str]) -> None:
-        code = failure[0]  # the reason is refserver's own (docs/decisions.md#own-close-reasons)
-        self._failure = (code, _FAILURE_REASONS.get(code, "protocol error").format(self.max_size_bytes))
 
     def _fail_now(self, _: Any = None) -> None:
         """Write the failure's close frame (1002, 1007, 1009), decide its code, send FIN and drain."""

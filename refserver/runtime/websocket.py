@@ -31,15 +31,12 @@ _ABORT_FLUSH_S = 1.0
 
 class WebSocketConnection:
     __slots__ = (
-        "_accepted",
         "_app_wakeup",
-        "_close_code",
         "_close_owed",
         "_closed",
         "_event",
         "_failure",
         "_pace",
-        "_state",
         "_timers",
         "client",
         "ctx",
@@ -65,15 +62,11 @@ class WebSocketConnection:
         self.ctx = ctx
         self.client = client
         self.trace = trace
-        self._state = machine.state.name  # for the trace and the access log
         self._app_wakeup = new_wakeup()
         self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
-        self._close_code: int | None = None
-        self._accepted = False
-        # What the app's receive() returns next, handed over by _apply (an input that
-        # answered a receive(), or one that completed a message while a receive() waited).
+        # What the app's receive() returns next: an Effects.event, handed over by _apply.
         self._event: dict[str, Any] | None = None
         self._pace = Pacer()
         self._failure: Exception | None = None
@@ -161,11 +154,7 @@ class WebSocketConnection:
         """Make one input's effects take hold, in order; the only place that does."""
         transitions = fx.transitions
         if fx.notes or (transitions and self.trace is not None):
-            self._state = record_steps(fx, self._state, self.trace)
-        elif transitions:
-            self._state = transitions[-1].new  # nothing to record: only the state moves
-        if fx.close_code is not None:
-            self._close_code = fx.close_code
+            record_steps(fx, self.machine.state.name, self.trace)
         # CLOSED is final, so a transition into it comes once.
         if (fx.status or (transitions and transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
             self._access_log(fx.status)
@@ -190,13 +179,12 @@ class WebSocketConnection:
 
     def _access_log(self, status: int) -> None:
         """The upgrade with its result (101, 403, the denial status, 500, 503), and the
-        end of an accepted connection with its close code."""
+        end of an accepted connection (the 101 sent: no handshake left) with its close code."""
         path = self.scope.get("path")
         if status:
-            self._accepted = status == 101
             access_log.info('%s - "WebSocket %s" %d', self.client, path, status)
-        elif self._accepted:
-            access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self._close_code)
+        elif self.machine.handshake is None:
+            access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self.machine.close_code)
 
     async def _flush_or_lose(self) -> BaseException | None:
         """Flush; a peer that is gone becomes the machine's PEER_GONE input, whose error is returned."""
@@ -225,7 +213,7 @@ class WebSocketConnection:
             await anyio.lowlevel.checkpoint()
         event, self._event = self._event, None
         if self.trace is not None:
-            self.trace.record("recv", self._state, sections.MESSAGES.get(event["type"], ""), message=event)
+            self.trace.record("recv", self.machine.state.name, sections.MESSAGES.get(event["type"], ""), message=event)
         return event  # a dict of its own (the machine never hands one out twice)
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
@@ -236,7 +224,7 @@ class WebSocketConnection:
             try:  # under --app-violations warn, a breach with a safe reading is served in it
                 message, fx = self.ctx.violations.serve(exc, message, self.machine.app_send, trace)
             except (ASGIProtocolError, ClientDisconnected) as error:
-                record_error(trace, self._state, error, message, sections.WS_CLOSED_SEND)
+                record_error(trace, self.machine.state.name, error, message, sections.WS_CLOSED_SEND)
                 await anyio.lowlevel.checkpoint()
                 raise error from None
         if trace is not None:
@@ -247,12 +235,12 @@ class WebSocketConnection:
         if fx.write and not self.transport.flushed:
             lost = await self._flush_or_lose()
             if lost is not None and fx.error is None:
-                record_error(trace, self._state, lost, message, sections.WS_CLOSED_SEND)
+                record_error(trace, self.machine.state.name, lost, message, sections.WS_CLOSED_SEND)
                 raise lost from None
         if self._pace.due():
             await anyio.lowlevel.checkpoint()
         if fx.error is not None:
-            record_error(trace, self._state, fx.error, message, "")
+            record_error(trace, self.machine.state.name, fx.error, message, "")
             self.ctx.violations.report(fx.error)
             raise fx.error
 

@@ -410,8 +410,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "ws.every-failure-1002",
         "every bad frame fails the connection with 1002 (bad UTF-8 too, where 1007 is due)",
         _FRAMES,
-        "            out.append((FAIL, (int(exc.code), str(exc))))",
-        "            out.append((FAIL, (1002, str(exc))))",
+        "            code = int(exc.code)\n",
+        "            code = 1002\n",
     ),
     SourceMutant(
         "ws.ping-not-answered",
@@ -438,8 +438,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "ws.text-sent-binary",
         "the app's text messages go out as binary frames",
         _FRAMES,
-        "            return bytes((0x81 if text else 0x82, length)) + payload",
-        "            return bytes((0x82, length)) + payload",
+        "        return frame_head(TEXT if text else BINARY, len(payload), deflate is not None) + payload",
+        "        return frame_head(BINARY, len(payload), deflate is not None) + payload",
     ),
     SourceMutant(
         "ws.fragments-joined-wrong",
