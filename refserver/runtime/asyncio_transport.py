@@ -71,18 +71,16 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def write(self, chunks: list[bytes]) -> None:
         data = b"".join(chunks)
-        self._queued += len(data)
-        if self.gone is not None:
-            return
-        transport = self._transport
-        if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
-            transport.write(data)
-            # asyncio takes a write to a connection the peer has reset and reports the error
-            # later (connection_lost); its transport knows at once that it is closing.
-            if not transport.is_closing():
-                self._written += len(data)
-                return
-        self.gone = self._lost or "the peer closed or reset the connection"
+        if self.gone is None:
+            transport = self._transport
+            if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
+                transport.write(data)
+                # asyncio takes a write to a connection the peer has reset and reports the error
+                # later (connection_lost); its transport knows at once that it is closing.
+                if not transport.is_closing():
+                    return
+            self.gone = self._lost or "the peer closed or reset the connection"
+        self._refused = self._refused or bool(data)
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         # asyncio's loop.sendfile: os.sendfile on a plain socket (its own fallback reads
@@ -107,14 +105,14 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     @property
     def flushed(self) -> bool:
         # asyncio's buffer below its high-water mark means nothing to wait for.
-        return self._written >= self._queued and not self._write_paused
+        return not self._refused and not self._write_paused
 
     @property
     def write_blocked(self) -> bool:
         return self._write_paused
 
     async def flush(self) -> None:
-        if self._written < self._queued:
+        if self._refused:
             raise PeerGone(self.gone or "connection closed")
         while self._write_paused:
             # A connection that is closing still writes what asyncio holds: the bytes reach
