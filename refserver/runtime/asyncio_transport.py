@@ -14,13 +14,12 @@ from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport,
 class AsyncioTransport(Transport, asyncio.Protocol):
     """A socket served by asyncio's own transport, with this class as its protocol."""
 
-    __slots__ = ("_loop", "_lost", "_transport", "_write_paused", "_write_waiter")
+    __slots__ = ("_loop", "_transport", "_write_paused", "_write_waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
         self._transport: asyncio.Transport | None = None
-        self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
 
@@ -44,6 +43,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return True  # keep the writing side open: the close echo may still go out
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # (Once asyncio's buffer is written or dropped: nothing more can be.)
         self._lost = describe(exc) if exc is not None else self._read_ended or "connection closed"
         _wake(self._write_waiter)
         self._peer_left(self._lost)

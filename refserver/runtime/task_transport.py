@@ -28,7 +28,6 @@ class TaskTransport(Transport):
         "_drained",
         "_eof_owed",
         "_io_closed",
-        "_lost",
         "_outbox",
         "_queued",
         "_reader_scope",
@@ -58,7 +57,6 @@ class TaskTransport(Transport):
         self._drained: anyio.Event | None = None  # for tasks waiting on the writer
         self._eof_owed = False
         self._closing = False  # the socket closes once the outbox is written
-        self._lost: str | None = None  # the writer stopped: nothing more is written (why)
         self._closed = False  # closing the socket has begun
         self._io_closed = False
 
@@ -201,6 +199,7 @@ class TaskTransport(Transport):
                 await self._close_io()  # the socket closes once what was written has gone out
 
     def _lose(self, reason: str) -> None:
+        """Stop the writer: nothing more is written."""
         self._lost = self._lost or reason
         self.gone = self.gone or reason
         self._wake_flushers()
