@@ -14,13 +14,12 @@ from refserver.runtime.transport import Address, FileEnded, PeerGone, Transport,
 class AsyncioTransport(Transport, asyncio.Protocol):
     """A socket served by asyncio's own transport, with this class as its protocol."""
 
-    __slots__ = ("_loop", "_lost", "_transport", "_write_paused", "_write_waiter")
+    __slots__ = ("_loop", "_transport", "_write_paused", "_write_waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
         self._transport: asyncio.Transport | None = None
-        self._lost: str | None = None  # the connection ended (why), seen after the buffer
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
 
@@ -44,6 +43,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         return True  # keep the writing side open: the close echo may still go out
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # (Once asyncio's buffer is written or dropped: nothing more can be.)
         self._lost = describe(exc) if exc is not None else self._read_ended or "connection closed"
         _wake(self._write_waiter)
         self._peer_left(self._lost)
@@ -71,18 +71,16 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def write(self, chunks: list[bytes]) -> None:
         data = b"".join(chunks)
-        self._queued += len(data)
-        if self.gone is not None:
-            return
-        transport = self._transport
-        if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
-            transport.write(data)
-            # asyncio takes a write to a connection the peer has reset and reports the error
-            # later (connection_lost); its transport knows at once that it is closing.
-            if not transport.is_closing():
-                self._written += len(data)
-                return
-        self.gone = self._lost or "the peer closed or reset the connection"
+        if self.gone is None:
+            transport = self._transport
+            if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
+                transport.write(data)
+                # asyncio takes a write to a connection the peer has reset and reports the error
+                # later (connection_lost); its transport knows at once that it is closing.
+                if not transport.is_closing():
+                    return
+            self.gone = self._lost or "the peer closed or reset the connection"
+        self._refused = self._refused or bool(data)
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         # asyncio's loop.sendfile: os.sendfile on a plain socket (its own fallback reads
@@ -107,14 +105,14 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     @property
     def flushed(self) -> bool:
         # asyncio's buffer below its high-water mark means nothing to wait for.
-        return self._written >= self._queued and not self._write_paused
+        return not self._refused and not self._write_paused
 
     @property
     def write_blocked(self) -> bool:
         return self._write_paused
 
     async def flush(self) -> None:
-        if self._written < self._queued:
+        if self._refused:
             raise PeerGone(self.gone or "connection closed")
         while self._write_paused:
             # A connection that is closing still writes what asyncio holds: the bytes reach

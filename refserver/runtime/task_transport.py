@@ -28,16 +28,16 @@ class TaskTransport(Transport):
         "_drained",
         "_eof_owed",
         "_io_closed",
-        "_lost",
         "_outbox",
+        "_queued",
         "_reader_scope",
         "_reader_wakeup",
         "_reading",
-        "_refused_from",
         "_task_group",
         "_timers",
         "_write_scope",
         "_writer_running",
+        "_written",
         "io",
     )
 
@@ -49,14 +49,14 @@ class TaskTransport(Transport):
         self._reader_scope: anyio.CancelScope | None = None
         self._reader_wakeup = new_wakeup()
         self._outbox: list[bytes] = []  # written by the driver, not yet by the writer
-        self._refused_from: int | None = None  # bytes from here on were refused (peer gone)
+        self._queued = 0  # bytes given to write() in all, but refused ones
+        self._written = 0  # bytes that left the transport's own hands in all
         self._write_scope: anyio.CancelScope | None = None  # while the writer writes; abort() cancels it
         self._writer_running = False
         self._task_group: TaskGroup | None = None  # where the writer starts
         self._drained: anyio.Event | None = None  # for tasks waiting on the writer
         self._eof_owed = False
         self._closing = False  # the socket closes once the outbox is written
-        self._lost: str | None = None  # the writer stopped: nothing more is written (why)
         self._closed = False  # closing the socket has begun
         self._io_closed = False
 
@@ -132,12 +132,11 @@ class TaskTransport(Transport):
 
     def write(self, chunks: list[bytes]) -> None:
         data = b"".join(chunks)
+        if self.gone is not None:  # (set whenever _lost is)
+            self._refused = self._refused or bool(data)
+            return
         size = len(data)
         self._queued += size
-        if self.gone is not None:  # (set whenever _lost is)
-            if self._refused_from is None:
-                self._refused_from = self._queued - size
-            return
         io = self.io
         if not self._outbox and self._write_scope is None:
             if self._read_ended is not None:  # the peer has left: nothing more is written
@@ -200,6 +199,7 @@ class TaskTransport(Transport):
                 await self._close_io()  # the socket closes once what was written has gone out
 
     def _lose(self, reason: str) -> None:
+        """Stop the writer: nothing more is written."""
         self._lost = self._lost or reason
         self.gone = self.gone or reason
         self._wake_flushers()
@@ -218,7 +218,7 @@ class TaskTransport(Transport):
 
     @property
     def flushed(self) -> bool:
-        return self._written >= self._queued
+        return not self._refused and self._written >= self._queued
 
     @property
     def write_blocked(self) -> bool:
@@ -226,7 +226,7 @@ class TaskTransport(Transport):
 
     async def flush(self) -> None:
         target = self._queued
-        if self._refused_from is not None and target > self._refused_from:
+        if self._refused:
             raise PeerGone(self.gone or "connection closed")
         while self._written < target:
             if self._lost is not None:

@@ -101,8 +101,7 @@ class TrioWakeup:
 
     def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
         self._task = None
-        succeeded: trio.lowlevel.Abort = _trio.Abort.SUCCEEDED
-        return succeeded
+        return cast("trio.lowlevel.Abort", _trio.Abort.SUCCEEDED)
 
 
 _trio: Any = None  # trio.lowlevel, once a TrioWakeup is made

@@ -49,14 +49,14 @@ class TimerHandle(Protocol):
 class Transport:
     """One client connection, as the drivers see it."""
 
-    __slots__ = ("_queued", "_read_ended", "_receiver", "_written", "gone")
+    __slots__ = ("_lost", "_read_ended", "_receiver", "_refused", "gone")
 
     def __init__(self) -> None:
         self.gone: str | None = None  # why the peer is gone (or the connection closing), once it is
         self._receiver: Receiver | None = None
         self._read_ended: str | None = None  # the peer's EOF or a failed read: why
-        self._queued = 0  # bytes given to write() in all
-        self._written = 0  # bytes that left the transport's own hands in all
+        self._refused = False  # bytes were given to write() once the peer was gone
+        self._lost: str | None = None  # nothing more can be written: why
 
     def run(self, main: Callable[[], Awaitable[None]]) -> Awaitable[None]:
         """Run ``main`` (the driver) with whatever tasks the transport needs beside it. (Here
