@@ -453,7 +453,6 @@ class HTTPConnection:
         # The HTTP machine (and its h11 connection) has handed over: a WebSocket that stays
         # open for hours does not keep it.
         del self.machine
-        self._requests.clear()
         if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()

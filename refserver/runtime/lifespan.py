@@ -7,7 +7,7 @@ server's wait) and where the trace records every state change.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import anyio
@@ -89,10 +89,7 @@ class Lifespan:
                 while self._shutting_down():
                     await self._changed.wait()
             if timer.cancelled_caught:
-                if self.trace is not None:
-                    self.trace.record(
-                        "timer", machine.state.name, sections.LIFESPAN_SHUTDOWN_COMPLETE, "shutdown timeout"
-                    )
+                self._record("timer", sections.LIFESPAN_SHUTDOWN_COMPLETE, "shutdown timeout")
                 self._apply(machine.timed_out())
             self._scope.cancel()
         if machine.state is State.DONE:
@@ -114,16 +111,16 @@ class Lifespan:
     def _shutting_down(self) -> bool:  # (a call: mypy would keep machine.state narrowed to STARTED)
         return self.machine.state is State.SHUTTING_DOWN
 
+    def _record(self, kind: str, section: str, detail: str = "", message: Mapping[str, Any] | None = None) -> None:
+        if self.trace is not None:
+            self.trace.record(kind, self.machine.state.name, section, detail, message)
+
     async def _receive(self) -> MutableMapping[str, Any]:
         while True:
             fx = self.machine.app_receive()
             self._apply(fx)
             if fx.event is not None:
-                if self.trace is not None:
-                    event_type = str(fx.event["type"])
-                    self.trace.record(
-                        "recv", self.machine.state.name, sections.LIFESPAN_MESSAGES[event_type], message=fx.event
-                    )
+                self._record("recv", sections.LIFESPAN_MESSAGES[str(fx.event["type"])], message=fx.event)
                 return dict(fx.event)
             await self._app_wakeup.wait()
 
@@ -132,23 +129,16 @@ class Lifespan:
             await anyio.lowlevel.checkpoint_if_cancelled()
         except anyio.get_cancelled_exc_class():
             # The server is cancelling the app: what it sends now is no app error (docs/decisions.md#forced-exit).
-            if self.trace is not None:
-                self.trace.record(
-                    "ignored",
-                    self.machine.state.name,
-                    sections.LIFESPAN_SHUTDOWN,
-                    "sent while the server was cancelling the lifespan app",
-                    message=message,
-                )
+            why = "sent while the server was cancelling the lifespan app"
+            self._record("ignored", sections.LIFESPAN_SHUTDOWN, why, message)
             raise
         try:
             fx = self.machine.app_send(message)
         except ASGIProtocolError as exc:
             record_error(self.trace, self.machine.state.name, exc, message, "")
             raise
-        if self.trace is not None:
-            section = sections.LIFESPAN_MESSAGES.get(str(message.get("type")), sections.LIFESPAN_SCOPE)
-            self.trace.record("send", self.machine.state.name, section, message=message)
+        section = sections.LIFESPAN_MESSAGES.get(str(message.get("type")), sections.LIFESPAN_SCOPE)
+        self._record("send", section, "", message)
         self._apply(fx)
 
     async def _run_app(self) -> None:

@@ -244,10 +244,7 @@ async def _serve_connections(
                 for acceptor in acceptors:
                     accepting.start_soon(acceptor.serve, accept)
                 task_status.started(Listening(tuple(map(_bound, socks)), state=ctx.state, tls=tls is not None))
-                if shutdown_trigger is None:
-                    await anyio.sleep_forever()
-                else:
-                    await shutdown_trigger()
+                await (shutdown_trigger or anyio.sleep_forever)()
                 accepting.cancel_scope.cancel()
             ctx.shutting_down = True
             open_connections = list(ctx.handlers)
