@@ -65,6 +65,8 @@ Headers = list[tuple[bytes, bytes]]
 
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
+# With its reason phrase, as every other status line.
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
 
@@ -392,11 +394,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             and self.conn.our_state is h11.DONE
             and self.conn.their_state is h11.DONE
         )
-
-    @property
-    def must_close(self) -> bool:
-        """Tell whether this cycle is the connection's last."""
-        return self.persistence is not Persistence.KEEP_ALIVE
 
     @property
     def shutting_down(self) -> bool:
@@ -782,11 +779,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # for it (RFC 9110 §10.1.1; docs/decisions.md#expect-100-continue).
             self.body = Body.ARRIVING
             if self.state is State.AWAITING_START and self.conn.they_are_waiting_for_100_continue:
-                # Same status-line shape as every other response: with its reason phrase.
-                self._write(
-                    self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100)))
-                    or b""
-                )
+                self._write(self.conn.send(_CONTINUE) or b"")
 
     # ------------------------------------------------------------------ app -> peer
 
