@@ -601,13 +601,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
                 return
-            if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-                break
             if event is h11.NEED_DATA:
                 return
-            if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
-                self._close("the peer left during the upgrade request", _RFC_CLOSE)
-                return
+            if type(event) is not h11.Data:  # the body's end (EOF is PEER_GONE's: h11 never sees it here)
+                break
         request = self.request
         if request is None:  # pragma: no cover - UPGRADING implies a request
             raise RuntimeError("UPGRADING without a request")
