@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.loading import as_asgi3, is_asgi3
 from refserver.protocol.effects import Tcp
-from refserver.protocol.http import HTTPEffects, HTTPMachine, State, scope_http_version
+from refserver.protocol.http import HTTPEffects, HTTPMachine, Persistence, State, scope_http_version
 from refserver.protocol.http_extensions import ADVERTISED
 from refserver.protocol.lifespan import LifespanMachine
 from refserver.protocol.lifespan import State as LifespanState
@@ -227,6 +227,11 @@ def cycle_for(request: bytes) -> HTTPMachine:
     return machine
 
 
+def must_close(machine: HTTPMachine) -> bool:
+    """Whether this cycle is the connection's last."""
+    return machine.persistence is not Persistence.KEEP_ALIVE
+
+
 def state_of(machine: Any) -> Any:
     """The state now. Read through a call: mypy keeps an earlier assert's narrowing of
     ``.state`` across the call that changes it."""
@@ -334,7 +339,7 @@ def test_receive_events_and_disconnect_precedence() -> None:
     assert [cycle.app_receive().event for _ in range(3)] == [DISCONNECT] * 3
     with pytest.raises(ClientDisconnected, match=r"^peer closed the connection$"):
         cycle.app_send(START)
-    assert cycle.must_close
+    assert must_close(cycle)
 
 
 def test_disconnect_after_completion_even_with_unread_body() -> None:
@@ -365,7 +370,7 @@ def test_app_ended_before_anything_reached_the_wire_is_500() -> None:
             b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
             b"content-length: 22\r\nconnection: close\r\ndate: " + DATE + b"\r\n\r\nInternal Server Error\n"
         )
-        assert cycle.must_close and cycle.status == 500 and fx.ended_status == 500
+        assert must_close(cycle) and cycle.status == 500 and fx.ended_status == 500
         assert (cycle.state, fx.tcp) == (State.CLOSED, Tcp.CLOSE)
 
 
@@ -375,7 +380,7 @@ def test_app_ended_mid_body_closes_without_bytes() -> None:
     cycle.app_send({"type": "http.response.body", "body": b"x", "more_body": True})
     fx = cycle.app_ended(raised=False)
     assert wire(fx) == b""
-    assert cycle.must_close and not cycle.keep_alive
+    assert must_close(cycle) and not cycle.keep_alive
     assert (cycle.state, fx.tcp) == (State.CLOSED, Tcp.CLOSE)
 
 
@@ -383,19 +388,19 @@ def test_app_ended_after_client_gone_writes_nothing() -> None:
     cycle = cycle_for(GET)
     cycle.peer_gone("connection reset by peer")
     assert wire(cycle.app_ended(raised=False)) == b""
-    assert cycle.must_close
+    assert must_close(cycle)
 
 
 def test_request_with_transfer_encoding_and_content_length_must_close() -> None:
     """RFC 9112 §6.1: close the connection after responding."""
     cycle = cycle_for(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
-    assert cycle.must_close
+    assert must_close(cycle)
     cycle.app_send({"type": "http.response.start", "status": 200})
     assert wire(cycle.app_send({"type": "http.response.body"})) == (
         b"HTTP/1.1 200 OK\r\ndate: " + DATE + b"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
     )
     assert not cycle.keep_alive
-    assert not cycle_for(GET).must_close
+    assert not must_close(cycle_for(GET))
 
 
 # ---------------------------------------------------------------- LifespanMachine

@@ -65,6 +65,8 @@ Headers = list[tuple[bytes, bytes]]
 
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
+# With its reason phrase, as every other status line.
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
 
@@ -394,11 +396,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         )
 
     @property
-    def must_close(self) -> bool:
-        """Tell whether this cycle is the connection's last."""
-        return self.persistence is not Persistence.KEEP_ALIVE
-
-    @property
     def shutting_down(self) -> bool:
         """Tell whether the server is shutting down this connection."""
         return self.persistence is Persistence.SHUTDOWN
@@ -599,20 +596,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         ambiguous = self.chunked and any(name == b"content-length" for name, _ in headers)
         while not ambiguous:
             try:
-                if self.chunked:
-                    self._check_chunk_line()
-                event = conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 # A malformed body (e.g. a bad chunk size) is a bad request like any other.
                 self._refuse(exc.error_status_hint, str(exc))
                 return
-            if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-                break
             if event is h11.NEED_DATA:
                 return
-            if isinstance(event, h11.ConnectionClosed):  # pragma: no cover - EOF is PEER_GONE
-                self._close("the peer left during the upgrade request", _RFC_CLOSE)
-                return
+            if type(event) is not h11.Data:  # the body's end (EOF is PEER_GONE's: h11 never sees it here)
+                break
         request = self.request
         if request is None:  # pragma: no cover - UPGRADING implies a request
             raise RuntimeError("UPGRADING without a request")
@@ -653,17 +645,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         receive event"): all that h11 holds, joined, once the app has taken the last chunk.
         A malformed body is answered 400 if nothing of the response is on the wire yet, and
         the client counts as gone."""
-        conn = self.conn
         if data:
-            conn.receive_data(data)
+            self.conn.receive_data(data)
         if self.body not in _BODY_ARRIVING or self.persistence is Persistence.CLIENT_GONE:
             return
         chunks: list[bytes] = []
         while True:
             try:
-                if self.chunked:
-                    self._check_chunk_line()
-                event = conn.next_event()
+                event = self._next_body_event()
             except h11.RemoteProtocolError as exc:
                 if self.state is State.AWAITING_START or self.state is State.START_HELD:
                     # Nothing of the response is on the wire yet: the bad framing is answered
@@ -690,16 +679,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 self._fx.wake_app = True
             return
 
-    def _check_chunk_line(self) -> None:
-        """Raise, as h11 raises a bad chunk size, for a chunk line h11 is about to read and
-        would accept but RFC 9112 §7.1.1 does not (or of a size no body can have)."""
-        start = internals.h11_chunk_line_start(self.conn)  # None unless a chunk line is next
+    def _next_body_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        """Give h11's next event of the request body. Raise, as h11 raises a bad chunk size,
+        for a chunk line h11 is about to read and would accept but RFC 9112 §7.1.1 does not
+        (or of a size no body can have)."""
+        start = internals.h11_chunk_line_start(self.conn) if self.chunked else None  # a chunk line is next
         if start is not None:
-            unparsed = self._unparsed
-            end = unparsed.find(b"\r\n", start)
-            defect = None if end == -1 else request_checks.chunk_line_defect(unparsed[start:end])
+            end = self._unparsed.find(b"\r\n", start)
+            defect = None if end == -1 else request_checks.chunk_line_defect(self._unparsed[start:end])
             if defect is not None:
                 raise h11.RemoteProtocolError(defect, error_status_hint=400)
+        return self.conn.next_event()
 
     def _body_timeout(self, _: None) -> None:
         """Cut a request body too slow for its grace period and minimum rate: 408 if nothing of
@@ -786,11 +776,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # for it (RFC 9110 §10.1.1; docs/decisions.md#expect-100-continue).
             self.body = Body.ARRIVING
             if self.state is State.AWAITING_START and self.conn.they_are_waiting_for_100_continue:
-                # Same status-line shape as every other response: with its reason phrase.
-                self._write(
-                    self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100)))
-                    or b""
-                )
+                self._write(self.conn.send(_CONTINUE) or b"")
 
     # ------------------------------------------------------------------ app -> peer
 

@@ -5,9 +5,7 @@ A request that fails one is answered before any app sees it (400, or 414 for a r
 line longer than the head limit) and the connection is closed (docs/decisions.md#obs-fold,
 docs/decisions.md#strict-request-framing).
 
-Cost: per request, one regex search over the head's raw bytes (:func:`accepted_head_defect`, about 7,000
-machine instructions for a 60-byte head, half of what a two-branch pattern costs, whose first byte
-the regex engine cannot scan for).
+Cost: one regex search over each request head's raw bytes (docs/implementation.md#strict-head-scan).
 """
 
 from __future__ import annotations

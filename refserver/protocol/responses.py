@@ -85,14 +85,8 @@ def check_sendable_head(status: int, headers: Headers, message_type: str, sectio
 
 class CheckedHeads:
     """The response heads one connection has built, by (status, headers), for its next
-    responses (a cache: it holds no state of the connection).
-
-    An app answers most requests with the same few heads (its own header list, the Date of
-    this second), and h11's check of a head (a regular expression per name and value) is
-    the costliest step of a small response: it saves 57k of 614k instructions per
-    keep-alive request (``benchmarks/instructions.py --valgrind``). An h11 event is
-    immutable, so one serves every response with that head.
-    """
+    responses (a cache: it holds no state of the connection;
+    docs/implementation.md#checked-heads)."""
 
     KEPT = 16  # at most this many heads; then the cache starts again
 
@@ -101,8 +95,7 @@ class CheckedHeads:
 
     def head(self, status: int, headers: Headers, message_type: str, section: str) -> h11.Response:
         """Give the checked head, as :func:`sendable_head` does, built once per (status,
-        headers). Headers given as [name, value] lists are not hashable: their head is built
-        every time.
+        headers) that can be a key.
 
         Raises:
             ASGIProtocolError: h11 refuses the head.
@@ -110,7 +103,7 @@ class CheckedHeads:
         try:
             key = (status, tuple(headers))
             head = self._heads.get(key)
-        except TypeError:
+        except TypeError:  # [name, value] lists
             return sendable_head(status, headers, message_type, section)
         if head is None:
             head = sendable_head(status, headers, message_type, section)
