@@ -169,13 +169,11 @@ class FrameCodec:
             if part.payload:
                 self._parts.append(part.payload)
             return
-        parts = self._parts
-        if parts:
-            parts.append(part.payload)
-            payload: Any = "".join(parts) if part.opcode == TEXT else b"".join(parts)
+        payload: Any = part.payload
+        if self._parts:
+            self._parts.append(payload)
+            payload = "".join(self._parts) if part.opcode == TEXT else b"".join(self._parts)
             self._parts = []
-        else:
-            payload = part.payload
         out.append((TEXT if part.opcode == TEXT else BINARY, payload))
 
     # ------------------------------------------------------------------ outbound

@@ -28,7 +28,7 @@ The machine is its ``state`` (:class:`State`) plus these data fields, and nothin
 The closing handshake needs no field of its own: our close frame can be written only in
 OPEN and FAILING, and every state after them has sent it or never will; the peer's close
 frame leads straight to CLOSED. Set once at the start and never changed: ``key``,
-``offered_subprotocols``, ``deflate``, ``max_size_bytes``, ``timeouts``.
+``offered_subprotocols``, ``deflate``, ``timeouts``.
 """
 
 from __future__ import annotations
@@ -174,7 +174,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self.key = key
         self.offered_subprotocols = subprotocols
         self.deflate = deflate
-        self.max_size_bytes = max_size_bytes
         self.timeouts = timeouts or Timeouts()
         self.state = State.CONNECTING
         # The data fields (see the module's docstring), in its order.
@@ -257,6 +256,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     # ------------------------------------------------------------------ dispatch
 
     _new_effects = blank(Effects)
+    # send() and a ping change neither the state nor what waits for the app (a misuse raises first).
+    _reading_kept = frozenset({Input.SEND, Input.OTHER_MESSAGE, Input.PING_DUE})
 
     def _wants_read(self) -> bool:
         """Read unless in FAILING or CLOSED, while what waits for the app is within its budget."""
@@ -377,7 +378,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._fx.status = 101
         trailing = self._http().trailing_data[0]
         self.handshake = None
-        self._early_bytes = 0
         self._go(State.OPEN, "the app accepted; 101 sent", sections.WS_ACCEPT)
         if self.timeouts.ping_interval_s > 0:
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
