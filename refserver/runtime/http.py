@@ -240,11 +240,10 @@ class HTTPConnection:
         if "cancel_timer" in given or "keep_alive_s" in given or "body_timer_s" in given:
             self._body_timer = fx.body_timer_s is not None
             seconds = fx.body_timer_s if self._body_timer else fx.keep_alive_s
-            self._deadline = math.inf if seconds is None else self.transport.now() + seconds
+            self._deadline = deadline = math.inf if seconds is None else self.transport.now() + seconds
             # A timer armed for an earlier deadline stays armed: when it fires it finds the
             # deadline gone (a request is being served) or later (it re-arms then), so a
             # request costs no cancel and no new timer.
-            deadline = self._deadline
             if deadline != math.inf and self._timer_at > deadline:
                 self._cancel_timer()
                 self._timer_at = deadline
