@@ -277,7 +277,7 @@ def recording_app(rec: Recorder) -> Any:
 @pytest.mark.anyio
 async def test_control_byte_over_a_socket_is_400_and_nothing_is_served(caplog: pytest.LogCaptureFixture) -> None:
     rec = Recorder()
-    async with serving(recording_app(rec), timeout_keep_alive_s=0.05) as server:
+    async with serving(recording_app(rec)) as server:
         raw = await exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n" + SM)
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n") and raw.count(b"HTTP/1.1") == 1
     assert rec.of("request") == []
@@ -290,7 +290,7 @@ async def test_bad_chunk_extension_over_a_socket_is_400_and_the_smuggled_request
 ) -> None:
     rec = Recorder()
     data = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a\rb\r\nhello\r\n0\r\n\r\n" + SM
-    async with serving(recording_app(rec), timeout_keep_alive_s=0.05) as server:
+    async with serving(recording_app(rec)) as server:
         raw = await exchange(server.port, data)
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n") and raw.count(b"HTTP/1.1") == 1
     assert rec.of("request") == [("/", [b"x"])] and rec.of("message") == ["http.disconnect"]
@@ -310,14 +310,16 @@ async def test_websocket_upgrade_with_both_framings_over_a_socket_is_400() -> No
 @pytest.mark.anyio
 async def test_absolute_form_over_a_socket_gives_the_app_the_targets_host() -> None:
     rec = Recorder()
-    async with serving(recording_app(rec), timeout_keep_alive_s=0.05) as server:
-        raw = await exchange(server.port, b"GET http://evil.example/p?q=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    async with serving(recording_app(rec)) as server:
+        raw = await exchange(
+            server.port, b"GET http://evil.example/p?q=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
     assert rec.of("request") == [("/p", [b"evil.example"])]
 
 
 @pytest.mark.anyio
 async def test_long_request_target_over_a_socket_is_414() -> None:
-    async with serving(recording_app(Recorder()), timeout_keep_alive_s=0.05) as server:
+    async with serving(recording_app(Recorder())) as server:
         raw = await exchange(server.port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 414 ")

@@ -101,7 +101,7 @@ class TestRFC9112Section5_2ObsFold:
             rec.add("path", scope["path"])
             await echo_request(scope, receive, send)
 
-        async with serving(app, timeout_keep_alive_s=0.05) as server:
+        async with serving(app) as server:
             raw = await exchange(server.port, data + b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
         text = b"obs-fold (a header line starting with whitespace) is not accepted (RFC 9112 \xc2\xa75.2)\n"
         assert responses(raw) == [(400, text)]
@@ -116,15 +116,17 @@ class TestRFC9112Section6_3ContentLength:
     async def test_identical_duplicate_content_length_frames_one_body(self) -> None:
         data = (
             b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
-            b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
+        async with serving(echo_request) as server:
             raw = await exchange(server.port, data)
         assert responses(raw) == [(200, b"('/a', [(b'content-length', b'3')], b'abc')"), (200, b"('/b', [], b'')")]
 
     async def test_identical_content_length_list_is_that_length(self) -> None:
-        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
-            raw = await exchange(server.port, b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc")
+        async with serving(echo_request) as server:
+            raw = await exchange(
+                server.port, b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc"
+            )
         assert responses(raw) == [(200, b"('/a', [(b'content-length', b'3')], b'abc')")]
 
     @pytest.mark.parametrize(
@@ -144,7 +146,7 @@ class TestRFC9112Section6_3ContentLength:
             await echo_request(scope, receive, send)
 
         data = b"POST /a HTTP/1.1\r\nHost: x\r\n" + header + SMUGGLED_TAIL
-        async with serving(app, timeout_keep_alive_s=0.05) as server:
+        async with serving(app) as server:
             raw = await exchange(server.port, data)
         assert responses(raw) == [(400, text)]
         assert rec.of("path") == []
@@ -158,7 +160,7 @@ class TestRFC9112Section6_3ContentLength:
         """RFC 9112 §6.1: a server that receives a transfer coding it does not understand
         SHOULD respond with 501; the connection is closed, so nothing behind it is served."""
         data = b"POST /a HTTP/1.1\r\nHost: x\r\n" + headers + SMUGGLED_TAIL
-        async with serving(echo_request, timeout_keep_alive_s=0.05) as server:
+        async with serving(echo_request) as server:
             raw = await exchange(server.port, data)
         assert [status for status, _ in responses(raw)] == [501]
 
@@ -180,7 +182,7 @@ class TestRFC9110Section9_3_6Connect:
             await send({"type": "http.response.body", "body": b"ok"})
 
         request = f"CONNECT {target} HTTP/1.1\r\nHost: example.com:443\r\n\r\n".encode()
-        async with serving(app, timeout_keep_alive_s=0.05) as server:
+        async with serving(app) as server:
             raw = await exchange(server.port, request)
         assert raw.startswith(b"HTTP/1.1 ")
         [(status, body)] = responses(raw)
