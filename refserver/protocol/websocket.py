@@ -799,7 +799,8 @@ _rows((S.OPEN,), I.BAD_DATA, (S.FAILING, S.DRAINING), M._bad_data, _RFC_FAIL)
 _rows(_AFTER_CLOSE, I.BAD_DATA, (S.DRAINING,), M._bad_data_after_close, _RFC_FAIL)
 for _input in (I.MESSAGE, I.PING, I.PONG, I.CLOSE_FRAME, I.BAD_DATA):
     _rows(_NOT_PARSING, _input, (), M._nothing, _NO_FRAMES)
-# -- the peer goes away (RFC 6455 §7.1.5: no close frame received, the close code "is considered to be 1006")
+# -- the peer goes away (RFC 6455 §7.1.5: no close frame received, the close code "is considered to be 1006";
+# docs/decisions.md#lost-connection-1006)
 _rows((*_BEFORE_ACCEPT, S.OPEN, S.CLOSING), I.PEER_GONE, (S.CLOSED,), M._lost, _RFC_LOST)
 _rows((S.FAILING,), I.PEER_GONE, (S.CLOSED,), M._lost_while_failing, _RFC_FAIL)
 _rows((S.SHUTTING_DOWN, S.DRAINING), I.PEER_GONE, (S.CLOSED,), M._tcp_gone, _RFC_CLOSE)

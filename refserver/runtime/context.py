@@ -17,7 +17,6 @@ from refserver.protocol.websocket import Timeouts
 from refserver.runtime.transport import Address
 from refserver.trace import ConnectionTrace, Tracer
 from refserver.types import ASGIApp
-from refserver.types import Scope as Scope  # for runtime/websocket.py
 from refserver.violations import Policy
 
 CALLS_BETWEEN_YIELDS = 3  # docs/decisions.md#fairness

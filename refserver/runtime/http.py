@@ -90,7 +90,8 @@ class HTTPConnection:
         self._closing = False
         self._app_wakeup = new_wakeup()
         self._app_waiters = 0  # receive() calls blocked on _app_wakeup
-        # The request whose app instance's receive() and send() are live, and since when.
+        # The request whose app instance's receive() and send() are live, and since when that
+        # instance runs (a WebSocket's: since its upgrade).
         self._live: RequestHead | None = None
         self._since = 0.0
         # The connection's one timer: its deadline, whether it is the request body's (else the
@@ -215,6 +216,7 @@ class HTTPConnection:
         await self._flush_or_lose()
 
     def _log_access(self, head: RequestHead, status: int) -> None:
+        """Write the access line of a request; status 0: the client left before a response."""
         if self.ctx.config.access_log and access_log.isEnabledFor(logging.INFO):
             target, version = head.target.decode("latin-1"), head.http_version
             answer = status or "- (client gone before a response)"

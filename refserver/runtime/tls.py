@@ -59,6 +59,7 @@ def load(config: Config) -> ServerTLS | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with _fails_as(f"cannot load the certificate {certfile!r} / key {config.ssl_keyfile!r}"):
         context.load_cert_chain(certfile, config.ssl_keyfile, _password(config))
+    with _fails_as(f"cannot read the certificate {certfile!r}"):
         pem = _PEM_CERTIFICATE.search(Path(certfile).read_text(encoding="ascii", errors="replace"))
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     if config.ssl_ca_certs is not None:
@@ -149,8 +150,10 @@ def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
     ``scope["extensions"]`` for a connection whose handshake is done. Raises
     :class:`HandshakeFailed` for a client certificate whose subject cannot be read."""
     ssl_object: ssl.SSLObject = stream.extra(TLSAttribute.ssl_object)
-    # ``tls_version`` is "one of the version numbers as defined in the TLS specifications" (RFC 8446
-    # §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1): ssl.TLSVersion's values, "TLSv1.3" its TLSv1_3.
+    # tls extension, "TLS Connection Scope": ``tls_version`` is "one of the version numbers as
+    # defined in the TLS specifications" (RFC 8446 §4.2.1, RFC 5246 appendix E, RFC 6101 §5.2.1).
+    # ssl.TLSVersion holds them, each named as SSLObject.version() names it with "_" for ".":
+    # "TLSv1.3" is TLSVersion.TLSv1_3 (0x0304).
     version = ssl.TLSVersion.__members__.get((ssl_object.version() or "").replace(".", "_"))
     cipher = ssl_object.cipher()
     chain = client_chain(ssl_object)
@@ -175,7 +178,8 @@ def client_chain(ssl_object: Any) -> list[bytes]:
         return []
     # Python 3.13+: the chain as the client sent it. (OpenSSL leaves the leaf out of the
     # chain it keeps on the server side; Python puts it back, but do not rely on that.)
-    sent = [bytes(der) for der in getattr(ssl_object, "get_unverified_chain", lambda: None)() or ()]
+    unverified = getattr(ssl_object, "get_unverified_chain", None)
+    sent = [bytes(der) for der in unverified() or ()] if unverified is not None else []
     return sent if sent[:1] == [leaf] else [leaf, *sent]
 
 
@@ -212,7 +216,8 @@ _MUST_ESCAPE = re.compile(r'["+,;<>\\]|^[ #]| \Z')
 
 
 def _elements(der: bytes) -> Iterator[tuple[int, bytes, bytes]]:
-    """The DER elements in ``der`` (X.690 §8.1): (tag, the whole element, its content) each.
+    """The DER elements in ``der`` (a certificate is DER, RFC 5280 §4.1; X.690 §8.1 gives the
+    tag-length-content layout): (tag, the whole element, its content) each.
     The certificate is one OpenSSL has already verified."""
     pos = 0
     while pos < len(der):

@@ -19,11 +19,12 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Pacer, Scope, ServerContext, record_error, record_steps
+from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
 from refserver.spec import sections
 from refserver.trace import ConnectionTrace
+from refserver.types import Scope
 
 # How long the queued bytes (a 1011 close frame) may take when the peer is unresponsive.
 _ABORT_FLUSH_S = 1.0
