@@ -545,19 +545,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(status, f"{reason}\n".encode())
         self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
-    def _answer(
-        self,
-        status: int,
-        body: bytes,
-        headers: Headers | None = None,
-        *,
-        date: bytes | None = None,
-        head_only: bool = False,
-    ) -> None:
-        """Write a whole response of the server's own, if h11 can still send one."""
+    def _answer(self, status: int, body: bytes, headers: Headers | None = None) -> None:
+        """Write a whole response of the server's own (without its body, to HEAD: RFC 9110
+        §9.3.2), if h11 can still send one."""
+        head_only = self.method == b"HEAD"
         try:
             data = complete_response(
-                self.conn, status, body, headers=headers, date=date or self._date_source(), head_only=head_only
+                self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only
             )
         except h11.LocalProtocolError:
             return
@@ -990,7 +984,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._close(cut, self._row.section)
             return
         self.status = self._fx.ended_status = status
-        self._answer(status, body, date=self.date, head_only=self.method == b"HEAD")
+        self._answer(status, body)
         self._close(unanswered, self._row.section)
 
     def _cancelled_after(self, _: None) -> None:
