@@ -563,8 +563,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._client_left(why)
         self.conn.receive_data(b"")
         self._read_head(b"")  # h11 decides between a quiet close and a 400
-        if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
-            self._close("the peer left", _RFC_CLOSE)
 
     def _keep_alive_timeout(self, _: None) -> None:
         """Close quietly: no request, no whole head, or no whole upgrade request arrived in time."""
