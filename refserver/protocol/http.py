@@ -204,19 +204,13 @@ _TIMED_OUT = {
     State.UPGRADING: "the upgrade request's body did not arrive in time",
 }
 # What the server answers when the app ends (or is cancelled) before its response is on the wire,
-# and why the connection closes then and when the response was cut off mid-body.
+# and what ended it (for why the connection closes then, or when the response was cut mid-body).
 _UNFINISHED = {
-    Input.APP_RETURNED: (
-        500,
-        b"Internal Server Error\n",
-        "the app ended without a response; 500 sent",
-        "the app ended mid-body; the response cannot be completed",
-    ),
+    Input.APP_RETURNED: (500, b"Internal Server Error\n", "the app ended"),
     Input.SHUTDOWN_TIMEOUT: (
         503,
         b"Service Unavailable: the server is shutting down\n",
-        "cancelled at the shutdown timeout before a response; 503 sent",
-        "cancelled at the shutdown timeout mid-body; the response is cut",
+        "cancelled at the shutdown timeout",
     ),
 }
 _UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
@@ -975,15 +969,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
         docs/decisions.md#shutdown-timeout-503); one cut
         off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
-        status, body, unanswered, cut = _UNFINISHED[self._row.input]
+        status, body, ended = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
-            self._close(cut, self._row.section)
+            self._close(f"{ended} mid-body; the response is cut", self._row.section)
             return
         self.status = self._fx.ended_status = status
         self._answer(status, body)
-        self._close(unanswered, self._row.section)
+        self._close(f"{ended} before a response; {status} sent", self._row.section)
 
     def _cancelled_after(self, _: None) -> None:
         """The app is cancelled at the shutdown timeout after its response completed, or after
