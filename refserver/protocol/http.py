@@ -839,14 +839,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 # The whole body is known: frame it with Content-Length (for HEAD too, where
                 # it tells what a GET would have carried; RFC 9110 §9.3.2).
                 head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
-            out = self._h11_send(head, "http.response.start")
+            out = b"".join(self._h11_send(head, "http.response.start"))
             self.start = None
         try:
             # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
             # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
             if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
                 # h11 passes a file through where its bytes go, framed by its len() (h11's way to sendfile).
-                pieces = self._h11_pieces(h11.Data(data=body), kind)  # type: ignore[arg-type]
+                pieces = self._h11_send(h11.Data(data=body), kind)  # type: ignore[arg-type]
                 if isinstance(body, bytes):
                     out += b"".join(pieces)
                 else:
@@ -854,7 +854,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                     out += b"".join(pieces[:at])
                     after, file = b"".join(pieces[at + 1 :]), body
             if not more and self.trailers is None:  # with trailers, the end is the trailers message's
-                after += self._h11_send(_END_OF_MESSAGE, kind)
+                after += b"".join(self._h11_send(_END_OF_MESSAGE, kind))
         except ASGIProtocolError as exc:
             if not held:
                 raise
@@ -884,10 +884,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _head_sent(self) -> None:
         self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
 
-    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
-        return b"".join(self._h11_pieces(event, kind))
-
-    def _h11_pieces(self, event: h11.Event, kind: str) -> list[Any]:
+    def _h11_send(self, event: h11.Event, kind: str) -> list[Any]:
         """Give h11's bytes for the event, in pieces (a file body passes through as itself).
 
         Raises:
@@ -916,7 +913,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # the client has sent the ``TE: trailers`` header in the request." (docs/decisions.md#trailers)
             self._fx.add_note(Note("ignored", f"the trailers: {self.trailers_dropped}", sections.HTTP_TRAILERS))
             collected = []
-        self._write(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers"))
+        self._write(b"".join(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers")))
         self._enter(State.COMPLETE, "the trailers were sent; the response is complete", sections.HTTP_TRAILERS)
         self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
@@ -931,7 +928,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # (docs/decisions.md#early-hints).
             self._fx.add_note(Note("ignored", "http.response.early_hint to an HTTP/1.0 client", _RFC_1XX))
             return
-        self._write(self._h11_send(hint, "http.response.early_hint"))
+        self._write(b"".join(self._h11_send(hint, "http.response.early_hint")))
 
     def _late_early_hint(self, message: Message) -> None:
         """Ignore the hint: the final response's head is on the wire already."""
