@@ -111,6 +111,13 @@ class TestSizes:
         assert b"".join(fx.write) == refusal(b"400 Bad Request", "malformed request body: " + reason)
         assert (m.state, m.app_receive().event) == (State.CLIENT_GONE, {"type": "http.disconnect"})
 
+    def test_a_head_request_s_malformed_body_is_answered_400_without_a_body(self) -> None:
+        """RFC 9110 §9.3.2: a response to HEAD carries no content, the server's own included."""
+        m = machine()
+        fx = m.receive_data(b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        wire = b"".join(fx.write)
+        assert wire.startswith(b"HTTP/1.1 400 Bad Request\r\n") and wire.endswith(b"\r\n\r\n")  # the head alone
+
 
 class TestChunkExtensions:
     """RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),

@@ -204,19 +204,13 @@ _TIMED_OUT = {
     State.UPGRADING: "the upgrade request's body did not arrive in time",
 }
 # What the server answers when the app ends (or is cancelled) before its response is on the wire,
-# and why the connection closes then and when the response was cut off mid-body.
+# and what ended it (for why the connection closes then, or when the response was cut mid-body).
 _UNFINISHED = {
-    Input.APP_RETURNED: (
-        500,
-        b"Internal Server Error\n",
-        "the app ended without a response; 500 sent",
-        "the app ended mid-body; the response cannot be completed",
-    ),
+    Input.APP_RETURNED: (500, b"Internal Server Error\n", "the app ended"),
     Input.SHUTDOWN_TIMEOUT: (
         503,
         b"Service Unavailable: the server is shutting down\n",
-        "cancelled at the shutdown timeout before a response; 503 sent",
-        "cancelled at the shutdown timeout mid-body; the response is cut",
+        "cancelled at the shutdown timeout",
     ),
 }
 _UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
@@ -545,19 +539,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(status, f"{reason}\n".encode())
         self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
-    def _answer(
-        self,
-        status: int,
-        body: bytes,
-        headers: Headers | None = None,
-        *,
-        date: bytes | None = None,
-        head_only: bool = False,
-    ) -> None:
-        """Write a whole response of the server's own, if h11 can still send one."""
+    def _answer(self, status: int, body: bytes, headers: Headers | None = None) -> None:
+        """Write a whole response of the server's own (without its body, to HEAD: RFC 9110
+        §9.3.2), if h11 can still send one."""
+        head_only = self.method == b"HEAD"
         try:
             data = complete_response(
-                self.conn, status, body, headers=headers, date=date or self._date_source(), head_only=head_only
+                self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only
             )
         except h11.LocalProtocolError:
             return
@@ -569,8 +557,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._client_left(why)
         self.conn.receive_data(b"")
         self._read_head(b"")  # h11 decides between a quiet close and a 400
-        if self.state is not State.CLOSED:  # pragma: no cover - h11 always decides at EOF
-            self._close("the peer left", _RFC_CLOSE)
 
     def _keep_alive_timeout(self, _: None) -> None:
         """Close quietly: no request, no whole head, or no whole upgrade request arrived in time."""
@@ -853,14 +839,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 # The whole body is known: frame it with Content-Length (for HEAD too, where
                 # it tells what a GET would have carried; RFC 9110 §9.3.2).
                 head = internals.h11_response_with_header(head, b"content-length", str(len(body)).encode())
-            out = self._h11_send(head, "http.response.start")
+            out = b"".join(self._h11_send(head, "http.response.start"))
             self.start = None
         try:
             # HEAD, 204 and 304 responses carry no body whatever the app sends (RFC 9110
             # §9.3.2, §15.3.5, §15.4.5); h11 frames them with length 0.
             if body and self.method != b"HEAD" and self.status not in _NO_BODY_STATUSES:
                 # h11 passes a file through where its bytes go, framed by its len() (h11's way to sendfile).
-                pieces = self._h11_pieces(h11.Data(data=body), kind)  # type: ignore[arg-type]
+                pieces = self._h11_send(h11.Data(data=body), kind)  # type: ignore[arg-type]
                 if isinstance(body, bytes):
                     out += b"".join(pieces)
                 else:
@@ -868,7 +854,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                     out += b"".join(pieces[:at])
                     after, file = b"".join(pieces[at + 1 :]), body
             if not more and self.trailers is None:  # with trailers, the end is the trailers message's
-                after += self._h11_send(_END_OF_MESSAGE, kind)
+                after += b"".join(self._h11_send(_END_OF_MESSAGE, kind))
         except ASGIProtocolError as exc:
             if not held:
                 raise
@@ -898,10 +884,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _head_sent(self) -> None:
         self._enter(State.SENDING_BODY, f"HTTP {self.status} status line and headers sent", sections.HTTP_RESPONSE_BODY)
 
-    def _h11_send(self, event: h11.Event, kind: str) -> bytes:
-        return b"".join(self._h11_pieces(event, kind))
-
-    def _h11_pieces(self, event: h11.Event, kind: str) -> list[Any]:
+    def _h11_send(self, event: h11.Event, kind: str) -> list[Any]:
         """Give h11's bytes for the event, in pieces (a file body passes through as itself).
 
         Raises:
@@ -930,7 +913,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # the client has sent the ``TE: trailers`` header in the request." (docs/decisions.md#trailers)
             self._fx.add_note(Note("ignored", f"the trailers: {self.trailers_dropped}", sections.HTTP_TRAILERS))
             collected = []
-        self._write(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers"))
+        self._write(b"".join(self._h11_send(h11.EndOfMessage(headers=collected), "http.response.trailers")))
         self._enter(State.COMPLETE, "the trailers were sent; the response is complete", sections.HTTP_TRAILERS)
         self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
@@ -945,7 +928,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # (docs/decisions.md#early-hints).
             self._fx.add_note(Note("ignored", "http.response.early_hint to an HTTP/1.0 client", _RFC_1XX))
             return
-        self._write(self._h11_send(hint, "http.response.early_hint"))
+        self._write(b"".join(self._h11_send(hint, "http.response.early_hint")))
 
     def _late_early_hint(self, message: Message) -> None:
         """Ignore the hint: the final response's head is on the wire already."""
@@ -983,15 +966,15 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
         docs/decisions.md#shutdown-timeout-503); one cut
         off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
-        status, body, unanswered, cut = _UNFINISHED[self._row.input]
+        status, body, ended = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status
-            self._close(cut, self._row.section)
+            self._close(f"{ended} mid-body; the response is cut", self._row.section)
             return
         self.status = self._fx.ended_status = status
-        self._answer(status, body, date=self.date, head_only=self.method == b"HEAD")
-        self._close(unanswered, self._row.section)
+        self._answer(status, body)
+        self._close(f"{ended} before a response; {status} sent", self._row.section)
 
     def _cancelled_after(self, _: None) -> None:
         """The app is cancelled at the shutdown timeout after its response completed, or after

@@ -36,6 +36,11 @@ ADVERTISED = (
 )
 
 Headers = list[tuple[bytes, bytes]]
+_PATHSEND, _ZEROCOPYSEND = "http.response.pathsend", "http.response.zerocopysend"
+
+
+def _bad(kind: str, problem: str) -> ASGIProtocolError:
+    return ASGIProtocolError(kind, problem, sections.MESSAGES[kind])
 
 
 def early_hint(links: Iterable[bytes]) -> h11.InformationalResponse:
@@ -49,9 +54,7 @@ def early_hint(links: Iterable[bytes]) -> h11.InformationalResponse:
             status_code=103, headers=[(b"link", link) for link in links], reason=reason_phrase(103)
         )
     except h11.LocalProtocolError as exc:
-        raise ASGIProtocolError(
-            "http.response.early_hint", f"has a link that cannot be sent: {exc}", sections.HTTP_EARLY_HINTS
-        ) from None
+        raise _bad("http.response.early_hint", f"has a link that cannot be sent: {exc}") from None
 
 
 def accepts_trailers(headers: Headers) -> bool:
@@ -88,9 +91,7 @@ def check_trailers(fields: Headers) -> None:
     try:
         h11.EndOfMessage(headers=fields)
     except h11.LocalProtocolError as exc:
-        raise ASGIProtocolError(
-            "http.response.trailers", f"has headers that cannot be sent: {exc}", sections.HTTP_TRAILERS
-        ) from None
+        raise _bad("http.response.trailers", f"has headers that cannot be sent: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -129,22 +130,19 @@ def open_path(message: Mapping[str, Any]) -> FileBody:
         ASGIProtocolError: ``path`` is not an absolute path (a str), or the file cannot be
             opened and read (missing, unreadable, a directory).
     """
-    kind, section = "http.response.pathsend", sections.HTTP_PATHSEND
     path = message.get("path")
     if not isinstance(path, str):
-        raise ASGIProtocolError(kind, f"has path of type {type(path).__name__}; it must be a str", section)
+        raise _bad(_PATHSEND, f"has path of type {type(path).__name__}; it must be a str")
     if not os.path.isabs(path):
-        raise ASGIProtocolError(kind, f"has path {path!r}, which is not absolute", section)
+        raise _bad(_PATHSEND, f"has path {path!r}, which is not absolute")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY)  # not inherited by child processes (PEP 446)
     except OSError as exc:
-        raise ASGIProtocolError(
-            kind, f"names a file that cannot be opened: {exc.strerror} ({path!r})", section
-        ) from None
+        raise _bad(_PATHSEND, f"names a file that cannot be opened: {exc.strerror} ({path!r})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ASGIProtocolError(kind, f"names {path!r}, which is not a regular file", section)
+            raise _bad(_PATHSEND, f"names {path!r}, which is not a regular file")
     except BaseException:
         os.close(fd)
         raise
@@ -161,28 +159,23 @@ def zerocopy_file(message: Mapping[str, Any]) -> FileBody:
     Raises:
         ASGIProtocolError: a key has the wrong type, or the file has no OS file descriptor.
     """
-    kind, section = "http.response.zerocopysend", sections.HTTP_ZEROCOPYSEND
-    file = message.get("file")
     try:
-        fd = file.fileno()  # type: ignore[union-attr]
+        fd = message.get("file").fileno()  # type: ignore[union-attr]
     except (AttributeError, OSError, ValueError) as exc:
-        raise ASGIProtocolError(kind, f"has a file with no OS file descriptor ({exc})", section) from None
+        raise _bad(_ZEROCOPYSEND, f"has a file with no OS file descriptor ({exc})") from None
     if not isinstance(fd, int):
-        raise ASGIProtocolError(kind, f"has a file whose fileno() is {fd!r}, not an int", section)
-    for key in ("offset", "count"):
-        value = message.get(key)
+        raise _bad(_ZEROCOPYSEND, f"has a file whose fileno() is {fd!r}, not an int")
+    offset, count, more = message.get("offset"), message.get("count"), message.get("more_body", False)
+    for key, value in (("offset", offset), ("count", count)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ASGIProtocolError(kind, f"has {key}={value!r}; it must be an int >= 0", section)
-    more = message.get("more_body", False)
+            raise _bad(_ZEROCOPYSEND, f"has {key}={value!r}; it must be an int >= 0")
     if not isinstance(more, bool):
-        raise ASGIProtocolError(kind, f"has more_body={more!r}; it must be a bool", section)
+        raise _bad(_ZEROCOPYSEND, f"has more_body={more!r}; it must be a bool")
     try:
-        offset = message.get("offset")
         if offset is None:
             offset = os.lseek(fd, 0, os.SEEK_CUR)
-        count = message.get("count")
         if count is None:
             count = max(0, os.fstat(fd).st_size - offset)
     except OSError as exc:
-        raise ASGIProtocolError(kind, f"has a file that cannot be read: {exc.strerror}", section) from None
+        raise _bad(_ZEROCOPYSEND, f"has a file that cannot be read: {exc.strerror}") from None
     return FileBody(fd, offset, count, owned=False)

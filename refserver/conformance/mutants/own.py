@@ -104,7 +104,7 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.app-ends-no-500",
         "an app that ends without a response leaves the client without an answer",
         _HTTP,
-        """        self._answer(status, body, date=self.date, head_only=self.method == b"HEAD")""",
+        "        self._answer(status, body)",
         "        pass",
     ),
     SourceMutant(
