@@ -402,7 +402,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _section_of(self, given: Input) -> str:
-        return next(row.section for row in TABLE.values() if row.input is given)  # its first row's
+        # The section of the input's first row in TABLE (the rows are added in the order of the
+        # states, so this is the rule of the input where it first can happen).
+        return next(row.section for row in TABLE.values() if row.input is given)
 
     def _wants_read(self) -> bool:
         state = self.state
@@ -831,9 +833,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
         """Write a body message's bytes, or its file's framing around ``HTTPEffects.file``; the
         first goes after the held status line and headers, and a body sent whole gets a
-        Content-Length. Then more is to come, the trailers are owed, or the response is complete."""
-        head, out, after, file = self.start, b"", b"", None
+        Content-Length. Then more is to come, the trailers are owed, or the response is complete.
+        A body h11 refuses after a held head (it contradicts the app's Content-Length) is not
+        written: the head is kept back and ``HTTPEffects.error`` carries the error.
+
+        Raises:
+            ASGIProtocolError: h11 refuses a body message after the head is on the wire.
+        """
+        head = self.start
         held = head is not None
+        out, after = b"", b""
+        file: http_extensions.FileBody | None = None
         if head is not None:
             if not more and not self.has_length and self.status not in _NO_BODY_STATUSES and self.trailers is None:
                 # The whole body is known: frame it with Content-Length (for HEAD too, where
@@ -865,7 +875,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._fx.error = exc.with_state(self.state.name)
             return
         if file is not None:
-            self._fx.file, after = http_extensions.FileWrite(file, after), b""
+            self._fx.file = http_extensions.FileWrite(file, after)
+            after = b""
         self._write(out + after)
         if more:
             if held:
@@ -877,7 +888,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 State.AWAITING_TRAILERS, "the last body message was sent; the trailers are owed", sections.HTTP_TRAILERS
             )
         else:
-            why = f"HTTP {self.status} response sent in one body message" if held else "the last body message was sent"
+            what = "body message" if kind == "http.response.body" else kind
+            why = f"HTTP {self.status} response sent in one {what}" if held else "the last body message was sent"
             self._enter(State.COMPLETE, why, sections.HTTP_RESPONSE_BODY)
             self._fx.wake_app = True  # a waiting receive() now returns http.disconnect
 
