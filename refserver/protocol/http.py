@@ -33,7 +33,7 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   the client has left.
 
 The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
-cache of checked response heads (``heads``, :class:`~refserver.protocol.responses.CheckedHeads`),
+cache of checked response heads (``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`),
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
@@ -54,8 +54,8 @@ import h11
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, http_extensions, internals, request_checks, speedups
 from refserver.protocol.effects import Effects, Note, Tcp
-from refserver.protocol.responses import CheckedHeads, complete_response, reason_phrase
-from refserver.protocol.speedups import FastEnum, blank
+from refserver.protocol.responses import complete_response, reason_phrase
+from refserver.protocol.speedups import CheckedHeads, FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections

@@ -1,6 +1,5 @@
 """Building HTTP responses with h11: status lines with their reason phrase, the small
-complete responses the server itself sends (400, 403, 426, 431, 500, 503), and a
-connection's cache of the response heads h11 has checked (:class:`CheckedHeads`)."""
+complete responses the server itself sends (400, 403, 426, 431, 500, 503)."""
 
 from __future__ import annotations
 
@@ -81,33 +80,3 @@ def check_sendable_head(status: int, headers: Headers, message_type: str, sectio
         ASGIProtocolError: h11 refuses the head.
     """
     sendable_head(status, headers, message_type, section)
-
-
-class CheckedHeads:
-    """The response heads one connection has built, by (status, headers), for its next
-    responses (a cache: it holds no state of the connection;
-    docs/implementation.md#checked-heads)."""
-
-    KEPT = 16  # at most this many heads; then the cache starts again
-
-    def __init__(self) -> None:
-        self._heads: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], h11.Response] = {}
-
-    def head(self, status: int, headers: Headers, message_type: str, section: str) -> h11.Response:
-        """Give the checked head, as :func:`sendable_head` does, built once per (status,
-        headers) that can be a key.
-
-        Raises:
-            ASGIProtocolError: h11 refuses the head.
-        """
-        try:
-            key = (status, tuple(headers))
-            head = self._heads.get(key)
-        except TypeError:  # [name, value] lists
-            return sendable_head(status, headers, message_type, section)
-        if head is None:
-            head = sendable_head(status, headers, message_type, section)
-            if len(self._heads) >= self.KEPT:
-                self._heads.clear()
-            self._heads[key] = head
-        return head
