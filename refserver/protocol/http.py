@@ -401,11 +401,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     # is gone, and lead from a state with an app to another: 1,800 instructions per request.
     _reading_kept = frozenset(_MESSAGE_INPUTS)
 
-    def _section_of(self, given: Input) -> str:
-        # The section of the input's first row in TABLE (the rows are added in the order of the
-        # states, so this is the rule of the input where it first can happen).
-        return next(row.section for row in TABLE.values() if row.input is given)
-
     def _wants_read(self) -> bool:
         state = self.state
         if state in _HEAD_STATES:

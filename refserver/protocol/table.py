@@ -92,8 +92,9 @@ class TableMachine(Generic[S, I, E]):
         return None
 
     def _section_of(self, given: I) -> str:
-        """The section a missing row is judged by (for the error's text)."""
-        return ""
+        """The section of ``given``'s first row (the rows are added in the order of the states, so
+        this is the rule of the input where it first can happen), for the text of a missing row."""
+        return next((row.section for row in self.rows.values() if row.input is given), "")
 
     def section_for(self, given: I) -> str:
         """Return the rule of the row that ``given`` finds in the state the machine is in (for
