@@ -71,12 +71,3 @@ def sendable_head(status: int, headers: Headers, message_type: str, section: str
         return response_head(status, headers)
     except h11.LocalProtocolError as exc:
         raise ASGIProtocolError(message_type, f"has headers that cannot be sent: {exc}", section) from None
-
-
-def check_sendable_head(status: int, headers: Headers, message_type: str, section: str) -> None:
-    """Check that h11 can send the response head, as :func:`sendable_head` does.
-
-    Raises:
-        ASGIProtocolError: h11 refuses the head.
-    """
-    sendable_head(status, headers, message_type, section)

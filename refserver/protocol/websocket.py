@@ -45,7 +45,7 @@ from refserver.protocol.effects import Effects, Note, Tcp, Timer
 from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
-from refserver.protocol.responses import check_sendable_head, complete_response, response_head
+from refserver.protocol.responses import complete_response, response_head, sendable_head
 from refserver.protocol.speedups import FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
@@ -404,7 +404,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         """Check the denial response's start and hold it until its first body message."""
         message = messages.validate(message, "websocket.http.response.start")
         headers = list(message.get("headers", ()))
-        check_sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
+        sendable_head(message["status"], headers, "websocket.http.response.start", sections.WS_DENIAL)
         self._denial_status = message["status"]
         self._denial_headers = headers
         self._go(State.DENIAL_START_HELD, "denial started; held until its first body message", sections.WS_DENIAL)
