@@ -164,9 +164,10 @@ class ChurnSocket(PretendSocket):
         self.close()
 
 
-async def _churn(new_protocol: Any, connections: int, loops: int) -> float:
+async def _churn(new_protocol: Any, connections: int, loops: int, serve: Any = None) -> float:
     """CPU seconds for ``connections`` connections made one after another on each of ``loops``
-    loops; ``new_protocol(transport)`` makes the server's protocol for a transport."""
+    loops; ``new_protocol(transport)`` makes the server's protocol for a transport, and
+    ``serve(protocol)``, if given, serves it once it is connected."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     left = [connections * loops]
@@ -176,6 +177,8 @@ async def _churn(new_protocol: Any, connections: int, loops: int) -> float:
         protocol = new_protocol(transport)
         transport.protocol = protocol
         protocol.connection_made(transport)
+        if serve is not None:
+            serve(protocol)
         transport._next(HANDSHAKE)  # once the server's connection task waits for it
 
     def closed() -> None:
@@ -206,13 +209,14 @@ async def refserver_churn(connections: int, loops: int) -> float:
     tasks: set[asyncio.Task[None]] = set()
 
     def new_protocol(transport: ChurnSocket) -> AsyncioTransport:
-        protocol = AsyncioTransport(asyncio.get_running_loop())
+        return AsyncioTransport(asyncio.get_running_loop())
+
+    def serve(protocol: AsyncioTransport) -> None:
         task = asyncio.get_running_loop().create_task(HTTPConnection(protocol, ctx).run())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-        return protocol
 
-    return await _churn(new_protocol, connections, loops)
+    return await _churn(new_protocol, connections, loops, serve)
 
 
 async def uvicorn_churn(connections: int, loops: int) -> float:

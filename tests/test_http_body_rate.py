@@ -6,6 +6,7 @@ here, and the intervals it asks for are its effects. One socket test on both bac
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import anyio
@@ -14,12 +15,13 @@ import pytest
 import refserver
 import refserver.cli
 from refserver.errors import ClientDisconnected
-from refserver.protocol.http import HTTPMachine, Settings, State
+from refserver.protocol.http import HTTPMachine, Input, Settings, State
 from tests.support import Recorder, connect, read_until_eof, refserver_errors, serving
 
 DATE = b"Sun, 06 Nov 1994 08:49:37 GMT"
 POST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
 DISCONNECT = {"type": "http.disconnect"}
+DISARMED = (Input.KEEP_ALIVE_TIMEOUT, math.inf)  # the timer, armed for never
 REASON = "request body too slow: 10 bytes in 1.1 s, under the minimum rate of 100 bytes/s after the 1 s grace period"
 
 
@@ -37,7 +39,7 @@ def receiving(m: HTTPMachine, data: bytes) -> HTTPMachine:
 class TestGraceThenMinimumRate:
     def test_the_timer_starts_with_the_grace_period_when_a_body_is_to_come(self) -> None:
         fx = machine().receive_data(POST + b"0123456789")
-        assert fx.request is not None and fx.body_timer_s == 1.0
+        assert fx.request is not None and fx.timer == (Input.BODY_TIMEOUT, 1.0)
 
     @pytest.mark.parametrize(
         ("data", "grace_s"),
@@ -46,12 +48,13 @@ class TestGraceThenMinimumRate:
     )
     def test_no_timer_otherwise(self, data: bytes, grace_s: float) -> None:
         fx = machine(grace_s).receive_data(data)
-        assert fx.request is not None and (fx.body_timer_s, fx.keep_alive_s, fx.cancel_timer) == (None, None, True)
+        assert fx.request is not None and fx.timer == DISARMED
 
     def test_each_byte_buys_time_at_the_minimum_rate_then_408(self) -> None:
         m = receiving(machine(), POST + b"0123456789")
         fx = m.body_timeout()  # at 1 s: 10 bytes buy 0.1 s more
-        assert fx.write == [] and fx.body_timer_s == pytest.approx(0.1)
+        assert fx.write == [] and fx.timer is not None
+        assert fx.timer[0] is Input.BODY_TIMEOUT and fx.timer[1] == pytest.approx(0.1)
         fx = m.body_timeout()  # at 1.1 s: nothing more arrived
         assert b"".join(fx.write).startswith(b"HTTP/1.1 408 Request Timeout\r\n")
         assert b"connection: close\r\n" in b"".join(fx.write)
@@ -63,12 +66,12 @@ class TestGraceThenMinimumRate:
         elapsed_s = 1.0  # the grace period
         for _ in range(8):
             fx = m.body_timeout()  # the 100 bytes that came since buy one more second
-            assert fx.write == [] and fx.body_timer_s is not None
-            assert fx.body_timer_s == pytest.approx(1.0)
-            elapsed_s += fx.body_timer_s
+            assert fx.write == [] and fx.timer is not None
+            assert fx.timer[0] is Input.BODY_TIMEOUT and fx.timer[1] == pytest.approx(1.0)
+            elapsed_s += fx.timer[1]
             receiving(m, b"x" * 100)
         fx = m.receive_data(b"x" * 100)  # the last bytes: the body is complete
-        assert (fx.cancel_timer, fx.body_timer_s, fx.keep_alive_s) == (True, None, None)
+        assert fx.timer == DISARMED
         assert m.app_receive().event == {"type": "http.request", "body": b"x" * 100, "more_body": False}
         assert elapsed_s == pytest.approx(9.0)
 
@@ -81,13 +84,13 @@ class TestGraceThenMinimumRate:
         m = machine()
         m.receive_data(POST + b"0123456789")  # the app has not taken it: the server is not reading
         fx = m.body_timeout()
-        assert (fx.write, fx.body_timer_s, m.state) == ([], 1.0, State.AWAITING_START)  # a new window
+        assert (fx.write, fx.timer, m.state) == ([], (Input.BODY_TIMEOUT, 1.0), State.AWAITING_START)  # a new window
 
     def test_while_a_client_waits_for_100_continue_unasked_it_is_not_judged(self) -> None:
         m = machine()
         m.receive_data(POST.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
         fx = m.body_timeout()  # the app has not called receive(): no 100 Continue was sent
-        assert (fx.write, fx.body_timer_s, m.state) == ([], 1.0, State.AWAITING_START)  # a new window
+        assert (fx.write, fx.timer, m.state) == ([], (Input.BODY_TIMEOUT, 1.0), State.AWAITING_START)  # a new window
 
     def test_a_held_response_start_is_dropped_for_the_408(self) -> None:
         m = receiving(machine(), POST)

@@ -3,6 +3,7 @@ effects out, asserted exactly. Nothing here awaits."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -22,6 +23,7 @@ from refserver.spec import sections
 
 DATE = b"Sun, 06 Nov 1994 08:49:37 GMT"
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+DISARMED = (Input.KEEP_ALIVE_TIMEOUT, math.inf)  # the timer, armed for never
 START = {"type": "http.response.start", "status": 200}
 HANDSHAKE = (
     b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -89,7 +91,7 @@ class TestRequestReceiveEvent:
         assert fx.request is not None
         assert (fx.request.method, fx.request.target, fx.request.http_version) == ("POST", b"/p?q=1", "1.1")
         assert fx.request.headers == [(b"host", b"x"), (b"content-length", b"3")]
-        assert (fx.cancel_timer, fx.keep_alive_s, fx.wake_app, fx.write) == (True, None, True, [])
+        assert (fx.timer, fx.wake_app, fx.write) == (DISARMED, True, [])
         assert fx.transitions == [
             Transition("IDLE", "AWAITING_START", sections.HTTP_RESPONSE_START, "request head received; the app runs")
         ]
@@ -211,7 +213,7 @@ class TestPersistence:
 
     def test_pipelined_requests_are_served_in_order(self) -> None:
         m = machine(keep_alive_s=7.0)
-        assert m.opened().keep_alive_s == 7.0
+        assert m.opened().timer == (Input.KEEP_ALIVE_TIMEOUT, 7.0)
         fx = m.receive_data(GET + b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
         assert fx.request is not None and fx.request.target == b"/"
         assert respond(m) == OK_RESPONSE
@@ -219,14 +221,14 @@ class TestPersistence:
         assert fx.ended_status == 200
         assert fx.request is not None and fx.request.target == b"/second"
         assert [t.new for t in fx.transitions] == ["IDLE", "AWAITING_START"]
-        assert (fx.keep_alive_s, fx.cancel_timer) == (None, True)
+        assert fx.timer == DISARMED
 
     def test_idle_after_a_response_arms_the_timer_and_it_closes_quietly(self) -> None:
         m = machine(keep_alive_s=7.0)
         m.receive_data(GET)
         respond(m)
         fx = m.app_ended(raised=False)
-        assert (m.state, fx.keep_alive_s, fx.request) == (State.IDLE, 7.0, None)
+        assert (m.state, fx.timer, fx.request) == (State.IDLE, (Input.KEEP_ALIVE_TIMEOUT, 7.0), None)
         fx = m.keep_alive_timeout()
         assert (fx.write, fx.tcp, m.state) == ([], Tcp.CLOSE, State.CLOSED)
         assert [t.section for t in fx.transitions] == ["RFC 9112 §9.3"]
@@ -309,7 +311,7 @@ class TestUpgrade:
     def test_an_upgrade_body_that_never_arrives_is_closed_by_the_head_timeout(self) -> None:
         m = machine()
         fx = m.receive_data(HANDSHAKE + b"Content-Length: 10\r\n\r\nabc")
-        assert (m.state, fx.upgrade, fx.cancel_timer) == (State.UPGRADING, None, False)  # the timer runs on
+        assert (m.state, fx.upgrade, fx.timer) == (State.UPGRADING, None, None)  # the timer runs on
         fx = m.keep_alive_timeout()
         assert (wire(fx), fx.tcp, fx.upgrade, m.state) == (b"", Tcp.CLOSE, None, State.CLOSED)
 
@@ -318,13 +320,13 @@ class TestUpgrade:
         m.receive_data(HANDSHAKE + b"Content-Length: 3\r\n\r\nab")
         fx = m.receive_data(b"c")
         assert fx.upgrade is not None and m.state is State.UPGRADED
-        assert (fx.cancel_timer, fx.keep_alive_s) == (True, None)
+        assert fx.timer == DISARMED
 
 
 class TestServerShutdown:
     def test_idle_closes_at_once(self) -> None:
         fx = machine().server_shutdown()
-        assert (fx.write, fx.tcp, fx.cancel_timer) == ([], Tcp.CLOSE, True)
+        assert (fx.write, fx.tcp, fx.timer) == ([], Tcp.CLOSE, DISARMED)
 
     def test_a_request_in_flight_finishes_then_closes(self) -> None:
         m = machine()

@@ -20,7 +20,7 @@ from tests.walker import Edge, declared_edges, recording, walk
 
 M = TypeVar("M", http.HTTPMachine, lifespan.LifespanMachine)
 # The effects the HTTP runtime applies (runtime.http.HTTPConnection._apply).
-_APPLIED = {"notes", "transitions", "refused", "write", "cancel_timer", "keep_alive_s", "body_timer_s"}
+_APPLIED = {"notes", "transitions", "refused", "write", "timer"}
 _APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file", "error"}
 
 
@@ -45,13 +45,11 @@ def _step(machine: M, given: Enum, call: Callable[[M], Effects]) -> None:
     assert names[-1] == after.name, (before, given, fx.transitions)
     if isinstance(fx, http.HTTPEffects):
         # The runtime applies the effects an input set (speedups.effects_set): every one
-        # that differs from its default; of those it applies, none set to its default
-        # but a timer's seconds (None) with cancel_timer.
+        # that differs from its default; of those it applies, none set to its default.
         given_names = set(effects_set(fx))
         default = {name for name in fx._FIELDS if getattr(fx, name) == getattr(type(fx), name)}
         assert set(fx._FIELDS) - default <= given_names, (before, given, fx)
-        timers = {"keep_alive_s", "body_timer_s"} if fx.cancel_timer else set()
-        assert given_names & default & _APPLIED <= timers, (before, given, fx)
+        assert not given_names & default & _APPLIED, (before, given, fx)
 
 
 # ---------------------------------------------------------------------- lifespan

@@ -45,6 +45,7 @@ still holds the bytes that followed the handshake.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -169,6 +170,7 @@ class Input(FastEnum):
     SHUTDOWN_TIMEOUT = "the shutdown timeout expired with the app running; the server cancels it"
 
 
+_DISARMED = (Input.KEEP_ALIVE_TIMEOUT, math.inf)  # the timer, armed for never
 # The app's messages by type (the response extensions' in refserver.protocol.http_extensions).
 _APP_INPUTS = {given.value: given for given in Input if given.value.startswith("http.response.")}
 _MESSAGE_INPUTS = (*_APP_INPUTS.values(), Input.OTHER_MESSAGE)  # every input of an app's send()
@@ -264,11 +266,9 @@ class HTTPEffects(Effects):
 
     request: RequestHead | None = None  # run an app instance for this request
     upgrade: Upgrade | None = None  # hand the connection to this WebSocket machine
-    # The connection has one timer: the keep-alive timer while no app runs, the request body's
-    # while one does. Arming one replaces the other.
-    keep_alive_s: float | None = None  # arm the keep-alive timer, seconds from now
-    body_timer_s: float | None = None  # arm the request body's timer, seconds from now
-    cancel_timer: bool = False  # disarm the timer, whichever it is
+    # The connection's one timer (the keep-alive timer while no app runs, the request body's
+    # while one does), armed anew: the input it gives and in how many seconds (math.inf: never).
+    timer: tuple[Input, float] | None = None
     refused: Refusal | None = None  # the server answered (or dropped) a bad request itself
     ended_status: int = 0  # APP_* inputs: the status of the response of the request that ended
     file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
@@ -329,7 +329,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def opened(self) -> HTTPEffects:
         """Give the effects of the connection opening: the keep-alive timer bounds the wait
         for the first head."""
-        return HTTPEffects(keep_alive_s=self.settings.keep_alive_s)
+        return HTTPEffects(timer=(Input.KEEP_ALIVE_TIMEOUT, self.settings.keep_alive_s))
 
     def app_send(self, message: Message) -> HTTPEffects:
         """Take the app's ``send(message)``.
@@ -363,11 +363,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return self._step(Input.PEER_GONE, why)
 
     def keep_alive_timeout(self) -> HTTPEffects:
-        """Take the keep-alive timer armed through ``keep_alive_s`` firing."""
+        """Take the keep-alive timer firing."""
         return self._step(Input.KEEP_ALIVE_TIMEOUT, None)
 
     def body_timeout(self) -> HTTPEffects:
-        """Take the request body's timer armed through ``body_timer_s`` firing."""
+        """Take the request body's timer firing."""
         return self._step(Input.BODY_TIMEOUT, None)
 
     def server_shutdown(self) -> HTTPEffects:
@@ -418,8 +418,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         bytes are written."""
         self._enter(State.CLOSED, why, section)
         self._fx.tcp = Tcp.CLOSE
-        self._fx.cancel_timer = True
-        self._fx.keep_alive_s = None
+        self._fx.timer = _DISARMED
 
     def _end_after(self, persistence: Persistence) -> None:
         """Move ``persistence`` down to ``persistence``, never back up."""
@@ -503,8 +502,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._enter(State.UPGRADING, "a WebSocket upgrade request", _RFC_UPGRADE)
             self._run(Input.BYTES, b"")
             return
-        self._fx.cancel_timer = True
-        self._fx.keep_alive_s = None
+        self._fx.timer = _DISARMED
         # The cycle's fields were reset when the last one ended (or the connection opened).
         self.method = event.method
         self.date = self._date_source()
@@ -520,7 +518,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         if self.settings.body_grace_s and (self.chunked or b"content-length" in names):
             # A body is to come: its timer starts with the grace period (the body's row
             # disarms it if the body is already here).
-            self.body_timer_s = self._fx.body_timer_s = self.settings.body_grace_s
+            self.body_timer_s = self.settings.body_grace_s
+            self._fx.timer = (Input.BODY_TIMEOUT, self.body_timer_s)
         self._enter(State.AWAITING_START, "request head received; the app runs", sections.HTTP_RESPONSE_START)
         self._run(Input.BYTES, b"")
 
@@ -606,8 +605,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             max_size_bytes=settings.ws_max_size_bytes,
             timeouts=settings.ws_timeouts,
         )
-        self._fx.cancel_timer = True
-        self._fx.keep_alive_s = None
+        self._fx.timer = _DISARMED
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
         self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
@@ -654,8 +652,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
                 self._fx.wake_app = True
                 if self.body_timer_s:  # the whole body is here: its timer stops
                     self.body_timer_s = 0.0
-                    self._fx.body_timer_s = None
-                    self._fx.cancel_timer = True
+                    self._fx.timer = _DISARMED
                 return
             if chunks:  # NEED_DATA with a chunk in hand: deliver it, then read on
                 self.body, self.chunk = Body.CHUNK_WAITS, b"".join(chunks)
@@ -686,12 +683,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             # The app has not taken the last chunk (so the server is not reading), or has not
             # yet asked for the body a client waiting for 100 Continue holds back: the client
             # is not to blame. A new window starts.
-            self.body_timer_s = self._fx.body_timer_s = settings.body_grace_s
+            self.body_timer_s = settings.body_grace_s
+            self._fx.timer = (Input.BODY_TIMEOUT, self.body_timer_s)
             self.body_received_bytes = 0
             return
         allowed_s = settings.body_grace_s + self.body_received_bytes / settings.body_min_rate_bytes_per_s
         if allowed_s > self.body_timer_s:
-            self._fx.body_timer_s = allowed_s - self.body_timer_s
+            self._fx.timer = (Input.BODY_TIMEOUT, allowed_s - self.body_timer_s)
             self.body_timer_s = allowed_s
             return
         why = (
@@ -1004,7 +1002,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.conn.start_next_cycle()
         self._new_cycle()
         self._enter(State.IDLE, "response complete; waiting for the next request", _RFC_PERSISTENCE)
-        self._fx.keep_alive_s = self.settings.keep_alive_s
+        self._fx.timer = (Input.KEEP_ALIVE_TIMEOUT, self.settings.keep_alive_s)
         if self._unparsed:
             self._run(Input.BYTES, b"")  # a pipelined request is waiting already
 

@@ -19,7 +19,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport  # set by connection_made, before over() returns
         self._write_paused = False
         self._write_waiter: asyncio.Future[None] | None = None
 
@@ -60,12 +60,10 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def set_reading(self, on: bool) -> None:
         # (asyncio's transport does nothing when asked twice, or once it is closing.)
-        transport = self._transport
-        if transport is not None:
-            if on:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
+        if on:
+            self._transport.resume_reading()
+        else:
+            self._transport.pause_reading()
 
     # ------------------------------------------------------------------ writing
 
@@ -73,7 +71,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         data = b"".join(chunks)
         if self.gone is None:
             transport = self._transport
-            if transport is not None and not transport.is_closing():  # (it is once the connection is lost)
+            if not transport.is_closing():  # (it is once the connection is lost)
                 transport.write(data)
                 # asyncio takes a write to a connection the peer has reset and reports the error
                 # later (connection_lost); its transport knows at once that it is closing.
@@ -87,7 +85,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         # otherwise); it waits for asyncio's write buffer to drain first.
         await self.flush()
         transport = self._transport
-        if self.gone is not None or transport is None or transport.is_closing():
+        if self.gone is not None or transport.is_closing():
             raise PeerGone(self.gone or self._lost or "connection closed")
         position = os.lseek(fd, 0, os.SEEK_CUR)  # loop.sendfile moves it; the file is the app's
         with os.fdopen(fd, "rb", closefd=False) as file:
@@ -132,12 +130,12 @@ class AsyncioTransport(Transport, asyncio.Protocol):
     def half_close(self) -> None:
         # (asyncio's transport does nothing once it is closing.)
         transport = self._transport
-        if self.gone is None and transport is not None and transport.can_write_eof():
+        if self.gone is None and transport.can_write_eof():
             transport.write_eof()
 
     def _close(self) -> bool:
         transport = self._transport
-        if transport is None or transport.is_closing():
+        if transport.is_closing():
             return False
         transport.close()
         return transport.get_write_buffer_size() > 0
@@ -146,7 +144,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
         self.gone = self.gone or reason
         self._receiver = None
         # (asyncio's transport must not be aborted after connection_lost.)
-        if self._lost is None and self._transport is not None:
+        if self._lost is None:
             self._transport.abort()
         _wake(self._write_waiter)
 
@@ -154,8 +152,6 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     def addresses(self) -> tuple[Address, Address]:
         transport = self._transport
-        if transport is None:
-            return None, None
         return addresses(transport.get_extra_info("sockname"), transport.get_extra_info("peername"))
 
     def now(self) -> float:

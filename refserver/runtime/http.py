@@ -35,7 +35,6 @@ class HTTPConnection:
     __slots__ = (
         "_app_waiters",
         "_app_wakeup",
-        "_body_timer",
         "_close_owed",
         "_closing",
         "_deadline",
@@ -48,6 +47,7 @@ class HTTPConnection:
         "_state",
         "_timer",
         "_timer_at",
+        "_timer_input",
         "_upgrade",
         "_websocket",
         "client",
@@ -94,11 +94,10 @@ class HTTPConnection:
         # instance runs (a WebSocket's: since its upgrade).
         self._live: RequestHead | None = None
         self._since = 0.0
-        # The connection's one timer: its deadline, whether it is the request body's (else the
-        # keep-alive timer's; the effects that armed it say), and the transport timer armed
-        # for it (at _timer_at).
+        # The connection's one timer: its deadline, the input it gives (the effects that armed
+        # it say), and the transport timer armed for it (at _timer_at).
         self._deadline = math.inf
-        self._body_timer = False
+        self._timer_input = Input.KEEP_ALIVE_TIMEOUT
         self._timer: TimerHandle | None = None
         self._timer_at = math.inf
         self._close_owed = False
@@ -158,16 +157,13 @@ class HTTPConnection:
             self._timer = self.transport.call_at(deadline, self._on_timer)
             return
         self._deadline = math.inf
-        machine = self.machine
-        given, name = (
-            (Input.BODY_TIMEOUT, "request body timer")
-            if self._body_timer
-            else (Input.KEEP_ALIVE_TIMEOUT, "keep-alive timeout")
-        )
+        machine, given = self.machine, self._timer_input
+        body = given is Input.BODY_TIMEOUT
         try:
             if self.trace is not None:  # the rule of the row the timer is judged by
+                name = "request body timer" if body else "keep-alive timeout"
                 self.trace.record("timer", self._state, machine.section_for(given), name)
-            self._apply(machine.body_timeout() if self._body_timer else machine.keep_alive_timeout())
+            self._apply(machine.body_timeout() if body else machine.keep_alive_timeout())
         except Exception as exc:
             self.failed(exc)
 
@@ -239,10 +235,9 @@ class HTTPConnection:
                 error_log.info("Bad %s from %s: %s (%s)", refused.what, self.peer, refused.reason, answer)
         if "write" in given:
             self.transport.write(fx.write)
-        if "cancel_timer" in given or "keep_alive_s" in given or "body_timer_s" in given:
-            self._body_timer = fx.body_timer_s is not None
-            seconds = fx.body_timer_s if self._body_timer else fx.keep_alive_s
-            self._deadline = deadline = math.inf if seconds is None else self.transport.now() + seconds
+        if "timer" in given:
+            self._timer_input, seconds = given["timer"]
+            self._deadline = deadline = self.transport.now() + seconds
             # A timer armed for an earlier deadline stays armed: when it fires it finds the
             # deadline gone (a request is being served) or later (it re-arms then), so a
             # request costs no cancel and no new timer.
