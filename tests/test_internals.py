@@ -12,6 +12,8 @@ import h11
 import pytest
 import trustme
 from anyio.streams.tls import TLSStream
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refserver.protocol import internals
 
@@ -77,6 +79,72 @@ class TestH11Internals:
         assert wire == b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n"
         assert conn.send(h11.Data(data=b"ok")) == b"ok", "h11 frames the body by the added Content-Length"
         assert conn.send(h11.EndOfMessage()) == b""
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        request=st.sampled_from(
+            [
+                b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+                b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n",
+                b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                b"GET / HTTP/1.0\r\n\r\n",
+                b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\n",
+            ]
+        ),
+        status=st.sampled_from([200, 204, 304, 404, 500]),
+        headers=st.lists(
+            st.sampled_from(
+                [
+                    (b"content-length", b"2"),
+                    (b"transfer-encoding", b"chunked"),
+                    (b"connection", b"close"),
+                    (b"connection", b"keep-alive"),
+                    (b"content-type", b"text/plain"),
+                ]
+            ),
+            unique=True,
+        ),
+        body=st.sampled_from([b"", b"ok"]),
+    )
+    def test_a_response_head_is_sent_as_h11_sends_it(
+        self, request: bytes, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """h11_send skips h11's rebuild of a head where it would change nothing: the bytes, the
+        states and the body's framing are those of h11's own send, whatever the head."""
+
+        def send(via: object) -> list[object]:
+            conn = h11.Connection(h11.SERVER)
+            conn.receive_data(request)
+            conn.next_event()
+            seen: list[object] = []
+            for event in (h11.Response(status_code=status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                try:
+                    out = internals.h11_send(conn, event) if via else conn.send_with_data_passthrough(event)
+                except h11.LocalProtocolError as exc:
+                    seen.append(str(exc))
+                else:
+                    seen.append(b"".join(out or []))
+                seen.append((conn.our_state, conn.their_state, conn.their_http_version))
+            return seen
+
+        assert send(internals) == send(None), "h11 moved Connection._cstate/_writer/_process_event"
+
+    def test_the_response_head_h11_keeps_alive_skips_its_rebuild(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.next_event()
+        rebuilt: list[h11.Response] = []
+        rebuild = conn._clean_up_response_headers_for_sending
+
+        def counted(event: h11.Response) -> h11.Response:
+            rebuilt.append(event)
+            return rebuild(event)
+
+        conn._clean_up_response_headers_for_sending = counted  # type: ignore[method-assign,assignment]
+        head = h11.Response(status_code=200, headers=[(b"content-length", b"2")])
+        assert b"".join(internals.h11_send(conn, head)) == b"HTTP/1.1 200 \r\ncontent-length: 2\r\n\r\n"
+        assert rebuilt == [], "the head was rebuilt: h11_send no longer skips it"
+        assert conn.our_state is h11.SEND_BODY
 
 
 @pytest.mark.anyio

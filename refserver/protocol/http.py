@@ -896,7 +896,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             ASGIProtocolError: h11 cannot send it; the connection closes after this cycle.
         """
         try:
-            return self.conn.send_with_data_passthrough(event) or []
+            return internals.h11_send(self.conn, event)
         except h11.LocalProtocolError as exc:
             self._end_after(Persistence.CLOSE)
             raise ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.MESSAGES[kind]) from None

@@ -8,6 +8,7 @@ dependency moves it.
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import h11
 from h11._headers import Headers as H11Headers
@@ -79,6 +80,36 @@ def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) 
         http_version=response.http_version,
         _parsed=True,
     )
+
+
+def h11_send(conn: h11.Connection, event: h11.Event) -> list[Any]:
+    """h11's ``Connection.send_with_data_passthrough``, except for a response head that h11
+    would rebuild unchanged. h11 rebuilds every ``Response`` it sends (its private
+    ``_clean_up_response_headers_for_sending``) and so checks each header again with a regular
+    expression. The rebuild changes only the framing headers of a body of unknown length and
+    adds ``Connection: close`` when h11 will not keep the connection alive. A head framed by
+    Content-Length (or of a 204 or 304) on a connection h11 keeps alive is sent as it is,
+    through h11's private ``_cstate.keep_alive``, ``_writer``, ``_process_event`` and
+    ``_process_error``, which its send uses the same way. Saves 25,400 of 507,500 instructions
+    per HTTP keep-alive request (benchmarks/instructions.py).
+
+    Raises:
+        h11.LocalProtocolError: h11 cannot send the event now.
+    """
+    if type(event) is not h11.Response or conn.our_state is not h11.SEND_RESPONSE or not conn._cstate.keep_alive:
+        return conn.send_with_data_passthrough(event) or []
+    names = [name for _, name, _ in event.headers._full_items]
+    if b"transfer-encoding" in names or (b"content-length" not in names and event.status_code not in (204, 304)):
+        return conn.send_with_data_passthrough(event) or []
+    writer = conn._writer
+    try:
+        conn._process_event(conn.our_role, event)
+        out: list[Any] = []
+        writer(event, out.append)  # type: ignore[misc]
+    except BaseException:
+        conn._process_error(conn.our_role)
+        raise
+    return out
 
 
 def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
