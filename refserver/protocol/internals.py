@@ -90,7 +90,7 @@ def h11_send(conn: h11.Connection, event: h11.Event) -> list[Any]:
     adds ``Connection: close`` when h11 will not keep the connection alive. A head framed by
     Content-Length (or of a 204 or 304) on a connection h11 keeps alive is sent as it is,
     through h11's private ``_cstate.keep_alive``, ``_writer``, ``_process_event`` and
-    ``_process_error``, which its send uses the same way. Saves 25,400 of 507,500 instructions
+    ``_process_error``, which its send uses the same way. Saves 20,700 of 507,500 instructions
     per HTTP keep-alive request (benchmarks/instructions.py).
 
     Raises:
