@@ -59,6 +59,8 @@ class Server(Protocol):
 
     def cpu_seconds(self) -> float: ...
 
+    def sleeps(self) -> int: ...
+
     def rss_bytes(self) -> int: ...
 
 
@@ -72,6 +74,7 @@ class Window:
     client_cpu_s: float
     latencies_ns: list[int] = field(default_factory=list)
     payload: int = 0  # bytes per round trip, where it matters
+    server_sleeps: int = 0  # times the server waited for the kernel to wake it (voluntary context switches)
 
 
 class Meter:
@@ -424,6 +427,7 @@ async def _measure(
     meter.running = True
     body()
     await asyncio.sleep(timing.warmup_s)
+    sleeps0 = server.sleeps()
     server0, client0, wall0 = server.cpu_seconds(), client_cpu_seconds(), time.perf_counter()
     meter.count = 0
     meter.measuring = True
@@ -434,12 +438,15 @@ async def _measure(
     if on_window is not None:
         on_window(False)
     server1, client1, wall1 = server.cpu_seconds(), client_cpu_seconds(), time.perf_counter()
+    sleeps1 = server.sleeps()
     count = meter.count
     meter.running = False
     await _bounded(meter.drained)
     if meter.error is not None:
         raise meter.error
-    return Window(count, wall1 - wall0, server1 - server0, client1 - client0, meter.latencies)
+    return Window(
+        count, wall1 - wall0, server1 - server0, client1 - client0, meter.latencies, server_sleeps=sleeps1 - sleeps0
+    )
 
 
 async def echo(

@@ -349,6 +349,9 @@ class _Harness:
     def cpu_seconds(self) -> float:
         return servers.cpu_seconds(self.proc.pid)
 
+    def sleeps(self) -> int:
+        return servers.sleeps(self.proc.pid)
+
     def rss_bytes(self) -> int:
         return servers.rss_bytes(self.proc.pid)
 

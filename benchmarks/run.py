@@ -61,6 +61,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("http16", "HTTP/1.1 keep-alive GET, 16 connections", (HTTP,), "requests", 16),
 )
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
+_ONE = {"round trips": "round trip", "messages": "message", "connections": "connection", "requests": "request"}
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Sample:
     client_cpu: float = 0.0
     p50_us: float | None = None
     p99_us: float | None = None
+    sleeps_per_unit: float | None = None  # the server's sleeps (voluntary context switches) per unit
     kib_per_conn: float | None = None
     rss_before_mib: float | None = None
 
@@ -111,6 +113,7 @@ def _from_window(window: Window, workload: Workload) -> Sample:
         per_cpu=count / window.server_cpu_s if window.server_cpu_s > 0 else float("nan"),
         server_cpu=window.server_cpu_s / window.wall_s,
         client_cpu=window.client_cpu_s / window.wall_s,
+        sleeps_per_unit=window.server_sleeps / count if count else None,
     )
     if window.latencies_ns:
         sample.p50_us = _percentile(window.latencies_ns, 0.50)
@@ -211,6 +214,8 @@ def _one_line(sample: Sample) -> str:
     text = f"{sample.rate:,.0f}/s, {sample.per_cpu:,.0f}/server-CPU-s, client CPU {sample.client_cpu:.0%}"
     if sample.p50_us is not None:
         text += f", p50 {sample.p50_us:.0f} us"
+    if sample.sleeps_per_unit is not None:
+        text += f", {sample.sleeps_per_unit:.2f} server sleeps each"
     return text
 
 
@@ -266,8 +271,8 @@ def _table(workload: Workload, targets: list[Target], results: Results) -> list[
     if latency:
         head += " p50 µs | p99 µs |"
         rule += "---|---|"
-    head += " server CPU | client CPU |"
-    rule += "---|---|"
+    head += f" server CPU | client CPU | server sleeps per {_ONE.get(unit, unit)} |"
+    rule += "---|---|---|"
     lines += [head, rule]
     base_rate = _median(base, lambda s: s.rate) if base else None
     base_cpu = _median(base, lambda s: s.per_cpu) if base else None
@@ -286,7 +291,8 @@ def _table(workload: Workload, targets: list[Target], results: Results) -> list[
             row += f" {_spread(p50) if p50 else 'n/a'} | {_spread(p99) if p99 else 'n/a'} |"
         server_cpu = statistics.median(s.server_cpu for s in samples)
         client_cpu = statistics.median(s.client_cpu for s in samples)
-        row += f" {server_cpu:.0%} | {client_cpu:.0%} |"
+        sleeps = [s.sleeps_per_unit for s in samples if s.sleeps_per_unit is not None]
+        row += f" {server_cpu:.0%} | {client_cpu:.0%} | {_spread(sleeps, 2) if sleeps else 'n/a'} |"
         lines.append(row)
     return [*lines, ""]
 
@@ -331,7 +337,7 @@ def report(
         f"- {settings.repeat} repetition(s), interleaved, a fresh server process each; {t.warmup_s} s warm-up, "
         f"{t.window_s} s measured window; memory with {settings.idle_connections} idle connections. "
         'Cells: median (min-max); "vs baseline" is the ratio of medians to '
-        f"`{BASELINE}`.",
+        f"`{BASELINE}`; a server sleep is a voluntary context switch (it waited, and the kernel woke it).",
         "- Servers: " + "; ".join(f"{x.name} = {x.description}, {x.version()}" for x in targets) + ".",
         "- Libraries: " + ", ".join(_versions()) + ".",
     ]

@@ -264,6 +264,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * _TICK_S
 
 
+def sleeps(pid: int) -> int:
+    """How often the process (all its threads) gave up the CPU to wait: its voluntary context
+    switches, each a sleep the kernel later woke it from."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def rss_bytes(pid: int) -> int:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
@@ -334,6 +353,9 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p) for p in process_tree(self.pid))
+
+    def sleeps(self) -> int:
+        return sum(sleeps(p) for p in process_tree(self.pid))
 
     def rss_bytes(self) -> int:
         return sum(rss_bytes(p) for p in process_tree(self.pid))
