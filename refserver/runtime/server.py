@@ -126,12 +126,6 @@ def _peer_of(conn: socket.socket) -> str:
     return client_text(*addresses(conn.getsockname(), remote))
 
 
-def _cannot_listen(config: Config, exc: OSError) -> OSError:
-    """The bind error, naming the address: ``str()`` gives
-    ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
-    return OSError(exc.errno, exc.strerror or str(exc), config.uds or netloc(config.host, config.port))
-
-
 async def serve(
     app: Any,
     config: Config | None = None,
@@ -161,8 +155,10 @@ async def serve(
                     listener, socks = await _open_listener(config)
                 except OSError as exc:
                     # The app started; let it clean up before the bind error ends serve(). A failed
-                    # shutdown is logged by Lifespan; the error to report is the bind error.
-                    cannot_listen = _cannot_listen(config, exc)
+                    # shutdown is logged by Lifespan; the error to report is the bind error, naming
+                    # the address: "[Errno 98] Address already in use: '127.0.0.1:8000'".
+                    address = config.uds or netloc(config.host, config.port)
+                    cannot_listen = OSError(exc.errno, exc.strerror or str(exc), address)
                     cannot_listen.__cause__ = exc
                     with contextlib.suppress(LifespanFailure):
                         await lifespan.shutdown(config.shutdown_timeout_s)
