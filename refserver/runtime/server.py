@@ -220,7 +220,7 @@ async def _serve_connections(
                 handler = HTTPConnection(
                     transport, ctx, last_request=pending.closing, over_limit=over_limit, tls=extension
                 )
-                ctx.add(handler)
+                ctx.handlers.add(handler)
                 ctx.remove(pending)
                 del pending  # not held for the life of the connection
                 try:
@@ -232,7 +232,7 @@ async def _serve_connections(
 
             def accept(conn: socket.socket) -> None:
                 pending = _Accepted(closing=ctx.shutting_down)
-                ctx.add(pending)  # at once, so that shutdown waits for it
+                ctx.handlers.add(pending)  # at once, so that shutdown waits for it
                 connections.start_soon(serve_connection, conn, pending)
 
             acceptors = [Acceptor(sock) for sock in socks]
