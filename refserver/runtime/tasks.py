@@ -111,4 +111,8 @@ def new_wakeup() -> AsyncioWakeup | TrioWakeup:
     """A wake-up call for a task of the running event loop: like an anyio.Event that re-arms
     itself after each wait. A ``fire()`` that comes while nobody waits is remembered, so the
     next ``wait()`` returns at once; callers re-check their condition after every wait."""
-    return AsyncioWakeup(asyncio.get_running_loop()) if on_asyncio() else TrioWakeup()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TrioWakeup()
+    return AsyncioWakeup(loop)
