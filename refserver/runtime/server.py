@@ -28,12 +28,12 @@ from refserver.runtime.context import ServerContext, client_text, netloc
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
-from refserver.runtime.task_transport import SocketIO, TaskTransport
+from refserver.runtime.task_transport import SocketIO, TaskTransport, socket_addresses
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import Transport, addresses
+from refserver.runtime.transport import Transport
 from refserver.trace import Tracer
 
 
@@ -111,19 +111,10 @@ async def _open_transport(
         secure = await handshake(raw, tls, handshake_timeout_s)
         return TaskTransport(secure), tls_extension(secure, tls)
     except HandshakeFailed as exc:
-        error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
+        error_log.info("TLS handshake with %s failed: %s", client_text(*socket_addresses(conn)), exc)
         with anyio.CancelScope(shield=True):
             await raw.aclose()
         return None
-
-
-def _peer_of(conn: socket.socket) -> str:
-    """The client of an accepted socket, for the logs (:func:`client_text`)."""
-    try:
-        remote = conn.getpeername()
-    except OSError:
-        remote = None
-    return client_text(*addresses(conn.getsockname(), remote))
 
 
 async def serve(
