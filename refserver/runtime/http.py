@@ -236,7 +236,7 @@ class HTTPConnection:
             self.transport.write(fx.write)
         if "timer" in given:
             self._timer_input, seconds = given["timer"]
-            self._deadline = deadline = seconds if seconds == math.inf else self.transport.now() + seconds
+            self._deadline = deadline = self.transport.now() + seconds
             # A timer armed for an earlier deadline stays armed: when it fires it finds the
             # deadline gone (a request is being served) or later (it re-arms then), so a
             # request costs no cancel and no new timer.
