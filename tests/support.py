@@ -194,7 +194,7 @@ class MemoryServer:
 
     async def _serve(self, stream: MemoryByteStream) -> None:
         handler = HTTPConnection(TaskTransport(stream), self.ctx)
-        self.ctx.add(handler)
+        self.ctx.handlers.add(handler)
         try:
             await handler.run()
         finally:

@@ -107,9 +107,6 @@ class ServerContext:
         """The trace of one scope on a connection, or None when tracing is off."""
         return None if self.tracer is None else self.tracer.connection(conn_id, scope)
 
-    def add(self, handler: Handler) -> None:
-        self.handlers.add(handler)
-
     def remove(self, handler: Handler) -> None:
         self.handlers.discard(handler)
         if self.shutting_down and not self.handlers:

@@ -119,8 +119,7 @@ class HTTPConnection:
         try:
             self._apply(self.machine.opened())
             self.transport.push_to(self)
-            await self._serve_requests()
-            self._cancel_timer()
+            await self._serve_requests()  # which ends once _done_reading() stopped the timer
             if self._failure is not None:
                 raise self._failure
             if self._upgrade is not None:

@@ -57,13 +57,11 @@ async def _main(app: Any, config: Config, out: TextIO) -> int:
         signals = _Signals(tg.cancel_scope)
         tg.start_soon(signals.watch)
         try:
-            try:
-                await serve(app, config, shutdown_trigger=signals.stop.wait, task_status=_Announce(out))
-            except OSError as exc:  # serve() raises the bind error as itself
-                cannot_listen = exc  # re-raised below, outside the task group, so not in a group
-        except* LifespanFailure:
-            # lifespan spec 2.0: startup.failed / shutdown.failed make the process exit
-            # non-zero. except*: serve() may raise it inside an ExceptionGroup.
+            await serve(app, config, shutdown_trigger=signals.stop.wait, task_status=_Announce(out))
+        except OSError as exc:  # serve() raises the bind error as itself
+            cannot_listen = exc  # re-raised below, outside the task group, so not in a group
+        except LifespanFailure:  # (serve() raises it as itself too)
+            # lifespan spec 2.0: startup.failed / shutdown.failed make the process exit non-zero.
             exit_code = 1
         finally:
             tg.cancel_scope.cancel()

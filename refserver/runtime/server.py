@@ -28,12 +28,12 @@ from refserver.runtime.context import ServerContext, client_text, netloc
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
-from refserver.runtime.task_transport import SocketIO, TaskTransport
+from refserver.runtime.task_transport import SocketIO, TaskTransport, socket_addresses
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import Transport, addresses
+from refserver.runtime.transport import Transport
 from refserver.trace import Tracer
 
 
@@ -111,25 +111,10 @@ async def _open_transport(
         secure = await handshake(raw, tls, handshake_timeout_s)
         return TaskTransport(secure), tls_extension(secure, tls)
     except HandshakeFailed as exc:
-        error_log.info("TLS handshake with %s failed: %s", _peer_of(conn), exc)
+        error_log.info("TLS handshake with %s failed: %s", client_text(*socket_addresses(conn)), exc)
         with anyio.CancelScope(shield=True):
             await raw.aclose()
         return None
-
-
-def _peer_of(conn: socket.socket) -> str:
-    """The client of an accepted socket, for the logs (:func:`client_text`)."""
-    try:
-        remote = conn.getpeername()
-    except OSError:
-        remote = None
-    return client_text(*addresses(conn.getsockname(), remote))
-
-
-def _cannot_listen(config: Config, exc: OSError) -> OSError:
-    """The bind error, naming the address: ``str()`` gives
-    ``[Errno 98] Address already in use: '127.0.0.1:8000'``."""
-    return OSError(exc.errno, exc.strerror or str(exc), config.uds or netloc(config.host, config.port))
 
 
 async def serve(
@@ -161,8 +146,10 @@ async def serve(
                     listener, socks = await _open_listener(config)
                 except OSError as exc:
                     # The app started; let it clean up before the bind error ends serve(). A failed
-                    # shutdown is logged by Lifespan; the error to report is the bind error.
-                    cannot_listen = _cannot_listen(config, exc)
+                    # shutdown is logged by Lifespan; the error to report is the bind error, naming
+                    # the address: "[Errno 98] Address already in use: '127.0.0.1:8000'".
+                    address = config.uds or netloc(config.host, config.port)
+                    cannot_listen = OSError(exc.errno, exc.strerror or str(exc), address)
                     cannot_listen.__cause__ = exc
                     with contextlib.suppress(LifespanFailure):
                         await lifespan.shutdown(config.shutdown_timeout_s)
@@ -224,7 +211,7 @@ async def _serve_connections(
                 handler = HTTPConnection(
                     transport, ctx, last_request=pending.closing, over_limit=over_limit, tls=extension
                 )
-                ctx.add(handler)
+                ctx.handlers.add(handler)
                 ctx.remove(pending)
                 del pending  # not held for the life of the connection
                 try:
@@ -236,7 +223,7 @@ async def _serve_connections(
 
             def accept(conn: socket.socket) -> None:
                 pending = _Accepted(closing=ctx.shutting_down)
-                ctx.add(pending)  # at once, so that shutdown waits for it
+                ctx.handlers.add(pending)  # at once, so that shutdown waits for it
                 connections.start_soon(serve_connection, conn, pending)
 
             acceptors = [Acceptor(sock) for sock in socks]

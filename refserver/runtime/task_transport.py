@@ -274,7 +274,7 @@ class TaskTransport(Transport):
         sock = io.sock if isinstance(io, SocketIO) else io.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:  # an in-memory stream
             return None, None
-        return addresses(_name(sock.getsockname), _name(sock.getpeername))
+        return socket_addresses(sock)
 
 
 @dataclass(slots=True, eq=False)
@@ -337,12 +337,13 @@ class SocketIO:
             sock.close()
 
 
-def _name(get: Callable[[], object]) -> object:
-    """A socket's own or its peer's address; None if there is none (a TCP client that already reset)."""
+def socket_addresses(sock: socket.socket) -> tuple[Address, Address]:
+    """The ``client`` and ``server`` of a connected socket (:func:`~refserver.runtime.transport.addresses`)."""
     try:
-        return get()
-    except OSError:
-        return None
+        remote = sock.getpeername()
+    except OSError:  # a TCP client that already reset
+        remote = None
+    return addresses(sock.getsockname(), remote)
 
 
 def _recv(sock: socket.socket, max_bytes: int) -> bytes | None:
