@@ -80,16 +80,7 @@ def parse_close(payload: bytes) -> tuple[int, str]:
 class FrameCodec:
     """The frames of one server-side connection, both ways (sans-IO)."""
 
-    __slots__ = (
-        "_counted",
-        "_frames",
-        "_max_size",
-        "_messages",
-        "_parts",
-        "_size",
-        "deflate",
-        "stopped",
-    )
+    __slots__ = ("_counted", "_frames", "_max_size", "_messages", "_parts", "_size", "deflate", "stopped")
 
     def __init__(self, max_size_bytes: int, deflate: PerMessageDeflate | None = None) -> None:
         self._max_size = max_size_bytes
