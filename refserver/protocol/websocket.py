@@ -611,14 +611,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write_close(*self._failure)
         self._drain_failed()
 
-    def _drain_failed(self) -> None:
-        self._go(State.DRAINING, self._decide_failure(), _RFC_FAIL)
-
-    def _decide_failure(self) -> str:
+    def _drain_failed(self, new: State = State.DRAINING, why: str = "") -> None:
+        """Decide the failure's code, and send FIN and drain (or close TCP: ``new`` is CLOSED)."""
         code, text = self._failure
-        why = f"connection failed with code {code} ({text})"
-        self._decide(code, text, why)
-        return why
+        decided = f"connection failed with code {code} ({text})"
+        self._decide(code, text, decided)
+        self._go(new, why or decided, _RFC_FAIL, Tcp.ABORT)
 
     def _ping_due(self, _: bool) -> None:
         """Write a keepalive ping and arm the pong timer."""
@@ -659,8 +657,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _lost_while_failing(self, _: Any) -> None:
         """Decide the held failure's code and close TCP: the peer broke the protocol and then left."""
-        self._decide_failure()
-        self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
+        self._drain_failed(State.CLOSED, "the peer went away after bad data")
 
     def _close_overdue(self, _: bool) -> None:
         """Decide 1006 and close TCP: the peer did not finish the closing handshake in time."""
