@@ -1,9 +1,7 @@
-"""Drives one WebSocketMachine over a Transport (``runtime/transport.py``).
-
-The machine decides everything; this module awaits (docs/how-it-works.md, "The runtime loop").
-:meth:`WebSocketConnection._apply` is the one place where effects take hold and where the
-trace records every state change. The app runs in the connection's own task. Writes keep the
-machine's order; ``send()`` returns once its frame has room in the socket's send buffer.
+"""Drives one WebSocketMachine over a Transport (``runtime/transport.py``): the machine decides
+everything, this module awaits (docs/how-it-works.md, "The runtime loop"). The app runs in the
+connection's own task. Writes keep the machine's order; ``send()`` returns once its frame has
+room in the socket's send buffer.
 """
 
 from __future__ import annotations
