@@ -559,11 +559,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _pong(self, payload: bytes) -> None:
         """Cancel the pong timer and arm the next ping, if the pong answers our ping."""
-        if self._ping_payload is not None and payload == self._ping_payload:
+        if payload == self._ping_payload:  # never while no ping is awaited (None): the keepalive is on
             self._ping_payload = None
             self._cancel(Timer.PONG)
-            if self.timeouts.ping_interval_s > 0:
-                self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
+            self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the peer's close frame, then end as :meth:`_peer_closed` does."""
