@@ -559,7 +559,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _pong(self, payload: bytes) -> None:
         """Cancel the pong timer and arm the next ping, if the pong answers our ping."""
-        if payload == self._ping_payload:  # never while no ping is awaited (None): the keepalive is on
+        if payload == self._ping_payload:  # only while our ping is awaited (not None): keepalive is on
             self._ping_payload = None
             self._cancel(Timer.PONG)
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
