@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from wsproto.frame_protocol import CloseReason, Header, Opcode, ParseFailed
+from wsproto.frame_protocol import CloseReason, Opcode, ParseFailed
 from wsproto.frame_protocol import Frame as WireFrame
 
 from refserver.protocol import internals
@@ -80,16 +80,7 @@ def parse_close(payload: bytes) -> tuple[int, str]:
 class FrameCodec:
     """The frames of one server-side connection, both ways (sans-IO)."""
 
-    __slots__ = (
-        "_counted",
-        "_frames",
-        "_max_size",
-        "_messages",
-        "_parts",
-        "_size",
-        "deflate",
-        "stopped",
-    )
+    __slots__ = ("_counted", "_frames", "_max_size", "_messages", "_parts", "_size", "deflate", "stopped")
 
     def __init__(self, max_size_bytes: int, deflate: PerMessageDeflate | None = None) -> None:
         self._max_size = max_size_bytes
@@ -113,10 +104,12 @@ class FrameCodec:
         try:
             while True:
                 frame: WireFrame | None = decoder.process_buffer()
+                header = decoder.header  # None once a frame is complete
+                if header is not None and header is not self._counted and not header.opcode & 0x8:
+                    # RFC 6455 §10.4: a data frame is counted once, at its header, before its payload is buffered.
+                    self._counted = header
+                    self._count(header.opcode, header.payload_len)
                 if frame is None:
-                    header = decoder.header
-                    if header is not None:  # a frame whose payload is still to come
-                        self._count_header(header)
                     return out
                 opcode = frame.opcode
                 if opcode == CLOSE:
@@ -134,13 +127,6 @@ class FrameCodec:
             out.append((FAIL, (code, _FAILURE_REASONS.get(code, "protocol error").format(self._max_size))))
         return out
 
-    def _count_header(self, header: Header) -> None:
-        """RFC 6455 §10.4: a data frame's size is counted once, at its header, before its
-        payload is buffered."""
-        if header is not self._counted and not header.opcode & 0x8:
-            self._counted = header
-            self._count(header.opcode, header.payload_len)
-
     def _count(self, opcode: Opcode, length: int) -> None:
         """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
@@ -157,12 +143,9 @@ class FrameCodec:
     def _data(self, frame: WireFrame, out: list[Frame]) -> None:
         """A data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,
         UTF-8 decoded as it arrives (§8.1), handed out when the message is complete."""
-        header = self._frames.header
-        if header is not None:  # part of a frame: the rest of its payload is to come
-            self._count_header(header)
-        elif self._counted is None:  # the whole frame arrived at once
-            self._count(frame.opcode, len(frame.payload))
-        else:
+        if self._frames.header is None:  # the frame is complete
+            if self._counted is None:  # it arrived at once: counted now
+                self._count(frame.opcode, len(frame.payload))
             self._counted = None
         part = self._messages.process_frame(frame)
         if not part.message_finished:

@@ -1,8 +1,4 @@
-"""The WebSocket opening handshake, server side (RFC 6455 §4.2, RFC 7692 §7).
-
-Pure functions: decide whether a request asks for a WebSocket, validate it, compute the
-accept key and negotiate permessage-deflate. No I/O.
-"""
+"""The WebSocket opening handshake, server side (RFC 6455 §4.2, RFC 7692 §7), as pure functions."""
 
 from __future__ import annotations
 

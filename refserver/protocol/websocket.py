@@ -1,11 +1,9 @@
 """One WebSocket connection, from the upgrade request to the end, as one state machine.
 
-Covers www spec 2.5, "WebSocket" (its receive and send events, and "Disconnected Client -
-send exception": ``send()`` on a closed connection raises an OSError subclass), asgi
+Covers www spec 2.5, "WebSocket" (its events, and "Disconnected Client - send exception"), asgi
 extensions, "Websocket Denial Response", and RFC 6455 §5 (framing), §7 (closing) and §5.5.2 (ping/pong).
 
-Every input (:class:`Input`) returns :class:`~refserver.protocol.effects.Effects` for the runtime
-to apply, as the row of ``TABLE`` decides (``docs/state-machines.md`` is generated from it).
+Each :class:`Input` returns the effects its row of ``TABLE`` decides (``docs/state-machines.md``).
 Exactly one ``websocket.disconnect`` is decided per connection; what ``receive()`` returns after
 the end, and with which code, is in docs/how-it-works.md ("What does receive() return after the end?").
 
@@ -300,7 +298,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self.closed_reason = why
             self._fx.close_code = code
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | None) -> None:
         if data:
             self._fx.add_write(data)
 
@@ -374,7 +372,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
                 data = self._http().send(h11.InformationalResponse(status_code=101, headers=headers))
             except h11.LocalProtocolError as exc:
                 return self._accept_failed(f"has headers h11 cannot send: {exc}")
-        self._write(data or b"")
+        self._write(data)
         self._fx.status = 101
         trailing = self._http().trailing_data[0]
         self.handshake = None
@@ -388,15 +386,14 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _accept_failed(self, text: str) -> None:
         """Answer HTTP 500, and raise the accept's fault into the app once it is sent."""
         self._answer_500()
-        self._fx.error = ASGIProtocolError("websocket.accept", text, sections.WS_ACCEPT).with_state(
-            State.CONNECTING.name
-        )
+        error = ASGIProtocolError("websocket.accept", text, sections.WS_ACCEPT)
+        self._fx.error = error.with_state(State.CONNECTING.name)
 
     def _refuse(self, message: Message) -> None:
         """Answer the handshake with HTTP 403 and decide the disconnect as 1006."""
         messages.validate(message, "websocket.close")
         self._http_head(403, [], 0, False)
-        self._http_body(b"", False)
+        self._write(self._http().send(h11.EndOfMessage()))
         self._decide(1006, "", "the handshake was refused with HTTP 403")
         self._go(State.DRAINING, "the app closed before accepting; HTTP 403 sent", sections.WS_CLOSE)
 
@@ -421,9 +418,20 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     def _deny_body(self, message: Message) -> None:
         """Send the body part; after the last one, end the connection."""
         message = messages.validate(message, "websocket.http.response.body")
-        more = message.get("more_body", False)
-        self._http_body(bytes(message.get("body", b"")), more)
-        if not more and self.state is not State.CLOSED:
+        body, more = bytes(message.get("body", b"")), message.get("more_body", False)
+        try:
+            if body:
+                self._write(self._http().send(h11.Data(data=body)))
+            if not more:
+                self._write(self._http().send(h11.EndOfMessage()))
+        except h11.LocalProtocolError as exc:
+            # h11 refuses a body off the app's Content-Length (RFC 9112 §6.3): close, and raise from send().
+            self._decide(1006, "", "the handshake response could not be sent")
+            self._go(State.CLOSED, "the denial response could not be completed", sections.WS_DENIAL)
+            error = ASGIProtocolError("websocket.http.response.body", f"cannot be sent: {exc}", sections.WS_DENIAL)
+            self._fx.error = error.with_state(State.DENIAL_BODY.name)
+            return
+        if not more:
             self._decide(1006, "", f"the handshake was answered with the app's HTTP {self._denial_status} response")
             self._go(State.DRAINING, "denial response complete", sections.WS_DENIAL)
 
@@ -434,27 +442,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         if not any(n == b"connection" for n, _ in headers):
             headers.append((b"connection", b"close"))
         self._fx.status = status
-        self._send_http(response_head(status, headers), "websocket.http.response.start")
-
-    def _http_body(self, body: bytes, more: bool) -> None:
-        if body:
-            self._send_http(h11.Data(data=body), "websocket.http.response.body")
-        if not more:
-            self._send_http(h11.EndOfMessage(), "websocket.http.response.body")
-
-    def _send_http(self, event: h11.Event, kind: str) -> None:
-        """Write one part of the answer; one h11 refuses (a body off the app's Content-Length,
-        RFC 9112 §6.3) closes the connection and raises from the app's send()."""
-        if self.state is State.CLOSED:
-            return
-        try:
-            self._write(self._http().send(event) or b"")
-        except h11.LocalProtocolError as exc:
-            self._decide(1006, "", "the handshake response could not be sent")
-            self._go(State.CLOSED, "the denial response could not be completed", sections.WS_DENIAL)
-            self._fx.error = ASGIProtocolError(kind, f"cannot be sent: {exc}", sections.WS_DENIAL).with_state(
-                State.DENIAL_BODY.name
-            )
+        # h11 takes the head: its headers were checked at websocket.http.response.start (or are ours).
+        self._write(self._http().send(response_head(status, headers)))
 
     def _answer_500(self, _: Any = None) -> None:
         """Answer the handshake with HTTP 500."""
@@ -570,11 +559,10 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _pong(self, payload: bytes) -> None:
         """Cancel the pong timer and arm the next ping, if the pong answers our ping."""
-        if self._ping_payload is not None and payload == self._ping_payload:
+        if payload == self._ping_payload:  # only while our ping is awaited (not None): keepalive is on
             self._ping_payload = None
             self._cancel(Timer.PONG)
-            if self.timeouts.ping_interval_s > 0:
-                self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
+            self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
         """Echo the peer's close frame, then end as :meth:`_peer_closed` does."""
@@ -611,14 +599,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write_close(*self._failure)
         self._drain_failed()
 
-    def _drain_failed(self) -> None:
-        self._go(State.DRAINING, self._decide_failure(), _RFC_FAIL)
-
-    def _decide_failure(self) -> str:
+    def _drain_failed(self, new: State = State.DRAINING, why: str = "") -> None:
+        """Decide the failure's code, and send FIN and drain (or close TCP: ``new`` is CLOSED)."""
         code, text = self._failure
-        why = f"connection failed with code {code} ({text})"
-        self._decide(code, text, why)
-        return why
+        decided = f"connection failed with code {code} ({text})"
+        self._decide(code, text, decided)
+        self._go(new, why or decided, _RFC_FAIL, Tcp.ABORT)
 
     def _ping_due(self, _: bool) -> None:
         """Write a keepalive ping and arm the pong timer."""
@@ -659,8 +645,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
     def _lost_while_failing(self, _: Any) -> None:
         """Decide the held failure's code and close TCP: the peer broke the protocol and then left."""
-        self._decide_failure()
-        self._go(State.CLOSED, "the peer went away after bad data", _RFC_FAIL, Tcp.ABORT)
+        self._drain_failed(State.CLOSED, "the peer went away after bad data")
 
     def _close_overdue(self, _: bool) -> None:
         """Decide 1006 and close TCP: the peer did not finish the closing handshake in time."""

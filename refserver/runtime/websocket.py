@@ -1,9 +1,7 @@
-"""Drives one WebSocketMachine over a Transport (``runtime/transport.py``).
-
-The machine decides everything; this module awaits (docs/how-it-works.md, "The runtime loop").
-:meth:`WebSocketConnection._apply` is the one place where effects take hold and where the
-trace records every state change. The app runs in the connection's own task. Writes keep the
-machine's order; ``send()`` returns once its frame has room in the socket's send buffer.
+"""Drives one WebSocketMachine over a Transport (``runtime/transport.py``): the machine decides
+everything, this module awaits (docs/how-it-works.md, "The runtime loop"). The app runs in the
+connection's own task. Writes keep the machine's order; ``send()`` returns once its frame has
+room in the socket's send buffer.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import anyio.lowlevel
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
-from refserver.protocol.websocket import State, WebSocketMachine
+from refserver.protocol.websocket import WebSocketMachine
 from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
@@ -82,10 +80,8 @@ class WebSocketConnection:
             while self._close_owed is None:
                 await self._closed.wait()
         finally:
-            self._cancel_timers()
             if self._close_owed is None:  # cancelled (server shutdown timed out)
-                self._close_owed = Tcp.ABORT
-                transport.abort(self.machine.closed_reason or "connection closed")
+                self._abort(self.machine.closed_reason or "connection closed")
             await transport.aclose()
         if self._failure is not None:
             raise self._failure
@@ -103,9 +99,7 @@ class WebSocketConnection:
         """An input raised inside a call from the transport: end the connection; run() raises it."""
         self._failure = exc
         if self._close_owed is None:
-            self._close_owed = Tcp.ABORT
-            self.transport.abort("internal error")
-        self._ended()
+            self._abort("internal error")
 
     def _on_timer(self, timer: Timer) -> None:
         self._timers.pop(timer, None)
@@ -123,10 +117,6 @@ class WebSocketConnection:
         if handle is not None:
             handle.cancel()
 
-    def _cancel_timers(self) -> None:
-        for timer in list(self._timers):
-            self._cancel_timer(timer)
-
     def _end_tcp(self, tcp: Tcp) -> None:
         """Half-close or close TCP, after what is written (the close frame)."""
         transport = self.transport
@@ -143,9 +133,16 @@ class WebSocketConnection:
         transport.close_soon(self.machine.closed_reason or "connection closed", limit)
         self._ended()
 
+    def _abort(self, reason: str) -> None:
+        """Close TCP at once (whatever is queued is lost), and end as :meth:`_ended` does."""
+        self._close_owed = Tcp.ABORT
+        self.transport.abort(reason)
+        self._ended()
+
     def _ended(self) -> None:
         """TCP's end is decided: stop the timers, and wake run() and the app."""
-        self._cancel_timers()
+        for timer in list(self._timers):
+            self._cancel_timer(timer)
         self._closed.fire()
         self._app_wakeup.fire()
 
@@ -265,6 +262,3 @@ class WebSocketConnection:
         self._apply(self.machine.server_shutdown())
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):
             await self._flush_or_lose()
-
-
-__all__ = ["State", "WebSocketConnection"]
