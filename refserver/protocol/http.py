@@ -141,8 +141,6 @@ class Body(FastEnum):
 
 # The bodies of which more is to come, and no chunk waits for the app.
 _BODY_ARRIVING = frozenset({Body.CONTINUE_OWED, Body.ARRIVING})
-# The bodies that have arrived whole.
-_BODY_IN = frozenset({Body.LAST_CHUNK_WAITS, Body.RECEIVED})
 # The bodies of which a chunk waits for the app.
 _BODY_WAITS = frozenset({Body.CHUNK_WAITS, Body.LAST_CHUNK_WAITS})
 
@@ -537,20 +535,14 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _answer(self, status: int, body: bytes, headers: Headers | None = None) -> None:
         """Write a whole response of the server's own (without its body, to HEAD: RFC 9110
-        §9.3.2), if h11 can still send one."""
+        §9.3.2). h11 can always send it: nothing of a response is on the wire yet."""
         head_only = self.method == b"HEAD"
-        try:
-            data = complete_response(
-                self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only
-            )
-        except h11.LocalProtocolError:
-            return
-        self._write(data)
+        self._write(
+            complete_response(self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only)
+        )
 
-    def _eof_head(self, why: str) -> None:
-        """Close. A peer that left in the middle of a head is answered 400 if h11 can still
-        send it."""
-        self._client_left(why)
+    def _eof_head(self, _: str) -> None:
+        """Close. A peer that left in the middle of a head is answered 400."""
         self.conn.receive_data(b"")
         self._read_head(b"")  # h11 decides between a quiet close and a 400
 
@@ -560,7 +552,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _shutdown_idle(self, _: None) -> None:
         """Close at once: no request is in flight."""
-        self._end_after(Persistence.SHUTDOWN)
         self._close("server shutdown: no request in flight", _RFC_CLOSE)
 
     # ------------------------------------------------------------------ the upgrade
@@ -609,15 +600,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
         self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
-    def _gone_upgrading(self, why: str) -> None:
+    def _gone_upgrading(self, _: str) -> None:
         """Close: the peer left before the upgrade request was complete."""
-        self._client_left(why)
         self._close("the peer left during the upgrade request", _RFC_CLOSE)
-
-    def _shutdown_upgrading(self, _: None) -> None:
-        """Let the upgrade go on. The WebSocket machine refuses it with 503 at once."""
-        # docs/decisions.md#shutdown-1001.
-        self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ the request body
 
@@ -676,8 +661,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         the response was sent, else the connection is cut; the app gets http.disconnect (RFC 9110
         §15.5.9; docs/decisions.md#request-body-rate). In time: the timer fires again when the
         bytes that arrived allow."""
-        if not self.body_timer_s or self.body in _BODY_IN or self.persistence is Persistence.CLIENT_GONE:
-            return  # a timer that fired as the body completed, or after the client left
+        if not self.body_timer_s or self.persistence is Persistence.CLIENT_GONE:
+            return  # a timer that fired as the body completed (which stops it), or after the client left
         settings = self.settings
         if self.body is Body.CHUNK_WAITS or self.body is Body.CONTINUE_OWED:
             # The app has not taken the last chunk (so the server is not reading), or has not
@@ -704,16 +689,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             self._answer(408, b"Request Timeout: the request body arrived too slowly\n")
         self._lose_client(why)
 
-    def _client_left(self, why: str) -> None:
-        """Remember that the client has left, and why (the first reason is kept)."""
-        if self.persistence is not Persistence.CLIENT_GONE:
-            self.client_gone_reason = why
-        self._end_after(Persistence.CLIENT_GONE)
-
     def _lose_client(self, why: str) -> None:
-        """Remember that the client is gone, and wake the app ("Disconnect - receive event"):
-        the connection carries no further request, and a response still unfinished is cut."""
-        self._client_left(why)
+        """Remember that the client is gone, and why (the first reason is kept), and wake the app
+        ("Disconnect - receive event"): the connection carries no further request, and a
+        response still unfinished is cut."""
+        if self.persistence is not Persistence.CLIENT_GONE:
+            self.persistence = Persistence.CLIENT_GONE
+            self.client_gone_reason = why
         self._fx.wake_app = True
         if self.state in RESPONSE_PENDING:
             self._enter(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
@@ -722,8 +704,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Keep the bytes in h11's buffer: they belong to the next request (pipelining)."""
         self.conn.receive_data(data)
 
-    def _shutdown_cycle(self, _: None) -> None:
-        """Let the response in flight finish, then close the connection."""
+    def _shutdown_later(self, _: None) -> None:
+        """Let the response in flight finish, then close the connection; an upgrade goes on,
+        and the WebSocket machine refuses it with 503 at once (docs/decisions.md#shutdown-1001)."""
         self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ receive()
@@ -905,12 +888,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Collect the trailer fields. The last trailers message ends the response: with the
         trailer section if the client accepts it, with the last chunk alone otherwise."""
         message = messages.validate(message, "http.response.trailers")
-        collected = self.trailers
-        if collected is None:  # pragma: no cover - AWAITING_TRAILERS implies trailers: True
-            raise RuntimeError("AWAITING_TRAILERS without trailers")
         given = [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
         http_extensions.check_trailers(given)  # checked now: a field that cannot be sent raises from this send()
-        collected.extend(given)
+        self.trailers = collected = (self.trailers or []) + given
         if message.get("more_trailers", False):
             return
         if self.trailers_dropped:
@@ -981,16 +961,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(status, body)
         self._close(f"{ended} before a response; {status} sent", self._row.section)
 
-    def _cancelled_after(self, _: None) -> None:
-        """The app is cancelled at the shutdown timeout after its response completed, or after
-        the client left: the connection closes."""
+    def _ended_after(self, _: None) -> None:
+        """Close: the app ended after the client left, or is cancelled at the shutdown timeout
+        after its response completed or the client left."""
         self._fx.ended_status = self.status
-        self._close("the app is cancelled at the shutdown timeout", _RFC_CLOSE)
-
-    def _ended_gone(self, _: None) -> None:
-        """Close: the app has ended, and the client left before."""
-        self._fx.ended_status = self.status
-        self._close("the app ended after the client left", sections.HTTP_DISCONNECT)
+        after = "the client left" if self.state is State.CLIENT_GONE else "the response completed"
+        self._close(f"{_UNFINISHED[self._row.input][2]} after {after}", self._row.section)
 
     def _ended_complete(self, _: None) -> None:
         """Wait for the next request, and read it at once if it is already here. Close
@@ -1056,7 +1032,7 @@ _rows((S.COMPLETE, S.CLIENT_GONE), I.RECEIVE, (), M._receive, sections.HTTP_DISC
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows(_PENDING, _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
-    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_gone, sections.HTTP_DISCONNECT)
+    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_after, sections.HTTP_DISCONNECT)
     # The next request may be here already (pipelined): it is read at once.
     _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED), M._ended_complete, _RFC_PERSISTENCE)
 # -- the peer's bytes
@@ -1080,12 +1056,12 @@ _rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
 # -- shutdown
 _rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
-_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
-_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_later, _RFC_UNAVAILABLE)
+_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_later, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
 _rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_pending, _RFC_UNAVAILABLE)
-_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app
 HTTPMachine.rows = TABLE
