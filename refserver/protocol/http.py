@@ -55,7 +55,7 @@ import h11
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, http_extensions, internals, request_checks, speedups
 from refserver.protocol.effects import Effects, Note, Tcp
-from refserver.protocol.responses import complete_response, reason_phrase
+from refserver.protocol.responses import REASONS, complete_response
 from refserver.protocol.speedups import CheckedHeads, FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
@@ -67,7 +67,7 @@ Headers = list[tuple[bytes, bytes]]
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 # With its reason phrase, as every other status line.
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=REASONS[100])
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
 
@@ -116,8 +116,7 @@ _HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 
 
 class Persistence(FastEnum):
-    """Whether the connection carries another request after this cycle (RFC 9112 §9.3).
-    It only ever moves down this list."""
+    """Whether the connection carries another request after this cycle (RFC 9112 §9.3)."""
 
     KEEP_ALIVE = "the next request may follow, if h11 agrees (both sides of the cycle are done)"
     CLOSE = "this cycle is the last: the request or the response rules out another (RFC 9112 §6.1, §9.6)"
@@ -420,8 +419,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _end_after(self, persistence: Persistence) -> None:
         """Move ``persistence`` down to ``persistence``, never back up."""
-        if _PERSISTENCE_ORDER.index(persistence) > _PERSISTENCE_ORDER.index(self.persistence):
-            self.persistence = persistence
+        self.persistence = max(self.persistence, persistence, key=_PERSISTENCE_ORDER.index)
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -683,7 +681,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         )
         self.body_timer_s = 0.0
         if self.state is State.AWAITING_START or self.state is State.START_HELD:
-            self.start = None
             self.status = 408
             self._fx.refused = Refusal("request", why, 408)
             self._answer(408, b"Request Timeout: the request body arrived too slowly\n")
@@ -949,8 +946,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Close: the app ended, or is cancelled at the shutdown timeout, before its response
         completed. A response not yet on the wire becomes a 500, or a 503 when cancelled at the
         shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
-        docs/decisions.md#shutdown-timeout-503); one cut
-        off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
+        docs/decisions.md#shutdown-timeout-503); one cut off mid-body is never completed
+        (docs/decisions.md#http-app-ends-incomplete)."""
         status, body, ended = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
@@ -996,9 +993,7 @@ I = Input  # noqa: E741 - the table reads better with one-letter names
 _table: TableBuilder[State, Input] = TableBuilder("HTTP")
 _rows = _table.add
 
-# What reading a request head may lead to: the rest of the head, the app (a request), the
-# client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
-# A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
+# A whole request head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
 # What the first body message may lead to (the head goes with it).
 _FIRST_BODY_LEADS = (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS)
