@@ -70,6 +70,7 @@ _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends ever
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=REASONS[100])
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
+_TOO_LARGE = {431: HEAD_TOO_LARGE, 414: REQUEST_LINE_TOO_LONG}  # h11's 431 says "Receive buffer too long"
 
 
 def scope_http_version(version: bytes) -> str | None:
@@ -523,10 +524,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Answer a request the server cannot serve, then close: a malformed request line or
         headers get 400, a head over the limit 431 (414 when the request line alone is),
         another major version 505."""
-        if status == 431:
-            reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
-        elif status == 414:
-            reason = REQUEST_LINE_TOO_LONG
+        reason = _TOO_LARGE.get(status, reason)
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
         self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
@@ -804,10 +802,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             file.close()  # nothing of it is sent (HEAD, 204, 304, no bytes, or an error)
 
     def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
-        """Write a body message's bytes, or its file's framing around ``HTTPEffects.file``; the
-        first goes after the held status line and headers, and a body sent whole gets a
-        Content-Length. Then more is to come, the trailers are owed, or the response is complete.
-        A body h11 refuses after a held head (it contradicts the app's Content-Length) is not
+        """Send a body as :meth:`_body` says, a file's framing around ``HTTPEffects.file``. A
+        body h11 refuses after a held head (it contradicts the app's Content-Length) is not
         written: the head is kept back and ``HTTPEffects.error`` carries the error.
 
         Raises:

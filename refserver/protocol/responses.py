@@ -1,5 +1,5 @@
 """Building HTTP responses with h11: status lines with their reason phrase, the small
-complete responses the server itself sends (400, 403, 426, 431, 500, 503)."""
+complete responses the server itself sends (a refusal, a 500, a 503)."""
 
 from __future__ import annotations
 
