@@ -37,10 +37,9 @@ cache of checked response heads (``heads``, :class:`~refserver.protocol.speedups
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
-Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies. Every h11
-error becomes a status or a quiet close here. The WebSocket upgrade hands over a
-:class:`~refserver.protocol.websocket.WebSocketMachine` on the same ``h11.Connection``, which
-still holds the bytes that followed the handshake.
+Every input (:class:`Input`) returns :class:`HTTPEffects`. Every h11 error becomes a status or
+a quiet close here. The WebSocket upgrade hands over a :class:`WebSocketMachine` on the same
+``h11.Connection``, which still holds the bytes that followed the handshake.
 """
 
 from __future__ import annotations
@@ -276,6 +275,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     """The sans-IO state of one HTTP/1.1 connection."""
 
     name = "HTTP"
+    request: h11.Request  # the upgrade request: set as the machine enters UPGRADING
 
     def __init__(
         self,
@@ -297,7 +297,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.state = State.IDLE
         self.persistence = Persistence.SHUTDOWN if last_request else Persistence.KEEP_ALIVE
         self.client_gone_reason = ""
-        self.request: h11.Request | None = None
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
         self._head_source = b""
@@ -575,8 +574,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if type(event) is not h11.Data:  # the body's end (EOF is PEER_GONE's: h11 never sees it here)
                 break
         request = self.request
-        if request is None:  # pragma: no cover - UPGRADING implies a request
-            raise RuntimeError("UPGRADING without a request")
         checked = handshake.validate_request(request.method, request.http_version, headers)
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
