@@ -452,8 +452,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if self.state is State.IDLE and len(self._unparsed):
                 self._enter(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
-        if not isinstance(event, h11.Request):
-            # ConnectionClosed: the peer left between requests (RFC 9112 §9.6).
+        if not isinstance(event, h11.Request):  # ConnectionClosed
             self._close("the peer closed the connection between requests", _RFC_CLOSE)
             return
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
@@ -801,7 +800,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
         """Send a body as :meth:`_body` says, a file's framing around ``HTTPEffects.file``. A
         body h11 refuses after a held head (it contradicts the app's Content-Length) is not
-        written: the head is kept back and ``HTTPEffects.error`` carries the error.
+        written, nor is the head, so a response that lies about its length never reaches the
+        wire; ``HTTPEffects.error`` carries the error, which the app's send() raises.
 
         Raises:
             ASGIProtocolError: h11 refuses a body message after the head is on the wire.
@@ -834,10 +834,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         except ASGIProtocolError as exc:
             if not held:
                 raise
-            # h11 took the head but refuses the body (it contradicts the app's own
-            # Content-Length): nothing is written, so a response that lies about its length
-            # never reaches the wire; the app's send() raises once this is applied.
-            self._head_sent()
+            self._head_sent()  # h11 took the head
             self._fx.error = exc.with_state(self.state.name)
             return
         if file is not None:
