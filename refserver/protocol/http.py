@@ -914,9 +914,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Ignore the message: the response is complete."""
         # www spec 2.5, "Response Body - send event": after completion "any further messages on the
         # channel will be ignored" (docs/decisions.md#after-complete-ignored).
-        self._fx.add_note(
-            Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
-        )
+        self._fx.add_note(Note("ignored", f"{message.get('type')} after the response completed", self._row.section))
 
     def _closed_send(self, message: Message) -> None:
         """Raise ClientDisconnected (an OSError): the client has left."""
