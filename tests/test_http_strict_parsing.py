@@ -213,7 +213,8 @@ class TestAbsoluteForm:
         assert fx.refused is not None and fx.refused.status == 400
 
     def test_origin_form_is_untouched(self) -> None:
-        assert request_checks.absolute_form_authority(b"/p?q=http://x") is None
+        headers = [(b"host", b"a")]
+        assert request_checks.with_target_host(b"/p?q=http://x", headers) is headers
 
 
 # ---------------------------------------------------------------- properties

@@ -37,10 +37,9 @@ cache of checked response heads (``heads``, :class:`~refserver.protocol.speedups
 a live view of h11's buffer (``_unparsed``), and the read that began a request head
 (``_head_source``, so that the head checks need no copy of h11's buffer).
 
-Every input (:class:`Input`) returns :class:`HTTPEffects`, which the runtime applies. Every h11
-error becomes a status or a quiet close here. The WebSocket upgrade hands over a
-:class:`~refserver.protocol.websocket.WebSocketMachine` on the same ``h11.Connection``, which
-still holds the bytes that followed the handshake.
+Every input (:class:`Input`) returns :class:`HTTPEffects`. Every h11 error becomes a status or
+a quiet close here. The WebSocket upgrade hands over a :class:`WebSocketMachine` on the same
+``h11.Connection``, which still holds the bytes that followed the handshake.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ import h11
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, http_extensions, internals, request_checks, speedups
 from refserver.protocol.effects import Effects, Note, Tcp
-from refserver.protocol.responses import complete_response, reason_phrase
+from refserver.protocol.responses import REASONS, complete_response
 from refserver.protocol.speedups import CheckedHeads, FastEnum, blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
@@ -67,9 +66,10 @@ Headers = list[tuple[bytes, bytes]]
 _NO_BODY_STATUSES = (204, 304)
 _END_OF_MESSAGE = h11.EndOfMessage()  # an h11 event is immutable: one ends every response
 # With its reason phrase, as every other status line.
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=reason_phrase(100))
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=REASONS[100])
 HEAD_TOO_LARGE = "request head larger than the limit (--h11-max-incomplete-event-size)"
 REQUEST_LINE_TOO_LONG = "request line longer than the head limit (--h11-max-incomplete-event-size)"
+_TOO_LARGE = {431: HEAD_TOO_LARGE, 414: REQUEST_LINE_TOO_LONG}  # h11's 431 says "Receive buffer too long"
 
 
 def scope_http_version(version: bytes) -> str | None:
@@ -116,8 +116,7 @@ _HEAD_STATES = frozenset({State.IDLE, State.READING_HEAD, State.UPGRADING})
 
 
 class Persistence(FastEnum):
-    """Whether the connection carries another request after this cycle (RFC 9112 §9.3).
-    It only ever moves down this list."""
+    """Whether the connection carries another request after this cycle (RFC 9112 §9.3)."""
 
     KEEP_ALIVE = "the next request may follow, if h11 agrees (both sides of the cycle are done)"
     CLOSE = "this cycle is the last: the request or the response rules out another (RFC 9112 §6.1, §9.6)"
@@ -141,8 +140,6 @@ class Body(FastEnum):
 
 # The bodies of which more is to come, and no chunk waits for the app.
 _BODY_ARRIVING = frozenset({Body.CONTINUE_OWED, Body.ARRIVING})
-# The bodies that have arrived whole.
-_BODY_IN = frozenset({Body.LAST_CHUNK_WAITS, Body.RECEIVED})
 # The bodies of which a chunk waits for the app.
 _BODY_WAITS = frozenset({Body.CHUNK_WAITS, Body.LAST_CHUNK_WAITS})
 
@@ -278,6 +275,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     """The sans-IO state of one HTTP/1.1 connection."""
 
     name = "HTTP"
+    request: h11.Request  # the upgrade request: set as the machine enters UPGRADING
 
     def __init__(
         self,
@@ -299,7 +297,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.state = State.IDLE
         self.persistence = Persistence.SHUTDOWN if last_request else Persistence.KEEP_ALIVE
         self.client_gone_reason = ""
-        self.request: h11.Request | None = None
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
         self._head_source = b""
@@ -422,8 +419,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _end_after(self, persistence: Persistence) -> None:
         """Move ``persistence`` down to ``persistence``, never back up."""
-        if _PERSISTENCE_ORDER.index(persistence) > _PERSISTENCE_ORDER.index(self.persistence):
-            self.persistence = persistence
+        self.persistence = max(self.persistence, persistence, key=_PERSISTENCE_ORDER.index)
 
     def _write(self, data: bytes) -> None:
         if data:
@@ -456,8 +452,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if self.state is State.IDLE and len(self._unparsed):
                 self._enter(State.READING_HEAD, "the first bytes of a request head arrived", _RFC_MESSAGE)
             return
-        if not isinstance(event, h11.Request):
-            # ConnectionClosed: the peer left between requests (RFC 9112 §9.6).
+        if not isinstance(event, h11.Request):  # ConnectionClosed
             self._close("the peer closed the connection between requests", _RFC_CLOSE)
             return
         # h11 enforces the limit only on a head that is still incomplete; one that arrived
@@ -527,30 +522,21 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Answer a request the server cannot serve, then close: a malformed request line or
         headers get 400, a head over the limit 431 (414 when the request line alone is),
         another major version 505."""
-        if status == 431:
-            reason = HEAD_TOO_LARGE  # h11 says "Receive buffer too long"
-        elif status == 414:
-            reason = REQUEST_LINE_TOO_LONG
+        reason = _TOO_LARGE.get(status, reason)
         self._fx.refused = Refusal("request", reason, status)
         self._answer(status, f"{reason}\n".encode())
         self._close(f"bad request (answered {status}): {reason}", _RFC_MESSAGE)
 
     def _answer(self, status: int, body: bytes, headers: Headers | None = None) -> None:
         """Write a whole response of the server's own (without its body, to HEAD: RFC 9110
-        §9.3.2), if h11 can still send one."""
+        §9.3.2). h11 can always send it: nothing of a response is on the wire yet."""
         head_only = self.method == b"HEAD"
-        try:
-            data = complete_response(
-                self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only
-            )
-        except h11.LocalProtocolError:
-            return
-        self._write(data)
+        self._write(
+            complete_response(self.conn, status, body, headers=headers, date=self._date_source(), head_only=head_only)
+        )
 
-    def _eof_head(self, why: str) -> None:
-        """Close. A peer that left in the middle of a head is answered 400 if h11 can still
-        send it."""
-        self._client_left(why)
+    def _eof_head(self, _: str) -> None:
+        """Close. A peer that left in the middle of a head is answered 400."""
         self.conn.receive_data(b"")
         self._read_head(b"")  # h11 decides between a quiet close and a 400
 
@@ -560,7 +546,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _shutdown_idle(self, _: None) -> None:
         """Close at once: no request is in flight."""
-        self._end_after(Persistence.SHUTDOWN)
         self._close("server shutdown: no request in flight", _RFC_CLOSE)
 
     # ------------------------------------------------------------------ the upgrade
@@ -588,8 +573,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             if type(event) is not h11.Data:  # the body's end (EOF is PEER_GONE's: h11 never sees it here)
                 break
         request = self.request
-        if request is None:  # pragma: no cover - UPGRADING implies a request
-            raise RuntimeError("UPGRADING without a request")
         checked = handshake.validate_request(request.method, request.http_version, headers)
         if isinstance(checked, handshake.Rejection):
             self._fx.refused = Refusal("WebSocket handshake", checked.reason, checked.status)
@@ -609,15 +592,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)
         self._enter(State.UPGRADED, "valid WebSocket handshake; handed to the WebSocket machine", _RFC_UPGRADE)
 
-    def _gone_upgrading(self, why: str) -> None:
+    def _gone_upgrading(self, _: str) -> None:
         """Close: the peer left before the upgrade request was complete."""
-        self._client_left(why)
         self._close("the peer left during the upgrade request", _RFC_CLOSE)
-
-    def _shutdown_upgrading(self, _: None) -> None:
-        """Let the upgrade go on. The WebSocket machine refuses it with 503 at once."""
-        # docs/decisions.md#shutdown-1001.
-        self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ the request body
 
@@ -676,8 +653,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         the response was sent, else the connection is cut; the app gets http.disconnect (RFC 9110
         §15.5.9; docs/decisions.md#request-body-rate). In time: the timer fires again when the
         bytes that arrived allow."""
-        if not self.body_timer_s or self.body in _BODY_IN or self.persistence is Persistence.CLIENT_GONE:
-            return  # a timer that fired as the body completed, or after the client left
+        if not self.body_timer_s or self.persistence is Persistence.CLIENT_GONE:
+            return  # a timer that fired as the body completed (which stops it), or after the client left
         settings = self.settings
         if self.body is Body.CHUNK_WAITS or self.body is Body.CONTINUE_OWED:
             # The app has not taken the last chunk (so the server is not reading), or has not
@@ -698,22 +675,18 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         )
         self.body_timer_s = 0.0
         if self.state is State.AWAITING_START or self.state is State.START_HELD:
-            self.start = None
             self.status = 408
             self._fx.refused = Refusal("request", why, 408)
             self._answer(408, b"Request Timeout: the request body arrived too slowly\n")
         self._lose_client(why)
 
-    def _client_left(self, why: str) -> None:
-        """Remember that the client has left, and why (the first reason is kept)."""
-        if self.persistence is not Persistence.CLIENT_GONE:
-            self.client_gone_reason = why
-        self._end_after(Persistence.CLIENT_GONE)
-
     def _lose_client(self, why: str) -> None:
-        """Remember that the client is gone, and wake the app ("Disconnect - receive event"):
-        the connection carries no further request, and a response still unfinished is cut."""
-        self._client_left(why)
+        """Remember that the client is gone, and why (the first reason is kept), and wake the app
+        ("Disconnect - receive event"): the connection carries no further request, and a
+        response still unfinished is cut."""
+        if self.persistence is not Persistence.CLIENT_GONE:
+            self.persistence = Persistence.CLIENT_GONE
+            self.client_gone_reason = why
         self._fx.wake_app = True
         if self.state in RESPONSE_PENDING:
             self._enter(State.CLIENT_GONE, f"the client is gone ({why})", sections.HTTP_DISCONNECT)
@@ -722,8 +695,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Keep the bytes in h11's buffer: they belong to the next request (pipelining)."""
         self.conn.receive_data(data)
 
-    def _shutdown_cycle(self, _: None) -> None:
-        """Let the response in flight finish, then close the connection."""
+    def _shutdown_later(self, _: None) -> None:
+        """Let the response in flight finish, then close the connection; an upgrade goes on,
+        and the WebSocket machine refuses it with 503 at once (docs/decisions.md#shutdown-1001)."""
         self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ receive()
@@ -824,11 +798,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             file.close()  # nothing of it is sent (HEAD, 204, 304, no bytes, or an error)
 
     def _send_body(self, kind: str, body: bytes | http_extensions.FileBody, more: bool) -> None:
-        """Write a body message's bytes, or its file's framing around ``HTTPEffects.file``; the
-        first goes after the held status line and headers, and a body sent whole gets a
-        Content-Length. Then more is to come, the trailers are owed, or the response is complete.
-        A body h11 refuses after a held head (it contradicts the app's Content-Length) is not
-        written: the head is kept back and ``HTTPEffects.error`` carries the error.
+        """Send a body as :meth:`_body` says, a file's framing around ``HTTPEffects.file``. A
+        body h11 refuses after a held head (it contradicts the app's Content-Length) is not
+        written, nor is the head, so a response that lies about its length never reaches the
+        wire; ``HTTPEffects.error`` carries the error, which the app's send() raises.
 
         Raises:
             ASGIProtocolError: h11 refuses a body message after the head is on the wire.
@@ -861,10 +834,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         except ASGIProtocolError as exc:
             if not held:
                 raise
-            # h11 took the head but refuses the body (it contradicts the app's own
-            # Content-Length): nothing is written, so a response that lies about its length
-            # never reaches the wire; the app's send() raises once this is applied.
-            self._head_sent()
+            self._head_sent()  # h11 took the head
             self._fx.error = exc.with_state(self.state.name)
             return
         if file is not None:
@@ -905,12 +875,9 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Collect the trailer fields. The last trailers message ends the response: with the
         trailer section if the client accepts it, with the last chunk alone otherwise."""
         message = messages.validate(message, "http.response.trailers")
-        collected = self.trailers
-        if collected is None:  # pragma: no cover - AWAITING_TRAILERS implies trailers: True
-            raise RuntimeError("AWAITING_TRAILERS without trailers")
         given = [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
         http_extensions.check_trailers(given)  # checked now: a field that cannot be sent raises from this send()
-        collected.extend(given)
+        self.trailers = collected = (self.trailers or []) + given
         if message.get("more_trailers", False):
             return
         if self.trailers_dropped:
@@ -947,9 +914,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Ignore the message: the response is complete."""
         # www spec 2.5, "Response Body - send event": after completion "any further messages on the
         # channel will be ignored" (docs/decisions.md#after-complete-ignored).
-        self._fx.add_note(
-            Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
-        )
+        self._fx.add_note(Note("ignored", f"{message.get('type')} after the response completed", self._row.section))
 
     def _closed_send(self, message: Message) -> None:
         """Raise ClientDisconnected (an OSError): the client has left."""
@@ -969,8 +934,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Close: the app ended, or is cancelled at the shutdown timeout, before its response
         completed. A response not yet on the wire becomes a 500, or a 503 when cancelled at the
         shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
-        docs/decisions.md#shutdown-timeout-503); one cut
-        off mid-body is never completed (docs/decisions.md#http-app-ends-incomplete)."""
+        docs/decisions.md#shutdown-timeout-503); one cut off mid-body is never completed
+        (docs/decisions.md#http-app-ends-incomplete)."""
         status, body, ended = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
@@ -981,16 +946,12 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(status, body)
         self._close(f"{ended} before a response; {status} sent", self._row.section)
 
-    def _cancelled_after(self, _: None) -> None:
-        """The app is cancelled at the shutdown timeout after its response completed, or after
-        the client left: the connection closes."""
+    def _ended_after(self, _: None) -> None:
+        """Close: the app ended after the client left, or is cancelled at the shutdown timeout
+        after its response completed or the client left."""
         self._fx.ended_status = self.status
-        self._close("the app is cancelled at the shutdown timeout", _RFC_CLOSE)
-
-    def _ended_gone(self, _: None) -> None:
-        """Close: the app has ended, and the client left before."""
-        self._fx.ended_status = self.status
-        self._close("the app ended after the client left", sections.HTTP_DISCONNECT)
+        after = "the client left" if self.state is State.CLIENT_GONE else "the response completed"
+        self._close(f"{_UNFINISHED[self._row.input][2]} after {after}", self._row.section)
 
     def _ended_complete(self, _: None) -> None:
         """Wait for the next request, and read it at once if it is already here. Close
@@ -1020,9 +981,7 @@ I = Input  # noqa: E741 - the table reads better with one-letter names
 _table: TableBuilder[State, Input] = TableBuilder("HTTP")
 _rows = _table.add
 
-# What reading a request head may lead to: the rest of the head, the app (a request), the
-# client gone at once (its body is malformed), a WebSocket upgrade, or a refusal.
-# A whole head starts the app or the upgrade, or is refused; what follows it is the next row's.
+# A whole request head starts the app or the upgrade, or is refused; what follows it is the next row's.
 _AFTER_HEAD = (S.AWAITING_START, S.UPGRADING, S.CLOSED)
 # What the first body message may lead to (the head goes with it).
 _FIRST_BODY_LEADS = (S.SENDING_BODY, S.COMPLETE, S.AWAITING_TRAILERS)
@@ -1056,7 +1015,7 @@ _rows((S.COMPLETE, S.CLIENT_GONE), I.RECEIVE, (), M._receive, sections.HTTP_DISC
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows(_PENDING, _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
-    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_gone, sections.HTTP_DISCONNECT)
+    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_after, sections.HTTP_DISCONNECT)
     # The next request may be here already (pipelined): it is read at once.
     _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED), M._ended_complete, _RFC_PERSISTENCE)
 # -- the peer's bytes
@@ -1080,12 +1039,12 @@ _rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
 # -- shutdown
 _rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
-_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
-_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_later, _RFC_UNAVAILABLE)
+_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_later, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
 _rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_pending, _RFC_UNAVAILABLE)
-_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app
 HTTPMachine.rows = TABLE

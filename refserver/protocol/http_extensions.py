@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import h11
 
 from refserver.errors import ASGIProtocolError
-from refserver.protocol.responses import reason_phrase
+from refserver.protocol.responses import REASONS
 from refserver.spec import sections
 
 # asgi spec, "Extensions": a server lists only what it implements, each with a dict of options.
@@ -51,7 +51,7 @@ def early_hint(links: Iterable[bytes]) -> h11.InformationalResponse:
     """
     try:
         return h11.InformationalResponse(
-            status_code=103, headers=[(b"link", link) for link in links], reason=reason_phrase(103)
+            status_code=103, headers=[(b"link", link) for link in links], reason=REASONS[103]
         )
     except h11.LocalProtocolError as exc:
         raise _bad("http.response.early_hint", f"has a link that cannot be sent: {exc}") from None

@@ -71,8 +71,7 @@ def chunk_line_defect(line: bytes | bytearray) -> str | None:
 
     RFC 9112 §7.1.1 gives the grammar of chunk extensions (token or quoted-string values);
     anything else, a bare CR or a NUL included, is refused (a line h11 refuses itself is left
-    to h11: None). A size over 2**63 - 1 is refused
-    as no real body can have it.
+    to h11: None). A size over 2**63 - 1 is refused as no real body can have it.
     """
     match = _CHUNK_LINE.fullmatch(line)
     if match is None:
@@ -93,8 +92,10 @@ def request_line_too_long(raw: bytes | bytearray, limit: int) -> bool:
     return raw.find(b"\n", 0, limit) == -1
 
 
-def absolute_form_authority(target: bytes) -> bytes | None:
-    """The authority of an absolute-form request target, or None for another form.
+def with_target_host(target: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` as the app sees them for ``target``: an absolute-form target's authority
+    replaces every Host header, where the first one was (or first, if there was none;
+    docs/decisions.md#absolute-form-host); another form leaves them unchanged.
 
     RFC 9112 §3.2.2: "When an origin server receives a request with an absolute-form of
     request-target, the origin server MUST ignore the received Host header field (if any)
@@ -106,24 +107,10 @@ def absolute_form_authority(target: bytes) -> bytes | None:
     """
     scheme, sep, rest = target.partition(b"://")
     if not sep or not scheme or target[:1] == b"/":
-        return None
+        return headers
     authority = _PATH_START.split(rest, 1)[0]
     if not authority or b"@" in authority or _AUTHORITY.fullmatch(authority) is None:
         raise ValueError(f"absolute-form target without a valid host: {target!r} (RFC 9110 §4.2.1, §4.2.4)")
-    return authority
-
-
-def with_target_host(target: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` as the app sees them for ``target``: an absolute-form target's authority
-    (:func:`absolute_form_authority`) replaces every Host header, where the first one was (or
-    first, if there was none; docs/decisions.md#absolute-form-host); else unchanged.
-
-    Raises:
-        ValueError: the target is absolute-form without a valid authority.
-    """
-    authority = absolute_form_authority(target)
-    if authority is None:
-        return headers
     at = next((i for i, (name, _) in enumerate(headers) if name == b"host"), 0)
     out = [field for field in headers if field[0] != b"host"]
     out.insert(at, (b"host", authority))

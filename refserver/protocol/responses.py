@@ -1,5 +1,5 @@
 """Building HTTP responses with h11: status lines with their reason phrase, the small
-complete responses the server itself sends (400, 403, 426, 431, 500, 503)."""
+complete responses the server itself sends (a refusal, a 500, a 503)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,8 @@ from refserver.errors import ASGIProtocolError
 
 Headers = list[tuple[bytes, bytes]]
 
-
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-
-
-def reason_phrase(status: int) -> bytes:
-    """Give the reason phrase of ``status`` (empty for a status without one)."""
-    return _REASONS.get(status, b"")
+# The reason phrase of each status HTTP names (a status line of another has an empty one).
+REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 def response_head(status: int, headers: Headers) -> h11.Response:
@@ -26,7 +21,7 @@ def response_head(status: int, headers: Headers) -> h11.Response:
     Raises:
         h11.LocalProtocolError: h11 refuses a header.
     """
-    return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+    return h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
 
 
 def complete_response(

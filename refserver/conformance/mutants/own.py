@@ -88,9 +88,8 @@ MUTANTS: tuple[SourceMutant, ...] = (
         "http.after-complete-written",
         "a body message after the response completed is written raw to the wire",
         _HTTP,
-        """        self._fx.add_note(
-            Note("ignored", f"{message.get('type')} after the response completed", sections.HTTP_RESPONSE_BODY)
-        )""",
+        """        self._fx.add_note(Note("ignored", f"{message.get('type')} after the response completed", """
+        """self._row.section))""",
         """        self._fx.add_write(bytes(message.get("body", b"")))""",
     ),
     SourceMutant(
