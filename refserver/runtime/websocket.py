@@ -261,4 +261,10 @@ class WebSocketConnection:
         shutdown timeout to return."""
         self._apply(self.machine.server_shutdown())
         with anyio.move_on_after(self.ctx.config.ws_close_timeout_s):
-            await self._flush_or_lose()
+            try:
+                await self.transport.flush()
+            except PeerGone as exc:
+                # Not news once TCP's end is decided (as in peer_left): a forced exit aborts the
+                # connection while this flush waits, and that abort is not the peer leaving.
+                if self._close_owed is None:
+                    self._apply(self.machine.peer_gone(str(exc)))
