@@ -695,9 +695,13 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Keep the bytes in h11's buffer: they belong to the next request (pipelining)."""
         self.conn.receive_data(data)
 
-    def _shutdown_later(self, _: None) -> None:
-        """Let the response in flight finish, then close the connection; an upgrade goes on,
-        and the WebSocket machine refuses it with 503 at once (docs/decisions.md#shutdown-1001)."""
+    def _shutdown_cycle(self, _: None) -> None:
+        """Let the response in flight finish, then close the connection."""
+        self._end_after(Persistence.SHUTDOWN)
+
+    def _shutdown_upgrading(self, _: None) -> None:
+        """Let the upgrade go on: the WebSocket machine refuses it with 503 at once
+        (docs/decisions.md#shutdown-1001)."""
         self._end_after(Persistence.SHUTDOWN)
 
     # ------------------------------------------------------------------ receive()
@@ -946,12 +950,17 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self._answer(status, body)
         self._close(f"{ended} before a response; {status} sent", self._row.section)
 
-    def _ended_after(self, _: None) -> None:
-        """Close: the app ended after the client left, or is cancelled at the shutdown timeout
-        after its response completed or the client left."""
+    def _ended_gone(self, _: None) -> None:
+        """Close: the app has ended, and the client left before."""
+        self._fx.ended_status = self.status
+        self._close("the app ended after the client left", self._row.section)
+
+    def _cancelled_after(self, _: None) -> None:
+        """Close: the app is cancelled at the shutdown timeout after its response completed, or
+        after the client left."""
         self._fx.ended_status = self.status
         after = "the client left" if self.state is State.CLIENT_GONE else "the response completed"
-        self._close(f"{_UNFINISHED[self._row.input][2]} after {after}", self._row.section)
+        self._close(f"cancelled at the shutdown timeout after {after}", self._row.section)
 
     def _ended_complete(self, _: None) -> None:
         """Wait for the next request, and read it at once if it is already here. Close
@@ -1015,7 +1024,7 @@ _rows((S.COMPLETE, S.CLIENT_GONE), I.RECEIVE, (), M._receive, sections.HTTP_DISC
 # -- the app ends
 for _input in (I.APP_RETURNED, I.APP_RAISED):
     _rows(_PENDING, _input, (S.CLOSED,), M._ended_pending, sections.CORE_ERRORS)
-    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_after, sections.HTTP_DISCONNECT)
+    _rows((S.CLIENT_GONE,), _input, (S.CLOSED,), M._ended_gone, sections.HTTP_DISCONNECT)
     # The next request may be here already (pipelined): it is read at once.
     _rows((S.COMPLETE,), _input, (S.IDLE, S.CLOSED), M._ended_complete, _RFC_PERSISTENCE)
 # -- the peer's bytes
@@ -1039,12 +1048,12 @@ _rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
 # -- shutdown
 _rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
-_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_later, _RFC_UNAVAILABLE)
-_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_later, _RFC_CLOSE)
+_rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
+_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
 _rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_pending, _RFC_UNAVAILABLE)
-_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_after, _RFC_CLOSE)
+_rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app
 HTTPMachine.rows = TABLE
