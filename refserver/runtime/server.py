@@ -28,12 +28,12 @@ from refserver.runtime.context import ServerContext, client_text, netloc
 from refserver.runtime.http import HTTPConnection
 from refserver.runtime.lifespan import Lifespan
 from refserver.runtime.listener import Acceptor
-from refserver.runtime.task_transport import SocketIO, TaskTransport, socket_addresses
+from refserver.runtime.task_transport import SocketIO, TaskTransport
 from refserver.runtime.tasks import on_asyncio, open_task_group
 from refserver.runtime.tls import HandshakeFailed, ServerTLS, TLSConfigError, handshake
 from refserver.runtime.tls import extension as tls_extension
 from refserver.runtime.tls import load as load_tls
-from refserver.runtime.transport import Transport
+from refserver.runtime.transport import Transport, socket_addresses
 from refserver.trace import Tracer
 
 

@@ -16,7 +16,15 @@ import anyio.abc
 import anyio.lowlevel
 
 from refserver.runtime.tasks import TaskGroup, new_wakeup, open_task_group
-from refserver.runtime.transport import IO_ERRORS, READ_SIZE_BYTES, Address, PeerGone, Transport, addresses, describe
+from refserver.runtime.transport import (
+    IO_ERRORS,
+    READ_SIZE_BYTES,
+    Address,
+    PeerGone,
+    Transport,
+    describe,
+    socket_addresses,
+)
 
 
 class TaskTransport(Transport):
@@ -335,15 +343,6 @@ class SocketIO:
         if sock.fileno() >= 0:
             anyio.notify_closing(sock)  # a task still waiting on it gets ClosedResourceError
             sock.close()
-
-
-def socket_addresses(sock: socket.socket) -> tuple[Address, Address]:
-    """The ``client`` and ``server`` of a connected socket (:func:`~refserver.runtime.transport.addresses`)."""
-    try:
-        remote = sock.getpeername()
-    except OSError:  # a TCP client that already reset
-        remote = None
-    return addresses(sock.getsockname(), remote)
 
 
 def _recv(sock: socket.socket, max_bytes: int) -> bytes | None:

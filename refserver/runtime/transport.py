@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
@@ -214,3 +215,12 @@ def addresses(local: object, remote: object) -> tuple[Address, Address]:
         return None, None
     client = (str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None  # None: reset already
     return client, (str(local[0]), int(local[1]))
+
+
+def socket_addresses(sock: socket.socket) -> tuple[Address, Address]:
+    """:func:`addresses` of a connected socket."""
+    try:
+        remote = sock.getpeername()
+    except OSError:  # a TCP client that already reset
+        remote = None
+    return addresses(sock.getsockname(), remote)
