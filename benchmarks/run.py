@@ -77,6 +77,7 @@ class Sample:
     sleeps_per_unit: float | None = None  # the server's sleeps (voluntary context switches) per unit
     kib_per_conn: float | None = None
     rss_before_mib: float | None = None
+    rep: int = 0  # which repetition: samples of one repetition are compared pairwise
 
 
 @dataclass
@@ -200,6 +201,7 @@ def run(targets: list[Target], workloads: list[Workload], settings: Settings, lo
                     continue
                 finally:
                     server.stop()
+                sample.rep = rep
                 results.add(workload.name, target.name, sample)
                 log(f"  {workload.name:9} {target.name:16} {_one_line(sample)} ({time.monotonic() - started:.1f} s)")
         if settings.sansio_seconds > 0:
@@ -235,6 +237,21 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
+def _paired(samples: list[Sample], base: list[Sample] | None) -> str:
+    """Per server CPU-second against the baseline, one ratio per repetition (the two servers ran
+    side by side in it): median (min-max), and in how many repetitions the server was ahead.
+    Pairing cancels what moves both servers together (load, frequency); a ratio of medians
+    does not."""
+    if not base or samples is base:
+        return "n/a"
+    by_rep = {s.rep: s.per_cpu for s in base}
+    ratios = [s.per_cpu / by_rep[s.rep] for s in samples if by_rep.get(s.rep)]
+    if not ratios:
+        return "n/a"
+    ahead = sum(r >= 1.0 for r in ratios)
+    return f"{_spread(ratios, 2)}x, ahead in {ahead}/{len(ratios)}"
+
+
 def _median(samples: list[Sample], pick: Callable[[Sample], float | None]) -> float | None:
     values = [v for v in (pick(s) for s in samples) if v is not None]
     return statistics.median(values) if values else None
@@ -266,8 +283,8 @@ def _table(workload: Workload, targets: list[Target], results: Results) -> list[
         return [*lines, ""]
     unit = workload.unit
     latency = workload.name in ("pingpong", "echo50", "http1", "http16", "churn")
-    head = f"| server | {unit}/s | vs baseline | {unit} per server CPU-s | vs baseline |"
-    rule = "|---|---|---|---|---|"
+    head = f"| server | {unit}/s | vs baseline | {unit} per server CPU-s | vs baseline | paired |"
+    rule = "|---|---|---|---|---|---|"
     if latency:
         head += " p50 µs | p99 µs |"
         rule += "---|---|"
@@ -283,7 +300,8 @@ def _table(workload: Workload, targets: list[Target], results: Results) -> list[
         name = f"*{t.name}*" if RAW in t.serves else t.name
         row = (
             f"| {name} | {_spread(rates, _digits(rates))} | {_ratio(statistics.median(rates), base_rate)} "
-            f"| {_spread(per_cpu, _digits(per_cpu))} | {_ratio(statistics.median(per_cpu), base_cpu)} |"
+            f"| {_spread(per_cpu, _digits(per_cpu))} | {_ratio(statistics.median(per_cpu), base_cpu)} "
+            f"| {_paired(samples, base)} |"
         )
         if latency:
             p50 = [s.p50_us for s in samples if s.p50_us is not None]
@@ -337,7 +355,8 @@ def report(
         f"- {settings.repeat} repetition(s), interleaved, a fresh server process each; {t.warmup_s} s warm-up, "
         f"{t.window_s} s measured window; memory with {settings.idle_connections} idle connections. "
         'Cells: median (min-max); "vs baseline" is the ratio of medians to '
-        f"`{BASELINE}`; a server sleep is a voluntary context switch (it waited, and the kernel woke it).",
+        f'`{BASELINE}`; "paired" is the ratio per server CPU-second within each repetition; '
+        "a server sleep is a voluntary context switch (it waited, and the kernel woke it).",
         "- Servers: " + "; ".join(f"{x.name} = {x.description}, {x.version()}" for x in targets) + ".",
         "- Libraries: " + ", ".join(_versions()) + ".",
     ]
