@@ -182,8 +182,11 @@ def _sansio(settings: Settings) -> dict[str, float]:
 def run(targets: list[Target], workloads: list[Workload], settings: Settings, log: Callable[[str], None]) -> Results:
     results = Results()
     for rep in range(settings.repeat):
+        # Every other repetition runs the targets in the reverse order, so that neither the first
+        # nor the last place in a repetition favours one server.
+        order = targets if rep % 2 == 0 else targets[::-1]
         for workload in workloads:
-            for target in targets:
+            for target in order:
                 if not set(workload.families) & set(target.serves):
                     continue
                 started = time.monotonic()
