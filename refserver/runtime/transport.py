@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
@@ -47,8 +48,8 @@ class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
-class Transport:
-    """One client connection, as the drivers see it."""
+class Transport(ABC):
+    """One client connection, as the drivers see it; each subclass moves the bytes its own way."""
 
     __slots__ = ("_lost", "_read_ended", "_receiver", "_refused", "gone")
 
@@ -64,17 +65,17 @@ class Transport:
         ``main()`` itself: awaiting it directly spares every resumption of the driver a frame.)"""
         return main()
 
+    @abstractmethod
     def addresses(self) -> tuple[Address, Address]:
         """``client`` and ``server`` for the scope."""
-        raise NotImplementedError
 
     def now(self) -> float:
         """The event loop's clock (deadlines are on it)."""
         return anyio.current_time()
 
+    @abstractmethod
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         """Run ``callback`` at ``deadline``, as the peer's bytes are run: with no await."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ reading
 
@@ -92,9 +93,9 @@ class Transport:
         self._receiver = None
         self.set_reading(False)
 
+    @abstractmethod
     def set_reading(self, on: bool) -> None:
         """Resume or pause reading from the socket (backpressure)."""
-        raise NotImplementedError
 
     def data_received(self, data: bytes) -> None:
         """Hand the peer's bytes to the receiver (none: the connection is closing)."""
@@ -124,10 +125,10 @@ class Transport:
 
     # ------------------------------------------------------------------ writing
 
+    @abstractmethod
     def write(self, chunks: list[bytes]) -> None:
         """Write ``chunks`` after everything written before; never waits. Nothing is written
         once the peer is gone: then :meth:`flush` raises PeerGone."""
-        raise NotImplementedError
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         """Write ``count`` bytes of the file ``fd`` from ``offset`` after everything written
@@ -149,25 +150,25 @@ class Transport:
             await self.flush()
 
     @property
+    @abstractmethod
     def flushed(self) -> bool:
         """:meth:`flush` would return at once, raising nothing."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def write_blocked(self) -> bool:
         """Written bytes wait for room in the socket's send buffer (the peer reads slowly)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def flush(self) -> None:
         """Return once what was written has room: it is in the socket's send buffer, or in the
         transport's own below its high-water mark. Raises PeerGone if it cannot be written."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ closing
 
+    @abstractmethod
     def half_close(self) -> None:
         """Send FIN once what is written has gone out; keep reading (RFC 6455 §7.1.1)."""
-        raise NotImplementedError
 
     def close_soon(self, reason: str, flush_limit_s: float) -> None:
         """Mark the peer gone (``reason``) and close TCP once what is written has gone out,
@@ -180,13 +181,13 @@ class Transport:
         if self._close():
             self.call_at(self.now() + flush_limit_s, partial(self.abort, reason))
 
+    @abstractmethod
     def _close(self) -> bool:
         """Close TCP once what is written has gone out; whether bytes still wait."""
-        raise NotImplementedError
 
+    @abstractmethod
     def abort(self, reason: str) -> None:
         """Mark the peer gone and close TCP at once, dropping what is not yet written."""
-        raise NotImplementedError
 
     async def aclose(self) -> None:
         """Close, letting what is written go out for up to CLOSE_FLUSH_LIMIT_S."""
