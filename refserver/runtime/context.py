@@ -133,3 +133,8 @@ def record_error(trace: ConnectionTrace | None, state: str, exc: BaseException, 
     (``section`` when it names none)."""
     if trace is not None:
         trace.record("error", state, getattr(exc, "section", section), str(exc), message=message)
+
+
+def log_cancelled(ctx: ServerContext, what: str) -> None:
+    """Log an app instance the server cancels at the shutdown timeout (``what``: which, and how it ended)."""
+    error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)

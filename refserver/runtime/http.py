@@ -23,7 +23,7 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
-from refserver.runtime.context import Pacer, ServerContext, client_text, record_error, record_steps
+from refserver.runtime.context import Pacer, ServerContext, client_text, log_cancelled, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
@@ -189,24 +189,20 @@ class HTTPConnection:
         """Record and answer this connection's app, still running at the shutdown timeout, which
         the server is about to cancel (docs/decisions.md#shutdown-timeout-503)."""
         ran = f"{self.transport.now() - self._since:.1f} s"
-        why = "shutdown timeout: the server cancels the app"
-        websocket, head = self._websocket, self._live
-        if websocket is not None:
-            if websocket.trace is not None:
-                websocket.trace.record("timer", websocket.machine.state.name, sections.WS_DISCONNECT, why)
-            what = f"WebSocket {websocket.scope['path']} from {self.peer} (open {ran}; close 1001 sent at shutdown)"
-            _cancelled(self.ctx, what)
+        head = self._live
+        if self._websocket is not None:
+            self._websocket.shutdown_timed_out(ran)
             return
         if head is None:
             return  # between requests
         if self.trace is not None:
-            self.trace.record("timer", self._state, "RFC 9110 §15.6.4", why)
+            self.trace.record("timer", self._state, "RFC 9110 §15.6.4", "shutdown timeout: the server cancels the app")
         self._live = None  # from now on the app's receive() and send() are those of an ended app
         fx = self.machine.shutdown_timeout()
         self._apply(fx)
         status = fx.ended_status
         answer = "answered 503" if status == 503 else "its response cut" if status else "no response"
-        _cancelled(self.ctx, f"{head.method} {head.target.decode('latin-1')} from {self.peer} (ran {ran}; {answer})")
+        log_cancelled(self.ctx, f"{head.method} {head.target.decode('latin-1')} from {self.peer} (ran {ran}; {answer})")
         self._log_access(head, status)
         await self._flush_or_lose()
 
@@ -451,7 +447,3 @@ class HTTPConnection:
         if shutting_down:
             await self._websocket.shutdown()
         await self._websocket.run()
-
-
-def _cancelled(ctx: ServerContext, what: str) -> None:
-    error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)

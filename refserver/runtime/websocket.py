@@ -16,8 +16,8 @@ import anyio.lowlevel
 from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
-from refserver.protocol.websocket import WebSocketMachine
-from refserver.runtime.context import Pacer, ServerContext, record_error, record_steps
+from refserver.protocol.websocket import State, WebSocketMachine
+from refserver.runtime.context import Pacer, ServerContext, log_cancelled, record_error, record_steps
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
 from refserver.spec import sections
@@ -153,8 +153,8 @@ class WebSocketConnection:
         transitions = fx.transitions
         if fx.notes or (transitions and self.trace is not None):
             record_steps(fx, self.machine.state.name, self.trace)
-        # CLOSED is final, so a transition into it comes once.
-        if (fx.status or (transitions and transitions[-1].new == "CLOSED")) and self.ctx.config.access_log:
+        # CLOSED is final, so an input whose steps end in it is the one that entered it.
+        if (fx.status or (transitions and self.machine.state is State.CLOSED)) and self.ctx.config.access_log:
             self._access_log(fx.status)
         if fx.write:
             self.transport.write(fx.write)
@@ -255,6 +255,15 @@ class WebSocketConnection:
         await self._flush_or_lose()
 
     # ------------------------------------------------------------------ shutdown
+
+    def shutdown_timed_out(self, ran: str) -> None:
+        """Record that the server cancels the app, still running at the shutdown timeout
+        (``ran``: how long the WebSocket was open); its close frame went out at shutdown."""
+        if self.trace is not None:
+            why = "shutdown timeout: the server cancels the app"
+            self.trace.record("timer", self.machine.state.name, sections.WS_DISCONNECT, why)
+        what = f"WebSocket {self.scope['path']} from {self.client} (open {ran}; close 1001 sent at shutdown)"
+        log_cancelled(self.ctx, what)
 
     async def shutdown(self) -> None:
         """Close 1001 at once (docs/decisions.md#shutdown-1001); the app then has until the
