@@ -12,6 +12,7 @@ sinks (e.g. :mod:`refserver.testing` records them for tests).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -122,7 +123,7 @@ class Tracer:
             )
             self.file.write(line + "\n")
             self.file.flush()
-        elif self.to_log and trace_log.isEnabledFor(20):
+        elif self.to_log and trace_log.isEnabledFor(logging.INFO):
             if self.fmt == "jsonl":
                 trace_log.info("%s", render_json(record, bodies=self.bodies))
             else:

@@ -115,7 +115,7 @@ def test_no_app_is_one_line(never_serves: None, capsys: pytest.CaptureFixture[st
     assert usage_error(["--port", "0"], capsys) == "no app given: name it as MODULE:ATTR (for example main:app)"
 
 
-# The uvicorn options the issue names, each with the gist of its answer.
+# uvicorn options a user brings along, each with the gist of refserver's answer.
 UVICORN_HABITS = [
     (["--workers", "4"], "one process by design"),
     (["--proxy-headers"], "X-Forwarded-*"),

@@ -44,7 +44,7 @@ def test_the_committed_guide_is_current() -> None:
 
 
 class TestTemplate:
-    """What the issue asks of every chapter: a real trace, the spec, a decision, the matrix."""
+    """What every chapter holds: a real trace, the spec, a decision, the matrix."""
 
     def test_every_chapter_is_there_in_order(self) -> None:
         headings = re.findall(r"^## \d+\. (.+)$", TEMPLATE_PATH.read_text(encoding="utf-8"), re.M)

@@ -1,7 +1,7 @@
 """Nothing in the repository cites a document outside it.
 
 Code, docs and tests cite the ASGI spec by its own section headings, RFCs by section, and
-refserver's judgement calls as ``docs/decisions.md #N``. Labels of notes that live outside
+refserver's judgement calls by anchor, as ``docs/decisions.md#http-start-held``. Labels of notes that live outside
 the repository (an ambiguity list's "A19", a peer survey's "(c) 21" or "(c21)", a digest,
 a design note) and issue or pull-request numbers are not citations a reader can follow.
 This test greps every tracked file for them and names each hit as file:line.

@@ -26,7 +26,7 @@ class TestTheMachine:
     def test_before_the_response_started_it_is_503_with_connection_close(self) -> None:
         m = HTTPMachine(Settings(), date=lambda: DATE)
         m.receive_data(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert m.state.name == "AWAITING_START"
+        assert m.state is State.AWAITING_START
         fx = m.shutdown_timeout()
         assert (m.state, fx.ended_status) == (State.CLOSED, 503)
         body = b"Service Unavailable: the server is shutting down\n"

@@ -3,8 +3,8 @@
 The app sends one message larger than every socket buffer between it and the client, so its
 ``send()`` waits for buffer space (backpressure); then the event of the row happens. A ``send()``
 whose message reaches the peer whole returns; one whose message cannot reach it whole raises
-``ClientDisconnected`` with the connection's close code (docs/decisions.md, "A send() whose message
-reaches the peer whole returns"). The rows are the table "What a blocked send() sees" in
+``ClientDisconnected`` with the connection's close code
+(docs/decisions.md#blocked-send-delivered-returns). The rows are the table "What a blocked send() sees" in
 docs/how-it-works.md; each runs on asyncio and on trio.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from wsproto.connection import ConnectionState
 
 from refserver import ClientDisconnected
 from tests.support import Recorder, WSClient, serving, serving_stoppable
@@ -54,8 +55,7 @@ async def wait_until_blocked(rec: Recorder) -> None:
 
 async def test_peer_close_frame_while_the_peer_reads_lets_send_return() -> None:
     """The message reaches the peer whole, then the close echo: send() returns, as it does
-    when no close frame came (docs/decisions.md, "A send() whose message reaches the peer
-    whole returns")."""
+    when no close frame came (docs/decisions.md#blocked-send-delivered-returns)."""
     rec = Recorder()
     async with serving(blocked_sender(rec), ws_per_message_deflate=False) as server:
         ws = await WSClient.connect(server.port)
@@ -99,7 +99,7 @@ async def read_all(ws: WSClient, close_code: int) -> int:
     the server began the closing handshake) and EOF; the close frame's code."""
     assert await ws.next_message() == PAYLOAD
     close = await ws.expect_close()
-    if ws.wire.state.name == "REMOTE_CLOSING":
+    if ws.wire.state is ConnectionState.REMOTE_CLOSING:
         await ws.close(close_code)
     await ws.expect_eof()
     return close.code

@@ -118,7 +118,7 @@ def check_fail_close(*codes: str) -> Check:
 
 def check_not_logged() -> Check:
     """www spec 2.5, "Disconnected Client - send exception": servers "must be prepared to catch the
-    exception they raised" and should not log it as an error (a 2.4 rule). The probe lets
+    exception they raised" and should not log it as an error. The probe lets
     it escape; the server's output while the scenario ran is read for an error-level line or a
     traceback (``not-observed`` for refserver in-process, whose log is the runner's own)."""
     return Check(

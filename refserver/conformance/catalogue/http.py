@@ -420,7 +420,7 @@ SCENARIOS = [
     http(
         id="http.disconnect.send-after-rst-unseen",
         title="send() after a reset the app has not seen",
-        lesson="The connection is gone before the app looks: the body send raises (2.4) or is a no-op.",
+        lesson="The connection is gone before the app looks: the body send raises ClientDisconnected or is a no-op.",
         group=G_HTTP_DISC,
         refs=('www spec 2.5, "Disconnected Client - send exception"',),
         level=SHOULD,

@@ -1250,8 +1250,8 @@ SCENARIOS = [
     ws(
         id="ws.send.after-rst",
         title="send() after a client RST the app has not yet seen",
-        lesson="The connection is gone before the app calls receive(); send() already reports it (2.4) or does "
-        "nothing.",
+        lesson="The connection is gone before the app calls receive(); send() already reports it "
+        "(ClientDisconnected) or does nothing.",
         group=G_AFTER,
         refs=(WS_24,),
         level=SHOULD,
@@ -1274,7 +1274,8 @@ SCENARIOS = [
     ws(
         id="ws.send.after-close-frame",
         title="send() after the client's close frame, TCP still open",
-        lesson="Once the client's close has arrived, send() raises (2.4) or is a no-op, and returns promptly.",
+        lesson="Once the client's close has arrived, send() raises ClientDisconnected or is a no-op, "
+        "and returns promptly.",
         group=G_AFTER,
         refs=(WS_24,),
         level=SHOULD,
@@ -1541,7 +1542,8 @@ SCENARIOS = [
     ws(
         id="ws.backpressure.close-while-blocked",
         title="The client resets while the app is blocked in send()",
-        lesson="A send blocked on a full buffer ends when the peer goes away: it raises (2.4) or returns, never hangs.",
+        lesson="A send blocked on a full buffer ends when the peer goes away: it raises ClientDisconnected "
+        "or returns, never hangs.",
         group=G_LIMITS,
         refs=(WS_24,),
         level=SHOULD,
