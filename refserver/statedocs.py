@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from refserver.protocol import http
+
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "state-machines.md"
 _QUIET_ACTIONS = ("_nothing", "_discard")
 
@@ -42,25 +44,30 @@ class Machine:
     diagrams: tuple[Diagram, ...] = (Diagram(""),)
 
 
-_HTTP_HEAD = ("AWAITING_HEAD", ("IDLE", "READING_HEAD"))
-_HTTP_PENDING = ("RESPONSE_PENDING", ("AWAITING_START", "START_HELD", "SENDING_BODY", "AWAITING_TRAILERS"))
+def _names(*states: Enum) -> tuple[str, ...]:
+    return tuple(state.name for state in states)
+
+
+_H = http.State
+_HEAD = (_H.IDLE, _H.READING_HEAD)
+_PENDING = (_H.AWAITING_START, _H.START_HELD, _H.SENDING_BODY, _H.AWAITING_TRAILERS)
+_HTTP_HEAD = ("AWAITING_HEAD", _names(*_HEAD))
+_HTTP_PENDING = ("RESPONSE_PENDING", _names(*_PENDING))
 # The HTTP machine has 27 arrows (pairs of states): one diagram for a request and its response, one for the
 # upgrade, one for the ways a connection ends.
 HTTP_DIAGRAMS = (
     Diagram(
         "A request and its response",
-        frozenset(
-            {"IDLE", "READING_HEAD", "AWAITING_START", "START_HELD", "SENDING_BODY", "AWAITING_TRAILERS", "COMPLETE"}
-        ),
+        frozenset(_names(*_HEAD, *_PENDING, _H.COMPLETE)),
     ),
-    Diagram("The WebSocket upgrade", frozenset({"UPGRADING", "UPGRADED"}), (_HTTP_HEAD,)),
-    Diagram("How a connection ends", frozenset({"CLIENT_GONE", "CLOSED"}), (_HTTP_HEAD, _HTTP_PENDING)),
+    Diagram("The WebSocket upgrade", frozenset(_names(_H.UPGRADING, _H.UPGRADED)), (_HTTP_HEAD,)),
+    Diagram("How a connection ends", frozenset(_names(_H.CLIENT_GONE, _H.CLOSED)), (_HTTP_HEAD, _HTTP_PENDING)),
 )
 
 
 def machines() -> list[Machine]:
     """Every protocol machine that has a transition table."""
-    from refserver.protocol import http, lifespan, websocket
+    from refserver.protocol import lifespan, websocket
 
     return [
         Machine(

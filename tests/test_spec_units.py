@@ -450,8 +450,9 @@ def test_lifespan_machine_failures(
             f"lifespan.shutdown.complete is not expected now (state: STARTING; {sections.LIFESPAN_SHUTDOWN})",
         ),
         (
+            # not a lifespan message: the rule is the one for any message of an unknown type
             {"type": "lifespan.startup.complet"},
-            f"lifespan.startup.complet is not expected now (state: STARTING; {sections.LIFESPAN_STARTUP})",
+            f"lifespan.startup.complet is not expected now (state: STARTING; {sections.CORE_ERRORS})",
         ),
         (
             {"type": "http.response.start", "status": 200},

@@ -27,11 +27,17 @@ _APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file"
 def _step(machine: M, given: Enum, call: Callable[[M], Effects]) -> None:
     """Apply one input and check its effects: an app's error leaves the state unchanged; the
     machine reads as it asks to, also after an input it does not ask (``_reading_kept``); the
-    recorded transitions lead from the state before to the state after, in steps."""
+    recorded transitions lead from the state before to the state after, in steps; an app's
+    error cites its row's section."""
     before = machine.state
     try:
         fx: Effects | None = call(machine)
-    except (ASGIProtocolError, ClientDisconnected):
+    except ASGIProtocolError as error:
+        assert machine.state is before, (before, given, machine.state)
+        # One citation per rule: the error cites its row's section.
+        assert error.section == machine._row.section, (before, given, error.section)
+        fx = None
+    except ClientDisconnected:
         assert machine.state is before, (before, given, machine.state)
         fx = None
     after = machine.state

@@ -2,8 +2,8 @@
 one sans-IO state machine that owns the ``h11.Connection``.
 
 Covers www spec 2.5, "HTTP": "Request - receive event", "Response Start - send event",
-"Response Body - send event", "Disconnect - receive event", and the 2.4 rule that
-``send()`` on a closed connection raises an OSError subclass; RFC 9112 for the wire.
+"Response Body - send event", "Disconnect - receive event", and "Disconnected Client - send
+exception" (``send()`` on a closed connection raises an OSError subclass); RFC 9112 for the wire.
 
 The machine is its :class:`State` plus these data fields, and nothing else:
 
@@ -31,11 +31,12 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   and the body bytes received in the window.
 - ``client_gone_reason``: the text of the ``ClientDisconnected`` a ``send()`` raises once
   the client has left.
+- ``_reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
 
-The rest is not state: the configuration (``settings``, ``over_limit``, the Date source), a
-cache of checked response heads (``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`),
-a live view of h11's buffer (``_unparsed``), and the read that began a request head
-(``_head_source``, so that the head checks need no copy of h11's buffer).
+The rest is not state: the configuration (``settings``, ``over_limit``, the Date source,
+``traced``: whether anything reads the state changes), a cache of checked response heads
+(``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`) and a live view of h11's
+buffer (``_unparsed``).
 
 Every input (:class:`Input`) returns :class:`HTTPEffects`. Every h11 error becomes a status or
 a quiet close here. The WebSocket upgrade hands over a :class:`WebSocketMachine` on the same
@@ -299,7 +300,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.client_gone_reason = ""
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
-        self._head_source = b""
         self._new_cycle()
         self.traced = traced
         self._fx = HTTPEffects()
@@ -335,6 +335,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             ASGIProtocolError: the message is malformed, not allowed in this state, or
                 cannot be sent; the state is unchanged.
             ClientDisconnected: the client has left before the response completed.
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
         """
         state = self.state
         try:
@@ -344,15 +345,27 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def app_receive(self) -> HTTPEffects:
         """Take the app's ``receive()``. ``event`` is what it returns now; None means it
-        waits for ``wake_app``."""
+        waits for ``wake_app``.
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.RECEIVE, None)
 
     def app_ended(self, *, raised: bool) -> HTTPEffects:
-        """Take the end of the app instance: it returned, or (``raised``) it raised."""
+        """Take the end of the app instance: it returned, or (``raised``) it raised.
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.APP_RAISED if raised else Input.APP_RETURNED, None)
 
     def receive_data(self, data: bytes) -> HTTPEffects:
-        """Take bytes from the peer (never empty: EOF is :meth:`peer_gone`)."""
+        """Take bytes from the peer (never empty: EOF is :meth:`peer_gone`).
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.BYTES, data)
 
     def peer_gone(self, why: str = "peer closed the connection") -> HTTPEffects:
@@ -360,11 +373,19 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return self._step(Input.PEER_GONE, why)
 
     def keep_alive_timeout(self) -> HTTPEffects:
-        """Take the keep-alive timer firing."""
+        """Take the keep-alive timer firing.
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.KEEP_ALIVE_TIMEOUT, None)
 
     def body_timeout(self) -> HTTPEffects:
-        """Take the request body's timer firing."""
+        """Take the request body's timer firing.
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.BODY_TIMEOUT, None)
 
     def server_shutdown(self) -> HTTPEffects:
@@ -374,7 +395,11 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def shutdown_timeout(self) -> HTTPEffects:
         """Take the shutdown timeout, expired while an app instance runs: the server cancels it.
 
-        ``HTTPEffects.ended_status`` is the status the client got (0: none)."""
+        ``HTTPEffects.ended_status`` is the status the client got (0: none).
+
+        Raises:
+            RuntimeError: no row takes this input in this state (the runtime called it out of turn).
+        """
         return self._step(Input.SHUTDOWN_TIMEOUT, None)
 
     @property
@@ -430,16 +455,16 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     def _read_head(self, data: bytes) -> None:
         """Parse the request head. A whole head starts the app, a WebSocket upgrade or a
         refusal; part of one waits for the rest."""
+        source = b""  # the bytes the head begins with, if it begins in this read
         if data:
             if not self._unparsed:
-                self._head_source = data  # the head begins with these bytes
+                source = data
             self.conn.receive_data(data)
         conn = self.conn
         limit = self.settings.max_head_bytes
         buffered = len(self._unparsed)
         # The raw bytes that begin with the head (h11 drops them from its buffer as it parses).
-        raw = self._head_source or bytes(self._unparsed[: limit + 1])
-        self._head_source = b""
+        raw = source or bytes(self._unparsed[: limit + 1])
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
@@ -784,8 +809,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _file(self, message: Message) -> None:
         """Frame a file body as a body message's bytes would be, and hand the file to the
-        runtime to send (``HTTPEffects.file``): Path Send's whole file, or Zero Copy Send's
-        part of the app's file."""
+        runtime to send: Path Send's whole file, or Zero Copy Send's part of the app's file."""
         # asgi extensions, "Zero Copy Send": "Except for the characteristics of zero-copy, it should
         # behave the same as ordinary ``http.response.body``"; "Path Send" likewise.
         kind = messages.message_type(message)
@@ -935,11 +959,19 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     # ------------------------------------------------------------------ the app ends
 
     def _ended_pending(self, _: None) -> None:
-        """Close: the app ended, or is cancelled at the shutdown timeout, before its response
-        completed. A response not yet on the wire becomes a 500, or a 503 when cancelled at the
-        shutdown timeout (RFC 9110 §15.6.4, the server cannot handle the request now;
-        docs/decisions.md#shutdown-timeout-503); one cut off mid-body is never completed
+        """Close: the app ended before its response completed. A response not yet on the wire
+        becomes a 500; one cut off mid-body is never completed
         (docs/decisions.md#http-app-ends-incomplete)."""
+        self._end_unfinished()
+
+    def _cancelled_pending(self, _: None) -> None:
+        """Close: the app is cancelled at the shutdown timeout before its response completed. A
+        response not yet on the wire becomes a 503 (RFC 9110 §15.6.4, the server cannot handle
+        the request now; docs/decisions.md#shutdown-timeout-503); one cut off mid-body is never
+        completed."""
+        self._end_unfinished()
+
+    def _end_unfinished(self) -> None:
         status, body, ended = _UNFINISHED[self._row.input]
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
@@ -978,6 +1010,10 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
 
     def _nothing(self, _: Any) -> None:
         """Do nothing."""
+
+    def _gone_already(self, _: Any) -> None:
+        """Ignore it: the client has left, so nothing more is read, answered or kept for a next
+        request."""
 
 
 # ---------------------------------------------------------------------- the table
@@ -1032,7 +1068,8 @@ _rows((S.IDLE,), I.BYTES, (S.READING_HEAD, *_AFTER_HEAD), M._read_head, _RFC_MES
 _rows((S.READING_HEAD,), I.BYTES, _AFTER_HEAD, M._read_head, _RFC_MESSAGE)
 _rows((S.UPGRADING,), I.BYTES, (S.UPGRADED, S.CLOSED), M._read_upgrade, _RFC_UPGRADE)
 _rows(_PENDING, I.BYTES, (S.CLIENT_GONE,), M._read_body, "RFC 9112 §6")
-_rows((S.COMPLETE, S.CLIENT_GONE), I.BYTES, (), M._buffer, "RFC 9112 §9.3.2")
+_rows((S.COMPLETE,), I.BYTES, (), M._buffer, "RFC 9112 §9.3.2")
+_rows((S.CLIENT_GONE,), I.BYTES, (), M._gone_already, sections.HTTP_DISCONNECT)
 _rows((S.CLOSED,), I.BYTES, (), M._nothing, _RFC_CLOSE)
 # -- the peer goes away
 _rows((S.IDLE, S.READING_HEAD), I.PEER_GONE, (S.CLOSED,), M._eof_head, _RFC_CLOSE)
@@ -1045,14 +1082,16 @@ _rows((S.IDLE, S.READING_HEAD), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._keep_alive
 _rows((S.UPGRADING,), I.KEEP_ALIVE_TIMEOUT, (S.CLOSED,), M._keep_alive_timeout, _RFC_UPGRADE)
 # -- the request body's timer (armed only while an app runs and its request body arrives)
 _rows(_PENDING, I.BODY_TIMEOUT, (S.CLIENT_GONE,), M._body_timeout, _RFC_TIMEOUT)
-_rows((S.COMPLETE, S.CLIENT_GONE), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
+_rows((S.COMPLETE,), I.BODY_TIMEOUT, (), M._body_timeout, _RFC_TIMEOUT)
+_rows((S.CLIENT_GONE,), I.BODY_TIMEOUT, (), M._gone_already, sections.HTTP_DISCONNECT)
 # -- shutdown
 _rows((S.IDLE, S.READING_HEAD), I.SHUTDOWN, (S.CLOSED,), M._shutdown_idle, _RFC_CLOSE)
 _rows((S.UPGRADING,), I.SHUTDOWN, (), M._shutdown_upgrading, _RFC_UNAVAILABLE)
-_rows((*_PENDING, S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((*_PENDING, S.COMPLETE), I.SHUTDOWN, (), M._shutdown_cycle, _RFC_CLOSE)
+_rows((S.CLIENT_GONE,), I.SHUTDOWN, (), M._gone_already, _RFC_CLOSE)
 _rows((S.UPGRADED, S.CLOSED), I.SHUTDOWN, (), M._nothing, _RFC_CLOSE)
 # -- the shutdown timeout (only while an app instance runs: the server cancels it)
-_rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._ended_pending, _RFC_UNAVAILABLE)
+_rows(_PENDING, I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_pending, _RFC_UNAVAILABLE)
 _rows((S.COMPLETE, S.CLIENT_GONE), I.SHUTDOWN_TIMEOUT, (S.CLOSED,), M._cancelled_after, _RFC_CLOSE)
 
 TABLE = _table.build()  # partial by design: no app inputs in states without an app

@@ -157,14 +157,7 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
 
     def _unexpected(self, message: Mapping[str, Any]) -> None:
         """Raise ASGIProtocolError: the message is not expected in this state."""
-        kind = messages.message_type(message)
-        if not kind.startswith("lifespan."):
-            section = sections.CORE_ERRORS
-        elif kind.startswith("lifespan.startup"):
-            section = sections.LIFESPAN_STARTUP
-        else:
-            section = sections.LIFESPAN_SHUTDOWN
-        raise ASGIProtocolError(kind, "is not expected now", section)
+        raise ASGIProtocolError(messages.message_type(message), "is not expected now", self._row.section)
 
     def _receive(self, _: None) -> None:
         """Return lifespan.startup on the first call. Return lifespan.shutdown while shutting
@@ -235,10 +228,10 @@ _rows((S.SHUTTING_DOWN,), I.SHUTDOWN_COMPLETE, (S.DONE,), M._shutdown_complete, 
 _rows(
     (S.SHUTTING_DOWN,), I.SHUTDOWN_FAILED, (S.SHUTDOWN_FAILED,), M._shutdown_failed, sections.LIFESPAN_SHUTDOWN_FAILED
 )
-_rows((s for s in S if s is not S.STARTING), I.STARTUP_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)
-_rows((s for s in S if s is not S.STARTING), I.STARTUP_FAILED, (), M._unexpected, sections.CORE_ERRORS)
-_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_COMPLETE, (), M._unexpected, sections.CORE_ERRORS)
-_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_FAILED, (), M._unexpected, sections.CORE_ERRORS)
+_rows((s for s in S if s is not S.STARTING), I.STARTUP_COMPLETE, (), M._unexpected, sections.LIFESPAN_STARTUP)
+_rows((s for s in S if s is not S.STARTING), I.STARTUP_FAILED, (), M._unexpected, sections.LIFESPAN_STARTUP)
+_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_COMPLETE, (), M._unexpected, sections.LIFESPAN_SHUTDOWN)
+_rows((s for s in S if s is not S.SHUTTING_DOWN), I.SHUTDOWN_FAILED, (), M._unexpected, sections.LIFESPAN_SHUTDOWN)
 _rows(S, I.OTHER_MESSAGE, (), M._unexpected, sections.CORE_ERRORS)
 # -- receive()
 _rows(S, I.RECEIVE, (), M._receive, _SCOPE)

@@ -565,7 +565,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
             self._fx.arm_timer(Timer.PING, self.timeouts.ping_interval_s)
 
     def _peer_close(self, close: tuple[int, str]) -> None:
-        """Echo the peer's close frame, then end as :meth:`_peer_closed` does."""
+        """Echo the peer's close frame, then decide the disconnect with the peer's code and reason,
+        and close TCP: the closing handshake is complete."""
         code, reason = close
         self._write_close(code, reason)
         self._peer_closed(close)
