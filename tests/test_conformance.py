@@ -9,6 +9,7 @@ Otherwise it is skipped with that message; the default suite installs nothing.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,14 @@ from refserver.conformance.targets import BY_NAME, TargetInfo, default_python, p
 from refserver.conformance.verdict import DEVIATES, FAIL
 
 pytestmark = pytest.mark.anyio
+
+
+def test_the_published_matrix_says_what_the_catalogue_says() -> None:
+    """docs/conformance.md is generated from peer runs, so a catalogue edit does not regenerate
+    it: every scenario's title and lesson must still read there as the catalogue has them."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "conformance.md").read_text(encoding="utf-8")
+    stale = [s.id for s in SCENARIOS if f"**{s.title}.** {s.lesson}" not in docs]
+    assert stale == [], "update docs/conformance.md (and docs/peer-findings.md) for these lessons"
 
 
 def test_catalogue_is_complete_and_readable() -> None:
