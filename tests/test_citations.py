@@ -51,6 +51,9 @@ class TestTheForm:
             "send() raises (www spec 2.4) and the room stops writing to it",
             "www spec 2.2: ``server`` is ``[path, None]``",
             'www "Accept - send event"',
+            "www spec 2.5, 'HTTP Connection Scope'",
+            'ASGI spec, "Error Handling"',
+            "www spec 2.5, \u201cHTTP Connection Scope\u201d",
         ],
     )
     def test_a_wrong_citation_is_caught(self, text: str) -> None:

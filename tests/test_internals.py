@@ -129,6 +129,16 @@ class TestH11Internals:
 
         assert send(internals) == send(None), "h11 moved Connection._cstate/_writer/_process_event"
 
+    def test_a_head_h11_refuses_leaves_its_connection_as_h11_leaves_it(self) -> None:
+        """A send h11 refuses goes through ``Connection._process_error``, as in h11's own send."""
+        assert callable(getattr(h11.Connection, "_process_error", None)), "h11 moved Connection._process_error"
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.next_event()
+        with pytest.raises(h11.LocalProtocolError):
+            internals.h11_send(conn, h11.Data(data=b"before the head"))
+        assert conn.our_state is h11.ERROR
+
     def test_the_response_head_h11_keeps_alive_skips_its_rebuild(self) -> None:
         conn = h11.Connection(h11.SERVER)
         conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -147,6 +157,17 @@ class TestH11Internals:
         assert conn.our_state is h11.SEND_BODY
 
 
+def test_wsproto_decoders_beneath_connection_are_reachable() -> None:
+    """refserver's WebSocket machine drives wsproto's FrameDecoder and MessageDecoder directly;
+    a frame goes through them as through wsproto's Connection."""
+    frames = internals.frame_decoder([])
+    messages = internals.message_decoder()
+    frames.receive_bytes(b"\x81\x82\x00\x00\x00\x00hi")  # a masked text frame, mask 0
+    frame = frames.process_buffer()
+    assert frame is not None and frame.payload == b"hi", "wsproto moved FrameDecoder.process_buffer"
+    assert messages.process_frame(frame).payload == "hi", "wsproto moved MessageDecoder.process_frame"
+
+
 @pytest.mark.anyio
 async def test_anyio_tls_stream_outgoing_bytes_are_reachable(anyio_backend_name: str) -> None:
     """refserver's close_notify (runtime/tls.py) writes what the SSLObject put in anyio's
@@ -162,6 +183,7 @@ async def test_anyio_tls_stream_outgoing_bytes_are_reachable(anyio_backend_name:
 
         async def handle(stream: anyio.abc.SocketStream) -> None:
             secure = await TLSStream.wrap(stream, server_side=True, ssl_context=server_context)
+            assert hasattr(secure, "_broken"), "anyio moved TLSStream._broken"
             found.append((internals.tls_outgoing(secure), internals.tls_broken(secure)))
             await secure.aclose()
 

@@ -72,7 +72,7 @@ _UVICORN_PING = ("--ws-ping-interval", "{interval}", "--ws-ping-timeout", "{inte
 # scenarios that need it, except ws_close_timeout and request_body_timeout, without which the
 # target runs on its default.
 OPTIONS: dict[str, str] = {
-    "uds": "listen on a Unix socket (the scope's server is then [path, None]; www spec 2.5, 'HTTP Connection Scope')",
+    "uds": 'listen on a Unix socket (the scope\'s server is then [path, None]; www spec 2.5, "HTTP Connection Scope")',
     "root_path": "the root_path the scope reports",
     "ws_close_timeout": "how long to wait for the client's close frame after the server's",
     "request_body_timeout": "how long a request body may take before a minimum rate applies",

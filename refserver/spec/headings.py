@@ -128,12 +128,12 @@ BY_PREFIX: dict[str, Document] = {d.prefix: d for d in DOCUMENTS}
 _PREFIXES = "|".join(re.escape(d.prefix) for d in sorted(DOCUMENTS, key=lambda d: -len(d.prefix)))
 # A citation in the one form, with any further headings of the same document.
 CITATION = re.compile(rf'\b({_PREFIXES}), "([^"\n]+)"((?:,? and "[^"\n]+"|, "[^"\n]+")*)')
-# Anything that looks like a citation of a spec document followed by a quoted heading
-# (``www, "..."``, ``www "..."``, ``TLS extension 0.2, "..."``); what CITATION does not also
-# match is in another form.
+# Anything that looks like a citation of a spec document followed by a quoted heading, in any
+# case and any quotes (``www, "..."``, ``www "..."``, ``TLS extension 0.2, "..."``,
+# ``ASGI spec, '...'``); what CITATION does not also match is in another form.
 LOOSE = re.compile(
-    r"\b(?:asgi|www|lifespan|tls|TLS|extensions?)\b(?: spec| extensions?| extension| Extension)?"
-    r'(?: \d+\.\d+)?,? \(?"[A-Z]'
+    r"\b(?i:asgi|www|lifespan|tls|extensions?)\b(?i: spec| extensions?| extension)?"
+    r"(?: \d+\.\d+)?,? \(?[\"'\u201c\u2018][A-Z]"
 )
 # A www or lifespan version other than the one implemented: a rule cited by the version that
 # brought it is one rule with two citations ("since 2.4" says when it came).
