@@ -137,7 +137,7 @@ class Effects:
 
 
 def _fields_of(cls: type) -> tuple[str, ...]:
-    """The names of the effects a class and its bases declare, in declaration order."""
+    """List the names of the effects a class and its bases declare, in declaration order."""
     names: dict[str, None] = {}
     for klass in reversed(cls.__mro__):
         for name in vars(klass).get("__annotations__", {}):

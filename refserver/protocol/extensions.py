@@ -73,7 +73,7 @@ class PerMessageDeflate(Extension):
         return out
 
     def deflate(self, data: bytes) -> bytes:
-        """A whole message of the server's, compressed (RFC 7692 §7.2.1)."""
+        """Compress a whole message of the server's (RFC 7692 §7.2.1)."""
         if self._deflater is None:
             self._deflater = zlib.compressobj(
                 zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.params.server_max_window_bits, 5

@@ -42,7 +42,7 @@ Frame = tuple[int, Any]
 
 
 def frame_head(opcode: int, length: int, rsv1: bool = False) -> bytes:
-    """The header of an unmasked, final server frame (RFC 6455 §5.2)."""
+    """Make the header of an unmasked, final server frame (RFC 6455 §5.2)."""
     first = (0xC0 if rsv1 else 0x80) | opcode
     if length < 126:
         return bytes((first, length))
@@ -52,15 +52,15 @@ def frame_head(opcode: int, length: int, rsv1: bool = False) -> bytes:
 
 
 def close_payload(code: int, reason: str) -> bytes:
-    """RFC 6455 §5.5.1: the code (none for 1005), then the UTF-8 reason (the caller keeps it
-    within 123 bytes)."""
+    """Make the close payload of RFC 6455 §5.5.1: the code (none for 1005), then the UTF-8 reason
+    (the caller keeps it within 123 bytes)."""
     if code == 1005:
         return b""
     return code.to_bytes(2, "big") + reason.encode("utf-8")
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
-    """A close frame's code and reason (RFC 6455 §5.5.1, §7.4); ParseFailed if malformed."""
+    """Parse a close frame's code and reason (RFC 6455 §5.5.1, §7.4); ParseFailed if malformed."""
     if not payload:
         return 1005, ""  # RFC 6455 §7.1.5: no status code
     if len(payload) == 1:
@@ -95,7 +95,7 @@ class FrameCodec:
     # ------------------------------------------------------------------ inbound
 
     def feed(self, data: bytes) -> list[Frame]:
-        """The frames and messages that ``data`` completes (see the module's docstring)."""
+        """Return the frames and messages that ``data`` completes (see the module's docstring)."""
         out: list[Frame] = []
         if self.stopped:
             return out
@@ -128,7 +128,7 @@ class FrameCodec:
         return out
 
     def _count(self, opcode: Opcode, length: int) -> None:
-        """The size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
+        """Enforce the size limit (RFC 6455 §10.4) for an uncompressed message, frame by frame; a
         compressed one is counted as it is inflated (``PerMessageDeflate``)."""
         if opcode != CONTINUATION:  # a message's first frame (never a control frame: see the callers)
             self._size = 0
@@ -141,7 +141,7 @@ class FrameCodec:
             raise ParseFailed(f"message exceeds {self._max_size} bytes", CloseReason.MESSAGE_TOO_BIG)
 
     def _data(self, frame: WireFrame, out: list[Frame]) -> None:
-        """A data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,
+        """Take a data frame, or part of one: RFC 6455 §5.4, fragments of one message in order,
         UTF-8 decoded as it arrives (§8.1), handed out when the message is complete."""
         if self._frames.header is None:  # the frame is complete
             if self._counted is None:  # it arrived at once: counted now
@@ -162,7 +162,7 @@ class FrameCodec:
     # ------------------------------------------------------------------ outbound
 
     def data_frame(self, payload: bytes, text: bool) -> bytes:
-        """A whole message in one frame, compressed when permessage-deflate was agreed."""
+        """Encode a whole message in one frame, compressed when permessage-deflate was agreed."""
         deflate = self.deflate
         if deflate is not None:
             payload = deflate.deflate(payload)

@@ -13,7 +13,7 @@ SUPPORTED_VERSION = b"13"
 
 
 def _tokens(headers: Headers, name: bytes) -> list[bytes]:
-    """Comma-separated tokens of every header called ``name``, lower-cased (RFC 9110 §5.6.1)."""
+    """List the comma-separated tokens of every header called ``name``, lower-cased (RFC 9110 §5.6.1)."""
     out: list[bytes] = []
     for key, value in headers:
         if key == name:
@@ -26,8 +26,8 @@ def _values(headers: Headers, name: bytes) -> list[bytes]:
 
 
 def asks_for_websocket(headers: Headers) -> bool:
-    """A request asks for a WebSocket when its Upgrade header names ``websocket``; every
-    other request, other upgrades such as h2c included, is served as plain HTTP."""
+    """Tell whether a request asks for a WebSocket, which it does when its Upgrade header names
+    ``websocket``; every other request, other upgrades such as h2c included, is served as plain HTTP."""
     return b"websocket" in _tokens(headers, b"upgrade")
 
 
@@ -41,12 +41,12 @@ class Rejection:
 
 
 def accept_key(key: bytes) -> bytes:
-    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2 item 5.4)."""
+    """Compute Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2 item 5.4)."""
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
 def validate_request(method: bytes, http_version: bytes, headers: Headers) -> Rejection | bytes:
-    """RFC 6455 §4.2.1: return the client's key, or the rejection to send."""
+    """Check the request (RFC 6455 §4.2.1): return the client's key, or the rejection to send."""
 
     def bad(reason: str, status: int = 400) -> Rejection:
         return Rejection(status, reason, [(b"sec-websocket-version", SUPPORTED_VERSION)])

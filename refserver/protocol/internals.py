@@ -18,7 +18,7 @@ from wsproto.frame_protocol import FrameDecoder, MessageDecoder
 
 
 def frame_decoder(extensions: list[Extension]) -> FrameDecoder:
-    """wsproto's server-side frame parser (RFC 6455 §5.2: client frames must be masked), driven
+    """Make wsproto's server-side frame parser (RFC 6455 §5.2: client frames must be masked), driven
     beneath the documented ``Connection`` to skip the event objects and the generator it adds per
     frame (``FrameDecoder``'s ``receive_bytes``, ``process_buffer`` and ``header``)."""
     decoder = FrameDecoder(client=False, extensions=extensions)
@@ -32,7 +32,7 @@ def frame_decoder(extensions: list[Extension]) -> FrameDecoder:
 
 
 def message_decoder() -> MessageDecoder:
-    """wsproto's check of fragments' order and of UTF-8 across a message (RFC 6455 §5.4, §8.1):
+    """Make wsproto's check of fragments' order and of UTF-8 across a message (RFC 6455 §5.4, §8.1):
     ``MessageDecoder.process_frame``, beneath ``Connection`` too."""
     decoder = MessageDecoder()
     if not callable(getattr(decoder, "process_frame", None)):
@@ -41,7 +41,7 @@ def message_decoder() -> MessageDecoder:
 
 
 def tls_outgoing(stream: object) -> ssl.MemoryBIO:
-    """anyio's ``TLSStream._write_bio``: the TLS bytes its ``SSLObject`` produced and the
+    """Give anyio's ``TLSStream._write_bio``: the TLS bytes its ``SSLObject`` produced and the
     stream has not yet written to the transport. ``TLSStream`` sends close_notify only by
     waiting for the peer's as well (``unwrap``); sending it alone needs these bytes."""
     bio = getattr(stream, "_write_bio", None)
@@ -51,13 +51,13 @@ def tls_outgoing(stream: object) -> ssl.MemoryBIO:
 
 
 def tls_broken(stream: object) -> bool:
-    """anyio's ``TLSStream._broken``: a write of TLS records was cut short, so nothing more
+    """Read anyio's ``TLSStream._broken``: a write of TLS records was cut short, so nothing more
     can be sent (older anyio releases lack the flag: False)."""
     return bool(getattr(stream, "_broken", False))
 
 
 def h11_unparsed(conn: h11.Connection) -> bytearray:
-    """The received bytes h11 holds unparsed, live: the same bytearray for the connection's
+    """Give the received bytes h11 holds unparsed, live: the same bytearray for the connection's
     life, so its ``len()`` is always ``len(conn.trailing_data[0])``, without the copy that
     ``trailing_data`` makes (h11's private ``Connection._receive_buffer._data``)."""
     data = getattr(getattr(conn, "_receive_buffer", None), "_data", None)
@@ -67,7 +67,7 @@ def h11_unparsed(conn: h11.Connection) -> bytearray:
 
 
 def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) -> h11.Response:
-    """``response`` with one more header, ``name`` (lower case, a token) and ``value`` (no
+    """Return ``response`` with one more header, ``name`` (lower case, a token) and ``value`` (no
     CR, LF or NUL), which the caller vouches for: the headers h11 already validated are not
     validated again (h11's private ``Headers._full_items`` and ``Response(_parsed=True)``)."""
     items = response.headers._full_items
@@ -83,7 +83,7 @@ def h11_response_with_header(response: h11.Response, name: bytes, value: bytes) 
 
 
 def h11_send(conn: h11.Connection, event: h11.Event) -> list[Any]:
-    """h11's ``Connection.send_with_data_passthrough``, without its rebuild of a response head
+    """Send as h11's ``Connection.send_with_data_passthrough`` does, without its rebuild of a response head
     that the rebuild would not change (docs/implementation.md#head-sent-as-is): one framed by
     Content-Length, or of a 204 or 304, on a connection h11 keeps alive. Such a head goes through
     h11's private ``_cstate.keep_alive``, ``_writer``, ``_process_event`` and ``_process_error``,
@@ -109,14 +109,14 @@ def h11_send(conn: h11.Connection, event: h11.Event) -> list[Any]:
 
 
 def h11_header_pairs(headers: H11Headers) -> list[tuple[bytes, bytes]]:
-    """``list(headers)`` for h11's ``Headers`` (names lower-case), without the Python call per
+    """Return ``list(headers)`` for h11's ``Headers`` (names lower-case), without the Python call per
     item its ``Sequence`` makes: read from its private ``_full_items`` (raw name, lower-case
     name, value)."""
     return [(name, value) for _, name, value in headers._full_items]
 
 
 def h11_chunk_line_start(conn: h11.Connection) -> int | None:
-    """Where in h11's unparsed bytes (:func:`h11_unparsed`) the chunk-size line h11 reads next
+    """Tell where in h11's unparsed bytes (:func:`h11_unparsed`) the chunk-size line h11 reads next
     starts (after the CRLF that ends the last chunk's data, if still unread), or None when h11's
     reader is not about to read one (not a chunked body, inside a chunk's data, or in the
     trailer section). h11 parses that line without checking its extensions (RFC 9112 §7.1.1)

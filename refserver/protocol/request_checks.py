@@ -85,7 +85,7 @@ def chunk_line_defect(line: bytes | bytearray) -> str | None:
 
 
 def request_line_too_long(raw: bytes | bytearray, limit: int) -> bool:
-    """Whether a head over the size limit is so because of its request line alone: no line
+    """Tell whether a head over the size limit is so because of its request line alone: no line
     ends within the first ``limit`` bytes. RFC 9112 §3: "A server that receives a
     request-target longer than any URI it wishes to parse MUST respond with a 414 (URI Too
     Long) status code"."""
@@ -93,7 +93,7 @@ def request_line_too_long(raw: bytes | bytearray, limit: int) -> bool:
 
 
 def with_target_host(target: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` as the app sees them for ``target``: an absolute-form target's authority
+    """Give ``headers`` as the app sees them for ``target``: an absolute-form target's authority
     replaces every Host header, where the first one was (or first, if there was none;
     docs/decisions.md#absolute-form-host); another form leaves them unchanged.
 

@@ -84,7 +84,7 @@ EMPTY_DICT: dict[Any, Any] = _EmptyDict()
 
 
 def blank(cls: type[T]) -> Callable[[], T]:
-    """A maker of ``cls()`` with every default: ``object.__new__``, as there is nothing to set."""
+    """Give a maker of ``cls()`` with every default: ``object.__new__``, as there is nothing to set."""
     return partial(object.__new__, cls)
 
 
@@ -97,9 +97,9 @@ effects_set: Callable[[object], dict[str, Any]] = attrgetter("__dict__")
 
 
 def message_type(message: object) -> str:
-    """:func:`messages.message_type`, without its ``isinstance(message, Mapping)`` (an ABC
-    check, which calls Python code) for a dict with a str ``type``: 1,600 instructions per
-    echo."""
+    """Give a message's type as :func:`messages.message_type` does, without its
+    ``isinstance(message, Mapping)`` (an ABC check, which calls Python code) for a dict with a
+    str ``type``: 1,600 instructions per echo."""
     if type(message) is dict:
         kind = message.get("type")
         if type(kind) is str:
@@ -108,7 +108,7 @@ def message_type(message: object) -> str:
 
 
 def validate_response_start(message: Mapping[str, Any]) -> Mapping[str, Any]:
-    """:func:`messages.validate` of an ``http.response.start``, without its ABC checks
+    """Validate an ``http.response.start`` as :func:`messages.validate` does, without its ABC checks
     (``Mapping``, ``Iterator``: Python-level calls) for the usual shape: a dict with an int
     status of 200-599, no trailers, and headers in a list or tuple of (bytes, bytes) pairs
     with lower-case names. Anything else goes to :func:`messages.validate`. With
@@ -135,7 +135,7 @@ def validate_response_start(message: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def switching_protocols(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The 101 response exactly as h11 writes it, for headers the server made itself (no
+    """Make the 101 response exactly as h11 writes it, for headers the server made itself (no
     subprotocol, no app headers: nothing h11 would need to check). h11's
     ``InformationalResponse`` validates every header and its ``Connection.send`` runs its state
     machine, which nothing reads after the handshake: 76,800 instructions per WebSocket

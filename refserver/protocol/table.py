@@ -36,11 +36,11 @@ class TableBuilder(Generic[S, I]):
         self.rows: list[Row[S, I]] = []
 
     def add(self, states: Iterable[S], given: I, nxt: tuple[S, ...], action: Action, section: str) -> None:
-        """One row for each of ``states``."""
+        """Add one row for each of ``states``."""
         self.rows.extend(Row(state, given, nxt, action, section) for state in states)
 
     def build(self, complete: tuple[type[S], type[I]] | None = None) -> dict[tuple[S, I], Row[S, I]]:
-        """The table; with ``complete=(States, Inputs)`` every pair must have a row."""
+        """Build the table; with ``complete=(States, Inputs)`` every pair must have a row."""
         table: dict[tuple[S, I], Row[S, I]] = {}
         for row in self.rows:
             key = (row.state, row.input)
@@ -88,11 +88,11 @@ class TableMachine(Generic[S, I, E]):
     _new_effects: Callable[[], E]  # makes the next input's effects
 
     def _wants_read(self) -> bool | None:
-        """Whether the runtime should read from the peer after this input (None: no peer)."""
+        """Tell whether the runtime should read from the peer after this input (None: no peer)."""
         return None
 
     def _section_of(self, given: I) -> str:
-        """The section of ``given``'s first row (the rows are added in the order of the states, so
+        """Give the section of ``given``'s first row (the rows are added in the order of the states, so
         this is the rule of the input where it first can happen), for the text of a missing row."""
         return next((row.section for row in self.rows.values() if row.input is given), "")
 

@@ -136,7 +136,7 @@ _TIMER_INPUTS = {
 
 
 def truncate_reason(reason: str) -> tuple[str, bool]:
-    """The longest prefix of ``reason`` that fits a close frame without splitting a
+    """Give the longest prefix of ``reason`` that fits a close frame without splitting a
     character (RFC 6455 §5.5, §5.5.1), and whether it had to be cut."""
     data = reason.encode("utf-8")
     if len(data) <= MAX_CLOSE_REASON_BYTES:
@@ -499,7 +499,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._drain_failed()
 
     def _close_frame_of(self, message: Message) -> tuple[int, str]:
-        """The code and reason of the app's websocket.close (a note if the reason is cut)."""
+        """Give the code and reason of the app's websocket.close (a note if the reason is cut)."""
         message = messages.validate(message, "websocket.close")
         code = message.get("code")
         code = 1000 if code is None else code
@@ -527,7 +527,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._write(FrameCodec.control_frame(frames.CLOSE, close_payload(code, reason)))
 
     def _http(self) -> h11.Connection:
-        """The h11 connection that answers the handshake (its rows run before the 101)."""
+        """Give the h11 connection that answers the handshake (its rows run before the 101)."""
         if self.handshake is None:  # pragma: no cover - a bug in a row
             raise RuntimeError("the HTTP side of the WebSocket connection is over")
         return self.handshake
@@ -674,7 +674,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
 
 
 def _size(event: Mapping[str, Any]) -> int:
-    """The payload's size in bytes (text is not encoded when it is ASCII, the common case)."""
+    """Give the payload's size in bytes (text is not encoded when it is ASCII, the common case)."""
     text = event.get("text")
     if text is None:
         return len(event["bytes"])
@@ -682,7 +682,7 @@ def _size(event: Mapping[str, Any]) -> int:
 
 
 def _misuse_text(state: State, kind: str) -> str:
-    """What is wrong with sending ``kind`` in ``state`` (the row gives the section)."""
+    """Say what is wrong with sending ``kind`` in ``state`` (the row gives the section)."""
     if kind not in _APP_INPUTS:
         return "is not a message a websocket connection accepts"
     if state is State.CONNECTING:

@@ -25,7 +25,7 @@ class AsyncioTransport(Transport, asyncio.Protocol):
 
     @classmethod
     async def over(cls, sock: object) -> Self:
-        """The transport over an accepted socket."""
+        """Make the transport over an accepted socket."""
         loop = asyncio.get_running_loop()
         _, protocol = await loop.connect_accepted_socket(lambda: cls(loop), sock)  # type: ignore[arg-type]
         return protocol

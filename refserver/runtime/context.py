@@ -47,12 +47,12 @@ class Pacer:
 
 
 def netloc(host: str, port: int | None) -> str:
-    """``host:port``, an IPv6 host in brackets (RFC 3986 §3.2.2)."""
+    """Give ``host:port``, an IPv6 host in brackets (RFC 3986 §3.2.2)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def client_text(client: Address, server: Address) -> str:
-    """The client, for the logs: ``host:port``, a unix socket's, or a TCP client that reset at once."""
+    """Name the client for the logs: ``host:port``, a unix socket's, or a TCP client that reset at once."""
     if client is not None:
         return netloc(*client)
     return "unix client" if server is not None and server[1] is None else "a client that already left"
@@ -78,7 +78,7 @@ class ServerContext:
 
     @functools.cached_property
     def http_settings(self) -> Settings:
-        """What an HTTP connection's machine needs of the config, made once per server."""
+        """Give what an HTTP connection's machine needs of the config, made once per server."""
         config = self.config
         return Settings(
             max_head_bytes=config.h11_max_incomplete_event_size_bytes,
@@ -91,7 +91,7 @@ class ServerContext:
         )
 
     def date(self) -> bytes:
-        """The Date header value (RFC 9110 §6.6.1), formatted once per second."""
+        """Give the Date header value (RFC 9110 §6.6.1), formatted once per second."""
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
@@ -99,12 +99,12 @@ class ServerContext:
         return self._date
 
     def new_connection_id(self) -> str:
-        """``c1``, ``c2``, ...: names a TCP connection in the trace."""
+        """Give the next of ``c1``, ``c2``, ...: it names a TCP connection in the trace."""
         self._connections += 1
         return f"c{self._connections}"
 
     def trace_for(self, conn_id: str, scope: str) -> ConnectionTrace | None:
-        """The trace of one scope on a connection, or None when tracing is off."""
+        """Give the trace of one scope on a connection, or None when tracing is off."""
         return None if self.tracer is None else self.tracer.connection(conn_id, scope)
 
     def remove(self, handler: Handler) -> None:
@@ -114,7 +114,7 @@ class ServerContext:
 
 
 def record_steps(fx: Effects, state: str, trace: ConnectionTrace | None) -> str:
-    """The state changes and notes of one input's effects: traced, warnings logged. Returns
+    """Record the state changes and notes of one input's effects: traced, warnings logged. Returns
     the state after them. Called first by every runtime's ``_apply``."""
     for step in fx.transitions:
         state = step.new

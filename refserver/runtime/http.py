@@ -138,7 +138,7 @@ class HTTPConnection:
             self._apply(self.machine.peer_gone(why))
 
     def failed(self, exc: Exception) -> None:
-        """An input raised inside a call from the transport: end the connection; run() raises it."""
+        """Take an input's exception, raised inside a call from the transport: end the connection; run() raises it."""
         self._failure = exc
         self._close_owed = True
         self.transport.abort("internal error")
@@ -173,7 +173,7 @@ class HTTPConnection:
             self._timer_at = math.inf
 
     def _done_reading(self) -> None:
-        """No more input for this machine: the connection closes (``_close_owed``) or upgrades."""
+        """Take no more input for this machine: the connection closes (``_close_owed``) or upgrades."""
         self._cancel_timer()
         self._request_wakeup.fire()
 
@@ -297,7 +297,7 @@ class HTTPConnection:
     # ------------------------------------------------------------------ the requests
 
     async def _serve_requests(self) -> None:
-        """The connection's own task: run each request's app instance, until the reader is
+        """Run each request's app instance in the connection's own task, until the reader is
         done (the connection closes or upgrades) and no request waits."""
         while True:
             if self._requests:
@@ -418,7 +418,7 @@ class HTTPConnection:
     # ------------------------------------------------------------------ websocket
 
     async def _run_websocket(self, upgrade: Upgrade) -> None:
-        """RFC 6455 §4.2: the machine checked the handshake; the WebSocket runtime takes over."""
+        """Hand over to the WebSocket runtime (RFC 6455 §4.2): the machine checked the handshake."""
         config = self.ctx.config
         scope = scopes.websocket_scope(
             http_version=upgrade.http_version,

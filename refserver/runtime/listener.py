@@ -41,7 +41,7 @@ class Acceptor:
                 await anyio.sleep(_PAUSE_AFTER_RESOURCE_ERROR_S)
 
     async def _serve_registered(self, handle: Handle) -> None:
-        """On asyncio the listening socket stays registered; its callback only wakes this task,
+        """Serve on asyncio, where the listening socket stays registered; its callback only wakes this task,
         which accepts: ``handle`` starts tasks through anyio, which knows the loop only in a task."""
         sock, loop = self.sock, asyncio.get_running_loop()
         readable = AsyncioWakeup(loop)

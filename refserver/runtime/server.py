@@ -63,7 +63,7 @@ class Listening:
 
 
 async def _open_listener(config: Config) -> tuple[anyio.abc.Listener[Any], list[socket.socket]]:
-    """The listener ``config`` asks for, and its listening sockets."""
+    """Open the listener ``config`` asks for, and give its listening sockets."""
     if config.uds:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(config.uds).st_mode):
@@ -77,7 +77,7 @@ async def _open_listener(config: Config) -> tuple[anyio.abc.Listener[Any], list[
 
 
 def _bound(sock: socket.socket) -> tuple[str, int] | str:
-    """A listening socket's address: (host, port), or a unix socket's path."""
+    """Give a listening socket's address: (host, port), or a unix socket's path."""
     name = sock.getsockname()
     return name if isinstance(name, str) else (str(name[0]), int(name[1]))
 
@@ -95,7 +95,7 @@ class _Accepted:
 async def _open_transport(
     conn: socket.socket, tls: ServerTLS | None, handshake_timeout_s: float
 ) -> tuple[Transport, dict[str, Any] | None] | None:
-    """The transport for an accepted socket (docs/implementation.md#one-transport-seam) and
+    """Make the transport for an accepted socket (docs/implementation.md#one-transport-seam) and
     the scope's ``tls`` extension entry; None if the client left first or failed the TLS
     handshake (logged at INFO: the client's failure, not the server's)."""
     try:
@@ -172,7 +172,7 @@ async def serve(
 
 @contextlib.contextmanager
 def _tracer(config: Config) -> Iterator[Tracer | None]:
-    """The server's tracer, or None when the trace is off (then it costs nothing)."""
+    """Give the server's tracer, or None when the trace is off (then it costs nothing)."""
     if not config.trace and not config.trace_sinks:
         yield None
         return

@@ -346,7 +346,7 @@ class SocketIO:
 
 
 def _recv(sock: socket.socket, max_bytes: int) -> bytes | None:
-    """What the socket holds (``b""``: EOF), or None if nothing yet."""
+    """Return what the socket holds (``b""``: EOF), or None if nothing yet."""
     try:
         return sock.recv(max_bytes)
     except BlockingIOError:
@@ -354,7 +354,7 @@ def _recv(sock: socket.socket, max_bytes: int) -> bytes | None:
 
 
 def _send(sock: socket.socket, data: bytes | memoryview) -> int:
-    """How much of ``data`` the send buffer took."""
+    """Return how much of ``data`` the send buffer took."""
     try:
         return sock.send(data)
     except BlockingIOError:

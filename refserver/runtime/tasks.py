@@ -28,7 +28,7 @@ class TaskGroup(Protocol):
 
 
 def on_asyncio() -> bool:
-    """Whether the running event loop is asyncio's (else trio's)."""
+    """Tell whether the running event loop is asyncio's (else trio's)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -37,7 +37,7 @@ def on_asyncio() -> bool:
 
 
 def open_task_group() -> AbstractAsyncContextManager[TaskGroup]:
-    """A task group whose tasks carry no handle of their own (on trio, a nursery)."""
+    """Open a task group whose tasks carry no handle of their own (on trio, a nursery)."""
     if on_asyncio():
         return cast("AbstractAsyncContextManager[TaskGroup]", anyio.create_task_group())
     import trio  # only on trio, where it is installed
@@ -108,7 +108,7 @@ _trio: Any = None  # trio.lowlevel, once a TrioWakeup is made
 
 
 def new_wakeup() -> AsyncioWakeup | TrioWakeup:
-    """A wake-up call for a task of the running event loop: like an anyio.Event that re-arms
+    """Make a wake-up call for a task of the running event loop: like an anyio.Event that re-arms
     itself after each wait. A ``fire()`` that comes while nobody waits is remembered, so the
     next ``wait()`` returns at once; callers re-check their condition after every wait."""
     try:

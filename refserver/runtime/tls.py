@@ -51,7 +51,7 @@ class ServerTLS:
 
 
 def load(config: Config) -> ServerTLS | None:
-    """The server's TLS setup, or None when ``ssl_certfile`` is not set. Raises
+    """Give the server's TLS setup, or None when ``ssl_certfile`` is not set. Raises
     :class:`TLSConfigError` naming what is wrong."""
     certfile = config.ssl_certfile
     if certfile is None:
@@ -86,7 +86,7 @@ def _fails_as(message: str) -> Iterator[None]:
 
 
 def _password(config: Config) -> Any:
-    """The key's password, or a callback that refuses: OpenSSL would otherwise prompt on
+    """Give the key's password, or a callback that refuses: OpenSSL would otherwise prompt on
     the terminal, which hangs a server run by a supervisor."""
     if config.ssl_keyfile_password is not None:
         return config.ssl_keyfile_password
@@ -129,7 +129,7 @@ class ServerTLSStream(TLSStream):
 
 
 async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: float) -> TLSStream:
-    """The server side of the handshake over ``stream``, within ``timeout_s``. Raises
+    """Run the server side of the handshake over ``stream``, within ``timeout_s``. Raises
     :class:`HandshakeFailed`; closing ``stream`` is then the caller's business."""
     with anyio.move_on_after(timeout_s):
         try:
@@ -146,8 +146,8 @@ async def handshake(stream: anyio.abc.ByteStream, tls: ServerTLS, timeout_s: flo
 
 
 def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
-    """ASGI tls extension, "TLS Connection Scope": the ``tls`` entry of
-    ``scope["extensions"]`` for a connection whose handshake is done. Raises
+    """Give the ``tls`` entry of ``scope["extensions"]`` (ASGI tls extension, "TLS Connection
+    Scope") for a connection whose handshake is done. Raises
     :class:`HandshakeFailed` for a client certificate whose subject cannot be read."""
     ssl_object: ssl.SSLObject = stream.extra(TLSAttribute.ssl_object)
     # tls extension, "TLS Connection Scope": ``tls_version`` is "one of the version numbers as
@@ -172,7 +172,7 @@ def extension(stream: TLSStream, tls: ServerTLS) -> dict[str, Any]:
 
 
 def client_chain(ssl_object: Any) -> list[bytes]:
-    """The client's certificates as DER, leaf first; empty when it sent none."""
+    """Give the client's certificates as DER, leaf first; empty when it sent none."""
     leaf: bytes | None = ssl_object.getpeercert(binary_form=True)
     if not leaf:
         return []
@@ -216,7 +216,7 @@ _MUST_ESCAPE = re.compile(r'["+,;<>\\]|^[ #]| \Z')
 
 
 def _elements(der: bytes) -> Iterator[tuple[int, bytes, bytes]]:
-    """The DER elements in ``der`` (a certificate is DER, RFC 5280 §4.1; X.690 §8.1 gives the
+    """Yield the DER elements in ``der`` (a certificate is DER, RFC 5280 §4.1; X.690 §8.1 gives the
     tag-length-content layout): (tag, the whole element, its content) each.
     The certificate is one OpenSSL has already verified."""
     pos = 0
@@ -233,7 +233,7 @@ def _elements(der: bytes) -> Iterator[tuple[int, bytes, bytes]]:
 
 
 def _oid(content: bytes) -> str:
-    """An OBJECT IDENTIFIER's content as dotted decimal (X.690 §8.19)."""
+    """Decode an OBJECT IDENTIFIER's content as dotted decimal (X.690 §8.19)."""
     arcs: list[int] = []
     value = 0
     for byte in content:
@@ -246,8 +246,9 @@ def _oid(content: bytes) -> str:
 
 
 def _value(name: str | None, tag: int, encoded: bytes, content: bytes) -> str:
-    """RFC 4514 §2.4: an escaped string, or ``#`` and the hex of the value's BER encoding when
-    its type is written dotted-decimal (``name`` None) or it is not a string."""
+    """Write the value as RFC 4514 §2.4 does: an escaped string, or ``#`` and the hex of the
+    value's BER encoding when its type is written dotted-decimal (``name`` None) or it is not a
+    string."""
     encoding = _STRING_TYPES.get(tag)
     if name is not None and encoding is not None:
         with contextlib.suppress(UnicodeDecodeError):
@@ -257,7 +258,7 @@ def _value(name: str | None, tag: int, encoded: bytes, content: bytes) -> str:
 
 
 def rfc4514_subject(der_cert: bytes) -> str:
-    """The subject of a DER certificate as an RFC 4514 string: RDNs last to first (§2.1),
+    """Give the subject of a DER certificate as an RFC 4514 string: RDNs last to first (§2.1),
     multi-valued RDNs joined with ``+`` (§2.2), short names for the types of §3 and
     dotted-decimal OIDs for the rest (§2.3), and values as :func:`_value` writes them (§2.4)."""
     ((_, _, certificate),) = _elements(der_cert)

@@ -67,10 +67,10 @@ class Transport(ABC):
 
     @abstractmethod
     def addresses(self) -> tuple[Address, Address]:
-        """``client`` and ``server`` for the scope."""
+        """Give ``client`` and ``server`` for the scope."""
 
     def now(self) -> float:
-        """The event loop's clock (deadlines are on it)."""
+        """Read the event loop's clock (deadlines are on it)."""
         return anyio.current_time()
 
     @abstractmethod
@@ -152,12 +152,12 @@ class Transport(ABC):
     @property
     @abstractmethod
     def flushed(self) -> bool:
-        """:meth:`flush` would return at once, raising nothing."""
+        """Tell whether :meth:`flush` would return at once, raising nothing."""
 
     @property
     @abstractmethod
     def write_blocked(self) -> bool:
-        """Written bytes wait for room in the socket's send buffer (the peer reads slowly)."""
+        """Tell whether written bytes wait for room in the socket's send buffer (the peer reads slowly)."""
 
     @abstractmethod
     async def flush(self) -> None:
@@ -195,7 +195,7 @@ class Transport(ABC):
 
 
 def describe(exc: BaseException) -> str:
-    """Why the peer is gone, from the I/O error that says so."""
+    """Tell why the peer is gone, from the I/O error that says so."""
     cause = exc.__cause__ or exc.__context__ or exc
     if isinstance(cause, ConnectionResetError) or getattr(cause, "errno", None) == errno.ECONNRESET:
         return "connection reset by peer"
@@ -208,7 +208,7 @@ def describe(exc: BaseException) -> str:
 
 
 def addresses(local: object, remote: object) -> tuple[Address, Address]:
-    """``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets) from a
+    """Give the ``client`` and ``server`` scope values (www spec 2.5; 2.2 for unix sockets) from a
     socket's local and remote addresses (None when unknown)."""
     if isinstance(local, str):
         return None, (local, None)  # a unix socket's client has no address
@@ -219,7 +219,7 @@ def addresses(local: object, remote: object) -> tuple[Address, Address]:
 
 
 def socket_addresses(sock: socket.socket) -> tuple[Address, Address]:
-    """:func:`addresses` of a connected socket."""
+    """Give the :func:`addresses` of a connected socket."""
     try:
         remote = sock.getpeername()
     except OSError:  # a TCP client that already reset

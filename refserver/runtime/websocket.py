@@ -71,8 +71,8 @@ class WebSocketConnection:
         self._failure: Exception | None = None
 
     async def run(self) -> None:
-        """The app runs in this task; then the close handshake ends (a close frame, EOF or
-        the close timer: the machine decides when TCP closes)."""
+        """Run the app in this task; then wait until the close handshake ends (a close frame, EOF
+        or the close timer: the machine decides when TCP closes)."""
         transport = self.transport
         transport.push_to(self)
         try:
@@ -96,7 +96,7 @@ class WebSocketConnection:
             self._apply(self.machine.peer_gone(why))
 
     def failed(self, exc: Exception) -> None:
-        """An input raised inside a call from the transport: end the connection; run() raises it."""
+        """Take an input's exception, raised inside a call from the transport: end the connection; run() raises it."""
         self._failure = exc
         if self._close_owed is None:
             self._abort("internal error")
@@ -140,7 +140,7 @@ class WebSocketConnection:
         self._ended()
 
     def _ended(self) -> None:
-        """TCP's end is decided: stop the timers, and wake run() and the app."""
+        """Stop the timers, and wake run() and the app: TCP's end is decided."""
         for timer in list(self._timers):
             self._cancel_timer(timer)
         self._closed.fire()
@@ -176,7 +176,7 @@ class WebSocketConnection:
             self._app_wakeup.fire()
 
     def _access_log(self, status: int) -> None:
-        """The upgrade with its result (101, 403, the denial status, 500, 503), and the
+        """Log the upgrade with its result (101, 403, the denial status, 500, 503), and the
         end of an accepted connection (the 101 sent: no handshake left) with its close code."""
         path = self.scope.get("path")
         if status:
