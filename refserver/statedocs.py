@@ -50,7 +50,7 @@ def _names(*states: Enum) -> tuple[str, ...]:
 
 _H = http.State
 _HEAD = (_H.IDLE, _H.READING_HEAD)
-_PENDING = (_H.AWAITING_START, _H.START_HELD, _H.SENDING_BODY, _H.AWAITING_TRAILERS)
+_PENDING = tuple(state for state in _H if state in http.RESPONSE_PENDING)
 _HTTP_HEAD = ("AWAITING_HEAD", _names(*_HEAD))
 _HTTP_PENDING = ("RESPONSE_PENDING", _names(*_PENDING))
 # The HTTP machine has 27 arrows (pairs of states): one diagram for a request and its response, one for the

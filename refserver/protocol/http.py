@@ -203,17 +203,6 @@ _TIMED_OUT = {
     State.READING_HEAD: "the request head did not complete in time",
     State.UPGRADING: "the upgrade request's body did not arrive in time",
 }
-# What the server answers when the app ends (or is cancelled) before its response is on the wire,
-# and what ended it (for why the connection closes then, or when the response was cut mid-body).
-_UNFINISHED = {
-    Input.APP_RETURNED: (500, b"Internal Server Error\n", "the app ended"),
-    Input.SHUTDOWN_TIMEOUT: (
-        503,
-        b"Service Unavailable: the server is shutting down\n",
-        "cancelled at the shutdown timeout",
-    ),
-}
-_UNFINISHED[Input.APP_RAISED] = _UNFINISHED[Input.APP_RETURNED]
 
 
 @dataclass(frozen=True, slots=True)
@@ -962,17 +951,20 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         """Close: the app ended before its response completed. A response not yet on the wire
         becomes a 500; one cut off mid-body is never completed
         (docs/decisions.md#http-app-ends-incomplete)."""
-        self._end_unfinished()
+        self._end_unfinished(500, b"Internal Server Error\n", "the app ended")
 
     def _cancelled_pending(self, _: None) -> None:
         """Close: the app is cancelled at the shutdown timeout before its response completed. A
         response not yet on the wire becomes a 503 (RFC 9110 §15.6.4, the server cannot handle
         the request now; docs/decisions.md#shutdown-timeout-503); one cut off mid-body is never
         completed."""
-        self._end_unfinished()
+        self._end_unfinished(
+            503, b"Service Unavailable: the server is shutting down\n", "cancelled at the shutdown timeout"
+        )
 
-    def _end_unfinished(self) -> None:
-        status, body, ended = _UNFINISHED[self._row.input]
+    def _end_unfinished(self, status: int, body: bytes, ended: str) -> None:
+        """Close, answering ``status`` with ``body`` if nothing of the response is on the wire;
+        ``ended`` says what ended the app, for the trace."""
         self._end_after(Persistence.CLOSE)
         if self.state in _HEAD_SENT:
             self._fx.ended_status = self.status

@@ -135,6 +135,10 @@ def record_error(trace: ConnectionTrace | None, state: str, exc: BaseException, 
         trace.record("error", state, getattr(exc, "section", section), str(exc), message=message)
 
 
+# The trace line of an app instance the server cancels at the shutdown timeout.
+SHUTDOWN_TIMEOUT_WHY = "shutdown timeout: the server cancels the app"
+
+
 def log_cancelled(ctx: ServerContext, what: str) -> None:
     """Log an app instance the server cancels at the shutdown timeout (``what``: which, and how it ended)."""
     error_log.warning("Cancelled at the shutdown timeout (%g s): %s", ctx.config.shutdown_timeout_s, what)

@@ -23,7 +23,15 @@ from refserver.logs import access_log, error_log
 from refserver.protocol.http import RESPONSE_PENDING, HTTPEffects, HTTPMachine, Input, RequestHead, State, Upgrade
 from refserver.protocol.http_extensions import FileWrite
 from refserver.protocol.speedups import effects_set
-from refserver.runtime.context import Pacer, ServerContext, client_text, log_cancelled, record_error, record_steps
+from refserver.runtime.context import (
+    SHUTDOWN_TIMEOUT_WHY,
+    Pacer,
+    ServerContext,
+    client_text,
+    log_cancelled,
+    record_error,
+    record_steps,
+)
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import FileEnded, PeerGone, TimerHandle, Transport
 from refserver.runtime.websocket import WebSocketConnection
@@ -196,7 +204,7 @@ class HTTPConnection:
         if head is None:
             return  # between requests
         if self.trace is not None:
-            self.trace.record("timer", self._state, "RFC 9110 §15.6.4", "shutdown timeout: the server cancels the app")
+            self.trace.record("timer", self._state, "RFC 9110 §15.6.4", SHUTDOWN_TIMEOUT_WHY)
         self._live = None  # from now on the app's receive() and send() are those of an ended app
         fx = self.machine.shutdown_timeout()
         self._apply(fx)

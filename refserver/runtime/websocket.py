@@ -17,7 +17,14 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.logs import access_log, error_log
 from refserver.protocol.effects import Effects, Tcp, Timer
 from refserver.protocol.websocket import State, WebSocketMachine
-from refserver.runtime.context import Pacer, ServerContext, log_cancelled, record_error, record_steps
+from refserver.runtime.context import (
+    SHUTDOWN_TIMEOUT_WHY,
+    Pacer,
+    ServerContext,
+    log_cancelled,
+    record_error,
+    record_steps,
+)
 from refserver.runtime.tasks import new_wakeup
 from refserver.runtime.transport import PeerGone, TimerHandle, Transport
 from refserver.spec import sections
@@ -260,8 +267,7 @@ class WebSocketConnection:
         """Record that the server cancels the app, still running at the shutdown timeout
         (``ran``: how long the WebSocket was open); its close frame went out at shutdown."""
         if self.trace is not None:
-            why = "shutdown timeout: the server cancels the app"
-            self.trace.record("timer", self.machine.state.name, sections.WS_DISCONNECT, why)
+            self.trace.record("timer", self.machine.state.name, sections.WS_DISCONNECT, SHUTDOWN_TIMEOUT_WHY)
         what = f"WebSocket {self.scope['path']} from {self.client} (open {ran}; close 1001 sent at shutdown)"
         log_cancelled(self.ctx, what)
 
