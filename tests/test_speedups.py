@@ -13,7 +13,7 @@ import pytest
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol import speedups
-from refserver.protocol.http import State
+from refserver.protocol.http import HTTPMachine, State
 from refserver.spec import messages
 
 START = {"type": "http.response.start", "status": 200}
@@ -90,3 +90,21 @@ def test_switching_protocols_is_what_h11_writes(extensions: list[tuple[bytes, by
     assert speedups.switching_protocols(headers) == connection.send(
         h11.InformationalResponse(status_code=101, headers=headers)
     )
+
+
+def test_an_untraced_machine_gives_the_same_effects_without_the_state_changes() -> None:
+    def cycle(traced: bool) -> list[Any]:
+        machine = HTTPMachine(date=lambda: b"Mon, 07 Dec 2026 00:00:00 GMT", traced=traced)
+        steps = [
+            machine.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            machine.app_receive(),
+            machine.app_send({"type": "http.response.start", "status": 200}),
+            machine.app_send({"type": "http.response.body", "body": b"hi"}),
+            machine.app_ended(raised=False),
+        ]
+        return [{name: getattr(fx, name) for name in fx._FIELDS} for fx in steps]
+
+    traced, untraced = cycle(True), cycle(False)
+    assert [fx.pop("transitions") for fx in untraced] == [[]] * 5
+    assert sum(len(fx.pop("transitions")) for fx in traced) >= 3
+    assert untraced == traced

@@ -26,7 +26,7 @@ _APPLIED |= {"reading", "request", "upgrade", "tcp", "wake_app", "event", "file"
 
 def _step(machine: M, given: Enum, call: Callable[[M], Effects]) -> None:
     """Apply one input and check its effects: an app's error leaves the state unchanged; the
-    machine reads as it asks to, also after an input it does not ask (``_reading_kept``); the
+    machine reads as it asks to; the
     recorded transitions lead from the state before to the state after, in steps; an app's
     error cites its row's section."""
     before = machine.state

@@ -34,7 +34,8 @@ The machine is its :class:`State` plus these data fields, and nothing else:
 - ``_reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
 
 The rest is not state: the configuration (``settings``, ``over_limit``, the Date source,
-``traced``: whether anything reads the state changes), a cache of checked response heads
+``_new_effects``: the effects' maker, which leaves out the state changes when nothing reads
+them), a cache of checked response heads
 (``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`) and a live view of h11's
 buffer (``_unparsed``).
 
@@ -261,6 +262,10 @@ class HTTPEffects(Effects):
     file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
 
 
+# The effects of a connection nobody traces: its state changes are not recorded (speedups.untraced).
+_UNTRACED_EFFECTS = speedups.untraced(HTTPEffects)
+
+
 class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
     """The sans-IO state of one HTTP/1.1 connection."""
 
@@ -290,8 +295,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
         self._new_cycle()
-        self.traced = traced
-        self._fx = HTTPEffects()
+        self._new_effects = blank(HTTPEffects if traced else _UNTRACED_EFFECTS)
+        self._fx = self._new_effects()
         self._row = TABLE[(State.IDLE, Input.BYTES)]
 
     def _new_cycle(self) -> None:
@@ -406,11 +411,6 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         return self.persistence is Persistence.SHUTDOWN
 
     # ------------------------------------------------------------------ dispatch
-
-    _new_effects = blank(HTTPEffects)
-    # The app's messages change neither the request body, nor h11's buffer, nor whether the client
-    # is gone, and lead from a state with an app to another: 1,800 instructions per request.
-    _reading_kept = frozenset(_MESSAGE_INPUTS)
 
     def _wants_read(self) -> bool:
         state = self.state

@@ -64,13 +64,13 @@ class TableMachine(Generic[S, I, E]):
 
     A row changes the state at most once, from its own state to one of the states it lists
     (:meth:`_enter` refuses anything else); every change is recorded as a
-    :class:`Transition` when ``traced``. An action may hand an input it found inside its own
+    :class:`Transition`. An action may hand an input it found inside its own
     (a frame inside the peer's bytes) to the row of the state it is in then (:meth:`_run`):
     that row's change is checked against that row.
 
     A machine sets ``rows`` (its table) once the table is built, and gives
     :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`, asked after
-    every input but those in ``_reading_kept``."""
+    every input."""
 
     name: ClassVar[str]
     rows: ClassVar[Mapping[tuple[Any, Any], Row[Any, Any]]]
@@ -78,12 +78,6 @@ class TableMachine(Generic[S, I, E]):
     _row: Row[S, I]
     _fx: E
     _reading: bool = True
-    # Whether anything reads the state changes (``Effects.transitions``): a machine nobody
-    # traces makes no record of them, which saves 16k of 561k instructions per HTTP
-    # keep-alive request (the record and the runtime's pass over it).
-    traced: bool = True
-    # The inputs after which the machine reads as before: they change nothing :meth:`_wants_read` reads.
-    _reading_kept: ClassVar[frozenset[Any]] = frozenset()
 
     _new_effects: Callable[[], E]  # makes the next input's effects
 
@@ -113,10 +107,9 @@ class TableMachine(Generic[S, I, E]):
         except BaseException:
             self._fx = self._new_effects()  # an error leaves no half-applied effects behind
             raise
-        if given not in self._reading_kept:
-            reading = self._wants_read()
-            if reading is not None and reading is not self._reading:
-                self._reading = fx.reading = reading
+        reading = self._wants_read()
+        if reading is not None and reading is not self._reading:
+            self._reading = fx.reading = reading
         self._fx = self._new_effects()
         return fx
 
@@ -147,6 +140,5 @@ class TableMachine(Generic[S, I, E]):
                 f"{row.input.name} in {row.state.name} led from {old.name} to {new.name}, which its row does not list"
             )
         self.state = new
-        if self.traced:
-            self._fx.add_transition(old, new, section, why)
+        self._fx.add_transition(old, new, section, why)
         return old
