@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace-file", metavar="PATH", default=None, help="write the trace to PATH instead of stderr")
     p.add_argument(
         "--shutdown-timeout",
+        dest="shutdown_timeout_s",
         type=_seconds,
         default=d.shutdown_timeout_s,
         metavar="SECONDS",
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--h11-max-incomplete-event-size",
+        dest="h11_max_incomplete_event_size_bytes",
         type=_positive_int,
         default=d.h11_max_incomplete_event_size_bytes,
         metavar="BYTES",
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout-keep-alive",
+        dest="timeout_keep_alive_s",
         type=_seconds,
         default=d.timeout_keep_alive_s,
         metavar="SECONDS",
@@ -272,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--request-body-timeout",
+        dest="request_body_timeout_s",
         type=_seconds,
         default=d.request_body_timeout_s,
         metavar="SECONDS",
@@ -280,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--request-body-min-rate",
+        dest="request_body_min_rate_bytes_per_s",
         type=_positive_rate,
         default=d.request_body_min_rate_bytes_per_s,
         metavar="BYTES_PER_SECOND",
@@ -287,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ws-max-size",
+        dest="ws_max_size_bytes",
         type=_positive_int,
         default=d.ws_max_size_bytes,
         metavar="BYTES",
@@ -294,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ws-ping-interval",
+        dest="ws_ping_interval_s",
         type=_seconds,
         default=d.ws_ping_interval_s,
         metavar="SECONDS",
@@ -301,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ws-ping-timeout",
+        dest="ws_ping_timeout_s",
         type=_seconds,
         default=d.ws_ping_timeout_s,
         metavar="SECONDS",
@@ -308,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ws-close-timeout",
+        dest="ws_close_timeout_s",
         type=_seconds,
         default=d.ws_close_timeout_s,
         metavar="SECONDS",
@@ -399,7 +408,7 @@ def _reload(arguments: Sequence[str], directories: list[str], config: Config) ->
 RELOAD_EXTRA = "refserver[reload]"
 
 
-# Each Config field the command line sets, and the option that sets it.
+# Each Config field the command line sets, and the option that sets it (its ``dest`` is the field).
 FLAG_OF_FIELD = {
     "host": "--host",
     "port": "--port",
@@ -436,13 +445,9 @@ FLAG_OF_FIELD = {
 }
 
 
-def _dest(flag: str) -> str:
-    return "access_log" if flag == "--no-access-log" else flag.removeprefix("--").replace("-", "_")
-
-
 def config_from_args(args: argparse.Namespace) -> Config:
     """Raises: ValueError when Config refuses a combination of values (naming its fields)."""
-    options = {field: getattr(args, _dest(flag)) for field, flag in FLAG_OF_FIELD.items()}
+    options = {field: getattr(args, field) for field in FLAG_OF_FIELD}
     return Config(
         **options,
         trace=args.trace or args.trace_bodies or args.trace_file is not None or args.log_level == "trace",

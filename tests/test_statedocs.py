@@ -4,9 +4,11 @@ cells say what happens in full sentences, and its diagrams show exactly the tabl
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from refserver import statedocs
 from refserver.statedocs import DOC_PATH, Machine, edges, machines, render
 
 # The machines whose rows these checks hold to full sentences and exact next states.
@@ -97,3 +99,15 @@ def test_the_diagrams_show_each_of_the_tables_edges_once(machine: Machine) -> No
 def test_no_row_lists_the_state_it_is_in_as_a_next_state(title: str) -> None:
     [machine] = [m for m in machines() if m.title == title]
     assert [row for row in machine.rows if row.state in row.next] == []
+
+
+def test_check_exits_1_on_a_stale_doc_and_0_on_a_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "state-machines.md"
+    monkeypatch.setattr(statedocs, "DOC_PATH", doc)
+    doc.write_text(render().replace("IDLE", "IDLE ", 1), encoding="utf-8")
+    assert statedocs.main(["--check"]) == 1
+    assert "is stale: run python -m refserver.statedocs --write" in capsys.readouterr().err
+    assert statedocs.main(["--write"]) == 0
+    assert statedocs.main(["--check"]) == 0

@@ -1,7 +1,7 @@
 """The speed tricks of the sans-I/O layer, and nothing else. The machines are written
 plainly around them; each trick says what it saves, counted with ``python
 benchmarks/instructions.py --valgrind`` on CPython 3.11 (a 32 B WebSocket echo costs about
-181,000 instructions with all of them, an HTTP keep-alive request about 513,000)."""
+177,000 instructions with all of them, an HTTP keep-alive request about 491,000)."""
 
 from __future__ import annotations
 
