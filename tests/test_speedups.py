@@ -13,7 +13,8 @@ import pytest
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol import speedups
-from refserver.protocol.http import HTTPMachine, State
+from refserver.protocol.effects import Effects
+from refserver.protocol.http import HTTPEffects, HTTPMachine, Settings, State
 from refserver.spec import messages
 
 START = {"type": "http.response.start", "status": 200}
@@ -92,19 +93,42 @@ def test_switching_protocols_is_what_h11_writes(extensions: list[tuple[bytes, by
     )
 
 
-def test_an_untraced_machine_gives_the_same_effects_without_the_state_changes() -> None:
-    def cycle(traced: bool) -> list[Any]:
-        machine = HTTPMachine(date=lambda: b"Mon, 07 Dec 2026 00:00:00 GMT", traced=traced)
-        steps = [
-            machine.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-            machine.app_receive(),
-            machine.app_send({"type": "http.response.start", "status": 200}),
-            machine.app_send({"type": "http.response.body", "body": b"hi"}),
-            machine.app_ended(raised=False),
-        ]
-        return [{name: getattr(fx, name) for name in fx._FIELDS} for fx in steps]
+_UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+_CLOSE_1000 = bytes([0x88, 0x82, 0, 0, 0, 0]) + (1000).to_bytes(2, "big")  # masked with zeros
 
-    traced, untraced = cycle(True), cycle(False)
-    assert [fx.pop("transitions") for fx in untraced] == [[]] * 5
-    assert sum(len(fx.pop("transitions")) for fx in traced) >= 3
+
+def _steps(traced: bool) -> list[Effects]:
+    """A keep-alive request, then a WebSocket's whole life, on machines that trace or not."""
+    http = HTTPMachine(Settings(traced=traced, ws_deflate=False), date=lambda: b"Mon, 07 Dec 2026 00:00:00 GMT")
+    steps: list[Effects] = [
+        http.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        http.app_receive(),
+        http.app_send({"type": "http.response.start", "status": 200}),
+        http.app_send({"type": "http.response.body", "body": b"hi"}),
+        http.app_ended(raised=False),
+        upgrade := http.receive_data(_UPGRADE),
+    ]
+    assert isinstance(upgrade, HTTPEffects) and upgrade.upgrade is not None
+    ws = upgrade.upgrade.machine
+    steps += [
+        ws.app_receive(),
+        ws.app_send({"type": "websocket.accept"}),
+        ws.receive_data(_CLOSE_1000),
+        ws.app_receive(),
+        ws.app_ended(raised=False),
+    ]
+    return steps
+
+
+def test_untraced_machines_give_the_same_effects_without_the_state_changes() -> None:
+    traced = [{name: getattr(fx, name) for name in fx._FIELDS} for fx in _steps(True)]
+    untraced = [{name: getattr(fx, name) for name in fx._FIELDS} for fx in _steps(False)]
+    assert all(fx.pop("transitions") == [] for fx in untraced)
+    changes = [fx.pop("transitions") for fx in traced]
+    assert len(changes[0]) >= 1 and len(changes[7]) >= 1  # HTTP: a request head; WebSocket: the accept
+    for fx in (*traced, *untraced):
+        fx.pop("upgrade", None)  # holds the WebSocket machine itself
     assert untraced == traced

@@ -18,7 +18,9 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [line.split(" - ", 1)[1] for line in lines]
 
 
-async def test_accepted_connection_logs_101_then_the_close_code(caplog: pytest.LogCaptureFixture) -> None:
+# With the trace on and off: the machines record their state changes only when traced.
+@pytest.mark.parametrize("trace", [False, True])
+async def test_accepted_connection_logs_101_then_the_close_code(trace: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="refserver.access")
     rec = Recorder()
 
@@ -27,7 +29,7 @@ async def test_accepted_connection_logs_101_then_the_close_code(caplog: pytest.L
         await send({"type": "websocket.accept"})
         rec.add("event", await receive())
 
-    async with serving(app) as server:
+    async with serving(app, trace=trace) as server:
         ws = await WSClient.connect(server.port, path="/chat")
         await ws.close(4001)
         await ws.expect_close()
@@ -43,8 +45,9 @@ async def test_accepted_connection_logs_101_then_the_close_code(caplog: pytest.L
         ([{"type": "websocket.accept", "subprotocol": "unoffered"}], 500),
     ],
 )
+@pytest.mark.parametrize("trace", [False, True])
 async def test_refused_handshake_logs_its_status(
-    answer: list[dict[str, Any]], status: int, caplog: pytest.LogCaptureFixture
+    answer: list[dict[str, Any]], status: int, trace: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="refserver.access")
     rec = Recorder()
@@ -58,7 +61,7 @@ async def test_refused_handshake_logs_its_status(
             rec.add("raised", exc)
         rec.add("done")
 
-    async with serving(app) as server:
+    async with serving(app, trace=trace) as server:
         with pytest.raises(Rejected) as rejected:
             await WSClient.connect(server.port, path="/x")
         await rec.wait_kind("done")

@@ -35,7 +35,7 @@ The machine is its :class:`State` plus these data fields, and nothing else:
 
 The rest is not state: the configuration (``settings``, ``over_limit``, the Date source,
 ``_new_effects``: the effects' maker, which leaves out the state changes when nothing reads
-them), a cache of checked response heads
+them: ``Settings.traced``), a cache of checked response heads
 (``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`) and a live view of h11's
 buffer (``_unparsed``).
 
@@ -219,6 +219,9 @@ class Settings:
     ws_max_size_bytes: int = 16 * 1024 * 1024
     ws_deflate: bool = True
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
+    # Whether anything reads the state changes (a trace): when nothing does, the machines leave
+    # them out of their effects (speedups.untraced).
+    traced: bool = True
 
 
 class RequestHead(NamedTuple):
@@ -279,9 +282,8 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         date: Callable[[], bytes],
         last_request: bool = False,
         over_limit: bool = False,
-        traced: bool = True,
     ) -> None:
-        """Start a connection in ``IDLE``. ``traced``: whether anything reads the state changes.
+        """Start a connection in ``IDLE``.
         ``last_request``: serve one request, then close (docs/decisions.md#shutdown-serves-accept-queue).
         ``over_limit``: answer the first request 503, then close (docs/decisions.md#limit-concurrency)."""
         self.settings = settings or Settings()
@@ -295,7 +297,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
         self._new_cycle()
-        self._new_effects = blank(HTTPEffects if traced else _UNTRACED_EFFECTS)
+        self._new_effects = blank(HTTPEffects if self.settings.traced else _UNTRACED_EFFECTS)
         self._fx = self._new_effects()
         self._row = TABLE[(State.IDLE, Input.BYTES)]
 
@@ -601,6 +603,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
             deflate=handshake.negotiate_deflate(headers) if settings.ws_deflate else None,
             max_size_bytes=settings.ws_max_size_bytes,
             timeouts=settings.ws_timeouts,
+            traced=settings.traced,
         )
         self._fx.timer = _DISARMED
         self._fx.upgrade = Upgrade(machine, request.target, request.http_version.decode("ascii"), headers)

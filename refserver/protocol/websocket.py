@@ -26,7 +26,7 @@ The machine is its ``state`` (:class:`State`) plus these data fields, and nothin
 The closing handshake needs no field of its own: our close frame can be written only in
 OPEN and FAILING, and every state after them has sent it or never will; the peer's close
 frame leads straight to CLOSED. Set once at the start and never changed: ``key``,
-``offered_subprotocols``, ``deflate``, ``timeouts``.
+``offered_subprotocols``, ``deflate``, ``timeouts`` and the effects' maker (``_new_effects``).
 """
 
 from __future__ import annotations
@@ -153,6 +153,10 @@ class Timeouts:
     ping_timeout_s: float = 20.0
 
 
+# The effects of a connection nobody traces: its state changes are not recorded (speedups.untraced).
+_UNTRACED_EFFECTS = speedups.untraced(Effects)
+
+
 class WebSocketMachine(TableMachine[State, Input, Effects]):
     """The sans-IO state of one WebSocket connection."""
 
@@ -167,7 +171,12 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         deflate: DeflateParams | None,
         max_size_bytes: int,
         timeouts: Timeouts | None = None,
+        traced: bool = True,
     ) -> None:
+        """Start a connection in ``CONNECTING``, the upgrade request parsed by ``handshake``.
+        ``traced``: whether anything reads the state changes (when nothing does, the effects
+        leave them out: speedups.untraced)."""
+        self._new_effects = blank(Effects if traced else _UNTRACED_EFFECTS)
         self.handshake: h11.Connection | None = handshake
         self.key = key
         self.offered_subprotocols = subprotocols
@@ -190,7 +199,7 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         self._pings_sent = 0
         self._disconnect_repeats = 0
         self._reading = True
-        self._fx = Effects()
+        self._fx = self._new_effects()
         self._row = TABLE[(State.CONNECTING, Input.RECEIVE)]
 
     # ------------------------------------------------------------------ the contract
@@ -252,8 +261,6 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
         return self.section_for(_TIMER_INPUTS[timer])
 
     # ------------------------------------------------------------------ dispatch
-
-    _new_effects = blank(Effects)
 
     def _wants_read(self) -> bool:
         """Read unless in FAILING or CLOSED, while what waits for the app is within its budget."""

@@ -88,6 +88,7 @@ class ServerContext:
             ws_max_size_bytes=config.ws_max_size_bytes,
             ws_deflate=config.ws_per_message_deflate,
             ws_timeouts=Timeouts(config.ws_close_timeout_s, config.ws_ping_interval_s, config.ws_ping_timeout_s),
+            traced=self.tracer is not None,
         )
 
     def date(self) -> bytes:

@@ -90,7 +90,6 @@ class HTTPConnection:
             date=ctx.date,
             last_request=last_request,
             over_limit=over_limit,
-            traced=self.trace is not None,
         )
         self._state = self.machine.state.name  # for the trace
         self._websocket: WebSocketConnection | None = None

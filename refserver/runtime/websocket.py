@@ -42,6 +42,7 @@ class WebSocketConnection:
         "_closed",
         "_event",
         "_failure",
+        "_in_closed",
         "_pace",
         "_timers",
         "client",
@@ -72,6 +73,7 @@ class WebSocketConnection:
         self._closed = new_wakeup()  # TCP's end is decided (_close_owed)
         self._timers: dict[Timer, TimerHandle] = {}  # the machine's armed timers
         self._close_owed: Tcp | None = None
+        self._in_closed = False  # the machine has entered CLOSED (for the access log)
         # What the app's receive() returns next: an Effects.event, handed over by _apply.
         self._event: dict[str, Any] | None = None
         self._pace = Pacer()
@@ -157,11 +159,12 @@ class WebSocketConnection:
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        transitions = fx.transitions
-        if fx.notes or (transitions and self.trace is not None):
+        if fx.notes or (fx.transitions and self.trace is not None):
             record_steps(fx, self.machine.state.name, self.trace)
-        # CLOSED is final, so an input whose steps end in it is the one that entered it.
-        if (fx.status or (transitions and self.machine.state is State.CLOSED)) and self.ctx.config.access_log:
+        # CLOSED is final, so the first input after which the machine is in it is the one that entered it.
+        entered_closed = not self._in_closed and self.machine.state is State.CLOSED
+        self._in_closed = self._in_closed or entered_closed
+        if (fx.status or entered_closed) and self.ctx.config.access_log:
             self._access_log(fx.status)
         if fx.write:
             self.transport.write(fx.write)
