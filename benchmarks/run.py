@@ -49,14 +49,16 @@ class Workload:
     families: tuple[str, ...]  # target families it runs on
     unit: str  # what one count is
     connections: int = 1
+    latency: bool = True  # the report gives p50 and p99 of one round trip, request or connection
 
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload("pingpong", f"Ping-pong: 1 connection, one {SMALL} B binary message at a time", (WS, RAW), "round trips"),
     Workload("echo50", f"Echo, 50 connections, each one {SMALL} B message at a time", (WS, RAW), "messages", 50),
-    Workload("echo1m", "1 MiB echo: 1 connection, one 1 MiB binary message at a time", (WS, RAW), "MiB"),
+    Workload("echo1m", "1 MiB echo: 1 connection, one 1 MiB binary message at a time", (WS, RAW), "MiB", latency=False),
     Workload("churn", "Churn: open, handshake, 1 echo, close (8 loops at once)", (WS,), "connections", 8),
-    Workload("memory", "Memory per idle WebSocket connection", (WS,), "KiB"),
+    Workload("churn16", "Churn: open, handshake, 1 echo, close (16 loops at once)", (WS,), "connections", 16),
+    Workload("memory", "Memory per idle WebSocket connection", (WS,), "KiB", latency=False),
     Workload("http1", "HTTP/1.1 keep-alive GET, 1 connection", (HTTP,), "requests", 1),
     Workload("http16", "HTTP/1.1 keep-alive GET, 16 connections", (HTTP,), "requests", 16),
 )
@@ -132,7 +134,7 @@ async def _run_workload(workload: Workload, target: Target, server: ServerProces
         return _from_window(await clients.echo(server, timing, 50, SMALL, raw), workload)
     if name == "echo1m":
         return _from_window(await clients.echo(server, timing, 1, LARGE, raw), workload)
-    if name == "churn":
+    if name.startswith("churn"):
         return _from_window(await clients.churn(server, timing, workload.connections), workload)
     if name in ("http1", "http16"):
         return _from_window(await clients.http_get(server, timing, workload.connections), workload)
@@ -285,7 +287,7 @@ def _table(workload: Workload, targets: list[Target], results: Results) -> list[
             )
         return [*lines, ""]
     unit = workload.unit
-    latency = workload.name in ("pingpong", "echo50", "http1", "http16", "churn")
+    latency = workload.latency
     head = f"| server | {unit}/s | vs baseline | {unit} per server CPU-s | vs baseline | paired |"
     rule = "|---|---|---|---|---|---|"
     if latency:

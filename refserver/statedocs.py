@@ -1,7 +1,7 @@
 """Generate ``docs/state-machines.md`` from the machines' own tables.
 
-``python -m refserver.statedocs`` prints it; ``--write`` writes the file;
-``tests/test_statedocs.py`` fails when the committed file is stale.
+``python -m refserver.statedocs`` prints it; ``--write`` writes the file; ``--check`` (run by
+``.ci/run`` and ``tests/test_statedocs.py``) fails when the committed file is stale.
 """
 
 from __future__ import annotations

@@ -156,6 +156,16 @@ def test_help_hides_the_uvicorn_answers_and_lists_every_option() -> None:
         assert flag in text
 
 
+def test_every_option_stores_into_the_config_field_it_names() -> None:
+    # config_from_args reads each field by name, and error messages name the option of a field.
+    dest_of_flag = {
+        flag: action.dest for action in refserver.cli.build_parser()._actions for flag in action.option_strings
+    }
+    assert {field: dest_of_flag[flag] for field, flag in refserver.cli.FLAG_OF_FIELD.items()} == {
+        field: field for field in refserver.cli.FLAG_OF_FIELD
+    }
+
+
 @pytest.mark.parametrize("name", ["shutdown_timeout_s", "timeout_keep_alive_s", "ws_ping_interval_s"])
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_config_refuses_nan_and_inf_durations(name: str, value: float) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Recorder, Rejected, WSClient, serving
+from tests.support import Recorder, Rejected, WSClient, close_frame, connect, handshake_request, read_until_eof, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +35,30 @@ async def test_accepted_connection_logs_101_then_the_close_code(trace: bool, cap
         await ws.expect_close()
         await rec.wait_kind("event")
     assert access_lines(caplog) == ['"WebSocket /chat" 101', '"WebSocket /chat" closed (code 4001)']
+
+
+@pytest.mark.parametrize("trace", [False, True])
+async def test_a_close_frame_behind_the_upgrade_request_still_logs_the_close(
+    trace: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The accept takes the close frame that waited behind the handshake: one input sends the 101
+    # and ends the connection, and both lines are written.
+    caplog.set_level(logging.INFO, logger="refserver.access")
+    rec = Recorder()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        rec.add("event", await receive())
+
+    async with serving(app, trace=trace) as server:
+        stream = await connect(server.port)
+        await stream.send(handshake_request("/chat") + close_frame(1000))
+        await read_until_eof(stream)
+        await stream.aclose()
+        await rec.wait_kind("event")
+    assert rec.items == [("event", {"type": "websocket.disconnect", "code": 1000, "reason": ""})]
+    assert access_lines(caplog) == ['"WebSocket /chat" 101', '"WebSocket /chat" closed (code 1000)']
 
 
 @pytest.mark.parametrize(

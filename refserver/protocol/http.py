@@ -33,9 +33,9 @@ The machine is its :class:`State` plus these data fields, and nothing else:
   the client has left.
 - ``_reading``: whether the runtime reads from the peer (kept by ``TableMachine``).
 
-The rest is not state: the configuration (``settings``, ``over_limit``, the Date source,
-``_new_effects``: the effects' maker, which leaves out the state changes when nothing reads
-them: ``Settings.traced``), a cache of checked response heads
+The rest is not state: the configuration (``settings``, ``over_limit`` and the Date source),
+the effects' maker (``_new_effects``, which leaves the state changes out when
+``Settings.traced`` is False), a cache of checked response heads
 (``heads``, :class:`~refserver.protocol.speedups.CheckedHeads`) and a live view of h11's
 buffer (``_unparsed``).
 

@@ -92,7 +92,8 @@ def untraced(effects: type[T]) -> type[T]:
     """Make a subclass of the effects class ``effects`` whose ``add_transition`` records nothing,
     for a machine whose state changes nobody reads (no trace). The record (a ``Transition``
     with its states' names) and the runtime's pass over it cost 38,600 of 529,800 instructions
-    per HTTP keep-alive request."""
+    per HTTP keep-alive request, and 19,300 of 1,116,600 per WebSocket connection (open, one
+    echo, close: ``--workload churn``)."""
 
     def add_transition(self: object, old: Enum, new: Enum, section: str, why: str) -> None:
         """Record nothing: nothing reads the state changes."""

@@ -63,14 +63,14 @@ class TableMachine(Generic[S, I, E]):
     the row's action runs and collects effects, and the input returns them.
 
     A row changes the state at most once, from its own state to one of the states it lists
-    (:meth:`_enter` refuses anything else); every change is recorded as a
-    :class:`Transition`. An action may hand an input it found inside its own
-    (a frame inside the peer's bytes) to the row of the state it is in then (:meth:`_run`):
-    that row's change is checked against that row.
+    (:meth:`_enter` refuses anything else); every change goes to the effects'
+    ``add_transition`` (which records it, unless nothing traces: ``speedups.untraced``). An
+    action may hand an input it found inside its own (a frame inside the peer's bytes) to the
+    row of the state it is in then (:meth:`_run`): that row's change is checked against that row.
 
-    A machine sets ``rows`` (its table) once the table is built, and gives
-    :meth:`_new_effects`; one that reads from a peer gives :meth:`_wants_read`, asked after
-    every input."""
+    A machine sets ``rows`` (its table) once the table is built, and ``_new_effects`` (the
+    maker of an input's effects); one that reads from a peer gives :meth:`_wants_read`, asked
+    after every input."""
 
     name: ClassVar[str]
     rows: ClassVar[Mapping[tuple[Any, Any], Row[Any, Any]]]

@@ -159,13 +159,13 @@ class WebSocketConnection:
 
     def _apply(self, fx: Effects) -> None:
         """Make one input's effects take hold, in order; the only place that does."""
-        if fx.notes or (fx.transitions and self.trace is not None):
+        if fx.notes or fx.transitions:
             record_steps(fx, self.machine.state.name, self.trace)
         # CLOSED is final, so the first input after which the machine is in it is the one that entered it.
         entered_closed = not self._in_closed and self.machine.state is State.CLOSED
         self._in_closed = self._in_closed or entered_closed
-        if (fx.status or entered_closed) and self.ctx.config.access_log:
-            self._access_log(fx.status)
+        if self.ctx.config.access_log:
+            self._access_log(fx.status, entered_closed)
         if fx.write:
             self.transport.write(fx.write)
         if fx.cancel:
@@ -185,13 +185,14 @@ class WebSocketConnection:
         if fx.wake_app:
             self._app_wakeup.fire()
 
-    def _access_log(self, status: int) -> None:
-        """Log the upgrade with its result (101, 403, the denial status, 500, 503), and the
-        end of an accepted connection (the 101 sent: no handshake left) with its close code."""
+    def _access_log(self, status: int, entered_closed: bool) -> None:
+        """Log the upgrade with its result (``status``: 101, 403, the denial status, 500, 503),
+        and the end of an accepted connection (the 101 sent: no handshake left) with its close
+        code; one input can do both (a close frame right behind the upgrade request)."""
         path = self.scope.get("path")
         if status:
             access_log.info('%s - "WebSocket %s" %d', self.client, path, status)
-        elif self.machine.handshake is None:
+        if entered_closed and self.machine.handshake is None:
             access_log.info('%s - "WebSocket %s" closed (code %s)', self.client, path, self.machine.close_code)
 
     async def _flush_or_lose(self) -> BaseException | None:
