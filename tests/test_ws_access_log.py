@@ -4,6 +4,7 @@ result (101, 403, a denial status, 500) and the end of an accepted connection wi
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,31 +19,29 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [line.split(" - ", 1)[1] for line in lines]
 
 
+async def _close_after_the_handshake(port: int) -> int:
+    ws = await WSClient.connect(port, path="/chat")
+    await ws.close(4001)
+    await ws.expect_close()
+    return 4001
+
+
+async def _close_behind_the_upgrade_request(port: int) -> int:
+    # The accept takes the close frame that waited behind the handshake: one input sends the
+    # 101 and ends the connection, and both lines are written.
+    stream = await connect(port)
+    await stream.send(handshake_request("/chat") + close_frame(1000))
+    await read_until_eof(stream)
+    await stream.aclose()
+    return 1000
+
+
 # With the trace on and off: the machines record their state changes only when traced.
 @pytest.mark.parametrize("trace", [False, True])
-async def test_accepted_connection_logs_101_then_the_close_code(trace: bool, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="refserver.access")
-    rec = Recorder()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        rec.add("event", await receive())
-
-    async with serving(app, trace=trace) as server:
-        ws = await WSClient.connect(server.port, path="/chat")
-        await ws.close(4001)
-        await ws.expect_close()
-        await rec.wait_kind("event")
-    assert access_lines(caplog) == ['"WebSocket /chat" 101', '"WebSocket /chat" closed (code 4001)']
-
-
-@pytest.mark.parametrize("trace", [False, True])
-async def test_a_close_frame_behind_the_upgrade_request_still_logs_the_close(
-    trace: bool, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("client", [_close_after_the_handshake, _close_behind_the_upgrade_request])
+async def test_accepted_connection_logs_101_then_the_close_code(
+    client: Callable[[int], Awaitable[int]], trace: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The accept takes the close frame that waited behind the handshake: one input sends the 101
-    # and ends the connection, and both lines are written.
     caplog.set_level(logging.INFO, logger="refserver.access")
     rec = Recorder()
 
@@ -52,13 +51,10 @@ async def test_a_close_frame_behind_the_upgrade_request_still_logs_the_close(
         rec.add("event", await receive())
 
     async with serving(app, trace=trace) as server:
-        stream = await connect(server.port)
-        await stream.send(handshake_request("/chat") + close_frame(1000))
-        await read_until_eof(stream)
-        await stream.aclose()
+        code = await client(server.port)
         await rec.wait_kind("event")
-    assert rec.items == [("event", {"type": "websocket.disconnect", "code": 1000, "reason": ""})]
-    assert access_lines(caplog) == ['"WebSocket /chat" 101', '"WebSocket /chat" closed (code 1000)']
+    assert rec.items == [("event", {"type": "websocket.disconnect", "code": code, "reason": ""})]
+    assert access_lines(caplog) == ['"WebSocket /chat" 101', f'"WebSocket /chat" closed (code {code})']
 
 
 @pytest.mark.parametrize(
