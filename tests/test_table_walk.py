@@ -115,7 +115,8 @@ def test_the_websocket_walk_takes_every_declared_edge_and_no_other() -> None:
     assert result.complete, "the walk stopped at max_depth with situations left to try"
     assert result.undeclared == set()
     assert result.untaken == set()
-    # The counts, for the record: declared (= taken) edges, situations, inputs applied.
+    # The counts, for the record: declared (= taken) edges, situations, inputs applied (shown by
+    # pytest -n0 -s: the suite runs on workers, whose output pytest does not show).
     print(
         f"WebSocket walk: {len(result.declared)} edges declared, {len(result.taken)} taken, "
         f"{result.situations} situations, {result.inputs_applied} inputs applied"

@@ -88,6 +88,7 @@ def test_every_input_in_every_reachable_lifespan_state_takes_exactly_the_declare
     }
     result = walk(lifespan.LifespanMachine, lambda m: inputs, _lifespan_key, rows=lifespan.TABLE.values(), max_depth=10)
     assert (result.errors, result.complete, result.undeclared, result.untaken) == ([], True, set(), set())
+    # For the record (shown by pytest -n0 -s: the suite runs on workers, whose output pytest does not show).
     print(f"lifespan: {len(result.taken)} edges taken, {result.situations} reachable configurations")
 
 
@@ -224,6 +225,7 @@ def test_random_walks_over_the_http_machine_take_exactly_the_declared_edges() ->
         _walk_http(rng)
     declared = declared_edges(http.TABLE.values())
     assert (sorted(by_row - declared), sorted(declared - by_row)) == ([], []), "undeclared, never taken by its row"
+    # For the record (shown by pytest -n0 -s).
     print(f"HTTP: {len(by_row)} of {len(declared)} declared edges taken, each by its own row")
 
 
