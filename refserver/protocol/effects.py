@@ -70,7 +70,7 @@ class Effects:
     arm: dict[Timer, float] = EMPTY_DICT  # timer -> seconds from now
     cancel: list[Timer] = EMPTY_LIST
     tcp: Tcp | None = None
-    transitions: list[Transition] = EMPTY_LIST  # left empty where nothing traces (speedups.untraced)
+    transitions: list[Transition] = EMPTY_LIST  # left empty where nothing traces (speedups.effects_makers)
     status: int = 0  # an HTTP status written in answer to a WebSocket handshake
     close_code: int | None = None  # the disconnect code, when it was decided by this input
     error: BaseException | None = None  # raise into the app after applying the rest

@@ -57,7 +57,7 @@ from refserver.errors import ASGIProtocolError, ClientDisconnected
 from refserver.protocol import handshake, http_extensions, internals, request_checks, speedups
 from refserver.protocol.effects import Effects, Note, Tcp
 from refserver.protocol.responses import REASONS, complete_response
-from refserver.protocol.speedups import CheckedHeads, FastEnum, blank
+from refserver.protocol.speedups import CheckedHeads, FastEnum
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.protocol.websocket import Timeouts, WebSocketMachine
 from refserver.spec import messages, scopes, sections
@@ -220,7 +220,7 @@ class Settings:
     ws_deflate: bool = True
     ws_timeouts: Timeouts = field(default_factory=Timeouts)
     # Whether anything reads the state changes (a trace): when nothing does, the machines leave
-    # them out of their effects (speedups.untraced).
+    # them out of their effects (speedups.effects_makers).
     traced: bool = True
 
 
@@ -265,8 +265,7 @@ class HTTPEffects(Effects):
     file: http_extensions.FileWrite | None = None  # a file body to send after ``write``, then its framing
 
 
-# The effects of a connection nobody traces: its state changes are not recorded (speedups.untraced).
-_UNTRACED_EFFECTS = speedups.untraced(HTTPEffects)
+_MAKE_EFFECTS = speedups.effects_makers(HTTPEffects)  # by whether anything traces
 
 
 class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
@@ -297,7 +296,7 @@ class HTTPMachine(TableMachine[State, Input, HTTPEffects]):
         self.upgrade_headers: Headers = []
         self.heads = CheckedHeads()
         self._new_cycle()
-        self._new_effects = blank(HTTPEffects if self.settings.traced else _UNTRACED_EFFECTS)
+        self._new_effects = _MAKE_EFFECTS[self.settings.traced]
         self._fx = self._new_effects()
         self._row = TABLE[(State.IDLE, Input.BYTES)]
 

@@ -88,17 +88,19 @@ def blank(cls: type[T]) -> Callable[[], T]:
     return partial(object.__new__, cls)
 
 
-def untraced(effects: type[T]) -> type[T]:
-    """Make a subclass of the effects class ``effects`` whose ``add_transition`` records nothing,
-    for a machine whose state changes nobody reads (no trace). The record (a ``Transition``
-    with its states' names) and the runtime's pass over it cost 38,600 of 529,800 instructions
-    per HTTP keep-alive request, and 19,300 of 1,116,600 per WebSocket connection (open, one
-    echo, close: ``--workload churn``)."""
+def effects_makers(effects: type[T]) -> dict[bool, Callable[[], T]]:
+    """Give the makers of an input's ``effects()`` (:func:`blank`), by whether anything reads
+    the state changes (a trace). For a machine nobody traces, the effects are of a subclass
+    whose ``add_transition`` records nothing. The record (a ``Transition`` with its states'
+    names) and the runtime's pass over it cost 38,600 of 529,800 instructions per HTTP
+    keep-alive request, and 19,300 of 1,116,600 per WebSocket connection (open, one echo, close:
+    ``--workload churn``). Called once per effects class, at import."""
 
     def add_transition(self: object, old: Enum, new: Enum, section: str, why: str) -> None:
         """Record nothing: nothing reads the state changes."""
 
-    return type(f"Untraced{effects.__name__}", (effects,), {"add_transition": add_transition})
+    untraced = type(f"Untraced{effects.__name__}", (effects,), {"add_transition": add_transition})
+    return {True: blank(effects), False: blank(untraced)}
 
 
 # The names of the effects an input set, as the keys of its effects' instance dict: an

@@ -64,7 +64,7 @@ class TableMachine(Generic[S, I, E]):
 
     A row changes the state at most once, from its own state to one of the states it lists
     (:meth:`_enter` refuses anything else); every change goes to the effects'
-    ``add_transition`` (which records it, unless nothing traces: ``speedups.untraced``). An
+    ``add_transition`` (which records it, unless nothing traces: ``speedups.effects_makers``). An
     action may hand an input it found inside its own (a frame inside the peer's bytes) to the
     row of the state it is in then (:meth:`_run`): that row's change is checked against that row.
 

@@ -44,7 +44,7 @@ from refserver.protocol.extensions import PerMessageDeflate
 from refserver.protocol.frames import FrameCodec, close_payload
 from refserver.protocol.handshake import DeflateParams, accept_key
 from refserver.protocol.responses import complete_response, response_head, sendable_head
-from refserver.protocol.speedups import FastEnum, blank
+from refserver.protocol.speedups import FastEnum
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -153,8 +153,7 @@ class Timeouts:
     ping_timeout_s: float = 20.0
 
 
-# The effects of a connection nobody traces: its state changes are not recorded (speedups.untraced).
-_UNTRACED_EFFECTS = speedups.untraced(Effects)
+_MAKE_EFFECTS = speedups.effects_makers(Effects)  # by whether anything traces
 
 
 class WebSocketMachine(TableMachine[State, Input, Effects]):
@@ -175,8 +174,8 @@ class WebSocketMachine(TableMachine[State, Input, Effects]):
     ) -> None:
         """Start a connection in ``CONNECTING``, the upgrade request parsed by ``handshake``.
         ``traced``: whether anything reads the state changes (when nothing does, the effects
-        leave them out: speedups.untraced)."""
-        self._new_effects = blank(Effects if traced else _UNTRACED_EFFECTS)
+        leave them out: speedups.effects_makers)."""
+        self._new_effects = _MAKE_EFFECTS[traced]
         self.handshake: h11.Connection | None = handshake
         self.key = key
         self.offered_subprotocols = subprotocols

@@ -162,9 +162,10 @@ class WebSocketConnection:
         if fx.notes or fx.transitions:
             record_steps(fx, self.machine.state.name, self.trace)
         # CLOSED is final, so the first input after which the machine is in it is the one that entered it.
-        entered_closed = not self._in_closed and self.machine.state is State.CLOSED
-        self._in_closed = self._in_closed or entered_closed
-        if self.ctx.config.access_log:
+        entered_closed = self.machine.state is State.CLOSED and not self._in_closed
+        if entered_closed:
+            self._in_closed = True
+        if (fx.status or entered_closed) and self.ctx.config.access_log:
             self._access_log(fx.status, entered_closed)
         if fx.write:
             self.transport.write(fx.write)
