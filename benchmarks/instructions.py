@@ -1,7 +1,7 @@
 """What one HTTP keep-alive request or one WebSocket echo costs a server in machine
 instructions, with no kernel.
 
-    python benchmarks/instructions.py                  # CPU µs per request, refserver and uvicorn
+    python benchmarks/instructions.py --repeat 12      # CPU µs per request, refserver and uvicorn, paired
     python benchmarks/instructions.py --valgrind       # machine instructions per request (valgrind)
     python benchmarks/instructions.py --valgrind --workload ws   # per 32 B WebSocket echo
     python benchmarks/instructions.py --valgrind --workload churn  # per WebSocket connection
@@ -31,6 +31,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -352,11 +353,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{server:10s} {per_request:10,.0f} instructions per {_unit(args.workload)}")
         return
     requests = args.requests or 20000 // args.connections
+    timings: dict[str, list[float]] = {server: [] for server in servers}
     for _ in range(args.repeat):
         for server in servers:  # interleaved
             cpu_s = run_requests(server, requests, args.connections, args.workload)
             per_request_us = cpu_s / requests / args.connections * 1e6
+            timings[server].append(per_request_us)
             print(f"{server:10s} {per_request_us:7.1f} µs of CPU per {_unit(args.workload)}")
+    if "uvicorn" in timings and "refserver" in timings:
+        # Each refserver run against the uvicorn run beside it: the figure that survives a busy machine.
+        ratios = [u / r for r, u in zip(timings["refserver"], timings["uvicorn"], strict=True)]
+        print(
+            f"median {statistics.median(timings['refserver']):.1f} µs against uvicorn's "
+            f"{statistics.median(timings['uvicorn']):.1f}: refserver {statistics.median(ratios):.2f}x "
+            f"as fast per CPU-second (runs paired: {min(ratios):.2f}-{max(ratios):.2f}x)"
+        )
 
 
 def _unit(workload: str) -> str:
