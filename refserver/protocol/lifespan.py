@@ -25,7 +25,6 @@ from typing import Any
 
 from refserver.errors import ASGIProtocolError
 from refserver.protocol.effects import Effects
-from refserver.protocol.speedups import blank
 from refserver.protocol.table import TableBuilder, TableMachine
 from refserver.spec import messages, sections
 
@@ -119,7 +118,7 @@ class LifespanMachine(TableMachine[State, Input, Effects]):
 
     # ------------------------------------------------------------------ dispatch
 
-    _new_effects = blank(Effects)
+    _new_effects = Effects  # a few inputs per server: plain Effects, none of speedups' makers
 
     def _go(self, new: State, why: str, section: str) -> None:
         self._enter(new, why, section)
